@@ -1,0 +1,236 @@
+//! The `analyze` run: ingest → normalize → context → detect → rank → report, in that order.
+//! [`Plan`] is the validated form of the command line (the binary builds it from its flags).
+
+use std::path::PathBuf;
+
+use polars::prelude::*;
+
+use crate::context::{self, Context};
+use crate::detect::{self, DetectInput, DetectOptions, Detection, Entity, EntityKind};
+use crate::error::{Error, FrameContext, Result};
+use crate::ingest;
+use crate::normalize::TimeParser;
+use crate::normalize::schema::col as c;
+use crate::rank::{self, Ranked, Severity};
+use crate::report::{self, RunInfo, charts::EntitySeries};
+
+/// A validated analyze run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub inputs: Vec<PathBuf>,
+    pub roster: Option<PathBuf>,
+    pub credentials: Option<PathBuf>,
+    pub out: PathBuf,
+    pub force: bool,
+    pub time: TimeParser,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub options: DetectOptions,
+    pub min_level: Severity,
+    pub progress: bool,
+}
+
+/// What the binary needs to print and to choose its exit code.
+pub struct Outcome {
+    pub ranked: Vec<Ranked>,
+    pub records: u64,
+    pub rejected: u64,
+}
+
+pub fn run(plan: &Plan) -> Result<Outcome> {
+    let found = ingest::discover(&plan.inputs)?;
+    if found.events.is_empty() {
+        return Err(Error::NoEvents);
+    }
+    let context = load_context(plan, &found)?;
+    let ingested = ingest::read_events(&found, &plan.time, plan.progress)?;
+    for skipped in &ingested.skipped {
+        eprintln!(
+            "warning: {}: unknown file format, skipped",
+            skipped.display()
+        );
+    }
+    let total = ingested.events.height() as u64;
+    let events = window(ingested.events, plan.from, plan.to)?;
+    let files: Vec<String> = found
+        .events
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+
+    let input = DetectInput {
+        events: &events,
+        context: &context,
+        options: &plan.options,
+        time: &plan.time,
+        files: &files,
+    };
+    let mut findings = Vec::new();
+    let mut limitations = Vec::new();
+    for detector in detect::all() {
+        let Detection {
+            findings: f,
+            limitations: l,
+        } = detector.detect(&input)?;
+        findings.extend(f);
+        limitations.extend(l);
+    }
+    let ranked = rank::rank(findings);
+
+    let info = run_info(plan, &context, &events, total)?;
+    let shown: Vec<Entity> = ranked
+        .iter()
+        .filter(|r| r.severity >= plan.min_level)
+        .take(report::charts::TIMELINES)
+        .map(|r| r.entity.clone())
+        .collect();
+    let series = daily_series(&events, &shown)?;
+    let data = report::ReportData {
+        ranked: &ranked,
+        min_level: plan.min_level,
+        files: &ingested.files,
+        rejects: &ingested.rejects,
+        skipped: &ingested.skipped,
+        limitations: &limitations,
+        info: &info,
+        time: &plan.time,
+        series: &series,
+    };
+    report::write(&plan.out, plan.force, &data)?;
+    Ok(Outcome {
+        records: ingested.files.iter().map(|f| f.records).sum(),
+        rejected: ingested.files.iter().map(|f| f.rejected).sum(),
+        ranked,
+    })
+}
+
+/// Flags win over `roster.csv` / `credentials.csv` found in an input directory.
+fn load_context(plan: &Plan, found: &ingest::Discovered) -> Result<Context> {
+    let roster_path = plan.roster.clone().or_else(|| found.roster.clone());
+    let credentials_path = plan
+        .credentials
+        .clone()
+        .or_else(|| found.credentials.clone());
+    let mut ctx = Context::default();
+    if let Some(p) = &roster_path {
+        ctx.roster = context::load_roster(p, &plan.time)?;
+    }
+    if let Some(p) = &credentials_path {
+        ctx.credentials = context::load_credentials(p, &plan.time)?;
+    }
+    ctx.roster_path = roster_path;
+    ctx.credentials_path = credentials_path;
+    Ok(ctx)
+}
+
+fn window(events: DataFrame, from: Option<i64>, to: Option<i64>) -> Result<DataFrame> {
+    if from.is_none() && to.is_none() {
+        return Ok(events);
+    }
+    let mut keep = lit(true);
+    if let Some(f) = from {
+        keep = keep.and(col(c::TS).gt_eq(lit(f)));
+    }
+    if let Some(t) = to {
+        keep = keep.and(col(c::TS).lt(lit(t)));
+    }
+    events.lazy().filter(keep).collect().stage("time window")
+}
+
+fn run_info(plan: &Plan, ctx: &Context, events: &DataFrame, total: u64) -> Result<RunInfo> {
+    let stats = events
+        .clone()
+        .lazy()
+        .select([
+            col(c::TS).min().alias("lo"),
+            col(c::TS).max().alias("hi"),
+            // The customer base: accounts touched by API access (logins to hosts are not customers).
+            col(c::TARGET)
+                .filter(col(c::EVENT_TYPE).eq(lit("access")))
+                .drop_nulls()
+                .n_unique()
+                .cast(DataType::UInt64)
+                .alias("accounts"),
+        ])
+        .collect()
+        .stage("run totals")?;
+    let get_i = |n: &str| -> Option<i64> { stats.column(n).ok()?.i64().ok()?.get(0) };
+    let accounts = stats
+        .column("accounts")
+        .ok()
+        .and_then(|c| c.u64().ok()?.get(0))
+        .unwrap_or(0);
+    let time_range = get_i("lo").zip(get_i("hi"));
+    Ok(RunInfo {
+        inputs: plan
+            .inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        roster: ctx.roster_path.as_ref().map(|p| p.display().to_string()),
+        credentials: ctx
+            .credentials_path
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        time_zone: plan.time.tz.to_string(),
+        window: (plan.from, plan.to),
+        events_in_window: events.height() as u64,
+        events_outside_window: total - events.height() as u64,
+        time_range,
+        distinct_accounts: accounts,
+    })
+}
+
+/// Daily events and distinct accounts for the charted entities.
+fn daily_series(events: &DataFrame, entities: &[Entity]) -> Result<Vec<EntitySeries>> {
+    let mut out = Vec::new();
+    for e in entities {
+        let key = match e.kind {
+            EntityKind::Credential => c::CREDENTIAL,
+            EntityKind::Principal => c::PRINCIPAL,
+            EntityKind::SourceIp => c::SOURCE_IP,
+        };
+        let df = events
+            .clone()
+            .lazy()
+            .filter(col(key).eq(lit(e.id.as_str())))
+            .group_by([col(c::DAY)])
+            .agg([
+                len().cast(DataType::UInt64).alias("n"),
+                col(c::TARGET)
+                    .drop_nulls()
+                    .n_unique()
+                    .cast(DataType::UInt64)
+                    .alias("a"),
+            ])
+            .sort([c::DAY], SortMultipleOptions::default())
+            .collect()
+            .stage("daily series")?;
+        let days = df
+            .column(c::DAY)
+            .stage("daily series")?
+            .i64()
+            .stage("daily series")?;
+        let n = df
+            .column("n")
+            .stage("daily series")?
+            .u64()
+            .stage("daily series")?;
+        let a = df
+            .column("a")
+            .stage("daily series")?
+            .u64()
+            .stage("daily series")?;
+        let days = days
+            .iter()
+            .zip(n.iter())
+            .zip(a.iter())
+            .filter_map(|((d, n), a)| Some((d?, n.unwrap_or(0), a.unwrap_or(0))))
+            .collect();
+        out.push(EntitySeries {
+            entity: e.clone(),
+            days,
+        });
+    }
+    Ok(out)
+}

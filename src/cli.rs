@@ -1,0 +1,206 @@
+//! Command-line surface (clap derive) and its translation into library run plans.
+//! Flags only get validated here; the library never sees clap types.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use audithound::analyze::{self, Plan};
+use audithound::detect::DetectOptions;
+use audithound::generate;
+use audithound::normalize::TimeParser;
+use audithound::rank::Severity;
+use clap::{Args as ClapArgs, Parser, Subcommand};
+
+const EXIT_HELP: &str = "Exit codes: 0 ran and found nothing at or above --fail-on (default: never fail on \
+findings); 1 findings at or above --fail-on; 2 error (bad input, unreadable file, cannot write).";
+
+#[derive(Parser, Debug)]
+#[command(name = "audithound", version, about = "Find insiders in exported authentication and access logs", after_help = EXIT_HELP)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Analyse exported logs and write a ranked report.
+    #[command(after_help = EXIT_HELP)]
+    Analyze(AnalyzeArgs),
+    /// Write a synthetic export with the insider scenario planted (tests, demos, benchmarks).
+    Generate(GenerateArgs),
+}
+
+/// Time zone and window, shared by every command that reads events.
+#[derive(ClapArgs, Debug)]
+struct TimeArgs {
+    /// Company time zone (IANA name): naive timestamps and roster dates are read in it.
+    #[arg(long, default_value = "UTC")]
+    timezone: String,
+    /// Only events at or after this instant (RFC 3339, date, or epoch).
+    #[arg(long)]
+    from: Option<String>,
+    /// Only events before this instant.
+    #[arg(long)]
+    to: Option<String>,
+}
+
+#[derive(ClapArgs, Debug)]
+struct AnalyzeArgs {
+    /// Event files or directories (recursive; CSV / JSON lines, plain, .gz or .zst).
+    #[arg(default_value = "sample_logs")]
+    inputs: Vec<PathBuf>,
+    /// HR roster CSV (default: roster.csv inside an input directory).
+    #[arg(long)]
+    roster: Option<PathBuf>,
+    /// Credential inventory CSV (default: credentials.csv inside an input directory).
+    #[arg(long)]
+    credentials: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, default_value = "audithound-report")]
+    out: PathBuf,
+    /// Replace a non-empty output directory.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    time: TimeArgs,
+    /// Hours after a credential's revocation during which its use is expected (key rotation).
+    #[arg(long, default_value_t = 48)]
+    rotation_grace_hours: i64,
+    /// Lowest severity written to the reports (totals in the summary still count everything).
+    #[arg(long, default_value = "informational")]
+    min_level: String,
+    /// Exit with 1 when a finding reaches this severity (for scheduled jobs).
+    #[arg(long)]
+    fail_on: Option<String>,
+    /// No progress bar and no table on stdout (cron).
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(ClapArgs, Debug)]
+struct GenerateArgs {
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[arg(long, default_value_t = 120)]
+    days: u32,
+    #[arg(long, default_value_t = 3000)]
+    customers: u32,
+    #[arg(long, default_value_t = 60)]
+    employees: u32,
+    /// Write plain files instead of gzip / zstd.
+    #[arg(long)]
+    no_compress: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    match args.command {
+        Command::Analyze(a) => analyze(a),
+        Command::Generate(g) => {
+            let truth = generate::run(&generate::Config {
+                out: g.out.clone(),
+                seed: g.seed,
+                days: g.days,
+                customers: g.customers,
+                employees: g.employees,
+                compress: !g.no_compress,
+            })?;
+            eprintln!("wrote {} events to {}", truth.events, g.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn level(flag: &'static str, value: &str) -> Result<Severity> {
+    Severity::parse(value).ok_or_else(|| {
+        anyhow::anyhow!(
+            "invalid {flag} {value:?}: use informational, low, medium, high or critical"
+        )
+    })
+}
+
+fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
+    let tz: chrono_tz::Tz = a
+        .time
+        .timezone
+        .parse()
+        .map_err(|_| audithound::Error::TimeZone(a.time.timezone.clone()))?;
+    let time = TimeParser::new(tz);
+    let instant = |flag: &str, v: &Option<String>| -> Result<Option<i64>> {
+        v.as_deref()
+            .map(|s| {
+                time.start_of_day(s)
+                    .map_err(|r| anyhow::anyhow!("invalid {flag}: {r}"))
+            })
+            .transpose()
+    };
+    let fail_on = a
+        .fail_on
+        .as_deref()
+        .map(|v| level("--fail-on", v))
+        .transpose()?;
+    let plan = Plan {
+        inputs: a.inputs,
+        roster: a.roster,
+        credentials: a.credentials,
+        out: a.out,
+        force: a.force,
+        from: instant("--from", &a.time.from)?,
+        to: instant("--to", &a.time.to)?,
+        time,
+        options: DetectOptions {
+            rotation_grace_ms: a.rotation_grace_hours.max(0) * 3_600_000,
+        },
+        min_level: level("--min-level", &a.min_level)?,
+        progress: !a.quiet && std::io::stderr().is_terminal(),
+    };
+    let outcome = analyze::run(&plan)?;
+    if !a.quiet {
+        print_table(&outcome, &plan).context("writing the table to stdout")?;
+    }
+    let failing = fail_on.is_some_and(|lvl| outcome.ranked.iter().any(|r| r.severity >= lvl));
+    Ok(if failing {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_table(outcome: &analyze::Outcome, plan: &Plan) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:>4}  {:>6}  {:<13}  {:<11}  {:<28}  {:>8}  {:>8}  reasons",
+        "rank", "score", "severity", "entity", "id", "events", "accounts"
+    )?;
+    for r in outcome
+        .ranked
+        .iter()
+        .filter(|r| r.severity >= plan.min_level)
+        .take(15)
+    {
+        let codes: Vec<&str> = r.reasons.iter().map(|(f, _)| f.code).collect();
+        writeln!(
+            out,
+            "{:>4}  {:>6.1}  {:<13}  {:<11}  {:<28}  {:>8}  {:>8}  {}",
+            r.rank,
+            r.score,
+            r.severity.name(),
+            r.entity.kind.name(),
+            r.entity.id,
+            r.events,
+            r.distinct_accounts,
+            codes.join(",")
+        )?;
+    }
+    writeln!(
+        out,
+        "{} records read, {} rejected; report in {}",
+        outcome.records,
+        outcome.rejected,
+        plan.out.display()
+    )
+}

@@ -1,0 +1,190 @@
+//! Shared aggregation: "what did this key / principal / address do" over a filtered event set.
+//! Detectors filter lazily, then call [`summarize`] once, so the event table is scanned inside
+//! polars and only one row per entity comes back to Rust.
+
+use std::collections::BTreeMap;
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::error::{FrameContext, Result};
+use crate::normalize::schema::col as c;
+
+/// Activity of one entity over the rows a detector selected.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Activity {
+    pub events: u64,
+    pub successes: u64,
+    pub distinct_accounts: u64,
+    pub distinct_sources: u64,
+    pub distinct_principals: u64,
+    pub first: i64,
+    pub last: i64,
+    /// Input file index and line of the earliest event (ties broken by file, then line).
+    pub first_file: u32,
+    pub first_line: u64,
+    /// Most frequent source addresses, by count then address.
+    pub top_sources: Vec<(String, u64)>,
+    /// Most frequent principals (token subjects, users), by count then name.
+    pub top_principals: Vec<(String, u64)>,
+}
+
+const TOP_N: usize = 5;
+
+/// Aggregates `rows` per value of `key` (rows with a null key are ignored).
+pub fn summarize(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Activity>> {
+    let rows = rows.filter(col(key).is_not_null());
+    let order = [col(c::TS), col(c::FILE), col(c::LINE)];
+    let main = rows
+        .clone()
+        .group_by([col(key)])
+        .agg([
+            len().cast(DataType::UInt64).alias("events"),
+            col(c::SUCCESS)
+                .cast(DataType::UInt64)
+                .sum()
+                .alias("successes"),
+            col(c::TARGET)
+                .drop_nulls()
+                .n_unique()
+                .cast(DataType::UInt64)
+                .alias("accounts"),
+            col(c::SOURCE_IP)
+                .drop_nulls()
+                .n_unique()
+                .cast(DataType::UInt64)
+                .alias("sources"),
+            col(c::PRINCIPAL)
+                .drop_nulls()
+                .n_unique()
+                .cast(DataType::UInt64)
+                .alias("principals"),
+            col(c::TS).min().alias("first"),
+            col(c::TS).max().alias("last"),
+            col(c::FILE)
+                .sort_by(order.clone(), SortMultipleOptions::default())
+                .first()
+                .alias("first_file"),
+            col(c::LINE)
+                .sort_by(order, SortMultipleOptions::default())
+                .first()
+                .alias("first_line"),
+        ])
+        .collect()
+        .stage("summarizing activity")?;
+
+    let mut out = BTreeMap::new();
+    let keys = main
+        .column(key)
+        .stage("activity key")?
+        .str()
+        .stage("activity key")?;
+    let u = |name: &str| -> Result<Vec<u64>> {
+        let col = main.column(name).stage("activity")?;
+        Ok(col
+            .u64()
+            .stage("activity")?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect())
+    };
+    let i = |name: &str| -> Result<Vec<i64>> {
+        let col = main.column(name).stage("activity")?;
+        Ok(col
+            .i64()
+            .stage("activity")?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect())
+    };
+    let (events, successes, accounts, sources, principals) = (
+        u("events")?,
+        u("successes")?,
+        u("accounts")?,
+        u("sources")?,
+        u("principals")?,
+    );
+    let (first, last, lines) = (i("first")?, i("last")?, u("first_line")?);
+    let files: Vec<u32> = main
+        .column("first_file")
+        .stage("activity")?
+        .u32()
+        .stage("activity")?
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .collect();
+    for (idx, k) in keys.iter().enumerate() {
+        let Some(k) = k else { continue };
+        out.insert(
+            k.to_string(),
+            Activity {
+                events: events[idx],
+                successes: successes[idx],
+                distinct_accounts: accounts[idx],
+                distinct_sources: sources[idx],
+                distinct_principals: principals[idx],
+                first: first[idx],
+                last: last[idx],
+                first_file: files[idx],
+                first_line: lines[idx],
+                ..Activity::default()
+            },
+        );
+    }
+    for (k, top) in top_values(rows.clone(), key, c::SOURCE_IP)? {
+        if let Some(a) = out.get_mut(&k) {
+            a.top_sources = top;
+        }
+    }
+    for (k, top) in top_values(rows, key, c::PRINCIPAL)? {
+        if let Some(a) = out.get_mut(&k) {
+            a.top_principals = top;
+        }
+    }
+    Ok(out)
+}
+
+/// The most frequent values of `value` per `key`, deterministic (count desc, then value asc).
+pub fn top_values(
+    rows: LazyFrame,
+    key: &str,
+    value: &str,
+) -> Result<BTreeMap<String, Vec<(String, u64)>>> {
+    if key == value {
+        return Ok(BTreeMap::new());
+    }
+    let df = rows
+        .filter(col(value).is_not_null())
+        .group_by([col(key), col(value)])
+        .agg([len().cast(DataType::UInt64).alias("n")])
+        .collect()
+        .stage("top values")?;
+    let keys = df
+        .column(key)
+        .stage("top values")?
+        .str()
+        .stage("top values")?;
+    let values = df
+        .column(value)
+        .stage("top values")?
+        .str()
+        .stage("top values")?;
+    let counts = df
+        .column("n")
+        .stage("top values")?
+        .u64()
+        .stage("top values")?;
+    let mut all: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    for ((k, v), n) in keys.iter().zip(values.iter()).zip(counts.iter()) {
+        if let (Some(k), Some(v), Some(n)) = (k, v, n) {
+            all.entry(k.to_string())
+                .or_default()
+                .push((v.to_string(), n));
+        }
+    }
+    for list in all.values_mut() {
+        list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        list.truncate(TOP_N);
+    }
+    Ok(all)
+}

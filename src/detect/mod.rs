@@ -1,0 +1,138 @@
+//! Detection: each detector reads the one event frame plus context and returns findings.
+//!
+//! A finding is one reason about one entity (a credential, a principal, a source address). The
+//! same entity may collect reasons from several detectors; [`crate::rank`] merges them, so a
+//! detector never needs to know about the others.
+
+pub mod activity;
+pub mod offboarding;
+
+use polars::prelude::DataFrame;
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::error::Result;
+use crate::normalize::TimeParser;
+
+/// What a finding is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Entity {
+    pub kind: EntityKind,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    Credential,
+    Principal,
+    SourceIp,
+}
+
+impl EntityKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EntityKind::Credential => "credential",
+            EntityKind::Principal => "principal",
+            EntityKind::SourceIp => "source_ip",
+        }
+    }
+}
+
+impl Entity {
+    pub fn new(kind: EntityKind, id: impl Into<String>) -> Self {
+        Entity {
+            kind,
+            id: id.into(),
+        }
+    }
+}
+
+/// One reason about one entity, with the evidence that supports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub detector: &'static str,
+    pub entity: Entity,
+    /// Stable machine code of the reason, e.g. `used_after_owner_left`.
+    pub code: &'static str,
+    /// One sentence a person can read.
+    pub reason: String,
+    /// Strength of this signal alone, 0–100 (see `docs/scoring.md`).
+    pub score: f64,
+    pub first_seen: Option<i64>,
+    pub last_seen: Option<i64>,
+    pub events: u64,
+    pub distinct_accounts: u64,
+    /// Instant the anomaly starts (e.g. the owner's departure), marked on charts.
+    pub marks: Vec<(String, i64)>,
+    pub related: Vec<Entity>,
+    pub techniques: Vec<&'static str>,
+    pub evidence: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Knobs shared by detectors.
+#[derive(Debug, Clone)]
+pub struct DetectOptions {
+    /// Window after `revoked` in which a rotated key is still expected (rotation grace).
+    pub rotation_grace_ms: i64,
+}
+
+impl Default for DetectOptions {
+    fn default() -> Self {
+        DetectOptions {
+            rotation_grace_ms: 48 * 3_600_000,
+        }
+    }
+}
+
+/// Everything a detector may read.
+pub struct DetectInput<'a> {
+    pub events: &'a DataFrame,
+    pub context: &'a Context,
+    pub options: &'a DetectOptions,
+    pub time: &'a TimeParser,
+    /// Input file names by index, to point evidence at `file:line`.
+    pub files: &'a [String],
+}
+
+/// What the data could not tell: surfaced in the summary instead of a silent "nothing found".
+#[derive(Debug, Clone, Serialize)]
+pub struct Limitation {
+    pub detector: &'static str,
+    pub note: String,
+}
+
+/// The output of one detector run.
+#[derive(Debug, Default)]
+pub struct Detection {
+    pub findings: Vec<Finding>,
+    pub limitations: Vec<Limitation>,
+}
+
+/// The interface every detector implements; one file per detector under `detect/`.
+pub trait Detector: Sync {
+    fn name(&self) -> &'static str;
+    fn detect(&self, input: &DetectInput) -> Result<Detection>;
+}
+
+/// All detectors, in a fixed order (the order never affects the ranking).
+pub fn all() -> Vec<Box<dyn Detector>> {
+    vec![Box::new(offboarding::Offboarding)]
+}
+
+/// A base score raised with volume: `base + bonus × min(1, log10(1 + n) / 4)`, i.e. the bonus is
+/// reached at 10,000 distinct accounts. Shared so every detector scales volume the same way.
+pub fn volume_score(base: f64, bonus: f64, distinct_accounts: u64) -> f64 {
+    let scale = ((1.0 + distinct_accounts as f64).log10() / 4.0).min(1.0);
+    (base + bonus * scale).clamp(0.0, 100.0)
+}
+
+pub(crate) fn json_list<T: Serialize>(items: &[T]) -> serde_json::Value {
+    serde_json::to_value(items).unwrap_or(serde_json::Value::Null)
+}
+
+pub(crate) type Evidence = serde_json::Map<String, serde_json::Value>;
+
+pub(crate) fn evidence<const N: usize>(pairs: [(&str, serde_json::Value); N]) -> Evidence {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}

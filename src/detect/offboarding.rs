@@ -1,0 +1,267 @@
+//! Credential or identity used after offboarding or revocation.
+//!
+//! Three cut-offs, each a small (key, instant) table joined to the events inside polars: a
+//! credential's revocation plus the rotation grace, the departure of a credential's owner, and the
+//! departure of the principal itself. Successful use past a cut-off is the finding; failures alone
+//! (a departed person's old laptop still retrying) are reported, but low, because nothing got in.
+
+use std::collections::BTreeMap;
+
+use polars::prelude::*;
+
+use super::activity::{Activity, summarize};
+use super::{
+    DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, evidence, json_list,
+    volume_score,
+};
+use crate::error::{FrameContext, Result};
+use crate::normalize::schema::{DAY_MS, col as c};
+
+pub struct Offboarding;
+
+const NAME: &str = "offboarding";
+const FAILURE_ONLY_SCORE: f64 = 15.0;
+const SUCCESS_BASE: f64 = 55.0;
+const SIGNING_KEY_BASE: f64 = 65.0;
+
+/// Which cut-off a finding is about.
+#[derive(Clone, Copy)]
+enum Cut {
+    Revoked,
+    OwnerLeft,
+    PrincipalLeft,
+}
+
+impl Detector for Offboarding {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn detect(&self, input: &DetectInput) -> Result<Detection> {
+        let ctx = input.context;
+        let mut out = Detection::default();
+        if ctx.roster_path.is_none() {
+            out.limitations.push(Limitation {
+                detector: NAME,
+                note: "no HR roster given: use after departure was not checked".into(),
+            });
+        }
+        if ctx.credentials_path.is_none() {
+            out.limitations.push(Limitation {
+                detector: NAME,
+                note: "no credential inventory given: use after revocation and keys of departed owners were not checked".into(),
+            });
+        }
+        let grace = input.options.rotation_grace_ms;
+        let revoked: Vec<(String, i64)> = ctx
+            .credentials
+            .values()
+            .filter_map(|cr| cr.revoked.map(|r| (cr.id.clone(), r + grace)))
+            .collect();
+        let owner_left: Vec<(String, i64)> = ctx
+            .credentials
+            .values()
+            .filter_map(|cr| ctx.departure(&cr.owner).map(|d| (cr.id.clone(), d)))
+            .collect();
+        let principal_left: Vec<(String, i64)> = ctx
+            .roster
+            .values()
+            .filter_map(|e| e.access_ends.map(|d| (e.id.clone(), d)))
+            .collect();
+        for (cut, key, cutoffs) in [
+            (Cut::Revoked, c::CREDENTIAL, revoked),
+            (Cut::OwnerLeft, c::CREDENTIAL, owner_left),
+            (Cut::PrincipalLeft, c::PRINCIPAL, principal_left),
+        ] {
+            let cutoff_of: BTreeMap<String, i64> = cutoffs.iter().cloned().collect();
+            let (ok, failed) = late_use(input, key, cutoffs)?;
+            for (id, act) in &ok {
+                let failures = failed.get(id).map_or(0, |f| f.events);
+                out.findings
+                    .push(finding(input, cut, id, act, failures, cutoff_of[id], true));
+            }
+            for (id, act) in failed.iter().filter(|(id, _)| !ok.contains_key(*id)) {
+                out.findings.push(finding(
+                    input,
+                    cut,
+                    id,
+                    act,
+                    act.events,
+                    cutoff_of[id],
+                    false,
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+type Split = (BTreeMap<String, Activity>, BTreeMap<String, Activity>);
+
+/// Activity at or after each key's cut-off, split into successful and failed events.
+fn late_use(input: &DetectInput, key: &str, cutoffs: Vec<(String, i64)>) -> Result<Split> {
+    if cutoffs.is_empty() {
+        return Ok(Default::default());
+    }
+    let (ids, instants): (Vec<String>, Vec<i64>) = cutoffs.into_iter().unzip();
+    let table = DataFrame::new_infer_height(vec![
+        Column::new(key.into(), ids),
+        Column::new("cutoff".into(), instants),
+    ])
+    .stage("cut-off table")?;
+    let mut wanted = vec![
+        c::TS,
+        c::SUCCESS,
+        c::TARGET,
+        c::SOURCE_IP,
+        c::PRINCIPAL,
+        c::FILE,
+        c::LINE,
+    ];
+    if !wanted.contains(&key) {
+        wanted.push(key);
+    }
+    let late = input
+        .events
+        .clone()
+        .lazy()
+        .select(wanted.iter().map(|n| col(*n)).collect::<Vec<_>>())
+        .inner_join(table.lazy(), col(key), col(key))
+        .filter(col(c::TS).gt_eq(col("cutoff")));
+    let ok = summarize(late.clone().filter(col(c::SUCCESS)), key)?;
+    let failed = summarize(late.filter(col(c::SUCCESS).not()), key)?;
+    Ok((ok, failed))
+}
+
+fn finding(
+    input: &DetectInput,
+    cut: Cut,
+    id: &str,
+    act: &Activity,
+    failures: u64,
+    cutoff: i64,
+    succeeded: bool,
+) -> Finding {
+    let ctx = input.context;
+    let t = input.time;
+    let cred = ctx.credentials.get(id);
+    let kind = cred.map_or("credential", |c| c.kind.as_str());
+    let (entity, code, whose, mark) = match cut {
+        Cut::Revoked => (
+            Entity::new(EntityKind::Credential, id),
+            "used_after_revocation",
+            format!(
+                "{kind} {id}, revoked {}",
+                cred.and_then(|c| c.revoked_text.clone())
+                    .unwrap_or_default()
+            ),
+            format!(
+                "revoked {} (+grace)",
+                cred.and_then(|c| c.revoked_text.clone())
+                    .unwrap_or_default()
+            ),
+        ),
+        Cut::OwnerLeft => {
+            let owner = cred.map_or("", |c| c.owner.as_str());
+            (
+                Entity::new(EntityKind::Credential, id),
+                "used_after_owner_left",
+                format!("{kind} {id} of {}", describe_person(input, owner)),
+                format!("owner {owner} left {}", left_on(input, owner)),
+            )
+        }
+        Cut::PrincipalLeft => (
+            Entity::new(EntityKind::Principal, id),
+            "principal_used_after_departure",
+            format!("account of {}", describe_person(input, id)),
+            format!("{id} left {}", left_on(input, id)),
+        ),
+    };
+    let lag_days = (act.first - cutoff).div_euclid(DAY_MS);
+    let verb = if succeeded {
+        "used successfully"
+    } else {
+        "tried without success"
+    };
+    let reason = format!(
+        "{whose}: {verb} {} time(s) on {} account(s) from {} source(s), first {} ({lag_days} day(s) after the cut-off), last {}",
+        act.events,
+        act.distinct_accounts,
+        act.distinct_sources,
+        t.format(act.first),
+        t.format(act.last),
+    );
+    // A signing key mints any identity it likes, so its misuse starts higher than a user's.
+    let base = if kind == "signing_key" {
+        SIGNING_KEY_BASE
+    } else {
+        SUCCESS_BASE
+    };
+    let score = if succeeded {
+        volume_score(base, 30.0, act.distinct_accounts)
+    } else {
+        FAILURE_ONLY_SCORE
+    };
+    let mut related: Vec<Entity> = act
+        .top_sources
+        .iter()
+        .map(|(ip, _)| Entity::new(EntityKind::SourceIp, ip.clone()))
+        .collect();
+    if let (Cut::OwnerLeft, Some(cr)) = (cut, cred) {
+        related.push(Entity::new(EntityKind::Principal, cr.owner.clone()));
+    }
+    let mut techniques = vec!["T1078"];
+    if kind == "signing_key" {
+        techniques.push("T1552.004");
+    }
+    let file = input
+        .files
+        .get(act.first_file as usize)
+        .cloned()
+        .unwrap_or_default();
+    Finding {
+        detector: NAME,
+        entity,
+        code,
+        reason,
+        score,
+        first_seen: Some(act.first),
+        last_seen: Some(act.last),
+        events: act.events,
+        distinct_accounts: act.distinct_accounts,
+        marks: vec![(mark, cutoff), ("first late use".to_string(), act.first)],
+        related,
+        techniques,
+        evidence: evidence([
+            ("cutoff", t.format(cutoff).into()),
+            ("lag_days", lag_days.into()),
+            ("successful_events", act.successes.into()),
+            ("failed_events", failures.into()),
+            ("distinct_sources", act.distinct_sources.into()),
+            ("distinct_principals", act.distinct_principals.into()),
+            ("top_sources", json_list(&act.top_sources)),
+            ("top_principals", json_list(&act.top_principals)),
+            ("first_event", format!("{file}:{}", act.first_line).into()),
+        ]),
+    }
+}
+
+fn left_on(input: &DetectInput, id: &str) -> String {
+    let roster = input.context.roster.get(id);
+    roster
+        .and_then(|e| e.termination_date.clone())
+        .unwrap_or_default()
+}
+
+/// "E0042 (Jane Doe, engineering), who left on 2025-06-30" — or just the id when not on the roster.
+fn describe_person(input: &DetectInput, id: &str) -> String {
+    match input.context.roster.get(id) {
+        Some(e) => format!(
+            "{id} ({}, {}), who left on {}",
+            e.name,
+            e.department,
+            e.termination_date.as_deref().unwrap_or("?")
+        ),
+        None => id.to_string(),
+    }
+}

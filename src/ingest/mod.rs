@@ -1,0 +1,115 @@
+//! Ingest: find the event files, open them whatever their compression, and parse them in parallel.
+//!
+//! Each file is read by one rayon task into its own column buffers, so files never contend; the
+//! buffers are concatenated in the (sorted) file order, which keeps the frame, and therefore every
+//! report, independent of thread scheduling. Every record a reader sees is either parsed or
+//! quarantined as a [`Reject`], and [`FileStats`] reconciles the two per file.
+
+pub mod decompress;
+pub mod discover;
+pub mod readers;
+
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use crate::error::{FrameContext, Result};
+use crate::normalize::{EventColumns, TimeParser};
+pub use discover::{Discovered, Format, discover};
+
+/// An input record that could not be parsed, kept for `rejects.csv`.
+#[derive(Debug, Clone)]
+pub struct Reject {
+    pub file: String,
+    pub line: u64,
+    pub reason: String,
+    /// The offending text, shortened; log fields are attacker-controlled so it is neutralised on write.
+    pub raw: String,
+}
+
+/// Per-file reconciliation: `records == parsed + rejected` (blank lines are counted apart).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FileStats {
+    pub file: String,
+    pub format: String,
+    pub records: u64,
+    pub parsed: u64,
+    pub rejected: u64,
+    pub blank: u64,
+}
+
+/// Everything the later stages need from the inputs.
+pub struct Ingested {
+    pub events: DataFrame,
+    pub files: Vec<FileStats>,
+    pub rejects: Vec<Reject>,
+    /// Files we could not classify: skipped with a warning and listed in the summary.
+    pub skipped: Vec<PathBuf>,
+}
+
+const RAW_KEEP: usize = 240;
+
+/// Reads every event file of `found` into one frame.
+pub fn read_events(found: &Discovered, time: &TimeParser, show_progress: bool) -> Result<Ingested> {
+    let bar = if show_progress {
+        ProgressBar::new(found.events.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} reading {pos}/{len} files {wide_bar} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let results: Vec<(EventColumns, FileStats, Vec<Reject>)> = found
+        .events
+        .par_iter()
+        .enumerate()
+        .map(|(idx, (path, format))| {
+            let out = readers::read_file(path, *format, idx as u32, time);
+            bar.inc(1);
+            out
+        })
+        .collect();
+    bar.finish_and_clear();
+
+    let mut frame: Option<DataFrame> = None;
+    let mut files = Vec::with_capacity(results.len());
+    let mut rejects = Vec::new();
+    for (cols, stats, mut rej) in results {
+        files.push(stats);
+        rejects.append(&mut rej);
+        if cols.is_empty() {
+            continue;
+        }
+        let df = cols.into_frame()?;
+        match frame.as_mut() {
+            None => frame = Some(df),
+            Some(acc) => {
+                acc.vstack_mut(&df).stage("concatenating files")?;
+            }
+        }
+    }
+    let mut events = match frame {
+        Some(df) => df,
+        None => EventColumns::default().into_frame()?,
+    };
+    events.rechunk_mut();
+    Ok(Ingested {
+        events,
+        files,
+        rejects,
+        skipped: found.skipped.clone(),
+    })
+}
+
+/// Shortens a raw line for quarantine without splitting a UTF-8 character.
+pub(crate) fn shorten(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let trimmed = text.trim_end_matches(['\r', '\n']);
+    match trimmed.char_indices().nth(RAW_KEEP) {
+        Some((cut, _)) => format!("{}…", &trimmed[..cut]),
+        None => trimmed.to_string(),
+    }
+}

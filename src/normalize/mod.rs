@@ -1,0 +1,13 @@
+//! Normalisation: one canonical event schema whatever the source looked like.
+//!
+//! Readers hand over raw string fields; this stage turns them into typed values (UTC milliseconds,
+//! lower-cased event types, a success flag) and accumulates them column-wise so the detectors get a
+//! single polars frame. A row that cannot be normalised becomes a quarantined reject, never a guess.
+
+pub mod columns;
+pub mod schema;
+pub mod time;
+
+pub use columns::EventColumns;
+pub use schema::{Field, RawRow};
+pub use time::TimeParser;

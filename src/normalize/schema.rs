@@ -1,0 +1,109 @@
+//! The canonical event schema (documented for users in `docs/schema.md`).
+
+/// Canonical input fields, in the documented order. Any may be absent except `timestamp` and
+/// `event_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Timestamp,
+    EventType,
+    Principal,
+    CredentialId,
+    TokenId,
+    SourceIp,
+    UserAgent,
+    Action,
+    TargetAccount,
+    Outcome,
+    Records,
+    Bytes,
+}
+
+impl Field {
+    pub const ALL: [Field; 12] = [
+        Field::Timestamp,
+        Field::EventType,
+        Field::Principal,
+        Field::CredentialId,
+        Field::TokenId,
+        Field::SourceIp,
+        Field::UserAgent,
+        Field::Action,
+        Field::TargetAccount,
+        Field::Outcome,
+        Field::Records,
+        Field::Bytes,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Timestamp => "timestamp",
+            Field::EventType => "event_type",
+            Field::Principal => "principal",
+            Field::CredentialId => "credential_id",
+            Field::TokenId => "token_id",
+            Field::SourceIp => "source_ip",
+            Field::UserAgent => "user_agent",
+            Field::Action => "action",
+            Field::TargetAccount => "target_account",
+            Field::Outcome => "outcome",
+            Field::Records => "records",
+            Field::Bytes => "bytes",
+        }
+    }
+
+    /// Maps a column or JSON key onto a canonical field; unknown names are ignored by the readers.
+    pub fn from_name(name: &str) -> Option<Field> {
+        let name = name.trim().trim_start_matches('\u{feff}');
+        Field::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(name))
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One input row as strings, indexed by [`Field::index`]. Empty strings are treated as absent.
+#[derive(Debug, Default, Clone)]
+pub struct RawRow {
+    pub fields: [Option<String>; 12],
+}
+
+impl RawRow {
+    pub fn set(&mut self, field: Field, value: String) {
+        if !value.is_empty() {
+            self.fields[field.index()] = Some(value);
+        }
+    }
+
+    pub fn get(&self, field: Field) -> Option<&str> {
+        self.fields[field.index()].as_deref()
+    }
+
+    pub fn take(&mut self, field: Field) -> Option<String> {
+        self.fields[field.index()].take()
+    }
+}
+
+/// Column names of the normalised frame the detectors read.
+pub mod col {
+    pub const TS: &str = "ts";
+    pub const DAY: &str = "day";
+    pub const EVENT_TYPE: &str = "event_type";
+    pub const PRINCIPAL: &str = "principal";
+    pub const CREDENTIAL: &str = "credential_id";
+    pub const TOKEN: &str = "token_id";
+    pub const SOURCE_IP: &str = "source_ip";
+    pub const USER_AGENT: &str = "user_agent";
+    pub const ACTION: &str = "action";
+    pub const TARGET: &str = "target_account";
+    pub const SUCCESS: &str = "success";
+    pub const RECORDS: &str = "records";
+    pub const BYTES: &str = "bytes";
+    pub const FILE: &str = "src_file";
+    pub const LINE: &str = "src_line";
+}
+
+/// Milliseconds in a day; days are counted in UTC from the epoch (`day = ts div DAY_MS`).
+pub const DAY_MS: i64 = 86_400_000;

@@ -1,0 +1,161 @@
+//! Timestamp parsing. Exports mix RFC 3339 with offsets, naive local times and epoch numbers, so
+//! every timestamp is reduced to UTC milliseconds; naive times are read in the company time zone.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
+use chrono_tz::Tz;
+
+/// Reads timestamps and dates in one configured time zone.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeParser {
+    pub tz: Tz,
+}
+
+const NAIVE_FORMATS: [&str; 4] = [
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+];
+
+impl TimeParser {
+    pub fn new(tz: Tz) -> Self {
+        TimeParser { tz }
+    }
+
+    /// Parses an event timestamp into UTC epoch milliseconds.
+    pub fn parse(&self, s: &str) -> Result<i64, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("empty timestamp".into());
+        }
+        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return parse_epoch(s);
+        }
+        if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+            return Ok(dt.timestamp_millis());
+        }
+        for fmt in [
+            "%Y-%m-%d %H:%M:%S%.f%:z",
+            "%Y-%m-%d %H:%M:%S%.f%z",
+            "%Y-%m-%dT%H:%M:%S%.f%z",
+        ] {
+            if let Ok(dt) = DateTime::parse_from_str(s, fmt) {
+                return Ok(dt.timestamp_millis());
+            }
+        }
+        let naive = s.trim_end_matches(['Z', 'z']);
+        for fmt in NAIVE_FORMATS {
+            if let Ok(ndt) = NaiveDateTime::parse_from_str(naive, fmt) {
+                if naive.len() != s.len() {
+                    return Ok(ndt.and_utc().timestamp_millis());
+                }
+                return self.local_to_utc(ndt);
+            }
+        }
+        Err(format!("unrecognised timestamp {s:?}"))
+    }
+
+    /// Parses a calendar date (or a full timestamp) and returns the first instant of the *next*
+    /// local day: a termination date D means access is legitimate through the end of D.
+    pub fn end_of_day(&self, s: &str) -> Result<i64, String> {
+        let s = s.trim();
+        if let Ok(date) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            let next = date
+                .succ_opt()
+                .ok_or_else(|| format!("date out of range {s:?}"))?;
+            return self.local_to_utc(next.and_time(chrono::NaiveTime::MIN));
+        }
+        self.parse(s)
+    }
+
+    /// Parses a calendar date (or a full timestamp) as its first local instant.
+    pub fn start_of_day(&self, s: &str) -> Result<i64, String> {
+        let s = s.trim();
+        if let Ok(date) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            return self.local_to_utc(date.and_time(chrono::NaiveTime::MIN));
+        }
+        self.parse(s)
+    }
+
+    fn local_to_utc(&self, ndt: NaiveDateTime) -> Result<i64, String> {
+        // An ambiguous local time (DST fold) takes the earlier instant; a skipped one is refused.
+        self.tz
+            .from_local_datetime(&ndt)
+            .earliest()
+            .map(|dt| dt.timestamp_millis())
+            .ok_or_else(|| format!("local time {ndt} does not exist in {}", self.tz))
+    }
+
+    /// Formats UTC milliseconds as RFC 3339 in the configured zone (reports use it everywhere).
+    pub fn format(&self, ms: i64) -> String {
+        match self.tz.timestamp_millis_opt(ms).single() {
+            Some(dt) => dt.format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+            None => ms.to_string(),
+        }
+    }
+
+    /// Formats UTC milliseconds as a local calendar date.
+    pub fn format_date(&self, ms: i64) -> String {
+        match self.tz.timestamp_millis_opt(ms).single() {
+            Some(dt) => dt.format("%Y-%m-%d").to_string(),
+            None => ms.to_string(),
+        }
+    }
+}
+
+/// Epoch numbers: seconds below 1e11 (year 5138), milliseconds below 1e14, then micro- and
+/// nanoseconds. Fractions are allowed on seconds.
+fn parse_epoch(s: &str) -> Result<i64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("unrecognised timestamp {s:?}"))?;
+    let ms = if v < 1e11 {
+        v * 1e3
+    } else if v < 1e14 {
+        v
+    } else if v < 1e17 {
+        v / 1e3
+    } else {
+        v / 1e6
+    };
+    if !ms.is_finite() || ms > 253_402_300_799_000.0 {
+        return Err(format!("timestamp out of range {s:?}"));
+    }
+    Ok(ms.round() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc() -> TimeParser {
+        TimeParser::new(chrono_tz::UTC)
+    }
+
+    #[test]
+    fn every_documented_form_lands_on_the_same_instant() {
+        let seoul = TimeParser::new(chrono_tz::Asia::Seoul);
+        let want = 1_735_700_400_000; // 2025-01-01T03:00:00Z
+        assert_eq!(utc().parse("2025-01-01T03:00:00Z"), Ok(want));
+        assert_eq!(utc().parse("2025-01-01T12:00:00+09:00"), Ok(want));
+        assert_eq!(utc().parse("2025-01-01 12:00:00+09:00"), Ok(want));
+        assert_eq!(seoul.parse("2025-01-01 12:00:00"), Ok(want));
+        assert_eq!(utc().parse("1735700400"), Ok(want));
+        assert_eq!(utc().parse("1735700400000"), Ok(want));
+        assert_eq!(utc().parse("1735700400.000"), Ok(want));
+    }
+
+    #[test]
+    fn garbage_is_refused_with_the_value() {
+        let err = utc().parse("yesterday").unwrap_err();
+        assert!(err.contains("yesterday"), "{err}");
+        assert!(utc().parse("").is_err());
+    }
+
+    #[test]
+    fn termination_day_is_inclusive_in_company_zone() {
+        let seoul = TimeParser::new(chrono_tz::Asia::Seoul);
+        // End of 2025-01-01 in Seoul is 2025-01-01T15:00Z.
+        assert_eq!(seoul.end_of_day("2025-01-01"), Ok(1_735_743_600_000));
+    }
+}

@@ -1,0 +1,203 @@
+//! Ranking: merge every finding about one entity into one row and score it.
+//!
+//! Signals combine as independent evidence (a "noisy-OR"): `score = 100 × (1 − Π(1 − sᵢ/100))`.
+//! Two moderate, independent reasons therefore outrank either alone, and no combination exceeds
+//! 100. Each reason's share of the score is its share of `Σ −ln(1 − sᵢ/100)`, the additive form of
+//! the same formula, so every row can say exactly where its score came from (`docs/scoring.md`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::detect::{Entity, Finding};
+
+/// Severity levels as security tools name them, ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Informational,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Severity::Informational,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    /// Score bands: critical ≥ 80, high ≥ 60, medium ≥ 40, low ≥ 15, else informational.
+    pub fn from_score(score: f64) -> Severity {
+        match score {
+            s if s >= 80.0 => Severity::Critical,
+            s if s >= 60.0 => Severity::High,
+            s if s >= 40.0 => Severity::Medium,
+            s if s >= 15.0 => Severity::Low,
+            _ => Severity::Informational,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Informational => "informational",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        let s = s.trim().to_ascii_lowercase();
+        Severity::ALL
+            .into_iter()
+            .find(|l| l.name() == s || (s == "info" && *l == Severity::Informational))
+    }
+}
+
+/// One ranked row: an entity with all its reasons.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ranked {
+    pub rank: usize,
+    pub entity: Entity,
+    pub score: f64,
+    pub severity: Severity,
+    pub detectors: Vec<&'static str>,
+    pub first_seen: Option<i64>,
+    pub last_seen: Option<i64>,
+    pub events: u64,
+    pub distinct_accounts: u64,
+    /// Reasons in descending strength, each with its share of the score (0–1).
+    pub reasons: Vec<(Finding, f64)>,
+    pub related: Vec<Entity>,
+    pub techniques: Vec<&'static str>,
+}
+
+const MAX_SIGNAL: f64 = 99.0;
+
+/// Merges findings per entity and sorts: score desc, then entity kind and id (total order, so the
+/// output never depends on detector or thread order).
+pub fn rank(findings: Vec<Finding>) -> Vec<Ranked> {
+    let mut by_entity: BTreeMap<Entity, Vec<Finding>> = BTreeMap::new();
+    for f in findings {
+        by_entity.entry(f.entity.clone()).or_default().push(f);
+    }
+    let mut rows: Vec<Ranked> = by_entity.into_iter().map(|(e, fs)| merge(e, fs)).collect();
+    rows.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.entity.cmp(&b.entity))
+    });
+    for (i, r) in rows.iter_mut().enumerate() {
+        r.rank = i + 1;
+    }
+    rows
+}
+
+fn merge(entity: Entity, mut findings: Vec<Finding>) -> Ranked {
+    findings.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.code.cmp(b.code))
+            .then_with(|| a.reason.cmp(&b.reason))
+    });
+    let weights: Vec<f64> = findings
+        .iter()
+        .map(|f| -(1.0 - f.score.clamp(0.0, MAX_SIGNAL) / 100.0).ln())
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let score = round2(100.0 * (1.0 - (-total).exp()));
+    let detectors: BTreeSet<&'static str> = findings.iter().map(|f| f.detector).collect();
+    let techniques: BTreeSet<&'static str> = findings
+        .iter()
+        .flat_map(|f| f.techniques.iter().copied())
+        .collect();
+    let related: BTreeSet<Entity> = findings
+        .iter()
+        .flat_map(|f| f.related.iter().cloned())
+        .filter(|r| *r != entity)
+        .collect();
+    let first_seen = findings.iter().filter_map(|f| f.first_seen).min();
+    let last_seen = findings.iter().filter_map(|f| f.last_seen).max();
+    let events = findings.iter().map(|f| f.events).max().unwrap_or(0);
+    let distinct_accounts = findings
+        .iter()
+        .map(|f| f.distinct_accounts)
+        .max()
+        .unwrap_or(0);
+    let reasons = findings
+        .into_iter()
+        .zip(weights)
+        .map(|(f, w)| (f, if total > 0.0 { round2(w / total) } else { 0.0 }))
+        .collect();
+    Ranked {
+        rank: 0,
+        entity,
+        score,
+        severity: Severity::from_score(score),
+        detectors: detectors.into_iter().collect(),
+        first_seen,
+        last_seen,
+        events,
+        distinct_accounts,
+        reasons,
+        related: related.into_iter().collect(),
+        techniques: techniques.into_iter().collect(),
+    }
+}
+
+/// Scores are printed with two decimals; rounding here keeps CSV and JSON identical run to run.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::EntityKind;
+
+    fn f(id: &str, code: &'static str, score: f64) -> Finding {
+        Finding {
+            detector: "t",
+            entity: Entity::new(EntityKind::Credential, id),
+            code,
+            reason: code.into(),
+            score,
+            first_seen: None,
+            last_seen: None,
+            events: 1,
+            distinct_accounts: 1,
+            marks: vec![],
+            related: vec![],
+            techniques: vec![],
+            evidence: Default::default(),
+        }
+    }
+
+    #[test]
+    fn two_independent_signals_outrank_a_stronger_single_one() {
+        let rows = rank(vec![
+            f("a", "x", 70.0),
+            f("b", "y", 60.0),
+            f("b", "z", 50.0),
+        ]);
+        assert_eq!(rows[0].entity.id, "b");
+        assert_eq!(rows[0].score, 80.0);
+        assert_eq!(rows[0].severity, Severity::Critical);
+        let shares: f64 = rows[0].reasons.iter().map(|r| r.1).sum();
+        assert!((shares - 1.0).abs() < 0.02, "{shares}");
+    }
+
+    #[test]
+    fn ties_break_on_entity_not_input_order() {
+        let a = rank(vec![f("b", "x", 50.0), f("a", "x", 50.0)]);
+        let b = rank(vec![f("a", "x", 50.0), f("b", "x", 50.0)]);
+        assert_eq!(a[0].entity.id, "a");
+        assert_eq!(b[0].entity.id, "a");
+    }
+}

@@ -1,0 +1,123 @@
+//! Reports: everything a run writes, produced in a temporary directory beside the destination and
+//! renamed into place only when complete, so a crash or an error never leaves a half report that
+//! looks finished.
+
+pub mod charts;
+pub mod csv_out;
+pub mod jsonl;
+pub mod summary;
+
+use std::path::{Path, PathBuf};
+
+use crate::detect::{Finding, Limitation};
+use crate::error::{Error, Result};
+use crate::ingest::{FileStats, Reject};
+use crate::normalize::TimeParser;
+use crate::rank::{Ranked, Severity};
+
+/// Facts about the run that the summary states.
+#[derive(Debug, Clone, Default)]
+pub struct RunInfo {
+    pub inputs: Vec<String>,
+    pub roster: Option<String>,
+    pub credentials: Option<String>,
+    pub time_zone: String,
+    pub window: (Option<i64>, Option<i64>),
+    pub events_in_window: u64,
+    pub events_outside_window: u64,
+    pub time_range: Option<(i64, i64)>,
+    pub distinct_accounts: u64,
+}
+
+/// Everything the writers need.
+pub struct ReportData<'a> {
+    pub ranked: &'a [Ranked],
+    pub min_level: Severity,
+    pub files: &'a [FileStats],
+    pub rejects: &'a [Reject],
+    pub skipped: &'a [PathBuf],
+    pub limitations: &'a [Limitation],
+    pub info: &'a RunInfo,
+    pub time: &'a TimeParser,
+    /// Per-entity daily series for charts, computed by the caller from the event frame.
+    pub series: &'a [charts::EntitySeries],
+}
+
+impl ReportData<'_> {
+    /// Rows at or above `--min-level`; the totals in the summary still count everything.
+    pub fn shown(&self) -> impl Iterator<Item = &Ranked> {
+        self.ranked
+            .iter()
+            .filter(move |r| r.severity >= self.min_level)
+    }
+}
+
+/// Writes all outputs into `out` atomically. An existing non-empty `out` is replaced only with
+/// `force`.
+pub fn write(out: &Path, force: bool, data: &ReportData) -> Result<()> {
+    let occupied = match std::fs::read_dir(out) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(_) => out.exists(),
+    };
+    if occupied && !force {
+        return Err(Error::OutputNotEmpty {
+            path: out.to_path_buf(),
+        });
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".audithound-tmp-")
+        .tempdir_in(&parent)
+        .map_err(|e| Error::io(&parent, e))?;
+    write_all(tmp.path(), data)?;
+    if out.exists() {
+        let old = tempfile::Builder::new()
+            .prefix(".audithound-old-")
+            .tempdir_in(&parent)
+            .map_err(|e| Error::io(&parent, e))?;
+        let old_out = old.path().join("previous");
+        std::fs::rename(out, &old_out).map_err(|e| Error::io(out, e))?;
+        // `old` is dropped (and the previous report deleted) at the end of this scope.
+        std::fs::rename(tmp.path(), out).map_err(|e| Error::io(out, e))?;
+    } else {
+        std::fs::rename(tmp.path(), out).map_err(|e| Error::io(out, e))?;
+    }
+    // The directory was renamed away; nothing left for the guard to delete.
+    let _ = tmp.keep();
+    Ok(())
+}
+
+fn write_all(dir: &Path, data: &ReportData) -> Result<()> {
+    let charts_dir = dir.join("charts");
+    std::fs::create_dir_all(&charts_dir).map_err(|e| Error::io(&charts_dir, e))?;
+    csv_out::write_anomalies(&dir.join("anomalies.csv"), data)?;
+    csv_out::write_rejects(&dir.join("rejects.csv"), data.rejects)?;
+    jsonl::write(&dir.join("anomalies.jsonl"), data)?;
+    let charts = charts::write_all(&charts_dir, data)?;
+    summary::write(&dir.join("summary.md"), data, &charts)?;
+    Ok(())
+}
+
+/// Marks on a chart: departure, revocation, first anomaly, deduplicated by label.
+pub(crate) fn marks_of(row: &Ranked) -> Vec<(String, i64)> {
+    let mut marks: Vec<(String, i64)> = row
+        .reasons
+        .iter()
+        .flat_map(|(f, _): &(Finding, f64)| f.marks.iter().cloned())
+        .collect();
+    marks.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    marks.dedup_by(|a, b| a.0 == b.0);
+    marks
+}
+
+pub(crate) fn write_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}

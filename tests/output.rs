@@ -1,0 +1,122 @@
+use crate::util::*;
+
+/// A departed employee whose id is a spreadsheet formula, and a rejected line that is one.
+fn hostile_export(dir: &std::path::Path) -> std::path::PathBuf {
+    let input = dir.join("in");
+    write(
+        &input.join("roster.csv"),
+        "employee_id,name,department,hire_date,termination_date\n\"=HYPERLINK(\"\"http://x\"\")\",@evil,+dept,2020-01-01,2025-01-01\n",
+    );
+    write(&input.join("credentials.csv"), CREDS);
+    write(
+        &input.join("events.csv"),
+        "timestamp,event_type,principal,source_ip,target_account,user_agent\n\
+         2025-03-01T10:00:00Z,access,\"=HYPERLINK(\"\"http://x\"\")\",-1.2.3.4,+C1,@ua\n\
+         =1+1,access,x,y,z,w\n",
+    );
+    input
+}
+
+fn bad_start(cell: &str) -> bool {
+    matches!(
+        cell.chars().next(),
+        Some('=' | '+' | '-' | '@' | '\t' | '\r')
+    )
+}
+
+#[test]
+fn every_csv_cell_is_neutralised() {
+    let dir = tmp();
+    let input = hostile_export(dir.path());
+    let out_dir = dir.path().join("out");
+    let out = analyze(&out_dir, &[input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for name in ["anomalies.csv", "rejects.csv"] {
+        let rows = read_csv(&out_dir.join(name));
+        assert!(!rows.is_empty(), "{name} should have a row");
+        for row in &rows {
+            for (col, cell) in row {
+                assert!(
+                    !bad_start(cell),
+                    "{name} column {col} starts with a formula trigger: {cell:?}"
+                );
+            }
+        }
+    }
+    let rows = anomalies(&out_dir);
+    assert!(rows[0]["entity_id"].starts_with("'=HYPERLINK"), "{rows:?}");
+}
+
+#[test]
+fn existing_report_is_kept_unless_forced() {
+    let dir = tmp();
+    let input = hostile_export(dir.path());
+    let out_dir = dir.path().join("out");
+    write(&out_dir.join("keep.txt"), "mine");
+    let out = analyze(&out_dir, &[input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert!(out_dir.join("keep.txt").exists());
+    let out = analyze(&out_dir, &[input.to_str().unwrap(), "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!out_dir.join("keep.txt").exists());
+    assert!(out_dir.join("summary.md").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".audithound"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary directories left behind: {leftovers:?}"
+    );
+}
+
+#[test]
+fn same_input_gives_byte_identical_reports_whatever_the_thread_count() {
+    let input = generated(11);
+    let dir = tmp();
+    let mut outputs = Vec::new();
+    for threads in ["1", "2"] {
+        let out_dir = dir.path().join(format!("out-{threads}"));
+        let out = bin()
+            .env("RAYON_NUM_THREADS", threads)
+            .env("POLARS_MAX_THREADS", threads)
+            .arg("analyze")
+            .arg(&input)
+            .arg("--out")
+            .arg(&out_dir)
+            .arg("--quiet")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        outputs.push(out_dir);
+    }
+    for name in [
+        "anomalies.csv",
+        "anomalies.jsonl",
+        "rejects.csv",
+        "summary.md",
+    ] {
+        let a = std::fs::read(outputs[0].join(name)).unwrap();
+        let b = std::fs::read(outputs[1].join(name)).unwrap();
+        assert!(a == b, "{name} differs between 1 and 2 threads");
+    }
+}
+
+#[test]
+fn fail_on_sets_exit_code_1_only_when_reached() {
+    let input = generated(11);
+    let dir = tmp();
+    let out = analyze(
+        &dir.path().join("a"),
+        &[input.to_str().unwrap(), "--fail-on", "critical"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let quiet = hostile_export(dir.path());
+    let out = analyze(
+        &dir.path().join("b"),
+        &[quiet.to_str().unwrap(), "--fail-on", "critical"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -1,0 +1,146 @@
+use crate::util::*;
+
+/// The benign look-alikes of the generator must never rise above `low`.
+fn assert_benign_quiet(
+    rows: &[std::collections::HashMap<String, String>],
+    truth: &serde_json::Value,
+) {
+    for key in [
+        "nightly_key",
+        "rotated_key",
+        "notice_principal",
+        "last_day_principal",
+    ] {
+        let id = truth[key].as_str().unwrap();
+        assert_eq!(
+            severity_of(rows, id),
+            None,
+            "{key} {id} must not be flagged: {rows:#?}"
+        );
+    }
+    let failing = truth["failing_principal"].as_str().unwrap();
+    let sev = severity_of(rows, failing);
+    assert!(
+        matches!(sev.as_deref(), None | Some("low" | "informational")),
+        "{failing}: {sev:?}"
+    );
+    let device = format!("dev-{failing}-laptop");
+    let sev = severity_of(rows, &device);
+    assert!(
+        matches!(sev.as_deref(), None | Some("low" | "informational")),
+        "{device}: {sev:?}"
+    );
+}
+
+#[test]
+fn sample_logs_put_the_departed_custodians_key_first() {
+    let dir = tmp();
+    let out_dir = dir.path().join("out");
+    let sample = repo().join("sample_logs");
+    let out = analyze(&out_dir, &[sample.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = anomalies(&out_dir);
+    let truth = truth(&sample);
+    assert_eq!(
+        rows[0]["entity_id"],
+        truth["abused_key"].as_str().unwrap(),
+        "{rows:#?}"
+    );
+    assert_eq!(rows[0]["severity"], "critical");
+    assert!(
+        rows[0]["reasons"].contains("used_after_owner_left"),
+        "{}",
+        rows[0]["reasons"]
+    );
+    assert_benign_quiet(&rows, &truth);
+    assert!(
+        out_dir.join("charts").read_dir().unwrap().count() >= 1,
+        "no chart written"
+    );
+}
+
+#[test]
+fn generated_seeds_rank_the_abused_key_first() {
+    for seed in [1, 2, 3] {
+        let input = generated(seed);
+        let truth = truth(&input);
+        let dir = tmp();
+        let out = analyze(&dir.path().join("out"), &[input.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "seed {seed}: {}", stderr(&out));
+        let rows = anomalies(&dir.path().join("out"));
+        assert_eq!(
+            rank_of(&rows, truth["abused_key"].as_str().unwrap()),
+            Some(1),
+            "seed {seed}: {rows:#?}"
+        );
+        assert_benign_quiet(&rows, &truth);
+    }
+}
+
+/// A team running the tool on the day after abuse begins already sees the key on top.
+#[test]
+fn abuse_is_ranked_first_from_its_first_day() {
+    let input = generated(2);
+    let truth = truth(&input);
+    let first_day = truth["abuse_start"].as_str().unwrap();
+    let date = chrono::NaiveDate::parse_from_str(first_day, "%Y-%m-%d").unwrap();
+    let cut = (date + chrono::Days::new(1)).to_string();
+    let dir = tmp();
+    let out = analyze(
+        &dir.path().join("out"),
+        &[input.to_str().unwrap(), "--to", &cut],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = anomalies(&dir.path().join("out"));
+    assert_eq!(
+        rows[0]["entity_id"],
+        truth["abused_key"].as_str().unwrap(),
+        "{rows:#?}"
+    );
+    // And before it begins, the key has nothing to show beyond the unrevoked-key hygiene finding.
+    let out = analyze(
+        &dir.path().join("before"),
+        &[input.to_str().unwrap(), "--to", first_day],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = anomalies(&dir.path().join("before"));
+    let sev = severity_of(&rows, truth["abused_key"].as_str().unwrap());
+    assert!(
+        matches!(sev.as_deref(), None | Some("low" | "informational")),
+        "{sev:?}"
+    );
+}
+
+#[test]
+fn departure_day_is_inclusive_and_rotation_grace_is_respected() {
+    let dir = tmp();
+    let input = dir.path().join("in");
+    write(&input.join("roster.csv"), ROSTER);
+    write(&input.join("credentials.csv"), CREDS);
+    // E1 left on 2025-01-31: a login that day is fine, one on 2025-02-01 is not.
+    // ak-svc revoked 2025-02-10: used within the 48 h grace is fine, 5 days later is not.
+    write(
+        &input.join("events.csv"),
+        "timestamp,event_type,principal,credential_id,target_account,outcome\n\
+         2025-01-31T23:59:00Z,login,E1,,,success\n\
+         2025-02-11T12:00:00Z,access,svc-batch,ak-svc,C1,success\n\
+         2025-02-01T00:00:01Z,login,E2,,,success\n",
+    );
+    let out_dir = dir.path().join("out");
+    let out = analyze(&out_dir, &[input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(anomalies(&out_dir).is_empty(), "{:#?}", anomalies(&out_dir));
+
+    write(
+        &input.join("late.csv"),
+        "timestamp,event_type,principal,credential_id,target_account,outcome\n\
+         2025-02-01T00:00:01Z,login,E1,,,success\n\
+         2025-02-15T12:00:00Z,access,svc-batch,ak-svc,C1,success\n",
+    );
+    let out_dir = dir.path().join("out2");
+    let out = analyze(&out_dir, &[input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = anomalies(&out_dir);
+    assert!(rank_of(&rows, "E1").is_some(), "{rows:#?}");
+    assert!(rank_of(&rows, "ak-svc").is_some(), "{rows:#?}");
+}

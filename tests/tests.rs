@@ -1,0 +1,11 @@
+//! End-to-end tests: they run the real binary on fixtures and generated exports.
+
+// Shared helpers: temporary directories, running the binary, reading reports.
+mod util;
+
+// Malformed input: clear errors with file and line, quarantine, exit code 2, no partial report.
+mod bad_input;
+// Report safety: formula neutralisation, atomic output, determinism, reconciliation.
+mod output;
+// The planted insider scenario is found and ranked, and the benign look-alikes are not.
+mod scenario;
