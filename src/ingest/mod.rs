@@ -62,7 +62,7 @@ pub fn read_events(found: &Discovered, time: &TimeParser, show_progress: bool) -
         ProgressStyle::with_template("{spinner} reading {pos}/{len} files {wide_bar} {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let results: Vec<(EventColumns, FileStats, Vec<Reject>)> = found
+    let results: Vec<readers::FileResult> = found
         .events
         .par_iter()
         .enumerate()
@@ -77,25 +77,26 @@ pub fn read_events(found: &Discovered, time: &TimeParser, show_progress: bool) -
     let mut frame: Option<DataFrame> = None;
     let mut files = Vec::with_capacity(results.len());
     let mut rejects = Vec::new();
-    for (cols, stats, mut rej) in results {
-        files.push(stats);
-        rejects.append(&mut rej);
-        if cols.is_empty() {
-            continue;
+    for mut result in results {
+        if let Some(e) = result.error {
+            return Err(e);
         }
-        let df = cols.into_frame()?;
-        match frame.as_mut() {
-            None => frame = Some(df),
-            Some(acc) => {
-                acc.vstack_mut(&df).stage("concatenating files")?;
+        files.push(result.stats);
+        rejects.append(&mut result.rejects);
+        for df in result.frames {
+            match frame.as_mut() {
+                None => frame = Some(df),
+                Some(acc) => {
+                    acc.vstack_mut(&df).stage("concatenating files")?;
+                }
             }
         }
     }
-    let mut events = match frame {
+    // Chunks stay as read: rechunking would copy the whole table once more at peak memory.
+    let events = match frame {
         Some(df) => df,
         None => EventColumns::default().into_frame()?,
     };
-    events.rechunk_mut();
     Ok(Ingested {
         events,
         files,

@@ -4,6 +4,7 @@
 use std::io::BufRead;
 use std::path::Path;
 
+use polars::prelude::DataFrame;
 use serde_json::Value;
 
 use super::{FileStats, Format, Reject, decompress, shorten};
@@ -11,14 +12,11 @@ use crate::normalize::{EventColumns, Field, RawRow, TimeParser};
 
 /// Reads one file completely. I/O failures part-way (a truncated `.gz`) become a reject at the line
 /// where reading stopped, so the records already read still count.
-pub fn read_file(
-    path: &Path,
-    format: Format,
-    file_idx: u32,
-    time: &TimeParser,
-) -> (EventColumns, FileStats, Vec<Reject>) {
+pub fn read_file(path: &Path, format: Format, file_idx: u32, time: &TimeParser) -> FileResult {
     let mut sink = Sink {
         cols: EventColumns::default(),
+        frames: Vec::new(),
+        error: None,
         stats: FileStats {
             file: path.display().to_string(),
             format: format.name().to_string(),
@@ -35,11 +33,31 @@ pub fn read_file(
         },
         Err(e) => sink.reject(0, format!("cannot open: {e}"), b"", false),
     }
-    (sink.cols, sink.stats, sink.rejects)
+    sink.flush();
+    FileResult {
+        frames: sink.frames,
+        stats: sink.stats,
+        rejects: sink.rejects,
+        error: sink.error,
+    }
 }
+
+/// One file's events as frames of at most [`CHUNK_ROWS`] rows, plus its reconciliation.
+pub struct FileResult {
+    pub frames: Vec<DataFrame>,
+    pub stats: FileStats,
+    pub rejects: Vec<Reject>,
+    pub error: Option<crate::Error>,
+}
+
+/// Rows buffered as Rust strings before they move into a polars frame. Keeps the per-thread
+/// staging memory bounded whatever the file size (a `String` costs ~3× its Arrow form).
+const CHUNK_ROWS: usize = 128 * 1024;
 
 struct Sink<'a> {
     cols: EventColumns,
+    frames: Vec<DataFrame>,
+    error: Option<crate::Error>,
     stats: FileStats,
     rejects: Vec<Reject>,
     file_idx: u32,
@@ -52,6 +70,19 @@ impl Sink<'_> {
         match self.cols.push(row, self.time, self.file_idx, line) {
             Ok(()) => self.stats.parsed += 1,
             Err(reason) => self.reject(line, reason, &raw(), true),
+        }
+        if self.cols.len() >= CHUNK_ROWS {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.cols.is_empty() || self.error.is_some() {
+            return;
+        }
+        match std::mem::take(&mut self.cols).into_frame() {
+            Ok(df) => self.frames.push(df),
+            Err(e) => self.error = Some(e),
         }
     }
 
