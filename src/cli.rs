@@ -68,6 +68,9 @@ struct AnalyzeArgs {
     /// Hours after a credential's revocation during which its use is expected (key rotation).
     #[arg(long, default_value_t = 48)]
     rotation_grace_hours: i64,
+    /// Longest plausible access-token lifetime, in hours.
+    #[arg(long, default_value_t = 24)]
+    max_token_age_hours: i64,
     /// Lowest severity written to the reports (totals in the summary still count everything).
     #[arg(long, default_value = "informational")]
     min_level: String,
@@ -153,6 +156,7 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         time,
         options: DetectOptions {
             rotation_grace_ms: a.rotation_grace_hours.max(0) * 3_600_000,
+            max_token_age_ms: a.max_token_age_hours.max(1) * 3_600_000,
         },
         min_level: level("--min-level", &a.min_level)?,
         progress: !a.quiet && std::io::stderr().is_terminal(),

@@ -129,7 +129,10 @@ fn departure_day_is_inclusive_and_rotation_grace_is_respected() {
     let out_dir = dir.path().join("out");
     let out = analyze(&out_dir, &[input.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(anomalies(&out_dir).is_empty(), "{:#?}", anomalies(&out_dir));
+    let rows = anomalies(&out_dir);
+    assert_eq!(rank_of(&rows, "E1"), None, "{rows:#?}");
+    assert_eq!(rank_of(&rows, "ak-svc"), None, "{rows:#?}");
+    assert_eq!(rank_of(&rows, "E2"), None, "{rows:#?}");
 
     write(
         &input.join("late.csv"),
@@ -143,4 +146,67 @@ fn departure_day_is_inclusive_and_rotation_grace_is_respected() {
     let rows = anomalies(&out_dir);
     assert!(rank_of(&rows, "E1").is_some(), "{rows:#?}");
     assert!(rank_of(&rows, "ak-svc").is_some(), "{rows:#?}");
+}
+
+/// The top row carries the evidence an analyst needs to act, in `anomalies.jsonl`.
+#[test]
+fn top_row_evidence_names_tokens_subjects_addresses_and_first_event() {
+    let input = generated(3);
+    let truth = truth(&input);
+    let dir = tmp();
+    let out = analyze(&dir.path().join("out"), &[input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(dir.path().join("out/anomalies.jsonl")).unwrap();
+    let top: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(top["entity"]["id"], truth["abused_key"]);
+    let reasons = top["reasons"].as_array().unwrap();
+    let never = reasons
+        .iter()
+        .find(|r| r["code"] == "never_issued_tokens")
+        .expect("never-issued reason");
+    let ev = &never["evidence"];
+    assert!(
+        ev["sample_tokens"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{ev}"
+    );
+    assert!(
+        ev["sample_subjects"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{ev}"
+    );
+    let attacker: Vec<&str> = truth["attacker_ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let sources = ev["top_sources"].as_array().unwrap();
+    assert!(
+        sources
+            .iter()
+            .all(|s| attacker.contains(&s[0].as_str().unwrap())),
+        "{sources:?}"
+    );
+    assert!(
+        ev["first_event"]
+            .as_str()
+            .unwrap()
+            .contains("gateway/access-"),
+        "{ev}"
+    );
+    assert!(
+        top["related"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == truth["custodian"]),
+        "{top}"
+    );
+    assert!(
+        reasons.iter().any(|r| r["code"] == "used_after_owner_left"),
+        "{top}"
+    );
 }

@@ -7,5 +7,7 @@ mod util;
 mod bad_input;
 // Report safety: formula neutralisation, atomic output, determinism, reconciliation.
 mod output;
+// Forged and never-issued tokens, with issuance-log coverage respected.
+mod tokens;
 // The planted insider scenario is found and ranked, and the benign look-alikes are not.
 mod scenario;

@@ -5,6 +5,8 @@
 //! detector never needs to know about the others.
 
 pub mod activity;
+pub mod forged_tokens;
+pub mod key_lifecycle;
 pub mod offboarding;
 
 use polars::prelude::DataFrame;
@@ -75,12 +77,16 @@ pub struct Finding {
 pub struct DetectOptions {
     /// Window after `revoked` in which a rotated key is still expected (rotation grace).
     pub rotation_grace_ms: i64,
+    /// Longest plausible token lifetime; older tokens are suspicious and issuance coverage
+    /// extends this far back.
+    pub max_token_age_ms: i64,
 }
 
 impl Default for DetectOptions {
     fn default() -> Self {
         DetectOptions {
             rotation_grace_ms: 48 * 3_600_000,
+            max_token_age_ms: 24 * 3_600_000,
         }
     }
 }
@@ -93,6 +99,19 @@ pub struct DetectInput<'a> {
     pub time: &'a TimeParser,
     /// Input file names by index, to point evidence at `file:line`.
     pub files: &'a [String],
+}
+
+impl DetectInput<'_> {
+    /// The last event instant, if any.
+    pub fn events_end(&self) -> Option<i64> {
+        use polars::prelude::*;
+        self.events
+            .column(crate::normalize::schema::col::TS)
+            .ok()?
+            .i64()
+            .ok()?
+            .max()
+    }
 }
 
 /// What the data could not tell: surfaced in the summary instead of a silent "nothing found".
@@ -117,7 +136,11 @@ pub trait Detector: Sync {
 
 /// All detectors, in a fixed order (the order never affects the ranking).
 pub fn all() -> Vec<Box<dyn Detector>> {
-    vec![Box::new(offboarding::Offboarding)]
+    vec![
+        Box::new(offboarding::Offboarding),
+        Box::new(forged_tokens::ForgedTokens),
+        Box::new(key_lifecycle::KeyLifecycle),
+    ]
 }
 
 /// A base score raised with volume: `base + bonus × min(1, log10(1 + n) / 4)`, i.e. the bonus is

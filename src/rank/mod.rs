@@ -100,6 +100,9 @@ pub fn rank(findings: Vec<Finding>) -> Vec<Ranked> {
 }
 
 fn merge(entity: Entity, mut findings: Vec<Finding>) -> Ranked {
+    for f in &mut findings {
+        f.score = round2(f.score);
+    }
     findings.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)

@@ -1,0 +1,428 @@
+//! Signing-key misuse seen from the logs alone: tokens the issuer never issued, tokens presented
+//! under another key than they were issued with or past any plausible lifetime, one token shared by
+//! many addresses, and many subjects reached from addresses no token was ever issued to.
+//!
+//! The issuance log is reduced to one row per token id and left-joined to the token-bearing
+//! accesses (only the columns needed), and only the suspicious rows are kept: normally a tiny
+//! fraction, so every later aggregation runs on a small frame. Where the issuance log does not
+//! cover an access (before it starts, after it ends, on a day it has a gap) a never-issued token is
+//! not an accusation; it is counted in the summary's limitations instead.
+
+use std::collections::BTreeSet;
+
+use polars::prelude::*;
+
+use super::activity::{Activity, summarize, top_values};
+use super::{
+    DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, evidence, json_list,
+    volume_score,
+};
+use crate::error::{FrameContext, Result};
+use crate::normalize::schema::{DAY_MS, col as c};
+
+pub struct ForgedTokens;
+
+const NAME: &str = "forged_tokens";
+/// One token seen from more addresses than this is shared or replayed.
+const MAX_ADDRESSES_PER_TOKEN: u32 = 3;
+/// "Many subjects, few addresses": at least this many subjects per address.
+const SUBJECTS_PER_ADDRESS: u64 = 20;
+const MIN_SUBJECTS: u64 = 50;
+
+impl Detector for ForgedTokens {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn detect(&self, input: &DetectInput) -> Result<Detection> {
+        let mut out = Detection::default();
+        let ev = input.events.clone().lazy();
+        let issued_rows = ev.clone().filter(
+            col(c::EVENT_TYPE)
+                .eq(lit("token_issued"))
+                .and(col(c::TOKEN).is_not_null()),
+        );
+        let cover = Coverage::of(issued_rows.clone(), input.options.max_token_age_ms)?;
+        let Some(cover) = cover else {
+            out.limitations.push(Limitation {
+                detector: NAME,
+                note: "no token_issued events: never-issued tokens, token lifetimes and issuing addresses were not checked".into(),
+            });
+            return Ok(out);
+        };
+        let issued = issued_rows.group_by([col(c::TOKEN)]).agg([
+            col(c::CREDENTIAL).first().alias("issued_kid"),
+            col(c::TS).min().alias("issued_at"),
+        ]);
+        let access = ev
+            .filter(
+                col(c::EVENT_TYPE)
+                    .eq(lit("access"))
+                    .and(col(c::TOKEN).is_not_null()),
+            )
+            .select([
+                col(c::TS),
+                col(c::DAY),
+                col(c::TOKEN),
+                col(c::CREDENTIAL),
+                col(c::PRINCIPAL),
+                col(c::TARGET),
+                col(c::SOURCE_IP),
+                col(c::SUCCESS),
+                col(c::FILE),
+                col(c::LINE),
+            ]);
+        let never = col("issued_at").is_null();
+        let past_life = (col(c::TS) - col("issued_at")).gt(lit(input.options.max_token_age_ms));
+        let other_key = col("issued_kid")
+            .is_not_null()
+            .and(col(c::CREDENTIAL).is_not_null())
+            .and(col(c::CREDENTIAL).neq(col("issued_kid")));
+        let suspects = access
+            .clone()
+            .left_join(issued, col(c::TOKEN), col(c::TOKEN))
+            .filter(never.clone().or(past_life.clone()).or(other_key.clone()))
+            .with_column(cover.covered_expr().alias("covered"))
+            .collect()
+            .stage("joining accesses to issued tokens")?;
+        let rows = || suspects.clone().lazy();
+
+        let judged = rows().filter(never.clone().and(col("covered")));
+        self.never_issued(input, judged, &mut out)?;
+        self.uncovered(
+            input,
+            rows().filter(never.and(col("covered").not())),
+            &cover,
+            &mut out,
+        )?;
+        let lifetime = format!(
+            "older than {} h",
+            input.options.max_token_age_ms / 3_600_000
+        );
+        for (rows, code, what, base) in [
+            (
+                rows().filter(past_life),
+                "token_past_lifetime",
+                lifetime.as_str(),
+                35.0,
+            ),
+            (
+                rows().filter(other_key),
+                "token_under_other_key",
+                "presented under another key than it was issued with",
+                45.0,
+            ),
+        ] {
+            for (kid, act) in summarize(rows, c::CREDENTIAL)? {
+                let reason = format!("{} access(es) with tokens {what}", act.events);
+                out.findings.push(key_finding(
+                    input,
+                    &kid,
+                    code,
+                    reason,
+                    volume_score(base, 30.0, act.distinct_accounts),
+                    &act,
+                    None,
+                ));
+            }
+        }
+        self.shared_tokens(input, access.clone(), &mut out)?;
+        self.unissuing_addresses(input, access, &mut out)?;
+        Ok(out)
+    }
+}
+
+impl ForgedTokens {
+    fn never_issued(
+        &self,
+        input: &DetectInput,
+        rows: LazyFrame,
+        out: &mut Detection,
+    ) -> Result<()> {
+        let tokens = top_values(rows.clone(), c::CREDENTIAL, c::TOKEN)?;
+        let counts = rows
+            .clone()
+            .group_by([col(c::CREDENTIAL)])
+            .agg([col(c::TOKEN)
+                .n_unique()
+                .cast(DataType::UInt64)
+                .alias("tokens")])
+            .collect()
+            .stage("never-issued tokens")?;
+        let kids = counts
+            .column(c::CREDENTIAL)
+            .stage("never-issued")?
+            .str()
+            .stage("never-issued")?;
+        let ntok = counts
+            .column("tokens")
+            .stage("never-issued")?
+            .u64()
+            .stage("never-issued")?;
+        let token_count = |k: &str| {
+            kids.iter()
+                .zip(ntok.iter())
+                .find(|(a, _)| *a == Some(k))
+                .and_then(|(_, n)| n)
+                .unwrap_or(0)
+        };
+        for (kid, act) in summarize(rows, c::CREDENTIAL)? {
+            let n_tokens = token_count(&kid);
+            let reason = format!(
+                "{} access(es) with {} token(s) the issuer never issued, for {} subject(s) on {} account(s) from {} address(es), first {}",
+                act.events,
+                n_tokens,
+                act.distinct_principals,
+                act.distinct_accounts,
+                act.distinct_sources,
+                input.time.format(act.first)
+            );
+            let sample: Vec<String> = tokens
+                .get(&kid)
+                .map(|t| t.iter().map(|(id, _)| id.clone()).collect())
+                .unwrap_or_default();
+            let mut f = key_finding(
+                input,
+                &kid,
+                "never_issued_tokens",
+                reason,
+                volume_score(40.0, 30.0, act.distinct_accounts),
+                &act,
+                Some(n_tokens),
+            );
+            f.evidence
+                .insert("sample_tokens".into(), json_list(&sample));
+            f.techniques.push("T1606");
+            f.marks.push(("first never-issued token".into(), act.first));
+            out.findings.push(f);
+        }
+        Ok(())
+    }
+
+    fn uncovered(
+        &self,
+        input: &DetectInput,
+        rows: LazyFrame,
+        cover: &Coverage,
+        out: &mut Detection,
+    ) -> Result<()> {
+        let t = input.time;
+        let gaps: Vec<String> = cover
+            .gaps
+            .iter()
+            .map(|d| t.format_date(d * DAY_MS))
+            .collect();
+        for (kid, act) in summarize(rows, c::CREDENTIAL)? {
+            out.limitations.push(Limitation {
+                detector: NAME,
+                note: format!(
+                    "{} access(es) under {kid} between {} and {} carry tokens absent from the issuance log, but the issuance log does not cover this period (it runs {} → {}{}): not judged",
+                    act.events,
+                    t.format(act.first),
+                    t.format(act.last),
+                    t.format(cover.start),
+                    t.format(cover.end),
+                    if gaps.is_empty() { String::new() } else { format!(", no issuance on {}", gaps.join(", ")) }
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn shared_tokens(
+        &self,
+        input: &DetectInput,
+        access: LazyFrame,
+        out: &mut Detection,
+    ) -> Result<()> {
+        let shared = access
+            .clone()
+            .group_by([col(c::TOKEN)])
+            .agg([col(c::SOURCE_IP).drop_nulls().n_unique().alias("addresses")])
+            .filter(col("addresses").gt(lit(MAX_ADDRESSES_PER_TOKEN)));
+        let rows = access.semi_join(shared, col(c::TOKEN), col(c::TOKEN));
+        for (kid, act) in summarize(rows, c::CREDENTIAL)? {
+            let reason = format!(
+                "tokens each presented from more than {MAX_ADDRESSES_PER_TOKEN} addresses: {} access(es) from {} address(es)",
+                act.events, act.distinct_sources
+            );
+            out.findings.push(key_finding(
+                input,
+                &kid,
+                "token_shared_across_addresses",
+                reason,
+                volume_score(30.0, 30.0, act.distinct_accounts),
+                &act,
+                None,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The incident's pattern: thousands of subjects, one key, a handful of addresses that no
+    /// issued token ever came from.
+    fn unissuing_addresses(
+        &self,
+        input: &DetectInput,
+        access: LazyFrame,
+        out: &mut Detection,
+    ) -> Result<()> {
+        let issuing = input
+            .events
+            .clone()
+            .lazy()
+            .filter(
+                col(c::EVENT_TYPE)
+                    .eq(lit("token_issued"))
+                    .and(col(c::SOURCE_IP).is_not_null()),
+            )
+            .select([col(c::SOURCE_IP)])
+            .unique(None, UniqueKeepStrategy::Any);
+        let rows = access.anti_join(issuing, col(c::SOURCE_IP), col(c::SOURCE_IP));
+        for (kid, act) in summarize(rows, c::CREDENTIAL)? {
+            let sources = act.distinct_sources.max(1);
+            if act.distinct_principals < MIN_SUBJECTS
+                || act.distinct_principals / sources < SUBJECTS_PER_ADDRESS
+            {
+                continue;
+            }
+            let reason = format!(
+                "{} token subject(s) reached from only {} address(es) that never received an issued token",
+                act.distinct_principals, act.distinct_sources
+            );
+            let mut f = key_finding(
+                input,
+                &kid,
+                "subjects_from_unissuing_addresses",
+                reason,
+                volume_score(35.0, 30.0, act.distinct_principals),
+                &act,
+                None,
+            );
+            f.techniques.push("T1606");
+            out.findings.push(f);
+        }
+        Ok(())
+    }
+}
+
+/// A finding about signing key `kid`, with the evidence every token finding carries.
+fn key_finding(
+    input: &DetectInput,
+    kid: &str,
+    code: &'static str,
+    reason: String,
+    score: f64,
+    act: &Activity,
+    tokens: Option<u64>,
+) -> Finding {
+    let file = input
+        .files
+        .get(act.first_file as usize)
+        .cloned()
+        .unwrap_or_default();
+    let mut related: Vec<Entity> = act
+        .top_sources
+        .iter()
+        .map(|(ip, _)| Entity::new(EntityKind::SourceIp, ip.clone()))
+        .collect();
+    if let Some(cred) = input.context.credentials.get(kid) {
+        related.push(Entity::new(EntityKind::Principal, cred.owner.clone()));
+    }
+    let mut ev = evidence([
+        ("events", act.events.into()),
+        ("subjects", act.distinct_principals.into()),
+        ("distinct_sources", act.distinct_sources.into()),
+        ("top_sources", json_list(&act.top_sources)),
+        ("sample_subjects", json_list(&act.top_principals)),
+        ("first_event", format!("{file}:{}", act.first_line).into()),
+        ("first_event_time", input.time.format(act.first).into()),
+    ]);
+    if let Some(n) = tokens {
+        ev.insert("tokens".into(), n.into());
+    }
+    Finding {
+        detector: NAME,
+        entity: Entity::new(EntityKind::Credential, kid),
+        code,
+        reason,
+        score,
+        first_seen: Some(act.first),
+        last_seen: Some(act.last),
+        events: act.events,
+        distinct_accounts: act.distinct_accounts,
+        marks: vec![],
+        related,
+        techniques: vec!["T1552.004"],
+        evidence: ev,
+    }
+}
+
+/// Where the issuance log can vouch for a token: from its first event plus one token lifetime to
+/// its last event, minus gap days (no issuance at all on a day that has token-bearing traffic) and
+/// the lifetime that follows each gap.
+struct Coverage {
+    start: i64,
+    end: i64,
+    gaps: Vec<i64>,
+    max_age: i64,
+}
+
+impl Coverage {
+    fn of(issued: LazyFrame, max_age: i64) -> Result<Option<Coverage>> {
+        let days = issued
+            .group_by([col(c::DAY)])
+            .agg([col(c::TS).min().alias("lo"), col(c::TS).max().alias("hi")])
+            .collect()
+            .stage("issuance coverage")?;
+        let day = days
+            .column(c::DAY)
+            .stage("coverage")?
+            .i64()
+            .stage("coverage")?;
+        let lo = days
+            .column("lo")
+            .stage("coverage")?
+            .i64()
+            .stage("coverage")?;
+        let hi = days
+            .column("hi")
+            .stage("coverage")?
+            .i64()
+            .stage("coverage")?;
+        let seen: BTreeSet<i64> = day.iter().flatten().collect();
+        let (Some(start), Some(end)) = (lo.iter().flatten().min(), hi.iter().flatten().max())
+        else {
+            return Ok(None);
+        };
+        let (start_day, end_day) = (start.div_euclid(DAY_MS), end.div_euclid(DAY_MS));
+        let gaps = (start_day..=end_day)
+            .filter(|d| !seen.contains(d))
+            .collect();
+        Ok(Some(Coverage {
+            start,
+            end,
+            gaps,
+            max_age,
+        }))
+    }
+
+    /// True where a missing token is the issuer's fault, not the log's.
+    fn covered_expr(&self) -> Expr {
+        let mut covered = col(c::TS)
+            .gt_eq(lit(self.start + self.max_age))
+            .and(col(c::TS).lt_eq(lit(self.end)));
+        let lifetime_days = self.max_age.div_euclid(DAY_MS) + 1;
+        let blind: BTreeSet<i64> = self
+            .gaps
+            .iter()
+            .flat_map(|g| *g..=g + lifetime_days)
+            .collect();
+        if !blind.is_empty() {
+            let blind: Vec<i64> = blind.into_iter().collect();
+            let series = Series::new("blind".into(), blind);
+            covered = covered.and(col(c::DAY).is_in(lit(series).implode(false), false).not());
+        }
+        covered
+    }
+}

@@ -1,0 +1,173 @@
+//! Signing keys outside their life: presented before the inventory says they were created, under a
+//! key id the inventory does not know, or still active although their custodian has left (a
+//! hygiene finding, low on its own, that explains the rest when the key is abused).
+//! Use after revocation is [`super::offboarding`]'s job and is not repeated here.
+
+use polars::prelude::*;
+
+use super::activity::summarize;
+use super::{
+    DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
+};
+use crate::error::{FrameContext, Result};
+use crate::normalize::schema::{DAY_MS, col as c};
+
+pub struct KeyLifecycle;
+
+const NAME: &str = "key_lifecycle";
+const DEPARTED_CUSTODIAN_SCORE: f64 = 20.0;
+
+impl Detector for KeyLifecycle {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn detect(&self, input: &DetectInput) -> Result<Detection> {
+        let mut out = Detection::default();
+        let creds = &input.context.credentials;
+        if input.context.credentials_path.is_none() {
+            return Ok(out);
+        }
+        let token_use = input.events.clone().lazy().filter(
+            col(c::TOKEN)
+                .is_not_null()
+                .and(col(c::CREDENTIAL).is_not_null()),
+        );
+
+        let known: Vec<String> = creds.keys().cloned().collect();
+        let known = DataFrame::new_infer_height(vec![Column::new(c::CREDENTIAL.into(), known)])
+            .stage("inventory")?;
+        let unknown =
+            token_use
+                .clone()
+                .anti_join(known.lazy(), col(c::CREDENTIAL), col(c::CREDENTIAL));
+        for (kid, act) in summarize(unknown, c::CREDENTIAL)? {
+            let reason = format!(
+                "key id {kid} is not in the credential inventory, yet {} token-bearing event(s) on {} account(s) present it",
+                act.events, act.distinct_accounts
+            );
+            out.findings.push(finding(
+                input,
+                &kid,
+                "key_not_in_inventory",
+                reason,
+                volume_score(45.0, 30.0, act.distinct_accounts),
+                &act,
+            ));
+        }
+
+        let created: Vec<(String, i64)> = creds
+            .values()
+            .filter_map(|k| k.created.map(|t| (k.id.clone(), t)))
+            .collect();
+        if !created.is_empty() {
+            let (ids, at): (Vec<String>, Vec<i64>) = created.into_iter().unzip();
+            let table = DataFrame::new_infer_height(vec![
+                Column::new(c::CREDENTIAL.into(), ids),
+                Column::new("created".into(), at),
+            ])
+            .stage("inventory")?;
+            let early = token_use
+                .inner_join(table.lazy(), col(c::CREDENTIAL), col(c::CREDENTIAL))
+                .filter(col(c::TS).lt(col("created")));
+            for (kid, act) in summarize(early, c::CREDENTIAL)? {
+                let reason = format!(
+                    "{} token-bearing event(s) before the key was created",
+                    act.events
+                );
+                out.findings.push(finding(
+                    input,
+                    &kid,
+                    "key_used_before_created",
+                    reason,
+                    volume_score(45.0, 30.0, act.distinct_accounts),
+                    &act,
+                ));
+            }
+        }
+
+        for key in creds.values().filter(|k| k.kind == "signing_key") {
+            let Some(left) = input.context.departure(&key.owner) else {
+                continue;
+            };
+            let grace = input.options.rotation_grace_ms;
+            if key.revoked.is_some_and(|r| r <= left + grace) {
+                continue;
+            }
+            let days = input
+                .events_end()
+                .map(|end| (end - left).div_euclid(DAY_MS));
+            let reason = format!(
+                "signing key {} is still active although its custodian {} left on {}{}",
+                key.id,
+                key.owner,
+                input
+                    .context
+                    .roster
+                    .get(&key.owner)
+                    .and_then(|e| e.termination_date.clone())
+                    .unwrap_or_default(),
+                days.filter(|d| *d > 0)
+                    .map(|d| format!(" ({d} days before the export ends)"))
+                    .unwrap_or_default()
+            );
+            out.findings.push(Finding {
+                detector: NAME,
+                entity: Entity::new(EntityKind::Credential, key.id.clone()),
+                code: "departed_custodian_key_active",
+                reason,
+                score: DEPARTED_CUSTODIAN_SCORE,
+                first_seen: None,
+                last_seen: None,
+                events: 0,
+                distinct_accounts: 0,
+                marks: vec![],
+                related: vec![Entity::new(EntityKind::Principal, key.owner.clone())],
+                techniques: vec!["T1552.004"],
+                evidence: evidence([
+                    ("custodian", key.owner.clone().into()),
+                    ("custodian_left", input.time.format(left).into()),
+                ]),
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn finding(
+    input: &DetectInput,
+    kid: &str,
+    code: &'static str,
+    reason: String,
+    score: f64,
+    act: &super::activity::Activity,
+) -> Finding {
+    let file = input
+        .files
+        .get(act.first_file as usize)
+        .cloned()
+        .unwrap_or_default();
+    Finding {
+        detector: NAME,
+        entity: Entity::new(EntityKind::Credential, kid),
+        code,
+        reason,
+        score,
+        first_seen: Some(act.first),
+        last_seen: Some(act.last),
+        events: act.events,
+        distinct_accounts: act.distinct_accounts,
+        marks: vec![],
+        related: act
+            .top_sources
+            .iter()
+            .map(|(ip, _)| Entity::new(EntityKind::SourceIp, ip.clone()))
+            .collect(),
+        techniques: vec!["T1552.004", "T1606"],
+        evidence: evidence([
+            ("top_sources", super::json_list(&act.top_sources)),
+            ("sample_subjects", super::json_list(&act.top_principals)),
+            ("first_event", format!("{file}:{}", act.first_line).into()),
+        ]),
+    }
+}

@@ -1,0 +1,81 @@
+use crate::util::*;
+
+/// Issuance log 2025-01-01 → 2025-01-10 with no issuance on 2025-01-05; key kid-old rotated on
+/// 2025-01-03; kid-new issues after. Only the last access (kid-new, 01-08, never issued) is forged.
+fn export(dir: &std::path::Path) -> std::path::PathBuf {
+    let input = dir.join("in");
+    write(&input.join("roster.csv"), ROSTER);
+    write(
+        &input.join("credentials.csv"),
+        "credential_id,owner,kind,created,revoked\nkid-old,E2,signing_key,2024-01-01,2025-01-03\nkid-new,E2,signing_key,2025-01-02,\n",
+    );
+    let mut issued = String::new();
+    for day in 1..=10 {
+        if day == 5 {
+            continue;
+        }
+        let kid = if day <= 3 { "kid-old" } else { "kid-new" };
+        issued.push_str(&format!(
+            "{{\"timestamp\":\"2025-01-{day:02}T08:00:00Z\",\"event_type\":\"token_issued\",\"token_id\":\"t{day}\",\"credential_id\":\"{kid}\",\"principal\":\"C1\",\"source_ip\":\"100.64.0.1\"}}\n"
+        ));
+    }
+    issued.push_str("{\"timestamp\":\"2025-01-03T23:50:00Z\",\"event_type\":\"token_issued\",\"token_id\":\"late\",\"credential_id\":\"kid-old\",\"principal\":\"C2\",\"source_ip\":\"100.64.0.2\"}\n");
+    write(&input.join("issuance.jsonl"), &issued);
+    write(
+        &input.join("access.csv"),
+        "timestamp,event_type,token_id,credential_id,principal,target_account,source_ip\n\
+         2025-01-01T00:10:00Z,access,before-export,kid-old,C3,C3,100.64.0.3\n\
+         2025-01-04T00:30:00Z,access,late,kid-old,C2,C2,100.64.0.2\n\
+         2025-01-05T12:00:00Z,access,during-gap,kid-new,C4,C4,100.64.0.4\n\
+         2025-01-06T09:00:00Z,access,t6,kid-new,C1,C1,100.64.0.1\n\
+         2025-01-08T09:00:00Z,access,minted,kid-new,C5,C5,203.0.113.9\n",
+    );
+    input
+}
+
+#[test]
+fn grace_pre_export_tokens_and_issuer_gaps_are_not_accused() {
+    let dir = tmp();
+    let input = export(dir.path());
+    let out_dir = dir.path().join("out");
+    let out = analyze(&out_dir, &[input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = anomalies(&out_dir);
+    // The positive control: the one minted token is found.
+    let new = rows
+        .iter()
+        .find(|r| r["entity_id"] == "kid-new")
+        .expect("kid-new flagged");
+    assert!(
+        new["reasons"].contains("never_issued_tokens") && new["reasons"].contains("1 access"),
+        "{new:?}"
+    );
+    assert!(!new["reasons"].contains("during-gap"), "{new:?}");
+    // Nothing about the rotated key, the pre-export token or the gap is high.
+    for r in &rows {
+        if r["entity_id"] != "kid-new" {
+            assert!(
+                matches!(r["severity"].as_str(), "low" | "informational"),
+                "{r:?}"
+            );
+        }
+    }
+    let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    assert!(summary.contains("does not cover this period"), "{summary}");
+    assert!(
+        summary.contains("2025-01-05"),
+        "the gap day is named: {summary}"
+    );
+}
+
+#[test]
+fn missing_issuance_log_is_stated_not_silent() {
+    let dir = tmp();
+    let input = export(dir.path());
+    std::fs::remove_file(input.join("issuance.jsonl")).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = analyze(&out_dir, &[input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    assert!(summary.contains("no token_issued events"), "{summary}");
+}
