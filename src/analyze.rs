@@ -28,6 +28,9 @@ pub struct Plan {
     pub options: DetectOptions,
     pub min_level: Severity,
     pub progress: bool,
+    /// Print each stage's wall time to stderr (for profiling; never in reports, which must be
+    /// byte-identical run to run).
+    pub timings: bool,
 }
 
 /// What the binary needs to print and to choose its exit code.
@@ -37,13 +40,36 @@ pub struct Outcome {
     pub rejected: u64,
 }
 
+/// Wall-clock stopwatch for `--timings`.
+struct Stopwatch {
+    on: bool,
+    last: std::time::Instant,
+}
+
+impl Stopwatch {
+    fn lap(&mut self, what: &str) {
+        if self.on {
+            eprintln!(
+                "timing: {what:<28} {:>8.3} s",
+                self.last.elapsed().as_secs_f64()
+            );
+        }
+        self.last = std::time::Instant::now();
+    }
+}
+
 pub fn run(plan: &Plan) -> Result<Outcome> {
+    let mut clock = Stopwatch {
+        on: plan.timings,
+        last: std::time::Instant::now(),
+    };
     let found = ingest::discover(&plan.inputs)?;
     if found.events.is_empty() {
         return Err(Error::NoEvents);
     }
     let context = load_context(plan, &found)?;
     let ingested = ingest::read_events(&found, &plan.time, plan.progress)?;
+    clock.lap("ingest");
     for skipped in &ingested.skipped {
         eprintln!(
             "warning: {}: unknown file format, skipped",
@@ -72,10 +98,12 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             findings: f,
             limitations: l,
         } = detector.detect(&input)?;
+        clock.lap(detector.name());
         findings.extend(f);
         limitations.extend(l);
     }
     let ranked = rank::rank(findings);
+    clock.lap("rank");
 
     let info = run_info(plan, &context, &events, total)?;
     let shown: Vec<Entity> = ranked
@@ -96,7 +124,9 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         time: &plan.time,
         series: &series,
     };
+    clock.lap("chart series");
     report::write(&plan.out, plan.force, &data)?;
+    clock.lap("report");
     Ok(Outcome {
         records: ingested.files.iter().map(|f| f.records).sum(),
         rejected: ingested.files.iter().map(|f| f.rejected).sum(),

@@ -80,6 +80,9 @@ struct AnalyzeArgs {
     /// No progress bar and no table on stdout (cron).
     #[arg(long)]
     quiet: bool,
+    /// Print each stage's wall time to stderr.
+    #[arg(long)]
+    timings: bool,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -160,6 +163,7 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         },
         min_level: level("--min-level", &a.min_level)?,
         progress: !a.quiet && std::io::stderr().is_terminal(),
+        timings: a.timings,
     };
     let outcome = analyze::run(&plan)?;
     if !a.quiet {

@@ -69,7 +69,10 @@ impl Detector for KeyLifecycle {
             .stage("inventory")?;
             let early = token_use
                 .inner_join(table.lazy(), col(c::CREDENTIAL), col(c::CREDENTIAL))
-                .filter(col(c::TS).lt(col("created")));
+                .filter(col(c::TS).lt(col("created")))
+                .collect()
+                .stage("keys used before creation")?
+                .lazy();
             for (kid, act) in summarize(early, c::CREDENTIAL)? {
                 let reason = format!(
                     "{} token-bearing event(s) before the key was created",

@@ -121,13 +121,18 @@ fn late_use(input: &DetectInput, key: &str, cutoffs: Vec<(String, i64)>) -> Resu
     if !wanted.contains(&key) {
         wanted.push(key);
     }
+    // Late rows are few; materialising them once lets the summaries below scan a small frame
+    // instead of re-joining the whole event table for every aggregate.
     let late = input
         .events
         .clone()
         .lazy()
         .select(wanted.iter().map(|n| col(*n)).collect::<Vec<_>>())
         .inner_join(table.lazy(), col(key), col(key))
-        .filter(col(c::TS).gt_eq(col("cutoff")));
+        .filter(col(c::TS).gt_eq(col("cutoff")))
+        .collect()
+        .stage("events after cut-off")?
+        .lazy();
     let ok = summarize(late.clone().filter(col(c::SUCCESS)), key)?;
     let failed = summarize(late.filter(col(c::SUCCESS).not()), key)?;
     Ok((ok, failed))
