@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use polars::prelude::*;
 
 use crate::context::{self, Context};
-use crate::detect::{self, DetectInput, DetectOptions, Detection, Entity, EntityKind};
+use crate::detect::{self, DetectInput, DetectOptions, Detection, Entity};
 use crate::error::{Error, FrameContext, Result};
 use crate::ingest;
 use crate::normalize::TimeParser;
@@ -215,11 +215,7 @@ fn run_info(plan: &Plan, ctx: &Context, events: &DataFrame, total: u64) -> Resul
 fn daily_series(events: &DataFrame, entities: &[Entity]) -> Result<Vec<EntitySeries>> {
     let mut out = Vec::new();
     for e in entities {
-        let key = match e.kind {
-            EntityKind::Credential => c::CREDENTIAL,
-            EntityKind::Principal => c::PRINCIPAL,
-            EntityKind::SourceIp => c::SOURCE_IP,
-        };
+        let key = e.kind.column();
         let df = events
             .clone()
             .lazy()

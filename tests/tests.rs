@@ -7,6 +7,8 @@ mod util;
 mod bad_input;
 // Report safety: formula neutralisation, atomic output, determinism, reconciliation.
 mod output;
+// Bulk enumeration: bursts, low and slow, walks; look-alikes rank below.
+mod enumeration;
 // Forged and never-issued tokens, with issuance-log coverage respected.
 mod tokens;
 // The planted insider scenario is found and ranked, and the benign look-alikes are not.

@@ -5,6 +5,7 @@
 //! detector never needs to know about the others.
 
 pub mod activity;
+pub mod enumeration;
 pub mod forged_tokens;
 pub mod key_lifecycle;
 pub mod offboarding;
@@ -29,6 +30,7 @@ pub enum EntityKind {
     Credential,
     Principal,
     SourceIp,
+    Network,
 }
 
 impl EntityKind {
@@ -37,6 +39,18 @@ impl EntityKind {
             EntityKind::Credential => "credential",
             EntityKind::Principal => "principal",
             EntityKind::SourceIp => "source_ip",
+            EntityKind::Network => "network",
+        }
+    }
+
+    /// The event column that holds this kind of entity.
+    pub fn column(self) -> &'static str {
+        use crate::normalize::schema::col;
+        match self {
+            EntityKind::Credential => col::CREDENTIAL,
+            EntityKind::Principal => col::PRINCIPAL,
+            EntityKind::SourceIp => col::SOURCE_IP,
+            EntityKind::Network => col::NETWORK,
         }
     }
 }
@@ -140,6 +154,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(offboarding::Offboarding),
         Box::new(forged_tokens::ForgedTokens),
         Box::new(key_lifecycle::KeyLifecycle),
+        Box::new(enumeration::Enumeration),
     ]
 }
 

@@ -22,6 +22,7 @@ const FIRST: [&str; 8] = [
 const LAST: [&str; 6] = ["Kim", "Lee", "Park", "Choi", "Jung", "Kang"];
 const MOBILE_UA: &str = "ShopApp/7.4.1 (iPhone; iOS 18.1)";
 const WEB_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0";
+const NIGHTLY_SOURCE: &str = "10.0.5.10";
 const ATTACK_UA: &str = "ShopApp/7.4.0 (iPhone; iOS 18.0)";
 
 /// Which exported log an event belongs to.
@@ -150,9 +151,12 @@ impl World {
             abuse_start_day: self.abuse_start,
             abuse_start: date(self.abuse_start as i64),
             attacker_ips: attacker_ips(),
+            attacker_network: "203.0.113.0/24".into(),
             burst_principal: "E1011".into(),
             burst_day: self.burst_day,
             nightly_key: "ak-billing-nightly".into(),
+            nightly_principal: "svc-billing".into(),
+            nightly_source: NIGHTLY_SOURCE.into(),
             rotated_key: "kid-2024a".into(),
             failing_principal: "E1002".into(),
             notice_principal: "E1004".into(),
@@ -331,14 +335,21 @@ impl World {
             ));
             match *dept {
                 "support" => {
-                    let n = if i == 10 && day == self.burst_day {
-                        6000.min(self.customers * 3 / 5)
-                    } else {
-                        rng.random_range(20..40)
-                    };
                     let night = i == 10 && day == self.burst_day;
-                    for k in 0..n {
-                        let c = rng.random_range(0..self.customers);
+                    // The burst looks up distinct accounts; a normal day draws at random.
+                    let picks: Vec<u32> = if night {
+                        let n = 6000.min(self.customers * 3 / 5) as usize;
+                        rand::seq::index::sample(rng, self.customers as usize, n)
+                            .into_iter()
+                            .map(|c| c as u32)
+                            .collect()
+                    } else {
+                        let n = rng.random_range(20..40);
+                        (0..n)
+                            .map(|_| rng.random_range(0..self.customers))
+                            .collect()
+                    };
+                    for (k, c) in picks.into_iter().enumerate() {
                         let ts = if night {
                             base + 2 * HOUR + k as i64 * 1_500
                         } else {
@@ -419,7 +430,7 @@ impl World {
                 principal: "svc-billing".into(),
                 credential: Some("ak-billing-nightly".into()),
                 token: None,
-                source_ip: "10.0.5.10".into(),
+                source_ip: NIGHTLY_SOURCE.into(),
                 user_agent: "billing-reconciler/2.3",
                 action: "POST /internal/billing/reconcile",
                 target: Some(customer(*c)),

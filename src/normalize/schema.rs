@@ -95,9 +95,13 @@ pub mod col {
     pub const CREDENTIAL: &str = "credential_id";
     pub const TOKEN: &str = "token_id";
     pub const SOURCE_IP: &str = "source_ip";
+    /// /24 or /64 of `source_ip`, derived.
+    pub const NETWORK: &str = "source_network";
     pub const USER_AGENT: &str = "user_agent";
     pub const ACTION: &str = "action";
     pub const TARGET: &str = "target_account";
+    /// Numeric part of `target_account`, derived (sequential walks).
+    pub const TARGET_NUM: &str = "target_number";
     pub const SUCCESS: &str = "success";
     pub const RECORDS: &str = "records";
     pub const BYTES: &str = "bytes";

@@ -1,0 +1,470 @@
+//! Bulk account enumeration: one key, principal, address or /24 touching far more distinct
+//! customer accounts than it should — in one night or slowly over months.
+//!
+//! Per entity the detector profiles distinct accounts per day, total reach, and how much of its
+//! daily work is new accounts (`new_ratio` = distinct accounts over the export ÷ sum of daily
+//! distinct accounts: ~1 for a scraper that keeps finding new accounts, ~1/days for a batch job that
+//! touches the same accounts every night). It then asks three questions with robust statistics
+//! (median and MAD, which one burst cannot poison): is today far above the entity's own history,
+//! is its reach far above its peers', and does its reach grow linearly unlike its peers'? Sequential
+//! walks through account numbers and customer tokens touching other customers are extra signals.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use polars::prelude::*;
+
+use super::{
+    DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
+};
+use crate::error::{FrameContext, Result};
+use crate::normalize::columns::{is_internal, network_of};
+use crate::normalize::schema::{DAY_MS, col as c};
+
+pub struct Enumeration;
+
+const NAME: &str = "enumeration";
+/// A burst must reach this many accounts in a day and be this many times the entity's median day.
+const BURST_MIN_ACCOUNTS: u64 = 100;
+const BURST_FACTOR: f64 = 10.0;
+/// Days of history needed before "above its own baseline" means anything.
+const MIN_HISTORY_DAYS: usize = 7;
+/// Peer comparison needs a group this large; reach this many times the peer median is abnormal.
+const MIN_PEERS: usize = 5;
+const PEER_FACTOR: f64 = 5.0;
+/// Low and slow: mostly new accounts every day, a visible share of the customer base.
+const LOW_SLOW_NEW_RATIO: f64 = 0.8;
+const LOW_SLOW_SHARE: f64 = 0.05;
+/// A walk step: the next account number is 1..=3 above the previous, within six hours.
+const WALK_MAX_STEP: i64 = 3;
+const WALK_MAX_GAP_MS: i64 = 6 * 3_600_000;
+const WALK_MIN_STEPS: u64 = 20;
+
+/// Medians of a peer group.
+#[derive(Debug, Default, Clone, Copy)]
+struct Peers {
+    members: usize,
+    reach: f64,
+    new_ratio: f64,
+}
+
+/// What one entity did, in the numbers the questions need.
+#[derive(Debug, Default)]
+struct Profile {
+    events: u64,
+    total: u64,
+    days: Vec<(i64, u64)>,
+    walk_steps: u64,
+    others: u64,
+}
+
+impl Profile {
+    /// Distinct accounts over the export ÷ sum of daily distinct accounts.
+    fn new_ratio(&self) -> f64 {
+        let sum_daily: u64 = self.days.iter().map(|d| d.1).sum();
+        self.total as f64 / sum_daily.max(1) as f64
+    }
+}
+
+impl Detector for Enumeration {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn detect(&self, input: &DetectInput) -> Result<Detection> {
+        let mut out = Detection::default();
+        let access = input.events.clone().lazy().filter(
+            col(c::EVENT_TYPE)
+                .eq(lit("access"))
+                .and(col(c::TARGET).is_not_null()),
+        );
+        let customers = customer_principals(access.clone())?;
+        let base = customers.len().max(1) as f64;
+        let mut flagged_networks = BTreeSet::new();
+        for kind in [
+            EntityKind::Credential,
+            EntityKind::Principal,
+            EntityKind::Network,
+            EntityKind::SourceIp,
+        ] {
+            let profiles = profiles(access.clone(), kind.column(), kind == EntityKind::Principal)?;
+            let mut groups: BTreeMap<String, (Vec<u64>, Vec<u64>)> = BTreeMap::new();
+            for (id, p) in &profiles {
+                let g = groups
+                    .entry(peer_group(input, kind, id, &customers))
+                    .or_default();
+                g.0.push(p.total);
+                g.1.push((p.new_ratio() * 1000.0).round() as u64);
+            }
+            let peers: BTreeMap<String, Peers> = groups
+                .into_iter()
+                .map(|(g, (mut reach, mut ratio))| {
+                    reach.sort_unstable();
+                    ratio.sort_unstable();
+                    let peers = Peers {
+                        members: reach.len(),
+                        reach: median(&reach),
+                        new_ratio: median(&ratio) / 1000.0,
+                    };
+                    (g, peers)
+                })
+                .collect();
+            for (id, p) in &profiles {
+                if kind == EntityKind::SourceIp
+                    && network_of(id).is_some_and(|n| flagged_networks.contains(&n))
+                {
+                    continue;
+                }
+                let group = peer_group(input, kind, id, &customers);
+                let ctx = Judge {
+                    input,
+                    kind,
+                    id,
+                    p,
+                    base,
+                    group: &group,
+                    peers: peers.get(&group).copied().unwrap_or_default(),
+                    is_customer: customers.contains(id),
+                };
+                let found = ctx.judge();
+                if kind == EntityKind::Network && !found.is_empty() {
+                    flagged_networks.insert(id.clone());
+                }
+                out.findings.extend(found);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Principals that are themselves customer accounts (token subjects).
+fn customer_principals(access: LazyFrame) -> Result<BTreeSet<String>> {
+    let targets = access
+        .clone()
+        .select([col(c::TARGET)])
+        .unique(None, UniqueKeepStrategy::Any);
+    let df = access
+        .select([col(c::PRINCIPAL)])
+        .filter(col(c::PRINCIPAL).is_not_null())
+        .unique(None, UniqueKeepStrategy::Any)
+        .semi_join(targets, col(c::PRINCIPAL), col(c::TARGET))
+        .collect()
+        .stage("customer principals")?;
+    let ids = df
+        .column(c::PRINCIPAL)
+        .stage("customers")?
+        .str()
+        .stage("customers")?;
+    Ok(ids.iter().flatten().map(String::from).collect())
+}
+
+fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<String, Profile>> {
+    let rows = access.filter(col(key).is_not_null());
+    let mut out: BTreeMap<String, Profile> = BTreeMap::new();
+    let daily = rows
+        .clone()
+        .group_by([col(key), col(c::DAY)])
+        .agg([col(c::TARGET).n_unique().cast(DataType::UInt64).alias("d")])
+        .collect()
+        .stage("daily reach")?;
+    for ((k, day), d) in strs(&daily, key)?
+        .into_iter()
+        .zip(i64s(&daily, c::DAY)?)
+        .zip(u64s(&daily, "d")?)
+    {
+        out.entry(k).or_default().days.push((day, d));
+    }
+    let totals = rows
+        .clone()
+        .group_by([col(key)])
+        .agg([
+            col(c::TARGET).n_unique().cast(DataType::UInt64).alias("t"),
+            len().cast(DataType::UInt64).alias("n"),
+        ])
+        .collect()
+        .stage("total reach")?;
+    let events = u64s(&totals, "n")?;
+    for ((k, t), n) in strs(&totals, key)?
+        .into_iter()
+        .zip(u64s(&totals, "t")?)
+        .zip(events)
+    {
+        let p = out.entry(k).or_default();
+        p.total = t;
+        p.events = n;
+    }
+    let prev_key = col(key).shift(lit(1));
+    let step = col(c::TARGET_NUM) - col(c::TARGET_NUM).shift(lit(1));
+    let gap = col(c::TS) - col(c::TS).shift(lit(1));
+    let walks = rows
+        .clone()
+        .filter(col(c::TARGET_NUM).is_not_null())
+        .select([col(key), col(c::TS), col(c::TARGET_NUM), col(c::TARGET)])
+        .sort_by_exprs(
+            [col(key), col(c::TS), col(c::TARGET_NUM)],
+            SortMultipleOptions::default(),
+        )
+        .filter(
+            prev_key
+                .eq(col(key))
+                .and(step.clone().gt_eq(lit(1)))
+                .and(step.lt_eq(lit(WALK_MAX_STEP)))
+                .and(gap.lt_eq(lit(WALK_MAX_GAP_MS))),
+        )
+        .group_by([col(key)])
+        // Distinct accounts reached by a step: a job that re-runs the same list every night repeats
+        // its few accidental steps, a walk keeps reaching new accounts.
+        .agg([col(c::TARGET).n_unique().cast(DataType::UInt64).alias("s")])
+        .collect()
+        .stage("sequential walks")?;
+    for (k, s) in strs(&walks, key)?.into_iter().zip(u64s(&walks, "s")?) {
+        out.entry(k).or_default().walk_steps = s;
+    }
+    if principals {
+        let others = rows
+            .filter(col(c::TARGET).neq(col(key)))
+            .group_by([col(key)])
+            .agg([col(c::TARGET).n_unique().cast(DataType::UInt64).alias("o")])
+            .collect()
+            .stage("accounts other than own")?;
+        for (k, o) in strs(&others, key)?.into_iter().zip(u64s(&others, "o")?) {
+            out.entry(k).or_default().others = o;
+        }
+    }
+    for p in out.values_mut() {
+        p.days.sort_unstable();
+    }
+    Ok(out)
+}
+
+fn strs(df: &DataFrame, name: &str) -> Result<Vec<String>> {
+    let ca = df
+        .column(name)
+        .stage("enumeration")?
+        .str()
+        .stage("enumeration")?;
+    Ok(ca
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect())
+}
+
+fn i64s(df: &DataFrame, name: &str) -> Result<Vec<i64>> {
+    let ca = df
+        .column(name)
+        .stage("enumeration")?
+        .i64()
+        .stage("enumeration")?;
+    Ok(ca.iter().map(|v| v.unwrap_or_default()).collect())
+}
+
+fn u64s(df: &DataFrame, name: &str) -> Result<Vec<u64>> {
+    let ca = df
+        .column(name)
+        .stage("enumeration")?
+        .u64()
+        .stage("enumeration")?;
+    Ok(ca.iter().map(|v| v.unwrap_or_default()).collect())
+}
+
+/// Peers: same department for employees, customers with customers, services with services,
+/// credentials of the same kind, addresses with addresses, networks with networks.
+fn peer_group(
+    input: &DetectInput,
+    kind: EntityKind,
+    id: &str,
+    customers: &BTreeSet<String>,
+) -> String {
+    match kind {
+        EntityKind::Principal => match input.context.roster.get(id) {
+            Some(e) => format!("employees of {}", e.department),
+            None if customers.contains(id) => "customers".into(),
+            None => "services and unlisted principals".into(),
+        },
+        EntityKind::Credential => match input.context.credentials.get(id) {
+            Some(k) => format!("{} credentials", k.kind),
+            None => "credentials not in the inventory".into(),
+        },
+        EntityKind::SourceIp => match id.parse::<std::net::IpAddr>() {
+            Ok(addr) if is_internal(&addr) => "internal source addresses".into(),
+            _ => "external source addresses".into(),
+        },
+        EntityKind::Network => "source networks".into(),
+    }
+}
+
+fn median(sorted: &[u64]) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2] as f64,
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) as f64 / 2.0,
+    }
+}
+
+/// Median and median absolute deviation.
+fn median_mad(values: &[u64]) -> (f64, f64) {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    let m = median(&v);
+    let mut dev: Vec<u64> = v
+        .iter()
+        .map(|x| (*x as f64 - m).abs().round() as u64)
+        .collect();
+    dev.sort_unstable();
+    (m, median(&dev))
+}
+
+struct Judge<'a> {
+    input: &'a DetectInput<'a>,
+    kind: EntityKind,
+    id: &'a str,
+    p: &'a Profile,
+    base: f64,
+    group: &'a str,
+    peers: Peers,
+    is_customer: bool,
+}
+
+impl Judge<'_> {
+    fn judge(&self) -> Vec<Finding> {
+        let p = self.p;
+        let mut out = Vec::new();
+        let share = p.total as f64 / self.base;
+        let new_ratio = p.new_ratio();
+        let Peers {
+            members,
+            reach: peer_median,
+            new_ratio: peer_ratio,
+        } = self.peers;
+        let has_peers = members >= MIN_PEERS;
+        let above_peers = has_peers
+            && p.total as f64 >= PEER_FACTOR * peer_median.max(1.0)
+            && p.total as f64 - peer_median >= 100.0;
+
+        if let Some(&(day, max)) = p.days.iter().max_by_key(|d| (d.1, std::cmp::Reverse(d.0))) {
+            let others: Vec<u64> = p.days.iter().filter(|d| d.0 != day).map(|d| d.1).collect();
+            let (med, mad) = median_mad(&others);
+            if others.len() >= MIN_HISTORY_DAYS
+                && max >= BURST_MIN_ACCOUNTS
+                && max as f64 >= BURST_FACTOR * med.max(1.0)
+                && max as f64 >= med + BURST_FACTOR * (1.4826 * mad).max(1.0)
+            {
+                let reason = format!(
+                    "{max} distinct accounts on {} against a median of {med:.0} a day over {} other active day(s)",
+                    self.input.time.format_date(day * DAY_MS),
+                    others.len()
+                );
+                let mut f = self.finding(
+                    "burst_over_own_baseline",
+                    reason,
+                    volume_score(45.0, 30.0, max),
+                );
+                f.marks.push(("burst".into(), day * DAY_MS));
+                f.evidence.insert("burst_day_accounts".into(), max.into());
+                f.evidence.insert("baseline_median".into(), med.into());
+                f.evidence.insert("baseline_mad".into(), mad.into());
+                out.push(f);
+            }
+        }
+        if above_peers {
+            let reason = format!(
+                "reached {} distinct accounts ({:.1}% of customers), {:.0}× the median of its {} peers ({})",
+                p.total,
+                share * 100.0,
+                p.total as f64 / peer_median.max(1.0),
+                members,
+                self.group
+            );
+            out.push(self.finding(
+                "reach_above_peers",
+                reason,
+                volume_score(30.0, 30.0, p.total),
+            ));
+        }
+        let steady = p.days.len() >= MIN_HISTORY_DAYS
+            && new_ratio >= LOW_SLOW_NEW_RATIO
+            && share >= LOW_SLOW_SHARE;
+        // Support agents keep meeting new customers too; they are only abnormal if their reach or
+        // their appetite for new accounts stands out from their own peers'.
+        let unlike_peers = !has_peers
+            || p.total as f64 >= 3.0 * peer_median.max(1.0)
+            || new_ratio >= peer_ratio + 0.3;
+        if steady && p.total >= BURST_MIN_ACCOUNTS && unlike_peers {
+            let reason = format!(
+                "low and slow: {} distinct accounts ({:.1}% of customers) over {} active day(s), {:.0}% of daily touches were accounts never seen before (a batch job re-touches the same ones)",
+                p.total,
+                share * 100.0,
+                p.days.len(),
+                new_ratio * 100.0
+            );
+            out.push(self.finding(
+                "low_and_slow_reach",
+                reason,
+                volume_score(40.0, 35.0, p.total),
+            ));
+        }
+        if p.walk_steps >= WALK_MIN_STEPS && p.walk_steps as f64 >= 0.3 * p.total as f64 {
+            let reason = format!(
+                "sequential walk: {} account(s) reached by stepping to the next account number within {} h, of {} distinct accounts",
+                p.walk_steps,
+                WALK_MAX_GAP_MS / 3_600_000,
+                p.total
+            );
+            out.push(self.finding(
+                "sequential_walk",
+                reason,
+                volume_score(30.0, 30.0, p.walk_steps),
+            ));
+        }
+        if self.kind == EntityKind::Principal && self.is_customer && p.others >= 1 {
+            let reason = format!(
+                "customer token subject touched {} account(s) other than its own",
+                p.others
+            );
+            out.push(self.finding(
+                "customer_touches_other_accounts",
+                reason,
+                volume_score(30.0, 30.0, p.others),
+            ));
+        }
+        for f in &mut out {
+            f.evidence.insert(
+                "share_of_customers".into(),
+                ((share * 10_000.0).round() / 10_000.0).into(),
+            );
+            f.evidence.insert(
+                "new_account_ratio".into(),
+                ((new_ratio * 1000.0).round() / 1000.0).into(),
+            );
+            f.evidence.insert("active_days".into(), p.days.len().into());
+            f.evidence.insert("peer_group".into(), self.group.into());
+            f.evidence
+                .insert("peer_median_reach".into(), peer_median.into());
+            f.evidence.insert("peers".into(), members.into());
+        }
+        out
+    }
+
+    fn finding(&self, code: &'static str, reason: String, score: f64) -> Finding {
+        let first = self.p.days.first().map(|d| d.0 * DAY_MS);
+        let last = self.p.days.last().map(|d| (d.0 + 1) * DAY_MS - 1);
+        let mut techniques = vec!["T1087", "T1213"];
+        if code == "customer_touches_other_accounts" {
+            techniques.push("T1078");
+        }
+        Finding {
+            detector: NAME,
+            entity: Entity::new(self.kind, self.id),
+            code,
+            reason,
+            score,
+            first_seen: first,
+            last_seen: last,
+            events: self.p.events,
+            distinct_accounts: self.p.total,
+            marks: vec![],
+            related: vec![],
+            techniques,
+            evidence: evidence([("distinct_accounts", self.p.total.into())]),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+use std::collections::HashMap;
+
+use crate::util::*;
+
+type Rows = Vec<HashMap<String, String>>;
+
+/// Employees whose role touches many accounts or machines, from the generated roster.
+fn busy_employees(input: &std::path::Path, except: &str) -> Vec<String> {
+    read_csv(&input.join("roster.csv"))
+        .into_iter()
+        .filter(|r| {
+            matches!(r["department"].as_str(), "support" | "it-admin") && r["employee_id"] != except
+        })
+        .map(|r| r["employee_id"].clone())
+        .collect()
+}
+
+fn assert_planted_on_top_and_benign_below(input: &std::path::Path, rows: &Rows) {
+    let truth = truth(input);
+    let planted = ["abused_key", "attacker_network", "burst_principal"]
+        .map(|k| truth[k].as_str().unwrap().to_string());
+    let mut worst = 0;
+    for id in &planted {
+        let rank = rank_of(rows, id).unwrap_or_else(|| panic!("{id} not flagged: {rows:#?}"));
+        assert!(rank <= 5, "{id} ranks {rank}, not in the top 5: {rows:#?}");
+        worst = worst.max(rank);
+    }
+    let mut benign: Vec<String> = ["nightly_key", "nightly_principal", "nightly_source"]
+        .map(|k| truth[k].as_str().unwrap().to_string())
+        .to_vec();
+    benign.extend(busy_employees(input, &planted[2]));
+    for id in &benign {
+        if let Some(rank) = rank_of(rows, id) {
+            assert!(
+                rank > worst,
+                "benign {id} ranks {rank}, above planted abuse (worst planted rank {worst})"
+            );
+            let sev = severity_of(rows, id).unwrap_or_default();
+            assert!(
+                matches!(sev.as_str(), "low" | "informational"),
+                "benign {id} is {sev}"
+            );
+        }
+    }
+}
+
+#[test]
+fn planted_enumeration_ranks_top_5_and_look_alikes_below_on_sample_logs() {
+    let dir = tmp();
+    let sample = repo().join("sample_logs");
+    let out = analyze(&dir.path().join("out"), &[sample.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = anomalies(&dir.path().join("out"));
+    assert_planted_on_top_and_benign_below(&sample, &rows);
+    let net = rows
+        .iter()
+        .find(|r| r["entity_id"] == "203.0.113.0/24")
+        .unwrap();
+    for code in ["low_and_slow_reach", "sequential_walk"] {
+        assert!(net["reasons"].contains(code), "{code}: {}", net["reasons"]);
+    }
+}
+
+#[test]
+fn planted_enumeration_ranks_top_5_on_generated_seeds() {
+    for seed in [1, 2, 3] {
+        let input = generated(seed);
+        let dir = tmp();
+        let out = analyze(&dir.path().join("out"), &[input.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "seed {seed}: {}", stderr(&out));
+        assert_planted_on_top_and_benign_below(&input, &anomalies(&dir.path().join("out")));
+    }
+}
+
+/// A current employee who looks up 6,000 accounts in one night after weeks of ~30 a day.
+#[test]
+fn one_night_burst_of_6000_lookups_ranks_top_5() {
+    let dir = tmp();
+    let input = dir.path().join("export");
+    let made = bin()
+        .args([
+            "generate",
+            "--days",
+            "40",
+            "--customers",
+            "10000",
+            "--employees",
+            "30",
+            "--seed",
+            "5",
+            "--out",
+        ])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    let out = analyze(&dir.path().join("out"), &[input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = anomalies(&dir.path().join("out"));
+    let who = truth(&input)["burst_principal"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rank = rank_of(&rows, &who).expect("burst principal flagged");
+    assert!(rank <= 5, "rank {rank}: {rows:#?}");
+    let row = rows.iter().find(|r| r["entity_id"] == who).unwrap();
+    assert!(
+        row["reasons"].contains("burst_over_own_baseline") && row["reasons"].contains("6000"),
+        "{row:?}"
+    );
+}
