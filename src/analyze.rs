@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use polars::prelude::*;
 
 use crate::context::{self, Context};
-use crate::detect::{self, DetectInput, DetectOptions, Detection, Entity};
+use crate::detect::{self, DetectInput, DetectOptions, Detection, Entity, Limitation};
 use crate::error::{Error, FrameContext, Result};
 use crate::ingest;
 use crate::normalize::TimeParser;
@@ -20,6 +20,7 @@ pub struct Plan {
     pub inputs: Vec<PathBuf>,
     pub roster: Option<PathBuf>,
     pub credentials: Option<PathBuf>,
+    pub allowlist: Option<PathBuf>,
     pub out: PathBuf,
     pub force: bool,
     pub time: TimeParser,
@@ -68,6 +69,11 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         return Err(Error::NoEvents);
     }
     let context = load_context(plan, &found)?;
+    // Loaded before the heavy work so a broken allowlist fails in a second, not after the scan.
+    let allowlist = match &plan.allowlist {
+        Some(p) => context::load_allowlist(p, &plan.time)?,
+        None => Vec::new(),
+    };
     let ingested = ingest::read_events(&found, &plan.time, plan.progress)?;
     clock.lap("ingest");
     for skipped in &ingested.skipped {
@@ -102,7 +108,11 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         findings.extend(f);
         limitations.extend(l);
     }
-    let ranked = rank::rank(findings);
+    let (ranked, suppressed, notes) = rank::suppress(rank::rank(findings), &allowlist);
+    limitations.extend(notes.into_iter().map(|note| Limitation {
+        detector: "allowlist",
+        note,
+    }));
     clock.lap("rank");
 
     let info = run_info(plan, &context, &events, total)?;
@@ -118,6 +128,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         min_level: plan.min_level,
         files: &ingested.files,
         rejects: &ingested.rejects,
+        suppressed: &suppressed,
         skipped: &ingested.skipped,
         limitations: &limitations,
         info: &info,

@@ -57,6 +57,9 @@ struct AnalyzeArgs {
     /// Credential inventory CSV (default: credentials.csv inside an input directory).
     #[arg(long)]
     credentials: Option<PathBuf>,
+    /// Allowlist of known jobs (TOML: entity, kind, reason, expires, owner).
+    #[arg(long)]
+    allowlist: Option<PathBuf>,
     /// Output directory.
     #[arg(long, default_value = "audithound-report")]
     out: PathBuf,
@@ -152,6 +155,7 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         inputs: a.inputs,
         roster: a.roster,
         credentials: a.credentials,
+        allowlist: a.allowlist,
         out: a.out,
         force: a.force,
         from: instant("--from", &a.time.from)?,

@@ -109,3 +109,62 @@ fn one_night_burst_of_6000_lookups_ranks_top_5() {
         "{row:?}"
     );
 }
+
+/// Allowlisted entities leave the ranking but stay counted and listed; expired entries do nothing.
+#[test]
+fn allowlist_suppresses_explicitly_and_expires() {
+    let dir = tmp();
+    let sample = repo().join("sample_logs");
+    let allow = dir.path().join("allow.toml");
+    write(
+        &allow,
+        "[[allow]]\nentity = \"E1011\"\nkind = \"principal\"\nreason = \"migration of CRM records\"\nexpires = \"2099-12-31\"\nowner = \"crm-team@example.com\"\n\n\
+         [[allow]]\nentity = \"203.0.113.0/24\"\nreason = \"pentest\"\nexpires = \"2025-01-01\"\nowner = \"red-team@example.com\"\n",
+    );
+    let out_dir = dir.path().join("out");
+    let out = analyze(
+        &out_dir,
+        &[
+            sample.to_str().unwrap(),
+            "--allowlist",
+            allow.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = anomalies(&out_dir);
+    assert_eq!(rank_of(&rows, "E1011"), None, "suppressed row still ranked");
+    assert!(
+        rank_of(&rows, "203.0.113.0/24").is_some(),
+        "expired entry must not suppress"
+    );
+    let ranks: Vec<usize> = rows.iter().map(|r| r["rank"].parse().unwrap()).collect();
+    assert_eq!(
+        ranks,
+        (1..=rows.len()).collect::<Vec<_>>(),
+        "ranks renumbered"
+    );
+    let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("migration of CRM records") && summary.contains("crm-team@example.com"),
+        "{summary}"
+    );
+    assert!(summary.contains("expired on 2025-01-01"), "{summary}");
+
+    write(
+        &allow,
+        "[[allow]]\nentity = \"x\"\nreason = \"\"\nexpires = \"2099-01-01\"\nowner = \"\"\n",
+    );
+    let out = analyze(
+        &dir.path().join("bad"),
+        &[
+            sample.to_str().unwrap(),
+            "--allowlist",
+            allow.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an entry without reason and owner is refused"
+    );
+}

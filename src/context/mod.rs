@@ -3,9 +3,11 @@
 //! Context files are small and decisive: one wrong termination date silently hides an insider, so
 //! unlike event files a malformed context row stops the run with the file and line.
 
+mod allowlist;
 mod credentials;
 mod roster;
 
+pub use allowlist::{Allow, load_allowlist};
 pub use credentials::{Credential, load_credentials};
 pub use roster::{Employee, load_roster};
 

@@ -13,7 +13,7 @@ use crate::detect::{Finding, Limitation};
 use crate::error::{Error, Result};
 use crate::ingest::{FileStats, Reject};
 use crate::normalize::TimeParser;
-use crate::rank::{Ranked, Severity};
+use crate::rank::{Ranked, Severity, Suppressed};
 
 /// Facts about the run that the summary states.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +35,8 @@ pub struct ReportData<'a> {
     pub min_level: Severity,
     pub files: &'a [FileStats],
     pub rejects: &'a [Reject],
+    /// Rows the allowlist removed; counted and listed in the summary.
+    pub suppressed: &'a [Suppressed],
     pub skipped: &'a [PathBuf],
     pub limitations: &'a [Limitation],
     pub info: &'a RunInfo,

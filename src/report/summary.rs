@@ -166,6 +166,34 @@ pub fn render(data: &ReportData, charts: &[(Entity, PathBuf)]) -> String {
             let _ = writeln!(s, "- {}", cell(&p.display().to_string()));
         }
     }
+    let _ = writeln!(s, "\n## Suppressed by the allowlist\n");
+    if data.suppressed.is_empty() {
+        let _ = writeln!(s, "Nothing was suppressed.");
+    } else {
+        let _ = writeln!(
+            s,
+            "{} entities were removed from the ranking by allowlist entries:\n",
+            data.suppressed.len()
+        );
+        let _ = writeln!(
+            s,
+            "| entity | would-be score | severity | reason | owner | expires |"
+        );
+        let _ = writeln!(s, "|---|---:|---|---|---|---|");
+        for x in data.suppressed {
+            let _ = writeln!(
+                s,
+                "| {} {} | {:.1} | {} | {} | {} | {} |",
+                x.row.entity.kind.name(),
+                cell(&x.row.entity.id),
+                x.row.score,
+                x.row.severity.name(),
+                cell(&x.allow.reason),
+                cell(&x.allow.owner),
+                cell(&x.allow.expires)
+            );
+        }
+    }
     let _ = writeln!(s, "\n## What the data could not tell\n");
     if data.limitations.is_empty() {
         let _ = writeln!(s, "Every detector had the inputs it needs.");

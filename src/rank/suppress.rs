@@ -1,0 +1,51 @@
+//! Applying the allowlist after ranking: a suppressed row leaves the ranking but not the report —
+//! the summary counts and lists it with who allowed it, why, and until when.
+
+use super::Ranked;
+use crate::context::Allow;
+
+/// A ranked row the allowlist removed, with the entry that removed it.
+#[derive(Debug, Clone)]
+pub struct Suppressed {
+    pub row: Ranked,
+    pub allow: Allow,
+}
+
+/// Splits `rows` into kept and suppressed, renumbering the kept ranks. An entry only covers
+/// activity up to its expiry: an expired entry suppresses nothing and is reported in `notes`.
+pub fn suppress(
+    rows: Vec<Ranked>,
+    allowlist: &[Allow],
+) -> (Vec<Ranked>, Vec<Suppressed>, Vec<String>) {
+    let mut kept = Vec::new();
+    let mut suppressed = Vec::new();
+    let mut notes = Vec::new();
+    for row in rows {
+        let matching = allowlist.iter().find(|a| {
+            a.entity == row.entity.id
+                && a.kind
+                    .as_deref()
+                    .is_none_or(|k| k == row.entity.kind.name())
+        });
+        match matching {
+            Some(a) if row.last_seen.is_none_or(|t| t < a.expires_at) => {
+                suppressed.push(Suppressed {
+                    row,
+                    allow: a.clone(),
+                });
+            }
+            Some(a) => {
+                notes.push(format!(
+                    "allowlist entry for {} (owner {}) expired on {}: activity continues after it, so it was not applied",
+                    a.entity, a.owner, a.expires
+                ));
+                kept.push(row);
+            }
+            None => kept.push(row),
+        }
+    }
+    for (i, r) in kept.iter_mut().enumerate() {
+        r.rank = i + 1;
+    }
+    (kept, suppressed, notes)
+}
