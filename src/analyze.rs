@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use polars::prelude::*;
 
 use crate::context::{self, Context};
-use crate::detect::{self, DetectInput, DetectOptions, Detection, Entity, Limitation};
+use crate::detect::{self, DetectInput, DetectOptions, Detection, Limitation};
 use crate::error::{Error, FrameContext, Result};
 use crate::ingest;
 use crate::normalize::TimeParser;
 use crate::normalize::schema::col as c;
 use crate::rank::{self, Ranked, Severity};
-use crate::report::{self, RunInfo, charts::EntitySeries};
+use crate::report::{self, RunInfo};
 
 /// A validated analyze run.
 #[derive(Debug, Clone)]
@@ -116,13 +116,11 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     clock.lap("rank");
 
     let info = run_info(plan, &context, &events, total)?;
-    let shown: Vec<Entity> = ranked
+    let shown: Vec<&Ranked> = ranked
         .iter()
         .filter(|r| r.severity >= plan.min_level)
-        .take(report::charts::TIMELINES)
-        .map(|r| r.entity.clone())
         .collect();
-    let series = daily_series(&events, &shown)?;
+    let charts = report::series::compute(&events, &shown, &plan.time)?;
     let data = report::ReportData {
         ranked: &ranked,
         min_level: plan.min_level,
@@ -133,7 +131,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         limitations: &limitations,
         info: &info,
         time: &plan.time,
-        series: &series,
+        charts: &charts,
     };
     clock.lap("chart series");
     report::write(&plan.out, plan.force, &data)?;
@@ -220,54 +218,4 @@ fn run_info(plan: &Plan, ctx: &Context, events: &DataFrame, total: u64) -> Resul
         time_range,
         distinct_accounts: accounts,
     })
-}
-
-/// Daily events and distinct accounts for the charted entities.
-fn daily_series(events: &DataFrame, entities: &[Entity]) -> Result<Vec<EntitySeries>> {
-    let mut out = Vec::new();
-    for e in entities {
-        let key = e.kind.column();
-        let df = events
-            .clone()
-            .lazy()
-            .filter(col(key).eq(lit(e.id.as_str())))
-            .group_by([col(c::DAY)])
-            .agg([
-                len().cast(DataType::UInt64).alias("n"),
-                col(c::TARGET)
-                    .drop_nulls()
-                    .n_unique()
-                    .cast(DataType::UInt64)
-                    .alias("a"),
-            ])
-            .sort([c::DAY], SortMultipleOptions::default())
-            .collect()
-            .stage("daily series")?;
-        let days = df
-            .column(c::DAY)
-            .stage("daily series")?
-            .i64()
-            .stage("daily series")?;
-        let n = df
-            .column("n")
-            .stage("daily series")?
-            .u64()
-            .stage("daily series")?;
-        let a = df
-            .column("a")
-            .stage("daily series")?
-            .u64()
-            .stage("daily series")?;
-        let days = days
-            .iter()
-            .zip(n.iter())
-            .zip(a.iter())
-            .filter_map(|((d, n), a)| Some((d?, n.unwrap_or(0), a.unwrap_or(0))))
-            .collect();
-        out.push(EntitySeries {
-            entity: e.clone(),
-            days,
-        });
-    }
-    Ok(out)
 }

@@ -13,6 +13,7 @@ pub mod analyze;
 pub mod context;
 pub mod detect;
 pub mod error;
+pub mod frame;
 pub mod generate;
 pub mod ingest;
 pub mod normalize;

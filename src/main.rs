@@ -9,7 +9,18 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
-    match cli::run(args) {
+    // A panic is a bug, never a verdict: it must not leave exit code 0 or 1 for a scheduler to
+    // misread, so it is mapped to 2 like any other error (the default hook has printed it).
+    let result = match std::panic::catch_unwind(|| cli::run(args)) {
+        Ok(result) => result,
+        Err(_) => {
+            eprintln!(
+                "audithound: error: internal error (panic); please report it with the message above"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
         Ok(code) => code,
         Err(err) => {
             if let Some(io) = err.downcast_ref::<std::io::Error>()

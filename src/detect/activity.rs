@@ -8,6 +8,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::error::{FrameContext, Result};
+use crate::frame::{i64s, u32s, u64s};
 use crate::normalize::schema::col as c;
 
 /// Activity of one entity over the rows a detector selected.
@@ -79,24 +80,7 @@ pub fn summarize(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Activity
         .stage("activity key")?
         .str()
         .stage("activity key")?;
-    let u = |name: &str| -> Result<Vec<u64>> {
-        let col = main.column(name).stage("activity")?;
-        Ok(col
-            .u64()
-            .stage("activity")?
-            .iter()
-            .map(|v| v.unwrap_or(0))
-            .collect())
-    };
-    let i = |name: &str| -> Result<Vec<i64>> {
-        let col = main.column(name).stage("activity")?;
-        Ok(col
-            .i64()
-            .stage("activity")?
-            .iter()
-            .map(|v| v.unwrap_or(0))
-            .collect())
-    };
+    let u = |name: &str| u64s(&main, name);
     let (events, successes, accounts, sources, principals) = (
         u("events")?,
         u("successes")?,
@@ -104,15 +88,12 @@ pub fn summarize(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Activity
         u("sources")?,
         u("principals")?,
     );
-    let (first, last, lines) = (i("first")?, i("last")?, u("first_line")?);
-    let files: Vec<u32> = main
-        .column("first_file")
-        .stage("activity")?
-        .u32()
-        .stage("activity")?
-        .iter()
-        .map(|v| v.unwrap_or(0))
-        .collect();
+    let (first, last, lines) = (
+        i64s(&main, "first")?,
+        i64s(&main, "last")?,
+        u("first_line")?,
+    );
+    let files = u32s(&main, "first_file")?;
     for (idx, k) in keys.iter().enumerate() {
         let Some(k) = k else { continue };
         out.insert(

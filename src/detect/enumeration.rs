@@ -17,6 +17,7 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
 use crate::error::{FrameContext, Result};
+use crate::frame::{i64s, strs, u64s};
 use crate::normalize::columns::{is_internal, network_of};
 use crate::normalize::schema::{DAY_MS, col as c};
 
@@ -236,36 +237,6 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
     Ok(out)
 }
 
-fn strs(df: &DataFrame, name: &str) -> Result<Vec<String>> {
-    let ca = df
-        .column(name)
-        .stage("enumeration")?
-        .str()
-        .stage("enumeration")?;
-    Ok(ca
-        .iter()
-        .map(|v| v.unwrap_or_default().to_string())
-        .collect())
-}
-
-fn i64s(df: &DataFrame, name: &str) -> Result<Vec<i64>> {
-    let ca = df
-        .column(name)
-        .stage("enumeration")?
-        .i64()
-        .stage("enumeration")?;
-    Ok(ca.iter().map(|v| v.unwrap_or_default()).collect())
-}
-
-fn u64s(df: &DataFrame, name: &str) -> Result<Vec<u64>> {
-    let ca = df
-        .column(name)
-        .stage("enumeration")?
-        .u64()
-        .stage("enumeration")?;
-    Ok(ca.iter().map(|v| v.unwrap_or_default()).collect())
-}
-
 /// Peers: same department for employees, customers with customers, services with services,
 /// credentials of the same kind, addresses with addresses, networks with networks.
 fn peer_group(
@@ -358,7 +329,10 @@ impl Judge<'_> {
                     reason,
                     volume_score(45.0, 30.0, max),
                 );
-                f.marks.push(("burst".into(), day * DAY_MS));
+                f.marks.push((
+                    format!("burst {}", self.input.time.format_date(day * DAY_MS)),
+                    day * DAY_MS,
+                ));
                 f.evidence.insert("burst_day_accounts".into(), max.into());
                 f.evidence.insert("baseline_median".into(), med.into());
                 f.evidence.insert("baseline_mad".into(), mad.into());

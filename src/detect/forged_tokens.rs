@@ -193,7 +193,13 @@ impl ForgedTokens {
             f.evidence
                 .insert("sample_tokens".into(), json_list(&sample));
             f.techniques.push("T1606");
-            f.marks.push(("first never-issued token".into(), act.first));
+            f.marks.push((
+                format!(
+                    "first never-issued token {}",
+                    input.time.format_date(act.first)
+                ),
+                act.first,
+            ));
             out.findings.push(f);
         }
         Ok(())

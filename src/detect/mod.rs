@@ -80,6 +80,7 @@ pub struct Finding {
     pub events: u64,
     pub distinct_accounts: u64,
     /// Instant the anomaly starts (e.g. the owner's departure), marked on charts.
+    /// Labelled instants for charts; each label carries its own date.
     pub marks: Vec<(String, i64)>,
     pub related: Vec<Entity>,
     pub techniques: Vec<&'static str>,

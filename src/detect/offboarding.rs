@@ -234,7 +234,13 @@ fn finding(
         last_seen: Some(act.last),
         events: act.events,
         distinct_accounts: act.distinct_accounts,
-        marks: vec![(mark, cutoff), ("first late use".to_string(), act.first)],
+        marks: vec![
+            (mark, cutoff),
+            (
+                format!("first late use {}", t.format_date(act.first)),
+                act.first,
+            ),
+        ],
         related,
         techniques,
         evidence: evidence([

@@ -5,6 +5,7 @@
 pub mod charts;
 pub mod csv_out;
 pub mod jsonl;
+pub mod series;
 pub mod summary;
 
 use std::path::{Path, PathBuf};
@@ -41,8 +42,8 @@ pub struct ReportData<'a> {
     pub limitations: &'a [Limitation],
     pub info: &'a RunInfo,
     pub time: &'a TimeParser,
-    /// Per-entity daily series for charts, computed by the caller from the event frame.
-    pub series: &'a [charts::EntitySeries],
+    /// Numbers behind the charts, computed by [`series::compute`] from the event frame.
+    pub charts: &'a series::ChartData,
 }
 
 impl ReportData<'_> {

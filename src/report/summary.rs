@@ -2,22 +2,22 @@
 //! the top findings with their evidence and charts, and what the data could not tell.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use super::charts::Chart;
 use super::{ReportData, write_error};
-use crate::detect::Entity;
 use crate::error::Result;
 use crate::rank::Severity;
 
 const TOP: usize = 10;
 
-pub fn write(path: &Path, data: &ReportData, charts: &[(Entity, PathBuf)]) -> Result<()> {
+pub fn write(path: &Path, data: &ReportData, charts: &[Chart]) -> Result<()> {
     let text = render(data, charts);
     std::fs::write(path, text).map_err(|e| write_error(path, e))
 }
 
 /// Renders the summary; markdown table cells get `|` escaped because log fields may contain it.
-pub fn render(data: &ReportData, charts: &[(Entity, PathBuf)]) -> String {
+pub fn render(data: &ReportData, charts: &[Chart]) -> String {
     let t = data.time;
     let info = data.info;
     let mut s = String::new();
@@ -96,8 +96,8 @@ pub fn render(data: &ReportData, charts: &[(Entity, PathBuf)]) -> String {
     }
     if !charts.is_empty() {
         let _ = writeln!(s, "\n## Charts\n");
-        for (e, p) in charts {
-            let _ = writeln!(s, "- [{} {}]({})", e.kind.name(), cell(&e.id), p.display());
+        for ch in charts {
+            let _ = writeln!(s, "- [{}]({})", cell(&ch.title), ch.path.display());
         }
     }
     let _ = writeln!(s, "\n## What ran\n");

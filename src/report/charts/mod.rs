@@ -1,0 +1,112 @@
+//! PNG charts with plotters. Text is drawn with DejaVu Sans embedded in the binary (the `dejavu`
+//! crate) through `ab_glyph`, so charts render the same on a machine without any system fonts.
+//! Each chart has a title, labelled axes with units and dates, and a legend.
+
+mod cumulative;
+mod heatmap;
+mod overview;
+mod timeline;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use plotters::style::FontStyle;
+
+use super::{ReportData, write_error};
+use crate::error::Result;
+
+const FONT: &str = "sans-serif";
+const SIZE: (u32, u32) = (1200, 720);
+
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// A written chart: what it shows and where (relative to the report directory).
+#[derive(Debug, Clone)]
+pub struct Chart {
+    pub title: String,
+    pub path: PathBuf,
+}
+
+fn register_font() -> std::result::Result<(), String> {
+    static DONE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+            .map_err(|_| "embedded font rejected".to_string())
+    })
+    .clone()
+}
+
+/// Writes every chart into `dir` (the report's `charts/`) and lists them in reading order.
+pub fn write_all(dir: &Path, data: &ReportData) -> Result<Vec<Chart>> {
+    register_font().map_err(|e| write_error(dir, e))?;
+    let mut charts = Vec::new();
+    let mut draw = |name: String, title: String, f: &dyn Fn(&Path) -> DrawResult| -> Result<()> {
+        let path = dir.join(&name);
+        f(&path).map_err(|e| write_error(&path, e))?;
+        charts.push(Chart {
+            title,
+            path: PathBuf::from("charts").join(name),
+        });
+        Ok(())
+    };
+    draw("overview.png".into(), "Findings overview".into(), &|p| {
+        overview::draw(p, data)
+    })?;
+    let cumulative_title = "Cumulative distinct accounts of the top entities".to_string();
+    if data.charts.series.iter().any(|s| !s.cumulative.is_empty()) {
+        draw("cumulative.png".into(), cumulative_title.clone(), &|p| {
+            cumulative::draw(p, &cumulative_title, data)
+        })?;
+    }
+    if let Some(h) = &data.charts.heatmap {
+        let title = format!(
+            "Hour × day activity of {} {}",
+            h.entity.kind.name(),
+            h.entity.id
+        );
+        draw("heatmap-top.png".into(), title.clone(), &|p| {
+            heatmap::draw(p, &title, h)
+        })?;
+    }
+    for (i, row) in data.shown().take(super::series::CHARTED).enumerate() {
+        let Some(series) = data.charts.series.iter().find(|s| s.entity == row.entity) else {
+            continue;
+        };
+        if series.days.is_empty() {
+            continue;
+        }
+        let name = format!("timeline-{:02}-{}.png", i + 1, file_safe(&row.entity.id));
+        let title = format!(
+            "#{} {} {} — daily activity",
+            row.rank,
+            row.entity.kind.name(),
+            row.entity.id
+        );
+        draw(name, title.clone(), &|p| {
+            timeline::draw(p, &title, series, row, data)
+        })?;
+    }
+    Ok(charts)
+}
+
+fn file_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(60)
+        .collect()
+}
+
+/// Shortens long ids so legends stay readable.
+fn short(id: &str) -> String {
+    if id.chars().count() > 32 {
+        format!("{}…", id.chars().take(31).collect::<String>())
+    } else {
+        id.to_string()
+    }
+}
