@@ -6,7 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{DrawResult, FONT, SIZE, short};
+use super::{DrawResult, FONT, SIZE, draw_legend, legend_line, short};
 use crate::normalize::schema::DAY_MS;
 use crate::report::ReportData;
 
@@ -84,17 +84,9 @@ pub fn draw(path: &Path, title: &str, data: &ReportData) -> DrawResult {
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(3)))?
             .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-            });
+            .legend(legend_line(color, 3));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()?;
+    draw_legend(&mut chart)?;
     root.present()?;
     Ok(())
 }

@@ -10,6 +10,8 @@ mod timeline;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use plotters::coord::CoordTranslate;
+use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use super::{ReportData, write_error};
@@ -87,6 +89,28 @@ pub fn write_all(dir: &Path, data: &ReportData) -> Result<Vec<Chart>> {
         })?;
     }
     Ok(charts)
+}
+
+/// A line of `width` px in `color` for a legend entry.
+fn legend_line(color: RGBAColor, width: u32) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width))
+}
+
+/// The legend box every line chart uses, upper left.
+fn draw_legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> DrawResult
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 14))
+        .draw()?;
+    Ok(())
 }
 
 fn file_safe(id: &str) -> String {

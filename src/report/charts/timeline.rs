@@ -5,7 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{DrawResult, FONT, SIZE};
+use super::{DrawResult, FONT, SIZE, draw_legend, legend_line};
 use crate::normalize::schema::DAY_MS;
 use crate::rank::Ranked;
 use crate::report::series::EntitySeries;
@@ -73,9 +73,7 @@ pub fn draw(
         chart
             .draw_series(LineSeries::new(values, color.stroke_width(2)))?
             .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .legend(legend_line(color.to_rgba(), 2));
         for (i, (name, at)) in marks.iter().enumerate() {
             let x = *at as f64 / DAY_MS as f64;
             let mark_color = Palette99::pick(i + 3).to_rgba();
@@ -85,17 +83,9 @@ pub fn draw(
                     mark_color.stroke_width(2),
                 )))?
                 .label(name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], mark_color.stroke_width(2))
-                });
+                .legend(legend_line(mark_color, 2));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 14))
-            .draw()?;
+        draw_legend(&mut chart)?;
     }
     root.present()?;
     Ok(())
