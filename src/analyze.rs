@@ -28,6 +28,7 @@ pub struct Plan {
     pub to: Option<i64>,
     pub options: DetectOptions,
     pub min_level: Severity,
+    pub formats: report::Formats,
     pub progress: bool,
     /// Print each stage's wall time to stderr (for profiling; never in reports, which must be
     /// byte-identical run to run).
@@ -121,8 +122,11 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         .filter(|r| r.severity >= plan.min_level)
         .collect();
     let charts = report::series::compute(&events, &shown, &plan.time)?;
+    let incidents = rank::incidents(&ranked);
     let data = report::ReportData {
         ranked: &ranked,
+        incidents: &incidents,
+        formats: plan.formats,
         min_level: plan.min_level,
         files: &ingested.files,
         rejects: &ingested.rejects,
@@ -200,12 +204,15 @@ fn run_info(plan: &Plan, ctx: &Context, events: &DataFrame, total: u64) -> Resul
         .and_then(|c| c.u64().ok()?.get(0))
         .unwrap_or(0);
     let time_range = get_i("lo").zip(get_i("hi"));
+    // Sorted: the analysis does not depend on argument order, so neither does the report.
+    let mut inputs: Vec<String> = plan
+        .inputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    inputs.sort();
     Ok(RunInfo {
-        inputs: plan
-            .inputs
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect(),
+        inputs,
         roster: ctx.roster_path.as_ref().map(|p| p.display().to_string()),
         credentials: ctx
             .credentials_path

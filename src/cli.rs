@@ -80,6 +80,9 @@ struct AnalyzeArgs {
     /// Exit with 1 when a finding reaches this severity (for scheduled jobs).
     #[arg(long)]
     fail_on: Option<String>,
+    /// Outputs to write, comma-separated: csv (anomalies + rejects), jsonl, html, md, png.
+    #[arg(long, default_value = "csv,jsonl,html,md,png")]
+    format: String,
     /// No progress bar and no table on stdout (cron).
     #[arg(long)]
     quiet: bool,
@@ -166,6 +169,7 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
             max_token_age_ms: a.max_token_age_hours.max(1) * 3_600_000,
         },
         min_level: level("--min-level", &a.min_level)?,
+        formats: audithound::report::Formats::parse(&a.format)?,
         progress: !a.quiet && std::io::stderr().is_terminal(),
         timings: a.timings,
     };

@@ -120,3 +120,124 @@ fn fail_on_sets_exit_code_1_only_when_reached() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn reports_do_not_depend_on_input_order() {
+    let sample = repo().join("sample_logs");
+    let dir = tmp();
+    let parts = ["gateway", "auth", "sso"].map(|p| sample.join(p).to_str().unwrap().to_string());
+    let ctx = [
+        "--roster".to_string(),
+        sample.join("roster.csv").to_str().unwrap().to_string(),
+        "--credentials".to_string(),
+        sample.join("credentials.csv").to_str().unwrap().to_string(),
+    ];
+    let mut outs = Vec::new();
+    for (i, order) in [[0, 1, 2], [2, 0, 1]].iter().enumerate() {
+        let out_dir = dir.path().join(format!("out-{i}"));
+        let mut args: Vec<&str> = order.iter().map(|k| parts[*k].as_str()).collect();
+        args.extend(ctx.iter().map(String::as_str));
+        let out = analyze(&out_dir, &args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        outs.push(out_dir);
+    }
+    for name in [
+        "anomalies.csv",
+        "anomalies.jsonl",
+        "summary.md",
+        "summary.html",
+    ] {
+        let a = std::fs::read(outs[0].join(name)).unwrap();
+        let b = std::fs::read(outs[1].join(name)).unwrap();
+        assert!(a == b, "{name} depends on the order of the inputs");
+    }
+}
+
+/// The HTML summary opens offline: every reference is relative and present, nothing is fetched.
+#[test]
+fn html_summary_is_self_contained() {
+    let dir = tmp();
+    let out_dir = dir.path().join("out");
+    let out = analyze(&out_dir, &[repo().join("sample_logs").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let html = std::fs::read_to_string(out_dir.join("summary.html")).unwrap();
+    let lower = html.to_ascii_lowercase();
+    for banned in ["http:", "https:", "<script", "<link", "@import", "url("] {
+        assert!(!lower.contains(banned), "summary.html contains {banned}");
+    }
+    let mut refs = 0;
+    for attr in ["src=\"", "href=\""] {
+        for piece in html.split(attr).skip(1) {
+            let target = piece.split('"').next().unwrap();
+            assert!(
+                !target.starts_with('/') && !target.contains("//"),
+                "absolute reference {target}"
+            );
+            assert!(out_dir.join(target).exists(), "missing {target}");
+            refs += 1;
+        }
+    }
+    assert!(
+        refs >= 3,
+        "charts should be embedded by relative links, found {refs}"
+    );
+    assert!(
+        html.contains("kid-legacy-2023") && html.contains("E1001"),
+        "the story names the key and custodian"
+    );
+}
+
+#[test]
+fn format_selects_outputs() {
+    let dir = tmp();
+    let out_dir = dir.path().join("out");
+    let out = analyze(
+        &out_dir,
+        &[
+            repo().join("sample_logs").to_str().unwrap(),
+            "--format",
+            "csv,md",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut names: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["anomalies.csv", "rejects.csv", "summary.md"]);
+    let out = analyze(
+        &dir.path().join("bad"),
+        &[
+            repo().join("sample_logs").to_str().unwrap(),
+            "--format",
+            "pdf",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Every HTML-special character from a log field arrives escaped.
+#[test]
+fn hostile_fields_are_escaped_in_html_and_markdown() {
+    let dir = tmp();
+    let input = dir.path().join("in");
+    write(
+        &input.join("roster.csv"),
+        "employee_id,name,department,hire_date,termination_date\n<img src=x>,x,y,2020-01-01,2025-01-01\n",
+    );
+    write(
+        &input.join("e.csv"),
+        "timestamp,event_type,principal\n2025-03-01T00:00:00Z,login,<img src=x>\n",
+    );
+    let out_dir = dir.path().join("out");
+    let out = analyze(&out_dir, &[input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let html = std::fs::read_to_string(out_dir.join("summary.html")).unwrap();
+    assert!(
+        html.contains("&lt;img src=x&gt;") && !html.contains("<img src=x>"),
+        "not escaped"
+    );
+    let md = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    assert!(!md.contains("<img src=x>"), "markdown not escaped");
+}

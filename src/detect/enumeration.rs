@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
 
+use super::activity::top_values;
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
@@ -133,8 +134,44 @@ impl Detector for Enumeration {
                 out.findings.extend(found);
             }
         }
+        link_related(access, &mut out.findings)?;
         Ok(out)
     }
+}
+
+/// Names the addresses behind a flagged key, principal or network (and the principals behind a
+/// flagged address), so the ranking can group them into one incident.
+fn link_related(access: LazyFrame, findings: &mut [Finding]) -> Result<()> {
+    let mut flagged: BTreeMap<EntityKind, BTreeSet<String>> = BTreeMap::new();
+    for f in findings.iter() {
+        flagged
+            .entry(f.entity.kind)
+            .or_default()
+            .insert(f.entity.id.clone());
+    }
+    for (kind, ids) in flagged {
+        let key = kind.column();
+        let (other, other_kind) = match kind {
+            EntityKind::SourceIp => (c::PRINCIPAL, EntityKind::Principal),
+            _ => (c::SOURCE_IP, EntityKind::SourceIp),
+        };
+        let table = DataFrame::new_infer_height(vec![Column::new(
+            key.into(),
+            ids.into_iter().collect::<Vec<_>>(),
+        )])
+        .stage("flagged entities")?;
+        let rows = access.clone().semi_join(table.lazy(), col(key), col(key));
+        let tops = top_values(rows, key, other)?;
+        for f in findings.iter_mut().filter(|f| f.entity.kind == kind) {
+            if let Some(top) = tops.get(&f.entity.id) {
+                f.related = top
+                    .iter()
+                    .map(|(v, _)| Entity::new(other_kind, v.clone()))
+                    .collect();
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Principals that are themselves customer accounts (token subjects).

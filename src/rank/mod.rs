@@ -5,8 +5,10 @@
 //! 100. Each reason's share of the score is its share of `Σ −ln(1 − sᵢ/100)`, the additive form of
 //! the same formula, so every row can say exactly where its score came from (`docs/scoring.md`).
 
+mod incidents;
 mod suppress;
 
+pub use incidents::{Incident, incidents};
 pub use suppress::{Suppressed, suppress};
 
 use std::collections::{BTreeMap, BTreeSet};

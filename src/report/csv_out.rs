@@ -30,8 +30,9 @@ fn row<'a>(
         .map_err(|e| write_error(path, e))
 }
 
-pub const ANOMALY_COLUMNS: [&str; 15] = [
+pub const ANOMALY_COLUMNS: [&str; 16] = [
     "rank",
+    "incident",
     "score",
     "severity",
     "entity_type",
@@ -77,6 +78,7 @@ pub fn write_anomalies(path: &Path, data: &ReportData) -> Result<()> {
             .unwrap_or_default();
         let cells = [
             r.rank.to_string(),
+            data.incident_of(r.rank).to_string(),
             format!("{:.2}", r.score),
             r.severity.name().to_string(),
             r.entity.kind.name().to_string(),

@@ -36,6 +36,7 @@ pub fn to_json(r: &Ranked, data: &ReportData) -> Value {
     json!({
         "schema": SCHEMA,
         "rank": r.rank,
+        "incident": data.incident_of(r.rank),
         "score": r.score,
         "severity": r.severity,
         "entity": {"type": r.entity.kind, "id": r.entity.id},

@@ -5,6 +5,7 @@
 pub mod charts;
 pub mod csv_out;
 pub mod jsonl;
+pub mod page;
 pub mod series;
 pub mod summary;
 
@@ -14,7 +15,7 @@ use crate::detect::{Finding, Limitation};
 use crate::error::{Error, Result};
 use crate::ingest::{FileStats, Reject};
 use crate::normalize::TimeParser;
-use crate::rank::{Ranked, Severity, Suppressed};
+use crate::rank::{Incident, Ranked, Severity, Suppressed};
 
 /// Facts about the run that the summary states.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +34,9 @@ pub struct RunInfo {
 /// Everything the writers need.
 pub struct ReportData<'a> {
     pub ranked: &'a [Ranked],
+    /// Groups of related rows, in rank order (indices into `ranked`).
+    pub incidents: &'a [Incident],
+    pub formats: Formats,
     pub min_level: Severity,
     pub files: &'a [FileStats],
     pub rejects: &'a [Reject],
@@ -46,7 +50,68 @@ pub struct ReportData<'a> {
     pub charts: &'a series::ChartData,
 }
 
+/// Which outputs to write (`--format csv,jsonl,html,md,png`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Formats {
+    pub csv: bool,
+    pub jsonl: bool,
+    pub html: bool,
+    pub md: bool,
+    pub png: bool,
+}
+
+impl Default for Formats {
+    fn default() -> Self {
+        Formats {
+            csv: true,
+            jsonl: true,
+            html: true,
+            md: true,
+            png: true,
+        }
+    }
+}
+
+impl Formats {
+    /// Parses a comma-separated list; an unknown name is an error, not a silent no-op.
+    pub fn parse(list: &str) -> Result<Formats> {
+        let mut f = Formats {
+            csv: false,
+            jsonl: false,
+            html: false,
+            md: false,
+            png: false,
+        };
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name.to_ascii_lowercase().as_str() {
+                "csv" => f.csv = true,
+                "jsonl" | "json" => f.jsonl = true,
+                "html" => f.html = true,
+                "md" | "markdown" => f.md = true,
+                "png" | "charts" => f.png = true,
+                other => {
+                    return Err(Error::Argument {
+                        what: "--format",
+                        value: other.to_string(),
+                        reason: "use csv, jsonl, html, md, png".into(),
+                    });
+                }
+            }
+        }
+        Ok(f)
+    }
+}
+
 impl ReportData<'_> {
+    /// The incident number of the row with this rank (0 if none, which cannot happen for a
+    /// ranked row).
+    pub fn incident_of(&self, rank: usize) -> usize {
+        self.incidents
+            .iter()
+            .find(|i| i.rows.iter().any(|r| self.ranked[*r].rank == rank))
+            .map_or(0, |i| i.number)
+    }
+
     /// Rows at or above `--min-level`; the totals in the summary still count everything.
     pub fn shown(&self) -> impl Iterator<Item = &Ranked> {
         self.ranked
@@ -96,13 +161,28 @@ pub fn write(out: &Path, force: bool, data: &ReportData) -> Result<()> {
 }
 
 fn write_all(dir: &Path, data: &ReportData) -> Result<()> {
-    let charts_dir = dir.join("charts");
-    std::fs::create_dir_all(&charts_dir).map_err(|e| Error::io(&charts_dir, e))?;
-    csv_out::write_anomalies(&dir.join("anomalies.csv"), data)?;
-    csv_out::write_rejects(&dir.join("rejects.csv"), data.rejects)?;
-    jsonl::write(&dir.join("anomalies.jsonl"), data)?;
-    let charts = charts::write_all(&charts_dir, data)?;
-    summary::write(&dir.join("summary.md"), data, &charts)?;
+    let f = data.formats;
+    if f.csv {
+        csv_out::write_anomalies(&dir.join("anomalies.csv"), data)?;
+        csv_out::write_rejects(&dir.join("rejects.csv"), data.rejects)?;
+    }
+    if f.jsonl {
+        jsonl::write(&dir.join("anomalies.jsonl"), data)?;
+    }
+    let charts = if f.png {
+        let charts_dir = dir.join("charts");
+        std::fs::create_dir_all(&charts_dir).map_err(|e| Error::io(&charts_dir, e))?;
+        charts::write_all(&charts_dir, data)?
+    } else {
+        Vec::new()
+    };
+    let page = page::build(data, &charts);
+    if f.md {
+        summary::write_md(&dir.join("summary.md"), &page)?;
+    }
+    if f.html {
+        summary::write_html(&dir.join("summary.html"), &page)?;
+    }
     Ok(())
 }
 

@@ -1,209 +1,167 @@
-//! `summary.md`: the page a person reads first — what ran, whether the input totals reconcile,
-//! the top findings with their evidence and charts, and what the data could not tell.
+//! `summary.md` and `summary.html`: the page a person reads first, rendered from one [`Page`].
+//! The HTML is self-contained: inline style, charts linked relatively, no script, no network.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::charts::Chart;
-use super::{ReportData, write_error};
+use super::page::{Block, Page};
+use super::write_error;
 use crate::error::Result;
-use crate::rank::Severity;
 
-const TOP: usize = 10;
-
-pub fn write(path: &Path, data: &ReportData, charts: &[Chart]) -> Result<()> {
-    let text = render(data, charts);
-    std::fs::write(path, text).map_err(|e| write_error(path, e))
+pub fn write_md(path: &Path, page: &Page) -> Result<()> {
+    std::fs::write(path, markdown(page)).map_err(|e| write_error(path, e))
 }
 
-/// Renders the summary; markdown table cells get `|` escaped because log fields may contain it.
-pub fn render(data: &ReportData, charts: &[Chart]) -> String {
-    let t = data.time;
-    let info = data.info;
-    let mut s = String::new();
-    let _ = writeln!(s, "# audithound report\n");
-    let _ = writeln!(
-        s,
-        "audithound {} · time zone {}",
-        env!("CARGO_PKG_VERSION"),
-        info.time_zone
-    );
-    let _ = writeln!(s, "\n## Verdict\n");
-    let counts: Vec<String> = Severity::ALL
-        .iter()
-        .rev()
-        .map(|lvl| {
-            format!(
-                "{} {}",
-                data.ranked.iter().filter(|r| r.severity == *lvl).count(),
-                lvl.name()
-            )
-        })
-        .collect();
-    let _ = writeln!(
-        s,
-        "{} entities flagged: {}.",
-        data.ranked.len(),
-        counts.join(", ")
-    );
-    if let Some(top) = data.ranked.first() {
-        let _ = writeln!(
-            s,
-            "Top: **{} {}** — score {:.1} ({}), {} events on {} distinct accounts.",
-            top.entity.kind.name(),
-            cell(&top.entity.id),
-            top.score,
-            top.severity.name(),
-            top.events,
-            top.distinct_accounts
-        );
-        for (f, share) in &top.reasons {
-            let _ = writeln!(
-                s,
-                "- {} ({:.0}%): {}",
-                f.code,
-                share * 100.0,
-                cell(&f.reason)
-            );
+pub fn write_html(path: &Path, page: &Page) -> Result<()> {
+    std::fs::write(path, html(page)).map_err(|e| write_error(path, e))
+}
+
+pub fn markdown(page: &Page) -> String {
+    let mut s = format!("# {}\n\n{}\n", page.title, page.subtitle);
+    for sec in &page.sections {
+        let _ = writeln!(s, "\n## {}\n", sec.title);
+        for b in &sec.blocks {
+            match b {
+                Block::Text(t) => {
+                    let _ = writeln!(s, "{}\n", md(t));
+                }
+                Block::Heading(h) => {
+                    let _ = writeln!(s, "### {}\n", md(h));
+                }
+                Block::Facts(f) => {
+                    for (k, v) in f {
+                        let _ = writeln!(s, "- **{}**: {}", md(k), md(v));
+                    }
+                    s.push('\n');
+                }
+                Block::List(items) => {
+                    for i in items {
+                        let _ = writeln!(s, "- {}", md(i));
+                    }
+                    s.push('\n');
+                }
+                Block::Table { head, rows } => {
+                    let _ = writeln!(s, "| {} |", head.join(" | "));
+                    let _ = writeln!(s, "|{}", "---|".repeat(head.len()));
+                    for r in rows {
+                        let cells: Vec<String> = r.iter().map(|c| md(c)).collect();
+                        let _ = writeln!(s, "| {} |", cells.join(" | "));
+                    }
+                    s.push('\n');
+                }
+                Block::Images(imgs) => {
+                    for (title, path) in imgs {
+                        let _ = writeln!(s, "- [{}]({})", md(title), path);
+                    }
+                    s.push('\n');
+                }
+            }
         }
-    }
-    let _ = writeln!(
-        s,
-        "\n## Top findings (at or above {})\n",
-        data.min_level.name()
-    );
-    let _ = writeln!(
-        s,
-        "| rank | score | severity | entity | first seen | last seen | events | accounts | reasons |"
-    );
-    let _ = writeln!(s, "|---:|---:|---|---|---|---|---:|---:|---|");
-    for r in data.shown().take(TOP) {
-        let codes: Vec<&str> = r.reasons.iter().map(|(f, _)| f.code).collect();
-        let _ = writeln!(
-            s,
-            "| {} | {:.1} | {} | {} {} | {} | {} | {} | {} | {} |",
-            r.rank,
-            r.score,
-            r.severity.name(),
-            r.entity.kind.name(),
-            cell(&r.entity.id),
-            r.first_seen.map(|v| t.format(v)).unwrap_or_default(),
-            r.last_seen.map(|v| t.format(v)).unwrap_or_default(),
-            r.events,
-            r.distinct_accounts,
-            codes.join(", ")
-        );
-    }
-    if !charts.is_empty() {
-        let _ = writeln!(s, "\n## Charts\n");
-        for ch in charts {
-            let _ = writeln!(s, "- [{}]({})", cell(&ch.title), ch.path.display());
-        }
-    }
-    let _ = writeln!(s, "\n## What ran\n");
-    let _ = writeln!(s, "- inputs: {}", info.inputs.join(", "));
-    let _ = writeln!(s, "- roster: {}", info.roster.as_deref().unwrap_or("none"));
-    let _ = writeln!(
-        s,
-        "- credential inventory: {}",
-        info.credentials.as_deref().unwrap_or("none")
-    );
-    if let Some((a, b)) = info.time_range {
-        let _ = writeln!(s, "- events span {} → {}", t.format(a), t.format(b));
-    }
-    let (from, to) = info.window;
-    if from.is_some() || to.is_some() {
-        let _ = writeln!(
-            s,
-            "- window {} → {}: {} events outside it were left out",
-            from.map(|v| t.format(v)).unwrap_or_else(|| "start".into()),
-            to.map(|v| t.format(v)).unwrap_or_else(|| "end".into()),
-            info.events_outside_window
-        );
-    }
-    let _ = writeln!(
-        s,
-        "- distinct target accounts (customer base seen): {}",
-        info.distinct_accounts
-    );
-    let _ = writeln!(s, "\n## Input totals\n");
-    let _ = writeln!(s, "| file | format | records | parsed | rejected | blank |");
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|");
-    let (mut rec, mut par, mut rej, mut blank) = (0, 0, 0, 0);
-    for f in data.files {
-        rec += f.records;
-        par += f.parsed;
-        rej += f.rejected;
-        blank += f.blank;
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} |",
-            cell(&f.file),
-            f.format,
-            f.records,
-            f.parsed,
-            f.rejected,
-            f.blank
-        );
-    }
-    let _ = writeln!(s, "| **total** | | {rec} | {par} | {rej} | {blank} |");
-    let verdict = if rec == par + rej {
-        "reconciles"
-    } else {
-        "DOES NOT reconcile"
-    };
-    let _ = writeln!(
-        s,
-        "\nrecords read {rec} = parsed {par} + rejected {rej}: {verdict}. Rejected records are listed in `rejects.csv`."
-    );
-    if !data.skipped.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n{} file(s) of unknown format were skipped:",
-            data.skipped.len()
-        );
-        for p in data.skipped {
-            let _ = writeln!(s, "- {}", cell(&p.display().to_string()));
-        }
-    }
-    let _ = writeln!(s, "\n## Suppressed by the allowlist\n");
-    if data.suppressed.is_empty() {
-        let _ = writeln!(s, "Nothing was suppressed.");
-    } else {
-        let _ = writeln!(
-            s,
-            "{} entities were removed from the ranking by allowlist entries:\n",
-            data.suppressed.len()
-        );
-        let _ = writeln!(
-            s,
-            "| entity | would-be score | severity | reason | owner | expires |"
-        );
-        let _ = writeln!(s, "|---|---:|---|---|---|---|");
-        for x in data.suppressed {
-            let _ = writeln!(
-                s,
-                "| {} {} | {:.1} | {} | {} | {} | {} |",
-                x.row.entity.kind.name(),
-                cell(&x.row.entity.id),
-                x.row.score,
-                x.row.severity.name(),
-                cell(&x.allow.reason),
-                cell(&x.allow.owner),
-                cell(&x.allow.expires)
-            );
-        }
-    }
-    let _ = writeln!(s, "\n## What the data could not tell\n");
-    if data.limitations.is_empty() {
-        let _ = writeln!(s, "Every detector had the inputs it needs.");
-    }
-    for l in data.limitations {
-        let _ = writeln!(s, "- {}: {}", l.detector, cell(&l.note));
     }
     s
 }
 
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+/// Markdown-safe text: table pipes, line breaks and link/emphasis characters are escaped.
+fn md(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '|' | '*' | '[' | ']' | '<' | '>' | '`' | '\\' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            '\n' | '\r' => out.push(' '),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// HTML-escaped text.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1250px;margin:2em auto;padding:0 1em;color:#222}\
+h1{margin-bottom:0}.sub{color:#666}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}\
+h3{background:#fbe9e7;padding:.4em .6em;border-left:6px solid #c62828}\
+table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}\
+th{background:#f3f3f3}dl{display:grid;grid-template-columns:10em 1fr;gap:.3em 1em}dt{font-weight:bold}dd{margin:0}\
+figure{margin:1em 0}img{max-width:100%;border:1px solid #ddd}figcaption{color:#555;font-size:.9em}";
+
+pub fn html(page: &Page) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1><p class=\"sub\">{}</p>\n",
+        esc(&page.title),
+        esc(&page.title),
+        esc(&page.subtitle)
+    );
+    for sec in &page.sections {
+        let _ = writeln!(s, "<h2>{}</h2>", esc(&sec.title));
+        for b in &sec.blocks {
+            match b {
+                Block::Text(t) => {
+                    let _ = writeln!(s, "<p>{}</p>", esc(t));
+                }
+                Block::Heading(h) => {
+                    let _ = writeln!(s, "<h3>{}</h3>", esc(h));
+                }
+                Block::Facts(f) => {
+                    s.push_str("<dl>");
+                    for (k, v) in f {
+                        let _ = write!(s, "<dt>{}</dt><dd>{}</dd>", esc(k), esc(v));
+                    }
+                    s.push_str("</dl>\n");
+                }
+                Block::List(items) => {
+                    s.push_str("<ul>");
+                    for i in items {
+                        let _ = write!(s, "<li>{}</li>", esc(i));
+                    }
+                    s.push_str("</ul>\n");
+                }
+                Block::Table { head, rows } => {
+                    s.push_str("<table><tr>");
+                    for h in head {
+                        let _ = write!(s, "<th>{}</th>", esc(h));
+                    }
+                    s.push_str("</tr>");
+                    for r in rows {
+                        s.push_str("<tr>");
+                        for c in r {
+                            let _ = write!(s, "<td>{}</td>", esc(c));
+                        }
+                        s.push_str("</tr>");
+                    }
+                    s.push_str("</table>\n");
+                }
+                Block::Images(imgs) => {
+                    for (title, path) in imgs {
+                        let _ = writeln!(
+                            s,
+                            "<figure><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
+                            esc(path),
+                            esc(title),
+                            esc(title)
+                        );
+                    }
+                }
+            }
+        }
+    }
+    s.push_str("</body></html>\n");
+    s
 }
