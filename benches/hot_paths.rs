@@ -1,0 +1,148 @@
+//! Micro-benchmarks of the hot paths (divan): timestamp parsing, reading each input format,
+//! each detector on a fixed in-memory frame, and chart rendering.
+//! Run: `cargo bench --bench hot_paths` (numbers go in docs/performance.md, never in tests).
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use audithound::context::{self, Context};
+use audithound::detect::{self, DetectInput, DetectOptions};
+use audithound::ingest::{self, Discovered, Format};
+use audithound::normalize::TimeParser;
+use polars::prelude::DataFrame;
+
+fn main() {
+    divan::main();
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    events: DataFrame,
+    context: Context,
+    files: Vec<String>,
+}
+
+fn time() -> TimeParser {
+    TimeParser::new(chrono_tz::UTC)
+}
+
+/// A 30-day, 2,000-customer export (~100k events), plain files, made once per run.
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("export");
+        audithound::generate::run(&audithound::generate::Config {
+            out: root.clone(),
+            seed: 1,
+            days: 30,
+            customers: 2000,
+            employees: 40,
+            compress: false,
+        })
+        .expect("generate");
+        let found = ingest::discover(std::slice::from_ref(&root)).expect("discover");
+        let events = ingest::read_events(&found, &time(), false)
+            .expect("ingest")
+            .events;
+        let context = Context {
+            roster: context::load_roster(&root.join("roster.csv"), &time()).expect("roster"),
+            credentials: context::load_credentials(&root.join("credentials.csv"), &time())
+                .expect("credentials"),
+            roster_path: Some(root.join("roster.csv")),
+            credentials_path: Some(root.join("credentials.csv")),
+        };
+        let files = found
+            .events
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        Fixture {
+            _dir: dir,
+            root,
+            events,
+            context,
+            files,
+        }
+    })
+}
+
+#[divan::bench(args = ["2025-03-01T12:00:00+09:00", "2025-03-01 12:00:00", "1740830400123"])]
+fn parse_timestamp(s: &str) -> i64 {
+    time().parse(divan::black_box(s)).unwrap_or_default()
+}
+
+fn read_one(path: PathBuf, format: Format) -> usize {
+    let found = Discovered {
+        events: vec![(path, format)],
+        ..Discovered::default()
+    };
+    ingest::read_events(&found, &time(), false)
+        .map(|i| i.events.height())
+        .unwrap_or(0)
+}
+
+#[divan::bench]
+fn read_csv_gateway(b: divan::Bencher) {
+    let path = fixture().root.join("gateway/access-000.csv");
+    b.counter(divan::counter::BytesCount::new(
+        std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+    ))
+    .bench(|| read_one(path.clone(), Format::Csv));
+}
+
+#[divan::bench]
+fn read_jsonl_issuance(b: divan::Bencher) {
+    let path = fixture().root.join("auth/token-issuance.jsonl");
+    b.counter(divan::counter::BytesCount::new(
+        std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+    ))
+    .bench(|| read_one(path.clone(), Format::JsonLines));
+}
+
+#[divan::bench(args = ["offboarding", "forged_tokens", "key_lifecycle", "enumeration"])]
+fn detector(b: divan::Bencher, name: &str) {
+    let f = fixture();
+    let options = DetectOptions::default();
+    let time = time();
+    let input = DetectInput {
+        events: &f.events,
+        context: &f.context,
+        options: &options,
+        time: &time,
+        files: &f.files,
+    };
+    let all = detect::all();
+    let Some(d) = all.iter().find(|d| d.name() == name) else {
+        return;
+    };
+    b.bench(|| d.detect(&input).map(|r| r.findings.len()).unwrap_or(0));
+}
+
+#[divan::bench(sample_count = 10)]
+fn full_report_with_charts(b: divan::Bencher) {
+    let f = fixture();
+    b.bench(|| {
+        let out = tempfile::tempdir().expect("temp dir");
+        let plan = audithound::analyze::Plan {
+            inputs: vec![f.root.clone()],
+            roster: None,
+            credentials: None,
+            allowlist: None,
+            out: out.path().join("r"),
+            force: false,
+            time: time(),
+            from: None,
+            to: None,
+            options: DetectOptions::default(),
+            min_level: audithound::rank::Severity::Informational,
+            formats: audithound::report::Formats::default(),
+            progress: false,
+            timings: false,
+        };
+        audithound::analyze::run(&plan)
+            .map(|o| o.ranked.len())
+            .unwrap_or(0)
+    });
+}
