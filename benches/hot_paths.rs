@@ -40,6 +40,7 @@ fn fixture() -> &'static Fixture {
             customers: 2000,
             employees: 40,
             compress: false,
+            format: audithound::generate::EventFormat::Mixed,
         })
         .expect("generate");
         let found = ingest::discover(std::slice::from_ref(&root)).expect("discover");

@@ -188,7 +188,7 @@ fn run_info(plan: &Plan, ctx: &Context, events: &DataFrame, total: u64) -> Resul
             col(c::TS).min().alias("lo"),
             col(c::TS).max().alias("hi"),
             // The customer base: accounts touched by API access (logins to hosts are not customers).
-            col(c::TARGET)
+            col(c::TARGET_HASH)
                 .filter(col(c::EVENT_TYPE).eq(lit("access")))
                 .drop_nulls()
                 .n_unique()

@@ -106,6 +106,9 @@ struct GenerateArgs {
     /// Write plain files instead of gzip / zstd.
     #[arg(long)]
     no_compress: bool,
+    /// Event file layout: mixed (gateway CSV, the rest JSON lines), csv or jsonl.
+    #[arg(long, default_value = "mixed", value_parser = ["mixed", "csv", "jsonl"])]
+    event_format: String,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -119,6 +122,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 customers: g.customers,
                 employees: g.employees,
                 compress: !g.no_compress,
+                format: match g.event_format.as_str() {
+                    "csv" => generate::EventFormat::Csv,
+                    "jsonl" => generate::EventFormat::Jsonl,
+                    _ => generate::EventFormat::Mixed,
+                },
             })?;
             eprintln!("wrote {} events to {}", truth.events, g.out.display());
             Ok(ExitCode::SUCCESS)

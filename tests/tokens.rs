@@ -79,3 +79,39 @@ fn missing_issuance_log_is_stated_not_silent() {
     let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
     assert!(summary.contains("no token_issued events"), "{summary}");
 }
+
+/// Keys outside their life: a key id the inventory does not know, a key used before its creation,
+/// and a token presented under another key than it was issued with.
+#[test]
+fn unknown_keys_early_keys_and_swapped_keys_are_flagged() {
+    let dir = tmp();
+    let input = export(dir.path());
+    write(
+        &input.join("more.csv"),
+        "timestamp,event_type,token_id,credential_id,principal,target_account,source_ip\n\
+         2025-01-01T12:00:00Z,access,early,kid-new,C6,C6,100.64.0.6\n\
+         2025-01-07T10:00:00Z,access,t7,kid-ghost,C1,C1,100.64.0.1\n",
+    );
+    let out_dir = dir.path().join("out");
+    let out = analyze(&out_dir, &[input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = anomalies(&out_dir);
+    let reasons = |id: &str| {
+        rows.iter()
+            .find(|r| r["entity_id"] == id)
+            .map(|r| r["reasons"].clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        reasons("kid-ghost").contains("key_not_in_inventory"),
+        "{rows:#?}"
+    );
+    assert!(
+        reasons("kid-ghost").contains("token_under_other_key"),
+        "{rows:#?}"
+    );
+    assert!(
+        reasons("kid-new").contains("key_used_before_created"),
+        "{rows:#?}"
+    );
+}

@@ -45,7 +45,7 @@ pub fn summarize(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Activity
                 .cast(DataType::UInt64)
                 .sum()
                 .alias("successes"),
-            col(c::TARGET)
+            col(c::TARGET_HASH)
                 .drop_nulls()
                 .n_unique()
                 .cast(DataType::UInt64)

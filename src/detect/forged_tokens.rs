@@ -66,7 +66,7 @@ impl Detector for ForgedTokens {
                 col(c::TOKEN),
                 col(c::CREDENTIAL),
                 col(c::PRINCIPAL),
-                col(c::TARGET),
+                col(c::TARGET_HASH),
                 col(c::SOURCE_IP),
                 col(c::SUCCESS),
                 col(c::FILE),

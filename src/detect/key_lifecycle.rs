@@ -34,13 +34,22 @@ impl Detector for KeyLifecycle {
                 .and(col(c::CREDENTIAL).is_not_null()),
         );
 
-        let known: Vec<String> = creds.keys().cloned().collect();
-        let known = DataFrame::new_infer_height(vec![Column::new(c::CREDENTIAL.into(), known)])
-            .stage("inventory")?;
-        let unknown =
-            token_use
-                .clone()
-                .anti_join(known.lazy(), col(c::CREDENTIAL), col(c::CREDENTIAL));
+        // The inventory is small: a set-membership filter beats a join, and the (rare) unknown
+        // rows are materialised once for the three aggregations that follow.
+        let known = Series::new(
+            "known".into(),
+            creds.keys().cloned().collect::<Vec<String>>(),
+        );
+        let unknown = token_use
+            .clone()
+            .filter(
+                col(c::CREDENTIAL)
+                    .is_in(lit(known).implode(false), false)
+                    .not(),
+            )
+            .collect()
+            .stage("keys not in inventory")?
+            .lazy();
         for (kid, act) in summarize(unknown, c::CREDENTIAL)? {
             let reason = format!(
                 "key id {kid} is not in the credential inventory, yet {} token-bearing event(s) on {} account(s) present it",
@@ -67,7 +76,19 @@ impl Detector for KeyLifecycle {
                 Column::new("created".into(), at),
             ])
             .stage("inventory")?;
+            // First use per key is one cheap group-by; only keys seen before their creation
+            // have their rows joined and summarised.
+            let first_use = token_use
+                .clone()
+                .group_by([col(c::CREDENTIAL)])
+                .agg([col(c::TS).min().alias("first")])
+                .inner_join(table.clone().lazy(), col(c::CREDENTIAL), col(c::CREDENTIAL))
+                .filter(col("first").lt(col("created")))
+                .select([col(c::CREDENTIAL)])
+                .collect()
+                .stage("first use per key")?;
             let early = token_use
+                .semi_join(first_use.lazy(), col(c::CREDENTIAL), col(c::CREDENTIAL))
                 .inner_join(table.lazy(), col(c::CREDENTIAL), col(c::CREDENTIAL))
                 .filter(col(c::TS).lt(col("created")))
                 .collect()

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 pub use world::World;
+pub use writers::EventFormat;
 use writers::Outputs;
 
 /// Size and shape of the synthetic export.
@@ -27,6 +28,7 @@ pub struct Config {
     pub employees: u32,
     /// Compress the event files (gzip / zstd, mixed like real exports); off for raw-speed benches.
     pub compress: bool,
+    pub format: EventFormat,
 }
 
 /// Where the scenario was planted; written to `.truth.json` (hidden, so `analyze` never reads it)
@@ -73,7 +75,7 @@ pub fn run(cfg: &Config) -> Result<Truth> {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let world = World::new(cfg, &mut rng);
     world.write_context(&cfg.out)?;
-    let mut outputs = Outputs::create(&cfg.out, cfg.compress)?;
+    let mut outputs = Outputs::create(&cfg.out, cfg.compress, cfg.format)?;
     let mut events = 0u64;
     for day in 0..cfg.days {
         let batch = world.day(day, &mut rng);

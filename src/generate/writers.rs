@@ -1,6 +1,6 @@
-//! Writes generated events in the formats real exports use: the gateway as CSV with epoch
-//! milliseconds (one gzip file per 30 days), the token issuer as zstd JSON lines in UTC, and SSO
-//! sign-ins as gzip JSON lines with a +09:00 offset.
+//! Writes generated events in the formats real exports use: by default the gateway as CSV with
+//! epoch milliseconds (one gzip file per 30 days), the token issuer as zstd JSON lines in UTC, and
+//! SSO sign-ins as gzip JSON lines with a +09:00 offset. Benchmarks can ask for one format only.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -67,51 +67,86 @@ impl Out {
     }
 }
 
+/// How the event files are laid out: real exports mix formats; benchmarks want one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventFormat {
+    /// Gateway as CSV, issuance and SSO as JSON lines (the default, like real exports).
+    Mixed,
+    Csv,
+    Jsonl,
+}
+
 pub struct Outputs {
     dir: PathBuf,
     compress: bool,
+    format: EventFormat,
     gateway: Option<Out>,
     gateway_chunk: u32,
     issuance: Out,
     sso: Out,
 }
 
-const GATEWAY_HEADER: &str = "timestamp,event_type,principal,credential_id,token_id,source_ip,user_agent,action,target_account,outcome,records\n";
+const HEADER: &str = "timestamp,event_type,principal,credential_id,token_id,source_ip,user_agent,action,target_account,outcome,records\n";
 const CHUNK_DAYS: u32 = 30;
 
 impl Outputs {
-    pub fn create(dir: &Path, compress: bool) -> Result<Outputs> {
+    pub fn create(dir: &Path, compress: bool, format: EventFormat) -> Result<Outputs> {
         let codec = |c| compress.then_some(c);
+        let ext = |csv: bool| if csv { "csv" } else { "jsonl" };
+        let side_csv = format == EventFormat::Csv;
+        let mut issuance = Out::create(
+            dir.join(format!("auth/token-issuance.{}", ext(side_csv))),
+            codec("zst"),
+        )?;
+        let mut sso = Out::create(
+            dir.join(format!("sso/signin.{}", ext(side_csv))),
+            codec("gz"),
+        )?;
+        if side_csv {
+            issuance.write(HEADER.as_bytes())?;
+            sso.write(HEADER.as_bytes())?;
+        }
         Ok(Outputs {
             dir: dir.to_path_buf(),
             compress,
+            format,
             gateway: None,
             gateway_chunk: u32::MAX,
-            issuance: Out::create(dir.join("auth/token-issuance.jsonl"), codec("zst"))?,
-            sso: Out::create(dir.join("sso/signin.jsonl"), codec("gz"))?,
+            issuance,
+            sso,
         })
     }
 
     pub fn write_day(&mut self, day: u32, events: Vec<GenEvent>) -> Result<()> {
         let chunk = day / CHUNK_DAYS;
+        let gateway_csv = self.format != EventFormat::Jsonl;
         if chunk != self.gateway_chunk {
             if let Some(old) = self.gateway.take() {
                 old.finish()?;
             }
-            let path = self.dir.join(format!("gateway/access-{chunk:03}.csv"));
+            let ext = if gateway_csv { "csv" } else { "jsonl" };
+            let path = self.dir.join(format!("gateway/access-{chunk:03}.{ext}"));
             let mut out = Out::create(path, self.compress.then_some("gz"))?;
-            out.write(GATEWAY_HEADER.as_bytes())?;
+            if gateway_csv {
+                out.write(HEADER.as_bytes())?;
+            }
             self.gateway = Some(out);
             self.gateway_chunk = chunk;
         }
+        let side_csv = self.format == EventFormat::Csv;
         let mut gw = String::new();
         let mut iss = String::new();
         let mut sso = String::new();
         for e in events {
-            match e.log {
-                Log::Gateway => gateway_line(&e, &mut gw),
-                Log::Issuance => json_line(&e, rfc3339(e.ts, 0), &mut iss),
-                Log::Sso => json_line(&e, rfc3339(e.ts, 9), &mut sso),
+            let (ts, csv, out) = match e.log {
+                Log::Gateway => (e.ts.to_string(), gateway_csv, &mut gw),
+                Log::Issuance => (rfc3339(e.ts, 0), side_csv, &mut iss),
+                Log::Sso => (rfc3339(e.ts, 9), side_csv, &mut sso),
+            };
+            if csv {
+                csv_line(&e, &ts, out)
+            } else {
+                json_line(&e, ts, out)
             }
         }
         if let Some(g) = self.gateway.as_mut() {
@@ -140,12 +175,12 @@ fn rfc3339(ms: i64, offset_hours: i32) -> String {
         .unwrap_or_default()
 }
 
-fn gateway_line(e: &GenEvent, out: &mut String) {
+fn csv_line(e: &GenEvent, ts: &str, out: &mut String) {
     use std::fmt::Write as _;
     let _ = writeln!(
         out,
         "{},{},{},{},{},{},{},{},{},{},{}",
-        e.ts,
+        ts,
         e.event_type,
         e.principal,
         e.credential.as_deref().unwrap_or(""),

@@ -7,6 +7,7 @@
 
 pub mod decompress;
 pub mod discover;
+mod json_row;
 pub mod readers;
 
 use std::path::PathBuf;

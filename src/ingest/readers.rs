@@ -5,7 +5,6 @@ use std::io::BufRead;
 use std::path::Path;
 
 use polars::prelude::DataFrame;
-use serde_json::Value;
 
 use super::{FileStats, Format, Reject, decompress, shorten};
 use crate::normalize::{EventColumns, Field, RawRow, TimeParser};
@@ -14,7 +13,7 @@ use crate::normalize::{EventColumns, Field, RawRow, TimeParser};
 /// where reading stopped, so the records already read still count.
 pub fn read_file(path: &Path, format: Format, file_idx: u32, time: &TimeParser) -> FileResult {
     let mut sink = Sink {
-        cols: EventColumns::default(),
+        cols: EventColumns::with_capacity(START_ROWS),
         frames: Vec::new(),
         error: None,
         stats: FileStats {
@@ -53,6 +52,8 @@ pub struct FileResult {
 /// Rows buffered as Rust strings before they move into a polars frame. Keeps the per-thread
 /// staging memory bounded whatever the file size (a `String` costs ~3× its Arrow form).
 const CHUNK_ROWS: usize = 128 * 1024;
+/// Initial buffer size: small files (CloudTrail trees hold thousands) must not each reserve a chunk.
+const START_ROWS: usize = 4096;
 
 struct Sink<'a> {
     cols: EventColumns,
@@ -65,7 +66,7 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    fn row(&mut self, line: u64, row: RawRow, raw: impl FnOnce() -> Vec<u8>) {
+    fn row(&mut self, line: u64, row: &RawRow, raw: impl FnOnce() -> Vec<u8>) {
         self.stats.records += 1;
         match self.cols.push(row, self.time, self.file_idx, line) {
             Ok(()) => self.stats.parsed += 1,
@@ -80,7 +81,9 @@ impl Sink<'_> {
         if self.cols.is_empty() || self.error.is_some() {
             return;
         }
-        match std::mem::take(&mut self.cols).into_frame() {
+        match std::mem::replace(&mut self.cols, EventColumns::with_capacity(START_ROWS))
+            .into_frame()
+        {
             Ok(df) => self.frames.push(df),
             Err(e) => self.error = Some(e),
         }
@@ -145,7 +148,7 @@ fn read_csv(reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
         for (value, field) in record.iter().zip(&fields) {
             let Some(field) = field else { continue };
             match std::str::from_utf8(value) {
-                Ok(s) => row.set(*field, s.to_string()),
+                Ok(s) => row.set(*field, s),
                 Err(_) => bad_utf8 = true,
             }
         }
@@ -153,7 +156,7 @@ fn read_csv(reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
             sink.reject(line, "invalid UTF-8".into(), &raw(), false);
             continue;
         }
-        sink.row(line, row, raw);
+        sink.row(line, &row, raw);
     }
 }
 
@@ -181,32 +184,9 @@ fn read_jsonl(mut reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
             sink.stats.blank += 1;
             continue;
         }
-        match json_row(text) {
-            Ok(row) => sink.row(line, row, || text.to_vec()),
+        match super::json_row::parse(text) {
+            Ok(row) => sink.row(line, &row, || text.to_vec()),
             Err(reason) => sink.reject(line, reason, text, false),
         }
     }
-}
-
-fn json_row(text: &[u8]) -> Result<RawRow, String> {
-    let map: serde_json::Map<String, Value> = match serde_json::from_slice(text) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => return Err("expected a JSON object".into()),
-        Err(e) => return Err(format!("invalid JSON: {e}")),
-    };
-    let mut row = RawRow::default();
-    for (key, value) in map {
-        let Some(field) = Field::from_name(&key) else {
-            continue;
-        };
-        let text = match value {
-            Value::Null => continue,
-            Value::String(s) => s,
-            Value::Bool(b) => b.to_string(),
-            Value::Number(n) => n.to_string(),
-            other => other.to_string(),
-        };
-        row.set(field, text);
-    }
-    Ok(row)
 }

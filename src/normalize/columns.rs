@@ -6,28 +6,71 @@ use super::schema::{DAY_MS, Field, RawRow, col};
 use super::time::TimeParser;
 use crate::error::{FrameContext, Result};
 
-/// Normalised events of one file (or several, once appended), stored column-wise.
-#[derive(Debug, Default)]
+/// Normalised events of one file chunk, stored column-wise. Strings go straight into polars'
+/// builders (no intermediate `String` per field), which is most of what ingest costs.
 pub struct EventColumns {
     ts: Vec<i64>,
-    event_type: Vec<String>,
-    principal: Vec<Option<String>>,
-    credential: Vec<Option<String>>,
-    token: Vec<Option<String>>,
-    source_ip: Vec<Option<String>>,
-    network: Vec<Option<String>>,
-    user_agent: Vec<Option<String>>,
-    action: Vec<Option<String>>,
-    target: Vec<Option<String>>,
+    event_type: StringChunkedBuilder,
+    principal: StringChunkedBuilder,
+    credential: StringChunkedBuilder,
+    token: StringChunkedBuilder,
+    source_ip: StringChunkedBuilder,
+    network: StringChunkedBuilder,
+    user_agent: StringChunkedBuilder,
+    action: StringChunkedBuilder,
+    target: StringChunkedBuilder,
     target_num: Vec<Option<i64>>,
+    target_hash: Vec<Option<u64>>,
     success: Vec<bool>,
     records: Vec<Option<i64>>,
     bytes: Vec<Option<i64>>,
     file: Vec<u32>,
     line: Vec<u64>,
+    /// The last address and its network: exports repeat the same address in runs.
+    last_network: Option<(String, Option<String>)>,
+}
+
+fn builder(name: &str, capacity: usize) -> StringChunkedBuilder {
+    StringChunkedBuilder::new(name.into(), capacity)
+}
+
+fn append(b: &mut StringChunkedBuilder, v: Option<&str>) {
+    match v {
+        Some(v) => b.append_value(v),
+        None => b.append_null(),
+    }
+}
+
+impl Default for EventColumns {
+    fn default() -> Self {
+        EventColumns::with_capacity(0)
+    }
 }
 
 impl EventColumns {
+    pub fn with_capacity(n: usize) -> Self {
+        EventColumns {
+            ts: Vec::with_capacity(n),
+            event_type: builder(col::EVENT_TYPE, n),
+            principal: builder(col::PRINCIPAL, n),
+            credential: builder(col::CREDENTIAL, n),
+            token: builder(col::TOKEN, n),
+            source_ip: builder(col::SOURCE_IP, n),
+            network: builder(col::NETWORK, n),
+            user_agent: builder(col::USER_AGENT, n),
+            action: builder(col::ACTION, n),
+            target: builder(col::TARGET, n),
+            target_num: Vec::with_capacity(n),
+            target_hash: Vec::with_capacity(n),
+            success: Vec::with_capacity(n),
+            records: Vec::with_capacity(n),
+            bytes: Vec::with_capacity(n),
+            file: Vec::with_capacity(n),
+            line: Vec::with_capacity(n),
+            last_network: None,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.ts.len()
     }
@@ -40,7 +83,7 @@ impl EventColumns {
     /// columns always stay the same length.
     pub fn push(
         &mut self,
-        mut row: RawRow,
+        row: &RawRow,
         time: &TimeParser,
         file: u32,
         line: u64,
@@ -50,26 +93,40 @@ impl EventColumns {
             None => return Err("missing timestamp".into()),
         };
         let event_type = match row.get(Field::EventType) {
-            Some(s) => s.trim().to_ascii_lowercase(),
+            Some(s) => s.trim(),
             None => return Err("missing event_type".into()),
         };
         let success = parse_outcome(row.get(Field::Outcome))?;
         let records = parse_count(row.get(Field::Records), "records")?;
         let bytes = parse_count(row.get(Field::Bytes), "bytes")?;
         self.ts.push(ts);
-        self.event_type.push(event_type);
-        self.principal.push(row.take(Field::Principal));
-        self.credential.push(row.take(Field::CredentialId));
-        self.token.push(row.take(Field::TokenId));
-        let ip = row.take(Field::SourceIp);
-        self.network.push(ip.as_deref().and_then(network_of));
-        self.source_ip.push(ip);
-        self.user_agent.push(row.take(Field::UserAgent));
-        self.action.push(row.take(Field::Action));
-        let target = row.take(Field::TargetAccount);
-        self.target_num
-            .push(target.as_deref().and_then(account_number));
-        self.target.push(target);
+        if event_type.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.event_type
+                .append_value(event_type.to_ascii_lowercase());
+        } else {
+            self.event_type.append_value(event_type);
+        }
+        append(&mut self.principal, row.get(Field::Principal));
+        append(&mut self.credential, row.get(Field::CredentialId));
+        append(&mut self.token, row.get(Field::TokenId));
+        let ip = row.get(Field::SourceIp);
+        let network = match (ip, &self.last_network) {
+            (Some(ip), Some((last, net))) if last == ip => net.clone(),
+            (Some(ip), _) => {
+                let net = network_of(ip);
+                self.last_network = Some((ip.to_string(), net.clone()));
+                net
+            }
+            (None, _) => None,
+        };
+        append(&mut self.network, network.as_deref());
+        append(&mut self.source_ip, ip);
+        append(&mut self.user_agent, row.get(Field::UserAgent));
+        append(&mut self.action, row.get(Field::Action));
+        let target = row.get(Field::TargetAccount);
+        self.target_num.push(target.and_then(account_number));
+        self.target_hash.push(target.map(hash_account));
+        append(&mut self.target, target);
         self.success.push(success);
         self.records.push(records);
         self.bytes.push(bytes);
@@ -85,16 +142,17 @@ impl EventColumns {
         let columns = vec![
             Column::new(col::TS.into(), self.ts),
             Column::new(col::DAY.into(), day),
-            Column::new(col::EVENT_TYPE.into(), self.event_type),
-            Column::new(col::PRINCIPAL.into(), self.principal),
-            Column::new(col::CREDENTIAL.into(), self.credential),
-            Column::new(col::TOKEN.into(), self.token),
-            Column::new(col::SOURCE_IP.into(), self.source_ip),
-            Column::new(col::NETWORK.into(), self.network),
-            Column::new(col::USER_AGENT.into(), self.user_agent),
-            Column::new(col::ACTION.into(), self.action),
-            Column::new(col::TARGET.into(), self.target),
+            self.event_type.finish().into_column(),
+            self.principal.finish().into_column(),
+            self.credential.finish().into_column(),
+            self.token.finish().into_column(),
+            self.source_ip.finish().into_column(),
+            self.network.finish().into_column(),
+            self.user_agent.finish().into_column(),
+            self.action.finish().into_column(),
+            self.target.finish().into_column(),
             Column::new(col::TARGET_NUM.into(), self.target_num),
+            Column::new(col::TARGET_HASH.into(), self.target_hash),
             Column::new(col::SUCCESS.into(), self.success),
             Column::new(col::RECORDS.into(), self.records),
             Column::new(col::BYTES.into(), self.bytes),
@@ -135,6 +193,14 @@ pub fn is_internal(addr: &std::net::IpAddr) -> bool {
                 || (v6.segments()[0] & 0xffc0) == 0xfe80
         }
     }
+}
+
+/// A fixed-key hash (the same in every run, so results never depend on it).
+fn hash_account(account: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    account.hash(&mut h);
+    h.finish()
 }
 
 /// The numeric part of an account id (`C00001234` → 1234), used to spot sequential walks.

@@ -82,7 +82,7 @@ fn entity_series(events: &DataFrame, e: &Entity) -> Result<EntitySeries> {
         .group_by([col(c::DAY)])
         .agg([
             len().cast(DataType::UInt64).alias("n"),
-            col(c::TARGET)
+            col(c::TARGET_HASH)
                 .drop_nulls()
                 .n_unique()
                 .cast(DataType::UInt64)
@@ -114,7 +114,7 @@ fn entity_series(events: &DataFrame, e: &Entity) -> Result<EntitySeries> {
 fn first_days(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Vec<(i64, u64)>>> {
     let df = rows
         .filter(col(key).is_not_null())
-        .group_by([col(key), col(c::TARGET)])
+        .group_by([col(key), col(c::TARGET_HASH)])
         .agg([col(c::DAY).min().alias("first")])
         .group_by([col(key), col("first")])
         .agg([len().cast(DataType::UInt64).alias("new")])
