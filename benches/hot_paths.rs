@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use audithound::context::{self, Context};
 use audithound::detect::{self, DetectInput, DetectOptions};
-use audithound::ingest::{self, Discovered, Format};
+use audithound::ingest::{self, Discovered, ReadOptions};
 use audithound::normalize::TimeParser;
 use polars::prelude::DataFrame;
 
@@ -44,7 +44,7 @@ fn fixture() -> &'static Fixture {
         })
         .expect("generate");
         let found = ingest::discover(std::slice::from_ref(&root)).expect("discover");
-        let events = ingest::read_events(&found, &time(), false)
+        let events = ingest::read_events(&found, &options(), false)
             .expect("ingest")
             .events;
         let context = Context {
@@ -57,7 +57,7 @@ fn fixture() -> &'static Fixture {
         let files = found
             .events
             .iter()
-            .map(|(p, _)| p.display().to_string())
+            .map(|p| p.display().to_string())
             .collect();
         Fixture {
             _dir: dir,
@@ -74,12 +74,16 @@ fn parse_timestamp(s: &str) -> i64 {
     time().parse(divan::black_box(s)).unwrap_or_default()
 }
 
-fn read_one(path: PathBuf, format: Format) -> usize {
+fn options() -> ReadOptions {
+    ReadOptions::new(time(), None, None, 2025).expect("built-in profiles")
+}
+
+fn read_one(path: PathBuf) -> usize {
     let found = Discovered {
-        events: vec![(path, format)],
+        events: vec![path],
         ..Discovered::default()
     };
-    ingest::read_events(&found, &time(), false)
+    ingest::read_events(&found, &options(), false)
         .map(|i| i.events.height())
         .unwrap_or(0)
 }
@@ -90,7 +94,7 @@ fn read_csv_gateway(b: divan::Bencher) {
     b.counter(divan::counter::BytesCount::new(
         std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
     ))
-    .bench(|| read_one(path.clone(), Format::Csv));
+    .bench(|| read_one(path.clone()));
 }
 
 #[divan::bench]
@@ -99,7 +103,7 @@ fn read_jsonl_issuance(b: divan::Bencher) {
     b.counter(divan::counter::BytesCount::new(
         std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
     ))
-    .bench(|| read_one(path.clone(), Format::JsonLines));
+    .bench(|| read_one(path.clone()));
 }
 
 #[divan::bench(args = ["offboarding", "forged_tokens", "key_lifecycle", "enumeration"])]
@@ -141,6 +145,9 @@ fn full_report_with_charts(b: divan::Bencher) {
             formats: audithound::report::Formats::default(),
             progress: false,
             timings: false,
+            source: None,
+            profile: None,
+            syslog_year: 2025,
         };
         audithound::analyze::run(&plan)
             .map(|o| o.ranked.len())

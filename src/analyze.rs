@@ -10,6 +10,7 @@ use crate::detect::{self, DetectInput, DetectOptions, Detection, Limitation};
 use crate::error::{Error, FrameContext, Result};
 use crate::ingest;
 use crate::normalize::TimeParser;
+use crate::normalize::profile::Profile;
 use crate::normalize::schema::col as c;
 use crate::rank::{self, Ranked, Severity};
 use crate::report::{self, RunInfo};
@@ -33,6 +34,12 @@ pub struct Plan {
     /// Print each stage's wall time to stderr (for profiling; never in reports, which must be
     /// byte-identical run to run).
     pub timings: bool,
+    /// Forced source format (`--source`), else detected per file.
+    pub source: Option<ingest::Format>,
+    /// User mapping profile (`--profile`).
+    pub profile: Option<PathBuf>,
+    /// Year for classic syslog time stamps, which omit it.
+    pub syslog_year: i32,
 }
 
 /// What the binary needs to print and to choose its exit code.
@@ -69,26 +76,26 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     if found.events.is_empty() {
         return Err(Error::NoEvents);
     }
-    let context = load_context(plan, &found)?;
+    let mut context = load_context(plan, &found)?;
+    let profile = plan.profile.as_deref().map(Profile::load).transpose()?;
+    let read = ingest::ReadOptions::new(plan.time, plan.source, profile, plan.syslog_year)?;
     // Loaded before the heavy work so a broken allowlist fails in a second, not after the scan.
     let allowlist = match &plan.allowlist {
         Some(p) => context::load_allowlist(p, &plan.time)?,
         None => Vec::new(),
     };
-    let ingested = ingest::read_events(&found, &plan.time, plan.progress)?;
+    let ingested = ingest::read_events(&found, &read, plan.progress)?;
     clock.lap("ingest");
-    for skipped in &ingested.skipped {
-        eprintln!(
-            "warning: {}: unknown file format, skipped",
-            skipped.display()
-        );
+    for (path, reason) in &ingested.skipped {
+        eprintln!("warning: {}: skipped: {reason}", path.display());
     }
+    let derived = context::derive_from_events(&ingested.events, &mut context, &plan.time)?;
     let total = ingested.events.height() as u64;
     let events = window(ingested.events, plan.from, plan.to)?;
     let files: Vec<String> = found
         .events
         .iter()
-        .map(|(p, _)| p.display().to_string())
+        .map(|p| p.display().to_string())
         .collect();
 
     let input = DetectInput {
@@ -99,7 +106,13 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         files: &files,
     };
     let mut findings = Vec::new();
-    let mut limitations = Vec::new();
+    let mut limitations: Vec<Limitation> = derived
+        .into_iter()
+        .map(|note| Limitation {
+            detector: "context",
+            note,
+        })
+        .collect();
     for detector in detect::all() {
         let Detection {
             findings: f,

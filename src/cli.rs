@@ -57,6 +57,16 @@ struct AnalyzeArgs {
     /// Credential inventory CSV (default: credentials.csv inside an input directory).
     #[arg(long)]
     credentials: Option<PathBuf>,
+    /// Read every input as this source instead of detecting it: canonical, cloudtrail, okta,
+    /// authlog, profile.
+    #[arg(long)]
+    source: Option<String>,
+    /// Mapping profile (TOML) for exports in other shapes; see docs/profiles.md.
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Year of classic syslog time stamps (they omit it); default: the current year.
+    #[arg(long)]
+    syslog_year: Option<i32>,
     /// Allowlist of known jobs (TOML: entity, kind, reason, expires, owner).
     #[arg(long)]
     allowlist: Option<PathBuf>,
@@ -180,6 +190,16 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         formats: audithound::report::Formats::parse(&a.format)?,
         progress: !a.quiet && std::io::stderr().is_terminal(),
         timings: a.timings,
+        source: a
+            .source
+            .as_deref()
+            .map(|s| {
+                audithound::ingest::Format::parse(s)
+                    .ok_or_else(|| anyhow::anyhow!("invalid --source {s:?}: use canonical, cloudtrail, okta, authlog or profile"))
+            })
+            .transpose()?,
+        profile: a.profile,
+        syslog_year: a.syslog_year.unwrap_or_else(|| chrono::Datelike::year(&chrono::Utc::now())),
     };
     let outcome = analyze::run(&plan)?;
     if !a.quiet {

@@ -5,10 +5,12 @@
 
 mod allowlist;
 mod credentials;
+mod derived;
 mod roster;
 
 pub use allowlist::{Allow, load_allowlist};
 pub use credentials::{Credential, load_credentials};
+pub use derived::derive_from_events;
 pub use roster::{Employee, load_roster};
 
 use std::collections::BTreeMap;

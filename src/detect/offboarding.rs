@@ -40,13 +40,13 @@ impl Detector for Offboarding {
     fn detect(&self, input: &DetectInput) -> Result<Detection> {
         let ctx = input.context;
         let mut out = Detection::default();
-        if ctx.roster_path.is_none() {
+        if ctx.roster.is_empty() {
             out.limitations.push(Limitation {
                 detector: NAME,
                 note: "no HR roster given: use after departure was not checked".into(),
             });
         }
-        if ctx.credentials_path.is_none() {
+        if ctx.credentials.is_empty() {
             out.limitations.push(Limitation {
                 detector: NAME,
                 note: "no credential inventory given: use after revocation and keys of departed owners were not checked".into(),

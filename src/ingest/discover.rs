@@ -4,52 +4,19 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// How an event file is parsed, decided from its name with compression suffixes removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    Csv,
-    JsonLines,
-}
-
-impl Format {
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::JsonLines => "jsonl",
-        }
-    }
-
-    fn from_path(path: &Path) -> Option<Format> {
-        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
-        let stem = name
-            .strip_suffix(".gz")
-            .or_else(|| name.strip_suffix(".zst"))
-            .or_else(|| name.strip_suffix(".zstd"))
-            .unwrap_or(&name);
-        if stem.ends_with(".csv") {
-            Some(Format::Csv)
-        } else if stem.ends_with(".jsonl") || stem.ends_with(".ndjson") || stem.ends_with(".json") {
-            Some(Format::JsonLines)
-        } else {
-            None
-        }
-    }
-}
-
 /// What the inputs hold.
 #[derive(Debug, Default, Clone)]
 pub struct Discovered {
-    pub events: Vec<(PathBuf, Format)>,
+    /// Candidate event files; their format is decided from content when read.
+    pub events: Vec<PathBuf>,
     /// `roster.csv` found inside an input directory.
     pub roster: Option<PathBuf>,
     /// `credentials.csv` found inside an input directory.
     pub credentials: Option<PathBuf>,
-    pub skipped: Vec<PathBuf>,
 }
 
-/// Walks the inputs. A named file that is not a known format is still read as the format its
-/// name suggests would be a guess, so it is skipped and reported like any other unknown file.
+/// Walks the inputs. Every regular, non-hidden file is a candidate; `roster.csv` and
+/// `credentials.csv` inside a directory are context.
 pub fn discover(inputs: &[PathBuf]) -> Result<Discovered> {
     let mut found = Discovered::default();
     for input in inputs {
@@ -72,7 +39,6 @@ pub fn discover(inputs: &[PathBuf]) -> Result<Discovered> {
     }
     found.events.sort();
     found.events.dedup();
-    found.skipped.sort();
     Ok(found)
 }
 
@@ -108,8 +74,5 @@ fn classify(path: PathBuf, in_directory: bool, found: &mut Discovered) {
         found.credentials.get_or_insert(path);
         return;
     }
-    match Format::from_path(&path) {
-        Some(format) => found.events.push((path, format)),
-        None => found.skipped.push(path),
-    }
+    found.events.push(path);
 }

@@ -5,10 +5,13 @@
 //! report, independent of thread scheduling. Every record a reader sees is either parsed or
 //! quarantined as a [`Reject`], and [`FileStats`] reconciles the two per file.
 
+mod authlog;
 pub mod decompress;
 pub mod discover;
 mod json_row;
 pub mod readers;
+pub mod sniff;
+mod sources;
 
 use std::path::PathBuf;
 
@@ -18,7 +21,10 @@ use rayon::prelude::*;
 
 use crate::error::{FrameContext, Result};
 use crate::normalize::{EventColumns, TimeParser};
-pub use discover::{Discovered, Format, discover};
+pub use discover::{Discovered, discover};
+pub use sniff::Format;
+
+use crate::normalize::profile::{self, Profile};
 
 /// An input record that could not be parsed, kept for `rejects.csv`.
 #[derive(Debug, Clone)]
@@ -30,7 +36,8 @@ pub struct Reject {
     pub raw: String,
 }
 
-/// Per-file reconciliation: `records == parsed + rejected` (blank lines are counted apart).
+/// Per-file reconciliation: `records == parsed + rejected + ignored` (blank lines are counted
+/// apart; ignored records are of a known format but carry no authentication event).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct FileStats {
     pub file: String,
@@ -38,7 +45,44 @@ pub struct FileStats {
     pub records: u64,
     pub parsed: u64,
     pub rejected: u64,
+    pub ignored: u64,
     pub blank: u64,
+}
+
+/// How files are read: the company time zone, an optional forced source or user profile, and the
+/// year classic syslog omits.
+pub struct ReadOptions {
+    pub time: TimeParser,
+    pub source: Option<Format>,
+    pub profile: Option<Profile>,
+    pub syslog_year: i32,
+    pub cloudtrail: Profile,
+    pub okta: Profile,
+}
+
+impl ReadOptions {
+    pub fn new(
+        time: TimeParser,
+        source: Option<Format>,
+        profile: Option<Profile>,
+        syslog_year: i32,
+    ) -> Result<Self> {
+        let builtin = |name: &str| {
+            profile::builtin(name).ok_or_else(|| crate::Error::Argument {
+                what: "built-in profile",
+                value: name.to_string(),
+                reason: "does not parse (build defect)".into(),
+            })
+        };
+        Ok(ReadOptions {
+            time,
+            source,
+            profile,
+            syslog_year,
+            cloudtrail: builtin("cloudtrail")?,
+            okta: builtin("okta")?,
+        })
+    }
 }
 
 /// Everything the later stages need from the inputs.
@@ -46,14 +90,18 @@ pub struct Ingested {
     pub events: DataFrame,
     pub files: Vec<FileStats>,
     pub rejects: Vec<Reject>,
-    /// Files we could not classify: skipped with a warning and listed in the summary.
-    pub skipped: Vec<PathBuf>,
+    /// Files of no known format, with the reason: skipped with a warning, listed in the summary.
+    pub skipped: Vec<(PathBuf, String)>,
 }
 
 const RAW_KEEP: usize = 240;
 
 /// Reads every event file of `found` into one frame.
-pub fn read_events(found: &Discovered, time: &TimeParser, show_progress: bool) -> Result<Ingested> {
+pub fn read_events(
+    found: &Discovered,
+    opts: &ReadOptions,
+    show_progress: bool,
+) -> Result<Ingested> {
     let bar = if show_progress {
         ProgressBar::new(found.events.len() as u64)
     } else {
@@ -67,8 +115,8 @@ pub fn read_events(found: &Discovered, time: &TimeParser, show_progress: bool) -
         .events
         .par_iter()
         .enumerate()
-        .map(|(idx, (path, format))| {
-            let out = readers::read_file(path, *format, idx as u32, time);
+        .map(|(idx, path)| {
+            let out = readers::read_file(path, idx as u32, opts);
             bar.inc(1);
             out
         })
@@ -78,9 +126,14 @@ pub fn read_events(found: &Discovered, time: &TimeParser, show_progress: bool) -
     let mut frame: Option<DataFrame> = None;
     let mut files = Vec::with_capacity(results.len());
     let mut rejects = Vec::new();
-    for mut result in results {
+    let mut skipped = Vec::new();
+    for (mut result, path) in results.into_iter().zip(&found.events) {
         if let Some(e) = result.error {
             return Err(e);
+        }
+        if let Some(reason) = result.skipped {
+            skipped.push((path.clone(), reason));
+            continue;
         }
         files.push(result.stats);
         rejects.append(&mut result.rejects);
@@ -102,7 +155,7 @@ pub fn read_events(found: &Discovered, time: &TimeParser, show_progress: bool) -
         events,
         files,
         rejects,
-        skipped: found.skipped.clone(),
+        skipped,
     })
 }
 

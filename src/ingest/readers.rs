@@ -1,35 +1,67 @@
-//! Record readers for the canonical CSV and JSON-lines formats. They only split records into
-//! named string fields; typing happens in [`crate::normalize`].
+//! Reading one file: open it (any compression), decide its format from content, and hand every
+//! record to a [`Sink`] that normalises it or quarantines it. The canonical CSV and JSON-lines
+//! readers live here; the other sources are in [`super::sources`].
 
 use std::io::BufRead;
 use std::path::Path;
 
 use polars::prelude::DataFrame;
 
-use super::{FileStats, Format, Reject, decompress, shorten};
+use super::sniff::{self, Format};
+use super::{FileStats, ReadOptions, Reject, decompress, shorten, sources};
 use crate::normalize::{EventColumns, Field, RawRow, TimeParser};
+
+/// How much of a file the format detection looks at.
+const SNIFF_BYTES: usize = 64 * 1024;
 
 /// Reads one file completely. I/O failures part-way (a truncated `.gz`) become a reject at the line
 /// where reading stopped, so the records already read still count.
-pub fn read_file(path: &Path, format: Format, file_idx: u32, time: &TimeParser) -> FileResult {
+pub fn read_file(path: &Path, file_idx: u32, opts: &ReadOptions) -> FileResult {
     let mut sink = Sink {
         cols: EventColumns::with_capacity(START_ROWS),
         frames: Vec::new(),
         error: None,
         stats: FileStats {
             file: path.display().to_string(),
-            format: format.name().to_string(),
             ..FileStats::default()
         },
         rejects: Vec::new(),
         file_idx,
-        time,
+        time: &opts.time,
     };
+    let mut skipped = None;
     match decompress::open(path) {
-        Ok((_, reader)) => match format {
-            Format::Csv => read_csv(reader, &mut sink),
-            Format::JsonLines => read_jsonl(reader, &mut sink),
-        },
+        Ok((_, mut reader)) => {
+            match peek(&mut reader).and_then(|head| sniff::detect(&head, opts)) {
+                Ok(format) => {
+                    sink.stats.format = match (format, &opts.profile) {
+                        (Format::Profile, Some(p)) => format!("profile:{}", p.name),
+                        _ => format.name().to_string(),
+                    };
+                    match format {
+                        Format::Csv => read_csv(reader, &mut sink),
+                        Format::JsonLines => read_jsonl(reader, &mut sink),
+                        Format::CloudTrail => {
+                            sources::read_json(reader, &opts.cloudtrail, &mut sink)
+                        }
+                        Format::Okta => sources::read_json(reader, &opts.okta, &mut sink),
+                        Format::AuthLog => {
+                            sources::read_authlog(reader, opts.syslog_year, &mut sink)
+                        }
+                        Format::Profile => match &opts.profile {
+                            Some(p) if p.format == "csv" => {
+                                sources::read_profile_csv(reader, p, &mut sink)
+                            }
+                            Some(p) => sources::read_json(reader, p, &mut sink),
+                            None => {
+                                skipped = Some("--source profile needs --profile FILE".to_string())
+                            }
+                        },
+                    }
+                }
+                Err(reason) => skipped = Some(reason),
+            }
+        }
         Err(e) => sink.reject(0, format!("cannot open: {e}"), b"", false),
     }
     sink.flush();
@@ -38,7 +70,14 @@ pub fn read_file(path: &Path, format: Format, file_idx: u32, time: &TimeParser) 
         stats: sink.stats,
         rejects: sink.rejects,
         error: sink.error,
+        skipped,
     }
+}
+
+/// The first bytes of the decompressed stream (one buffer's worth), without consuming them.
+fn peek(reader: &mut Box<dyn BufRead + Send>) -> Result<Vec<u8>, String> {
+    let buf = reader.fill_buf().map_err(|e| format!("cannot read: {e}"))?;
+    Ok(buf[..buf.len().min(SNIFF_BYTES)].to_vec())
 }
 
 /// One file's events as frames of at most [`CHUNK_ROWS`] rows, plus its reconciliation.
@@ -47,6 +86,8 @@ pub struct FileResult {
     pub stats: FileStats,
     pub rejects: Vec<Reject>,
     pub error: Option<crate::Error>,
+    /// Why the file was not read at all (unknown format).
+    pub skipped: Option<String>,
 }
 
 /// Rows buffered as Rust strings before they move into a polars frame. Keeps the per-thread
@@ -55,18 +96,18 @@ const CHUNK_ROWS: usize = 128 * 1024;
 /// Initial buffer size: small files (CloudTrail trees hold thousands) must not each reserve a chunk.
 const START_ROWS: usize = 4096;
 
-struct Sink<'a> {
-    cols: EventColumns,
+pub(super) struct Sink<'a> {
+    pub(super) cols: EventColumns,
     frames: Vec<DataFrame>,
     error: Option<crate::Error>,
-    stats: FileStats,
+    pub(super) stats: FileStats,
     rejects: Vec<Reject>,
     file_idx: u32,
     time: &'a TimeParser,
 }
 
 impl Sink<'_> {
-    fn row(&mut self, line: u64, row: &RawRow, raw: impl FnOnce() -> Vec<u8>) {
+    pub(super) fn row(&mut self, line: u64, row: &RawRow, raw: impl FnOnce() -> Vec<u8>) {
         self.stats.records += 1;
         match self.cols.push(row, self.time, self.file_idx, line) {
             Ok(()) => self.stats.parsed += 1,
@@ -90,7 +131,14 @@ impl Sink<'_> {
     }
 
     /// `counted` says whether the record was already counted in `records`.
-    fn reject(&mut self, line: u64, reason: String, raw: &[u8], counted: bool) {
+    /// A record of a known format that carries no authentication event (another daemon's
+    /// syslog line, a row a profile's filter drops): counted, not quarantined.
+    pub(super) fn ignore(&mut self) {
+        self.stats.records += 1;
+        self.stats.ignored += 1;
+    }
+
+    pub(super) fn reject(&mut self, line: u64, reason: String, raw: &[u8], counted: bool) {
         if !counted {
             self.stats.records += 1;
         }
@@ -160,7 +208,24 @@ fn read_csv(reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
     }
 }
 
-fn read_jsonl(mut reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
+fn read_jsonl(reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
+    for_each_line(
+        reader,
+        sink,
+        |sink, line, text| match super::json_row::parse(text) {
+            Ok(row) => sink.row(line, &row, || text.to_vec()),
+            Err(reason) => sink.reject(line, reason, text, false),
+        },
+    );
+}
+
+/// Calls `f` with every non-blank line (trimmed) and its 1-based number; a read error part-way
+/// is quarantined at the line where it happened and ends the file.
+pub(super) fn for_each_line(
+    mut reader: Box<dyn BufRead + Send>,
+    sink: &mut Sink,
+    mut f: impl FnMut(&mut Sink, u64, &[u8]),
+) {
     let mut buf = Vec::with_capacity(1024);
     let mut line = 0u64;
     loop {
@@ -184,9 +249,6 @@ fn read_jsonl(mut reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
             sink.stats.blank += 1;
             continue;
         }
-        match super::json_row::parse(text) {
-            Ok(row) => sink.row(line, &row, || text.to_vec()),
-            Err(reason) => sink.reject(line, reason, text, false),
-        }
+        f(sink, line, text);
     }
 }

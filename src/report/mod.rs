@@ -42,7 +42,7 @@ pub struct ReportData<'a> {
     pub rejects: &'a [Reject],
     /// Rows the allowlist removed; counted and listed in the summary.
     pub suppressed: &'a [Suppressed],
-    pub skipped: &'a [PathBuf],
+    pub skipped: &'a [(PathBuf, String)],
     pub limitations: &'a [Limitation],
     pub info: &'a RunInfo,
     pub time: &'a TimeParser,

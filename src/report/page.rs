@@ -316,12 +316,13 @@ fn what_ran(data: &ReportData) -> Section {
 }
 
 fn totals(data: &ReportData) -> Section {
-    let (mut rec, mut par, mut rej, mut blank) = (0, 0, 0, 0);
+    let (mut rec, mut par, mut rej, mut ign, mut blank) = (0, 0, 0, 0, 0);
     let mut rows: Vec<Vec<String>> = Vec::new();
     for f in data.files {
         rec += f.records;
         par += f.parsed;
         rej += f.rejected;
+        ign += f.ignored;
         blank += f.blank;
         rows.push(vec![
             f.file.clone(),
@@ -329,6 +330,7 @@ fn totals(data: &ReportData) -> Section {
             f.records.to_string(),
             f.parsed.to_string(),
             f.rejected.to_string(),
+            f.ignored.to_string(),
             f.blank.to_string(),
         ]);
     }
@@ -338,22 +340,25 @@ fn totals(data: &ReportData) -> Section {
         rec.to_string(),
         par.to_string(),
         rej.to_string(),
+        ign.to_string(),
         blank.to_string(),
     ]);
-    let verdict = if rec == par + rej {
+    let verdict = if rec == par + rej + ign {
         "reconciles"
     } else {
         "DOES NOT reconcile"
     };
     let mut blocks = vec![
         Block::Table {
-            head: ["file", "format", "records", "parsed", "rejected", "blank"]
-                .map(String::from)
-                .to_vec(),
+            head: [
+                "file", "format", "records", "parsed", "rejected", "ignored", "blank",
+            ]
+            .map(String::from)
+            .to_vec(),
             rows,
         },
         Block::Text(format!(
-            "records read {rec} = parsed {par} + rejected {rej}: {verdict}. Rejected records are listed in rejects.csv."
+            "records read {rec} = parsed {par} + rejected {rej} + ignored {ign}: {verdict}. Rejected records are listed in rejects.csv; ignored records are of a known format but carry no authentication event (another program's syslog line, a row a profile filters out)."
         )),
     ];
     if !data.skipped.is_empty() {
@@ -364,7 +369,7 @@ fn totals(data: &ReportData) -> Section {
         blocks.push(Block::List(
             data.skipped
                 .iter()
-                .map(|p| p.display().to_string())
+                .map(|(p, why)| format!("{}: {why}", p.display()))
                 .collect(),
         ));
     }

@@ -1,0 +1,114 @@
+//! Context recovered from the logs when no file gives it: Okta's `user.lifecycle.deactivate` /
+//! `suspend` become offboarding dates, CloudTrail's `CreateAccessKey`, `DeleteAccessKey` and
+//! `UpdateAccessKey … Inactive` become a key inventory. A file always wins; derived context is
+//! announced in the summary because it only knows what the export happens to contain.
+
+use polars::prelude::*;
+
+use super::{Context, Credential, Employee};
+use crate::error::{FrameContext, Result};
+use crate::frame::{i64s, strs};
+use crate::normalize::TimeParser;
+use crate::normalize::schema::col as c;
+
+/// Fills what `ctx` lacks and returns one note per derived table.
+pub fn derive_from_events(
+    events: &DataFrame,
+    ctx: &mut Context,
+    time: &TimeParser,
+) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    let of_type = |t: &str| events.clone().lazy().filter(col(c::EVENT_TYPE).eq(lit(t)));
+    if ctx.roster_path.is_none() {
+        let df = of_type("principal_offboarded")
+            .filter(col(c::TARGET).is_not_null())
+            .group_by([col(c::TARGET)])
+            .agg([col(c::TS).min().alias("at")])
+            .collect()
+            .stage("offboarding events")?;
+        for (id, at) in strs(&df, c::TARGET)?.into_iter().zip(i64s(&df, "at")?) {
+            let employee = Employee {
+                id: id.clone(),
+                name: String::new(),
+                department: "(from logs)".into(),
+                termination_date: Some(time.format(at)),
+                access_ends: Some(at),
+            };
+            ctx.roster.insert(id, employee);
+        }
+        if !ctx.roster.is_empty() {
+            notes.push(format!(
+                "no roster file: {} departure(s) taken from deactivate/suspend events in the logs; people who left without one are not known",
+                ctx.roster.len()
+            ));
+        }
+    }
+    if ctx.credentials_path.is_none() {
+        let created = of_type("credential_created")
+            .filter(col(c::CREDENTIAL).is_not_null())
+            .group_by([col(c::CREDENTIAL)])
+            .agg([
+                col(c::TS).min().alias("at"),
+                col(c::TARGET)
+                    .fill_null(col(c::PRINCIPAL))
+                    .first()
+                    .alias("owner"),
+            ])
+            .collect()
+            .stage("key creation events")?;
+        let owners = strs(&created, "owner")?;
+        for ((id, at), owner) in strs(&created, c::CREDENTIAL)?
+            .into_iter()
+            .zip(i64s(&created, "at")?)
+            .zip(owners)
+        {
+            ctx.credentials.insert(
+                id.clone(),
+                Credential {
+                    id,
+                    owner,
+                    kind: "access_key".into(),
+                    created: Some(at),
+                    revoked: None,
+                    revoked_text: None,
+                },
+            );
+        }
+        let revoked = of_type("credential_revoked")
+            .filter(col(c::CREDENTIAL).is_not_null())
+            .group_by([col(c::CREDENTIAL)])
+            .agg([
+                col(c::TS).min().alias("at"),
+                col(c::PRINCIPAL).first().alias("by"),
+            ])
+            .collect()
+            .stage("key revocation events")?;
+        let by = strs(&revoked, "by")?;
+        for ((id, at), by) in strs(&revoked, c::CREDENTIAL)?
+            .into_iter()
+            .zip(i64s(&revoked, "at")?)
+            .zip(by)
+        {
+            let cred = ctx
+                .credentials
+                .entry(id.clone())
+                .or_insert_with(|| Credential {
+                    id,
+                    owner: by,
+                    kind: "access_key".into(),
+                    created: None,
+                    revoked: None,
+                    revoked_text: None,
+                });
+            cred.revoked = Some(at);
+            cred.revoked_text = Some(time.format(at));
+        }
+        if !ctx.credentials.is_empty() {
+            notes.push(format!(
+                "no credential inventory file: {} key(s) taken from key creation / deletion events in the logs; keys created before the export are not known",
+                ctx.credentials.len()
+            ));
+        }
+    }
+    Ok(notes)
+}

@@ -1,0 +1,147 @@
+//! Readers for sources other than the canonical format: anything a mapping profile describes
+//! (CSV, JSON lines, JSON arrays, CloudTrail's `{"Records": [...]}`) and syslog auth logs.
+//! Line numbers are physical lines, except inside a JSON array or `Records` file, where they are
+//! the record's 1-based position.
+
+use std::io::{BufRead, Read};
+
+use serde_json::Value;
+
+use super::authlog::{self, Line};
+use super::readers::{Sink, for_each_line};
+use crate::normalize::profile::{CsvRecord, Profile};
+
+/// JSON records through a profile: JSON lines, or one JSON document holding an array of records.
+pub fn read_json(mut reader: Box<dyn BufRead + Send>, profile: &Profile, sink: &mut Sink) {
+    let container = match reader.fill_buf() {
+        Ok(head) => {
+            let t = String::from_utf8_lossy(&head[..head.len().min(4096)]).to_string();
+            let t = t.trim_start_matches('\u{feff}').trim_start();
+            t.starts_with('[')
+                || (t.starts_with('{') && t[1..].trim_start().starts_with("\"Records\""))
+        }
+        Err(_) => false,
+    };
+    if !container {
+        for_each_line(
+            reader,
+            sink,
+            |sink, line, text| match serde_json::from_slice::<Value>(text) {
+                Ok(v) if v.is_object() => record(sink, line, profile, &v, || text.to_vec()),
+                Ok(_) => sink.reject(line, "expected a JSON object".into(), text, false),
+                Err(e) => sink.reject(line, format!("invalid JSON: {e}"), text, false),
+            },
+        );
+        return;
+    }
+    let mut bytes = Vec::new();
+    if let Err(e) = reader.read_to_end(&mut bytes) {
+        return sink.reject(
+            1,
+            format!("read failed (truncated or corrupt file?): {e}"),
+            b"",
+            false,
+        );
+    }
+    let doc: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return sink.reject(
+                e.line() as u64,
+                format!("invalid JSON document: {e}"),
+                b"",
+                false,
+            );
+        }
+    };
+    let records = match doc {
+        Value::Array(a) => a,
+        Value::Object(mut m) => match m.remove("Records") {
+            Some(Value::Array(a)) => a,
+            _ => return sink.reject(1, "expected a \"Records\" array".into(), b"", false),
+        },
+        _ => return sink.reject(1, "expected a JSON array of records".into(), b"", false),
+    };
+    for (i, v) in records.iter().enumerate() {
+        let line = i as u64 + 1;
+        if v.is_object() {
+            record(sink, line, profile, v, || v.to_string().into_bytes());
+        } else {
+            sink.reject(
+                line,
+                "expected a JSON object".into(),
+                v.to_string().as_bytes(),
+                false,
+            );
+        }
+    }
+}
+
+fn record(sink: &mut Sink, line: u64, profile: &Profile, v: &Value, raw: impl FnOnce() -> Vec<u8>) {
+    match profile.apply(v) {
+        Ok(Some(row)) => sink.row(line, &row, raw),
+        Ok(None) => sink.ignore(),
+        Err(reason) => sink.reject(line, reason, &raw(), false),
+    }
+}
+
+/// CSV through a profile (its own delimiter; header names as the profile's field paths).
+pub fn read_profile_csv(reader: Box<dyn BufRead + Send>, profile: &Profile, sink: &mut Sink) {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .delimiter(profile.delimiter.unwrap_or(',') as u8)
+        .from_reader(reader);
+    let header: Vec<String> = match rdr.headers() {
+        Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
+        Err(e) => return sink.reject(1, format!("cannot read header: {e}"), b"", false),
+    };
+    let mut row = csv::StringRecord::new();
+    loop {
+        let line = rdr.position().line();
+        match rdr.read_record(&mut row) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let fatal = matches!(e.kind(), csv::ErrorKind::Io(_));
+                sink.reject(line, format!("unreadable record: {e}"), b"", false);
+                if fatal {
+                    break;
+                }
+                continue;
+            }
+        }
+        let line = row.position().map_or(line, |p| p.line());
+        let raw = || row.iter().collect::<Vec<_>>().join(",").into_bytes();
+        if row.len() != header.len() {
+            sink.reject(
+                line,
+                format!("expected {} columns, found {}", header.len(), row.len()),
+                &raw(),
+                false,
+            );
+            continue;
+        }
+        match profile.apply(&CsvRecord {
+            header: &header,
+            row: &row,
+        }) {
+            Ok(Some(r)) => sink.row(line, &r, raw),
+            Ok(None) => sink.ignore(),
+            Err(reason) => sink.reject(line, reason, &raw(), false),
+        }
+    }
+}
+
+/// syslog lines; lines of other programs are counted as ignored, not rejected.
+pub fn read_authlog(reader: Box<dyn BufRead + Send>, year: i32, sink: &mut Sink) {
+    for_each_line(reader, sink, |sink, line, text| {
+        let Ok(s) = std::str::from_utf8(text) else {
+            return sink.reject(line, "invalid UTF-8".into(), text, false);
+        };
+        match authlog::parse(s, year) {
+            Ok(Line::Event(row)) => sink.row(line, &row, || text.to_vec()),
+            Ok(Line::Other) => sink.ignore(),
+            Err(reason) => sink.reject(line, reason, text, false),
+        }
+    });
+}

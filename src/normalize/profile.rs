@@ -1,0 +1,323 @@
+//! Mapping profiles: a TOML file that maps an export's columns or JSON paths onto the canonical
+//! schema (renames, constants, time formats, value maps, a filter). The built-in CloudTrail and
+//! Okta readers are profiles too (`profiles/*.toml`, embedded), so users extend audithound the
+//! same way it reads its own sources. Reference and examples: `docs/profiles.md`.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{NaiveDateTime, TimeZone};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::schema::{Field, RawRow};
+use crate::error::{Error, Result};
+
+/// Where a canonical field's value comes from: a column / JSON path, a template with `{path}`
+/// placeholders, or a list of those tried in order (first non-empty wins).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Spec {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeSpec {
+    /// strftime format (`%d/%m/%Y %H:%M:%S`), or `epoch_s` / `epoch_ms`; absent = any documented form.
+    pub format: Option<String>,
+    /// Zone of naive times in this source (default: `--timezone`).
+    pub timezone: Option<String>,
+}
+
+/// Keep a record only if the value at `field` is one of `equals` (or none of them with `not`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    pub field: String,
+    pub equals: Vec<String>,
+    #[serde(default)]
+    pub not: bool,
+}
+
+/// How to recognise the source from one record: all these keys / paths present.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recognize {
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    /// `csv` or `json` (JSON lines, a JSON array, or `{"Records": [...]}`).
+    pub format: String,
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, Spec>,
+    #[serde(default)]
+    pub constants: BTreeMap<String, String>,
+    #[serde(default)]
+    pub time: TimeSpec,
+    /// Per canonical field: source value → canonical value; the key `"*"` is the default.
+    #[serde(default)]
+    pub values: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    pub filter: Vec<Filter>,
+    #[serde(default)]
+    pub recognize: Recognize,
+    #[serde(skip)]
+    tz: Option<chrono_tz::Tz>,
+}
+
+/// A record of the source: a CSV row by header, or a JSON object by dotted path.
+pub trait Record {
+    fn get(&self, path: &str) -> Option<Cow<'_, str>>;
+}
+
+/// A CSV row with its header.
+pub struct CsvRecord<'a> {
+    pub header: &'a [String],
+    pub row: &'a csv::StringRecord,
+}
+
+impl Record for CsvRecord<'_> {
+    fn get(&self, path: &str) -> Option<Cow<'_, str>> {
+        let i = self
+            .header
+            .iter()
+            .position(|h| h.eq_ignore_ascii_case(path))?;
+        self.row.get(i).map(Cow::Borrowed)
+    }
+}
+
+impl Record for Value {
+    /// `a.b.0.c`: object keys and array indices.
+    fn get(&self, path: &str) -> Option<Cow<'_, str>> {
+        let mut v = self;
+        for part in path.split('.') {
+            v = match v {
+                Value::Object(m) => m.get(part)?,
+                Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        match v {
+            Value::Null => None,
+            Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+            Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+            Value::Number(n) => Some(Cow::Owned(n.to_string())),
+            other => Some(Cow::Owned(other.to_string())),
+        }
+    }
+}
+
+impl Profile {
+    pub fn load(path: &Path) -> Result<Profile> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Profile::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Profile> {
+        let bad = |line: u64, reason: String| Error::ContextLine {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        };
+        let mut p: Profile = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map_or(0, |s| text[..s.start].lines().count() as u64);
+            bad(line, e.message().to_string())
+        })?;
+        if !matches!(p.format.as_str(), "csv" | "json") {
+            return Err(bad(
+                0,
+                format!("format must be csv or json, not {:?}", p.format),
+            ));
+        }
+        for name in p
+            .fields
+            .keys()
+            .chain(p.constants.keys())
+            .chain(p.values.keys())
+        {
+            if Field::from_name(name).is_none() {
+                return Err(bad(
+                    0,
+                    format!("{name:?} is not a canonical field (see docs/schema.md)"),
+                ));
+            }
+        }
+        if let Some(tz) = &p.time.timezone {
+            p.tz = Some(
+                tz.parse()
+                    .map_err(|_| bad(0, format!("unknown time zone {tz:?}")))?,
+            );
+        }
+        Ok(p)
+    }
+
+    /// True if `record` looks like this source (all `recognize.keys` present).
+    pub fn recognizes(&self, record: &dyn Record) -> bool {
+        !self.recognize.keys.is_empty()
+            && self.recognize.keys.iter().all(|k| record.get(k).is_some())
+    }
+
+    /// Maps one record. `Ok(None)` means the filter dropped it (counted as ignored, not rejected).
+    pub fn apply(&self, record: &dyn Record) -> Result<Option<RawRow<'static>>, String> {
+        for f in &self.filter {
+            let v = record.get(&f.field);
+            let hit = v
+                .as_deref()
+                .is_some_and(|v| f.equals.iter().any(|e| e == v));
+            if hit == f.not {
+                return Ok(None);
+            }
+        }
+        let mut row = RawRow::default();
+        for field in Field::ALL {
+            let name = field.name();
+            let mut value: Option<String> =
+                self.fields.get(name).and_then(|spec| resolve(spec, record));
+            if let Some(map) = self.values.get(name) {
+                let key = value.clone().unwrap_or_default();
+                value = map.get(&key).or_else(|| map.get("*")).cloned().or(value);
+            }
+            if value.as_deref().is_none_or(str::is_empty) {
+                value = self.constants.get(name).cloned();
+            }
+            if let Some(v) = value {
+                let v = if field == Field::Timestamp {
+                    self.timestamp(&v)?
+                } else {
+                    v
+                };
+                row.set(field, v);
+            }
+        }
+        Ok(Some(row))
+    }
+
+    /// Reduces a source timestamp to epoch milliseconds text when the profile names a format.
+    fn timestamp(&self, v: &str) -> Result<String, String> {
+        let Some(fmt) = self.time.format.as_deref() else {
+            return Ok(v.to_string());
+        };
+        let num = || {
+            v.trim()
+                .parse::<f64>()
+                .map_err(|_| format!("timestamp {v:?} is not a number"))
+        };
+        let ms = match fmt {
+            "epoch_s" => (num()? * 1000.0).round() as i64,
+            "epoch_ms" => num()?.round() as i64,
+            f if f.contains("%z") || f.contains("%:z") => chrono::DateTime::parse_from_str(v, f)
+                .map_err(|e| format!("timestamp {v:?} does not match {f:?}: {e}"))?
+                .timestamp_millis(),
+            f => {
+                let naive = NaiveDateTime::parse_from_str(v.trim(), f)
+                    .map_err(|e| format!("timestamp {v:?} does not match {f:?}: {e}"))?;
+                match self.tz {
+                    Some(tz) => tz
+                        .from_local_datetime(&naive)
+                        .earliest()
+                        .ok_or_else(|| format!("local time {v:?} does not exist in {tz}"))?
+                        .timestamp_millis(),
+                    // Left naive: the run's --timezone applies, like any naive timestamp.
+                    None => return Ok(naive.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
+                }
+            }
+        };
+        // Canonical epoch text is read as milliseconds from 1e11 on; older instants get seconds.
+        Ok(if ms.abs() >= 100_000_000_000 {
+            ms.to_string()
+        } else {
+            format!("{}.{:03}", ms / 1000, ms % 1000)
+        })
+    }
+}
+
+fn resolve(spec: &Spec, record: &dyn Record) -> Option<String> {
+    let candidates: &[String] = match spec {
+        Spec::One(s) => std::slice::from_ref(s),
+        Spec::Many(v) => v,
+    };
+    candidates.iter().find_map(|c| {
+        let v = if c.contains('{') {
+            template(c, record)
+        } else {
+            record.get(c).map(Cow::into_owned)
+        };
+        v.filter(|s| !s.is_empty())
+    })
+}
+
+/// `"{eventName}:{requestParameters.status}"` → `"UpdateAccessKey:Inactive"` (absent parts empty).
+fn template(t: &str, record: &dyn Record) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}')? + open;
+        out.push_str(record.get(&rest[open + 1..close]).as_deref().unwrap_or(""));
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// The profiles shipped with audithound, as data files embedded at build time.
+pub fn builtin(name: &str) -> Option<Profile> {
+    let text = match name {
+        "cloudtrail" => include_str!("../../profiles/cloudtrail.toml"),
+        "okta" => include_str!("../../profiles/okta.toml"),
+        _ => return None,
+    };
+    Profile::parse(text, Path::new(name)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_profiles_parse() {
+        assert!(builtin("cloudtrail").is_some());
+        assert!(builtin("okta").is_some());
+    }
+
+    #[test]
+    fn paths_templates_values_and_filters() {
+        let p = Profile::parse(
+            r#"
+name = "t"
+format = "json"
+[fields]
+timestamp = "when"
+event_type = "{kind}:{sub.status}"
+principal = ["user.name", "user.id"]
+[values.event_type]
+"Logon:" = "login"
+"*" = "access"
+[[filter]]
+field = "skip"
+equals = ["yes"]
+not = true
+"#,
+            Path::new("t"),
+        )
+        .expect("valid");
+        let rec: Value = serde_json::json!({"when": "2025-01-01T00:00:00Z", "kind": "Logon", "user": {"id": "u1"}});
+        let row = p.apply(&rec).expect("maps").expect("kept");
+        assert_eq!(row.get(Field::EventType), Some("login"));
+        assert_eq!(row.get(Field::Principal), Some("u1"));
+        let dropped: Value = serde_json::json!({"when": "x", "kind": "Logon", "skip": "yes"});
+        assert!(p.apply(&dropped).expect("maps").is_none());
+    }
+}
