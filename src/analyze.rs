@@ -136,7 +136,9 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         .collect();
     let charts = report::series::compute(&events, &shown, &plan.time)?;
     let incidents = rank::incidents(&ranked);
+    let coverage = ingest::coverage::coverage(&events, &ingested.files)?;
     let data = report::ReportData {
+        coverage: &coverage,
         ranked: &ranked,
         incidents: &incidents,
         formats: plan.formats,

@@ -30,6 +30,8 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// Write a synthetic export with the insider scenario planted (tests, demos, benchmarks).
     Generate(GenerateArgs),
+    /// Show what an export holds: format, records, rejects, time range, field fill, gaps per file.
+    Inspect(InspectArgs),
 }
 
 /// Time zone and window, shared by every command that reads events.
@@ -57,16 +59,8 @@ struct AnalyzeArgs {
     /// Credential inventory CSV (default: credentials.csv inside an input directory).
     #[arg(long)]
     credentials: Option<PathBuf>,
-    /// Read every input as this source instead of detecting it: canonical, cloudtrail, okta,
-    /// authlog, profile.
-    #[arg(long)]
-    source: Option<String>,
-    /// Mapping profile (TOML) for exports in other shapes; see docs/profiles.md.
-    #[arg(long)]
-    profile: Option<PathBuf>,
-    /// Year of classic syslog time stamps (they omit it); default: the current year.
-    #[arg(long)]
-    syslog_year: Option<i32>,
+    #[command(flatten)]
+    read: SourceArgs,
     /// Allowlist of known jobs (TOML: entity, kind, reason, expires, owner).
     #[arg(long)]
     allowlist: Option<PathBuf>,
@@ -101,6 +95,50 @@ struct AnalyzeArgs {
     timings: bool,
 }
 
+/// How inputs are read, shared by `analyze` and `inspect`.
+#[derive(ClapArgs, Debug)]
+struct SourceArgs {
+    /// Read every input as this source instead of detecting it: canonical, cloudtrail, okta,
+    /// authlog, profile.
+    #[arg(long)]
+    source: Option<String>,
+    /// Mapping profile (TOML) for exports in other shapes; see docs/profiles.md.
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Year of classic syslog time stamps (they omit it); default: the current year.
+    #[arg(long)]
+    syslog_year: Option<i32>,
+}
+
+impl SourceArgs {
+    fn source(&self) -> Result<Option<audithound::ingest::Format>> {
+        self.source
+            .as_deref()
+            .map(|s| {
+                audithound::ingest::Format::parse(s)
+                    .ok_or_else(|| anyhow::anyhow!("invalid --source {s:?}: use canonical, cloudtrail, okta, authlog or profile"))
+            })
+            .transpose()
+    }
+
+    fn year(&self) -> i32 {
+        self.syslog_year
+            .unwrap_or_else(|| chrono::Datelike::year(&chrono::Utc::now()))
+    }
+}
+
+#[derive(ClapArgs, Debug)]
+struct InspectArgs {
+    /// Event files or directories.
+    #[arg(default_value = "sample_logs")]
+    inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    read: SourceArgs,
+    /// Time zone of naive timestamps (IANA name).
+    #[arg(long, default_value = "UTC")]
+    timezone: String,
+}
+
 #[derive(ClapArgs, Debug)]
 struct GenerateArgs {
     #[arg(long)]
@@ -124,6 +162,21 @@ struct GenerateArgs {
 pub fn run(args: Args) -> Result<ExitCode> {
     match args.command {
         Command::Analyze(a) => analyze(a),
+        Command::Inspect(i) => {
+            let tz: chrono_tz::Tz = i
+                .timezone
+                .parse()
+                .map_err(|_| audithound::Error::TimeZone(i.timezone.clone()))?;
+            let text = audithound::inspect::run(&audithound::inspect::InspectPlan {
+                inputs: i.inputs.clone(),
+                time: TimeParser::new(tz),
+                source: i.read.source()?,
+                profile: i.read.profile.clone(),
+                syslog_year: i.read.year(),
+            })?;
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Generate(g) => {
             let truth = generate::run(&generate::Config {
                 out: g.out.clone(),
@@ -190,16 +243,9 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         formats: audithound::report::Formats::parse(&a.format)?,
         progress: !a.quiet && std::io::stderr().is_terminal(),
         timings: a.timings,
-        source: a
-            .source
-            .as_deref()
-            .map(|s| {
-                audithound::ingest::Format::parse(s)
-                    .ok_or_else(|| anyhow::anyhow!("invalid --source {s:?}: use canonical, cloudtrail, okta, authlog or profile"))
-            })
-            .transpose()?,
-        profile: a.profile,
-        syslog_year: a.syslog_year.unwrap_or_else(|| chrono::Datelike::year(&chrono::Utc::now())),
+        source: a.read.source()?,
+        profile: a.read.profile.clone(),
+        syslog_year: a.read.year(),
     };
     let outcome = analyze::run(&plan)?;
     if !a.quiet {

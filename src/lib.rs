@@ -16,6 +16,7 @@ pub mod error;
 pub mod frame;
 pub mod generate;
 pub mod ingest;
+pub mod inspect;
 pub mod normalize;
 pub mod rank;
 pub mod report;

@@ -130,7 +130,7 @@ fn malformed_lines_are_quarantined_and_totals_reconcile() {
         rejects.iter().any(|r| r["file"].ends_with("d.jsonl.gz")),
         "truncated gzip not reported: {rejects:?}"
     );
-    let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    let summary = summary_md(&out_dir);
     assert!(summary.contains(": reconciles"), "{summary}");
     // a.jsonl: 5 records, 1 parsed, 4 rejected.
     assert!(summary.contains("| 5 | 1 | 4 |"), "{summary}");
@@ -149,6 +149,6 @@ fn unknown_files_are_skipped_and_listed() {
     let out = analyze(&out_dir, &[input.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("notes.txt"), "{}", stderr(&out));
-    let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    let summary = summary_md(&out_dir);
     assert!(summary.contains("notes.txt"), "{summary}");
 }

@@ -238,6 +238,6 @@ fn hostile_fields_are_escaped_in_html_and_markdown() {
         html.contains("&lt;img src=x&gt;") && !html.contains("<img src=x>"),
         "not escaped"
     );
-    let md = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    let md = summary_md(&out_dir);
     assert!(!md.contains("<img src=x>"), "markdown not escaped");
 }

@@ -11,5 +11,7 @@ mod output;
 mod enumeration;
 // Forged and never-issued tokens, with issuance-log coverage respected.
 mod tokens;
+// Real formats: CloudTrail, Okta, auth.log, mapping profiles, inspect.
+mod sources;
 // The planted insider scenario is found and ranked, and the benign look-alikes are not.
 mod scenario;

@@ -115,3 +115,22 @@ E2,Bob,support,2020-01-01,\n";
 pub const CREDS: &str = "credential_id,owner,kind,created,revoked\n\
 kid-a,E1,signing_key,2020-01-01,\n\
 ak-svc,svc-batch,api_key,2020-01-01,2025-02-10\n";
+
+/// Runs `analyze` and insists it succeeded (exit code 0), returning the ranked rows.
+pub fn analyze_ok(out: &Path, args: &[&str]) -> Vec<std::collections::HashMap<String, String>> {
+    let o = analyze(out, args);
+    assert_eq!(o.status.code(), Some(0), "analyze failed: {}", stderr(&o));
+    anomalies(out)
+}
+
+/// The `reasons` cell of an entity's row, empty if it is not ranked.
+pub fn reasons_of(rows: &[std::collections::HashMap<String, String>], id: &str) -> String {
+    rows.iter()
+        .find(|r| r["entity_id"] == id)
+        .map(|r| r["reasons"].clone())
+        .unwrap_or_default()
+}
+
+pub fn summary_md(out: &Path) -> String {
+    std::fs::read_to_string(out.join("summary.md")).expect("summary.md written")
+}

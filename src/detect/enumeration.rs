@@ -98,8 +98,17 @@ impl Detector for Enumeration {
                 col(c::TARGET_HASH),
             ])
             .collect()
-            .stage("access events")?
-            .lazy();
+            .stage("access events")?;
+        if access.height() == 0 {
+            out.limitations.push(super::Limitation {
+                detector: NAME,
+                note:
+                    "no access events with target_account: account enumeration could not be checked"
+                        .into(),
+            });
+            return Ok(out);
+        }
+        let access = access.lazy();
         let customers = customer_principals(access.clone())?;
         let base = customers.len().max(1) as f64;
         let mut flagged_networks = BTreeSet::new();

@@ -6,6 +6,7 @@
 //! quarantined as a [`Reject`], and [`FileStats`] reconciles the two per file.
 
 mod authlog;
+pub mod coverage;
 pub mod decompress;
 pub mod discover;
 mod json_row;
@@ -40,6 +41,9 @@ pub struct Reject {
 /// apart; ignored records are of a known format but carry no authentication event).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct FileStats {
+    /// Position among the discovered files: the frame's `src_file`.
+    #[serde(skip)]
+    pub index: u32,
     pub file: String,
     pub format: String,
     pub records: u64,

@@ -22,6 +22,7 @@ pub fn read_file(path: &Path, file_idx: u32, opts: &ReadOptions) -> FileResult {
         frames: Vec::new(),
         error: None,
         stats: FileStats {
+            index: file_idx,
             file: path.display().to_string(),
             ..FileStats::default()
         },

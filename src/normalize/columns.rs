@@ -220,7 +220,7 @@ fn parse_outcome(value: Option<&str>) -> Result<bool, String> {
         "" | "success" | "succeeded" | "ok" | "allow" | "allowed" | "true" | "pass" => Ok(true),
         "failure" | "fail" | "failed" | "deny" | "denied" | "error" | "false" | "reject"
         | "rejected" => Ok(false),
-        other => Err(format!("unknown outcome {other:?}")),
+        _ => Err(format!("unknown outcome {:?}", v.trim())),
     }
 }
 

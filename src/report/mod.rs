@@ -39,6 +39,8 @@ pub struct ReportData<'a> {
     pub formats: Formats,
     pub min_level: Severity,
     pub files: &'a [FileStats],
+    /// Per-file coverage (format, time range, field fill, gaps).
+    pub coverage: &'a [crate::ingest::coverage::FileCoverage],
     pub rejects: &'a [Reject],
     /// Rows the allowlist removed; counted and listed in the summary.
     pub suppressed: &'a [Suppressed],

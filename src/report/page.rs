@@ -48,6 +48,7 @@ pub fn build(data: &ReportData, charts: &[Chart]) -> Page {
     }
     sections.push(what_ran(data));
     sections.push(totals(data));
+    sections.push(coverage(data));
     sections.push(suppressed(data));
     sections.push(limits(data));
     Page {
@@ -376,6 +377,39 @@ fn totals(data: &ReportData) -> Section {
     Section {
         title: "Input totals".into(),
         blocks,
+    }
+}
+
+fn coverage(data: &ReportData) -> Section {
+    let t = data.time;
+    let rows = data
+        .coverage
+        .iter()
+        .map(|c| {
+            vec![
+                c.stats.file.clone(),
+                c.stats.format.clone(),
+                match (c.first, c.last) {
+                    (Some(a), Some(b)) => format!("{} → {}", t.format(a), t.format(b)),
+                    _ => "no events".into(),
+                },
+                crate::inspect::fill_line(c),
+                if c.gap_days.is_empty() {
+                    "none".into()
+                } else {
+                    crate::inspect::gap_line(c, t)
+                },
+            ]
+        })
+        .collect();
+    Section {
+        title: "Coverage".into(),
+        blocks: vec![Block::Table {
+            head: ["file", "format", "time range", "fields filled", "gaps"]
+                .map(String::from)
+                .to_vec(),
+            rows,
+        }],
     }
 }
 
