@@ -152,3 +152,45 @@ fn unknown_files_are_skipped_and_listed() {
     let summary = summary_md(&out_dir);
     assert!(summary.contains("notes.txt"), "{summary}");
 }
+
+/// Garbage of every kind is skipped or quarantined; the run completes and reconciles.
+#[test]
+fn binary_garbage_never_crashes_the_run() {
+    let dir = fixture_dir();
+    let input = dir.path().join("in");
+    let mut noise = Vec::new();
+    let mut x: u32 = 12345;
+    for _ in 0..20_000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        noise.push((x >> 16) as u8);
+    }
+    std::fs::write(input.join("noise.bin"), &noise).unwrap();
+    std::fs::write(
+        input.join("noise.jsonl"),
+        [
+            b"{\"timestamp\":1,\"event_type\":\"x\"}\n".as_slice(),
+            &noise,
+        ]
+        .concat(),
+    )
+    .unwrap();
+    std::fs::write(
+        input.join("noise.csv"),
+        [b"timestamp,event_type\n".as_slice(), &noise].concat(),
+    )
+    .unwrap();
+    let mut gz = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+    gz.extend_from_slice(&noise[..500]);
+    std::fs::write(input.join("broken.gz"), gz).unwrap();
+    std::fs::write(
+        input.join("broken.zst"),
+        [&[0x28u8, 0xb5, 0x2f, 0xfd][..], &noise[..500]].concat(),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = analyze(&out_dir, &[input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = summary_md(&out_dir);
+    assert!(summary.contains(": reconciles"), "{summary}");
+    assert!(summary.contains("noise.bin"), "{summary}");
+}
