@@ -6,7 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{DrawResult, FONT, SIZE, draw_legend, legend_line, short};
+use super::{DrawResult, FONT, SIZE, draw_legend, legend_line, short, whole};
 use crate::normalize::schema::DAY_MS;
 use crate::report::ReportData;
 
@@ -44,7 +44,7 @@ pub fn draw(path: &Path, title: &str, data: &ReportData) -> DrawResult {
         .x_desc(format!("date ({})", data.time.tz))
         .y_desc("distinct accounts touched so far")
         .x_label_formatter(&|x| data.time.format_date((*x * DAY_MS as f64) as i64))
-        .y_label_formatter(&|y| format!("{y:.0}"))
+        .y_label_formatter(&whole)
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 16))
         .x_labels(8)

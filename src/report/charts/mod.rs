@@ -113,6 +113,15 @@ where
     Ok(())
 }
 
+/// Axis label for counts: whole numbers only (fractional ticks of a small range stay blank).
+fn whole(x: &f64) -> String {
+    if x.fract().abs() < 1e-9 {
+        format!("{x:.0}")
+    } else {
+        String::new()
+    }
+}
+
 fn file_safe(id: &str) -> String {
     id.chars()
         .map(|c| {

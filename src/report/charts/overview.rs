@@ -5,7 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{DrawResult, FONT, SIZE, short};
+use super::{DrawResult, FONT, SIZE, short, whole};
 use crate::rank::Severity;
 use crate::report::ReportData;
 
@@ -93,13 +93,7 @@ where
         .disable_y_mesh()
         .x_desc(unit)
         .y_labels(n as usize)
-        .x_label_formatter(&|x| {
-            if x.fract().abs() < 1e-9 {
-                format!("{x:.0}")
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&whole)
         .y_label_formatter(&|v| match v {
             SegmentValue::CenterOf(i) => labels
                 .get((n - 1 - *i) as usize)

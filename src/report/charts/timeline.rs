@@ -5,7 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{DrawResult, FONT, SIZE, draw_legend, legend_line};
+use super::{DrawResult, FONT, SIZE, draw_legend, legend_line, whole};
 use crate::normalize::schema::DAY_MS;
 use crate::rank::Ranked;
 use crate::report::series::EntitySeries;
@@ -65,7 +65,7 @@ pub fn draw(
             .x_desc(format!("date ({})", data.time.tz))
             .y_desc(label)
             .x_label_formatter(&|x| data.time.format_date((*x * DAY_MS as f64) as i64))
-            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_label_formatter(&whole)
             .label_style((FONT, 14))
             .axis_desc_style((FONT, 16))
             .x_labels(8)
