@@ -71,7 +71,11 @@ impl Detector for ForgedTokens {
                 col(c::SUCCESS),
                 col(c::FILE),
                 col(c::LINE),
-            ]);
+            ])
+            // Read by four questions below; filtering the whole event table once is enough.
+            .collect()
+            .stage("token-bearing accesses")?
+            .lazy();
         let never = col("issued_at").is_null();
         let past_life = (col(c::TS) - col("issued_at")).gt(lit(input.options.max_token_age_ms));
         let other_key = col("issued_kid")

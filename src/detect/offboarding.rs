@@ -104,6 +104,7 @@ fn late_use(input: &DetectInput, key: &str, cutoffs: Vec<(String, i64)>) -> Resu
         return Ok(Default::default());
     }
     let (ids, instants): (Vec<String>, Vec<i64>) = cutoffs.into_iter().unzip();
+    let ids_series = Series::new("ids".into(), ids.clone());
     let table = DataFrame::new_infer_height(vec![
         Column::new(key.into(), ids),
         Column::new("cutoff".into(), instants),
@@ -128,6 +129,8 @@ fn late_use(input: &DetectInput, key: &str, cutoffs: Vec<(String, i64)>) -> Resu
         .clone()
         .lazy()
         .select(wanted.iter().map(|n| col(*n)).collect::<Vec<_>>())
+        // A set-membership filter first: it drops nearly every row before the join has to hash them.
+        .filter(col(key).is_in(lit(ids_series).implode(false), false))
         .inner_join(table.lazy(), col(key), col(key))
         .filter(col(c::TS).gt_eq(col("cutoff")))
         .collect()
