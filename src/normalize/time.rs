@@ -10,6 +10,12 @@ pub struct TimeParser {
     pub tz: Tz,
 }
 
+const OFFSET_FORMATS: [&str; 3] = [
+    "%Y-%m-%d %H:%M:%S%.f%:z",
+    "%Y-%m-%d %H:%M:%S%.f%z",
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+];
+
 const NAIVE_FORMATS: [&str; 4] = [
     "%Y-%m-%dT%H:%M:%S%.f",
     "%Y-%m-%d %H:%M:%S%.f",
@@ -34,11 +40,12 @@ impl TimeParser {
         if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
             return Ok(dt.timestamp_millis());
         }
-        for fmt in [
-            "%Y-%m-%d %H:%M:%S%.f%:z",
-            "%Y-%m-%d %H:%M:%S%.f%z",
-            "%Y-%m-%dT%H:%M:%S%.f%z",
-        ] {
+        // Offset forms other than RFC 3339 are only worth trying when an offset is there: a
+        // naive time would fail three slow parses first (about 1 µs per event).
+        let has_offset = s
+            .get(16..)
+            .is_some_and(|tail| tail.contains(['+', '-', 'Z', 'z']));
+        for fmt in if has_offset { &OFFSET_FORMATS[..] } else { &[] } {
             if let Ok(dt) = DateTime::parse_from_str(s, fmt) {
                 return Ok(dt.timestamp_millis());
             }
