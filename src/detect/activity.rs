@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 use serde::Serialize;
 
+use super::{DetectInput, Entity, EntityKind, Finding, evidence, json_list};
 use crate::error::{FrameContext, Result};
 use crate::frame::{i64s, u32s, u64s};
 use crate::normalize::schema::col as c;
@@ -31,6 +32,54 @@ pub struct Activity {
 }
 
 const TOP_N: usize = 5;
+
+impl Activity {
+    /// A finding about `entity` backed by this activity, with the evidence every activity-based
+    /// reason carries (volume, sources, sample subjects, the first event's `file:line`) and the
+    /// top sources as related entities. Detectors add their own techniques, marks and evidence.
+    pub fn finding(
+        &self,
+        input: &DetectInput,
+        detector: &'static str,
+        entity: Entity,
+        code: &'static str,
+        reason: String,
+        score: f64,
+    ) -> Finding {
+        let file = input
+            .files
+            .get(self.first_file as usize)
+            .cloned()
+            .unwrap_or_default();
+        Finding {
+            detector,
+            entity,
+            code,
+            reason,
+            score,
+            first_seen: Some(self.first),
+            last_seen: Some(self.last),
+            events: self.events,
+            distinct_accounts: self.distinct_accounts,
+            marks: vec![],
+            related: self
+                .top_sources
+                .iter()
+                .map(|(ip, _)| Entity::new(EntityKind::SourceIp, ip.clone()))
+                .collect(),
+            techniques: vec![],
+            evidence: evidence([
+                ("events", self.events.into()),
+                ("subjects", self.distinct_principals.into()),
+                ("distinct_sources", self.distinct_sources.into()),
+                ("top_sources", json_list(&self.top_sources)),
+                ("sample_subjects", json_list(&self.top_principals)),
+                ("first_event", format!("{file}:{}", self.first_line).into()),
+                ("first_event_time", input.time.format(self.first).into()),
+            ]),
+        }
+    }
+}
 
 /// Aggregates `rows` per value of `key` (rows with a null key are ignored).
 pub fn summarize(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Activity>> {

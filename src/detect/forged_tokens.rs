@@ -14,7 +14,7 @@ use polars::prelude::*;
 
 use super::activity::{Activity, summarize, top_values};
 use super::{
-    DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, evidence, json_list,
+    DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, json_list,
     volume_score,
 };
 use crate::error::{FrameContext, Result};
@@ -326,46 +326,23 @@ fn key_finding(
     act: &Activity,
     tokens: Option<u64>,
 ) -> Finding {
-    let file = input
-        .files
-        .get(act.first_file as usize)
-        .cloned()
-        .unwrap_or_default();
-    let mut related: Vec<Entity> = act
-        .top_sources
-        .iter()
-        .map(|(ip, _)| Entity::new(EntityKind::SourceIp, ip.clone()))
-        .collect();
-    if let Some(cred) = input.context.credentials.get(kid) {
-        related.push(Entity::new(EntityKind::Principal, cred.owner.clone()));
-    }
-    let mut ev = evidence([
-        ("events", act.events.into()),
-        ("subjects", act.distinct_principals.into()),
-        ("distinct_sources", act.distinct_sources.into()),
-        ("top_sources", json_list(&act.top_sources)),
-        ("sample_subjects", json_list(&act.top_principals)),
-        ("first_event", format!("{file}:{}", act.first_line).into()),
-        ("first_event_time", input.time.format(act.first).into()),
-    ]);
-    if let Some(n) = tokens {
-        ev.insert("tokens".into(), n.into());
-    }
-    Finding {
-        detector: NAME,
-        entity: Entity::new(EntityKind::Credential, kid),
+    let mut f = act.finding(
+        input,
+        NAME,
+        Entity::new(EntityKind::Credential, kid),
         code,
         reason,
         score,
-        first_seen: Some(act.first),
-        last_seen: Some(act.last),
-        events: act.events,
-        distinct_accounts: act.distinct_accounts,
-        marks: vec![],
-        related,
-        techniques: vec!["T1552.004"],
-        evidence: ev,
+    );
+    if let Some(cred) = input.context.credentials.get(kid) {
+        f.related
+            .push(Entity::new(EntityKind::Principal, cred.owner.clone()));
     }
+    if let Some(n) = tokens {
+        f.evidence.insert("tokens".into(), n.into());
+    }
+    f.techniques.push("T1552.004");
+    f
 }
 
 /// Where the issuance log can vouch for a token: from its first event plus one token lifetime to

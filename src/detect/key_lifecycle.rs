@@ -166,32 +166,14 @@ fn finding(
     score: f64,
     act: &super::activity::Activity,
 ) -> Finding {
-    let file = input
-        .files
-        .get(act.first_file as usize)
-        .cloned()
-        .unwrap_or_default();
-    Finding {
-        detector: NAME,
-        entity: Entity::new(EntityKind::Credential, kid),
+    let mut f = act.finding(
+        input,
+        NAME,
+        Entity::new(EntityKind::Credential, kid),
         code,
         reason,
         score,
-        first_seen: Some(act.first),
-        last_seen: Some(act.last),
-        events: act.events,
-        distinct_accounts: act.distinct_accounts,
-        marks: vec![],
-        related: act
-            .top_sources
-            .iter()
-            .map(|(ip, _)| Entity::new(EntityKind::SourceIp, ip.clone()))
-            .collect(),
-        techniques: vec!["T1552.004", "T1606"],
-        evidence: evidence([
-            ("top_sources", super::json_list(&act.top_sources)),
-            ("sample_subjects", super::json_list(&act.top_principals)),
-            ("first_event", format!("{file}:{}", act.first_line).into()),
-        ]),
-    }
+    );
+    f.techniques = vec!["T1552.004", "T1606"];
+    f
 }

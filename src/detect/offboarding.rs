@@ -11,8 +11,7 @@ use polars::prelude::*;
 
 use super::activity::{Activity, summarize};
 use super::{
-    DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, evidence, json_list,
-    volume_score,
+    DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, volume_score,
 };
 use crate::error::{FrameContext, Result};
 use crate::normalize::schema::{DAY_MS, col as c};
@@ -210,54 +209,28 @@ fn finding(
     } else {
         FAILURE_ONLY_SCORE
     };
-    let mut related: Vec<Entity> = act
-        .top_sources
-        .iter()
-        .map(|(ip, _)| Entity::new(EntityKind::SourceIp, ip.clone()))
-        .collect();
+    let mut f = act.finding(input, NAME, entity, code, reason, score);
     if let (Cut::OwnerLeft, Some(cr)) = (cut, cred) {
-        related.push(Entity::new(EntityKind::Principal, cr.owner.clone()));
+        f.related
+            .push(Entity::new(EntityKind::Principal, cr.owner.clone()));
     }
-    let mut techniques = vec!["T1078"];
+    f.techniques.push("T1078");
     if kind == "signing_key" {
-        techniques.push("T1552.004");
+        f.techniques.push("T1552.004");
     }
-    let file = input
-        .files
-        .get(act.first_file as usize)
-        .cloned()
-        .unwrap_or_default();
-    Finding {
-        detector: NAME,
-        entity,
-        code,
-        reason,
-        score,
-        first_seen: Some(act.first),
-        last_seen: Some(act.last),
-        events: act.events,
-        distinct_accounts: act.distinct_accounts,
-        marks: vec![
-            (mark, cutoff),
-            (
-                format!("first late use {}", t.format_date(act.first)),
-                act.first,
-            ),
-        ],
-        related,
-        techniques,
-        evidence: evidence([
-            ("cutoff", t.format(cutoff).into()),
-            ("lag_days", lag_days.into()),
-            ("successful_events", act.successes.into()),
-            ("failed_events", failures.into()),
-            ("distinct_sources", act.distinct_sources.into()),
-            ("distinct_principals", act.distinct_principals.into()),
-            ("top_sources", json_list(&act.top_sources)),
-            ("top_principals", json_list(&act.top_principals)),
-            ("first_event", format!("{file}:{}", act.first_line).into()),
-        ]),
-    }
+    f.marks = vec![
+        (mark, cutoff),
+        (
+            format!("first late use {}", t.format_date(act.first)),
+            act.first,
+        ),
+    ];
+    f.evidence.insert("cutoff".into(), t.format(cutoff).into());
+    f.evidence.insert("lag_days".into(), lag_days.into());
+    f.evidence
+        .insert("successful_events".into(), act.successes.into());
+    f.evidence.insert("failed_events".into(), failures.into());
+    f
 }
 
 fn left_on(input: &DetectInput, id: &str) -> String {
