@@ -154,18 +154,43 @@ impl Sink<'_> {
 }
 
 fn read_csv(reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
+    let mut fields: Vec<Option<Field>> = Vec::new();
+    for_each_csv_record(reader, b',', sink, |sink, line, header, record, raw| {
+        if fields.len() != header.len() {
+            fields = header
+                .iter()
+                .map(|h| std::str::from_utf8(h).ok().and_then(Field::from_name))
+                .collect();
+        }
+        let mut row = RawRow::default();
+        for (value, field) in record.iter().zip(&fields) {
+            let Some(field) = field else { continue };
+            match std::str::from_utf8(value) {
+                Ok(s) => row.set(*field, s),
+                Err(_) => return sink.reject(line, "invalid UTF-8".into(), &raw(), false),
+            }
+        }
+        sink.row(line, &row, raw);
+    });
+}
+
+/// Walks a CSV file with a header row: unreadable records are quarantined (an I/O error, such as a
+/// truncated `.gz`, ends the file), blank lines counted, rows with the wrong number of columns
+/// rejected. `f` gets every well-formed record with its line, the header, and its raw text.
+pub(super) fn for_each_csv_record(
+    reader: Box<dyn BufRead + Send>,
+    delimiter: u8,
+    sink: &mut Sink,
+    mut f: impl FnMut(&mut Sink, u64, &csv::ByteRecord, &csv::ByteRecord, &dyn Fn() -> Vec<u8>),
+) {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
-        .has_headers(true)
+        .delimiter(delimiter)
         .from_reader(reader);
-    let headers = match rdr.byte_headers() {
+    let header = match rdr.byte_headers() {
         Ok(h) => h.clone(),
         Err(e) => return sink.reject(1, format!("cannot read header: {e}"), b"", false),
     };
-    let fields: Vec<Option<Field>> = headers
-        .iter()
-        .map(|h| std::str::from_utf8(h).ok().and_then(Field::from_name))
-        .collect();
     let mut record = csv::ByteRecord::new();
     loop {
         let line = rdr.position().line();
@@ -182,30 +207,17 @@ fn read_csv(reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
             }
         }
         let line = record.position().map_or(line, |p| p.line());
-        let raw = || record.iter().collect::<Vec<_>>().join(&b","[..]);
+        let raw = || record.iter().collect::<Vec<_>>().join(&[delimiter][..]);
         if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
             sink.stats.blank += 1;
             continue;
         }
-        if record.len() != fields.len() {
-            let reason = format!("expected {} columns, found {}", fields.len(), record.len());
+        if record.len() != header.len() {
+            let reason = format!("expected {} columns, found {}", header.len(), record.len());
             sink.reject(line, reason, &raw(), false);
             continue;
         }
-        let mut row = RawRow::default();
-        let mut bad_utf8 = false;
-        for (value, field) in record.iter().zip(&fields) {
-            let Some(field) = field else { continue };
-            match std::str::from_utf8(value) {
-                Ok(s) => row.set(*field, s),
-                Err(_) => bad_utf8 = true,
-            }
-        }
-        if bad_utf8 {
-            sink.reject(line, "invalid UTF-8".into(), &raw(), false);
-            continue;
-        }
-        sink.row(line, &row, raw);
+        f(sink, line, &header, &record, &raw);
     }
 }
 

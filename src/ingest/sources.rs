@@ -8,7 +8,7 @@ use std::io::{BufRead, Read};
 use serde_json::Value;
 
 use super::authlog::{self, Line};
-use super::readers::{Sink, for_each_line};
+use super::readers::{Sink, for_each_csv_record, for_each_line};
 use crate::normalize::profile::{CsvRecord, Profile};
 
 /// JSON records through a profile: JSON lines, or one JSON document holding an array of records.
@@ -87,40 +87,18 @@ fn record(sink: &mut Sink, line: u64, profile: &Profile, v: &Value, raw: impl Fn
 
 /// CSV through a profile (its own delimiter; header names as the profile's field paths).
 pub fn read_profile_csv(reader: Box<dyn BufRead + Send>, profile: &Profile, sink: &mut Sink) {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .delimiter(profile.delimiter.unwrap_or(',') as u8)
-        .from_reader(reader);
-    let header: Vec<String> = match rdr.headers() {
-        Ok(h) => h.iter().map(|s| s.trim().to_string()).collect(),
-        Err(e) => return sink.reject(1, format!("cannot read header: {e}"), b"", false),
-    };
-    let mut row = csv::StringRecord::new();
-    loop {
-        let line = rdr.position().line();
-        match rdr.read_record(&mut row) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let fatal = matches!(e.kind(), csv::ErrorKind::Io(_));
-                sink.reject(line, format!("unreadable record: {e}"), b"", false);
-                if fatal {
-                    break;
-                }
-                continue;
-            }
+    let delimiter = profile.delimiter.unwrap_or(',') as u8;
+    let mut header: Vec<String> = Vec::new();
+    for_each_csv_record(reader, delimiter, sink, |sink, line, head, record, raw| {
+        if header.is_empty() {
+            header = head
+                .iter()
+                .map(|h| String::from_utf8_lossy(h).trim().to_string())
+                .collect();
         }
-        let line = row.position().map_or(line, |p| p.line());
-        let raw = || row.iter().collect::<Vec<_>>().join(",").into_bytes();
-        if row.len() != header.len() {
-            sink.reject(
-                line,
-                format!("expected {} columns, found {}", header.len(), row.len()),
-                &raw(),
-                false,
-            );
-            continue;
-        }
+        let Ok(row) = csv::StringRecord::from_byte_record(record.clone()) else {
+            return sink.reject(line, "invalid UTF-8".into(), &raw(), false);
+        };
         match profile.apply(&CsvRecord {
             header: &header,
             row: &row,
@@ -129,7 +107,7 @@ pub fn read_profile_csv(reader: Box<dyn BufRead + Send>, profile: &Profile, sink
             Ok(None) => sink.ignore(),
             Err(reason) => sink.reject(line, reason, &raw(), false),
         }
-    }
+    });
 }
 
 /// syslog lines; lines of other programs are counted as ignored, not rejected.
