@@ -6,7 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{DrawResult, FONT, SIZE, draw_legend, legend_line, short, whole};
+use super::{DrawResult, FONT, SIZE, date_mesh, draw_legend, legend_line, short};
 use crate::normalize::schema::DAY_MS;
 use crate::report::ReportData;
 
@@ -39,16 +39,7 @@ pub fn draw(path: &Path, title: &str, data: &ReportData) -> DrawResult {
         .x_label_area_size(45)
         .y_label_area_size(80)
         .build_cartesian_2d(lo..hi, 0.0..top)?;
-    chart
-        .configure_mesh()
-        .x_desc(format!("date ({})", data.time.tz))
-        .y_desc("distinct accounts touched so far")
-        .x_label_formatter(&|x| data.time.format_date((*x * DAY_MS as f64) as i64))
-        .y_label_formatter(&whole)
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 16))
-        .x_labels(8)
-        .draw()?;
+    date_mesh(&mut chart, data, "distinct accounts touched so far")?;
     if let Some(env) = env {
         let band: Vec<(f64, f64)> = env
             .days

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use plotters::coord::CoordTranslate;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -109,6 +110,30 @@ where
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font((FONT, 14))
+        .draw()?;
+    Ok(())
+}
+
+/// Mesh of a chart whose x axis is UTC days (as f64) and whose y axis counts something.
+fn date_mesh<'a, DB>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    data: &ReportData,
+    y_desc: &str,
+) -> DrawResult
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+{
+    let day = crate::normalize::schema::DAY_MS as f64;
+    chart
+        .configure_mesh()
+        .x_desc(format!("date ({})", data.time.tz))
+        .y_desc(y_desc)
+        .x_label_formatter(&|x| data.time.format_date((*x * day) as i64))
+        .y_label_formatter(&whole)
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 16))
+        .x_labels(8)
         .draw()?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::{DrawResult, FONT, SIZE, draw_legend, legend_line, whole};
+use super::{DrawResult, FONT, SIZE, date_mesh, draw_legend, legend_line};
 use crate::normalize::schema::DAY_MS;
 use crate::rank::Ranked;
 use crate::report::series::EntitySeries;
@@ -60,16 +60,7 @@ pub fn draw(
             .x_label_area_size(40)
             .y_label_area_size(70)
             .build_cartesian_2d(lo..hi, 0.0..ymax)?;
-        chart
-            .configure_mesh()
-            .x_desc(format!("date ({})", data.time.tz))
-            .y_desc(label)
-            .x_label_formatter(&|x| data.time.format_date((*x * DAY_MS as f64) as i64))
-            .y_label_formatter(&whole)
-            .label_style((FONT, 14))
-            .axis_desc_style((FONT, 16))
-            .x_labels(8)
-            .draw()?;
+        date_mesh(&mut chart, data, label)?;
         chart
             .draw_series(LineSeries::new(values, color.stroke_width(2)))?
             .label(label)
