@@ -53,14 +53,44 @@ pub struct ChartData {
 
 pub fn compute(events: &DataFrame, shown: &[&Ranked], time: &TimeParser) -> Result<ChartData> {
     let mut data = ChartData::default();
-    for r in shown.iter().take(CHARTED) {
-        data.series.push(entity_series(events, &r.entity)?);
+    let charted: Vec<&Entity> = shown.iter().take(CHARTED).map(|r| &r.entity).collect();
+    // One pass over the event table keeps the charted entities' rows; every per-entity query
+    // below then scans that small frame instead of the whole table.
+    let mine = charted_rows(events, &charted)?;
+    for e in &charted {
+        data.series.push(entity_series(&mine, e)?);
     }
     if let Some(top) = shown.first() {
         data.envelope = envelope(events, top.entity.kind)?;
-        data.heatmap = Some(heatmap(events, &top.entity, time)?);
+        data.heatmap = Some(heatmap(&mine, &top.entity, time)?);
     }
     Ok(data)
+}
+
+fn charted_rows(events: &DataFrame, charted: &[&Entity]) -> Result<DataFrame> {
+    let mut keep = lit(false);
+    for kind in [
+        EntityKind::Credential,
+        EntityKind::Principal,
+        EntityKind::SourceIp,
+        EntityKind::Network,
+    ] {
+        let ids: Vec<String> = charted
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.id.clone())
+            .collect();
+        if !ids.is_empty() {
+            let ids = Series::new("ids".into(), ids);
+            keep = keep.or(col(kind.column()).is_in(lit(ids).implode(false), false));
+        }
+    }
+    events
+        .clone()
+        .lazy()
+        .filter(keep)
+        .collect()
+        .stage("charted entities")
 }
 
 fn access(events: &DataFrame) -> LazyFrame {
