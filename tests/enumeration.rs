@@ -101,7 +101,9 @@ fn one_night_burst_of_6000_lookups_ranks_top_5() {
     assert!(rank <= 5, "rank {rank}: {rows:#?}");
     let row = rows.iter().find(|r| r["entity_id"] == who).unwrap();
     assert!(
-        row["reasons"].contains("burst_over_own_baseline") && row["reasons"].contains("6000"),
+        row["reasons"].contains("burst_over_own_baseline")
+            && row["reasons"].contains("6000 distinct accounts")
+            && row["reasons"].contains("in one hour"),
         "{row:?}"
     );
 }

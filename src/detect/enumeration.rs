@@ -58,6 +58,8 @@ struct Profile {
     active_days: u64,
     days: Vec<(i64, u64)>,
     walk_steps: u64,
+    /// Most distinct accounts in any single UTC hour.
+    peak_hour: u64,
     others: u64,
 }
 
@@ -295,6 +297,23 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
             .shift(lit(1))
             .over([col(key)])
             .stage("walk window")?;
+    // Hour buckets through a float division: integer floor division needs a polars feature we do
+    // not build, and epoch milliseconds are exact in an f64.
+    let hour = (col(c::TS).cast(DataType::Float64) / lit(3_600_000.0)).cast(DataType::Int64);
+    let hourly = rows
+        .clone()
+        .group_by([col(key), hour.alias("hour")])
+        .agg([col(c::TARGET_HASH)
+            .n_unique()
+            .cast(DataType::UInt64)
+            .alias("h")])
+        .group_by([col(key)])
+        .agg([col("h").max().alias("peak")])
+        .collect()
+        .stage("hourly reach")?;
+    for (k, h) in strs(&hourly, key)?.into_iter().zip(u64s(&hourly, "peak")?) {
+        out.entry(k).or_default().peak_hour = h;
+    }
     let walks = rows
         .clone()
         .filter(col(c::TARGET_NUM).is_not_null())
@@ -429,8 +448,9 @@ impl Judge<'_> {
                 && max as f64 >= med + BURST_FACTOR * (1.4826 * mad).max(1.0)
             {
                 let reason = format!(
-                    "{max} distinct accounts on {} against a median of {med:.0} a day over {} other active day(s)",
+                    "{max} distinct accounts on {} (up to {} in one hour) against a median of {med:.0} a day over {} other active day(s)",
                     self.input.time.format_date(day * DAY_MS),
+                    p.peak_hour,
                     others.len()
                 );
                 let mut f = self.finding(
@@ -443,6 +463,8 @@ impl Judge<'_> {
                     day * DAY_MS,
                 ));
                 f.evidence.insert("burst_day_accounts".into(), max.into());
+                f.evidence
+                    .insert("peak_hour_accounts".into(), p.peak_hour.into());
                 f.evidence.insert("baseline_median".into(), med.into());
                 f.evidence.insert("baseline_mad".into(), mad.into());
                 out.push(f);
