@@ -27,7 +27,7 @@ pub struct Args {
 enum Command {
     /// Analyse exported logs and write a ranked report.
     #[command(after_help = EXIT_HELP)]
-    Analyze(AnalyzeArgs),
+    Analyze(Box<AnalyzeArgs>),
     /// Write a synthetic export with the insider scenario planted (tests, demos, benchmarks).
     Generate(GenerateArgs),
     /// Show what an export holds: format, records, rejects, time range, field fill, gaps per file.
@@ -161,7 +161,7 @@ struct GenerateArgs {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     match args.command {
-        Command::Analyze(a) => analyze(a),
+        Command::Analyze(a) => analyze(*a),
         Command::Inspect(i) => {
             let tz: chrono_tz::Tz = i
                 .timezone

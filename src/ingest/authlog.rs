@@ -10,7 +10,7 @@ use crate::normalize::{Field, RawRow};
 
 /// What one syslog line is.
 pub enum Line {
-    Event(RawRow<'static>),
+    Event(Box<RawRow<'static>>),
     /// A line of another program or message (cron, systemd, session closed): not an auth event.
     Other,
 }
@@ -109,7 +109,7 @@ pub fn parse(line: &str, year: i32) -> Result<Line, String> {
         }
         _ => return Ok(Line::Other),
     }
-    Ok(Line::Event(row))
+    Ok(Line::Event(Box::new(row)))
 }
 
 fn fill(
@@ -133,7 +133,7 @@ mod tests {
 
     fn event(line: &str) -> RawRow<'static> {
         match parse(line, 2025) {
-            Ok(Line::Event(r)) => r,
+            Ok(Line::Event(r)) => *r,
             _ => panic!("not an event: {line}"),
         }
     }
