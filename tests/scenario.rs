@@ -187,6 +187,20 @@ fn top_row_evidence_names_tokens_subjects_addresses_and_first_event() {
             .contains("gateway/access-"),
         "{ev}"
     );
+    let by_source = ev["by_source"].as_array().expect("per-address breakdown");
+    assert!(
+        !by_source.is_empty() && by_source.iter().all(|b| b["tokens"].as_u64() > Some(0)),
+        "{ev}"
+    );
+    let per_source_total: u64 = by_source
+        .iter()
+        .map(|b| b["accesses"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        per_source_total,
+        never["events"].as_u64().unwrap(),
+        "addresses account for every access"
+    );
     assert!(
         top["related"]
             .as_array()

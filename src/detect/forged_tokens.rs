@@ -18,6 +18,7 @@ use super::{
     volume_score,
 };
 use crate::error::{FrameContext, Result};
+use crate::frame::{strs, u64s};
 use crate::normalize::schema::{DAY_MS, col as c};
 
 pub struct ForgedTokens;
@@ -144,31 +145,13 @@ impl ForgedTokens {
         out: &mut Detection,
     ) -> Result<()> {
         let tokens = top_values(rows.clone(), c::CREDENTIAL, c::TOKEN)?;
-        let counts = rows
-            .clone()
-            .group_by([col(c::CREDENTIAL)])
-            .agg([col(c::TOKEN)
-                .n_unique()
-                .cast(DataType::UInt64)
-                .alias("tokens")])
-            .collect()
-            .stage("never-issued tokens")?;
-        let kids = counts
-            .column(c::CREDENTIAL)
-            .stage("never-issued")?
-            .str()
-            .stage("never-issued")?;
-        let ntok = counts
-            .column("tokens")
-            .stage("never-issued")?
-            .u64()
-            .stage("never-issued")?;
+        let per_key = per_group(rows.clone(), &[c::CREDENTIAL])?;
+        let per_source = per_group(rows.clone(), &[c::CREDENTIAL, c::SOURCE_IP])?;
         let token_count = |k: &str| {
-            kids.iter()
-                .zip(ntok.iter())
-                .find(|(a, _)| *a == Some(k))
-                .and_then(|(_, n)| n)
-                .unwrap_or(0)
+            per_key
+                .iter()
+                .find(|g| g.keys[0] == k)
+                .map_or(0, |g| g.tokens)
         };
         for (kid, act) in summarize(rows, c::CREDENTIAL)? {
             let n_tokens = token_count(&kid);
@@ -196,6 +179,15 @@ impl ForgedTokens {
             );
             f.evidence
                 .insert("sample_tokens".into(), json_list(&sample));
+            let by_source: Vec<serde_json::Value> = per_source
+                .iter()
+                .filter(|g| g.keys[0] == kid)
+                .map(|g| {
+                    serde_json::json!({"source_ip": g.keys[1], "accesses": g.accesses, "tokens": g.tokens,
+                                       "subjects": g.subjects, "accounts": g.accounts})
+                })
+                .collect();
+            f.evidence.insert("by_source".into(), by_source.into());
             f.techniques.push("T1606");
             f.marks.push((
                 format!(
@@ -314,6 +306,59 @@ impl ForgedTokens {
         }
         Ok(())
     }
+}
+
+/// Accesses, tokens, subjects and accounts of never-issued tokens per group.
+struct Group {
+    keys: Vec<String>,
+    accesses: u64,
+    tokens: u64,
+    subjects: u64,
+    accounts: u64,
+}
+
+/// One row per value of `by`, sorted by accesses (desc) then keys, so evidence is deterministic.
+fn per_group(rows: LazyFrame, by: &[&str]) -> Result<Vec<Group>> {
+    let n = |c: &str, name: &str| {
+        col(c)
+            .drop_nulls()
+            .n_unique()
+            .cast(DataType::UInt64)
+            .alias(name)
+    };
+    let df = rows
+        .filter(col(by[by.len() - 1]).is_not_null())
+        .group_by(by.iter().map(|k| col(*k)).collect::<Vec<_>>())
+        .agg([
+            len().cast(DataType::UInt64).alias("accesses"),
+            n(c::TOKEN, "tokens"),
+            n(c::PRINCIPAL, "subjects"),
+            n(c::TARGET_HASH, "accounts"),
+        ])
+        .collect()
+        .stage("never-issued groups")?;
+    let keys: Vec<Vec<String>> = by.iter().map(|k| strs(&df, k)).collect::<Result<_>>()?;
+    let (a, t, s, acc) = (
+        u64s(&df, "accesses")?,
+        u64s(&df, "tokens")?,
+        u64s(&df, "subjects")?,
+        u64s(&df, "accounts")?,
+    );
+    let mut out: Vec<Group> = (0..df.height())
+        .map(|i| Group {
+            keys: keys.iter().map(|k| k[i].clone()).collect(),
+            accesses: a[i],
+            tokens: t[i],
+            subjects: s[i],
+            accounts: acc[i],
+        })
+        .collect();
+    out.sort_by(|x, y| {
+        y.accesses
+            .cmp(&x.accesses)
+            .then_with(|| x.keys.cmp(&y.keys))
+    });
+    Ok(out)
 }
 
 /// A finding about signing key `kid`, with the evidence every token finding carries.
