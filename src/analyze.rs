@@ -58,8 +58,17 @@ struct Stopwatch {
 impl Stopwatch {
     fn lap(&mut self, what: &str) {
         if self.on {
+            // Peak resident memory so far (Linux), to see which stage sets the high-water mark.
+            let peak = std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|st| {
+                    st.lines()
+                        .find(|l| l.starts_with("VmHWM:"))
+                        .map(|l| l[6..].trim().to_string())
+                })
+                .unwrap_or_default();
             eprintln!(
-                "timing: {what:<28} {:>8.3} s",
+                "timing: {what:<28} {:>8.3} s   peak {peak}",
                 self.last.elapsed().as_secs_f64()
             );
         }
@@ -136,7 +145,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         .collect();
     let charts = report::series::compute(&events, &shown, &plan.time)?;
     let incidents = rank::incidents(&ranked);
-    let coverage = ingest::coverage::coverage(&events, &ingested.files)?;
+    let coverage = ingest::coverage::coverage(&ingested.files);
     let data = report::ReportData {
         coverage: &coverage,
         ranked: &ranked,

@@ -28,7 +28,7 @@ pub fn run(plan: &InspectPlan) -> Result<String> {
     let profile = plan.profile.as_deref().map(Profile::load).transpose()?;
     let opts = ReadOptions::new(plan.time, plan.source, profile, plan.syslog_year)?;
     let ingested = ingest::read_events(&found, &opts, false)?;
-    let cov = coverage(&ingested.events, &ingested.files)?;
+    let cov = coverage(&ingested.files);
     let mut s = render(&cov, &plan.time);
     for (path, why) in &ingested.skipped {
         let _ = writeln!(s, "SKIPPED {}: {why}", path.display());

@@ -7,8 +7,6 @@ use std::collections::BTreeSet;
 use polars::prelude::*;
 
 use super::FileStats;
-use crate::error::{FrameContext, Result};
-use crate::frame::{i64s, u32s, u64s};
 use crate::normalize::schema::{DAY_MS, col as c};
 
 /// Canonical fields reported in the fill table, with their frame column.
@@ -36,75 +34,55 @@ pub struct FileCoverage {
     pub gap_days: Vec<i64>,
 }
 
-/// Coverage of every file in `files` (same order as the frame's `src_file` index).
-pub fn coverage(events: &DataFrame, files: &[FileStats]) -> Result<Vec<FileCoverage>> {
-    let mut aggs = vec![
-        col(c::TS).min().alias("first"),
-        col(c::TS).max().alias("last"),
-        len().cast(DataType::UInt64).alias("n"),
-    ];
-    for (name, column) in FIELDS {
-        aggs.push(
-            col(column)
-                .is_not_null()
-                .cast(DataType::UInt64)
-                .sum()
-                .alias(name),
-        );
+/// What one file's events covered, accumulated chunk by chunk while the file is read, so the
+/// coverage report costs no extra pass over the event table.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub first: Option<i64>,
+    pub last: Option<i64>,
+    /// Non-null values of each of [`FIELDS`].
+    pub filled: [u64; FIELDS.len()],
+    pub days: BTreeSet<i64>,
+}
+
+impl Seen {
+    /// Adds one chunk (null counts are array metadata; only `ts` is walked).
+    pub fn add(&mut self, chunk: &DataFrame) {
+        for (slot, (_, column)) in self.filled.iter_mut().zip(FIELDS) {
+            if let Ok(col) = chunk.column(column) {
+                *slot += (col.len() - col.null_count()) as u64;
+            }
+        }
+        if let Ok(ts) = chunk.column(c::TS).and_then(|c| c.i64().cloned()) {
+            for t in ts.iter().flatten() {
+                self.first = Some(self.first.map_or(t, |f| f.min(t)));
+                self.last = Some(self.last.map_or(t, |l| l.max(t)));
+                self.days.insert(t.div_euclid(DAY_MS));
+            }
+        }
     }
-    let per_file = events
-        .clone()
-        .lazy()
-        .group_by([col(c::FILE)])
-        .agg(aggs)
-        .collect()
-        .stage("coverage")?;
-    let days = events
-        .clone()
-        .lazy()
-        .select([col(c::FILE), col(c::DAY)])
-        .unique(None, UniqueKeepStrategy::Any)
-        .collect()
-        .stage("coverage days")?;
-    let (day_files, day_values) = (u32s(&days, c::FILE)?, i64s(&days, c::DAY)?);
-    let idx = u32s(&per_file, c::FILE)?;
-    let (first, last, n) = (
-        i64s(&per_file, "first")?,
-        i64s(&per_file, "last")?,
-        u64s(&per_file, "n")?,
-    );
-    let mut filled_cols = Vec::new();
-    for (name, _) in FIELDS {
-        filled_cols.push(u64s(&per_file, name)?);
-    }
-    let mut out: Vec<FileCoverage> = files
+}
+
+/// Coverage of every file read.
+pub fn coverage(files: &[FileStats]) -> Vec<FileCoverage> {
+    files
         .iter()
-        .map(|s| FileCoverage {
-            stats: s.clone(),
-            first: None,
-            last: None,
-            filled: vec![0.0; FIELDS.len()],
-            gap_days: vec![],
+        .map(|st| {
+            let seen = &st.seen;
+            let parsed = st.parsed.max(1) as f64;
+            let gap_days = match (seen.first, seen.last) {
+                (Some(a), Some(b)) => (a.div_euclid(DAY_MS)..=b.div_euclid(DAY_MS))
+                    .filter(|d| !seen.days.contains(d))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            FileCoverage {
+                stats: st.clone(),
+                first: seen.first,
+                last: seen.last,
+                filled: seen.filled.iter().map(|n| *n as f64 / parsed).collect(),
+                gap_days,
+            }
         })
-        .collect();
-    for (row, file) in idx.iter().enumerate() {
-        let Some(cov) = out.iter_mut().find(|c| c.stats.index == *file) else {
-            continue;
-        };
-        cov.first = Some(first[row]);
-        cov.last = Some(last[row]);
-        cov.filled = filled_cols
-            .iter()
-            .map(|v| v[row] as f64 / n[row].max(1) as f64)
-            .collect();
-        let seen: BTreeSet<i64> = day_files
-            .iter()
-            .zip(&day_values)
-            .filter(|(f, _)| **f == *file)
-            .map(|(_, d)| *d)
-            .collect();
-        let (lo, hi) = (first[row].div_euclid(DAY_MS), last[row].div_euclid(DAY_MS));
-        cov.gap_days = (lo..=hi).filter(|d| !seen.contains(d)).collect();
-    }
-    Ok(out)
+        .collect()
 }

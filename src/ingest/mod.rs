@@ -51,6 +51,9 @@ pub struct FileStats {
     pub rejected: u64,
     pub ignored: u64,
     pub blank: u64,
+    /// Time range, field fill and active days, for the coverage report.
+    #[serde(skip)]
+    pub seen: coverage::Seen,
 }
 
 /// How files are read: the company time zone, an optional forced source or user profile, and the

@@ -126,7 +126,10 @@ impl Sink<'_> {
         match std::mem::replace(&mut self.cols, EventColumns::with_capacity(START_ROWS))
             .into_frame()
         {
-            Ok(df) => self.frames.push(df),
+            Ok(df) => {
+                self.stats.seen.add(&df);
+                self.frames.push(df);
+            }
             Err(e) => self.error = Some(e),
         }
     }
