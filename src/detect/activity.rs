@@ -82,8 +82,16 @@ impl Activity {
 }
 
 /// Aggregates `rows` per value of `key` (rows with a null key are ignored).
+///
+/// The selected rows are materialised once here: three queries read them, and a lazy input that
+/// ends in a join would otherwise be joined three times. Callers pass selections, never the whole
+/// event table.
 pub fn summarize(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Activity>> {
-    let rows = rows.filter(col(key).is_not_null());
+    let rows = rows
+        .filter(col(key).is_not_null())
+        .collect()
+        .stage("selected activity")?
+        .lazy();
     let order = [col(c::TS), col(c::FILE), col(c::LINE)];
     let main = rows
         .clone()

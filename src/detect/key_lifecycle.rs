@@ -34,22 +34,16 @@ impl Detector for KeyLifecycle {
                 .and(col(c::CREDENTIAL).is_not_null()),
         );
 
-        // The inventory is small: a set-membership filter beats a join, and the (rare) unknown
-        // rows are materialised once for the three aggregations that follow.
+        // The inventory is small: a set-membership filter beats a join.
         let known = Series::new(
             "known".into(),
             creds.keys().cloned().collect::<Vec<String>>(),
         );
-        let unknown = token_use
-            .clone()
-            .filter(
-                col(c::CREDENTIAL)
-                    .is_in(lit(known).implode(false), false)
-                    .not(),
-            )
-            .collect()
-            .stage("keys not in inventory")?
-            .lazy();
+        let unknown = token_use.clone().filter(
+            col(c::CREDENTIAL)
+                .is_in(lit(known).implode(false), false)
+                .not(),
+        );
         for (kid, act) in summarize(unknown, c::CREDENTIAL)? {
             let reason = format!(
                 "key id {kid} is not in the credential inventory, yet {} token-bearing event(s) on {} account(s) present it",
@@ -90,10 +84,7 @@ impl Detector for KeyLifecycle {
             let early = token_use
                 .semi_join(first_use.lazy(), col(c::CREDENTIAL), col(c::CREDENTIAL))
                 .inner_join(table.lazy(), col(c::CREDENTIAL), col(c::CREDENTIAL))
-                .filter(col(c::TS).lt(col("created")))
-                .collect()
-                .stage("keys used before creation")?
-                .lazy();
+                .filter(col(c::TS).lt(col("created")));
             for (kid, act) in summarize(early, c::CREDENTIAL)? {
                 let reason = format!(
                     "{} token-bearing event(s) before the key was created",
