@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{DetectInput, Entity, EntityKind, Finding, evidence, json_list};
 use crate::error::{FrameContext, Result};
-use crate::frame::{i64s, u32s, u64s};
+use crate::frame::{i64s, strs, u32s, u64s};
 use crate::normalize::schema::col as c;
 
 /// Activity of one entity over the rows a detector selected.
@@ -132,11 +132,7 @@ pub fn summarize(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Activity
         .stage("summarizing activity")?;
 
     let mut out = BTreeMap::new();
-    let keys = main
-        .column(key)
-        .stage("activity key")?
-        .str()
-        .stage("activity key")?;
+    let keys = strs(&main, key)?;
     let u = |name: &str| u64s(&main, name);
     let (events, successes, accounts, sources, principals) = (
         u("events")?,
@@ -151,10 +147,9 @@ pub fn summarize(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Activity
         u("first_line")?,
     );
     let files = u32s(&main, "first_file")?;
-    for (idx, k) in keys.iter().enumerate() {
-        let Some(k) = k else { continue };
+    for (idx, k) in keys.into_iter().enumerate() {
         out.insert(
-            k.to_string(),
+            k,
             Activity {
                 events: events[idx],
                 successes: successes[idx],
@@ -192,33 +187,18 @@ pub fn top_values(
         return Ok(BTreeMap::new());
     }
     let df = rows
-        .filter(col(value).is_not_null())
+        .filter(col(key).is_not_null().and(col(value).is_not_null()))
         .group_by([col(key), col(value)])
         .agg([len().cast(DataType::UInt64).alias("n")])
         .collect()
         .stage("top values")?;
-    let keys = df
-        .column(key)
-        .stage("top values")?
-        .str()
-        .stage("top values")?;
-    let values = df
-        .column(value)
-        .stage("top values")?
-        .str()
-        .stage("top values")?;
-    let counts = df
-        .column("n")
-        .stage("top values")?
-        .u64()
-        .stage("top values")?;
     let mut all: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
-    for ((k, v), n) in keys.iter().zip(values.iter()).zip(counts.iter()) {
-        if let (Some(k), Some(v), Some(n)) = (k, v, n) {
-            all.entry(k.to_string())
-                .or_default()
-                .push((v.to_string(), n));
-        }
+    for ((k, v), n) in strs(&df, key)?
+        .into_iter()
+        .zip(strs(&df, value)?)
+        .zip(u64s(&df, "n")?)
+    {
+        all.entry(k).or_default().push((v, n));
     }
     for list in all.values_mut() {
         list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));

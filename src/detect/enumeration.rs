@@ -219,12 +219,7 @@ fn customer_principals(access: LazyFrame) -> Result<BTreeSet<String>> {
         .semi_join(targets, col(c::PRINCIPAL), col(c::TARGET))
         .collect()
         .stage("customer principals")?;
-    let ids = df
-        .column(c::PRINCIPAL)
-        .stage("customers")?
-        .str()
-        .stage("customers")?;
-    Ok(ids.iter().flatten().map(String::from).collect())
+    Ok(strs(&df, c::PRINCIPAL)?.into_iter().collect())
 }
 
 fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<String, Profile>> {

@@ -18,7 +18,7 @@ use super::{
     volume_score,
 };
 use crate::error::{FrameContext, Result};
-use crate::frame::{strs, u64s};
+use crate::frame::{i64s, strs, u64s};
 use crate::normalize::schema::{DAY_MS, col as c};
 
 pub struct ForgedTokens;
@@ -407,24 +407,11 @@ impl Coverage {
             .agg([col(c::TS).min().alias("lo"), col(c::TS).max().alias("hi")])
             .collect()
             .stage("issuance coverage")?;
-        let day = days
-            .column(c::DAY)
-            .stage("coverage")?
-            .i64()
-            .stage("coverage")?;
-        let lo = days
-            .column("lo")
-            .stage("coverage")?
-            .i64()
-            .stage("coverage")?;
-        let hi = days
-            .column("hi")
-            .stage("coverage")?
-            .i64()
-            .stage("coverage")?;
-        let seen: BTreeSet<i64> = day.iter().flatten().collect();
-        let (Some(start), Some(end)) = (lo.iter().flatten().min(), hi.iter().flatten().max())
-        else {
+        let seen: BTreeSet<i64> = i64s(&days, c::DAY)?.into_iter().collect();
+        let (Some(start), Some(end)) = (
+            i64s(&days, "lo")?.into_iter().min(),
+            i64s(&days, "hi")?.into_iter().max(),
+        ) else {
             return Ok(None);
         };
         let (start_day, end_day) = (start.div_euclid(DAY_MS), end.div_euclid(DAY_MS));

@@ -101,6 +101,8 @@ impl Detector for KeyLifecycle {
             }
         }
 
+        // One scan of the time stamps, not one per key.
+        let end = input.events_end();
         for key in creds.values().filter(|k| k.kind == "signing_key") {
             let Some(left) = input.context.departure(&key.owner) else {
                 continue;
@@ -109,9 +111,7 @@ impl Detector for KeyLifecycle {
             if key.revoked.is_some_and(|r| r <= left + grace) {
                 continue;
             }
-            let days = input
-                .events_end()
-                .map(|end| (end - left).div_euclid(DAY_MS));
+            let days = end.map(|end| (end - left).div_euclid(DAY_MS));
             let reason = format!(
                 "signing key {} is still active although its custodian {} left on {}{}",
                 key.id,

@@ -88,8 +88,7 @@ pub fn detect(head: &[u8], opts: &ReadOptions) -> Result<Format, String> {
         }
         let record: Value =
             serde_json::from_str(first_line).map_err(|e| format!("first line is not JSON: {e}"))?;
-        if let Some(p) = user_json.filter(|p| p.recognizes(&record)) {
-            let _ = p;
+        if user_json.is_some_and(|p| p.recognizes(&record)) {
             return Ok(Format::Profile);
         }
         if record.get("timestamp").is_some() && record.get("event_type").is_some() {

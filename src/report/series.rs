@@ -8,7 +8,7 @@ use polars::prelude::*;
 
 use crate::detect::{Entity, EntityKind};
 use crate::error::{FrameContext, Result};
-use crate::frame::{i64s, u64s};
+use crate::frame::{i64s, strs, u64s};
 use crate::normalize::TimeParser;
 use crate::normalize::schema::{DAY_MS, col as c};
 use crate::rank::Ranked;
@@ -150,16 +150,13 @@ fn first_days(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Vec<(i64, u
         .agg([len().cast(DataType::UInt64).alias("new")])
         .collect()
         .stage("first days")?;
-    let keys = df
-        .column(key)
-        .stage("first days")?
-        .str()
-        .stage("first days")?;
     let mut out: BTreeMap<String, Vec<(i64, u64)>> = BTreeMap::new();
-    for ((k, d), n) in keys.iter().zip(i64s(&df, "first")?).zip(u64s(&df, "new")?) {
-        if let Some(k) = k {
-            out.entry(k.to_string()).or_default().push((d, n));
-        }
+    for ((k, d), n) in strs(&df, key)?
+        .into_iter()
+        .zip(i64s(&df, "first")?)
+        .zip(u64s(&df, "new")?)
+    {
+        out.entry(k).or_default().push((d, n));
     }
     Ok(out)
 }
