@@ -5,12 +5,33 @@ use polars::prelude::*;
 
 use crate::error::{FrameContext, Result};
 
+/// The dtype of every string column of the event frame: categoricals over polars' process-wide
+/// dictionary, so columns built by different threads, files and context tables share codes and
+/// join on them directly.
+pub fn cat_dtype() -> DataType {
+    DataType::from_categories(Categories::global())
+}
+
+/// A key column built from Rust strings (context tables, flagged entities) in the event frame's
+/// encoding, so joins and `is_in` against event columns compare codes.
+pub fn key_column(name: &str, values: Vec<String>) -> Result<Column> {
+    Column::new(name.into(), values)
+        .cast(&cat_dtype())
+        .stage("encoding keys")
+}
+
+/// The same, as a series for `is_in`.
+pub fn key_series(name: &str, values: Vec<String>) -> Result<Series> {
+    Ok(key_column(name, values)?.as_materialized_series().clone())
+}
+
 pub fn strs(df: &DataFrame, name: &str) -> Result<Vec<String>> {
-    let ca = df
-        .column(name)
-        .stage("reading results")?
-        .str()
-        .stage("reading results")?;
+    let column = df.column(name).stage("reading results")?;
+    let column = match column.dtype() {
+        DataType::Categorical(..) => column.cast(&DataType::String).stage("reading results")?,
+        _ => column.clone(),
+    };
+    let ca = column.str().stage("reading results")?;
     Ok(ca
         .iter()
         .map(|v| v.unwrap_or_default().to_string())

@@ -18,7 +18,7 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
 use crate::error::{FrameContext, Result};
-use crate::frame::{i64s, strs, u64s};
+use crate::frame::{i64s, key_column, key_series, strs, u64s};
 use crate::normalize::columns::{is_internal, network_of};
 use crate::normalize::schema::{DAY_MS, col as c};
 
@@ -99,6 +99,12 @@ impl Detector for Enumeration {
                 col(c::TARGET_NUM),
                 col(c::TARGET_HASH),
             ])
+            // Sorted once, here: the walk question needs time order per entity, and filters keep
+            // it, so no entity kind has to sort millions of rows again.
+            .sort_by_exprs(
+                [col(c::TS), col(c::TARGET_NUM)],
+                SortMultipleOptions::default(),
+            )
             .collect()
             .stage("access events")?;
         if access.height() == 0 {
@@ -187,10 +193,10 @@ fn link_related(access: LazyFrame, findings: &mut [Finding]) -> Result<()> {
             EntityKind::SourceIp => (c::PRINCIPAL, EntityKind::Principal),
             _ => (c::SOURCE_IP, EntityKind::SourceIp),
         };
-        let table = DataFrame::new_infer_height(vec![Column::new(
-            key.into(),
+        let table = DataFrame::new_infer_height(vec![key_column(
+            key,
             ids.into_iter().collect::<Vec<_>>(),
-        )])
+        )?])
         .stage("flagged entities")?;
         let rows = access.clone().semi_join(table.lazy(), col(key), col(key));
         let tops = top_values(rows, key, other)?;
@@ -260,10 +266,10 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
         .filter(|(_, p)| p.total >= WALK_MIN_STEPS)
         .map(|(k, _)| k.clone())
         .collect();
-    let busy =
-        DataFrame::new_infer_height(vec![Column::new(key.into(), busy)]).stage("busy entities")?;
+    let busy = key_series("busy", busy)?;
     let all_rows = rows.clone();
-    let rows = rows.semi_join(busy.lazy(), col(key), col(key));
+    // A filter, not a semi-join: it keeps the time order the walks rely on.
+    let rows = rows.filter(col(key).is_in(lit(busy).implode(false), false));
     let daily = rows
         .clone()
         .group_by([col(key), col(c::DAY)])
@@ -280,8 +286,8 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
     {
         out.entry(k).or_default().days.push((day, d));
     }
-    // Previous event of the same entity, in time order: a numeric sort plus a window shift is far
-    // cheaper than sorting millions of rows by a string key.
+    // Previous event of the same entity, in time order (the rows are sorted by time): a window
+    // shift is far cheaper than sorting by entity.
     let step = col(c::TARGET_NUM)
         - col(c::TARGET_NUM)
             .shift(lit(1))
@@ -318,10 +324,6 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
             col(c::TARGET_NUM),
             col(c::TARGET_HASH),
         ])
-        .sort_by_exprs(
-            [col(c::TS), col(c::TARGET_NUM)],
-            SortMultipleOptions::default(),
-        )
         .filter(
             step.clone()
                 .gt_eq(lit(1))

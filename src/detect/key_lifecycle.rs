@@ -10,6 +10,7 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
 use crate::error::{FrameContext, Result};
+use crate::frame::{key_column, key_series};
 use crate::normalize::schema::{DAY_MS, col as c};
 
 pub struct KeyLifecycle;
@@ -35,10 +36,7 @@ impl Detector for KeyLifecycle {
         );
 
         // The inventory is small: a set-membership filter beats a join.
-        let known = Series::new(
-            "known".into(),
-            creds.keys().cloned().collect::<Vec<String>>(),
-        );
+        let known = key_series("known", creds.keys().cloned().collect())?;
         let unknown = token_use.clone().filter(
             col(c::CREDENTIAL)
                 .is_in(lit(known).implode(false), false)
@@ -66,7 +64,7 @@ impl Detector for KeyLifecycle {
         if !created.is_empty() {
             let (ids, at): (Vec<String>, Vec<i64>) = created.into_iter().unzip();
             let table = DataFrame::new_infer_height(vec![
-                Column::new(c::CREDENTIAL.into(), ids),
+                key_column(c::CREDENTIAL, ids)?,
                 Column::new("created".into(), at),
             ])
             .stage("inventory")?;

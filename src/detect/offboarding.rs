@@ -14,6 +14,7 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, volume_score,
 };
 use crate::error::{FrameContext, Result};
+use crate::frame::{key_column, key_series};
 use crate::normalize::schema::{DAY_MS, col as c};
 
 pub struct Offboarding;
@@ -103,9 +104,9 @@ fn late_use(input: &DetectInput, key: &str, cutoffs: Vec<(String, i64)>) -> Resu
         return Ok(Default::default());
     }
     let (ids, instants): (Vec<String>, Vec<i64>) = cutoffs.into_iter().unzip();
-    let ids_series = Series::new("ids".into(), ids.clone());
+    let ids_series = key_series("ids", ids.clone())?;
     let table = DataFrame::new_infer_height(vec![
-        Column::new(key.into(), ids),
+        key_column(key, ids)?,
         Column::new("cutoff".into(), instants),
     ])
     .stage("cut-off table")?;

@@ -8,7 +8,7 @@ use polars::prelude::*;
 
 use crate::detect::{Entity, EntityKind};
 use crate::error::{FrameContext, Result};
-use crate::frame::{i64s, strs, u64s};
+use crate::frame::{i64s, key_series, strs, u64s};
 use crate::normalize::TimeParser;
 use crate::normalize::schema::{DAY_MS, col as c};
 use crate::rank::Ranked;
@@ -81,7 +81,7 @@ fn charted_rows(events: &DataFrame, charted: &[&Entity]) -> Result<DataFrame> {
             .map(|e| e.id.clone())
             .collect();
         if !ids.is_empty() {
-            let ids = Series::new("ids".into(), ids);
+            let ids = key_series("ids", ids)?;
             keep = keep.or(col(kind.column()).is_in(lit(ids).implode(false), false));
         }
     }
