@@ -8,6 +8,7 @@ use polars::prelude::*;
 use crate::context::{self, Context};
 use crate::detect::{self, DetectInput, DetectOptions, Detection, Limitation};
 use crate::error::{Error, FrameContext, Result};
+use crate::frame::account;
 use crate::ingest;
 use crate::normalize::TimeParser;
 use crate::normalize::profile::Profile;
@@ -212,7 +213,7 @@ fn run_info(plan: &Plan, ctx: &Context, events: &DataFrame, total: u64) -> Resul
             col(c::TS).min().alias("lo"),
             col(c::TS).max().alias("hi"),
             // The customer base: accounts touched by API access (logins to hosts are not customers).
-            col(c::TARGET_HASH)
+            account()
                 .filter(col(c::EVENT_TYPE).eq(lit("access")))
                 .drop_nulls()
                 .n_unique()

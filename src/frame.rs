@@ -25,6 +25,12 @@ pub fn key_series(name: &str, values: Vec<String>) -> Result<Series> {
     Ok(key_column(name, values)?.as_materialized_series().clone())
 }
 
+/// The target account as its dictionary code: what "distinct accounts" counts. Codes are only
+/// compared, never reported, so their assignment order (thread timing) cannot leak into output.
+pub fn account() -> Expr {
+    col(crate::normalize::schema::col::TARGET).to_physical()
+}
+
 pub fn strs(df: &DataFrame, name: &str) -> Result<Vec<String>> {
     let column = df.column(name).stage("reading results")?;
     let column = match column.dtype() {

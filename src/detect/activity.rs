@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{DetectInput, Entity, EntityKind, Finding, evidence, json_list};
 use crate::error::{FrameContext, Result};
-use crate::frame::{i64s, strs, u32s, u64s};
+use crate::frame::{account, i64s, strs, u32s, u64s};
 use crate::normalize::schema::col as c;
 
 /// Activity of one entity over the rows a detector selected.
@@ -102,7 +102,7 @@ pub fn summarize(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Activity
                 .cast(DataType::UInt64)
                 .sum()
                 .alias("successes"),
-            col(c::TARGET_HASH)
+            account()
                 .drop_nulls()
                 .n_unique()
                 .cast(DataType::UInt64)

@@ -18,7 +18,7 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
 use crate::error::{FrameContext, Result};
-use crate::frame::{i64s, key_column, key_series, strs, u64s};
+use crate::frame::{account, i64s, key_column, key_series, strs, u64s};
 use crate::normalize::columns::{is_internal, network_of};
 use crate::normalize::schema::{DAY_MS, col as c};
 
@@ -97,7 +97,6 @@ impl Detector for Enumeration {
                 col(c::NETWORK),
                 col(c::TARGET),
                 col(c::TARGET_NUM),
-                col(c::TARGET_HASH),
             ])
             // Sorted once, here: the walk question needs time order per entity, and filters keep
             // it, so no entity kind has to sort millions of rows again.
@@ -232,16 +231,14 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
     let rows = access.filter(col(key).is_not_null());
     let mut out: BTreeMap<String, Profile> = BTreeMap::new();
     // Per entity: reach, events, active days, and the sum of daily reach as the number of
-    // distinct (day, account) pairs (hash + day is unique enough), all in one pass.
-    let day_account = col(c::TARGET_HASH) + col(c::DAY).cast(DataType::UInt64);
+    // distinct (day, account) pairs (day and account code in one integer), all in one pass.
+    let day_account =
+        account().cast(DataType::UInt64) + col(c::DAY).cast(DataType::UInt64) * lit(1u64 << 32);
     let totals = rows
         .clone()
         .group_by([col(key)])
         .agg([
-            col(c::TARGET_HASH)
-                .n_unique()
-                .cast(DataType::UInt64)
-                .alias("t"),
+            account().n_unique().cast(DataType::UInt64).alias("t"),
             day_account.n_unique().cast(DataType::UInt64).alias("sd"),
             col(c::DAY).n_unique().cast(DataType::UInt64).alias("ad"),
             len().cast(DataType::UInt64).alias("n"),
@@ -273,10 +270,7 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
     let daily = rows
         .clone()
         .group_by([col(key), col(c::DAY)])
-        .agg([col(c::TARGET_HASH)
-            .n_unique()
-            .cast(DataType::UInt64)
-            .alias("d")])
+        .agg([account().n_unique().cast(DataType::UInt64).alias("d")])
         .collect()
         .stage("daily reach")?;
     for ((k, day), d) in strs(&daily, key)?
@@ -304,10 +298,7 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
     let hourly = rows
         .clone()
         .group_by([col(key), hour.alias("hour")])
-        .agg([col(c::TARGET_HASH)
-            .n_unique()
-            .cast(DataType::UInt64)
-            .alias("h")])
+        .agg([account().n_unique().cast(DataType::UInt64).alias("h")])
         .group_by([col(key)])
         .agg([col("h").max().alias("peak")])
         .collect()
@@ -318,12 +309,7 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
     let walks = rows
         .clone()
         .filter(col(c::TARGET_NUM).is_not_null())
-        .select([
-            col(key),
-            col(c::TS),
-            col(c::TARGET_NUM),
-            col(c::TARGET_HASH),
-        ])
+        .select([col(key), col(c::TS), col(c::TARGET_NUM), col(c::TARGET)])
         .filter(
             step.clone()
                 .gt_eq(lit(1))
@@ -333,10 +319,7 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
         .group_by([col(key)])
         // Distinct accounts reached by a step: a job that re-runs the same list every night repeats
         // its few accidental steps, a walk keeps reaching new accounts.
-        .agg([col(c::TARGET_HASH)
-            .n_unique()
-            .cast(DataType::UInt64)
-            .alias("s")])
+        .agg([account().n_unique().cast(DataType::UInt64).alias("s")])
         .collect()
         .stage("sequential walks")?;
     for (k, s) in strs(&walks, key)?.into_iter().zip(u64s(&walks, "s")?) {
@@ -346,10 +329,7 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
         let others = all_rows
             .filter(col(c::TARGET).neq(col(key)))
             .group_by([col(key)])
-            .agg([col(c::TARGET_HASH)
-                .n_unique()
-                .cast(DataType::UInt64)
-                .alias("o")])
+            .agg([account().n_unique().cast(DataType::UInt64).alias("o")])
             .collect()
             .stage("accounts other than own")?;
         for (k, o) in strs(&others, key)?.into_iter().zip(u64s(&others, "o")?) {

@@ -67,7 +67,7 @@ impl Detector for ForgedTokens {
                 col(c::TOKEN),
                 col(c::CREDENTIAL),
                 col(c::PRINCIPAL),
-                col(c::TARGET_HASH),
+                col(c::TARGET),
                 col(c::SOURCE_IP),
                 col(c::SUCCESS),
                 col(c::FILE),
@@ -321,6 +321,7 @@ struct Group {
 fn per_group(rows: LazyFrame, by: &[&str]) -> Result<Vec<Group>> {
     let n = |c: &str, name: &str| {
         col(c)
+            .to_physical()
             .drop_nulls()
             .n_unique()
             .cast(DataType::UInt64)
@@ -333,7 +334,7 @@ fn per_group(rows: LazyFrame, by: &[&str]) -> Result<Vec<Group>> {
             len().cast(DataType::UInt64).alias("accesses"),
             n(c::TOKEN, "tokens"),
             n(c::PRINCIPAL, "subjects"),
-            n(c::TARGET_HASH, "accounts"),
+            n(c::TARGET, "accounts"),
         ])
         .collect()
         .stage("never-issued groups")?;

@@ -113,7 +113,7 @@ fn late_use(input: &DetectInput, key: &str, cutoffs: Vec<(String, i64)>) -> Resu
     let mut wanted = vec![
         c::TS,
         c::SUCCESS,
-        c::TARGET_HASH,
+        c::TARGET,
         c::SOURCE_IP,
         c::PRINCIPAL,
         c::FILE,

@@ -18,10 +18,12 @@ pub const FIELDS: [(&str, &str); 10] = [
     ("user_agent", c::USER_AGENT),
     ("action", c::ACTION),
     ("target_account", c::TARGET),
+    ("event_type", c::EVENT_TYPE),
     ("records", c::RECORDS),
     ("bytes", c::BYTES),
-    ("event_type", c::EVENT_TYPE),
 ];
+/// The last two of [`FIELDS`] are counted by the reader, not kept in the frame.
+const COUNTED_BY_READER: usize = 2;
 
 #[derive(Debug, Clone)]
 pub struct FileCoverage {
@@ -46,18 +48,28 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// Adds one chunk (null counts are array metadata; only `ts` is walked).
-    pub fn add(&mut self, chunk: &DataFrame) {
-        for (slot, (_, column)) in self.filled.iter_mut().zip(FIELDS) {
+    /// Adds one chunk (null counts are array metadata; only `ts` is walked) and the reader's
+    /// counts of the fields the frame does not keep.
+    pub fn add(&mut self, chunk: &DataFrame, counted: [u64; COUNTED_BY_READER]) {
+        let (in_frame, by_reader) = self.filled.split_at_mut(FIELDS.len() - COUNTED_BY_READER);
+        for (slot, (_, column)) in in_frame.iter_mut().zip(FIELDS) {
             if let Ok(col) = chunk.column(column) {
                 *slot += (col.len() - col.null_count()) as u64;
             }
         }
+        for (slot, n) in by_reader.iter_mut().zip(counted) {
+            *slot += n;
+        }
+        let mut last_day = None;
         if let Ok(ts) = chunk.column(c::TS).and_then(|c| c.i64().cloned()) {
             for t in ts.iter().flatten() {
                 self.first = Some(self.first.map_or(t, |f| f.min(t)));
                 self.last = Some(self.last.map_or(t, |l| l.max(t)));
-                self.days.insert(t.div_euclid(DAY_MS));
+                let day = t.div_euclid(DAY_MS);
+                if last_day != Some(day) {
+                    self.days.insert(day);
+                    last_day = Some(day);
+                }
             }
         }
     }

@@ -123,11 +123,11 @@ impl Sink<'_> {
         if self.cols.is_empty() || self.error.is_some() {
             return;
         }
-        match std::mem::replace(&mut self.cols, EventColumns::with_capacity(START_ROWS))
-            .into_frame()
-        {
+        let cols = std::mem::replace(&mut self.cols, EventColumns::with_capacity(START_ROWS));
+        let extra = [cols.records_filled, cols.bytes_filled];
+        match cols.into_frame() {
             Ok(df) => {
-                self.stats.seen.add(&df);
+                self.stats.seen.add(&df, extra);
                 self.frames.push(df);
             }
             Err(e) => self.error = Some(e),

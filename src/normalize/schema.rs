@@ -105,9 +105,6 @@ pub mod col {
     pub const TARGET: &str = "target_account";
     /// Numeric part of `target_account`, derived (sequential walks).
     pub const TARGET_NUM: &str = "target_number";
-    /// 64-bit hash of `target_account`, derived: distinct counts on it are several times faster
-    /// than on the strings, and a collision among a few billion accounts is negligible.
-    pub const TARGET_HASH: &str = "target_hash";
     pub const SUCCESS: &str = "success";
     pub const RECORDS: &str = "records";
     pub const BYTES: &str = "bytes";

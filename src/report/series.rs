@@ -8,7 +8,7 @@ use polars::prelude::*;
 
 use crate::detect::{Entity, EntityKind};
 use crate::error::{FrameContext, Result};
-use crate::frame::{i64s, key_series, strs, u64s};
+use crate::frame::{account, i64s, key_series, strs, u64s};
 use crate::normalize::TimeParser;
 use crate::normalize::schema::{DAY_MS, col as c};
 use crate::rank::Ranked;
@@ -112,7 +112,7 @@ fn entity_series(events: &DataFrame, e: &Entity) -> Result<EntitySeries> {
         .group_by([col(c::DAY)])
         .agg([
             len().cast(DataType::UInt64).alias("n"),
-            col(c::TARGET_HASH)
+            account()
                 .drop_nulls()
                 .n_unique()
                 .cast(DataType::UInt64)
@@ -144,7 +144,7 @@ fn entity_series(events: &DataFrame, e: &Entity) -> Result<EntitySeries> {
 fn first_days(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Vec<(i64, u64)>>> {
     let df = rows
         .filter(col(key).is_not_null())
-        .group_by([col(key), col(c::TARGET_HASH)])
+        .group_by([col(key), account()])
         .agg([col(c::DAY).min().alias("first")])
         .group_by([col(key), col("first")])
         .agg([len().cast(DataType::UInt64).alias("new")])
