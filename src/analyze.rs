@@ -59,18 +59,21 @@ struct Stopwatch {
 impl Stopwatch {
     fn lap(&mut self, what: &str) {
         if self.on {
-            // Peak resident memory so far (Linux), to see which stage sets the high-water mark.
-            let peak = std::fs::read_to_string("/proc/self/status")
-                .ok()
-                .and_then(|st| {
-                    st.lines()
-                        .find(|l| l.starts_with("VmHWM:"))
-                        .map(|l| l[6..].trim().to_string())
-                })
-                .unwrap_or_default();
+            // Resident memory now and at its peak so far (Linux), to see which stage sets the
+            // high-water mark and what it leaves behind.
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_default()
+            };
             eprintln!(
-                "timing: {what:<28} {:>8.3} s   peak {peak}",
-                self.last.elapsed().as_secs_f64()
+                "timing: {what:<28} {:>8.3} s   rss {:>12}   peak {:>12}",
+                self.last.elapsed().as_secs_f64(),
+                field("VmRSS:"),
+                field("VmHWM:")
             );
         }
         self.last = std::time::Instant::now();

@@ -31,6 +31,15 @@ pub fn account() -> Expr {
     col(crate::normalize::schema::col::TARGET).to_physical()
 }
 
+/// UTC days since the epoch (floor division, so instants before 1970 land on the right day).
+/// Computed where needed rather than stored: 8 bytes a row saved in the event frame.
+pub fn day() -> Expr {
+    use crate::normalize::schema::{DAY_MS, col as c};
+    let ms = || lit(DAY_MS);
+    let rem = ((col(c::TS) % ms()) + ms()) % ms();
+    ((col(c::TS) - rem) / ms()).alias(c::DAY)
+}
+
 pub fn strs(df: &DataFrame, name: &str) -> Result<Vec<String>> {
     let column = df.column(name).stage("reading results")?;
     let column = match column.dtype() {

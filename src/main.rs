@@ -7,6 +7,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// polars allocates and frees large buffers for every query; with glibc's allocator those pages
+/// went back to the kernel and were faulted in and zeroed again (a fifth of a run in `perf`).
+/// mimalloc reuses them: 22.5 -> 19.3 s on the 10M-event JSON-lines export.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Args::parse();
     // A panic is a bug, never a verdict: it must not leave exit code 0 or 1 for a scheduler to

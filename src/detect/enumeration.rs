@@ -18,8 +18,8 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
 use crate::error::{FrameContext, Result};
-use crate::frame::{account, i64s, key_column, key_series, strs, u64s};
-use crate::normalize::columns::{is_internal, network_of};
+use crate::frame::{account, day, i64s, key_column, key_series, strs, u64s};
+use crate::normalize::columns::{account_number, is_internal, network_of};
 use crate::normalize::schema::{DAY_MS, col as c};
 
 pub struct Enumeration;
@@ -79,25 +79,22 @@ impl Detector for Enumeration {
         let mut out = Detection::default();
         // Materialised once with only the columns used: every question below scans it several
         // times, and re-filtering the whole event table each time cost more than the questions.
-        let access = input
-            .events
-            .clone()
-            .lazy()
-            .filter(
-                col(c::EVENT_TYPE)
-                    .eq(lit("access"))
-                    .and(col(c::TARGET).is_not_null()),
-            )
+        let access = input.events.clone().lazy().filter(
+            col(c::EVENT_TYPE)
+                .eq(lit("access"))
+                .and(col(c::TARGET).is_not_null()),
+        );
+        let numbers = account_numbers(access.clone())?;
+        let access = access
             .select([
                 col(c::TS),
-                col(c::DAY),
                 col(c::CREDENTIAL),
                 col(c::PRINCIPAL),
                 col(c::SOURCE_IP),
                 col(c::NETWORK),
                 col(c::TARGET),
-                col(c::TARGET_NUM),
             ])
+            .left_join(numbers.lazy(), col(c::TARGET), col(c::TARGET))
             // Sorted once, here: the walk question needs time order per entity, and filters keep
             // it, so no entity kind has to sort millions of rows again.
             .sort_by_exprs(
@@ -211,6 +208,23 @@ fn link_related(access: LazyFrame, findings: &mut [Finding]) -> Result<()> {
     Ok(())
 }
 
+/// The number in each distinct account id (`C00001234` → 1234), worked out once per account
+/// rather than stored on every event.
+fn account_numbers(access: LazyFrame) -> Result<DataFrame> {
+    let targets = access
+        .select([col(c::TARGET)])
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect()
+        .stage("distinct accounts")?;
+    let names = strs(&targets, c::TARGET)?;
+    let numbers: Vec<Option<i64>> = names.iter().map(|a| account_number(a)).collect();
+    DataFrame::new_infer_height(vec![
+        key_column(c::TARGET, names)?,
+        Column::new(c::TARGET_NUM.into(), numbers),
+    ])
+    .stage("account numbers")
+}
+
 /// Principals that are themselves customer accounts (token subjects).
 fn customer_principals(access: LazyFrame) -> Result<BTreeSet<String>> {
     let targets = access
@@ -233,14 +247,14 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
     // Per entity: reach, events, active days, and the sum of daily reach as the number of
     // distinct (day, account) pairs (day and account code in one integer), all in one pass.
     let day_account =
-        account().cast(DataType::UInt64) + col(c::DAY).cast(DataType::UInt64) * lit(1u64 << 32);
+        account().cast(DataType::UInt64) + day().cast(DataType::UInt64) * lit(1u64 << 32);
     let totals = rows
         .clone()
         .group_by([col(key)])
         .agg([
             account().n_unique().cast(DataType::UInt64).alias("t"),
             day_account.n_unique().cast(DataType::UInt64).alias("sd"),
-            col(c::DAY).n_unique().cast(DataType::UInt64).alias("ad"),
+            day().n_unique().cast(DataType::UInt64).alias("ad"),
             len().cast(DataType::UInt64).alias("n"),
         ])
         .collect()
@@ -269,7 +283,7 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
     let rows = rows.filter(col(key).is_in(lit(busy).implode(false), false));
     let daily = rows
         .clone()
-        .group_by([col(key), col(c::DAY)])
+        .group_by([col(key), day()])
         .agg([account().n_unique().cast(DataType::UInt64).alias("d")])
         .collect()
         .stage("daily reach")?;

@@ -18,7 +18,7 @@ use super::{
     volume_score,
 };
 use crate::error::{FrameContext, Result};
-use crate::frame::{i64s, strs, u64s};
+use crate::frame::{day, i64s, strs, u64s};
 use crate::normalize::schema::{DAY_MS, col as c};
 
 pub struct ForgedTokens;
@@ -63,7 +63,6 @@ impl Detector for ForgedTokens {
             )
             .select([
                 col(c::TS),
-                col(c::DAY),
                 col(c::TOKEN),
                 col(c::CREDENTIAL),
                 col(c::PRINCIPAL),
@@ -404,7 +403,7 @@ struct Coverage {
 impl Coverage {
     fn of(issued: LazyFrame, max_age: i64) -> Result<Option<Coverage>> {
         let days = issued
-            .group_by([col(c::DAY)])
+            .group_by([day()])
             .agg([col(c::TS).min().alias("lo"), col(c::TS).max().alias("hi")])
             .collect()
             .stage("issuance coverage")?;
@@ -441,7 +440,7 @@ impl Coverage {
         if !blind.is_empty() {
             let blind: Vec<i64> = blind.into_iter().collect();
             let series = Series::new("blind".into(), blind);
-            covered = covered.and(col(c::DAY).is_in(lit(series).implode(false), false).not());
+            covered = covered.and(day().is_in(lit(series).implode(false), false).not());
         }
         covered
     }

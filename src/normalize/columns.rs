@@ -3,7 +3,7 @@
 use polars::chunked_array::builder::CategoricalChunkedBuilder;
 use polars::prelude::*;
 
-use super::schema::{DAY_MS, Field, RawRow, col};
+use super::schema::{Field, RawRow, col};
 use super::time::TimeParser;
 use crate::error::{FrameContext, Result};
 
@@ -23,7 +23,6 @@ pub struct EventColumns {
     user_agent: Dict,
     action: Dict,
     target: Dict,
-    target_num: Vec<Option<i64>>,
     success: Vec<bool>,
     /// `records` and `bytes` are validated and counted for the coverage report, but no detector
     /// reads them yet, so they are not kept in the frame (16 bytes a row).
@@ -110,7 +109,6 @@ impl EventColumns {
             user_agent: builder(col::USER_AGENT, n),
             action: builder(col::ACTION, n),
             target: builder(col::TARGET, n),
-            target_num: Vec::with_capacity(n),
             success: Vec::with_capacity(n),
             records_filled: 0,
             bytes_filled: 0,
@@ -192,7 +190,6 @@ impl EventColumns {
             dict.push(code);
         }
         self.ts.push(ts);
-        self.target_num.push(target.and_then(account_number));
         self.success.push(success);
         self.records_filled += u64::from(records.is_some());
         self.bytes_filled += u64::from(bytes.is_some());
@@ -201,13 +198,11 @@ impl EventColumns {
         Ok(())
     }
 
-    /// Builds the frame the detectors read. `day` (UTC days since the epoch) is derived here once
-    /// because almost every detector buckets by it.
+    /// Builds the frame the detectors read. Derived values that follow from one column (the
+    /// day of `ts`, the number in an account id) are computed where needed, not stored.
     pub fn into_frame(self) -> Result<DataFrame> {
-        let day: Vec<i64> = self.ts.iter().map(|t| t.div_euclid(DAY_MS)).collect();
         let columns = vec![
             Column::new(col::TS.into(), self.ts),
-            Column::new(col::DAY.into(), day),
             self.event_type.finish(),
             self.principal.finish(),
             self.credential.finish(),
@@ -217,7 +212,6 @@ impl EventColumns {
             self.user_agent.finish(),
             self.action.finish(),
             self.target.finish(),
-            Column::new(col::TARGET_NUM.into(), self.target_num),
             Column::new(col::SUCCESS.into(), self.success),
             Column::new(col::FILE.into(), self.file),
             Column::new(col::LINE.into(), self.line),

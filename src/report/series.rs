@@ -8,7 +8,7 @@ use polars::prelude::*;
 
 use crate::detect::{Entity, EntityKind};
 use crate::error::{FrameContext, Result};
-use crate::frame::{account, i64s, key_series, strs, u64s};
+use crate::frame::{account, day, i64s, key_series, strs, u64s};
 use crate::normalize::TimeParser;
 use crate::normalize::schema::{DAY_MS, col as c};
 use crate::rank::Ranked;
@@ -109,7 +109,7 @@ fn entity_series(events: &DataFrame, e: &Entity) -> Result<EntitySeries> {
         .filter(col(key).eq(lit(e.id.as_str())));
     let daily = mine
         .clone()
-        .group_by([col(c::DAY)])
+        .group_by([day()])
         .agg([
             len().cast(DataType::UInt64).alias("n"),
             account()
@@ -145,7 +145,7 @@ fn first_days(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Vec<(i64, u
     let df = rows
         .filter(col(key).is_not_null())
         .group_by([col(key), account()])
-        .agg([col(c::DAY).min().alias("first")])
+        .agg([day().min().alias("first")])
         .group_by([col(key), col("first")])
         .agg([len().cast(DataType::UInt64).alias("new")])
         .collect()
