@@ -40,7 +40,8 @@ pub struct EventColumns {
 struct Dict {
     builder: CategoricalChunkedBuilder<Categorical32Type>,
     mapping: Arc<CategoricalMapping>,
-    last: Option<(String, CatSize)>,
+    /// Compared through the dictionary's own copy of the string, so no allocation per value.
+    last: Option<CatSize>,
 }
 
 fn builder(name: &str, capacity: usize) -> Dict {
@@ -62,16 +63,16 @@ impl Dict {
     /// The code of `v`, added to the dictionary if new. Fails only past 2³² distinct values.
     fn code(&mut self, v: Option<&str>) -> Result<Option<CatSize>, String> {
         let Some(v) = v else { return Ok(None) };
-        if let Some((last, cat)) = &self.last
-            && last == v
+        if let Some(last) = self.last
+            && self.mapping.cat_to_str(last) == Some(v)
         {
-            return Ok(Some(*cat));
+            return Ok(Some(last));
         }
         let cat = self
             .mapping
             .insert_cat(v)
             .map_err(|e| format!("cannot encode {v:?}: {e}"))?;
-        self.last = Some((v.to_string(), cat));
+        self.last = Some(cat);
         Ok(Some(cat))
     }
 
