@@ -31,13 +31,20 @@ pub fn account() -> Expr {
     col(crate::normalize::schema::col::TARGET).to_physical()
 }
 
-/// UTC days since the epoch (floor division, so instants before 1970 land on the right day).
-/// Computed where needed rather than stored: 8 bytes a row saved in the event frame.
+/// `ts` in whole periods of `ms` since the epoch, by floor division so instants before 1970 land
+/// in the right bucket (`/` on integers truncates toward zero; floor division proper needs a
+/// polars feature we do not build).
+pub fn ts_bucket(ms: i64) -> Expr {
+    let ts = || col(crate::normalize::schema::col::TS);
+    let rem = ((ts() % lit(ms)) + lit(ms)) % lit(ms);
+    (ts() - rem) / lit(ms)
+}
+
+/// UTC days since the epoch. Computed where needed rather than stored: 8 bytes a row saved in
+/// the event frame.
 pub fn day() -> Expr {
     use crate::normalize::schema::{DAY_MS, col as c};
-    let ms = || lit(DAY_MS);
-    let rem = ((col(c::TS) % ms()) + ms()) % ms();
-    ((col(c::TS) - rem) / ms()).alias(c::DAY)
+    ts_bucket(DAY_MS).alias(c::DAY)
 }
 
 pub fn strs(df: &DataFrame, name: &str) -> Result<Vec<String>> {

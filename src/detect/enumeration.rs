@@ -18,7 +18,7 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
 use crate::error::{FrameContext, Result};
-use crate::frame::{account, day, i64s, key_column, key_series, strs, u64s};
+use crate::frame::{account, day, i64s, key_column, key_series, strs, ts_bucket, u64s};
 use crate::normalize::columns::{account_number, is_internal, network_of};
 use crate::normalize::schema::{DAY_MS, col as c};
 
@@ -306,9 +306,7 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
             .shift(lit(1))
             .over([col(key)])
             .stage("walk window")?;
-    // Hour buckets through a float division: integer floor division needs a polars feature we do
-    // not build, and epoch milliseconds are exact in an f64.
-    let hour = (col(c::TS).cast(DataType::Float64) / lit(3_600_000.0)).cast(DataType::Int64);
+    let hour = ts_bucket(3_600_000);
     let hourly = rows
         .clone()
         .group_by([col(key), hour.alias("hour")])
