@@ -14,6 +14,14 @@ use crate::normalize::{Field, RawRow};
 
 /// Parses one non-empty line; the error is the reason quarantined in `rejects.csv`.
 pub fn parse(text: &[u8]) -> Result<RawRow<'_>, String> {
+    match super::json_flat::parse(text) {
+        Some(row) => Ok(row),
+        None => parse_slow(text),
+    }
+}
+
+/// Any JSON, through serde_json: the judge of lines the flat scanner declines.
+pub(super) fn parse_slow(text: &[u8]) -> Result<RawRow<'_>, String> {
     let mut de = serde_json::Deserializer::from_slice(text);
     let row = de
         .deserialize_any(RowVisitor)

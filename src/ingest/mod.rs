@@ -9,6 +9,7 @@ mod authlog;
 pub mod coverage;
 pub mod decompress;
 pub mod discover;
+mod json_flat;
 mod json_row;
 pub mod readers;
 pub mod sniff;
@@ -156,7 +157,7 @@ pub fn read_events(
     // Chunks stay as read: rechunking would copy the whole table once more at peak memory.
     let events = match frame {
         Some(df) => df,
-        None => EventColumns::default().into_frame()?,
+        None => EventColumns::new().take_frame()?,
     };
     Ok(Ingested {
         events,

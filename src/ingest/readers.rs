@@ -18,7 +18,7 @@ const SNIFF_BYTES: usize = 64 * 1024;
 /// where reading stopped, so the records already read still count.
 pub fn read_file(path: &Path, file_idx: u32, opts: &ReadOptions) -> FileResult {
     let mut sink = Sink {
-        cols: EventColumns::with_capacity(START_ROWS),
+        cols: EventColumns::new(),
         frames: Vec::new(),
         error: None,
         stats: FileStats {
@@ -94,8 +94,6 @@ pub struct FileResult {
 /// Rows buffered as Rust strings before they move into a polars frame. Keeps the per-thread
 /// staging memory bounded whatever the file size (a `String` costs ~3× its Arrow form).
 const CHUNK_ROWS: usize = 128 * 1024;
-/// Initial buffer size: small files (CloudTrail trees hold thousands) must not each reserve a chunk.
-const START_ROWS: usize = 4096;
 
 pub(super) struct Sink<'a> {
     pub(super) cols: EventColumns,
@@ -123,9 +121,8 @@ impl Sink<'_> {
         if self.cols.is_empty() || self.error.is_some() {
             return;
         }
-        let cols = std::mem::replace(&mut self.cols, EventColumns::with_capacity(START_ROWS));
-        let extra = [cols.records_filled, cols.bytes_filled];
-        match cols.into_frame() {
+        let extra = [self.cols.records_filled, self.cols.bytes_filled];
+        match self.cols.take_frame() {
             Ok(df) => {
                 self.stats.seen.add(&df, extra);
                 self.frames.push(df);

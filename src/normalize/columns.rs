@@ -1,28 +1,22 @@
 //! Column-wise accumulation of normalised events and conversion into a polars frame.
 
-use polars::chunked_array::builder::CategoricalChunkedBuilder;
 use polars::prelude::*;
 
+use super::dictionary::FileDict;
 use super::schema::{Field, RawRow, col};
 use super::time::TimeParser;
 use crate::error::{FrameContext, Result};
 
-/// Normalised events of one file chunk, stored column-wise. Every string field is dictionary
-/// encoded on the way in (polars categoricals over the process-wide dictionary): a 10M-event
-/// export holds a few hundred thousand distinct principals, addresses and accounts, five keys and
-/// four user agents, so a row costs 4 bytes per field instead of 16–48, and every group-by and
-/// join downstream hashes integers instead of strings.
+/// Normalised events of one file, stored column-wise and handed over in chunks. Every string
+/// field is dictionary encoded on the way in (polars categoricals over the process-wide
+/// dictionary, through a [`FileDict`] per column): a 10M-event export holds a few hundred
+/// thousand distinct principals, addresses and accounts, five keys and four user agents, so a row
+/// costs 4 bytes per field instead of 16–48, and every group-by and join downstream hashes
+/// integers instead of strings.
 pub struct EventColumns {
     ts: Vec<i64>,
-    event_type: Dict,
-    principal: Dict,
-    credential: Dict,
-    token: Dict,
-    source_ip: Dict,
-    network: Dict,
-    user_agent: Dict,
-    action: Dict,
-    target: Dict,
+    /// In [`STRING_COLUMNS`] order.
+    dicts: [FileDict; 9],
     success: Vec<bool>,
     /// `records` and `bytes` are validated and counted for the coverage report, but no detector
     /// reads them yet, so they are not kept in the frame (16 bytes a row).
@@ -34,91 +28,40 @@ pub struct EventColumns {
     last_network: Option<(String, Option<String>)>,
 }
 
-/// One dictionary-encoded column under construction. Exports repeat a value in runs (the same
-/// key, agent or action line after line), so the last code is remembered and reused without
-/// hashing.
-struct Dict {
-    builder: CategoricalChunkedBuilder<Categorical32Type>,
-    mapping: Arc<CategoricalMapping>,
-    /// Compared through the dictionary's own copy of the string, so no allocation per value.
-    last: Option<CatSize>,
-}
-
-fn builder(name: &str, capacity: usize) -> Dict {
-    let dtype = crate::frame::cat_dtype();
-    let DataType::Categorical(_, mapping) = &dtype else {
-        unreachable!("cat_dtype is categorical")
-    };
-    let mapping = mapping.clone();
-    let mut builder = CategoricalChunkedBuilder::new(name.into(), dtype);
-    builder.reserve(capacity);
-    Dict {
-        builder,
-        mapping,
-        last: None,
-    }
-}
-
-impl Dict {
-    /// The code of `v`, added to the dictionary if new. Fails only past 2³² distinct values.
-    fn code(&mut self, v: Option<&str>) -> Result<Option<CatSize>, String> {
-        let Some(v) = v else { return Ok(None) };
-        if let Some(last) = self.last
-            && self.mapping.cat_to_str(last) == Some(v)
-        {
-            return Ok(Some(last));
-        }
-        let cat = self
-            .mapping
-            .insert_cat(v)
-            .map_err(|e| format!("cannot encode {v:?}: {e}"))?;
-        self.last = Some(cat);
-        Ok(Some(cat))
-    }
-
-    fn push(&mut self, cat: Option<CatSize>) {
-        match cat {
-            // Same mapping, so this only pushes the code.
-            Some(cat) => {
-                let _ = self.builder.append_cat(cat, &self.mapping);
-            }
-            None => self.builder.append_null(),
-        }
-    }
-
-    fn finish(self) -> Column {
-        self.builder.finish().into_series().into_column()
-    }
-}
+/// The string columns, in frame order.
+const STRING_COLUMNS: [&str; 9] = [
+    col::EVENT_TYPE,
+    col::PRINCIPAL,
+    col::CREDENTIAL,
+    col::TOKEN,
+    col::SOURCE_IP,
+    col::NETWORK,
+    col::USER_AGENT,
+    col::ACTION,
+    col::TARGET,
+];
 
 impl Default for EventColumns {
     fn default() -> Self {
-        EventColumns::with_capacity(0)
+        EventColumns::new()
     }
 }
 
 impl EventColumns {
-    pub fn with_capacity(n: usize) -> Self {
+    pub fn new() -> Self {
         EventColumns {
-            ts: Vec::with_capacity(n),
-            event_type: builder(col::EVENT_TYPE, n),
-            principal: builder(col::PRINCIPAL, n),
-            credential: builder(col::CREDENTIAL, n),
-            token: builder(col::TOKEN, n),
-            source_ip: builder(col::SOURCE_IP, n),
-            network: builder(col::NETWORK, n),
-            user_agent: builder(col::USER_AGENT, n),
-            action: builder(col::ACTION, n),
-            target: builder(col::TARGET, n),
-            success: Vec::with_capacity(n),
+            ts: Vec::new(),
+            dicts: STRING_COLUMNS.map(FileDict::new),
+            success: Vec::new(),
             records_filled: 0,
             bytes_filled: 0,
-            file: Vec::with_capacity(n),
-            line: Vec::with_capacity(n),
+            file: Vec::new(),
+            line: Vec::new(),
             last_network: None,
         }
     }
 
+    /// Rows in the current chunk.
     pub fn len(&self) -> usize {
         self.ts.len()
     }
@@ -147,14 +90,24 @@ impl EventColumns {
         let success = parse_outcome(row.get(Field::Outcome))?;
         let records = parse_count(row.get(Field::Records), "records")?;
         let bytes = parse_count(row.get(Field::Bytes), "bytes")?;
+        let [
+            et,
+            principal,
+            credential,
+            token,
+            source_ip,
+            network,
+            agent,
+            action,
+            target,
+        ] = &mut self.dicts;
         let event_type = if event_type.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.event_type
-                .code(Some(&event_type.to_ascii_lowercase()))?
+            et.code(Some(&event_type.to_ascii_lowercase()))?
         } else {
-            self.event_type.code(Some(event_type))?
+            et.code(Some(event_type))?
         };
         let ip = row.get(Field::SourceIp);
-        let network = match (ip, &self.last_network) {
+        let net = match (ip, &self.last_network) {
             (Some(ip), Some((last, net))) if last == ip => net.clone(),
             (Some(ip), _) => {
                 let net = network_of(ip);
@@ -163,31 +116,19 @@ impl EventColumns {
             }
             (None, _) => None,
         };
-        let target = row.get(Field::TargetAccount);
         // Every code first, then every push: a failure leaves all columns the same length.
         let codes = [
             event_type,
-            self.principal.code(row.get(Field::Principal))?,
-            self.credential.code(row.get(Field::CredentialId))?,
-            self.token.code(row.get(Field::TokenId))?,
-            self.source_ip.code(ip)?,
-            self.network.code(network.as_deref())?,
-            self.user_agent.code(row.get(Field::UserAgent))?,
-            self.action.code(row.get(Field::Action))?,
-            self.target.code(target)?,
+            principal.code(row.get(Field::Principal))?,
+            credential.code(row.get(Field::CredentialId))?,
+            token.code(row.get(Field::TokenId))?,
+            source_ip.code(ip)?,
+            network.code(net.as_deref())?,
+            agent.code(row.get(Field::UserAgent))?,
+            action.code(row.get(Field::Action))?,
+            target.code(row.get(Field::TargetAccount))?,
         ];
-        let dicts = [
-            &mut self.event_type,
-            &mut self.principal,
-            &mut self.credential,
-            &mut self.token,
-            &mut self.source_ip,
-            &mut self.network,
-            &mut self.user_agent,
-            &mut self.action,
-            &mut self.target,
-        ];
-        for (dict, code) in dicts.into_iter().zip(codes) {
+        for (dict, code) in self.dicts.iter_mut().zip(codes) {
             dict.push(code);
         }
         self.ts.push(ts);
@@ -199,24 +140,29 @@ impl EventColumns {
         Ok(())
     }
 
-    /// Builds the frame the detectors read. Derived values that follow from one column (the
-    /// day of `ts`, the number in an account id) are computed where needed, not stored.
-    pub fn into_frame(self) -> Result<DataFrame> {
-        let columns = vec![
-            Column::new(col::TS.into(), self.ts),
-            self.event_type.finish(),
-            self.principal.finish(),
-            self.credential.finish(),
-            self.token.finish(),
-            self.source_ip.finish(),
-            self.network.finish(),
-            self.user_agent.finish(),
-            self.action.finish(),
-            self.target.finish(),
-            Column::new(col::SUCCESS.into(), self.success),
-            Column::new(col::FILE.into(), self.file),
-            Column::new(col::LINE.into(), self.line),
-        ];
+    /// The current chunk as the frame the detectors read; the file's dictionaries stay for the
+    /// next chunk. Derived values that follow from one column (the day of `ts`, the number in an
+    /// account id) are computed where needed, not stored.
+    pub fn take_frame(&mut self) -> Result<DataFrame> {
+        let mut columns = Vec::with_capacity(STRING_COLUMNS.len() + 4);
+        columns.push(Column::new(col::TS.into(), std::mem::take(&mut self.ts)));
+        for dict in &mut self.dicts {
+            columns.push(dict.take_column().stage("encoding strings")?);
+        }
+        columns.push(Column::new(
+            col::SUCCESS.into(),
+            std::mem::take(&mut self.success),
+        ));
+        columns.push(Column::new(
+            col::FILE.into(),
+            std::mem::take(&mut self.file),
+        ));
+        columns.push(Column::new(
+            col::LINE.into(),
+            std::mem::take(&mut self.line),
+        ));
+        self.records_filled = 0;
+        self.bytes_filled = 0;
         DataFrame::new_infer_height(columns).stage("building the event frame")
     }
 }

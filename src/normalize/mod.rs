@@ -5,6 +5,7 @@
 //! single polars frame. A row that cannot be normalised becomes a quarantined reject, never a guess.
 
 pub mod columns;
+mod dictionary;
 pub mod profile;
 pub mod schema;
 pub mod time;
