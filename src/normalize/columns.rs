@@ -145,26 +145,23 @@ impl EventColumns {
     /// account id) are computed where needed, not stored.
     pub fn take_frame(&mut self) -> Result<DataFrame> {
         let mut columns = Vec::with_capacity(STRING_COLUMNS.len() + 4);
-        columns.push(Column::new(col::TS.into(), std::mem::take(&mut self.ts)));
+        columns.push(Column::new(col::TS.into(), refill(&mut self.ts)));
         for dict in &mut self.dicts {
             columns.push(dict.take_column().stage("encoding strings")?);
         }
-        columns.push(Column::new(
-            col::SUCCESS.into(),
-            std::mem::take(&mut self.success),
-        ));
-        columns.push(Column::new(
-            col::FILE.into(),
-            std::mem::take(&mut self.file),
-        ));
-        columns.push(Column::new(
-            col::LINE.into(),
-            std::mem::take(&mut self.line),
-        ));
+        columns.push(Column::new(col::SUCCESS.into(), refill(&mut self.success)));
+        columns.push(Column::new(col::FILE.into(), refill(&mut self.file)));
+        columns.push(Column::new(col::LINE.into(), refill(&mut self.line)));
         self.records_filled = 0;
         self.bytes_filled = 0;
         DataFrame::new_infer_height(columns).stage("building the event frame")
     }
+}
+
+/// A chunk's column, leaving an empty one sized like it: the next chunk of a file is as long, so
+/// it is filled without regrowing.
+pub(super) fn refill<T>(v: &mut Vec<T>) -> Vec<T> {
+    std::mem::replace(v, Vec::with_capacity(v.len()))
 }
 
 /// The /24 (IPv4) or /64 (IPv6) an external address belongs to: scrapers rotate addresses inside

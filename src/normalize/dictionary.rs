@@ -22,8 +22,9 @@ pub struct FileDict {
     ends: Vec<usize>,
     /// Global code of local code `i`, for the first `global.len()` local codes.
     global: Vec<CatSize>,
-    /// Exports repeat a value in runs (the same key, agent or action line after line).
-    last: Option<u32>,
+    /// Exports repeat a value in runs (the same key, agent or action line after line). A copy of
+    /// the slot, so checking it reads no arena memory.
+    last: Option<Slot>,
     /// Local codes of the rows of the current chunk.
     codes: Vec<u32>,
 }
@@ -42,25 +43,21 @@ impl FileDict {
         }
     }
 
-    fn get(&self, code: u32) -> &str {
-        entry(&self.arena, &self.ends, code)
-    }
-
     /// The local code of `v` (added if new), not yet pushed: a row computes every code before
     /// pushing any, so a refused row leaves all columns the same length.
     pub fn code(&mut self, v: Option<&str>) -> Result<u32, String> {
         let Some(v) = v else { return Ok(NULL) };
-        if let Some(last) = self.last
-            && self.get(last) == v
+        if let Some(last) = &self.last
+            && last.holds(v, &self.arena, &self.ends)
         {
-            return Ok(last);
+            return Ok(last.code);
         }
         let hash = self.hasher.hash_one(v);
         let found = self
             .table
             .find(hash, |slot| slot.holds(v, &self.arena, &self.ends));
-        let code = match found {
-            Some(slot) => slot.code,
+        let slot = match found {
+            Some(slot) => *slot,
             None => {
                 let c = u32::try_from(self.ends.len())
                     .ok()
@@ -71,14 +68,15 @@ impl FileDict {
                 self.arena.push_str(v);
                 self.ends.push(self.arena.len());
                 let (arena, ends, hasher) = (&self.arena, &self.ends, &self.hasher);
-                self.table.insert_unique(hash, Slot::new(c, v), |slot| {
+                let slot = Slot::new(c, v);
+                self.table.insert_unique(hash, slot, |slot| {
                     hasher.hash_one(entry(arena, ends, slot.code))
                 });
-                c
+                slot
             }
         };
-        self.last = Some(code);
-        Ok(code)
+        self.last = Some(slot);
+        Ok(slot.code)
     }
 
     pub fn push(&mut self, code: u32) {
@@ -96,7 +94,7 @@ impl FileDict {
             let cat = mapping.insert_cat(entry(&self.arena, &self.ends, code))?;
             self.global.push(cat);
         }
-        let codes = std::mem::take(&mut self.codes);
+        let codes = super::columns::refill(&mut self.codes);
         let global = |c: u32| self.global[c as usize];
         let phys = if codes.contains(&NULL) {
             let cats = codes.iter().map(|&c| (c != NULL).then(|| global(c)));
