@@ -2,21 +2,22 @@
 
 use polars::prelude::*;
 
-use super::dictionary::FileDict;
+use super::dictionary::{CodeColumn, FileDict, NULL};
 use super::schema::{Field, RawRow, col};
 use super::time::TimeParser;
 use crate::error::{FrameContext, Result};
 
 /// Normalised events of one file, stored column-wise and handed over in chunks. Every string
 /// field is dictionary encoded on the way in (polars categoricals over the process-wide
-/// dictionary, through a [`FileDict`] per column): a 10M-event export holds a few hundred
+/// dictionary, through the file's [`FileDict`]): a 10M-event export holds a few hundred
 /// thousand distinct principals, addresses and accounts, five keys and four user agents, so a row
 /// costs 4 bytes per field instead of 16–48, and every group-by and join downstream hashes
 /// integers instead of strings.
 pub struct EventColumns {
     ts: Vec<i64>,
+    dict: FileDict,
     /// In [`STRING_COLUMNS`] order.
-    dicts: [FileDict; 9],
+    strings: [CodeColumn; 9],
     success: Vec<bool>,
     /// `records` and `bytes` are validated and counted for the coverage report, but no detector
     /// reads them yet, so they are not kept in the frame (16 bytes a row).
@@ -24,8 +25,8 @@ pub struct EventColumns {
     pub bytes_filled: u64,
     file: Vec<u32>,
     line: Vec<u64>,
-    /// The last address and its network: exports repeat the same address in runs.
-    last_network: Option<(String, Option<String>)>,
+    /// The network code of each address code seen: an address is parsed once per file.
+    networks: Vec<Option<u32>>,
 }
 
 /// The string columns, in frame order.
@@ -51,13 +52,14 @@ impl EventColumns {
     pub fn new() -> Self {
         EventColumns {
             ts: Vec::new(),
-            dicts: STRING_COLUMNS.map(FileDict::new),
+            dict: FileDict::default(),
+            strings: STRING_COLUMNS.map(CodeColumn::new),
             success: Vec::new(),
             records_filled: 0,
             bytes_filled: 0,
             file: Vec::new(),
             line: Vec::new(),
-            last_network: None,
+            networks: Vec::new(),
         }
     }
 
@@ -90,6 +92,7 @@ impl EventColumns {
         let success = parse_outcome(row.get(Field::Outcome))?;
         let records = parse_count(row.get(Field::Records), "records")?;
         let bytes = parse_count(row.get(Field::Bytes), "bytes")?;
+        let dict = &mut self.dict;
         let [
             et,
             principal,
@@ -100,36 +103,49 @@ impl EventColumns {
             agent,
             action,
             target,
-        ] = &mut self.dicts;
+        ] = &mut self.strings;
         let event_type = if event_type.bytes().any(|b| b.is_ascii_uppercase()) {
-            et.code(Some(&event_type.to_ascii_lowercase()))?
+            et.code(dict, Some(&event_type.to_ascii_lowercase()))?
         } else {
-            et.code(Some(event_type))?
+            et.code(dict, Some(event_type))?
         };
         let ip = row.get(Field::SourceIp);
-        let net = match (ip, &self.last_network) {
-            (Some(ip), Some((last, net))) if last == ip => net.clone(),
+        let ip_code = source_ip.code(dict, ip)?;
+        let net_code = match (ip, self.networks.get(ip_code as usize)) {
+            (None, _) => NULL,
+            (Some(_), Some(Some(net))) => *net,
             (Some(ip), _) => {
-                let net = network_of(ip);
-                self.last_network = Some((ip.to_string(), net.clone()));
+                let net = network.code(dict, network_of(ip).as_deref())?;
+                let i = ip_code as usize;
+                if self.networks.len() <= i {
+                    self.networks.resize(i + 1, None);
+                }
+                self.networks[i] = Some(net);
                 net
             }
-            (None, _) => None,
+        };
+        let who = row.get(Field::Principal);
+        let who_code = principal.code(dict, who)?;
+        let whom = row.get(Field::TargetAccount);
+        // A customer's requests name its own account: no second lookup.
+        let whom_code = match whom {
+            Some(_) if whom == who => who_code,
+            _ => target.code(dict, whom)?,
         };
         // Every code first, then every push: a failure leaves all columns the same length.
         let codes = [
             event_type,
-            principal.code(row.get(Field::Principal))?,
-            credential.code(row.get(Field::CredentialId))?,
-            token.code(row.get(Field::TokenId))?,
-            source_ip.code(ip)?,
-            network.code(net.as_deref())?,
-            agent.code(row.get(Field::UserAgent))?,
-            action.code(row.get(Field::Action))?,
-            target.code(row.get(Field::TargetAccount))?,
+            who_code,
+            credential.code(dict, row.get(Field::CredentialId))?,
+            token.code(dict, row.get(Field::TokenId))?,
+            ip_code,
+            net_code,
+            agent.code(dict, row.get(Field::UserAgent))?,
+            action.code(dict, row.get(Field::Action))?,
+            whom_code,
         ];
-        for (dict, code) in self.dicts.iter_mut().zip(codes) {
-            dict.push(code);
+        for (column, code) in self.strings.iter_mut().zip(codes) {
+            column.push(code);
         }
         self.ts.push(ts);
         self.success.push(success);
@@ -146,8 +162,12 @@ impl EventColumns {
     pub fn take_frame(&mut self) -> Result<DataFrame> {
         let mut columns = Vec::with_capacity(STRING_COLUMNS.len() + 4);
         columns.push(Column::new(col::TS.into(), refill(&mut self.ts)));
-        for dict in &mut self.dicts {
-            columns.push(dict.take_column().stage("encoding strings")?);
+        for column in &mut self.strings {
+            columns.push(
+                column
+                    .take_column(&mut self.dict)
+                    .stage("encoding strings")?,
+            );
         }
         columns.push(Column::new(col::SUCCESS.into(), refill(&mut self.success)));
         columns.push(Column::new(col::FILE.into(), refill(&mut self.file)));

@@ -1,20 +1,22 @@
-//! One file's dictionary for one string column. Every string field of the event frame is a polars
-//! categorical over the process-wide dictionary, but inserting each value of each row into that
-//! shared, concurrent table was 42 % of ingest in `perf` on a 10M-event export. A reader thread
-//! instead codes its values in a small table of its own and places each distinct value in the
-//! global dictionary once per file, when a chunk becomes a frame.
+//! One file's dictionary for its string columns. Every string field of the event frame is a
+//! polars categorical over the process-wide dictionary, but inserting each value of each row into
+//! that shared, concurrent table was 42 % of ingest in `perf` on a 10M-event export. A reader
+//! thread instead codes its values in a table of its own and places each distinct value in the
+//! global dictionary once per file, when a chunk becomes a frame. All columns of a file share the
+//! table, as they share the global dictionary: a customer's id is both the principal and the
+//! target of most of its requests, and is then looked up and placed once.
 
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use polars::prelude::*;
 use std::hash::BuildHasher;
 
-/// The code of a missing value in [`FileDict::codes`].
-const NULL: u32 = u32::MAX;
+/// The code of a missing value.
+pub const NULL: u32 = u32::MAX;
 
 /// Strings seen in this file, their local codes, and the global code of those already placed.
+#[derive(Default)]
 pub struct FileDict {
-    name: &'static str,
     table: HashTable<Slot>,
     hasher: FixedState,
     /// All distinct strings back to back; string `i` ends at `ends[i]`.
@@ -22,59 +24,70 @@ pub struct FileDict {
     ends: Vec<usize>,
     /// Global code of local code `i`, for the first `global.len()` local codes.
     global: Vec<CatSize>,
-    /// Exports repeat a value in runs (the same key, agent or action line after line). A copy of
-    /// the slot, so checking it reads no arena memory.
-    last: Option<Slot>,
-    /// Local codes of the rows of the current chunk.
-    codes: Vec<u32>,
 }
 
 impl FileDict {
+    /// The slot of `v`, added if new.
+    fn slot(&mut self, v: &str) -> Result<Slot, String> {
+        let hash = self.hasher.hash_one(v);
+        if let Some(slot) = self
+            .table
+            .find(hash, |slot| slot.holds(v, &self.arena, &self.ends))
+        {
+            return Ok(*slot);
+        }
+        let code = u32::try_from(self.ends.len())
+            .ok()
+            .filter(|&c| c != NULL)
+            .ok_or("more than 2³² distinct strings in one file")?;
+        self.arena.push_str(v);
+        self.ends.push(self.arena.len());
+        let slot = Slot::new(code, v);
+        let (arena, ends, hasher) = (&self.arena, &self.ends, &self.hasher);
+        self.table.insert_unique(hash, slot, |slot| {
+            hasher.hash_one(entry(arena, ends, slot.code))
+        });
+        Ok(slot)
+    }
+
+    /// Places the strings added since the last call in the global dictionary.
+    fn place(&mut self, mapping: &CategoricalMapping) -> PolarsResult<()> {
+        for code in self.global.len() as u32..self.ends.len() as u32 {
+            let cat = mapping.insert_cat(entry(&self.arena, &self.ends, code))?;
+            self.global.push(cat);
+        }
+        Ok(())
+    }
+}
+
+/// One string column of the current chunk, as codes of the file's [`FileDict`].
+pub struct CodeColumn {
+    name: &'static str,
+    /// Exports repeat a value in runs (the same key, agent or action line after line). A copy of
+    /// the slot, so checking it reads no arena memory.
+    last: Option<Slot>,
+    codes: Vec<u32>,
+}
+
+impl CodeColumn {
     pub fn new(name: &'static str) -> Self {
-        FileDict {
+        CodeColumn {
             name,
-            table: HashTable::new(),
-            hasher: FixedState::default(),
-            arena: String::new(),
-            ends: Vec::new(),
-            global: Vec::new(),
             last: None,
             codes: Vec::new(),
         }
     }
 
-    /// The local code of `v` (added if new), not yet pushed: a row computes every code before
+    /// The code of `v` (added to `dict` if new), not yet pushed: a row computes every code before
     /// pushing any, so a refused row leaves all columns the same length.
-    pub fn code(&mut self, v: Option<&str>) -> Result<u32, String> {
+    pub fn code(&mut self, dict: &mut FileDict, v: Option<&str>) -> Result<u32, String> {
         let Some(v) = v else { return Ok(NULL) };
         if let Some(last) = &self.last
-            && last.holds(v, &self.arena, &self.ends)
+            && last.holds(v, &dict.arena, &dict.ends)
         {
             return Ok(last.code);
         }
-        let hash = self.hasher.hash_one(v);
-        let found = self
-            .table
-            .find(hash, |slot| slot.holds(v, &self.arena, &self.ends));
-        let slot = match found {
-            Some(slot) => *slot,
-            None => {
-                let c = u32::try_from(self.ends.len())
-                    .ok()
-                    .filter(|&c| c != NULL)
-                    .ok_or_else(|| {
-                        format!("more than 2³² distinct {} values in one file", self.name)
-                    })?;
-                self.arena.push_str(v);
-                self.ends.push(self.arena.len());
-                let (arena, ends, hasher) = (&self.arena, &self.ends, &self.hasher);
-                let slot = Slot::new(c, v);
-                self.table.insert_unique(hash, slot, |slot| {
-                    hasher.hash_one(entry(arena, ends, slot.code))
-                });
-                slot
-            }
-        };
+        let slot = dict.slot(v)?;
         self.last = Some(slot);
         Ok(slot.code)
     }
@@ -83,19 +96,15 @@ impl FileDict {
         self.codes.push(code);
     }
 
-    /// The current chunk as a categorical column over the global dictionary; the file's
-    /// dictionary stays for the next chunk.
-    pub fn take_column(&mut self) -> PolarsResult<Column> {
+    /// The current chunk as a categorical column over the global dictionary.
+    pub fn take_column(&mut self, dict: &mut FileDict) -> PolarsResult<Column> {
         let dtype = crate::frame::cat_dtype();
         let DataType::Categorical(_, mapping) = &dtype else {
             unreachable!("cat_dtype is categorical")
         };
-        for code in self.global.len() as u32..self.ends.len() as u32 {
-            let cat = mapping.insert_cat(entry(&self.arena, &self.ends, code))?;
-            self.global.push(cat);
-        }
+        dict.place(mapping)?;
         let codes = super::columns::refill(&mut self.codes);
-        let global = |c: u32| self.global[c as usize];
+        let global = |c: u32| dict.global[c as usize];
         let phys = if codes.contains(&NULL) {
             let cats = codes.iter().map(|&c| (c != NULL).then(|| global(c)));
             UInt32Chunked::from_iter_options(self.name.into(), cats)
