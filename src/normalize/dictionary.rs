@@ -111,9 +111,11 @@ impl CodeColumn {
         } else {
             UInt32Chunked::from_vec(self.name.into(), codes.iter().map(|&c| global(c)).collect())
         };
-        Ok(Categorical32Chunked::from_cats_and_dtype(phys, dtype)
-            .into_series()
-            .into_column())
+        // SAFETY: every code was returned by `insert_cat` on this very mapping (`place` above), so
+        // each is in bounds; the checked constructor looked each one up again in the shared
+        // dictionary, 5 % of ingest in `perf`.
+        let cats = unsafe { Categorical32Chunked::from_cats_and_dtype_unchecked(phys, dtype) };
+        Ok(cats.into_series().into_column())
     }
 }
 
