@@ -233,35 +233,95 @@ fn read_jsonl(reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
 }
 
 /// Calls `f` with every non-blank line (trimmed) and its 1-based number; a read error part-way
-/// is quarantined at the line where it happened and ends the file.
+/// is quarantined at the line where it happened and ends the file. Lines are handed over straight
+/// from the reader's buffer; only a line that straddles two buffer fills is copied (copying every
+/// line was 4.5 % of JSON-lines ingest).
 pub(super) fn for_each_line(
     mut reader: Box<dyn BufRead + Send>,
     sink: &mut Sink,
     mut f: impl FnMut(&mut Sink, u64, &[u8]),
 ) {
-    let mut buf = Vec::with_capacity(1024);
+    let mut carry: Vec<u8> = Vec::new();
     let mut line = 0u64;
     loop {
-        buf.clear();
-        line += 1;
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
             Err(e) => {
-                sink.reject(
-                    line,
-                    format!("read failed (truncated or corrupt file?): {e}"),
-                    b"",
-                    false,
-                );
-                break;
+                let reason = format!("read failed (truncated or corrupt file?): {e}");
+                return sink.reject(line + 1, reason, b"", false);
             }
+        };
+        if buf.is_empty() {
+            if !carry.is_empty() {
+                emit(sink, &mut line, &carry, &mut f);
+            }
+            return;
         }
-        let text = buf.trim_ascii();
-        if text.is_empty() {
-            sink.stats.blank += 1;
-            continue;
+        let mut used = 0;
+        if !carry.is_empty() {
+            let Some(end) = memchr::memchr(b'\n', buf) else {
+                carry.extend_from_slice(buf);
+                let n = buf.len();
+                reader.consume(n);
+                continue;
+            };
+            carry.extend_from_slice(&buf[..end]);
+            emit(sink, &mut line, &carry, &mut f);
+            carry.clear();
+            used = end + 1;
         }
-        f(sink, line, text);
+        while let Some(end) = memchr::memchr(b'\n', &buf[used..]) {
+            emit(sink, &mut line, &buf[used..used + end], &mut f);
+            used += end + 1;
+        }
+        carry.extend_from_slice(&buf[used..]);
+        let n = buf.len();
+        reader.consume(n);
+    }
+}
+
+fn emit(sink: &mut Sink, line: &mut u64, text: &[u8], f: &mut impl FnMut(&mut Sink, u64, &[u8])) {
+    *line += 1;
+    let text = text.trim_ascii();
+    if text.is_empty() {
+        sink.stats.blank += 1;
+    } else {
+        f(sink, *line, text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines split across buffer fills, blank lines and a last line without a newline all come
+    /// out whole, with their own numbers.
+    #[test]
+    fn lines_survive_buffer_boundaries() {
+        let text = b"first line\n\n  third  \r\na line longer than the buffer\nlast".to_vec();
+        let time = TimeParser::new(chrono_tz::UTC);
+        let mut sink = Sink {
+            cols: EventColumns::new(),
+            frames: Vec::new(),
+            error: None,
+            stats: FileStats::default(),
+            rejects: Vec::new(),
+            file_idx: 0,
+            time: &time,
+        };
+        let reader = std::io::BufReader::with_capacity(7, std::io::Cursor::new(text));
+        let mut seen = Vec::new();
+        for_each_line(Box::new(reader), &mut sink, |_, line, text| {
+            seen.push((line, String::from_utf8_lossy(text).into_owned()));
+        });
+        let want = [
+            (1, "first line"),
+            (3, "third"),
+            (4, "a line longer than the buffer"),
+            (5, "last"),
+        ];
+        let want: Vec<(u64, String)> = want.iter().map(|(n, s)| (*n, s.to_string())).collect();
+        assert_eq!(seen, want);
+        assert_eq!(sink.stats.blank, 1);
     }
 }

@@ -233,12 +233,29 @@ pub fn account_number(account: &str) -> Option<i64> {
 /// `success`/`failure` and the usual spellings of both; missing means success. Anything else is a
 /// reject rather than a guess, because a wrong guess would hide or invent a failed login.
 fn parse_outcome(value: Option<&str>) -> Result<bool, String> {
+    const SUCCESS: [&str; 8] = [
+        "",
+        "success",
+        "succeeded",
+        "ok",
+        "allow",
+        "allowed",
+        "true",
+        "pass",
+    ];
+    const FAILURE: [&str; 9] = [
+        "failure", "fail", "failed", "deny", "denied", "error", "false", "reject", "rejected",
+    ];
     let Some(v) = value else { return Ok(true) };
-    match v.trim().to_ascii_lowercase().as_str() {
-        "" | "success" | "succeeded" | "ok" | "allow" | "allowed" | "true" | "pass" => Ok(true),
-        "failure" | "fail" | "failed" | "deny" | "denied" | "error" | "false" | "reject"
-        | "rejected" => Ok(false),
-        _ => Err(format!("unknown outcome {:?}", v.trim())),
+    let v = v.trim();
+    // Compared in place: lowering a copy allocated once per event.
+    let is = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(v));
+    if is(&SUCCESS) {
+        Ok(true)
+    } else if is(&FAILURE) {
+        Ok(false)
+    } else {
+        Err(format!("unknown outcome {v:?}"))
     }
 }
 
