@@ -321,12 +321,17 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
     let walks = rows
         .clone()
         .filter(col(c::TARGET_NUM).is_not_null())
-        .select([col(key), col(c::TS), col(c::TARGET_NUM), col(c::TARGET)])
+        .select([
+            col(key),
+            col(c::TARGET),
+            step.alias("step"),
+            gap.alias("gap"),
+        ])
         .filter(
-            step.clone()
+            col("step")
                 .gt_eq(lit(1))
-                .and(step.lt_eq(lit(WALK_MAX_STEP)))
-                .and(gap.lt_eq(lit(WALK_MAX_GAP_MS))),
+                .and(col("step").lt_eq(lit(WALK_MAX_STEP)))
+                .and(col("gap").lt_eq(lit(WALK_MAX_GAP_MS))),
         )
         .group_by([col(key)])
         // Distinct accounts reached by a step: a job that re-runs the same list every night repeats
