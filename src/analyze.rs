@@ -99,6 +99,13 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     };
     let ingested = ingest::read_events(&found, &read, plan.progress)?;
     clock.lap("ingest");
+    if plan.timings {
+        eprintln!(
+            "timing:   event frame {} rows, {} MB in columns",
+            ingested.events.height(),
+            ingested.events.estimated_size() >> 20
+        );
+    }
     for (path, reason) in &ingested.skipped {
         eprintln!("warning: {}: skipped: {reason}", path.display());
     }
