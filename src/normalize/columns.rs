@@ -27,7 +27,12 @@ pub struct EventColumns {
     line: Vec<u64>,
     /// The network code of each address code seen: an address is parsed once per file.
     networks: Vec<Option<u32>>,
+    /// See [`MAX_FILE_STRINGS`].
+    max_strings: usize,
 }
+
+/// Distinct strings a file's dictionary may hold before it is replaced (see `take_frame`).
+const MAX_FILE_STRINGS: usize = 2 << 20;
 
 /// The string columns, in frame order.
 const STRING_COLUMNS: [&str; 9] = [
@@ -50,6 +55,10 @@ impl Default for EventColumns {
 
 impl EventColumns {
     pub fn new() -> Self {
+        EventColumns::with_string_limit(MAX_FILE_STRINGS)
+    }
+
+    fn with_string_limit(max_strings: usize) -> Self {
         EventColumns {
             ts: Vec::new(),
             dict: FileDict::default(),
@@ -60,6 +69,7 @@ impl EventColumns {
             file: Vec::new(),
             line: Vec::new(),
             networks: Vec::new(),
+            max_strings,
         }
     }
 
@@ -174,6 +184,14 @@ impl EventColumns {
         columns.push(Column::new(col::LINE.into(), refill(&mut self.line)));
         self.records_filled = 0;
         self.bytes_filled = 0;
+        // Codes already handed over are global, so a file's dictionary can start afresh between
+        // chunks: a multi-GB file then holds at most this many strings per reader thread
+        // (~150 MB) instead of every token id it contains.
+        if self.dict.len() > self.max_strings {
+            self.dict = FileDict::default();
+            self.networks.clear();
+            self.strings.iter_mut().for_each(CodeColumn::forget);
+        }
         DataFrame::new_infer_height(columns).stage("building the event frame")
     }
 }
@@ -288,6 +306,36 @@ mod tests {
         assert_eq!(network_of("10.20.0.15"), None);
         assert_eq!(account_number("C00001234"), Some(1234));
         assert_eq!(account_number("host-a"), None);
+    }
+
+    /// Values repeated across a dictionary reset keep their meaning: no stale remembered code.
+    #[test]
+    fn dictionary_reset_between_chunks_keeps_values() {
+        let time = TimeParser::new(chrono_tz::UTC);
+        let mut cols = EventColumns::with_string_limit(3);
+        let mut frames = Vec::new();
+        let names = [
+            "alice", "bob", "alice", "carol", "dave", "alice", "alice", "erin",
+        ];
+        for (i, name) in names.iter().enumerate() {
+            let mut row = RawRow::default();
+            row.set(Field::Timestamp, "1700000000");
+            row.set(Field::EventType, "login");
+            row.set(Field::Principal, *name);
+            row.set(Field::SourceIp, format!("203.0.113.{}", i % 2));
+            cols.push(&row, &time, 0, i as u64 + 1).expect("valid row");
+            if i % 2 == 1 {
+                frames.push(cols.take_frame().expect("frame"));
+            }
+        }
+        let mut all = frames.remove(0);
+        for f in &frames {
+            all.vstack_mut(f).expect("same schema");
+        }
+        let got = crate::frame::strs(&all, col::PRINCIPAL).expect("strings");
+        assert_eq!(got, names);
+        let nets = crate::frame::strs(&all, col::NETWORK).expect("strings");
+        assert!(nets.iter().all(|n| n == "203.0.113.0/24"), "{nets:?}");
     }
 
     #[test]

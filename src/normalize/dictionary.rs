@@ -50,6 +50,11 @@ impl FileDict {
         Ok(slot)
     }
 
+    /// Distinct strings held.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
     /// Places the strings added since the last call in the global dictionary.
     fn place(&mut self, mapping: &CategoricalMapping) -> PolarsResult<()> {
         for code in self.global.len() as u32..self.ends.len() as u32 {
@@ -90,6 +95,11 @@ impl CodeColumn {
         let slot = dict.slot(v)?;
         self.last = Some(slot);
         Ok(slot.code)
+    }
+
+    /// Forgets the remembered value, whose code belongs to a dictionary being replaced.
+    pub fn forget(&mut self) {
+        self.last = None;
     }
 
     pub fn push(&mut self, code: u32) {
