@@ -20,8 +20,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// reallocates its buffers from one query to the next, so nearly every query faulted in fresh
 /// zeroed (huge) pages. Measured on the 10M-event JSON-lines export with `perf stat`: 121,559
 /// page faults and 8.4 s sys at 1 s delay, 19,935 at 5 s, 2,130 and 3.8 s sys at 30 s (the same as
-/// never purging), wall 17.9 -> 14.6 s, peak RSS 1.80 -> 2.0 GB. A batch run is short; pages idle
-/// for half a minute still go back, which keeps a 100M-event run's footprint honest.
+/// never purging), wall 17.9 -> 14.6 s. The price is peak RSS: 1.8 -> 2.0 GB there, 16.6 -> 18.7 GB
+/// at 100M events. `MIMALLOC_PURGE_DELAY=0` in the environment makes the opposite trade
+/// (docs/performance.md).
 fn keep_freed_pages() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
         return; // an operator's own setting wins
