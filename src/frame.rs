@@ -40,6 +40,25 @@ pub fn ts_bucket(ms: i64) -> Expr {
     (ts() - rem) / lit(ms)
 }
 
+/// Two non-negative 32-bit quantities as one integer key, high then low. polars groups by one
+/// integer column 30–50 % faster than by two columns (it row-encodes multi-column keys), and a
+/// dictionary code and a day or hour count both fit in 32 bits.
+pub fn pack(high: Expr, low: Expr) -> Expr {
+    high.cast(DataType::UInt64) * lit(1u64 << 32) + low.cast(DataType::UInt64)
+}
+
+/// `key`'s dictionary code and the `ms`-wide period of `ts`, packed; periods are counted from
+/// year 0 (ingest refuses earlier instants), so they are non-negative and fit in 32 bits.
+pub fn key_and_period(key: &str, ms: i64) -> Expr {
+    use crate::normalize::schema::{TS_MIN, col as c};
+    pack(col(key).to_physical(), (col(c::TS) - lit(TS_MIN)) / lit(ms))
+}
+
+/// The period (since the epoch, as [`ts_bucket`] counts) in a [`key_and_period`] value.
+pub fn period_of(packed: u64, ms: i64) -> i64 {
+    (packed & u64::from(u32::MAX)) as i64 + crate::normalize::schema::TS_MIN / ms
+}
+
 /// UTC days since the epoch. Computed where needed rather than stored: 8 bytes a row saved in
 /// the event frame.
 pub fn day() -> Expr {
@@ -85,4 +104,37 @@ pub fn u32s(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
         .u32()
         .stage("reading results")?;
     Ok(ca.iter().map(|v| v.unwrap_or_default()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::schema::{DAY_MS, HOUR_MS, TS_MAX, TS_MIN, col as c};
+
+    /// A packed period reads back as the floor-division bucket, before and after 1970 and at the
+    /// ends of the accepted range.
+    #[test]
+    fn packed_periods_read_back_as_buckets() {
+        let ts = vec![TS_MIN, -1, 0, 1_735_700_400_000, TS_MAX];
+        let keys = key_column(c::PRINCIPAL, vec!["a".into(); ts.len()]).expect("keys");
+        let df =
+            DataFrame::new_infer_height(vec![Column::new(c::TS.into(), ts), keys]).expect("frame");
+        for ms in [DAY_MS, HOUR_MS] {
+            let out = df
+                .clone()
+                .lazy()
+                .select([
+                    key_and_period(c::PRINCIPAL, ms).alias("p"),
+                    ts_bucket(ms).alias("b"),
+                ])
+                .collect()
+                .expect("query");
+            let packed = u64s(&out, "p").expect("packed");
+            let buckets = i64s(&out, "b").expect("buckets");
+            for (p, b) in packed.iter().zip(&buckets) {
+                assert_eq!(period_of(*p, ms), *b);
+            }
+            assert!(packed.iter().all(|p| p >> 32 == packed[0] >> 32));
+        }
+    }
 }

@@ -18,9 +18,9 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
 use crate::error::{FrameContext, Result};
-use crate::frame::{account, day, i64s, key_column, key_series, strs, ts_bucket, u64s};
+use crate::frame::{account, day, key_and_period, key_column, key_series, period_of, strs, u64s};
 use crate::normalize::columns::{account_number, is_internal, network_of};
-use crate::normalize::schema::{DAY_MS, col as c};
+use crate::normalize::schema::{DAY_MS, HOUR_MS, col as c};
 
 pub struct Enumeration;
 
@@ -281,18 +281,25 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
     let all_rows = rows.clone();
     // A filter, not a semi-join: it keeps the time order the walks rely on.
     let rows = rows.filter(col(key).is_in(lit(busy).implode(false), false));
+    // Entity and day (and below, hour) packed in one integer key: see `frame::pack`.
     let daily = rows
         .clone()
-        .group_by([col(key), day()])
-        .agg([account().n_unique().cast(DataType::UInt64).alias("d")])
+        .group_by([key_and_period(key, DAY_MS).alias("kd")])
+        .agg([
+            col(key).first(),
+            account().n_unique().cast(DataType::UInt64).alias("d"),
+        ])
         .collect()
         .stage("daily reach")?;
-    for ((k, day), d) in strs(&daily, key)?
+    for ((k, kd), d) in strs(&daily, key)?
         .into_iter()
-        .zip(i64s(&daily, c::DAY)?)
+        .zip(u64s(&daily, "kd")?)
         .zip(u64s(&daily, "d")?)
     {
-        out.entry(k).or_default().days.push((day, d));
+        out.entry(k)
+            .or_default()
+            .days
+            .push((period_of(kd, DAY_MS), d));
     }
     // Previous event of the same entity, in time order (the rows are sorted by time): a window
     // shift is far cheaper than sorting by entity.
@@ -306,11 +313,13 @@ fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<S
             .shift(lit(1))
             .over([col(key)])
             .stage("walk window")?;
-    let hour = ts_bucket(3_600_000);
     let hourly = rows
         .clone()
-        .group_by([col(key), hour.alias("hour")])
-        .agg([account().n_unique().cast(DataType::UInt64).alias("h")])
+        .group_by([key_and_period(key, HOUR_MS).alias("kh")])
+        .agg([
+            col(key).first(),
+            account().n_unique().cast(DataType::UInt64).alias("h"),
+        ])
         .group_by([col(key)])
         .agg([col("h").max().alias("peak")])
         .collect()

@@ -114,3 +114,10 @@ pub mod col {
 
 /// Milliseconds in a day; days are counted in UTC from the epoch (`day = ts div DAY_MS`).
 pub const DAY_MS: i64 = 86_400_000;
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// The instants an event may carry: 0000-01-01T00:00:00Z ..= 9999-12-31T23:59:59.999Z. Outside
+/// that range a timestamp is a corrupt field, not a date, and bounding it lets the detectors pack
+/// an hour or day count next to a 32-bit key in one integer.
+pub const TS_MIN: i64 = -62_167_219_200_000;
+pub const TS_MAX: i64 = 253_402_300_799_999;

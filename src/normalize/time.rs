@@ -4,6 +4,8 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 
+use super::schema::{TS_MAX, TS_MIN};
+
 /// Reads timestamps and dates in one configured time zone.
 #[derive(Debug, Clone, Copy)]
 pub struct TimeParser {
@@ -28,8 +30,17 @@ impl TimeParser {
         TimeParser { tz }
     }
 
-    /// Parses an event timestamp into UTC epoch milliseconds.
+    /// Parses an event timestamp into UTC epoch milliseconds, within years 0000–9999.
     pub fn parse(&self, s: &str) -> Result<i64, String> {
+        let ms = self.parse_any(s)?;
+        if (TS_MIN..=TS_MAX).contains(&ms) {
+            Ok(ms)
+        } else {
+            Err(format!("timestamp outside years 0000-9999 {:?}", s.trim()))
+        }
+    }
+
+    fn parse_any(&self, s: &str) -> Result<i64, String> {
         let s = s.trim();
         if s.is_empty() {
             return Err("empty timestamp".into());
@@ -150,6 +161,15 @@ mod tests {
         assert_eq!(utc().parse("1735700400"), Ok(want));
         assert_eq!(utc().parse("1735700400000"), Ok(want));
         assert_eq!(utc().parse("1735700400.000"), Ok(want));
+    }
+
+    #[test]
+    fn instants_outside_years_0_to_9999_are_refused() {
+        assert_eq!(utc().parse("0000-01-01T00:00:00Z"), Ok(TS_MIN));
+        assert_eq!(utc().parse("9999-12-31T23:59:59.999Z"), Ok(TS_MAX));
+        let err = utc().parse("-0001-12-31T23:59:59Z").unwrap_err();
+        assert!(err.contains("0000-9999"), "{err}");
+        assert!(utc().parse("+10000-01-01T00:00:00Z").is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use polars::prelude::*;
 
 use crate::detect::{Entity, EntityKind};
 use crate::error::{FrameContext, Result};
-use crate::frame::{account, day, i64s, key_series, strs, u64s};
+use crate::frame::{account, day, i64s, key_series, pack, strs, u64s};
 use crate::normalize::TimeParser;
 use crate::normalize::schema::{DAY_MS, col as c};
 use crate::rank::Ranked;
@@ -144,8 +144,8 @@ fn entity_series(events: &DataFrame, e: &Entity) -> Result<EntitySeries> {
 fn first_days(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Vec<(i64, u64)>>> {
     let df = rows
         .filter(col(key).is_not_null())
-        .group_by([col(key), account()])
-        .agg([day().min().alias("first")])
+        .group_by([pack(col(key).to_physical(), account()).alias("ka")])
+        .agg([col(key).first(), day().min().alias("first")])
         .group_by([col(key), col("first")])
         .agg([len().cast(DataType::UInt64).alias("new")])
         .collect()
