@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{DetectInput, Entity, EntityKind, Finding, evidence, json_list};
 use crate::error::{FrameContext, Result};
-use crate::frame::{account, i64s, strs, u32s, u64s};
+use crate::frame::{account, i64s, pack, strs, u32s, u64s};
 use crate::normalize::schema::col as c;
 
 /// Activity of one entity over the rows a detector selected.
@@ -188,8 +188,12 @@ pub fn top_values(
     }
     let df = rows
         .filter(col(key).is_not_null().and(col(value).is_not_null()))
-        .group_by([col(key), col(value)])
-        .agg([len().cast(DataType::UInt64).alias("n")])
+        .group_by([pack(col(key).to_physical(), col(value).to_physical()).alias("kv")])
+        .agg([
+            col(key).first(),
+            col(value).first(),
+            len().cast(DataType::UInt64).alias("n"),
+        ])
         .collect()
         .stage("top values")?;
     let mut all: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
