@@ -147,7 +147,7 @@ fn full_report_with_charts(b: divan::Bencher) {
             timings: false,
             source: None,
             profile: None,
-            syslog_year: 2025,
+            syslog_year: Some(2025),
         };
         audithound::analyze::run(&plan)
             .map(|o| o.ranked.len())

@@ -39,8 +39,8 @@ pub struct Plan {
     pub source: Option<ingest::Format>,
     /// User mapping profile (`--profile`).
     pub profile: Option<PathBuf>,
-    /// Year for classic syslog time stamps, which omit it.
-    pub syslog_year: i32,
+    /// Year for classic syslog time stamps, which omit it (`None`: inferred, see [`ingest`]).
+    pub syslog_year: Option<i32>,
 }
 
 /// What the binary needs to print and to choose its exit code.

@@ -105,7 +105,9 @@ struct SourceArgs {
     /// Mapping profile (TOML) for exports in other shapes; see docs/profiles.md.
     #[arg(long)]
     profile: Option<PathBuf>,
-    /// Year of classic syslog time stamps (they omit it); default: the current year.
+    /// Year of the first classic syslog time stamp of each file (syslog omits it; a month going
+    /// back, December to January, turns it); default: the latest year that does not put that
+    /// stamp in the future.
     #[arg(long)]
     syslog_year: Option<i32>,
 }
@@ -119,11 +121,6 @@ impl SourceArgs {
                     .ok_or_else(|| anyhow::anyhow!("invalid --source {s:?}: use canonical, cloudtrail, okta, authlog or profile"))
             })
             .transpose()
-    }
-
-    fn year(&self) -> i32 {
-        self.syslog_year
-            .unwrap_or_else(|| chrono::Datelike::year(&chrono::Utc::now()))
     }
 }
 
@@ -172,7 +169,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 time: TimeParser::new(tz),
                 source: i.read.source()?,
                 profile: i.read.profile.clone(),
-                syslog_year: i.read.year(),
+                syslog_year: i.read.syslog_year,
             })?;
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(ExitCode::SUCCESS)
@@ -245,7 +242,7 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         timings: a.timings,
         source: a.read.source()?,
         profile: a.read.profile.clone(),
-        syslog_year: a.read.year(),
+        syslog_year: a.read.syslog_year,
     };
     let outcome = analyze::run(&plan)?;
     if !a.quiet {

@@ -16,7 +16,7 @@ pub struct InspectPlan {
     pub time: TimeParser,
     pub source: Option<Format>,
     pub profile: Option<PathBuf>,
-    pub syslog_year: i32,
+    pub syslog_year: Option<i32>,
 }
 
 /// The coverage report as text (stdout of `inspect`).

@@ -1,6 +1,8 @@
 //! Linux authentication logs (`/var/log/auth.log`, `/var/log/secure`): sshd logins and sudo.
 //! Classic syslog omits the year and the zone, so both come from the run (`--syslog-year`,
 //! `--timezone`); RFC 3339 syslog stamps (rsyslog's high-precision format) carry their own.
+//! A file is written in time order, so a month that goes backwards (December, then January) means
+//! the year turned: [`Years`] follows it rather than filing January eleven months too early.
 
 use std::sync::OnceLock;
 
@@ -41,19 +43,66 @@ fn patterns() -> &'static Patterns {
     })
 }
 
+/// The year of the classic syslog stamps of one file, as it is read in order.
+pub struct Years {
+    /// `None` until the first stamp when the year is inferred.
+    year: Option<i32>,
+    month: u32,
+}
+
+impl Years {
+    /// `first`: the year of the file's first classic stamp, or `None` for the latest year that
+    /// does not put that stamp after today (a log is read after it was written, so a December
+    /// file read in January is last year's, not eleven months ahead).
+    pub fn starting(first: Option<i32>) -> Self {
+        Years {
+            year: first,
+            month: 0,
+        }
+    }
+
+    /// The year of a stamp in `month` on `day`, given every earlier line of the file. Only a step
+    /// back of more than one month from the latest month seen turns the year: a line a little out
+    /// of order around a month's end (buffered writers) must not add a year.
+    fn of(&mut self, month: u32, day: u32) -> i32 {
+        use chrono::Datelike;
+        let year = self.year.get_or_insert_with(|| {
+            let today = chrono::Utc::now().date_naive();
+            today.year() - i32::from((month, day) > (today.month(), today.day()))
+        });
+        if self.month > 0 && month + 1 < self.month {
+            *year += 1;
+            self.month = month;
+        } else {
+            self.month = self.month.max(month);
+        }
+        *year
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
 /// True if `line` looks like syslog (used to recognise the format).
 pub fn looks_like(line: &str) -> bool {
     patterns().header.is_match(line)
 }
 
 /// Parses one line; `Err` is the reject reason for a line that is not syslog at all.
-pub fn parse(line: &str, year: i32) -> Result<Line, String> {
+pub fn parse(line: &str, years: &mut Years) -> Result<Line, String> {
     let p = patterns();
     let caps = p.header.captures(line).ok_or("not a syslog line")?;
     let ts = &caps["ts"];
     let ts = if ts.as_bytes()[0].is_ascii_digit() {
         ts.to_string()
     } else {
+        let month = MONTHS
+            .iter()
+            .position(|m| ts.starts_with(m))
+            .ok_or_else(|| format!("bad syslog month in {ts:?}"))?;
+        let day = ts[4..6].trim().parse().unwrap_or(1);
+        let year = years.of(month as u32 + 1, day);
         let naive =
             chrono::NaiveDateTime::parse_from_str(&format!("{year} {ts}"), "%Y %b %e %H:%M:%S")
                 .map_err(|e| format!("bad syslog time {ts:?}: {e}"))?;
@@ -132,7 +181,7 @@ mod tests {
     use super::*;
 
     fn event(line: &str) -> RawRow<'static> {
-        match parse(line, 2025) {
+        match parse(line, &mut Years::starting(Some(2025))) {
             Ok(Line::Event(r)) => *r,
             _ => panic!("not an event: {line}"),
         }
@@ -155,9 +204,67 @@ mod tests {
         );
         assert_eq!(r.get(Field::EventType), Some("sudo"));
         assert!(matches!(
-            parse("Mar  3 10:01:02 web1 CRON[1]: session opened", 2025),
+            parse(
+                "Mar  3 10:01:02 web1 CRON[1]: session opened",
+                &mut Years::starting(Some(2025))
+            ),
             Ok(Line::Other)
         ));
-        assert!(parse("garbage", 2025).is_err());
+        assert!(parse("garbage", &mut Years::starting(Some(2025))).is_err());
+    }
+
+    /// A log that runs over New Year files January in the next year; a line slightly out of order
+    /// at a month's end does not.
+    #[test]
+    fn year_turns_when_the_month_goes_back() {
+        let mut years = Years::starting(Some(2025));
+        let stamps: Vec<String> = [
+            "Nov 30 23:59:59",
+            "Dec  1 00:00:01",
+            "Nov 30 23:59:58",
+            "Dec 31 23:59:59",
+            "Jan  1 00:00:00",
+            "Mar  3 10:00:00",
+        ]
+        .iter()
+        .map(|ts| {
+            let line =
+                format!("{ts} web1 sshd[1]: Accepted publickey for a from 192.0.2.1 port 1 ssh2");
+            match parse(&line, &mut years) {
+                Ok(Line::Event(r)) => r.get(Field::Timestamp).unwrap_or_default().to_string(),
+                _ => panic!("not an event: {line}"),
+            }
+        })
+        .collect();
+        assert_eq!(
+            stamps,
+            [
+                "2025-11-30 23:59:59",
+                "2025-12-01 00:00:01",
+                "2025-11-30 23:59:58",
+                "2025-12-31 23:59:59",
+                "2026-01-01 00:00:00",
+                "2026-03-03 10:00:00",
+            ]
+        );
+    }
+
+    /// Without `--syslog-year`, a stamp is placed in the latest year that keeps it in the past:
+    /// yesterday's date is this year's, tomorrow's is last year's (around New Year the two fall
+    /// in different years, so those cases are left out).
+    #[test]
+    fn inferred_year_never_puts_a_stamp_in_the_future() {
+        use chrono::Datelike;
+        let today = chrono::Utc::now().date_naive();
+        let yesterday = today - chrono::Days::new(1);
+        if yesterday.year() == today.year() {
+            let got = Years::starting(None).of(yesterday.month(), yesterday.day());
+            assert_eq!(got, today.year(), "{yesterday}");
+        }
+        let tomorrow = today + chrono::Days::new(1);
+        if tomorrow.year() == today.year() {
+            let got = Years::starting(None).of(tomorrow.month(), tomorrow.day());
+            assert_eq!(got, today.year() - 1, "{tomorrow}");
+        }
     }
 }

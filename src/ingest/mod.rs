@@ -63,7 +63,9 @@ pub struct ReadOptions {
     pub time: TimeParser,
     pub source: Option<Format>,
     pub profile: Option<Profile>,
-    pub syslog_year: i32,
+    /// Year of the first classic syslog stamp of each file; `None`: the latest year that does not
+    /// put it in the future.
+    pub syslog_year: Option<i32>,
     pub cloudtrail: Profile,
     pub okta: Profile,
 }
@@ -73,7 +75,7 @@ impl ReadOptions {
         time: TimeParser,
         source: Option<Format>,
         profile: Option<Profile>,
-        syslog_year: i32,
+        syslog_year: Option<i32>,
     ) -> Result<Self> {
         let builtin = |name: &str| {
             profile::builtin(name).ok_or_else(|| crate::Error::Argument {

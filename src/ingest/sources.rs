@@ -111,12 +111,13 @@ pub fn read_profile_csv(reader: Box<dyn BufRead + Send>, profile: &Profile, sink
 }
 
 /// syslog lines; lines of other programs are counted as ignored, not rejected.
-pub fn read_authlog(reader: Box<dyn BufRead + Send>, year: i32, sink: &mut Sink) {
+pub fn read_authlog(reader: Box<dyn BufRead + Send>, year: Option<i32>, sink: &mut Sink) {
+    let mut years = authlog::Years::starting(year);
     for_each_line(reader, sink, |sink, line, text| {
         let Ok(s) = std::str::from_utf8(text) else {
             return sink.reject(line, "invalid UTF-8".into(), text, false);
         };
-        match authlog::parse(s, year) {
+        match authlog::parse(s, &mut years) {
             Ok(Line::Event(row)) => sink.row(line, &row, || text.to_vec()),
             Ok(Line::Other) => sink.ignore(),
             Err(reason) => sink.reject(line, reason, text, false),
