@@ -32,6 +32,22 @@ fn assert_benign_quiet(
     );
 }
 
+/// The abused key's row names both halves of the story: tokens the issuer never issued, and a
+/// custodian who had left (the key's use after the departure and the key still being active).
+fn assert_insider_reasons(row: &std::collections::HashMap<String, String>, context: &str) {
+    for code in [
+        "never_issued_tokens",
+        "used_after_owner_left",
+        "departed_custodian_key_active",
+    ] {
+        assert!(
+            row["reasons"].contains(code),
+            "{context}: {code} missing from {}",
+            row["reasons"]
+        );
+    }
+}
+
 #[test]
 fn sample_logs_put_the_departed_custodians_key_first() {
     let dir = tmp();
@@ -45,11 +61,7 @@ fn sample_logs_put_the_departed_custodians_key_first() {
         "{rows:#?}"
     );
     assert_eq!(rows[0]["severity"], "critical");
-    assert!(
-        rows[0]["reasons"].contains("used_after_owner_left"),
-        "{}",
-        rows[0]["reasons"]
-    );
+    assert_insider_reasons(&rows[0], "sample_logs");
     assert_benign_quiet(&rows, &truth);
     assert!(
         out_dir.join("charts").read_dir().unwrap().count() >= 1,
@@ -71,6 +83,7 @@ fn generated_seeds_rank_the_abused_key_first() {
             Some(1),
             "seed {seed}: {rows:#?}"
         );
+        assert_insider_reasons(&rows[0], &format!("seed {seed}"));
         assert_benign_quiet(&rows, &truth);
     }
 }
@@ -93,6 +106,7 @@ fn abuse_is_ranked_first_from_its_first_day() {
         truth["abused_key"].as_str().unwrap(),
         "{rows:#?}"
     );
+    assert_insider_reasons(&rows[0], &format!("export cut at {cut}"));
     // And before it begins, the key has nothing to show beyond the unrevoked-key hygiene finding.
     let rows = analyze_ok(
         &dir.path().join("before"),
