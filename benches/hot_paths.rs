@@ -75,7 +75,7 @@ fn parse_timestamp(s: &str) -> i64 {
 }
 
 fn options() -> ReadOptions {
-    ReadOptions::new(time(), None, None, 2025).expect("built-in profiles")
+    ReadOptions::new(time(), None, None, Some(2025)).expect("built-in profiles")
 }
 
 fn read_one(path: PathBuf) -> usize {
@@ -100,6 +100,89 @@ fn read_csv_gateway(b: divan::Bencher) {
 #[divan::bench]
 fn read_jsonl_issuance(b: divan::Bencher) {
     let path = fixture().root.join("auth/token-issuance.jsonl");
+    b.counter(divan::counter::BytesCount::new(
+        std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+    ))
+    .bench(|| read_one(path.clone()));
+}
+
+/// 20,000 records of each vendor format, written once: CloudTrail as delivered (one
+/// `{"Records": [...]}` file), Okta System Log as JSON lines, and a Linux auth log.
+fn vendor_files() -> &'static (tempfile::TempDir, [PathBuf; 3]) {
+    static F: OnceLock<(tempfile::TempDir, [PathBuf; 3])> = OnceLock::new();
+    F.get_or_init(|| {
+        use serde_json::json;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let n = 20_000;
+        let records: Vec<_> = (0..n)
+            .map(|i| {
+                json!({
+                    "eventVersion": "1.08",
+                    "userIdentity": {"type": "IAMUser", "principalId": "AIDA000",
+                        "arn": format!("arn:aws:iam::123456789012:user/u{}", i % 50),
+                        "accountId": "123456789012", "accessKeyId": format!("AKIA{:012}", i % 80),
+                        "userName": format!("u{}", i % 50)},
+                    "eventTime": format!("2025-03-{:02}T{:02}:{:02}:00Z", 1 + i % 28, i % 24, i % 60),
+                    "eventSource": "s3.amazonaws.com", "eventName": "GetObject", "awsRegion": "us-east-1",
+                    "sourceIPAddress": format!("198.51.100.{}", i % 250), "userAgent": "aws-cli/2.15.0",
+                    "requestParameters": {"bucketName": "customers", "key": format!("C{i:08}")},
+                    "responseElements": null, "eventType": "AwsApiCall"
+                })
+            })
+            .collect();
+        let okta: Vec<String> = (0..n)
+            .map(|i| {
+                json!({
+                    "uuid": format!("e{i}"), "published": format!("2025-03-{:02}T{:02}:00:00.000Z", 1 + i % 28, i % 24),
+                    "eventType": "user.session.start", "version": "0", "severity": "INFO",
+                    "actor": {"id": format!("00u{}", i % 300), "type": "User",
+                              "alternateId": format!("user{}@example.com", i % 300)},
+                    "client": {"ipAddress": format!("203.0.113.{}", i % 250),
+                               "userAgent": {"rawUserAgent": "Mozilla/5.0"}},
+                    "outcome": {"result": if i % 20 == 0 { "FAILURE" } else { "SUCCESS" }},
+                    "target": [], "authenticationContext": {"credentialType": "PASSWORD"}
+                })
+                .to_string()
+            })
+            .collect();
+        let auth: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    "Mar {:2} {:02}:{:02}:07 web{} sshd[{i}]: Accepted publickey for u{} from 192.0.2.{} port 5{:04} ssh2",
+                    1 + i % 28, i % 24, i % 60, i % 8, i % 40, i % 250, i % 10_000
+                )
+            })
+            .collect();
+        let paths = [
+            dir.path().join("cloudtrail.json"),
+            dir.path().join("okta.jsonl"),
+            dir.path().join("auth.log"),
+        ];
+        let texts = [
+            json!({ "Records": records }).to_string(),
+            okta.join("\n"),
+            auth.join("\n"),
+        ];
+        for (path, text) in paths.iter().zip(texts) {
+            std::fs::write(path, text).expect("write vendor fixture");
+        }
+        (dir, paths)
+    })
+}
+
+#[divan::bench(args = ["cloudtrail", "okta", "authlog"])]
+fn read_vendor_format(b: divan::Bencher, name: &str) {
+    let index = ["cloudtrail", "okta", "authlog"]
+        .iter()
+        .position(|n| *n == name)
+        .unwrap_or(0);
+    let path = vendor_files().1[index].clone();
+    // Every record must parse, or this would time the reject path instead of the reader.
+    assert_eq!(
+        read_one(path.clone()),
+        20_000,
+        "{name} fixture did not parse"
+    );
     b.counter(divan::counter::BytesCount::new(
         std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
     ))
