@@ -98,6 +98,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         None => Vec::new(),
     };
     let ingested = ingest::read_events(&found, &read, plan.progress)?;
+    crate::memory::release_freed();
     clock.lap("ingest");
     if plan.timings {
         eprintln!(
@@ -138,6 +139,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             findings: f,
             limitations: l,
         } = detector.detect(&input)?;
+        crate::memory::release_freed();
         clock.lap(detector.name());
         findings.extend(f);
         limitations.extend(l);

@@ -17,6 +17,7 @@ pub mod frame;
 pub mod generate;
 pub mod ingest;
 pub mod inspect;
+pub mod memory;
 pub mod normalize;
 pub mod rank;
 pub mod report;
