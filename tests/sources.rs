@@ -371,3 +371,37 @@ fn inspect_reports_formats_fill_rates_and_unknown_files() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// A log tree as exported: `current` links to a dated folder that is also there, a link points
+/// back up the tree, another points nowhere. Each file is read once, the loop is not followed,
+/// and the dangling link is counted as a reject rather than dropped.
+#[test]
+fn symlinked_folders_are_read_once_and_loops_are_not_followed() {
+    let dir = tmp();
+    let input = dir.path().join("export");
+    write(
+        &input.join("2025-06-01/access.csv"),
+        "timestamp,event_type,principal\n2025-06-01T10:00:00Z,login,E1\n2025-06-01T11:00:00Z,login,E2\n",
+    );
+    std::os::unix::fs::symlink("2025-06-01", input.join("current")).unwrap();
+    std::os::unix::fs::symlink("..", input.join("2025-06-01/up")).unwrap();
+    std::os::unix::fs::symlink("/no/such/file.csv", input.join("gone.csv")).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = analyze(&out_dir, &[input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = summary_md(&out_dir);
+    assert!(
+        summary.contains("2025-06-01/access.csv | csv | 2 | 2 | 0 |"),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("current/access.csv"),
+        "read twice: {summary}"
+    );
+    assert!(summary.contains("| total |  | 3 | 2 | 1 |"), "{summary}");
+    let rejects = read_csv(&out_dir.join("rejects.csv"));
+    assert!(
+        rejects.iter().any(|r| r["file"].ends_with("gone.csv")),
+        "{rejects:?}"
+    );
+}

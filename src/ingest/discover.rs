@@ -28,7 +28,7 @@ pub fn discover(inputs: &[PathBuf]) -> Result<Discovered> {
         })?;
         if meta.is_dir() {
             let mut files = Vec::new();
-            walk(input, &mut files)?;
+            walk(input, &mut files, &mut Vec::new())?;
             files.sort();
             for file in files {
                 classify(file, true, &mut found);
@@ -38,11 +38,24 @@ pub fn discover(inputs: &[PathBuf]) -> Result<Discovered> {
         }
     }
     found.events.sort();
-    found.events.dedup();
+    // One file reached by two names (`current -> 2025-06-01` beside `2025-06-01`) is read once,
+    // under the first name in sorted order; counting it twice would double every finding.
+    let mut canonical = std::collections::HashSet::new();
+    found
+        .events
+        .retain(|p| canonical.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
     Ok(found)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// `seen` holds the canonical paths of the directories being walked, so a symlink that points
+/// back up the tree (`loop -> ..`) is not followed around forever. Symlinked directories are
+/// followed otherwise: exports often link `current` to a dated folder.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut Vec<PathBuf>) -> Result<()> {
+    let canonical = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+    if seen.contains(&canonical) {
+        return Ok(());
+    }
+    seen.push(canonical);
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
@@ -51,13 +64,21 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         if hidden {
             continue;
         }
-        let kind = entry.file_type().map_err(|e| Error::io(&path, e))?;
-        if kind.is_dir() {
-            walk(&path, out)?;
-        } else if kind.is_file() || kind.is_symlink() {
+        // Follows a symlink to what it points at; a dangling one stays a file and is reported
+        // as unreadable when opened, so it is counted, not silently dropped.
+        let is_dir = std::fs::metadata(&path).is_ok_and(|m| m.is_dir());
+        if is_dir {
+            walk(&path, out, seen)?;
+        } else if entry
+            .file_type()
+            .map_err(|e| Error::io(&path, e))?
+            .is_file()
+            || path.is_symlink()
+        {
             out.push(path);
         }
     }
+    seen.pop();
     Ok(())
 }
 
