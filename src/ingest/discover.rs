@@ -64,18 +64,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut Vec<PathBuf>) -> Result<(
         if hidden {
             continue;
         }
-        // Follows a symlink to what it points at; a dangling one stays a file and is reported
-        // as unreadable when opened, so it is counted, not silently dropped.
-        let is_dir = std::fs::metadata(&path).is_ok_and(|m| m.is_dir());
-        if is_dir {
-            walk(&path, out, seen)?;
-        } else if entry
-            .file_type()
-            .map_err(|e| Error::io(&path, e))?
-            .is_file()
-            || path.is_symlink()
-        {
-            out.push(path);
+        // Symlinks are followed to what they point at. A dangling one is kept, to be reported as
+        // unreadable when opened (counted, not silently dropped); pipes, sockets and devices hold
+        // no log and opening a pipe would block the run.
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => walk(&path, out, seen)?,
+            Ok(m) if m.is_file() => out.push(path),
+            Ok(_) => {}
+            Err(_) => out.push(path),
         }
     }
     seen.pop();
