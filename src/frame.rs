@@ -47,24 +47,41 @@ pub fn pack(high: Expr, low: Expr) -> Expr {
     high.cast(DataType::UInt64) * lit(1u64 << 32) + low.cast(DataType::UInt64)
 }
 
-/// `key`'s dictionary code and the `ms`-wide period of `ts`, packed; periods are counted from
-/// year 0 (ingest refuses earlier instants), so they are non-negative and fit in 32 bits.
-pub fn key_and_period(key: &str, ms: i64) -> Expr {
-    use crate::normalize::schema::{TS_MIN, col as c};
-    pack(col(key).to_physical(), (col(c::TS) - lit(TS_MIN)) / lit(ms))
-}
-
-/// The period (since the epoch, as [`ts_bucket`] counts) in a [`key_and_period`] value.
-pub fn period_of(packed: u64, ms: i64) -> i64 {
-    (packed & u64::from(u32::MAX)) as i64 + crate::normalize::schema::TS_MIN / ms
-}
-
 /// UTC days since the epoch. Computed where needed rather than stored: 8 bytes a row saved in
 /// the event frame.
 pub fn day() -> Expr {
     use crate::normalize::schema::{DAY_MS, col as c};
     ts_bucket(DAY_MS).alias(c::DAY)
 }
+
+/// The process-wide dictionary behind [`cat_dtype`], to turn codes read with [`codes`] back
+/// into strings.
+pub fn dictionary() -> Arc<CategoricalMapping> {
+    Categories::global().mapping()
+}
+
+/// A categorical column's dictionary codes as one flat vector, nulls as [`NULL`]: detectors that
+/// count per entity in plain Rust index these directly instead of going through chunks.
+pub fn codes(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
+    let column = df.column(name).stage("reading codes")?;
+    let physical = column.cat32().stage("reading codes")?.physical();
+    let mut out = Vec::with_capacity(physical.len());
+    for arr in physical.downcast_iter() {
+        match arr.validity().filter(|v| v.unset_bits() > 0) {
+            None => out.extend_from_slice(arr.values()),
+            Some(valid) => out.extend(
+                arr.values()
+                    .iter()
+                    .zip(valid.iter())
+                    .map(|(&c, ok)| if ok { c } else { NULL }),
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// The code [`codes`] gives a null.
+pub const NULL: u32 = u32::MAX;
 
 pub fn strs(df: &DataFrame, name: &str) -> Result<Vec<String>> {
     let column = df.column(name).stage("reading results")?;
@@ -111,30 +128,21 @@ mod tests {
     use super::*;
     use crate::normalize::schema::{DAY_MS, HOUR_MS, TS_MAX, TS_MIN, col as c};
 
-    /// A packed period reads back as the floor-division bucket, before and after 1970 and at the
-    /// ends of the accepted range.
+    /// Buckets are floor divisions, before and after 1970 and at the ends of the accepted range.
     #[test]
-    fn packed_periods_read_back_as_buckets() {
+    fn buckets_floor_before_and_after_1970() {
         let ts = vec![TS_MIN, -1, 0, 1_735_700_400_000, TS_MAX];
-        let keys = key_column(c::PRINCIPAL, vec!["a".into(); ts.len()]).expect("keys");
-        let df =
-            DataFrame::new_infer_height(vec![Column::new(c::TS.into(), ts), keys]).expect("frame");
+        let df = DataFrame::new_infer_height(vec![Column::new(c::TS.into(), ts.clone())])
+            .expect("frame");
         for ms in [DAY_MS, HOUR_MS] {
             let out = df
                 .clone()
                 .lazy()
-                .select([
-                    key_and_period(c::PRINCIPAL, ms).alias("p"),
-                    ts_bucket(ms).alias("b"),
-                ])
+                .select([ts_bucket(ms).alias("b")])
                 .collect()
                 .expect("query");
-            let packed = u64s(&out, "p").expect("packed");
-            let buckets = i64s(&out, "b").expect("buckets");
-            for (p, b) in packed.iter().zip(&buckets) {
-                assert_eq!(period_of(*p, ms), *b);
-            }
-            assert!(packed.iter().all(|p| p >> 32 == packed[0] >> 32));
+            let expected: Vec<i64> = ts.iter().map(|t| t.div_euclid(ms)).collect();
+            assert_eq!(i64s(&out, "b").expect("buckets"), expected);
         }
     }
 }

@@ -11,16 +11,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use hashbrown::HashSet;
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use super::activity::top_values;
+use super::reach::{AccessRows, Profile, Walk};
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
 use crate::error::{FrameContext, Result};
-use crate::frame::{account, day, key_and_period, key_column, key_series, period_of, strs, u64s};
-use crate::normalize::columns::{account_number, is_internal, network_of};
-use crate::normalize::schema::{DAY_MS, HOUR_MS, col as c};
+use crate::frame::{codes, dictionary, key_column};
+use crate::normalize::columns::{is_internal, network_of};
+use crate::normalize::schema::{DAY_MS, col as c};
 
 pub struct Enumeration;
 
@@ -40,6 +43,10 @@ const LOW_SLOW_SHARE: f64 = 0.05;
 const WALK_MAX_STEP: i64 = 3;
 const WALK_MAX_GAP_MS: i64 = 6 * 3_600_000;
 const WALK_MIN_STEPS: u64 = 20;
+const WALK: Walk = Walk {
+    max_step: WALK_MAX_STEP,
+    max_gap_ms: WALK_MAX_GAP_MS,
+};
 
 /// Medians of a peer group.
 #[derive(Debug, Default, Clone, Copy)]
@@ -49,27 +56,6 @@ struct Peers {
     new_ratio: f64,
 }
 
-/// What one entity did, in the numbers the questions need.
-#[derive(Debug, Default)]
-struct Profile {
-    events: u64,
-    total: u64,
-    sum_daily: u64,
-    active_days: u64,
-    days: Vec<(i64, u64)>,
-    walk_steps: u64,
-    /// Most distinct accounts in any single UTC hour.
-    peak_hour: u64,
-    others: u64,
-}
-
-impl Profile {
-    /// Distinct accounts over the export ÷ sum of daily distinct accounts.
-    fn new_ratio(&self) -> f64 {
-        self.total as f64 / self.sum_daily.max(1) as f64
-    }
-}
-
 impl Detector for Enumeration {
     fn name(&self) -> &'static str {
         NAME
@@ -77,33 +63,8 @@ impl Detector for Enumeration {
 
     fn detect(&self, input: &DetectInput) -> Result<Detection> {
         let mut out = Detection::default();
-        // Materialised once with only the columns used: every question below scans it several
-        // times, and re-filtering the whole event table each time cost more than the questions.
-        let access = input.events.clone().lazy().filter(
-            col(c::EVENT_TYPE)
-                .eq(lit("access"))
-                .and(col(c::TARGET).is_not_null()),
-        );
-        let numbers = account_numbers(access.clone())?;
-        let access = access
-            .select([
-                col(c::TS),
-                col(c::CREDENTIAL),
-                col(c::PRINCIPAL),
-                col(c::SOURCE_IP),
-                col(c::NETWORK),
-                col(c::TARGET),
-            ])
-            .left_join(numbers.lazy(), col(c::TARGET), col(c::TARGET))
-            // Sorted once, here: the walk question needs time order per entity, and filters keep
-            // it, so no entity kind has to sort millions of rows again.
-            .sort_by_exprs(
-                [col(c::TS), col(c::TARGET_NUM)],
-                SortMultipleOptions::default(),
-            )
-            .collect()
-            .stage("access events")?;
-        if access.height() == 0 {
+        let rows = AccessRows::new(input.events)?;
+        if rows.is_empty() {
             out.limitations.push(super::Limitation {
                 detector: NAME,
                 note:
@@ -112,8 +73,7 @@ impl Detector for Enumeration {
             });
             return Ok(out);
         }
-        let access = access.lazy();
-        let customers = customer_principals(access.clone())?;
+        let customers = customer_principals(input.events, &rows)?;
         let base = customers.len().max(1) as f64;
         let mut flagged_networks = BTreeSet::new();
         for kind in [
@@ -122,7 +82,7 @@ impl Detector for Enumeration {
             EntityKind::Network,
             EntityKind::SourceIp,
         ] {
-            let profiles = profiles(access.clone(), kind.column(), kind == EntityKind::Principal)?;
+            let profiles = rows.profiles(input.events, kind.column(), WALK, WALK_MIN_STEPS)?;
             let mut groups: BTreeMap<String, (Vec<u64>, Vec<u64>)> = BTreeMap::new();
             for (id, p) in &profiles {
                 let g = groups
@@ -168,6 +128,12 @@ impl Detector for Enumeration {
                 out.findings.extend(found);
             }
         }
+        drop(rows);
+        let access = input.events.clone().lazy().filter(
+            col(c::EVENT_TYPE)
+                .eq(lit("access"))
+                .and(col(c::TARGET).is_not_null()),
+        );
         link_related(access, &mut out.findings)?;
         Ok(out)
     }
@@ -208,164 +174,21 @@ fn link_related(access: LazyFrame, findings: &mut [Finding]) -> Result<()> {
     Ok(())
 }
 
-/// The number in each distinct account id (`C00001234` → 1234), worked out once per account
-/// rather than stored on every event.
-fn account_numbers(access: LazyFrame) -> Result<DataFrame> {
-    let targets = access
-        .select([col(c::TARGET)])
-        .unique(None, UniqueKeepStrategy::Any)
-        .collect()
-        .stage("distinct accounts")?;
-    let names = strs(&targets, c::TARGET)?;
-    let numbers: Vec<Option<i64>> = names.iter().map(|a| account_number(a)).collect();
-    DataFrame::new_infer_height(vec![
-        key_column(c::TARGET, names)?,
-        Column::new(c::TARGET_NUM.into(), numbers),
-    ])
-    .stage("account numbers")
-}
-
-/// Principals that are themselves customer accounts (token subjects).
-fn customer_principals(access: LazyFrame) -> Result<BTreeSet<String>> {
-    let targets = access
-        .clone()
-        .select([col(c::TARGET)])
-        .unique(None, UniqueKeepStrategy::Any);
-    let df = access
-        .select([col(c::PRINCIPAL)])
-        .filter(col(c::PRINCIPAL).is_not_null())
-        .unique(None, UniqueKeepStrategy::Any)
-        .semi_join(targets, col(c::PRINCIPAL), col(c::TARGET))
-        .collect()
-        .stage("customer principals")?;
-    Ok(strs(&df, c::PRINCIPAL)?.into_iter().collect())
-}
-
-fn profiles(access: LazyFrame, key: &str, principals: bool) -> Result<BTreeMap<String, Profile>> {
-    let rows = access.filter(col(key).is_not_null());
-    let mut out: BTreeMap<String, Profile> = BTreeMap::new();
-    // Per entity: reach, events, active days, and the sum of daily reach as the number of
-    // distinct (day, account) pairs (day and account code in one integer), all in one pass.
-    let day_account =
-        account().cast(DataType::UInt64) + day().cast(DataType::UInt64) * lit(1u64 << 32);
-    let totals = rows
-        .clone()
-        .group_by([col(key)])
-        .agg([
-            account().n_unique().cast(DataType::UInt64).alias("t"),
-            day_account.n_unique().cast(DataType::UInt64).alias("sd"),
-            day().n_unique().cast(DataType::UInt64).alias("ad"),
-            len().cast(DataType::UInt64).alias("n"),
-        ])
-        .collect()
-        .stage("total reach")?;
-    let columns = (
-        u64s(&totals, "t")?,
-        u64s(&totals, "sd")?,
-        u64s(&totals, "ad")?,
-        u64s(&totals, "n")?,
-    );
-    for (i, k) in strs(&totals, key)?.into_iter().enumerate() {
-        let p = out.entry(k).or_default();
-        (p.total, p.sum_daily, p.active_days, p.events) =
-            (columns.0[i], columns.1[i], columns.2[i], columns.3[i]);
-    }
-    // Day-by-day detail only where a finding is possible: every question needs at least
-    // WALK_MIN_STEPS accounts, and most entities (customers) touch one.
-    let busy: Vec<String> = out
-        .iter()
-        .filter(|(_, p)| p.total >= WALK_MIN_STEPS)
-        .map(|(k, _)| k.clone())
-        .collect();
-    let busy = key_series("busy", busy)?;
-    let all_rows = rows.clone();
-    // A filter, not a semi-join: it keeps the time order the walks rely on.
-    let rows = rows.filter(col(key).is_in(lit(busy).implode(false), false));
-    // Entity and day (and below, hour) packed in one integer key: see `frame::pack`.
-    let daily = rows
-        .clone()
-        .group_by([key_and_period(key, DAY_MS).alias("kd")])
-        .agg([
-            col(key).first(),
-            account().n_unique().cast(DataType::UInt64).alias("d"),
-        ])
-        .collect()
-        .stage("daily reach")?;
-    for ((k, kd), d) in strs(&daily, key)?
+/// Principals that are themselves customer accounts (token subjects): principal codes that also
+/// occur as a target.
+fn customer_principals(events: &DataFrame, rows: &AccessRows) -> Result<BTreeSet<String>> {
+    let accounts: HashSet<u32> = rows.account_codes().iter().copied().collect();
+    let mut principals: Vec<u32> = codes(events, c::PRINCIPAL)?
         .into_iter()
-        .zip(u64s(&daily, "kd")?)
-        .zip(u64s(&daily, "d")?)
-    {
-        out.entry(k)
-            .or_default()
-            .days
-            .push((period_of(kd, DAY_MS), d));
-    }
-    // Previous event of the same entity, in time order (the rows are sorted by time): a window
-    // shift is far cheaper than sorting by entity.
-    let step = col(c::TARGET_NUM)
-        - col(c::TARGET_NUM)
-            .shift(lit(1))
-            .over([col(key)])
-            .stage("walk window")?;
-    let gap = col(c::TS)
-        - col(c::TS)
-            .shift(lit(1))
-            .over([col(key)])
-            .stage("walk window")?;
-    let hourly = rows
-        .clone()
-        .group_by([key_and_period(key, HOUR_MS).alias("kh")])
-        .agg([
-            col(key).first(),
-            account().n_unique().cast(DataType::UInt64).alias("h"),
-        ])
-        .group_by([col(key)])
-        .agg([col("h").max().alias("peak")])
-        .collect()
-        .stage("hourly reach")?;
-    for (k, h) in strs(&hourly, key)?.into_iter().zip(u64s(&hourly, "peak")?) {
-        out.entry(k).or_default().peak_hour = h;
-    }
-    let walks = rows
-        .clone()
-        .filter(col(c::TARGET_NUM).is_not_null())
-        .select([
-            col(key),
-            col(c::TARGET),
-            step.alias("step"),
-            gap.alias("gap"),
-        ])
-        .filter(
-            col("step")
-                .gt_eq(lit(1))
-                .and(col("step").lt_eq(lit(WALK_MAX_STEP)))
-                .and(col("gap").lt_eq(lit(WALK_MAX_GAP_MS))),
-        )
-        .group_by([col(key)])
-        // Distinct accounts reached by a step: a job that re-runs the same list every night repeats
-        // its few accidental steps, a walk keeps reaching new accounts.
-        .agg([account().n_unique().cast(DataType::UInt64).alias("s")])
-        .collect()
-        .stage("sequential walks")?;
-    for (k, s) in strs(&walks, key)?.into_iter().zip(u64s(&walks, "s")?) {
-        out.entry(k).or_default().walk_steps = s;
-    }
-    if principals {
-        let others = all_rows
-            .filter(col(c::TARGET).neq(col(key)))
-            .group_by([col(key)])
-            .agg([account().n_unique().cast(DataType::UInt64).alias("o")])
-            .collect()
-            .stage("accounts other than own")?;
-        for (k, o) in strs(&others, key)?.into_iter().zip(u64s(&others, "o")?) {
-            out.entry(k).or_default().others = o;
-        }
-    }
-    for p in out.values_mut() {
-        p.days.sort_unstable();
-    }
-    Ok(out)
+        .filter(|p| accounts.contains(p))
+        .collect();
+    principals.par_sort_unstable();
+    principals.dedup();
+    let dict = dictionary();
+    Ok(principals
+        .into_iter()
+        .filter_map(|p| dict.cat_to_str(p).map(str::to_string))
+        .collect())
 }
 
 /// Peers: same department for employees, customers with customers, services with services,

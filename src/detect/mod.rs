@@ -9,6 +9,7 @@ pub mod enumeration;
 pub mod forged_tokens;
 pub mod key_lifecycle;
 pub mod offboarding;
+pub mod reach;
 
 use polars::prelude::DataFrame;
 use serde::Serialize;
