@@ -119,13 +119,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         .map(|p| p.display().to_string())
         .collect();
 
-    let input = DetectInput {
-        events: &events,
-        context: &context,
-        options: &plan.options,
-        time: &plan.time,
-        files: &files,
-    };
+    let input = DetectInput::new(&events, &context, &plan.options, &plan.time, &files);
     let mut findings = Vec::new();
     let mut limitations: Vec<Limitation> = derived
         .into_iter()
@@ -156,7 +150,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         .iter()
         .filter(|r| r.severity >= plan.min_level)
         .collect();
-    let charts = report::series::compute(&events, &shown, &plan.time)?;
+    let charts = report::series::compute(&input, &shown)?;
     let incidents = rank::incidents(&ranked);
     let coverage = ingest::coverage::coverage(&ingested.files);
     let data = report::ReportData {

@@ -204,9 +204,12 @@ pub fn top_values(
     {
         all.entry(k).or_default().push((v, n));
     }
-    for list in all.values_mut() {
-        list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        list.truncate(TOP_N);
-    }
+    all.values_mut().for_each(keep_top);
     Ok(all)
+}
+
+/// The most frequent values of a list of (value, count), deterministic: count desc, then value.
+pub fn keep_top(list: &mut Vec<(String, u64)>) {
+    list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    list.truncate(TOP_N);
 }

@@ -11,17 +11,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hashbrown::HashSet;
-use polars::prelude::*;
-use rayon::prelude::*;
+use polars::prelude::DataFrame;
 
-use super::activity::top_values;
+use super::activity::keep_top;
 use super::reach::{AccessRows, Profile, Walk};
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
-use crate::error::{FrameContext, Result};
-use crate::frame::{codes, dictionary, key_column};
+use crate::error::Result;
 use crate::normalize::columns::{is_internal, network_of};
 use crate::normalize::schema::{DAY_MS, col as c};
 
@@ -63,7 +60,7 @@ impl Detector for Enumeration {
 
     fn detect(&self, input: &DetectInput) -> Result<Detection> {
         let mut out = Detection::default();
-        let rows = AccessRows::new(input.events)?;
+        let rows = input.access_rows()?;
         if rows.is_empty() {
             out.limitations.push(super::Limitation {
                 detector: NAME,
@@ -73,16 +70,25 @@ impl Detector for Enumeration {
             });
             return Ok(out);
         }
-        let customers = customer_principals(input.events, &rows)?;
-        let base = customers.len().max(1) as f64;
-        let mut flagged_networks = BTreeSet::new();
-        for kind in [
+        let kinds = [
             EntityKind::Credential,
             EntityKind::Principal,
             EntityKind::Network,
             EntityKind::SourceIp,
-        ] {
-            let profiles = rows.profiles(input.events, kind.column(), WALK, WALK_MIN_STEPS)?;
+        ];
+        let mut all = Vec::new();
+        for kind in kinds {
+            all.push(rows.profiles(input.events, kind.column(), WALK, WALK_MIN_STEPS)?);
+        }
+        // Principals that are themselves customer accounts (token subjects).
+        let customers: BTreeSet<String> = all[1]
+            .iter()
+            .filter(|(_, p)| p.is_account)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let base = customers.len().max(1) as f64;
+        let mut flagged_networks = BTreeSet::new();
+        for (kind, profiles) in kinds.into_iter().zip(all) {
             let mut groups: BTreeMap<String, (Vec<u64>, Vec<u64>)> = BTreeMap::new();
             for (id, p) in &profiles {
                 let g = groups
@@ -128,20 +134,14 @@ impl Detector for Enumeration {
                 out.findings.extend(found);
             }
         }
-        drop(rows);
-        let access = input.events.clone().lazy().filter(
-            col(c::EVENT_TYPE)
-                .eq(lit("access"))
-                .and(col(c::TARGET).is_not_null()),
-        );
-        link_related(access, &mut out.findings)?;
+        link_related(input.events, rows, &mut out.findings)?;
         Ok(out)
     }
 }
 
 /// Names the addresses behind a flagged key, principal or network (and the principals behind a
 /// flagged address), so the ranking can group them into one incident.
-fn link_related(access: LazyFrame, findings: &mut [Finding]) -> Result<()> {
+fn link_related(events: &DataFrame, rows: &AccessRows, findings: &mut [Finding]) -> Result<()> {
     let mut flagged: BTreeMap<EntityKind, BTreeSet<String>> = BTreeMap::new();
     for f in findings.iter() {
         flagged
@@ -150,20 +150,14 @@ fn link_related(access: LazyFrame, findings: &mut [Finding]) -> Result<()> {
             .insert(f.entity.id.clone());
     }
     for (kind, ids) in flagged {
-        let key = kind.column();
         let (other, other_kind) = match kind {
             EntityKind::SourceIp => (c::PRINCIPAL, EntityKind::Principal),
             _ => (c::SOURCE_IP, EntityKind::SourceIp),
         };
-        let table = DataFrame::new_infer_height(vec![key_column(
-            key,
-            ids.into_iter().collect::<Vec<_>>(),
-        )?])
-        .stage("flagged entities")?;
-        let rows = access.clone().semi_join(table.lazy(), col(key), col(key));
-        let tops = top_values(rows, key, other)?;
+        let mut tops = rows.counts_with(events, kind.column(), &ids, other)?;
         for f in findings.iter_mut().filter(|f| f.entity.kind == kind) {
-            if let Some(top) = tops.get(&f.entity.id) {
+            if let Some(top) = tops.get_mut(&f.entity.id) {
+                keep_top(top);
                 f.related = top
                     .iter()
                     .map(|(v, _)| Entity::new(other_kind, v.clone()))
@@ -172,23 +166,6 @@ fn link_related(access: LazyFrame, findings: &mut [Finding]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Principals that are themselves customer accounts (token subjects): principal codes that also
-/// occur as a target.
-fn customer_principals(events: &DataFrame, rows: &AccessRows) -> Result<BTreeSet<String>> {
-    let accounts: HashSet<u32> = rows.account_codes().iter().copied().collect();
-    let mut principals: Vec<u32> = codes(events, c::PRINCIPAL)?
-        .into_iter()
-        .filter(|p| accounts.contains(p))
-        .collect();
-    principals.par_sort_unstable();
-    principals.dedup();
-    let dict = dictionary();
-    Ok(principals
-        .into_iter()
-        .filter_map(|p| dict.cat_to_str(p).map(str::to_string))
-        .collect())
 }
 
 /// Peers: same department for employees, customers with customers, services with services,

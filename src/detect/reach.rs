@@ -8,9 +8,9 @@
 //! and one pass over each entity's rows, which are in time order, so a day or an hour is a run of
 //! consecutive rows and "distinct" is a stamp in a table indexed by account.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 use polars::prelude::*;
 use rayon::prelude::*;
 
@@ -37,6 +37,8 @@ pub struct Profile {
     pub peak_hour: u64,
     /// Distinct accounts other than the entity itself (a customer principal reading others).
     pub others: u64,
+    /// The entity's own id is also a target account (a customer as a token subject).
+    pub is_account: bool,
 }
 
 impl Profile {
@@ -140,10 +142,96 @@ impl AccessRows {
         walk: Walk,
         detail_from: u64,
     ) -> Result<BTreeMap<String, Profile>> {
+        let groups = self.group(events, key, None)?;
+        let accounts: HashSet<u32> = self.account_code.iter().copied().collect();
+        let work = Work {
+            rows: self,
+            groups: &groups,
+            walk,
+            detail_from,
+        };
+        let profiles = groups.each(self.account_code.len(), |e, stamps| {
+            let mut p = work.profile(e, stamps);
+            p.is_account = accounts.contains(&groups.codes[e]);
+            p
+        });
+        Ok(groups.named(profiles))
+    }
+
+    /// New accounts per UTC day for each value of `key` (or each of `only`): `(day, accounts
+    /// first touched that day)` in day order. The cumulative reach charts add these up.
+    pub fn first_days(
+        &self,
+        events: &DataFrame,
+        key: &str,
+        only: Option<&BTreeSet<String>>,
+    ) -> Result<BTreeMap<String, Vec<(i64, u64)>>> {
+        let dict = dictionary();
+        let wanted: Option<HashSet<u32>> =
+            only.map(|ids| ids.iter().filter_map(|id| dict.get_cat(id)).collect());
+        let groups = self.group(events, key, wanted.as_ref())?;
+        let firsts = groups.each(self.account_code.len(), |e, s| {
+            let positions = groups.rows(e);
+            s.reserve(positions.len());
+            let entity = s.next();
+            let mut out: Vec<(i64, u64)> = Vec::new();
+            for &pos in positions {
+                let a = self.account[pos as usize];
+                if s.mark(Table::Total, a, entity) {
+                    let day = self.ts[pos as usize].div_euclid(DAY_MS);
+                    match out.last_mut() {
+                        Some((d, n)) if *d == day => *n += 1,
+                        _ => out.push((day, 1)),
+                    }
+                }
+            }
+            out
+        });
+        Ok(groups.named(firsts))
+    }
+
+    /// How often each value of `other` occurs with each of `ids` in column `key`:
+    /// `id → [(value, rows)]`, unordered.
+    pub fn counts_with(
+        &self,
+        events: &DataFrame,
+        key: &str,
+        ids: &BTreeSet<String>,
+        other: &str,
+    ) -> Result<BTreeMap<String, Vec<(String, u64)>>> {
+        let dict = dictionary();
+        let wanted: HashSet<u32> = ids.iter().filter_map(|id| dict.get_cat(id)).collect();
+        let (keys, values) = (codes(events, key)?, codes(events, other)?);
+        let mut counts: HashMap<(u32, u32), u64> = HashMap::default();
+        for &r in &self.row {
+            let (k, v) = (keys[r as usize], values[r as usize]);
+            if v != NULL && wanted.contains(&k) {
+                *counts.entry((k, v)).or_default() += 1;
+            }
+        }
+        let mut out: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+        let name = |code| dict.cat_to_str(code).unwrap_or_default().to_string();
+        for ((k, v), n) in counts {
+            out.entry(name(k)).or_default().push((name(v), n));
+        }
+        Ok(out)
+    }
+
+    /// The sorted rows grouped by the value of the entity column `key` (only the `wanted` codes
+    /// if given), each group in time order (a stable counting sort over dense entity indices).
+    fn group(
+        &self,
+        events: &DataFrame,
+        key: &str,
+        wanted: Option<&HashSet<u32>>,
+    ) -> Result<Groups> {
         let column = codes(events, key)?;
-        let entity_of: Vec<u32> = self.row.iter().map(|&r| column[r as usize]).collect();
+        let keep = |code: u32| match wanted {
+            Some(w) if !w.contains(&code) => NULL,
+            _ => code,
+        };
+        let entity_of: Vec<u32> = self.row.iter().map(|&r| keep(column[r as usize])).collect();
         drop(column);
-        // Dense entity indices, then a stable counting sort: each entity's rows stay in time order.
         let mut dense: HashMap<u32, u32> = HashMap::default();
         let mut entity_code = Vec::new();
         let mut counts: Vec<u32> = Vec::new();
@@ -179,48 +267,58 @@ impl AccessRows {
                 fill[e as usize] += 1;
             }
         }
-        drop((entity, fill, counts));
+        Ok(Groups {
+            codes: entity_code,
+            starts,
+            order,
+        })
+    }
+}
 
-        let work = Work {
-            rows: self,
-            order: &order,
-            starts: &starts,
-            codes: &entity_code,
-            walk,
-            detail_from,
-        };
-        // A few chunks per thread: each chunk owns stamp tables as long as the account list.
-        let chunk = entity_code
-            .len()
-            .div_ceil(4 * rayon::current_num_threads())
-            .max(1);
-        let profiles: Vec<Profile> = (0..entity_code.len())
+/// Sorted-row positions grouped by entity.
+struct Groups {
+    /// Dictionary code of each dense entity index.
+    codes: Vec<u32>,
+    starts: Vec<usize>,
+    order: Vec<u32>,
+}
+
+impl Groups {
+    /// Positions of entity `e`'s rows, in time order.
+    fn rows(&self, e: usize) -> &[u32] {
+        &self.order[self.starts[e]..self.starts[e + 1]]
+    }
+
+    /// `f` for every entity, in parallel; a few chunks per thread, each with its own stamp tables
+    /// as long as the account list.
+    fn each<T: Send>(&self, accounts: usize, f: impl Fn(usize, &mut Stamps) -> T + Sync) -> Vec<T> {
+        let n = self.codes.len();
+        let chunk = n.div_ceil(4 * rayon::current_num_threads()).max(1);
+        (0..n)
             .collect::<Vec<_>>()
             .par_chunks(chunk)
             .flat_map_iter(|ids| {
-                let mut stamps = Stamps::new(self.account_code.len());
-                ids.iter()
-                    .map(|&e| work.profile(e, &mut stamps))
-                    .collect::<Vec<_>>()
+                let mut stamps = Stamps::new(accounts);
+                ids.iter().map(|&e| f(e, &mut stamps)).collect::<Vec<_>>()
             })
-            .collect();
+            .collect()
+    }
+
+    /// Per-entity results keyed by the entity's string.
+    fn named<T>(&self, values: Vec<T>) -> BTreeMap<String, T> {
         let dict = dictionary();
-        Ok(entity_code
+        self.codes
             .iter()
-            .zip(profiles)
-            .map(|(&code, p)| (dict.cat_to_str(code).unwrap_or_default().to_string(), p))
-            .collect())
+            .zip(values)
+            .map(|(&code, v)| (dict.cat_to_str(code).unwrap_or_default().to_string(), v))
+            .collect()
     }
 }
 
 /// One entity kind's rows grouped by entity, and what to count in them.
 struct Work<'a> {
     rows: &'a AccessRows,
-    /// Sorted-row positions, grouped by dense entity index, each group in time order.
-    order: &'a [u32],
-    starts: &'a [usize],
-    /// Dictionary code of each dense entity index.
-    codes: &'a [u32],
+    groups: &'a Groups,
     walk: Walk,
     detail_from: u64,
 }
@@ -228,8 +326,8 @@ struct Work<'a> {
 impl Work<'_> {
     fn profile(&self, e: usize, s: &mut Stamps) -> Profile {
         let rows = self.rows;
-        let own = self.codes[e];
-        let positions = &self.order[self.starts[e]..self.starts[e + 1]];
+        let own = self.groups.codes[e];
+        let positions = self.groups.rows(e);
         let mut p = Profile {
             events: positions.len() as u64,
             ..Profile::default()
@@ -444,6 +542,18 @@ mod tests {
         );
         assert_eq!(walker.days, vec![(1, 25)]);
         assert_eq!(walker.peak_hour, 25);
+        let only: BTreeSet<String> = ["walker".to_string()].into();
+        let firsts = access
+            .first_days(&events, c::PRINCIPAL, Some(&only))
+            .expect("first days");
+        assert_eq!(
+            firsts.into_iter().collect::<Vec<_>>(),
+            vec![("walker".to_string(), vec![(1, 25)])]
+        );
+        let firsts = access
+            .first_days(&events, c::PRINCIPAL, None)
+            .expect("first days");
+        assert_eq!(firsts["C0001"], vec![(0, 2)]);
     }
 
     /// Requests of one instant are taken in account-number order, so a walker whose log lines

@@ -1,14 +1,14 @@
 //! The numbers behind the charts, computed from the event frame with polars. Only the charted
 //! entities are aggregated, so this costs a few filtered group-bys, not another pass per entity.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Offset, TimeZone};
 use polars::prelude::*;
 
-use crate::detect::{Entity, EntityKind};
+use crate::detect::{DetectInput, Entity, EntityKind};
 use crate::error::{FrameContext, Result};
-use crate::frame::{account, day, i64s, key_series, pack, strs, u64s};
+use crate::frame::{account, day, i64s, key_series, u64s};
 use crate::normalize::TimeParser;
 use crate::normalize::schema::{DAY_MS, col as c};
 use crate::rank::Ranked;
@@ -51,30 +51,52 @@ pub struct ChartData {
     pub heatmap: Option<Heatmap>,
 }
 
-pub fn compute(events: &DataFrame, shown: &[&Ranked], time: &TimeParser) -> Result<ChartData> {
+pub fn compute(input: &DetectInput, shown: &[&Ranked]) -> Result<ChartData> {
+    let events = input.events;
     let mut data = ChartData::default();
     let charted: Vec<&Entity> = shown.iter().take(CHARTED).map(|r| &r.entity).collect();
-    // One pass over the event table keeps the charted entities' rows; every per-entity query
-    // below then scans that small frame instead of the whole table.
+    // One pass over the event table keeps the charted entities' rows (and only the columns the
+    // charts read); every per-entity query below then scans that small frame.
     let mine = charted_rows(events, &charted)?;
+    // New accounts per day: over every entity of the top entity's kind (its peers' envelope),
+    // over the charted ones only for the other kinds.
+    let top_kind = shown.first().map(|r| r.entity.kind);
+    let mut firsts: BTreeMap<EntityKind, BTreeMap<String, Vec<(i64, u64)>>> = BTreeMap::new();
+    for kind in charted.iter().map(|e| e.kind).chain(top_kind) {
+        if firsts.contains_key(&kind) {
+            continue;
+        }
+        let only: BTreeSet<String> = charted
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.id.clone())
+            .collect();
+        let only = (Some(kind) != top_kind).then_some(&only);
+        let access = input.access_rows()?;
+        firsts.insert(kind, access.first_days(events, kind.column(), only)?);
+    }
     for e in &charted {
-        data.series.push(entity_series(&mine, e)?);
+        let new = firsts.get(&e.kind).and_then(|m| m.get(&e.id)).cloned();
+        data.series
+            .push(entity_series(&mine, e, new.unwrap_or_default())?);
     }
     if let Some(top) = shown.first() {
-        data.envelope = envelope(events, top.entity.kind)?;
-        data.heatmap = Some(heatmap(&mine, &top.entity, time)?);
+        let peers = firsts.remove(&top.entity.kind).unwrap_or_default();
+        data.envelope = envelope(peers, top.entity.kind);
+        data.heatmap = Some(heatmap(&mine, &top.entity, input.time)?);
     }
     Ok(data)
 }
 
 fn charted_rows(events: &DataFrame, charted: &[&Entity]) -> Result<DataFrame> {
-    let mut keep = lit(false);
-    for kind in [
+    let kinds = [
         EntityKind::Credential,
         EntityKind::Principal,
         EntityKind::SourceIp,
         EntityKind::Network,
-    ] {
+    ];
+    let mut keep = lit(false);
+    for kind in kinds {
         let ids: Vec<String> = charted
             .iter()
             .filter(|e| e.kind == kind)
@@ -85,23 +107,23 @@ fn charted_rows(events: &DataFrame, charted: &[&Entity]) -> Result<DataFrame> {
             keep = keep.or(col(kind.column()).is_in(lit(ids).implode(false), false));
         }
     }
+    let columns = [c::TS, c::TARGET]
+        .into_iter()
+        .chain(kinds.map(EntityKind::column))
+        .map(col)
+        .collect::<Vec<_>>();
     events
         .clone()
         .lazy()
+        .select(columns)
         .filter(keep)
         .collect()
         .stage("charted entities")
 }
 
-fn access(events: &DataFrame) -> LazyFrame {
-    events.clone().lazy().filter(
-        col(c::EVENT_TYPE)
-            .eq(lit("access"))
-            .and(col(c::TARGET).is_not_null()),
-    )
-}
-
-fn entity_series(events: &DataFrame, e: &Entity) -> Result<EntitySeries> {
+/// Daily events and accounts of `e`, and its cumulative reach from `new` (accounts first touched
+/// per day).
+fn entity_series(events: &DataFrame, e: &Entity, new: Vec<(i64, u64)>) -> Result<EntitySeries> {
     let key = e.kind.column();
     let mine = events
         .clone()
@@ -127,38 +149,11 @@ fn entity_series(events: &DataFrame, e: &Entity) -> Result<EntitySeries> {
         .zip(u64s(&daily, "a")?)
         .map(|((d, n), a)| (d, n, a))
         .collect();
-    let firsts = first_days(access(events).filter(col(key).eq(lit(e.id.as_str()))), key)?;
-    let cumulative = firsts
-        .into_values()
-        .next()
-        .map(cumulate)
-        .unwrap_or_default();
     Ok(EntitySeries {
         entity: e.clone(),
         days,
-        cumulative,
+        cumulative: cumulate(new),
     })
-}
-
-/// New accounts per day per entity: `key → [(day, new accounts)]`.
-fn first_days(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Vec<(i64, u64)>>> {
-    let df = rows
-        .filter(col(key).is_not_null())
-        .group_by([pack(col(key).to_physical(), account()).alias("ka")])
-        .agg([col(key).first(), day().min().alias("first")])
-        .group_by([col(key), col("first")])
-        .agg([len().cast(DataType::UInt64).alias("new")])
-        .collect()
-        .stage("first days")?;
-    let mut out: BTreeMap<String, Vec<(i64, u64)>> = BTreeMap::new();
-    for ((k, d), n) in strs(&df, key)?
-        .into_iter()
-        .zip(i64s(&df, "first")?)
-        .zip(u64s(&df, "new")?)
-    {
-        out.entry(k).or_default().push((d, n));
-    }
-    Ok(out)
 }
 
 fn cumulate(mut new: Vec<(i64, u64)>) -> Vec<(i64, u64)> {
@@ -172,10 +167,11 @@ fn cumulate(mut new: Vec<(i64, u64)>) -> Vec<(i64, u64)> {
         .collect()
 }
 
-fn envelope(events: &DataFrame, kind: EntityKind) -> Result<Option<Envelope>> {
-    let all = first_days(access(events), kind.column())?;
+/// Percentiles of cumulative reach across `all` entities of one kind (`id → new accounts per
+/// day`), from an even sample by id when there are many.
+fn envelope(all: BTreeMap<String, Vec<(i64, u64)>>, kind: EntityKind) -> Option<Envelope> {
     if all.len() < 3 {
-        return Ok(None);
+        return None;
     }
     let step = all.len().div_ceil(ENVELOPE_PEERS);
     let picked: Vec<Vec<(i64, u64)>> = all.into_values().step_by(step).map(cumulate).collect();
@@ -215,11 +211,11 @@ fn envelope(events: &DataFrame, kind: EntityKind) -> Result<Option<Envelope>> {
             (lo + i as i64, q(0.5), q(0.9), q(1.0))
         })
         .collect();
-    Ok(Some(Envelope {
+    Some(Envelope {
         kind,
         members: picked.len(),
         days,
-    }))
+    })
 }
 
 fn heatmap(events: &DataFrame, e: &Entity, time: &TimeParser) -> Result<Heatmap> {
