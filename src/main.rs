@@ -15,6 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     audithound::memory::keep_freed_pages();
+    audithound::memory::prefer_small_pages();
     let args = cli::Args::parse();
     // A panic is a bug, never a verdict: it must not leave exit code 0 or 1 for a scheduler to
     // misread, so it is mapped to 2 like any other error (the default hook has printed it).
