@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::DataFrame;
+use rayon::prelude::*;
 
 use super::activity::keep_top;
 use super::reach::{AccessRows, Profile, Walk};
@@ -76,10 +77,11 @@ impl Detector for Enumeration {
             EntityKind::Network,
             EntityKind::SourceIp,
         ];
-        let mut all = Vec::new();
-        for kind in kinds {
-            all.push(rows.profiles(input.events, kind.column(), WALK, WALK_MIN_STEPS)?);
-        }
+        // The kinds are independent, and each one's grouping step runs on one thread.
+        let all = kinds
+            .par_iter()
+            .map(|kind| rows.profiles(input.events, kind.column(), WALK, WALK_MIN_STEPS))
+            .collect::<Result<Vec<_>>>()?;
         // Principals that are themselves customer accounts (token subjects).
         let customers: BTreeSet<String> = all[1]
             .iter()
