@@ -79,7 +79,8 @@ fn missing_issuance_log_is_stated_not_silent() {
 }
 
 /// Keys outside their life: a key id the inventory does not know, a key used before its creation,
-/// and a token presented under another key than it was issued with.
+/// a token presented under another key than it was issued with, and one used days after it was
+/// issued.
 #[test]
 fn unknown_keys_early_keys_and_swapped_keys_are_flagged() {
     let dir = tmp();
@@ -88,7 +89,8 @@ fn unknown_keys_early_keys_and_swapped_keys_are_flagged() {
         &input.join("more.csv"),
         "timestamp,event_type,token_id,credential_id,principal,target_account,source_ip\n\
          2025-01-01T12:00:00Z,access,early,kid-new,C6,C6,100.64.0.6\n\
-         2025-01-07T10:00:00Z,access,t7,kid-ghost,C1,C1,100.64.0.1\n",
+         2025-01-07T10:00:00Z,access,t7,kid-ghost,C1,C1,100.64.0.1\n\
+         2025-01-06T10:00:00Z,access,t4,kid-new,C1,C1,100.64.0.1\n",
     );
     let out_dir = dir.path().join("out");
     let rows = analyze_ok(&out_dir, &[input.to_str().unwrap()]);
@@ -103,6 +105,10 @@ fn unknown_keys_early_keys_and_swapped_keys_are_flagged() {
     );
     assert!(
         reasons("kid-new").contains("key_used_before_created"),
+        "{rows:#?}"
+    );
+    assert!(
+        reasons("kid-new").contains("token_past_lifetime"),
         "{rows:#?}"
     );
 }
