@@ -16,6 +16,10 @@ use crate::error::{FrameContext, Result};
 pub struct EventColumns {
     ts: Vec<i64>,
     dict: FileDict,
+    /// Token ids apart: nearly every one is new, and in the shared table their millions of
+    /// entries pushed the few hundred thousand principals, addresses and accounts, looked up on
+    /// every row, out of the CPU cache.
+    token_dict: FileDict,
     /// In [`STRING_COLUMNS`] order.
     strings: [CodeColumn; 9],
     success: Vec<bool>,
@@ -33,6 +37,9 @@ pub struct EventColumns {
 
 /// Distinct strings a file's dictionary may hold before it is replaced (see `take_frame`).
 const MAX_FILE_STRINGS: usize = 2 << 20;
+
+/// Position of `token_id` in [`STRING_COLUMNS`].
+const TOKEN_COLUMN: usize = 3;
 
 /// The string columns, in frame order.
 const STRING_COLUMNS: [&str; 9] = [
@@ -62,6 +69,7 @@ impl EventColumns {
         EventColumns {
             ts: Vec::new(),
             dict: FileDict::default(),
+            token_dict: FileDict::default(),
             strings: STRING_COLUMNS.map(CodeColumn::new),
             success: Vec::new(),
             records_filled: 0,
@@ -147,7 +155,7 @@ impl EventColumns {
             event_type,
             who_code,
             credential.code(dict, row.get(Field::CredentialId))?,
-            token.code(dict, row.get(Field::TokenId))?,
+            token.code(&mut self.token_dict, row.get(Field::TokenId))?,
             ip_code,
             net_code,
             agent.code(dict, row.get(Field::UserAgent))?,
@@ -172,12 +180,13 @@ impl EventColumns {
     pub fn take_frame(&mut self) -> Result<DataFrame> {
         let mut columns = Vec::with_capacity(STRING_COLUMNS.len() + 4);
         columns.push(Column::new(col::TS.into(), refill(&mut self.ts)));
-        for column in &mut self.strings {
-            columns.push(
-                column
-                    .take_column(&mut self.dict)
-                    .stage("encoding strings")?,
-            );
+        for (i, column) in self.strings.iter_mut().enumerate() {
+            let dict = if i == TOKEN_COLUMN {
+                &mut self.token_dict
+            } else {
+                &mut self.dict
+            };
+            columns.push(column.take_column(dict).stage("encoding strings")?);
         }
         columns.push(Column::new(col::SUCCESS.into(), refill(&mut self.success)));
         columns.push(Column::new(col::FILE.into(), refill(&mut self.file)));
@@ -191,6 +200,10 @@ impl EventColumns {
             self.dict = FileDict::default();
             self.networks.clear();
             self.strings.iter_mut().for_each(CodeColumn::forget);
+        }
+        if self.token_dict.len() > self.max_strings {
+            self.token_dict = FileDict::default();
+            self.strings[TOKEN_COLUMN].forget();
         }
         DataFrame::new_infer_height(columns).stage("building the event frame")
     }
