@@ -50,10 +50,26 @@ pub struct Outcome {
     pub rejected: u64,
 }
 
-/// Wall-clock stopwatch for `--timings`.
+/// Wall-clock stopwatch for `--timings`, with the CPU time each stage used: CPU over wall says
+/// how many of the cores a stage kept busy.
 struct Stopwatch {
     on: bool,
     last: std::time::Instant,
+    cpu: f64,
+}
+
+/// User plus system CPU seconds of the process so far (0 where unavailable).
+fn cpu_seconds() -> f64 {
+    #[cfg(unix)]
+    {
+        // SAFETY: getrusage only writes the struct it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
+            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            return secs(usage.ru_utime) + secs(usage.ru_stime);
+        }
+    }
+    0.0
 }
 
 impl Stopwatch {
@@ -69,12 +85,15 @@ impl Stopwatch {
                     .map(|v| v.trim().to_string())
                     .unwrap_or_default()
             };
+            let cpu = cpu_seconds();
             eprintln!(
-                "timing: {what:<28} {:>8.3} s   rss {:>12}   peak {:>12}",
+                "timing: {what:<28} {:>8.3} s   cpu {:>7.3} s   rss {:>12}   peak {:>12}",
                 self.last.elapsed().as_secs_f64(),
+                cpu - self.cpu,
                 field("VmRSS:"),
                 field("VmHWM:")
             );
+            self.cpu = cpu;
         }
         self.last = std::time::Instant::now();
     }
@@ -84,6 +103,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     let mut clock = Stopwatch {
         on: plan.timings,
         last: std::time::Instant::now(),
+        cpu: cpu_seconds(),
     };
     let found = ingest::discover(&plan.inputs)?;
     if found.events.is_empty() {
