@@ -163,9 +163,18 @@ fn read_csv(reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
                 .collect();
         }
         let mut row = RawRow::default();
+        // One SIMD pass says the whole record is ASCII, so every field is valid UTF-8; checking
+        // field by field was 6 % of CSV ingest in `perf`.
+        let ascii = record.as_slice().is_ascii();
         for (value, field) in record.iter().zip(&fields) {
             let Some(field) = field else { continue };
-            match std::str::from_utf8(value) {
+            let text = if ascii {
+                // SAFETY: ASCII bytes are valid UTF-8, checked just above for the whole record.
+                Ok(unsafe { std::str::from_utf8_unchecked(value) })
+            } else {
+                std::str::from_utf8(value)
+            };
+            match text {
                 Ok(s) => row.set(*field, s),
                 Err(_) => return sink.reject(line, "invalid UTF-8".into(), &raw(), false),
             }
