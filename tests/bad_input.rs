@@ -95,7 +95,9 @@ fn malformed_lines_are_quarantined_and_totals_reconcile() {
         "timestamp,event_type,principal,extra\n1738368000000,access,E1,x\n1738368000000,access\n",
     );
     let mut bad_utf8 =
-        b"timestamp,event_type,principal\n1738368000,login,E2\n1738368000,login,".to_vec();
+        "timestamp,event_type,principal\n1738368000,login,E2\n1738368000,login,Zoë\n1738368000,login,"
+            .as_bytes()
+            .to_vec();
     bad_utf8.extend_from_slice(&[0xff, 0xfe, b'\n']);
     std::fs::write(input.join("c.csv"), bad_utf8).unwrap();
     // A gzip file cut in the middle.
@@ -125,7 +127,9 @@ fn malformed_lines_are_quarantined_and_totals_reconcile() {
     assert!(has("a.jsonl", "4", "JSON object"), "{rejects:?}");
     assert!(has("a.jsonl", "5", "outcome"), "{rejects:?}");
     assert!(has("b.csv", "3", "expected 4 columns"), "{rejects:?}");
-    assert!(has("c.csv", "3", "UTF-8"), "{rejects:?}");
+    // Non-ASCII UTF-8 is a value, not an error; only the broken bytes are quarantined.
+    assert!(has("c.csv", "4", "UTF-8"), "{rejects:?}");
+    assert!(!has("c.csv", "3", ""), "{rejects:?}");
     assert!(
         rejects.iter().any(|r| r["file"].ends_with("d.jsonl.gz")),
         "truncated gzip not reported: {rejects:?}"
