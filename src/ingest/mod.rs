@@ -16,13 +16,14 @@ pub mod sniff;
 mod sources;
 
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::{FrameContext, Result};
-use crate::normalize::{EventColumns, TimeParser};
+use crate::normalize::{Dictionaries, EventColumns, TimeParser};
 pub use discover::{Discovered, discover};
 pub use sniff::Format;
 
@@ -121,16 +122,25 @@ pub fn read_events(
         ProgressStyle::with_template("{spinner} reading {pos}/{len} files {wide_bar} {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    // Dictionaries go from one file to the next (see `Dictionaries`); there are as many as files
+    // read at once, and all are freed when the files are read.
+    let pool: Mutex<Vec<Dictionaries>> = Mutex::default();
     let results: Vec<readers::FileResult> = found
         .events
         .par_iter()
         .enumerate()
         .map(|(idx, path)| {
-            let out = readers::read_file(path, idx as u32, opts);
+            let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let mut dicts = taken.unwrap_or_default();
+            let out = readers::read_file(path, idx as u32, opts, &mut dicts);
+            pool.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(dicts);
             bar.inc(1);
             out
         })
         .collect();
+    drop(pool);
     bar.finish_and_clear();
 
     let mut frame: Option<DataFrame> = None;

@@ -9,16 +9,22 @@ use polars::prelude::DataFrame;
 
 use super::sniff::{self, Format};
 use super::{FileStats, ReadOptions, Reject, decompress, shorten, sources};
-use crate::normalize::{EventColumns, Field, RawRow, TimeParser};
+use crate::normalize::{Dictionaries, EventColumns, Field, RawRow, TimeParser};
 
 /// How much of a file the format detection looks at.
 const SNIFF_BYTES: usize = 64 * 1024;
 
-/// Reads one file completely. I/O failures part-way (a truncated `.gz`) become a reject at the line
-/// where reading stopped, so the records already read still count.
-pub fn read_file(path: &Path, file_idx: u32, opts: &ReadOptions) -> FileResult {
+/// Reads one file completely, coding its strings with `dicts` (and leaving them filled for the
+/// next file). I/O failures part-way (a truncated `.gz`) become a reject at the line where
+/// reading stopped, so the records already read still count.
+pub fn read_file(
+    path: &Path,
+    file_idx: u32,
+    opts: &ReadOptions,
+    dicts: &mut Dictionaries,
+) -> FileResult {
     let mut sink = Sink {
-        cols: EventColumns::new(),
+        cols: EventColumns::with_dictionaries(std::mem::take(dicts)),
         frames: Vec::new(),
         error: None,
         stats: FileStats {
@@ -66,6 +72,7 @@ pub fn read_file(path: &Path, file_idx: u32, opts: &ReadOptions) -> FileResult {
         Err(e) => sink.reject(0, format!("cannot open: {e}"), b"", false),
     }
     sink.flush();
+    *dicts = sink.cols.into_dictionaries();
     FileResult {
         frames: sink.frames,
         stats: sink.stats,

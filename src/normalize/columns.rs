@@ -15,11 +15,7 @@ use crate::error::{FrameContext, Result};
 /// integers instead of strings.
 pub struct EventColumns {
     ts: Vec<i64>,
-    dict: FileDict,
-    /// Token ids apart: nearly every one is new, and in the shared table their millions of
-    /// entries pushed the few hundred thousand principals, addresses and accounts, looked up on
-    /// every row, out of the CPU cache.
-    token_dict: FileDict,
+    dicts: Dictionaries,
     /// In [`STRING_COLUMNS`] order.
     strings: [CodeColumn; 9],
     success: Vec<bool>,
@@ -29,10 +25,23 @@ pub struct EventColumns {
     pub bytes_filled: u64,
     file: Vec<u32>,
     line: Vec<u64>,
-    /// The network code of each address code seen: an address is parsed once per file.
-    networks: Vec<Option<u32>>,
     /// See [`MAX_FILE_STRINGS`].
     max_strings: usize,
+}
+
+/// The dictionaries strings are coded with. A reader thread hands them from one file to the
+/// next (`ingest::read_events`): files of one export share most principals, addresses and
+/// accounts, which are then looked up in a warm table and placed in the process-wide dictionary
+/// once per thread instead of once per file.
+#[derive(Default)]
+pub struct Dictionaries {
+    dict: FileDict,
+    /// Token ids apart: nearly every one is new, and in the shared table their millions of
+    /// entries pushed the few hundred thousand principals, addresses and accounts, looked up on
+    /// every row, out of the CPU cache.
+    token_dict: FileDict,
+    /// The network code of each address code seen: an address is parsed once.
+    networks: Vec<Option<u32>>,
 }
 
 /// Distinct strings a file's dictionary may hold before it is replaced (see `take_frame`).
@@ -62,21 +71,32 @@ impl Default for EventColumns {
 
 impl EventColumns {
     pub fn new() -> Self {
-        EventColumns::with_string_limit(MAX_FILE_STRINGS)
+        EventColumns::with_dictionaries(Dictionaries::default())
+    }
+
+    /// Columns that code strings with `dicts`, which an earlier file may have filled.
+    pub fn with_dictionaries(dicts: Dictionaries) -> Self {
+        EventColumns {
+            dicts,
+            ..EventColumns::with_string_limit(MAX_FILE_STRINGS)
+        }
+    }
+
+    /// The dictionaries, for the next file.
+    pub fn into_dictionaries(self) -> Dictionaries {
+        self.dicts
     }
 
     fn with_string_limit(max_strings: usize) -> Self {
         EventColumns {
             ts: Vec::new(),
-            dict: FileDict::default(),
-            token_dict: FileDict::default(),
+            dicts: Dictionaries::default(),
             strings: STRING_COLUMNS.map(CodeColumn::new),
             success: Vec::new(),
             records_filled: 0,
             bytes_filled: 0,
             file: Vec::new(),
             line: Vec::new(),
-            networks: Vec::new(),
             max_strings,
         }
     }
@@ -110,7 +130,11 @@ impl EventColumns {
         let success = parse_outcome(row.get(Field::Outcome))?;
         let records = parse_count(row.get(Field::Records), "records")?;
         let bytes = parse_count(row.get(Field::Bytes), "bytes")?;
-        let dict = &mut self.dict;
+        let Dictionaries {
+            dict,
+            token_dict,
+            networks,
+        } = &mut self.dicts;
         let [
             et,
             principal,
@@ -129,16 +153,16 @@ impl EventColumns {
         };
         let ip = row.get(Field::SourceIp);
         let ip_code = source_ip.code(dict, ip)?;
-        let net_code = match (ip, self.networks.get(ip_code as usize)) {
+        let net_code = match (ip, networks.get(ip_code as usize)) {
             (None, _) => NULL,
             (Some(_), Some(Some(net))) => *net,
             (Some(ip), _) => {
                 let net = network.code(dict, network_of(ip).as_deref())?;
                 let i = ip_code as usize;
-                if self.networks.len() <= i {
-                    self.networks.resize(i + 1, None);
+                if networks.len() <= i {
+                    networks.resize(i + 1, None);
                 }
-                self.networks[i] = Some(net);
+                networks[i] = Some(net);
                 net
             }
         };
@@ -155,7 +179,7 @@ impl EventColumns {
             event_type,
             who_code,
             credential.code(dict, row.get(Field::CredentialId))?,
-            token.code(&mut self.token_dict, row.get(Field::TokenId))?,
+            token.code(token_dict, row.get(Field::TokenId))?,
             ip_code,
             net_code,
             agent.code(dict, row.get(Field::UserAgent))?,
@@ -182,9 +206,9 @@ impl EventColumns {
         columns.push(Column::new(col::TS.into(), refill(&mut self.ts)));
         for (i, column) in self.strings.iter_mut().enumerate() {
             let dict = if i == TOKEN_COLUMN {
-                &mut self.token_dict
+                &mut self.dicts.token_dict
             } else {
-                &mut self.dict
+                &mut self.dicts.dict
             };
             columns.push(column.take_column(dict).stage("encoding strings")?);
         }
@@ -196,13 +220,13 @@ impl EventColumns {
         // Codes already handed over are global, so a file's dictionary can start afresh between
         // chunks: a multi-GB file then holds at most this many strings per reader thread
         // (~150 MB) instead of every token id it contains.
-        if self.dict.len() > self.max_strings {
-            self.dict = FileDict::default();
-            self.networks.clear();
+        if self.dicts.dict.len() > self.max_strings {
+            self.dicts.dict = FileDict::default();
+            self.dicts.networks.clear();
             self.strings.iter_mut().for_each(CodeColumn::forget);
         }
-        if self.token_dict.len() > self.max_strings {
-            self.token_dict = FileDict::default();
+        if self.dicts.token_dict.len() > self.max_strings {
+            self.dicts.token_dict = FileDict::default();
             self.strings[TOKEN_COLUMN].forget();
         }
         DataFrame::new_infer_height(columns).stage("building the event frame")

@@ -10,6 +10,6 @@ pub mod profile;
 pub mod schema;
 pub mod time;
 
-pub use columns::EventColumns;
+pub use columns::{Dictionaries, EventColumns};
 pub use schema::{Field, RawRow};
 pub use time::TimeParser;
