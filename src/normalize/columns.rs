@@ -221,12 +221,12 @@ impl EventColumns {
         // chunks: a multi-GB file then holds at most this many strings per reader thread
         // (~150 MB) instead of every token id it contains.
         if self.dicts.dict.len() > self.max_strings {
-            self.dicts.dict = FileDict::default();
+            self.dicts.dict.clear();
             self.dicts.networks.clear();
             self.strings.iter_mut().for_each(CodeColumn::forget);
         }
         if self.dicts.token_dict.len() > self.max_strings {
-            self.dicts.token_dict = FileDict::default();
+            self.dicts.token_dict.clear();
             self.strings[TOKEN_COLUMN].forget();
         }
         DataFrame::new_infer_height(columns).stage("building the event frame")

@@ -50,6 +50,15 @@ impl FileDict {
         Ok(slot)
     }
 
+    /// Forgets every string but keeps the memory: the table refills to about the same size, and
+    /// regrowing it from empty (rehashing, fresh pages) was a tenth of ingest on a 30M-event export.
+    pub fn clear(&mut self) {
+        self.table.clear();
+        self.arena.clear();
+        self.ends.clear();
+        self.global.clear();
+    }
+
     /// Distinct strings held.
     pub fn len(&self) -> usize {
         self.ends.len()
