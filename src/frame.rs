@@ -102,7 +102,15 @@ pub fn i64s(df: &DataFrame, name: &str) -> Result<Vec<i64>> {
         .stage("reading results")?
         .i64()
         .stage("reading results")?;
-    Ok(ca.iter().map(|v| v.unwrap_or_default()).collect())
+    // Also reads whole event columns (instants), where copying the arrays beats an iterator.
+    if ca.null_count() > 0 {
+        return Ok(ca.iter().map(|v| v.unwrap_or_default()).collect());
+    }
+    let mut out = Vec::with_capacity(ca.len());
+    for arr in ca.downcast_iter() {
+        out.extend_from_slice(arr.values());
+    }
+    Ok(out)
 }
 
 pub fn u64s(df: &DataFrame, name: &str) -> Result<Vec<u64>> {

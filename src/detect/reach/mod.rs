@@ -14,8 +14,11 @@ use hashbrown::{HashMap, HashSet};
 use polars::prelude::*;
 use rayon::prelude::*;
 
+mod tally;
+use tally::{Dense, Stamps, Table};
+
 use crate::error::{Error, Result};
-use crate::frame::{NULL, codes, dictionary};
+use crate::frame::{NULL, codes, dictionary, i64s};
 use crate::normalize::columns::account_number;
 use crate::normalize::schema::{DAY_MS, HOUR_MS, TS_MAX, TS_MIN, col as c};
 
@@ -109,7 +112,7 @@ impl AccessRows {
         // One 128-bit key per row: the instant since TS_MIN (49 bits: ingest keeps instants within
         // TS_MIN..=TS_MAX), the number's rank, the selection index (frame order). Two thirds the
         // memory of a (ts, number, row, account) tuple, and one comparison per step of the sort.
-        let ts = flat_i64(events, c::TS)?;
+        let ts = i64s(events, c::TS)?;
         let mut keys: Vec<u128> = selected
             .iter()
             .zip(&account_of_row)
@@ -289,36 +292,6 @@ impl AccessRows {
     }
 }
 
-/// Dense indices 0, 1, 2… for dictionary codes in order of first appearance. A table indexed by
-/// code rather than a hash map: the dictionary holds a few strings per event at most, and a hash
-/// lookup per row and entity kind was most of the grouping time.
-struct Dense {
-    index_of: Vec<u32>,
-    codes: Vec<u32>,
-}
-
-impl Dense {
-    fn new() -> Dense {
-        Dense {
-            index_of: vec![NULL; dictionary().num_cats_upper_bound()],
-            codes: Vec::new(),
-        }
-    }
-
-    /// The index of `code` (not [`NULL`]), assigned if new.
-    fn index(&mut self, code: u32) -> u32 {
-        let c = code as usize;
-        if c >= self.index_of.len() {
-            self.index_of.resize(c + 1, NULL);
-        }
-        if self.index_of[c] == NULL {
-            self.index_of[c] = self.codes.len() as u32;
-            self.codes.push(code);
-        }
-        self.index_of[c]
-    }
-}
-
 /// The access rows grouped by entity, each group in time order.
 struct Groups {
     /// Dictionary code of each dense entity index.
@@ -439,77 +412,12 @@ impl Profile {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Table {
-    Total,
-    Day,
-    Hour,
-    Walk,
-}
-
-/// "Seen in this group yet?" per account, for four kinds of group at once. A group is a stamp
-/// value; starting a new group is taking the next stamp, so nothing is cleared between groups.
-struct Stamps {
-    seen: [Vec<u32>; 4],
-    stamp: u32,
-}
-
-impl Stamps {
-    fn new(accounts: usize) -> Stamps {
-        Stamps {
-            seen: std::array::from_fn(|_| vec![0; accounts]),
-            stamp: 0,
-        }
-    }
-
-    /// Makes room for the stamps of an entity with `rows` rows (at most a day, an hour and a
-    /// walk group per row, plus its own), so the counter never wraps inside a group: the tables
-    /// are cleared instead, between entities, when it would.
-    fn reserve(&mut self, rows: usize) {
-        if u64::from(u32::MAX - self.stamp) < 3 * rows as u64 + 2 {
-            for t in &mut self.seen {
-                t.fill(0);
-            }
-            self.stamp = 0;
-        }
-    }
-
-    /// A stamp no group has used yet.
-    fn next(&mut self) -> u32 {
-        self.stamp += 1;
-        self.stamp
-    }
-
-    /// Marks account `a` in the group `stamp`; true if it was not marked yet.
-    fn mark(&mut self, table: Table, a: u32, stamp: u32) -> bool {
-        let seen = &mut self.seen[table as usize][a as usize];
-        let new = *seen != stamp;
-        *seen = stamp;
-        new
-    }
-}
-
 fn row_index(i: usize) -> Result<u32> {
     u32::try_from(i).map_err(|_| Error::Argument {
         what: "event count",
         value: i.to_string(),
         reason: "more than 2³² events in one run".into(),
     })
-}
-
-/// An integer column flattened, nulls as 0 (the columns read here are never null).
-fn flat_i64(events: &DataFrame, name: &str) -> Result<Vec<i64>> {
-    use crate::error::FrameContext;
-    let ca = events
-        .column(name)
-        .stage("reading times")?
-        .i64()
-        .stage("reading times")?;
-    let mut out = Vec::with_capacity(ca.len());
-    for arr in ca.downcast_iter() {
-        out.extend_from_slice(arr.values());
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
