@@ -83,8 +83,11 @@ impl Detector for Enumeration {
             .map(|kind| rows.profiles(input.events, kind.column(), WALK, WALK_MIN_STEPS))
             .collect::<Result<Vec<_>>>()?;
         // Principals that are themselves customer accounts (token subjects).
-        let customers: BTreeSet<String> = all[1]
+        let customers: BTreeSet<String> = kinds
             .iter()
+            .zip(&all)
+            .filter(|(kind, _)| **kind == EntityKind::Principal)
+            .flat_map(|(_, profiles)| profiles.iter())
             .filter(|(_, p)| p.is_account)
             .map(|(id, _)| id.clone())
             .collect();

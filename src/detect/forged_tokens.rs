@@ -387,8 +387,8 @@ fn key_finding(
 }
 
 /// Each issued token's first instant and signing key, looked up by the token's dictionary code.
-/// A table rather than a polars join: the join of millions of accesses to millions of issued
-/// tokens took 0.3 s and a few hundred MB on a 10M-event export.
+/// A table rather than a polars join of millions of accesses to millions of issued tokens: on a
+/// 10M-event export the join and its filter took 0.3 s, and the detector 0.88 s; 0.70 s with this.
 struct Issued {
     /// Index into `at` and `kid` of each token code, or [`NULL`].
     index_of: Vec<u32>,

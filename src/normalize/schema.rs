@@ -103,8 +103,6 @@ pub mod col {
     pub const USER_AGENT: &str = "user_agent";
     pub const ACTION: &str = "action";
     pub const TARGET: &str = "target_account";
-    /// Numeric part of `target_account`, derived by the enumeration detector (sequential walks).
-    pub const TARGET_NUM: &str = "target_number";
     pub const SUCCESS: &str = "success";
     pub const RECORDS: &str = "records";
     pub const BYTES: &str = "bytes";
