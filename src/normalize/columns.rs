@@ -9,7 +9,7 @@ use crate::error::{FrameContext, Result};
 
 /// Normalised events of one file, stored column-wise and handed over in chunks. Every string
 /// field is dictionary encoded on the way in (polars categoricals over the process-wide
-/// dictionary, through the file's [`FileDict`]): a 10M-event export holds a few hundred
+/// dictionary, through the reader thread's [`Dictionaries`]): a 10M-event export holds a few hundred
 /// thousand distinct principals, addresses and accounts, five keys and four user agents, so a row
 /// costs 4 bytes per field instead of 16–48, and every group-by and join downstream hashes
 /// integers instead of strings.
@@ -44,7 +44,7 @@ pub struct Dictionaries {
     networks: Vec<Option<u32>>,
 }
 
-/// Distinct strings a file's dictionary may hold before it is replaced (see `take_frame`).
+/// Distinct strings a dictionary may hold before it is cleared (see `take_frame`).
 const MAX_FILE_STRINGS: usize = 2 << 20;
 
 /// Position of `token_id` in [`STRING_COLUMNS`].
@@ -217,9 +217,9 @@ impl EventColumns {
         columns.push(Column::new(col::LINE.into(), refill(&mut self.line)));
         self.records_filled = 0;
         self.bytes_filled = 0;
-        // Codes already handed over are global, so a file's dictionary can start afresh between
-        // chunks: a multi-GB file then holds at most this many strings per reader thread
-        // (~150 MB) instead of every token id it contains.
+        // Codes already handed over are global, so a dictionary can start afresh between chunks:
+        // a multi-GB export then holds at most this many strings per dictionary and reader thread
+        // (~150 MB each) instead of every token id it contains.
         if self.dicts.dict.len() > self.max_strings {
             self.dicts.dict.clear();
             self.dicts.networks.clear();

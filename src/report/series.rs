@@ -1,5 +1,6 @@
-//! The numbers behind the charts, computed from the event frame with polars. Only the charted
-//! entities are aggregated, so this costs a few filtered group-bys, not another pass per entity.
+//! The numbers behind the charts. Daily activity and the heat map come from the charted
+//! entities' rows only (a few filtered group-bys); cumulative reach, which needs every peer of the
+//! top entity for its envelope, is counted over the sorted access rows enumeration already built.
 
 use std::collections::{BTreeMap, BTreeSet};
 
