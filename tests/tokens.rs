@@ -112,3 +112,39 @@ fn unknown_keys_early_keys_and_swapped_keys_are_flagged() {
         "{rows:#?}"
     );
 }
+
+/// One issued token presented from five addresses, and sixty subjects reached under another key
+/// through two addresses that never received a token: each pattern is named on its key.
+#[test]
+fn shared_tokens_and_subjects_from_unissuing_addresses_are_flagged() {
+    let dir = tmp();
+    let input = export(dir.path());
+    let mut more = String::from(
+        "timestamp,event_type,token_id,credential_id,principal,target_account,source_ip\n",
+    );
+    for i in 0..5 {
+        more.push_str(&format!(
+            "2025-01-06T09:{i:02}:00Z,access,t6,kid-new,C1,C1,100.64.1.{i}\n"
+        ));
+    }
+    for i in 0..60 {
+        more.push_str(&format!(
+            "2025-01-02T10:{:02}:00Z,access,x{i},kid-old,C{},C{},203.0.113.{}\n",
+            i % 60,
+            100 + i,
+            100 + i,
+            i % 2
+        ));
+    }
+    write(&input.join("more.csv"), &more);
+    let out_dir = dir.path().join("out");
+    let rows = analyze_ok(&out_dir, &[input.to_str().unwrap()]);
+    assert!(
+        reasons_of(&rows, "kid-new").contains("token_shared_across_addresses"),
+        "{rows:#?}"
+    );
+    assert!(
+        reasons_of(&rows, "kid-old").contains("subjects_from_unissuing_addresses"),
+        "{rows:#?}"
+    );
+}

@@ -10,7 +10,9 @@
 
 use std::collections::BTreeSet;
 
+use hashbrown::HashSet;
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use super::activity::{Activity, summarize, top_values};
 use super::{
@@ -74,7 +76,7 @@ impl Detector for ForgedTokens {
             .stage("token-bearing accesses")?;
         let max_age = input.options.max_token_age_ms;
         let suspects = issued.suspects(&access, max_age)?.lazy();
-        let access = access.lazy();
+        let accesses = access;
         let never = col("issued_at").is_null();
         let past_life = (col(c::TS) - col("issued_at")).gt(lit(max_age));
         let other_key = col("issued_kid")
@@ -126,8 +128,8 @@ impl Detector for ForgedTokens {
                 ));
             }
         }
-        self.shared_tokens(input, access.clone(), &mut out)?;
-        self.unissuing_addresses(input, access, &mut out)?;
+        self.shared_tokens(input, &accesses, &mut out)?;
+        self.unissuing_addresses(input, &accesses, &mut out)?;
         Ok(out)
     }
 }
@@ -229,15 +231,27 @@ impl ForgedTokens {
     fn shared_tokens(
         &self,
         input: &DetectInput,
-        access: LazyFrame,
+        access: &DataFrame,
         out: &mut Detection,
     ) -> Result<()> {
-        let shared = access
-            .clone()
-            .group_by([col(c::TOKEN)])
-            .agg([col(c::SOURCE_IP).drop_nulls().n_unique().alias("addresses")])
-            .filter(col("addresses").gt(lit(MAX_ADDRESSES_PER_TOKEN)));
-        let rows = access.semi_join(shared, col(c::TOKEN), col(c::TOKEN));
+        let (tokens, addresses) = (codes(access, c::TOKEN)?, codes(access, c::SOURCE_IP)?);
+        // Distinct (token, address) pairs, sorted so each token's addresses are adjacent.
+        let mut pairs: Vec<u64> = tokens
+            .iter()
+            .zip(&addresses)
+            .filter(|(_, a)| **a != NULL)
+            .map(|(&t, &a)| u64::from(t) << 32 | u64::from(a))
+            .collect();
+        pairs.par_sort_unstable();
+        pairs.dedup();
+        let mut shared: HashSet<u32> = HashSet::new();
+        for run in pairs.chunk_by(|x, y| x >> 32 == y >> 32) {
+            if run.len() > MAX_ADDRESSES_PER_TOKEN as usize {
+                shared.insert((run[0] >> 32) as u32);
+            }
+        }
+        drop(pairs);
+        let rows = rows_where(access, tokens.iter().map(|t| shared.contains(t)))?;
         for (kid, act) in summarize(rows, c::CREDENTIAL)? {
             let reason = format!(
                 "tokens each presented from more than {MAX_ADDRESSES_PER_TOKEN} addresses: {} access(es) from {} address(es)",
@@ -261,7 +275,7 @@ impl ForgedTokens {
     fn unissuing_addresses(
         &self,
         input: &DetectInput,
-        access: LazyFrame,
+        access: &DataFrame,
         out: &mut Detection,
     ) -> Result<()> {
         let issuing = input
@@ -274,8 +288,13 @@ impl ForgedTokens {
                     .and(col(c::SOURCE_IP).is_not_null()),
             )
             .select([col(c::SOURCE_IP)])
-            .unique(None, UniqueKeepStrategy::Any);
-        let rows = access.anti_join(issuing, col(c::SOURCE_IP), col(c::SOURCE_IP));
+            .unique(None, UniqueKeepStrategy::Any)
+            .collect()
+            .stage("issuing addresses")?;
+        let issuing: HashSet<u32> = codes(&issuing, c::SOURCE_IP)?.into_iter().collect();
+        // An anti-join on the address: rows without one are kept, as a null matches nothing.
+        let addresses = codes(access, c::SOURCE_IP)?;
+        let rows = rows_where(access, addresses.iter().map(|a| !issuing.contains(a)))?;
         for (kid, act) in summarize(rows, c::CREDENTIAL)? {
             let sources = act.distinct_sources.max(1);
             if act.distinct_principals < MIN_SUBJECTS
@@ -301,6 +320,12 @@ impl ForgedTokens {
         }
         Ok(())
     }
+}
+
+/// The rows of `frame` where `keep` is true, as a lazy frame for [`summarize`].
+fn rows_where(frame: &DataFrame, keep: impl Iterator<Item = bool>) -> Result<LazyFrame> {
+    let mask: BooleanChunked = keep.collect();
+    Ok(frame.filter(&mask).stage("selecting accesses")?.lazy())
 }
 
 /// Accesses, tokens, subjects and accounts of never-issued tokens per group.
