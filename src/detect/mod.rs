@@ -10,6 +10,7 @@ pub mod forged_tokens;
 pub mod key_lifecycle;
 pub mod offboarding;
 pub mod reach;
+mod tally;
 
 use std::sync::OnceLock;
 

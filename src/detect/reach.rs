@@ -14,8 +14,7 @@ use hashbrown::{HashMap, HashSet};
 use polars::prelude::*;
 use rayon::prelude::*;
 
-mod tally;
-use tally::{Dense, Stamps, Table};
+use super::tally::{Dense, Stamps, Table};
 
 use crate::error::{Error, Result};
 use crate::frame::{NULL, codes, dictionary, i64s};

@@ -20,6 +20,14 @@ impl Dense {
         }
     }
 
+    /// The index of `code`, if it has one.
+    pub(super) fn get(&self, code: u32) -> Option<usize> {
+        match self.index_of.get(code as usize) {
+            Some(&i) if i != NULL => Some(i as usize),
+            _ => None,
+        }
+    }
+
     /// The index of `code` (not [`NULL`]), assigned if new.
     pub(super) fn index(&mut self, code: u32) -> u32 {
         let c = code as usize;
