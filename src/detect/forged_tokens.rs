@@ -451,10 +451,6 @@ impl Issued {
         Ok(issued)
     }
 
-    fn get(&self, token: u32) -> Option<usize> {
-        self.tokens.get(token)
-    }
-
     /// The rows of `access` whose token was never issued, is older than `max_age`, or was
     /// issued under another key, with `issued_at` and `issued_kid` (a key code) of the token:
     /// a left join on the token and a filter, without building the join for every access.
@@ -467,7 +463,7 @@ impl Issued {
         let mut keep = Vec::with_capacity(tokens.len());
         let (mut at, mut kid) = (Vec::new(), Vec::new());
         for ((token, ts), key) in tokens.into_iter().zip(ts).zip(keys) {
-            let (issued_at, issued_kid) = match self.get(token) {
+            let (issued_at, issued_kid) = match self.tokens.get(token) {
                 Some(i) => (Some(self.at[i]), Some(self.kid[i]).filter(|&k| k != NULL)),
                 None => (None, None),
             };

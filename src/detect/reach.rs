@@ -141,11 +141,6 @@ impl AccessRows {
         self.row.is_empty()
     }
 
-    /// Dictionary codes of the accounts seen.
-    pub fn account_codes(&self) -> &[u32] {
-        &self.account_code
-    }
-
     /// One profile per value of the entity column `key` (rows where it is null are skipped).
     /// Day-by-day detail is kept only for entities with at least `detail_from` accounts: most
     /// entities (customers) touch one, and no question can fire below that.
