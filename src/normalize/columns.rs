@@ -2,7 +2,7 @@
 
 use polars::prelude::*;
 
-use super::dictionary::{CodeColumn, FileDict, NULL};
+use super::dictionary::{CodeColumn, FileDict, NULL, StagedColumn, prefetch};
 use super::schema::{Field, RawRow, col};
 use super::time::TimeParser;
 use crate::error::{FrameContext, Result};
@@ -16,8 +16,16 @@ use crate::error::{FrameContext, Result};
 pub struct EventColumns {
     ts: Vec<i64>,
     dicts: Dictionaries,
-    /// In [`STRING_COLUMNS`] order.
-    strings: [CodeColumn; 9],
+    /// Columns of few values, coded row by row.
+    event_type: CodeColumn,
+    credential: CodeColumn,
+    agent: CodeColumn,
+    action: CodeColumn,
+    /// Columns of many values, coded a chunk at a time (see [`super::dictionary`]).
+    principal: StagedColumn,
+    token: StagedColumn,
+    source_ip: StagedColumn,
+    target: StagedColumn,
     success: Vec<bool>,
     /// `records` and `bytes` are validated and counted for the coverage report, but no detector
     /// reads them yet, so they are not kept in the frame (16 bytes a row).
@@ -47,21 +55,9 @@ pub struct Dictionaries {
 /// Distinct strings a dictionary may hold before it is cleared (see `take_frame`).
 const MAX_FILE_STRINGS: usize = 2 << 20;
 
-/// Position of `token_id` in [`STRING_COLUMNS`].
-const TOKEN_COLUMN: usize = 3;
-
-/// The string columns, in frame order.
-const STRING_COLUMNS: [&str; 9] = [
-    col::EVENT_TYPE,
-    col::PRINCIPAL,
-    col::CREDENTIAL,
-    col::TOKEN,
-    col::SOURCE_IP,
-    col::NETWORK,
-    col::USER_AGENT,
-    col::ACTION,
-    col::TARGET,
-];
+/// Rows ahead of the one being coded whose table slots are already being fetched: at a few
+/// nanoseconds a row, enough to cover a load from memory.
+const LOOKAHEAD: usize = 16;
 
 impl Default for EventColumns {
     fn default() -> Self {
@@ -91,7 +87,14 @@ impl EventColumns {
         EventColumns {
             ts: Vec::new(),
             dicts: Dictionaries::default(),
-            strings: STRING_COLUMNS.map(CodeColumn::new),
+            event_type: CodeColumn::new(),
+            credential: CodeColumn::new(),
+            agent: CodeColumn::new(),
+            action: CodeColumn::new(),
+            principal: StagedColumn::default(),
+            token: StagedColumn::default(),
+            source_ip: StagedColumn::default(),
+            target: StagedColumn::default(),
             success: Vec::new(),
             records_filled: 0,
             bytes_filled: 0,
@@ -123,72 +126,37 @@ impl EventColumns {
             Some(s) => time.parse(s)?,
             None => return Err("missing timestamp".into()),
         };
-        let event_type = match row.get(Field::EventType) {
-            Some(s) => s.trim(),
-            None => return Err("missing event_type".into()),
+        let event_type = match row.get(Field::EventType).map(str::trim) {
+            Some(s) if !s.is_empty() => s,
+            _ => return Err("missing event_type".into()),
         };
         let success = parse_outcome(row.get(Field::Outcome))?;
         let records = parse_count(row.get(Field::Records), "records")?;
         let bytes = parse_count(row.get(Field::Bytes), "bytes")?;
-        let Dictionaries {
-            dict,
-            token_dict,
-            networks,
-        } = &mut self.dicts;
-        let [
-            et,
-            principal,
-            credential,
-            token,
-            source_ip,
-            network,
-            agent,
-            action,
-            target,
-        ] = &mut self.strings;
+        let dict = &mut self.dicts.dict;
         let event_type = if event_type.bytes().any(|b| b.is_ascii_uppercase()) {
-            et.code(dict, Some(&event_type.to_ascii_lowercase()))?
+            self.event_type
+                .code(dict, Some(&event_type.to_ascii_lowercase()))
         } else {
-            et.code(dict, Some(event_type))?
-        };
-        let ip = row.get(Field::SourceIp);
-        let ip_code = source_ip.code(dict, ip)?;
-        let net_code = match (ip, networks.get(ip_code as usize)) {
-            (None, _) => NULL,
-            (Some(_), Some(Some(net))) => *net,
-            (Some(ip), _) => {
-                let net = network.code(dict, network_of(ip).as_deref())?;
-                let i = ip_code as usize;
-                if networks.len() <= i {
-                    networks.resize(i + 1, None);
-                }
-                networks[i] = Some(net);
-                net
-            }
-        };
-        let who = row.get(Field::Principal);
-        let who_code = principal.code(dict, who)?;
-        let whom = row.get(Field::TargetAccount);
-        // A customer's requests name its own account: no second lookup.
-        let whom_code = match whom {
-            Some(_) if whom == who => who_code,
-            _ => target.code(dict, whom)?,
+            self.event_type.code(dict, Some(event_type))
         };
         // Every code first, then every push: a failure leaves all columns the same length.
         let codes = [
             event_type,
-            who_code,
-            credential.code(dict, row.get(Field::CredentialId))?,
-            token.code(token_dict, row.get(Field::TokenId))?,
-            ip_code,
-            net_code,
-            agent.code(dict, row.get(Field::UserAgent))?,
-            action.code(dict, row.get(Field::Action))?,
-            whom_code,
+            self.credential.code(dict, row.get(Field::CredentialId)),
+            self.agent.code(dict, row.get(Field::UserAgent)),
+            self.action.code(dict, row.get(Field::Action)),
         ];
-        for (column, code) in self.strings.iter_mut().zip(codes) {
-            column.push(code);
-        }
+        let [event_type, credential, agent, action] = codes.map(|c| c.map_err(|e| e.to_string()));
+        let (event_type, credential, agent, action) = (event_type?, credential?, agent?, action?);
+        self.event_type.push(event_type);
+        self.credential.push(credential);
+        self.agent.push(agent);
+        self.action.push(action);
+        self.principal.push(row.get(Field::Principal));
+        self.token.push(row.get(Field::TokenId));
+        self.source_ip.push(row.get(Field::SourceIp));
+        self.target.push(row.get(Field::TargetAccount));
         self.ts.push(ts);
         self.success.push(success);
         self.records_filled += u64::from(records.is_some());
@@ -202,15 +170,28 @@ impl EventColumns {
     /// next chunk. Derived values that follow from one column (the day of `ts`, the number in an
     /// account id) are computed where needed, not stored.
     pub fn take_frame(&mut self) -> Result<DataFrame> {
-        let mut columns = Vec::with_capacity(STRING_COLUMNS.len() + 4);
+        let [principal, token, source_ip, network, target] =
+            self.code_staged().stage("encoding strings")?;
+        let strings = [
+            (col::EVENT_TYPE, self.event_type.take()),
+            (col::PRINCIPAL, principal),
+            (col::CREDENTIAL, self.credential.take()),
+            (col::TOKEN, token),
+            (col::SOURCE_IP, source_ip),
+            (col::NETWORK, network),
+            (col::USER_AGENT, self.agent.take()),
+            (col::ACTION, self.action.take()),
+            (col::TARGET, target),
+        ];
+        let mut columns = Vec::with_capacity(strings.len() + 4);
         columns.push(Column::new(col::TS.into(), refill(&mut self.ts)));
-        for (i, column) in self.strings.iter_mut().enumerate() {
-            let dict = if i == TOKEN_COLUMN {
+        for (name, codes) in strings {
+            let dict = if name == col::TOKEN {
                 &mut self.dicts.token_dict
             } else {
                 &mut self.dicts.dict
             };
-            columns.push(column.take_column(dict).stage("encoding strings")?);
+            columns.push(dict.column(name, &codes).stage("encoding strings")?);
         }
         columns.push(Column::new(col::SUCCESS.into(), refill(&mut self.success)));
         columns.push(Column::new(col::FILE.into(), refill(&mut self.file)));
@@ -223,14 +204,118 @@ impl EventColumns {
         if self.dicts.dict.len() > self.max_strings {
             self.dicts.dict.clear();
             self.dicts.networks.clear();
-            self.strings.iter_mut().for_each(CodeColumn::forget);
+            for column in [
+                &mut self.event_type,
+                &mut self.credential,
+                &mut self.agent,
+                &mut self.action,
+            ] {
+                column.forget();
+            }
         }
         if self.dicts.token_dict.len() > self.max_strings {
             self.dicts.token_dict.clear();
-            self.strings[TOKEN_COLUMN].forget();
         }
         DataFrame::new_infer_height(columns).stage("building the event frame")
     }
+
+    /// Codes the staged columns, row by row with the slots of later rows prefetched: principal,
+    /// token, address, network (of the address) and target account.
+    fn code_staged(&mut self) -> PolarsResult<[Vec<u32>; 5]> {
+        let Dictionaries {
+            dict,
+            token_dict,
+            networks,
+        } = &mut self.dicts;
+        let (who, whom, token, ip) = (&self.principal, &self.target, &self.token, &self.source_ip);
+        let n = who.len();
+        let (who_h, token_h, ip_h) = (who.hashes(dict), token.hashes(token_dict), ip.hashes(dict));
+        // A customer's requests name its own account: no second hash or lookup.
+        let whom_h: Vec<u64> = (0..n)
+            .map(|i| match whom.get(i) {
+                Some(v) if Some(v) != who.get(i) => dict.hash(v),
+                _ => 0,
+            })
+            .collect();
+        let mut out: [Vec<u32>; 5] = std::array::from_fn(|_| Vec::with_capacity(n));
+        for i in 0..n {
+            if i + LOOKAHEAD < n {
+                let j = i + LOOKAHEAD;
+                dict.prefetch(who_h[j]);
+                dict.prefetch(ip_h[j]);
+                dict.prefetch(whom_h[j]);
+                token_dict.prefetch(token_h[j]);
+            }
+            let who_v = who.get(i);
+            let who_code = match who_v {
+                Some(v) => dict.code(who_h[i], v)?,
+                None => NULL,
+            };
+            let whom_code = match whom.get(i) {
+                Some(v) if Some(v) != who_v => dict.code(whom_h[i], v)?,
+                Some(_) => who_code,
+                None => NULL,
+            };
+            let token_code = match token.get(i) {
+                Some(v) => token_dict.code(token_h[i], v)?,
+                None => NULL,
+            };
+            let ip_code = match ip.get(i) {
+                Some(v) => dict.code(ip_h[i], v)?,
+                None => NULL,
+            };
+            for (column, code) in out
+                .iter_mut()
+                .zip([who_code, token_code, ip_code, NULL, whom_code])
+            {
+                column.push(code);
+            }
+        }
+        // Networks in a pass of their own, indexed by address code: a lookup keyed by a code
+        // just found cannot be fetched ahead, and waiting for it was a third of this loop.
+        let [_, _, ip_codes, net_codes, _] = &mut out;
+        for (i, &code) in ip_codes.iter().enumerate() {
+            if let Some(&ahead) = ip_codes.get(i + LOOKAHEAD)
+                && let Some(slot) = networks.get(ahead as usize)
+            {
+                prefetch(slot);
+            }
+            if code != NULL {
+                net_codes[i] = network_code(dict, networks, code, ip.get(i).unwrap_or_default())?;
+            }
+        }
+        for column in [
+            &mut self.principal,
+            &mut self.token,
+            &mut self.source_ip,
+            &mut self.target,
+        ] {
+            column.clear();
+        }
+        Ok(out)
+    }
+}
+
+/// The code of the network of address `ip`, whose code is `ip_code`: parsed once per address.
+fn network_code(
+    dict: &mut FileDict,
+    networks: &mut Vec<Option<u32>>,
+    ip_code: u32,
+    ip: &str,
+) -> PolarsResult<u32> {
+    let i = ip_code as usize;
+    if let Some(Some(net)) = networks.get(i) {
+        return Ok(*net);
+    }
+    let net = match network_of(ip) {
+        Some(net) => dict.code(dict.hash(&net), &net)?,
+        None => NULL,
+    };
+    if networks.len() <= i {
+        networks.resize(i + 1, None);
+    }
+    networks[i] = Some(net);
+    Ok(net)
 }
 
 /// A chunk's column, leaving an empty one sized like it: the next chunk of a file is as long, so
@@ -373,6 +458,49 @@ mod tests {
         assert_eq!(got, names);
         let nets = crate::frame::strs(&all, col::NETWORK).expect("strings");
         assert!(nets.iter().all(|n| n == "203.0.113.0/24"), "{nets:?}");
+    }
+
+    /// The staged columns: a target that is not the principal, missing values, addresses that
+    /// share a network and one that has none.
+    #[test]
+    fn staged_columns_keep_every_value() {
+        let time = TimeParser::new(chrono_tz::UTC);
+        let mut cols = EventColumns::new();
+        let rows = [
+            (
+                Some("alice"),
+                Some("alice"),
+                Some("203.0.113.5"),
+                Some("tk-1"),
+            ),
+            (Some("svc"), Some("C0001"), Some("203.0.113.9"), None),
+            (None, Some("C0002"), None, Some("tk-1")),
+            (Some("alice"), None, Some("10.0.0.1"), Some("tk-2")),
+        ];
+        for (i, (who, whom, ip, token)) in rows.iter().enumerate() {
+            let mut row = RawRow::default();
+            row.set(Field::Timestamp, "1700000000");
+            row.set(Field::EventType, "access");
+            row.set(Field::Principal, who.unwrap_or_default());
+            row.set(Field::TargetAccount, whom.unwrap_or_default());
+            row.set(Field::SourceIp, ip.unwrap_or_default());
+            row.set(Field::TokenId, token.unwrap_or_default());
+            cols.push(&row, &time, 0, i as u64 + 1).expect("valid row");
+        }
+        let frame = cols.take_frame().expect("frame");
+        let column = |name| {
+            let c = frame.column(name).expect("column").cast(&DataType::String);
+            let c = c.expect("strings");
+            let s = c.str().expect("strings");
+            s.iter().map(|v| v.map(str::to_string)).collect::<Vec<_>>()
+        };
+        let owned = |v: [Option<&str>; 4]| v.map(|s| s.map(str::to_string)).to_vec();
+        assert_eq!(column(col::PRINCIPAL), owned(rows.map(|r| r.0)));
+        assert_eq!(column(col::TARGET), owned(rows.map(|r| r.1)));
+        assert_eq!(column(col::SOURCE_IP), owned(rows.map(|r| r.2)));
+        assert_eq!(column(col::TOKEN), owned(rows.map(|r| r.3)));
+        let net = Some("203.0.113.0/24");
+        assert_eq!(column(col::NETWORK), owned([net, net, None, None]));
     }
 
     #[test]

@@ -1,23 +1,29 @@
-//! One file's dictionary for its string columns. Every string field of the event frame is a
-//! polars categorical over the process-wide dictionary, but inserting each value of each row into
+//! One reader thread's dictionary for its string columns. Every string field of the event frame is
+//! a polars categorical over the process-wide dictionary, but inserting each value of each row into
 //! that shared, concurrent table was 42 % of ingest in `perf` on a 10M-event export. A reader
 //! thread instead codes its values in a table of its own and places each distinct value in the
-//! global dictionary once per file, when a chunk becomes a frame. All columns of a file share the
-//! table, as they share the global dictionary: a customer's id is both the principal and the
-//! target of most of its requests, and is then looked up and placed once.
+//! global dictionary once, when a chunk becomes a frame. All columns share the table, as they
+//! share the global dictionary: a customer's id is both the principal and the target of most of
+//! its requests, and is then looked up and placed once.
+//!
+//! The table is open addressing with linear probing, written here rather than taken from
+//! `hashbrown` because of [`FileDict::prefetch`]: with a few hundred thousand principals,
+//! addresses and accounts it outgrows the CPU cache, and a lookup that waits for memory was a
+//! fifth of ingest. Columns of such values are staged for a chunk ([`StagedColumn`]) and coded with
+//! the slots of rows ahead already on their way.
 
 use foldhash::fast::FixedState;
-use hashbrown::HashTable;
 use polars::prelude::*;
 use std::hash::BuildHasher;
 
 /// The code of a missing value.
 pub const NULL: u32 = u32::MAX;
 
-/// Strings seen in this file, their local codes, and the global code of those already placed.
+/// Strings seen by this thread, their local codes, and the global code of those already placed.
 #[derive(Default)]
 pub struct FileDict {
-    table: HashTable<Slot>,
+    /// A power of two long, or empty; an empty slot's code is [`NULL`].
+    slots: Vec<Slot>,
     hasher: FixedState,
     /// All distinct strings back to back; string `i` ends at `ends[i]`.
     arena: String,
@@ -27,33 +33,67 @@ pub struct FileDict {
 }
 
 impl FileDict {
-    /// The slot of `v`, added if new.
-    fn slot(&mut self, v: &str) -> Result<Slot, String> {
-        let hash = self.hasher.hash_one(v);
+    pub fn hash(&self, v: &str) -> u64 {
+        self.hasher.hash_one(v)
+    }
+
+    /// Asks the CPU to start loading the slot where a value of this hash is looked up first.
+    pub fn prefetch(&self, hash: u64) {
         if let Some(slot) = self
-            .table
-            .find(hash, |slot| slot.holds(v, &self.arena, &self.ends))
+            .slots
+            .get(hash as usize & self.slots.len().wrapping_sub(1))
         {
-            return Ok(*slot);
+            prefetch(slot);
+        }
+    }
+
+    /// The code of `v`, whose hash is `hash`, added if new.
+    pub fn code(&mut self, hash: u64, v: &str) -> PolarsResult<u32> {
+        // Grown at three quarters full: linear probing stays short and the table small.
+        if (self.ends.len() + 1) * 4 > self.slots.len() * 3 {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let slot = &self.slots[i];
+            if slot.code == NULL {
+                break;
+            }
+            if slot.tag == hash as u32 && slot.holds(v, &self.arena, &self.ends) {
+                return Ok(slot.code);
+            }
+            i = (i + 1) & mask;
         }
         let code = u32::try_from(self.ends.len())
             .ok()
             .filter(|&c| c != NULL)
-            .ok_or("more than 2³² distinct strings in one file")?;
+            .ok_or_else(|| polars_err!(ComputeError: "more than 2³² distinct strings"))?;
         self.arena.push_str(v);
         self.ends.push(self.arena.len());
-        let slot = Slot::new(code, v);
-        let (arena, ends, hasher) = (&self.arena, &self.ends, &self.hasher);
-        self.table.insert_unique(hash, slot, |slot| {
-            hasher.hash_one(entry(arena, ends, slot.code))
-        });
-        Ok(slot)
+        self.slots[i] = Slot::new(code, hash as u32, v);
+        Ok(code)
+    }
+
+    /// Doubles the table. A slot's tag is the low half of its hash, which is all a table of up to
+    /// 2³² slots indexes by, so nothing is hashed again.
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(1024);
+        let old = std::mem::replace(&mut self.slots, vec![Slot::EMPTY; size]);
+        let mask = size - 1;
+        for slot in old.into_iter().filter(|s| s.code != NULL) {
+            let mut i = slot.tag as usize & mask;
+            while self.slots[i].code != NULL {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = slot;
+        }
     }
 
     /// Forgets every string but keeps the memory: the table refills to about the same size, and
     /// regrowing it from empty (rehashing, fresh pages) was a tenth of ingest on a 30M-event export.
     pub fn clear(&mut self) {
-        self.table.clear();
+        self.slots.fill(Slot::EMPTY);
         self.arena.clear();
         self.ends.clear();
         self.global.clear();
@@ -64,29 +104,55 @@ impl FileDict {
         self.ends.len()
     }
 
-    /// Places the strings added since the last call in the global dictionary.
-    fn place(&mut self, mapping: &CategoricalMapping) -> PolarsResult<()> {
+    /// `codes` as a categorical column over the global dictionary, placing there the strings
+    /// added since the last call.
+    pub fn column(&mut self, name: &'static str, codes: &[u32]) -> PolarsResult<Column> {
+        let dtype = crate::frame::cat_dtype();
+        let DataType::Categorical(_, mapping) = &dtype else {
+            unreachable!("cat_dtype is categorical")
+        };
         for code in self.global.len() as u32..self.ends.len() as u32 {
             let cat = mapping.insert_cat(entry(&self.arena, &self.ends, code))?;
             self.global.push(cat);
         }
-        Ok(())
+        let global = |c: u32| self.global[c as usize];
+        let phys = if codes.contains(&NULL) {
+            let cats = codes.iter().map(|&c| (c != NULL).then(|| global(c)));
+            UInt32Chunked::from_iter_options(name.into(), cats)
+        } else {
+            UInt32Chunked::from_vec(name.into(), codes.iter().map(|&c| global(c)).collect())
+        };
+        // SAFETY: every code was returned by `insert_cat` on this very mapping (just above), so
+        // each is in bounds; the checked constructor looked each one up again in the shared
+        // dictionary, 5 % of ingest in `perf`.
+        let cats = unsafe { Categorical32Chunked::from_cats_and_dtype_unchecked(phys, dtype) };
+        Ok(cats.into_series().into_column())
     }
 }
 
-/// One string column of the current chunk, as codes of the file's [`FileDict`].
+/// Asks the CPU to start loading the cache line of `v`, which the caller reads shortly.
+pub fn prefetch<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: a prefetch is only a hint, and the address is that of a live value.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((v as *const T).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
+/// A column of few distinct values (event types, keys, agents, actions), coded row by row: its
+/// slots stay in cache, and exports repeat a value in runs, which a copy of the last slot catches
+/// without hashing.
 pub struct CodeColumn {
-    name: &'static str,
-    /// Exports repeat a value in runs (the same key, agent or action line after line). A copy of
-    /// the slot, so checking it reads no arena memory.
     last: Option<Slot>,
     codes: Vec<u32>,
 }
 
 impl CodeColumn {
-    pub fn new(name: &'static str) -> Self {
+    pub fn new() -> Self {
         CodeColumn {
-            name,
             last: None,
             codes: Vec::new(),
         }
@@ -94,19 +160,19 @@ impl CodeColumn {
 
     /// The code of `v` (added to `dict` if new), not yet pushed: a row computes every code before
     /// pushing any, so a refused row leaves all columns the same length.
-    pub fn code(&mut self, dict: &mut FileDict, v: Option<&str>) -> Result<u32, String> {
+    pub fn code(&mut self, dict: &mut FileDict, v: Option<&str>) -> PolarsResult<u32> {
         let Some(v) = v else { return Ok(NULL) };
         if let Some(last) = &self.last
             && last.holds(v, &dict.arena, &dict.ends)
         {
             return Ok(last.code);
         }
-        let slot = dict.slot(v)?;
-        self.last = Some(slot);
-        Ok(slot.code)
+        let code = dict.code(dict.hash(v), v)?;
+        self.last = Some(Slot::new(code, 0, v));
+        Ok(code)
     }
 
-    /// Forgets the remembered value, whose code belongs to a dictionary being replaced.
+    /// Forgets the remembered value, whose code belongs to a dictionary being cleared.
     pub fn forget(&mut self) {
         self.last = None;
     }
@@ -115,57 +181,92 @@ impl CodeColumn {
         self.codes.push(code);
     }
 
-    /// The current chunk as a categorical column over the global dictionary.
-    pub fn take_column(&mut self, dict: &mut FileDict) -> PolarsResult<Column> {
-        let dtype = crate::frame::cat_dtype();
-        let DataType::Categorical(_, mapping) = &dtype else {
-            unreachable!("cat_dtype is categorical")
-        };
-        dict.place(mapping)?;
-        let codes = super::columns::refill(&mut self.codes);
-        let global = |c: u32| dict.global[c as usize];
-        let phys = if codes.contains(&NULL) {
-            let cats = codes.iter().map(|&c| (c != NULL).then(|| global(c)));
-            UInt32Chunked::from_iter_options(self.name.into(), cats)
-        } else {
-            UInt32Chunked::from_vec(self.name.into(), codes.iter().map(|&c| global(c)).collect())
-        };
-        // SAFETY: every code was returned by `insert_cat` on this very mapping (`place` above), so
-        // each is in bounds; the checked constructor looked each one up again in the shared
-        // dictionary, 5 % of ingest in `perf`.
-        let cats = unsafe { Categorical32Chunked::from_cats_and_dtype_unchecked(phys, dtype) };
-        Ok(cats.into_series().into_column())
+    /// The chunk's codes, leaving an empty column sized like it.
+    pub fn take(&mut self) -> Vec<u32> {
+        super::columns::refill(&mut self.codes)
+    }
+}
+
+/// A column of many distinct values (principals, addresses, accounts, tokens), kept as text until
+/// the chunk is coded, so that coding can look ahead (see the module comment).
+#[derive(Default)]
+pub struct StagedColumn {
+    text: String,
+    /// Value `i` ends at `ends[i]`; an empty value is a missing one (readers drop empty strings).
+    ends: Vec<usize>,
+}
+
+impl StagedColumn {
+    pub fn push(&mut self, v: Option<&str>) {
+        self.text.push_str(v.unwrap_or(""));
+        self.ends.push(self.text.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Value `i`, `None` if missing.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        Some(&self.text[start..self.ends[i]]).filter(|s| !s.is_empty())
+    }
+
+    /// Each value's hash in `dict`, 0 for a missing one (never looked up).
+    pub fn hashes(&self, dict: &FileDict) -> Vec<u64> {
+        (0..self.len())
+            .map(|i| self.get(i).map_or(0, |v| dict.hash(v)))
+            .collect()
+    }
+
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
     }
 }
 
 /// Bytes of a value kept in its table slot. Nearly every value (ids, addresses, account numbers,
 /// token ids) is shorter, so a lookup reads one cache line instead of chasing the arena; when
 /// entries referred to the arena, those misses were a fifth of ingest in `perf`.
-const INLINE: usize = 24;
+const INLINE: usize = 23;
 
-/// A dictionary table entry.
+/// A dictionary table entry: 32 bytes, two to a cache line.
 #[derive(Clone, Copy)]
 struct Slot {
     code: u32,
+    /// The low half of the value's hash.
+    tag: u32,
     /// Length in bytes, saturated: longer values are compared through the arena.
-    len: u32,
+    len: u8,
     head: [u8; INLINE],
 }
 
 impl Slot {
-    fn new(code: u32, v: &str) -> Slot {
+    const EMPTY: Slot = Slot {
+        code: NULL,
+        tag: 0,
+        len: 0,
+        head: [0; INLINE],
+    };
+
+    fn new(code: u32, tag: u32, v: &str) -> Slot {
         let mut head = [0; INLINE];
         let n = v.len().min(INLINE);
         head[..n].copy_from_slice(&v.as_bytes()[..n]);
-        let len = u32::try_from(v.len()).unwrap_or(u32::MAX);
-        Slot { code, len, head }
+        let len = u8::try_from(v.len()).unwrap_or(u8::MAX);
+        Slot {
+            code,
+            tag,
+            len,
+            head,
+        }
     }
 
     fn holds(&self, v: &str, arena: &str, ends: &[usize]) -> bool {
         if v.len() <= INLINE {
             self.len as usize == v.len() && &self.head[..v.len()] == v.as_bytes()
         } else {
-            self.len as usize > INLINE
+            self.len as usize == v.len().min(u8::MAX as usize)
                 && self.head == v.as_bytes()[..INLINE]
                 && entry(arena, ends, self.code) == v
         }
@@ -177,4 +278,44 @@ fn entry<'a>(arena: &'a str, ends: &[usize], code: u32) -> &'a str {
     let i = code as usize;
     let start = if i == 0 { 0 } else { ends[i - 1] };
     &arena[start..ends[i]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Codes stay put while the table grows, values that share a slot's inline head or a hash
+    /// still get codes of their own, and a cleared table starts over.
+    #[test]
+    fn codes_are_stable_and_distinct() {
+        let mut dict = FileDict::default();
+        let long = "x".repeat(300);
+        let values: Vec<String> = (0..5000)
+            .map(|i| match i % 3 {
+                0 => format!("C{i:08}"),
+                1 => format!("{}-{i}", &long[..30]),
+                _ => format!("{long}{i}"),
+            })
+            .collect();
+        let codes: Vec<u32> = values
+            .iter()
+            .map(|v| dict.code(dict.hash(v), v).expect("code"))
+            .collect();
+        let expected: Vec<u32> = (0..5000).collect();
+        assert_eq!(codes, expected);
+        for (v, &c) in values.iter().zip(&codes) {
+            assert_eq!(dict.code(dict.hash(v), v).expect("code"), c, "{v}");
+        }
+        // Every value under one hash: only the comparison tells them apart.
+        let mut same = FileDict::default();
+        let got: Vec<u32> = ["a", "b", "a", &long, &format!("{long}y"), &long]
+            .iter()
+            .map(|v| same.code(7, v).expect("code"))
+            .collect();
+        assert_eq!(got, [0, 1, 0, 2, 3, 2]);
+        dict.clear();
+        assert_eq!(dict.len(), 0);
+        let v = &values[4000];
+        assert_eq!(dict.code(dict.hash(v), v).expect("code"), 0);
+    }
 }
