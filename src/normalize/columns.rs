@@ -134,21 +134,19 @@ impl EventColumns {
         let records = parse_count(row.get(Field::Records), "records")?;
         let bytes = parse_count(row.get(Field::Bytes), "bytes")?;
         let dict = &mut self.dicts.dict;
+        let lowered;
         let event_type = if event_type.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.event_type
-                .code(dict, Some(&event_type.to_ascii_lowercase()))
+            lowered = event_type.to_ascii_lowercase();
+            &lowered
         } else {
-            self.event_type.code(dict, Some(event_type))
+            event_type
         };
         // Every code first, then every push: a failure leaves all columns the same length.
-        let codes = [
-            event_type,
-            self.credential.code(dict, row.get(Field::CredentialId)),
-            self.agent.code(dict, row.get(Field::UserAgent)),
-            self.action.code(dict, row.get(Field::Action)),
-        ];
-        let [event_type, credential, agent, action] = codes.map(|c| c.map_err(|e| e.to_string()));
-        let (event_type, credential, agent, action) = (event_type?, credential?, agent?, action?);
+        let mut code = |column: &mut CodeColumn, v| column.code(dict, v).map_err(|e| e.to_string());
+        let event_type = code(&mut self.event_type, Some(event_type))?;
+        let credential = code(&mut self.credential, row.get(Field::CredentialId))?;
+        let agent = code(&mut self.agent, row.get(Field::UserAgent))?;
+        let action = code(&mut self.action, row.get(Field::Action))?;
         self.event_type.push(event_type);
         self.credential.push(credential);
         self.agent.push(agent);
