@@ -351,4 +351,18 @@ mod tests {
         let v = &values[4000];
         assert_eq!(dict.code(dict.hash(v), v).expect("code"), 0);
     }
+
+    /// Every length a slot holds inline, with a difference at every position.
+    #[test]
+    fn short_values_compare_byte_for_byte() {
+        for n in 0..=INLINE {
+            let a: Vec<u8> = (0..n as u8).map(|b| b + 1).collect();
+            assert!(same_short(&a, &a.clone()), "length {n}");
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x40;
+                assert!(!same_short(&a, &b), "length {n}, byte {i}");
+            }
+        }
+    }
 }
