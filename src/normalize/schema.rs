@@ -77,6 +77,7 @@ pub struct RawRow<'a> {
 }
 
 impl<'a> RawRow<'a> {
+    #[inline]
     pub fn set(&mut self, field: Field, value: impl Into<std::borrow::Cow<'a, str>>) {
         let value = value.into();
         if !value.is_empty() {
@@ -84,6 +85,7 @@ impl<'a> RawRow<'a> {
         }
     }
 
+    #[inline]
     pub fn get(&self, field: Field) -> Option<&str> {
         self.fields[field.index()].as_deref()
     }
