@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::context::{self, Context};
 use crate::detect::{self, DetectInput, DetectOptions, Detection, Limitation};
 use crate::error::{Error, FrameContext, Result};
-use crate::frame::account;
 use crate::ingest;
 use crate::normalize::TimeParser;
 use crate::normalize::profile::Profile;
@@ -148,13 +148,28 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             note,
         })
         .collect();
-    for detector in detect::all() {
-        let Detection {
-            findings: f,
-            limitations: l,
-        } = detector.detect(&input)?;
+    // Detectors with small working sets run side by side (10M-event CSV export: 0.94 s one after
+    // another, 0.72–0.78 s together); one whose transient memory sets the run's peak runs alone.
+    let (alone, together): (Vec<_>, Vec<_>) = detect::all().into_iter().partition(|d| d.alone());
+    let side_by_side: Vec<Result<Detection>> =
+        together.par_iter().map(|d| d.detect(&input)).collect();
+    let mut detections = Vec::new();
+    for detection in side_by_side {
+        detections.push(detection?);
+    }
+    crate::memory::release_freed();
+    let names: Vec<&str> = together.iter().map(|d| d.name()).collect();
+    clock.lap(&names.join(" + "));
+    for detector in alone {
+        detections.push(detector.detect(&input)?);
         crate::memory::release_freed();
         clock.lap(detector.name());
+    }
+    for Detection {
+        findings: f,
+        limitations: l,
+    } in detections
+    {
         findings.extend(f);
         limitations.extend(l);
     }
@@ -165,7 +180,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     }));
     clock.lap("rank");
 
-    let info = run_info(plan, &context, &events, total)?;
+    let info = run_info(plan, &context, &input, total)?;
     let shown: Vec<&Ranked> = ranked
         .iter()
         .filter(|r| r.severity >= plan.min_level)
@@ -231,30 +246,13 @@ fn window(events: DataFrame, from: Option<i64>, to: Option<i64>) -> Result<DataF
     events.lazy().filter(keep).collect().stage("time window")
 }
 
-fn run_info(plan: &Plan, ctx: &Context, events: &DataFrame, total: u64) -> Result<RunInfo> {
-    let stats = events
-        .clone()
-        .lazy()
-        .select([
-            col(c::TS).min().alias("lo"),
-            col(c::TS).max().alias("hi"),
-            // The customer base: accounts touched by API access (logins to hosts are not customers).
-            account()
-                .filter(col(c::EVENT_TYPE).eq(lit("access")))
-                .drop_nulls()
-                .n_unique()
-                .cast(DataType::UInt64)
-                .alias("accounts"),
-        ])
-        .collect()
-        .stage("run totals")?;
-    let get_i = |n: &str| -> Option<i64> { stats.column(n).ok()?.i64().ok()?.get(0) };
-    let accounts = stats
-        .column("accounts")
-        .ok()
-        .and_then(|c| c.u64().ok()?.get(0))
-        .unwrap_or(0);
-    let time_range = get_i("lo").zip(get_i("hi"));
+fn run_info(plan: &Plan, ctx: &Context, input: &DetectInput, total: u64) -> Result<RunInfo> {
+    let events = input.events;
+    let ts = events.column(c::TS).stage("run totals")?;
+    let time_range = ts.i64().ok().and_then(|t| t.min().zip(t.max()));
+    // The customer base: accounts touched by API access (logins to hosts are not customers), as
+    // enumeration counted them.
+    let accounts = input.access_rows()?.accounts() as u64;
     // Sorted: the analysis does not depend on argument order, so neither does the report.
     let mut inputs: Vec<String> = plan
         .inputs

@@ -181,6 +181,11 @@ pub struct Detection {
 pub trait Detector: Sync {
     fn name(&self) -> &'static str;
     fn detect(&self, input: &DetectInput) -> Result<Detection>;
+    /// Whether this detector's working memory is large enough that it must not overlap another
+    /// detector's: those that say no run side by side, the others one at a time after them.
+    fn alone(&self) -> bool {
+        false
+    }
 }
 
 /// All detectors, in a fixed order (the order never affects the ranking).

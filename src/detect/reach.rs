@@ -141,6 +141,11 @@ impl AccessRows {
         self.row.is_empty()
     }
 
+    /// Distinct accounts the access rows name: the customer base.
+    pub fn accounts(&self) -> usize {
+        self.account_code.len()
+    }
+
     /// One profile per value of the entity column `key` (rows where it is null are skipped).
     /// Day-by-day detail is kept only for entities with at least `detail_from` accounts: most
     /// entities (customers) touch one, and no question can fire below that.
