@@ -53,16 +53,42 @@ pub struct ChartData {
 }
 
 pub fn compute(input: &DetectInput, shown: &[&Ranked]) -> Result<ChartData> {
-    let events = input.events;
-    let mut data = ChartData::default();
     let charted: Vec<&Entity> = shown.iter().take(CHARTED).map(|r| &r.entity).collect();
-    // One pass over the event table keeps the charted entities' rows (and only the columns the
-    // charts read); every per-entity query below then scans that small frame.
-    let mine = charted_rows(events, &charted)?;
-    // New accounts per day: over every entity of the top entity's kind (its peers' envelope),
-    // over the charted ones only for the other kinds.
-    let top_kind = shown.first().map(|r| r.entity.kind);
-    let mut firsts: BTreeMap<EntityKind, BTreeMap<String, Vec<(i64, u64)>>> = BTreeMap::new();
+    let top = shown.first().map(|r| &r.entity);
+    // Counted in Rust over the access rows on one side, queried with polars on the other: side
+    // by side, 0.53 -> 0.4 s on a 10M-event export.
+    let (firsts, daily) = rayon::join(
+        || new_accounts(input, &charted, top.map(|e| e.kind)),
+        || daily(input, &charted, top),
+    );
+    let (mut firsts, (days, heatmap)) = (firsts?, daily?);
+    let mut data = ChartData {
+        heatmap,
+        ..ChartData::default()
+    };
+    for (e, days) in charted.iter().zip(days) {
+        let new = firsts.get(&e.kind).and_then(|m| m.get(&e.id)).cloned();
+        data.series.push(EntitySeries {
+            entity: (*e).clone(),
+            days,
+            cumulative: cumulate(new.unwrap_or_default()),
+        });
+    }
+    if let Some(top) = top {
+        let peers = firsts.remove(&top.kind).unwrap_or_default();
+        data.envelope = envelope(peers, top.kind);
+    }
+    Ok(data)
+}
+
+/// New accounts per day: over every entity of the top entity's kind (its peers' envelope),
+/// over the charted ones only for the other kinds.
+fn new_accounts(
+    input: &DetectInput,
+    charted: &[&Entity],
+    top_kind: Option<EntityKind>,
+) -> Result<BTreeMap<EntityKind, BTreeMap<String, Vec<(i64, u64)>>>> {
+    let mut firsts = BTreeMap::new();
     for kind in charted.iter().map(|e| e.kind).chain(top_kind) {
         if firsts.contains_key(&kind) {
             continue;
@@ -74,19 +100,26 @@ pub fn compute(input: &DetectInput, shown: &[&Ranked]) -> Result<ChartData> {
             .collect();
         let only = (Some(kind) != top_kind).then_some(&only);
         let access = input.access_rows()?;
-        firsts.insert(kind, access.first_days(events, kind.column(), only)?);
+        firsts.insert(kind, access.first_days(input.events, kind.column(), only)?);
     }
-    for e in &charted {
-        let new = firsts.get(&e.kind).and_then(|m| m.get(&e.id)).cloned();
-        data.series
-            .push(entity_series(&mine, e, new.unwrap_or_default())?);
-    }
-    if let Some(top) = shown.first() {
-        let peers = firsts.remove(&top.entity.kind).unwrap_or_default();
-        data.envelope = envelope(peers, top.entity.kind);
-        data.heatmap = Some(heatmap(&mine, &top.entity, input.time)?);
-    }
-    Ok(data)
+    Ok(firsts)
+}
+
+/// Daily events and accounts of each charted entity, and the top one's heat map.
+fn daily(
+    input: &DetectInput,
+    charted: &[&Entity],
+    top: Option<&Entity>,
+) -> Result<(Vec<Vec<(i64, u64, u64)>>, Option<Heatmap>)> {
+    // One pass over the event table keeps the charted entities' rows (and only the columns the
+    // charts read); every per-entity query below then scans that small frame.
+    let mine = charted_rows(input.events, charted)?;
+    let days = charted
+        .iter()
+        .map(|e| daily_counts(&mine, e))
+        .collect::<Result<_>>()?;
+    let heatmap = top.map(|e| heatmap(&mine, e, input.time)).transpose()?;
+    Ok((days, heatmap))
 }
 
 fn charted_rows(events: &DataFrame, charted: &[&Entity]) -> Result<DataFrame> {
@@ -122,9 +155,8 @@ fn charted_rows(events: &DataFrame, charted: &[&Entity]) -> Result<DataFrame> {
         .stage("charted entities")
 }
 
-/// Daily events and accounts of `e`, and its cumulative reach from `new` (accounts first touched
-/// per day).
-fn entity_series(events: &DataFrame, e: &Entity, new: Vec<(i64, u64)>) -> Result<EntitySeries> {
+/// `(utc_day, events, distinct_accounts)` of `e`.
+fn daily_counts(events: &DataFrame, e: &Entity) -> Result<Vec<(i64, u64, u64)>> {
     let key = e.kind.column();
     let mine = events
         .clone()
@@ -144,17 +176,12 @@ fn entity_series(events: &DataFrame, e: &Entity, new: Vec<(i64, u64)>) -> Result
         .sort([c::DAY], SortMultipleOptions::default())
         .collect()
         .stage("daily series")?;
-    let days = i64s(&daily, c::DAY)?
+    Ok(i64s(&daily, c::DAY)?
         .into_iter()
         .zip(u64s(&daily, "n")?)
         .zip(u64s(&daily, "a")?)
         .map(|((d, n), a)| (d, n, a))
-        .collect();
-    Ok(EntitySeries {
-        entity: e.clone(),
-        days,
-        cumulative: cumulate(new),
-    })
+        .collect())
 }
 
 fn cumulate(mut new: Vec<(i64, u64)>) -> Vec<(i64, u64)> {
