@@ -81,13 +81,16 @@ pub fn compute(input: &DetectInput, shown: &[&Ranked]) -> Result<ChartData> {
     Ok(data)
 }
 
+/// Accounts first touched per day, `(utc_day, accounts)`, by entity id within each kind.
+type NewAccounts = BTreeMap<EntityKind, BTreeMap<String, Vec<(i64, u64)>>>;
+
 /// New accounts per day: over every entity of the top entity's kind (its peers' envelope),
 /// over the charted ones only for the other kinds.
 fn new_accounts(
     input: &DetectInput,
     charted: &[&Entity],
     top_kind: Option<EntityKind>,
-) -> Result<BTreeMap<EntityKind, BTreeMap<String, Vec<(i64, u64)>>>> {
+) -> Result<NewAccounts> {
     let mut firsts = BTreeMap::new();
     for kind in charted.iter().map(|e| e.kind).chain(top_kind) {
         if firsts.contains_key(&kind) {
