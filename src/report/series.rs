@@ -108,12 +108,15 @@ fn new_accounts(
     Ok(firsts)
 }
 
+/// `(utc_day, events, distinct_accounts)` of one entity.
+type Days = Vec<(i64, u64, u64)>;
+
 /// Daily events and accounts of each charted entity, and the top one's heat map.
 fn daily(
     input: &DetectInput,
     charted: &[&Entity],
     top: Option<&Entity>,
-) -> Result<(Vec<Vec<(i64, u64, u64)>>, Option<Heatmap>)> {
+) -> Result<(Vec<Days>, Option<Heatmap>)> {
     // One pass over the event table keeps the charted entities' rows (and only the columns the
     // charts read); every per-entity query below then scans that small frame.
     let mine = charted_rows(input.events, charted)?;
@@ -158,8 +161,8 @@ fn charted_rows(events: &DataFrame, charted: &[&Entity]) -> Result<DataFrame> {
         .stage("charted entities")
 }
 
-/// `(utc_day, events, distinct_accounts)` of `e`.
-fn daily_counts(events: &DataFrame, e: &Entity) -> Result<Vec<(i64, u64, u64)>> {
+/// The daily counts of `e`.
+fn daily_counts(events: &DataFrame, e: &Entity) -> Result<Days> {
     let key = e.kind.column();
     let mine = events
         .clone()
