@@ -10,8 +10,17 @@ use std::borrow::Cow;
 
 use crate::normalize::{Field, RawRow};
 
-/// Parses `text` (trimmed, non-empty) if it is a flat object this scanner handles.
-pub fn parse(text: &[u8]) -> Option<RawRow<'_>> {
+/// The keys of the last line read, in order, quoted, with the field each names. Exporters write
+/// every line with the same keys in the same order, so a key is recognised by one comparison
+/// instead of a scan for its closing quote and a lookup of its name.
+#[derive(Default)]
+pub struct Shape {
+    keys: Vec<(Box<str>, Option<Field>)>,
+}
+
+/// Parses `text` (trimmed, non-empty) if it is a flat object this scanner handles; `shape` is
+/// the previous line's and becomes this one's.
+pub fn parse<'a>(text: &'a [u8], shape: &mut Shape) -> Option<RawRow<'a>> {
     // Nearly every line is printable ASCII: one vectorised pass proves it, and then neither UTF-8
     // nor control characters need checking again (from_utf8 and the per-string checks were 3 % of
     // JSON-lines ingest).
@@ -29,17 +38,32 @@ pub fn parse(text: &[u8]) -> Option<RawRow<'_>> {
         return (i + 1 == b.len()).then_some(row);
     }
     let string = |i| string(text, i, printable);
+    let mut k = 0;
     loop {
-        let (key, after) = string(i)?;
+        let (field, after) = match shape.keys.get(k) {
+            // A quoted key from the fast path holds no quote or backslash, so a line that starts
+            // with it here has exactly that key.
+            Some((quoted, field)) if b[i..].starts_with(quoted.as_bytes()) => {
+                (*field, i + quoted.len())
+            }
+            _ => {
+                let (key, after) = string(i)?;
+                let field = Field::from_name(key);
+                shape.keys.truncate(k);
+                shape.keys.push((format!("\"{key}\"").into(), field));
+                (field, after)
+            }
+        };
         i = skip_ws(b, expect(b, skip_ws(b, after), b':')?);
         let (value, after) = match b.get(i)? {
             b'"' => string(i).map(|(s, end)| (Some(s), end))?,
             _ => value(text, i)?,
         };
-        if let (Some(field), Some(v)) = (Field::from_name(key), value) {
+        if let (Some(field), Some(v)) = (field, value) {
             row.set(field, Cow::Borrowed(v));
         }
         i = skip_ws(b, after);
+        k += 1;
         match b.get(i)? {
             b',' => i = skip_ws(b, i + 1),
             b'}' => return (i + 1 == b.len()).then_some(row),
@@ -135,6 +159,10 @@ mod tests {
     fn agrees_with_serde_or_declines() {
         let lines: &[&[u8]] = &[
             br#"{"timestamp":"1740811783081","event_type":"access","principal":"C1","token_id":null}"#,
+            br#"{"timestamp":"1740811783082","event_type":"access","principal":"C2","token_id":"t"}"#,
+            br#"{"timestamp":"1","event_type":"x","principal_x":"b","token_id":"t"}"#,
+            br#"{"event_type":"y","timestamp":"2","principal":"c"}"#,
+            br#"{"event_type":"y","timestamp":"2","principal":"c","Principal":"d"}"#,
             br#"{ "timestamp" : 1700000000 , "outcome" : true, "records": -1.5e+3, "x": false }"#,
             br#"{"event_type":"login","principal":"caf\u00e9"}"#,
             br#"{"event_type":"login","nested":{"a":1}}"#,
@@ -151,9 +179,14 @@ mod tests {
             "{\"principal\":\"ünï\"}".as_bytes(),
             br#"[1]"#,
         ];
+        // Each line read with a fresh shape and with the previous line's, as in a file.
+        let mut shape = Shape::default();
         for line in lines {
             let serde = super::super::json_row::parse_slow(line);
-            if let Some(fast) = parse(line) {
+            let fresh = parse(line, &mut Shape::default());
+            let carried = parse(line, &mut shape);
+            assert_eq!(fresh.is_some(), carried.is_some());
+            if let Some(fast) = carried {
                 let slow = serde.expect("fast path accepted a line serde refuses");
                 for f in Field::ALL {
                     assert_eq!(
@@ -165,7 +198,8 @@ mod tests {
                 }
             }
         }
+        let parse = |line| parse(line, &mut Shape::default());
         assert!(parse(lines[0]).is_some() && parse(lines[1]).is_some());
-        assert!(parse(lines[3]).is_none() && parse(lines[7]).is_none());
+        assert!(parse(lines[7]).is_none() && parse(lines[11]).is_none());
     }
 }

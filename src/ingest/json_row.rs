@@ -12,9 +12,13 @@ use serde_json::value::RawValue;
 
 use crate::normalize::{Field, RawRow};
 
-/// Parses one non-empty line; the error is the reason quarantined in `rejects.csv`.
-pub fn parse(text: &[u8]) -> Result<RawRow<'_>, String> {
-    match super::json_flat::parse(text) {
+/// Parses one non-empty line; the error is the reason quarantined in `rejects.csv`. `shape` is
+/// the previous line's keys (see [`super::json_flat::Shape`]).
+pub fn parse<'a>(
+    text: &'a [u8],
+    shape: &mut super::json_flat::Shape,
+) -> Result<RawRow<'a>, String> {
+    match super::json_flat::parse(text, shape) {
         Some(row) => Ok(row),
         None => parse_slow(text),
     }
@@ -104,6 +108,10 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &[u8]) -> Result<RawRow<'_>, String> {
+        super::parse(text, &mut super::super::json_flat::Shape::default())
+    }
 
     #[test]
     fn values_become_cells() {

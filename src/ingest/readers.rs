@@ -238,10 +238,11 @@ pub(super) fn for_each_csv_record(
 }
 
 fn read_jsonl(reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
+    let mut shape = super::json_flat::Shape::default();
     for_each_line(
         reader,
         sink,
-        |sink, line, text| match super::json_row::parse(text) {
+        |sink, line, text| match super::json_row::parse(text, &mut shape) {
             Ok(row) => sink.row(line, &row, || text.to_vec()),
             Err(reason) => sink.reject(line, reason, text, false),
         },
