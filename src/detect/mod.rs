@@ -148,8 +148,9 @@ impl<'a> DetectInput<'a> {
             return Ok(rows);
         }
         let rows = reach::AccessRows::new(self.events)?;
-        // Building them takes twice what they keep (the sort keys): handed back at once, the
-        // next stage faults in fresh pages instead of adding to this high-water mark.
+        // Building them took about three times what they keep (sort keys, the selection; 320
+        // against 110 MB at 10M events): handed back at once, the next stage faults in fresh
+        // pages instead of adding to this high-water mark.
         crate::memory::release_freed();
         Ok(self.access.get_or_init(|| rows))
     }

@@ -229,9 +229,12 @@ impl EventColumns {
         let n = who.len();
         let (who_h, token_h, ip_h) = (who.hashes(dict), token.hashes(token_dict), ip.hashes(dict));
         // A customer's requests name its own account: no second hash or lookup.
+        let own: Vec<bool> = (0..n)
+            .map(|i| whom.get(i).is_some_and(|v| who.get(i) == Some(v)))
+            .collect();
         let whom_h: Vec<u64> = (0..n)
             .map(|i| match whom.get(i) {
-                Some(v) if Some(v) != who.get(i) => dict.hash(v),
+                Some(v) if !own[i] => dict.hash(v),
                 _ => 0,
             })
             .collect();
@@ -244,14 +247,13 @@ impl EventColumns {
                 dict.prefetch(whom_h[j]);
                 token_dict.prefetch(token_h[j]);
             }
-            let who_v = who.get(i);
-            let who_code = match who_v {
+            let who_code = match who.get(i) {
                 Some(v) => dict.code(who_h[i], v)?,
                 None => NULL,
             };
             let whom_code = match whom.get(i) {
-                Some(v) if Some(v) != who_v => dict.code(whom_h[i], v)?,
-                Some(_) => who_code,
+                Some(_) if own[i] => who_code,
+                Some(v) => dict.code(whom_h[i], v)?,
                 None => NULL,
             };
             let token_code = match token.get(i) {
