@@ -19,6 +19,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     root: PathBuf,
     events: DataFrame,
+    tokens: std::sync::Arc<audithound::normalize::Tokens>,
     context: Context,
     files: Vec<String>,
 }
@@ -44,9 +45,7 @@ fn fixture() -> &'static Fixture {
         })
         .expect("generate");
         let found = ingest::discover(std::slice::from_ref(&root)).expect("discover");
-        let events = ingest::read_events(&found, &options(), false)
-            .expect("ingest")
-            .events;
+        let ingested = ingest::read_events(&found, &options(), false).expect("ingest");
         let context = Context {
             roster: context::load_roster(&root.join("roster.csv"), &time()).expect("roster"),
             credentials: context::load_credentials(&root.join("credentials.csv"), &time())
@@ -62,7 +61,8 @@ fn fixture() -> &'static Fixture {
         Fixture {
             _dir: dir,
             root,
-            events,
+            events: ingested.events,
+            tokens: ingested.tokens,
             context,
             files,
         }
@@ -190,7 +190,7 @@ fn detector(b: divan::Bencher, name: &str) {
         return;
     };
     // A fresh input each time: it caches the sorted access rows, whose cost belongs to the run.
-    b.with_inputs(|| DetectInput::new(&f.events, &f.context, &options, &time, &f.files))
+    b.with_inputs(|| DetectInput::new(&f.events, &f.context, &options, &time, &f.files, &f.tokens))
         .bench_refs(|input| d.detect(input).map(|r| r.findings.len()).unwrap_or(0));
 }
 

@@ -139,7 +139,14 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         .map(|p| p.display().to_string())
         .collect();
 
-    let input = DetectInput::new(&events, &context, &plan.options, &plan.time, &files);
+    let input = DetectInput::new(
+        &events,
+        &context,
+        &plan.options,
+        &plan.time,
+        &files,
+        &ingested.tokens,
+    );
     let mut findings = Vec::new();
     let mut limitations: Vec<Limitation> = derived
         .into_iter()

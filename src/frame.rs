@@ -4,6 +4,7 @@
 use polars::prelude::*;
 
 use crate::error::{FrameContext, Result};
+use crate::normalize::Tokens;
 
 /// The dtype of every string column of the event frame: categoricals over polars' process-wide
 /// dictionary, so columns built by different threads, files and context tables share codes and
@@ -64,7 +65,12 @@ pub fn dictionary() -> Arc<CategoricalMapping> {
 /// count per entity in plain Rust index these directly instead of going through chunks.
 pub fn codes(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
     let column = df.column(name).stage("reading codes")?;
-    let physical = column.cat32().stage("reading codes")?.physical();
+    // Token ids are plain codes already (see `normalize::Tokens`).
+    let physical = match column.dtype() {
+        DataType::UInt32 => column.u32(),
+        _ => column.cat32().map(|c| c.physical()),
+    }
+    .stage("reading codes")?;
     let mut out = Vec::with_capacity(physical.len());
     for arr in physical.downcast_iter() {
         match arr.validity().filter(|v| v.unset_bits() > 0) {
@@ -78,6 +84,14 @@ pub fn codes(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
         }
     }
     Ok(out)
+}
+
+/// The token ids of a column of token codes, `""` for a null.
+pub fn token_texts(df: &DataFrame, name: &str, tokens: &Tokens) -> Result<Vec<String>> {
+    Ok(codes(df, name)?
+        .into_iter()
+        .map(|c| tokens.text(c).unwrap_or_default())
+        .collect())
 }
 
 /// The code [`codes`] gives a null.

@@ -169,12 +169,18 @@ fn top_row_evidence_names_tokens_subjects_addresses_and_first_event() {
         .find(|r| r["code"] == "never_issued_tokens")
         .expect("never-issued reason");
     let ev = &never["evidence"];
-    assert!(
-        ev["sample_tokens"]
-            .as_array()
-            .is_some_and(|a| !a.is_empty()),
-        "{ev}"
-    );
+    // Token ids as the export spelled them (the generator's `tk-` and 16 hex digits), not the
+    // codes the frame holds them as.
+    let samples = ev["sample_tokens"].as_array().expect("sample tokens");
+    assert!(!samples.is_empty(), "{ev}");
+    for t in samples {
+        let t = t.as_str().unwrap_or_default();
+        let hex = t.strip_prefix("tk-").unwrap_or_default();
+        assert!(
+            hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{t:?} in {ev}"
+        );
+    }
     assert!(
         ev["sample_subjects"]
             .as_array()

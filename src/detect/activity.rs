@@ -183,6 +183,16 @@ pub fn top_values(
     key: &str,
     value: &str,
 ) -> Result<BTreeMap<String, Vec<(String, u64)>>> {
+    top_values_with(rows, key, value, strs)
+}
+
+/// [`top_values`] of a column whose values `read` turns into text (token codes need their table).
+pub fn top_values_with(
+    rows: LazyFrame,
+    key: &str,
+    value: &str,
+    read: impl Fn(&DataFrame, &str) -> Result<Vec<String>>,
+) -> Result<BTreeMap<String, Vec<(String, u64)>>> {
     if key == value {
         return Ok(BTreeMap::new());
     }
@@ -199,7 +209,7 @@ pub fn top_values(
     let mut all: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
     for ((k, v), n) in strs(&df, key)?
         .into_iter()
-        .zip(strs(&df, value)?)
+        .zip(read(&df, value)?)
         .zip(u64s(&df, "n")?)
     {
         all.entry(k).or_default().push((v, n));

@@ -14,14 +14,14 @@ use hashbrown::HashSet;
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use super::activity::{Activity, summarize, top_values};
+use super::activity::{Activity, summarize, top_values_with};
 use super::tally::Dense;
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, json_list,
     volume_score,
 };
 use crate::error::{FrameContext, Result};
-use crate::frame::{NULL, codes, day, i64s, strs, u64s};
+use crate::frame::{NULL, codes, day, i64s, strs, token_texts, u64s};
 use crate::normalize::schema::{DAY_MS, col as c};
 
 pub struct ForgedTokens;
@@ -142,7 +142,9 @@ impl ForgedTokens {
         rows: LazyFrame,
         out: &mut Detection,
     ) -> Result<()> {
-        let tokens = top_values(rows.clone(), c::CREDENTIAL, c::TOKEN)?;
+        let tokens = top_values_with(rows.clone(), c::CREDENTIAL, c::TOKEN, |df, name| {
+            token_texts(df, name, input.tokens)
+        })?;
         let per_key = per_group(rows.clone(), &[c::CREDENTIAL])?;
         let per_source = per_group(rows.clone(), &[c::CREDENTIAL, c::SOURCE_IP])?;
         let token_count = |k: &str| {

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::error::Result;
-use crate::normalize::TimeParser;
+use crate::normalize::{TimeParser, Tokens};
 
 /// What a finding is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -118,6 +118,8 @@ pub struct DetectInput<'a> {
     pub time: &'a TimeParser,
     /// Input file names by index, to point evidence at `file:line`.
     pub files: &'a [String],
+    /// The token ids behind the event frame's token codes.
+    pub tokens: &'a Tokens,
     /// Built on first use (see [`DetectInput::access_rows`]).
     access: OnceLock<reach::AccessRows>,
 }
@@ -129,6 +131,7 @@ impl<'a> DetectInput<'a> {
         options: &'a DetectOptions,
         time: &'a TimeParser,
         files: &'a [String],
+        tokens: &'a Tokens,
     ) -> Self {
         DetectInput {
             events,
@@ -136,6 +139,7 @@ impl<'a> DetectInput<'a> {
             options,
             time,
             files,
+            tokens,
             access: OnceLock::new(),
         }
     }

@@ -16,14 +16,14 @@ pub mod sniff;
 mod sources;
 
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::{FrameContext, Result};
-use crate::normalize::{Dictionaries, EventColumns, TimeParser};
+use crate::normalize::{Dictionaries, EventColumns, TimeParser, Tokens};
 pub use discover::{Discovered, discover};
 pub use sniff::Format;
 
@@ -99,6 +99,8 @@ impl ReadOptions {
 /// Everything the later stages need from the inputs.
 pub struct Ingested {
     pub events: DataFrame,
+    /// The token ids behind the codes of the frame's token column.
+    pub tokens: Arc<Tokens>,
     pub files: Vec<FileStats>,
     pub rejects: Vec<Reject>,
     /// Files of no known format, with the reason: skipped with a warning, listed in the summary.
@@ -125,13 +127,14 @@ pub fn read_events(
     // Dictionaries go from one file to the next (see `Dictionaries`); there are as many as files
     // read at once, and all are freed when the files are read.
     let pool: Mutex<Vec<Dictionaries>> = Mutex::default();
+    let tokens = Arc::new(Tokens::default());
     let results: Vec<readers::FileResult> = found
         .events
         .par_iter()
         .enumerate()
         .map(|(idx, path)| {
             let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
-            let mut dicts = taken.unwrap_or_default();
+            let mut dicts = taken.unwrap_or_else(|| Dictionaries::new(tokens.clone()));
             let out = readers::read_file(path, idx as u32, opts, &mut dicts);
             pool.lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -173,6 +176,7 @@ pub fn read_events(
     };
     Ok(Ingested {
         events,
+        tokens,
         files,
         rejects,
         skipped,

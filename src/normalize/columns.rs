@@ -1,15 +1,19 @@
 //! Column-wise accumulation of normalised events and conversion into a polars frame.
 
+use std::sync::Arc;
+
 use polars::prelude::*;
 
 use super::dictionary::{CodeColumn, FileDict, NULL, StagedColumn, prefetch};
 use super::schema::{Field, RawRow, col};
 use super::time::TimeParser;
+use super::tokens::Tokens;
 use crate::error::{FrameContext, Result};
 
 /// Normalised events of one file, stored column-wise and handed over in chunks. Every string
 /// field is dictionary encoded on the way in (polars categoricals over the process-wide
-/// dictionary, through the reader thread's [`Dictionaries`]): a 10M-event export holds a few hundred
+/// dictionary, through the reader thread's [`Dictionaries`]; token ids as codes into the run's
+/// [`Tokens`]): a 10M-event export holds a few hundred
 /// thousand distinct principals, addresses and accounts, five keys and four user agents, so a row
 /// costs 4 bytes per field instead of 16–48, and every group-by and join downstream hashes
 /// integers instead of strings.
@@ -40,7 +44,8 @@ pub struct EventColumns {
 /// The dictionaries strings are coded with. A reader thread hands them from one file to the
 /// next (`ingest::read_events`): files of one export share most principals, addresses and
 /// accounts, which are then looked up in a warm table and placed in the process-wide dictionary
-/// once per thread instead of once per file.
+/// once per thread instead of once per file. The default has a token table of its own: readers of
+/// one run share theirs ([`Dictionaries::new`]).
 #[derive(Default)]
 pub struct Dictionaries {
     dict: FileDict,
@@ -50,6 +55,18 @@ pub struct Dictionaries {
     token_dict: FileDict,
     /// The network code of each address code seen: an address is parsed once.
     networks: Vec<Option<u32>>,
+    /// Where token ids get the codes the frame holds (see [`super::tokens`]).
+    tokens: Arc<Tokens>,
+}
+
+impl Dictionaries {
+    /// Empty dictionaries that place token ids in `tokens`.
+    pub fn new(tokens: Arc<Tokens>) -> Self {
+        Dictionaries {
+            tokens,
+            ..Dictionaries::default()
+        }
+    }
 }
 
 /// Distinct strings a dictionary may hold before it is cleared (see `take_frame`).
@@ -184,12 +201,13 @@ impl EventColumns {
         let mut columns = Vec::with_capacity(strings.len() + 4);
         columns.push(Column::new(col::TS.into(), refill(&mut self.ts)));
         for (name, codes) in strings {
-            let dict = if name == col::TOKEN {
-                &mut self.dicts.token_dict
+            let column = if name == col::TOKEN {
+                let tokens = &self.dicts.tokens;
+                self.dicts.token_dict.token_column(name, &codes, tokens)
             } else {
-                &mut self.dicts.dict
+                self.dicts.dict.column(name, &codes)
             };
-            columns.push(dict.column(name, &codes).stage("encoding strings")?);
+            columns.push(column.stage("encoding strings")?);
         }
         columns.push(Column::new(col::SUCCESS.into(), refill(&mut self.success)));
         columns.push(Column::new(col::FILE.into(), refill(&mut self.file)));
@@ -224,6 +242,7 @@ impl EventColumns {
             dict,
             token_dict,
             networks,
+            ..
         } = &mut self.dicts;
         let (who, whom, token, ip) = (&self.principal, &self.target, &self.token, &self.source_ip);
         let n = who.len();
@@ -498,7 +517,12 @@ mod tests {
         assert_eq!(column(col::PRINCIPAL), owned(rows.map(|r| r.0)));
         assert_eq!(column(col::TARGET), owned(rows.map(|r| r.1)));
         assert_eq!(column(col::SOURCE_IP), owned(rows.map(|r| r.2)));
-        assert_eq!(column(col::TOKEN), owned(rows.map(|r| r.3)));
+        let token_codes = crate::frame::codes(&frame, col::TOKEN).expect("token codes");
+        let tokens: Vec<Option<String>> = token_codes
+            .into_iter()
+            .map(|c| cols.dicts.tokens.text(c))
+            .collect();
+        assert_eq!(tokens, owned(rows.map(|r| r.3)));
         let net = Some("203.0.113.0/24");
         assert_eq!(column(col::NETWORK), owned([net, net, None, None]));
     }

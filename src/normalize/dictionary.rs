@@ -16,6 +16,8 @@ use foldhash::fast::FixedState;
 use polars::prelude::*;
 use std::hash::BuildHasher;
 
+use super::tokens::Tokens;
+
 /// The code of a missing value.
 pub const NULL: u32 = u32::MAX;
 
@@ -106,6 +108,11 @@ impl FileDict {
         self.ends.len()
     }
 
+    /// The value of `code`.
+    pub fn get(&self, code: u32) -> Option<&str> {
+        ((code as usize) < self.ends.len()).then(|| entry(&self.arena, &self.ends, code))
+    }
+
     /// `codes` as a categorical column over the global dictionary, placing there the strings
     /// added since the last call.
     pub fn column(&mut self, name: &'static str, codes: &[u32]) -> PolarsResult<Column> {
@@ -117,18 +124,38 @@ impl FileDict {
             let cat = mapping.insert_cat(entry(&self.arena, &self.ends, code))?;
             self.global.push(cat);
         }
-        let global = |c: u32| self.global[c as usize];
-        let phys = if codes.contains(&NULL) {
-            let cats = codes.iter().map(|&c| (c != NULL).then(|| global(c)));
-            UInt32Chunked::from_iter_options(name.into(), cats)
-        } else {
-            UInt32Chunked::from_vec(name.into(), codes.iter().map(|&c| global(c)).collect())
-        };
+        let phys = self.global_codes(name, codes);
         // SAFETY: every code was returned by `insert_cat` on this very mapping (just above), so
         // each is in bounds; the checked constructor looked each one up again in the shared
         // dictionary, 5 % of ingest in `perf`.
         let cats = unsafe { Categorical32Chunked::from_cats_and_dtype_unchecked(phys, dtype) };
         Ok(cats.into_series().into_column())
+    }
+
+    /// `codes` as a column of codes in `tokens`, placing there the strings added since the last
+    /// call.
+    pub fn token_column(
+        &mut self,
+        name: &'static str,
+        codes: &[u32],
+        tokens: &Tokens,
+    ) -> PolarsResult<Column> {
+        let new = (self.global.len() as u32..self.ends.len() as u32)
+            .map(|code| entry(&self.arena, &self.ends, code));
+        let placed = tokens.place(new)?;
+        self.global.extend(placed);
+        Ok(self.global_codes(name, codes).into_series().into_column())
+    }
+
+    /// Local `codes` translated to the shared codes placed for them, nulls for [`NULL`].
+    fn global_codes(&self, name: &'static str, codes: &[u32]) -> UInt32Chunked {
+        let global = |c: u32| self.global[c as usize];
+        if codes.contains(&NULL) {
+            let cats = codes.iter().map(|&c| (c != NULL).then(|| global(c)));
+            UInt32Chunked::from_iter_options(name.into(), cats)
+        } else {
+            UInt32Chunked::from_vec(name.into(), codes.iter().map(|&c| global(c)).collect())
+        }
     }
 }
 

@@ -9,7 +9,9 @@ mod dictionary;
 pub mod profile;
 pub mod schema;
 pub mod time;
+mod tokens;
 
 pub use columns::{Dictionaries, EventColumns};
 pub use schema::{Field, RawRow};
 pub use time::TimeParser;
+pub use tokens::Tokens;
