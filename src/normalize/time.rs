@@ -166,9 +166,26 @@ impl TimeParser {
     }
 }
 
+/// The last instant an epoch number may name (9999-12-31T23:59:59Z).
+const EPOCH_MAX_MS: i64 = 253_402_300_799_000;
+
 /// Epoch numbers: seconds below 1e11 (year 5138), milliseconds below 1e14, then micro- and
 /// nanoseconds. Fractions are allowed on seconds.
 fn parse_epoch(s: &str) -> Result<i64, String> {
+    // Whole numbers (nearly every export) in integers: the float parse was 1 % of CSV ingest.
+    if let Ok(v) = s.parse::<u64>() {
+        let rounded = |unit: u64| v / unit + u64::from(v % unit >= unit / 2);
+        let ms = match v {
+            ..100_000_000_000 => v * 1000,
+            ..100_000_000_000_000 => v,
+            ..100_000_000_000_000_000 => rounded(1000),
+            _ => rounded(1_000_000),
+        };
+        return i64::try_from(ms)
+            .ok()
+            .filter(|&ms| ms <= EPOCH_MAX_MS)
+            .ok_or_else(|| format!("timestamp out of range {s:?}"));
+    }
     let v: f64 = s
         .parse()
         .map_err(|_| format!("unrecognised timestamp {s:?}"))?;
@@ -181,7 +198,7 @@ fn parse_epoch(s: &str) -> Result<i64, String> {
     } else {
         v / 1e6
     };
-    if !ms.is_finite() || ms > 253_402_300_799_000.0 {
+    if !ms.is_finite() || ms > EPOCH_MAX_MS as f64 {
         return Err(format!("timestamp out of range {s:?}"));
     }
     Ok(ms.round() as i64)
@@ -206,6 +223,32 @@ mod tests {
         assert_eq!(utc().parse("1735700400"), Ok(want));
         assert_eq!(utc().parse("1735700400000"), Ok(want));
         assert_eq!(utc().parse("1735700400.000"), Ok(want));
+    }
+
+    /// Whole epoch numbers (read as integers) land where the same number with a fraction does,
+    /// in every unit, rounding halves up, and the last second of 9999 is the limit.
+    #[test]
+    fn epoch_integers_agree_with_fractions() {
+        let cases = [
+            "0",
+            "1735700400",
+            "99999999999",
+            "1735700400123",
+            "1735700400123499",
+            "1735700400123500",
+            "1735700400123500000",
+            "253402300799",
+            "253402300799000",
+        ];
+        for whole in cases {
+            let fraction = format!("{whole}.0");
+            assert_eq!(parse_epoch(whole), parse_epoch(&fraction), "{whole}");
+        }
+        assert_eq!(parse_epoch("1735700400123500"), Ok(1_735_700_400_124));
+        // Nanoseconds past a float's 53 bits: the integer path keeps the digits a float lost.
+        assert_eq!(parse_epoch("1735700400123499999"), Ok(1_735_700_400_123));
+        assert!(parse_epoch("9999999999999999999999999").is_err());
+        assert_eq!(parse_epoch("18446744073709551615"), Ok(18_446_744_073_710));
     }
 
     #[test]
