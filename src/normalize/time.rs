@@ -176,9 +176,9 @@ fn parse_epoch(s: &str) -> Result<i64, String> {
     if let Ok(v) = s.parse::<u64>() {
         let rounded = |unit: u64| v / unit + u64::from(v % unit >= unit / 2);
         let ms = match v {
-            ..100_000_000_000 => v * 1000,
-            ..100_000_000_000_000 => v,
-            ..100_000_000_000_000_000 => rounded(1000),
+            0..100_000_000_000 => v * 1000,
+            100_000_000_000..100_000_000_000_000 => v,
+            100_000_000_000_000..100_000_000_000_000_000 => rounded(1000),
             _ => rounded(1_000_000),
         };
         return i64::try_from(ms)
