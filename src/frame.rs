@@ -5,6 +5,8 @@ use polars::prelude::*;
 
 use crate::error::{FrameContext, Result};
 use crate::normalize::Tokens;
+use crate::normalize::schema::col::TS;
+use std::borrow::Cow;
 
 /// The dtype of every string column of the event frame: categoricals over polars' process-wide
 /// dictionary, so columns built by different threads, files and context tables share codes and
@@ -94,6 +96,54 @@ pub fn token_texts(df: &DataFrame, name: &str, tokens: &Tokens) -> Result<Vec<St
         .collect())
 }
 
+/// A filter mask of the rows whose categorical column `name` holds a value of `since`, at or
+/// after that value's instant (null rows are out). On the 10M-event export polars' `is_in` on the
+/// column and an inner join to the (value, instant) table took 0.1 s for a table naming a key
+/// used 1.8M times; a table indexed by dictionary code answers each row with two loads.
+pub fn rows_since(df: &DataFrame, name: &str, since: &[(String, i64)]) -> Result<BooleanChunked> {
+    let dict = dictionary();
+    let mut from: Vec<i64> = Vec::new();
+    for (value, at) in since {
+        if let Some(code) = dict.get_cat(value) {
+            let i = code as usize;
+            if from.len() <= i {
+                from.resize(i + 1, i64::MAX);
+            }
+            from[i] = from[i].min(*at);
+        }
+    }
+    let stage = "selecting rows";
+    let keys = df
+        .column(name)
+        .stage(stage)?
+        .cat32()
+        .stage(stage)?
+        .physical();
+    let ts = df.column(TS).stage(stage)?.i64().stage(stage)?;
+    let (keys, ts) = if keys.chunk_lengths().eq(ts.chunk_lengths()) {
+        (Cow::Borrowed(keys), Cow::Borrowed(ts))
+    } else {
+        (keys.rechunk(), ts.rechunk())
+    };
+    let from = &from;
+    let mask: BooleanChunked = keys
+        .downcast_iter()
+        .zip(ts.downcast_iter())
+        .flat_map(|(k, t)| {
+            let valid = k.validity().filter(|v| v.unset_bits() > 0);
+            k.values()
+                .iter()
+                .zip(t.values().iter())
+                .enumerate()
+                .map(move |(i, (&code, ts))| {
+                    valid.is_none_or(|v| v.get_bit(i))
+                        && from.get(code as usize).is_some_and(|at| ts >= at)
+                })
+        })
+        .collect();
+    Ok(mask.with_name(name.into()))
+}
+
 /// The code [`codes`] gives a null.
 pub const NULL: u32 = u32::MAX;
 
@@ -149,6 +199,50 @@ pub fn u32s(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
 mod tests {
     use super::*;
     use crate::normalize::schema::{DAY_MS, HOUR_MS, TS_MAX, TS_MIN, col as c};
+
+    /// A row is kept from its key's instant on; other keys, unknown keys and nulls never are,
+    /// whether the key and time columns are chunked alike or not.
+    #[test]
+    fn rows_since_keeps_each_key_from_its_instant() {
+        let keys = [
+            Some("k1"),
+            Some("k2"),
+            None,
+            Some("k1"),
+            Some("k3"),
+            Some("k2"),
+        ];
+        let ts: Vec<i64> = vec![5, 5, 9, 10, 10, 20];
+        let key_chunk = |range: std::ops::Range<usize>| {
+            let values: Vec<Option<&str>> = keys[range].to_vec();
+            Column::new(c::CREDENTIAL.into(), values)
+                .cast(&cat_dtype())
+                .expect("categorical")
+                .as_materialized_series()
+                .clone()
+        };
+        let mut key_col = key_chunk(0..4);
+        key_col.append(&key_chunk(4..6)).expect("append");
+        let since = [
+            ("k1".to_string(), 10),
+            ("k2".to_string(), 0),
+            ("absent".to_string(), 0),
+        ];
+        let want = [false, true, false, true, false, true];
+        // Keys in two chunks, instants in one.
+        let df = DataFrame::new_infer_height(vec![
+            key_col.into_column(),
+            Column::new(c::TS.into(), ts.clone()),
+        ])
+        .expect("frame");
+        let got = rows_since(&df, c::CREDENTIAL, &since).expect("mask");
+        assert_eq!(got.iter().collect::<Vec<_>>(), want.map(Some).to_vec());
+        // Both in one chunk.
+        let mut df = df;
+        df.rechunk_mut();
+        let got = rows_since(&df, c::CREDENTIAL, &since).expect("mask");
+        assert_eq!(got.iter().collect::<Vec<_>>(), want.map(Some).to_vec());
+    }
 
     /// Buckets are floor divisions, before and after 1970 and at the ends of the accepted range.
     #[test]

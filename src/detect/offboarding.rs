@@ -1,6 +1,6 @@
 //! Credential or identity used after offboarding or revocation.
 //!
-//! Three cut-offs, each a small (key, instant) table joined to the events inside polars: a
+//! Three cut-offs, each a small (key, instant) table the events are matched against: a
 //! credential's revocation plus the rotation grace, the departure of a credential's owner, and the
 //! departure of the principal itself. Successful use past a cut-off is the finding; failures alone
 //! (a departed person's old laptop still retrying) are reported, but low, because nothing got in.
@@ -14,7 +14,7 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, volume_score,
 };
 use crate::error::{FrameContext, Result};
-use crate::frame::{key_column, key_series};
+use crate::frame::rows_since;
 use crate::normalize::schema::{DAY_MS, col as c};
 
 pub struct Offboarding;
@@ -103,13 +103,6 @@ fn late_use(input: &DetectInput, key: &str, cutoffs: Vec<(String, i64)>) -> Resu
     if cutoffs.is_empty() {
         return Ok(Default::default());
     }
-    let (ids, instants): (Vec<String>, Vec<i64>) = cutoffs.into_iter().unzip();
-    let ids_series = key_series("ids", ids.clone())?;
-    let table = DataFrame::new_infer_height(vec![
-        key_column(key, ids)?,
-        Column::new("cutoff".into(), instants),
-    ])
-    .stage("cut-off table")?;
     let mut wanted = vec![
         c::TS,
         c::SUCCESS,
@@ -123,17 +116,12 @@ fn late_use(input: &DetectInput, key: &str, cutoffs: Vec<(String, i64)>) -> Resu
         wanted.push(key);
     }
     // Late rows are few; materialising them once lets the summaries below scan a small frame
-    // instead of re-joining the whole event table for every aggregate.
+    // instead of the whole event table for every aggregate.
+    let mask = rows_since(input.events, key, &cutoffs)?;
     let late = input
         .events
-        .clone()
-        .lazy()
-        .select(wanted.iter().map(|n| col(*n)).collect::<Vec<_>>())
-        // A set-membership filter first: it drops nearly every row before the join has to hash them.
-        .filter(col(key).is_in(lit(ids_series).implode(false), false))
-        .inner_join(table.lazy(), col(key), col(key))
-        .filter(col(c::TS).gt_eq(col("cutoff")))
-        .collect()
+        .select(wanted)
+        .and_then(|df| df.filter(&mask))
         .stage("events after cut-off")?
         .lazy();
     let ok = summarize(late.clone().filter(col(c::SUCCESS)), key)?;
