@@ -149,13 +149,22 @@ impl FileDict {
 
     /// Local `codes` translated to the shared codes placed for them, nulls for [`NULL`].
     fn global_codes(&self, name: &'static str, codes: &[u32]) -> UInt32Chunked {
-        let global = |c: u32| self.global[c as usize];
-        if codes.contains(&NULL) {
-            let cats = codes.iter().map(|&c| (c != NULL).then(|| global(c)));
-            UInt32Chunked::from_iter_options(name.into(), cats)
-        } else {
-            UInt32Chunked::from_vec(name.into(), codes.iter().map(|&c| global(c)).collect())
-        }
+        // A null's slot holds 0, which its validity bit hides.
+        let global = |c: u32| {
+            if c == NULL {
+                0
+            } else {
+                self.global[c as usize]
+            }
+        };
+        let values = codes.iter().map(|&c| global(c)).collect();
+        // Values and validity built apart: an iterator of options went through polars' builder
+        // one row at a time (3 % of ingest in `perf`).
+        let validity = codes.contains(&NULL).then(|| {
+            let valid: BooleanChunked = codes.iter().map(|&c| c != NULL).collect();
+            valid.downcast_iter().next().map(|a| a.values().clone())
+        });
+        UInt32Chunked::from_vec_validity(name.into(), values, validity.flatten())
     }
 }
 
