@@ -26,18 +26,25 @@ pub const NULL: u32 = u32::MAX;
 pub struct FileDict {
     /// A power of two long, or empty; an empty slot's code is [`NULL`].
     slots: Vec<Slot>,
-    hasher: FixedState,
     /// All distinct strings back to back; string `i` ends at `ends[i]`.
     arena: String,
     ends: Vec<usize>,
-    /// Global code of local code `i`, for the first `global.len()` local codes.
+    /// Shared code (in polars' dictionary, or in the run's token table) of local code `i`, for
+    /// the first `global.len()` local codes.
     global: Vec<CatSize>,
 }
 
 impl FileDict {
     #[inline]
     pub fn hash(&self, v: &str) -> u64 {
-        self.hasher.hash_one(v)
+        FileDict::hash_of(v)
+    }
+
+    /// The hash every table uses: fixed, so a value's hash can be taken before its table is at
+    /// hand (see [`Tokens::place`]).
+    #[inline]
+    pub fn hash_of(v: &str) -> u64 {
+        FixedState::default().hash_one(v)
     }
 
     /// Asks the CPU to start loading the slot where a value of this hash is looked up first.
