@@ -54,7 +54,7 @@ impl Detector for ForgedTokens {
             });
             return Ok(out);
         };
-        let issued = Issued::of(issued_rows)?;
+        let issued = Issued::of(issued_rows, input.tokens.len())?;
         let access = ev
             .filter(
                 col(c::EVENT_TYPE)
@@ -414,7 +414,7 @@ fn key_finding(
     f
 }
 
-/// Each issued token's first instant and signing key, looked up by the token's dictionary code.
+/// Each issued token's first instant and signing key, looked up by the token's code.
 /// A table rather than a polars join of millions of accesses to millions of issued tokens: on a
 /// 10M-event export the join and its filter took 0.3 s, and the detector 0.88 s; 0.70 s with this.
 struct Issued {
@@ -426,7 +426,8 @@ struct Issued {
 }
 
 impl Issued {
-    fn of(rows: LazyFrame) -> Result<Issued> {
+    /// `token_codes`: how many token codes the run has.
+    fn of(rows: LazyFrame, token_codes: usize) -> Result<Issued> {
         let df = rows
             .select([col(c::TOKEN), col(c::TS), col(c::CREDENTIAL)])
             .collect()
@@ -437,7 +438,7 @@ impl Issued {
             codes(&df, c::CREDENTIAL)?,
         );
         let mut issued = Issued {
-            tokens: Dense::new(),
+            tokens: Dense::below(token_codes),
             at: Vec::new(),
             kid: Vec::new(),
         };

@@ -13,9 +13,15 @@ pub(super) struct Dense {
 }
 
 impl Dense {
+    /// For codes of polars' process-wide dictionary.
     pub(super) fn new() -> Dense {
+        Dense::below(dictionary().num_cats_upper_bound())
+    }
+
+    /// For codes below `bound` (larger ones still fit: the table grows).
+    pub(super) fn below(bound: usize) -> Dense {
         Dense {
-            index_of: vec![NULL; dictionary().num_cats_upper_bound()],
+            index_of: vec![NULL; bound],
             codes: Vec::new(),
         }
     }
