@@ -66,6 +66,20 @@ pub fn dictionary() -> Arc<CategoricalMapping> {
 /// A categorical column's dictionary codes as one flat vector, nulls as [`NULL`]: detectors that
 /// count per entity in plain Rust index these directly instead of going through chunks.
 pub fn codes(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
+    let arrays = code_arrays(df, name)?;
+    let mut out = Vec::with_capacity(df.height());
+    for arr in arrays {
+        out.extend_from_slice(&chunk_codes(arr));
+    }
+    Ok(out)
+}
+
+/// One chunk of a code column.
+pub type CodeArray = <UInt32Type as PolarsDataType>::Array;
+
+/// The arrays behind a code column (a categorical, or token codes), chunk by chunk: for passes
+/// that walk several columns of the whole event table at once without copying any of them.
+pub fn code_arrays<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<&'a CodeArray>> {
     let column = df.column(name).stage("reading codes")?;
     // Token ids are plain codes already (see `normalize::Tokens`).
     let physical = match column.dtype() {
@@ -73,18 +87,39 @@ pub fn codes(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
         _ => column.cat32().map(|c| c.physical()),
     }
     .stage("reading codes")?;
-    let mut out = Vec::with_capacity(physical.len());
-    for arr in physical.downcast_iter() {
-        match arr.validity().filter(|v| v.unset_bits() > 0) {
-            None => out.extend_from_slice(arr.values()),
-            Some(valid) => out.extend(
-                arr.values()
-                    .iter()
-                    .zip(valid.iter())
-                    .map(|(&c, ok)| if ok { c } else { NULL }),
-            ),
-        }
+    Ok(physical.downcast_iter().collect())
+}
+
+/// One chunk's codes with nulls as [`NULL`]; borrowed when the chunk has none.
+pub fn chunk_codes(arr: &CodeArray) -> Cow<'_, [u32]> {
+    match arr.validity().filter(|v| v.unset_bits() > 0) {
+        None => Cow::Borrowed(arr.values().as_slice()),
+        Some(valid) => Cow::Owned(
+            arr.values()
+                .iter()
+                .zip(valid.iter())
+                .map(|(&c, ok)| if ok { c } else { NULL })
+                .collect(),
+        ),
     }
+}
+
+/// The instants of the event frame, chunk by chunk (the column has no nulls: ingest rejects a
+/// record without a time).
+pub fn ts_arrays(df: &DataFrame) -> Result<Vec<&[i64]>> {
+    let ca = df
+        .column(TS)
+        .stage("reading instants")?
+        .i64()
+        .stage("reading instants")?;
+    Ok(ca.downcast_iter().map(|a| a.values().as_slice()).collect())
+}
+
+/// `names` of `df`, cut into the same row ranges (copied only when they are not), so the n-th
+/// array of each column covers the same rows.
+pub fn aligned(df: &DataFrame, names: &[&str]) -> Result<DataFrame> {
+    let mut out = df.select(names.iter().copied()).stage("aligning columns")?;
+    out.align_chunks_par();
     Ok(out)
 }
 

@@ -2,26 +2,23 @@
 //! under another key than they were issued with or past any plausible lifetime, one token shared by
 //! many addresses, and many subjects reached from addresses no token was ever issued to.
 //!
-//! The issuance log is reduced to one row per token id and left-joined to the token-bearing
-//! accesses (only the columns needed), and only the suspicious rows are kept: normally a tiny
-//! fraction, so every later aggregation runs on a small frame. Where the issuance log does not
+//! The issuance log is reduced to one row per token id, and one pass over the event table judges
+//! every token-bearing access against it (see [`super::issuance`]); only the rows each question
+//! selects are then gathered, normally a tiny fraction, so every aggregation runs on a small frame. Where the issuance log does not
 //! cover an access (before it starts, after it ends, on a day it has a gap) a never-issued token is
 //! not an accusation; it is counted in the summary's limitations instead.
 
-use std::collections::BTreeSet;
-
 use hashbrown::HashSet;
 use polars::prelude::*;
-use rayon::prelude::*;
 
 use super::activity::{Activity, summarize, top_values_with};
-use super::tally::Dense;
+use super::issuance::{Coverage, Issued, Judged};
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, json_list,
     volume_score,
 };
 use crate::error::{FrameContext, Result};
-use crate::frame::{NULL, codes, day, i64s, strs, token_texts, u64s};
+use crate::frame::{codes, strs, token_texts, u64s};
 use crate::normalize::schema::{DAY_MS, col as c};
 
 pub struct ForgedTokens;
@@ -55,29 +52,29 @@ impl Detector for ForgedTokens {
             return Ok(out);
         };
         let issued = Issued::of(issued_rows, input.tokens.len())?;
-        let access = ev
-            .filter(
-                col(c::EVENT_TYPE)
-                    .eq(lit("access"))
-                    .and(col(c::TOKEN).is_not_null()),
-            )
-            .select([
-                col(c::TS),
-                col(c::TOKEN),
-                col(c::CREDENTIAL),
-                col(c::PRINCIPAL),
-                col(c::TARGET),
-                col(c::SOURCE_IP),
-                col(c::SUCCESS),
-                col(c::FILE),
-                col(c::LINE),
-            ])
-            // Read by four questions below; filtering the whole event table once is enough.
-            .collect()
-            .stage("token-bearing accesses")?;
         let max_age = input.options.max_token_age_ms;
-        let suspects = issued.suspects(&access, max_age)?.lazy();
-        let accesses = access;
+        let issuing = issuing_addresses(input.events)?;
+        let Judged {
+            suspect,
+            issued_at,
+            issued_kid,
+            unissuing,
+            shared,
+        } = issued.judge(
+            input.events,
+            max_age,
+            &issuing,
+            MAX_ADDRESSES_PER_TOKEN as usize,
+        )?;
+        let mut suspects = accesses(input.events, &suspect)?;
+        for column in [
+            Column::new("issued_at".into(), issued_at),
+            Column::new("issued_kid".into(), issued_kid),
+        ] {
+            suspects
+                .with_column(column)
+                .stage("joining accesses to issued tokens")?;
+        }
         let never = col("issued_at").is_null();
         let past_life = (col(c::TS) - col("issued_at")).gt(lit(max_age));
         let other_key = col("issued_kid")
@@ -85,6 +82,7 @@ impl Detector for ForgedTokens {
             .and(col(c::CREDENTIAL).is_not_null())
             .and(col(c::CREDENTIAL).to_physical().neq(col("issued_kid")));
         let suspects = suspects
+            .lazy()
             .with_column(cover.covered_expr().alias("covered"))
             .collect()
             .stage("joining accesses to issued tokens")?;
@@ -129,8 +127,8 @@ impl Detector for ForgedTokens {
                 ));
             }
         }
-        self.shared_tokens(input, &accesses, &mut out)?;
-        self.unissuing_addresses(input, &accesses, &mut out)?;
+        self.shared_tokens(input, accesses(input.events, &shared)?, &mut out)?;
+        self.unissuing_addresses(input, accesses(input.events, &unissuing)?, &mut out)?;
         Ok(out)
     }
 }
@@ -231,30 +229,18 @@ impl ForgedTokens {
         Ok(())
     }
 
+    /// `rows`: the accesses whose token is presented from more than
+    /// [`MAX_ADDRESSES_PER_TOKEN`] addresses.
     fn shared_tokens(
         &self,
         input: &DetectInput,
-        access: &DataFrame,
+        rows: DataFrame,
         out: &mut Detection,
     ) -> Result<()> {
-        let (tokens, addresses) = (codes(access, c::TOKEN)?, codes(access, c::SOURCE_IP)?);
-        // Distinct (token, address) pairs, sorted so each token's addresses are adjacent.
-        let mut pairs: Vec<u64> = tokens
-            .iter()
-            .zip(&addresses)
-            .filter(|(_, a)| **a != NULL)
-            .map(|(&t, &a)| u64::from(t) << 32 | u64::from(a))
-            .collect();
-        pairs.par_sort_unstable();
-        pairs.dedup();
-        let mut shared: HashSet<u32> = HashSet::new();
-        for run in pairs.chunk_by(|x, y| x >> 32 == y >> 32) {
-            if run.len() > MAX_ADDRESSES_PER_TOKEN as usize {
-                shared.insert((run[0] >> 32) as u32);
-            }
+        if rows.height() == 0 {
+            return Ok(());
         }
-        drop(pairs);
-        let rows = rows_where(access, tokens.iter().map(|t| shared.contains(t)))?;
+        let rows = rows.lazy();
         for (kid, act) in summarize(rows, c::CREDENTIAL)? {
             let reason = format!(
                 "tokens each presented from more than {MAX_ADDRESSES_PER_TOKEN} addresses: {} access(es) from {} address(es)",
@@ -275,29 +261,14 @@ impl ForgedTokens {
 
     /// The incident's pattern: thousands of subjects, one key, a handful of addresses that no
     /// issued token ever came from.
+    /// `rows`: the token-bearing accesses from addresses no token was issued to.
     fn unissuing_addresses(
         &self,
         input: &DetectInput,
-        access: &DataFrame,
+        rows: DataFrame,
         out: &mut Detection,
     ) -> Result<()> {
-        let issuing = input
-            .events
-            .clone()
-            .lazy()
-            .filter(
-                col(c::EVENT_TYPE)
-                    .eq(lit("token_issued"))
-                    .and(col(c::SOURCE_IP).is_not_null()),
-            )
-            .select([col(c::SOURCE_IP)])
-            .unique(None, UniqueKeepStrategy::Any)
-            .collect()
-            .stage("issuing addresses")?;
-        let issuing: HashSet<u32> = codes(&issuing, c::SOURCE_IP)?.into_iter().collect();
-        // An anti-join on the address: rows without one are kept, as a null matches nothing.
-        let addresses = codes(access, c::SOURCE_IP)?;
-        let rows = rows_where(access, addresses.iter().map(|a| !issuing.contains(a)))?;
+        let rows = rows.lazy();
         for (kid, act) in summarize(rows, c::CREDENTIAL)? {
             let sources = act.distinct_sources.max(1);
             if act.distinct_principals < MIN_SUBJECTS
@@ -325,10 +296,39 @@ impl ForgedTokens {
     }
 }
 
-/// The rows of `frame` where `keep` is true, as a lazy frame for [`summarize`].
-fn rows_where(frame: &DataFrame, keep: impl Iterator<Item = bool>) -> Result<LazyFrame> {
-    let mask: BooleanChunked = keep.collect();
-    Ok(frame.filter(&mask).stage("selecting accesses")?.lazy())
+/// The columns the token questions read, for the event rows `mask` selects.
+fn accesses(events: &DataFrame, mask: &BooleanChunked) -> Result<DataFrame> {
+    events
+        .select([
+            c::TS,
+            c::TOKEN,
+            c::CREDENTIAL,
+            c::PRINCIPAL,
+            c::TARGET,
+            c::SOURCE_IP,
+            c::SUCCESS,
+            c::FILE,
+            c::LINE,
+        ])
+        .and_then(|df| df.filter(mask))
+        .stage("selecting accesses")
+}
+
+/// The address codes tokens were issued to.
+fn issuing_addresses(events: &DataFrame) -> Result<HashSet<u32>> {
+    let issuing = events
+        .clone()
+        .lazy()
+        .filter(
+            col(c::EVENT_TYPE)
+                .eq(lit("token_issued"))
+                .and(col(c::SOURCE_IP).is_not_null()),
+        )
+        .select([col(c::SOURCE_IP)])
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect()
+        .stage("issuing addresses")?;
+    Ok(codes(&issuing, c::SOURCE_IP)?.into_iter().collect())
 }
 
 /// Accesses, tokens, subjects and accounts of never-issued tokens per group.
@@ -412,140 +412,4 @@ fn key_finding(
     }
     f.techniques.push("T1552.004");
     f
-}
-
-/// Each issued token's first instant and signing key, looked up by the token's code.
-/// A table rather than a polars join of millions of accesses to millions of issued tokens: on a
-/// 10M-event export the join and its filter took 0.3 s, and the detector 0.88 s; 0.70 s with this.
-struct Issued {
-    /// Index into `at` and `kid` of each token code.
-    tokens: Dense,
-    at: Vec<i64>,
-    /// Key code of the token's first issuance row ([`NULL`] when that row names none).
-    kid: Vec<u32>,
-}
-
-impl Issued {
-    /// `token_codes`: how many token codes the run has.
-    fn of(rows: LazyFrame, token_codes: usize) -> Result<Issued> {
-        let df = rows
-            .select([col(c::TOKEN), col(c::TS), col(c::CREDENTIAL)])
-            .collect()
-            .stage("issued tokens")?;
-        let (tokens, ts, kids) = (
-            codes(&df, c::TOKEN)?,
-            i64s(&df, c::TS)?,
-            codes(&df, c::CREDENTIAL)?,
-        );
-        let mut issued = Issued {
-            tokens: Dense::below(token_codes),
-            at: Vec::new(),
-            kid: Vec::new(),
-        };
-        for ((token, ts), kid) in tokens.into_iter().zip(ts).zip(kids) {
-            let i = issued.tokens.index(token) as usize;
-            if i == issued.at.len() {
-                issued.at.push(ts);
-                issued.kid.push(kid);
-            } else {
-                issued.at[i] = issued.at[i].min(ts);
-            }
-        }
-        Ok(issued)
-    }
-
-    /// The rows of `access` whose token was never issued, is older than `max_age`, or was
-    /// issued under another key, with `issued_at` and `issued_kid` (a key code) of the token:
-    /// a left join on the token and a filter, without building the join for every access.
-    fn suspects(&self, access: &DataFrame, max_age: i64) -> Result<DataFrame> {
-        let (tokens, ts, keys) = (
-            codes(access, c::TOKEN)?,
-            i64s(access, c::TS)?,
-            codes(access, c::CREDENTIAL)?,
-        );
-        let mut keep = Vec::with_capacity(tokens.len());
-        let (mut at, mut kid) = (Vec::new(), Vec::new());
-        for ((token, ts), key) in tokens.into_iter().zip(ts).zip(keys) {
-            let (issued_at, issued_kid) = match self.tokens.get(token) {
-                Some(i) => (Some(self.at[i]), Some(self.kid[i]).filter(|&k| k != NULL)),
-                None => (None, None),
-            };
-            let suspect = match (issued_at, issued_kid) {
-                (None, _) => true,
-                (Some(t), k) => ts - t > max_age || k.is_some_and(|k| key != NULL && key != k),
-            };
-            keep.push(suspect);
-            if suspect {
-                at.push(issued_at);
-                kid.push(issued_kid);
-            }
-        }
-        let mut rows = access
-            .filter(&BooleanChunked::from_slice("suspect".into(), &keep))
-            .stage("joining accesses to issued tokens")?;
-        for column in [
-            Column::new("issued_at".into(), at),
-            Column::new("issued_kid".into(), kid),
-        ] {
-            rows.with_column(column)
-                .stage("joining accesses to issued tokens")?;
-        }
-        Ok(rows)
-    }
-}
-
-/// Where the issuance log can vouch for a token: from its first event plus one token lifetime to
-/// its last event, minus gap days (no issuance at all on a day that has token-bearing traffic) and
-/// the lifetime that follows each gap.
-struct Coverage {
-    start: i64,
-    end: i64,
-    gaps: Vec<i64>,
-    max_age: i64,
-}
-
-impl Coverage {
-    fn of(issued: LazyFrame, max_age: i64) -> Result<Option<Coverage>> {
-        let days = issued
-            .group_by([day()])
-            .agg([col(c::TS).min().alias("lo"), col(c::TS).max().alias("hi")])
-            .collect()
-            .stage("issuance coverage")?;
-        let seen: BTreeSet<i64> = i64s(&days, c::DAY)?.into_iter().collect();
-        let (Some(start), Some(end)) = (
-            i64s(&days, "lo")?.into_iter().min(),
-            i64s(&days, "hi")?.into_iter().max(),
-        ) else {
-            return Ok(None);
-        };
-        let (start_day, end_day) = (start.div_euclid(DAY_MS), end.div_euclid(DAY_MS));
-        let gaps = (start_day..=end_day)
-            .filter(|d| !seen.contains(d))
-            .collect();
-        Ok(Some(Coverage {
-            start,
-            end,
-            gaps,
-            max_age,
-        }))
-    }
-
-    /// True where a missing token is the issuer's fault, not the log's.
-    fn covered_expr(&self) -> Expr {
-        let mut covered = col(c::TS)
-            .gt_eq(lit(self.start + self.max_age))
-            .and(col(c::TS).lt_eq(lit(self.end)));
-        let lifetime_days = self.max_age.div_euclid(DAY_MS) + 1;
-        let blind: BTreeSet<i64> = self
-            .gaps
-            .iter()
-            .flat_map(|g| *g..=g + lifetime_days)
-            .collect();
-        if !blind.is_empty() {
-            let blind: Vec<i64> = blind.into_iter().collect();
-            let series = Series::new("blind".into(), blind);
-            covered = covered.and(day().is_in(lit(series).implode(false), false).not());
-        }
-        covered
-    }
 }

@@ -7,6 +7,7 @@
 pub mod activity;
 pub mod enumeration;
 pub mod forged_tokens;
+mod issuance;
 pub mod key_lifecycle;
 pub mod offboarding;
 pub mod reach;
@@ -145,8 +146,7 @@ impl<'a> DetectInput<'a> {
     }
 
     /// The access rows sorted by time, which enumeration and the charts both count over. Built
-    /// by whichever asks first, after the detectors that never need it have freed their memory:
-    /// it holds 16 bytes per access event until the run ends.
+    /// by whichever asks first; it holds 16 bytes per access event until the run ends.
     pub fn access_rows(&self) -> Result<&reach::AccessRows> {
         if let Some(rows) = self.access.get() {
             return Ok(rows);
@@ -189,11 +189,6 @@ pub struct Detection {
 pub trait Detector: Sync {
     fn name(&self) -> &'static str;
     fn detect(&self, input: &DetectInput) -> Result<Detection>;
-    /// Whether this detector's working memory is large enough that it must not overlap another
-    /// detector's: those that say no run side by side, the others one at a time after them.
-    fn alone(&self) -> bool {
-        false
-    }
 }
 
 /// All detectors, in a fixed order (the order never affects the ranking).
