@@ -8,17 +8,16 @@
 //! cover an access (before it starts, after it ends, on a day it has a gap) a never-issued token is
 //! not an accusation; it is counted in the summary's limitations instead.
 
-use hashbrown::HashSet;
 use polars::prelude::*;
 
 use super::activity::{Activity, summarize, top_values_with};
-use super::issuance::{Coverage, Issued, Judged};
+use super::issuance::{Coverage, Issuance, Judged};
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, json_list,
     volume_score,
 };
 use crate::error::{FrameContext, Result};
-use crate::frame::{codes, strs, token_texts, u64s};
+use crate::frame::{strs, token_texts, u64s};
 use crate::normalize::schema::{DAY_MS, col as c};
 
 pub struct ForgedTokens;
@@ -37,35 +36,22 @@ impl Detector for ForgedTokens {
 
     fn detect(&self, input: &DetectInput) -> Result<Detection> {
         let mut out = Detection::default();
-        let ev = input.events.clone().lazy();
-        let issued_rows = ev.clone().filter(
-            col(c::EVENT_TYPE)
-                .eq(lit("token_issued"))
-                .and(col(c::TOKEN).is_not_null()),
-        );
-        let cover = Coverage::of(issued_rows.clone(), input.options.max_token_age_ms)?;
-        let Some(cover) = cover else {
+        let max_age = input.options.max_token_age_ms;
+        let Some(issuance) = Issuance::read(input.events, input.tokens.len(), max_age)? else {
             out.limitations.push(Limitation {
                 detector: NAME,
                 note: "no token_issued events: never-issued tokens, token lifetimes and issuing addresses were not checked".into(),
             });
             return Ok(out);
         };
-        let issued = Issued::of(issued_rows, input.tokens.len())?;
-        let max_age = input.options.max_token_age_ms;
-        let issuing = issuing_addresses(input.events)?;
         let Judged {
             suspect,
             issued_at,
             issued_kid,
             unissuing,
             shared,
-        } = issued.judge(
-            input.events,
-            max_age,
-            &issuing,
-            MAX_ADDRESSES_PER_TOKEN as usize,
-        )?;
+        } = issuance.judge(input.events, MAX_ADDRESSES_PER_TOKEN as usize)?;
+        let cover = &issuance.cover;
         let mut suspects = accesses(input.events, &suspect)?;
         for column in [
             Column::new("issued_at".into(), issued_at),
@@ -93,7 +79,7 @@ impl Detector for ForgedTokens {
         self.uncovered(
             input,
             rows().filter(never.and(col("covered").not())),
-            &cover,
+            cover,
             &mut out,
         )?;
         let lifetime = format!(
@@ -312,23 +298,6 @@ fn accesses(events: &DataFrame, mask: &BooleanChunked) -> Result<DataFrame> {
         ])
         .and_then(|df| df.filter(mask))
         .stage("selecting accesses")
-}
-
-/// The address codes tokens were issued to.
-fn issuing_addresses(events: &DataFrame) -> Result<HashSet<u32>> {
-    let issuing = events
-        .clone()
-        .lazy()
-        .filter(
-            col(c::EVENT_TYPE)
-                .eq(lit("token_issued"))
-                .and(col(c::SOURCE_IP).is_not_null()),
-        )
-        .select([col(c::SOURCE_IP)])
-        .unique(None, UniqueKeepStrategy::Any)
-        .collect()
-        .stage("issuing addresses")?;
-    Ok(codes(&issuing, c::SOURCE_IP)?.into_iter().collect())
 }
 
 /// Accesses, tokens, subjects and accounts of never-issued tokens per group.

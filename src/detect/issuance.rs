@@ -13,11 +13,21 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::tally::Dense;
-use crate::error::{FrameContext, Result};
+use crate::error::Result;
 use crate::frame::{
-    NULL, aligned, chunk_codes, code_arrays, codes, day, dictionary, i64s, ts_arrays,
+    CodeArray, NULL, aligned, chunk_codes, code_arrays, day, dictionary, ts_arrays,
 };
 use crate::normalize::schema::{DAY_MS, col as c};
+
+/// What the issuance log says: which tokens it issued, when and under which key, which days it
+/// covers, and which addresses received tokens. Read in one pass over the event table's chunks:
+/// three polars queries filtering the whole table for `token_issued` took 0.11 s at 10M events.
+pub(super) struct Issuance {
+    pub issued: Issued,
+    pub cover: Coverage,
+    /// Address codes tokens were issued to.
+    pub issuing: HashSet<u32>,
+}
 
 /// Each issued token's first instant and signing key, looked up by the token's code.
 /// A table rather than a polars join of millions of accesses to millions of issued tokens: on a
@@ -43,6 +53,34 @@ pub(super) struct Judged {
     pub shared: BooleanChunked,
 }
 
+/// Token, instant and key code of one `token_issued` event.
+type IssuanceRow = (u32, i64, u32);
+
+/// The columns both passes read, chunk by chunk (the n-th array of each covers the same rows).
+struct Chunks<'a> {
+    kinds: Vec<&'a CodeArray>,
+    tokens: Vec<&'a CodeArray>,
+    keys: Vec<&'a CodeArray>,
+    addresses: Vec<&'a CodeArray>,
+    ts: Vec<&'a [i64]>,
+}
+
+impl<'a> Chunks<'a> {
+    const COLUMNS: [&'static str; 5] =
+        [c::EVENT_TYPE, c::TOKEN, c::TS, c::CREDENTIAL, c::SOURCE_IP];
+
+    /// `frame`: the event table's [`Self::COLUMNS`], [`aligned`].
+    fn of(frame: &'a DataFrame) -> Result<Self> {
+        Ok(Chunks {
+            kinds: code_arrays(frame, c::EVENT_TYPE)?,
+            tokens: code_arrays(frame, c::TOKEN)?,
+            keys: code_arrays(frame, c::CREDENTIAL)?,
+            addresses: code_arrays(frame, c::SOURCE_IP)?,
+            ts: ts_arrays(frame)?,
+        })
+    }
+}
+
 /// One chunk's share of [`Judged`], plus its distinct (token, address) pairs.
 #[derive(Default)]
 struct Part {
@@ -53,55 +91,95 @@ struct Part {
     pairs: Vec<u64>,
 }
 
-impl Issued {
-    /// `rows`: the `token_issued` events with a token; `token_codes`: how many token codes the
-    /// run has.
-    pub fn of(rows: LazyFrame, token_codes: usize) -> Result<Issued> {
-        let df = rows
-            .select([col(c::TOKEN), col(c::TS), col(c::CREDENTIAL)])
-            .collect()
-            .stage("issued tokens")?;
-        let (tokens, ts, kids) = (
-            codes(&df, c::TOKEN)?,
-            i64s(&df, c::TS)?,
-            codes(&df, c::CREDENTIAL)?,
-        );
+impl Issuance {
+    /// `None` when no `token_issued` event carries a token. `token_codes`: how many token codes
+    /// the run has.
+    pub fn read(events: &DataFrame, token_codes: usize, max_age: i64) -> Result<Option<Issuance>> {
+        let Some(kind) = dictionary().get_cat("token_issued") else {
+            return Ok(None);
+        };
+        let frame = aligned(events, &Chunks::COLUMNS)?;
+        let Chunks {
+            kinds,
+            tokens,
+            keys,
+            addresses,
+            ts,
+        } = Chunks::of(&frame)?;
+        // Per chunk: each issuance with a token, and the addresses tokens went to.
+        let parts: Vec<(Vec<IssuanceRow>, Vec<u32>)> = (0..kinds.len())
+            .into_par_iter()
+            .map(|k| {
+                let (mut rows, mut to) = (Vec::new(), Vec::new());
+                let kind_codes = chunk_codes(kinds[k]);
+                let issuances = || (0..kind_codes.len()).filter(|&i| kind_codes[i] == kind);
+                if issuances().next().is_none() {
+                    return (rows, to);
+                }
+                let (token, key, address) = (
+                    chunk_codes(tokens[k]),
+                    chunk_codes(keys[k]),
+                    chunk_codes(addresses[k]),
+                );
+                for i in issuances() {
+                    if token[i] != NULL {
+                        rows.push((token[i], ts[k][i], key[i]));
+                    }
+                    if address[i] != NULL {
+                        to.push(address[i]);
+                    }
+                }
+                (rows, to)
+            })
+            .collect();
         let mut issued = Issued {
             tokens: Dense::below(token_codes),
             at: Vec::new(),
             kid: Vec::new(),
         };
-        for ((token, ts), kid) in tokens.into_iter().zip(ts).zip(kids) {
-            let i = issued.tokens.index(token) as usize;
-            if i == issued.at.len() {
-                issued.at.push(ts);
-                issued.kid.push(kid);
-            } else {
-                issued.at[i] = issued.at[i].min(ts);
+        let mut issuing = HashSet::new();
+        let mut days = BTreeSet::new();
+        let (mut start, mut end) = (i64::MAX, i64::MIN);
+        for (rows, to) in parts {
+            issuing.extend(to);
+            for (token, ts, kid) in rows {
+                (start, end) = (start.min(ts), end.max(ts));
+                days.insert(ts.div_euclid(DAY_MS));
+                issued.add(token, ts, kid);
             }
         }
-        Ok(issued)
+        if days.is_empty() {
+            return Ok(None);
+        }
+        let (start_day, end_day) = (start.div_euclid(DAY_MS), end.div_euclid(DAY_MS));
+        let cover = Coverage {
+            start,
+            end,
+            gaps: (start_day..=end_day)
+                .filter(|d| !days.contains(d))
+                .collect(),
+            max_age,
+        };
+        Ok(Some(Issuance {
+            issued,
+            cover,
+            issuing,
+        }))
     }
 
-    /// Judges each access of `events` that carries a token. `issuing` holds the address codes
-    /// tokens were issued to.
-    pub fn judge(
-        &self,
-        events: &DataFrame,
-        max_age: i64,
-        issuing: &HashSet<u32>,
-        max_addresses: usize,
-    ) -> Result<Judged> {
+    /// Judges each access of `events` that carries a token; `max_addresses`: how many addresses
+    /// one token may be presented from.
+    pub fn judge(&self, events: &DataFrame, max_addresses: usize) -> Result<Judged> {
+        let (issued, issuing, max_age) = (&self.issued, &self.issuing, self.cover.max_age);
         let access = dictionary().get_cat("access").unwrap_or(NULL);
-        let frame = aligned(
-            events,
-            &[c::EVENT_TYPE, c::TOKEN, c::TS, c::CREDENTIAL, c::SOURCE_IP],
-        )?;
-        let kinds = code_arrays(&frame, c::EVENT_TYPE)?;
-        let tokens = code_arrays(&frame, c::TOKEN)?;
-        let keys = code_arrays(&frame, c::CREDENTIAL)?;
-        let addresses = code_arrays(&frame, c::SOURCE_IP)?;
-        let ts = ts_arrays(&frame)?;
+        let frame = aligned(events, &Chunks::COLUMNS)?;
+        let Chunks {
+            kinds,
+            tokens,
+            keys,
+            addresses,
+            ts,
+        } = Chunks::of(&frame)?;
         let bearing = |kind: &[u32], token: &[u32], i: usize| kind[i] == access && token[i] != NULL;
         let mut parts: Vec<Part> = (0..kinds.len())
             .into_par_iter()
@@ -120,8 +198,11 @@ impl Issued {
                         continue;
                     }
                     let (t, a) = (token[i], address[i]);
-                    let (at, kid) = match self.tokens.get(t) {
-                        Some(j) => (Some(self.at[j]), Some(self.kid[j]).filter(|&k| k != NULL)),
+                    let (at, kid) = match issued.tokens.get(t) {
+                        Some(j) => (
+                            Some(issued.at[j]),
+                            Some(issued.kid[j]).filter(|&k| k != NULL),
+                        ),
                         None => (None, None),
                     };
                     let suspect = match (at, kid) {
@@ -198,6 +279,19 @@ impl Issued {
     }
 }
 
+impl Issued {
+    /// Records an issuance row; the first row of a token names its key, the earliest its instant.
+    fn add(&mut self, token: u32, ts: i64, kid: u32) {
+        let i = self.tokens.index(token) as usize;
+        if i == self.at.len() {
+            self.at.push(ts);
+            self.kid.push(kid);
+        } else {
+            self.at[i] = self.at[i].min(ts);
+        }
+    }
+}
+
 /// Where the issuance log can vouch for a token: from its first event plus one token lifetime to
 /// its last event, minus gap days (no issuance at all on a day that has token-bearing traffic) and
 /// the lifetime that follows each gap.
@@ -209,31 +303,6 @@ pub(super) struct Coverage {
 }
 
 impl Coverage {
-    pub fn of(issued: LazyFrame, max_age: i64) -> Result<Option<Coverage>> {
-        let days = issued
-            .group_by([day()])
-            .agg([col(c::TS).min().alias("lo"), col(c::TS).max().alias("hi")])
-            .collect()
-            .stage("issuance coverage")?;
-        let seen: BTreeSet<i64> = i64s(&days, c::DAY)?.into_iter().collect();
-        let (Some(start), Some(end)) = (
-            i64s(&days, "lo")?.into_iter().min(),
-            i64s(&days, "hi")?.into_iter().max(),
-        ) else {
-            return Ok(None);
-        };
-        let (start_day, end_day) = (start.div_euclid(DAY_MS), end.div_euclid(DAY_MS));
-        let gaps = (start_day..=end_day)
-            .filter(|d| !seen.contains(d))
-            .collect();
-        Ok(Some(Coverage {
-            start,
-            end,
-            gaps,
-            max_age,
-        }))
-    }
-
     /// True where a missing token is the issuer's fault, not the log's.
     pub fn covered_expr(&self) -> Expr {
         let mut covered = col(c::TS)
@@ -324,14 +393,15 @@ mod tests {
             events.column(c::TOKEN).expect("token").n_chunks(),
             events.column(c::TS).expect("ts").n_chunks()
         );
-        let issued_rows = events
-            .clone()
-            .lazy()
-            .filter(col(c::EVENT_TYPE).eq(lit("token_issued")));
-        let issued = Issued::of(issued_rows, 10).expect("issued");
+        let issuance = Issuance::read(&events, 10, MAX_AGE)
+            .expect("read")
+            .expect("issuance");
         let issuing: HashSet<u32> = dictionary().get_cat("10.0.0.1").into_iter().collect();
+        assert_eq!(issuance.issuing, issuing);
+        let cover = &issuance.cover;
+        assert_eq!((cover.start, cover.end, cover.gaps.len()), (0, 0, 0));
 
-        let judged = issued.judge(&events, MAX_AGE, &issuing, 3).expect("judged");
+        let judged = issuance.judge(&events, 3).expect("judged");
         assert_eq!(trues(&judged.suspect), [3, 4, 6]);
         let k1 = dictionary().get_cat("k1");
         assert_eq!(judged.issued_at, [Some(0), Some(0), None]);
@@ -340,7 +410,7 @@ mod tests {
         // Token 1 comes from four addresses (issuer, a, b, c): more than three.
         assert_eq!(trues(&judged.shared), [2, 3, 7, 8, 11]);
 
-        let judged = issued.judge(&events, MAX_AGE, &issuing, 4).expect("judged");
+        let judged = issuance.judge(&events, 4).expect("judged");
         assert!(trues(&judged.shared).is_empty());
     }
 }
