@@ -50,7 +50,7 @@ impl Detector for ForgedTokens {
             issued_kid,
             unissuing,
             shared,
-        } = issuance.judge(input.events, MAX_ADDRESSES_PER_TOKEN as usize)?;
+        } = issuance.judge(MAX_ADDRESSES_PER_TOKEN as usize)?;
         let cover = &issuance.cover;
         let mut suspects = accesses(input.events, &suspect)?;
         for column in [

@@ -23,6 +23,8 @@ use crate::normalize::schema::{DAY_MS, col as c};
 /// covers, and which addresses received tokens. Read in one pass over the event table's chunks:
 /// three polars queries filtering the whole table for `token_issued` took 0.11 s at 10M events.
 pub(super) struct Issuance {
+    /// The event table's [`Chunks::COLUMNS`], [`aligned`], for [`Issuance::judge`].
+    frame: DataFrame,
     pub issued: Issued,
     pub cover: Coverage,
     /// Address codes tokens were issued to.
@@ -161,73 +163,22 @@ impl Issuance {
             max_age,
         };
         Ok(Some(Issuance {
+            frame,
             issued,
             cover,
             issuing,
         }))
     }
 
-    /// Judges each access of `events` that carries a token; `max_addresses`: how many addresses
-    /// one token may be presented from.
-    pub fn judge(&self, events: &DataFrame, max_addresses: usize) -> Result<Judged> {
-        let (issued, issuing, max_age) = (&self.issued, &self.issuing, self.cover.max_age);
+    /// Judges each access of the event table that carries a token; `max_addresses`: how many
+    /// addresses one token may be presented from.
+    pub fn judge(&self, max_addresses: usize) -> Result<Judged> {
+        let ch = Chunks::of(&self.frame)?;
         let access = dictionary().get_cat("access").unwrap_or(NULL);
-        let frame = aligned(events, &Chunks::COLUMNS)?;
-        let Chunks {
-            kinds,
-            tokens,
-            keys,
-            addresses,
-            ts,
-        } = Chunks::of(&frame)?;
-        let bearing = |kind: &[u32], token: &[u32], i: usize| kind[i] == access && token[i] != NULL;
-        let mut parts: Vec<Part> = (0..kinds.len())
+        let mut parts: Vec<Part> = (0..ch.kinds.len())
             .into_par_iter()
-            .map(|k| {
-                let (kind, token) = (chunk_codes(kinds[k]), chunk_codes(tokens[k]));
-                let (key, address, ts) = (chunk_codes(keys[k]), chunk_codes(addresses[k]), ts[k]);
-                let mut part = Part {
-                    suspect: Vec::with_capacity(kind.len()),
-                    unissuing: Vec::with_capacity(kind.len()),
-                    ..Part::default()
-                };
-                for i in 0..kind.len() {
-                    if !bearing(&kind, &token, i) {
-                        part.suspect.push(false);
-                        part.unissuing.push(false);
-                        continue;
-                    }
-                    let (t, a) = (token[i], address[i]);
-                    let (at, kid) = match issued.tokens.get(t) {
-                        Some(j) => (
-                            Some(issued.at[j]),
-                            Some(issued.kid[j]).filter(|&k| k != NULL),
-                        ),
-                        None => (None, None),
-                    };
-                    let suspect = match (at, kid) {
-                        (None, _) => true,
-                        (Some(at), kid) => {
-                            ts[i] - at > max_age
-                                || kid.is_some_and(|kid| key[i] != NULL && key[i] != kid)
-                        }
-                    };
-                    part.suspect.push(suspect);
-                    if suspect {
-                        part.issued_at.push(at);
-                        part.issued_kid.push(kid);
-                    }
-                    part.unissuing.push(!issuing.contains(&a));
-                    if a != NULL {
-                        part.pairs.push(u64::from(t) << 32 | u64::from(a));
-                    }
-                }
-                part.pairs.sort_unstable();
-                part.pairs.dedup();
-                part
-            })
+            .map(|k| self.judge_chunk(&ch, k, access))
             .collect();
-
         // Distinct (token, address) pairs, sorted so each token's addresses are adjacent.
         let mut pairs: Vec<u64> = parts
             .iter_mut()
@@ -241,41 +192,69 @@ impl Issuance {
             .map(|run| (run[0] >> 32) as u32)
             .collect();
         drop(pairs);
-        let shared: BooleanChunked = if shared.is_empty() {
-            BooleanChunked::full("shared".into(), false, events.height())
-        } else {
-            let parts: Vec<Vec<bool>> = (0..kinds.len())
-                .into_par_iter()
-                .map(|k| {
-                    let (kind, token) = (chunk_codes(kinds[k]), chunk_codes(tokens[k]));
-                    (0..kind.len())
-                        .map(|i| bearing(&kind, &token, i) && shared.contains(&token[i]))
-                        .collect()
-                })
-                .collect();
-            parts.into_iter().flatten().collect()
-        };
-        let suspect = parts
-            .iter()
-            .flat_map(|p| p.suspect.iter().copied())
+        let shared: Vec<Vec<bool>> = (0..ch.kinds.len())
+            .into_par_iter()
+            .map(|k| {
+                let (kind, token) = (chunk_codes(ch.kinds[k]), chunk_codes(ch.tokens[k]));
+                (0..kind.len())
+                    .map(|i| kind[i] == access && shared.contains(&token[i]))
+                    .collect()
+            })
             .collect();
-        let unissuing = parts
-            .iter()
-            .flat_map(|p| p.unissuing.iter().copied())
-            .collect();
+        let mask = |of: &dyn Fn(&Part) -> &[bool]| parts.iter().flat_map(of).copied().collect();
         Ok(Judged {
-            suspect,
-            issued_at: parts
-                .iter_mut()
-                .flat_map(|p| std::mem::take(&mut p.issued_at))
-                .collect(),
-            issued_kid: parts
-                .iter_mut()
-                .flat_map(|p| std::mem::take(&mut p.issued_kid))
-                .collect(),
-            unissuing,
-            shared,
+            suspect: mask(&|p| &p.suspect),
+            issued_at: parts.iter().flat_map(|p| &p.issued_at).copied().collect(),
+            issued_kid: parts.iter().flat_map(|p| &p.issued_kid).copied().collect(),
+            unissuing: mask(&|p| &p.unissuing),
+            shared: shared.into_iter().flatten().collect(),
         })
+    }
+
+    /// [`Self::judge`] for chunk `k`; `access`: the code of the `access` event type.
+    fn judge_chunk(&self, ch: &Chunks, k: usize, access: u32) -> Part {
+        let (issued, max_age) = (&self.issued, self.cover.max_age);
+        let (kind, token) = (chunk_codes(ch.kinds[k]), chunk_codes(ch.tokens[k]));
+        let (key, address) = (chunk_codes(ch.keys[k]), chunk_codes(ch.addresses[k]));
+        let ts = ch.ts[k];
+        let mut part = Part {
+            suspect: Vec::with_capacity(kind.len()),
+            unissuing: Vec::with_capacity(kind.len()),
+            ..Part::default()
+        };
+        for i in 0..kind.len() {
+            if kind[i] != access || token[i] == NULL {
+                part.suspect.push(false);
+                part.unissuing.push(false);
+                continue;
+            }
+            let (t, a) = (token[i], address[i]);
+            let (at, kid) = match issued.tokens.get(t) {
+                Some(j) => (
+                    Some(issued.at[j]),
+                    Some(issued.kid[j]).filter(|&k| k != NULL),
+                ),
+                None => (None, None),
+            };
+            let suspect = match (at, kid) {
+                (None, _) => true,
+                (Some(at), kid) => {
+                    ts[i] - at > max_age || kid.is_some_and(|kid| key[i] != NULL && key[i] != kid)
+                }
+            };
+            part.suspect.push(suspect);
+            if suspect {
+                part.issued_at.push(at);
+                part.issued_kid.push(kid);
+            }
+            part.unissuing.push(!self.issuing.contains(&a));
+            if a != NULL {
+                part.pairs.push(u64::from(t) << 32 | u64::from(a));
+            }
+        }
+        part.pairs.sort_unstable();
+        part.pairs.dedup();
+        part
     }
 }
 
@@ -401,7 +380,7 @@ mod tests {
         let cover = &issuance.cover;
         assert_eq!((cover.start, cover.end, cover.gaps.len()), (0, 0, 0));
 
-        let judged = issuance.judge(&events, 3).expect("judged");
+        let judged = issuance.judge(3).expect("judged");
         assert_eq!(trues(&judged.suspect), [3, 4, 6]);
         let k1 = dictionary().get_cat("k1");
         assert_eq!(judged.issued_at, [Some(0), Some(0), None]);
@@ -410,7 +389,7 @@ mod tests {
         // Token 1 comes from four addresses (issuer, a, b, c): more than three.
         assert_eq!(trues(&judged.shared), [2, 3, 7, 8, 11]);
 
-        let judged = issuance.judge(&events, 4).expect("judged");
+        let judged = issuance.judge(4).expect("judged");
         assert!(trues(&judged.shared).is_empty());
     }
 }
