@@ -104,6 +104,15 @@ pub fn chunk_codes(arr: &CodeArray) -> Cow<'_, [u32]> {
     }
 }
 
+/// The code at row `i` of one chunk, [`NULL`] for a null.
+#[inline]
+pub fn code_at(arr: &CodeArray, i: usize) -> u32 {
+    match arr.validity() {
+        Some(valid) if !valid.get_bit(i) => NULL,
+        _ => arr.values()[i],
+    }
+}
+
 /// The instants of the event frame, chunk by chunk (the column has no nulls: ingest rejects a
 /// record without a time).
 pub fn ts_arrays(df: &DataFrame) -> Result<Vec<&[i64]>> {

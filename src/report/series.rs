@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::detect::{DetectInput, Entity, EntityKind};
 use crate::error::Result;
-use crate::frame::{NULL, aligned, chunk_codes, code_arrays, dictionary, ts_arrays};
+use crate::frame::{NULL, aligned, code_arrays, code_at, dictionary, ts_arrays};
 use crate::normalize::TimeParser;
 use crate::normalize::schema::{DAY_MS, TS_MIN, col as c};
 use crate::rank::Ranked;
@@ -143,16 +143,17 @@ fn daily(
         .into_par_iter()
         .map(|k| {
             let mut tally = Tally::new(charted.len());
-            let target = chunk_codes(targets[k]);
+            let target = targets[k];
             for &(e, code) in &wanted {
-                let key = chunk_codes(keys[e][k]);
-                for (i, &ts) in ts[k].iter().enumerate() {
-                    if key[i] == code {
-                        tally.add(e, ts, target[i], heat.filter(|_| e == 0));
+                let key = keys[e][k];
+                // Compared in place: most rows are other entities', so no chunk is copied.
+                for (i, &value) in key.values().iter().enumerate() {
+                    if value == code && code_at(key, i) == code {
+                        tally.add(e, ts[k][i], code_at(target, i), heat.filter(|_| e == 0));
                     }
                 }
             }
-            tally.settle();
+            tally.count();
             tally
         })
         .collect();
@@ -171,10 +172,10 @@ fn daily(
 
 /// Counts behind [`daily`] for one chunk or for all, per charted entity.
 struct Tally {
-    /// Events per UTC day.
+    /// Events per UTC day, counted from `pairs` by [`Tally::count`].
     events: Vec<BTreeMap<i64, u64>>,
-    /// Distinct (day, account) pairs, packed (see [`Tally::add`]); sorted and deduplicated by
-    /// [`Tally::settle`].
+    /// (day, account) of each event, packed (see [`Tally::add`]); once counted, the distinct
+    /// pairs with an account, sorted.
     pairs: Vec<Vec<u64>>,
     /// The top entity's events per (local day, local hour).
     cells: BTreeMap<(i64, i64), u64>,
@@ -195,10 +196,7 @@ impl Tally {
     /// One event of entity `e`; `heat`: the time zone of the heat map, for the top entity.
     fn add(&mut self, e: usize, ts: i64, account: u32, heat: Option<&TimeParser>) {
         let day = ts.div_euclid(DAY_MS);
-        *self.events[e].entry(day).or_default() += 1;
-        if account != NULL {
-            self.pairs[e].push(((day - DAY_MIN) as u64) << 32 | u64::from(account));
-        }
+        self.pairs[e].push(((day - DAY_MIN) as u64) << 32 | u64::from(account));
         if let Some(time) = heat {
             // Each event gets its own local offset (DST included).
             let offset = time
@@ -215,11 +213,25 @@ impl Tally {
         }
     }
 
-    fn settle(&mut self) {
-        for pairs in &mut self.pairs {
-            pairs.par_sort_unstable();
+    /// Counts the events added since the last count per day and keeps only distinct pairs with
+    /// an account: per chunk, so a busy entity's pairs shrink before they are merged.
+    fn count(&mut self) {
+        for (events, pairs) in self.events.iter_mut().zip(&mut self.pairs) {
+            pairs.sort_unstable();
+            for run in pairs.chunk_by(|x, y| x >> 32 == y >> 32) {
+                *events.entry(day_of(run[0])).or_default() += run.len() as u64;
+            }
             pairs.dedup();
+            pairs.retain(|&p| p as u32 != NULL);
         }
+    }
+
+    /// Sorts and deduplicates merged pairs (already counted), one entity's list per thread.
+    fn settle(&mut self) {
+        self.pairs.par_iter_mut().for_each(|pairs| {
+            pairs.sort_unstable();
+            pairs.dedup();
+        });
     }
 
     fn merge(&mut self, other: Tally) {
@@ -244,7 +256,7 @@ impl Tally {
             .map(|(events, pairs)| {
                 let mut accounts: BTreeMap<i64, u64> = BTreeMap::new();
                 for run in pairs.chunk_by(|x, y| x >> 32 == y >> 32) {
-                    accounts.insert((run[0] >> 32) as i64 + DAY_MIN, run.len() as u64);
+                    accounts.insert(day_of(run[0]), run.len() as u64);
                 }
                 events
                     .iter()
@@ -253,6 +265,11 @@ impl Tally {
             })
             .collect()
     }
+}
+
+/// The UTC day of a packed (day, account) pair.
+fn day_of(pair: u64) -> i64 {
+    (pair >> 32) as i64 + DAY_MIN
 }
 
 fn cumulate(mut new: Vec<(i64, u64)>) -> Vec<(i64, u64)> {
