@@ -249,8 +249,7 @@ fn window(events: DataFrame, from: Option<i64>, to: Option<i64>) -> Result<DataF
 
 fn run_info(plan: &Plan, ctx: &Context, input: &DetectInput, total: u64) -> Result<RunInfo> {
     let events = input.events;
-    let ts = events.column(c::TS).stage("run totals")?;
-    let time_range = ts.i64().ok().and_then(|t| t.min().zip(t.max()));
+    let time_range = crate::frame::ts_range(events)?;
     // The customer base: accounts touched by API access (logins to hosts are not customers), as
     // enumeration counted them.
     let accounts = input.access_rows()?.accounts() as u64;

@@ -2,6 +2,7 @@
 //! become the type's default: every caller aggregates, so a null only arises from an empty group.
 
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::error::{FrameContext, Result};
 use crate::normalize::Tokens;
@@ -122,6 +123,20 @@ pub fn ts_arrays(df: &DataFrame) -> Result<Vec<&[i64]>> {
         .i64()
         .stage("reading instants")?;
     Ok(ca.downcast_iter().map(|a| a.values().as_slice()).collect())
+}
+
+/// The first and last instant of the event frame. polars' `min` and `max` took 60 ms together on
+/// the 10M-event frame.
+pub fn ts_range(df: &DataFrame) -> Result<Option<(i64, i64)>> {
+    // One pass per chunk, chunks in parallel: the pass is bound by memory, not by comparisons.
+    let per_chunk = ts_arrays(df)?.into_par_iter().filter_map(|c| {
+        let first = *c.first()?;
+        Some(
+            c.iter()
+                .fold((first, first), |(lo, hi), &t| (lo.min(t), hi.max(t))),
+        )
+    });
+    Ok(per_chunk.reduce_with(|(lo, hi), (l, h)| (lo.min(l), hi.max(h))))
 }
 
 /// `names` of `df`, cut into the same row ranges (copied only when they are not), so the n-th
@@ -304,5 +319,19 @@ mod tests {
             let expected: Vec<i64> = ts.iter().map(|t| t.div_euclid(ms)).collect();
             assert_eq!(i64s(&out, "b").expect("buckets"), expected);
         }
+    }
+
+    /// First and last instant across chunks, the extremes in different chunks; none when empty.
+    #[test]
+    fn ts_range_spans_chunks() {
+        let chunk = |ts: Vec<i64>| DataFrame::new_infer_height(vec![Column::new(TS.into(), ts)]);
+        let mut df = chunk(vec![5, -3, 7]).expect("frame");
+        df.vstack_mut(&chunk(vec![9, 0]).expect("frame"))
+            .expect("vstack");
+        df.vstack_mut(&chunk(vec![]).expect("frame"))
+            .expect("vstack");
+        assert_eq!(ts_range(&df).expect("range"), Some((-3, 9)));
+        let empty = chunk(vec![]).expect("frame");
+        assert_eq!(ts_range(&empty).expect("range"), None);
     }
 }

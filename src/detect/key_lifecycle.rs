@@ -100,7 +100,7 @@ impl Detector for KeyLifecycle {
         }
 
         // One scan of the time stamps, not one per key.
-        let end = input.events_end();
+        let end = input.events_end()?;
         for key in creds.values().filter(|k| k.kind == "signing_key") {
             let Some(left) = input.context.departure(&key.owner) else {
                 continue;

@@ -160,14 +160,8 @@ impl<'a> DetectInput<'a> {
     }
 
     /// The last event instant, if any.
-    pub fn events_end(&self) -> Option<i64> {
-        use polars::prelude::*;
-        self.events
-            .column(crate::normalize::schema::col::TS)
-            .ok()?
-            .i64()
-            .ok()?
-            .max()
+    pub fn events_end(&self) -> Result<Option<i64>> {
+        Ok(crate::frame::ts_range(self.events)?.map(|(_, last)| last))
     }
 }
 
