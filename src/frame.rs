@@ -185,22 +185,31 @@ pub fn rows_since(df: &DataFrame, name: &str, since: &[(String, i64)]) -> Result
         (keys.rechunk(), ts.rechunk())
     };
     let from = &from;
-    let mask: BooleanChunked = keys
+    let parts: Vec<Vec<bool>> = keys
         .downcast_iter()
         .zip(ts.downcast_iter())
-        .flat_map(|(k, t)| {
+        .map(|(k, t)| {
             let valid = k.validity().filter(|v| v.unset_bits() > 0);
             k.values()
                 .iter()
                 .zip(t.values().iter())
                 .enumerate()
-                .map(move |(i, (&code, ts))| {
+                .map(|(i, (&code, ts))| {
                     valid.is_none_or(|v| v.get_bit(i))
                         && from.get(code as usize).is_some_and(|at| ts >= at)
                 })
+                .collect()
         })
         .collect();
-    Ok(mask.with_name(name.into()))
+    Ok(mask(name, parts.iter().map(Vec::as_slice)))
+}
+
+/// A mask from one slice of booleans per chunk: each slice is packed in a tight loop and kept as
+/// a chunk. Collecting the booleans one by one from a chained iterator was 4 % of the detectors'
+/// CPU at 10M events.
+pub fn mask<'a>(name: &str, parts: impl IntoIterator<Item = &'a [bool]>) -> BooleanChunked {
+    type Bits = <BooleanType as PolarsDataType>::Array;
+    BooleanChunked::from_chunk_iter(name.into(), parts.into_iter().map(Bits::from_slice))
 }
 
 /// The code [`codes`] gives a null.

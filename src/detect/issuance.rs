@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use super::tally::Dense;
 use crate::error::Result;
 use crate::frame::{
-    CodeArray, NULL, aligned, chunk_codes, code_arrays, day, dictionary, ts_arrays,
+    CodeArray, NULL, aligned, chunk_codes, code_arrays, day, dictionary, mask, ts_arrays,
 };
 use crate::normalize::schema::{DAY_MS, col as c};
 
@@ -201,13 +201,12 @@ impl Issuance {
                     .collect()
             })
             .collect();
-        let mask = |of: &dyn Fn(&Part) -> &[bool]| parts.iter().flat_map(of).copied().collect();
         Ok(Judged {
-            suspect: mask(&|p| &p.suspect),
+            suspect: mask("suspect", parts.iter().map(|p| p.suspect.as_slice())),
             issued_at: parts.iter().flat_map(|p| &p.issued_at).copied().collect(),
             issued_kid: parts.iter().flat_map(|p| &p.issued_kid).copied().collect(),
-            unissuing: mask(&|p| &p.unissuing),
-            shared: shared.into_iter().flatten().collect(),
+            unissuing: mask("unissuing", parts.iter().map(|p| p.unissuing.as_slice())),
+            shared: mask("shared", shared.iter().map(Vec::as_slice)),
         })
     }
 
