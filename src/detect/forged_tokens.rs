@@ -52,7 +52,7 @@ impl Detector for ForgedTokens {
             shared,
         } = issuance.judge(MAX_ADDRESSES_PER_TOKEN as usize)?;
         let cover = &issuance.cover;
-        let mut suspects = accesses(input.events, &suspect)?;
+        let mut suspects = accesses(input.events, suspect)?;
         for column in [
             Column::new("issued_at".into(), issued_at),
             Column::new("issued_kid".into(), issued_kid),
@@ -113,8 +113,8 @@ impl Detector for ForgedTokens {
                 ));
             }
         }
-        self.shared_tokens(input, accesses(input.events, &shared)?, &mut out)?;
-        self.unissuing_addresses(input, accesses(input.events, &unissuing)?, &mut out)?;
+        self.shared_tokens(input, accesses(input.events, shared)?, &mut out)?;
+        self.unissuing_addresses(input, accesses(input.events, unissuing)?, &mut out)?;
         Ok(out)
     }
 }
@@ -282,8 +282,8 @@ impl ForgedTokens {
     }
 }
 
-/// The columns the token questions read, for the event rows `mask` selects.
-fn accesses(events: &DataFrame, mask: &BooleanChunked) -> Result<DataFrame> {
+/// The columns the token questions read, for event-table `rows`.
+fn accesses(events: &DataFrame, rows: Vec<IdxSize>) -> Result<DataFrame> {
     events
         .select([
             c::TS,
@@ -296,7 +296,7 @@ fn accesses(events: &DataFrame, mask: &BooleanChunked) -> Result<DataFrame> {
             c::FILE,
             c::LINE,
         ])
-        .and_then(|df| df.filter(mask))
+        .and_then(|df| df.take(&IdxCa::from_vec("rows".into(), rows)))
         .stage("selecting accesses")
 }
 

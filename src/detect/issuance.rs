@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use super::tally::Dense;
 use crate::error::Result;
 use crate::frame::{
-    CodeArray, NULL, aligned, chunk_codes, code_arrays, day, dictionary, mask, ts_arrays,
+    CodeArray, NULL, aligned, chunk_codes, code_arrays, day, dictionary, ts_arrays,
 };
 use crate::normalize::schema::{DAY_MS, col as c};
 
@@ -42,17 +42,19 @@ pub(super) struct Issued {
     kid: Vec<u32>,
 }
 
-/// The accesses that carry a token, judged: masks over the event table.
+/// The accesses that carry a token, judged: rows of the event table, in order. Rows, not masks:
+/// each set is a few percent of the table at most, and gathering them beats filtering nine
+/// columns of the whole table per question.
 pub(super) struct Judged {
     /// Token never issued, past its lifetime, or presented under another key than issued with.
-    pub suspect: BooleanChunked,
+    pub suspect: Vec<IdxSize>,
     /// Per suspect row, in row order: when the token was first issued, and under which key code.
     pub issued_at: Vec<Option<i64>>,
     pub issued_kid: Vec<Option<u32>>,
     /// From an address no token was ever issued to (or from no address: a null matches nothing).
-    pub unissuing: BooleanChunked,
+    pub unissuing: Vec<IdxSize>,
     /// The token is presented from more than `max_addresses` distinct addresses.
-    pub shared: BooleanChunked,
+    pub shared: Vec<IdxSize>,
 }
 
 /// Token, instant and key code of one `token_issued` event.
@@ -65,6 +67,8 @@ struct Chunks<'a> {
     keys: Vec<&'a CodeArray>,
     addresses: Vec<&'a CodeArray>,
     ts: Vec<&'a [i64]>,
+    /// Event-table row of each chunk's first row.
+    starts: Vec<IdxSize>,
 }
 
 impl<'a> Chunks<'a> {
@@ -73,12 +77,21 @@ impl<'a> Chunks<'a> {
 
     /// `frame`: the event table's [`Self::COLUMNS`], [`aligned`].
     fn of(frame: &'a DataFrame) -> Result<Self> {
+        let ts = ts_arrays(frame)?;
+        let mut starts = Vec::with_capacity(ts.len());
+        let mut at: IdxSize = 0;
+        for chunk in &ts {
+            starts.push(at);
+            // polars itself indexes rows with `IdxSize`, so a frame's length fits.
+            at += chunk.len() as IdxSize;
+        }
         Ok(Chunks {
             kinds: code_arrays(frame, c::EVENT_TYPE)?,
             tokens: code_arrays(frame, c::TOKEN)?,
             keys: code_arrays(frame, c::CREDENTIAL)?,
             addresses: code_arrays(frame, c::SOURCE_IP)?,
-            ts: ts_arrays(frame)?,
+            ts,
+            starts,
         })
     }
 }
@@ -86,10 +99,10 @@ impl<'a> Chunks<'a> {
 /// One chunk's share of [`Judged`], plus its distinct (token, address) pairs.
 #[derive(Default)]
 struct Part {
-    suspect: Vec<bool>,
+    suspect: Vec<IdxSize>,
     issued_at: Vec<Option<i64>>,
     issued_kid: Vec<Option<u32>>,
-    unissuing: Vec<bool>,
+    unissuing: Vec<IdxSize>,
     pairs: Vec<u64>,
 }
 
@@ -107,6 +120,7 @@ impl Issuance {
             keys,
             addresses,
             ts,
+            ..
         } = Chunks::of(&frame)?;
         // Per chunk: each issuance with a token, and the addresses tokens went to.
         let parts: Vec<(Vec<IssuanceRow>, Vec<u32>)> = (0..kinds.len())
@@ -192,21 +206,23 @@ impl Issuance {
             .map(|run| (run[0] >> 32) as u32)
             .collect();
         drop(pairs);
-        let shared: Vec<Vec<bool>> = (0..ch.kinds.len())
+        let shared: Vec<Vec<IdxSize>> = (0..ch.kinds.len())
             .into_par_iter()
             .map(|k| {
                 let (kind, token) = (chunk_codes(ch.kinds[k]), chunk_codes(ch.tokens[k]));
                 (0..kind.len())
-                    .map(|i| kind[i] == access && shared.contains(&token[i]))
+                    .filter(|&i| kind[i] == access && shared.contains(&token[i]))
+                    .map(|i| ch.starts[k] + i as IdxSize)
                     .collect()
             })
             .collect();
+        let rows = |of: fn(&Part) -> &[IdxSize]| parts.iter().flat_map(of).copied().collect();
         Ok(Judged {
-            suspect: mask("suspect", parts.iter().map(|p| p.suspect.as_slice())),
+            suspect: rows(|p| &p.suspect),
             issued_at: parts.iter().flat_map(|p| &p.issued_at).copied().collect(),
             issued_kid: parts.iter().flat_map(|p| &p.issued_kid).copied().collect(),
-            unissuing: mask("unissuing", parts.iter().map(|p| p.unissuing.as_slice())),
-            shared: mask("shared", shared.iter().map(Vec::as_slice)),
+            unissuing: rows(|p| &p.unissuing),
+            shared: shared.concat(),
         })
     }
 
@@ -216,17 +232,12 @@ impl Issuance {
         let (kind, token) = (chunk_codes(ch.kinds[k]), chunk_codes(ch.tokens[k]));
         let (key, address) = (chunk_codes(ch.keys[k]), chunk_codes(ch.addresses[k]));
         let ts = ch.ts[k];
-        let mut part = Part {
-            suspect: Vec::with_capacity(kind.len()),
-            unissuing: Vec::with_capacity(kind.len()),
-            ..Part::default()
-        };
+        let mut part = Part::default();
         for i in 0..kind.len() {
             if kind[i] != access || token[i] == NULL {
-                part.suspect.push(false);
-                part.unissuing.push(false);
                 continue;
             }
+            let row = ch.starts[k] + i as IdxSize;
             let (t, a) = (token[i], address[i]);
             let (at, kid) = match issued.tokens.get(t) {
                 Some(j) => (
@@ -241,12 +252,14 @@ impl Issuance {
                     ts[i] - at > max_age || kid.is_some_and(|kid| key[i] != NULL && key[i] != kid)
                 }
             };
-            part.suspect.push(suspect);
             if suspect {
+                part.suspect.push(row);
                 part.issued_at.push(at);
                 part.issued_kid.push(kid);
             }
-            part.unissuing.push(!self.issuing.contains(&a));
+            if !self.issuing.contains(&a) {
+                part.unissuing.push(row);
+            }
             if a != NULL {
                 part.pairs.push(u64::from(t) << 32 | u64::from(a));
             }
@@ -330,13 +343,6 @@ mod tests {
         .expect("frame")
     }
 
-    fn trues(mask: &BooleanChunked) -> Vec<usize> {
-        mask.iter()
-            .enumerate()
-            .filter_map(|(i, m)| (m == Some(true)).then_some(i))
-            .collect()
-    }
-
     /// Each question's rows, with the event frame in two chunks and the token column in one
     /// (the pass must realign them), and rows that are not token-bearing accesses left out.
     #[test]
@@ -380,15 +386,15 @@ mod tests {
         assert_eq!((cover.start, cover.end, cover.gaps.len()), (0, 0, 0));
 
         let judged = issuance.judge(3).expect("judged");
-        assert_eq!(trues(&judged.suspect), [3, 4, 6]);
+        assert_eq!(judged.suspect, [3, 4, 6]);
         let k1 = dictionary().get_cat("k1");
         assert_eq!(judged.issued_at, [Some(0), Some(0), None]);
         assert_eq!(judged.issued_kid, [k1, k1, None]);
-        assert_eq!(trues(&judged.unissuing), [3, 6, 7, 8]);
+        assert_eq!(judged.unissuing, [3, 6, 7, 8]);
         // Token 1 comes from four addresses (issuer, a, b, c): more than three.
-        assert_eq!(trues(&judged.shared), [2, 3, 7, 8, 11]);
+        assert_eq!(judged.shared, [2, 3, 7, 8, 11]);
 
         let judged = issuance.judge(4).expect("judged");
-        assert!(trues(&judged.shared).is_empty());
+        assert!(judged.shared.is_empty());
     }
 }
