@@ -372,6 +372,26 @@ fn inspect_reports_formats_fill_rates_and_unknown_files() {
     );
 }
 
+/// Fields the frame does not keep (user agent, action, records) are still counted per file.
+#[test]
+fn inspect_counts_fields_the_frame_does_not_keep() {
+    let dir = tmp();
+    write(
+        &dir.path().join("events.csv"),
+        "timestamp,event_type,principal,user_agent,action,records\n\
+         2025-03-01T10:00:00Z,access,a,curl/8,GET /x,3\n\
+         2025-03-01T10:01:00Z,access,b,,GET /y,\n\
+         2025-03-01T10:02:00Z,access,c,,,\n",
+    );
+    let out = bin().arg("inspect").arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("principal 100% · credential_id 0% · token_id 0% · source_ip 0% · user_agent 33% · action 67% · target_account 0% · event_type 100% · records 33% · bytes 0%"),
+        "{text}"
+    );
+}
+
 /// A log tree as exported: `current` links to a dated folder that is also there, a link points
 /// back up the tree, another points nowhere. Each file is read once, the loop is not followed,
 /// and the dangling link is counted as a reject rather than dropped.

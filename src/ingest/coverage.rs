@@ -9,21 +9,31 @@ use polars::prelude::*;
 use super::FileStats;
 use crate::normalize::schema::{DAY_MS, col as c};
 
-/// Canonical fields reported in the fill table, with their frame column.
-pub const FIELDS: [(&str, &str); 10] = [
-    ("principal", c::PRINCIPAL),
-    ("credential_id", c::CREDENTIAL),
-    ("token_id", c::TOKEN),
-    ("source_ip", c::SOURCE_IP),
-    ("user_agent", c::USER_AGENT),
-    ("action", c::ACTION),
-    ("target_account", c::TARGET),
-    ("event_type", c::EVENT_TYPE),
-    ("records", c::RECORDS),
-    ("bytes", c::BYTES),
+/// Canonical fields reported in the fill table, with where their count comes from.
+pub const FIELDS: [(&str, Count); 10] = [
+    ("principal", Count::Column(c::PRINCIPAL)),
+    ("credential_id", Count::Column(c::CREDENTIAL)),
+    ("token_id", Count::Column(c::TOKEN)),
+    ("source_ip", Count::Column(c::SOURCE_IP)),
+    ("user_agent", Count::Reader(0)),
+    ("action", Count::Reader(1)),
+    ("target_account", Count::Column(c::TARGET)),
+    ("event_type", Count::Column(c::EVENT_TYPE)),
+    ("records", Count::Reader(2)),
+    ("bytes", Count::Reader(3)),
 ];
-/// The last two of [`FIELDS`] are counted by the reader, not kept in the frame.
-const COUNTED_BY_READER: usize = 2;
+/// The fields counted by the reader because the frame does not keep them
+/// (`normalize::EventColumns::filled`).
+const COUNTED_BY_READER: usize = 4;
+
+/// Where a field's fill count comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Count {
+    /// The non-null values of this frame column.
+    Column(&'static str),
+    /// This slot of the reader's counts.
+    Reader(usize),
+}
 
 #[derive(Debug, Clone)]
 pub struct FileCoverage {
@@ -51,14 +61,13 @@ impl Seen {
     /// Adds one chunk (null counts are array metadata; only `ts` is walked) and the reader's
     /// counts of the fields the frame does not keep.
     pub fn add(&mut self, chunk: &DataFrame, counted: [u64; COUNTED_BY_READER]) {
-        let (in_frame, by_reader) = self.filled.split_at_mut(FIELDS.len() - COUNTED_BY_READER);
-        for (slot, (_, column)) in in_frame.iter_mut().zip(FIELDS) {
-            if let Ok(col) = chunk.column(column) {
-                *slot += (col.len() - col.null_count()) as u64;
-            }
-        }
-        for (slot, n) in by_reader.iter_mut().zip(counted) {
-            *slot += n;
+        for (slot, (_, count)) in self.filled.iter_mut().zip(FIELDS) {
+            *slot += match count {
+                Count::Column(name) => chunk
+                    .column(name)
+                    .map_or(0, |col| (col.len() - col.null_count()) as u64),
+                Count::Reader(i) => counted.get(i).copied().unwrap_or(0),
+            };
         }
         let mut last_day = None;
         if let Ok(ts) = chunk.column(c::TS).and_then(|c| c.i64().cloned()) {

@@ -128,7 +128,7 @@ impl Sink<'_> {
         if self.cols.is_empty() || self.error.is_some() {
             return;
         }
-        let extra = [self.cols.records_filled, self.cols.bytes_filled];
+        let extra = self.cols.filled;
         match self.cols.take_frame() {
             Ok(df) => {
                 self.stats.seen.add(&df, extra);

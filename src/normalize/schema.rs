@@ -102,8 +102,6 @@ pub mod col {
     pub const SOURCE_IP: &str = "source_ip";
     /// /24 or /64 of `source_ip`, derived.
     pub const NETWORK: &str = "source_network";
-    pub const USER_AGENT: &str = "user_agent";
-    pub const ACTION: &str = "action";
     pub const TARGET: &str = "target_account";
     pub const SUCCESS: &str = "success";
     pub const RECORDS: &str = "records";
