@@ -158,8 +158,8 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     // All detectors run side by side. Enumeration used to run alone, after the others, because
     // forged tokens' frame of token-bearing accesses (230 MB at 10M events) beside its own sorted
     // rows pushed the peak past 1.45 GB; with that frame gone (see `detect::issuance`) the 10M CSV
-    // export peaks at 1.28–1.39 GB with all four together, and the detectors take 1.45–1.55 s
-    // instead of 1.8 s one group after the other.
+    // export peaks at 1.3–1.4 GB with all four together (1.2 GB once ingest stopped keeping user
+    // agents), and the detectors take 1.4–1.55 s instead of 1.8 s one group after the other.
     let detectors = detect::all();
     let detections = detectors
         .par_iter()
