@@ -15,7 +15,7 @@ use polars::prelude::DataFrame;
 use rayon::prelude::*;
 
 use super::activity::keep_top;
-use super::reach::{AccessRows, Profile, Walk};
+use super::reach::{Profile, Walk, counts_with};
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
@@ -139,14 +139,14 @@ impl Detector for Enumeration {
                 out.findings.extend(found);
             }
         }
-        link_related(input.events, rows, &mut out.findings)?;
+        link_related(input.events, &mut out.findings)?;
         Ok(out)
     }
 }
 
 /// Names the addresses behind a flagged key, principal or network (and the principals behind a
 /// flagged address), so the ranking can group them into one incident.
-fn link_related(events: &DataFrame, rows: &AccessRows, findings: &mut [Finding]) -> Result<()> {
+fn link_related(events: &DataFrame, findings: &mut [Finding]) -> Result<()> {
     let mut flagged: BTreeMap<EntityKind, BTreeSet<String>> = BTreeMap::new();
     for f in findings.iter() {
         flagged
@@ -162,7 +162,7 @@ fn link_related(events: &DataFrame, rows: &AccessRows, findings: &mut [Finding])
     let counted = flagged
         .into_par_iter()
         .map(|(kind, ids)| {
-            let tops = rows.counts_with(events, kind.column(), &ids, other(kind).0)?;
+            let tops = counts_with(events, kind.column(), &ids, other(kind).0)?;
             Ok((kind, tops))
         })
         .collect::<Result<Vec<_>>>()?;

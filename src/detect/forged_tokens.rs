@@ -4,9 +4,10 @@
 //!
 //! The issuance log is reduced to one row per token id, and one pass over the event table judges
 //! every token-bearing access against it (see [`super::issuance`]); only the rows each question
-//! selects are then gathered, normally a tiny fraction, so every aggregation runs on a small frame. Where the issuance log does not
-//! cover an access (before it starts, after it ends, on a day it has a gap) a never-issued token is
-//! not an accusation; it is counted in the summary's limitations instead.
+//! selects are then gathered, normally a tiny fraction, so every aggregation runs on a small
+//! frame. Where the issuance log does not cover an access (before it starts, after it ends, on a
+//! day it has a gap) a never-issued token is not an accusation; it is counted in the summary's
+//! limitations instead.
 
 use polars::prelude::*;
 
@@ -247,6 +248,7 @@ impl ForgedTokens {
 
     /// The incident's pattern: thousands of subjects, one key, a handful of addresses that no
     /// issued token ever came from.
+    ///
     /// `rows`: the token-bearing accesses from addresses no token was issued to.
     fn unissuing_addresses(
         &self,

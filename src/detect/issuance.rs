@@ -1,10 +1,11 @@
 //! What the issuance log vouches for, and one pass that judges every token-bearing access
 //! against it (for [`super::forged_tokens`]).
 //!
-//! The pass walks the event table's columns chunk by chunk, in parallel, and answers with masks
-//! over the event table. It used to collect the token-bearing accesses into a frame of their own
-//! first: nine columns for 5.8M rows at 10M events, 230 MB, the largest transient of the three
-//! light detectors, which kept enumeration from running beside them within the memory target.
+//! The pass walks the event table's columns chunk by chunk, in parallel, and answers with the
+//! event-table rows each question selects. The detector used to collect the token-bearing
+//! accesses into a frame of their own first: nine columns for 5.8M rows at 10M events, 230 MB, the
+//! largest transient of the three light detectors, which kept enumeration from running beside
+//! them within the memory target.
 
 use std::collections::BTreeSet;
 
@@ -25,16 +26,16 @@ use crate::normalize::schema::{DAY_MS, col as c};
 pub(super) struct Issuance {
     /// The event table's [`Chunks::COLUMNS`], [`aligned`], for [`Issuance::judge`].
     frame: DataFrame,
-    pub issued: Issued,
+    issued: Issued,
     pub cover: Coverage,
     /// Address codes tokens were issued to.
-    pub issuing: HashSet<u32>,
+    issuing: HashSet<u32>,
 }
 
 /// Each issued token's first instant and signing key, looked up by the token's code.
 /// A table rather than a polars join of millions of accesses to millions of issued tokens: on a
 /// 10M-event export the join and its filter took 0.3 s, and the detector 0.88 s; 0.70 s with this.
-pub(super) struct Issued {
+struct Issued {
     /// Index into `at` and `kid` of each token code.
     tokens: Dense,
     at: Vec<i64>,
@@ -206,7 +207,9 @@ impl Issuance {
             .map(|run| (run[0] >> 32) as u32)
             .collect();
         drop(pairs);
-        let shared: Vec<Vec<IdxSize>> = (0..ch.kinds.len())
+        // Usually no token is shared: then no second pass.
+        let chunks = if shared.is_empty() { 0 } else { ch.kinds.len() };
+        let shared: Vec<Vec<IdxSize>> = (0..chunks)
             .into_par_iter()
             .map(|k| {
                 let (kind, token) = (chunk_codes(ch.kinds[k]), chunk_codes(ch.tokens[k]));
