@@ -171,33 +171,15 @@ pub fn rows_since(df: &DataFrame, name: &str, since: &[(String, i64)]) -> Result
             from[i] = from[i].min(*at);
         }
     }
-    let stage = "selecting rows";
-    let keys = df
-        .column(name)
-        .stage(stage)?
-        .cat32()
-        .stage(stage)?
-        .physical();
-    let ts = df.column(TS).stage(stage)?.i64().stage(stage)?;
-    let (keys, ts) = if keys.chunk_lengths().eq(ts.chunk_lengths()) {
-        (Cow::Borrowed(keys), Cow::Borrowed(ts))
-    } else {
-        (keys.rechunk(), ts.rechunk())
-    };
-    let from = &from;
+    let frame = aligned(df, &[name, TS])?;
+    let (keys, instants) = (code_arrays(&frame, name)?, ts_arrays(&frame)?);
     let parts: Vec<Vec<bool>> = keys
-        .downcast_iter()
-        .zip(ts.downcast_iter())
+        .iter()
+        .zip(&instants)
         .map(|(k, t)| {
-            let valid = k.validity().filter(|v| v.unset_bits() > 0);
-            k.values()
-                .iter()
-                .zip(t.values().iter())
+            t.iter()
                 .enumerate()
-                .map(|(i, (&code, ts))| {
-                    valid.is_none_or(|v| v.get_bit(i))
-                        && from.get(code as usize).is_some_and(|at| ts >= at)
-                })
+                .map(|(i, ts)| from.get(code_at(k, i) as usize).is_some_and(|at| ts >= at))
                 .collect()
         })
         .collect();
