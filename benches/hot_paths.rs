@@ -217,6 +217,8 @@ fn full_report_with_charts(b: divan::Bencher) {
             source: None,
             profile: None,
             syslog_year: Some(2025),
+            max_record_bytes: audithound::ingest::lines::DEFAULT_MAX_RECORD_BYTES,
+            keep_going: false,
         };
         audithound::analyze::run(&plan)
             .map(|o| o.ranked.len())

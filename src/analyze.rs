@@ -41,11 +41,18 @@ pub struct Plan {
     pub profile: Option<PathBuf>,
     /// Year for classic syslog time stamps, which omit it (`None`: inferred, see [`ingest`]).
     pub syslog_year: Option<i32>,
+    /// Longest line or CSV record read (`--max-record-bytes`).
+    pub max_record_bytes: usize,
+    /// Write the report even when some input could not be read (`--keep-going`).
+    pub keep_going: bool,
 }
 
 /// What the binary needs to print and to choose its exit code.
 pub struct Outcome {
     pub ranked: Vec<Ranked>,
+    /// Input files that could not be read completely (only with `keep_going`; otherwise the
+    /// run fails): the report covers less than was asked.
+    pub unreadable: Vec<(String, String)>,
     pub records: u64,
     pub rejected: u64,
 }
@@ -109,9 +116,22 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     if found.events.is_empty() {
         return Err(Error::NoEvents);
     }
+    // Before any work: a report that cannot go where asked fails in a second, and nothing the
+    // run reads can be replaced by it.
+    let read_paths: Vec<PathBuf> = plan
+        .inputs
+        .iter()
+        .chain(&plan.roster)
+        .chain(&plan.credentials)
+        .chain(&plan.allowlist)
+        .chain(&plan.profile)
+        .cloned()
+        .collect();
+    let dest = report::Destination::check(&plan.out, plan.force, &read_paths)?;
     let mut context = load_context(plan, &found)?;
     let profile = plan.profile.as_deref().map(Profile::load).transpose()?;
-    let read = ingest::ReadOptions::new(plan.time, plan.source, profile, plan.syslog_year)?;
+    let mut read = ingest::ReadOptions::new(plan.time, plan.source, profile, plan.syslog_year)?;
+    read.max_record_bytes = plan.max_record_bytes;
     // Loaded before the heavy work so a broken allowlist fails in a second, not after the scan.
     let allowlist = match &plan.allowlist {
         Some(p) => context::load_allowlist(p, &plan.time)?,
@@ -127,8 +147,26 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             ingested.events.estimated_size() >> 20
         );
     }
+    let unreadable: Vec<(String, String)> = ingested
+        .files
+        .iter()
+        .filter_map(|f| Some((f.file.clone(), f.unreadable.clone()?)))
+        .collect();
+    for (file, reason) in &unreadable {
+        let line = format!("{file}: could not be read completely: {reason}");
+        eprintln!("warning: {}", report::terminal::safe(&line));
+    }
+    if let Some((file, reason)) = unreadable.first()
+        && !plan.keep_going
+    {
+        return Err(Error::InputIncomplete {
+            count: unreadable.len(),
+            first: format!("{file}: {reason}"),
+        });
+    }
     for (path, reason) in &ingested.skipped {
-        eprintln!("warning: {}: skipped: {reason}", path.display());
+        let line = format!("{}: skipped: {reason}", path.display());
+        eprintln!("warning: {}", report::terminal::safe(&line));
     }
     let derived = context::derive_from_events(&ingested.events, &mut context, &plan.time)?;
     let total = ingested.events.height() as u64;
@@ -206,9 +244,10 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         charts: &charts,
     };
     clock.lap("chart series");
-    report::write(&plan.out, plan.force, &data)?;
+    report::write(&dest, &data)?;
     clock.lap("report");
     Ok(Outcome {
+        unreadable,
         records: ingested.files.iter().map(|f| f.records).sum(),
         rejected: ingested.files.iter().map(|f| f.rejected).sum(),
         ranked,

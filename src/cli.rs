@@ -11,10 +11,12 @@ use audithound::detect::DetectOptions;
 use audithound::generate;
 use audithound::normalize::TimeParser;
 use audithound::rank::Severity;
+use audithound::report::terminal::safe;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
 const EXIT_HELP: &str = "Exit codes: 0 ran and found nothing at or above --fail-on (default: never fail on \
-findings); 1 findings at or above --fail-on; 2 error (bad input, unreadable file, cannot write).";
+findings); 1 findings at or above --fail-on; 2 error (bad input, an input file that could not be read, \
+cannot write); 3 report written with --keep-going although some input could not be read.";
 
 #[derive(Parser, Debug)]
 #[command(name = "audithound", version, about = "Find insiders in exported authentication and access logs", after_help = EXIT_HELP)]
@@ -67,16 +69,22 @@ struct AnalyzeArgs {
     /// Output directory.
     #[arg(long, default_value = "audithound-report")]
     out: PathBuf,
-    /// Replace a non-empty output directory.
+    /// Replace the previous report in --out (only a directory audithound wrote; never an input,
+    /// a file or a device).
     #[arg(long)]
     force: bool,
+    /// Write the report even when an input file cannot be read or is truncated (exit code 3
+    /// unless --fail-on gives 1); without it such a run is an error (exit code 2).
+    #[arg(long)]
+    keep_going: bool,
     #[command(flatten)]
     time: TimeArgs,
-    /// Hours after a credential's revocation during which its use is expected (key rotation).
-    #[arg(long, default_value_t = 48)]
+    /// Hours after a credential's revocation during which its use is expected (key rotation);
+    /// at most ten years.
+    #[arg(long, default_value_t = 48, value_parser = clap::value_parser!(i64).range(0..=87_600))]
     rotation_grace_hours: i64,
-    /// Longest plausible access-token lifetime, in hours.
-    #[arg(long, default_value_t = 24)]
+    /// Longest plausible access-token lifetime, in hours (1 to ten years).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(i64).range(1..=87_600))]
     max_token_age_hours: i64,
     /// Lowest severity written to the reports (totals in the summary still count everything).
     #[arg(long, default_value = "informational")]
@@ -110,6 +118,10 @@ struct SourceArgs {
     /// stamp in the future.
     #[arg(long)]
     syslog_year: Option<i32>,
+    /// Longest line or CSV record read, in bytes; a longer one is cut, rejected with its file and
+    /// line, and reading resumes at the next line (1 KiB to 1 GiB).
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1024..=1 << 30))]
+    max_record_bytes: u64,
 }
 
 impl SourceArgs {
@@ -170,6 +182,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 source: i.read.source()?,
                 profile: i.read.profile.clone(),
                 syslog_year: i.read.syslog_year,
+                max_record_bytes: i.read.max_record_bytes as usize,
             })?;
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(ExitCode::SUCCESS)
@@ -233,8 +246,8 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         to: instant("--to", &a.time.to)?,
         time,
         options: DetectOptions {
-            rotation_grace_ms: a.rotation_grace_hours.max(0) * 3_600_000,
-            max_token_age_ms: a.max_token_age_hours.max(1) * 3_600_000,
+            rotation_grace_ms: a.rotation_grace_hours * 3_600_000,
+            max_token_age_ms: a.max_token_age_hours * 3_600_000,
         },
         min_level: level("--min-level", &a.min_level)?,
         formats: audithound::report::Formats::parse(&a.format)?,
@@ -243,6 +256,8 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         source: a.read.source()?,
         profile: a.read.profile.clone(),
         syslog_year: a.read.syslog_year,
+        max_record_bytes: a.read.max_record_bytes as usize,
+        keep_going: a.keep_going,
     };
     let outcome = analyze::run(&plan)?;
     if !a.quiet {
@@ -251,6 +266,8 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
     let failing = fail_on.is_some_and(|lvl| outcome.ranked.iter().any(|r| r.severity >= lvl));
     Ok(if failing {
         ExitCode::from(1)
+    } else if !outcome.unreadable.is_empty() {
+        ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
     })
@@ -277,17 +294,18 @@ fn print_table(outcome: &analyze::Outcome, plan: &Plan) -> std::io::Result<()> {
             r.score,
             r.severity.name(),
             r.entity.kind.name(),
-            r.entity.id,
+            safe(&r.entity.id),
             r.events,
             r.distinct_accounts,
-            codes.join(",")
+            safe(&codes.join(","))
         )?;
     }
-    writeln!(
-        out,
+    // The tally goes to stderr: stdout carries the ranked table only.
+    eprintln!(
         "{} records read, {} rejected; report in {}",
         outcome.records,
         outcome.rejected,
-        plan.out.display()
-    )
+        safe(&plan.out.display().to_string())
+    );
+    Ok(())
 }

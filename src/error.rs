@@ -40,6 +40,12 @@ pub enum Error {
     },
     #[error("{path}: output directory is not empty (pass --force to replace it)")]
     OutputNotEmpty { path: PathBuf },
+    #[error("refusing to write the report to {path}: {reason}")]
+    Output { path: PathBuf, reason: String },
+    #[error(
+        "{count} input file(s) could not be read completely (first: {first}); no report was written. Pass --keep-going to report on what could be read"
+    )]
+    InputIncomplete { count: usize, first: String },
     #[error("no event files found in the inputs")]
     NoEvents,
     #[error("data frame operation failed in {stage}: {}", first_line(source))]

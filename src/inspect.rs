@@ -17,6 +17,8 @@ pub struct InspectPlan {
     pub source: Option<Format>,
     pub profile: Option<PathBuf>,
     pub syslog_year: Option<i32>,
+    /// Longest line or CSV record read (`--max-record-bytes`).
+    pub max_record_bytes: usize,
 }
 
 /// The coverage report as text (stdout of `inspect`).
@@ -26,7 +28,8 @@ pub fn run(plan: &InspectPlan) -> Result<String> {
         return Err(Error::NoEvents);
     }
     let profile = plan.profile.as_deref().map(Profile::load).transpose()?;
-    let opts = ReadOptions::new(plan.time, plan.source, profile, plan.syslog_year)?;
+    let mut opts = ReadOptions::new(plan.time, plan.source, profile, plan.syslog_year)?;
+    opts.max_record_bytes = plan.max_record_bytes;
     let ingested = ingest::read_events(&found, &opts, false)?;
     let cov = coverage(&ingested.files);
     let mut s = render(&cov, &plan.time);

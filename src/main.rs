@@ -40,7 +40,11 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("audithound: error: {err:#}");
+            let text = format!("{err:#}");
+            eprintln!(
+                "audithound: error: {}",
+                audithound::report::terminal::safe(&text)
+            );
             ExitCode::from(2)
         }
     }

@@ -114,8 +114,13 @@ fn malformed_lines_are_quarantined_and_totals_reconcile() {
     std::fs::write(input.join("d.jsonl.gz"), &full[..full.len() / 2]).unwrap();
 
     let out_dir = dir.path().join("out");
+    // The cut gzip leaves the input incomplete: an error unless the run is told to keep going.
     let out = analyze(&out_dir, &[input.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("d.jsonl.gz"), "{}", stderr(&out));
+    assert!(!out_dir.exists(), "no report without --keep-going");
+    let out = analyze(&out_dir, &[input.to_str().unwrap(), "--keep-going"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let rejects = read_csv(&out_dir.join("rejects.csv"));
     let has = |file: &str, line: &str, reason: &str| {
         rejects
@@ -192,8 +197,9 @@ fn binary_garbage_never_crashes_the_run() {
     )
     .unwrap();
     let out_dir = dir.path().join("out");
-    let out = analyze(&out_dir, &[input.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The two broken streams leave the input incomplete: reported only when told to keep going.
+    let out = analyze(&out_dir, &[input.to_str().unwrap(), "--keep-going"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let summary = summary_md(&out_dir);
     assert!(summary.contains(": reconciles"), "{summary}");
     assert!(summary.contains("noise.bin"), "{summary}");

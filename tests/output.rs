@@ -52,15 +52,18 @@ fn existing_report_is_kept_unless_forced() {
     let dir = tmp();
     let input = hostile_export(dir.path());
     let out_dir = dir.path().join("out");
-    write(&out_dir.join("keep.txt"), "mine");
+    let first = analyze(&out_dir, &[input.to_str().unwrap()]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    write(&out_dir.join("stale.txt"), "from an earlier report");
     let out = analyze(&out_dir, &[input.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
-    assert!(out_dir.join("keep.txt").exists());
+    assert!(out_dir.join("stale.txt").exists());
     let out = analyze(&out_dir, &[input.to_str().unwrap(), "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(!out_dir.join("keep.txt").exists());
+    assert!(!out_dir.join("stale.txt").exists());
     assert!(out_dir.join("summary.md").exists());
+    assert!(out_dir.join(".audithound-report").is_file());
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
@@ -205,7 +208,15 @@ fn format_selects_outputs() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["anomalies.csv", "rejects.csv", "summary.md"]);
+    assert_eq!(
+        names,
+        [
+            ".audithound-report",
+            "anomalies.csv",
+            "rejects.csv",
+            "summary.md"
+        ]
+    );
     let out = analyze(
         &dir.path().join("bad"),
         &[

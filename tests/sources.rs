@@ -407,8 +407,11 @@ fn symlinked_folders_are_read_once_and_loops_are_not_followed() {
     std::os::unix::fs::symlink("..", input.join("2025-06-01/up")).unwrap();
     std::os::unix::fs::symlink("/no/such/file.csv", input.join("gone.csv")).unwrap();
     let out_dir = dir.path().join("out");
-    analyze_ok(&out_dir, &[input.to_str().unwrap()]);
+    // The dangling link is an input that cannot be read: reported with --keep-going (exit 3).
+    let o = analyze(&out_dir, &[input.to_str().unwrap(), "--keep-going"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let summary = summary_md(&out_dir);
+    assert!(summary.contains("INCOMPLETE INPUT"), "{summary}");
     assert!(
         summary.contains("2025-06-01/access.csv | csv | 2 | 2 | 0 |"),
         "{summary}"

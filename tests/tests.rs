@@ -7,6 +7,10 @@ mod util;
 mod bad_input;
 // Report safety: formula neutralisation, atomic output, determinism, reconciliation.
 mod output;
+// --out and --force never replace an input, a file, a device or a folder audithound did not write.
+mod destination;
+// Hostile input: nothing lost, nothing unbounded, nothing hanging, honest exit codes.
+mod hostile;
 // Bulk enumeration: bursts, low and slow, walks; look-alikes rank below.
 mod enumeration;
 // Forged and never-issued tokens, with issuance-log coverage respected.

@@ -47,7 +47,7 @@ pub struct Allow {
 }
 
 pub fn load_allowlist(path: &Path, time: &TimeParser) -> Result<Vec<Allow>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::ingest::decompress::read_text(path)?;
     let raw: RawFile = toml::from_str(&text).map_err(|e| Error::ContextLine {
         path: path.to_path_buf(),
         line: e

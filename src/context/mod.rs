@@ -52,6 +52,17 @@ pub(crate) fn read_table(
         .iter()
         .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
         .collect();
+    // Two columns of one name: which one wins would silently decide (an empty second
+    // `termination_date` hid a departure), so the file is refused.
+    for (i, h) in headers.iter().enumerate() {
+        if headers[..i].contains(h) {
+            return Err(Error::ContextLine {
+                path: path.to_path_buf(),
+                line: 1,
+                reason: format!("column {h:?} appears more than once in the header"),
+            });
+        }
+    }
     let missing: Vec<&str> = required
         .iter()
         .copied()

@@ -71,6 +71,20 @@ pub fn run(cfg: &Config) -> Result<Truth> {
                 .into(),
         });
     }
+    // It writes roster.csv, credentials.csv and event files by fixed names: into a folder that
+    // holds anything but an earlier generated export, that would overwrite someone's data.
+    let foreign = std::fs::read_dir(&cfg.out)
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or_else(|_| cfg.out.exists())
+        && !cfg.out.join(TRUTH_FILE).is_file();
+    if foreign {
+        return Err(Error::Output {
+            path: cfg.out.clone(),
+            reason: format!(
+                "it exists and is not an earlier generated export (no {TRUTH_FILE}); name a new folder"
+            ),
+        });
+    }
     std::fs::create_dir_all(&cfg.out).map_err(|e| Error::io(&cfg.out, e))?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let world = World::new(cfg, &mut rng);

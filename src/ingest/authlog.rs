@@ -73,6 +73,10 @@ impl Years {
         if self.month > 0 && month + 1 < self.month {
             *year += 1;
             self.month = month;
+        } else if self.month > 0 && month > self.month + 6 {
+            // A step forward of more than half a year is a late line from before the turn (a
+            // `Dec 31` flushed after `Jan 1`): it belongs to last year and turns nothing.
+            return *year - 1;
         } else {
             self.month = self.month.max(month);
         }
@@ -245,6 +249,8 @@ mod tests {
             "Nov 30 23:59:58",
             "Dec 31 23:59:59",
             "Jan  1 00:00:00",
+            "Dec 31 23:59:58",
+            "Jan  1 00:00:02",
             "Mar  3 10:00:00",
         ]
         .iter()
@@ -265,6 +271,8 @@ mod tests {
                 "2025-11-30 23:59:58",
                 "2025-12-31 23:59:59",
                 "2026-01-01 00:00:00",
+                "2025-12-31 23:59:58",
+                "2026-01-01 00:00:02",
                 "2026-03-03 10:00:00",
             ]
         );

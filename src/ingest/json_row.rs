@@ -30,7 +30,11 @@ pub(super) fn parse_slow(text: &[u8]) -> Result<RawRow<'_>, String> {
     let row = de
         .deserialize_any(RowVisitor)
         .map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => "expected a JSON object".to_string(),
+            serde_json::error::Category::Data
+                if e.to_string().contains("expected a JSON object") =>
+            {
+                "expected a JSON object".to_string()
+            }
             _ => format!("invalid JSON: {e}"),
         })?;
     de.end().map_err(|e| format!("invalid JSON: {e}"))?;
@@ -52,7 +56,11 @@ impl<'de> Visitor<'de> for RowVisitor {
             match Field::from_name(&key) {
                 Some(field) => {
                     let raw: &'de RawValue = map.next_value()?;
-                    if let Some(v) = scalar(raw) {
+                    // A string serde cannot decode (a lone surrogate `\ud800`) is a broken
+                    // record, not an absent field: dropping it silently hid the value.
+                    if let Some(v) = scalar(raw)
+                        .map_err(|e| de::Error::custom(format!("field {:?}: {e}", key.as_ref())))?
+                    {
                         row.set(field, v);
                     }
                 }
@@ -67,20 +75,20 @@ impl<'de> Visitor<'de> for RowVisitor {
 
 /// A JSON value as the text a CSV cell would hold: strings unquoted (borrowed unless escaped),
 /// `null` absent, numbers, booleans, objects and arrays as written.
-fn scalar(raw: &RawValue) -> Option<Cow<'_, str>> {
+fn scalar(raw: &RawValue) -> Result<Option<Cow<'_, str>>, serde_json::Error> {
     let t = raw.get();
-    match t.as_bytes().first() {
+    Ok(match t.as_bytes().first() {
         Some(b'"') => {
             let inner = &t[1..t.len() - 1];
             if inner.contains('\\') {
-                serde_json::from_str::<String>(t).ok().map(Cow::Owned)
+                Some(Cow::Owned(serde_json::from_str::<String>(t)?))
             } else {
                 Some(Cow::Borrowed(inner))
             }
         }
         Some(b'n') => None,
         _ => Some(Cow::Borrowed(t)),
-    }
+    })
 }
 
 /// A map key, borrowed when it has no escapes.
@@ -121,6 +129,12 @@ mod tests {
         assert_eq!(row.get(Field::EventType), Some("lo\"gin"));
         assert_eq!(row.get(Field::Principal), None);
         assert_eq!(row.get(Field::Outcome), Some("true"));
+    }
+
+    #[test]
+    fn an_undecodable_string_rejects_the_line_instead_of_dropping_the_field() {
+        let err = parse(br#"{"event_type":"login","principal":"\ud800"}"#).unwrap_err();
+        assert!(err.contains("principal") && err.contains("escape"), "{err}");
     }
 
     #[test]

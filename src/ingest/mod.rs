@@ -9,8 +9,10 @@ mod authlog;
 pub mod coverage;
 pub mod decompress;
 pub mod discover;
+mod json_doc;
 mod json_flat;
 mod json_row;
+pub mod lines;
 pub mod readers;
 pub mod sniff;
 mod sources;
@@ -53,6 +55,11 @@ pub struct FileStats {
     pub rejected: u64,
     pub ignored: u64,
     pub blank: u64,
+    /// Why the file could not be read, or not to its end (cannot open, truncated or corrupt
+    /// stream): the run's input is incomplete, which `analyze` treats as an error unless told
+    /// to keep going.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
     /// Time range, field fill and active days, for the coverage report.
     #[serde(skip)]
     pub seen: coverage::Seen,
@@ -69,6 +76,8 @@ pub struct ReadOptions {
     pub syslog_year: Option<i32>,
     pub cloudtrail: Profile,
     pub okta: Profile,
+    /// Longest line or CSV record kept (`--max-record-bytes`); longer ones are cut and rejected.
+    pub max_record_bytes: usize,
 }
 
 impl ReadOptions {
@@ -85,6 +94,13 @@ impl ReadOptions {
                 reason: "does not parse (build defect)".into(),
             })
         };
+        if source == Some(Format::Profile) && profile.is_none() {
+            return Err(crate::Error::Argument {
+                what: "--source",
+                value: "profile".into(),
+                reason: "needs --profile FILE (the mapping to read the files with)".into(),
+            });
+        }
         Ok(ReadOptions {
             time,
             source,
@@ -92,6 +108,7 @@ impl ReadOptions {
             syslog_year,
             cloudtrail: builtin("cloudtrail")?,
             okta: builtin("okta")?,
+            max_record_bytes: lines::DEFAULT_MAX_RECORD_BYTES,
         })
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use polars::prelude::DataFrame;
 
+use super::lines::{self, Piece, Records};
 use super::sniff::{self, Format};
 use super::{FileStats, ReadOptions, Reject, decompress, shorten, sources};
 use crate::normalize::{Dictionaries, EventColumns, Field, RawRow, TimeParser};
@@ -35,11 +36,18 @@ pub fn read_file(
         rejects: Vec::new(),
         file_idx,
         time: &opts.time,
+        max_record: opts.max_record_bytes,
     };
     let mut skipped = None;
     match decompress::open(path) {
         Ok((_, mut reader)) => {
-            match peek(&mut reader).and_then(|head| sniff::detect(&head, opts)) {
+            let detected = match peek(&mut reader) {
+                Ok(head) => sniff::detect(&head, opts).map_err(Some),
+                Err(reason) => Err(None).inspect_err(|_: &Option<String>| {
+                    sink.read_failed(1, reason);
+                }),
+            };
+            match detected {
                 Ok(format) => {
                     sink.stats.format = match (format, &opts.profile) {
                         (Format::Profile, Some(p)) => format!("profile:{}", p.name),
@@ -66,10 +74,11 @@ pub fn read_file(
                         },
                     }
                 }
-                Err(reason) => skipped = Some(reason),
+                Err(Some(reason)) => skipped = Some(reason),
+                Err(None) => {}
             }
         }
-        Err(e) => sink.reject(0, format!("cannot open: {e}"), b"", false),
+        Err(e) => sink.read_failed(0, format!("cannot open: {e}")),
     }
     sink.flush();
     *dicts = sink.cols.into_dictionaries();
@@ -110,6 +119,8 @@ pub(super) struct Sink<'a> {
     rejects: Vec<Reject>,
     file_idx: u32,
     time: &'a TimeParser,
+    /// Longest record any reader keeps (`--max-record-bytes`).
+    pub(super) max_record: usize,
 }
 
 impl Sink<'_> {
@@ -144,6 +155,14 @@ impl Sink<'_> {
     pub(super) fn ignore(&mut self) {
         self.stats.records += 1;
         self.stats.ignored += 1;
+    }
+
+    /// The file could not be opened or read to its end: quarantined like a record (the line
+    /// where reading stopped, 0 if it never started) and marked, so the run knows its input is
+    /// incomplete.
+    pub(super) fn read_failed(&mut self, line: u64, reason: String) {
+        self.stats.unreadable.get_or_insert_with(|| reason.clone());
+        self.reject(line, reason, b"", false);
     }
 
     pub(super) fn reject(&mut self, line: u64, reason: String, raw: &[u8], counted: bool) {
@@ -190,50 +209,46 @@ fn read_csv(reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
     });
 }
 
-/// Walks a CSV file with a header row: unreadable records are quarantined (an I/O error, such as a
-/// truncated `.gz`, ends the file), blank lines counted, rows with the wrong number of columns
-/// rejected. `f` gets every well-formed record with its line, the header, and its raw text.
+/// Walks a CSV file with a header row: records are cut at the bounds of [`super::lines`], blank
+/// lines counted, rows with the wrong number of columns rejected; a read error (a truncated `.gz`)
+/// is quarantined at the line it interrupted and ends the file. `f` gets every well-formed record
+/// with its first line, the header, and its raw text.
 pub(super) fn for_each_csv_record(
     reader: Box<dyn BufRead + Send>,
     delimiter: u8,
     sink: &mut Sink,
     mut f: impl FnMut(&mut Sink, u64, &csv::ByteRecord, &csv::ByteRecord, &dyn Fn() -> Vec<u8>),
 ) {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .delimiter(delimiter)
-        .from_reader(reader);
-    let header = match rdr.byte_headers() {
-        Ok(h) => h.clone(),
-        Err(e) => return sink.reject(1, format!("cannot read header: {e}"), b"", false),
-    };
-    let mut record = csv::ByteRecord::new();
-    loop {
-        let line = rdr.position().line();
-        match rdr.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let fatal = matches!(e.kind(), csv::ErrorKind::Io(_));
-                sink.reject(line, format!("unreadable record: {e}"), b"", false);
-                if fatal {
-                    break;
-                }
-                continue;
+    let max = sink.max_record;
+    let mut records = Records::new(delimiter, max);
+    let mut header: Option<csv::ByteRecord> = None;
+    let mut emit = |piece: Piece| match piece {
+        Piece::Blank => sink.stats.blank += 1,
+        Piece::Reject(n, reason, raw) => sink.reject(n, reason, raw, false),
+        Piece::Record(n, record, raw) => match &header {
+            None => header = Some(record.clone()),
+            Some(head) if head.len() != record.len() => {
+                let reason = format!("expected {} columns, found {}", head.len(), record.len());
+                sink.reject(n, reason, raw, false);
             }
-        }
-        let line = record.position().map_or(line, |p| p.line());
-        let raw = || record.iter().collect::<Vec<_>>().join(&[delimiter][..]);
-        if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
-            sink.stats.blank += 1;
-            continue;
-        }
-        if record.len() != header.len() {
-            let reason = format!("expected {} columns, found {}", header.len(), record.len());
-            sink.reject(line, reason, &raw(), false);
-            continue;
-        }
-        f(sink, line, &header, &record, &raw);
+            Some(head) => f(sink, n, head, record, &|| raw.to_vec()),
+        },
+    };
+    let read = lines::raw_lines(reader, max, |n, text, cut| {
+        records.line(n, strip_bom(n, text), cut, &mut emit)
+    });
+    records.finish(&mut emit);
+    if let Err((n, e)) = read {
+        sink.read_failed(n, format!("read failed (truncated or corrupt file?): {e}"));
+    }
+}
+
+/// A UTF-8 byte-order mark (spreadsheet exports) is not part of the first line's text.
+fn strip_bom(line: u64, text: &[u8]) -> &[u8] {
+    if line == 1 {
+        text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text)
+    } else {
+        text
     }
 }
 
@@ -249,61 +264,29 @@ fn read_jsonl(reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
     );
 }
 
-/// Calls `f` with every non-blank line (trimmed) and its 1-based number; a read error part-way
-/// is quarantined at the line where it happened and ends the file. Lines are handed over straight
-/// from the reader's buffer; only a line that straddles two buffer fills is copied (copying every
-/// line was 4.5 % of JSON-lines ingest).
+/// Calls `f` with every non-blank line (trimmed) and its 1-based number. A line longer than the
+/// record bound is rejected without being kept whole; a read error part-way is quarantined at the
+/// line where it happened and ends the file.
 pub(super) fn for_each_line(
-    mut reader: Box<dyn BufRead + Send>,
+    reader: Box<dyn BufRead + Send>,
     sink: &mut Sink,
     mut f: impl FnMut(&mut Sink, u64, &[u8]),
 ) {
-    let mut carry: Vec<u8> = Vec::new();
-    let mut line = 0u64;
-    loop {
-        let buf = match reader.fill_buf() {
-            Ok(buf) => buf,
-            Err(e) => {
-                let reason = format!("read failed (truncated or corrupt file?): {e}");
-                return sink.reject(line + 1, reason, b"", false);
-            }
-        };
-        if buf.is_empty() {
-            if !carry.is_empty() {
-                emit(sink, &mut line, &carry, &mut f);
-            }
-            return;
+    let max = sink.max_record;
+    let read = lines::raw_lines(reader, max, |n, text, cut| {
+        if cut {
+            let reason = format!("line longer than {max} bytes (--max-record-bytes)");
+            return sink.reject(n, reason, text, false);
         }
-        let mut used = 0;
-        if !carry.is_empty() {
-            let Some(end) = memchr::memchr(b'\n', buf) else {
-                carry.extend_from_slice(buf);
-                let n = buf.len();
-                reader.consume(n);
-                continue;
-            };
-            carry.extend_from_slice(&buf[..end]);
-            emit(sink, &mut line, &carry, &mut f);
-            carry.clear();
-            used = end + 1;
+        let text = strip_bom(n, text).trim_ascii();
+        if text.is_empty() {
+            sink.stats.blank += 1;
+        } else {
+            f(sink, n, text);
         }
-        while let Some(end) = memchr::memchr(b'\n', &buf[used..]) {
-            emit(sink, &mut line, &buf[used..used + end], &mut f);
-            used += end + 1;
-        }
-        carry.extend_from_slice(&buf[used..]);
-        let n = buf.len();
-        reader.consume(n);
-    }
-}
-
-fn emit(sink: &mut Sink, line: &mut u64, text: &[u8], f: &mut impl FnMut(&mut Sink, u64, &[u8])) {
-    *line += 1;
-    let text = text.trim_ascii();
-    if text.is_empty() {
-        sink.stats.blank += 1;
-    } else {
-        f(sink, *line, text);
+    });
+    if let Err((n, e)) = read {
+        sink.read_failed(n, format!("read failed (truncated or corrupt file?): {e}"));
     }
 }
 
@@ -325,6 +308,7 @@ mod tests {
             rejects: Vec::new(),
             file_idx: 0,
             time: &time,
+            max_record: 1 << 20,
         };
         let reader = std::io::BufReader::with_capacity(7, std::io::Cursor::new(text));
         let mut seen = Vec::new();

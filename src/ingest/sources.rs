@@ -3,7 +3,7 @@
 //! Line numbers are physical lines, except inside a JSON array or `Records` file, where they are
 //! the record's 1-based position.
 
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 
 use serde_json::Value;
 
@@ -34,46 +34,23 @@ pub fn read_json(mut reader: Box<dyn BufRead + Send>, profile: &Profile, sink: &
         );
         return;
     }
-    let mut bytes = Vec::new();
-    if let Err(e) = reader.read_to_end(&mut bytes) {
-        return sink.reject(
-            1,
-            format!("read failed (truncated or corrupt file?): {e}"),
+    let max = sink.max_record;
+    let (seen, stopped) = super::json_doc::for_each_record(reader, max, &mut |i, v| {
+        if v.is_object() {
+            record(sink, i, profile, &v, || v.to_string().into_bytes());
+        } else {
+            let raw = v.to_string();
+            sink.reject(i, "expected a JSON object".into(), raw.as_bytes(), false);
+        }
+    });
+    if let Some(why) = stopped {
+        // Records are numbered by their place in the array; the one that broke is the next.
+        sink.reject(
+            seen + 1,
+            format!("invalid JSON document: {why}"),
             b"",
             false,
         );
-    }
-    let doc: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(e) => {
-            return sink.reject(
-                e.line() as u64,
-                format!("invalid JSON document: {e}"),
-                b"",
-                false,
-            );
-        }
-    };
-    let records = match doc {
-        Value::Array(a) => a,
-        Value::Object(mut m) => match m.remove("Records") {
-            Some(Value::Array(a)) => a,
-            _ => return sink.reject(1, "expected a \"Records\" array".into(), b"", false),
-        },
-        _ => return sink.reject(1, "expected a JSON array of records".into(), b"", false),
-    };
-    for (i, v) in records.iter().enumerate() {
-        let line = i as u64 + 1;
-        if v.is_object() {
-            record(sink, line, profile, v, || v.to_string().into_bytes());
-        } else {
-            sink.reject(
-                line,
-                "expected a JSON object".into(),
-                v.to_string().as_bytes(),
-                false,
-            );
-        }
     }
 }
 

@@ -119,7 +119,7 @@ impl Record for Value {
 
 impl Profile {
     pub fn load(path: &Path) -> Result<Profile> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::ingest::decompress::read_text(path)?;
         Profile::parse(&text, path)
     }
 
@@ -159,6 +159,40 @@ impl Profile {
                 tz.parse()
                     .map_err(|_| bad(0, format!("unknown time zone {tz:?}")))?,
             );
+        }
+        // Checked here, not row by row: a bad delimiter or time format accepted at load rejected
+        // every record of every file later, one reject per line.
+        if let Some(d) = p.delimiter
+            && (!d.is_ascii() || matches!(d, '"' | '\n' | '\r'))
+        {
+            return Err(bad(
+                0,
+                format!(
+                    "delimiter {d:?} must be one ASCII character other than a quote or line break"
+                ),
+            ));
+        }
+        if let Some(f) = p.time.format.as_deref()
+            && !matches!(f, "epoch_s" | "epoch_ms")
+        {
+            let items: Vec<chrono::format::Item> = chrono::format::StrftimeItems::new(f).collect();
+            let broken = items
+                .iter()
+                .any(|i| matches!(i, chrono::format::Item::Error));
+            let dated = items.iter().any(|i| {
+                matches!(
+                    i,
+                    chrono::format::Item::Numeric(..) | chrono::format::Item::Fixed(..)
+                )
+            });
+            if broken || !dated {
+                return Err(bad(
+                    0,
+                    format!(
+                        "time format {f:?} is not a strftime format with date fields (or epoch_s / epoch_ms)"
+                    ),
+                ));
+            }
         }
         Ok(p)
     }
@@ -212,7 +246,9 @@ impl Profile {
         let num = || {
             v.trim()
                 .parse::<f64>()
-                .map_err(|_| format!("timestamp {v:?} is not a number"))
+                .ok()
+                .filter(|n| n.is_finite())
+                .ok_or_else(|| format!("timestamp {v:?} is not a number"))
         };
         let ms = match fmt {
             "epoch_s" => (num()? * 1000.0).round() as i64,

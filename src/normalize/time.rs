@@ -74,8 +74,24 @@ impl TimeParser {
         TimeParser { tz }
     }
 
-    /// Parses an event timestamp into UTC epoch milliseconds, within years 0000–9999.
+    /// Parses an event timestamp into UTC epoch milliseconds. An instant outside 1990–2099 is a
+    /// corrupt field (an epoch 0, a year 9999 sentinel), not a log time: kept, two of them pushed
+    /// every day-indexed table and chart to a span of 10,000 years (6 GB for a 400 KB file).
     pub fn parse(&self, s: &str) -> Result<i64, String> {
+        let ms = self.parse_any(s)?;
+        if (PLAUSIBLE_MIN..PLAUSIBLE_MAX).contains(&ms) {
+            Ok(ms)
+        } else {
+            Err(format!(
+                "timestamp {:?} outside the plausible range 1990-01-01 to 2099-12-31",
+                s.trim()
+            ))
+        }
+    }
+
+    /// Parses a context date or instant (`--from`, roster and inventory dates), within years
+    /// 0000–9999: a hire date may be old, and no chart is indexed by it.
+    fn parse_context(&self, s: &str) -> Result<i64, String> {
         let ms = self.parse_any(s)?;
         if (TS_MIN..=TS_MAX).contains(&ms) {
             Ok(ms)
@@ -126,18 +142,31 @@ impl TimeParser {
             let next = date
                 .succ_opt()
                 .ok_or_else(|| format!("date out of range {s:?}"))?;
-            return self.local_to_utc(next.and_time(chrono::NaiveTime::MIN));
+            return self.day_start(next, s);
         }
-        self.parse(s)
+        self.parse_context(s)
     }
 
     /// Parses a calendar date (or a full timestamp) as its first local instant.
     pub fn start_of_day(&self, s: &str) -> Result<i64, String> {
         let s = s.trim();
         if let Ok(date) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-            return self.local_to_utc(date.and_time(chrono::NaiveTime::MIN));
+            return self.day_start(date, s);
         }
-        self.parse(s)
+        self.parse_context(s)
+    }
+
+    /// The first instant of a local day. Where a DST change skips midnight (America/Santiago,
+    /// Asia/Beirut) the day starts at the first local time that exists, not with an error that
+    /// stopped the whole run.
+    fn day_start(&self, date: NaiveDate, text: &str) -> Result<i64, String> {
+        let midnight = date.and_time(chrono::NaiveTime::MIN);
+        (0..=8)
+            .find_map(|quarter| {
+                let t = midnight + chrono::Duration::minutes(15 * quarter);
+                self.local_to_utc(t).ok()
+            })
+            .ok_or_else(|| format!("the day {text:?} has no start in {}", self.tz))
     }
 
     fn local_to_utc(&self, ndt: NaiveDateTime) -> Result<i64, String> {
@@ -165,6 +194,10 @@ impl TimeParser {
         }
     }
 }
+
+/// Event instants outside [1990-01-01, 2100-01-01) UTC are rejected (see [`TimeParser::parse`]).
+pub const PLAUSIBLE_MIN: i64 = 631_152_000_000;
+pub const PLAUSIBLE_MAX: i64 = 4_102_444_800_000;
 
 /// The last instant an epoch number may name (9999-12-31T23:59:59Z).
 const EPOCH_MAX_MS: i64 = 253_402_300_799_000;
@@ -252,12 +285,35 @@ mod tests {
     }
 
     #[test]
-    fn instants_outside_years_0_to_9999_are_refused() {
-        assert_eq!(utc().parse("0000-01-01T00:00:00Z"), Ok(TS_MIN));
-        assert_eq!(utc().parse("9999-12-31T23:59:59.999Z"), Ok(TS_MAX));
-        let err = utc().parse("-0001-12-31T23:59:59Z").unwrap_err();
-        assert!(err.contains("0000-9999"), "{err}");
+    fn a_day_whose_midnight_is_skipped_starts_when_the_clock_resumes() {
+        // Chile moved its clocks from 00:00 to 01:00 on 2022-09-11.
+        let t = TimeParser::new(chrono_tz::America::Santiago);
+        let start = t.start_of_day("2022-09-11").expect("the day exists");
+        assert_eq!(t.format(start), "2022-09-11T01:00:00-03:00");
+        let end = t.end_of_day("2022-09-10").expect("the day before ends");
+        assert_eq!(end, start);
+    }
+
+    #[test]
+    fn event_instants_outside_1990_to_2099_are_refused() {
+        assert_eq!(utc().parse("1990-01-01T00:00:00Z"), Ok(PLAUSIBLE_MIN));
+        assert_eq!(
+            utc().parse("2099-12-31T23:59:59.999Z"),
+            Ok(PLAUSIBLE_MAX - 1)
+        );
+        for bad in [
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "0",
+            "1989-12-31T23:59:59Z",
+        ] {
+            let err = utc().parse(bad).unwrap_err();
+            assert!(err.contains("plausible range"), "{bad}: {err}");
+        }
         assert!(utc().parse("+10000-01-01T00:00:00Z").is_err());
+        // Context dates keep the wide range: hire dates can be old.
+        assert_eq!(utc().start_of_day("0000-01-01T00:00:00Z"), Ok(TS_MIN));
+        assert!(utc().start_of_day("-0001-12-31T23:59:59Z").is_err());
     }
 
     #[test]

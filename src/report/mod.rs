@@ -4,12 +4,16 @@
 
 pub mod charts;
 pub mod csv_out;
+pub mod destination;
 pub mod jsonl;
 pub mod page;
 pub mod series;
 pub mod summary;
+pub mod terminal;
 
 use std::path::{Path, PathBuf};
+
+pub use destination::Destination;
 
 use crate::detect::{Finding, Limitation};
 use crate::error::{Error, Result};
@@ -122,41 +126,18 @@ impl ReportData<'_> {
     }
 }
 
-/// Writes all outputs into `out` atomically. An existing non-empty `out` is replaced only with
-/// `force`.
-pub fn write(out: &Path, force: bool, data: &ReportData) -> Result<()> {
-    let occupied = match std::fs::read_dir(out) {
-        Ok(mut entries) => entries.next().is_some(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(_) => out.exists(),
-    };
-    if occupied && !force {
-        return Err(Error::OutputNotEmpty {
-            path: out.to_path_buf(),
-        });
-    }
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+/// Writes all outputs into a temporary directory beside `dest` and moves it into place (see
+/// [`destination`] for what may be replaced).
+pub fn write(dest: &Destination, data: &ReportData) -> Result<()> {
+    let parent = dest.parent();
     std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
     let tmp = tempfile::Builder::new()
         .prefix(".audithound-tmp-")
         .tempdir_in(&parent)
         .map_err(|e| Error::io(&parent, e))?;
+    destination::mark(tmp.path())?;
     write_all(tmp.path(), data)?;
-    if out.exists() {
-        let old = tempfile::Builder::new()
-            .prefix(".audithound-old-")
-            .tempdir_in(&parent)
-            .map_err(|e| Error::io(&parent, e))?;
-        let old_out = old.path().join("previous");
-        std::fs::rename(out, &old_out).map_err(|e| Error::io(out, e))?;
-        // `old` is dropped (and the previous report deleted) at the end of this scope.
-        std::fs::rename(tmp.path(), out).map_err(|e| Error::io(out, e))?;
-    } else {
-        std::fs::rename(tmp.path(), out).map_err(|e| Error::io(out, e))?;
-    }
+    dest.install(tmp.path())?;
     // The directory was renamed away; nothing left for the guard to delete.
     let _ = tmp.keep();
     Ok(())

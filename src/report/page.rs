@@ -362,6 +362,23 @@ fn totals(data: &ReportData) -> Section {
             "records read {rec} = parsed {par} + rejected {rej} + ignored {ign}: {verdict}. Rejected records are listed in rejects.csv; ignored records are of a known format but carry no authentication event (another program's syslog line, a row a profile filters out)."
         )),
     ];
+    let unreadable: Vec<String> = data
+        .files
+        .iter()
+        .filter_map(|f| Some(format!("{}: {}", f.file, f.unreadable.as_ref()?)))
+        .collect();
+    blocks.push(Block::Text(format!(
+        "files: {} read, {} could not be read completely, {} skipped as of unknown format.",
+        data.files.len(),
+        unreadable.len(),
+        data.skipped.len()
+    )));
+    if !unreadable.is_empty() {
+        blocks.push(Block::Text(
+            "INCOMPLETE INPUT: these files could not be read to their end, so this report covers less than was asked (--keep-going):".into(),
+        ));
+        blocks.push(Block::List(unreadable));
+    }
     if !data.skipped.is_empty() {
         blocks.push(Block::Text(format!(
             "{} file(s) of unknown format were skipped:",

@@ -1,0 +1,200 @@
+use std::path::{Path, PathBuf};
+
+use crate::util::*;
+
+/// A tiny export with context, in `dir/logs`; returns the input folder.
+fn export(dir: &Path) -> PathBuf {
+    let logs = dir.join("logs");
+    write(&logs.join("roster.csv"), ROSTER);
+    write(&logs.join("credentials.csv"), CREDS);
+    write(
+        &logs.join("events.csv"),
+        "timestamp,event_type,principal,credential_id,source_ip,target_account\n\
+         2025-03-01T10:00:00Z,access,E1,kid-a,10.0.0.1,C1\n",
+    );
+    logs
+}
+
+/// Every file under `dir` with its bytes, to prove a refused run touched nothing.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).expect("read");
+                out.push((p, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs `analyze input --out out --force` and insists it was refused with exit 2, naming why,
+/// and that nothing under `keep` changed.
+fn refused(input: &Path, out: &Path, keep: &Path, why: &str) {
+    let before = snapshot(keep);
+    let o = analyze(out, &[input.to_str().unwrap(), "--force"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(why),
+        "expected {why:?} in: {}",
+        stderr(&o)
+    );
+    assert_eq!(snapshot(keep), before, "a refused run changed files");
+}
+
+#[test]
+fn force_never_replaces_the_input_folder() {
+    let dir = tmp();
+    let logs = export(dir.path());
+    refused(&logs, &logs, dir.path(), "is an input");
+}
+
+#[test]
+fn force_never_replaces_a_folder_that_contains_an_input() {
+    let dir = tmp();
+    let logs = export(dir.path());
+    refused(&logs, dir.path(), dir.path(), "contains the input");
+}
+
+#[test]
+fn report_never_goes_inside_an_input() {
+    let dir = tmp();
+    let logs = export(dir.path());
+    refused(
+        &logs,
+        &logs.join("report"),
+        dir.path(),
+        "lies inside the input",
+    );
+}
+
+#[test]
+fn force_never_replaces_an_input_file() {
+    let dir = tmp();
+    let logs = export(dir.path());
+    let file = logs.join("events.csv");
+    refused(&file, &file, dir.path(), "is an input");
+}
+
+#[test]
+fn force_never_replaces_a_context_file() {
+    let dir = tmp();
+    let logs = export(dir.path());
+    let roster = dir.path().join("hr.csv");
+    write(&roster, ROSTER);
+    let before = snapshot(dir.path());
+    let o = analyze(
+        &roster,
+        &[
+            logs.to_str().unwrap(),
+            "--roster",
+            roster.to_str().unwrap(),
+            "--force",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(snapshot(dir.path()), before);
+}
+
+#[test]
+fn force_never_replaces_a_regular_file() {
+    let dir = tmp();
+    let logs = export(dir.path());
+    let file = dir.path().join("notes.txt");
+    write(&file, "my notes");
+    refused(&logs, &file, dir.path(), "not a directory");
+}
+
+#[test]
+fn force_never_replaces_a_device_or_pipe() {
+    let dir = tmp();
+    let logs = export(dir.path());
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let o = analyze(&fifo, &[logs.to_str().unwrap(), "--force"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a directory"), "{}", stderr(&o));
+    let kind = std::fs::symlink_metadata(&fifo)
+        .expect("still there")
+        .file_type();
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_fifo(&kind),
+        "the pipe was replaced"
+    );
+}
+
+#[test]
+fn force_never_replaces_a_folder_audithound_did_not_write() {
+    let dir = tmp();
+    let logs = export(dir.path());
+    let mine = dir.path().join("mine");
+    write(&mine.join("thesis.tex"), "years of work");
+    refused(&logs, &mine, dir.path(), "not written by audithound");
+}
+
+#[test]
+fn force_follows_links_and_dotdot_to_the_real_place() {
+    let dir = tmp();
+    let logs = export(dir.path());
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&logs, &link).expect("symlink");
+    refused(&logs, &link, dir.path(), "symbolic link");
+    refused(
+        &logs,
+        &link.join("report"),
+        dir.path(),
+        "lies inside the input",
+    );
+    let sneaky = dir.path().join("missing/../logs");
+    refused(&logs, &sneaky, dir.path(), "is an input");
+}
+
+#[test]
+fn concurrent_runs_with_one_out_never_overwrite_each_other() {
+    let dir = tmp();
+    let logs = export(dir.path());
+    let out = dir.path().join("report");
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("audithound"))
+                .arg("analyze")
+                .arg(&logs)
+                .arg("--out")
+                .arg(&out)
+                .arg("--quiet")
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawns")
+        })
+        .collect();
+    let codes: Vec<Option<i32>> = runs
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("waits").status.code())
+        .collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        1,
+        "exactly one run may write the report: {codes:?}"
+    );
+    assert!(
+        codes.iter().all(|c| *c == Some(0) || *c == Some(2)),
+        "{codes:?}"
+    );
+    assert!(out.join("summary.md").is_file() && out.join(".audithound-report").is_file());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read_dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".audithound"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -1,0 +1,281 @@
+use std::io::Write;
+
+use crate::util::*;
+
+/// An access export of `n` good lines after the header, with `bad` put in place of line `at`.
+fn access_csv(n: usize, at: usize, bad: &str) -> String {
+    let mut text =
+        String::from("timestamp,event_type,principal,source_ip,target_account,user_agent\n");
+    for i in 2..n + 2 {
+        if i == at {
+            text.push_str(bad);
+        } else {
+            text.push_str(&format!(
+                "2025-03-01T10:{:02}:{:02}Z,access,E2,10.0.0.1,C{i},curl\n",
+                (i / 60) % 60,
+                i % 60
+            ));
+        }
+    }
+    text
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+fn file_row<'a>(summary: &'a str, file: &str) -> &'a str {
+    summary
+        .lines()
+        .find(|l| l.contains(file) && l.contains("| csv |"))
+        .unwrap_or_else(|| panic!("no row for {file}: {summary}"))
+}
+
+#[test]
+fn an_unclosed_quote_costs_one_line_not_the_rest_of_the_file() {
+    let dir = tmp();
+    let bad = "2025-03-01T10:00:00Z,access,E2,10.0.0.1,C0,\"Mozilla/5.0 (unquoted exporter\n";
+    write(&dir.path().join("in/events.csv"), &access_csv(1000, 5, bad));
+    let out = dir.path().join("out");
+    analyze_ok(&out, &[dir.path().join("in").to_str().unwrap()]);
+    let summary = summary_md(&out);
+    assert!(
+        file_row(&summary, "events.csv").contains("| 1000 | 999 | 1 |"),
+        "{summary}"
+    );
+    let rejects = read_csv(&out.join("rejects.csv"));
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert_eq!(rejects[0]["line"], "5");
+    assert!(
+        rejects[0]["reason"].contains("unterminated quoted field"),
+        "{rejects:?}"
+    );
+}
+
+#[test]
+fn a_record_past_the_size_bound_is_cut_and_reading_resumes() {
+    let dir = tmp();
+    let long = format!(
+        "2025-03-01T10:00:00Z,access,E2,10.0.0.1,C0,{}\n",
+        "A".repeat(50_000)
+    );
+    write(
+        &dir.path().join("in/events.csv"),
+        &access_csv(100, 3, &long),
+    );
+    let out = dir.path().join("out");
+    analyze_ok(
+        &out,
+        &[
+            dir.path().join("in").to_str().unwrap(),
+            "--max-record-bytes",
+            "4096",
+        ],
+    );
+    let rejects = read_csv(&out.join("rejects.csv"));
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert_eq!(rejects[0]["line"], "3");
+    assert!(
+        rejects[0]["reason"].contains("--max-record-bytes"),
+        "{rejects:?}"
+    );
+    assert!(file_row(&summary_md(&out), "events.csv").contains("| 100 | 99 | 1 |"));
+}
+
+/// A compressed document with a valid start and then only padding (a bomb): the reader stops at
+/// the record bound with a reject instead of decompressing it all into memory.
+#[test]
+fn a_cloudtrail_document_that_never_ends_is_rejected_at_the_bound() {
+    let dir = tmp();
+    let mut doc = br#"{"Records":[{"eventVersion":"1.08","eventTime":"2025-03-01T10:00:00Z","eventSource":"iam.amazonaws.com","eventName":"ListUsers","userIdentity":{"type":"IAMUser","userName":"alice","accessKeyId":"AKIA1"},"sourceIPAddress":"10.0.0.1"},"#.to_vec();
+    doc.extend(std::iter::repeat_n(b' ', 8 << 20));
+    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
+    std::fs::write(dir.path().join("in/trail.json.gz"), gz(&doc)).expect("write");
+    let out = dir.path().join("out");
+    analyze_ok(&out, &[dir.path().join("in").to_str().unwrap()]);
+    let rejects = read_csv(&out.join("rejects.csv"));
+    assert!(
+        rejects
+            .iter()
+            .any(|r| r["reason"].contains("--max-record-bytes")),
+        "{rejects:?}"
+    );
+    let summary = summary_md(&out);
+    assert!(summary.contains("| cloudtrail | 2 | 1 | 1 |"), "{summary}");
+}
+
+#[test]
+fn an_input_that_cannot_be_read_is_not_a_clean_run() {
+    let dir = tmp();
+    let full = gz(access_csv(3000, 0, "").as_bytes());
+    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
+    std::fs::write(dir.path().join("in/events.csv.gz"), &full[..full.len() / 2]).expect("write");
+    let out = dir.path().join("out");
+    let input = dir.path().join("in");
+    let o = analyze(&out, &[input.to_str().unwrap(), "--fail-on", "low"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--keep-going"), "{}", stderr(&o));
+    assert!(!out.exists());
+    let o = analyze(&out, &[input.to_str().unwrap(), "--keep-going"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(summary_md(&out).contains("INCOMPLETE INPUT"));
+}
+
+#[test]
+fn a_pipe_named_as_input_fails_at_once_instead_of_hanging() {
+    let dir = tmp();
+    let fifo = dir.path().join("events.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let o = bin()
+        .arg("analyze")
+        .arg(&fifo)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .arg("--quiet")
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_hard_linked_file_is_read_once() {
+    let dir = tmp();
+    let input = dir.path().join("in");
+    write(&input.join("a.csv"), &access_csv(10, 0, ""));
+    std::fs::hard_link(input.join("a.csv"), input.join("b.csv")).expect("hard link");
+    let out = dir.path().join("out");
+    analyze_ok(&out, &[input.to_str().unwrap()]);
+    let summary = summary_md(&out);
+    assert!(summary.contains("| total |  | 10 | 10 | 0 |"), "{summary}");
+}
+
+#[test]
+fn a_duplicated_roster_column_is_refused() {
+    let dir = tmp();
+    let input = dir.path().join("in");
+    write(
+        &input.join("roster.csv"),
+        "employee_id,name,termination_date,termination_date\nE1,Alice,2025-01-31,\n",
+    );
+    write(&input.join("events.csv"), &access_csv(3, 0, ""));
+    let o = analyze(&dir.path().join("out"), &[input.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("termination_date") && stderr(&o).contains("more than once"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn timestamps_far_outside_any_log_are_rejected_with_a_reason() {
+    let dir = tmp();
+    let input = dir.path().join("in");
+    let mut text = access_csv(50, 0, "");
+    text.push_str("0000-01-01T00:00:00Z,access,E2,10.0.0.1,C1,curl\n");
+    text.push_str("9999-12-31T23:59:59Z,access,E2,10.0.0.1,C1,curl\n");
+    write(&input.join("events.csv"), &text);
+    let out = dir.path().join("out");
+    analyze_ok(&out, &[input.to_str().unwrap()]);
+    let rejects = read_csv(&out.join("rejects.csv"));
+    assert_eq!(rejects.len(), 2, "{rejects:?}");
+    assert!(
+        rejects
+            .iter()
+            .all(|r| r["reason"].contains("plausible range"))
+    );
+}
+
+#[test]
+fn out_of_range_flags_and_a_profile_source_without_profile_are_refused() {
+    let dir = tmp();
+    let input = dir.path().join("in");
+    write(&input.join("events.csv"), &access_csv(3, 0, ""));
+    let i = input.to_str().unwrap();
+    for args in [
+        vec![i, "--rotation-grace-hours", "9223372036854775807"],
+        vec![i, "--rotation-grace-hours", "-1"],
+        vec![i, "--max-token-age-hours", "0"],
+        vec![i, "--source", "profile"],
+    ] {
+        let o = analyze(&dir.path().join("out"), &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(!dir.path().join("out").exists());
+    }
+}
+
+#[test]
+fn a_profile_with_a_bad_delimiter_or_time_format_fails_at_load() {
+    let dir = tmp();
+    let input = dir.path().join("in");
+    write(&input.join("events.csv"), &access_csv(3, 0, ""));
+    for (name, body) in [
+        (
+            "delim",
+            "name = \"x\"\nformat = \"csv\"\ndelimiter = \"\\\"\"\n",
+        ),
+        (
+            "fmt",
+            "name = \"x\"\nformat = \"csv\"\n[time]\nformat = \"%Q-%Y\"\n",
+        ),
+        (
+            "nodate",
+            "name = \"x\"\nformat = \"csv\"\n[time]\nformat = \"when\"\n",
+        ),
+    ] {
+        let profile = dir.path().join(format!("{name}.toml"));
+        write(&profile, body);
+        let o = analyze(
+            &dir.path().join("out"),
+            &[
+                input.to_str().unwrap(),
+                "--profile",
+                profile.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("{name}.toml")),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn hostile_ids_reach_the_terminal_escaped() {
+    let dir = tmp();
+    let input = dir.path().join("in");
+    let id = "E\u{1b}]0;owned\u{7}1";
+    write(
+        &input.join("roster.csv"),
+        &format!("employee_id,name,termination_date\n{id},Mallory,2025-01-31\n"),
+    );
+    let mut text = String::from("timestamp,event_type,principal,source_ip,outcome\n");
+    for d in 1..20 {
+        text.push_str(&format!(
+            "2025-02-{d:02}T10:00:00Z,login,{id},10.0.0.9,success\n"
+        ));
+    }
+    write(&input.join("events.csv"), &text);
+    let o = bin()
+        .arg("analyze")
+        .arg(&input)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("E\\u{1b}]0;owned\\u{7}1"), "{stdout}");
+    assert!(!o.stdout.iter().any(|b| *b == 0x1b || *b == 0x07));
+    assert!(!o.stderr.iter().any(|b| *b == 0x1b || *b == 0x07));
+}
