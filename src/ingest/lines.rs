@@ -78,10 +78,45 @@ fn append(carry: &mut Vec<u8>, piece: &[u8], max: usize) -> bool {
     piece.len() > room
 }
 
+/// A parsed record's fields, read in place (from the CSV engine's output, or from the line itself
+/// when it has no quote) rather than copied into a `csv::ByteRecord` per record.
+#[derive(Clone, Copy)]
+pub(super) struct Fields<'a> {
+    bytes: &'a [u8],
+    ends: &'a [usize],
+    /// Bytes between one field's end and the next one's start: 0 for the CSV engine's packed
+    /// output, 1 for a quote-free line split in place at its delimiters.
+    gap: usize,
+}
+
+impl<'a> Fields<'a> {
+    pub(super) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+        let (bytes, ends, gap) = (self.bytes, self.ends, self.gap);
+        std::iter::once(0)
+            .chain(ends.iter().map(move |e| e + gap))
+            .zip(ends.iter().copied())
+            .map(move |(start, end)| &bytes[start..end])
+    }
+
+    /// Every field's bytes (with the delimiters between them for a line split in place): what
+    /// an ASCII check over the whole record must see.
+    pub(super) fn as_slice(&self) -> &'a [u8] {
+        &self.bytes[..self.ends.last().copied().unwrap_or(0)]
+    }
+
+    pub(super) fn to_record(self) -> ByteRecord {
+        self.iter().collect()
+    }
+}
+
 /// What the assembler hands on, in input order.
 pub(super) enum Piece<'a> {
     /// A record, with the number of its first line and its raw text (for a reject).
-    Record(u64, &'a ByteRecord, &'a [u8]),
+    Record(u64, Fields<'a>, &'a [u8]),
     Blank,
     Reject(u64, String, &'a [u8]),
 }
@@ -93,13 +128,18 @@ pub(super) struct Records {
     ends: Vec<usize>,
     used_out: usize,
     used_ends: usize,
-    record: ByteRecord,
+    /// Fields of the last record taken: `out[..record_out]`, `ends[..record_ends]`.
+    record_out: usize,
+    record_ends: usize,
     /// Lines of the record being read, kept only once it spans more than one line.
     pending: Vec<(u64, Vec<u8>)>,
     pending_bytes: usize,
     max: usize,
     /// Columns of the header, once read: a multi-line record with another count is a runaway.
     pub(super) columns: Option<usize>,
+    delimiter: u8,
+    /// Delimiter positions (and the end) of a quote-free line split in place.
+    split_ends: Vec<usize>,
 }
 
 /// Lines to read again after a runaway record was cut: number, text, and whether it was cut.
@@ -116,11 +156,14 @@ impl Records {
             ends: vec![0; 64],
             used_out: 0,
             used_ends: 0,
-            record: ByteRecord::new(),
+            record_out: 0,
+            record_ends: 0,
             pending: Vec::new(),
             pending_bytes: 0,
             max,
             columns: None,
+            delimiter,
+            split_ends: Vec::new(),
         }
     }
 
@@ -171,10 +214,30 @@ impl Records {
             if text.is_empty() {
                 return emit(Piece::Blank);
             }
+            // Nearly every log line has no quote: its fields are the bytes between delimiters,
+            // read in place; quoted lines go through the CSV engine. On a 2.7M-event CSV export
+            // (`generate --customers 45000 --event-format csv --no-compress`, `analyze
+            // --timings`, six alternating runs) ingest CPU was 2.37-2.56 s with every line
+            // through csv-core, 2.03 s with this split, 2.17-2.23 s with the csv crate's reader
+            // before bounded records. `quote_free_lines_split_as_the_csv_crate_does` checks
+            // that the two agree.
+            if memchr::memchr(b'"', text).is_none() {
+                self.split_ends.clear();
+                self.split_ends
+                    .extend(memchr::memchr_iter(self.delimiter, text));
+                self.split_ends.push(text.len());
+                self.columns.get_or_insert(self.split_ends.len());
+                let fields = Fields {
+                    bytes: text,
+                    ends: &self.split_ends,
+                    gap: 1,
+                };
+                return emit(Piece::Record(n, fields, text));
+            }
             self.feed(text);
             if self.feed(b"\n") {
                 self.take_record();
-                return emit(Piece::Record(n, &self.record, text));
+                return emit(Piece::Record(n, self.fields(), text));
             }
             self.pending.push((n, text.to_vec()));
             self.pending_bytes = text.len();
@@ -215,17 +278,23 @@ impl Records {
         }
     }
 
+    /// Ends the record just completed: its fields stay readable through [`Self::fields`] until
+    /// the next one starts.
     fn take_record(&mut self) {
-        self.record.clear();
-        let mut start = 0;
-        for &end in &self.ends[..self.used_ends] {
-            self.record.push_field(&self.out[start..end]);
-            start = end;
-        }
-        // The first record is the header: it sets the shape a multi-line record must have.
-        self.columns.get_or_insert(self.record.len());
+        self.record_out = self.used_out;
+        self.record_ends = self.used_ends;
         self.used_out = 0;
         self.used_ends = 0;
+        // The first record is the header: it sets the shape a multi-line record must have.
+        self.columns.get_or_insert(self.record_ends);
+    }
+
+    fn fields(&self) -> Fields<'_> {
+        Fields {
+            bytes: &self.out[..self.record_out],
+            ends: &self.ends[..self.record_ends],
+            gap: 0,
+        }
     }
 
     /// A record that spans several lines ended: it stands if its shape is the header's.
@@ -234,11 +303,11 @@ impl Records {
         let lines = self.pending.len();
         if lines > 1
             && let Some(columns) = self.columns
-            && columns != self.record.len()
+            && columns != self.record_ends
         {
             let why = format!(
                 "a quoted field runs over {lines} lines into a record of {} columns (expected {columns})",
-                self.record.len()
+                self.record_ends
             );
             self.runaway(emit, replay, &why);
             return;
@@ -251,7 +320,7 @@ impl Records {
             .collect::<Vec<_>>()
             .join(&b'\n');
         let first = pending.first().map_or(0, |(n, _)| *n);
-        emit(Piece::Record(first, &self.record, &raw));
+        emit(Piece::Record(first, self.fields(), &raw));
     }
 
     /// Rejects the first pending line and queues the others to be read again, before whatever
@@ -332,6 +401,50 @@ mod tests {
     fn quoted_line_breaks_and_crlf_stay_one_record() {
         let seen = run("h,i,j\r\na,\"multi\r\nline\",c\r\n\r\nd,e,f", 1 << 20);
         assert_eq!(seen, ["1:h|i|j", "2:a|multi\nline|c", "blank", "5:d|e|f"]);
+    }
+
+    /// The in-place split of quote-free lines against the `csv` crate, on lines with empty
+    /// fields, spaces, tabs, `\r` and non-ASCII text.
+    #[test]
+    fn quote_free_lines_split_as_the_csv_crate_does() {
+        let pieces = ["", "a", " b ", "c\td", "é", "x=1", ";", "'q'", "\r"];
+        let mut state = 7u64;
+        for _ in 0..2000 {
+            let mut line = String::new();
+            let n = 1 + (state % 6) as usize;
+            for i in 0..n {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                if i > 0 {
+                    line.push(',');
+                }
+                line.push_str(pieces[(state >> 33) as usize % pieces.len()]);
+            }
+            let line = line.trim_end_matches('\r').to_string();
+            if line.is_empty() {
+                continue;
+            }
+            let want: Vec<Vec<u8>> = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .terminator(csv::Terminator::Any(b'\n'))
+                .from_reader(line.as_bytes())
+                .byte_records()
+                .next()
+                .expect("one record")
+                .expect("parses")
+                .iter()
+                .map(<[u8]>::to_vec)
+                .collect();
+            let mut records = Records::new(b',', 1 << 20);
+            let mut got = Vec::new();
+            records.line(1, line.as_bytes(), false, &mut |p| {
+                if let Piece::Record(_, f, _) = p {
+                    got = f.iter().map(<[u8]>::to_vec).collect();
+                }
+            });
+            assert_eq!(got, want, "{line:?}");
+        }
     }
 
     #[test]

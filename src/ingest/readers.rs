@@ -7,7 +7,7 @@ use std::path::Path;
 
 use polars::prelude::DataFrame;
 
-use super::lines::{self, Piece, Records};
+use super::lines::{self, Fields, Piece, Records};
 use super::sniff::{self, Format};
 use super::{FileStats, ReadOptions, Reject, decompress, shorten, sources};
 use crate::normalize::{Dictionaries, EventColumns, Field, RawRow, TimeParser};
@@ -217,7 +217,7 @@ pub(super) fn for_each_csv_record(
     reader: Box<dyn BufRead + Send>,
     delimiter: u8,
     sink: &mut Sink,
-    mut f: impl FnMut(&mut Sink, u64, &csv::ByteRecord, &csv::ByteRecord, &dyn Fn() -> Vec<u8>),
+    mut f: impl FnMut(&mut Sink, u64, &csv::ByteRecord, Fields, &dyn Fn() -> Vec<u8>),
 ) {
     let max = sink.max_record;
     let mut records = Records::new(delimiter, max);
@@ -226,7 +226,7 @@ pub(super) fn for_each_csv_record(
         Piece::Blank => sink.stats.blank += 1,
         Piece::Reject(n, reason, raw) => sink.reject(n, reason, raw, false),
         Piece::Record(n, record, raw) => match &header {
-            None => header = Some(record.clone()),
+            None => header = Some(record.to_record()),
             Some(head) if head.len() != record.len() => {
                 let reason = format!("expected {} columns, found {}", head.len(), record.len());
                 sink.reject(n, reason, raw, false);

@@ -73,7 +73,7 @@ pub fn read_profile_csv(reader: Box<dyn BufRead + Send>, profile: &Profile, sink
                 .map(|h| String::from_utf8_lossy(h).trim().to_string())
                 .collect();
         }
-        let Ok(row) = csv::StringRecord::from_byte_record(record.clone()) else {
+        let Ok(row) = csv::StringRecord::from_byte_record(record.to_record()) else {
             return sink.reject(line, "invalid UTF-8".into(), &raw(), false);
         };
         match profile.apply(&CsvRecord {
