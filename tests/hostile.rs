@@ -279,3 +279,36 @@ fn hostile_ids_reach_the_terminal_escaped() {
     assert!(!o.stdout.iter().any(|b| *b == 0x1b || *b == 0x07));
     assert!(!o.stderr.iter().any(|b| *b == 0x1b || *b == 0x07));
 }
+
+/// One broken or foreign first line no longer decides a whole file's format.
+#[test]
+fn format_is_decided_from_a_sample_of_lines_not_the_first() {
+    let dir = tmp();
+    let input = dir.path().join("in");
+    let mut jsonl = String::from("{\"timestamp\":\"2025-03-01T10:00:00Z\",\"event_type\n");
+    for i in 0..30 {
+        jsonl.push_str(&format!(
+            "{{\"timestamp\":\"2025-03-01T10:{i:02}:00Z\",\"event_type\":\"login\",\"principal\":\"E2\"}}\n"
+        ));
+    }
+    write(&input.join("a.jsonl"), &jsonl);
+    let mut auth = String::from("garbage from a log shipper restart\n");
+    for i in 0..30 {
+        auth.push_str(&format!(
+            "Mar  1 10:{i:02}:00 web1 sshd[42]: Failed password for root from 198.51.100.7 port 22 ssh2\n"
+        ));
+    }
+    write(&input.join("auth.log"), &auth);
+    let out = dir.path().join("out");
+    analyze_ok(&out, &[input.to_str().unwrap(), "--syslog-year", "2025"]);
+    let summary = summary_md(&out);
+    assert!(
+        summary.contains("a.jsonl | jsonl | 31 | 30 | 1 |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("auth.log | authlog | 31 | 30 | 1 |"),
+        "{summary}"
+    );
+    assert!(summary.contains("0 skipped"), "{summary}");
+}

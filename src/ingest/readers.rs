@@ -12,8 +12,9 @@ use super::sniff::{self, Format};
 use super::{FileStats, ReadOptions, Reject, decompress, shorten, sources};
 use crate::normalize::{Dictionaries, EventColumns, Field, RawRow, TimeParser};
 
-/// How much of a file the format detection looks at.
-const SNIFF_BYTES: usize = 64 * 1024;
+/// How much of a file the format detection looks at (at most one buffer fill): a first record
+/// longer than 64 KiB used to leave no whole line to judge.
+const SNIFF_BYTES: usize = 1 << 20;
 
 /// Reads one file completely, coding its strings with `dicts` (and leaving them filled for the
 /// next file). I/O failures part-way (a truncated `.gz`) become a reject at the line where

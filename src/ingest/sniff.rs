@@ -49,12 +49,26 @@ impl Format {
     }
 }
 
-/// Decides the format from the first bytes of the decompressed file.
+/// Lines of the head that decide the format by majority.
+const SAMPLE_LINES: usize = 64;
+
+/// Decides the format from the first bytes of the decompressed file: a CSV by its header (the
+/// first line), JSON lines by the first of the sampled lines that is a JSON object, syslog when
+/// most sampled lines look like it.
 pub fn detect(head: &[u8], opts: &ReadOptions) -> Result<Format, String> {
     let text = String::from_utf8_lossy(head);
     let body = text.trim_start_matches('\u{feff}').trim_start();
     let first_line = body.lines().next().unwrap_or("");
-    let json = body.starts_with('{') || body.starts_with('[');
+    // A sample of lines, not the first alone: one broken or foreign first line used to decide
+    // (and skip) a whole file.
+    let sample: Vec<&str> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(SAMPLE_LINES)
+        .collect();
+    let json_lines = sample.iter().filter(|l| l.starts_with('{')).count();
+    let json = body.starts_with('{') || body.starts_with('[') || json_lines * 2 > sample.len();
     if let Some(forced) = opts.source {
         return Ok(match forced {
             Format::Csv | Format::JsonLines if json => Format::JsonLines,
@@ -86,8 +100,14 @@ pub fn detect(head: &[u8], opts: &ReadOptions) -> Result<Format, String> {
             }
             return Err("JSON array of an unknown source (use --source or --profile)".into());
         }
-        let record: Value =
-            serde_json::from_str(first_line).map_err(|e| format!("first line is not JSON: {e}"))?;
+        let record: Value = sample
+            .iter()
+            .find_map(|l| {
+                serde_json::from_str::<Value>(l)
+                    .ok()
+                    .filter(Value::is_object)
+            })
+            .ok_or_else(|| format!("none of the first {} lines is a JSON object", sample.len()))?;
         if user_json.is_some_and(|p| p.recognizes(&record)) {
             return Ok(Format::Profile);
         }
@@ -108,7 +128,8 @@ pub fn detect(head: &[u8], opts: &ReadOptions) -> Result<Format, String> {
                 .into(),
         );
     }
-    if authlog::looks_like(first_line) {
+    let syslog = sample.iter().filter(|l| authlog::looks_like(l)).count();
+    if syslog * 2 > sample.len() {
         return Ok(Format::AuthLog);
     }
     let delimiter = user_csv.and_then(|p| p.delimiter).unwrap_or(',');
