@@ -70,6 +70,11 @@ pub(super) fn raw_lines(
     }
 }
 
+/// The reject reason of a line cut at the bound.
+pub(super) fn too_long(max: usize) -> String {
+    format!("line longer than {max} bytes (--max-record-bytes)")
+}
+
 /// Appends up to `max` bytes in all; says whether anything had to be left out.
 fn append(carry: &mut Vec<u8>, piece: &[u8], max: usize) -> bool {
     let room = max.saturating_sub(carry.len());
@@ -207,8 +212,7 @@ impl Records {
                 replay.insert(at, (n, text.to_vec(), true));
                 return;
             }
-            let reason = format!("line longer than {} bytes (--max-record-bytes)", self.max);
-            return emit(Piece::Reject(n, reason, text));
+            return emit(Piece::Reject(n, too_long(self.max), text));
         }
         if self.pending.is_empty() {
             if text.is_empty() {

@@ -44,9 +44,10 @@ pub fn read_file(
         Ok((_, mut reader)) => {
             let detected = match peek(&mut reader) {
                 Ok(head) => sniff::detect(&head, opts).map_err(Some),
-                Err(reason) => Err(None).inspect_err(|_: &Option<String>| {
+                Err(reason) => {
                     sink.read_failed(1, reason);
-                }),
+                    Err(None)
+                }
             };
             match detected {
                 Ok(format) => {
@@ -276,8 +277,7 @@ pub(super) fn for_each_line(
     let max = sink.max_record;
     let read = lines::raw_lines(reader, max, |n, text, cut| {
         if cut {
-            let reason = format!("line longer than {max} bytes (--max-record-bytes)");
-            return sink.reject(n, reason, text, false);
+            return sink.reject(n, lines::too_long(max), text, false);
         }
         let text = strip_bom(n, text).trim_ascii();
         if text.is_empty() {
