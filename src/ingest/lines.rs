@@ -141,7 +141,7 @@ pub(super) struct Records {
     pending_bytes: usize,
     max: usize,
     /// Columns of the header, once read: a multi-line record with another count is a runaway.
-    pub(super) columns: Option<usize>,
+    columns: Option<usize>,
     delimiter: u8,
     /// Delimiter positions (and the end) of a quote-free line split in place.
     split_ends: Vec<usize>,

@@ -27,6 +27,14 @@ pub struct Destination {
     force: bool,
 }
 
+/// What is at the destination, once checked to be replaceable.
+enum Target {
+    Absent,
+    EmptyDir,
+    /// A non-empty directory carrying the marker (only with `--force`).
+    Report,
+}
+
 fn refuse(path: &Path, reason: impl Into<String>) -> Error {
     Error::Output {
         path: path.to_path_buf(),
@@ -64,11 +72,12 @@ impl Destination {
         Ok(dest)
     }
 
-    /// What is at the destination now may be replaced (re-checked right before the rename).
-    fn check_target(&self, shown: &Path) -> Result<()> {
+    /// What is at the destination now, if it may be replaced (re-checked right before the
+    /// rename).
+    fn check_target(&self, shown: &Path) -> Result<Target> {
         let meta = match std::fs::symlink_metadata(&self.path) {
             Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Target::Absent),
             Err(e) => return Err(Error::io(shown, e)),
         };
         if meta.file_type().is_symlink() {
@@ -88,7 +97,7 @@ impl Destination {
             .next()
             .is_none();
         if empty {
-            return Ok(());
+            return Ok(Target::EmptyDir);
         }
         if !self.force {
             return Err(Error::OutputNotEmpty {
@@ -104,7 +113,7 @@ impl Destination {
                 ),
             ));
         }
-        Ok(())
+        Ok(Target::Report)
     }
 
     /// The folder beside the destination where the report is written before the rename.
@@ -118,22 +127,16 @@ impl Destination {
     /// deleted only once the new one is in place; if anything appeared at the destination
     /// meanwhile, nothing is replaced and the run fails.
     pub fn install(&self, tmp: &Path) -> Result<()> {
-        self.check_target(&self.path)?;
-        let parent = self.parent();
-        let meta = std::fs::symlink_metadata(&self.path).ok();
-        let Some(meta) = meta else {
-            return rename_new(tmp, &self.path);
-        };
-        if std::fs::read_dir(&self.path)
-            .map_err(|e| Error::io(&self.path, e))?
-            .next()
-            .is_none()
-        {
-            // An empty directory holds nothing to keep; remove_dir fails if a file arrived since.
-            std::fs::remove_dir(&self.path).map_err(|e| Error::io(&self.path, e))?;
-            return rename_new(tmp, &self.path);
+        match self.check_target(&self.path)? {
+            Target::Absent => return rename_new(tmp, &self.path),
+            Target::EmptyDir => {
+                // Nothing to keep; remove_dir fails if a file arrived since the check.
+                std::fs::remove_dir(&self.path).map_err(|e| Error::io(&self.path, e))?;
+                return rename_new(tmp, &self.path);
+            }
+            Target::Report => {}
         }
-        debug_assert!(meta.is_dir());
+        let parent = self.parent();
         let old = tempfile::Builder::new()
             .prefix(".audithound-old-")
             .tempdir_in(&parent)
