@@ -213,7 +213,9 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         findings.extend(f);
         limitations.extend(l);
     }
-    let (ranked, suppressed, notes) = rank::suppress(rank::rank(findings), &allowlist);
+    let (kept, suppressed, notes) =
+        rank::suppress(rank::rank(findings), &allowlist, input.events_end()?);
+    let (ranked, incidents) = rank::group(kept);
     limitations.extend(notes.into_iter().map(|note| Limitation {
         detector: "allowlist",
         note,
@@ -221,12 +223,13 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     clock.lap("rank");
 
     let info = run_info(plan, &context, &input, total)?;
-    let shown: Vec<&Ranked> = ranked
+    // One chart set per incident, for its strongest row.
+    let leads: Vec<&Ranked> = incidents
         .iter()
+        .map(|i| &ranked[i.rows[0]])
         .filter(|r| r.severity >= plan.min_level)
         .collect();
-    let charts = report::series::compute(&input, &shown)?;
-    let incidents = rank::incidents(&ranked);
+    let charts = report::series::compute(&input, &leads)?;
     let coverage = ingest::coverage::coverage(&ingested.files);
     let data = report::ReportData {
         coverage: &coverage,

@@ -273,32 +273,62 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
     })
 }
 
+const MEMBERS_SHOWN: usize = 4;
+
+fn table_row(
+    out: &mut impl Write,
+    incident: &str,
+    r: &audithound::rank::Ranked,
+    kind: &str,
+    reasons: &str,
+) -> std::io::Result<()> {
+    let line = format!(
+        "{:>4}  {:>6.1}  {:<13}  {:<11}  {:<28}  {:>8}  {:>8}  {}",
+        incident,
+        r.score,
+        r.severity.name(),
+        kind,
+        safe(&r.entity.id),
+        r.events,
+        r.distinct_accounts,
+        safe(reasons)
+    );
+    writeln!(out, "{}", line.trim_end())
+}
+
+/// Incidents, each once: its strongest row, then the other entities of the same incident
+/// indented beneath it (at most [`MEMBERS_SHOWN`]; the summary lists them all).
 fn print_table(outcome: &analyze::Outcome, plan: &Plan) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "{:>4}  {:>6}  {:<13}  {:<11}  {:<28}  {:>8}  {:>8}  reasons",
-        "rank", "score", "severity", "entity", "id", "events", "accounts"
+        "inc", "score", "severity", "entity", "id", "events", "accounts"
     )?;
-    for r in outcome
+    let incidents = outcome
         .ranked
-        .iter()
-        .filter(|r| r.severity >= plan.min_level)
-        .take(15)
-    {
-        let codes: Vec<&str> = r.reasons.iter().map(|(f, _)| f.code).collect();
-        writeln!(
-            out,
-            "{:>4}  {:>6.1}  {:<13}  {:<11}  {:<28}  {:>8}  {:>8}  {}",
-            r.rank,
-            r.score,
-            r.severity.name(),
-            r.entity.kind.name(),
-            safe(&r.entity.id),
-            r.events,
-            r.distinct_accounts,
-            safe(&codes.join(","))
-        )?;
+        .chunk_by(|a, b| a.incident == b.incident)
+        .filter(|rows| rows[0].severity >= plan.min_level)
+        .take(15);
+    for rows in incidents {
+        let lead = &rows[0];
+        let codes: Vec<&str> = lead.reasons.iter().map(|(f, _)| f.code).collect();
+        let number = lead.incident.to_string();
+        let kind = lead.entity.kind.name().to_string();
+        table_row(&mut out, &number, lead, &kind, &codes.join(","))?;
+        for r in rows.iter().skip(1).take(MEMBERS_SHOWN) {
+            table_row(&mut out, "", r, &format!("└ {}", r.entity.kind.name()), "")?;
+        }
+        if rows.len() > MEMBERS_SHOWN + 1 {
+            writeln!(
+                out,
+                "{:>4}  {:>6}  {:<13}  └ {} more entities in this incident (see summary)",
+                "",
+                "",
+                "",
+                rows.len() - MEMBERS_SHOWN - 1
+            )?;
+        }
     }
     // The tally goes to stderr: stdout carries the ranked table only.
     eprintln!(

@@ -2,6 +2,14 @@
 //! `suspend` become offboarding dates, CloudTrail's `CreateAccessKey`, `DeleteAccessKey` and
 //! `UpdateAccessKey … Inactive` become a key inventory. A file always wins; derived context is
 //! announced in the summary because it only knows what the export happens to contain.
+//!
+//! One rule with the files: only a *successful* deactivation or revocation counts (a denied
+//! `DeleteAccessKey` revoked nothing); a later successful reactivation (`unsuspend`,
+//! `reactivate`, `UpdateAccessKey … Active`) re-opens access, so only a deactivation that nothing
+//! undid makes a leaver; and a departure taken from the logs ends access where a roster's
+//! termination date does — at the end of that local day — so both paths judge the same use alike.
+
+use std::collections::BTreeMap;
 
 use polars::prelude::*;
 
@@ -18,21 +26,34 @@ pub fn derive_from_events(
     time: &TimeParser,
 ) -> Result<Vec<String>> {
     let mut notes = Vec::new();
-    let of_type = |t: &str| events.clone().lazy().filter(col(c::EVENT_TYPE).eq(lit(t)));
+    let of_type = |t: &str| {
+        events
+            .clone()
+            .lazy()
+            .filter(col(c::EVENT_TYPE).eq(lit(t)).and(col(c::SUCCESS)))
+    };
     if ctx.roster_path.is_none() {
-        let df = of_type("principal_offboarded")
-            .filter(col(c::TARGET).is_not_null())
-            .group_by([col(c::TARGET)])
-            .agg([col(c::TS).min().alias("at")])
-            .collect()
-            .stage("offboarding events")?;
-        for (id, at) in strs(&df, c::TARGET)?.into_iter().zip(i64s(&df, "at")?) {
+        let left = last_of(
+            of_type("principal_offboarded"),
+            c::TARGET,
+            "offboarding events",
+        )?;
+        let back = last_of(
+            of_type("principal_reactivated"),
+            c::TARGET,
+            "reactivation events",
+        )?;
+        for (id, at) in left {
+            if back.get(&id).is_some_and(|b| *b >= at) {
+                continue;
+            }
+            let date = time.format_date(at);
             let employee = Employee {
                 id: id.clone(),
                 name: String::new(),
                 department: "(from logs)".into(),
-                termination_date: Some(time.format(at)),
-                access_ends: Some(at),
+                access_ends: time.end_of_day(&date).ok().or(Some(at)),
+                termination_date: Some(date),
             };
             ctx.roster.insert(id, employee);
         }
@@ -78,17 +99,25 @@ pub fn derive_from_events(
             .filter(col(c::CREDENTIAL).is_not_null())
             .group_by([col(c::CREDENTIAL)])
             .agg([
-                col(c::TS).min().alias("at"),
+                col(c::TS).max().alias("at"),
                 col(c::PRINCIPAL).first().alias("by"),
             ])
             .collect()
             .stage("key revocation events")?;
+        let back = last_of(
+            of_type("credential_reactivated"),
+            c::CREDENTIAL,
+            "key reactivation events",
+        )?;
         let by = strs(&revoked, "by")?;
         for ((id, at), by) in strs(&revoked, c::CREDENTIAL)?
             .into_iter()
             .zip(i64s(&revoked, "at")?)
             .zip(by)
         {
+            if back.get(&id).is_some_and(|b| *b >= at) {
+                continue;
+            }
             let cred = ctx
                 .credentials
                 .entry(id.clone())
@@ -111,4 +140,15 @@ pub fn derive_from_events(
         }
     }
     Ok(notes)
+}
+
+/// The last instant of each value of `key` among `rows`.
+fn last_of(rows: LazyFrame, key: &str, what: &'static str) -> Result<BTreeMap<String, i64>> {
+    let df = rows
+        .filter(col(key).is_not_null())
+        .group_by([col(key)])
+        .agg([col(c::TS).max().alias("at")])
+        .collect()
+        .stage(what)?;
+    Ok(strs(&df, key)?.into_iter().zip(i64s(&df, "at")?).collect())
 }

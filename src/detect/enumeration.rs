@@ -15,6 +15,7 @@ use polars::prelude::DataFrame;
 use rayon::prelude::*;
 
 use super::activity::keep_top;
+use super::population::Population;
 use super::reach::{Profile, Walk, counts_with};
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
@@ -34,11 +35,13 @@ const MIN_HISTORY_DAYS: usize = 7;
 /// Peer comparison needs a group this large; reach this many times the peer median is abnormal.
 const MIN_PEERS: usize = 5;
 const PEER_FACTOR: f64 = 5.0;
-/// Low and slow: mostly new accounts every day, a visible share of the customer base.
+/// Low and slow: mostly new accounts every day, a visible share of the account population.
 const LOW_SLOW_NEW_RATIO: f64 = 0.8;
 const LOW_SLOW_SHARE: f64 = 0.05;
 /// A walk step: the next account number is 1..=3 above the previous, within six hours.
 const WALK_MAX_STEP: i64 = 3;
+/// Reach spread over this many equal days earns the whole persistence bonus.
+const SPREAD_FULL_DAYS: f64 = 30.0;
 const WALK_MAX_GAP_MS: i64 = 6 * 3_600_000;
 const WALK_MIN_STEPS: u64 = 20;
 const WALK: Walk = Walk {
@@ -80,7 +83,15 @@ impl Detector for Enumeration {
         // The kinds are independent, and each one's grouping step runs on one thread.
         let all = kinds
             .par_iter()
-            .map(|kind| rows.profiles(input.events, kind.column(), WALK, WALK_MIN_STEPS))
+            .map(|kind| {
+                rows.profiles(
+                    input.events,
+                    kind.column(),
+                    WALK,
+                    WALK_MIN_STEPS,
+                    input.time,
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         // Principals that are themselves customer accounts (token subjects).
         let customers: BTreeSet<String> = kinds
@@ -91,7 +102,9 @@ impl Detector for Enumeration {
             .filter(|(_, p)| p.is_account)
             .map(|(id, _)| id.clone())
             .collect();
-        let base = customers.len().max(1) as f64;
+        let population = input.population()?;
+        let end = input.events_end()?.unwrap_or(i64::MIN);
+        let last_day = input.time.local_day(end).day;
         let mut flagged_networks = BTreeSet::new();
         for (kind, profiles) in kinds.into_iter().zip(all) {
             let mut groups: BTreeMap<String, (Vec<u64>, Vec<u64>)> = BTreeMap::new();
@@ -127,7 +140,9 @@ impl Detector for Enumeration {
                     kind,
                     id,
                     p,
-                    base,
+                    population,
+                    ongoing: p.last > end.saturating_sub(DAY_MS),
+                    last_day,
                     group: &group,
                     peers: peers.get(&group).copied().unwrap_or_default(),
                     is_customer: customers.contains(id),
@@ -233,7 +248,11 @@ struct Judge<'a> {
     kind: EntityKind,
     id: &'a str,
     p: &'a Profile,
-    base: f64,
+    population: &'a Population,
+    /// Active in the last 24 h of the data: still at it when the export ends.
+    ongoing: bool,
+    /// The local day of the data's last event.
+    last_day: i64,
     group: &'a str,
     peers: Peers,
     is_customer: bool,
@@ -243,7 +262,8 @@ impl Judge<'_> {
     fn judge(&self) -> Vec<Finding> {
         let p = self.p;
         let mut out = Vec::new();
-        let share = p.total as f64 / self.base;
+        let share = self.population.share(p.total);
+        let of_base = self.population.percent_of(p.total);
         let new_ratio = p.new_ratio();
         let Peers {
             members,
@@ -263,21 +283,17 @@ impl Judge<'_> {
                 && max as f64 >= BURST_FACTOR * med.max(1.0)
                 && max as f64 >= med + BURST_FACTOR * (1.4826 * mad).max(1.0)
             {
+                let date = self.input.time.format_day(day);
                 let reason = format!(
-                    "{max} distinct accounts on {} (up to {} in one hour) against a median of {med:.0} a day over {} other active day(s)",
-                    self.input.time.format_date(day * DAY_MS),
+                    "burst: {max} distinct accounts on {date} (up to {} in one hour) against a median of {med:.0} a day over {} other active day(s)",
                     p.peak_hour,
                     others.len()
                 );
-                let mut f = self.finding(
-                    "burst_over_own_baseline",
-                    reason,
-                    volume_score(45.0, 30.0, max),
-                );
-                f.marks.push((
-                    format!("burst {}", self.input.time.format_date(day * DAY_MS)),
-                    day * DAY_MS,
-                ));
+                let score = self.burst_exposure(max, day, self.last_day);
+                let mut f = self.finding("burst_over_own_baseline", reason, score);
+                f.marks
+                    .push((format!("burst {date}"), self.input.time.day_start_ms(day)));
+                f.evidence.insert("burst_day".into(), date.into());
                 f.evidence.insert("burst_day_accounts".into(), max.into());
                 f.evidence
                     .insert("peak_hour_accounts".into(), p.peak_hour.into());
@@ -288,20 +304,17 @@ impl Judge<'_> {
         }
         if above_peers {
             let reason = format!(
-                "reached {} distinct accounts ({:.1}% of customers), {:.0}× the median of its {} peers ({})",
+                "reached {} distinct accounts ({of_base}), {:.0}× the median of its {} peers ({})",
                 p.total,
-                share * 100.0,
                 p.total as f64 / peer_median.max(1.0),
                 members,
                 self.group
             );
-            out.push(self.finding(
-                "reach_above_peers",
-                reason,
-                volume_score(30.0, 30.0, p.total),
-            ));
+            out.push(self.finding("reach_above_peers", reason, self.exposure(30.0, p.total)));
         }
-        let steady = p.active_days as usize >= MIN_HISTORY_DAYS
+        // Spread, not active days: 6,000 accounts in one night and a trickle on 36 other days is
+        // a burst (spread ≈ 1.2 days), never "low and slow".
+        let steady = p.spread_days >= MIN_HISTORY_DAYS as f64
             && new_ratio >= LOW_SLOW_NEW_RATIO
             && share >= LOW_SLOW_SHARE;
         // Support agents keep meeting new customers too; they are only abnormal if their reach or
@@ -311,17 +324,19 @@ impl Judge<'_> {
             || new_ratio >= peer_ratio + 0.3;
         if steady && p.total >= BURST_MIN_ACCOUNTS && unlike_peers {
             let reason = format!(
-                "low and slow: {} distinct accounts ({:.1}% of customers) over {} active day(s), {:.0}% of daily touches were accounts never seen before (a batch job re-touches the same ones)",
+                "low and slow: {} distinct accounts ({of_base}) gathered over {} active day(s), spread like {:.0} equal days (no day brought more than {:.0}% of them), {:.0}% of daily touches were accounts never seen before{}",
                 p.total,
-                share * 100.0,
                 p.active_days,
-                new_ratio * 100.0
+                p.spread_days,
+                p.busiest_day_share * 100.0,
+                new_ratio * 100.0,
+                if self.ongoing {
+                    "; still active on the last day of the data"
+                } else {
+                    ""
+                }
             );
-            out.push(self.finding(
-                "low_and_slow_reach",
-                reason,
-                volume_score(40.0, 35.0, p.total),
-            ));
+            out.push(self.finding("low_and_slow_reach", reason, self.exposure(40.0, p.total)));
         }
         if p.walk_steps >= WALK_MIN_STEPS && p.walk_steps as f64 >= 0.3 * p.total as f64 {
             let reason = format!(
@@ -330,11 +345,7 @@ impl Judge<'_> {
                 WALK_MAX_GAP_MS / 3_600_000,
                 p.total
             );
-            out.push(self.finding(
-                "sequential_walk",
-                reason,
-                volume_score(30.0, 30.0, p.walk_steps),
-            ));
+            out.push(self.finding("sequential_walk", reason, self.exposure(30.0, p.walk_steps)));
         }
         if self.kind == EntityKind::Principal && self.is_customer && p.others >= 1 {
             let reason = format!(
@@ -344,20 +355,27 @@ impl Judge<'_> {
             out.push(self.finding(
                 "customer_touches_other_accounts",
                 reason,
-                volume_score(30.0, 30.0, p.others),
+                self.exposure(30.0, p.others),
             ));
         }
         for f in &mut out {
             f.evidence.insert(
-                "share_of_customers".into(),
+                "share_of_population".into(),
                 ((share * 10_000.0).round() / 10_000.0).into(),
             );
+            f.evidence
+                .insert("population".into(), self.population.noun().into());
             f.evidence.insert(
                 "new_account_ratio".into(),
                 ((new_ratio * 1000.0).round() / 1000.0).into(),
             );
             f.evidence
                 .insert("active_days".into(), p.active_days.into());
+            f.evidence.insert(
+                "spread_days".into(),
+                ((p.spread_days * 10.0).round() / 10.0).into(),
+            );
+            f.evidence.insert("ongoing".into(), self.ongoing.into());
             f.evidence.insert("peer_group".into(), self.group.into());
             f.evidence
                 .insert("peer_median_reach".into(), peer_median.into());
@@ -366,9 +384,23 @@ impl Judge<'_> {
         out
     }
 
+    /// One behaviour's strength: its accounts' order of magnitude (as every detector scales
+    /// volume), plus persistence — up to +10 for reach spread over a month of days, +5 when still
+    /// active at the end of the data. A month-long scraper of 15,000 accounts (90) thus outranks
+    /// a one-night burst of 6,000 (≈ 78), and no enumeration, whatever its size, reaches a
+    /// forged token's certainty (`docs/scoring.md`).
+    fn exposure(&self, base: f64, accounts: u64) -> f64 {
+        let spread = (self.p.spread_days.max(1.0).ln() / SPREAD_FULL_DAYS.ln()).clamp(0.0, 1.0);
+        volume_score(base, 35.0, accounts) + 10.0 * spread + if self.ongoing { 5.0 } else { 0.0 }
+    }
+
+    /// A burst is one day's behaviour: no spread, and ongoing only if that day is the last.
+    fn burst_exposure(&self, accounts: u64, day: i64, last_day: i64) -> f64 {
+        volume_score(45.0, 35.0, accounts) + if day >= last_day { 5.0 } else { 0.0 }
+    }
+
     fn finding(&self, code: &'static str, reason: String, score: f64) -> Finding {
-        let first = self.p.days.first().map(|d| d.0 * DAY_MS);
-        let last = self.p.days.last().map(|d| (d.0 + 1) * DAY_MS - 1);
+        let (first, last) = (Some(self.p.first), Some(self.p.last));
         let mut techniques = vec!["T1087", "T1213"];
         if code == "customer_touches_other_accounts" {
             techniques.push("T1078");

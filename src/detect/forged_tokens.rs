@@ -29,6 +29,12 @@ const MAX_ADDRESSES_PER_TOKEN: u32 = 3;
 /// "Many subjects, few addresses": at least this many subjects per address.
 const SUBJECTS_PER_ADDRESS: u64 = 20;
 const MIN_SUBJECTS: u64 = 50;
+/// A token the issuer never issued, at a time its log covers, under a key that signs tokens: the
+/// key can mint any identity outside the issuer. That is proof, not a pattern, so it starts
+/// critical-adjacent (78, critical from two accounts) and volume adds less than elsewhere: it
+/// outranks any enumeration of no more accounts (`docs/scoring.md`).
+const PROOF_BASE: f64 = 78.0;
+const PROOF_BONUS: f64 = 20.0;
 
 impl Detector for ForgedTokens {
     fn name(&self) -> &'static str {
@@ -158,7 +164,7 @@ impl ForgedTokens {
                 &kid,
                 "never_issued_tokens",
                 reason,
-                volume_score(40.0, 30.0, act.distinct_accounts),
+                volume_score(PROOF_BASE, PROOF_BONUS, act.distinct_accounts),
                 &act,
                 Some(n_tokens),
             );

@@ -10,6 +10,7 @@ pub mod forged_tokens;
 mod issuance;
 pub mod key_lifecycle;
 pub mod offboarding;
+pub mod population;
 pub mod reach;
 mod tally;
 
@@ -123,6 +124,7 @@ pub struct DetectInput<'a> {
     pub tokens: &'a Tokens,
     /// Built on first use (see [`DetectInput::access_rows`]).
     access: OnceLock<reach::AccessRows>,
+    population: OnceLock<population::Population>,
 }
 
 impl<'a> DetectInput<'a> {
@@ -142,6 +144,7 @@ impl<'a> DetectInput<'a> {
             files,
             tokens,
             access: OnceLock::new(),
+            population: OnceLock::new(),
         }
     }
 
@@ -157,6 +160,30 @@ impl<'a> DetectInput<'a> {
         // pages instead of adding to this high-water mark.
         crate::memory::release_freed();
         Ok(self.access.get_or_init(|| rows))
+    }
+
+    /// The account population shares are taken of (see [`population`]).
+    pub fn population(&self) -> Result<&population::Population> {
+        if let Some(p) = self.population.get() {
+            return Ok(p);
+        }
+        let p = population::Population::of(self.access_rows()?, self.events)?;
+        Ok(self.population.get_or_init(|| p))
+    }
+
+    /// Whether any event has this (canonical) type, e.g. whether an issuance log was given.
+    pub fn has_event_type(&self, name: &str) -> Result<bool> {
+        let Some(code) = crate::frame::dictionary().get_cat(name) else {
+            return Ok(false);
+        };
+        let arrays =
+            crate::frame::code_arrays(self.events, crate::normalize::schema::col::EVENT_TYPE)?;
+        Ok(arrays.iter().any(|arr| {
+            arr.values()
+                .iter()
+                .enumerate()
+                .any(|(i, &v)| v == code && crate::frame::code_at(arr, i) == code)
+        }))
     }
 
     /// The last event instant, if any.

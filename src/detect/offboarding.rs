@@ -22,7 +22,12 @@ pub struct Offboarding;
 const NAME: &str = "offboarding";
 const FAILURE_ONLY_SCORE: f64 = 15.0;
 const SUCCESS_BASE: f64 = 55.0;
-const SIGNING_KEY_BASE: f64 = 65.0;
+/// A token service keeps signing with its key when the key's custodian leaves: use of a signing
+/// key after its custodian left is a hygiene finding (rotate the key), not abuse by itself. The
+/// abuse — tokens under that key the issuer never issued — is `forged_tokens`' proof. Without an
+/// issuance log the two cannot be told apart, so the finding is medium instead of low.
+const SIGNING_KEY_HYGIENE: f64 = 30.0;
+const SIGNING_KEY_UNJUDGED: f64 = 45.0;
 
 /// Which cut-off a finding is about.
 #[derive(Clone, Copy)]
@@ -52,6 +57,7 @@ impl Detector for Offboarding {
                 note: "no credential inventory given: use after revocation and keys of departed owners were not checked".into(),
             });
         }
+        let issuance_given = input.has_event_type("token_issued")?;
         let grace = input.options.rotation_grace_ms;
         let revoked: Vec<(String, i64)> = ctx
             .credentials
@@ -77,19 +83,24 @@ impl Detector for Offboarding {
             let (ok, failed) = late_use(input, key, cutoffs)?;
             for (id, act) in &ok {
                 let failures = failed.get(id).map_or(0, |f| f.events);
-                out.findings
-                    .push(finding(input, cut, id, act, failures, cutoff_of[id], true));
+                let late = Late {
+                    cut,
+                    failures,
+                    cutoff: cutoff_of[id],
+                    succeeded: true,
+                    issuance_given,
+                };
+                out.findings.push(finding(input, id, act, late));
             }
             for (id, act) in failed.iter().filter(|(id, _)| !ok.contains_key(*id)) {
-                out.findings.push(finding(
-                    input,
+                let late = Late {
                     cut,
-                    id,
-                    act,
-                    act.events,
-                    cutoff_of[id],
-                    false,
-                ));
+                    failures: act.events,
+                    cutoff: cutoff_of[id],
+                    succeeded: false,
+                    issuance_given,
+                };
+                out.findings.push(finding(input, id, act, late));
             }
         }
         Ok(out)
@@ -129,15 +140,24 @@ fn late_use(input: &DetectInput, key: &str, cutoffs: Vec<(String, i64)>) -> Resu
     Ok((ok, failed))
 }
 
-fn finding(
-    input: &DetectInput,
+/// What is known about one entity's use past one cut-off.
+struct Late {
     cut: Cut,
-    id: &str,
-    act: &Activity,
     failures: u64,
     cutoff: i64,
     succeeded: bool,
-) -> Finding {
+    /// The run has token issuance events, so `forged_tokens` judges a signing key's tokens.
+    issuance_given: bool,
+}
+
+fn finding(input: &DetectInput, id: &str, act: &Activity, late: Late) -> Finding {
+    let Late {
+        cut,
+        failures,
+        cutoff,
+        succeeded,
+        issuance_given,
+    } = late;
     let ctx = input.context;
     let t = input.time;
     let cred = ctx.credentials.get(id);
@@ -179,7 +199,7 @@ fn finding(
     } else {
         "tried without success"
     };
-    let reason = format!(
+    let mut reason = format!(
         "{whose}: {verb} {} time(s) on {} account(s) from {} source(s), first {} ({lag_days} day(s) after the cut-off), last {}",
         act.events,
         act.distinct_accounts,
@@ -187,16 +207,20 @@ fn finding(
         t.format(act.first),
         t.format(act.last),
     );
-    // A signing key mints any identity it likes, so its misuse starts higher than a user's.
-    let base = if kind == "signing_key" {
-        SIGNING_KEY_BASE
-    } else {
-        SUCCESS_BASE
-    };
-    let score = if succeeded {
-        volume_score(base, 30.0, act.distinct_accounts)
-    } else {
-        FAILURE_ONLY_SCORE
+    let hygiene = succeeded && matches!(cut, Cut::OwnerLeft) && kind == "signing_key";
+    let score = match (succeeded, hygiene) {
+        (false, _) => FAILURE_ONLY_SCORE,
+        (true, false) => volume_score(SUCCESS_BASE, 30.0, act.distinct_accounts),
+        (true, true) if issuance_given => {
+            reason.push_str(&format!(
+                "; the token service may still sign with it {lag_days} day(s) after its custodian left: rotate the key (tokens it never issued are judged by forged_tokens)"
+            ));
+            SIGNING_KEY_HYGIENE
+        }
+        (true, true) => {
+            reason.push_str("; without a token issuance log the issuer's own signing cannot be told from forged tokens: give the issuance log, and rotate the key");
+            SIGNING_KEY_UNJUDGED
+        }
     };
     let mut f = act.finding(input, NAME, entity, code, reason, score);
     if let (Cut::OwnerLeft, Some(cr)) = (cut, cred) {

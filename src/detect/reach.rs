@@ -19,7 +19,8 @@ use super::tally::{Dense, Stamps, Table};
 use crate::error::{Error, Result};
 use crate::frame::{NULL, aligned, chunk_codes, code_arrays, codes, dictionary, i64s};
 use crate::normalize::columns::account_number;
-use crate::normalize::schema::{DAY_MS, HOUR_MS, TS_MAX, TS_MIN, col as c};
+use crate::normalize::schema::{HOUR_MS, TS_MAX, TS_MIN, col as c};
+use crate::normalize::{Days, TimeParser};
 
 /// What one entity did, in the numbers the enumeration questions need.
 #[derive(Debug, Default, Clone)]
@@ -30,9 +31,18 @@ pub struct Profile {
     /// Sum over days of that day's distinct accounts.
     pub sum_daily: u64,
     pub active_days: u64,
-    /// (UTC day since the epoch, distinct accounts that day), in day order; only for entities
-    /// with at least `detail_from` accounts (see [`AccessRows::profiles`]).
+    /// (local day, distinct accounts that day), in day order; only for entities with at least
+    /// `detail_from` accounts (see [`AccessRows::profiles`]).
     pub days: Vec<(i64, u64)>,
+    /// Over how many days the reach was gathered: the perplexity `exp(H)` of the distribution of
+    /// first touches over local days. 1 for a one-night burst, ≈ n for n equal days; a few busy
+    /// days among many quiet ones count as a few. "Low and slow" needs this, not active days.
+    pub spread_days: f64,
+    /// The largest share of the reach first touched on one local day.
+    pub busiest_day_share: f64,
+    /// First and last access instants.
+    pub first: i64,
+    pub last: i64,
     /// Distinct accounts reached by a step to the next account number (see [`Walk`]).
     pub walk_steps: u64,
     /// Most distinct accounts in any single UTC hour.
@@ -141,9 +151,22 @@ impl AccessRows {
         self.row.is_empty()
     }
 
-    /// Distinct accounts the access rows name: the customer base.
+    /// Distinct accounts the access rows name (see [`super::population`]).
     pub fn accounts(&self) -> usize {
         self.account_code.len()
+    }
+
+    /// Distinct accounts reached at least once by a principal with the account's own id: the
+    /// customers who used their own token.
+    pub fn self_served(&self, events: &DataFrame) -> Result<usize> {
+        let principal = codes(events, c::PRINCIPAL)?;
+        let mut seen = vec![false; self.account_code.len()];
+        for (&r, &a) in self.row.iter().zip(&self.account) {
+            if principal[r as usize] == self.account_code[a as usize] {
+                seen[a as usize] = true;
+            }
+        }
+        Ok(seen.iter().filter(|s| **s).count())
     }
 
     /// One profile per value of the entity column `key` (rows where it is null are skipped).
@@ -155,6 +178,7 @@ impl AccessRows {
         key: &str,
         walk: Walk,
         detail_from: u64,
+        time: &TimeParser,
     ) -> Result<BTreeMap<String, Profile>> {
         let groups = self.group(events, key, None)?;
         let accounts: HashSet<u32> = self.account_code.iter().copied().collect();
@@ -163,6 +187,7 @@ impl AccessRows {
             groups: &groups,
             walk,
             detail_from,
+            time: *time,
         };
         let profiles = groups.each(self.account_code.len(), |e, stamps| {
             let mut p = work.profile(e, stamps);
@@ -172,13 +197,14 @@ impl AccessRows {
         Ok(groups.named(profiles))
     }
 
-    /// New accounts per UTC day for each value of `key` (or each of `only`): `(day, accounts
+    /// New accounts per local day for each value of `key` (or each of `only`): `(day, accounts
     /// first touched that day)` in day order. The cumulative reach charts add these up.
     pub fn first_days(
         &self,
         events: &DataFrame,
         key: &str,
         only: Option<&BTreeSet<String>>,
+        time: &TimeParser,
     ) -> Result<BTreeMap<String, Vec<(i64, u64)>>> {
         let dict = dictionary();
         let wanted: Option<HashSet<u32>> =
@@ -188,10 +214,11 @@ impl AccessRows {
             let (ts, accounts) = groups.rows(e);
             s.reserve(ts.len());
             let entity = s.next();
+            let mut days = Days::new(*time);
             let mut out: Vec<(i64, u64)> = Vec::new();
             for (&ts, &a) in ts.iter().zip(accounts) {
                 if s.mark(Table::Total, a, entity) {
-                    let day = ts.div_euclid(DAY_MS);
+                    let day = days.of(ts);
                     match out.last_mut() {
                         Some((d, n)) if *d == day => *n += 1,
                         _ => out.push((day, 1)),
@@ -312,6 +339,45 @@ struct Work<'a> {
     groups: &'a Groups,
     walk: Walk,
     detail_from: u64,
+    time: TimeParser,
+}
+
+/// Accumulates first touches per local day (in day order) into [`Profile::spread_days`].
+#[derive(Default)]
+struct Spread {
+    day: Option<i64>,
+    n: u64,
+    /// Σ n·ln n over closed days, and the largest n.
+    sum: f64,
+    max: u64,
+}
+
+impl Spread {
+    fn add(&mut self, day: i64) {
+        if self.day != Some(day) {
+            self.close();
+            self.day = Some(day);
+        }
+        self.n += 1;
+    }
+
+    fn close(&mut self) {
+        if self.n > 0 {
+            self.sum += self.n as f64 * (self.n as f64).ln();
+            self.max = self.max.max(self.n);
+        }
+        self.n = 0;
+    }
+
+    /// (perplexity, busiest day's share): `H = ln T − Σ n ln n / T`.
+    fn finish(mut self, total: u64) -> (f64, f64) {
+        self.close();
+        if total == 0 {
+            return (0.0, 0.0);
+        }
+        let t = total as f64;
+        ((t.ln() - self.sum / t).exp(), self.max as f64 / t)
+    }
 }
 
 impl Work<'_> {
@@ -326,13 +392,19 @@ impl Work<'_> {
         s.reserve(times.len());
         let entity = s.next();
         let mut touched_self = false;
-        for &a in accounts {
+        let mut days = Days::new(self.time);
+        let mut spread = Spread::default();
+        for (&ts, &a) in times.iter().zip(accounts) {
             if s.mark(Table::Total, a, entity) {
                 p.total += 1;
                 touched_self |= rows.account_code[a as usize] == own;
+                spread.add(days.of(ts));
             }
         }
         p.others = p.total - u64::from(touched_self);
+        (p.spread_days, p.busiest_day_share) = spread.finish(p.total);
+        p.first = times.first().copied().unwrap_or(0);
+        p.last = times.last().copied().unwrap_or(0);
 
         let busy = p.total >= self.detail_from;
         let walk = s.next();
@@ -341,7 +413,7 @@ impl Work<'_> {
         let (mut day_n, mut hour_n) = (0u64, 0u64);
         let mut prev: Option<(i64, i64)> = None;
         for (&ts, &a) in times.iter().zip(accounts) {
-            let d = ts.div_euclid(DAY_MS);
+            let d = days.of(ts);
             if d != day {
                 p.close_day(day, day_n, busy);
                 (day, day_n, day_stamp) = (d, 0, s.next());
@@ -453,6 +525,13 @@ mod tests {
     use super::*;
 
     const MINUTE: i64 = 60_000;
+
+    use crate::normalize::schema::DAY_MS;
+
+    fn utc() -> TimeParser {
+        TimeParser::new(chrono_tz::UTC)
+    }
+
     const WALK: Walk = Walk {
         max_step: 3,
         max_gap_ms: 6 * HOUR_MS,
@@ -501,7 +580,7 @@ mod tests {
         let events = frame(&rows);
         let access = AccessRows::new(&events).expect("rows");
         let p = access
-            .profiles(&events, c::PRINCIPAL, WALK, 20)
+            .profiles(&events, c::PRINCIPAL, WALK, 20, &utc())
             .expect("profiles");
         let customer = &p["C0001"];
         assert_eq!(
@@ -524,14 +603,14 @@ mod tests {
         assert_eq!(walker.peak_hour, 25);
         let only: BTreeSet<String> = ["walker".to_string()].into();
         let firsts = access
-            .first_days(&events, c::PRINCIPAL, Some(&only))
+            .first_days(&events, c::PRINCIPAL, Some(&only), &utc())
             .expect("first days");
         assert_eq!(
             firsts.into_iter().collect::<Vec<_>>(),
             vec![("walker".to_string(), vec![(1, 25)])]
         );
         let firsts = access
-            .first_days(&events, c::PRINCIPAL, None)
+            .first_days(&events, c::PRINCIPAL, None, &utc())
             .expect("first days");
         assert_eq!(firsts["C0001"], vec![(0, 2)]);
     }
@@ -548,7 +627,7 @@ mod tests {
         let events = frame(&rows);
         let p = AccessRows::new(&events)
             .expect("rows")
-            .profiles(&events, c::PRINCIPAL, WALK, 20)
+            .profiles(&events, c::PRINCIPAL, WALK, 20, &utc())
             .expect("profiles");
         assert_eq!(p["walker"].walk_steps, 29);
     }

@@ -13,5 +13,5 @@ mod tokens;
 
 pub use columns::{Dictionaries, EventColumns};
 pub use schema::{Field, RawRow};
-pub use time::TimeParser;
+pub use time::{Days, TimeParser};
 pub use tokens::Tokens;

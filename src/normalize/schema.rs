@@ -110,7 +110,7 @@ pub mod col {
     pub const LINE: &str = "src_line";
 }
 
-/// Milliseconds in a day; days are counted in UTC from the epoch (`day = ts div DAY_MS`).
+/// Milliseconds in a day. Daily buckets are local days ([`super::time::TimeParser::local_day`]).
 pub const DAY_MS: i64 = 86_400_000;
 pub const HOUR_MS: i64 = 3_600_000;
 

@@ -4,10 +4,10 @@
 use std::sync::OnceLock;
 
 use chrono::format::{Item, Parsed, StrftimeItems};
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Offset, TimeZone};
 use chrono_tz::Tz;
 
-use super::schema::{TS_MAX, TS_MIN};
+use super::schema::{DAY_MS, TS_MAX, TS_MIN};
 
 /// Reads timestamps and dates in one configured time zone.
 #[derive(Debug, Clone, Copy)]
@@ -178,6 +178,50 @@ impl TimeParser {
             .ok_or_else(|| format!("local time {ndt} does not exist in {}", self.tz))
     }
 
+    /// The local calendar day of an instant (days since 1970-01-01 on the local calendar) and
+    /// the instants it spans. Reports print local dates, so every daily bucket must be a local
+    /// day too: a UTC bucket put a New York evening burst on the next day's date.
+    pub fn local_day(&self, ms: i64) -> LocalDay {
+        let day = self.local_ms(ms).div_euclid(DAY_MS);
+        let (start, end) = (self.day_start_ms(day), self.day_start_ms(day + 1));
+        if (start..end).contains(&ms) {
+            LocalDay { day, start, end }
+        } else {
+            // Only where a zone's rules are not monotonic around `ms`; UTC days never mislead.
+            let day = ms.div_euclid(DAY_MS);
+            LocalDay {
+                day,
+                start: day * DAY_MS,
+                end: (day + 1) * DAY_MS,
+            }
+        }
+    }
+
+    /// An instant on the local wall clock, as milliseconds since a local 1970-01-01: local day
+    /// and hour are its quotients, and chart axes use it (whole numbers of days fall on local
+    /// midnights).
+    pub fn local_ms(&self, ms: i64) -> i64 {
+        if self.tz == chrono_tz::UTC {
+            return ms;
+        }
+        let offset = self.tz.timestamp_millis_opt(ms).single().map_or(0, |dt| {
+            i64::from(dt.offset().fix().local_minus_utc()) * 1000
+        });
+        ms + offset
+    }
+
+    /// The first instant of local day `day` (DST-safe, see [`TimeParser::day_start`]).
+    pub fn day_start_ms(&self, day: i64) -> i64 {
+        NaiveDate::from_num_days_from_ce_opt((day + UNIX_EPOCH_CE_DAYS) as i32)
+            .and_then(|date| self.day_start(date, "").ok())
+            .unwrap_or(day * DAY_MS)
+    }
+
+    /// A local day number as a date.
+    pub fn format_day(&self, day: i64) -> String {
+        day_text(day)
+    }
+
     /// Formats UTC milliseconds as RFC 3339 in the configured zone (reports use it everywhere).
     pub fn format(&self, ms: i64) -> String {
         match self.tz.timestamp_millis_opt(ms).single() {
@@ -192,6 +236,53 @@ impl TimeParser {
             Some(dt) => dt.format("%Y-%m-%d").to_string(),
             None => ms.to_string(),
         }
+    }
+}
+
+/// A day number (days since 1970-01-01 on some calendar) as `YYYY-MM-DD`.
+pub fn day_text(day: i64) -> String {
+    NaiveDate::from_num_days_from_ce_opt((day + UNIX_EPOCH_CE_DAYS) as i32)
+        .map_or_else(|| day.to_string(), |d| d.format("%Y-%m-%d").to_string())
+}
+
+/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
+const UNIX_EPOCH_CE_DAYS: i64 = 719_163;
+
+/// One local calendar day: its number and the instants `[start, end)` it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalDay {
+    pub day: i64,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// Local days of instants read mostly in time order: the zone is consulted only when an instant
+/// leaves the current day, so a sorted pass costs one comparison per row.
+#[derive(Debug, Clone, Copy)]
+pub struct Days {
+    time: TimeParser,
+    current: LocalDay,
+}
+
+impl Days {
+    pub fn new(time: TimeParser) -> Days {
+        Days {
+            time,
+            current: LocalDay {
+                day: 0,
+                start: 0,
+                end: 0,
+            },
+        }
+    }
+
+    /// The local day number of `ms`.
+    #[inline]
+    pub fn of(&mut self, ms: i64) -> i64 {
+        if ms < self.current.start || ms >= self.current.end {
+            self.current = self.time.local_day(ms);
+        }
+        self.current.day
     }
 }
 

@@ -1,23 +1,73 @@
 //! Incidents: ranked rows that belong to one story. A key, the addresses that used it, their /24
-//! and the key's departed custodian are one incident, not four; the summary tells it once.
-//! Rows are linked through the `related` entities the detectors name, and every address is
-//! linked to its network.
+//! and the key's departed custodian are one incident, not four; the table, the summary and the
+//! charts tell it once, at the place of its strongest row.
+//!
+//! Rows are linked through the `related` entities the detectors name (a key's addresses and
+//! custodian, a principal's addresses, a network's top addresses). An address is linked to its
+//! network only when that network is itself a ranked row: two insiders who merely sit in the same
+//! office /24 are two incidents.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Ranked;
 use crate::detect::{Entity, EntityKind};
 use crate::normalize::columns::network_of;
 
-/// One incident: indices into the ranking, best first; its rank is that of its best row.
+/// One incident: indices into the ordered rows (contiguous, best first).
 #[derive(Debug, Clone)]
 pub struct Incident {
     pub number: usize,
     pub rows: Vec<usize>,
 }
 
-/// Groups rows into incidents (connected components), numbered in rank order.
-pub fn incidents(ranked: &[Ranked]) -> Vec<Incident> {
+/// Groups rows into incidents (connected components) and orders the table by them: incidents by
+/// their best row's score, each incident's rows together, best first. Sets `rank` (table
+/// position) and `incident` on every row.
+pub fn group(rows: Vec<Ranked>) -> (Vec<Ranked>, Vec<Incident>) {
+    let components = components(&rows);
+    let mut groups: BTreeMap<usize, Vec<Ranked>> = BTreeMap::new();
+    for (row, c) in rows.into_iter().zip(components) {
+        groups.entry(c).or_default().push(row);
+    }
+    let order = |a: &Ranked, b: &Ranked| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.entity.cmp(&b.entity))
+    };
+    let mut groups: Vec<Vec<Ranked>> = groups.into_values().collect();
+    for g in &mut groups {
+        g.sort_by(order);
+    }
+    groups.sort_by(|a, b| order(&a[0], &b[0]));
+    let mut out = Vec::new();
+    let mut incidents = Vec::with_capacity(groups.len());
+    for (i, g) in groups.into_iter().enumerate() {
+        let start = out.len();
+        for mut row in g {
+            row.incident = i + 1;
+            row.rank = out.len() + 1;
+            out.push(row);
+        }
+        incidents.push(Incident {
+            number: i + 1,
+            rows: (start..out.len()).collect(),
+        });
+    }
+    (out, incidents)
+}
+
+/// The component of each row (union-find over rows and the entities they name).
+fn components(rows: &[Ranked]) -> Vec<usize> {
+    let ranked_networks: BTreeSet<&str> = rows
+        .iter()
+        .filter(|r| r.entity.kind == EntityKind::Network)
+        .map(|r| r.entity.id.as_str())
+        .collect();
+    let network = |e: &Entity| {
+        network_of(&e.id)
+            .filter(|n| e.kind == EntityKind::SourceIp && ranked_networks.contains(n.as_str()))
+            .map(|n| Entity::new(EntityKind::Network, n))
+    };
     let mut ids: BTreeMap<Entity, usize> = BTreeMap::new();
     let mut parent: Vec<usize> = Vec::new();
     let mut node = |e: &Entity, parent: &mut Vec<usize>| -> usize {
@@ -26,25 +76,17 @@ pub fn incidents(ranked: &[Ranked]) -> Vec<Incident> {
             parent.len() - 1
         })
     };
-    let mut row_nodes = Vec::with_capacity(ranked.len());
+    let mut row_nodes = Vec::with_capacity(rows.len());
     let mut edges = Vec::new();
-    for r in ranked {
+    for r in rows {
         let a = node(&r.entity, &mut parent);
         row_nodes.push(a);
-        let mut linked: Vec<Entity> = r.related.clone();
-        if r.entity.kind == EntityKind::SourceIp
-            && let Some(net) = network_of(&r.entity.id)
-        {
-            linked.push(Entity::new(EntityKind::Network, net));
-        }
-        for e in &r.related {
-            if e.kind == EntityKind::SourceIp
-                && let Some(net) = network_of(&e.id)
-            {
-                linked.push(Entity::new(EntityKind::Network, net));
-            }
-        }
-        for e in linked {
+        let linked = r.related.iter().cloned().chain(
+            std::iter::once(&r.entity)
+                .chain(&r.related)
+                .filter_map(network),
+        );
+        for e in linked.collect::<Vec<_>>() {
             let b = node(&e, &mut parent);
             edges.push((a, b));
         }
@@ -55,20 +97,10 @@ pub fn incidents(ranked: &[Ranked]) -> Vec<Incident> {
             parent[ra.max(rb)] = ra.min(rb);
         }
     }
-    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (i, n) in row_nodes.iter().enumerate() {
-        let root = find(&mut parent, *n);
-        groups.entry(root).or_default().push(i);
-    }
-    let mut out: Vec<Incident> = groups
-        .into_values()
-        .map(|rows| Incident { number: 0, rows })
-        .collect();
-    out.sort_by_key(|inc| inc.rows[0]);
-    for (i, inc) in out.iter_mut().enumerate() {
-        inc.number = i + 1;
-    }
-    out
+    row_nodes
+        .into_iter()
+        .map(|n| find(&mut parent, n))
+        .collect()
 }
 
 fn find(parent: &mut [usize], mut x: usize) -> usize {

@@ -1,14 +1,17 @@
-//! Ranking: merge every finding about one entity into one row and score it.
+//! Ranking: merge every finding about one entity into one row, score it, then group rows into
+//! incidents and order the table by incident.
 //!
-//! Signals combine as independent evidence (a "noisy-OR"): `score = 100 × (1 − Π(1 − sᵢ/100))`.
-//! Two moderate, independent reasons therefore outrank either alone, and no combination exceeds
-//! 100. Each reason's share of the score is its share of `Σ −ln(1 − sᵢ/100)`, the additive form of
-//! the same formula, so every row can say exactly where its score came from (`docs/scoring.md`).
+//! Reasons from one detector are views of one behaviour (a one-night lookup spree is a burst, a
+//! reach above peers and a sequential walk at once): only the strongest counts. Detectors look at
+//! different facts (offboarding, issuance, enumeration, key inventory), so their strongest
+//! reasons combine as independent evidence (a "noisy-OR"): `score = 100 × (1 − Π(1 − sᵢ/100))`.
+//! Each counted reason's share of the score is its share of `Σ −ln(1 − sᵢ/100)`, the additive
+//! form of the same formula; corroborating reasons are listed with share 0 (`docs/scoring.md`).
 
 mod incidents;
 mod suppress;
 
-pub use incidents::{Incident, incidents};
+pub use incidents::{Incident, group};
 pub use suppress::{Suppressed, suppress};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,7 +72,10 @@ impl Severity {
 /// One ranked row: an entity with all its reasons.
 #[derive(Debug, Clone, Serialize)]
 pub struct Ranked {
+    /// Position in the table, which lists incidents in order and each incident's rows together.
     pub rank: usize,
+    /// The incident's number: its place among incidents (see [`group`]).
+    pub incident: usize,
     pub entity: Entity,
     pub score: f64,
     pub severity: Severity,
@@ -87,7 +93,7 @@ pub struct Ranked {
 const MAX_SIGNAL: f64 = 99.0;
 
 /// Merges findings per entity and sorts: score desc, then entity kind and id (total order, so the
-/// output never depends on detector or thread order).
+/// output never depends on detector or thread order). [`group`] then orders by incident.
 pub fn rank(findings: Vec<Finding>) -> Vec<Ranked> {
     let mut by_entity: BTreeMap<Entity, Vec<Finding>> = BTreeMap::new();
     for f in findings {
@@ -115,9 +121,17 @@ fn merge(entity: Entity, mut findings: Vec<Finding>) -> Ranked {
             .then_with(|| a.code.cmp(b.code))
             .then_with(|| a.reason.cmp(&b.reason))
     });
+    // Sorted strongest first, so the first reason of each detector is the one that counts.
+    let mut counted = BTreeSet::new();
     let weights: Vec<f64> = findings
         .iter()
-        .map(|f| -(1.0 - f.score.clamp(0.0, MAX_SIGNAL) / 100.0).ln())
+        .map(|f| {
+            if counted.insert(f.detector) {
+                -(1.0 - f.score.clamp(0.0, MAX_SIGNAL) / 100.0).ln()
+            } else {
+                0.0
+            }
+        })
         .collect();
     let total: f64 = weights.iter().sum();
     let score = round2(100.0 * (1.0 - (-total).exp()));
@@ -146,6 +160,7 @@ fn merge(entity: Entity, mut findings: Vec<Finding>) -> Ranked {
         .collect();
     Ranked {
         rank: 0,
+        incident: 0,
         entity,
         score,
         severity: Severity::from_score(score),
@@ -192,14 +207,42 @@ mod tests {
     fn two_independent_signals_outrank_a_stronger_single_one() {
         let rows = rank(vec![
             f("a", "x", 70.0),
-            f("b", "y", 60.0),
-            f("b", "z", 50.0),
+            from("offboarding", "b", "y", 60.0),
+            from("forged_tokens", "b", "z", 50.0),
         ]);
         assert_eq!(rows[0].entity.id, "b");
         assert_eq!(rows[0].score, 80.0);
         assert_eq!(rows[0].severity, Severity::Critical);
         let shares: f64 = rows[0].reasons.iter().map(|r| r.1).sum();
         assert!((shares - 1.0).abs() < 0.02, "{shares}");
+    }
+
+    fn from(detector: &'static str, id: &str, code: &'static str, score: f64) -> Finding {
+        Finding {
+            detector,
+            ..f(id, code, score)
+        }
+    }
+
+    #[test]
+    fn one_detectors_views_of_one_behaviour_do_not_compound() {
+        let rows = rank(vec![
+            from("enumeration", "agent", "burst_over_own_baseline", 78.0),
+            from("enumeration", "agent", "reach_above_peers", 70.0),
+            from("enumeration", "agent", "sequential_walk", 70.0),
+            from("enumeration", "scraper", "low_and_slow_reach", 85.0),
+        ]);
+        assert_eq!(rows[0].entity.id, "scraper");
+        let agent = &rows[1];
+        assert_eq!(agent.score, 78.0);
+        let shares: Vec<f64> = agent.reasons.iter().map(|r| r.1).collect();
+        assert_eq!(shares, vec![1.0, 0.0, 0.0]);
+        // Different detectors are different facts: they still combine.
+        let rows = rank(vec![
+            from("offboarding", "k", "used_after_owner_left", 60.0),
+            from("enumeration", "k", "reach_above_peers", 50.0),
+        ]);
+        assert_eq!(rows[0].score, 80.0);
     }
 
     #[test]

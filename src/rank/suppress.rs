@@ -11,11 +11,14 @@ pub struct Suppressed {
     pub allow: Allow,
 }
 
-/// Splits `rows` into kept and suppressed, renumbering the kept ranks. An entry only covers
-/// activity up to its expiry: an expired entry suppresses nothing and is reported in `notes`.
+/// Splits `rows` into kept and suppressed. An entry only covers activity up to its expiry: an
+/// expired entry suppresses nothing and is reported in `notes`. A row without a last instant of
+/// its own (a reason that counts accounts, not events) is judged at `data_end`, the last event
+/// of the run: an entry that expired before the data ends covers none of it.
 pub fn suppress(
     rows: Vec<Ranked>,
     allowlist: &[Allow],
+    data_end: Option<i64>,
 ) -> (Vec<Ranked>, Vec<Suppressed>, Vec<String>) {
     let mut kept = Vec::new();
     let mut suppressed = Vec::new();
@@ -28,7 +31,7 @@ pub fn suppress(
                     .is_none_or(|k| k == row.entity.kind.name())
         });
         match matching {
-            Some(a) if row.last_seen.is_none_or(|t| t < a.expires_at) => {
+            Some(a) if row.last_seen.or(data_end).is_none_or(|t| t < a.expires_at) => {
                 suppressed.push(Suppressed {
                     row,
                     allow: a.clone(),
@@ -43,9 +46,6 @@ pub fn suppress(
             }
             None => kept.push(row),
         }
-    }
-    for (i, r) in kept.iter_mut().enumerate() {
-        r.rank = i + 1;
     }
     (kept, suppressed, notes)
 }

@@ -78,7 +78,7 @@ pub fn write_anomalies(path: &Path, data: &ReportData) -> Result<()> {
             .unwrap_or_default();
         let cells = [
             r.rank.to_string(),
-            data.incident_of(r.rank).to_string(),
+            r.incident.to_string(),
             format!("{:.2}", r.score),
             r.severity.name().to_string(),
             r.entity.kind.name().to_string(),

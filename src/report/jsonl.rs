@@ -36,7 +36,7 @@ pub fn to_json(r: &Ranked, data: &ReportData) -> Value {
     json!({
         "schema": SCHEMA,
         "rank": r.rank,
-        "incident": data.incident_of(r.rank),
+        "incident": r.incident,
         "score": r.score,
         "severity": r.severity,
         "entity": {"type": r.entity.kind, "id": r.entity.id},

@@ -109,19 +109,19 @@ impl Formats {
 }
 
 impl ReportData<'_> {
-    /// The incident number of the row with this rank (0 if none, which cannot happen for a
-    /// ranked row).
-    pub fn incident_of(&self, rank: usize) -> usize {
-        self.incidents
-            .iter()
-            .find(|i| i.rows.iter().any(|r| self.ranked[*r].rank == rank))
-            .map_or(0, |i| i.number)
-    }
-
     /// Rows at or above `--min-level`; the totals in the summary still count everything.
     pub fn shown(&self) -> impl Iterator<Item = &Ranked> {
         self.ranked
             .iter()
+            .filter(move |r| r.severity >= self.min_level)
+    }
+
+    /// The strongest row of each incident at or above `--min-level`, in incident order: what
+    /// gets charts, so an incident is charted once.
+    pub fn leads(&self) -> impl Iterator<Item = &Ranked> {
+        self.incidents
+            .iter()
+            .map(|i| &self.ranked[i.rows[0]])
             .filter(move |r| r.severity >= self.min_level)
     }
 }

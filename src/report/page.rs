@@ -248,7 +248,7 @@ fn findings(data: &ReportData) -> Section {
             let codes: Vec<&str> = r.reasons.iter().map(|(f, _)| f.code).collect();
             vec![
                 r.rank.to_string(),
-                data.incident_of(r.rank).to_string(),
+                r.incident.to_string(),
                 format!("{:.1}", r.score),
                 r.severity.name().into(),
                 format!("{} {}", r.entity.kind.name(), r.entity.id),

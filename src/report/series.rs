@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{Offset, TimeZone};
 use rayon::prelude::*;
 
 use crate::detect::{DetectInput, Entity, EntityKind};
@@ -103,7 +102,10 @@ fn new_accounts(
             .collect();
         let only = (Some(kind) != top_kind).then_some(&only);
         let access = input.access_rows()?;
-        firsts.insert(kind, access.first_days(input.events, kind.column(), only)?);
+        firsts.insert(
+            kind,
+            access.first_days(input.events, kind.column(), only, input.time)?,
+        );
     }
     Ok(firsts)
 }
@@ -138,7 +140,7 @@ fn daily(
         .map(|e| code_arrays(&frame, e.kind.column()))
         .collect::<Result<Vec<_>>>()?;
     let (targets, ts) = (code_arrays(&frame, c::TARGET)?, ts_arrays(&frame)?);
-    let heat = top.map(|_| input.time);
+    let heat = top.is_some();
     let parts: Vec<Tally> = (0..ts.len())
         .into_par_iter()
         .map(|k| {
@@ -149,7 +151,7 @@ fn daily(
                 // Compared in place: most rows are other entities', so no chunk is copied.
                 for (i, &value) in key.values().iter().enumerate() {
                     if value == code && code_at(key, i) == code {
-                        tally.add(e, ts[k][i], code_at(target, i), heat.filter(|_| e == 0));
+                        tally.add(e, ts[k][i], code_at(target, i), input.time, heat && e == 0);
                     }
                 }
             }
@@ -172,7 +174,7 @@ fn daily(
 
 /// Counts behind [`daily`] for one chunk or for all, per charted entity.
 struct Tally {
-    /// Events per UTC day, counted from `pairs` by [`Tally::count`].
+    /// Events per local day, counted from `pairs` by [`Tally::count`].
     events: Vec<BTreeMap<i64, u64>>,
     /// (day, account) of each event, packed (see [`Tally::add`]); once counted, the distinct
     /// pairs with an account, sorted.
@@ -181,8 +183,9 @@ struct Tally {
     cells: BTreeMap<(i64, i64), u64>,
 }
 
-/// The smallest UTC day an instant can fall on, so a day packs into 32 bits as `day - DAY_MIN`.
-const DAY_MIN: i64 = TS_MIN.div_euclid(DAY_MS);
+/// Below the smallest local day an instant can fall on (a day before the UTC one, for zones
+/// west of Greenwich), so a day packs into 32 bits as `day - DAY_MIN`.
+const DAY_MIN: i64 = TS_MIN.div_euclid(DAY_MS) - 1;
 
 impl Tally {
     fn new(entities: usize) -> Tally {
@@ -193,18 +196,13 @@ impl Tally {
         }
     }
 
-    /// One event of entity `e`; `heat`: the time zone of the heat map, for the top entity.
-    fn add(&mut self, e: usize, ts: i64, account: u32, heat: Option<&TimeParser>) {
-        let day = ts.div_euclid(DAY_MS);
+    /// One event of entity `e`; `heat`: also count it on the heat map (the top entity).
+    fn add(&mut self, e: usize, ts: i64, account: u32, time: &TimeParser, heat: bool) {
+        // Each event gets its own local offset (DST included): days are local days.
+        let local = time.local_ms(ts);
+        let day = local.div_euclid(DAY_MS);
         self.pairs[e].push(((day - DAY_MIN) as u64) << 32 | u64::from(account));
-        if let Some(time) = heat {
-            // Each event gets its own local offset (DST included).
-            let offset = time
-                .tz
-                .timestamp_millis_opt(ts)
-                .single()
-                .map_or(0, |dt| dt.offset().fix().local_minus_utc() as i64 * 1000);
-            let local = ts + offset;
+        if heat {
             let cell = (
                 local.div_euclid(DAY_MS),
                 local.rem_euclid(DAY_MS) / 3_600_000,
@@ -362,7 +360,7 @@ mod tests {
         .expect("frame")
     }
 
-    /// Events and distinct accounts per UTC day for each charted entity across chunks (rows
+    /// Events and distinct accounts per local day for each charted entity across chunks (rows
     /// without an account count as events only), and the top entity's heat map in local time.
     #[test]
     fn daily_counts_events_accounts_and_local_hours() {
@@ -386,10 +384,11 @@ mod tests {
         let absent = Entity::new(EntityKind::Principal, "nobody");
         let (days, heatmap) =
             daily(&input, &[&alice, &address, &absent], Some(&alice)).expect("daily");
-        assert_eq!(days[0], [(0, 3, 1), (1, 1, 1)]);
+        // Berlin is an hour ahead of UTC in January: 23:30 UTC is 00:30 the next local day, in
+        // the daily counts as on the heat map.
+        assert_eq!(days[0], [(0, 2, 1), (1, 2, 1)]);
         assert_eq!(days[1], [(0, 2, 1), (1, 1, 1)]);
         assert!(days[2].is_empty());
-        // Berlin is an hour ahead of UTC in January: 23:30 UTC is 00:30 the next local day.
         let heatmap = heatmap.expect("heat map");
         assert_eq!(heatmap.cells, [(0, 2, 1), (0, 3, 1), (1, 0, 1), (1, 2, 1)]);
     }

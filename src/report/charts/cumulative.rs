@@ -22,8 +22,8 @@ pub fn draw(path: &Path, title: &str, data: &ReportData) -> DrawResult {
     let env = data.charts.envelope.as_ref();
     let (lo, hi) = match data.info.time_range {
         Some((a, b)) => (
-            a.div_euclid(DAY_MS) as f64,
-            b.div_euclid(DAY_MS) as f64 + 1.0,
+            data.time.local_ms(a).div_euclid(DAY_MS) as f64,
+            data.time.local_ms(b).div_euclid(DAY_MS) as f64 + 1.0,
         ),
         None => (0.0, 1.0),
     };

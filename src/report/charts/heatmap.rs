@@ -6,7 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::{DrawResult, FONT, SIZE};
-use crate::normalize::schema::DAY_MS;
+use crate::normalize::time::day_text;
 use crate::report::series::Heatmap;
 
 pub fn draw(path: &Path, title: &str, h: &Heatmap) -> DrawResult {
@@ -29,11 +29,7 @@ pub fn draw(path: &Path, title: &str, h: &Heatmap) -> DrawResult {
         .disable_mesh()
         .x_desc(format!("date ({})", h.zone))
         .y_desc(format!("hour of day ({})", h.zone))
-        .x_label_formatter(&|d| {
-            chrono::DateTime::from_timestamp_millis(d * DAY_MS)
-                .map(|t| t.format("%Y-%m-%d").to_string())
-                .unwrap_or_default()
-        })
+        .x_label_formatter(&|d| day_text(*d))
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 16))
         .x_labels(8)

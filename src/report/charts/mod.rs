@@ -71,7 +71,7 @@ pub fn write_all(dir: &Path, data: &ReportData) -> Result<Vec<Chart>> {
             heatmap::draw(p, &title, h)
         })?;
     }
-    for (i, row) in data.shown().take(super::series::CHARTED).enumerate() {
+    for (i, row) in data.leads().take(super::series::CHARTED).enumerate() {
         let Some(series) = data.charts.series.iter().find(|s| s.entity == row.entity) else {
             continue;
         };
@@ -80,8 +80,8 @@ pub fn write_all(dir: &Path, data: &ReportData) -> Result<Vec<Chart>> {
         }
         let name = format!("timeline-{:02}-{}.png", i + 1, file_safe(&row.entity.id));
         let title = format!(
-            "#{} {} {} — daily activity",
-            row.rank,
+            "Incident {}: {} {} — daily activity",
+            row.incident,
             row.entity.kind.name(),
             row.entity.id
         );
@@ -114,7 +114,7 @@ where
     Ok(())
 }
 
-/// Mesh of a chart whose x axis is UTC days (as f64) and whose y axis counts something.
+/// Mesh of a chart whose x axis is local days (as f64, see [`TimeParser::local_ms`]) and whose y axis counts something.
 fn date_mesh<'a, DB>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     data: &ReportData,
@@ -124,12 +124,11 @@ where
     DB: DrawingBackend + 'a,
     DB::ErrorType: 'static,
 {
-    let day = crate::normalize::schema::DAY_MS as f64;
     chart
         .configure_mesh()
         .x_desc(format!("date ({})", data.time.tz))
         .y_desc(y_desc)
-        .x_label_formatter(&|x| data.time.format_date((*x * day) as i64))
+        .x_label_formatter(&|x| data.time.format_day(x.floor() as i64))
         .y_label_formatter(&whole)
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 16))

@@ -53,13 +53,13 @@ pub fn draw(path: &Path, data: &ReportData) -> DrawResult {
         BLUE,
     )?;
     let top: Vec<(String, f64)> = data
-        .shown()
+        .leads()
         .take(TOP)
-        .map(|r| (format!("#{} {}", r.rank, short(&r.entity.id)), r.score))
+        .map(|r| (format!("#{} {}", r.incident, short(&r.entity.id)), r.score))
         .collect();
     bars(
         &right,
-        &format!("top {TOP} entities by score"),
+        &format!("top {TOP} incidents by score"),
         "score (0–100)",
         &top,
         RGBColor(46, 139, 87),

@@ -26,8 +26,8 @@ pub fn draw(
     // The whole export's span, so "nothing before this date" is visible too.
     let (mut lo, mut hi) = match data.info.time_range {
         Some((a, b)) => (
-            a.div_euclid(DAY_MS) as f64,
-            b.div_euclid(DAY_MS) as f64 + 1.0,
+            data.time.local_ms(a).div_euclid(DAY_MS) as f64,
+            data.time.local_ms(b).div_euclid(DAY_MS) as f64 + 1.0,
         ),
         None => (
             s.days.first().map_or(0, |d| d.0) as f64,
@@ -35,7 +35,7 @@ pub fn draw(
         ),
     };
     for (_, at) in &marks {
-        let d = *at as f64 / DAY_MS as f64;
+        let d = data.time.local_ms(*at) as f64 / DAY_MS as f64;
         lo = lo.min(d - 1.0);
         hi = hi.max(d + 1.0);
     }
@@ -66,7 +66,7 @@ pub fn draw(
             .label(label)
             .legend(legend_line(color.to_rgba(), 2));
         for (i, (name, at)) in marks.iter().enumerate() {
-            let x = *at as f64 / DAY_MS as f64;
+            let x = data.time.local_ms(*at) as f64 / DAY_MS as f64;
             let mark_color = Palette99::pick(i + 3).to_rgba();
             chart
                 .draw_series(std::iter::once(PathElement::new(
