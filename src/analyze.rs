@@ -293,9 +293,6 @@ fn window(events: DataFrame, from: Option<i64>, to: Option<i64>) -> Result<DataF
 fn run_info(plan: &Plan, ctx: &Context, input: &DetectInput, total: u64) -> Result<RunInfo> {
     let events = input.events;
     let time_range = crate::frame::ts_range(events)?;
-    // The customer base: accounts touched by API access (logins to hosts are not customers), as
-    // enumeration counted them.
-    let accounts = input.access_rows()?.accounts() as u64;
     // Sorted: the analysis does not depend on argument order, so neither does the report.
     let mut inputs: Vec<String> = plan
         .inputs
@@ -315,6 +312,6 @@ fn run_info(plan: &Plan, ctx: &Context, input: &DetectInput, total: u64) -> Resu
         events_in_window: events.height() as u64,
         events_outside_window: total - events.height() as u64,
         time_range,
-        distinct_accounts: accounts,
+        population: input.population()?.clone(),
     })
 }

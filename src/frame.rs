@@ -51,13 +51,6 @@ pub fn pack(high: Expr, low: Expr) -> Expr {
     high.cast(DataType::UInt64) * lit(1u64 << 32) + low.cast(DataType::UInt64)
 }
 
-/// UTC days since the epoch. Computed where needed rather than stored: 8 bytes a row saved in
-/// the event frame.
-pub fn day() -> Expr {
-    use crate::normalize::schema::{DAY_MS, col as c};
-    ts_bucket(DAY_MS).alias(c::DAY)
-}
-
 /// The process-wide dictionary behind [`cat_dtype`], to turn codes read with [`codes`] back
 /// into strings.
 pub fn dictionary() -> Arc<CategoricalMapping> {

@@ -9,7 +9,6 @@ use crate::ingest::coverage::{FIELDS, FileCoverage, coverage};
 use crate::ingest::{self, Format, ReadOptions};
 use crate::normalize::TimeParser;
 use crate::normalize::profile::Profile;
-use crate::normalize::schema::DAY_MS;
 
 pub struct InspectPlan {
     pub inputs: Vec<PathBuf>,
@@ -82,7 +81,7 @@ pub fn gap_line(c: &FileCoverage, time: &TimeParser) -> String {
         .gap_days
         .iter()
         .take(5)
-        .map(|d| time.format_date(d * DAY_MS))
+        .map(|d| time.format_day(*d))
         .collect();
     let more = if c.gap_days.len() > 5 { ", …" } else { "" };
     format!(

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::error::{FrameContext, Result};
 use crate::frame::{strs, token_texts, u64s};
-use crate::normalize::schema::{DAY_MS, col as c};
+use crate::normalize::schema::col as c;
 
 pub struct ForgedTokens;
 
@@ -44,7 +44,8 @@ impl Detector for ForgedTokens {
     fn detect(&self, input: &DetectInput) -> Result<Detection> {
         let mut out = Detection::default();
         let max_age = input.options.max_token_age_ms;
-        let Some(issuance) = Issuance::read(input.events, input.tokens.len(), max_age)? else {
+        let Some(issuance) = Issuance::read(input.events, input.tokens.len(), max_age, input.time)?
+        else {
             out.limitations.push(Limitation {
                 detector: NAME,
                 note: "no token_issued events: never-issued tokens, token lifetimes and issuing addresses were not checked".into(),
@@ -200,11 +201,7 @@ impl ForgedTokens {
         out: &mut Detection,
     ) -> Result<()> {
         let t = input.time;
-        let gaps: Vec<String> = cover
-            .gaps
-            .iter()
-            .map(|d| t.format_date(d * DAY_MS))
-            .collect();
+        let gaps: Vec<String> = cover.gaps.iter().map(|d| t.format_day(*d)).collect();
         for (kid, act) in summarize(rows, c::CREDENTIAL)? {
             out.limitations.push(Limitation {
                 detector: NAME,

@@ -15,10 +15,9 @@ use rayon::prelude::*;
 
 use super::tally::Dense;
 use crate::error::Result;
-use crate::frame::{
-    CodeArray, NULL, aligned, chunk_codes, code_arrays, day, dictionary, ts_arrays,
-};
-use crate::normalize::schema::{DAY_MS, col as c};
+use crate::frame::{CodeArray, NULL, aligned, chunk_codes, code_arrays, dictionary, ts_arrays};
+use crate::normalize::schema::col as c;
+use crate::normalize::{Days, TimeParser};
 
 /// What the issuance log says: which tokens it issued, when and under which key, which days it
 /// covers, and which addresses received tokens. Read in one pass over the event table's chunks:
@@ -110,7 +109,12 @@ struct Part {
 impl Issuance {
     /// `None` when no `token_issued` event carries a token. `token_codes`: how many token codes
     /// the run has.
-    pub fn read(events: &DataFrame, token_codes: usize, max_age: i64) -> Result<Option<Issuance>> {
+    pub fn read(
+        events: &DataFrame,
+        token_codes: usize,
+        max_age: i64,
+        time: &TimeParser,
+    ) -> Result<Option<Issuance>> {
         let Some(kind) = dictionary().get_cat("token_issued") else {
             return Ok(None);
         };
@@ -156,25 +160,28 @@ impl Issuance {
         };
         let mut issuing = HashSet::new();
         let mut days = BTreeSet::new();
+        let mut local = Days::new(*time);
         let (mut start, mut end) = (i64::MAX, i64::MIN);
         for (rows, to) in parts {
             issuing.extend(to);
             for (token, ts, kid) in rows {
                 (start, end) = (start.min(ts), end.max(ts));
-                days.insert(ts.div_euclid(DAY_MS));
+                days.insert(local.of(ts));
                 issued.add(token, ts, kid);
             }
         }
         if days.is_empty() {
             return Ok(None);
         }
-        let (start_day, end_day) = (start.div_euclid(DAY_MS), end.div_euclid(DAY_MS));
+        let (start_day, end_day) = (local.of(start), local.of(end));
+        let gaps: Vec<i64> = (start_day..=end_day)
+            .filter(|d| !days.contains(d))
+            .collect();
         let cover = Coverage {
             start,
             end,
-            gaps: (start_day..=end_day)
-                .filter(|d| !days.contains(d))
-                .collect(),
+            blind: blind_spans(&gaps, max_age, time),
+            gaps,
             max_age,
         };
         Ok(Some(Issuance {
@@ -287,13 +294,30 @@ impl Issued {
 }
 
 /// Where the issuance log can vouch for a token: from its first event plus one token lifetime to
-/// its last event, minus gap days (no issuance at all on a day that has token-bearing traffic) and
-/// the lifetime that follows each gap.
+/// its last event, minus gap days (no issuance at all on a local day that has token-bearing
+/// traffic) and the lifetime that follows each gap.
 pub(super) struct Coverage {
     pub start: i64,
     pub end: i64,
+    /// Local day numbers without issuance, between the first and last issuance.
     pub gaps: Vec<i64>,
+    /// `[from, to)` instants a missing token cannot be judged in: each gap day and the token
+    /// lifetime after it, merged.
+    blind: Vec<(i64, i64)>,
     max_age: i64,
+}
+
+/// The instants each gap day blinds: from its local start to its local end plus a lifetime.
+fn blind_spans(gaps: &[i64], max_age: i64, time: &TimeParser) -> Vec<(i64, i64)> {
+    let mut spans: Vec<(i64, i64)> = Vec::new();
+    for &day in gaps {
+        let (from, to) = (time.day_start_ms(day), time.day_start_ms(day + 1) + max_age);
+        match spans.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => spans.push((from, to)),
+        }
+    }
+    spans
 }
 
 impl Coverage {
@@ -302,16 +326,8 @@ impl Coverage {
         let mut covered = col(c::TS)
             .gt_eq(lit(self.start + self.max_age))
             .and(col(c::TS).lt_eq(lit(self.end)));
-        let lifetime_days = self.max_age.div_euclid(DAY_MS) + 1;
-        let blind: BTreeSet<i64> = self
-            .gaps
-            .iter()
-            .flat_map(|g| *g..=g + lifetime_days)
-            .collect();
-        if !blind.is_empty() {
-            let blind: Vec<i64> = blind.into_iter().collect();
-            let series = Series::new("blind".into(), blind);
-            covered = covered.and(day().is_in(lit(series).implode(false), false).not());
+        for &(from, to) in &self.blind {
+            covered = covered.and(col(c::TS).lt(lit(from)).or(col(c::TS).gt_eq(lit(to))));
         }
         covered
     }
@@ -380,7 +396,7 @@ mod tests {
             events.column(c::TOKEN).expect("token").n_chunks(),
             events.column(c::TS).expect("ts").n_chunks()
         );
-        let issuance = Issuance::read(&events, 10, MAX_AGE)
+        let issuance = Issuance::read(&events, 10, MAX_AGE, &TimeParser::new(chrono_tz::UTC))
             .expect("read")
             .expect("issuance");
         let issuing: HashSet<u32> = dictionary().get_cat("10.0.0.1").into_iter().collect();

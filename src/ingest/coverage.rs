@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use polars::prelude::*;
 
 use super::FileStats;
-use crate::normalize::schema::{DAY_MS, col as c};
+use crate::normalize::schema::col as c;
+use crate::normalize::{Days, TimeParser};
 
 /// Canonical fields reported in the fill table, with where their count comes from.
 pub const FIELDS: [(&str, Count); 10] = [
@@ -42,7 +43,7 @@ pub struct FileCoverage {
     pub last: Option<i64>,
     /// Share of parsed events with each of [`FIELDS`] filled, in that order.
     pub filled: Vec<f64>,
-    /// UTC days between first and last with no event.
+    /// Local days between first and last with no event.
     pub gap_days: Vec<i64>,
 }
 
@@ -60,7 +61,7 @@ pub struct Seen {
 impl Seen {
     /// Adds one chunk (null counts are array metadata; only `ts` is walked) and the reader's
     /// counts of the fields the frame does not keep.
-    pub fn add(&mut self, chunk: &DataFrame, counted: [u64; COUNTED_BY_READER]) {
+    pub fn add(&mut self, chunk: &DataFrame, counted: [u64; COUNTED_BY_READER], time: &TimeParser) {
         for (slot, (_, count)) in self.filled.iter_mut().zip(FIELDS) {
             *slot += match count {
                 Count::Column(name) => chunk
@@ -70,11 +71,12 @@ impl Seen {
             };
         }
         let mut last_day = None;
+        let mut local = Days::new(*time);
         if let Ok(ts) = chunk.column(c::TS).and_then(|c| c.i64().cloned()) {
             for t in ts.iter().flatten() {
                 self.first = Some(self.first.map_or(t, |f| f.min(t)));
                 self.last = Some(self.last.map_or(t, |l| l.max(t)));
-                let day = t.div_euclid(DAY_MS);
+                let day = local.of(t);
                 if last_day != Some(day) {
                     self.days.insert(day);
                     last_day = Some(day);
@@ -91,10 +93,8 @@ pub fn coverage(files: &[FileStats]) -> Vec<FileCoverage> {
         .map(|st| {
             let seen = &st.seen;
             let parsed = st.parsed.max(1) as f64;
-            let gap_days = match (seen.first, seen.last) {
-                (Some(a), Some(b)) => (a.div_euclid(DAY_MS)..=b.div_euclid(DAY_MS))
-                    .filter(|d| !seen.days.contains(d))
-                    .collect(),
+            let gap_days = match (seen.days.first(), seen.days.last()) {
+                (Some(&a), Some(&b)) => (a..=b).filter(|d| !seen.days.contains(d)).collect(),
                 _ => Vec::new(),
             };
             FileCoverage {

@@ -144,7 +144,7 @@ impl Sink<'_> {
         let extra = self.cols.filled;
         match self.cols.take_frame() {
             Ok(df) => {
-                self.stats.seen.add(&df, extra);
+                self.stats.seen.add(&df, extra, self.time);
                 self.frames.push(df);
             }
             Err(e) => self.error = Some(e),

@@ -42,7 +42,7 @@ pub const ANOMALY_COLUMNS: [&str; 16] = [
     "last_seen",
     "events",
     "distinct_accounts",
-    "share_of_customers",
+    "share_of_population",
     "reasons",
     "related",
     "techniques",
@@ -53,7 +53,7 @@ pub fn write_anomalies(path: &Path, data: &ReportData) -> Result<()> {
     let mut w = writer(path)?;
     row(&mut w, path, ANOMALY_COLUMNS)?;
     let t = data.time;
-    let customers = data.info.distinct_accounts.max(1) as f64;
+    let population = &data.info.population;
     for r in data.shown() {
         let reasons: Vec<String> = r
             .reasons
@@ -88,7 +88,7 @@ pub fn write_anomalies(path: &Path, data: &ReportData) -> Result<()> {
             r.last_seen.map(|v| t.format(v)).unwrap_or_default(),
             r.events.to_string(),
             r.distinct_accounts.to_string(),
-            format!("{:.4}", r.distinct_accounts as f64 / customers),
+            format!("{:.4}", population.share(r.distinct_accounts)),
             reasons.join(" | "),
             related.join(";"),
             r.techniques.join(";"),

@@ -32,7 +32,8 @@ pub struct RunInfo {
     pub events_in_window: u64,
     pub events_outside_window: u64,
     pub time_range: Option<(i64, i64)>,
-    pub distinct_accounts: u64,
+    /// The account population every share is taken of.
+    pub population: crate::detect::population::Population,
 }
 
 /// Everything the writers need.

@@ -94,7 +94,7 @@ fn verdict(data: &ReportData) -> Section {
 /// One screen per incident: what, since when, how many accounts, from where, and why.
 fn incidents(data: &ReportData, charts: &[Chart]) -> Section {
     let t = data.time;
-    let customers = data.info.distinct_accounts.max(1) as f64;
+    let population = &data.info.population;
     let mut blocks = Vec::new();
     for inc in data
         .incidents
@@ -134,8 +134,8 @@ fn incidents(data: &ReportData, charts: &[Chart]) -> Section {
         facts.push((
             "How many".into(),
             format!(
-                "{accounts} distinct accounts ({:.1}% of the customer base seen), {events} events",
-                accounts as f64 * 100.0 / customers
+                "{accounts} distinct accounts ({}), {events} events",
+                population.percent_of(accounts)
             ),
         ));
         let sources: Vec<String> = top
@@ -303,13 +303,7 @@ fn what_ran(data: &ReportData) -> Section {
         ));
     }
     facts.push(("events analysed".into(), info.events_in_window.to_string()));
-    facts.push((
-        "customer base seen".into(),
-        format!(
-            "{} distinct accounts in access events",
-            info.distinct_accounts
-        ),
-    ));
+    facts.push(("account population".into(), info.population.derivation()));
     Section {
         title: "What ran".into(),
         blocks: vec![Block::Facts(facts)],
