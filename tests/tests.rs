@@ -13,6 +13,9 @@ mod destination;
 mod hostile;
 // Bulk enumeration: bursts, low and slow, walks; look-alikes rank below.
 mod enumeration;
+// Ranking properties on an export built in the test: exposure, certainty, one place per incident,
+// local days, context semantics.
+mod ranking;
 // Forged and never-issued tokens, with issuance-log coverage respected.
 mod tokens;
 // Real formats: CloudTrail, Okta, auth.log, mapping profiles, inspect.

@@ -9,7 +9,7 @@
 //! is its reach far above its peers', and does its reach grow linearly unlike its peers'? Sequential
 //! walks through account numbers and customer tokens touching other customers are extra signals.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use polars::prelude::DataFrame;
 use rayon::prelude::*;
@@ -21,6 +21,7 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
 use crate::error::Result;
+use crate::frame::{NULL, aligned, code_arrays, code_at, dictionary};
 use crate::normalize::columns::{is_internal, network_of};
 use crate::normalize::schema::{DAY_MS, col as c};
 
@@ -40,6 +41,10 @@ const LOW_SLOW_NEW_RATIO: f64 = 0.8;
 const LOW_SLOW_SHARE: f64 = 0.05;
 /// A walk step: the next account number is 1..=3 above the previous, within six hours.
 const WALK_MAX_STEP: i64 = 3;
+/// An address or network whose access rows are at least this share self-service is a crowd.
+const CROWD_OWN_SHARE: f64 = 0.9;
+/// A crowd's reach is at most medium.
+const CROWD_CAP: f64 = 45.0;
 /// Reach spread over this many equal days earns the whole persistence bonus.
 const SPREAD_FULL_DAYS: f64 = 30.0;
 const WALK_MAX_GAP_MS: i64 = 6 * 3_600_000;
@@ -103,6 +108,7 @@ impl Detector for Enumeration {
             .map(|(id, _)| id.clone())
             .collect();
         let population = input.population()?;
+        let signing = signing_keys(input)?;
         let end = input.events_end()?.unwrap_or(i64::MIN);
         let last_day = input.time.local_day(end).day;
         let mut flagged_networks = BTreeSet::new();
@@ -134,6 +140,10 @@ impl Detector for Enumeration {
                 {
                     continue;
                 }
+                // A signing key's reach is its customers' by design; who enumerates through it
+                // shows as the addresses and networks (linked into the same incident) and, with
+                // an issuance log, as never-issued tokens. Its bursts and walks still count.
+                let signs = kind == EntityKind::Credential && signing.contains(id.as_str());
                 let group = peer_group(input, kind, id, &customers);
                 let ctx = Judge {
                     input,
@@ -146,6 +156,7 @@ impl Detector for Enumeration {
                     group: &group,
                     peers: peers.get(&group).copied().unwrap_or_default(),
                     is_customer: customers.contains(id),
+                    signs,
                 };
                 let found = ctx.judge();
                 if kind == EntityKind::Network && !found.is_empty() {
@@ -194,6 +205,39 @@ fn link_related(events: &DataFrame, findings: &mut [Finding]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Keys that sign tokens: signing keys in the inventory, and any credential that access
+/// requests present a token under (a `kid`).
+fn signing_keys(input: &DetectInput) -> Result<HashSet<String>> {
+    let mut keys: HashSet<String> = input
+        .context
+        .credentials
+        .values()
+        .filter(|k| k.kind == "signing_key")
+        .map(|k| k.id.clone())
+        .collect();
+    let frame = aligned(input.events, &[c::CREDENTIAL, c::TOKEN])?;
+    let (creds, tokens) = (
+        code_arrays(&frame, c::CREDENTIAL)?,
+        code_arrays(&frame, c::TOKEN)?,
+    );
+    let mut codes = HashSet::new();
+    for (cred, token) in creds.iter().zip(&tokens) {
+        for i in 0..cred.len() {
+            let (k, t) = (code_at(cred, i), code_at(token, i));
+            if k != NULL && t != NULL {
+                codes.insert(k);
+            }
+        }
+    }
+    let dict = dictionary();
+    keys.extend(
+        codes
+            .into_iter()
+            .filter_map(|k| dict.cat_to_str(k).map(str::to_string)),
+    );
+    Ok(keys)
 }
 
 /// Peers: same department for employees, customers with customers, services with services,
@@ -256,6 +300,8 @@ struct Judge<'a> {
     group: &'a str,
     peers: Peers,
     is_customer: bool,
+    /// The entity is a key that signs tokens (see [`signing_keys`]).
+    signs: bool,
 }
 
 impl Judge<'_> {
@@ -272,6 +318,7 @@ impl Judge<'_> {
         } = self.peers;
         let has_peers = members >= MIN_PEERS;
         let above_peers = has_peers
+            && !self.signs
             && p.total as f64 >= PEER_FACTOR * peer_median.max(1.0)
             && p.total as f64 - peer_median >= 100.0;
 
@@ -322,21 +369,29 @@ impl Judge<'_> {
         let unlike_peers = !has_peers
             || p.total as f64 >= 3.0 * peer_median.max(1.0)
             || new_ratio >= peer_ratio + 0.3;
-        if steady && p.total >= BURST_MIN_ACCOUNTS && unlike_peers {
-            let reason = format!(
-                "low and slow: {} distinct accounts ({of_base}) gathered over {} active day(s), spread like {:.0} equal days (no day brought more than {:.0}% of them), {:.0}% of daily touches were accounts never seen before{}",
+        // Customers behind one address (a carrier NAT, a proxy) each reading their own record
+        // add up to a "reach" no one person has. So does a forger minting one token per victim,
+        // which only the issuance log tells apart: such a reach stays visible, capped at medium.
+        let crowd = matches!(self.kind, EntityKind::SourceIp | EntityKind::Network)
+            && p.own_rows as f64 >= CROWD_OWN_SHARE * p.events as f64;
+        if steady && p.total >= BURST_MIN_ACCOUNTS && unlike_peers && !self.signs {
+            let mut reason = format!(
+                "low and slow: {} distinct accounts ({of_base}) gathered over {} active day(s), spread like {:.0} equal days (no day brought more than {:.0}% of them), {:.0}% of daily touches were accounts never seen before",
                 p.total,
                 p.active_days,
                 p.spread_days,
                 p.busiest_day_share * 100.0,
                 new_ratio * 100.0,
-                if self.ongoing {
-                    "; still active on the last day of the data"
-                } else {
-                    ""
-                }
             );
-            out.push(self.finding("low_and_slow_reach", reason, self.exposure(40.0, p.total)));
+            if self.ongoing {
+                reason.push_str("; still active on the last day of the data");
+            }
+            let mut score = self.exposure(40.0, p.total);
+            if crowd {
+                reason.push_str("; nearly every request read the requester's own account: customers behind a shared address, or tokens minted one per victim (never-issued tokens tell)");
+                score = score.min(CROWD_CAP);
+            }
+            out.push(self.finding("low_and_slow_reach", reason, score));
         }
         if p.walk_steps >= WALK_MIN_STEPS && p.walk_steps as f64 >= 0.3 * p.total as f64 {
             let reason = format!(

@@ -167,7 +167,7 @@ impl<'a> DetectInput<'a> {
         if let Some(p) = self.population.get() {
             return Ok(p);
         }
-        let p = population::Population::of(self.access_rows()?, self.events)?;
+        let p = population::Population::of(self.access_rows()?);
         Ok(self.population.get_or_init(|| p))
     }
 

@@ -5,11 +5,9 @@
 //! it never exceeds 100 %, and called "customer accounts" only where customers visibly use their
 //! own tokens — elsewhere (IAM users, buckets, user names) it is "accounts".
 
-use polars::prelude::DataFrame;
 use serde::Serialize;
 
 use super::reach::AccessRows;
-use crate::error::Result;
 
 /// Accounts reached by their own token, as a share of all, above which the population is a
 /// customer base: a gateway's customers read their own records; IAM users or Okta admins rarely
@@ -26,18 +24,18 @@ pub struct Population {
 }
 
 impl Population {
-    pub fn of(rows: &AccessRows, events: &DataFrame) -> Result<Population> {
+    pub fn of(rows: &AccessRows) -> Population {
         let accounts = rows.accounts() as u64;
         let self_served = if accounts == 0 {
             0
         } else {
-            rows.self_served(events)? as u64
+            rows.self_served() as u64
         };
-        Ok(Population {
+        Population {
             accounts,
             self_served,
             customers: accounts > 0 && self_served as f64 >= SELF_SERVED_SHARE * accounts as f64,
-        })
+        }
     }
 
     /// "customer accounts" or "accounts".

@@ -40,6 +40,9 @@ pub struct Profile {
     pub spread_days: f64,
     /// The largest share of the reach first touched on one local day.
     pub busiest_day_share: f64,
+    /// Rows in which the principal read its own account: an address whose rows are nearly all
+    /// like that is a crowd of customers behind one address (a carrier NAT), not one reader.
+    pub own_rows: u64,
     /// First and last access instants.
     pub first: i64,
     pub last: i64,
@@ -82,6 +85,9 @@ pub struct AccessRows {
     /// Dictionary code and account number of each dense account index.
     account_code: Vec<u32>,
     account_num: Vec<Option<i64>>,
+    /// Bit per sorted row: the principal is the account itself (a customer reading its own
+    /// record with its own token).
+    own: Vec<u64>,
 }
 
 impl AccessRows {
@@ -134,16 +140,24 @@ impl AccessRows {
         drop((ts, rank));
         keys.par_sort_unstable();
         let index = |k: &u128| (k & u128::from(u32::MAX)) as usize;
-        let row = keys.iter().map(|k| selected[index(k)]).collect();
+        let row: Vec<u32> = keys.iter().map(|k| selected[index(k)]).collect();
         drop(selected);
-        let account = keys.iter().map(|k| account_of_row[index(k)]).collect();
+        let account: Vec<u32> = keys.iter().map(|k| account_of_row[index(k)]).collect();
         drop(account_of_row);
+        let principal = codes(events, c::PRINCIPAL)?;
+        let mut own = vec![0u64; account.len().div_ceil(64)];
+        for (i, (&r, &a)) in row.iter().zip(&account).enumerate() {
+            if principal[r as usize] == account_code[a as usize] {
+                own[i / 64] |= 1 << (i % 64);
+            }
+        }
         Ok(AccessRows {
             row,
             ts: keys.iter().map(|k| (k >> 79) as i64 + TS_MIN).collect(),
             account,
             account_code,
             account_num,
+            own,
         })
     }
 
@@ -158,15 +172,18 @@ impl AccessRows {
 
     /// Distinct accounts reached at least once by a principal with the account's own id: the
     /// customers who used their own token.
-    pub fn self_served(&self, events: &DataFrame) -> Result<usize> {
-        let principal = codes(events, c::PRINCIPAL)?;
+    pub fn self_served(&self) -> usize {
         let mut seen = vec![false; self.account_code.len()];
-        for (&r, &a) in self.row.iter().zip(&self.account) {
-            if principal[r as usize] == self.account_code[a as usize] {
+        for (i, &a) in self.account.iter().enumerate() {
+            if self.is_own(i) {
                 seen[a as usize] = true;
             }
         }
-        Ok(seen.iter().filter(|s| **s).count())
+        seen.iter().filter(|s| **s).count()
+    }
+
+    fn is_own(&self, i: usize) -> bool {
+        self.own[i / 64] & (1 << (i % 64)) != 0
     }
 
     /// One profile per value of the entity column `key` (rows where it is null are skipped).
@@ -261,6 +278,7 @@ impl AccessRows {
                 e
             })
             .collect();
+        let mut own = vec![0u32; counts.len()];
         drop(column);
         let entity_code = dense.codes;
         let mut starts = Vec::with_capacity(counts.len() + 1);
@@ -280,6 +298,7 @@ impl AccessRows {
                 let to = fill[e as usize];
                 (ts[to], account[to]) = (self.ts[pos], self.account[pos]);
                 fill[e as usize] += 1;
+                own[e as usize] += u32::from(self.is_own(pos));
             }
         }
         Ok(Groups {
@@ -287,6 +306,7 @@ impl AccessRows {
             starts,
             ts,
             account,
+            own,
         })
     }
 }
@@ -298,6 +318,8 @@ struct Groups {
     starts: Vec<usize>,
     ts: Vec<i64>,
     account: Vec<u32>,
+    /// Rows of each entity in which the principal read its own account.
+    own: Vec<u32>,
 }
 
 impl Groups {
@@ -387,6 +409,7 @@ impl Work<'_> {
         let (times, accounts) = self.groups.rows(e);
         let mut p = Profile {
             events: times.len() as u64,
+            own_rows: u64::from(self.groups.own[e]),
             ..Profile::default()
         };
         s.reserve(times.len());
