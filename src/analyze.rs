@@ -215,7 +215,8 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     }
     let (kept, suppressed, notes) =
         rank::suppress(rank::rank(findings), &allowlist, input.events_end()?);
-    let (ranked, incidents) = rank::group(kept);
+    let (mut ranked, incidents) = rank::group(kept);
+    attach_usage(&input, &mut ranked, plan.min_level)?;
     limitations.extend(notes.into_iter().map(|note| Limitation {
         detector: "allowlist",
         note,
@@ -255,6 +256,33 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         rejected: ingested.files.iter().map(|f| f.rejected).sum(),
         ranked,
     })
+}
+
+/// Rows whose endpoints and clients are counted for the report: the shown ones, at most this many.
+const USAGE_ROWS: usize = 200;
+
+/// Names what each shown row did and with which client (see [`detect::usage`]).
+fn attach_usage(
+    input: &DetectInput,
+    ranked: &mut [Ranked],
+    min_level: rank::Severity,
+) -> Result<()> {
+    let shown: Vec<detect::Entity> = ranked
+        .iter()
+        .filter(|r| r.severity >= min_level)
+        .take(USAGE_ROWS)
+        .map(|r| r.entity.clone())
+        .collect();
+    if shown.is_empty() {
+        return Ok(());
+    }
+    let mut usage = detect::usage::usage(input.events, &shown)?;
+    for r in ranked.iter_mut() {
+        if let Some(u) = usage.remove(&r.entity) {
+            r.usage = u;
+        }
+    }
+    Ok(())
 }
 
 /// Flags win over `roster.csv` / `credentials.csv` found in an input directory.

@@ -244,6 +244,27 @@ fn a_never_issued_token_signing_key_outranks_a_bigger_single_employee_enumeratio
     );
 }
 
+/// The evidence names what the key was used for and with which client, with counts.
+#[test]
+fn evidence_names_the_endpoints_and_clients() {
+    let (dir, _, json) = world();
+    let mint = json
+        .iter()
+        .find(|j| j["entity"]["id"] == "kid-mint")
+        .expect("kid-mint in JSON lines");
+    assert_eq!(
+        mint["endpoints"][0][0],
+        "GET /api/v2/members/{id}/addresses"
+    );
+    assert!(mint["endpoints"][0][1].as_u64().unwrap() > 600, "{mint}");
+    assert_eq!(mint["clients"][0][0], "app/1.0");
+    let summary = summary_md(&dir.path().join("out"));
+    assert!(
+        summary.contains("**Endpoints**: GET /api/v2/members/{id}/addresses ("),
+        "{summary}"
+    );
+}
+
 #[test]
 fn one_incident_holds_one_place_and_rows_are_sorted_by_incident() {
     let (_, rows, _) = world();

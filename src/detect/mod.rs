@@ -13,6 +13,7 @@ pub mod offboarding;
 pub mod population;
 pub mod reach;
 mod tally;
+pub mod usage;
 
 use std::sync::OnceLock;
 

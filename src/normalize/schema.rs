@@ -103,6 +103,8 @@ pub mod col {
     /// /24 or /64 of `source_ip`, derived.
     pub const NETWORK: &str = "source_network";
     pub const TARGET: &str = "target_account";
+    pub const USER_AGENT: &str = "user_agent";
+    pub const ACTION: &str = "action";
     pub const SUCCESS: &str = "success";
     pub const RECORDS: &str = "records";
     pub const BYTES: &str = "bytes";

@@ -88,6 +88,9 @@ pub struct Ranked {
     pub reasons: Vec<(Finding, f64)>,
     pub related: Vec<Entity>,
     pub techniques: Vec<&'static str>,
+    /// Top endpoints and clients over the entity's events, with counts (filled after ranking,
+    /// see [`crate::detect::usage`]).
+    pub usage: crate::detect::usage::Usage,
 }
 
 const MAX_SIGNAL: f64 = 99.0;
@@ -172,6 +175,7 @@ fn merge(entity: Entity, mut findings: Vec<Finding>) -> Ranked {
         reasons,
         related: related.into_iter().collect(),
         techniques: techniques.into_iter().collect(),
+        usage: Default::default(),
     }
 }
 

@@ -47,6 +47,8 @@ pub fn to_json(r: &Ranked, data: &ReportData) -> Value {
         "distinct_accounts": r.distinct_accounts,
         "techniques": r.techniques,
         "related": r.related.iter().map(|e| json!({"type": e.kind, "id": e.id})).collect::<Vec<_>>(),
+        "endpoints": r.usage.endpoints,
+        "clients": r.usage.clients,
         "reasons": reasons,
     })
 }

@@ -154,10 +154,25 @@ fn incidents(data: &ReportData, charts: &[Chart]) -> Section {
         if !sources.is_empty() {
             facts.push(("From".into(), sources.join(", ")));
         }
+        for (label, list) in [
+            ("Endpoints", &top.usage.endpoints),
+            ("Clients", &top.usage.clients),
+        ] {
+            if !list.is_empty() {
+                let items: Vec<String> = list.iter().map(|(v, n)| format!("{v} ({n})")).collect();
+                facts.push((label.into(), items.join(", ")));
+            }
+        }
         let why: Vec<String> = top
             .reasons
             .iter()
-            .map(|(f, s)| format!("{} {:.0}%", f.code, s * 100.0))
+            .map(|(f, s)| {
+                if *s > 0.0 {
+                    format!("{} {:.0}%", f.code, s * 100.0)
+                } else {
+                    format!("{} (same behaviour, not counted again)", f.code)
+                }
+            })
             .collect();
         facts.push(("Why this score".into(), why.join(", ")));
         facts.push(("ATT&CK".into(), top.techniques.join(", ")));
