@@ -21,7 +21,7 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
 use crate::error::Result;
-use crate::frame::{NULL, aligned, code_arrays, code_at, dictionary};
+use crate::frame::{NULL, aligned, chunk_codes, code_arrays, dictionary};
 use crate::normalize::columns::{is_internal, network_of};
 use crate::normalize::schema::{DAY_MS, col as c};
 
@@ -224,10 +224,12 @@ fn signing_keys(input: &DetectInput) -> Result<HashSet<String>> {
     );
     let mut codes = HashSet::new();
     for (cred, token) in creds.iter().zip(&tokens) {
-        for i in 0..cred.len() {
-            let (k, t) = (code_at(cred, i), code_at(token, i));
-            if k != NULL && t != NULL {
+        let (cred, token) = (chunk_codes(cred), chunk_codes(token));
+        let mut last = NULL;
+        for (&k, &t) in cred.iter().zip(token.iter()) {
+            if k != NULL && t != NULL && k != last {
                 codes.insert(k);
+                last = k;
             }
         }
     }

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use super::activity::keep_top;
 use super::{Entity, EntityKind};
 use crate::error::Result;
-use crate::frame::{NULL, aligned, code_arrays, code_at, dictionary};
+use crate::frame::{NULL, aligned, chunk_codes, code_arrays, dictionary};
 use crate::normalize::schema::col as c;
 
 /// Top endpoints and clients of one entity, most frequent first.
@@ -70,17 +70,15 @@ pub fn usage(events: &DataFrame, entities: &[Entity]) -> Result<BTreeMap<Entity,
         .into_par_iter()
         .map(|k| {
             let (mut endpoints, mut clients) = (Counts::new(), Counts::new());
+            let (action, agent) = (chunk_codes(actions[k]), chunk_codes(agents[k]));
             for (key, table) in keys.iter().zip(&tables) {
-                let key = key[k];
-                for i in 0..key.len() {
-                    let slot = match table.get(code_at(key, i) as usize) {
+                // Null codes (u32::MAX) fall outside every table.
+                for (i, &code) in chunk_codes(key[k]).iter().enumerate() {
+                    let slot = match table.get(code as usize) {
                         Some(&slot) if slot != NULL => slot,
                         _ => continue,
                     };
-                    for (counts, column) in
-                        [(&mut endpoints, actions[k]), (&mut clients, agents[k])]
-                    {
-                        let value = code_at(column, i);
+                    for (counts, value) in [(&mut endpoints, action[i]), (&mut clients, agent[i])] {
                         if value != NULL {
                             *counts.entry((slot, value)).or_default() += 1;
                         }

@@ -185,11 +185,12 @@ fn round2(x: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::detect::EntityKind;
 
-    fn f(id: &str, code: &'static str, score: f64) -> Finding {
+    /// A finding about credential `id` with no instants and one event; tests change what they need.
+    pub(crate) fn f(id: &str, code: &'static str, score: f64) -> Finding {
         Finding {
             detector: "t",
             entity: Entity::new(EntityKind::Credential, id),

@@ -49,3 +49,43 @@ pub fn suppress(
     }
     (kept, suppressed, notes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, last_seen: Option<i64>) -> Ranked {
+        let finding = crate::detect::Finding {
+            last_seen,
+            ..crate::rank::tests::f(id, "reach_above_peers", 50.0)
+        };
+        crate::rank::rank(vec![finding]).remove(0)
+    }
+
+    fn allow(id: &str, expires_at: i64) -> Allow {
+        Allow {
+            entity: id.into(),
+            kind: None,
+            reason: "nightly job".into(),
+            expires: "2025-01-31".into(),
+            expires_at,
+            owner: "ops".into(),
+        }
+    }
+
+    /// An entry covers activity before its expiry; a row with no instant of its own is judged at
+    /// the end of the data, so an entry that expired before the data ends suppresses nothing.
+    #[test]
+    fn expiry_applies_to_every_row() {
+        let rows = vec![row("a", Some(5)), row("b", Some(50)), row("c", None)];
+        let list = [allow("a", 10), allow("b", 10), allow("c", 10)];
+        let (kept, suppressed, notes) = suppress(rows.clone(), &list, Some(100));
+        let kept: Vec<&str> = kept.iter().map(|r| r.entity.id.as_str()).collect();
+        assert_eq!(kept, ["b", "c"]);
+        assert_eq!(suppressed.len(), 1);
+        assert_eq!(notes.len(), 2);
+        // The same entry, not yet expired when the data ends, suppresses the row without instants.
+        let (kept, _, _) = suppress(rows, &[allow("c", 1000)], Some(100));
+        assert!(kept.iter().all(|r| r.entity.id != "c"));
+    }
+}
