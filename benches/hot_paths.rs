@@ -42,6 +42,7 @@ fn fixture() -> &'static Fixture {
             employees: 40,
             compress: false,
             format: audithound::generate::EventFormat::Mixed,
+            variant: Default::default(),
         })
         .expect("generate");
         let found = ingest::discover(std::slice::from_ref(&root)).expect("discover");

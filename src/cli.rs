@@ -166,6 +166,10 @@ struct GenerateArgs {
     /// Event file layout: mixed (gateway CSV, the rest JSON lines), csv or jsonl.
     #[arg(long, default_value = "mixed", value_parser = ["mixed", "csv", "jsonl"])]
     event_format: String,
+    /// Which insider to plant: the departed engineer's kept signing key (the sample), a current
+    /// employee's API key scraping for weeks, or a quiet forger under the issuer's current key.
+    #[arg(long, default_value = "kept-key", value_parser = ["kept-key", "scraper", "quiet-forger"])]
+    variant: String,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -200,6 +204,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     "jsonl" => generate::EventFormat::Jsonl,
                     _ => generate::EventFormat::Mixed,
                 },
+                variant: generate::Variant::parse(&g.variant).unwrap_or_default(),
             })?;
             eprintln!("wrote {} events to {}", truth.events, g.out.display());
             Ok(ExitCode::SUCCESS)

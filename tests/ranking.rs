@@ -602,3 +602,49 @@ fn customers_behind_a_shared_address_are_not_an_enumeration() {
     // The signing keys that serve every customer reach them all, by design.
     assert!(!reasons_of(rows, "kid-main").contains("low_and_slow"));
 }
+
+/// The variants `generate` plants besides the one the detectors were built around: a current
+/// employee's key scraping for weeks, a quiet forger under the issuer's current key. In each, on
+/// every seed, the planted incident is incident 1, led by the planted key, with the look-alike
+/// (the support agent's one-night burst) below it.
+#[test]
+fn every_generated_variant_puts_its_planted_incident_first() {
+    for variant in ["scraper", "quiet-forger", "kept-key"] {
+        for seed in [1, 2, 3] {
+            let input = generated_variant(seed, variant);
+            let truth = truth(&input);
+            assert_eq!(truth["variant"], variant);
+            let dir = tmp();
+            let rows = analyze_ok(&dir.path().join("out"), &[input.to_str().unwrap()]);
+            let planted: Vec<&str> = truth["planted"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            let lead = &rows[0];
+            assert_eq!(
+                lead["entity_id"], planted[0],
+                "{variant} seed {seed}: {rows:#?}"
+            );
+            for id in &planted {
+                assert_eq!(
+                    incident(&rows, id),
+                    1,
+                    "{variant} seed {seed}: {id}: {rows:#?}"
+                );
+            }
+            assert!(
+                matches!(lead["severity"].as_str(), "critical" | "high"),
+                "{lead:?}"
+            );
+            let burst = truth["burst_principal"].as_str().unwrap();
+            if let Some(rank) = rank_of(&rows, burst) {
+                assert!(
+                    incident(&rows, burst) > 1,
+                    "{variant} seed {seed}: rank {rank}"
+                );
+            }
+        }
+    }
+}

@@ -71,8 +71,16 @@ pub fn severity_of(rows: &[std::collections::HashMap<String, String>], id: &str)
 
 /// Small generated exports, one per seed, made once per test run.
 pub fn generated(seed: u64) -> PathBuf {
+    generated_variant(seed, "kept-key")
+}
+
+/// A small generated export of one `--variant`, made once per test run.
+pub fn generated_variant(seed: u64, variant: &str) -> PathBuf {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let root = DIR.get_or_init(tmp).path().join(format!("seed-{seed}"));
+    let root = DIR
+        .get_or_init(tmp)
+        .path()
+        .join(format!("{variant}-seed-{seed}"));
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if !root.join(".truth.json").exists() {
@@ -85,6 +93,8 @@ pub fn generated(seed: u64) -> PathBuf {
                 "800",
                 "--employees",
                 "30",
+                "--variant",
+                variant,
                 "--seed",
             ])
             .arg(seed.to_string())

@@ -29,12 +29,51 @@ pub struct Config {
     /// Compress the event files (gzip / zstd, mixed like real exports); off for raw-speed benches.
     pub compress: bool,
     pub format: EventFormat,
+    pub variant: Variant,
+}
+
+/// Which insider is planted. The detectors were tuned on `KeptKey`; the others are there so that
+/// passing on this generator means more than passing on the case it was built around.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Variant {
+    /// A departed engineer's signing key minting tokens for a walk through the accounts.
+    #[default]
+    KeptKey,
+    /// A current employee's API key reading 2 % of the customers a day, in random order, for the
+    /// last four weeks and still at it on the last day; no departed custodian involved.
+    Scraper,
+    /// The issuer's current signing key used from one outside address for 20–40 tokens a day the
+    /// issuer never issued, for three weeks, random victims: small, quiet, and proof.
+    QuietForger,
+}
+
+impl Variant {
+    pub fn parse(name: &str) -> Option<Variant> {
+        match name {
+            "kept-key" => Some(Variant::KeptKey),
+            "scraper" => Some(Variant::Scraper),
+            "quiet-forger" => Some(Variant::QuietForger),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::KeptKey => "kept-key",
+            Variant::Scraper => "scraper",
+            Variant::QuietForger => "quiet-forger",
+        }
+    }
 }
 
 /// Where the scenario was planted; written to `.truth.json` (hidden, so `analyze` never reads it)
 /// for tests and for people checking the tool.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Truth {
+    /// The planted variant and the entities of its incident, the lead first: the incident a
+    /// security team must see at the top.
+    pub variant: String,
+    pub planted: Vec<String>,
     pub abused_key: String,
     pub custodian: String,
     pub custodian_left: String,

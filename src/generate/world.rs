@@ -7,7 +7,7 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Config, Truth};
+use super::{Config, Truth, Variant};
 use crate::error::{Error, Result};
 use crate::normalize::schema::DAY_MS;
 
@@ -24,6 +24,13 @@ const MOBILE_UA: &str = "ShopApp/7.4.1 (iPhone; iOS 18.1)";
 const WEB_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0";
 const NIGHTLY_SOURCE: &str = "10.0.5.10";
 const ATTACK_UA: &str = "ShopApp/7.4.0 (iPhone; iOS 18.0)";
+/// The scraper variant: a current IT admin's reporting key.
+const SCRAPER: &str = "E1013";
+const SCRAPER_KEY: &str = "ak-E1013-reporting";
+const SCRAPE_DAYS: u32 = 28;
+/// The quiet forger variant: the issuer's current key, from one outside address.
+const FORGED_KEY: &str = "kid-2025b";
+const FORGER_IP: &str = "198.51.100.23";
 
 /// Which exported log an event belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +58,7 @@ pub struct GenEvent {
 }
 
 pub struct World {
+    variant: Variant,
     days: u32,
     customers: u32,
     employees: Vec<(String, String, &'static str, Option<u32>)>,
@@ -130,6 +138,7 @@ impl World {
         all.shuffle(rng);
         let nightly_set = all[..(cfg.customers as usize * 15 / 100)].to_vec();
         World {
+            variant: cfg.variant,
             days: d,
             customers: cfg.customers,
             employees,
@@ -144,7 +153,14 @@ impl World {
     }
 
     pub fn truth(&self) -> Truth {
+        let planted = match self.variant {
+            Variant::KeptKey => vec!["kid-legacy-2023".into(), "203.0.113.0/24".into()],
+            Variant::Scraper => vec![SCRAPER_KEY.into(), SCRAPER.into()],
+            Variant::QuietForger => vec![FORGED_KEY.into(), FORGER_IP.into()],
+        };
         Truth {
+            variant: self.variant.name().into(),
+            planted,
             abused_key: "kid-legacy-2023".into(),
             custodian: "E1001".into(),
             custodian_left: date(self.depart_day as i64),
@@ -182,7 +198,8 @@ impl World {
              kid-2024a,E1020,signing_key,2024-06-01,{rotation}\n\
              kid-2025b,E1020,signing_key,{successor},\n\
              ak-billing-nightly,svc-billing,api_key,2024-01-15,\n\
-             dev-E1002-laptop,E1002,device_cert,2023-05-02,{}\n",
+             dev-E1002-laptop,E1002,device_cert,2023-05-02,{}\n\
+             {SCRAPER_KEY},{SCRAPER},api_key,2024-09-01,\n",
             date(self.employees[1].3.unwrap_or(0) as i64)
         );
         for (name, text) in [("roster.csv", roster), ("credentials.csv", credentials)] {
@@ -208,8 +225,17 @@ impl World {
         self.customers_day(day, base, rng, &mut out);
         self.employees_day(day, base, rng, &mut out);
         self.nightly_job(base, rng, &mut out);
-        if day >= self.abuse_start {
-            self.attacker_day(day, base, rng, &mut out);
+        match self.variant {
+            Variant::KeptKey if day >= self.abuse_start => {
+                self.attacker_day(day, base, rng, &mut out);
+            }
+            Variant::Scraper if day + SCRAPE_DAYS >= self.days => {
+                self.scraper_day(day, base, rng, &mut out);
+            }
+            Variant::QuietForger if (self.abuse_start..self.abuse_start + 21).contains(&day) => {
+                self.forger_day(day, base, rng, &mut out);
+            }
+            _ => {}
         }
         out.shuffle(rng);
         out
@@ -434,6 +460,57 @@ impl World {
                 user_agent: "billing-reconciler/2.3",
                 action: "POST /internal/billing/reconcile",
                 target: Some(customer(*c)),
+                success: true,
+                records: Some(1),
+            });
+        }
+    }
+
+    /// 2 % of the customers a day, never the same twice, in random order, through the API key
+    /// of a current employee from the employee's desk, during working hours.
+    fn scraper_day(&self, day: u32, base: i64, rng: &mut ChaCha8Rng, out: &mut Vec<GenEvent>) {
+        let per_day = (self.customers / 50).max(10);
+        let first = self.days.saturating_sub(SCRAPE_DAYS);
+        let offset = (day - first) * per_day;
+        let ip = employee_ip(12);
+        for k in 0..per_day {
+            // A multiplicative hash of the running index: every account once, in no order.
+            let n = (offset + k) as u64;
+            let c = ((n * 2_654_435_761 + u64::from(self.walk_start)) % u64::from(self.customers))
+                as u32;
+            out.push(GenEvent {
+                log: Log::Gateway,
+                ts: base + 9 * HOUR + rng.random_range(0..8 * HOUR),
+                event_type: "access",
+                principal: SCRAPER.into(),
+                credential: Some(SCRAPER_KEY.into()),
+                token: None,
+                source_ip: ip.clone(),
+                user_agent: "python-requests/2.31.0",
+                action: "GET /v1/account/addresses",
+                target: Some(customer(c)),
+                success: true,
+                records: Some(1),
+            });
+        }
+    }
+
+    /// 20–40 accesses a day with tokens under the issuer's current key that the issuer never
+    /// issued, each for a random victim (subject = victim), from one outside address.
+    fn forger_day(&self, day: u32, base: i64, rng: &mut ChaCha8Rng, out: &mut Vec<GenEvent>) {
+        for _ in 0..rng.random_range(20..=40) {
+            let c = rng.random_range(0..self.customers);
+            out.push(GenEvent {
+                log: Log::Gateway,
+                ts: base + rng.random_range(0..DAY_MS - HOUR),
+                event_type: "access",
+                principal: customer(c),
+                credential: Some(self.issuing_key(day).into()),
+                token: Some(token(rng)),
+                source_ip: FORGER_IP.into(),
+                user_agent: MOBILE_UA,
+                action: "GET /v1/account/addresses",
+                target: Some(customer(c)),
                 success: true,
                 records: Some(1),
             });

@@ -2,16 +2,15 @@
 //! and the key's departed custodian are one incident, not four; the table, the summary and the
 //! charts tell it once, at the place of its strongest row.
 //!
-//! Rows are linked through the `related` entities the detectors name (a key's addresses and
-//! custodian, a principal's addresses, a network's top addresses). An address is linked to its
-//! network only when that network is itself a ranked row: two insiders who merely sit in the same
-//! office /24 are two incidents.
+//! Rows are linked only through the `related` entities the detectors name (a key's addresses and
+//! custodian, a principal's addresses, a network's top addresses by access). Sharing a /24 is not
+//! a link: a departed person's laptop retrying from one address and a forger reading accounts
+//! from another of the same /24 are two incidents, as are two insiders in one office network.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::Ranked;
-use crate::detect::{Entity, EntityKind};
-use crate::normalize::columns::network_of;
+use crate::detect::Entity;
 
 /// One incident: indices into the ordered rows (contiguous, best first).
 #[derive(Debug, Clone)]
@@ -58,16 +57,6 @@ pub fn group(rows: Vec<Ranked>) -> (Vec<Ranked>, Vec<Incident>) {
 
 /// The component of each row (union-find over rows and the entities they name).
 fn components(rows: &[Ranked]) -> Vec<usize> {
-    let ranked_networks: BTreeSet<&str> = rows
-        .iter()
-        .filter(|r| r.entity.kind == EntityKind::Network)
-        .map(|r| r.entity.id.as_str())
-        .collect();
-    let network = |e: &Entity| {
-        network_of(&e.id)
-            .filter(|n| e.kind == EntityKind::SourceIp && ranked_networks.contains(n.as_str()))
-            .map(|n| Entity::new(EntityKind::Network, n))
-    };
     let mut ids: BTreeMap<Entity, usize> = BTreeMap::new();
     let mut parent: Vec<usize> = Vec::new();
     let mut node = |e: &Entity, parent: &mut Vec<usize>| -> usize {
@@ -81,13 +70,8 @@ fn components(rows: &[Ranked]) -> Vec<usize> {
     for r in rows {
         let a = node(&r.entity, &mut parent);
         row_nodes.push(a);
-        let linked = r.related.iter().cloned().chain(
-            std::iter::once(&r.entity)
-                .chain(&r.related)
-                .filter_map(network),
-        );
-        for e in linked.collect::<Vec<_>>() {
-            let b = node(&e, &mut parent);
+        for e in &r.related {
+            let b = node(e, &mut parent);
             edges.push((a, b));
         }
     }
