@@ -166,13 +166,7 @@ fn incidents(data: &ReportData, charts: &[Chart]) -> Section {
         let why: Vec<String> = top
             .reasons
             .iter()
-            .map(|(f, s)| {
-                if *s > 0.0 {
-                    format!("{} {:.0}%", f.code, s * 100.0)
-                } else {
-                    format!("{} (same behaviour, not counted again)", f.code)
-                }
-            })
+            .map(|(f, s)| format!("{} ({})", f.code, share_text(*s)))
             .collect();
         facts.push(("Why this score".into(), why.join(", ")));
         facts.push(("ATT&CK".into(), top.techniques.join(", ")));
@@ -207,10 +201,10 @@ fn incidents(data: &ReportData, charts: &[Chart]) -> Section {
             .flat_map(|r| {
                 r.reasons.iter().map(move |(f, s)| {
                     format!(
-                        "{} — {} ({:.0}%): {}",
+                        "{} — {} ({}): {}",
                         r.entity.id,
                         f.code,
-                        s * 100.0,
+                        share_text(*s),
                         f.reason
                     )
                 })
@@ -499,5 +493,15 @@ fn limits(data: &ReportData) -> Section {
     Section {
         title: "What the data could not tell".into(),
         blocks,
+    }
+}
+
+/// A reason's share of its row's score, or why it has none: within one detector only the
+/// strongest view of a behaviour counts (`docs/scoring.md`).
+fn share_text(share: f64) -> String {
+    if share > 0.0 {
+        format!("{:.0}%", share * 100.0)
+    } else {
+        "same behaviour, not counted again".into()
     }
 }
