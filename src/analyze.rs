@@ -132,6 +132,10 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     let profile = plan.profile.as_deref().map(Profile::load).transpose()?;
     let mut read = ingest::ReadOptions::new(plan.time, plan.source, profile, plan.syslog_year)?;
     read.max_record_bytes = plan.max_record_bytes;
+    // Rejects wait on disk beside the report for `rejects.csv` (see `ingest::quarantine`), where
+    // the report itself is assembled; removed when the run ends, whatever happens.
+    let spill = dest.scratch(".audithound-rejects-")?;
+    read.spill_dir = Some(spill.path().to_path_buf());
     // Loaded before the heavy work so a broken allowlist fails in a second, not after the scan.
     let allowlist = match &plan.allowlist {
         Some(p) => context::load_allowlist(p, &plan.time)?,

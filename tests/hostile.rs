@@ -312,3 +312,89 @@ fn format_is_decided_from_a_sample_of_lines_not_the_first() {
     );
     assert!(summary.contains("0 skipped"), "{summary}");
 }
+
+/// Runs `analyze` on `input` and returns its exit code and peak resident memory in MB, as the
+/// run reports it (`--timings`: the kernel's high-water mark of its own address space, which a
+/// parent's `wait4` cannot give: a spawned child's count starts from the test process's pages).
+fn analyze_peak_mb(input: &std::path::Path, out: &std::path::Path) -> (i32, u64) {
+    let o = bin()
+        .arg("analyze")
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .args(["--quiet", "--keep-going", "--timings"])
+        .output()
+        .expect("runs");
+    let err = stderr(&o);
+    let peak_kb = err
+        .lines()
+        .filter(|l| l.starts_with("timing:"))
+        .filter_map(|l| {
+            l.split("peak")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or_else(|| panic!("no peak in {err}"));
+    (o.status.code().unwrap_or(-1), peak_kb / 1024)
+}
+
+/// A million rejected records: they go to rejects.csv as they come (at most 100,000 listed per
+/// file, the rest counted) instead of staying in memory (270 bytes each: over 270 MB here).
+#[test]
+fn a_million_rejects_stay_on_disk_not_in_memory() {
+    let dir = tmp();
+    let input = dir.path().join("in");
+    let mut text = String::from("timestamp,event_type,principal,target_account\n");
+    for i in 0..1_000_000 {
+        text.push_str(&format!("not a time {i},access,E1,C1,extra\n"));
+    }
+    write(&input.join("events.csv"), &text);
+    let out = dir.path().join("out");
+    let (code, peak) = analyze_peak_mb(&input, &out);
+    assert_eq!(code, 0);
+    assert!(peak < 200, "peak {peak} MB");
+    let rejects = read_csv(&out.join("rejects.csv"));
+    assert_eq!(rejects.len(), 100_000);
+    assert_eq!(
+        (
+            rejects[0]["line"].as_str(),
+            rejects[99_999]["line"].as_str()
+        ),
+        ("2", "100001")
+    );
+    let summary = summary_md(&out);
+    assert!(summary.contains("| 1000000 | 0 | 1000000 |"), "{summary}");
+    assert!(summary.contains("events.csv (900000 more)"), "{summary}");
+}
+
+/// Bombs: a few hundred MB of one endless line, gzip and zstd compressed to almost nothing. Each
+/// is cut at the record bound with a reject, in bounded memory.
+#[test]
+fn compressed_bombs_stay_under_200_mb() {
+    let dir = tmp();
+    let mut body = b"timestamp,event_type,principal\n".to_vec();
+    body.extend(std::iter::repeat_n(b'a', 256 << 20));
+    let zst = zstd::encode_all(&body[..], 1).expect("zstd");
+    let gzipped = gz(&body);
+    drop(body);
+    for (name, bytes) in [("bomb.csv.gz", gzipped), ("bomb.csv.zst", zst)] {
+        let input = dir.path().join(format!("in-{name}"));
+        std::fs::create_dir_all(&input).expect("mkdir");
+        std::fs::write(input.join(name), bytes).expect("write");
+        let out = dir.path().join(format!("out-{name}"));
+        let (code, peak) = analyze_peak_mb(&input, &out);
+        assert_eq!(code, 0, "{name}");
+        assert!(peak < 200, "{name}: peak {peak} MB");
+        let rejects = read_csv(&out.join("rejects.csv"));
+        assert!(
+            rejects
+                .iter()
+                .any(|r| r["reason"].contains("--max-record-bytes")),
+            "{name}: {rejects:?}"
+        );
+    }
+}

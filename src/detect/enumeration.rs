@@ -21,7 +21,7 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
 use crate::error::Result;
-use crate::frame::{NULL, aligned, chunk_codes, code_arrays, dictionary};
+use crate::frame::{NULL, aligned, code_arrays, dictionary};
 use crate::normalize::columns::{is_internal, network_of};
 use crate::normalize::schema::{DAY_MS, col as c};
 
@@ -224,10 +224,13 @@ fn signing_keys(input: &DetectInput) -> Result<HashSet<String>> {
     );
     let mut codes = HashSet::new();
     for (cred, token) in creds.iter().zip(&tokens) {
-        let (cred, token) = (chunk_codes(cred), chunk_codes(token));
+        // Read in place: most rows carry no token, and copying each chunk to mark its nulls
+        // cost more than the test.
+        let valid =
+            |arr: &crate::frame::CodeArray, i: usize| arr.validity().is_none_or(|v| v.get_bit(i));
         let mut last = NULL;
-        for (&k, &t) in cred.iter().zip(token.iter()) {
-            if k != NULL && t != NULL && k != last {
+        for (i, (&k, &t)) in cred.values().iter().zip(token.values().iter()).enumerate() {
+            if k != last && t != NULL && valid(token, i) && valid(cred, i) {
                 codes.insert(k);
                 last = k;
             }

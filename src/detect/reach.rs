@@ -104,24 +104,26 @@ impl AccessRows {
                     .collect::<Result<_>>()?
             }
         };
-        // Which selected rows a principal read its own account in, from the principal's chunks
-        // read in place (a flat copy of the column was 35 MB at the detectors' memory peak).
-        let mut own_row = vec![0u64; selected.len().div_ceil(64)];
+        // Rows in which a principal read its own account, in frame order, from the principal's
+        // chunks read in place (a flat copy of the column was 35 MB at the detectors' peak).
+        let mut own_frame = vec![0u64; target.len().div_ceil(64)];
         let mut at = 0usize;
-        let mut next = selected.iter().enumerate().peekable();
         for arr in code_arrays(events, c::PRINCIPAL)? {
             let principal = chunk_codes(arr);
-            while let Some(&(i, &r)) = next.peek() {
-                let Some(&p) = principal.get(r as usize - at) else {
-                    break;
-                };
-                if p == target[r as usize] {
-                    own_row[i / 64] |= 1 << (i % 64);
-                }
-                next.next();
+            for (i, (&p, &t)) in principal.iter().zip(&target[at..]).enumerate() {
+                own_frame[(at + i) / 64] |= u64::from(p == t && t != NULL) << ((at + i) % 64);
             }
             at += principal.len();
         }
+        let own_row: Vec<u64> = {
+            let mut bits = vec![0u64; selected.len().div_ceil(64)];
+            for (i, &r) in selected.iter().enumerate() {
+                let r = r as usize;
+                bits[i / 64] |= ((own_frame[r / 64] >> (r % 64)) & 1) << (i % 64);
+            }
+            bits
+        };
+        drop(own_frame);
         let mut dense = Dense::new();
         let account_of_row: Vec<u32> = selected
             .iter()
@@ -297,7 +299,9 @@ impl AccessRows {
                 e
             })
             .collect();
-        let mut own = vec![0u32; counts.len()];
+        // Only addresses and networks are judged as crowds (`Profile::own_rows`).
+        let count_own = key == c::SOURCE_IP || key == c::NETWORK;
+        let mut own = vec![0u32; if count_own { counts.len() } else { 0 }];
         drop(column);
         let entity_code = dense.codes;
         let mut starts = Vec::with_capacity(counts.len() + 1);
@@ -317,7 +321,9 @@ impl AccessRows {
                 let to = fill[e as usize];
                 (ts[to], account[to]) = (self.ts[pos], self.account[pos]);
                 fill[e as usize] += 1;
-                own[e as usize] += u32::from(self.is_own(pos));
+                if count_own {
+                    own[e as usize] += u32::from(self.is_own(pos));
+                }
             }
         }
         Ok(Groups {
@@ -337,7 +343,8 @@ struct Groups {
     starts: Vec<usize>,
     ts: Vec<i64>,
     account: Vec<u32>,
-    /// Rows of each entity in which the principal read its own account.
+    /// Rows of each entity in which the principal read its own account (addresses and networks
+    /// only; empty for other kinds).
     own: Vec<u32>,
 }
 
@@ -428,7 +435,7 @@ impl Work<'_> {
         let (times, accounts) = self.groups.rows(e);
         let mut p = Profile {
             events: times.len() as u64,
-            own_rows: u64::from(self.groups.own[e]),
+            own_rows: self.groups.own.get(e).map_or(0, |&n| u64::from(n)),
             ..Profile::default()
         };
         s.reserve(times.len());
@@ -595,6 +602,8 @@ mod tests {
             cat(c::EVENT_TYPE, strings(|r| Some(r.1.to_string()))),
             cat(c::PRINCIPAL, strings(|r| Some(r.2.to_string()))),
             cat(c::TARGET, strings(|r| r.3.map(str::to_string))),
+            // Every principal behind one address: a crowd when they read their own accounts.
+            cat(c::SOURCE_IP, strings(|_| Some("100.64.0.1".to_string()))),
         ])
         .expect("frame")
     }
@@ -635,9 +644,13 @@ mod tests {
             (3, 2, 1, 2)
         );
         assert_eq!(customer.active_days, 1);
-        // Two of its three access rows read its own account.
-        assert_eq!(customer.own_rows, 2);
+        // Two of its three access rows read its own account; only addresses count that.
+        assert_eq!(customer.own_rows, 0);
         assert_eq!(access.self_served(), 1);
+        let by_address = access
+            .profiles(&events, c::SOURCE_IP, WALK, 20, &utc())
+            .expect("profiles");
+        assert_eq!(by_address["100.64.0.1"].own_rows, 2);
         assert!(customer.days.is_empty(), "below detail_from");
         let walker = &p["walker"];
         assert_eq!(

@@ -13,6 +13,7 @@ mod json_doc;
 mod json_flat;
 mod json_row;
 pub mod lines;
+pub mod quarantine;
 pub mod readers;
 pub mod sniff;
 mod sources;
@@ -27,6 +28,7 @@ use rayon::prelude::*;
 use crate::error::{FrameContext, Result};
 use crate::normalize::{Dictionaries, EventColumns, TimeParser, Tokens};
 pub use discover::{Discovered, discover};
+pub use quarantine::FileRejects;
 pub use sniff::Format;
 
 use crate::normalize::profile::{self, Profile};
@@ -78,6 +80,9 @@ pub struct ReadOptions {
     pub okta: Profile,
     /// Longest line or CSV record kept (`--max-record-bytes`); longer ones are cut and rejected.
     pub max_record_bytes: usize,
+    /// Where each file's rejects are written as they come (see [`quarantine`]); without one
+    /// only counts and a sample are kept.
+    pub spill_dir: Option<PathBuf>,
 }
 
 impl ReadOptions {
@@ -109,6 +114,7 @@ impl ReadOptions {
             cloudtrail: builtin("cloudtrail")?,
             okta: builtin("okta")?,
             max_record_bytes: lines::DEFAULT_MAX_RECORD_BYTES,
+            spill_dir: None,
         })
     }
 }
@@ -119,7 +125,8 @@ pub struct Ingested {
     /// The token ids behind the codes of the frame's token column.
     pub tokens: Arc<Tokens>,
     pub files: Vec<FileStats>,
-    pub rejects: Vec<Reject>,
+    /// Each read file's rejects (see [`quarantine`]), in file order.
+    pub rejects: Vec<FileRejects>,
     /// Files of no known format, with the reason: skipped with a warning, listed in the summary.
     pub skipped: Vec<(PathBuf, String)>,
 }
@@ -176,7 +183,7 @@ pub fn read_events(
             continue;
         }
         files.push(result.stats);
-        rejects.append(&mut result.rejects);
+        rejects.push(std::mem::take(&mut result.rejects));
         for df in result.frames {
             match frame.as_mut() {
                 None => frame = Some(df),

@@ -8,8 +8,9 @@ use std::path::Path;
 use polars::prelude::DataFrame;
 
 use super::lines::{self, Fields, Piece, Records};
+use super::quarantine::{FileRejects, Quarantine};
 use super::sniff::{self, Format};
-use super::{FileStats, ReadOptions, Reject, decompress, shorten, sources};
+use super::{FileStats, ReadOptions, decompress, shorten, sources};
 use crate::normalize::{Dictionaries, EventColumns, Field, RawRow, TimeParser};
 
 /// How much of a file the format detection looks at (at most one buffer fill): a first record
@@ -34,7 +35,11 @@ pub fn read_file(
             file: path.display().to_string(),
             ..FileStats::default()
         },
-        rejects: Vec::new(),
+        rejects: Quarantine::new(
+            path.display().to_string(),
+            file_idx,
+            opts.spill_dir.as_deref(),
+        ),
         file_idx,
         time: &opts.time,
         max_record: opts.max_record_bytes,
@@ -84,11 +89,15 @@ pub fn read_file(
     }
     sink.flush();
     *dicts = sink.cols.into_dictionaries();
+    let (rejects, error) = match sink.rejects.finish() {
+        Ok(r) => (r, sink.error),
+        Err(e) => (FileRejects::default(), sink.error.or(Some(e))),
+    };
     FileResult {
         frames: sink.frames,
         stats: sink.stats,
-        rejects: sink.rejects,
-        error: sink.error,
+        rejects,
+        error,
         skipped,
     }
 }
@@ -103,7 +112,7 @@ fn peek(reader: &mut Box<dyn BufRead + Send>) -> Result<Vec<u8>, String> {
 pub struct FileResult {
     pub frames: Vec<DataFrame>,
     pub stats: FileStats,
-    pub rejects: Vec<Reject>,
+    pub rejects: FileRejects,
     pub error: Option<crate::Error>,
     /// Why the file was not read at all (unknown format).
     pub skipped: Option<String>,
@@ -118,7 +127,7 @@ pub(super) struct Sink<'a> {
     frames: Vec<DataFrame>,
     error: Option<crate::Error>,
     pub(super) stats: FileStats,
-    rejects: Vec<Reject>,
+    rejects: Quarantine,
     file_idx: u32,
     time: &'a TimeParser,
     /// Longest record any reader keeps (`--max-record-bytes`).
@@ -172,12 +181,9 @@ impl Sink<'_> {
             self.stats.records += 1;
         }
         self.stats.rejected += 1;
-        self.rejects.push(Reject {
-            file: self.stats.file.clone(),
-            line,
-            reason,
-            raw: shorten(raw),
-        });
+        if let Err(e) = self.rejects.add(line, reason, shorten(raw)) {
+            self.error.get_or_insert(e);
+        }
     }
 }
 
@@ -306,7 +312,7 @@ mod tests {
             frames: Vec::new(),
             error: None,
             stats: FileStats::default(),
-            rejects: Vec::new(),
+            rejects: Quarantine::new(String::new(), 0, None),
             file_idx: 0,
             time: &time,
             max_record: 1 << 20,

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{ReportData, write_error};
 use crate::error::Result;
-use crate::ingest::Reject;
+use crate::ingest::FileRejects;
 
 /// Prefixes a cell that a spreadsheet would evaluate (`=`, `+`, `-`, `@`, tab, CR) with `'`.
 pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
@@ -99,21 +99,24 @@ pub fn write_anomalies(path: &Path, data: &ReportData) -> Result<()> {
     w.flush().map_err(|e| write_error(path, e))
 }
 
-pub fn write_rejects(path: &Path, rejects: &[Reject]) -> Result<()> {
+/// Every listed reject, file by file in input order, streamed from the ingest's spill files.
+pub fn write_rejects(path: &Path, rejects: &[FileRejects]) -> Result<()> {
     let mut w = writer(path)?;
     row(&mut w, path, ["file", "line", "reason", "raw"])?;
-    for r in rejects {
-        let line = r.line.to_string();
-        row(
-            &mut w,
-            path,
-            [
-                r.file.as_str(),
-                line.as_str(),
-                r.reason.as_str(),
-                r.raw.as_str(),
-            ],
-        )?;
+    for file in rejects {
+        file.for_each(|r| {
+            let line = r.line.to_string();
+            row(
+                &mut w,
+                path,
+                [
+                    r.file.as_str(),
+                    line.as_str(),
+                    r.reason.as_str(),
+                    r.raw.as_str(),
+                ],
+            )
+        })?;
     }
     w.flush().map_err(|e| write_error(path, e))
 }

@@ -123,6 +123,17 @@ impl Destination {
             .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
     }
 
+    /// A temporary directory beside the destination (same file system, so the finished report
+    /// renames into place), removed when dropped unless kept.
+    pub fn scratch(&self, prefix: &str) -> Result<tempfile::TempDir> {
+        let parent = self.parent();
+        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(&parent)
+            .map_err(|e| Error::io(&parent, e))
+    }
+
     /// Moves the finished report at `tmp` into place. A previous report is moved aside first and
     /// deleted only once the new one is in place; if anything appeared at the destination
     /// meanwhile, nothing is replaced and the run fails.

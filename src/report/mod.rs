@@ -17,7 +17,7 @@ pub use destination::Destination;
 
 use crate::detect::{Finding, Limitation};
 use crate::error::{Error, Result};
-use crate::ingest::{FileStats, Reject};
+use crate::ingest::{FileRejects, FileStats};
 use crate::normalize::TimeParser;
 use crate::rank::{Incident, Ranked, Severity, Suppressed};
 
@@ -46,7 +46,8 @@ pub struct ReportData<'a> {
     pub files: &'a [FileStats],
     /// Per-file coverage (format, time range, field fill, gaps).
     pub coverage: &'a [crate::ingest::coverage::FileCoverage],
-    pub rejects: &'a [Reject],
+    /// Each file's rejects (counts, a sample, the spill file that lists them).
+    pub rejects: &'a [FileRejects],
     /// Rows the allowlist removed; counted and listed in the summary.
     pub suppressed: &'a [Suppressed],
     pub skipped: &'a [(PathBuf, String)],
@@ -130,12 +131,7 @@ impl ReportData<'_> {
 /// Writes all outputs into a temporary directory beside `dest` and moves it into place (see
 /// [`destination`] for what may be replaced).
 pub fn write(dest: &Destination, data: &ReportData) -> Result<()> {
-    let parent = dest.parent();
-    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".audithound-tmp-")
-        .tempdir_in(&parent)
-        .map_err(|e| Error::io(&parent, e))?;
+    let tmp = dest.scratch(".audithound-tmp-")?;
     destination::mark(tmp.path())?;
     write_all(tmp.path(), data)?;
     dest.install(tmp.path())?;

@@ -365,6 +365,19 @@ fn totals(data: &ReportData) -> Section {
             "records read {rec} = parsed {par} + rejected {rej} + ignored {ign}: {verdict}. Rejected records are listed in rejects.csv; ignored records are of a known format but carry no authentication event (another program's syslog line, a row a profile filters out)."
         )),
     ];
+    let unlisted: Vec<String> = data
+        .rejects
+        .iter()
+        .filter(|r| r.unlisted > 0)
+        .map(|r| format!("{} ({} more)", r.file, r.unlisted))
+        .collect();
+    if !unlisted.is_empty() {
+        blocks.push(Block::Text(format!(
+            "rejects.csv lists at most {} rejected records per file; the rest were counted above but not listed: {}.",
+            crate::ingest::quarantine::MAX_LISTED_PER_FILE,
+            unlisted.join(", ")
+        )));
+    }
     let unreadable: Vec<String> = data
         .files
         .iter()
