@@ -168,6 +168,12 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             first: format!("{file}: {reason}"),
         });
     }
+    for f in &ingested.files {
+        for w in &f.warnings {
+            let line = format!("{}: {w}", f.file);
+            eprintln!("warning: {}", report::terminal::safe(&line));
+        }
+    }
     for (path, reason) in &ingested.skipped {
         let line = format!("{}: skipped: {reason}", path.display());
         eprintln!("warning: {}", report::terminal::safe(&line));

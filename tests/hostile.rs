@@ -398,3 +398,38 @@ fn compressed_bombs_stay_under_200_mb() {
         );
     }
 }
+
+/// An event file whose header names a field twice (the second copy empty): the first column is
+/// read, and the run says so on stderr and in the summary instead of letting the last copy win.
+#[test]
+fn a_field_named_twice_in_an_event_header_is_a_counted_warning() {
+    let dir = tmp();
+    let input = dir.path().join("in");
+    let mut text = String::from("timestamp,event_type,principal,target_account,principal\n");
+    for i in 0..150 {
+        text.push_str(&format!(
+            "2025-03-01T10:{:02}:{:02}Z,access,E9,C{i},\n",
+            i / 60,
+            i % 60
+        ));
+    }
+    write(&input.join("events.csv"), &text);
+    let out = dir.path().join("out");
+    let o = analyze(&out, &[input.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("column principal is named more than once"),
+        "{}",
+        stderr(&o)
+    );
+    let summary = summary_md(&out);
+    assert!(summary.contains("1 warning(s)"), "{summary}");
+    // The first principal column was read, not the empty last one.
+    let inspect = bin()
+        .arg("inspect")
+        .arg(&input)
+        .output()
+        .expect("inspect runs");
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.contains("principal 100%"), "{text}");
+}

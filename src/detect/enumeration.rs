@@ -21,7 +21,7 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
 use crate::error::Result;
-use crate::frame::{NULL, aligned, code_arrays, dictionary};
+use crate::frame::{CodeArray, NULL, aligned, code_arrays, dictionary};
 use crate::normalize::columns::{is_internal, network_of};
 use crate::normalize::schema::{DAY_MS, col as c};
 
@@ -222,20 +222,27 @@ fn signing_keys(input: &DetectInput) -> Result<HashSet<String>> {
         code_arrays(&frame, c::CREDENTIAL)?,
         code_arrays(&frame, c::TOKEN)?,
     );
-    let mut codes = HashSet::new();
-    for (cred, token) in creds.iter().zip(&tokens) {
-        // Read in place: most rows carry no token, and copying each chunk to mark its nulls
-        // cost more than the test.
-        let valid =
-            |arr: &crate::frame::CodeArray, i: usize| arr.validity().is_none_or(|v| v.get_bit(i));
-        let mut last = NULL;
-        for (i, (&k, &t)) in cred.values().iter().zip(token.values().iter()).enumerate() {
-            if k != last && t != NULL && valid(token, i) && valid(cred, i) {
-                codes.insert(k);
-                last = k;
+    // Read in place, a chunk per task: most access rows carry a token, and copying each chunk
+    // to mark its nulls cost more than the test.
+    let codes: HashSet<u32> = creds
+        .par_iter()
+        .zip(tokens.par_iter())
+        .map(|(cred, token)| {
+            let valid = |arr: &CodeArray, i: usize| arr.validity().is_none_or(|v| v.get_bit(i));
+            let mut found = HashSet::new();
+            let mut last = NULL;
+            for (i, (&k, &t)) in cred.values().iter().zip(token.values().iter()).enumerate() {
+                if k != last && t != NULL && valid(token, i) && valid(cred, i) {
+                    found.insert(k);
+                    last = k;
+                }
             }
-        }
-    }
+            found
+        })
+        .reduce(HashSet::new, |mut a, b| {
+            a.extend(b);
+            a
+        });
     let dict = dictionary();
     keys.extend(
         codes

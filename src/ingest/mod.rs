@@ -62,6 +62,9 @@ pub struct FileStats {
     /// to keep going.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unreadable: Option<String>,
+    /// What was read but deserves a look (a column named twice in a header).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Time range, field fill and active days, for the coverage report.
     #[serde(skip)]
     pub seen: coverage::Seen,

@@ -176,6 +176,10 @@ impl Sink<'_> {
         self.reject(line, reason, b"", false);
     }
 
+    // Rare by nature: kept out of line so the readers' hot loops stay small (inlined, the spill
+    // writing made the JSON-lines parser 30 % slower on the 10M export).
+    #[cold]
+    #[inline(never)]
     pub(super) fn reject(&mut self, line: u64, reason: String, raw: &[u8], counted: bool) {
         if !counted {
             self.stats.records += 1;
@@ -195,6 +199,22 @@ fn read_csv(reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
                 .iter()
                 .map(|h| std::str::from_utf8(h).ok().and_then(Field::from_name))
                 .collect();
+            // A field named twice: the first column is read and the file says so, instead of
+            // the last copy (often empty) silently winning.
+            let mut seen = Vec::new();
+            for f in fields.iter_mut() {
+                match f {
+                    Some(field) if seen.contains(field) => {
+                        sink.stats.warnings.push(format!(
+                            "column {} is named more than once in the header: the first is read, the others ignored",
+                            field.name()
+                        ));
+                        *f = None;
+                    }
+                    Some(field) => seen.push(*field),
+                    None => {}
+                }
+            }
         }
         let mut row = RawRow::default();
         // One SIMD pass says the whole record is ASCII, so every field is valid UTF-8; checking

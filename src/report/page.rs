@@ -365,6 +365,18 @@ fn totals(data: &ReportData) -> Section {
             "records read {rec} = parsed {par} + rejected {rej} + ignored {ign}: {verdict}. Rejected records are listed in rejects.csv; ignored records are of a known format but carry no authentication event (another program's syslog line, a row a profile filters out)."
         )),
     ];
+    let warnings: Vec<String> = data
+        .files
+        .iter()
+        .flat_map(|f| f.warnings.iter().map(move |w| format!("{}: {w}", f.file)))
+        .collect();
+    if !warnings.is_empty() {
+        blocks.push(Block::Text(format!(
+            "{} warning(s): {}.",
+            warnings.len(),
+            warnings.join("; ")
+        )));
+    }
     let unlisted: Vec<String> = data
         .rejects
         .iter()

@@ -289,25 +289,20 @@ fn envelope(all: BTreeMap<String, Vec<(i64, u64)>>, kind: EntityKind) -> Option<
     }
     let step = all.len().div_ceil(ENVELOPE_PEERS);
     let picked: Vec<Vec<(i64, u64)>> = all.into_values().step_by(step).map(cumulate).collect();
-    let lo = picked
-        .iter()
-        .filter_map(|s| s.first().map(|d| d.0))
-        .min()
-        .unwrap_or(0);
-    let hi = picked
-        .iter()
-        .filter_map(|s| s.last().map(|d| d.0))
-        .max()
-        .unwrap_or(0);
-    let width = (hi - lo + 1) as usize;
-    // Cumulative reach of every picked entity on every day (carried forward between active days).
-    let mut grid = vec![vec![0u64; picked.len()]; width];
+    // Only days on which some picked entity reached a new account: between them every curve is
+    // flat. A grid over the whole span grew with the distance between the first and last event
+    // (two corrupt timestamps 10,000 years apart: 6 GB), not with the data.
+    let mut active: Vec<i64> = picked.iter().flatten().map(|d| d.0).collect();
+    active.sort_unstable();
+    active.dedup();
+    // Cumulative reach of every picked entity on every active day (carried forward).
+    let mut grid = vec![vec![0u64; picked.len()]; active.len()];
     for (j, s) in picked.iter().enumerate() {
         let mut it = s.iter().peekable();
         let mut cur = 0;
-        for (i, row) in grid.iter_mut().enumerate() {
+        for (row, &day) in grid.iter_mut().zip(&active) {
             while let Some(&&(d, t)) = it.peek() {
-                if d > lo + i as i64 {
+                if d > day {
                     break;
                 }
                 cur = t;
@@ -318,11 +313,11 @@ fn envelope(all: BTreeMap<String, Vec<(i64, u64)>>, kind: EntityKind) -> Option<
     }
     let days = grid
         .into_iter()
-        .enumerate()
-        .map(|(i, mut v)| {
+        .zip(active)
+        .map(|(mut v, day)| {
             v.sort_unstable();
             let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize] as f64;
-            (lo + i as i64, q(0.5), q(0.9), q(1.0))
+            (day, q(0.5), q(0.9), q(1.0))
         })
         .collect();
     Some(Envelope {
@@ -358,6 +353,21 @@ mod tests {
             cat(c::TARGET, rows.iter().map(|r| r.3).collect()),
         ])
         .expect("frame")
+    }
+
+    /// The envelope's grid has a row per day some entity reached a new account, not per day of
+    /// the span: activity in 1990 and in 2098 makes two rows, not 40,000.
+    #[test]
+    fn the_envelope_grid_is_sized_by_active_days() {
+        let (first, last) = (7_305, 47_000);
+        let all: BTreeMap<String, Vec<(i64, u64)>> = (0..5)
+            .map(|i| (format!("e{i}"), vec![(first, 1 + i), (last, 10)]))
+            .collect();
+        let env = envelope(all, EntityKind::Principal).expect("envelope");
+        assert_eq!(env.days.len(), 2);
+        assert_eq!((env.days[0].0, env.days[1].0), (first, last));
+        // Median of 1..=5 new on the first day, then 10 more each.
+        assert_eq!((env.days[0].1, env.days[1].1), (3.0, 13.0));
     }
 
     /// Events and distinct accounts per local day for each charted entity across chunks (rows
