@@ -22,3 +22,5 @@ mod tokens;
 mod sources;
 // The planted insider scenario is found and ranked, and the benign look-alikes are not.
 mod scenario;
+// The fuzz targets' corpora, replayed as regression tests (no fuzzing in CI).
+mod fuzz_corpora;

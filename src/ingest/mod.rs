@@ -9,6 +9,8 @@ mod authlog;
 pub mod coverage;
 pub mod decompress;
 pub mod discover;
+#[doc(hidden)]
+pub mod fuzzing;
 mod json_doc;
 mod json_flat;
 mod json_row;

@@ -1,0 +1,134 @@
+//! Entry points for the fuzz targets in `fuzz/` and for `tests/fuzz_corpora.rs`, which replays
+//! their saved corpora in every `cargo test`. Each takes arbitrary bytes, must not panic, and
+//! checks the promise its parser makes; a broken promise panics, which both harnesses report.
+//! Not part of the tool's interface.
+
+use std::io::Write;
+
+use super::{Format, ReadOptions, json_flat, json_row, readers};
+use crate::normalize::profile::Profile;
+use crate::normalize::schema::Field;
+use crate::normalize::{Dictionaries, TimeParser};
+
+/// The flat JSON scanner against serde_json, its oracle: on every line the scanner accepts, the
+/// serde path yields exactly the same fields.
+pub fn json_line(data: &[u8]) {
+    let mut shape = json_flat::Shape::default();
+    let Some(fast) = json_flat::parse(data, &mut shape) else {
+        return;
+    };
+    let slow = json_row::parse_slow(data)
+        .unwrap_or_else(|e| panic!("flat scanner accepted what serde rejects ({e}): {data:?}"));
+    for field in Field::ALL {
+        assert_eq!(
+            fast.get(field),
+            slow.get(field),
+            "{} differs on {data:?}",
+            field.name()
+        );
+    }
+    // A second line with the same keys goes through the remembered shape.
+    let again = json_flat::parse(data, &mut shape).expect("same line, same shape");
+    for field in Field::ALL {
+        assert_eq!(again.get(field), fast.get(field));
+    }
+}
+
+/// One whole file through the reader of `source` (`None`: detected from content), compressed or
+/// not: every record is parsed, rejected or ignored, the totals reconcile, and the frame holds
+/// exactly the parsed records.
+pub fn file(data: &[u8], source: Option<Format>) {
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let path = dir.path().join("input");
+    let written = std::fs::File::create(&path).and_then(|mut f| f.write_all(data));
+    if written.is_err() {
+        return;
+    }
+    let time = TimeParser::new(chrono_tz::UTC);
+    let Ok(mut opts) = ReadOptions::new(time, source.filter(|f| *f != Format::Profile), None, None)
+    else {
+        return;
+    };
+    opts.max_record_bytes = 4096;
+    let mut dicts = Dictionaries::default();
+    let result = readers::read_file(&path, 0, &opts, &mut dicts);
+    if result.skipped.is_some() || result.error.is_some() {
+        return;
+    }
+    let s = &result.stats;
+    assert_eq!(
+        s.records,
+        s.parsed + s.rejected + s.ignored,
+        "totals do not reconcile: {s:?}"
+    );
+    let rows: usize = result.frames.iter().map(|f| f.height()).sum();
+    assert_eq!(
+        rows as u64, s.parsed,
+        "frame rows differ from parsed records"
+    );
+    assert_eq!(
+        result.rejects.listed + result.rejects.unlisted,
+        s.rejected,
+        "rejects counted apart from the totals"
+    );
+}
+
+/// Timestamps: an accepted instant lies in the plausible range, and its RFC 3339 form reads back
+/// as the same instant (to the millisecond).
+pub fn timestamp(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for tz in [chrono_tz::UTC, chrono_tz::America::Santiago] {
+        let time = TimeParser::new(tz);
+        if let Ok(ms) = time.parse(text) {
+            assert!(
+                (crate::normalize::time::PLAUSIBLE_MIN..crate::normalize::time::PLAUSIBLE_MAX)
+                    .contains(&ms),
+                "{text:?} → {ms}"
+            );
+            let day = time.local_day(ms);
+            assert!(day.start <= ms && ms < day.end, "{text:?}: {day:?}");
+            let shown = chrono::DateTime::from_timestamp_millis(ms)
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            if let Some(shown) = shown {
+                assert_eq!(time.parse(&shown), Ok(ms), "{text:?} shown as {shown}");
+            }
+        }
+        let _ = time.end_of_day(text);
+        let _ = time.start_of_day(text);
+    }
+}
+
+/// A mapping profile (TOML) and a JSON record it is applied to, separated by the first NUL
+/// byte: loading either fails cleanly or maps without panicking.
+pub fn profile(data: &[u8]) {
+    let (toml, record) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &b"{}"[..]),
+    };
+    let Ok(toml) = std::str::from_utf8(toml) else {
+        return;
+    };
+    let Ok(profile) = Profile::parse(toml, std::path::Path::new("fuzz.toml")) else {
+        return;
+    };
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(record) {
+        let _ = profile.recognizes(&value);
+        let _ = profile.apply(&value);
+    }
+}
+
+/// Context files (roster, inventory, allowlist) from arbitrary bytes, possibly compressed: a
+/// clean error or a table, never a panic.
+pub fn context(data: &[u8]) {
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let path = dir.path().join("context");
+    if std::fs::write(&path, data).is_err() {
+        return;
+    }
+    let time = TimeParser::new(chrono_tz::UTC);
+    let _ = crate::context::load_roster(&path, &time);
+    let _ = crate::context::load_credentials(&path, &time);
+    let _ = crate::context::load_allowlist(&path, &time);
+}

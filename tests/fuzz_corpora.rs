@@ -1,0 +1,77 @@
+//! The fuzz targets' saved corpora (`fuzz/corpus/<target>/`), replayed through the same entry
+//! points the fuzzers call: every input a fuzzer found interesting, or that once broke a parser,
+//! stays a regression test without fuzzing in CI.
+
+use audithound::ingest::Format;
+use audithound::ingest::fuzzing;
+
+fn replay(target: &str, run: impl Fn(&[u8])) {
+    let dir = crate::util::repo().join("fuzz/corpus").join(target);
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| Some(e.ok()?.path()))
+        .collect();
+    entries.sort();
+    assert!(!entries.is_empty(), "no corpus in {}", dir.display());
+    for path in entries {
+        let data = std::fs::read(&path).expect("corpus file");
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&data)));
+        assert!(outcome.is_ok(), "{} broke its promise", path.display());
+    }
+}
+
+#[test]
+fn json_line() {
+    replay("json_line", |data| fuzzing::json_line(data));
+}
+
+#[test]
+fn file_csv() {
+    replay("file_csv", |data| fuzzing::file(data, Some(Format::Csv)));
+}
+
+#[test]
+fn file_jsonl() {
+    replay("file_jsonl", |data| {
+        fuzzing::file(data, Some(Format::JsonLines))
+    });
+}
+
+#[test]
+fn file_cloudtrail() {
+    replay("file_cloudtrail", |data| {
+        fuzzing::file(data, Some(Format::CloudTrail))
+    });
+}
+
+#[test]
+fn file_okta() {
+    replay("file_okta", |data| fuzzing::file(data, Some(Format::Okta)));
+}
+
+#[test]
+fn file_authlog() {
+    replay("file_authlog", |data| {
+        fuzzing::file(data, Some(Format::AuthLog))
+    });
+}
+
+#[test]
+fn file_detect() {
+    replay("file_detect", |data| fuzzing::file(data, None));
+}
+
+#[test]
+fn timestamp() {
+    replay("timestamp", |data| fuzzing::timestamp(data));
+}
+
+#[test]
+fn profile() {
+    replay("profile", |data| fuzzing::profile(data));
+}
+
+#[test]
+fn context() {
+    replay("context", |data| fuzzing::context(data));
+}
