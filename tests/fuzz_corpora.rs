@@ -22,7 +22,7 @@ fn replay(target: &str, run: impl Fn(&[u8])) {
 
 #[test]
 fn json_line() {
-    replay("json_line", |data| fuzzing::json_line(data));
+    replay("json_line", fuzzing::json_line);
 }
 
 #[test]
@@ -63,15 +63,15 @@ fn file_detect() {
 
 #[test]
 fn timestamp() {
-    replay("timestamp", |data| fuzzing::timestamp(data));
+    replay("timestamp", fuzzing::timestamp);
 }
 
 #[test]
 fn profile() {
-    replay("profile", |data| fuzzing::profile(data));
+    replay("profile", fuzzing::profile);
 }
 
 #[test]
 fn context() {
-    replay("context", |data| fuzzing::context(data));
+    replay("context", fuzzing::context);
 }

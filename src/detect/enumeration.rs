@@ -8,6 +8,12 @@
 //! (median and MAD, which one burst cannot poison): is today far above the entity's own history,
 //! is its reach far above its peers', and does its reach grow linearly unlike its peers'? Sequential
 //! walks through account numbers and customer tokens touching other customers are extra signals.
+//!
+//! All of these are views of one behaviour, so the ranking counts only the strongest; each is
+//! scored by exposure (accounts reached), persistence (how many days the reach is spread over, on
+//! local days; still active at the end of the data), never by how many views fire. "Low and slow"
+//! needs a reach spread over days, not a burst among quiet days. Keys that sign tokens and crowds
+//! of customers behind one address are not judged by reach alone (`docs/scoring.md`).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
