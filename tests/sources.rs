@@ -427,3 +427,33 @@ fn symlinked_folders_are_read_once_and_loops_are_not_followed() {
         "{rejects:?}"
     );
 }
+
+/// `/var/log/messages` as older distributions wrote it: PAM-tagged programs, syslogd's restart
+/// line and `-- MARK --` are read as syslog (failed logins or ignored lines), none rejected.
+#[test]
+fn messages_with_pam_tags_marks_and_restarts_reject_nothing() {
+    let dir = tmp();
+    let input = dir.path().join("logs");
+    write(
+        &input.join("var/log/messages"),
+        "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4  user=root\n\
+         Jun 14 15:16:02 combo sshd(pam_unix)[19937]: check pass; user unknown\n\
+         Jun 14 15:16:02 combo sshd(pam_unix)[19937]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4\n\
+         Jun 15 02:04:59 combo su(pam_unix)[20882]: session opened for user cyrus by (uid=0)\n\
+         Jun 15 02:04:59 combo su(pam_unix)[20882]: session closed for user cyrus\n\
+         Jun 15 04:06:18 combo logrotate: ALERT exited abnormally with [1]\n\
+         Jun 15 04:06:20 combo syslogd 1.4.1: restart.\n\
+         Jun 15 04:06:20 combo -- MARK --\n\
+         Jun 15 04:12:42 combo sshd[811]: Failed password for invalid user test from 218.188.2.4 port 4242 ssh2\n",
+    );
+    let out_dir = dir.path().join("out");
+    analyze_ok(
+        &out_dir,
+        &[input.to_str().unwrap(), "--syslog-year", "2005"],
+    );
+    let summary = summary_md(&out_dir);
+    assert!(
+        summary.contains("| authlog | 9 | 3 | 0 | 6 |"),
+        "three failed logins parsed, six other lines ignored, nothing rejected: {summary}"
+    );
+}

@@ -23,13 +23,20 @@ struct Patterns {
     failed: Regex,
     invalid: Regex,
     sudo: Regex,
+    pam_failure: Regex,
 }
 
 fn patterns() -> &'static Patterns {
     static P: OnceLock<Patterns> = OnceLock::new();
     P.get_or_init(|| Patterns {
+        // `prog[pid]:`, `prog(pam_unix)[pid]:` (older PAM), `syslogd 1.4.1: restart.`, and the
+        // daemon's own `-- MARK --` lines, which carry no program at all.
         header: Regex::new(
-            r"^(?P<ts>[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[^ ]+) (?P<host>[^ ]+) (?P<prog>[A-Za-z0-9_.-]+)(?:\[[0-9]+\])?: (?P<msg>.*)$",
+            r"^(?P<ts>[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[^ ]+) (?P<host>[^ ]+) (?:(?P<prog>[A-Za-z0-9_./-]+)(?:\([A-Za-z0-9_]+\))?(?: [0-9][0-9.]*)?(?:\[[0-9]+\])?: (?P<msg>.*)|-- MARK --)$",
+        )
+        .unwrap_or_else(|e| unreachable!("static pattern: {e}")),
+        pam_failure: Regex::new(
+            r"^(?:pam_unix\([a-z0-9_-]+:auth\): )?authentication failure;.*\brhost=(?P<ip>\S*)(?:\s+user=(?P<user>\S+))?",
         )
         .unwrap_or_else(|e| unreachable!("static pattern: {e}")),
         accepted: Regex::new(r"^Accepted (?P<method>\S+) for (?P<user>\S+) from (?P<ip>\S+) port \d+")
@@ -103,9 +110,11 @@ pub fn parse(line: &str, years: &mut Years) -> Result<Line, String> {
     } else {
         classic_stamp(ts, years)?
     };
+    let (Some(prog), Some(msg)) = (caps.name("prog"), caps.name("msg")) else {
+        return Ok(Line::Other); // `-- MARK --`
+    };
+    let (prog, msg) = (prog.as_str(), msg.as_str());
     let host = caps["host"].to_string();
-    let prog = &caps["prog"];
-    let msg = &caps["msg"];
     let mut row = RawRow::default();
     row.set(Field::Timestamp, ts);
     row.set(Field::TargetAccount, host);
@@ -134,6 +143,18 @@ pub fn parse(line: &str, years: &mut Years) -> Result<Line, String> {
                     &c["user"],
                     &c["ip"],
                     "sshd:invalid_user",
+                    "failure",
+                );
+            } else if let Some(c) = p.pam_failure.captures(msg) {
+                // PAM's view of a failed password: `rhost=` is the client, `user=` the account
+                // (absent when PAM does not know it, e.g. an unknown user).
+                let user = c.name("user").map_or("", |u| u.as_str());
+                fill(
+                    &mut row,
+                    "login",
+                    user,
+                    &c["ip"],
+                    "sshd:pam_failure",
                     "failure",
                 );
             } else {
@@ -209,6 +230,44 @@ mod tests {
         match parse(line, &mut Years::starting(Some(2025))) {
             Ok(Line::Event(r)) => *r,
             _ => panic!("not an event: {line}"),
+        }
+    }
+
+    /// `/var/log/messages` as older distributions wrote it: PAM-tagged programs, syslogd's own
+    /// restart line and `-- MARK --` are syslog (events or other lines), never rejects.
+    #[test]
+    fn pam_tagged_programs_restarts_and_marks() {
+        let r = event(
+            "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4  user=root",
+        );
+        assert_eq!(
+            (
+                r.get(Field::Principal),
+                r.get(Field::SourceIp),
+                r.get(Field::Outcome)
+            ),
+            (Some("root"), Some("218.188.2.4"), Some("failure"))
+        );
+        let r = event(
+            "Mar  3 10:01:02 web1 sshd[811]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.7",
+        );
+        assert_eq!(
+            (r.get(Field::Principal), r.get(Field::SourceIp)),
+            (None, Some("198.51.100.7"))
+        );
+        for other in [
+            "Jun 15 04:06:20 combo syslogd 1.4.1: restart.",
+            "Jun 15 04:06:20 combo -- MARK --",
+            "Jun 15 12:12:34 combo su(pam_unix)[21416]: session opened for user cyrus by (uid=0)",
+            "Jun 14 15:16:02 combo sshd(pam_unix)[19937]: check pass; user unknown",
+        ] {
+            assert!(
+                matches!(
+                    parse(other, &mut Years::starting(Some(2025))),
+                    Ok(Line::Other)
+                ),
+                "{other}"
+            );
         }
     }
 
