@@ -457,3 +457,62 @@ fn messages_with_pam_tags_marks_and_restarts_reject_nothing() {
         "three failed logins parsed, six other lines ignored, nothing rejected: {summary}"
     );
 }
+
+/// A headerless authentication export (as many VPN and domain exports come): the profile names
+/// columns by position, and the first line is a record, not a header.
+#[test]
+fn a_headerless_csv_is_read_by_column_position() {
+    let dir = tmp();
+    let input = dir.path().join("vpn");
+    write(
+        &input.join("roster.csv"),
+        "employee_id,name,department,hire_date,termination_date\nalice,Alice,ops,2020-01-01,2025-02-28\n",
+    );
+    write(
+        &input.join("auth-export.csv"),
+        "2025-03-01 09:00:00,alice,203.0.113.7,LOGIN,OK\n\
+         2025-03-01 09:05:00,bob,10.0.0.8,LOGIN,DENIED\n\
+         2025-03-02 10:00:00,alice,203.0.113.7,LOGIN,OK\n",
+    );
+    let profile = dir.path().join("headerless.toml");
+    write(
+        &profile,
+        r#"
+name = "headerless-auth"
+format = "csv"
+has_header = false
+
+[fields]
+timestamp = "1"
+principal = "2"
+source_ip = "3"
+event_type = "4"
+outcome = "5"
+
+[values.event_type]
+"LOGIN" = "login"
+
+[values.outcome]
+"OK" = "success"
+"*" = "failure"
+"#,
+    );
+    let out_dir = dir.path().join("out");
+    let rows = analyze_ok(
+        &out_dir,
+        &[
+            input.to_str().unwrap(),
+            "--profile",
+            profile.to_str().unwrap(),
+            "--source",
+            "profile",
+        ],
+    );
+    let alice = reasons_of(&rows, "alice");
+    assert!(alice.contains("used successfully 2 time(s)"), "{rows:#?}");
+    let summary = summary_md(&out_dir);
+    assert!(
+        summary.contains("| 3 | 3 | 0 | 0 |"),
+        "all three lines are records: {summary}"
+    );
+}

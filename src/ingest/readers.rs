@@ -245,6 +245,18 @@ pub(super) fn for_each_csv_record(
     reader: Box<dyn BufRead + Send>,
     delimiter: u8,
     sink: &mut Sink,
+    f: impl FnMut(&mut Sink, u64, &csv::ByteRecord, Fields, &dyn Fn() -> Vec<u8>),
+) {
+    csv_records(reader, delimiter, true, sink, f)
+}
+
+/// [`for_each_csv_record`] for files with or without a header row. Without one, columns are
+/// named by their 1-based position (`"1"`, `"2"`, …) and the first line is a record.
+pub(super) fn csv_records(
+    reader: Box<dyn BufRead + Send>,
+    delimiter: u8,
+    has_header: bool,
+    sink: &mut Sink,
     mut f: impl FnMut(&mut Sink, u64, &csv::ByteRecord, Fields, &dyn Fn() -> Vec<u8>),
 ) {
     let max = sink.max_record;
@@ -254,6 +266,11 @@ pub(super) fn for_each_csv_record(
         Piece::Blank => sink.stats.blank += 1,
         Piece::Reject(n, reason, raw) => sink.reject(n, reason, raw, false),
         Piece::Record(n, record, raw) => match &header {
+            None if !has_header => {
+                let head: csv::ByteRecord = (1..=record.len()).map(|i| i.to_string()).collect();
+                f(sink, n, &head, record, &|| raw.to_vec());
+                header = Some(head);
+            }
             None => header = Some(record.to_record()),
             Some(head) if head.len() != record.len() => {
                 let reason = format!("expected {} columns, found {}", head.len(), record.len());

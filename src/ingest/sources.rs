@@ -8,7 +8,7 @@ use std::io::BufRead;
 use serde_json::Value;
 
 use super::authlog::{self, Line};
-use super::readers::{Sink, for_each_csv_record, for_each_line};
+use super::readers::{Sink, csv_records, for_each_line};
 use crate::normalize::profile::{CsvRecord, Profile};
 
 /// JSON records through a profile: JSON lines, or one JSON document holding an array of records.
@@ -66,25 +66,32 @@ fn record(sink: &mut Sink, line: u64, profile: &Profile, v: &Value, raw: impl Fn
 pub fn read_profile_csv(reader: Box<dyn BufRead + Send>, profile: &Profile, sink: &mut Sink) {
     let delimiter = profile.delimiter.unwrap_or(',') as u8;
     let mut header: Vec<String> = Vec::new();
-    for_each_csv_record(reader, delimiter, sink, |sink, line, head, record, raw| {
-        if header.is_empty() {
-            header = head
-                .iter()
-                .map(|h| String::from_utf8_lossy(h).trim().to_string())
-                .collect();
-        }
-        let Ok(row) = csv::StringRecord::from_byte_record(record.to_record()) else {
-            return sink.reject(line, "invalid UTF-8".into(), &raw(), false);
-        };
-        match profile.apply(&CsvRecord {
-            header: &header,
-            row: &row,
-        }) {
-            Ok(Some(r)) => sink.row(line, &r, raw),
-            Ok(None) => sink.ignore(),
-            Err(reason) => sink.reject(line, reason, &raw(), false),
-        }
-    });
+    let has_header = profile.has_header;
+    csv_records(
+        reader,
+        delimiter,
+        has_header,
+        sink,
+        |sink, line, head, record, raw| {
+            if header.is_empty() {
+                header = head
+                    .iter()
+                    .map(|h| String::from_utf8_lossy(h).trim().to_string())
+                    .collect();
+            }
+            let Ok(row) = csv::StringRecord::from_byte_record(record.to_record()) else {
+                return sink.reject(line, "invalid UTF-8".into(), &raw(), false);
+            };
+            match profile.apply(&CsvRecord {
+                header: &header,
+                row: &row,
+            }) {
+                Ok(Some(r)) => sink.row(line, &r, raw),
+                Ok(None) => sink.ignore(),
+                Err(reason) => sink.reject(line, reason, &raw(), false),
+            }
+        },
+    );
 }
 
 /// syslog lines; lines of other programs are counted as ignored, not rejected.

@@ -58,6 +58,10 @@ pub struct Profile {
     pub format: String,
     #[serde(default)]
     pub delimiter: Option<char>,
+    /// `false` for a CSV export without a header row: its columns are then named by their
+    /// 1-based position (`timestamp = "1"`), and the first line is a record.
+    #[serde(default = "header_row")]
+    pub has_header: bool,
     #[serde(default)]
     pub fields: BTreeMap<String, Spec>,
     #[serde(default)]
@@ -73,6 +77,10 @@ pub struct Profile {
     pub recognize: Recognize,
     #[serde(skip)]
     tz: Option<chrono_tz::Tz>,
+}
+
+fn header_row() -> bool {
+    true
 }
 
 /// A record of the source: a CSV row by header, or a JSON object by dotted path.
