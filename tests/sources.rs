@@ -516,3 +516,58 @@ outcome = "5"
         "all three lines are records: {summary}"
     );
 }
+
+/// `journalctl -o json` on a current distribution: sshd's entries are read as the syslog lines
+/// they stand for, other units' entries are ignored, a broken entry is a reject.
+#[test]
+fn journald_json_export_is_read_like_auth_log() {
+    let dir = tmp();
+    let input = dir.path().join("journal");
+    write(
+        &input.join("roster.csv"),
+        "employee_id,name,department,hire_date,termination_date\nalice,Alice,ops,2020-01-01,2025-02-28\n",
+    );
+    let entry = |micros: &str, ident: &str, msg: &str| {
+        serde_json::json!({
+            "__REALTIME_TIMESTAMP": micros, "_HOSTNAME": "bastion", "SYSLOG_IDENTIFIER": ident,
+            "_PID": "811", "MESSAGE": msg, "PRIORITY": "6", "_SYSTEMD_UNIT": format!("{ident}.service")
+        })
+        .to_string()
+    };
+    let lines = [
+        // 2025-03-03T02:14:07Z
+        entry(
+            "1740968047000000",
+            "sshd",
+            "Accepted publickey for alice from 203.0.113.5 port 41822 ssh2",
+        ),
+        entry(
+            "1740968050000000",
+            "sshd",
+            "Failed password for invalid user oracle from 198.51.100.66 port 4000 ssh2",
+        ),
+        entry(
+            "1740968051000000",
+            "systemd",
+            "Started Session 4 of User alice.",
+        ),
+        r#"{"__REALTIME_TIMESTAMP":"1740968052000000","MESSAGE":[104,105]}"#.to_string(),
+    ];
+    write(&input.join("journal.json"), &(lines.join("\n") + "\n"));
+    let out_dir = dir.path().join("out");
+    let rows = analyze_ok(&out_dir, &[input.to_str().unwrap()]);
+    let alice = rows
+        .iter()
+        .find(|r| r["entity_id"] == "alice")
+        .expect("alice flagged");
+    assert!(
+        alice["reasons"].contains("principal_used_after_departure")
+            && alice["first_seen"] == "2025-03-03T02:14:07+00:00",
+        "{alice:?}"
+    );
+    let summary = summary_md(&out_dir);
+    assert!(
+        summary.contains("| journald | 4 | 2 | 1 | 1 |"),
+        "{summary}"
+    );
+}

@@ -70,6 +70,7 @@ pub fn read_file(
                         Format::AuthLog => {
                             sources::read_authlog(reader, opts.syslog_year, &mut sink)
                         }
+                        Format::Journald => sources::read_journald(reader, &mut sink),
                         Format::Profile => match &opts.profile {
                             Some(p) if p.format == "csv" => {
                                 sources::read_profile_csv(reader, p, &mut sink)

@@ -20,6 +20,9 @@ pub enum Format {
     Okta,
     /// syslog auth.log / secure.
     AuthLog,
+    /// The systemd journal as `journalctl -o json` writes it: one entry per line, its `MESSAGE`
+    /// read as the syslog line it would have been.
+    Journald,
     /// A user mapping profile (`--profile`), CSV or JSON.
     Profile,
 }
@@ -32,6 +35,7 @@ impl Format {
             Format::CloudTrail => "cloudtrail",
             Format::Okta => "okta",
             Format::AuthLog => "authlog",
+            Format::Journald => "journald",
             Format::Profile => "profile",
         }
     }
@@ -43,6 +47,7 @@ impl Format {
             "cloudtrail" => Some(Format::CloudTrail),
             "okta" => Some(Format::Okta),
             "authlog" | "syslog" => Some(Format::AuthLog),
+            "journald" | "journal" => Some(Format::Journald),
             "profile" => Some(Format::Profile),
             _ => None,
         }
@@ -113,6 +118,9 @@ pub fn detect(head: &[u8], opts: &ReadOptions) -> Result<Format, String> {
         }
         if record.get("timestamp").is_some() && record.get("event_type").is_some() {
             return Ok(Format::JsonLines);
+        }
+        if record.get("__REALTIME_TIMESTAMP").is_some() && record.get("MESSAGE").is_some() {
+            return Ok(Format::Journald);
         }
         if opts.cloudtrail.recognizes(&record) {
             return Ok(Format::CloudTrail);
