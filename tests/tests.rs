@@ -18,6 +18,8 @@ mod enumeration;
 mod ranking;
 // Forged and never-issued tokens, with issuance-log coverage respected.
 mod tokens;
+// Attacks on the login: username enumeration, spraying, brute force, host fan-out.
+mod auth_attacks;
 // Real formats: CloudTrail, Okta, auth.log, mapping profiles, inspect.
 mod sources;
 // The planted insider scenario is found and ranked, and the benign look-alikes are not.

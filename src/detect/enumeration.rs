@@ -292,8 +292,8 @@ fn median(sorted: &[u64]) -> f64 {
     }
 }
 
-/// Median and median absolute deviation.
-fn median_mad(values: &[u64]) -> (f64, f64) {
+/// Median and median absolute deviation (also `auth_attacks`' robust bound).
+pub(super) fn median_mad(values: &[u64]) -> (f64, f64) {
     let mut v = values.to_vec();
     v.sort_unstable();
     let m = median(&v);

@@ -5,6 +5,7 @@
 //! detector never needs to know about the others.
 
 pub mod activity;
+pub mod auth_attacks;
 pub mod enumeration;
 pub mod forged_tokens;
 mod issuance;
@@ -220,6 +221,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(forged_tokens::ForgedTokens),
         Box::new(key_lifecycle::KeyLifecycle),
         Box::new(enumeration::Enumeration),
+        Box::new(auth_attacks::AuthAttacks),
     ]
 }
 

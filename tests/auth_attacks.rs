@@ -1,0 +1,131 @@
+//! Attacks on the login itself, in an OpenSSH log written here in its real syntax: an address
+//! that enumerates user names and then breaks into root, a password sprayer, a red-team account
+//! that logs into far more hosts than its peers — among forty ordinary users whose own failures
+//! must raise nothing.
+
+use std::fmt::Write as _;
+
+use crate::util::*;
+
+fn stamp(minute: u32) -> String {
+    let (day, h, m) = (1 + minute / 1440, minute / 60 % 24, minute % 60);
+    format!("Mar {day:>2} {h:02}:{m:02}:{:02}", minute % 60)
+}
+
+fn auth_log() -> String {
+    let mut log = String::new();
+    let mut line = |minute: u32, host: &str, msg: &str| {
+        let _ = writeln!(
+            log,
+            "{} {host} sshd[{}]: {msg}",
+            stamp(minute),
+            1000 + minute % 5000
+        );
+    };
+    // Forty users, each on two hosts, a login a day for a week, a mistyped password now and then.
+    for day in 0..7 {
+        for u in 0..40 {
+            let minute = day * 1440 + 480 + u * 7;
+            let host = format!("web{}", (u + day) % 2 + u % 20 * 2);
+            let ip = format!("10.0.{}.{}", u / 200, u % 200 + 10);
+            if (u + day) % 9 == 0 {
+                line(
+                    minute,
+                    &host,
+                    &format!("Failed password for user{u} from {ip} port 5000 ssh2"),
+                );
+            }
+            line(
+                minute + 1,
+                &host,
+                &format!("Accepted password for user{u} from {ip} port 5000 ssh2"),
+            );
+        }
+    }
+    // The attacker: two dozen user names that do not exist, then 300 passwords for root in half
+    // an hour, then root gets in.
+    for (i, name) in [
+        "admin", "oracle", "test", "guest", "pi", "ubuntu", "postgres", "git", "ftp", "mysql",
+        "deploy", "jenkins", "nagios", "support", "user", "www", "backup", "tomcat", "hadoop",
+        "redis", "elastic", "vagrant", "ansible", "dev",
+    ]
+    .iter()
+    .enumerate()
+    {
+        line(
+            3000 + i as u32 / 10,
+            "bastion",
+            &format!("Invalid user {name} from 203.0.113.66 port 4000"),
+        );
+        line(
+            3000 + i as u32 / 10,
+            "bastion",
+            &format!("Failed password for invalid user {name} from 203.0.113.66 port 4000 ssh2"),
+        );
+    }
+    for i in 0..300 {
+        line(
+            3003 + i / 10,
+            "bastion",
+            "Failed password for root from 203.0.113.66 port 4001 ssh2",
+        );
+    }
+    line(
+        3040,
+        "bastion",
+        "Accepted password for root from 203.0.113.66 port 4002 ssh2",
+    );
+    // The sprayer: one password tried on each of thirty real users.
+    for u in 0..30 {
+        line(
+            5000 + u,
+            "bastion",
+            &format!("Failed password for user{u} from 198.51.100.9 port 4100 ssh2"),
+        );
+    }
+    // The red team: one account into 71 hosts in a day.
+    for h in 0..71 {
+        line(
+            7000 + h,
+            &format!("db{h:02}"),
+            "Accepted publickey for redteam from 10.9.9.9 port 6000 ssh2",
+        );
+    }
+    log
+}
+
+#[test]
+fn enumeration_spraying_brute_force_and_fan_out_surface_and_ordinary_users_do_not() {
+    let dir = tmp();
+    let input = dir.path().join("logs");
+    write(&input.join("var/log/auth.log"), &auth_log());
+    let out = dir.path().join("out");
+    let rows = analyze_ok(&out, &[input.to_str().unwrap(), "--syslog-year", "2025"]);
+    let attacker = reasons_of(&rows, "203.0.113.66");
+    assert!(attacker.contains("brute_force_then_success"), "{rows:#?}");
+    assert!(attacker.contains("username_enumeration"), "{rows:#?}");
+    assert!(
+        matches!(
+            severity_of(&rows, "203.0.113.66").as_deref(),
+            Some("critical" | "high")
+        ),
+        "{rows:#?}"
+    );
+    assert!(
+        reasons_of(&rows, "198.51.100.9").contains("password_spraying"),
+        "{rows:#?}"
+    );
+    let redteam = reasons_of(&rows, "redteam");
+    assert!(redteam.contains("host_fan_out"), "{rows:#?}");
+    // The break-in leads; ordinary users and their addresses raise nothing.
+    assert_eq!(rows[0]["entity_id"], "203.0.113.66", "{rows:#?}");
+    for r in &rows {
+        let id = &r["entity_id"];
+        assert!(
+            !id.starts_with("10.0.") && !id.starts_with("user"),
+            "ordinary {id} flagged: {r:?}"
+        );
+    }
+    let summary = summary_md(&out);
+    assert!(summary.contains("T1110.001"), "{summary}");
+}
