@@ -15,7 +15,8 @@ use polars::prelude::*;
 use super::activity::summarize;
 use super::enumeration::median_mad;
 use super::{DetectInput, Detection, Detector, Entity, EntityKind, Finding, volume_score};
-use crate::error::Result;
+use crate::error::{FrameContext, Result};
+use crate::frame::{key_series, strs, u64s};
 use crate::normalize::schema::{HOUR_MS, col as c};
 
 pub struct AuthAttacks;
@@ -52,24 +53,108 @@ impl Detector for AuthAttacks {
             .clone()
             .lazy()
             .filter(col(c::EVENT_TYPE).eq(lit("login")));
-        let failed = summarize(logins.clone().filter(col(c::SUCCESS).not()), c::SOURCE_IP)?;
-        if failed.is_empty() && input.context.roster.is_empty() {
-            return Ok(out);
+        // One cheap count per address over every login first; the full summaries (evidence,
+        // first event, top users) only for the few addresses that pass a floor. Summarising
+        // every address cost a second of the 10M-event run.
+        let counts = per_address(logins.clone())?;
+        let above_fails = bound(counts.values().map(|n| n.top_failures).collect());
+        let above_users = bound(counts.values().map(|n| n.failed_users).collect());
+        let candidates: Vec<String> = counts
+            .iter()
+            .filter(|(_, n)| {
+                n.invalid_names >= MIN_INVALID_USERS
+                    || n.failed_users >= MIN_SPRAYED_USERS
+                    || n.top_failures >= MIN_STORM_FAILURES
+            })
+            .map(|(ip, _)| ip.clone())
+            .collect();
+        if !candidates.is_empty() {
+            let at = logins.clone().filter(
+                col(c::SOURCE_IP).is_in(lit(key_series("ip", candidates)?).implode(false), false),
+            );
+            self.attacks(input, at, &above_fails, &above_users, &mut out)?;
         }
+        self.fan_out(input, logins, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Per-address counts over all logins, for the floors and the robust bounds.
+#[derive(Default)]
+struct Counts {
+    failed_users: u64,
+    invalid_names: u64,
+    top_failures: u64,
+}
+
+fn per_address(logins: LazyFrame) -> Result<BTreeMap<String, Counts>> {
+    let failed = logins
+        .filter(col(c::SUCCESS).not().and(col(c::SOURCE_IP).is_not_null()))
+        .select([col(c::SOURCE_IP), col(c::PRINCIPAL), col(c::ACTION)]);
+    let per_user = failed
+        .clone()
+        .group_by([col(c::SOURCE_IP), col(c::PRINCIPAL)])
+        .agg([
+            len().cast(DataType::UInt64).alias("n"),
+            col(c::ACTION)
+                .eq(lit(INVALID_USER))
+                .any(true)
+                .alias("invalid"),
+        ])
+        .group_by([col(c::SOURCE_IP)])
+        .agg([
+            len().cast(DataType::UInt64).alias("users"),
+            col("invalid").cast(DataType::UInt64).sum().alias("names"),
+            col("n").max().alias("top"),
+        ])
+        .collect()
+        .stage("failed logins per address")?;
+    let ips = strs(&per_user, c::SOURCE_IP)?;
+    let (users, names, top) = (
+        u64s(&per_user, "users")?,
+        u64s(&per_user, "names")?,
+        u64s(&per_user, "top")?,
+    );
+    Ok(ips
+        .into_iter()
+        .zip(users.into_iter().zip(names.into_iter().zip(top)))
+        .map(|(ip, (failed_users, (invalid_names, top_failures)))| {
+            (
+                ip,
+                Counts {
+                    failed_users,
+                    invalid_names,
+                    top_failures,
+                },
+            )
+        })
+        .collect())
+}
+
+/// "At least 10 robust deviations above the median" of `values`.
+fn bound(values: Vec<u64>) -> impl Fn(u64) -> bool {
+    let (med, mad) = median_mad(&values);
+    move |n: u64| n as f64 >= med + ROBUST_FACTOR * (1.4826 * mad).max(1.0)
+}
+
+impl AuthAttacks {
+    /// The address rules, over the logins of the candidate addresses.
+    fn attacks(
+        &self,
+        input: &DetectInput,
+        logins: LazyFrame,
+        above_fails: &dyn Fn(u64) -> bool,
+        above_users: &dyn Fn(u64) -> bool,
+        out: &mut Detection,
+    ) -> Result<()> {
+        let failed = summarize(logins.clone().filter(col(c::SUCCESS).not()), c::SOURCE_IP)?;
         let ok = summarize(logins.clone().filter(col(c::SUCCESS)), c::SOURCE_IP)?;
         let invalid = summarize(
             logins
-                .clone()
                 .filter(col(c::SUCCESS).not())
                 .filter(col(c::ACTION).eq(lit(INVALID_USER))),
             c::SOURCE_IP,
         )?;
-        let bound = |values: Vec<u64>| {
-            let (med, mad) = median_mad(&values);
-            move |n: u64| n as f64 >= med + ROBUST_FACTOR * (1.4826 * mad).max(1.0)
-        };
-        let above_fails = bound(failed.values().map(|a| a.events).collect());
-        let above_users = bound(failed.values().map(|a| a.distinct_principals).collect());
         for (ip, fails) in &failed {
             let oks = ok.get(ip);
             let names = invalid.get(ip).map_or(0, |a| a.distinct_principals);
@@ -156,18 +241,29 @@ impl Detector for AuthAttacks {
                 out.findings.push(tag(f, &["T1110.001"]));
             }
         }
-        self.fan_out(input, logins, &mut out)?;
-        Ok(out)
+        Ok(())
     }
-}
 
-impl AuthAttacks {
     /// Principals whose successful logins reach far more distinct hosts than their peers'.
     fn fan_out(&self, input: &DetectInput, logins: LazyFrame, out: &mut Detection) -> Result<()> {
-        let by_user = summarize(
-            logins.filter(col(c::SUCCESS).and(col(c::TARGET).is_not_null())),
-            c::PRINCIPAL,
-        )?;
+        let ok = logins.filter(
+            col(c::SUCCESS)
+                .and(col(c::TARGET).is_not_null())
+                .and(col(c::PRINCIPAL).is_not_null()),
+        );
+        let hosts = ok
+            .clone()
+            .group_by([col(c::PRINCIPAL)])
+            .agg([col(c::TARGET)
+                .n_unique()
+                .cast(DataType::UInt64)
+                .alias("hosts")])
+            .collect()
+            .stage("hosts per principal")?;
+        let by_user: Vec<(String, u64)> = strs(&hosts, c::PRINCIPAL)?
+            .into_iter()
+            .zip(u64s(&hosts, "hosts")?)
+            .collect();
         let group = |id: &str| {
             input.context.roster.get(id).map_or_else(
                 || "users".to_string(),
@@ -175,36 +271,41 @@ impl AuthAttacks {
             )
         };
         let mut peers: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-        for (id, a) in &by_user {
-            peers
-                .entry(group(id))
-                .or_default()
-                .push(a.distinct_accounts);
+        for (id, n) in &by_user {
+            peers.entry(group(id)).or_default().push(*n);
         }
-        for (id, a) in &by_user {
+        let mut flagged: BTreeMap<String, (String, usize, f64)> = BTreeMap::new();
+        for (id, n) in &by_user {
             let name = group(id);
-            let Some(hosts) = peers.get(&name) else {
+            let Some(hosts) = peers.get(&name).filter(|h| h.len() >= MIN_PEERS) else {
                 continue;
             };
-            if hosts.len() < MIN_PEERS {
-                continue;
-            }
             let (median, _) = median_mad(hosts);
-            let n = a.distinct_accounts as f64;
+            let n = *n as f64;
             if n >= FANOUT_FACTOR * median.max(1.0) && n - median >= FANOUT_MARGIN {
-                let reason = format!(
-                    "host fan-out: logged into {} distinct hosts, {:.0}× the median of its {} peers ({name})",
-                    a.distinct_accounts,
-                    n / median.max(1.0),
-                    hosts.len()
-                );
-                let entity = Entity::new(EntityKind::Principal, id.clone());
-                let score = volume_score(40.0, 30.0, a.distinct_accounts);
-                out.findings.push(tag(
-                    a.finding(input, NAME, entity, "host_fan_out", reason, score),
-                    &["T1021"],
-                ));
+                flagged.insert(id.clone(), (name, hosts.len(), median));
             }
+        }
+        if flagged.is_empty() {
+            return Ok(());
+        }
+        let ids = key_series("principal", flagged.keys().cloned().collect())?;
+        let rows = ok.filter(col(c::PRINCIPAL).is_in(lit(ids).implode(false), false));
+        for (id, a) in summarize(rows, c::PRINCIPAL)? {
+            let Some((name, members, median)) = flagged.get(&id) else {
+                continue;
+            };
+            let reason = format!(
+                "host fan-out: logged into {} distinct hosts, {:.0}× the median of its {members} peers ({name})",
+                a.distinct_accounts,
+                a.distinct_accounts as f64 / median.max(1.0),
+            );
+            let entity = Entity::new(EntityKind::Principal, id.clone());
+            let score = volume_score(40.0, 30.0, a.distinct_accounts);
+            out.findings.push(tag(
+                a.finding(input, NAME, entity, "host_fan_out", reason, score),
+                &["T1021"],
+            ));
         }
         Ok(())
     }
