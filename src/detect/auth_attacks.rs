@@ -72,7 +72,7 @@ impl Detector for AuthAttacks {
             let at = logins.clone().filter(
                 col(c::SOURCE_IP).is_in(lit(key_series("ip", candidates)?).implode(false), false),
             );
-            self.attacks(input, at, &above_fails, &above_users, &mut out)?;
+            self.attacks(input, at, &counts, &above_fails, &above_users, &mut out)?;
         }
         self.fan_out(input, logins, &mut out)?;
         Ok(out)
@@ -104,7 +104,11 @@ fn per_address(logins: LazyFrame) -> Result<BTreeMap<String, Counts>> {
         .group_by([col(c::SOURCE_IP)])
         .agg([
             len().cast(DataType::UInt64).alias("users"),
-            col("invalid").cast(DataType::UInt64).sum().alias("names"),
+            col("invalid")
+                .and(col(c::PRINCIPAL).is_not_null())
+                .cast(DataType::UInt64)
+                .sum()
+                .alias("names"),
             col("n").max().alias("top"),
         ])
         .collect()
@@ -143,22 +147,23 @@ impl AuthAttacks {
         &self,
         input: &DetectInput,
         logins: LazyFrame,
+        counts: &BTreeMap<String, Counts>,
         above_fails: &dyn Fn(u64) -> bool,
         above_users: &dyn Fn(u64) -> bool,
         out: &mut Detection,
     ) -> Result<()> {
         let failed = summarize(logins.clone().filter(col(c::SUCCESS).not()), c::SOURCE_IP)?;
-        let ok = summarize(logins.clone().filter(col(c::SUCCESS)), c::SOURCE_IP)?;
-        let invalid = summarize(
-            logins
-                .filter(col(c::SUCCESS).not())
-                .filter(col(c::ACTION).eq(lit(INVALID_USER))),
-            c::SOURCE_IP,
-        )?;
+        let ok = summarize(logins.filter(col(c::SUCCESS)), c::SOURCE_IP)?;
         for (ip, fails) in &failed {
             let oks = ok.get(ip);
-            let names = invalid.get(ip).map_or(0, |a| a.distinct_principals);
+            let names = counts.get(ip).map_or(0, |n| n.invalid_names);
             let entity = Entity::new(EntityKind::SourceIp, ip.clone());
+            let finding = |code, reason, score, techniques: &[&'static str]| {
+                tag(
+                    fails.finding(input, NAME, entity.clone(), code, reason, score),
+                    techniques,
+                )
+            };
             if names >= MIN_INVALID_USERS && above_users(fails.distinct_principals) {
                 let reason = format!(
                     "username enumeration: {names} user name(s) that do not exist tried from {ip} ({} failed logins on {} distinct users), first {}",
@@ -167,15 +172,10 @@ impl AuthAttacks {
                     input.time.format(fails.first)
                 );
                 let score = volume_score(40.0, 30.0, names);
-                out.findings.push(tag(
-                    fails.finding(
-                        input,
-                        NAME,
-                        entity.clone(),
-                        "username_enumeration",
-                        reason,
-                        score,
-                    ),
+                out.findings.push(finding(
+                    "username_enumeration",
+                    reason,
+                    score,
                     &["T1589.001", "T1110"],
                 ));
             }
@@ -193,17 +193,8 @@ impl AuthAttacks {
                     fails.events as f64 / users as f64
                 );
                 let score = volume_score(45.0, 30.0, users);
-                out.findings.push(tag(
-                    fails.finding(
-                        input,
-                        NAME,
-                        entity.clone(),
-                        "password_spraying",
-                        reason,
-                        score,
-                    ),
-                    &["T1110.003"],
-                ));
+                out.findings
+                    .push(finding("password_spraying", reason, score, &["T1110.003"]));
             }
             // The storm is on one user: the address's most tried one (an enumeration run beside
             // it does not dilute it).
@@ -236,9 +227,9 @@ impl AuthAttacks {
                 let reason = format!(
                     "brute force: {on_target} failed logins on {target} from {ip} within {span_hours:.1} h{tail}"
                 );
-                let mut f = fails.finding(input, NAME, entity.clone(), code, reason, score);
+                let mut f = finding(code, reason, score, &["T1110.001"]);
                 f.related.push(Entity::new(EntityKind::Principal, target));
-                out.findings.push(tag(f, &["T1110.001"]));
+                out.findings.push(f);
             }
         }
         Ok(())
