@@ -129,3 +129,118 @@ fn enumeration_spraying_brute_force_and_fan_out_surface_and_ordinary_users_do_no
     let summary = summary_md(&out);
     assert!(summary.contains("T1110.001"), "{summary}");
 }
+
+/// Okta and CloudTrail say in their own words that a sign-in named nobody: Okta's
+/// `outcome.reason`, CloudTrail's `errorMessage` (which also hides the name it was given). One
+/// address guessing names ranks first in each; users who mistype their password do not.
+#[test]
+fn okta_and_cloudtrail_unknown_user_sign_ins_are_username_enumeration() {
+    use serde_json::json;
+    let dir = tmp();
+    let input = dir.path().join("logs");
+    let okta = |minute: u32, user: &str, ip: &str, result: &str, reason: Option<&str>| {
+        json!({
+            "uuid": format!("e-{minute}-{user}"),
+            "published": format!("2025-03-{:02}T{:02}:{:02}:00.000Z", 1 + minute / 1440, minute / 60 % 24, minute % 60),
+            "eventType": "user.session.start",
+            "version": "0",
+            "severity": if result == "SUCCESS" { "INFO" } else { "WARN" },
+            "displayMessage": "User login to Okta",
+            "actor": {"id": if reason == Some("UNKNOWN_USER") { "unknown".to_string() } else { format!("00u{user}") }, "type": "User", "alternateId": user},
+            "client": {"userAgent": {"rawUserAgent": "Mozilla/5.0"}, "ipAddress": ip},
+            "outcome": {"result": result, "reason": reason},
+            "target": []
+        })
+        .to_string()
+    };
+    let trail = |minute: u32, user: &str, ip: &str, error: Option<&str>| {
+        let mut r = json!({
+            "eventVersion": "1.08",
+            "userIdentity": {"type": "IAMUser", "principalId": "AIDAEXAMPLE", "accountId": "123456789012", "userName": user},
+            "eventTime": format!("2025-03-{:02}T{:02}:{:02}:00Z", 1 + minute / 1440, minute / 60 % 24, minute % 60),
+            "eventSource": "signin.amazonaws.com",
+            "eventName": "ConsoleLogin",
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": ip,
+            "userAgent": "Mozilla/5.0",
+            "requestParameters": null,
+            "responseElements": {"ConsoleLogin": if error.is_some() { "Failure" } else { "Success" }},
+            "eventType": "AwsConsoleSignIn",
+            "recipientAccountId": "123456789012"
+        });
+        if let Some(e) = error {
+            r["errorMessage"] = json!(e);
+        }
+        r
+    };
+    let (mut okta_lines, mut records) = (Vec::new(), Vec::new());
+    for day in 0..5 {
+        for u in 0..30 {
+            let minute = day * 1440 + 480 + u * 3;
+            let (user, ip) = (format!("user{u}@x.com"), format!("10.1.0.{}", u + 10));
+            if (u + day) % 7 == 0 {
+                okta_lines.push(okta(
+                    minute,
+                    &user,
+                    &ip,
+                    "FAILURE",
+                    Some("INVALID_CREDENTIALS"),
+                ));
+                records.push(trail(
+                    minute,
+                    &format!("iam{u}"),
+                    &ip,
+                    Some("Failed authentication"),
+                ));
+            }
+            okta_lines.push(okta(minute + 1, &user, &ip, "SUCCESS", None));
+            records.push(trail(minute + 1, &format!("iam{u}"), &ip, None));
+        }
+    }
+    for i in 0..15 {
+        let guess = format!("guess{i}@x.com");
+        okta_lines.push(okta(
+            3000 + i,
+            &guess,
+            "203.0.113.80",
+            "FAILURE",
+            Some("UNKNOWN_USER"),
+        ));
+        records.push(trail(
+            3000 + i,
+            "HIDDEN_DUE_TO_SECURITY_REASONS",
+            "198.51.100.77",
+            Some("No username found in supplied account"),
+        ));
+    }
+    write(
+        &input.join("okta/system-log.jsonl"),
+        &(okta_lines.join("\n") + "\n"),
+    );
+    write(
+        &input.join("AWSLogs/123456789012/CloudTrail/us-east-1/2025/03/01/trail.json"),
+        &json!({ "Records": records }).to_string(),
+    );
+    let out = dir.path().join("out");
+    let rows = analyze_ok(&out, &[input.to_str().unwrap()]);
+    for ip in ["203.0.113.80", "198.51.100.77"] {
+        assert!(
+            reasons_of(&rows, ip).contains("username_enumeration"),
+            "{ip}: {rows:#?}"
+        );
+        assert!(
+            rank_of(&rows, ip).is_some_and(|r| r <= 2),
+            "{ip}: {rows:#?}"
+        );
+        assert!(
+            !reasons_of(&rows, ip).contains("spraying"),
+            "{ip}: {rows:#?}"
+        );
+    }
+    for r in &rows {
+        assert!(
+            !r["entity_id"].starts_with("10.1.0."),
+            "ordinary address flagged: {r:?}"
+        );
+    }
+}

@@ -17,13 +17,12 @@ use super::enumeration::median_mad;
 use super::{DetectInput, Detection, Detector, Entity, EntityKind, Finding, volume_score};
 use crate::error::{FrameContext, Result};
 use crate::frame::{key_series, strs, u64s};
+use crate::normalize::profile::INVALID_USER;
 use crate::normalize::schema::{HOUR_MS, col as c};
 
 pub struct AuthAttacks;
 
 const NAME: &str = "auth_attacks";
-/// The action readers give a login for a user name that does not exist (`docs/profiles.md`).
-const INVALID_USER: &str = "sshd:invalid_user";
 /// Distinct non-existent user names one address must try.
 const MIN_INVALID_USERS: u64 = 5;
 /// Spraying: distinct users failed, at most this many attempts each, success below this share.
@@ -83,6 +82,7 @@ impl Detector for AuthAttacks {
 #[derive(Default)]
 struct Counts {
     failed_users: u64,
+    /// Distinct non-existent names tried, or attempts where the source hides the name.
     invalid_names: u64,
     top_failures: u64,
 }
@@ -91,22 +91,42 @@ fn per_address(logins: LazyFrame) -> Result<BTreeMap<String, Counts>> {
     let failed = logins
         .filter(col(c::SUCCESS).not().and(col(c::SOURCE_IP).is_not_null()))
         .select([col(c::SOURCE_IP), col(c::PRINCIPAL), col(c::ACTION)]);
+    // Each source names its own marker (`sshd:invalid_user`, `okta:invalid_user`, …): find
+    // which of the few distinct actions of failed logins end with it.
+    let actions = failed
+        .clone()
+        .select([col(c::ACTION).unique()])
+        .collect()
+        .stage("actions of failed logins")?;
+    let invalid: Vec<String> = strs(&actions, c::ACTION)?
+        .into_iter()
+        .filter(|a| {
+            a.rsplit_once(':')
+                .is_some_and(|(_, end)| end == INVALID_USER)
+        })
+        .collect();
     let per_user = failed
         .clone()
         .group_by([col(c::SOURCE_IP), col(c::PRINCIPAL)])
         .agg([
             len().cast(DataType::UInt64).alias("n"),
             col(c::ACTION)
-                .eq(lit(INVALID_USER))
+                .is_in(lit(key_series("action", invalid)?).implode(false), false)
                 .any(true)
                 .alias("invalid"),
         ])
         .group_by([col(c::SOURCE_IP)])
         .agg([
             len().cast(DataType::UInt64).alias("users"),
-            col("invalid")
-                .and(col(c::PRINCIPAL).is_not_null())
-                .cast(DataType::UInt64)
+            // A source that hides the name it was given (CloudTrail) leaves one nameless
+            // group: each of its attempts is a guess of its own.
+            when(col("invalid"))
+                .then(
+                    when(col(c::PRINCIPAL).is_null())
+                        .then(col("n"))
+                        .otherwise(lit(1u64)),
+                )
+                .otherwise(lit(0u64))
                 .sum()
                 .alias("names"),
             col("n").max().alias("top"),
@@ -164,9 +184,9 @@ impl AuthAttacks {
                     techniques,
                 )
             };
-            if names >= MIN_INVALID_USERS && above_users(fails.distinct_principals) {
+            if names >= MIN_INVALID_USERS && above_users(names) {
                 let reason = format!(
-                    "username enumeration: {names} user name(s) that do not exist tried from {ip} ({} failed logins on {} distinct users), first {}",
+                    "username enumeration: {names} attempt(s) on user names that do not exist from {ip} ({} failed logins on {} distinct named users), first {}",
                     fails.events,
                     fails.distinct_principals,
                     input.time.format(fails.first)
@@ -179,7 +199,8 @@ impl AuthAttacks {
                     &["T1589.001", "T1110"],
                 ));
             }
-            let users = fails.distinct_principals.max(1);
+            // Names that do not exist are enumeration, not spraying: only real users count.
+            let users = fails.distinct_principals.saturating_sub(names).max(1);
             let successes = oks.map_or(0, |a| a.events);
             let success_share = successes as f64 / (successes + fails.events) as f64;
             if users >= MIN_SPRAYED_USERS

@@ -43,6 +43,20 @@ pub struct Filter {
 }
 
 /// How to recognise the source from one record: all these keys / paths present.
+impl Filter {
+    fn matches(&self, record: &dyn Record) -> bool {
+        let v = record.get(&self.field);
+        let hit = v
+            .as_deref()
+            .is_some_and(|v| self.equals.iter().any(|e| e == v));
+        hit != self.not
+    }
+}
+
+/// The end of the `action` every reader gives a login for a user name that does not exist
+/// (`sshd:invalid_user`, `okta:invalid_user`, …).
+pub const INVALID_USER: &str = "invalid_user";
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recognize {
@@ -75,6 +89,10 @@ pub struct Profile {
     pub filter: Vec<Filter>,
     #[serde(default)]
     pub recognize: Recognize,
+    /// When this matches, the record is a login for a user name that does not exist, and its
+    /// `action` becomes `<name>:invalid_user` (what the username-enumeration rule counts).
+    #[serde(default)]
+    pub invalid_user: Option<Filter>,
     #[serde(skip)]
     tz: Option<chrono_tz::Tz>,
 }
@@ -213,14 +231,8 @@ impl Profile {
 
     /// Maps one record. `Ok(None)` means the filter dropped it (counted as ignored, not rejected).
     pub fn apply(&self, record: &dyn Record) -> Result<Option<RawRow<'static>>, String> {
-        for f in &self.filter {
-            let v = record.get(&f.field);
-            let hit = v
-                .as_deref()
-                .is_some_and(|v| f.equals.iter().any(|e| e == v));
-            if hit == f.not {
-                return Ok(None);
-            }
+        if self.filter.iter().any(|f| !f.matches(record)) {
+            return Ok(None);
         }
         let mut row = RawRow::default();
         for field in Field::ALL {
@@ -242,6 +254,13 @@ impl Profile {
                 };
                 row.set(field, v);
             }
+        }
+        if self
+            .invalid_user
+            .as_ref()
+            .is_some_and(|f| f.matches(record))
+        {
+            row.set(Field::Action, format!("{}:{}", self.name, INVALID_USER));
         }
         Ok(Some(row))
     }
