@@ -19,6 +19,7 @@ pub enum Line {
 
 struct Patterns {
     header: Regex,
+    rfc5424: Regex,
     accepted: Regex,
     failed: Regex,
     invalid: Regex,
@@ -33,6 +34,12 @@ fn patterns() -> &'static Patterns {
         // daemon's own `-- MARK --` lines, which carry no program at all.
         header: Regex::new(
             r"^(?P<ts>[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}|[0-9]{4}-[0-9]{2}-[0-9]{2}T[^ ]+) (?P<host>[^ ]+) (?:(?P<prog>[A-Za-z0-9_./-]+)(?:\([A-Za-z0-9_]+\))?(?: [0-9][0-9.]*)?(?:\[[0-9]+\])?: (?P<msg>.*)|-- MARK --)$",
+        )
+        .unwrap_or_else(|e| unreachable!("static pattern: {e}")),
+        // RFC 5424 (`<PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD] MSG`), as rsyslog's
+        // `RSYSLOG_SyslogProtocol23Format` and syslog-ng write it, with or without the `<PRI>`.
+        rfc5424: Regex::new(
+            r"^(?:<[0-9]{1,3}>)?1 (?P<ts>[0-9]{4}-[0-9]{2}-[0-9]{2}T[^ ]+) (?P<host>[^ ]+) (?P<prog>[^ ]+) [^ ]+ [^ ]+ (?:-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: \x{feff}?(?P<msg>.*))?$",
         )
         .unwrap_or_else(|e| unreachable!("static pattern: {e}")),
         pam_failure: Regex::new(
@@ -97,13 +104,18 @@ const MONTHS: [&str; 12] = [
 
 /// True if `line` looks like syslog (used to recognise the format).
 pub fn looks_like(line: &str) -> bool {
-    patterns().header.is_match(line)
+    let p = patterns();
+    p.header.is_match(line) || p.rfc5424.is_match(line)
 }
 
 /// Parses one line; `Err` is the reject reason for a line that is not syslog at all.
 pub fn parse(line: &str, years: &mut Years) -> Result<Line, String> {
     let p = patterns();
-    let caps = p.header.captures(line).ok_or("not a syslog line")?;
+    let caps = p
+        .header
+        .captures(line)
+        .or_else(|| p.rfc5424.captures(line))
+        .ok_or("not a syslog line")?;
     let ts = &caps["ts"];
     let ts = if ts.as_bytes()[0].is_ascii_digit() {
         ts.to_string()
@@ -111,7 +123,7 @@ pub fn parse(line: &str, years: &mut Years) -> Result<Line, String> {
         classic_stamp(ts, years)?
     };
     let (Some(prog), Some(msg)) = (caps.name("prog"), caps.name("msg")) else {
-        return Ok(Line::Other); // `-- MARK --`
+        return Ok(Line::Other); // `-- MARK --`, or an RFC 5424 line without a message
     };
     let (prog, msg) = (prog.as_str(), msg.as_str());
     let host = caps["host"].to_string();
@@ -269,6 +281,43 @@ mod tests {
                 "{other}"
             );
         }
+    }
+
+    /// rsyslog's RFC 5424 template, with and without `<PRI>`, structured data and a BOM, reads
+    /// like the classic line; a NILVALUE app is another program's line.
+    #[test]
+    fn rfc5424_lines() {
+        for line in [
+            "<38>1 2025-03-03T10:01:02.123456+01:00 web1 sshd 811 - - Failed password for invalid user admin from 198.51.100.9 port 4242 ssh2",
+            "1 2025-03-03T10:01:02Z web1 sshd 811 - [origin ip=\"10.0.0.1\"][meta x=\"a\\]b\"] \u{feff}Failed password for invalid user admin from 198.51.100.9 port 4242 ssh2",
+        ] {
+            assert!(looks_like(line), "{line}");
+            let r = event(line);
+            assert_eq!(
+                (
+                    r.get(Field::Action),
+                    r.get(Field::SourceIp),
+                    r.get(Field::TargetAccount)
+                ),
+                (
+                    Some("sshd:invalid_user"),
+                    Some("198.51.100.9"),
+                    Some("web1")
+                ),
+                "{line}"
+            );
+            assert!(
+                r.get(Field::Timestamp)
+                    .is_some_and(|t| t.starts_with("2025-03-03T10:01:02"))
+            );
+        }
+        assert!(matches!(
+            parse(
+                "<13>1 2025-03-03T10:01:02Z web1 - - - -",
+                &mut Years::starting(None)
+            ),
+            Ok(Line::Other)
+        ));
     }
 
     #[test]

@@ -48,7 +48,10 @@ pub fn read_file(
     match decompress::open(path) {
         Ok((_, mut reader)) => {
             let detected = match peek(&mut reader) {
-                Ok(head) => sniff::detect(&head, opts).map_err(Some),
+                Ok(head) => {
+                    let name = path.file_name().map(|n| n.to_string_lossy());
+                    sniff::detect(&head, name.as_deref().unwrap_or(""), opts).map_err(Some)
+                }
                 Err(reason) => {
                     sink.read_failed(1, reason);
                     Err(None)

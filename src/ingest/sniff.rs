@@ -57,10 +57,29 @@ impl Format {
 /// Lines of the head that decide the format by majority.
 const SAMPLE_LINES: usize = 64;
 
+/// What a file's name says it holds, once compression suffixes are off: only a tie-breaker when
+/// the sampled lines split evenly, never more (exports get renamed).
+fn extension_says(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase();
+    let name = name
+        .trim_end_matches(".gz")
+        .trim_end_matches(".zst")
+        .trim_end_matches(".zstd");
+    match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("json" | "jsonl" | "ndjson") => Some("json"),
+        Some("log" | "syslog") => Some("syslog"),
+        _ => None,
+    }
+}
+
 /// Decides the format from the first bytes of the decompressed file: a CSV by its header (the
 /// first line), JSON lines by the first of the sampled lines that is a JSON object, syslog when
-/// most sampled lines look like it.
-pub fn detect(head: &[u8], opts: &ReadOptions) -> Result<Format, String> {
+/// most sampled lines look like it (`name`'s extension breaks an even split).
+pub fn detect(head: &[u8], name: &str, opts: &ReadOptions) -> Result<Format, String> {
+    let says = extension_says(name);
+    let majority = |votes: usize, of: usize, kind: &str| {
+        votes * 2 > of || (votes > 0 && votes * 2 == of && says == Some(kind))
+    };
     let text = String::from_utf8_lossy(head);
     let body = text.trim_start_matches('\u{feff}').trim_start();
     let first_line = body.lines().next().unwrap_or("");
@@ -73,7 +92,9 @@ pub fn detect(head: &[u8], opts: &ReadOptions) -> Result<Format, String> {
         .take(SAMPLE_LINES)
         .collect();
     let json_lines = sample.iter().filter(|l| l.starts_with('{')).count();
-    let json = body.starts_with('{') || body.starts_with('[') || json_lines * 2 > sample.len();
+    let json = body.starts_with('{')
+        || body.starts_with('[')
+        || majority(json_lines, sample.len(), "json");
     if let Some(forced) = opts.source {
         return Ok(match forced {
             Format::Csv | Format::JsonLines if json => Format::JsonLines,
@@ -137,7 +158,7 @@ pub fn detect(head: &[u8], opts: &ReadOptions) -> Result<Format, String> {
         );
     }
     let syslog = sample.iter().filter(|l| authlog::looks_like(l)).count();
-    if syslog * 2 > sample.len() {
+    if majority(syslog, sample.len(), "syslog") {
         return Ok(Format::AuthLog);
     }
     let delimiter = user_csv.and_then(|p| p.delimiter).unwrap_or(',');
@@ -166,5 +187,30 @@ impl Record for HeaderOnly<'_> {
             .iter()
             .any(|h| h.eq_ignore_ascii_case(path))
             .then_some(std::borrow::Cow::Borrowed(""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::TimeParser;
+
+    /// Half syslog, half something else: the name breaks the tie, and only the tie.
+    #[test]
+    fn extension_breaks_an_even_split_only() {
+        let opts =
+            ReadOptions::new(TimeParser::new(chrono_tz::UTC), None, None, None).expect("options");
+        let even =
+            b"Mar  3 10:01:02 web1 sshd[1]: Accepted publickey for a from 192.0.2.1 port 1 ssh2\n\
+            garbage one\n\
+            Mar  3 10:01:03 web1 sshd[1]: Accepted publickey for a from 192.0.2.1 port 1 ssh2\n\
+            garbage two\n";
+        assert_eq!(detect(even, "auth.log.gz", &opts), Ok(Format::AuthLog));
+        assert!(detect(even, "auth.txt", &opts).is_err());
+        let mostly =
+            b"Mar  3 10:01:02 web1 sshd[1]: Accepted publickey for a from 192.0.2.1 port 1 ssh2\n\
+            garbage one\n\
+            Mar  3 10:01:03 web1 sshd[1]: Accepted publickey for a from 192.0.2.1 port 1 ssh2\n";
+        assert_eq!(detect(mostly, "export.csv", &opts), Ok(Format::AuthLog));
     }
 }
