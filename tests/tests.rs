@@ -24,5 +24,7 @@ mod auth_attacks;
 mod sources;
 // The planted insider scenario is found and ranked, and the benign look-alikes are not.
 mod scenario;
+// Windows Security events: .evtx and its JSON exports, fan-out and guessed names.
+mod windows;
 // The fuzz targets' corpora, replayed as regression tests (no fuzzing in CI).
 mod fuzz_corpora;

@@ -61,6 +61,7 @@ impl Activity {
             last_seen: Some(self.last),
             events: self.events,
             distinct_accounts: self.distinct_accounts,
+            counts: super::Counted::Accounts,
             marks: vec![],
             related: self
                 .top_sources

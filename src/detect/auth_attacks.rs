@@ -14,7 +14,7 @@ use polars::prelude::*;
 
 use super::activity::summarize;
 use super::enumeration::median_mad;
-use super::{DetectInput, Detection, Detector, Entity, EntityKind, Finding, volume_score};
+use super::{Counted, DetectInput, Detection, Detector, Entity, EntityKind, Finding, volume_score};
 use crate::error::{FrameContext, Result};
 use crate::frame::{key_series, strs, u64s};
 use crate::normalize::profile::INVALID_USER;
@@ -178,13 +178,17 @@ impl AuthAttacks {
             let oks = ok.get(ip);
             let names = counts.get(ip).map_or(0, |n| n.invalid_names);
             let entity = Entity::new(EntityKind::SourceIp, ip.clone());
+            // What an address's attack reaches is user names, not the hosts it logged into.
             let finding = |code, reason, score, techniques: &[&'static str]| {
-                tag(
-                    fails.finding(input, NAME, entity.clone(), code, reason, score),
-                    techniques,
-                )
+                let mut f = fails.finding(input, NAME, entity.clone(), code, reason, score);
+                f.distinct_accounts = fails.distinct_principals.max(names);
+                f.counts = Counted::UserNames;
+                tag(f, techniques)
             };
-            if names >= MIN_INVALID_USERS && above_users(names) {
+            // A shared egress (an office NAT) collects its users' typos over a month; it is
+            // told apart by the real users who log in from it, more than the names it got wrong.
+            let real_users = oks.map_or(0, |a| a.distinct_principals);
+            if names >= MIN_INVALID_USERS && above_users(names) && names > real_users {
                 let reason = format!(
                     "username enumeration: {names} attempt(s) on user names that do not exist from {ip} ({} failed logins on {} distinct named users), first {}",
                     fails.events,
@@ -314,10 +318,9 @@ impl AuthAttacks {
             );
             let entity = Entity::new(EntityKind::Principal, id.clone());
             let score = volume_score(40.0, 30.0, a.distinct_accounts);
-            out.findings.push(tag(
-                a.finding(input, NAME, entity, "host_fan_out", reason, score),
-                &["T1021"],
-            ));
+            let mut f = a.finding(input, NAME, entity, "host_fan_out", reason, score);
+            f.counts = Counted::Hosts;
+            out.findings.push(tag(f, &["T1021"]));
         }
         Ok(())
     }

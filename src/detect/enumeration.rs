@@ -488,6 +488,7 @@ impl Judge<'_> {
             last_seen: last,
             events: self.p.events,
             distinct_accounts: self.p.total,
+            counts: super::Counted::Accounts,
             marks: vec![],
             related: vec![],
             techniques,

@@ -134,6 +134,7 @@ impl Detector for KeyLifecycle {
                 last_seen: None,
                 events: 0,
                 distinct_accounts: 0,
+                counts: super::Counted::Accounts,
                 marks: vec![],
                 related: vec![Entity::new(EntityKind::Principal, key.owner.clone())],
                 techniques: vec!["T1552.004"],

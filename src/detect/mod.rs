@@ -87,12 +87,39 @@ pub struct Finding {
     pub last_seen: Option<i64>,
     pub events: u64,
     pub distinct_accounts: u64,
+    /// What `distinct_accounts` counts: the accounts of access events, or the hosts or user
+    /// names of logins (which have no share of the account population).
+    pub counts: Counted,
     /// Instant the anomaly starts (e.g. the owner's departure), marked on charts.
     /// Labelled instants for charts; each label carries its own date.
     pub marks: Vec<(String, i64)>,
     pub related: Vec<Entity>,
     pub techniques: Vec<&'static str>,
     pub evidence: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What a finding's distinct "accounts" are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Counted {
+    /// Target accounts of access events: shares of the population apply.
+    #[default]
+    Accounts,
+    /// Hosts logged into.
+    Hosts,
+    /// User names tried at a login.
+    UserNames,
+}
+
+impl Counted {
+    /// The plural noun for reports; accounts take the population's own ("customer accounts").
+    pub fn noun(self, population: &population::Population) -> &'static str {
+        match self {
+            Counted::Accounts => population.noun(),
+            Counted::Hosts => "hosts",
+            Counted::UserNames => "user names",
+        }
+    }
 }
 
 /// Knobs shared by detectors.

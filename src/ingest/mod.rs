@@ -19,6 +19,7 @@ pub mod quarantine;
 pub mod readers;
 pub mod sniff;
 mod sources;
+mod windows;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};

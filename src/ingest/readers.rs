@@ -10,7 +10,7 @@ use polars::prelude::DataFrame;
 use super::lines::{self, Fields, Piece, Records};
 use super::quarantine::{FileRejects, Quarantine};
 use super::sniff::{self, Format};
-use super::{FileStats, ReadOptions, decompress, shorten, sources};
+use super::{FileStats, ReadOptions, decompress, shorten, sources, windows};
 use crate::normalize::{Dictionaries, EventColumns, Field, RawRow, TimeParser};
 
 /// How much of a file the format detection looks at (at most one buffer fill): a first record
@@ -46,7 +46,7 @@ pub fn read_file(
     };
     let mut skipped = None;
     match decompress::open(path) {
-        Ok((_, mut reader)) => {
+        Ok((codec, mut reader)) => {
             let detected = match peek(&mut reader) {
                 Ok(head) => {
                     let name = path.file_name().map(|n| n.to_string_lossy());
@@ -74,6 +74,11 @@ pub fn read_file(
                             sources::read_authlog(reader, opts.syslog_year, &mut sink)
                         }
                         Format::Journald => sources::read_journald(reader, &mut sink),
+                        Format::Evtx => {
+                            let compressed = codec != decompress::Codec::Plain;
+                            windows::read_evtx(path, compressed, reader, &mut sink)
+                        }
+                        Format::Windows => windows::read_json(reader, &mut sink),
                         Format::Profile => match &opts.profile {
                             Some(p) if p.format == "csv" => {
                                 sources::read_profile_csv(reader, p, &mut sink)

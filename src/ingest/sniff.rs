@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::ReadOptions;
-use super::authlog;
+use super::{authlog, windows};
 use crate::normalize::profile::Record;
 
 /// How one file is read.
@@ -23,6 +23,10 @@ pub enum Format {
     /// The systemd journal as `journalctl -o json` writes it: one entry per line, its `MESSAGE`
     /// read as the syslog line it would have been.
     Journald,
+    /// Windows event logs in their binary `.evtx` form.
+    Evtx,
+    /// Windows events exported as JSON lines (`evtx_dump -o jsonl`, Winlogbeat).
+    Windows,
     /// A user mapping profile (`--profile`), CSV or JSON.
     Profile,
 }
@@ -36,6 +40,8 @@ impl Format {
             Format::Okta => "okta",
             Format::AuthLog => "authlog",
             Format::Journald => "journald",
+            Format::Evtx => "evtx",
+            Format::Windows => "windows",
             Format::Profile => "profile",
         }
     }
@@ -48,6 +54,8 @@ impl Format {
             "okta" => Some(Format::Okta),
             "authlog" | "syslog" => Some(Format::AuthLog),
             "journald" | "journal" => Some(Format::Journald),
+            "evtx" => Some(Format::Evtx),
+            "windows" | "winlogbeat" => Some(Format::Windows),
             "profile" => Some(Format::Profile),
             _ => None,
         }
@@ -76,6 +84,14 @@ fn extension_says(name: &str) -> Option<&'static str> {
 /// first line), JSON lines by the first of the sampled lines that is a JSON object, syslog when
 /// most sampled lines look like it (`name`'s extension breaks an even split).
 pub fn detect(head: &[u8], name: &str, opts: &ReadOptions) -> Result<Format, String> {
+    // Binary: no lines to sample. A forced JSON-export source still reads the binary form.
+    if head.starts_with(windows::EVTX_MAGIC)
+        && opts
+            .source
+            .is_none_or(|f| matches!(f, Format::Evtx | Format::Windows))
+    {
+        return Ok(Format::Evtx);
+    }
     let says = extension_says(name);
     let majority = |votes: usize, of: usize, kind: &str| {
         votes * 2 > of || (votes > 0 && votes * 2 == of && says == Some(kind))
@@ -139,6 +155,9 @@ pub fn detect(head: &[u8], name: &str, opts: &ReadOptions) -> Result<Format, Str
         }
         if record.get("timestamp").is_some() && record.get("event_type").is_some() {
             return Ok(Format::JsonLines);
+        }
+        if windows::recognizes(&record) {
+            return Ok(Format::Windows);
         }
         if record.get("__REALTIME_TIMESTAMP").is_some() && record.get("MESSAGE").is_some() {
             return Ok(Format::Journald);

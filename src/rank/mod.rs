@@ -84,6 +84,8 @@ pub struct Ranked {
     pub last_seen: Option<i64>,
     pub events: u64,
     pub distinct_accounts: u64,
+    /// What `distinct_accounts` counts (that of the finding it comes from).
+    pub counts: crate::detect::Counted,
     /// Reasons in descending strength, each with its share of the score (0–1).
     pub reasons: Vec<(Finding, f64)>,
     pub related: Vec<Entity>,
@@ -151,11 +153,12 @@ fn merge(entity: Entity, mut findings: Vec<Finding>) -> Ranked {
     let first_seen = findings.iter().filter_map(|f| f.first_seen).min();
     let last_seen = findings.iter().filter_map(|f| f.last_seen).max();
     let events = findings.iter().map(|f| f.events).max().unwrap_or(0);
-    let distinct_accounts = findings
+    // The widest count, and what it counts; accounts win a tie (they have a population).
+    let (distinct_accounts, std::cmp::Reverse(counts)) = findings
         .iter()
-        .map(|f| f.distinct_accounts)
+        .map(|f| (f.distinct_accounts, std::cmp::Reverse(f.counts)))
         .max()
-        .unwrap_or(0);
+        .unwrap_or_default();
     let reasons = findings
         .into_iter()
         .zip(weights)
@@ -172,6 +175,7 @@ fn merge(entity: Entity, mut findings: Vec<Finding>) -> Ranked {
         last_seen,
         events,
         distinct_accounts,
+        counts,
         reasons,
         related: related.into_iter().collect(),
         techniques: techniques.into_iter().collect(),
@@ -201,6 +205,7 @@ pub(crate) mod tests {
             last_seen: None,
             events: 1,
             distinct_accounts: 1,
+            counts: crate::detect::Counted::Accounts,
             marks: vec![],
             related: vec![],
             techniques: vec![],

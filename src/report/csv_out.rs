@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::{ReportData, write_error};
+use crate::detect::Counted;
 use crate::error::Result;
 use crate::ingest::FileRejects;
 
@@ -30,7 +31,7 @@ fn row<'a>(
         .map_err(|e| write_error(path, e))
 }
 
-pub const ANOMALY_COLUMNS: [&str; 16] = [
+pub const ANOMALY_COLUMNS: [&str; 17] = [
     "rank",
     "incident",
     "score",
@@ -47,6 +48,7 @@ pub const ANOMALY_COLUMNS: [&str; 16] = [
     "related",
     "techniques",
     "top_sources",
+    "accounts_are",
 ];
 
 pub fn write_anomalies(path: &Path, data: &ReportData) -> Result<()> {
@@ -88,11 +90,16 @@ pub fn write_anomalies(path: &Path, data: &ReportData) -> Result<()> {
             r.last_seen.map(|v| t.format(v)).unwrap_or_default(),
             r.events.to_string(),
             r.distinct_accounts.to_string(),
-            format!("{:.4}", population.share(r.distinct_accounts)),
+            // Hosts and user names are not shares of the account population.
+            match r.counts {
+                Counted::Accounts => format!("{:.4}", population.share(r.distinct_accounts)),
+                _ => String::new(),
+            },
             reasons.join(" | "),
             related.join(";"),
             r.techniques.join(";"),
             sources.join(";"),
+            r.counts.noun(population).to_string(),
         ];
         row(&mut w, path, cells.iter().map(String::as_str))?;
     }

@@ -45,6 +45,7 @@ pub fn to_json(r: &Ranked, data: &ReportData) -> Value {
         "last_seen": r.last_seen.map(|v| t.format(v)),
         "events": r.events,
         "distinct_accounts": r.distinct_accounts,
+        "accounts_are": r.counts.noun(&data.info.population),
         "techniques": r.techniques,
         "related": r.related.iter().map(|e| json!({"type": e.kind, "id": e.id})).collect::<Vec<_>>(),
         "endpoints": r.usage.endpoints,

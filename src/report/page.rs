@@ -3,6 +3,7 @@
 
 use super::ReportData;
 use super::charts::Chart;
+use crate::detect::Counted;
 use crate::rank::{Ranked, Severity};
 
 /// A block of content; renderers escape every string (log fields are attacker-controlled).
@@ -129,15 +130,23 @@ fn incidents(data: &ReportData, charts: &[Chart]) -> Section {
                 ),
             ));
         }
-        let accounts = rows.iter().map(|r| r.distinct_accounts).max().unwrap_or(0);
+        let (accounts, std::cmp::Reverse(counts)) = rows
+            .iter()
+            .map(|r| (r.distinct_accounts, std::cmp::Reverse(r.counts)))
+            .max()
+            .unwrap_or_default();
         let events = rows.iter().map(|r| r.events).max().unwrap_or(0);
-        facts.push((
-            "How many".into(),
-            format!(
+        let how_many = match counts {
+            Counted::Accounts => format!(
                 "{accounts} distinct accounts ({}), {events} events",
                 population.percent_of(accounts)
             ),
-        ));
+            other => format!(
+                "{accounts} distinct {}, {events} events",
+                other.noun(population)
+            ),
+        };
+        facts.push(("How many".into(), how_many));
         let sources: Vec<String> = top
             .reasons
             .iter()
