@@ -35,7 +35,10 @@ const MIN_STORM_FAILURES: u64 = 20;
 const MIN_STORM_RATE: f64 = 10.0;
 /// Every count must also stand this many robust deviations above the median over addresses.
 const ROBUST_FACTOR: f64 = 10.0;
-/// Fan-out: hosts this many times the peers' median, and this many more, among at least 5 peers.
+/// Addresses with failed logins needed before the robust bound applies.
+const MIN_ADDRESSES: usize = 10;
+/// Fan-out: hosts this many times the peers' median, and this many more, among at least 5 peers,
+/// and fewer than 5 peers reaching half as far.
 const FANOUT_FACTOR: f64 = 5.0;
 const FANOUT_MARGIN: f64 = 10.0;
 const MIN_PEERS: usize = 5;
@@ -155,10 +158,13 @@ fn per_address(logins: LazyFrame) -> Result<BTreeMap<String, Counts>> {
         .collect())
 }
 
-/// "At least 10 robust deviations above the median" of `values`.
+/// "At least 10 robust deviations above the median" of `values` — once there are enough of them
+/// for a median to mean something; among a handful of addresses (a small server's log, where
+/// the attacker is one of three) the attacker is the median's own outlier, and the floors decide.
 fn bound(values: Vec<u64>) -> impl Fn(u64) -> bool {
     let (med, mad) = median_mad(&values);
-    move |n: u64| n as f64 >= med + ROBUST_FACTOR * (1.4826 * mad).max(1.0)
+    let enough = values.len() >= MIN_ADDRESSES;
+    move |n: u64| !enough || n as f64 >= med + ROBUST_FACTOR * (1.4826 * mad).max(1.0)
 }
 
 impl AuthAttacks {
@@ -290,15 +296,32 @@ impl AuthAttacks {
         for (id, n) in &by_user {
             peers.entry(group(id)).or_default().push(*n);
         }
+        // Each group's counts sorted, with their median, once (not once per member).
+        let peers: BTreeMap<String, (Vec<u64>, f64)> = peers
+            .into_iter()
+            .filter(|(_, h)| h.len() >= MIN_PEERS)
+            .map(|(name, mut h)| {
+                h.sort_unstable();
+                let median = median_mad(&h).0;
+                (name, (h, median))
+            })
+            .collect();
         let mut flagged: BTreeMap<String, (String, usize, f64)> = BTreeMap::new();
         for (id, n) in &by_user {
             let name = group(id);
-            let Some(hosts) = peers.get(&name).filter(|h| h.len() >= MIN_PEERS) else {
+            let Some((hosts, median)) = peers.get(&name) else {
                 continue;
             };
-            let (median, _) = median_mad(hosts);
+            let median = *median;
+            // A tier of principals that all reach this far is a role (the admins), not one
+            // account gone wide: its look-alikes are the peers that reach half as many hosts.
+            // (`hosts` is sorted, and holds this principal too.)
+            let look_alikes = hosts.len() - hosts.partition_point(|&h| 2 * h < *n) - 1;
             let n = *n as f64;
-            if n >= FANOUT_FACTOR * median.max(1.0) && n - median >= FANOUT_MARGIN {
+            if n >= FANOUT_FACTOR * median.max(1.0)
+                && n - median >= FANOUT_MARGIN
+                && look_alikes < MIN_PEERS
+            {
                 flagged.insert(id.clone(), (name, hosts.len(), median));
             }
         }
