@@ -187,3 +187,103 @@ fn domain_fan_out_and_guessed_names_surface_and_ordinary_logons_do_not() {
         ("hosts", "")
     );
 }
+
+/// One folder as an incident responder collects it: an sshd log, an old `messages` file, a
+/// journald export, an `.evtx`, Winlogbeat documents and a headerless CSV with its profile.
+/// `inspect` names each format and every line of each is parsed, ignored or blank — none lost.
+#[test]
+fn inspect_names_every_format_of_a_mixed_folder_and_reconciles_every_line() {
+    let dir = tmp();
+    let input = dir.path().join("collected");
+    let files: [(&str, String); 5] = [
+        (
+            "auth.log",
+            "Mar  3 10:01:02 web1 sshd[811]: Accepted publickey for alice from 203.0.113.5 port 50022 ssh2\n\
+             Mar  3 10:01:05 web1 sshd[812]: Invalid user admin from 198.51.100.9 port 4242\n\
+             Mar  3 10:01:06 web1 CRON[900]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)\n\
+             <38>1 2025-03-03T10:02:00Z web1 sshd 813 - - Failed password for bob from 198.51.100.9 port 4243 ssh2\n"
+                .into(),
+        ),
+        (
+            "messages",
+            "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4  user=root\n\
+             Jun 14 15:16:02 combo sshd(pam_unix)[19937]: check pass; user unknown\n\
+             Jun 15 04:06:20 combo syslogd 1.4.1: restart.\n\
+             Jun 15 04:26:20 combo -- MARK --\n\
+             \n\
+             Jun 15 12:12:34 combo su(pam_unix)[21416]: session opened for user cyrus by (uid=0)\n"
+                .into(),
+        ),
+        (
+            "journal.json",
+            [
+                json!({"__REALTIME_TIMESTAMP": "1741000000000000", "_HOSTNAME": "web2", "SYSLOG_IDENTIFIER": "sshd", "SYSLOG_PID": "77", "MESSAGE": "Accepted password for carol from 203.0.113.9 port 40000 ssh2"}),
+                json!({"__REALTIME_TIMESTAMP": "1741000001000000", "_HOSTNAME": "web2", "SYSLOG_IDENTIFIER": "systemd", "MESSAGE": "Started Session 4 of user carol."}),
+            ]
+            .iter()
+            .map(|v| format!("{v}\n"))
+            .collect(),
+        ),
+        (
+            "winlogbeat.ndjson",
+            format!(
+                "{}\n",
+                json!({"@timestamp": "2025-03-03T09:00:00.000Z", "winlog": {"event_id": 4624, "computer_name": "VPN01",
+                    "event_data": {"TargetUserName": "dave", "TargetUserSid": "S-1-5-21-1-2-3-1001", "LogonType": "10", "IpAddress": "198.51.100.20"}}})
+            ),
+        ),
+        (
+            "vpn-export.csv",
+            "2025-03-01 09:00:00,alice,203.0.113.7,LOGIN,OK\n2025-03-01 09:05:00,bob,10.0.0.8,LOGIN,DENIED\n".into(),
+        ),
+    ];
+    for (name, text) in &files {
+        write(&input.join(name), text);
+    }
+    std::fs::copy(
+        repo().join("tests/fixtures/evtx/Security_short_selected.evtx"),
+        input.join("Security.evtx"),
+    )
+    .expect("copy the fixture");
+    let profile = dir.path().join("vpn.toml");
+    write(
+        &profile,
+        "name = \"vpn\"\nformat = \"csv\"\nhas_header = false\n[fields]\ntimestamp = \"1\"\nprincipal = \"2\"\nsource_ip = \"3\"\nevent_type = \"4\"\noutcome = \"5\"\n[values.event_type]\n\"LOGIN\" = \"login\"\n[values.outcome]\n\"OK\" = \"success\"\n\"*\" = \"failure\"\n",
+    );
+    let out = bin()
+        .args(["inspect", "--syslog-year", "2025", "--profile"])
+        .arg(&profile)
+        .arg(&input)
+        .output()
+        .expect("inspect runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let want = [
+        ("auth.log", "authlog", 4),
+        ("messages", "authlog", 6),
+        ("journal.json", "journald", 2),
+        ("winlogbeat.ndjson", "windows", 1),
+        ("vpn-export.csv", "profile:vpn", 2),
+        ("Security.evtx", "evtx", 7),
+    ];
+    for (name, format, lines) in want {
+        let block = text
+            .split(&format!("{}\n", input.join(name).display()))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{name} not listed: {text}"));
+        let stats = block.lines().next().unwrap_or_default();
+        let numbers: Vec<u64> = stats
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        assert!(
+            stats.contains(&format!("format {format} ·")),
+            "{name}: {stats}"
+        );
+        let [records, parsed, rejected, ignored, blank] = numbers[..] else {
+            panic!("{name}: {stats}");
+        };
+        assert_eq!(records, parsed + rejected + ignored, "{name}: {stats}");
+        assert_eq!((rejected, records + blank), (0, lines), "{name}: {stats}");
+    }
+}
