@@ -109,7 +109,8 @@ fn read_jsonl_issuance(b: divan::Bencher) {
 
 /// 20,000 records of each vendor format, written once into one folder: CloudTrail as delivered
 /// (`cloudtrail.json`, one `{"Records": [...]}` file), Okta System Log as JSON lines
-/// (`okta.jsonl`), and a Linux auth log (`auth.log`).
+/// (`okta.jsonl`), a Linux auth log (`auth.log`), an old pam_unix `messages` file, rsyslog's
+/// RFC 5424 form (`rfc5424.log`) and Windows logons as `evtx_dump` JSON (`security.jsonl`).
 fn vendor_files() -> &'static tempfile::TempDir {
     static F: OnceLock<tempfile::TempDir> = OnceLock::new();
     F.get_or_init(|| {
@@ -147,6 +148,33 @@ fn vendor_files() -> &'static tempfile::TempDir {
                 .to_string()
             })
             .collect();
+        let messages: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    "Jun {:2} {:02}:{:02}:01 combo sshd(pam_unix)[{i}]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=61-220-157-{}.hinet-ip.hinet.net  user=u{}",
+                    1 + i % 28, i % 24, i % 60, i % 250, i % 40
+                )
+            })
+            .collect();
+        let rfc5424: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    "<38>1 2025-03-{:02}T{:02}:{:02}:07.123456+00:00 web{} sshd {i} - - Failed password for u{} from 192.0.2.{} port 5{:04} ssh2",
+                    1 + i % 28, i % 24, i % 60, i % 8, i % 40, i % 250, i % 10_000
+                )
+            })
+            .collect();
+        let security: Vec<String> = (0..n)
+            .map(|i| {
+                json!({"Event": {"System": {"EventID": if i % 10 == 0 { 4625 } else { 4624 },
+                    "TimeCreated": {"#attributes": {"SystemTime": format!("2025-03-{:02}T{:02}:{:02}:07.1234567Z", 1 + i % 28, i % 24, i % 60)}},
+                    "Channel": "Security", "Computer": format!("WS{:03}", i % 300)},
+                    "EventData": {"TargetUserSid": "S-1-5-21-1-2-3-1001", "TargetUserName": format!("u{}", i % 40),
+                        "TargetDomainName": "CORP", "LogonType": 3, "Status": "0xc000006d", "SubStatus": "0xc000006a",
+                        "IpAddress": format!("10.0.{}.{}", i % 4, i % 250), "IpPort": "50123"}}})
+                .to_string()
+            })
+            .collect();
         let auth: Vec<String> = (0..n)
             .map(|i| {
                 format!(
@@ -159,6 +187,9 @@ fn vendor_files() -> &'static tempfile::TempDir {
             ("cloudtrail.json", json!({ "Records": records }).to_string()),
             ("okta.jsonl", okta.join("\n")),
             ("auth.log", auth.join("\n")),
+            ("messages", messages.join("\n")),
+            ("rfc5424.log", rfc5424.join("\n")),
+            ("security.jsonl", security.join("\n")),
         ] {
             std::fs::write(dir.path().join(name), text).expect("write vendor fixture");
         }
@@ -166,7 +197,7 @@ fn vendor_files() -> &'static tempfile::TempDir {
     })
 }
 
-#[divan::bench(args = ["cloudtrail.json", "okta.jsonl", "auth.log"])]
+#[divan::bench(args = ["cloudtrail.json", "okta.jsonl", "auth.log", "messages", "rfc5424.log", "security.jsonl"])]
 fn read_vendor_format(b: divan::Bencher, name: &str) {
     let path = vendor_files().path().join(name);
     // Every record must parse, or this would time the reject path instead of the reader.
@@ -181,7 +212,19 @@ fn read_vendor_format(b: divan::Bencher, name: &str) {
     .bench(|| read_one(path.clone()));
 }
 
-#[divan::bench(args = ["offboarding", "forged_tokens", "key_lifecycle", "enumeration"])]
+/// A real Security channel `.evtx` (the `evtx` crate's 2.1 MB sample, `benches/fixtures/NOTICE.md`):
+/// every one of its 2,261 records is decoded; 174 are logins, the rest are ignored.
+#[divan::bench]
+fn read_evtx(b: divan::Bencher) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures/security.evtx");
+    assert_eq!(read_one(path.clone()), 174, "the EVTX sample did not parse");
+    b.counter(divan::counter::BytesCount::new(
+        std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+    ))
+    .bench(|| read_one(path.clone()));
+}
+
+#[divan::bench(args = ["offboarding", "forged_tokens", "key_lifecycle", "enumeration", "auth_attacks"])]
 fn detector(b: divan::Bencher, name: &str) {
     let f = fixture();
     let options = DetectOptions::default();

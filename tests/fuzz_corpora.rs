@@ -75,3 +75,22 @@ fn profile() {
 fn context() {
     replay("context", fuzzing::context);
 }
+
+#[test]
+fn file_evtx() {
+    replay("file_evtx", |data| fuzzing::file(data, Some(Format::Evtx)));
+}
+
+#[test]
+fn file_windows() {
+    replay("file_windows", |data| {
+        fuzzing::file(data, Some(Format::Windows))
+    });
+}
+
+#[test]
+fn file_windows_xml() {
+    replay("file_windows_xml", |data| {
+        fuzzing::file(data, Some(Format::WindowsXml))
+    });
+}

@@ -287,3 +287,97 @@ fn inspect_names_every_format_of_a_mixed_folder_and_reconciles_every_line() {
         assert_eq!((rejected, records + blank), (0, lines), "{name}: {stats}");
     }
 }
+
+fn xml_event(minute: u32, id: u32, computer: &str, data: &[(&str, &str)]) -> String {
+    let (day, h, m) = (1 + minute / 1440, minute / 60 % 24, minute % 60);
+    let data: String = data
+        .iter()
+        .map(|(k, v)| format!("<Data Name='{k}'>{v}</Data>"))
+        .collect();
+    format!(
+        "<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'><System><Provider Name='Microsoft-Windows-Security-Auditing' Guid='{{54849625-5478-4994-a5ba-3e3b0328c30d}}'/><EventID>{id}</EventID><Version>2</Version><Level>0</Level><Task>12544</Task><TimeCreated SystemTime='2025-03-{day:02}T{h:02}:{m:02}:00.123456700Z'/><EventRecordID>{minute}</EventRecordID><Channel>Security</Channel><Computer>{computer}</Computer><Security/></System><EventData>{data}</EventData></Event>"
+    )
+}
+
+/// `wevtutil qe Security /f:xml` writes events back to back on one line; `evtx_dump -o xml`
+/// pretty-prints each after a `Record N` line and a declaration. Both read alike; an event over
+/// the record bound is one reject and reading goes on with the next.
+#[test]
+fn xml_exports_are_read_event_by_event() {
+    let dir = tmp();
+    let input = dir.path().join("xml");
+    let guesses: String = (0..8)
+        .map(|i| {
+            xml_event(
+                600 + i,
+                4625,
+                "VPN01",
+                &[
+                    ("TargetUserName", &format!("guess{i}")),
+                    ("Status", "0xc000006d"),
+                    ("SubStatus", "0xc0000064"),
+                    ("IpAddress", "203.0.113.44"),
+                    ("LogonType", "3"),
+                ],
+            )
+        })
+        .collect();
+    let huge = xml_event(700, 4624, "FS01", &[("TargetUserName", &"x".repeat(5000))]);
+    let ok = xml_event(
+        701,
+        4624,
+        "FS01",
+        &[
+            ("TargetUserName", "r&amp;d-admin"),
+            ("TargetUserSid", "S-1-5-21-1-2-3-1001"),
+            ("LogonType", "10"),
+            ("IpAddress", "198.51.100.3"),
+        ],
+    );
+    write(&input.join("wevtutil.xml"), &format!("{guesses}{huge}{ok}"));
+    let pretty = xml_event(
+        800,
+        4624,
+        "FS02",
+        &[
+            ("TargetUserName", "carol"),
+            ("TargetUserSid", "S-1-5-21-1-2-3-1002"),
+            ("LogonType", "3"),
+            ("IpAddress", "-"),
+        ],
+    )
+    .replace("><", ">\n  <");
+    write(
+        &input.join("dump.xml"),
+        &format!(
+            "Record 1\n<?xml version=\"1.0\" encoding=\"utf-8\"?>\n{pretty}\nRecord 2\n<?xml version=\"1.0\" encoding=\"utf-8\"?>\n{pretty}\n"
+        ),
+    );
+    let out = dir.path().join("out");
+    let rows = analyze_ok(
+        &out,
+        &[input.to_str().unwrap(), "--max-record-bytes", "4096"],
+    );
+    assert!(
+        reasons_of(&rows, "203.0.113.44").contains("username_enumeration"),
+        "{rows:#?}"
+    );
+    let summary = summary_md(&out);
+    assert!(
+        summary.contains("wevtutil.xml | windows-xml | 10 | 9 | 1 | 0 |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("dump.xml | windows-xml | 2 | 2 | 0 | 0 |"),
+        "{summary}"
+    );
+    let rejects = std::fs::read_to_string(out.join("rejects.csv")).expect("rejects");
+    assert!(rejects.contains("wevtutil.xml,1,"), "{rejects}");
+    let inspect = bin()
+        .arg("inspect")
+        .arg(&input)
+        .output()
+        .expect("inspect runs");
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.contains("format windows-xml"), "{text}");
+}

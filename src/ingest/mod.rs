@@ -20,6 +20,7 @@ pub mod readers;
 pub mod sniff;
 mod sources;
 mod windows;
+mod windows_xml;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};

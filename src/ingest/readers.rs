@@ -10,7 +10,7 @@ use polars::prelude::DataFrame;
 use super::lines::{self, Fields, Piece, Records};
 use super::quarantine::{FileRejects, Quarantine};
 use super::sniff::{self, Format};
-use super::{FileStats, ReadOptions, decompress, shorten, sources, windows};
+use super::{FileStats, ReadOptions, decompress, shorten, sources, windows, windows_xml};
 use crate::normalize::{Dictionaries, EventColumns, Field, RawRow, TimeParser};
 
 /// How much of a file the format detection looks at (at most one buffer fill): a first record
@@ -79,6 +79,7 @@ pub fn read_file(
                             windows::read_evtx(path, compressed, reader, &mut sink)
                         }
                         Format::Windows => windows::read_json(reader, &mut sink),
+                        Format::WindowsXml => windows_xml::read_xml(reader, &mut sink),
                         Format::Profile => match &opts.profile {
                             Some(p) if p.format == "csv" => {
                                 sources::read_profile_csv(reader, p, &mut sink)

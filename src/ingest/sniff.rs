@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::ReadOptions;
-use super::{authlog, windows};
+use super::{authlog, windows, windows_xml};
 use crate::normalize::profile::Record;
 
 /// How one file is read.
@@ -27,6 +27,8 @@ pub enum Format {
     Evtx,
     /// Windows events exported as JSON lines (`evtx_dump -o jsonl`, Winlogbeat).
     Windows,
+    /// Windows events exported as XML (`wevtutil /f:xml`, `evtx_dump -o xml`).
+    WindowsXml,
     /// A user mapping profile (`--profile`), CSV or JSON.
     Profile,
 }
@@ -42,6 +44,7 @@ impl Format {
             Format::Journald => "journald",
             Format::Evtx => "evtx",
             Format::Windows => "windows",
+            Format::WindowsXml => "windows-xml",
             Format::Profile => "profile",
         }
     }
@@ -56,6 +59,7 @@ impl Format {
             "journald" | "journal" => Some(Format::Journald),
             "evtx" => Some(Format::Evtx),
             "windows" | "winlogbeat" => Some(Format::Windows),
+            "windows-xml" => Some(Format::WindowsXml),
             "profile" => Some(Format::Profile),
             _ => None,
         }
@@ -120,6 +124,9 @@ pub fn detect(head: &[u8], name: &str, opts: &ReadOptions) -> Result<Format, Str
     }
     if body.is_empty() {
         return Err("empty file".into());
+    }
+    if windows_xml::looks_like(body) {
+        return Ok(Format::WindowsXml);
     }
     let user_json = opts.profile.as_ref().filter(|p| p.format == "json");
     let user_csv = opts.profile.as_ref().filter(|p| p.format == "csv");

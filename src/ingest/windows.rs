@@ -99,7 +99,7 @@ pub fn recognizes(record: &Value) -> bool {
         || record.pointer("/winlog/event_id").is_some()
 }
 
-fn event(sink: &mut Sink, line: u64, v: &Value, raw: impl FnOnce() -> Vec<u8>) {
+pub(super) fn event(sink: &mut Sink, line: u64, v: &Value, raw: impl FnOnce() -> Vec<u8>) {
     match map(v) {
         Ok(Some(row)) => sink.row(line, &row, raw),
         Ok(None) => sink.ignore(),
