@@ -371,7 +371,7 @@ fn a_million_ordinary_logins_raise_nothing_above_low() {
                 } else {
                     format!("app{:03}", (u / 10 * 3 + k % 3) % 300)
                 };
-                if hash % 2000 == 0 {
+                if hash.is_multiple_of(2000) {
                     let typo = format!("usr{}x{}", u, hash % 97);
                     let _ = writeln!(
                         log,

@@ -24,6 +24,7 @@ struct Patterns {
     failed: Regex,
     invalid: Regex,
     sudo: Regex,
+    su: Regex,
     pam_failure: Regex,
 }
 
@@ -52,6 +53,12 @@ fn patterns() -> &'static Patterns {
             .unwrap_or_else(|e| unreachable!("static pattern: {e}")),
         invalid: Regex::new(r"^Invalid user (?P<user>\S*) from (?P<ip>\S+)")
             .unwrap_or_else(|e| unreachable!("static pattern: {e}")),
+        // `su(pam_unix)[pid]: session opened for user root by alice(uid=1000)` and the current
+        // `pam_unix(su-l:session): session opened for user root(uid=0) by alice(uid=1000)`.
+        su: Regex::new(
+            r"^(?:pam_unix\(su(?:-l)?:session\): )?session opened for user (?P<target>[^\s(]+)(?:\(uid=\d+\))? by (?P<user>[^\s(]*)\(uid=\d+\)",
+        )
+        .unwrap_or_else(|e| unreachable!("static pattern: {e}")),
         sudo: Regex::new(r"^\s*(?P<user>\S+) : .*USER=(?P<target>\S+) ; COMMAND=(?P<cmd>.*)$")
             .unwrap_or_else(|e| unreachable!("static pattern: {e}")),
     })
@@ -184,6 +191,15 @@ pub fn parse(line: &str, years: &mut Years) -> Result<Line, String> {
                 format!("sudo {}: {}", &c["target"], c["cmd"].trim()),
             );
         }
+        "su" => {
+            // A session `by` nobody named (cron, a root shell) is no one's privilege change.
+            let Some(c) = p.su.captures(msg).filter(|c| !c["user"].is_empty()) else {
+                return Ok(Line::Other);
+            };
+            row.set(Field::EventType, "su");
+            row.set(Field::Principal, c["user"].to_string());
+            row.set(Field::Action, format!("su {}", &c["target"]));
+        }
         _ => return Ok(Line::Other),
     }
     Ok(Line::Event(Box::new(row)))
@@ -271,6 +287,7 @@ mod tests {
             "Jun 15 04:06:20 combo syslogd 1.4.1: restart.",
             "Jun 15 04:06:20 combo -- MARK --",
             "Jun 15 12:12:34 combo su(pam_unix)[21416]: session opened for user cyrus by (uid=0)",
+            "Jun 15 12:12:35 combo su(pam_unix)[21416]: session closed for user cyrus",
             "Jun 14 15:16:02 combo sshd(pam_unix)[19937]: check pass; user unknown",
         ] {
             assert!(
@@ -318,6 +335,26 @@ mod tests {
             ),
             Ok(Line::Other)
         ));
+    }
+
+    /// `su` to another user, old PAM tag and current form: the one who switched is the principal.
+    #[test]
+    fn su_sessions_name_who_switched() {
+        for line in [
+            "Jun 15 12:12:34 combo su(pam_unix)[21416]: session opened for user root by alice(uid=500)",
+            "Mar  3 10:01:02 web1 su[811]: pam_unix(su-l:session): session opened for user root(uid=0) by alice(uid=1000)",
+        ] {
+            let r = event(line);
+            assert_eq!(
+                (
+                    r.get(Field::EventType),
+                    r.get(Field::Principal),
+                    r.get(Field::Action)
+                ),
+                (Some("su"), Some("alice"), Some("su root")),
+                "{line}"
+            );
+        }
     }
 
     #[test]
