@@ -571,3 +571,114 @@ fn journald_json_export_is_read_like_auth_log() {
         "{summary}"
     );
 }
+
+/// Microsoft Entra ID as Graph exports it: sign-ins as JSON lines, directory audits as a JSON
+/// array, and a Log Analytics `SigninLogs` export with its own key names. An account disabled by
+/// an administrator that signs in days later is used after departure (no roster given: the audit
+/// log is the departure), and an address trying names the directory does not have (AADSTS50034)
+/// is username enumeration.
+#[test]
+fn entra_id_sign_ins_and_audits_find_a_disabled_account_signing_in() {
+    let dir = tmp();
+    let input = dir.path().join("entra");
+    let sign_in = |when: &str, upn: &str, ip: &str, code: u32| {
+        json!({
+            "id": format!("{when}-{upn}"), "createdDateTime": when, "userDisplayName": upn,
+            "userPrincipalName": upn, "userId": "6e1b2c4a-0000-0000-0000-000000000000",
+            "appId": "de8bc8b5-d9f9-48b1-a8ad-b748da725064", "appDisplayName": "Graph Explorer",
+            "ipAddress": ip, "clientAppUsed": "Browser", "isInteractive": true,
+            "resourceDisplayName": "Microsoft Graph", "resourceId": "00000003-0000-0000-c000-000000000000",
+            "status": {"errorCode": code, "failureReason": if code == 0 { "Other." } else { "Invalid username or password." }, "additionalDetails": null},
+            "location": {"city": "Redmond", "countryOrRegion": "US"}
+        })
+        .to_string()
+    };
+    let mut lines = Vec::new();
+    for day in 1..=20 {
+        for u in ["alice", "bob", "mallory"] {
+            if u == "mallory" && day > 9 && day != 14 {
+                continue;
+            }
+            let when = format!("2025-03-{day:02}T09:00:00Z");
+            lines.push(sign_in(
+                &when,
+                &format!("{u}@contoso.com"),
+                "198.51.100.10",
+                0,
+            ));
+        }
+    }
+    for i in 0..8 {
+        let when = format!("2025-03-05T02:0{i}:00Z");
+        lines.push(sign_in(
+            &when,
+            &format!("guess{i}@contoso.com"),
+            "203.0.113.77",
+            50034,
+        ));
+    }
+    write(&input.join("signins.jsonl"), &(lines.join("\n") + "\n"));
+    let audit = |when: &str, activity: &str, target: &str, result: &str| {
+        json!({
+            "id": format!("Directory_{when}"), "category": "UserManagement", "result": result,
+            "resultReason": "", "activityDisplayName": activity, "activityDateTime": when,
+            "loggedByService": "Core Directory", "operationType": "Update",
+            "initiatedBy": {"app": null, "user": {"id": "a1", "displayName": null, "userPrincipalName": "admin@contoso.com", "ipAddress": null}},
+            "targetResources": [{"id": "t1", "displayName": null, "type": "User", "userPrincipalName": target, "modifiedProperties": []}],
+            "additionalDetails": []
+        })
+    };
+    write(
+        &input.join("directoryAudits.json"),
+        &json!([
+            audit(
+                "2025-03-09T16:00:00Z",
+                "Disable account",
+                "mallory@contoso.com",
+                "success"
+            ),
+            audit(
+                "2025-03-09T16:05:00Z",
+                "Disable account",
+                "bob@contoso.com",
+                "failure"
+            ),
+            audit(
+                "2025-03-09T16:06:00Z",
+                "Update user",
+                "alice@contoso.com",
+                "success"
+            ),
+        ])
+        .to_string(),
+    );
+    // The same sign-ins as Log Analytics writes them.
+    write(
+        &input.join("la/SigninLogs.jsonl"),
+        &(json!({"TimeGenerated": "2025-03-02T10:00:00Z", "UserPrincipalName": "alice@contoso.com", "ResultType": "0", "IPAddress": "198.51.100.10", "AppDisplayName": "Office 365", "ResourceDisplayName": "Office 365 Exchange Online"}).to_string() + "\n"),
+    );
+    let out = dir.path().join("out");
+    let rows = analyze_ok(&out, &[input.to_str().unwrap()]);
+    let mallory = reasons_of(&rows, "mallory@contoso.com");
+    assert!(
+        mallory.contains("principal_used_after_departure"),
+        "{rows:#?}"
+    );
+    assert!(mallory.contains("2025-03-14"), "{mallory}");
+    assert!(
+        rank_of(&rows, "bob@contoso.com").is_none(),
+        "a failed disable is no departure: {rows:#?}"
+    );
+    assert!(
+        reasons_of(&rows, "203.0.113.77").contains("username_enumeration"),
+        "{rows:#?}"
+    );
+    let summary = summary_md(&out);
+    for format in [
+        "| entra-signin | 58 |",
+        "| entra-audit | 3 |",
+        "| entra-signin | 1 |",
+    ] {
+        assert!(summary.contains(format), "{format}: {summary}");
+    }
+}

@@ -1,5 +1,6 @@
 //! Context recovered from the logs when no file gives it: Okta's `user.lifecycle.deactivate` /
-//! `suspend` become offboarding dates, CloudTrail's `CreateAccessKey`, `DeleteAccessKey` and
+//! `suspend` and Entra ID's `Disable account` / `Delete user` (any `principal_offboarded` event a
+//! profile maps) become offboarding dates, CloudTrail's `CreateAccessKey`, `DeleteAccessKey` and
 //! `UpdateAccessKey … Inactive` become a key inventory. A file always wins; derived context is
 //! announced in the summary because it only knows what the export happens to contain.
 //!

@@ -85,6 +85,8 @@ pub struct ReadOptions {
     pub syslog_year: Option<i32>,
     pub cloudtrail: Profile,
     pub okta: Profile,
+    /// The other built-in profiles, in the order of [`profile::VENDORS`].
+    pub vendors: Vec<Profile>,
     /// Longest line or CSV record kept (`--max-record-bytes`); longer ones are cut and rejected.
     pub max_record_bytes: usize,
     /// Where each file's rejects are written as they come (see [`quarantine`]); without one
@@ -120,6 +122,10 @@ impl ReadOptions {
             syslog_year,
             cloudtrail: builtin("cloudtrail")?,
             okta: builtin("okta")?,
+            vendors: profile::VENDORS
+                .iter()
+                .map(|name| builtin(name))
+                .collect::<Result<_>>()?,
             max_record_bytes: lines::DEFAULT_MAX_RECORD_BYTES,
             spill_dir: None,
         })

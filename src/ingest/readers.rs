@@ -70,6 +70,10 @@ pub fn read_file(
                             sources::read_json(reader, &opts.cloudtrail, &mut sink)
                         }
                         Format::Okta => sources::read_json(reader, &opts.okta, &mut sink),
+                        Format::Vendor(i) => match opts.vendors.get(usize::from(i)) {
+                            Some(p) => sources::read_json(reader, p, &mut sink),
+                            None => skipped = Some("unknown built-in profile".to_string()),
+                        },
                         Format::AuthLog => {
                             sources::read_authlog(reader, opts.syslog_year, &mut sink)
                         }

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::ReadOptions;
 use super::{authlog, windows, windows_xml};
-use crate::normalize::profile::Record;
+use crate::normalize::profile::{Record, VENDORS};
 
 /// How one file is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,9 @@ pub enum Format {
     Windows,
     /// Windows events exported as XML (`wevtutil /f:xml`, `evtx_dump -o xml`).
     WindowsXml,
+    /// A built-in profile of [`crate::normalize::profile::VENDORS`] (Entra ID sign-ins, audits),
+    /// by its place in that list.
+    Vendor(u8),
     /// A user mapping profile (`--profile`), CSV or JSON.
     Profile,
 }
@@ -45,6 +48,7 @@ impl Format {
             Format::Evtx => "evtx",
             Format::Windows => "windows",
             Format::WindowsXml => "windows-xml",
+            Format::Vendor(i) => VENDORS.get(usize::from(i)).copied().unwrap_or("vendor"),
             Format::Profile => "profile",
         }
     }
@@ -61,7 +65,10 @@ impl Format {
             "windows" | "winlogbeat" => Some(Format::Windows),
             "windows-xml" => Some(Format::WindowsXml),
             "profile" => Some(Format::Profile),
-            _ => None,
+            other => VENDORS
+                .iter()
+                .position(|v| *v == other)
+                .map(|i| Format::Vendor(i as u8)),
         }
     }
 }
@@ -144,6 +151,9 @@ pub fn detect(head: &[u8], name: &str, opts: &ReadOptions) -> Result<Format, Str
             if body.contains("\"published\"") && body.contains("\"eventType\"") {
                 return Ok(Format::Okta);
             }
+            if let Some(i) = opts.vendors.iter().position(|p| p.recognizes_text(body)) {
+                return Ok(Format::Vendor(i as u8));
+            }
             if user_json.is_some() {
                 return Ok(Format::Profile);
             }
@@ -174,6 +184,9 @@ pub fn detect(head: &[u8], name: &str, opts: &ReadOptions) -> Result<Format, Str
         }
         if opts.okta.recognizes(&record) {
             return Ok(Format::Okta);
+        }
+        if let Some(i) = opts.vendors.iter().position(|p| p.recognizes(&record)) {
+            return Ok(Format::Vendor(i as u8));
         }
         if user_json.is_some() {
             return Ok(Format::Profile);

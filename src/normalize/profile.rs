@@ -33,19 +33,19 @@ pub struct TimeSpec {
 }
 
 /// Keep a record only if the value at `field` is one of `equals` (or none of them with `not`).
+/// `field` may be a list of paths, the first present one deciding (exports of one source differ).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
-    pub field: String,
+    pub field: Spec,
     pub equals: Vec<String>,
     #[serde(default)]
     pub not: bool,
 }
 
-/// How to recognise the source from one record: all these keys / paths present.
 impl Filter {
     fn matches(&self, record: &dyn Record) -> bool {
-        let v = record.get(&self.field);
+        let v = resolve(&self.field, record);
         let hit = v
             .as_deref()
             .is_some_and(|v| self.equals.iter().any(|e| e == v));
@@ -57,11 +57,15 @@ impl Filter {
 /// (`sshd:invalid_user`, `okta:invalid_user`, …).
 pub const INVALID_USER: &str = "invalid_user";
 
+/// How to recognise the source from one record: all these keys / paths present, or all of one
+/// of the `any` sets (the same source exported by different tools names its keys differently).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recognize {
     #[serde(default)]
     pub keys: Vec<String>,
+    #[serde(default)]
+    pub any: Vec<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -223,10 +227,25 @@ impl Profile {
         Ok(p)
     }
 
-    /// True if `record` looks like this source (all `recognize.keys` present).
+    /// True if `record` looks like this source (all `recognize.keys`, or all of one `any` set,
+    /// present).
     pub fn recognizes(&self, record: &dyn Record) -> bool {
-        !self.recognize.keys.is_empty()
-            && self.recognize.keys.iter().all(|k| record.get(k).is_some())
+        let all =
+            |keys: &[String]| !keys.is_empty() && keys.iter().all(|k| record.get(k).is_some());
+        all(&self.recognize.keys) || self.recognize.any.iter().any(|set| all(set))
+    }
+
+    /// True if the head of a JSON document (an array, whose first record may be cut off) names
+    /// every top-level key of one recognition set.
+    pub fn recognizes_text(&self, head: &str) -> bool {
+        let named = |keys: &[String]| {
+            !keys.is_empty()
+                && keys.iter().all(|k| {
+                    let top = k.split('.').next().unwrap_or(k);
+                    head.contains(&format!("\"{top}\""))
+                })
+        };
+        named(&self.recognize.keys) || self.recognize.any.iter().any(|set| named(set))
     }
 
     /// Maps one record. `Ok(None)` means the filter dropped it (counted as ignored, not rejected).
@@ -335,11 +354,17 @@ fn template(t: &str, record: &dyn Record) -> Option<String> {
     Some(out)
 }
 
+/// The built-in profiles other than CloudTrail and Okta (which have formats of their own), in the
+/// order detection tries them.
+pub const VENDORS: [&str; 2] = ["entra-signin", "entra-audit"];
+
 /// The profiles shipped with audithound, as data files embedded at build time.
 pub fn builtin(name: &str) -> Option<Profile> {
     let text = match name {
         "cloudtrail" => include_str!("../../profiles/cloudtrail.toml"),
         "okta" => include_str!("../../profiles/okta.toml"),
+        "entra-signin" => include_str!("../../profiles/entra-signin.toml"),
+        "entra-audit" => include_str!("../../profiles/entra-audit.toml"),
         _ => return None,
     };
     Profile::parse(text, Path::new(name)).ok()
@@ -353,6 +378,9 @@ mod tests {
     fn builtin_profiles_parse() {
         assert!(builtin("cloudtrail").is_some());
         assert!(builtin("okta").is_some());
+        for name in VENDORS {
+            assert!(builtin(name).is_some(), "{name}");
+        }
     }
 
     #[test]
