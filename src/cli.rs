@@ -108,7 +108,7 @@ struct AnalyzeArgs {
 struct SourceArgs {
     /// Read every input as this source instead of detecting it: canonical, cloudtrail, okta,
     /// authlog, journald, evtx, windows (JSON export), windows-xml, entra-signin, entra-audit,
-    /// profile.
+    /// gateway, profile.
     #[arg(long)]
     source: Option<String>,
     /// Mapping profile (TOML) for exports in other shapes; see docs/profiles.md.
@@ -131,7 +131,7 @@ impl SourceArgs {
             .as_deref()
             .map(|s| {
                 audithound::ingest::Format::parse(s)
-                    .ok_or_else(|| anyhow::anyhow!("invalid --source {s:?}: use canonical, cloudtrail, okta, authlog, journald, evtx, windows, windows-xml, entra-signin, entra-audit or profile"))
+                    .ok_or_else(|| anyhow::anyhow!("invalid --source {s:?}: use canonical, cloudtrail, okta, authlog, journald, evtx, windows, windows-xml, entra-signin, entra-audit, gateway or profile"))
             })
             .transpose()
     }

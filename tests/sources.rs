@@ -682,3 +682,98 @@ fn entra_id_sign_ins_and_audits_find_a_disabled_account_signing_in() {
         assert!(summary.contains(format), "{format}: {summary}");
     }
 }
+
+/// A gateway's JSON access log with the bearer token logged (nginx) and one with the JWT
+/// authorizer's claims (API Gateway): the signing key, token and subject come from the token,
+/// the account from the request path. A token under an old key reading 400 accounts one after
+/// another is found with its key; the token's signature appears in no output, not even the
+/// quarantined copy of a broken line that carried it.
+#[test]
+fn gateway_logs_yield_key_token_and_subject_from_the_jwt() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    const SIGNATURE: &str = "U2lnbmF0dXJlT2ZUaGVGb3JnZWRUb2tlbg";
+    let jwt = |kid: &str, sub: &str, jti: &str| {
+        format!(
+            "{}.{}.{SIGNATURE}",
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"RS256","typ":"JWT","kid":"{kid}"}}"#)),
+            URL_SAFE_NO_PAD.encode(format!(
+                r#"{{"sub":"{sub}","jti":"{jti}","iat":1740800000,"exp":1740803600}}"#
+            )),
+        )
+    };
+    let dir = tmp();
+    let input = dir.path().join("gw");
+    let mut lines = Vec::new();
+    for day in 1..=10 {
+        for c in 0..40 {
+            // Customers come in no particular order of their account numbers.
+            let account = 100_000 + (c * 17 + day * 7) % 40;
+            lines.push(json!({
+                "time_iso8601": format!("2025-03-{day:02}T10:{c:02}:00+00:00"),
+                "remote_addr": format!("198.51.100.{c}"),
+                "request": format!("GET /api/v2/members/{account}/addresses HTTP/1.1"),
+                "status": "200", "body_bytes_sent": "512", "http_user_agent": "shop-app/5.1",
+                "http_authorization": format!("Bearer {}", jwt("signing-2025", &format!("{account}"), &format!("t-{day}-{c}"))),
+            }).to_string());
+        }
+    }
+    for i in 0..400u32 {
+        lines.push(json!({
+            "time_iso8601": format!("2025-03-11T02:{:02}:{:02}+00:00", i / 60, i % 60),
+            "remote_addr": "203.0.113.200",
+            "request": format!("GET /api/v2/members/{}/addresses HTTP/1.1", 200_000 + i),
+            "status": "200", "body_bytes_sent": "512", "http_user_agent": "python-requests/2.31",
+            "http_authorization": format!("Bearer {}", jwt("signing-2023", "100001", &format!("f-{i}"))),
+        }).to_string());
+    }
+    lines.push(format!(
+        r#"{{"http_authorization": "Bearer {}", "time_iso8601": "not a time", "remote_addr": "203.0.113.200", "request": "GET /x", "status": "200"}}"#,
+        jwt("signing-2023", "100001", "f-broken")
+    ));
+    write(&input.join("nginx/access.json"), &(lines.join("\n") + "\n"));
+    write(
+        &input.join("apigw/access.jsonl"),
+        &(json!({"requestId": "r-1", "ip": "198.51.100.3", "requestTime": "01/Mar/2025:09:00:00 +0000",
+            "httpMethod": "GET", "resourcePath": "/members/{id}", "path": "/prod/members/100003", "status": "200",
+            "protocol": "HTTP/1.1", "responseLength": "300",
+            "authorizer": {"claims": {"sub": "100003", "jti": "t-apigw-1"}}}).to_string() + "\n"),
+    );
+    let out = dir.path().join("out");
+    let rows = analyze_ok(&out, &[input.to_str().unwrap()]);
+    assert!(
+        rows.iter()
+            .take(3)
+            .any(|r| r["entity_id"] == "signing-2023"),
+        "{rows:#?}"
+    );
+    assert!(rank_of(&rows, "signing-2025").is_none(), "{rows:#?}");
+    let summary = summary_md(&out);
+    assert!(
+        summary.contains("GET /api/v2/members/{id}/addresses (4"),
+        "endpoints, not URLs: {summary}"
+    );
+    let inspect = bin()
+        .arg("inspect")
+        .arg(&input)
+        .output()
+        .expect("inspect runs");
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.contains("format gateway"), "{text}");
+    assert!(
+        text.contains("principal 100% · credential_id 100% · token_id 100% · source_ip 100%"),
+        "{text}"
+    );
+    let rejects = std::fs::read_to_string(out.join("rejects.csv")).expect("rejects");
+    assert!(rejects.contains("<signature removed>"), "{rejects}");
+    for entry in std::fs::read_dir(&out).expect("report") {
+        let path = entry.expect("entry").path();
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            assert!(
+                !text.contains(SIGNATURE),
+                "{} leaks the signature",
+                path.display()
+            );
+        }
+    }
+}

@@ -220,9 +220,11 @@ pub fn read_events(
     })
 }
 
-/// Shortens a raw line for quarantine without splitting a UTF-8 character.
+/// Shortens a raw line for quarantine without splitting a UTF-8 character, and without the
+/// signature of any JWT in it (a rejected gateway line must not hand out a replayable token).
 pub(crate) fn shorten(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
+    let text = crate::normalize::jwt::redact(&text);
     let trimmed = text.trim_end_matches(['\r', '\n']);
     match trimmed.char_indices().nth(RAW_KEEP) {
         Some((cut, _)) => format!("{}…", &trimmed[..cut]),

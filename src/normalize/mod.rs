@@ -6,6 +6,7 @@
 
 pub mod columns;
 mod dictionary;
+pub mod jwt;
 pub mod profile;
 pub mod schema;
 pub mod time;

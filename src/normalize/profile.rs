@@ -97,6 +97,23 @@ pub struct Profile {
     /// `action` becomes `<name>:invalid_user` (what the username-enumeration rule counts).
     #[serde(default)]
     pub invalid_user: Option<Filter>,
+    /// Where a record carries a JWT (`Bearer` prefix allowed): its header and claims become the
+    /// paths `jwt.header.*` and `jwt.claims.*` (the signature is never read; see
+    /// [`super::jwt`]).
+    #[serde(default)]
+    pub jwt: Option<Spec>,
+    /// Per canonical field, a regex whose first group is kept of the mapped value (an account
+    /// id out of a request path); no match leaves the field absent.
+    #[serde(default)]
+    pub extract: BTreeMap<String, String>,
+    #[serde(skip)]
+    extractors: Vec<(Field, regex::Regex)>,
+    /// Per canonical field, regex replacements applied in order to the mapped value (concrete
+    /// request paths into endpoint templates: `/members/83422` → `/members/{id}`).
+    #[serde(default)]
+    pub replace: BTreeMap<String, Vec<(String, String)>>,
+    #[serde(skip)]
+    replacers: Vec<(Field, regex::Regex, String)>,
     #[serde(skip)]
     tz: Option<chrono_tz::Tz>,
 }
@@ -108,6 +125,25 @@ fn header_row() -> bool {
 /// A record of the source: a CSV row by header, or a JSON object by dotted path.
 pub trait Record {
     fn get(&self, path: &str) -> Option<Cow<'_, str>>;
+}
+
+/// A record with a decoded JWT beside it.
+struct WithJwt<'a> {
+    record: &'a dyn Record,
+    header: Value,
+    claims: Value,
+}
+
+impl Record for WithJwt<'_> {
+    fn get(&self, path: &str) -> Option<Cow<'_, str>> {
+        if let Some(key) = path.strip_prefix("jwt.header.") {
+            return Record::get(&self.header, key);
+        }
+        if let Some(key) = path.strip_prefix("jwt.claims.") {
+            return Record::get(&self.claims, key);
+        }
+        self.record.get(path)
+    }
 }
 
 /// A CSV row with its header.
@@ -176,12 +212,37 @@ impl Profile {
             .keys()
             .chain(p.constants.keys())
             .chain(p.values.keys())
+            .chain(p.extract.keys())
+            .chain(p.replace.keys())
         {
             if Field::from_name(name).is_none() {
                 return Err(bad(
                     0,
                     format!("{name:?} is not a canonical field (see docs/schema.md)"),
                 ));
+            }
+        }
+        for (name, pattern) in &p.extract {
+            let re = regex::Regex::new(pattern)
+                .ok()
+                .filter(|re| re.captures_len() > 1)
+                .ok_or_else(|| {
+                    bad(
+                        0,
+                        format!("extract.{name}: {pattern:?} is not a regex with a group"),
+                    )
+                })?;
+            if let Some(field) = Field::from_name(name) {
+                p.extractors.push((field, re));
+            }
+        }
+        for (name, rules) in &p.replace {
+            for (pattern, with) in rules {
+                let re = regex::Regex::new(pattern)
+                    .map_err(|e| bad(0, format!("replace.{name}: {pattern:?}: {e}")))?;
+                if let Some(field) = Field::from_name(name) {
+                    p.replacers.push((field, re, with.clone()));
+                }
             }
         }
         if let Some(tz) = &p.time.timezone {
@@ -250,6 +311,18 @@ impl Profile {
 
     /// Maps one record. `Ok(None)` means the filter dropped it (counted as ignored, not rejected).
     pub fn apply(&self, record: &dyn Record) -> Result<Option<RawRow<'static>>, String> {
+        let token = self.jwt.as_ref().and_then(|spec| resolve(spec, record));
+        match token.as_deref().and_then(super::jwt::decode) {
+            Some((header, claims)) => self.apply_to(&WithJwt {
+                record,
+                header,
+                claims,
+            }),
+            None => self.apply_to(record),
+        }
+    }
+
+    fn apply_to(&self, record: &dyn Record) -> Result<Option<RawRow<'static>>, String> {
         if self.filter.iter().any(|f| !f.matches(record)) {
             return Ok(None);
         }
@@ -261,6 +334,16 @@ impl Profile {
             if let Some(map) = self.values.get(name) {
                 let key = value.clone().unwrap_or_default();
                 value = map.get(&key).or_else(|| map.get("*")).cloned().or(value);
+            }
+            for (_, re, with) in self.replacers.iter().filter(|(f, ..)| *f == field) {
+                value = value.map(|v| re.replace_all(&v, with.as_str()).into_owned());
+            }
+            if let Some((_, re)) = self.extractors.iter().find(|(f, _)| *f == field) {
+                value = value
+                    .as_deref()
+                    .and_then(|v| re.captures(v))
+                    .and_then(|c| c.get(1))
+                    .map(|m| m.as_str().to_string());
             }
             if value.as_deref().is_none_or(str::is_empty) {
                 value = self.constants.get(name).cloned();
@@ -340,23 +423,29 @@ fn resolve(spec: &Spec, record: &dyn Record) -> Option<String> {
     })
 }
 
-/// `"{eventName}:{requestParameters.status}"` → `"UpdateAccessKey:Inactive"` (absent parts empty).
+/// `"{eventName}:{requestParameters.status}"` → `"UpdateAccessKey:Inactive"` (absent parts
+/// empty); `None` when every placeholder is absent, so a list of templates for different export
+/// shapes falls through to the one that fits.
 fn template(t: &str, record: &dyn Record) -> Option<String> {
     let mut out = String::new();
     let mut rest = t;
+    let mut found = false;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let close = rest[open..].find('}')? + open;
-        out.push_str(record.get(&rest[open + 1..close]).as_deref().unwrap_or(""));
+        if let Some(v) = record.get(&rest[open + 1..close]) {
+            out.push_str(&v);
+            found = true;
+        }
         rest = &rest[close + 1..];
     }
     out.push_str(rest);
-    Some(out)
+    found.then_some(out)
 }
 
 /// The built-in profiles other than CloudTrail and Okta (which have formats of their own), in the
 /// order detection tries them.
-pub const VENDORS: [&str; 2] = ["entra-signin", "entra-audit"];
+pub const VENDORS: [&str; 3] = ["entra-signin", "entra-audit", "gateway"];
 
 /// The profiles shipped with audithound, as data files embedded at build time.
 pub fn builtin(name: &str) -> Option<Profile> {
@@ -365,6 +454,7 @@ pub fn builtin(name: &str) -> Option<Profile> {
         "okta" => include_str!("../../profiles/okta.toml"),
         "entra-signin" => include_str!("../../profiles/entra-signin.toml"),
         "entra-audit" => include_str!("../../profiles/entra-audit.toml"),
+        "gateway" => include_str!("../../profiles/gateway.toml"),
         _ => return None,
     };
     Profile::parse(text, Path::new(name)).ok()
@@ -410,5 +500,49 @@ not = true
         assert_eq!(row.get(Field::Principal), Some("u1"));
         let dropped: Value = serde_json::json!({"when": "x", "kind": "Logon", "skip": "yes"});
         assert!(p.apply(&dropped).expect("maps").is_none());
+    }
+
+    /// A logged bearer token's claims, an account id cut out of a path, an endpoint template
+    /// made of it, and a list of templates that falls through to the one whose keys exist.
+    #[test]
+    fn jwt_claims_extracts_replacements_and_template_fallthrough() {
+        let p = builtin("gateway").expect("built in");
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let token = format!(
+            "{}.{}.sig",
+            b64(r#"{"kid":"k1"}"#),
+            b64(r#"{"sub":"c7","jti":"t1"}"#)
+        );
+        let rec = serde_json::json!({"time_iso8601": "2025-03-01T10:00:00Z", "remote_addr": "192.0.2.1",
+            "request": "GET /api/members/83422/addresses?x=1 HTTP/1.1", "status": "404",
+            "http_authorization": format!("Bearer {token}")});
+        let row = p.apply(&rec).expect("maps").expect("kept");
+        assert_eq!(
+            [
+                Field::CredentialId,
+                Field::TokenId,
+                Field::Principal,
+                Field::TargetAccount,
+                Field::Action,
+                Field::Outcome
+            ]
+            .map(|f| row.get(f)),
+            [
+                Some("k1"),
+                Some("t1"),
+                Some("c7"),
+                Some("83422"),
+                Some("GET /api/members/{id}/addresses"),
+                Some("failure")
+            ]
+        );
+        let apigw = serde_json::json!({"requestId": "r", "httpMethod": "GET", "resourcePath": "/members/{id}",
+            "path": "/prod/members/abc", "status": "200", "requestTimeEpoch": "1740830400123"});
+        let row = p.apply(&apigw).expect("maps").expect("kept");
+        assert_eq!(
+            (row.get(Field::Action), row.get(Field::TargetAccount)),
+            (Some("GET /members/{id}"), None)
+        );
     }
 }

@@ -15,10 +15,12 @@ pub struct TimeParser {
     pub tz: Tz,
 }
 
-const OFFSET_FORMATS: [&str; 3] = [
+const OFFSET_FORMATS: [&str; 4] = [
     "%Y-%m-%d %H:%M:%S%.f%:z",
     "%Y-%m-%d %H:%M:%S%.f%z",
     "%Y-%m-%dT%H:%M:%S%.f%z",
+    // Common Log Format, as web servers and API Gateway's `$context.requestTime` write it.
+    "%d/%b/%Y:%H:%M:%S %z",
 ];
 
 const NAIVE_FORMATS: [&str; 4] = [
@@ -443,6 +445,7 @@ mod tests {
         assert_eq!(utc().parse("1735700400"), Ok(want));
         assert_eq!(utc().parse("1735700400000"), Ok(want));
         assert_eq!(utc().parse("1735700400.000"), Ok(want));
+        assert_eq!(utc().parse("01/Jan/2025:12:00:00 +0900"), Ok(want));
     }
 
     /// Whole epoch numbers (read as integers) land where the same number with a fraction does,
