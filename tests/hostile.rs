@@ -425,11 +425,6 @@ fn a_field_named_twice_in_an_event_header_is_a_counted_warning() {
     let summary = summary_md(&out);
     assert!(summary.contains("1 warning(s)"), "{summary}");
     // The first principal column was read, not the empty last one.
-    let inspect = bin()
-        .arg("inspect")
-        .arg(&input)
-        .output()
-        .expect("inspect runs");
-    let text = String::from_utf8_lossy(&inspect.stdout);
+    let text = inspect(&input);
     assert!(text.contains("principal 100%"), "{text}");
 }

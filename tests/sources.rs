@@ -753,12 +753,7 @@ fn gateway_logs_yield_key_token_and_subject_from_the_jwt() {
         summary.contains("GET /api/v2/members/{id}/addresses (4"),
         "endpoints, not URLs: {summary}"
     );
-    let inspect = bin()
-        .arg("inspect")
-        .arg(&input)
-        .output()
-        .expect("inspect runs");
-    let text = String::from_utf8_lossy(&inspect.stdout);
+    let text = inspect(&input);
     assert!(text.contains("format gateway"), "{text}");
     assert!(
         text.contains("principal 100% · credential_id 100% · token_id 100% · source_ip 100%"),

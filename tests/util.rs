@@ -144,3 +144,14 @@ pub fn reasons_of(rows: &[std::collections::HashMap<String, String>], id: &str) 
 pub fn summary_md(out: &Path) -> String {
     std::fs::read_to_string(out.join("summary.md")).expect("summary.md written")
 }
+
+/// What `audithound inspect PATH` prints (it must succeed).
+pub fn inspect(path: &Path) -> String {
+    let out = bin()
+        .arg("inspect")
+        .arg(path)
+        .output()
+        .expect("inspect runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -373,11 +373,6 @@ fn xml_exports_are_read_event_by_event() {
     );
     let rejects = std::fs::read_to_string(out.join("rejects.csv")).expect("rejects");
     assert!(rejects.contains("wevtutil.xml,1,"), "{rejects}");
-    let inspect = bin()
-        .arg("inspect")
-        .arg(&input)
-        .output()
-        .expect("inspect runs");
-    let text = String::from_utf8_lossy(&inspect.stdout);
+    let text = inspect(&input);
     assert!(text.contains("format windows-xml"), "{text}");
 }
