@@ -92,7 +92,8 @@ struct AnalyzeArgs {
     /// Exit with 1 when a finding reaches this severity (for scheduled jobs).
     #[arg(long)]
     fail_on: Option<String>,
-    /// Outputs to write, comma-separated: csv (anomalies + rejects), jsonl, html, md, png.
+    /// Outputs to write, comma-separated: csv (anomalies + rejects), jsonl, html, md, png, and
+    /// ocsf (one OCSF Detection Finding per incident, for a SIEM).
     #[arg(long, default_value = "csv,jsonl,html,md,png")]
     format: String,
     /// No progress bar and no table on stdout (cron).

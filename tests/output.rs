@@ -252,3 +252,125 @@ fn hostile_fields_are_escaped_in_html_and_markdown() {
     let md = summary_md(&out_dir);
     assert!(!md.contains("<img src=x>"), "markdown not escaped");
 }
+
+/// `--format ocsf`: one Detection Finding per incident, checked against the OCSF 1.1 facts
+/// vendored in `tests/fixtures/ocsf/`: required attributes, their types, enumerations, the
+/// `type_uid` rule, observables and ATT&CK ids. The planted key is the first finding's observable.
+#[test]
+fn ocsf_findings_follow_the_detection_finding_class() {
+    use serde_json::Value;
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("tests/fixtures/ocsf/detection_finding_1.1.0.json"))
+            .expect("vendored schema facts"),
+    )
+    .expect("schema JSON");
+    let dir = tmp();
+    let out = dir.path().join("r");
+    let o = analyze(
+        &out,
+        &[
+            repo().join("sample_logs").to_str().unwrap(),
+            "--format",
+            "ocsf,csv",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(out.join("findings.ocsf.jsonl")).expect("ocsf output");
+    let findings: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let incidents: std::collections::BTreeSet<String> = anomalies(&out)
+        .iter()
+        .map(|r| r["incident"].clone())
+        .collect();
+    assert_eq!(findings.len(), incidents.len(), "one finding per incident");
+    let kind = |v: &Value| match v {
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::String(_) => "string",
+        Value::Object(_) => "object",
+        Value::Array(_) => "array",
+        _ => "other",
+    };
+    let check_types = |obj: &Value, types: &Value, what: &str| {
+        for (key, want) in types.as_object().expect("types") {
+            if let Some(v) = obj.get(key).filter(|v| !v.is_null()) {
+                assert_eq!(kind(v), want.as_str().unwrap_or(""), "{what}.{key}: {v}");
+            }
+        }
+    };
+    let technique = regex::Regex::new(
+        schema["attack"]["technique_uid_pattern"]
+            .as_str()
+            .unwrap_or(""),
+    )
+    .expect("pattern");
+    for f in &findings {
+        for key in schema["required"].as_array().expect("required") {
+            let key = key.as_str().unwrap_or("");
+            assert!(
+                f.get(key).is_some_and(|v| !v.is_null()),
+                "missing {key}: {f}"
+            );
+        }
+        check_types(f, &schema["types"], "finding");
+        for (key, allowed) in schema["enums"].as_object().expect("enums") {
+            assert!(
+                allowed.as_array().expect("enum").contains(&f[key]),
+                "{key}: {f}"
+            );
+        }
+        assert_eq!(f["class_uid"], schema["class_uid"]);
+        assert_eq!(f["category_uid"], schema["category_uid"]);
+        assert_eq!(
+            f["type_uid"].as_u64(),
+            Some(
+                f["class_uid"].as_u64().unwrap_or(0) * 100 + f["activity_id"].as_u64().unwrap_or(0)
+            )
+        );
+        let severity = f["severity_id"].to_string();
+        assert_eq!(
+            f["severity"].as_str().map(str::to_ascii_lowercase),
+            schema["severity_names"][&severity]
+                .as_str()
+                .map(str::to_ascii_lowercase)
+        );
+        let info = &f["finding_info"];
+        for key in schema["finding_info"]["required"]
+            .as_array()
+            .expect("required")
+        {
+            assert!(
+                info.get(key.as_str().unwrap_or("")).is_some(),
+                "finding_info.{key}: {f}"
+            );
+        }
+        check_types(info, &schema["finding_info"]["types"], "finding_info");
+        for a in info["attacks"].as_array().expect("attacks") {
+            assert!(
+                technique.is_match(a["technique"]["uid"].as_str().unwrap_or("")),
+                "{a}"
+            );
+        }
+        assert!(f["metadata"]["product"]["vendor_name"].is_string(), "{f}");
+        assert!(f["metadata"]["version"].is_string(), "{f}");
+        let allowed = schema["observable"]["type_id"]
+            .as_array()
+            .expect("type ids");
+        for o in f["observables"].as_array().expect("observables") {
+            assert!(
+                o["name"].is_string() && allowed.contains(&o["type_id"]),
+                "{o}"
+            );
+        }
+    }
+    let first = &findings[0];
+    // The signing key the former employee kept, planted in `sample_logs/`.
+    let key = "kid-legacy-2023";
+    assert!(
+        first["observables"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|o| o["value"] == key && o["type_id"] == 19)),
+        "{first}"
+    );
+}

@@ -6,6 +6,7 @@ pub mod charts;
 pub mod csv_out;
 pub mod destination;
 pub mod jsonl;
+pub mod ocsf;
 pub mod page;
 pub mod series;
 pub mod summary;
@@ -58,11 +59,13 @@ pub struct ReportData<'a> {
     pub charts: &'a series::ChartData,
 }
 
-/// Which outputs to write (`--format csv,jsonl,html,md,png`).
+/// Which outputs to write (`--format csv,jsonl,html,md,png`, and `ocsf` on request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Formats {
     pub csv: bool,
     pub jsonl: bool,
+    /// One OCSF Detection Finding per incident (`findings.ocsf.jsonl`).
+    pub ocsf: bool,
     pub html: bool,
     pub md: bool,
     pub png: bool,
@@ -73,6 +76,7 @@ impl Default for Formats {
         Formats {
             csv: true,
             jsonl: true,
+            ocsf: false,
             html: true,
             md: true,
             png: true,
@@ -86,6 +90,7 @@ impl Formats {
         let mut f = Formats {
             csv: false,
             jsonl: false,
+            ocsf: false,
             html: false,
             md: false,
             png: false,
@@ -94,6 +99,7 @@ impl Formats {
             match name.to_ascii_lowercase().as_str() {
                 "csv" => f.csv = true,
                 "jsonl" | "json" => f.jsonl = true,
+                "ocsf" => f.ocsf = true,
                 "html" => f.html = true,
                 "md" | "markdown" => f.md = true,
                 "png" | "charts" => f.png = true,
@@ -101,7 +107,7 @@ impl Formats {
                     return Err(Error::Argument {
                         what: "--format",
                         value: other.to_string(),
-                        reason: "use csv, jsonl, html, md, png".into(),
+                        reason: "use csv, jsonl, ocsf, html, md, png".into(),
                     });
                 }
             }
@@ -148,6 +154,9 @@ fn write_all(dir: &Path, data: &ReportData) -> Result<()> {
     }
     if f.jsonl {
         jsonl::write(&dir.join("anomalies.jsonl"), data)?;
+    }
+    if f.ocsf {
+        ocsf::write(&dir.join("findings.ocsf.jsonl"), data)?;
     }
     let charts = if f.png {
         let charts_dir = dir.join("charts");
