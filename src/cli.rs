@@ -109,7 +109,7 @@ struct AnalyzeArgs {
 struct SourceArgs {
     /// Read every input as this source instead of detecting it: canonical, cloudtrail, okta,
     /// authlog, journald, evtx, windows (JSON export), windows-xml, entra-signin, entra-audit,
-    /// gateway, profile.
+    /// gateway, ocsf, profile.
     #[arg(long)]
     source: Option<String>,
     /// Mapping profile (TOML) for exports in other shapes; see docs/profiles.md.
@@ -132,7 +132,7 @@ impl SourceArgs {
             .as_deref()
             .map(|s| {
                 audithound::ingest::Format::parse(s)
-                    .ok_or_else(|| anyhow::anyhow!("invalid --source {s:?}: use canonical, cloudtrail, okta, authlog, journald, evtx, windows, windows-xml, entra-signin, entra-audit, gateway or profile"))
+                    .ok_or_else(|| anyhow::anyhow!("invalid --source {s:?}: use canonical, cloudtrail, okta, authlog, journald, evtx, windows, windows-xml, entra-signin, entra-audit, gateway, ocsf or profile"))
             })
             .transpose()
     }

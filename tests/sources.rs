@@ -772,3 +772,68 @@ fn gateway_logs_yield_key_token_and_subject_from_the_jwt() {
         }
     }
 }
+
+/// OCSF as a data lake holds it (Security Lake's `region=…/accountId=…/eventDay=…` folders, JSON
+/// lines): Authentication (3002), Account Change (3001) and API Activity (6003). An account
+/// disabled on day 10 whose user keeps reading customer records through the API ranks first;
+/// its departure comes from the lake's own Account Change events.
+#[test]
+fn ocsf_events_from_a_lake_rank_the_disabled_reader_first() {
+    let dir = tmp();
+    let input = dir.path().join("lake");
+    let ms = |day: u32, minute: u32| {
+        1_740_787_200_000u64 + u64::from(day) * 86_400_000 + u64::from(minute) * 60_000
+    };
+    let meta = json!({"version": "1.1.0", "product": {"name": "Identity Provider", "vendor_name": "Example"}});
+    let mut lines: Vec<(u32, String)> = Vec::new();
+    for day in 0..20 {
+        for (u, user) in ["ann", "ben", "cho", "dee", "eve"].iter().enumerate() {
+            if *user == "eve" && day >= 10 {
+                continue;
+            }
+            lines.push((day, json!({"class_uid": 3002, "category_uid": 3, "activity_id": 1, "time": ms(day, 480 + u as u32),
+                "metadata": meta, "user": {"name": user, "uid": format!("u-{user}")}, "status_id": 1,
+                "src_endpoint": {"ip": format!("10.0.0.{}", u + 10)}, "dst_endpoint": {"hostname": "portal"}}).to_string()));
+            for k in 0..5u32 {
+                let customer = (u as u32 * 7 + k + day) % 60;
+                lines.push((day, json!({"class_uid": 6003, "category_uid": 6, "activity_id": 2, "time": ms(day, 500 + k),
+                    "metadata": meta, "actor": {"user": {"name": user, "uid": format!("u-{user}")}},
+                    "api": {"operation": "GetCustomer"}, "src_endpoint": {"ip": format!("10.0.0.{}", u + 10)},
+                    "resources": [{"uid": format!("customer-{customer:05}"), "type": "Customer"}], "status_id": 1}).to_string()));
+            }
+        }
+    }
+    lines.push((9, json!({"class_uid": 3001, "category_uid": 3, "activity_id": 5, "time": ms(9, 1000), "metadata": meta,
+        "user": {"name": "eve", "uid": "u-eve"}, "actor": {"user": {"name": "admin"}}, "status_id": 1}).to_string()));
+    for day in 12..20 {
+        for k in 0..40u32 {
+            lines.push((day, json!({"class_uid": 6003, "category_uid": 6, "activity_id": 2, "time": ms(day, 120 + k),
+                "metadata": meta, "actor": {"user": {"name": "eve", "uid": "u-eve"}},
+                "api": {"operation": "GetCustomer"}, "src_endpoint": {"ip": "203.0.113.99"},
+                "resources": [{"uid": format!("customer-{:05}", 100 + (day - 12) * 40 + k), "type": "Customer"}], "status_id": 1}).to_string()));
+        }
+    }
+    for day in 0..20 {
+        let text: String = lines
+            .iter()
+            .filter(|(d, _)| *d == day)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect();
+        write(
+            &input.join(format!(
+                "region=us-east-1/accountId=123456789012/eventDay=202503{:02}/events.json",
+                day + 1
+            )),
+            &text,
+        );
+    }
+    let out = dir.path().join("out");
+    let rows = analyze_ok(&out, &[input.to_str().unwrap()]);
+    assert_eq!(rows[0]["entity_id"], "eve", "{rows:#?}");
+    assert!(
+        reasons_of(&rows, "eve").contains("principal_used_after_departure"),
+        "{rows:#?}"
+    );
+    let text = inspect(&input);
+    assert!(text.contains("format ocsf"), "{text}");
+}

@@ -445,7 +445,7 @@ fn template(t: &str, record: &dyn Record) -> Option<String> {
 
 /// The built-in profiles other than CloudTrail and Okta (which have formats of their own), in the
 /// order detection tries them.
-pub const VENDORS: [&str; 3] = ["entra-signin", "entra-audit", "gateway"];
+pub const VENDORS: [&str; 4] = ["ocsf", "entra-signin", "entra-audit", "gateway"];
 
 /// The profiles shipped with audithound, as data files embedded at build time.
 pub fn builtin(name: &str) -> Option<Profile> {
@@ -455,6 +455,7 @@ pub fn builtin(name: &str) -> Option<Profile> {
         "entra-signin" => include_str!("../../profiles/entra-signin.toml"),
         "entra-audit" => include_str!("../../profiles/entra-audit.toml"),
         "gateway" => include_str!("../../profiles/gateway.toml"),
+        "ocsf" => include_str!("../../profiles/ocsf.toml"),
         _ => return None,
     };
     Profile::parse(text, Path::new(name)).ok()
