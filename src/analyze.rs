@@ -208,6 +208,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     // rows pushed the peak past 1.45 GB; with that frame gone (see `detect::issuance`) the 10M CSV
     // export peaks at 1.3–1.4 GB with all four together (1.2 GB once ingest stopped keeping user
     // agents), and the detectors take 1.4–1.55 s instead of 1.8 s one group after the other.
+    let spinner = stage(plan.progress, "detecting");
     let detectors = detect::all();
     let detections = detectors
         .par_iter()
@@ -215,6 +216,8 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         .collect::<Result<Vec<_>>>()?;
     crate::memory::release_freed();
     clock.lap("detectors");
+    drop(spinner);
+    let spinner = stage(plan.progress, "ranking and writing the report");
     for Detection {
         findings: f,
         limitations: l,
@@ -260,12 +263,35 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     clock.lap("chart series");
     report::write(&dest, &data)?;
     clock.lap("report");
+    drop(spinner);
     Ok(Outcome {
         unreadable,
         records: ingested.files.iter().map(|f| f.records).sum(),
         rejected: ingested.files.iter().map(|f| f.rejected).sum(),
         ranked,
     })
+}
+
+/// A spinner naming the stage under way, with its elapsed time, on a terminal only (stderr; stdout
+/// carries the table alone). Cleared when dropped.
+fn stage(show: bool, what: &'static str) -> Option<Spinner> {
+    show.then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+            bar.set_style(style);
+        }
+        bar.set_message(what);
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Spinner(bar)
+    })
+}
+
+struct Spinner(indicatif::ProgressBar);
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
 }
 
 /// Rows whose endpoints and clients are counted for the report: the shown ones, at most this many.

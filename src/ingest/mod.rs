@@ -152,15 +152,23 @@ pub fn read_events(
     opts: &ReadOptions,
     show_progress: bool,
 ) -> Result<Ingested> {
-    let bar = if show_progress {
-        ProgressBar::new(found.events.len() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} reading {pos}/{len} files {wide_bar} {elapsed}")
+    // Progress in bytes as stored (compressed bytes of a compressed file), with rate and ETA.
+    let bytes: u64 = found
+        .events
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = show_progress.then(|| {
+        let bar = ProgressBar::new(bytes);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} reading {binary_bytes}/{binary_total_bytes} {wide_bar} {binary_bytes_per_sec} ETA {eta}",
+            )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+        );
+        bar
+    });
     // Dictionaries go from one file to the next (see `Dictionaries`); there are as many as files
     // read at once, and all are freed when the files are read.
     let pool: Mutex<Vec<Dictionaries>> = Mutex::default();
@@ -172,16 +180,17 @@ pub fn read_events(
         .map(|(idx, path)| {
             let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
             let mut dicts = taken.unwrap_or_else(|| Dictionaries::new(tokens.clone()));
-            let out = readers::read_file(path, idx as u32, opts, &mut dicts);
+            let out = readers::read_file(path, idx as u32, opts, &mut dicts, bar.as_ref());
             pool.lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(dicts);
-            bar.inc(1);
             out
         })
         .collect();
     drop(pool);
-    bar.finish_and_clear();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
 
     let mut frame: Option<DataFrame> = None;
     let mut files = Vec::with_capacity(results.len());

@@ -25,7 +25,12 @@ pub fn read_file(
     file_idx: u32,
     opts: &ReadOptions,
     dicts: &mut Dictionaries,
+    progress: Option<&indicatif::ProgressBar>,
 ) -> FileResult {
+    let counter = decompress::Counter {
+        bar: progress.cloned(),
+        ..Default::default()
+    };
     let mut sink = Sink {
         cols: EventColumns::with_dictionaries(std::mem::take(dicts)),
         frames: Vec::new(),
@@ -45,7 +50,7 @@ pub fn read_file(
         max_record: opts.max_record_bytes,
     };
     let mut skipped = None;
-    match decompress::open(path) {
+    match decompress::open_counted(path, &counter) {
         Ok((codec, mut reader)) => {
             let detected = match peek(&mut reader) {
                 Ok(head) => {
@@ -102,6 +107,12 @@ pub fn read_file(
         Err(e) => sink.read_failed(0, format!("cannot open: {e}")),
     }
     sink.flush();
+    // What was not read through the counter (an `.evtx` parsed from disk, a file skipped or cut
+    // short) still moves the bar to this file's end.
+    if let (Some(bar), Ok(meta)) = (progress, std::fs::metadata(path)) {
+        let read = counter.read.load(std::sync::atomic::Ordering::Relaxed);
+        bar.inc(meta.len().saturating_sub(read));
+    }
     *dicts = sink.cols.into_dictionaries();
     let (rejects, error) = match sink.rejects.finish() {
         Ok(r) => (r, sink.error),
