@@ -105,6 +105,20 @@ fn same_input_gives_byte_identical_reports_whatever_the_thread_count() {
         let b = std::fs::read(outputs[1].join(name)).unwrap();
         assert!(a == b, "{name} differs between 1 and 2 threads");
     }
+    // The charts and the page that shows them, too.
+    let charts: Vec<_> = std::fs::read_dir(outputs[0].join("charts"))
+        .expect("charts")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(charts.len() >= 3, "{charts:?}");
+    for name in charts {
+        let a = std::fs::read(outputs[0].join("charts").join(&name)).unwrap();
+        let b = std::fs::read(outputs[1].join("charts").join(&name)).unwrap();
+        assert!(a == b, "{name:?} differs between 1 and 2 threads");
+    }
+    let a = std::fs::read(outputs[0].join("summary.html")).unwrap();
+    let b = std::fs::read(outputs[1].join("summary.html")).unwrap();
+    assert!(a == b, "summary.html differs between 1 and 2 threads");
 }
 
 #[test]
@@ -373,4 +387,29 @@ fn ocsf_findings_follow_the_detection_finding_class() {
             .is_some_and(|o| o.iter().any(|o| o["value"] == key && o["type_id"] == 19)),
         "{first}"
     );
+}
+
+/// The HTML carries the charts' severity colours: each incident heading and each severity cell
+/// has its severity's class, and the style defines every class from the one palette.
+#[test]
+fn html_marks_severities_with_the_chart_palette() {
+    let dir = tmp();
+    let out = dir.path().join("r");
+    let o = analyze(&out, &[repo().join("sample_logs").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let html = std::fs::read_to_string(out.join("summary.html")).expect("html");
+    assert!(
+        html.contains("<h3 class=\"sev-critical\">Incident 1 · critical"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td class=\"sev-critical\">critical</td>"),
+        "{html}"
+    );
+    for sev in ["informational", "low", "medium", "high", "critical"] {
+        assert!(
+            html.contains(&format!("h3.sev-{sev}{{border-left-color:#")),
+            "{sev}"
+        );
+    }
 }

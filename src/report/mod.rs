@@ -8,6 +8,7 @@ pub mod destination;
 pub mod jsonl;
 pub mod ocsf;
 pub mod page;
+pub mod palette;
 pub mod series;
 pub mod summary;
 pub mod terminal;

@@ -9,7 +9,8 @@ use crate::rank::{Ranked, Severity};
 /// A block of content; renderers escape every string (log fields are attacker-controlled).
 pub enum Block {
     Text(String),
-    Heading(String),
+    /// An incident's heading, with its severity (coloured in the HTML).
+    Heading(String, Option<Severity>),
     Facts(Vec<(String, String)>),
     List(Vec<String>),
     Table {
@@ -105,14 +106,17 @@ fn incidents(data: &ReportData, charts: &[Chart]) -> Section {
     {
         let rows: Vec<&Ranked> = inc.rows.iter().map(|i| &data.ranked[*i]).collect();
         let top = rows[0];
-        blocks.push(Block::Heading(format!(
-            "Incident {} · {} · score {:.1} · {} {}",
-            inc.number,
-            top.severity.name(),
-            top.score,
-            top.entity.kind.name(),
-            top.entity.id
-        )));
+        blocks.push(Block::Heading(
+            format!(
+                "Incident {} · {} · score {:.1} · {} {}",
+                inc.number,
+                top.severity.name(),
+                top.score,
+                top.entity.kind.name(),
+                top.entity.id
+            ),
+            Some(top.severity),
+        ));
         let mut facts = Vec::new();
         if let Some((f, _)) = top.reasons.first() {
             facts.push(("What".into(), f.reason.clone()));

@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::page::{Block, Page};
-use super::write_error;
+use super::{palette, write_error};
 use crate::error::Result;
+use crate::rank::Severity;
 
 pub fn write_md(path: &Path, page: &Page) -> Result<()> {
     std::fs::write(path, markdown(page)).map_err(|e| write_error(path, e))
@@ -25,7 +26,7 @@ pub fn markdown(page: &Page) -> String {
                 Block::Text(t) => {
                     let _ = writeln!(s, "{}\n", md(t));
                 }
-                Block::Heading(h) => {
+                Block::Heading(h, _) => {
                     let _ = writeln!(s, "### {}\n", md(h));
                 }
                 Block::Facts(f) => {
@@ -104,8 +105,9 @@ pub fn html(page: &Page) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1><p class=\"sub\">{}</p>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}{}</style></head><body>\n<h1>{}</h1><p class=\"sub\">{}</p>\n",
         esc(&page.title),
+        palette::severity_css(),
         esc(&page.title),
         esc(&page.subtitle)
     );
@@ -116,9 +118,14 @@ pub fn html(page: &Page) -> String {
                 Block::Text(t) => {
                     let _ = writeln!(s, "<p>{}</p>", esc(t));
                 }
-                Block::Heading(h) => {
-                    let _ = writeln!(s, "<h3>{}</h3>", esc(h));
-                }
+                Block::Heading(h, severity) => match severity {
+                    Some(sev) => {
+                        let _ = writeln!(s, "<h3 class=\"sev-{}\">{}</h3>", sev.name(), esc(h));
+                    }
+                    None => {
+                        let _ = writeln!(s, "<h3>{}</h3>", esc(h));
+                    }
+                },
                 Block::Facts(f) => {
                     s.push_str("<dl>");
                     for (k, v) in f {
@@ -139,10 +146,24 @@ pub fn html(page: &Page) -> String {
                         let _ = write!(s, "<th>{}</th>", esc(h));
                     }
                     s.push_str("</tr>");
+                    // A severity column's cells carry the severity's colour.
+                    let sev_col = head.iter().position(|h| h == "severity");
                     for r in rows {
                         s.push_str("<tr>");
-                        for c in r {
-                            let _ = write!(s, "<td>{}</td>", esc(c));
+                        for (i, c) in r.iter().enumerate() {
+                            match Severity::parse(c).filter(|_| Some(i) == sev_col) {
+                                Some(sev) => {
+                                    let _ = write!(
+                                        s,
+                                        "<td class=\"sev-{}\">{}</td>",
+                                        sev.name(),
+                                        esc(c)
+                                    );
+                                }
+                                None => {
+                                    let _ = write!(s, "<td>{}</td>", esc(c));
+                                }
+                            }
                         }
                         s.push_str("</tr>");
                     }

@@ -7,6 +7,7 @@ use plotters::prelude::*;
 
 use super::{DrawResult, FONT, SIZE};
 use crate::normalize::time::day_text;
+use crate::report::palette;
 use crate::report::series::Heatmap;
 
 pub fn draw(path: &Path, title: &str, h: &Heatmap) -> DrawResult {
@@ -39,32 +40,36 @@ pub fn draw(path: &Path, title: &str, h: &Heatmap) -> DrawResult {
         let color = shade(n as f64 / max);
         Rectangle::new([(d, hr), (d + 1, hr + 1)], color.filled())
     }))?;
-    // Colour scale with its unit.
-    let steps = 10;
-    let legend = legend.margin(80, 80, 10, 30);
-    let (_, lh) = legend.dim_in_pixel();
-    for i in 0..steps {
-        let frac = 1.0 - i as f64 / steps as f64;
-        let y0 = (lh as i32 * i) / steps;
-        let y1 = (lh as i32 * (i + 1)) / steps;
-        legend.draw(&Rectangle::new([(0, y0), (30, y1)], shade(frac).filled()))?;
+    // Colour scale, continuous, with ticks in events per hour (white: no event that hour).
+    let legend = legend.margin(56, 80, 4, 10);
+    legend.draw(&Text::new("events per hour", (0, 0), (FONT, 13)))?;
+    let (_, h) = legend.dim_in_pixel();
+    let (top, lh) = (24, (h as i32 - 24).max(1));
+    for y in 0..lh {
+        let f = 1.0 - f64::from(y) / f64::from(lh);
+        let y = top + y;
+        legend.draw(&Rectangle::new(
+            [(0, y), (30, y + 1)],
+            shade(f * f).filled(),
+        ))?;
     }
-    legend.draw(&Text::new(
-        format!("{max:.0} events/h"),
-        (35, 0),
-        (FONT, 13),
-    ))?;
-    legend.draw(&Text::new("0", (35, lh as i32 - 14), (FONT, 13)))?;
+    let mut ticks: Vec<i64> = [1.0, 0.75, 0.5, 0.25]
+        .iter()
+        .map(|p| (p * p * max).round().max(1.0) as i64)
+        .collect();
+    ticks.dedup();
+    for n in ticks {
+        let y = top + ((1.0 - (n as f64 / max).sqrt()) * f64::from(lh)) as i32;
+        legend.draw(&PathElement::new(vec![(30, y), (36, y)], BLACK))?;
+        legend.draw(&Text::new(n.to_string(), (40, y - 7), (FONT, 13)))?;
+    }
     root.present()?;
     Ok(())
 }
 
-/// White → dark red.
+/// Viridis on a square-root scale (a few busy hours must not flatten the rest); the scale's
+/// position `f` stands for `f² × max` events.
 fn shade(f: f64) -> RGBColor {
-    let f = f.clamp(0.0, 1.0).sqrt();
-    RGBColor(
-        255 - (f * 100.0) as u8,
-        255 - (f * 235.0) as u8,
-        255 - (f * 235.0) as u8,
-    )
+    let (r, g, b) = palette::viridis(f.clamp(0.0, 1.0).sqrt());
+    RGBColor(r, g, b)
 }

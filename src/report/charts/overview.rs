@@ -7,7 +7,7 @@ use plotters::prelude::*;
 
 use super::{DrawResult, FONT, SIZE, short, whole};
 use crate::rank::Severity;
-use crate::report::ReportData;
+use crate::report::{ReportData, palette};
 
 const TOP: usize = 10;
 
@@ -18,54 +18,63 @@ pub fn draw(path: &Path, data: &ReportData) -> DrawResult {
     let (left, right) = root.split_horizontally(SIZE.0 / 2);
     let (sev_area, det_area) = left.split_vertically((SIZE.1 - 40) / 2);
 
-    let severities: Vec<(String, f64)> = Severity::ALL
+    let severities: Vec<Bar> = Severity::ALL
         .iter()
         .rev()
         .map(|s| {
             (
                 s.name().to_string(),
                 data.ranked.iter().filter(|r| r.severity == *s).count() as f64,
+                sev_color(*s),
             )
         })
         .collect();
-    bars(
-        &sev_area,
-        "entities by severity",
-        "entities",
-        &severities,
-        RED,
-    )?;
+    bars(&sev_area, "entities by severity", "entities", &severities)?;
     let mut per_detector: BTreeMap<&str, f64> = BTreeMap::new();
     for r in data.ranked {
         for d in &r.detectors {
             *per_detector.entry(d).or_default() += 1.0;
         }
     }
-    let detectors: Vec<(String, f64)> = per_detector
+    // Detectors are not ranked: one neutral colour.
+    let detectors: Vec<Bar> = per_detector
         .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
+        .map(|(k, v)| (k.to_string(), v, RGBColor(49, 104, 142)))
         .collect();
-    bars(
-        &det_area,
-        "entities by detector",
-        "entities",
-        &detectors,
-        BLUE,
-    )?;
-    let top: Vec<(String, f64)> = data
+    bars(&det_area, "entities by detector", "entities", &detectors)?;
+    // Each incident's bar in its severity's colour, so the score and its reading go together.
+    let top: Vec<Bar> = data
         .leads()
         .take(TOP)
-        .map(|r| (format!("#{} {}", r.incident, short(&r.entity.id)), r.score))
+        .map(|r| {
+            (
+                format!(
+                    "#{} {} ({})",
+                    r.incident,
+                    short(&r.entity.id),
+                    r.severity.name()
+                ),
+                r.score,
+                sev_color(r.severity),
+            )
+        })
         .collect();
     bars(
         &right,
         &format!("top {TOP} incidents by score"),
         "score (0–100)",
         &top,
-        RGBColor(46, 139, 87),
     )?;
     root.present()?;
     Ok(())
+}
+
+/// A labelled bar and its colour.
+type Bar = (String, f64, RGBColor);
+
+fn sev_color(s: Severity) -> RGBColor {
+    let (r, g, b) = palette::severity(s);
+    RGBColor(r, g, b)
 }
 
 /// Horizontal bars, one per label, top to bottom in the given order, labels centred on bars.
@@ -73,8 +82,7 @@ fn bars<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     caption: &str,
     unit: &str,
-    values: &[(String, f64)],
-    color: RGBColor,
+    values: &[Bar],
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
@@ -104,7 +112,7 @@ where
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 14))
         .draw()?;
-    chart.draw_series(values.iter().enumerate().map(|(i, (_, v))| {
+    chart.draw_series(values.iter().enumerate().map(|(i, (_, v, color))| {
         let y = n - 1 - i as i32;
         let mut bar = Rectangle::new(
             [
