@@ -837,3 +837,95 @@ fn ocsf_events_from_a_lake_rank_the_disabled_reader_first() {
     let text = inspect(&input);
     assert!(text.contains("format ocsf"), "{text}");
 }
+
+/// Parquet as a lake holds it: OCSF Authentication and Account Change rows with nested `user`,
+/// `src_endpoint` and `metadata` structs under Security Lake's partition folders, and a canonical
+/// table with a real timestamp column. Read column-wise, mapped like their JSON forms: the
+/// disabled account that signs in later is found, and every row reconciles.
+#[test]
+fn parquet_ocsf_and_canonical_tables_are_read() {
+    use polars::prelude::*;
+    fn strs(name: &str, v: Vec<String>) -> Series {
+        Series::new(name.into(), v)
+    }
+    fn structure(name: &str, fields: &[Series]) -> Series {
+        let n = fields[0].len();
+        StructChunked::from_series(name.into(), n, fields.iter())
+            .expect("struct")
+            .into_series()
+    }
+    fn save(path: &std::path::Path, df: &mut DataFrame) {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        let file = std::fs::File::create(path).expect("create");
+        ParquetWriter::new(file)
+            .with_compression(ParquetCompression::Zstd(None))
+            .finish(df)
+            .expect("write parquet");
+    }
+    let dir = tmp();
+    let lake = dir
+        .path()
+        .join("lake/region=us-east-1/accountId=123456789012");
+    // Five users sign in daily for 20 days; eve is disabled on day 10 and signs in on day 15.
+    let (mut time, mut class, mut activity, mut status, mut user, mut ip) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for day in 0..20i64 {
+        for (u, name) in ["ann", "ben", "cho", "dee", "eve"].iter().enumerate() {
+            if *name == "eve" && day >= 10 && day != 15 {
+                continue;
+            }
+            time.push(1_740_787_200_000 + day * 86_400_000 + u as i64 * 60_000);
+            class.push(3002i32);
+            activity.push(1i32);
+            status.push(1i32);
+            user.push(name.to_string());
+            ip.push(format!("10.0.0.{}", u + 10));
+        }
+    }
+    time.push(1_740_787_200_000 + 9 * 86_400_000 + 3_600_000);
+    class.push(3001);
+    activity.push(5);
+    status.push(1);
+    user.push("eve".into());
+    ip.push("10.0.0.1".into());
+    let n = time.len();
+    let mut df = DataFrame::new_infer_height(vec![
+        Series::new("time".into(), time).into(),
+        Series::new("class_uid".into(), class).into(),
+        Series::new("activity_id".into(), activity).into(),
+        Series::new("status_id".into(), status).into(),
+        structure("user", &[strs("name", user)]).into(),
+        structure("src_endpoint", &[strs("ip", ip)]).into(),
+        structure("metadata", &[strs("version", vec!["1.1.0".into(); n])]).into(),
+        Series::new("unused_wide_column".into(), vec!["x".repeat(50); n]).into(),
+    ])
+    .expect("frame");
+    save(&lake.join("eventDay=20250301/part-0.zstd.parquet"), &mut df);
+    let canonical = dir.path().join("lake/canonical/events.parquet");
+    let mut flat = DataFrame::new_infer_height(vec![
+        Series::new(
+            "timestamp".into(),
+            vec!["2025-03-01T10:00:00Z", "2025-03-02T10:00:00Z"],
+        )
+        .into(),
+        Series::new("event_type".into(), vec!["login", "login"]).into(),
+        Series::new("principal".into(), vec!["ann", "ann"]).into(),
+        Series::new("success".into(), vec![true, true]).into(),
+    ])
+    .expect("frame");
+    save(&canonical, &mut flat);
+    let out = dir.path().join("out");
+    let input = dir.path().join("lake");
+    let rows = analyze_ok(&out, &[input.to_str().unwrap()]);
+    assert_eq!(rows[0]["entity_id"], "eve", "{rows:#?}");
+    assert!(
+        reasons_of(&rows, "eve").contains("principal_used_after_departure"),
+        "{rows:#?}"
+    );
+    let summary = summary_md(&out);
+    assert!(
+        summary.contains(&format!("| parquet:ocsf | {n} | {n} | 0 | 0 |")),
+        "{summary}"
+    );
+    assert!(summary.contains("| parquet | 2 | 2 | 0 | 0 |"), "{summary}");
+}

@@ -15,6 +15,7 @@ mod json_doc;
 mod json_flat;
 mod json_row;
 pub mod lines;
+mod parquet;
 pub mod quarantine;
 pub mod readers;
 pub mod sniff;

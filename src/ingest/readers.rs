@@ -10,7 +10,7 @@ use polars::prelude::DataFrame;
 use super::lines::{self, Fields, Piece, Records};
 use super::quarantine::{FileRejects, Quarantine};
 use super::sniff::{self, Format};
-use super::{FileStats, ReadOptions, decompress, shorten, sources, windows, windows_xml};
+use super::{FileStats, ReadOptions, decompress, parquet, shorten, sources, windows, windows_xml};
 use crate::normalize::{Dictionaries, EventColumns, Field, RawRow, TimeParser};
 
 /// How much of a file the format detection looks at (at most one buffer fill): a first record
@@ -89,6 +89,18 @@ pub fn read_file(
                         }
                         Format::Windows => windows::read_json(reader, &mut sink),
                         Format::WindowsXml => windows_xml::read_xml(reader, &mut sink),
+                        Format::Parquet if codec != decompress::Codec::Plain => sink.read_failed(
+                            0,
+                            "compressed Parquet: decompress it first (Parquet compresses inside)"
+                                .into(),
+                        ),
+                        Format::Parquet => {
+                            drop(reader);
+                            match parquet::read(path, opts, &mut sink) {
+                                Ok(label) => sink.stats.format = label,
+                                Err(reason) => skipped = Some(reason),
+                            }
+                        }
                         Format::Profile => match &opts.profile {
                             Some(p) if p.format == "csv" => {
                                 sources::read_profile_csv(reader, p, &mut sink)

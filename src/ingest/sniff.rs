@@ -29,6 +29,8 @@ pub enum Format {
     Windows,
     /// Windows events exported as XML (`wevtutil /f:xml`, `evtx_dump -o xml`).
     WindowsXml,
+    /// Parquet: the canonical schema, OCSF (Security Lake), or what a JSON profile maps.
+    Parquet,
     /// A built-in profile of [`crate::normalize::profile::VENDORS`] (Entra ID sign-ins, audits),
     /// by its place in that list.
     Vendor(u8),
@@ -48,6 +50,7 @@ impl Format {
             Format::Evtx => "evtx",
             Format::Windows => "windows",
             Format::WindowsXml => "windows-xml",
+            Format::Parquet => "parquet",
             Format::Vendor(i) => VENDORS.get(usize::from(i)).copied().unwrap_or("vendor"),
             Format::Profile => "profile",
         }
@@ -64,6 +67,7 @@ impl Format {
             "evtx" => Some(Format::Evtx),
             "windows" | "winlogbeat" => Some(Format::Windows),
             "windows-xml" => Some(Format::WindowsXml),
+            "parquet" => Some(Format::Parquet),
             "profile" => Some(Format::Profile),
             other => VENDORS
                 .iter()
@@ -95,6 +99,9 @@ fn extension_says(name: &str) -> Option<&'static str> {
 /// first line), JSON lines by the first of the sampled lines that is a JSON object, syslog when
 /// most sampled lines look like it (`name`'s extension breaks an even split).
 pub fn detect(head: &[u8], name: &str, opts: &ReadOptions) -> Result<Format, String> {
+    if head.starts_with(super::parquet::MAGIC) && opts.source.is_none_or(|f| f == Format::Parquet) {
+        return Ok(Format::Parquet);
+    }
     // Binary: no lines to sample. A forced JSON-export source still reads the binary form.
     if head.starts_with(windows::EVTX_MAGIC)
         && opts

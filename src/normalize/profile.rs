@@ -288,6 +288,38 @@ impl Profile {
         Ok(p)
     }
 
+    /// The top-level keys (columns) any of this profile's paths read: what a columnar reader
+    /// must load.
+    pub fn top_level_keys(&self) -> Vec<String> {
+        let mut paths: Vec<&str> = Vec::new();
+        let specs = self
+            .fields
+            .values()
+            .chain(self.jwt.iter())
+            .chain(self.filter.iter().map(|f| &f.field))
+            .chain(self.invalid_user.iter().map(|f| &f.field));
+        for spec in specs {
+            let list: &[String] = match spec {
+                Spec::One(s) => std::slice::from_ref(s),
+                Spec::Many(v) => v,
+            };
+            for item in list {
+                if item.contains('{') {
+                    paths.extend(item.split('{').skip(1).filter_map(|p| p.split('}').next()));
+                } else {
+                    paths.push(item);
+                }
+            }
+        }
+        let mut tops: Vec<String> = paths
+            .iter()
+            .map(|p| p.split('.').next().unwrap_or(p).to_string())
+            .collect();
+        tops.sort();
+        tops.dedup();
+        tops
+    }
+
     /// True if `record` looks like this source (all `recognize.keys`, or all of one `any` set,
     /// present).
     pub fn recognizes(&self, record: &dyn Record) -> bool {

@@ -1,0 +1,204 @@
+//! Parquet files: the canonical schema, or OCSF as AWS Security Lake stores it (and anything a
+//! JSON profile maps). Read column-wise with polars — only the columns the mapping names — in
+//! slices of rows, so memory is bounded by a slice, not by the file. A row of a profile-mapped
+//! file becomes the JSON object it stands for (structs as objects, lists as arrays) and goes
+//! through the same profile as the JSON export of that source; "line" is the row's 1-based
+//! position in the file.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::path::Path;
+
+use polars::prelude::*;
+use serde_json::{Map, Number, Value};
+
+use super::ReadOptions;
+use super::readers::Sink;
+use crate::normalize::profile::{Profile, Record};
+use crate::normalize::{Field, RawRow};
+
+/// The first bytes of every Parquet file.
+pub const MAGIC: &[u8] = b"PAR1";
+
+/// Rows decoded at once.
+const SLICE_ROWS: usize = 64 * 1024;
+
+/// How a file's rows are mapped.
+enum Mapping<'a> {
+    Canonical,
+    Profile(&'a Profile),
+}
+
+/// Reads one Parquet file into `sink`; returns the format name for the file's totals, or why it
+/// is not read (no mapping recognises its columns).
+pub fn read(path: &Path, opts: &ReadOptions, sink: &mut Sink) -> Result<String, String> {
+    let open = || File::open(path).map_err(|e| format!("cannot open: {e}"));
+    let mut reader = ParquetReader::new(open()?);
+    let (names, rows) = match reader.schema().and_then(|s| Ok((s, reader.num_rows()?))) {
+        Ok((schema, rows)) => (
+            schema
+                .iter_names()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>(),
+            rows,
+        ),
+        Err(e) => {
+            sink.read_failed(0, format!("not a readable Parquet file: {e}"));
+            return Ok("parquet".into());
+        }
+    };
+    let has = |n: &str| names.iter().any(|c| c == n);
+    let columns = ColumnNames(&names);
+    let user = opts.profile.as_ref().filter(|p| p.format == "json");
+    let (mapping, label) = if has("timestamp") && has("event_type") {
+        (Mapping::Canonical, "parquet".to_string())
+    } else if let Some(p) = user.filter(|p| p.recognizes(&columns) || p.recognize.keys.is_empty()) {
+        (Mapping::Profile(p), format!("parquet:profile:{}", p.name))
+    } else if let Some(p) = opts.vendors.iter().find(|p| p.recognizes(&columns)) {
+        (Mapping::Profile(p), format!("parquet:{}", p.name))
+    } else {
+        return Err(
+            "Parquet without timestamp/event_type columns or a known source's (use --profile)"
+                .into(),
+        );
+    };
+    // Only the columns the mapping reads.
+    let wanted: Vec<String> = match &mapping {
+        Mapping::Canonical => names
+            .iter()
+            .filter(|n| Field::from_name(n).is_some())
+            .cloned()
+            .collect(),
+        Mapping::Profile(p) => {
+            let tops = p.top_level_keys();
+            names
+                .iter()
+                .filter(|n| tops.iter().any(|t| t == *n))
+                .cloned()
+                .collect()
+        }
+    };
+    let mut offset = 0;
+    while offset < rows {
+        let len = SLICE_ROWS.min(rows - offset);
+        let df = open().and_then(|f| {
+            ParquetReader::new(f)
+                .with_columns(Some(wanted.clone()))
+                .with_slice(Some((offset, len)))
+                .finish()
+                .map_err(|e| format!("Parquet rows {offset}..{}: {e}", offset + len))
+        });
+        let df = match df {
+            Ok(df) => df,
+            Err(reason) => {
+                sink.read_failed(offset as u64 + 1, reason);
+                break;
+            }
+        };
+        for i in 0..df.height() {
+            let line = (offset + i) as u64 + 1;
+            let object = row_object(&df, i);
+            match &mapping {
+                Mapping::Canonical => {
+                    let mut row = RawRow::default();
+                    for (name, v) in &object {
+                        if let (Some(field), Some(text)) = (Field::from_name(name), text_of(v)) {
+                            row.set(field, text.into_owned());
+                        }
+                    }
+                    sink.row(line, &row, || {
+                        Value::Object(object.clone()).to_string().into_bytes()
+                    });
+                }
+                Mapping::Profile(p) => {
+                    let v = Value::Object(object);
+                    match p.apply(&v) {
+                        Ok(Some(row)) => sink.row(line, &row, || v.to_string().into_bytes()),
+                        Ok(None) => sink.ignore(),
+                        Err(reason) => sink.reject(line, reason, v.to_string().as_bytes(), false),
+                    }
+                }
+            }
+        }
+        offset += len;
+    }
+    Ok(label)
+}
+
+/// Column names as a record whose every column is present (for `recognize`).
+struct ColumnNames<'a>(&'a [String]);
+
+impl Record for ColumnNames<'_> {
+    fn get(&self, path: &str) -> Option<Cow<'_, str>> {
+        let top = path.split('.').next().unwrap_or(path);
+        self.0.iter().any(|n| n == top).then_some(Cow::Borrowed(""))
+    }
+}
+
+fn row_object(df: &DataFrame, i: usize) -> Map<String, Value> {
+    df.columns()
+        .iter()
+        .map(|c| {
+            let v = c.get(i).map_or(Value::Null, |av| json_of(&av));
+            (c.name().to_string(), v)
+        })
+        .collect()
+}
+
+/// A Parquet value as the JSON value an export of the same record would hold. Timestamps become
+/// epoch milliseconds, as OCSF writes `time`.
+fn json_of(av: &AnyValue) -> Value {
+    match av {
+        AnyValue::Null => Value::Null,
+        AnyValue::Boolean(b) => Value::Bool(*b),
+        AnyValue::String(s) => Value::String((*s).to_string()),
+        AnyValue::StringOwned(s) => Value::String(s.to_string()),
+        AnyValue::Int8(_)
+        | AnyValue::Int16(_)
+        | AnyValue::Int32(_)
+        | AnyValue::Int64(_)
+        | AnyValue::UInt8(_)
+        | AnyValue::UInt16(_)
+        | AnyValue::UInt32(_)
+        | AnyValue::UInt64(_) => av
+            .extract::<i64>()
+            .map(Value::from)
+            .or_else(|| av.extract::<u64>().map(Value::from))
+            .unwrap_or(Value::Null),
+        AnyValue::Float32(_) | AnyValue::Float64(_) => av
+            .extract::<f64>()
+            .and_then(Number::from_f64)
+            .map_or(Value::Null, Value::Number),
+        AnyValue::Datetime(v, unit, _) | AnyValue::DatetimeOwned(v, unit, _) => {
+            let ms = match unit {
+                TimeUnit::Nanoseconds => v.div_euclid(1_000_000),
+                TimeUnit::Microseconds => v.div_euclid(1_000),
+                TimeUnit::Milliseconds => *v,
+            };
+            Value::from(ms)
+        }
+        AnyValue::List(s) => Value::Array(s.iter().map(|v| json_of(&v)).collect()),
+        AnyValue::Struct(..) | AnyValue::StructOwned(..) => {
+            let fields: Vec<String> = match av.dtype() {
+                DataType::Struct(f) => f.iter().map(|f| f.name().to_string()).collect(),
+                _ => Vec::new(),
+            };
+            let values: Vec<Value> = match av {
+                AnyValue::StructOwned(payload) => payload.0.iter().map(json_of).collect(),
+                other => other._iter_struct_av().map(|v| json_of(&v)).collect(),
+            };
+            Value::Object(fields.into_iter().zip(values).collect())
+        }
+        other => Value::String(other.to_string()),
+    }
+}
+
+/// A JSON scalar as the text a canonical field takes.
+fn text_of(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+        _ => None,
+    }
+}
