@@ -212,6 +212,81 @@ fn read_vendor_format(b: divan::Bencher, name: &str) {
     .bench(|| read_one(path.clone()));
 }
 
+/// 20,000 OCSF Authentication rows (nested `user`, `src_endpoint`, `dst_endpoint`, `metadata`
+/// structs) and the same number of canonical rows, as zstd Parquet, written once.
+fn parquet_files() -> &'static tempfile::TempDir {
+    static F: OnceLock<tempfile::TempDir> = OnceLock::new();
+    F.get_or_init(|| {
+        use polars::prelude::*;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let n = 20_000usize;
+        let strs = |name: &str, f: &dyn Fn(usize) -> String| {
+            Series::new(name.into(), (0..n).map(f).collect::<Vec<_>>())
+        };
+        let structure = |name: &str, fields: Vec<Series>| {
+            StructChunked::from_series(name.into(), n, fields.iter())
+                .expect("struct")
+                .into_series()
+                .into()
+        };
+        let time: Vec<i64> = (0..n as i64)
+            .map(|i| 1_740_787_200_000 + i * 60_000)
+            .collect();
+        let mut ocsf = DataFrame::new_infer_height(vec![
+            Series::new("time".into(), time.clone()).into(),
+            Series::new("class_uid".into(), vec![3002i32; n]).into(),
+            Series::new("activity_id".into(), vec![1i32; n]).into(),
+            Series::new(
+                "status_id".into(),
+                (0..n)
+                    .map(|i| if i % 20 == 0 { 2i32 } else { 1 })
+                    .collect::<Vec<_>>(),
+            )
+            .into(),
+            structure("user", vec![strs("name", &|i| format!("user{}", i % 300))]),
+            structure(
+                "src_endpoint",
+                vec![strs("ip", &|i| format!("203.0.113.{}", i % 250))],
+            ),
+            structure(
+                "dst_endpoint",
+                vec![strs("hostname", &|i| format!("host{}", i % 40))],
+            ),
+            structure("metadata", vec![strs("version", &|_| "1.1.0".to_string())]),
+        ])
+        .expect("frame");
+        let mut canonical = DataFrame::new_infer_height(vec![
+            Series::new("timestamp".into(), time).into(),
+            strs("event_type", &|_| "access".to_string()).into(),
+            strs("principal", &|i| format!("c{}", i % 2000)).into(),
+            strs("token_id", &|i| format!("t{i}")).into(),
+            strs("source_ip", &|i| format!("198.51.100.{}", i % 250)).into(),
+            strs("target_account", &|i| format!("{}", i % 2000)).into(),
+        ])
+        .expect("frame");
+        for (name, df) in [
+            ("ocsf.parquet", &mut ocsf),
+            ("canonical.parquet", &mut canonical),
+        ] {
+            let file = std::fs::File::create(dir.path().join(name)).expect("create");
+            ParquetWriter::new(file)
+                .with_compression(ParquetCompression::Zstd(None))
+                .finish(df)
+                .expect("write parquet");
+        }
+        dir
+    })
+}
+
+/// Parquet ingest: OCSF rows through the OCSF profile, canonical rows column-wise.
+#[divan::bench(args = ["ocsf.parquet", "canonical.parquet"])]
+fn read_parquet(b: divan::Bencher, name: &str) {
+    let path = parquet_files().path().join(name);
+    assert_eq!(read_one(path.clone()), 20_000, "{name} did not parse");
+    b.counter(divan::counter::ItemsCount::new(20_000usize))
+        .bench(|| read_one(path.clone()));
+}
+
 /// A real Security channel `.evtx` (the `evtx` crate's 2.1 MB sample, `benches/fixtures/NOTICE.md`):
 /// every one of its 2,261 records is decoded; 174 are logins, the rest are ignored.
 #[divan::bench]

@@ -11,6 +11,8 @@ cols = ("timestamp", "event_type", "principal", "credential_id", "token_id", "so
         "user_agent", "action", "target_account", "outcome", "records")
 if fmt == "csv":
     reader = f"read_csv({listing}, all_varchar = true, union_by_name = true)"
+elif fmt == "parquet":
+    reader = f"read_parquet({listing}, union_by_name = true)"
 else:
     spec = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in cols) + "}"
     reader = f"read_json({listing}, format = 'newline_delimited', columns = {spec})"

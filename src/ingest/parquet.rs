@@ -95,23 +95,17 @@ pub fn read(path: &Path, opts: &ReadOptions, sink: &mut Sink) -> Result<String, 
                 break;
             }
         };
-        for i in 0..df.height() {
-            let line = (offset + i) as u64 + 1;
-            let object = row_object(&df, i);
-            match &mapping {
-                Mapping::Canonical => {
-                    let mut row = RawRow::default();
-                    for (name, v) in &object {
-                        if let (Some(field), Some(text)) = (Field::from_name(name), text_of(v)) {
-                            row.set(field, text.into_owned());
-                        }
-                    }
-                    sink.row(line, &row, || {
-                        Value::Object(object.clone()).to_string().into_bytes()
-                    });
+        match &mapping {
+            Mapping::Canonical => {
+                if let Err(reason) = canonical_rows(&df, offset, sink) {
+                    sink.read_failed(offset as u64 + 1, reason);
+                    break;
                 }
-                Mapping::Profile(p) => {
-                    let v = Value::Object(object);
+            }
+            Mapping::Profile(p) => {
+                for i in 0..df.height() {
+                    let line = (offset + i) as u64 + 1;
+                    let v = Value::Object(row_object(&df, i));
                     match p.apply(&v) {
                         Ok(Some(row)) => sink.row(line, &row, || v.to_string().into_bytes()),
                         Ok(None) => sink.ignore(),
@@ -123,6 +117,46 @@ pub fn read(path: &Path, opts: &ReadOptions, sink: &mut Sink) -> Result<String, 
         offset += len;
     }
     Ok(label)
+}
+
+/// Canonical columns as text, a whole column at a time (polars casts), then row by row into the
+/// sink. Parquet timestamps become epoch milliseconds, so a zone-less timestamp column means UTC
+/// as Parquet defines it, not `--timezone`.
+fn canonical_rows(df: &DataFrame, offset: usize, sink: &mut Sink) -> Result<(), String> {
+    let mut columns: Vec<(Field, StringChunked)> = Vec::new();
+    for c in df.columns() {
+        let Some(field) = Field::from_name(c.name()) else {
+            continue;
+        };
+        let text = match c.dtype() {
+            DataType::Datetime(..) | DataType::Date => c
+                .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+                .and_then(|c| c.cast(&DataType::Int64)),
+            _ => Ok(c.clone()),
+        }
+        .and_then(|c| c.cast(&DataType::String))
+        .map_err(|e| format!("column {}: {e}", c.name()))?;
+        let ca = text
+            .str()
+            .map_err(|e| format!("column {}: {e}", c.name()))?
+            .rechunk()
+            .into_owned();
+        columns.push((field, ca));
+    }
+    let mut iters: Vec<_> = columns.iter().map(|(f, ca)| (*f, ca.iter())).collect();
+    for i in 0..df.height() {
+        let mut row = RawRow::default();
+        for (field, it) in &mut iters {
+            if let Some(Some(v)) = it.next() {
+                row.set(*field, v);
+            }
+        }
+        let line = (offset + i) as u64 + 1;
+        sink.row(line, &row, || {
+            Value::Object(row_object(df, i)).to_string().into_bytes()
+        });
+    }
+    Ok(())
 }
 
 /// Column names as a record whose every column is present (for `recognize`).
@@ -190,15 +224,5 @@ fn json_of(av: &AnyValue) -> Value {
             Value::Object(fields.into_iter().zip(values).collect())
         }
         other => Value::String(other.to_string()),
-    }
-}
-
-/// A JSON scalar as the text a canonical field takes.
-fn text_of(v: &Value) -> Option<Cow<'_, str>> {
-    match v {
-        Value::String(s) => Some(Cow::Borrowed(s.as_str())),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
-        _ => None,
     }
 }
