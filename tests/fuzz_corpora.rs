@@ -94,3 +94,10 @@ fn file_windows_xml() {
         fuzzing::file(data, Some(Format::WindowsXml))
     });
 }
+
+#[test]
+fn file_parquet() {
+    replay("file_parquet", |data| {
+        fuzzing::file(data, Some(Format::Parquet))
+    });
+}

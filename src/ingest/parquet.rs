@@ -33,7 +33,13 @@ enum Mapping<'a> {
 /// is not read (no mapping recognises its columns).
 pub fn read(path: &Path, opts: &ReadOptions, sink: &mut Sink) -> Result<String, String> {
     let open = || File::open(path).map_err(|e| format!("cannot open: {e}"));
-    let mut reader = ParquetReader::new(open()?);
+    let mut reader = match open() {
+        Ok(f) => ParquetReader::new(f),
+        Err(reason) => {
+            sink.read_failed(0, reason);
+            return Ok("parquet".into());
+        }
+    };
     let (names, rows) = match reader.schema().and_then(|s| Ok((s, reader.num_rows()?))) {
         Ok((schema, rows)) => (
             schema
@@ -50,12 +56,16 @@ pub fn read(path: &Path, opts: &ReadOptions, sink: &mut Sink) -> Result<String, 
     let has = |n: &str| names.iter().any(|c| c == n);
     let columns = ColumnNames(&names);
     let user = opts.profile.as_ref().filter(|p| p.format == "json");
-    let (mapping, label) = if has("timestamp") && has("event_type") {
-        (Mapping::Canonical, "parquet".to_string())
-    } else if let Some(p) = user.filter(|p| p.recognizes(&columns) || p.recognize.keys.is_empty()) {
+    // As for JSON (`sniff`): a user profile that recognises the columns, the canonical schema, a
+    // built-in source, and last a user profile that recognises nothing else's.
+    let (mapping, label) = if let Some(p) = user.filter(|p| p.recognizes(&columns)) {
         (Mapping::Profile(p), format!("parquet:profile:{}", p.name))
+    } else if has("timestamp") && has("event_type") {
+        (Mapping::Canonical, "parquet".to_string())
     } else if let Some(p) = opts.vendors.iter().find(|p| p.recognizes(&columns)) {
         (Mapping::Profile(p), format!("parquet:{}", p.name))
+    } else if let Some(p) = user {
+        (Mapping::Profile(p), format!("parquet:profile:{}", p.name))
     } else {
         return Err(
             "Parquet without timestamp/event_type columns or a known source's (use --profile)"

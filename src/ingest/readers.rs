@@ -96,9 +96,19 @@ pub fn read_file(
                         ),
                         Format::Parquet => {
                             drop(reader);
-                            match parquet::read(path, opts, &mut sink) {
-                                Ok(label) => sink.stats.format = label,
-                                Err(reason) => skipped = Some(reason),
+                            // A decoder panic on a corrupt file ends that file, not the run.
+                            let read =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    parquet::read(path, opts, &mut sink)
+                                }));
+                            match read {
+                                Ok(Ok(label)) => sink.stats.format = label,
+                                Ok(Err(reason)) => skipped = Some(reason),
+                                Err(_) => {
+                                    let at = sink.stats.records + 1;
+                                    let why = "the Parquet reader failed on this file (corrupt?)";
+                                    sink.read_failed(at, why.into());
+                                }
                             }
                         }
                         Format::Profile => match &opts.profile {
