@@ -218,6 +218,7 @@ fn parquet_files() -> &'static tempfile::TempDir {
     static F: OnceLock<tempfile::TempDir> = OnceLock::new();
     F.get_or_init(|| {
         use polars::prelude::*;
+        use polars_io::parquet::write::{ParquetCompression, ParquetWriter};
         let dir = tempfile::tempdir().expect("temp dir");
         let n = 20_000usize;
         let strs = |name: &str, f: &dyn Fn(usize) -> String| {

@@ -845,6 +845,7 @@ fn ocsf_events_from_a_lake_rank_the_disabled_reader_first() {
 #[test]
 fn parquet_ocsf_and_canonical_tables_are_read() {
     use polars::prelude::*;
+    use polars_io::parquet::write::{ParquetCompression, ParquetWriter};
     fn strs(name: &str, v: Vec<String>) -> Series {
         Series::new(name.into(), v)
     }
@@ -902,12 +903,15 @@ fn parquet_ocsf_and_canonical_tables_are_read() {
     .expect("frame");
     save(&lake.join("eventDay=20250301/part-0.zstd.parquet"), &mut df);
     let canonical = dir.path().join("lake/canonical/events.parquet");
+    // A typed timestamp column (zone-less: UTC, as Parquet defines it).
+    let stamps = Series::new(
+        "timestamp".into(),
+        vec![1_740_823_200_000i64, 1_740_909_600_000],
+    )
+    .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+    .expect("timestamps");
     let mut flat = DataFrame::new_infer_height(vec![
-        Series::new(
-            "timestamp".into(),
-            vec!["2025-03-01T10:00:00Z", "2025-03-02T10:00:00Z"],
-        )
-        .into(),
+        stamps.into(),
         Series::new("event_type".into(), vec!["login", "login"]).into(),
         Series::new("principal".into(), vec!["ann", "ann"]).into(),
         Series::new("success".into(), vec![true, true]).into(),
@@ -928,4 +932,8 @@ fn parquet_ocsf_and_canonical_tables_are_read() {
         "{summary}"
     );
     assert!(summary.contains("| parquet | 2 | 2 | 0 | 0 |"), "{summary}");
+    assert!(
+        summary.contains("2025-03-01T10:00:00+00:00 → 2025-03-02T10:00:00+00:00"),
+        "{summary}"
+    );
 }

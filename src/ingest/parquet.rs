@@ -10,6 +10,8 @@ use std::fs::File;
 use std::path::Path;
 
 use polars::prelude::*;
+use polars_io::SerReader;
+use polars_io::parquet::read::ParquetReader;
 use serde_json::{Map, Number, Value};
 
 use super::ReadOptions;
@@ -98,7 +100,7 @@ pub fn read(path: &Path, opts: &ReadOptions, sink: &mut Sink) -> Result<String, 
                 .finish()
                 .map_err(|e| format!("Parquet rows {offset}..{}: {e}", offset + len))
         });
-        let df = match df {
+        let df = match df.and_then(temporal_as_ms) {
             Ok(df) => df,
             Err(reason) => {
                 sink.read_failed(offset as u64 + 1, reason);
@@ -129,23 +131,38 @@ pub fn read(path: &Path, opts: &ReadOptions, sink: &mut Sink) -> Result<String, 
     Ok(label)
 }
 
+/// Timestamp and date columns as epoch milliseconds (Int64): a zone-less Parquet timestamp is UTC
+/// as Parquet defines it, not `--timezone`, and OCSF's `time` is epoch ms in its JSON form too.
+fn temporal_as_ms(mut df: DataFrame) -> Result<DataFrame, String> {
+    let temporal: Vec<String> = df
+        .columns()
+        .iter()
+        .filter(|c| matches!(c.dtype(), DataType::Datetime(..) | DataType::Date))
+        .map(|c| c.name().to_string())
+        .collect();
+    for name in temporal {
+        let ms = df
+            .column(&name)
+            .and_then(|c| c.cast(&DataType::Datetime(TimeUnit::Milliseconds, None)))
+            .and_then(|c| c.cast(&DataType::Int64))
+            .map_err(|e| format!("column {name}: {e}"))?;
+        df.with_column(ms)
+            .map_err(|e| format!("column {name}: {e}"))?;
+    }
+    Ok(df)
+}
+
 /// Canonical columns as text, a whole column at a time (polars casts), then row by row into the
-/// sink. Parquet timestamps become epoch milliseconds, so a zone-less timestamp column means UTC
-/// as Parquet defines it, not `--timezone`.
+/// sink.
 fn canonical_rows(df: &DataFrame, offset: usize, sink: &mut Sink) -> Result<(), String> {
     let mut columns: Vec<(Field, StringChunked)> = Vec::new();
     for c in df.columns() {
         let Some(field) = Field::from_name(c.name()) else {
             continue;
         };
-        let text = match c.dtype() {
-            DataType::Datetime(..) | DataType::Date => c
-                .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
-                .and_then(|c| c.cast(&DataType::Int64)),
-            _ => Ok(c.clone()),
-        }
-        .and_then(|c| c.cast(&DataType::String))
-        .map_err(|e| format!("column {}: {e}", c.name()))?;
+        let text = c
+            .cast(&DataType::String)
+            .map_err(|e| format!("column {}: {e}", c.name()))?;
         let ca = text
             .str()
             .map_err(|e| format!("column {}: {e}", c.name()))?
@@ -213,14 +230,6 @@ fn json_of(av: &AnyValue) -> Value {
             .extract::<f64>()
             .and_then(Number::from_f64)
             .map_or(Value::Null, Value::Number),
-        AnyValue::Datetime(v, unit, _) | AnyValue::DatetimeOwned(v, unit, _) => {
-            let ms = match unit {
-                TimeUnit::Nanoseconds => v.div_euclid(1_000_000),
-                TimeUnit::Microseconds => v.div_euclid(1_000),
-                TimeUnit::Milliseconds => *v,
-            };
-            Value::from(ms)
-        }
         AnyValue::List(s) => Value::Array(s.iter().map(|v| json_of(&v)).collect()),
         AnyValue::Struct(..) | AnyValue::StructOwned(..) => {
             let fields: Vec<String> = match av.dtype() {
