@@ -118,11 +118,7 @@ pub fn read(path: &Path, opts: &ReadOptions, sink: &mut Sink) -> Result<String, 
                 for i in 0..df.height() {
                     let line = (offset + i) as u64 + 1;
                     let v = Value::Object(row_object(&df, i));
-                    match p.apply(&v) {
-                        Ok(Some(row)) => sink.row(line, &row, || v.to_string().into_bytes()),
-                        Ok(None) => sink.ignore(),
-                        Err(reason) => sink.reject(line, reason, v.to_string().as_bytes(), false),
-                    }
+                    sink.mapped(line, p.apply(&v), || v.to_string().into_bytes());
                 }
             }
         }

@@ -207,6 +207,21 @@ impl Sink<'_> {
         }
     }
 
+    /// A record a mapping turned into a row (`Some`), judged no event (`None`: ignored), or
+    /// refused (`Err`: rejected with the reason).
+    pub(super) fn mapped(
+        &mut self,
+        line: u64,
+        mapped: Result<Option<RawRow>, String>,
+        raw: impl FnOnce() -> Vec<u8>,
+    ) {
+        match mapped {
+            Ok(Some(row)) => self.row(line, &row, raw),
+            Ok(None) => self.ignore(),
+            Err(reason) => self.reject(line, reason, &raw(), false),
+        }
+    }
+
     /// `counted` says whether the record was already counted in `records`.
     /// A record of a known format that carries no authentication event (another daemon's
     /// syslog line, a row a profile's filter drops): counted, not quarantined.
@@ -352,6 +367,24 @@ fn read_jsonl(reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
         |sink, line, text| match super::json_row::parse(text, &mut shape) {
             Ok(row) => sink.row(line, &row, || text.to_vec()),
             Err(reason) => sink.reject(line, reason, text, false),
+        },
+    );
+}
+
+/// Calls `f` with every line that is a JSON object, parsed, with its number and text; any other
+/// non-blank line is rejected (not JSON, or JSON but not an object).
+pub(super) fn for_each_json_object(
+    reader: Box<dyn BufRead + Send>,
+    sink: &mut Sink,
+    mut f: impl FnMut(&mut Sink, u64, serde_json::Value, &[u8]),
+) {
+    for_each_line(
+        reader,
+        sink,
+        |sink, line, text| match serde_json::from_slice::<serde_json::Value>(text) {
+            Ok(v) if v.is_object() => f(sink, line, v, text),
+            Ok(_) => sink.reject(line, "expected a JSON object".into(), text, false),
+            Err(e) => sink.reject(line, format!("invalid JSON: {e}"), text, false),
         },
     );
 }

@@ -8,7 +8,7 @@ use std::io::BufRead;
 use serde_json::Value;
 
 use super::authlog::{self, Line};
-use super::readers::{Sink, csv_records, for_each_line};
+use super::readers::{Sink, csv_records, for_each_json_object, for_each_line};
 use crate::normalize::profile::{CsvRecord, Profile};
 
 /// JSON records through a profile: JSON lines, or one JSON document holding an array of records.
@@ -23,21 +23,15 @@ pub fn read_json(mut reader: Box<dyn BufRead + Send>, profile: &Profile, sink: &
         Err(_) => false,
     };
     if !container {
-        for_each_line(
-            reader,
-            sink,
-            |sink, line, text| match serde_json::from_slice::<Value>(text) {
-                Ok(v) if v.is_object() => record(sink, line, profile, &v, || text.to_vec()),
-                Ok(_) => sink.reject(line, "expected a JSON object".into(), text, false),
-                Err(e) => sink.reject(line, format!("invalid JSON: {e}"), text, false),
-            },
-        );
+        for_each_json_object(reader, sink, |sink, line, v, text| {
+            sink.mapped(line, profile.apply(&v), || text.to_vec())
+        });
         return;
     }
     let max = sink.max_record;
     let (seen, stopped) = super::json_doc::for_each_record(reader, max, &mut |i, v| {
         if v.is_object() {
-            record(sink, i, profile, &v, || v.to_string().into_bytes());
+            sink.mapped(i, profile.apply(&v), || v.to_string().into_bytes());
         } else {
             let raw = v.to_string();
             sink.reject(i, "expected a JSON object".into(), raw.as_bytes(), false);
@@ -51,14 +45,6 @@ pub fn read_json(mut reader: Box<dyn BufRead + Send>, profile: &Profile, sink: &
             b"",
             false,
         );
-    }
-}
-
-fn record(sink: &mut Sink, line: u64, profile: &Profile, v: &Value, raw: impl FnOnce() -> Vec<u8>) {
-    match profile.apply(v) {
-        Ok(Some(row)) => sink.row(line, &row, raw),
-        Ok(None) => sink.ignore(),
-        Err(reason) => sink.reject(line, reason, &raw(), false),
     }
 }
 
@@ -99,12 +85,7 @@ pub fn read_profile_csv(reader: Box<dyn BufRead + Send>, profile: &Profile, sink
 /// the journal and `/var/log/auth.log` give the same events.
 pub fn read_journald(reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
     let mut years = authlog::Years::starting(None);
-    for_each_line(reader, sink, |sink, line, text| {
-        let entry = match serde_json::from_slice::<Value>(text) {
-            Ok(v) if v.is_object() => v,
-            Ok(_) => return sink.reject(line, "expected a JSON object".into(), text, false),
-            Err(e) => return sink.reject(line, format!("invalid JSON: {e}"), text, false),
-        };
+    for_each_json_object(reader, sink, |sink, line, entry, text| {
         let field = |k: &str| entry.get(k).and_then(Value::as_str);
         let micros = field("__REALTIME_TIMESTAMP").and_then(|t| t.parse::<i64>().ok());
         let stamp = micros

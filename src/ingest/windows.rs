@@ -19,7 +19,7 @@ use std::path::Path;
 use evtx::EvtxParser;
 use serde_json::Value;
 
-use super::readers::{Sink, for_each_line};
+use super::readers::{Sink, for_each_json_object};
 use crate::normalize::{Field, RawRow};
 
 /// The first bytes of every `.evtx` file.
@@ -72,7 +72,7 @@ fn records<T: std::io::Read + std::io::Seek>(mut parser: EvtxParser<T>, sink: &m
     for (i, record) in parser.records_json_value().enumerate() {
         let n = i as u64 + 1;
         match record {
-            Ok(r) => event(sink, n, &r.data, || r.data.to_string().into_bytes()),
+            Ok(r) => sink.mapped(n, map(&r.data), || r.data.to_string().into_bytes()),
             Err(e) => sink.reject(n, format!("undecodable EVTX record: {e}"), b"", false),
         }
     }
@@ -80,15 +80,9 @@ fn records<T: std::io::Read + std::io::Seek>(mut parser: EvtxParser<T>, sink: &m
 
 /// JSON lines of exported events (`evtx_dump -o jsonl`, Winlogbeat).
 pub fn read_json(reader: Box<dyn BufRead + Send>, sink: &mut Sink) {
-    for_each_line(
-        reader,
-        sink,
-        |sink, line, text| match serde_json::from_slice::<Value>(text) {
-            Ok(v) if v.is_object() => event(sink, line, &v, || text.to_vec()),
-            Ok(_) => sink.reject(line, "expected a JSON object".into(), text, false),
-            Err(e) => sink.reject(line, format!("invalid JSON: {e}"), text, false),
-        },
-    );
+    for_each_json_object(reader, sink, |sink, line, v, text| {
+        sink.mapped(line, map(&v), || text.to_vec())
+    });
 }
 
 /// True if `record` is a Windows event in one of the JSON shapes read here.
@@ -97,14 +91,6 @@ pub fn recognizes(record: &Value) -> bool {
         .pointer("/Event/System")
         .is_some_and(Value::is_object)
         || record.pointer("/winlog/event_id").is_some()
-}
-
-pub(super) fn event(sink: &mut Sink, line: u64, v: &Value, raw: impl FnOnce() -> Vec<u8>) {
-    match map(v) {
-        Ok(Some(row)) => sink.row(line, &row, raw),
-        Ok(None) => sink.ignore(),
-        Err(reason) => sink.reject(line, reason, &raw(), false),
-    }
 }
 
 /// One event as the fields the mapping reads, whichever shape it came in.
@@ -186,7 +172,9 @@ const KDC_UNKNOWN: &str = "0x6";
 /// Well-known machine identities: LocalSystem, LocalService, NetworkService.
 const MACHINE_SIDS: [&str; 3] = ["S-1-5-18", "S-1-5-19", "S-1-5-20"];
 
-fn map(v: &Value) -> Result<Option<RawRow<'static>>, String> {
+/// One event, in the JSON tree of any of the shapes read here (the XML reader builds the same
+/// tree), as a canonical row; `None` for the events that carry no one's login.
+pub(super) fn map(v: &Value) -> Result<Option<RawRow<'static>>, String> {
     let e = view(v)?;
     let mut row = RawRow::default();
     row.set(Field::Timestamp, e.time.to_string());

@@ -88,7 +88,7 @@ fn event_open(piece: &[u8]) -> Option<usize> {
 /// One `<Event>` element through the shared mapping.
 fn event(sink: &mut Sink, line: u64, record: &[u8]) {
     match tree(record) {
-        Ok(tree) => windows::event(sink, line, &tree, || record.to_vec()),
+        Ok(tree) => sink.mapped(line, windows::map(&tree), || record.to_vec()),
         Err(reason) => sink.reject(line, reason, record, false),
     }
 }
