@@ -86,6 +86,18 @@ impl Seen {
     }
 }
 
+impl Seen {
+    /// Adds what another part of the same file covered.
+    pub fn merge(&mut self, other: Seen) {
+        self.first = self.first.into_iter().chain(other.first).min();
+        self.last = self.last.into_iter().chain(other.last).max();
+        for (slot, n) in self.filled.iter_mut().zip(other.filled) {
+            *slot += n;
+        }
+        self.days.extend(other.days);
+    }
+}
+
 /// Coverage of every file read.
 pub fn coverage(files: &[FileStats]) -> Vec<FileCoverage> {
     files

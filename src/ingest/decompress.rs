@@ -86,6 +86,28 @@ pub fn open_counted(path: &Path, counter: &Counter) -> Result<(Codec, Box<dyn Bu
     Ok((codec, reader))
 }
 
+/// Bytes `start..end` of a plain (uncompressed) file: one part of a big file read on its own
+/// core (see [`super::split`]). Counted like a whole file, so progress still adds up.
+pub fn open_range(
+    path: &Path,
+    start: u64,
+    end: u64,
+    counter: &Counter,
+) -> Result<Box<dyn BufRead + Send>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    file.seek(SeekFrom::Start(start))
+        .map_err(|e| Error::io(path, e))?;
+    let counted = Counted {
+        file,
+        counter: counter.clone(),
+    };
+    Ok(Box::new(BufReader::with_capacity(
+        1 << 20,
+        counted.take(end.saturating_sub(start)),
+    )))
+}
+
 /// Largest decompressed context file (roster, inventory, allowlist, profile): a roster of a
 /// million people is about 100 MB; a compressed bomb stops here instead of filling memory.
 pub const CONTEXT_MAX_BYTES: u64 = 128 << 20;

@@ -51,7 +51,7 @@ pub fn file(data: &[u8], source: Option<Format>) {
     };
     opts.max_record_bytes = 4096;
     let mut dicts = Dictionaries::default();
-    let result = readers::read_file(&path, 0, &opts, &mut dicts, None);
+    let result = readers::read_file(&path, 0, None, &opts, &mut dicts, None);
     if result.skipped.is_some() || result.error.is_some() {
         return;
     }

@@ -20,6 +20,7 @@ pub mod quarantine;
 pub mod readers;
 pub mod sniff;
 mod sources;
+pub mod split;
 mod windows;
 mod windows_xml;
 
@@ -75,6 +76,22 @@ pub struct FileStats {
     pub seen: coverage::Seen,
 }
 
+impl FileStats {
+    /// Adds the counts of the next part of the same file (see [`split`]).
+    fn absorb(&mut self, part: FileStats) {
+        self.records += part.records;
+        self.parsed += part.parsed;
+        self.rejected += part.rejected;
+        self.ignored += part.ignored;
+        self.blank += part.blank;
+        if self.unreadable.is_none() {
+            self.unreadable = part.unreadable;
+        }
+        self.warnings.extend(part.warnings);
+        self.seen.merge(part.seen);
+    }
+}
+
 /// How files are read: the company time zone, an optional forced source or user profile, and the
 /// year classic syslog omits.
 pub struct ReadOptions {
@@ -93,6 +110,8 @@ pub struct ReadOptions {
     /// Where each file's rejects are written as they come (see [`quarantine`]); without one
     /// only counts and a sample are kept.
     pub spill_dir: Option<PathBuf>,
+    /// Size of the parts a big plain file is cut into (see [`split`]).
+    pub part_bytes: u64,
 }
 
 impl ReadOptions {
@@ -129,6 +148,7 @@ impl ReadOptions {
                 .collect::<Result<_>>()?,
             max_record_bytes: lines::DEFAULT_MAX_RECORD_BYTES,
             spill_dir: None,
+            part_bytes: split::PART_BYTES,
         })
     }
 }
@@ -170,24 +190,38 @@ pub fn read_events(
         );
         bar
     });
+    // Big plain files are read in parts, each part a task like a file (see `split`).
+    let tasks: Vec<(u32, &PathBuf, Option<split::Part>)> = found
+        .events
+        .iter()
+        .zip(0u32..)
+        .flat_map(|(path, idx)| {
+            let parts = split::parts(path, opts, opts.part_bytes);
+            if parts.is_empty() {
+                vec![(idx, path, None)]
+            } else {
+                parts.into_iter().map(|p| (idx, path, Some(p))).collect()
+            }
+        })
+        .collect();
     // Dictionaries go from one file to the next (see `Dictionaries`); there are as many as files
     // read at once, and all are freed when the files are read.
     let pool: Mutex<Vec<Dictionaries>> = Mutex::default();
     let tokens = Arc::new(Tokens::default());
-    let results: Vec<readers::FileResult> = found
-        .events
+    let read: Vec<(u32, readers::FileResult)> = tasks
         .par_iter()
-        .enumerate()
-        .map(|(idx, path)| {
+        .map(|(idx, path, part)| {
             let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
             let mut dicts = taken.unwrap_or_else(|| Dictionaries::new(tokens.clone()));
-            let out = readers::read_file(path, idx as u32, opts, &mut dicts, bar.as_ref());
+            let part = part.as_ref();
+            let out = readers::read_file(path, *idx, part, opts, &mut dicts, bar.as_ref());
             pool.lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(dicts);
-            out
+            (*idx, out)
         })
         .collect();
+    let results = join_parts(read)?;
     drop(pool);
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -228,6 +262,40 @@ pub fn read_events(
         rejects,
         skipped,
     })
+}
+
+/// Joins the parts of each split file, in order, into the result one reader would have given:
+/// counts added, line numbers shifted by the lines of the parts before.
+fn join_parts(read: Vec<(u32, readers::FileResult)>) -> Result<Vec<readers::FileResult>> {
+    let mut out: Vec<(u32, readers::FileResult)> = Vec::new();
+    for (idx, part) in read {
+        let Some((last, whole)) = out.last_mut().filter(|(last, _)| *last == idx) else {
+            out.push((idx, part));
+            continue;
+        };
+        debug_assert_eq!(*last, idx);
+        let offset = whole.lines;
+        for df in part.frames {
+            whole.frames.push(shift_lines(df, offset)?);
+        }
+        whole.stats.absorb(part.stats);
+        whole.rejects.append(part.rejects, offset);
+        whole.error = whole.error.take().or(part.error);
+        whole.skipped = whole.skipped.take().or(part.skipped);
+        whole.lines += part.lines;
+    }
+    Ok(out.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Adds `offset` to a frame's line numbers.
+fn shift_lines(mut df: DataFrame, offset: u64) -> Result<DataFrame> {
+    use crate::normalize::schema::col::LINE;
+    if offset == 0 {
+        return Ok(df);
+    }
+    let shifted = df.column(LINE).stage("shifting line numbers")? + offset;
+    df.with_column(shifted).stage("shifting line numbers")?;
+    Ok(df)
 }
 
 /// Shortens a raw line for quarantine without splitting a UTF-8 character, and without the

@@ -23,8 +23,9 @@ pub const MAX_LISTED_PER_FILE: u64 = 100_000;
 pub struct Quarantine {
     file: String,
     spill_dir: Option<PathBuf>,
-    /// Spill file name within the directory: the file's index, so names never collide.
+    /// Spill file name within the directory: the file's index and part, so names never collide.
     index: u32,
+    part: u32,
     writer: Option<csv::Writer<BufWriter<File>>>,
     done: FileRejects,
 }
@@ -38,11 +39,21 @@ pub struct FileRejects {
     pub listed: u64,
     /// Rejects beyond [`MAX_LISTED_PER_FILE`]: counted, not listed.
     pub unlisted: u64,
-    spill: Option<PathBuf>,
+    /// The spill files behind `listed`, in line order (one per part of a split file).
+    spills: Vec<Spill>,
+}
+
+/// One spill file: how many of its rejects are listed, and by how much to shift their line
+/// numbers (a part of a split file numbers its lines from 1).
+#[derive(Debug)]
+struct Spill {
+    path: PathBuf,
+    take: u64,
+    line_offset: u64,
 }
 
 impl Quarantine {
-    pub fn new(file: String, index: u32, spill_dir: Option<&Path>) -> Quarantine {
+    pub fn new(file: String, index: u32, part: u32, spill_dir: Option<&Path>) -> Quarantine {
         Quarantine {
             done: FileRejects {
                 file: file.clone(),
@@ -51,6 +62,7 @@ impl Quarantine {
             file,
             spill_dir: spill_dir.map(Path::to_path_buf),
             index,
+            part,
             writer: None,
         }
     }
@@ -70,16 +82,21 @@ impl Quarantine {
         self.done.listed += 1;
         if let Some(dir) = &self.spill_dir {
             if self.writer.is_none() {
-                let path = dir.join(format!("{:08}.csv", self.index));
+                let path = dir.join(format!("{:08}-{:05}.csv", self.index, self.part));
                 let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
                 self.writer = Some(
                     csv::WriterBuilder::new()
                         .has_headers(false)
                         .from_writer(BufWriter::new(file)),
                 );
-                self.done.spill = Some(path);
+                self.done.spills.push(Spill {
+                    path,
+                    take: u64::MAX,
+                    line_offset: 0,
+                });
             }
-            if let (Some(w), Some(path)) = (&mut self.writer, &self.done.spill) {
+            if let (Some(w), Some(Spill { path, .. })) = (&mut self.writer, self.done.spills.last())
+            {
                 let line = reject.line.to_string();
                 w.write_record([&reject.file, &line, &reject.reason, &reject.raw])
                     .map_err(|e| spill_error(path, e))?;
@@ -93,36 +110,72 @@ impl Quarantine {
 
     /// Flushes the spill file.
     pub fn finish(mut self) -> Result<FileRejects> {
-        if let (Some(mut w), Some(path)) = (self.writer.take(), &self.done.spill) {
-            w.flush().map_err(|e| Error::io(path, e))?;
+        if let (Some(mut w), Some(spill)) = (self.writer.take(), self.done.spills.last_mut()) {
+            w.flush().map_err(|e| Error::io(&spill.path, e))?;
+            spill.take = self.done.listed;
         }
         Ok(self.done)
     }
 }
 
 impl FileRejects {
+    /// Adds the rejects of the next part of the same file, whose lines start after
+    /// `line_offset`: listed up to the file's cap as if the file had been read in one piece.
+    pub fn append(&mut self, next: FileRejects, line_offset: u64) {
+        for mut r in next.sample {
+            if self.sample.len() >= SAMPLE_PER_FILE {
+                break;
+            }
+            r.line += line_offset;
+            self.sample.push(r);
+        }
+        let room = MAX_LISTED_PER_FILE.saturating_sub(self.listed);
+        let listed = next.listed.min(room);
+        self.unlisted += next.unlisted + (next.listed - listed);
+        self.listed += listed;
+        let mut budget = listed;
+        for mut spill in next.spills {
+            spill.take = spill.take.min(budget);
+            budget -= spill.take;
+            spill.line_offset += line_offset;
+            if spill.take > 0 {
+                self.spills.push(spill);
+            }
+        }
+    }
+
     /// Every listed reject, in line order: read back from the spill file, or the sample when
     /// there was none.
     pub fn for_each(&self, mut f: impl FnMut(Reject) -> Result<()>) -> Result<()> {
-        let Some(path) = &self.spill else {
+        if self.spills.is_empty() {
             for r in &self.sample {
                 f(r.clone())?;
             }
             return Ok(());
-        };
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .from_path(path)
-            .map_err(|e| spill_error(path, e))?;
-        for record in reader.records() {
-            let record = record.map_err(|e| spill_error(path, e))?;
-            let field = |i: usize| record.get(i).unwrap_or_default().to_string();
-            f(Reject {
-                file: field(0),
-                line: field(1).parse().unwrap_or(0),
-                reason: field(2),
-                raw: field(3),
-            })?;
+        }
+        for Spill {
+            path,
+            take,
+            line_offset,
+        } in &self.spills
+        {
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_path(path)
+                .map_err(|e| spill_error(path, e))?;
+            for record in reader
+                .records()
+                .take(usize::try_from(*take).unwrap_or(usize::MAX))
+            {
+                let record = record.map_err(|e| spill_error(path, e))?;
+                let field = |i: usize| record.get(i).unwrap_or_default().to_string();
+                f(Reject {
+                    file: field(0),
+                    line: field(1).parse::<u64>().unwrap_or(0) + line_offset,
+                    reason: field(2),
+                    raw: field(3),
+                })?;
+            }
         }
         Ok(())
     }
@@ -144,7 +197,7 @@ mod tests {
     #[test]
     fn spills_in_order_and_counts_past_the_cap() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut q = Quarantine::new("f.csv".into(), 3, Some(dir.path()));
+        let mut q = Quarantine::new("f.csv".into(), 3, 0, Some(dir.path()));
         let n = MAX_LISTED_PER_FILE + 5;
         for line in 1..=n {
             q.add(line, "bad".into(), format!("raw,\"{line}\"\n"))
@@ -163,7 +216,7 @@ mod tests {
         assert_eq!(lines[0], (1, "raw,\"1\"\n".to_string()));
         assert!(lines.windows(2).all(|w| w[0].0 < w[1].0));
         // Without a spill directory only the sample is kept.
-        let mut q = Quarantine::new("g.csv".into(), 4, None);
+        let mut q = Quarantine::new("g.csv".into(), 4, 0, None);
         for line in 1..=30 {
             q.add(line, "bad".into(), String::new()).expect("add");
         }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use polars::prelude::DataFrame;
 
+use super::decompress::Codec;
 use super::lines::{self, Fields, Piece, Records};
 use super::quarantine::{FileRejects, Quarantine};
 use super::sniff::{self, Format};
@@ -17,12 +18,15 @@ use crate::normalize::{Dictionaries, EventColumns, Field, RawRow, TimeParser};
 /// longer than 64 KiB used to leave no whole line to judge.
 const SNIFF_BYTES: usize = 1 << 20;
 
-/// Reads one file completely, coding its strings with `dicts` (and leaving them filled for the
+/// Reads one file completely, or one part of a big plain file whose format the whole file's
+/// head decided (see [`super::split`]; a part numbers its lines from 1 and the caller shifts them
+/// when it joins the parts), coding its strings with `dicts` (and leaving them filled for the
 /// next file). I/O failures part-way (a truncated `.gz`) become a reject at the line where
 /// reading stopped, so the records already read still count.
 pub fn read_file(
     path: &Path,
     file_idx: u32,
+    part: Option<&super::split::Part>,
     opts: &ReadOptions,
     dicts: &mut Dictionaries,
     progress: Option<&indicatif::ProgressBar>,
@@ -31,122 +35,112 @@ pub fn read_file(
         bar: progress.cloned(),
         ..Default::default()
     };
-    let mut sink = Sink {
-        cols: EventColumns::with_dictionaries(std::mem::take(dicts)),
-        frames: Vec::new(),
-        error: None,
-        stats: FileStats {
-            index: file_idx,
-            file: path.display().to_string(),
-            ..FileStats::default()
-        },
-        rejects: Quarantine::new(
-            path.display().to_string(),
-            file_idx,
-            opts.spill_dir.as_deref(),
-        ),
-        file_idx,
-        time: &opts.time,
-        max_record: opts.max_record_bytes,
-    };
-    let mut skipped = None;
-    match decompress::open_counted(path, &counter) {
-        Ok((codec, mut reader)) => {
-            let detected = match peek(&mut reader) {
-                Ok(head) => {
-                    let name = path.file_name().map(|n| n.to_string_lossy());
-                    sniff::detect(&head, name.as_deref().unwrap_or(""), opts).map_err(Some)
-                }
-                Err(reason) => {
-                    sink.read_failed(1, reason);
-                    Err(None)
-                }
-            };
-            match detected {
-                Ok(format) => {
-                    sink.stats.format = match (format, &opts.profile) {
-                        (Format::Profile, Some(p)) => format!("profile:{}", p.name),
-                        _ => format.name().to_string(),
-                    };
-                    match format {
-                        Format::Csv => read_csv(reader, &mut sink),
-                        Format::JsonLines => read_jsonl(reader, &mut sink),
-                        Format::CloudTrail => {
-                            sources::read_json(reader, &opts.cloudtrail, &mut sink)
-                        }
-                        Format::Okta => sources::read_json(reader, &opts.okta, &mut sink),
-                        Format::Vendor(i) => match opts.vendors.get(usize::from(i)) {
-                            Some(p) => sources::read_json(reader, p, &mut sink),
-                            None => skipped = Some("unknown built-in profile".to_string()),
-                        },
-                        Format::AuthLog => {
-                            sources::read_authlog(reader, opts.syslog_year, &mut sink)
-                        }
-                        Format::Journald => sources::read_journald(reader, &mut sink),
-                        Format::Evtx => {
-                            let compressed = codec != decompress::Codec::Plain;
-                            windows::read_evtx(path, compressed, reader, &mut sink)
-                        }
-                        Format::Windows => windows::read_json(reader, &mut sink),
-                        Format::WindowsXml => windows_xml::read_xml(reader, &mut sink),
-                        Format::Parquet if codec != decompress::Codec::Plain => sink.read_failed(
-                            0,
-                            "compressed Parquet: decompress it first (Parquet compresses inside)"
-                                .into(),
-                        ),
-                        Format::Parquet => {
-                            drop(reader);
-                            // A decoder panic on a corrupt file ends that file, not the run.
-                            let read =
-                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                    parquet::read(path, opts, &mut sink)
-                                }));
-                            match read {
-                                Ok(Ok(label)) => sink.stats.format = label,
-                                Ok(Err(reason)) => skipped = Some(reason),
-                                Err(_) => {
-                                    let at = sink.stats.records + 1;
-                                    let why = "the Parquet reader failed on this file (corrupt?)";
-                                    sink.read_failed(at, why.into());
-                                }
-                            }
-                        }
-                        Format::Profile => match &opts.profile {
-                            Some(p) if p.format == "csv" => {
-                                sources::read_profile_csv(reader, p, &mut sink)
-                            }
-                            Some(p) => sources::read_json(reader, p, &mut sink),
-                            None => {
-                                skipped = Some("--source profile needs --profile FILE".to_string())
-                            }
-                        },
-                    }
-                }
-                Err(Some(reason)) => skipped = Some(reason),
-                Err(None) => {}
+    let mut sink = Sink::new(path, file_idx, part.map_or(0, |p| p.number), opts, dicts);
+    let skipped = match part {
+        None => read_whole(path, &counter, opts, &mut sink),
+        Some(p) => match decompress::open_range(path, p.start, p.end, &counter) {
+            Ok(reader) => read_format(p.format, Codec::Plain, path, reader, opts, &mut sink),
+            Err(e) => {
+                sink.read_failed(0, format!("cannot open: {e}"));
+                None
             }
-        }
-        Err(e) => sink.read_failed(0, format!("cannot open: {e}")),
-    }
-    sink.flush();
+        },
+    };
     // What was not read through the counter (an `.evtx` parsed from disk, a file skipped or cut
     // short) still moves the bar to this file's end.
-    if let (Some(bar), Ok(meta)) = (progress, std::fs::metadata(path)) {
+    if let (None, Some(bar), Ok(meta)) = (part, progress, std::fs::metadata(path)) {
         let read = counter.read.load(std::sync::atomic::Ordering::Relaxed);
         bar.inc(meta.len().saturating_sub(read));
     }
-    *dicts = sink.cols.into_dictionaries();
-    let (rejects, error) = match sink.rejects.finish() {
-        Ok(r) => (r, sink.error),
-        Err(e) => (FileRejects::default(), sink.error.or(Some(e))),
+    sink.finish(dicts, skipped)
+}
+
+/// Opens a whole file, decides its format from its head and reads it; returns why it was
+/// skipped, if it was.
+fn read_whole(
+    path: &Path,
+    counter: &decompress::Counter,
+    opts: &ReadOptions,
+    sink: &mut Sink,
+) -> Option<String> {
+    let (codec, mut reader) = match decompress::open_counted(path, counter) {
+        Ok(opened) => opened,
+        Err(e) => {
+            sink.read_failed(0, format!("cannot open: {e}"));
+            return None;
+        }
     };
-    FileResult {
-        frames: sink.frames,
-        stats: sink.stats,
-        rejects,
-        error,
-        skipped,
+    let head = match peek(&mut reader) {
+        Ok(head) => head,
+        Err(reason) => {
+            sink.read_failed(1, reason);
+            return None;
+        }
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy());
+    match sniff::detect(&head, name.as_deref().unwrap_or(""), opts) {
+        Ok(format) => read_format(format, codec, path, reader, opts, sink),
+        Err(reason) => Some(reason),
     }
+}
+
+/// Hands the stream to the reader of `format`; returns why the file was skipped, if it was.
+fn read_format(
+    format: Format,
+    codec: Codec,
+    path: &Path,
+    reader: Box<dyn BufRead + Send>,
+    opts: &ReadOptions,
+    sink: &mut Sink,
+) -> Option<String> {
+    sink.stats.format = match (format, &opts.profile) {
+        (Format::Profile, Some(p)) => format!("profile:{}", p.name),
+        _ => format.name().to_string(),
+    };
+    match format {
+        Format::Csv => read_csv(reader, sink),
+        Format::JsonLines => read_jsonl(reader, sink),
+        Format::CloudTrail => sources::read_json(reader, &opts.cloudtrail, sink),
+        Format::Okta => sources::read_json(reader, &opts.okta, sink),
+        Format::Vendor(i) => match opts.vendors.get(usize::from(i)) {
+            Some(p) => sources::read_json(reader, p, sink),
+            None => return Some("unknown built-in profile".to_string()),
+        },
+        Format::AuthLog => sources::read_authlog(reader, opts.syslog_year, sink),
+        Format::Journald => sources::read_journald(reader, sink),
+        Format::Evtx => {
+            let compressed = codec != Codec::Plain;
+            windows::read_evtx(path, compressed, reader, sink)
+        }
+        Format::Windows => windows::read_json(reader, sink),
+        Format::WindowsXml => windows_xml::read_xml(reader, sink),
+        Format::Parquet if codec != Codec::Plain => sink.read_failed(
+            0,
+            "compressed Parquet: decompress it first (Parquet compresses inside)".into(),
+        ),
+        Format::Parquet => {
+            drop(reader);
+            // A decoder panic on a corrupt file ends that file, not the run.
+            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                parquet::read(path, opts, sink)
+            }));
+            match read {
+                Ok(Ok(label)) => sink.stats.format = label,
+                Ok(Err(reason)) => return Some(reason),
+                Err(_) => {
+                    let at = sink.stats.records + 1;
+                    let why = "the Parquet reader failed on this file (corrupt?)";
+                    sink.read_failed(at, why.into());
+                }
+            }
+        }
+        Format::Profile => match &opts.profile {
+            Some(p) if p.format == "csv" => sources::read_profile_csv(reader, p, sink),
+            Some(p) => sources::read_json(reader, p, sink),
+            None => return Some("--source profile needs --profile FILE".to_string()),
+        },
+    }
+    None
 }
 
 /// The first bytes of the decompressed stream (one buffer's worth), without consuming them.
@@ -163,6 +157,8 @@ pub struct FileResult {
     pub error: Option<crate::Error>,
     /// Why the file was not read at all (unknown format).
     pub skipped: Option<String>,
+    /// Physical lines read (line-based readers): where the next part of a split file starts.
+    pub lines: u64,
 }
 
 /// Rows buffered as Rust strings before they move into a polars frame. Keeps the per-thread
@@ -179,9 +175,61 @@ pub(super) struct Sink<'a> {
     time: &'a TimeParser,
     /// Longest record any reader keeps (`--max-record-bytes`).
     pub(super) max_record: usize,
+    /// Number of the last physical line seen.
+    lines: u64,
+    /// Whether the stream starts at the file's start (a BOM can only be there).
+    at_file_start: bool,
 }
 
-impl Sink<'_> {
+impl<'a> Sink<'a> {
+    fn new(
+        path: &Path,
+        file_idx: u32,
+        part: u32,
+        opts: &'a ReadOptions,
+        dicts: &mut Dictionaries,
+    ) -> Self {
+        Sink {
+            cols: EventColumns::with_dictionaries(std::mem::take(dicts)),
+            frames: Vec::new(),
+            error: None,
+            stats: FileStats {
+                index: file_idx,
+                file: path.display().to_string(),
+                ..FileStats::default()
+            },
+            rejects: Quarantine::new(
+                path.display().to_string(),
+                file_idx,
+                part,
+                opts.spill_dir.as_deref(),
+            ),
+            file_idx,
+            time: &opts.time,
+            max_record: opts.max_record_bytes,
+            lines: 0,
+            at_file_start: part == 0,
+        }
+    }
+
+    /// Flushes what is buffered and hands the dictionaries back for the next file.
+    fn finish(mut self, dicts: &mut Dictionaries, skipped: Option<String>) -> FileResult {
+        self.flush();
+        *dicts = self.cols.into_dictionaries();
+        let (rejects, error) = match self.rejects.finish() {
+            Ok(r) => (r, self.error),
+            Err(e) => (FileRejects::default(), self.error.or(Some(e))),
+        };
+        FileResult {
+            frames: self.frames,
+            stats: self.stats,
+            rejects,
+            error,
+            skipped,
+            lines: self.lines,
+        }
+    }
+
     pub(super) fn row(&mut self, line: u64, row: &RawRow, raw: impl FnOnce() -> Vec<u8>) {
         self.stats.records += 1;
         match self.cols.push(row, self.time, self.file_idx, line) {
@@ -399,10 +447,16 @@ pub(super) fn for_each_line(
 ) {
     let max = sink.max_record;
     let read = lines::raw_lines(reader, max, |n, text, cut| {
+        sink.lines = n;
         if cut {
             return sink.reject(n, lines::too_long(max), text, false);
         }
-        let text = strip_bom(n, text).trim_ascii();
+        let text = if sink.at_file_start {
+            strip_bom(n, text)
+        } else {
+            text
+        };
+        let text = text.trim_ascii();
         if text.is_empty() {
             sink.stats.blank += 1;
         } else {
@@ -429,10 +483,12 @@ mod tests {
             frames: Vec::new(),
             error: None,
             stats: FileStats::default(),
-            rejects: Quarantine::new(String::new(), 0, None),
+            rejects: Quarantine::new(String::new(), 0, 0, None),
             file_idx: 0,
             time: &time,
             max_record: 1 << 20,
+            lines: 0,
+            at_file_start: true,
         };
         let reader = std::io::BufReader::with_capacity(7, std::io::Cursor::new(text));
         let mut seen = Vec::new();

@@ -13,15 +13,7 @@ use crate::normalize::profile::{CsvRecord, Profile};
 
 /// JSON records through a profile: JSON lines, or one JSON document holding an array of records.
 pub fn read_json(mut reader: Box<dyn BufRead + Send>, profile: &Profile, sink: &mut Sink) {
-    let container = match reader.fill_buf() {
-        Ok(head) => {
-            let t = String::from_utf8_lossy(&head[..head.len().min(4096)]).to_string();
-            let t = t.trim_start_matches('\u{feff}').trim_start();
-            t.starts_with('[')
-                || (t.starts_with('{') && t[1..].trim_start().starts_with("\"Records\""))
-        }
-        Err(_) => false,
-    };
+    let container = reader.fill_buf().is_ok_and(is_container);
     if !container {
         for_each_json_object(reader, sink, |sink, line, v, text| {
             sink.mapped(line, profile.apply(&v), || text.to_vec())
@@ -46,6 +38,14 @@ pub fn read_json(mut reader: Box<dyn BufRead + Send>, profile: &Profile, sink: &
             false,
         );
     }
+}
+
+/// Whether a JSON stream is one document holding records (an array, CloudTrail's `Records`)
+/// rather than one record per line.
+pub fn is_container(head: &[u8]) -> bool {
+    let t = String::from_utf8_lossy(&head[..head.len().min(4096)]);
+    let t = t.trim_start_matches('\u{feff}').trim_start();
+    t.starts_with('[') || (t.starts_with('{') && t[1..].trim_start().starts_with("\"Records\""))
 }
 
 /// CSV through a profile (its own delimiter; header names as the profile's field paths).
