@@ -45,6 +45,10 @@ pub struct Plan {
     pub max_record_bytes: usize,
     /// Write the report even when some input could not be read (`--keep-going`).
     pub keep_going: bool,
+    /// Keep what was read between runs here and read only new files (`--state`).
+    pub state: Option<PathBuf>,
+    /// Forget stored files whose events all lie this many days before the newest (`--retain`).
+    pub retain_days: Option<u32>,
 }
 
 /// What the binary needs to print and to choose its exit code.
@@ -141,7 +145,37 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         Some(p) => context::load_allowlist(p, &plan.time)?,
         None => Vec::new(),
     };
-    let ingested = ingest::read_events(&found, &read, plan.progress)?;
+    let mut inputs: Vec<String> = plan
+        .inputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    // Sorted: the analysis does not depend on argument order, so neither does the report.
+    inputs.sort();
+    let mut event_paths = found.events.clone();
+    let mut state = None;
+    let ingested = match &plan.state {
+        None => ingest::read_events(&found, &read, plan.progress)?,
+        Some(dir) => {
+            let store = crate::state::Store::open(dir, &read_paths, &plan.out)?;
+            let settings = crate::state::Settings::of(&read, plan.profile.as_deref())?;
+            let update = store.update(
+                &found,
+                &plan.inputs,
+                &read,
+                &settings,
+                plan.retain_days,
+                plan.progress,
+            )?;
+            for note in &update.notes {
+                eprintln!("note: {}", report::terminal::safe(note));
+            }
+            event_paths = update.paths;
+            inputs = update.inputs;
+            state = Some((store, update.pending));
+            update.ingested
+        }
+    };
     crate::memory::release_freed();
     clock.lap("ingest");
     if plan.timings {
@@ -181,8 +215,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     let derived = context::derive_from_events(&ingested.events, &mut context, &plan.time)?;
     let total = ingested.events.height() as u64;
     let events = window(ingested.events, plan.from, plan.to)?;
-    let files: Vec<String> = found
-        .events
+    let files: Vec<String> = event_paths
         .iter()
         .map(|p| p.display().to_string())
         .collect();
@@ -236,7 +269,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     }));
     clock.lap("rank");
 
-    let info = run_info(plan, &context, &input, total)?;
+    let info = run_info(plan, inputs, &context, &input, total)?;
     // One chart set per incident, for its strongest row.
     let leads: Vec<&Ranked> = incidents
         .iter()
@@ -262,6 +295,10 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     };
     clock.lap("chart series");
     report::write(&dest, &data)?;
+    // The state moves on only once its report exists: a run that fails leaves it as it was.
+    if let Some((_store, pending)) = state {
+        pending.commit()?;
+    }
     clock.lap("report");
     drop(spinner);
     Ok(Outcome {
@@ -354,16 +391,15 @@ fn window(events: DataFrame, from: Option<i64>, to: Option<i64>) -> Result<DataF
     events.lazy().filter(keep).collect().stage("time window")
 }
 
-fn run_info(plan: &Plan, ctx: &Context, input: &DetectInput, total: u64) -> Result<RunInfo> {
+fn run_info(
+    plan: &Plan,
+    inputs: Vec<String>,
+    ctx: &Context,
+    input: &DetectInput,
+    total: u64,
+) -> Result<RunInfo> {
     let events = input.events;
     let time_range = crate::frame::ts_range(events)?;
-    // Sorted: the analysis does not depend on argument order, so neither does the report.
-    let mut inputs: Vec<String> = plan
-        .inputs
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    inputs.sort();
     Ok(RunInfo {
         inputs,
         roster: ctx.roster_path.as_ref().map(|p| p.display().to_string()),

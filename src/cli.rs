@@ -77,6 +77,14 @@ struct AnalyzeArgs {
     /// unless --fail-on gives 1); without it such a run is an error (exit code 2).
     #[arg(long)]
     keep_going: bool,
+    /// Keep what was read in this directory between runs (nightly jobs): a run reads only the
+    /// files the state has not seen and reports on everything it holds. See docs/scale.md.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// With --state: forget files whose last event falls on a local day more than this many
+    /// days before the day of the newest event held (1 to 36500).
+    #[arg(long, requires = "state", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    retain: Option<u32>,
     #[command(flatten)]
     time: TimeArgs,
     /// Hours after a credential's revocation during which its use is expected (key rotation);
@@ -265,6 +273,8 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         syslog_year: a.read.syslog_year,
         max_record_bytes: a.read.max_record_bytes as usize,
         keep_going: a.keep_going,
+        state: a.state.clone(),
+        retain_days: a.retain,
     };
     let outcome = analyze::run(&plan)?;
     if !a.quiet {

@@ -48,6 +48,8 @@ pub enum Error {
     InputIncomplete { count: usize, first: String },
     #[error("no event files found in the inputs")]
     NoEvents,
+    #[error("state {path}: {reason}")]
+    State { path: PathBuf, reason: String },
     #[error("data frame operation failed in {stage}: {}", first_line(source))]
     Frame {
         stage: &'static str,

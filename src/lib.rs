@@ -21,5 +21,6 @@ pub mod memory;
 pub mod normalize;
 pub mod rank;
 pub mod report;
+pub mod state;
 
 pub use error::{Error, Result};

@@ -26,5 +26,7 @@ mod sources;
 mod scenario;
 // Windows Security events: .evtx and its JSON exports, fan-out and guessed names.
 mod windows;
+// --state: nightly runs equal one run over the same files; nothing counted twice.
+mod state;
 // The fuzz targets' corpora, replayed as regression tests (no fuzzing in CI).
 mod fuzz_corpora;

@@ -40,7 +40,7 @@ pub use sniff::Format;
 use crate::normalize::profile::{self, Profile};
 
 /// An input record that could not be parsed, kept for `rejects.csv`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Reject {
     pub file: String,
     pub line: u64,

@@ -119,6 +119,45 @@ impl Quarantine {
 }
 
 impl FileRejects {
+    /// Rejects kept elsewhere (a `--state` directory): `listed` of them in `spill`, written as
+    /// the spill files are.
+    pub fn stored(
+        file: String,
+        spill: Option<PathBuf>,
+        listed: u64,
+        unlisted: u64,
+        sample: Vec<Reject>,
+    ) -> FileRejects {
+        FileRejects {
+            file,
+            sample,
+            listed,
+            unlisted,
+            spills: spill
+                .map(|path| Spill {
+                    path,
+                    take: listed,
+                    line_offset: 0,
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// Writes the listed rejects to `path` in the spill format (what [`Self::stored`] reads).
+    pub fn write_listed(&self, path: &Path) -> Result<()> {
+        let file = File::create(path).map_err(|e| Error::io(path, e))?;
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(BufWriter::new(file));
+        self.for_each(|r| {
+            let line = r.line.to_string();
+            w.write_record([&r.file, &line, &r.reason, &r.raw])
+                .map_err(|e| spill_error(path, e))
+        })?;
+        w.flush().map_err(|e| Error::io(path, e))
+    }
+
     /// Adds the rejects of the next part of the same file, whose lines start after
     /// `line_offset`: listed up to the file's cap as if the file had been read in one piece.
     pub fn append(&mut self, next: FileRejects, line_offset: u64) {

@@ -221,7 +221,7 @@ fn appeared(to: &Path) -> Error {
 /// Absolute form of `out` with symlinks and `..` resolved for the part that exists; the part
 /// that does not exist yet is normalised lexically (it holds no symlink to follow). The last
 /// component is kept as it is when it is a symlink, so [`Destination::check`] can refuse it.
-fn resolve(out: &Path) -> Result<PathBuf> {
+pub(crate) fn resolve(out: &Path) -> Result<PathBuf> {
     let absolute = if out.is_absolute() {
         out.to_path_buf()
     } else {

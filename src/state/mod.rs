@@ -1,0 +1,563 @@
+//! `--state DIR`: what earlier runs read, kept so that a nightly run reads only the files it has
+//! not seen and still reports on the whole window.
+//!
+//! The state is one Parquet partition per input file (its parsed events, strings as strings),
+//! its quarantined lines, and a manifest, `state.json`, that names each file by path, size,
+//! modification time and a content fingerprint, with the counts and coverage its report needs.
+//! A run reads the files the manifest does not know, adds their partitions, and analyses every
+//! partition the state holds; so the report after N nightly runs is the report of one run over
+//! the same files (tested over 30 nights). The manifest is the commit point: it is replaced by a
+//! rename only after the report is written, and partitions it does not name are removed then, so a
+//! run that dies leaves the previous state whole. The format is documented in `docs/scale.md`.
+//!
+//! What this does not do yet: reduce the events to per-entity state (issue 21's model, also in
+//! `docs/scale.md`). Detection still reads every retained event, so a night's run costs the
+//! parse of that night plus a Parquet read of the window, and memory grows with the window.
+
+pub mod partition;
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, FrameContext, Result};
+use crate::ingest::{self, Discovered, FileRejects, FileStats, Ingested, ReadOptions, Reject};
+use crate::normalize::Days;
+use crate::normalize::Tokens;
+
+/// The manifest's name; its presence is what makes a directory a state.
+pub const MANIFEST: &str = "state.json";
+const FORMAT: &str = "audithound-state";
+/// Bumped whenever a field changes meaning; another version is refused, never guessed at.
+pub const VERSION: u32 = 1;
+const LOCK: &str = ".lock";
+/// Bytes read from each end of a file for its fingerprint.
+const FINGERPRINT_BYTES: u64 = 1 << 20;
+
+/// What decides how a file is read: a state built with other settings would mix two readings
+/// of the same files, so a run with different ones is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    pub time_zone: String,
+    pub source: Option<String>,
+    /// Fingerprint of the profile file's text.
+    pub profile: Option<String>,
+    pub syslog_year: Option<i32>,
+    pub max_record_bytes: usize,
+}
+
+impl Settings {
+    pub fn of(opts: &ReadOptions, profile: Option<&Path>) -> Result<Settings> {
+        let profile = match profile {
+            Some(p) => Some(fingerprint(p)?),
+            None => None,
+        };
+        Ok(Settings {
+            time_zone: opts.time.tz.to_string(),
+            source: opts.source.map(|f| f.name().to_string()),
+            profile,
+            syslog_year: opts.syslog_year,
+            max_record_bytes: opts.max_record_bytes,
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    format: String,
+    version: u32,
+    settings: Settings,
+    /// Next partition number: names are never reused, so a stale one is never read.
+    next_id: u64,
+    files: Vec<StoredFile>,
+}
+
+/// One input file as the state knows it.
+#[derive(Clone, Serialize, Deserialize)]
+struct StoredFile {
+    path: String,
+    /// The input argument it was found under (the report lists the inputs).
+    input: String,
+    size: u64,
+    modified_ns: i64,
+    fingerprint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    skipped: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    partition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rejects: Option<String>,
+    stats: StoredStats,
+    /// Newest event of the state when the file was stored: how a file without events ages.
+    #[serde(default)]
+    stored_at: Option<i64>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct StoredStats {
+    format: String,
+    records: u64,
+    parsed: u64,
+    rejected: u64,
+    ignored: u64,
+    blank: u64,
+    unreadable: Option<String>,
+    warnings: Vec<String>,
+    first: Option<i64>,
+    last: Option<i64>,
+    filled: Vec<u64>,
+    days: Vec<i64>,
+    listed: u64,
+    unlisted: u64,
+    sample: Vec<Reject>,
+}
+
+/// An opened, locked state directory.
+pub struct Store {
+    dir: PathBuf,
+    /// Held for the run: a second run on the same state fails instead of interleaving.
+    _lock: File,
+}
+
+/// What a run gets from the state: every retained file read as one ingest, and the change to
+/// commit once the report is written.
+pub struct Update {
+    pub ingested: Ingested,
+    /// Every retained file, in the order of the frame's file index.
+    pub paths: Vec<PathBuf>,
+    /// The inputs those files came from, sorted.
+    pub inputs: Vec<String>,
+    /// What the run should tell (a file already in the state under another name).
+    pub notes: Vec<String>,
+    pub pending: Pending,
+}
+
+/// The new manifest, written by [`Pending::commit`].
+pub struct Pending {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+impl Store {
+    /// Opens (creating it if absent) and locks the state directory, after checking that it is
+    /// not an input, not inside one, and not the report's destination.
+    pub fn open(dir: &Path, reads: &[PathBuf], out: &Path) -> Result<Store> {
+        let refuse = |reason: String| Error::State {
+            path: dir.to_path_buf(),
+            reason,
+        };
+        let resolved = crate::report::destination::resolve(dir)?;
+        for read in reads.iter().chain(std::iter::once(&out.to_path_buf())) {
+            let Ok(other) = crate::report::destination::resolve(read) else {
+                continue;
+            };
+            if other.starts_with(&resolved) || resolved.starts_with(&other) {
+                return Err(refuse(format!(
+                    "it overlaps {} (an input or the report): keep the state apart",
+                    read.display()
+                )));
+            }
+        }
+        match std::fs::symlink_metadata(&resolved) {
+            Ok(m) if m.file_type().is_symlink() || !m.is_dir() => {
+                return Err(refuse("it is not a directory".into()));
+            }
+            Ok(_) => {
+                let foreign = std::fs::read_dir(&resolved)
+                    .map_err(|e| Error::io(dir, e))?
+                    .filter_map(|e| e.ok())
+                    .any(|e| e.file_name() != LOCK);
+                if foreign && !resolved.join(MANIFEST).is_file() {
+                    return Err(refuse(format!(
+                        "it is not empty and holds no {MANIFEST}: not a state audithound wrote"
+                    )));
+                }
+            }
+            Err(_) => std::fs::create_dir_all(&resolved).map_err(|e| Error::io(dir, e))?,
+        }
+        let lock_path = resolved.join(LOCK);
+        let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: flock on a descriptor this function owns.
+            if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                return Err(refuse("another run is using it".into()));
+            }
+        }
+        Ok(Store {
+            dir: resolved,
+            _lock: lock,
+        })
+    }
+
+    fn load(&self, settings: &Settings) -> Result<Manifest> {
+        let path = self.dir.join(MANIFEST);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Manifest {
+                    format: FORMAT.into(),
+                    version: VERSION,
+                    settings: settings.clone(),
+                    next_id: 0,
+                    files: Vec::new(),
+                });
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let broken = |reason: String| Error::State {
+            path: path.clone(),
+            reason,
+        };
+        let manifest: Manifest =
+            serde_json::from_str(&text).map_err(|e| broken(format!("unreadable: {e}")))?;
+        if manifest.format != FORMAT || manifest.version != VERSION {
+            return Err(broken(format!(
+                "format {} version {}; this audithound reads {FORMAT} version {VERSION}",
+                manifest.format, manifest.version
+            )));
+        }
+        if &manifest.settings != settings {
+            return Err(broken(format!(
+                "built with other reading settings ({:?}); this run has {:?}. Use the same \
+                 --timezone, --source, --profile, --syslog-year and --max-record-bytes, or a new state",
+                manifest.settings, settings
+            )));
+        }
+        Ok(manifest)
+    }
+
+    /// Reads the files of `found` the state does not hold, stores them, ages out what is older
+    /// than `retain_days` before the newest event, and reads back everything retained.
+    pub fn update(
+        &self,
+        found: &Discovered,
+        inputs: &[PathBuf],
+        opts: &ReadOptions,
+        settings: &Settings,
+        retain_days: Option<u32>,
+        progress: bool,
+    ) -> Result<Update> {
+        let mut manifest = self.load(settings)?;
+        let mut notes = Vec::new();
+        let mut new = Vec::new();
+        for path in &found.events {
+            let (size, modified_ns) = identity(path)?;
+            let name = path.display().to_string();
+            let same_place = manifest.files.iter().any(|f| {
+                f.path == name
+                    && f.size == size
+                    && f.modified_ns == modified_ns
+                    && f.stats.unreadable.is_none()
+            });
+            if same_place {
+                continue;
+            }
+            let print = fingerprint(path)?;
+            let twin = manifest
+                .files
+                .iter()
+                .find(|f| f.size == size && f.fingerprint == print && f.stats.unreadable.is_none());
+            if let Some(twin) = twin {
+                if twin.path != name {
+                    notes.push(format!(
+                        "{name}: same content as {} already in the state; not read again",
+                        twin.path
+                    ));
+                }
+                continue;
+            }
+            // A file that changed in place (a log that grew) replaces its earlier reading.
+            manifest.files.retain(|f| f.path != name);
+            let input = inputs
+                .iter()
+                .find(|i| path.starts_with(i))
+                .map_or_else(|| name.clone(), |i| i.display().to_string());
+            new.push((path.clone(), input, size, modified_ns, print));
+        }
+        let newest_before = newest(&manifest.files);
+        let read = Discovered {
+            events: new.iter().map(|n| n.0.clone()).collect(),
+            ..Discovered::default()
+        };
+        let ingested = ingest::read_events(&read, opts, progress)?;
+        manifest.files.extend(self.store_new(
+            &mut manifest.next_id,
+            new,
+            ingested,
+            newest_before,
+        )?);
+        manifest.files.sort_by(|a, b| a.path.cmp(&b.path));
+        // Whole local days, not instants: the files of one night (an access log ending at
+        // 16:00, its issuer's log at 15:58) leave together.
+        if let (Some(days), Some(newest)) = (retain_days, newest(&manifest.files)) {
+            let mut local = Days::new(opts.time);
+            let horizon = local.of(newest) - i64::from(days);
+            manifest.files.retain(|f| {
+                let last = f.stats.days.last().copied();
+                last.or_else(|| f.stored_at.map(|t| local.of(t)))
+                    .is_none_or(|day| day >= horizon)
+            });
+        }
+        let ingested = self.read_back(&manifest.files)?;
+        let paths = manifest
+            .files
+            .iter()
+            .map(|f| PathBuf::from(&f.path))
+            .collect();
+        let mut inputs: Vec<String> = manifest.files.iter().map(|f| f.input.clone()).collect();
+        inputs.sort();
+        inputs.dedup();
+        Ok(Update {
+            ingested,
+            paths,
+            inputs,
+            notes,
+            pending: Pending {
+                dir: self.dir.clone(),
+                manifest,
+            },
+        })
+    }
+
+    /// Writes the partitions and rejects of the files just read.
+    fn store_new(
+        &self,
+        next_id: &mut u64,
+        new: Vec<(PathBuf, String, u64, i64, String)>,
+        ingested: Ingested,
+        stored_at: Option<i64>,
+    ) -> Result<Vec<StoredFile>> {
+        let mut out = Vec::with_capacity(new.len());
+        let mut row = 0usize;
+        let mut files = ingested.files.iter().zip(&ingested.rejects).peekable();
+        for (idx, (path, input, size, modified_ns, print)) in new.into_iter().enumerate() {
+            let base = |stats: StoredStats| StoredFile {
+                path: path.display().to_string(),
+                input: input.clone(),
+                size,
+                modified_ns,
+                fingerprint: print.clone(),
+                skipped: None,
+                partition: None,
+                rejects: None,
+                stats,
+                stored_at,
+            };
+            let Some((stats, rejects)) = files.next_if(|(s, _)| s.index as usize == idx) else {
+                let reason = ingested
+                    .skipped
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .map_or_else(|| "not read".to_string(), |(_, r)| r.clone());
+                let mut file = base(StoredStats::empty());
+                file.skipped = Some(reason);
+                out.push(file);
+                continue;
+            };
+            let id = *next_id;
+            *next_id += 1;
+            let mut file = base(StoredStats::of(stats, rejects));
+            let rows = stats.parsed as usize;
+            if rows > 0 {
+                let name = format!("p{id:08}.parquet");
+                let part = ingested.events.slice(row as i64, rows);
+                partition::write(&self.dir.join(&name), &part, &ingested.tokens)?;
+                file.partition = Some(name);
+            }
+            row += rows;
+            if rejects.listed > 0 {
+                let name = format!("p{id:08}.rejects.csv");
+                rejects.write_listed(&self.dir.join(&name))?;
+                file.rejects = Some(name);
+            }
+            out.push(file);
+        }
+        Ok(out)
+    }
+
+    /// Every retained file as the ingest of one run over them all would give it.
+    fn read_back(&self, files: &[StoredFile]) -> Result<Ingested> {
+        let tokens = Arc::new(Tokens::default());
+        let frames = files
+            .par_iter()
+            .enumerate()
+            .map(|(idx, f)| match &f.partition {
+                Some(name) => partition::read(&self.dir.join(name), idx as u32, &tokens).map(Some),
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut events: Option<DataFrame> = None;
+        for df in frames.into_iter().flatten() {
+            match events.as_mut() {
+                None => events = Some(df),
+                Some(acc) => {
+                    acc.vstack_mut(&df).stage("joining partitions")?;
+                }
+            }
+        }
+        let events = match events {
+            Some(df) => df,
+            None => crate::normalize::EventColumns::new().take_frame()?,
+        };
+        let mut out = Ingested {
+            events,
+            tokens,
+            files: Vec::new(),
+            rejects: Vec::new(),
+            skipped: Vec::new(),
+        };
+        for (f, idx) in files.iter().zip(0u32..) {
+            if let Some(reason) = &f.skipped {
+                out.skipped.push((PathBuf::from(&f.path), reason.clone()));
+                continue;
+            }
+            out.files.push(f.stats.to_file_stats(idx, &f.path));
+            let spill = f.rejects.as_ref().map(|name| self.dir.join(name));
+            let s = &f.stats;
+            out.rejects.push(FileRejects::stored(
+                f.path.clone(),
+                spill,
+                s.listed,
+                s.unlisted,
+                s.sample.clone(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+impl Pending {
+    /// Replaces the manifest (write, sync, rename), then removes the partitions it no longer
+    /// names: aged out, replaced, or left by a run that died before its commit.
+    pub fn commit(self) -> Result<()> {
+        let path = self.dir.join(MANIFEST);
+        let tmp = self.dir.join(format!("{MANIFEST}.tmp"));
+        let text = serde_json::to_string_pretty(&self.manifest).map_err(|e| Error::State {
+            path: path.clone(),
+            reason: format!("cannot encode: {e}"),
+        })?;
+        let mut file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        let named: std::collections::HashSet<&str> = self
+            .manifest
+            .files
+            .iter()
+            .flat_map(|f| [f.partition.as_deref(), f.rejects.as_deref()])
+            .flatten()
+            .collect();
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let ours = name.starts_with('p')
+                && (name.ends_with(".parquet") || name.ends_with(".rejects.csv"));
+            if ours && !named.contains(name.as_str()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StoredStats {
+    fn empty() -> StoredStats {
+        StoredStats::of(&FileStats::default(), &FileRejects::default())
+    }
+
+    fn of(stats: &FileStats, rejects: &FileRejects) -> StoredStats {
+        StoredStats {
+            format: stats.format.clone(),
+            records: stats.records,
+            parsed: stats.parsed,
+            rejected: stats.rejected,
+            ignored: stats.ignored,
+            blank: stats.blank,
+            unreadable: stats.unreadable.clone(),
+            warnings: stats.warnings.clone(),
+            first: stats.seen.first,
+            last: stats.seen.last,
+            filled: stats.seen.filled.to_vec(),
+            days: stats.seen.days.iter().copied().collect(),
+            listed: rejects.listed,
+            unlisted: rejects.unlisted,
+            sample: rejects.sample.clone(),
+        }
+    }
+
+    fn to_file_stats(&self, index: u32, path: &str) -> FileStats {
+        let mut filled = [0u64; ingest::coverage::FIELDS.len()];
+        for (slot, n) in filled.iter_mut().zip(&self.filled) {
+            *slot = *n;
+        }
+        FileStats {
+            index,
+            file: path.to_string(),
+            format: self.format.clone(),
+            records: self.records,
+            parsed: self.parsed,
+            rejected: self.rejected,
+            ignored: self.ignored,
+            blank: self.blank,
+            unreadable: self.unreadable.clone(),
+            warnings: self.warnings.clone(),
+            seen: ingest::coverage::Seen {
+                first: self.first,
+                last: self.last,
+                filled,
+                days: self.days.iter().copied().collect(),
+            },
+        }
+    }
+}
+
+/// Newest event among the files.
+fn newest(files: &[StoredFile]) -> Option<i64> {
+    files.iter().filter_map(|f| f.stats.last).max()
+}
+
+/// Size and modification time (ns since the epoch) of a file.
+fn identity(path: &Path) -> Result<(u64, i64)> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    Ok((meta.len(), modified))
+}
+
+/// Size and CRC-32 of the first and last MiB: tells a re-delivered file (same content under
+/// another name or time) from a new one without reading all of it.
+fn fingerprint(path: &Path) -> Result<String> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut crc = flate2::Crc::new();
+    let mut buf = Vec::new();
+    (&mut file)
+        .take(FINGERPRINT_BYTES)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(path, e))?;
+    crc.update(&buf);
+    if size > FINGERPRINT_BYTES {
+        buf.clear();
+        file.seek(SeekFrom::Start(
+            size.saturating_sub(FINGERPRINT_BYTES)
+                .max(FINGERPRINT_BYTES),
+        ))
+        .map_err(|e| Error::io(path, e))?;
+        file.take(FINGERPRINT_BYTES)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io(path, e))?;
+        crc.update(&buf);
+    }
+    Ok(format!("{size:x}-{:08x}", crc.sum()))
+}

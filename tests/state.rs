@@ -1,0 +1,294 @@
+//! `--state`: nightly runs that read only new files report exactly what one run over all the
+//! files reports; the same night twice, or a file delivered again under another name, counts
+//! nothing twice; `--retain` ages old nights out; a state is never an input or another folder.
+
+use std::path::{Path, PathBuf};
+
+use crate::util::*;
+
+const NIGHTS: u32 = 30;
+
+/// Thirty nights of a gateway and its token issuer, one folder per night, in the sources' own
+/// syntax: the access log as CSV, the issuer as JSON lines. E9 leaves on 03-10 and keeps using
+/// his key from night 12 on, walking customer accounts; from night 20 tokens signed with kid-1
+/// that the issuer never issued appear. Night 7 has a broken line, night 9 a file of no known
+/// format.
+fn nights(root: &Path) -> (Vec<PathBuf>, PathBuf, PathBuf) {
+    let roster = root.join("context/roster.csv");
+    write(
+        &roster,
+        "employee_id,name,department,hire_date,termination_date\n\
+         E1,Ann,support,2020-01-01,\nE2,Ben,support,2020-01-01,\nE9,Eve,engineering,2020-01-01,2025-03-10\n",
+    );
+    let credentials = root.join("context/credentials.csv");
+    write(
+        &credentials,
+        "credential_id,owner,kind,created,revoked\n\
+         key-e1,E1,api_key,2020-01-01,\nkey-e2,E2,api_key,2020-01-01,\nkey-e9,E9,api_key,2020-01-01,\n\
+         kid-1,issuer,signing_key,2020-01-01,\n",
+    );
+    let mut dirs = Vec::new();
+    for n in 1..=NIGHTS {
+        let dir = root.join(format!("nights/n{n:02}"));
+        let mut access = String::from(
+            "timestamp,event_type,principal,credential_id,token_id,source_ip,action,target_account,outcome\n",
+        );
+        let mut issued = String::new();
+        for c in 0..40u32 {
+            let minute = (c * 7) % 60;
+            let hour = 9 + c % 7;
+            let token = format!("t{n}-{c}");
+            issued.push_str(&format!(
+                "{{\"timestamp\":\"2025-03-{n:02}T{hour:02}:{minute:02}:00Z\",\"event_type\":\"token_issued\",\"token_id\":\"{token}\",\"credential_id\":\"kid-1\",\"principal\":\"C{c}\"}}\n"
+            ));
+            access.push_str(&format!(
+                "2025-03-{n:02}T{hour:02}:{:02}:30Z,access,C{c},kid-1,{token},198.51.100.{c},GET /api/v2/me,C{c},success\n",
+                minute
+            ));
+        }
+        for (who, key, reach) in [("E1", "key-e1", 5u32), ("E2", "key-e2", 4)] {
+            for a in 0..reach {
+                access.push_str(&format!(
+                    "2025-03-{n:02}T10:{a:02}:00Z,access,{who},{key},,10.0.0.{},GET /admin/accounts/{{id}},C{},success\n",
+                    if who == "E1" { 1 } else { 2 },
+                    (a * 13 + n) % 40
+                ));
+            }
+        }
+        if n >= 12 {
+            for a in 0..30u32 {
+                let account = 1000 + (n - 12) * 30 + a;
+                access.push_str(&format!(
+                    "2025-03-{n:02}T02:{a:02}:00Z,access,E9,key-e9,,203.0.113.7,GET /api/v2/members/{{id}}/addresses,C{account},success\n"
+                ));
+            }
+        }
+        if n >= 20 {
+            for a in 0..5u32 {
+                access.push_str(&format!(
+                    "2025-03-{n:02}T03:{a:02}:00Z,access,C{a},kid-1,minted-{n}-{a},203.0.113.8,GET /api/v2/members/{{id}},C{},success\n",
+                    2000 + n * 5 + a
+                ));
+            }
+        }
+        // The last event of every night is at 16:00, so retention cuts between nights.
+        access.push_str(&format!(
+            "2025-03-{n:02}T16:00:00Z,access,E1,key-e1,,10.0.0.1,GET /admin/ping,C1,success\n"
+        ));
+        if n == 7 {
+            access.push_str("2025-03-07T11:00:00Z,access,E2,key-e2,,10.0.0.2,GET /x,C2,sideways\n");
+        }
+        write(&dir.join("gateway.csv"), &access);
+        write(&dir.join("issuer.jsonl"), &issued);
+        if n == 9 {
+            write(&dir.join("notes.txt"), "handover notes, not a log\n");
+        }
+        dirs.push(dir);
+    }
+    (dirs, roster, credentials)
+}
+
+/// Every file under `a` equals the one under `b`, and both hold the same names.
+fn same_report(a: &Path, b: &Path) {
+    let list = |d: &Path| {
+        let mut v: Vec<PathBuf> = Vec::new();
+        let mut stack = vec![d.to_path_buf()];
+        while let Some(p) = stack.pop() {
+            for e in std::fs::read_dir(&p).expect("read report") {
+                let path = e.expect("entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    v.push(path.strip_prefix(d).expect("inside").to_path_buf());
+                }
+            }
+        }
+        v.sort();
+        v
+    };
+    let (la, lb) = (list(a), list(b));
+    assert_eq!(la, lb, "the reports hold different files");
+    assert!(la.len() >= 6, "{la:?}");
+    for name in la {
+        let (x, y) = (
+            std::fs::read(a.join(&name)).expect("read"),
+            std::fs::read(b.join(&name)).expect("read"),
+        );
+        assert!(x == y, "{} differs", name.display());
+    }
+}
+
+fn context_args<'a>(roster: &'a Path, credentials: &'a Path) -> Vec<&'a str> {
+    vec![
+        "--roster",
+        roster.to_str().expect("utf-8 path"),
+        "--credentials",
+        credentials.to_str().expect("utf-8 path"),
+    ]
+}
+
+/// One run over the given nights, with no state.
+fn full_run(out: &Path, nights: &[PathBuf], roster: &Path, credentials: &Path) {
+    let mut args: Vec<&str> = nights.iter().map(|p| p.to_str().expect("utf-8")).collect();
+    args.extend(context_args(roster, credentials));
+    let o = analyze(out, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// One nightly run against the state.
+fn nightly(
+    out: &Path,
+    night: &Path,
+    state: &Path,
+    extra: &[&str],
+    roster: &Path,
+    credentials: &Path,
+) -> std::process::Output {
+    let mut args = vec![
+        night.to_str().expect("utf-8"),
+        "--state",
+        state.to_str().expect("utf-8"),
+        "--force",
+    ];
+    args.extend(context_args(roster, credentials));
+    args.extend(extra);
+    analyze(out, &args)
+}
+
+#[test]
+fn thirty_nights_report_like_one_run_and_count_nothing_twice() {
+    let dir = tmp();
+    let (nights, roster, credentials) = nights(dir.path());
+    let state = dir.path().join("state");
+    let out = dir.path().join("nightly");
+    for (i, night) in nights.iter().enumerate() {
+        let o = nightly(&out, night, &state, &[], &roster, &credentials);
+        assert_eq!(o.status.code(), Some(0), "night {}: {}", i + 1, stderr(&o));
+        if i + 1 == 15 {
+            let full = dir.path().join("full-15");
+            full_run(&full, &nights[..15], &roster, &credentials);
+            same_report(&out, &full);
+        }
+    }
+    let full = dir.path().join("full");
+    full_run(&full, &nights, &roster, &credentials);
+    same_report(&out, &full);
+    // The leaver, the minted tokens, the broken line and the skipped file are all there.
+    let rows = anomalies(&out);
+    assert_eq!(rank_of(&rows, "key-e9"), Some(1), "{rows:?}");
+    assert!(rank_of(&rows, "kid-1").is_some(), "{rows:?}");
+    let rejects = std::fs::read_to_string(out.join("rejects.csv")).expect("rejects");
+    assert!(
+        rejects.contains("n07") && rejects.contains("sideways"),
+        "{rejects}"
+    );
+    let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary");
+    assert!(summary.contains("notes.txt"), "{summary}");
+
+    // The same night again reads nothing (no partition is written or replaced) and changes
+    // nothing.
+    let stored = |state: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(state)
+            .expect("state")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".parquet"))
+            .collect();
+        names.sort();
+        names
+    };
+    let before = stored(&state);
+    assert_eq!(before.len(), 2 * NIGHTS as usize, "{before:?}");
+    let again = dir.path().join("again");
+    let o = nightly(&again, &nights[29], &state, &[], &roster, &credentials);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stored(&state), before);
+    same_report(&again, &full);
+    // A night delivered again under another name is recognised by its content.
+    let copy = dir.path().join("redelivered/gateway-copy.csv");
+    write(
+        &copy,
+        &std::fs::read_to_string(nights[29].join("gateway.csv")).expect("read night"),
+    );
+    let o = nightly(
+        &again,
+        copy.parent().expect("dir"),
+        &state,
+        &[],
+        &roster,
+        &credentials,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("same content as"), "{}", stderr(&o));
+    assert_eq!(stored(&state), before);
+    same_report(&again, &full);
+}
+
+#[test]
+fn retain_ages_old_nights_out() {
+    let dir = tmp();
+    let (nights, roster, credentials) = nights(dir.path());
+    let state = dir.path().join("state");
+    let out = dir.path().join("nightly");
+    for night in &nights {
+        let o = nightly(
+            &out,
+            night,
+            &state,
+            &["--retain", "10"],
+            &roster,
+            &credentials,
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    // Ten days before 03-30 is 03-20: night 20 stays whole (its issuer log ends at 15:58, its
+    // access log at 16:00); night 19 goes.
+    let full = dir.path().join("full");
+    full_run(&full, &nights[19..], &roster, &credentials);
+    same_report(&out, &full);
+    let partitions = std::fs::read_dir(&state)
+        .expect("state")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+        })
+        .count();
+    assert_eq!(partitions, 2 * 11, "two files a night for eleven nights");
+}
+
+#[test]
+fn a_state_is_never_an_input_a_report_or_a_stranger() {
+    let dir = tmp();
+    let (nights, roster, credentials) = nights(dir.path());
+    let out = dir.path().join("out");
+    // Inside an input, or the input itself.
+    for state in [nights[0].join("state"), nights[0].clone()] {
+        let o = nightly(&out, &nights[0], &state, &[], &roster, &credentials);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("overlaps"), "{}", stderr(&o));
+    }
+    // A folder audithound did not write.
+    let stranger = dir.path().join("stranger");
+    write(&stranger.join("keep.txt"), "mine");
+    let o = nightly(&out, &nights[0], &stranger, &[], &roster, &credentials);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a state"), "{}", stderr(&o));
+    assert!(stranger.join("keep.txt").exists());
+    // Other reading settings than the state was built with.
+    let state = dir.path().join("state");
+    let o = nightly(&out, &nights[0], &state, &[], &roster, &credentials);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = nightly(
+        &out,
+        &nights[1],
+        &state,
+        &["--timezone", "Asia/Seoul"],
+        &roster,
+        &credentials,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("other reading settings"),
+        "{}",
+        stderr(&o)
+    );
+}
