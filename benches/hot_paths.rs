@@ -339,6 +339,8 @@ fn full_report_with_charts(b: divan::Bencher) {
             syslog_year: Some(2025),
             max_record_bytes: audithound::ingest::lines::DEFAULT_MAX_RECORD_BYTES,
             keep_going: false,
+            state: None,
+            retain_days: None,
         };
         audithound::analyze::run(&plan)
             .map(|o| o.ranked.len())

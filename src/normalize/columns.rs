@@ -71,7 +71,7 @@ impl Dictionaries {
 }
 
 /// Distinct strings a dictionary may hold before it is cleared (see `take_frame`).
-const MAX_FILE_STRINGS: usize = 2 << 20;
+pub const MAX_FILE_STRINGS: usize = 2 << 20;
 
 /// Rows ahead of the one being coded whose table slots are already being fetched: at a few
 /// nanoseconds a row, enough to cover a load from memory.

@@ -122,7 +122,7 @@ impl FileDict {
 
     /// `codes` as a categorical column over the global dictionary, placing there the strings
     /// added since the last call.
-    pub fn column(&mut self, name: &'static str, codes: &[u32]) -> PolarsResult<Column> {
+    pub fn column(&mut self, name: &str, codes: &[u32]) -> PolarsResult<Column> {
         let dtype = crate::frame::cat_dtype();
         let DataType::Categorical(_, mapping) = &dtype else {
             unreachable!("cat_dtype is categorical")
@@ -155,7 +155,7 @@ impl FileDict {
     }
 
     /// Local `codes` translated to the shared codes placed for them, nulls for [`NULL`].
-    fn global_codes(&self, name: &'static str, codes: &[u32]) -> UInt32Chunked {
+    fn global_codes(&self, name: &str, codes: &[u32]) -> UInt32Chunked {
         // A null's slot holds 0, which its validity bit hides.
         let global = |c: u32| {
             if c == NULL {

@@ -5,7 +5,7 @@
 //! single polars frame. A row that cannot be normalised becomes a quarantined reject, never a guess.
 
 pub mod columns;
-mod dictionary;
+pub(crate) mod dictionary;
 pub mod jwt;
 pub mod profile;
 pub mod schema;

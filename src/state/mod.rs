@@ -29,6 +29,7 @@ use crate::error::{Error, FrameContext, Result};
 use crate::ingest::{self, Discovered, FileRejects, FileStats, Ingested, ReadOptions, Reject};
 use crate::normalize::Days;
 use crate::normalize::Tokens;
+use crate::normalize::dictionary::FileDict;
 
 /// The manifest's name; its presence is what makes a directory a state.
 pub const MANIFEST: &str = "state.json";
@@ -388,8 +389,10 @@ impl Store {
         let frames = files
             .par_iter()
             .enumerate()
-            .map(|(idx, f)| match &f.partition {
-                Some(name) => partition::read(&self.dir.join(name), idx as u32, &tokens).map(Some),
+            .map_init(FileDict::default, |dict, (idx, f)| match &f.partition {
+                Some(name) => {
+                    partition::read(&self.dir.join(name), idx as u32, &tokens, dict).map(Some)
+                }
                 None => Ok(None),
             })
             .collect::<Result<Vec<_>>>()?;

@@ -12,6 +12,7 @@ use polars_io::parquet::read::ParquetReader;
 use polars_io::parquet::write::{ParquetCompression, ParquetWriter};
 
 use crate::error::{Error, FrameContext, Result};
+use crate::normalize::dictionary::{FileDict, NULL};
 use crate::normalize::schema::col::{FILE, TOKEN};
 use crate::normalize::{EventColumns, Tokens};
 
@@ -47,7 +48,13 @@ pub fn write(path: &Path, events: &DataFrame, tokens: &Tokens) -> Result<()> {
 }
 
 /// Reads a partition back into the event frame's layout and codes, as rows of file `file_idx`.
-pub fn read(path: &Path, file_idx: u32, tokens: &Tokens) -> Result<DataFrame> {
+/// `dict` carries from one partition to the next on a thread, as ingest's dictionaries do
+/// from file to file: a principal or account seen in every night is placed in polars' shared
+/// dictionary once per thread, not once per night.
+pub fn read(path: &Path, file_idx: u32, tokens: &Tokens, dict: &mut FileDict) -> Result<DataFrame> {
+    if dict.len() > crate::normalize::columns::MAX_FILE_STRINGS {
+        dict.clear();
+    }
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let stored = ParquetReader::new(file)
         .finish()
@@ -72,6 +79,19 @@ pub fn read(path: &Path, file_idx: u32, tokens: &Tokens) -> Result<DataFrame> {
             let restored: UInt32Chunked =
                 texts.iter().map(|t| t.and_then(|_| codes.next())).collect();
             restored.with_name(TOKEN.into()).into_column()
+        } else if matches!(want.dtype(), DataType::Categorical(..)) {
+            // Through a table of this partition's own, as ingest does: each distinct string
+            // reaches polars' shared dictionary once, not once a row (a plain cast spent 36 % of
+            // a nightly run in that shared table; see `docs/performance.md`).
+            let texts = have.str().map_err(|e| broken(path, e))?;
+            let mut codes = Vec::with_capacity(rows);
+            for t in texts.iter() {
+                codes.push(match t {
+                    None => NULL,
+                    Some(s) => dict.code(dict.hash(s), s).stage("coding strings")?,
+                });
+            }
+            dict.column(name, &codes).stage("coding strings")?
         } else {
             have.cast(want.dtype()).map_err(|e| broken(path, e))?
         };
