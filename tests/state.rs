@@ -292,3 +292,64 @@ fn a_state_is_never_an_input_a_report_or_a_stranger() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_failed_night_leaves_the_state_as_it_was_and_a_held_state_is_refused() {
+    let dir = tmp();
+    let (nights, roster, credentials) = nights(dir.path());
+    let state = dir.path().join("state");
+    let out = dir.path().join("out");
+    for night in &nights[..3] {
+        let o = nightly(&out, night, &state, &[], &roster, &credentials);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let manifest = std::fs::read(state.join("state.json")).expect("manifest");
+    // A night with a truncated gzip file fails (exit 2) and commits nothing.
+    let broken = dir.path().join("broken-night");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(
+        &mut gz,
+        std::fs::read_to_string(nights[3].join("gateway.csv"))
+            .expect("night")
+            .as_bytes(),
+    )
+    .expect("gzip");
+    let bytes = gz.finish().expect("gzip");
+    std::fs::create_dir_all(&broken).expect("mkdir");
+    std::fs::write(broken.join("gateway.csv.gz"), &bytes[..bytes.len() / 2]).expect("write");
+    let o = nightly(&out, &broken, &state, &[], &roster, &credentials);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(state.join("state.json")).expect("manifest"),
+        manifest
+    );
+    // The next good night commits and sweeps the partitions the failed run left behind.
+    let o = nightly(&out, &nights[3], &state, &[], &roster, &credentials);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let full = dir.path().join("full");
+    full_run(&full, &nights[..4], &roster, &credentials);
+    same_report(&out, &full);
+    let parquet = std::fs::read_dir(&state)
+        .expect("state")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+        })
+        .count();
+    assert_eq!(parquet, 2 * 4, "no partition of the failed run is left");
+    // While another process holds the state, a run is refused and changes nothing.
+    let lock = std::fs::File::open(state.join(".lock")).expect("lock file");
+    lock.lock().expect("lock");
+    let manifest = std::fs::read(state.join("state.json")).expect("manifest");
+    let o = nightly(&out, &nights[4], &state, &[], &roster, &credentials);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("another run is using it"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(state.join("state.json")).expect("manifest"),
+        manifest
+    );
+}

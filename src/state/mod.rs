@@ -183,13 +183,12 @@ impl Store {
         }
         let lock_path = resolved.join(LOCK);
         let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
-        #[cfg(unix)]
-        {
-            use std::os::fd::AsRawFd;
-            // SAFETY: flock on a descriptor this function owns.
-            if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(refuse("another run is using it".into()));
             }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
         }
         Ok(Store {
             dir: resolved,
