@@ -118,6 +118,17 @@ fn same_report(a: &Path, b: &Path) {
     }
 }
 
+/// The partitions a state holds, by name.
+fn stored(state: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(state)
+        .expect("state")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".parquet"))
+        .collect();
+    names.sort();
+    names
+}
+
 fn context_args<'a>(roster: &'a Path, credentials: &'a Path) -> Vec<&'a str> {
     vec![
         "--roster",
@@ -187,15 +198,6 @@ fn thirty_nights_report_like_one_run_and_count_nothing_twice() {
 
     // The same night again reads nothing (no partition is written or replaced) and changes
     // nothing.
-    let stored = |state: &Path| {
-        let mut names: Vec<String> = std::fs::read_dir(state)
-            .expect("state")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".parquet"))
-            .collect();
-        names.sort();
-        names
-    };
     let before = stored(&state);
     assert_eq!(before.len(), 2 * NIGHTS as usize, "{before:?}");
     let again = dir.path().join("again");
@@ -245,14 +247,11 @@ fn retain_ages_old_nights_out() {
     let full = dir.path().join("full");
     full_run(&full, &nights[19..], &roster, &credentials);
     same_report(&out, &full);
-    let partitions = std::fs::read_dir(&state)
-        .expect("state")
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
-        })
-        .count();
-    assert_eq!(partitions, 2 * 11, "two files a night for eleven nights");
+    assert_eq!(
+        stored(&state).len(),
+        2 * 11,
+        "two files a night for eleven nights"
+    );
 }
 
 #[test]
@@ -329,14 +328,11 @@ fn a_failed_night_leaves_the_state_as_it_was_and_a_held_state_is_refused() {
     let full = dir.path().join("full");
     full_run(&full, &nights[..4], &roster, &credentials);
     same_report(&out, &full);
-    let parquet = std::fs::read_dir(&state)
-        .expect("state")
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
-        })
-        .count();
-    assert_eq!(parquet, 2 * 4, "no partition of the failed run is left");
+    assert_eq!(
+        stored(&state).len(),
+        2 * 4,
+        "no partition of the failed run is left"
+    );
     // While another process holds the state, a run is refused and changes nothing.
     let lock = std::fs::File::open(state.join(".lock")).expect("lock file");
     lock.lock().expect("lock");
