@@ -70,6 +70,30 @@ pub(super) fn raw_lines(
     }
 }
 
+/// The header of a CSV file as its reader would take it (first record, BOM stripped), from the
+/// file's first bytes; `None` when they hold no complete record.
+pub(super) fn csv_header(head: &[u8], delimiter: u8, max: usize) -> Option<ByteRecord> {
+    let whole_lines = &head[..memchr::memrchr(b'\n', head)? + 1];
+    let mut records = Records::new(delimiter, max);
+    let mut header = None;
+    let mut emit = |piece: Piece| {
+        if let (None, Piece::Record(_, fields, _)) = (&header, piece) {
+            header = Some(fields.to_record());
+        }
+    };
+    let reader = Box::new(std::io::Cursor::new(whole_lines.to_vec()));
+    raw_lines(reader, max, |n, text, cut| {
+        let text = if n == 1 {
+            text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text)
+        } else {
+            text
+        };
+        records.line(n, text, cut, &mut emit)
+    })
+    .ok()?;
+    header
+}
+
 /// The reject reason of a line cut at the bound.
 pub(super) fn too_long(max: usize) -> String {
     format!("line longer than {max} bytes (--max-record-bytes)")
@@ -170,6 +194,16 @@ impl Records {
             delimiter,
             split_ends: Vec::new(),
         }
+    }
+
+    /// Starts as if a header of `columns` columns had been read (a part of a file read apart).
+    pub(super) fn expect_columns(&mut self, columns: usize) {
+        self.columns = Some(columns);
+    }
+
+    /// Whether no record is under way (no quoted field left open).
+    pub(super) fn between_records(&self) -> bool {
+        self.pending.is_empty()
     }
 
     /// Takes the next physical line.

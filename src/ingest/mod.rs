@@ -87,7 +87,12 @@ impl FileStats {
         if self.unreadable.is_none() {
             self.unreadable = part.unreadable;
         }
-        self.warnings.extend(part.warnings);
+        // A CSV header's warning is found again by every part that is given the header.
+        for w in part.warnings {
+            if !self.warnings.contains(&w) {
+                self.warnings.push(w);
+            }
+        }
         self.seen.merge(part.seen);
     }
 }
@@ -221,7 +226,19 @@ pub fn read_events(
             (*idx, out)
         })
         .collect();
-    let results = join_parts(read)?;
+    // A CSV part that ended inside a quoted field means a cut fell inside a record: that file
+    // is read again whole (its pool of dictionaries is gone; a fresh one serves).
+    let results: Vec<readers::FileResult> = join_parts(read)?
+        .into_iter()
+        .map(|(idx, result, whole)| match whole {
+            false => result,
+            true => {
+                let mut dicts = Dictionaries::new(tokens.clone());
+                let path = &found.events[idx as usize];
+                readers::read_file(path, idx, None, opts, &mut dicts, None)
+            }
+        })
+        .collect();
     drop(pool);
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -265,15 +282,18 @@ pub fn read_events(
 }
 
 /// Joins the parts of each split file, in order, into the result one reader would have given:
-/// counts added, line numbers shifted by the lines of the parts before.
-fn join_parts(read: Vec<(u32, readers::FileResult)>) -> Result<Vec<readers::FileResult>> {
-    let mut out: Vec<(u32, readers::FileResult)> = Vec::new();
+/// counts added, line numbers shifted by the lines of the parts before. The flag says a part
+/// before the last ended inside a record, so the file must be read whole instead.
+fn join_parts(
+    read: Vec<(u32, readers::FileResult)>,
+) -> Result<Vec<(u32, readers::FileResult, bool)>> {
+    let mut out: Vec<(u32, readers::FileResult, bool)> = Vec::new();
     for (idx, part) in read {
-        let Some((last, whole)) = out.last_mut().filter(|(last, _)| *last == idx) else {
-            out.push((idx, part));
+        let Some((_, whole, again)) = out.last_mut().filter(|(last, ..)| *last == idx) else {
+            out.push((idx, part, false));
             continue;
         };
-        debug_assert_eq!(*last, idx);
+        *again |= !whole.clean_end;
         let offset = whole.lines;
         for df in part.frames {
             whole.frames.push(shift_lines(df, offset)?);
@@ -283,8 +303,9 @@ fn join_parts(read: Vec<(u32, readers::FileResult)>) -> Result<Vec<readers::File
         whole.error = whole.error.take().or(part.error);
         whole.skipped = whole.skipped.take().or(part.skipped);
         whole.lines += part.lines;
+        whole.clean_end = part.clean_end;
     }
-    Ok(out.into_iter().map(|(_, r)| r).collect())
+    Ok(out)
 }
 
 /// Adds `offset` to a frame's line numbers.

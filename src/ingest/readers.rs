@@ -36,6 +36,7 @@ pub fn read_file(
         ..Default::default()
     };
     let mut sink = Sink::new(path, file_idx, part.map_or(0, |p| p.number), opts, dicts);
+    sink.header = part.and_then(|p| p.header.as_deref().cloned());
     let skipped = match part {
         None => read_whole(path, &counter, opts, &mut sink),
         Some(p) => match decompress::open_range(path, p.start, p.end, &counter) {
@@ -159,6 +160,9 @@ pub struct FileResult {
     pub skipped: Option<String>,
     /// Physical lines read (line-based readers): where the next part of a split file starts.
     pub lines: u64,
+    /// Whether the reader ended between records. A CSV part that ended inside a quoted field
+    /// was cut in the middle of a record: its file is read again whole.
+    pub clean_end: bool,
 }
 
 /// Rows buffered as Rust strings before they move into a polars frame. Keeps the per-thread
@@ -179,6 +183,9 @@ pub(super) struct Sink<'a> {
     lines: u64,
     /// Whether the stream starts at the file's start (a BOM can only be there).
     at_file_start: bool,
+    /// The file's CSV header, for a part that starts after it.
+    header: Option<csv::ByteRecord>,
+    clean_end: bool,
 }
 
 impl<'a> Sink<'a> {
@@ -209,6 +216,8 @@ impl<'a> Sink<'a> {
             max_record: opts.max_record_bytes,
             lines: 0,
             at_file_start: part == 0,
+            header: None,
+            clean_end: true,
         }
     }
 
@@ -227,6 +236,7 @@ impl<'a> Sink<'a> {
             error,
             skipped,
             lines: self.lines,
+            clean_end: self.clean_end,
         }
     }
 
@@ -371,7 +381,13 @@ pub(super) fn csv_records(
 ) {
     let max = sink.max_record;
     let mut records = Records::new(delimiter, max);
-    let mut header: Option<csv::ByteRecord> = None;
+    // A part after the first starts below the header: it is given, not read.
+    let mut header: Option<csv::ByteRecord> = sink.header.take();
+    if let Some(head) = &header {
+        records.expect_columns(head.len());
+    }
+    let at_file_start = sink.at_file_start;
+    let mut last_line = 0;
     let mut emit = |piece: Piece| match piece {
         Piece::Blank => sink.stats.blank += 1,
         Piece::Reject(n, reason, raw) => sink.reject(n, reason, raw, false),
@@ -390,9 +406,18 @@ pub(super) fn csv_records(
         },
     };
     let read = lines::raw_lines(reader, max, |n, text, cut| {
-        records.line(n, strip_bom(n, text), cut, &mut emit)
+        let text = if at_file_start {
+            strip_bom(n, text)
+        } else {
+            text
+        };
+        last_line = n;
+        records.line(n, text, cut, &mut emit)
     });
+    let clean_end = records.between_records();
     records.finish(&mut emit);
+    sink.lines = last_line;
+    sink.clean_end = clean_end;
     if let Err((n, e)) = read {
         sink.read_failed(n, format!("read failed (truncated or corrupt file?): {e}"));
     }
@@ -489,6 +514,8 @@ mod tests {
             max_record: 1 << 20,
             lines: 0,
             at_file_start: true,
+            header: None,
+            clean_end: true,
         };
         let reader = std::io::BufReader::with_capacity(7, std::io::Cursor::new(text));
         let mut seen = Vec::new();

@@ -5,30 +5,34 @@
 //! numbers shifted, before anything downstream sees them. The result is the one a single reader
 //! gives (tested), only sooner.
 //!
-//! Only formats whose lines are independent are cut: JSON lines (canonical, Windows, journald,
-//! and the JSON profiles outside a `[…]` or `{"Records": […]}` document). CSV is not: a quoted
-//! field may hold a line break, so where a record starts cannot be told without reading from the
-//! top; classic syslog is not: its year is inferred line after line. Compressed files are not:
-//! their streams cannot be entered in the middle.
+//! Cut: JSON lines (canonical, Windows, journald, and the JSON profiles outside a `[…]` or
+//! `{"Records": […]}` document), whose lines are independent; and CSV with a header row, whose
+//! parts after the first are given the header. A CSV cut can fall inside a quoted field that
+//! holds a line break: the part before it then ends inside a record, and the file is read again
+//! whole (tested), so the result is still the one reader's. Classic syslog is not cut: its year is
+//! inferred line after line. Compressed files are not: their streams cannot be entered in the
+//! middle.
 
 use std::io::{BufRead, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::sniff::{self, Format};
-use super::{ReadOptions, decompress, sources};
+use super::{ReadOptions, decompress, lines, sources};
 
 /// Bytes per part: small enough for two cores to share a file evenly, large enough that the
 /// per-part costs (a dictionary warm-up, one partly filled chunk) stay under 1 %.
 pub const PART_BYTES: u64 = 64 << 20;
 
 /// A byte range of a plain file, starting at a line start, and the format its file was read as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
     /// Position among the file's parts (0 for the first).
     pub number: u32,
     pub start: u64,
     pub end: u64,
     pub format: Format,
+    /// A CSV file's header, for the parts after the first.
+    pub header: Option<std::sync::Arc<csv::ByteRecord>>,
 }
 
 /// The parts to read `path` in, or nothing when it is read whole (small, compressed, not
@@ -53,9 +57,14 @@ pub fn parts(path: &Path, opts: &ReadOptions, part_bytes: u64) -> Vec<Part> {
     let Ok(format) = sniff::detect(&head, name.as_deref().unwrap_or(""), opts) else {
         return Vec::new();
     };
-    if !line_independent(format, &head, opts) {
-        return Vec::new();
-    }
+    let header = match how(format, &head, opts) {
+        How::Whole => return Vec::new(),
+        How::Lines => None,
+        How::Csv(delimiter) => match lines::csv_header(&head, delimiter, opts.max_record_bytes) {
+            Some(h) => Some(std::sync::Arc::new(h)),
+            None => return Vec::new(),
+        },
+    };
     let Ok(cuts) = cuts(path, meta.len(), part_bytes, opts.max_record_bytes) else {
         return Vec::new();
     };
@@ -71,21 +80,40 @@ pub fn parts(path: &Path, opts: &ReadOptions, part_bytes: u64) -> Vec<Part> {
             start: w[0],
             end: w[1],
             format,
+            header: header.clone().filter(|_| number > 0),
         })
         .collect()
 }
 
-/// Whether every record of this file is one line that reads alone.
-fn line_independent(format: Format, head: &[u8], opts: &ReadOptions) -> bool {
+/// How a file may be cut.
+enum How {
+    Whole,
+    /// Every record is one line that reads alone.
+    Lines,
+    /// CSV with a header row and this delimiter.
+    Csv(u8),
+}
+
+fn how(format: Format, head: &[u8], opts: &ReadOptions) -> How {
+    let lines_unless_document = || {
+        if sources::is_container(head) {
+            How::Whole
+        } else {
+            How::Lines
+        }
+    };
     match format {
-        Format::JsonLines | Format::Windows | Format::Journald => true,
-        Format::CloudTrail | Format::Okta | Format::Vendor(_) => !sources::is_container(head),
-        Format::Profile => {
-            opts.profile.as_ref().is_some_and(|p| p.format != "csv") && !sources::is_container(head)
-        }
-        Format::Csv | Format::AuthLog | Format::Evtx | Format::WindowsXml | Format::Parquet => {
-            false
-        }
+        Format::JsonLines | Format::Windows | Format::Journald => How::Lines,
+        Format::CloudTrail | Format::Okta | Format::Vendor(_) => lines_unless_document(),
+        Format::Csv => How::Csv(b','),
+        Format::Profile => match &opts.profile {
+            Some(p) if p.format == "csv" && p.has_header => {
+                How::Csv(p.delimiter.unwrap_or(',') as u8)
+            }
+            Some(p) if p.format != "csv" => lines_unless_document(),
+            _ => How::Whole,
+        },
+        Format::AuthLog | Format::Evtx | Format::WindowsXml | Format::Parquet => How::Whole,
     }
 }
 
@@ -221,24 +249,24 @@ mod same_as_whole {
         out
     }
 
-    #[test]
-    fn parts_read_like_the_whole_file() {
+    fn options() -> ReadOptions {
+        ReadOptions::new(TimeParser::new(chrono_tz::UTC), None, None, None).expect("options")
+    }
+
+    /// Reads `path` whole and in parts of `part_bytes`, insists both give the same frame,
+    /// counts, coverage, warnings and rejects, and returns the whole reading.
+    fn same_both_ways(
+        path: &std::path::Path,
+        part_bytes: u64,
+    ) -> (super::super::Ingested, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = export(dir.path());
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         std::fs::create_dir_all(&a).expect("dir");
         std::fs::create_dir_all(&b).expect("dir");
-        let whole = read(&path, u64::MAX / 4, &a);
-        let split = read(&path, 64 << 10, &b);
+        let whole = read(path, u64::MAX / 4, &a);
+        let split = read(path, part_bytes, &b);
         assert!(
-            super::parts(
-                &path,
-                &ReadOptions::new(TimeParser::new(chrono_tz::UTC), None, None, None)
-                    .expect("options"),
-                64 << 10
-            )
-            .len()
-                > 10,
+            super::parts(path, &options(), part_bytes).len() > 10,
             "the export is cut into many parts"
         );
         let (w, s) = (&whole.files[0], &split.files[0]);
@@ -246,12 +274,11 @@ mod same_as_whole {
             (w.records, w.parsed, w.rejected, w.ignored, w.blank),
             (s.records, s.parsed, s.rejected, s.ignored, s.blank)
         );
-        assert!(w.rejected >= 60 && w.blank >= 20, "{w:?}");
         assert_eq!(
             (w.seen.first, w.seen.last, &w.seen.days),
             (s.seen.first, s.seen.last, &s.seen.days)
         );
-        assert_eq!(w.seen.filled, s.seen.filled);
+        assert_eq!((w.seen.filled, &w.warnings), (s.seen.filled, &s.warnings));
         let mut we = whole.events.clone();
         let mut se = split.events.clone();
         we.rechunk_mut();
@@ -259,10 +286,89 @@ mod same_as_whole {
         assert!(we.equals_missing(&se), "{we}\n{se}");
         assert_eq!(rejects(&whole), rejects(&split));
         assert_eq!(whole.rejects[0].sample.len(), split.rejects[0].sample.len());
-        let lines: Vec<u64> = rejects(&split).iter().map(|r| r.0).collect();
+        (whole, dir)
+    }
+
+    /// How many parts of `path` (but the last) end inside a record, of how many.
+    fn unclean_parts(path: &std::path::Path, part_bytes: u64) -> (usize, usize) {
+        let opts = options();
+        let parts = super::parts(path, &opts, part_bytes);
+        let unclean = parts[..parts.len() - 1]
+            .iter()
+            .filter(|p| {
+                let mut dicts = crate::normalize::Dictionaries::default();
+                let r = super::super::readers::read_file(path, 0, Some(p), &opts, &mut dicts, None);
+                !r.clean_end
+            })
+            .count();
+        (unclean, parts.len())
+    }
+
+    #[test]
+    fn parts_read_like_the_whole_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = export(dir.path());
+        let (whole, _spill) = same_both_ways(&path, 64 << 10);
+        let w = &whole.files[0];
+        assert!(w.rejected >= 60 && w.blank >= 20, "{w:?}");
+        let lines: Vec<u64> = rejects(&whole).iter().map(|r| r.0).collect();
         assert!(
             lines.contains(&(13 + 1)),
             "line numbers are the file's: {lines:?}"
         );
+    }
+
+    /// A CSV export with quoted fields (delimiters and doubled quotes inside), a column named
+    /// twice, rows of the wrong width and a quote left open; with `breaks`, also fields holding
+    /// line breaks, so that cuts fall inside records.
+    fn csv_export(dir: &std::path::Path, breaks: bool) -> PathBuf {
+        let path = dir.join(if breaks { "breaks.csv" } else { "plain.csv" });
+        let mut text = String::from(
+            "\u{feff}timestamp,event_type,principal,credential_id,source_ip,user_agent,target_account,principal\n",
+        );
+        for i in 0..20_000u32 {
+            let agent = match i % 7 {
+                0 => "\"Mozilla/5.0 (X11, Linux) \"\"quoted\"\"\"".to_string(),
+                1 if breaks => format!("\"two\nlines {i}\""),
+                _ => format!("agent-{}", i % 13),
+            };
+            let row = match i % 1009 {
+                5 => "2025-03-01T00:00:00Z,access,too,few\n".to_string(),
+                6 => "\"2025-03-01T00:00:00Z,access,open quote never closed\n".to_string(),
+                7 => "\n".to_string(),
+                _ => format!(
+                    "2025-03-{:02}T{:02}:00:00Z,access,u{},k{},10.0.0.{},{agent},acct{i},dup\n",
+                    1 + i % 28,
+                    i % 24,
+                    i % 37,
+                    i % 11,
+                    i % 200
+                ),
+            };
+            text.push_str(&row);
+        }
+        std::fs::write(&path, text).expect("write export");
+        path
+    }
+
+    #[test]
+    fn csv_parts_read_like_the_whole_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let plain = csv_export(dir.path(), false);
+        let (whole, _spill) = same_both_ways(&plain, 64 << 10);
+        let w = &whole.files[0];
+        assert!(
+            w.parsed > 19_000 && w.rejected >= 30 && w.blank >= 15,
+            "{w:?}"
+        );
+        assert_eq!(w.warnings.len(), 1, "{:?}", w.warnings);
+        // Quoted fields without line breaks: every cut is between records.
+        let (unclean, parts) = unclean_parts(&plain, 64 << 10);
+        assert_eq!(unclean, 0, "of {parts}");
+        // Line breaks inside fields: some cuts fall inside a record, and the file is read whole.
+        let breaks = csv_export(dir.path(), true);
+        same_both_ways(&breaks, 64 << 10);
+        let (unclean, parts) = unclean_parts(&breaks, 64 << 10);
+        assert!(unclean > 0, "no cut fell inside a record, of {parts}");
     }
 }
