@@ -101,3 +101,8 @@ fn file_parquet() {
         fuzzing::file(data, Some(Format::Parquet))
     });
 }
+
+#[test]
+fn file_split() {
+    replay("file_split", fuzzing::file_split);
+}

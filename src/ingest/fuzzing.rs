@@ -73,6 +73,67 @@ pub fn file(data: &[u8], source: Option<Format>) {
     );
 }
 
+/// A file read in parts (see [`super::split`]) gives what one reader gives: the first byte picks
+/// the part size (16 bytes and up), the rest is the file, its format detected from content.
+pub fn file_split(data: &[u8]) {
+    let Some((&size, content)) = data.split_first() else {
+        return;
+    };
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let path = dir.path().join("input");
+    if std::fs::write(&path, content).is_err() {
+        return;
+    }
+    let read = |part_bytes: u64, spill: &str| {
+        let spill = dir.path().join(spill);
+        std::fs::create_dir_all(&spill).ok()?;
+        let mut opts = ReadOptions::new(TimeParser::new(chrono_tz::UTC), None, None, None).ok()?;
+        opts.max_record_bytes = 4096;
+        opts.part_bytes = part_bytes;
+        opts.spill_dir = Some(spill);
+        let found = super::Discovered {
+            events: vec![path.clone()],
+            ..super::Discovered::default()
+        };
+        super::read_events(&found, &opts, false).ok()
+    };
+    let (Some(whole), Some(split)) = (read(u64::MAX / 4, "a"), read(16 + u64::from(size), "b"))
+    else {
+        return;
+    };
+    let counts = |i: &super::Ingested| {
+        i.files
+            .iter()
+            .map(|s| {
+                (
+                    s.records,
+                    s.parsed,
+                    s.rejected,
+                    s.ignored,
+                    s.blank,
+                    s.warnings.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(counts(&whole), counts(&split), "counts differ");
+    let (mut we, mut se) = (whole.events.clone(), split.events.clone());
+    we.rechunk_mut();
+    se.rechunk_mut();
+    assert!(we.equals_missing(&se), "frames differ:\n{we}\n{se}");
+    let listed = |i: &super::Ingested| {
+        let mut out = Vec::new();
+        for f in &i.rejects {
+            let _ = f.for_each(|r| {
+                out.push((r.line, r.reason, r.raw));
+                Ok(())
+            });
+        }
+        out
+    };
+    assert_eq!(listed(&whole), listed(&split), "rejects differ");
+}
+
 /// Timestamps: an accepted instant lies in the plausible range, and its RFC 3339 form reads back
 /// as the same instant (to the millisecond).
 pub fn timestamp(data: &[u8]) {
