@@ -248,8 +248,17 @@ impl Store {
         let mut notes = Vec::new();
         let mut new = Vec::new();
         for path in &found.events {
-            let (size, modified_ns) = identity(path)?;
             let name = path.display().to_string();
+            let input = inputs
+                .iter()
+                .find(|i| path.starts_with(i))
+                .map_or_else(|| name.clone(), |i| i.display().to_string());
+            // A file that cannot be looked at (a dangling link, no permission) is read like any
+            // new one, so it is reported as unreadable exactly as a run without state reports it.
+            let Ok((size, modified_ns)) = identity(path) else {
+                new.push((path.clone(), input, 0, 0, String::new()));
+                continue;
+            };
             let same_place = manifest.files.iter().any(|f| {
                 f.path == name
                     && f.size == size
@@ -259,7 +268,10 @@ impl Store {
             if same_place {
                 continue;
             }
-            let print = fingerprint(path)?;
+            let Ok(print) = fingerprint(path) else {
+                new.push((path.clone(), input, size, modified_ns, String::new()));
+                continue;
+            };
             let twin = manifest
                 .files
                 .iter()
@@ -273,14 +285,13 @@ impl Store {
                 }
                 continue;
             }
-            // A file that changed in place (a log that grew) replaces its earlier reading.
-            manifest.files.retain(|f| f.path != name);
-            let input = inputs
-                .iter()
-                .find(|i| path.starts_with(i))
-                .map_or_else(|| name.clone(), |i| i.display().to_string());
             new.push((path.clone(), input, size, modified_ns, print));
         }
+        // A file read again (changed in place, like a log that grew, or unreadable last time)
+        // replaces its earlier reading.
+        let replaced: std::collections::HashSet<String> =
+            new.iter().map(|n| n.0.display().to_string()).collect();
+        manifest.files.retain(|f| !replaced.contains(&f.path));
         let newest_before = newest(&manifest.files);
         let read = Discovered {
             events: new.iter().map(|n| n.0.clone()).collect(),
