@@ -272,6 +272,17 @@ fn a_state_is_never_an_input_a_report_or_a_stranger() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("not a state"), "{}", stderr(&o));
     assert!(stranger.join("keep.txt").exists());
+    // A manifest edited to name a file outside the state.
+    let edited = dir.path().join("edited");
+    let o = nightly(&out, &nights[0], &edited, &[], &roster, &credentials);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let manifest = std::fs::read_to_string(edited.join("state.json")).expect("manifest");
+    let foreign = manifest.replacen("\"p00000000.parquet\"", "\"../../etc/passwd\"", 1);
+    assert_ne!(foreign, manifest);
+    std::fs::write(edited.join("state.json"), foreign).expect("edit");
+    let o = nightly(&out, &nights[1], &edited, &[], &roster, &credentials);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("did not write"), "{}", stderr(&o));
     // Other reading settings than the state was built with.
     let state = dir.path().join("state");
     let o = nightly(&out, &nights[0], &state, &[], &roster, &credentials);

@@ -223,6 +223,25 @@ impl Store {
                 manifest.format, manifest.version
             )));
         }
+        // Partition names come from this code (`p` + eight digits); anything else in a manifest
+        // was written by hand and could name a file outside the state.
+        let own = |name: &Option<String>, suffix: &str| {
+            name.as_deref().is_none_or(|n| {
+                n.strip_prefix('p')
+                    .and_then(|n| n.strip_suffix(suffix))
+                    .is_some_and(|id| id.len() == 8 && id.bytes().all(|b| b.is_ascii_digit()))
+            })
+        };
+        if let Some(f) = manifest
+            .files
+            .iter()
+            .find(|f| !own(&f.partition, ".parquet") || !own(&f.rejects, ".rejects.csv"))
+        {
+            return Err(broken(format!(
+                "names a partition that audithound did not write for {}",
+                f.path
+            )));
+        }
         if &manifest.settings != settings {
             return Err(broken(format!(
                 "built with other reading settings ({:?}); this run has {:?}. Use the same \
