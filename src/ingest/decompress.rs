@@ -63,8 +63,15 @@ pub fn open_counted(path: &Path, counter: &Counter) -> Result<(Codec, Box<dyn Bu
         file: File::open(path).map_err(|e| Error::io(path, e))?,
         counter: counter.clone(),
     };
-    let mut file = BufReader::with_capacity(1 << 20, file);
-    let head = file.fill_buf().map_err(|e| Error::io(path, e))?;
+    decompressed(BufReader::with_capacity(1 << 20, file)).map_err(|e| Error::io(path, e))
+}
+
+/// The decompressed bytes of any buffered stream, the codec told by its first bytes (also what
+/// the fuzz targets read from memory).
+pub fn decompressed<R: BufRead + Send + 'static>(
+    mut stream: R,
+) -> std::io::Result<(Codec, Box<dyn BufRead + Send>)> {
+    let head = stream.fill_buf()?;
     let codec = if head.starts_with(&GZIP_MAGIC) {
         Codec::Gzip
     } else if head.starts_with(&ZSTD_MAGIC) {
@@ -73,15 +80,15 @@ pub fn open_counted(path: &Path, counter: &Counter) -> Result<(Codec, Box<dyn Bu
         Codec::Plain
     };
     let reader: Box<dyn BufRead + Send> = match codec {
-        Codec::Plain => Box::new(file),
+        Codec::Plain => Box::new(stream),
         Codec::Gzip => Box::new(BufReader::with_capacity(
             1 << 20,
-            flate2::bufread::MultiGzDecoder::new(file),
+            flate2::bufread::MultiGzDecoder::new(stream),
         )),
-        Codec::Zstd => {
-            let dec = zstd::Decoder::with_buffer(file).map_err(|e| Error::io(path, e))?;
-            Box::new(BufReader::with_capacity(1 << 20, dec))
-        }
+        Codec::Zstd => Box::new(BufReader::with_capacity(
+            1 << 20,
+            zstd::Decoder::with_buffer(stream)?,
+        )),
     };
     Ok((codec, reader))
 }

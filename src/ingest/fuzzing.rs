@@ -36,22 +36,27 @@ pub fn json_line(data: &[u8]) {
 
 /// One whole file through the reader of `source` (`None`: detected from content), compressed or
 /// not: every record is parsed, rejected or ignored, the totals reconcile, and the frame holds
-/// exactly the parsed records.
+/// exactly the parsed records. Read from memory (see [`readers::read_bytes`]), except Parquet,
+/// which is read from a file.
 pub fn file(data: &[u8], source: Option<Format>) {
-    let Ok(dir) = tempfile::tempdir() else { return };
-    let path = dir.path().join("input");
-    let written = std::fs::File::create(&path).and_then(|mut f| f.write_all(data));
-    if written.is_err() {
-        return;
-    }
     let time = TimeParser::new(chrono_tz::UTC);
     let Ok(mut opts) = ReadOptions::new(time, source.filter(|f| *f != Format::Profile), None, None)
     else {
         return;
     };
     opts.max_record_bytes = 4096;
-    let mut dicts = Dictionaries::default();
-    let result = readers::read_file(&path, 0, None, &opts, &mut dicts, None);
+    let result = if source == Some(Format::Parquet) {
+        let Ok(dir) = tempfile::tempdir() else { return };
+        let path = dir.path().join("input");
+        let written = std::fs::File::create(&path).and_then(|mut f| f.write_all(data));
+        if written.is_err() {
+            return;
+        }
+        let mut dicts = Dictionaries::default();
+        readers::read_file(&path, 0, None, &opts, &mut dicts, None)
+    } else {
+        readers::read_bytes(data.to_vec(), "input", &opts)
+    };
     if result.skipped.is_some() || result.error.is_some() {
         return;
     }

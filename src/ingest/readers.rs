@@ -56,6 +56,39 @@ pub fn read_file(
     sink.finish(dicts, skipped)
 }
 
+/// [`read_file`] on bytes in memory, as if they were a file named `name`: what the fuzz
+/// targets call, thousands of times a second, instead of writing a file each time. Parquet
+/// needs a file and is skipped here.
+pub fn read_bytes(data: Vec<u8>, name: &str, opts: &ReadOptions) -> FileResult {
+    let mut dicts = Dictionaries::default();
+    let path = Path::new(name);
+    let mut sink = Sink::new(path, 0, 0, opts, &mut dicts);
+    let skipped = match decompress::decompressed(std::io::Cursor::new(data)) {
+        Err(e) => {
+            sink.read_failed(1, format!("cannot read: {e}"));
+            None
+        }
+        Ok((codec, mut reader)) => match peek(&mut reader) {
+            Err(reason) => {
+                sink.read_failed(1, reason);
+                None
+            }
+            Ok(head) => match sniff::detect(&head, name, opts) {
+                Err(reason) => Some(reason),
+                Ok(Format::Parquet) => Some("Parquet is read from files only".into()),
+                Ok(Format::Evtx) => {
+                    // Read from the stream, as a compressed `.evtx` is.
+                    sink.stats.format = Format::Evtx.name().to_string();
+                    windows::read_evtx(path, true, reader, &mut sink);
+                    None
+                }
+                Ok(format) => read_format(format, codec, path, reader, opts, &mut sink),
+            },
+        },
+    };
+    sink.finish(&mut dicts, skipped)
+}
+
 /// Opens a whole file, decides its format from its head and reads it; returns why it was
 /// skipped, if it was.
 fn read_whole(
@@ -496,6 +529,75 @@ pub(super) fn for_each_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fuzz targets read from memory: that must be what reading the file gives, for every
+    /// kind of input they feed (plain, gzip, binary `.evtx`, a file of no known format).
+    #[test]
+    fn bytes_read_like_the_file() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(
+            &mut gz,
+            b"{\"timestamp\":\"2025-03-01T00:00:00Z\",\"event_type\":\"login\",\"principal\":\"a\"}\nbad\n",
+        )
+        .expect("gzip");
+        let evtx = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/evtx/Security_short_selected.evtx"),
+        )
+        .expect("evtx fixture");
+        let inputs: [Vec<u8>; 5] = [
+            b"timestamp,event_type,principal\n2025-03-01T00:00:00Z,login,a\nx,y\n\n".to_vec(),
+            gz.finish().expect("gzip"),
+            b"Mar  1 10:00:00 h sshd[1]: Invalid user bob from 203.0.113.5 port 22\nnoise\n"
+                .to_vec(),
+            evtx,
+            b"neither a log nor anything else".to_vec(),
+        ];
+        let opts = ReadOptions::new(TimeParser::new(chrono_tz::UTC), None, None, Some(2025))
+            .expect("options");
+        for data in inputs {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("input");
+            std::fs::write(&path, &data).expect("write");
+            let mut dicts = Dictionaries::default();
+            let file = read_file(&path, 0, None, &opts, &mut dicts, None);
+            let bytes = read_bytes(data, "input", &opts);
+            let counts = |r: &FileResult| {
+                let s = &r.stats;
+                (
+                    s.format.clone(),
+                    s.records,
+                    s.parsed,
+                    s.rejected,
+                    s.ignored,
+                    s.blank,
+                )
+            };
+            assert_eq!(counts(&file), counts(&bytes));
+            assert_eq!(file.skipped.is_some(), bytes.skipped.is_some());
+            let rows = |r: &FileResult| r.frames.iter().map(|f| f.height()).sum::<usize>();
+            assert_eq!(rows(&file), rows(&bytes));
+            let cat = |r: &FileResult| {
+                let mut it = r.frames.iter();
+                let mut acc = it.next().cloned();
+                for f in it {
+                    if let Some(a) = acc.as_mut() {
+                        a.vstack_mut(f).expect("same layout");
+                    }
+                }
+                acc
+            };
+            match (cat(&file), cat(&bytes)) {
+                (Some(a), Some(b)) => assert!(a.equals_missing(&b), "{a}\n{b}"),
+                (a, b) => assert_eq!(a.is_none(), b.is_none()),
+            }
+            assert!(
+                counts(&file).2 > 0 || file.skipped.is_some(),
+                "{:?}",
+                counts(&file)
+            );
+        }
+    }
 
     /// Lines split across buffer fills, blank lines and a last line without a newline all come
     /// out whole, with their own numbers.
