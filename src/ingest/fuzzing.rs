@@ -34,17 +34,25 @@ pub fn json_line(data: &[u8]) {
     }
 }
 
+/// Read options for the file targets (UTC, records bounded at 4 KiB), built once: parsing the
+/// built-in profiles on every execution cost more than most inputs' reading.
+fn options() -> Option<ReadOptions> {
+    static BASE: std::sync::OnceLock<Option<ReadOptions>> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
+        let mut opts = ReadOptions::new(TimeParser::new(chrono_tz::UTC), None, None, None).ok()?;
+        opts.max_record_bytes = 4096;
+        Some(opts)
+    })
+    .clone()
+}
+
 /// One whole file through the reader of `source` (`None`: detected from content), compressed or
 /// not: every record is parsed, rejected or ignored, the totals reconcile, and the frame holds
 /// exactly the parsed records. Read from memory (see [`readers::read_bytes`]), except Parquet,
 /// which is read from a file.
 pub fn file(data: &[u8], source: Option<Format>) {
-    let time = TimeParser::new(chrono_tz::UTC);
-    let Ok(mut opts) = ReadOptions::new(time, source.filter(|f| *f != Format::Profile), None, None)
-    else {
-        return;
-    };
-    opts.max_record_bytes = 4096;
+    let Some(mut opts) = options() else { return };
+    opts.source = source.filter(|f| *f != Format::Profile);
     let result = if source == Some(Format::Parquet) {
         let Ok(dir) = tempfile::tempdir() else { return };
         let path = dir.path().join("input");
@@ -92,8 +100,7 @@ pub fn file_split(data: &[u8]) {
     let read = |part_bytes: u64, spill: &str| {
         let spill = dir.path().join(spill);
         std::fs::create_dir_all(&spill).ok()?;
-        let mut opts = ReadOptions::new(TimeParser::new(chrono_tz::UTC), None, None, None).ok()?;
-        opts.max_record_bytes = 4096;
+        let mut opts = options()?;
         opts.part_bytes = part_bytes;
         opts.spill_dir = Some(spill);
         let found = super::Discovered {

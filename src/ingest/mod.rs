@@ -99,6 +99,7 @@ impl FileStats {
 
 /// How files are read: the company time zone, an optional forced source or user profile, and the
 /// year classic syslog omits.
+#[derive(Clone)]
 pub struct ReadOptions {
     pub time: TimeParser,
     pub source: Option<Format>,
