@@ -333,7 +333,10 @@ fn a_failed_night_leaves_the_state_as_it_was_and_a_held_state_is_refused() {
         std::fs::read(state.join("state.json")).expect("manifest"),
         manifest
     );
-    // The next good night commits and sweeps the partitions the failed run left behind.
+    // The next good night commits and sweeps the partitions the failed run left behind, and
+    // nothing else (files it did not name this way are someone else's).
+    write(&state.join("partition.parquet"), "kept");
+    write(&state.join("p1.rejects.csv"), "kept");
     let o = nightly(&out, &nights[3], &state, &[], &roster, &credentials);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let full = dir.path().join("full");
@@ -341,9 +344,10 @@ fn a_failed_night_leaves_the_state_as_it_was_and_a_held_state_is_refused() {
     same_report(&out, &full);
     assert_eq!(
         stored(&state).len(),
-        2 * 4,
+        2 * 4 + 1,
         "no partition of the failed run is left"
     );
+    assert!(state.join("partition.parquet").exists() && state.join("p1.rejects.csv").exists());
     // While another process holds the state, a run is refused and changes nothing.
     let lock = std::fs::File::open(state.join(".lock")).expect("lock file");
     lock.lock().expect("lock");

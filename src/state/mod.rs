@@ -225,13 +225,8 @@ impl Store {
         }
         // Partition names come from this code (`p` + eight digits); anything else in a manifest
         // was written by hand and could name a file outside the state.
-        let own = |name: &Option<String>, suffix: &str| {
-            name.as_deref().is_none_or(|n| {
-                n.strip_prefix('p')
-                    .and_then(|n| n.strip_suffix(suffix))
-                    .is_some_and(|id| id.len() == 8 && id.bytes().all(|b| b.is_ascii_digit()))
-            })
-        };
+        let own =
+            |name: &Option<String>, suffix: &str| name.as_deref().is_none_or(|n| ours(n, suffix));
         if let Some(f) = manifest
             .files
             .iter()
@@ -490,8 +485,7 @@ impl Pending {
         let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            let ours = name.starts_with('p')
-                && (name.ends_with(".parquet") || name.ends_with(".rejects.csv"));
+            let ours = ours(&name, ".parquet") || ours(&name, ".rejects.csv");
             if ours && !named.contains(name.as_str()) {
                 let _ = std::fs::remove_file(entry.path());
             }
@@ -549,6 +543,13 @@ impl StoredStats {
             },
         }
     }
+}
+
+/// Whether `name` is one this code gives a partition or rejects file: `p`, eight digits, `suffix`.
+fn ours(name: &str, suffix: &str) -> bool {
+    name.strip_prefix('p')
+        .and_then(|n| n.strip_suffix(suffix))
+        .is_some_and(|id| id.len() == 8 && id.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Newest event among the files.
