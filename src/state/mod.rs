@@ -360,6 +360,7 @@ impl Store {
         stored_at: Option<i64>,
     ) -> Result<Vec<StoredFile>> {
         let mut out = Vec::with_capacity(new.len());
+        let mut writes = Vec::new();
         let mut row = 0usize;
         let mut files = ingested.files.iter().zip(&ingested.rejects).peekable();
         for (idx, (path, input, size, modified_ns, print)) in new.into_iter().enumerate() {
@@ -391,19 +392,34 @@ impl Store {
             let mut file = base(StoredStats::of(stats, rejects));
             let rows = stats.parsed as usize;
             if rows > 0 {
-                let name = format!("p{id:08}.parquet");
-                let part = ingested.events.slice(row as i64, rows);
-                partition::write(&self.dir.join(&name), &part, &ingested.tokens)?;
-                file.partition = Some(name);
+                file.partition = Some(format!("p{id:08}.parquet"));
             }
-            row += rows;
             if rejects.listed > 0 {
-                let name = format!("p{id:08}.rejects.csv");
-                rejects.write_listed(&self.dir.join(&name))?;
-                file.rejects = Some(name);
+                file.rejects = Some(format!("p{id:08}.rejects.csv"));
             }
+            writes.push((
+                file.partition.clone(),
+                row,
+                rows,
+                file.rejects.clone(),
+                rejects,
+            ));
+            row += rows;
             out.push(file);
         }
+        // Written side by side: compressing partitions was most of a first, many-night run.
+        writes
+            .into_par_iter()
+            .try_for_each(|(partition, row, rows, rejects_name, rejects)| {
+                if let Some(name) = partition {
+                    let part = ingested.events.slice(row as i64, rows);
+                    partition::write(&self.dir.join(name), &part, &ingested.tokens)?;
+                }
+                match rejects_name {
+                    Some(name) => rejects.write_listed(&self.dir.join(name)),
+                    None => Ok(()),
+                }
+            })?;
         Ok(out)
     }
 
@@ -545,11 +561,12 @@ impl StoredStats {
     }
 }
 
-/// Whether `name` is one this code gives a partition or rejects file: `p`, eight digits, `suffix`.
+/// Whether `name` is one this code gives a partition or rejects file: `p`, eight digits or more
+/// (`p{id:08}`), `suffix`.
 fn ours(name: &str, suffix: &str) -> bool {
     name.strip_prefix('p')
         .and_then(|n| n.strip_suffix(suffix))
-        .is_some_and(|id| id.len() == 8 && id.bytes().all(|b| b.is_ascii_digit()))
+        .is_some_and(|id| id.len() >= 8 && id.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Newest event among the files.
