@@ -407,19 +407,17 @@ impl Store {
             row += rows;
             out.push(file);
         }
-        // Written side by side: compressing partitions was most of a first, many-night run.
-        writes
-            .into_par_iter()
-            .try_for_each(|(partition, row, rows, rejects_name, rejects)| {
-                if let Some(name) = partition {
-                    let part = ingested.events.slice(row as i64, rows);
-                    partition::write(&self.dir.join(name), &part, &ingested.tokens)?;
-                }
-                match rejects_name {
-                    Some(name) => rejects.write_listed(&self.dir.join(name)),
-                    None => Ok(()),
-                }
-            })?;
+        // One after another: written side by side, a 120-night first run peaked at 3.4 GB
+        // instead of 1.8 GB for no measurable gain (16.5 s against 16.6 s; bench_state.sh 10).
+        for (partition, row, rows, rejects_name, rejects) in writes {
+            if let Some(name) = partition {
+                let part = ingested.events.slice(row as i64, rows);
+                partition::write(&self.dir.join(name), &part, &ingested.tokens)?;
+            }
+            if let Some(name) = rejects_name {
+                rejects.write_listed(&self.dir.join(name))?;
+            }
+        }
         Ok(out)
     }
 
