@@ -47,7 +47,8 @@ pub struct Plan {
     pub keep_going: bool,
     /// Keep what was read between runs here and read only new files (`--state`).
     pub state: Option<PathBuf>,
-    /// Forget stored files whose events all lie this many days before the newest (`--retain`).
+    /// Forget stored files whose last event falls on a local day more than this many days
+    /// before the newest event's (`--retain`).
     pub retain_days: Option<u32>,
 }
 
