@@ -83,15 +83,19 @@ pub(super) fn csv_header(head: &[u8], delimiter: u8, max: usize) -> Option<ByteR
     };
     let reader = Box::new(std::io::Cursor::new(whole_lines.to_vec()));
     raw_lines(reader, max, |n, text, cut| {
-        let text = if n == 1 {
-            text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text)
-        } else {
-            text
-        };
-        records.line(n, text, cut, &mut emit)
+        records.line(n, strip_bom(n, text), cut, &mut emit)
     })
     .ok()?;
     header
+}
+
+/// A UTF-8 byte-order mark (spreadsheet exports) is not part of the first line's text.
+pub(super) fn strip_bom(line: u64, text: &[u8]) -> &[u8] {
+    if line == 1 {
+        text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text)
+    } else {
+        text
+    }
 }
 
 /// The reject reason of a line cut at the bound.

@@ -440,7 +440,7 @@ pub(super) fn csv_records(
     };
     let read = lines::raw_lines(reader, max, |n, text, cut| {
         let text = if at_file_start {
-            strip_bom(n, text)
+            lines::strip_bom(n, text)
         } else {
             text
         };
@@ -453,15 +453,6 @@ pub(super) fn csv_records(
     sink.clean_end = clean_end;
     if let Err((n, e)) = read {
         sink.read_failed(n, format!("read failed (truncated or corrupt file?): {e}"));
-    }
-}
-
-/// A UTF-8 byte-order mark (spreadsheet exports) is not part of the first line's text.
-fn strip_bom(line: u64, text: &[u8]) -> &[u8] {
-    if line == 1 {
-        text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text)
-    } else {
-        text
     }
 }
 
@@ -510,7 +501,7 @@ pub(super) fn for_each_line(
             return sink.reject(n, lines::too_long(max), text, false);
         }
         let text = if sink.at_file_start {
-            strip_bom(n, text)
+            lines::strip_bom(n, text)
         } else {
             text
         };
