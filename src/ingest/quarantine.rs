@@ -83,12 +83,7 @@ impl Quarantine {
         if let Some(dir) = &self.spill_dir {
             if self.writer.is_none() {
                 let path = dir.join(format!("{:08}-{:05}.csv", self.index, self.part));
-                let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-                self.writer = Some(
-                    csv::WriterBuilder::new()
-                        .has_headers(false)
-                        .from_writer(BufWriter::new(file)),
-                );
+                self.writer = Some(spill_writer(&path)?);
                 self.done.spills.push(Spill {
                     path,
                     take: u64::MAX,
@@ -146,10 +141,7 @@ impl FileRejects {
 
     /// Writes the listed rejects to `path` in the spill format (what [`Self::stored`] reads).
     pub fn write_listed(&self, path: &Path) -> Result<()> {
-        let file = File::create(path).map_err(|e| Error::io(path, e))?;
-        let mut w = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(BufWriter::new(file));
+        let mut w = spill_writer(path)?;
         self.for_each(|r| {
             let line = r.line.to_string();
             w.write_record([&r.file, &line, &r.reason, &r.raw])
@@ -218,6 +210,14 @@ impl FileRejects {
         }
         Ok(())
     }
+}
+
+/// A new spill file: CSV rows of file, line, reason, raw, without a header.
+fn spill_writer(path: &Path) -> Result<csv::Writer<BufWriter<File>>> {
+    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+    Ok(csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(BufWriter::new(file)))
 }
 
 fn spill_error(path: &Path, e: csv::Error) -> Error {

@@ -124,12 +124,15 @@ fn how(format: Format, head: &[u8], opts: &ReadOptions) -> How {
 fn cuts(path: &Path, len: u64, part_bytes: u64, max_record: usize) -> std::io::Result<Vec<u64>> {
     let mut file = std::fs::File::open(path)?;
     let mut out: Vec<u64> = Vec::new();
-    let mut buf = vec![0u8; max_record.max(1) + 1];
+    let mut buf = Vec::with_capacity(max_record.max(1) + 1);
     let mut at = part_bytes;
     while at < len {
         file.seek(SeekFrom::Start(at - 1))?;
-        let n = read_up_to(&mut file, &mut buf)?;
-        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+        buf.clear();
+        (&mut file)
+            .take(max_record.max(1) as u64 + 1)
+            .read_to_end(&mut buf)?;
+        if let Some(i) = memchr::memchr(b'\n', &buf) {
             let cut = at + i as u64;
             if cut < len && out.last().is_none_or(|&last| cut > last) {
                 out.push(cut);
@@ -140,18 +143,6 @@ fn cuts(path: &Path, len: u64, part_bytes: u64, max_record: usize) -> std::io::R
         }
     }
     Ok(out)
-}
-
-/// Fills `buf` as far as the file allows.
-fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]
