@@ -86,15 +86,27 @@ pub fn file(data: &[u8], source: Option<Format>) {
     );
 }
 
-/// A file read in parts (see [`super::split`]) gives what one reader gives: the first byte picks
-/// the part size (16 bytes and up), the rest is the file, its format detected from content.
+/// A file read in parts (see [`super::split`], [`super::split_stream`]) gives what one reader
+/// gives: the first byte picks the part size (16 bytes and up) and, when odd, that the file is
+/// gzipped (read as a stream decompressed on one core); the rest is the file, its format
+/// detected from content.
 pub fn file_split(data: &[u8]) {
     let Some((&size, content)) = data.split_first() else {
         return;
     };
     let Ok(dir) = tempfile::tempdir() else { return };
     let path = dir.path().join("input");
-    if std::fs::write(&path, content).is_err() {
+    let stored = if size % 2 == 1 {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        match gz.write_all(content).and_then(|()| gz.finish()) {
+            Ok(packed) => packed,
+            Err(_) => return,
+        }
+    } else {
+        content.to_vec()
+    };
+    if std::fs::write(&path, stored).is_err() {
         return;
     }
     let read = |part_bytes: u64, spill: &str| {

@@ -21,6 +21,7 @@ pub mod readers;
 pub mod sniff;
 mod sources;
 pub mod split;
+mod split_stream;
 mod windows;
 mod windows_xml;
 
@@ -196,17 +197,23 @@ pub fn read_events(
         );
         bar
     });
-    // Big plain files are read in parts, each part a task like a file (see `split`).
-    let tasks: Vec<(u32, &PathBuf, Option<split::Part>)> = found
+    // Big plain files are read in parts, each part a task like a file (see `split`); a big
+    // compressed file is one task that decompresses and hands its parts out (`split_stream`).
+    let tasks: Vec<Task> = found
         .events
         .iter()
         .zip(0u32..)
         .flat_map(|(path, idx)| {
             let parts = split::parts(path, opts, opts.part_bytes);
-            if parts.is_empty() {
-                vec![(idx, path, None)]
-            } else {
-                parts.into_iter().map(|p| (idx, path, Some(p))).collect()
+            if !parts.is_empty() {
+                return parts
+                    .into_iter()
+                    .map(|p| Task::Part(idx, path, p))
+                    .collect();
+            }
+            match split::stream_plan(path, opts, opts.part_bytes) {
+                Some(plan) => vec![Task::Stream(idx, path, plan)],
+                None => vec![Task::Whole(idx, path)],
             }
         })
         .collect();
@@ -214,17 +221,36 @@ pub fn read_events(
     // read at once, and all are freed when the files are read.
     let pool: Mutex<Vec<Dictionaries>> = Mutex::default();
     let tokens = Arc::new(Tokens::default());
+    let read_one = |idx: u32, path: &PathBuf, part: Option<&split::Part>, bar| {
+        let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut dicts = taken.unwrap_or_else(|| Dictionaries::new(tokens.clone()));
+        let out = readers::read_file(path, idx, part, opts, &mut dicts, bar);
+        pool.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(dicts);
+        out
+    };
     let read: Vec<(u32, readers::FileResult)> = tasks
         .par_iter()
-        .map(|(idx, path, part)| {
-            let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
-            let mut dicts = taken.unwrap_or_else(|| Dictionaries::new(tokens.clone()));
-            let part = part.as_ref();
-            let out = readers::read_file(path, *idx, part, opts, &mut dicts, bar.as_ref());
-            pool.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(dicts);
-            (*idx, out)
+        .flat_map_iter(|task| match task {
+            Task::Whole(idx, path) => vec![(*idx, read_one(*idx, path, None, bar.as_ref()))],
+            Task::Part(idx, path, part) => {
+                vec![(*idx, read_one(*idx, path, Some(part), bar.as_ref()))]
+            }
+            Task::Stream(idx, path, plan) => {
+                let counter = decompress::Counter {
+                    bar: bar.clone(),
+                    ..Default::default()
+                };
+                let each = |part: split::Part| read_one(*idx, path, Some(&part), None);
+                let parts = split_stream::read(path, plan, opts, &counter, &each)
+                    .unwrap_or_else(|| vec![read_one(*idx, path, None, None)]);
+                if let (Some(bar), Ok(meta)) = (&bar, std::fs::metadata(path)) {
+                    let read = counter.read.load(std::sync::atomic::Ordering::Relaxed);
+                    bar.inc(meta.len().saturating_sub(read));
+                }
+                parts.into_iter().map(|r| (*idx, r)).collect()
+            }
         })
         .collect();
     // A CSV part that ended inside a quoted field means a cut fell inside a record: that file
@@ -280,6 +306,15 @@ pub fn read_events(
         rejects,
         skipped,
     })
+}
+
+/// One unit of parallel reading.
+enum Task<'a> {
+    Whole(u32, &'a PathBuf),
+    /// A part of a big plain file.
+    Part(u32, &'a PathBuf, split::Part),
+    /// A big compressed file, decompressed here and parsed in parts elsewhere.
+    Stream(u32, &'a PathBuf, split::StreamPlan),
 }
 
 /// Joins the parts of each split file, in order, into the result one reader would have given:

@@ -39,6 +39,14 @@ pub fn read_file(
     sink.header = part.and_then(|p| p.header.as_deref().cloned());
     let skipped = match part {
         None => read_whole(path, &counter, opts, &mut sink),
+        Some(super::split::Part {
+            data: Some(chunk),
+            format,
+            ..
+        }) => {
+            let reader = Box::new(std::io::Cursor::new(chunk.clone()));
+            read_format(*format, Codec::Plain, path, reader, opts, &mut sink)
+        }
         Some(p) => match decompress::open_range(path, p.start, p.end, &counter) {
             Ok(reader) => read_format(p.format, Codec::Plain, path, reader, opts, &mut sink),
             Err(e) => {

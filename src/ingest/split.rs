@@ -12,8 +12,8 @@
 //! parts after the first are given the header. A CSV cut can fall inside a quoted field that
 //! holds a line break: the part before it then ends inside a record, and the file is read again
 //! whole (tested), so the result is still the one reader's. Classic syslog is not cut: its year is
-//! inferred line after line. Compressed files are not: their streams cannot be entered in the
-//! middle.
+//! inferred line after line. A compressed stream cannot be entered in the middle: a big one is
+//! decompressed on one core and its parts parsed on the others ([`super::split_stream`]).
 
 use std::io::{BufRead, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -25,7 +25,9 @@ use super::{ReadOptions, decompress, lines, sources};
 /// per-part costs (a dictionary warm-up, one partly filled chunk) stay under 1 %.
 pub const PART_BYTES: u64 = 64 << 20;
 
-/// A byte range of a plain file, starting at a line start, and the format its file was read as.
+/// A byte range of a plain file, starting at a line start, or a run of whole lines of a
+/// compressed file already decompressed (see [`super::split_stream`]), and the format its file
+/// was read as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
     /// Position among the file's parts (0 for the first).
@@ -35,6 +37,24 @@ pub struct Part {
     pub format: Format,
     /// A CSV file's header, for the parts after the first.
     pub header: Option<std::sync::Arc<csv::ByteRecord>>,
+    /// The part's bytes, when they come from a decompressed stream rather than the file.
+    pub data: Option<Chunk>,
+}
+
+/// Decompressed bytes shared with the task that parses them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Chunk(pub std::sync::Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Chunk({} bytes)", self.0.len())
+    }
 }
 
 /// The parts to read `path` in, or nothing when it is read whole (small, compressed, not
@@ -55,17 +75,8 @@ pub fn parts(path: &Path, opts: &ReadOptions, part_bytes: u64) -> Vec<Part> {
         return Vec::new();
     };
     drop(reader);
-    let name = path.file_name().map(|n| n.to_string_lossy());
-    let Ok(format) = sniff::detect(&head, name.as_deref().unwrap_or(""), opts) else {
+    let Some((format, header)) = cuttable(path, &head, opts) else {
         return Vec::new();
-    };
-    let header = match how(format, &head, opts) {
-        How::Whole => return Vec::new(),
-        How::Lines => None,
-        How::Csv(delimiter) => match lines::csv_header(&head, delimiter, opts.max_record_bytes) {
-            Some(h) => Some(std::sync::Arc::new(h)),
-            None => return Vec::new(),
-        },
     };
     let Ok(cuts) = cuts(path, meta.len(), part_bytes, opts.max_record_bytes) else {
         return Vec::new();
@@ -83,8 +94,52 @@ pub fn parts(path: &Path, opts: &ReadOptions, part_bytes: u64) -> Vec<Part> {
             end: w[1],
             format,
             header: header.clone().filter(|_| number > 0),
+            data: None,
         })
         .collect()
+}
+
+/// How a big compressed file whose records are one per line is cut as it is decompressed:
+/// its format, and a CSV file's header for the parts after the first.
+#[derive(Debug, Clone)]
+pub struct StreamPlan {
+    pub format: Format,
+    pub header: Option<std::sync::Arc<csv::ByteRecord>>,
+}
+
+/// The plan to read a compressed `path` in parts (see [`super::split_stream`]), or nothing when
+/// it is read whole: plain, smaller than a quarter part as stored (a compressed quarter part
+/// is typically several parts once decompressed), or not line-independent.
+pub fn stream_plan(path: &Path, opts: &ReadOptions, part_bytes: u64) -> Option<StreamPlan> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() < part_bytes / 4 {
+        return None;
+    }
+    let (codec, mut reader) =
+        decompress::open_counted(path, &decompress::Counter::default()).ok()?;
+    if codec == decompress::Codec::Plain {
+        return None;
+    }
+    let head = reader.fill_buf().ok()?.to_vec();
+    let (format, header) = cuttable(path, &head, opts)?;
+    Some(StreamPlan { format, header })
+}
+
+/// The format of a file with this head, when its records may be cut between lines, and the CSV
+/// header its later parts are given.
+fn cuttable(
+    path: &Path,
+    head: &[u8],
+    opts: &ReadOptions,
+) -> Option<(Format, Option<std::sync::Arc<csv::ByteRecord>>)> {
+    let name = path.file_name().map(|n| n.to_string_lossy());
+    let format = sniff::detect(head, name.as_deref().unwrap_or(""), opts).ok()?;
+    match how(format, head, opts) {
+        How::Whole => None,
+        How::Lines => Some((format, None)),
+        How::Csv(delimiter) => lines::csv_header(head, delimiter, opts.max_record_bytes)
+            .map(|h| (format, Some(std::sync::Arc::new(h)))),
+    }
 }
 
 /// How a file may be cut.
@@ -259,8 +314,9 @@ mod same_as_whole {
         let whole = read(path, u64::MAX / 4, &a);
         let split = read(path, part_bytes, &b);
         assert!(
-            super::parts(path, &options(), part_bytes).len() > 10,
-            "the export is cut into many parts"
+            super::parts(path, &options(), part_bytes).len() > 10
+                || super::stream_plan(path, &options(), part_bytes).is_some(),
+            "the export is cut into parts"
         );
         let (w, s) = (&whole.files[0], &split.files[0]);
         assert_eq!(
@@ -363,5 +419,76 @@ mod same_as_whole {
         same_both_ways(&breaks, 64 << 10);
         let (unclean, parts) = unclean_parts(&breaks, 64 << 10);
         assert!(unclean > 0, "no cut fell inside a record, of {parts}");
+    }
+
+    /// `path` compressed as `codec` ("gz", "gz2" for two gzip members, "zst"), optionally cut
+    /// short, next to it.
+    fn compressed(path: &std::path::Path, codec: &str, truncate: bool) -> PathBuf {
+        use std::io::Write;
+        let text = std::fs::read(path).expect("export");
+        let mut out = match codec {
+            "zst" => zstd::encode_all(text.as_slice(), 3).expect("zstd"),
+            _ => {
+                let half = if codec == "gz2" { text.len() / 2 } else { 0 };
+                let mut all = Vec::new();
+                for piece in [&text[..half], &text[half..]] {
+                    let mut enc =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    enc.write_all(piece).expect("gzip");
+                    all.extend(enc.finish().expect("gzip"));
+                }
+                all
+            }
+        };
+        if truncate {
+            out.truncate(out.len() * 2 / 3);
+        }
+        let name = format!(
+            "{}.{codec}{}",
+            path.file_name().expect("name").to_string_lossy(),
+            if truncate { ".cut" } else { "" }
+        );
+        let target = path.with_file_name(name);
+        std::fs::write(&target, out).expect("write compressed");
+        target
+    }
+
+    /// How many parts `split_stream` cuts `path` into, or nothing when it gives up on cutting.
+    fn stream_parts(path: &std::path::Path, part_bytes: u64) -> Option<usize> {
+        let mut opts = options();
+        opts.part_bytes = part_bytes;
+        let plan = super::stream_plan(path, &opts, part_bytes).expect("a stream plan");
+        let read = |part: super::Part| {
+            let mut dicts = crate::normalize::Dictionaries::default();
+            super::super::readers::read_file(path, 0, Some(&part), &opts, &mut dicts, None)
+        };
+        let counter = super::super::decompress::Counter::default();
+        super::super::split_stream::read(path, &plan, &opts, &counter, &read).map(|p| p.len())
+    }
+
+    /// A compressed export decompressed on one core and parsed in parts on the others reads
+    /// exactly as one reader reads it: gzip, gzip of two members, zstd; JSON lines and CSV
+    /// (with line breaks inside fields, where some cuts fall inside a record). A stream cut
+    /// short is not cut into parts and reads as a whole file does, its failure reported.
+    #[test]
+    fn compressed_parts_read_like_the_whole_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let jsonl = export(dir.path());
+        let csv = csv_export(dir.path(), true);
+        for codec in ["gz", "gz2", "zst"] {
+            for plain in [&jsonl, &csv] {
+                let packed = compressed(plain, codec, false);
+                let parts = stream_parts(&packed, 64 << 10).expect("cut into parts");
+                assert!(parts > 10, "{codec}: {parts} parts");
+                let (whole, _spill) = same_both_ways(&packed, 64 << 10);
+                assert!(whole.files[0].unreadable.is_none(), "{codec}");
+                assert!(whole.files[0].parsed > 19_000, "{codec}");
+            }
+        }
+        let cut_short = compressed(&jsonl, "gz", true);
+        assert_eq!(stream_parts(&cut_short, 64 << 10), None);
+        let (whole, _spill) = same_both_ways(&cut_short, 64 << 10);
+        assert!(whole.files[0].unreadable.is_some());
+        assert!(whole.files[0].parsed > 5_000, "{:?}", whole.files[0]);
     }
 }
