@@ -763,4 +763,183 @@ mod tests {
         );
         assert!(counts.is_empty(), "{counts:?}");
     }
+
+    /// Differential: on random access rows the hand-written counts agree with polars group-bys
+    /// (what they replaced) for every entity of two kinds: events, distinct accounts, distinct
+    /// accounts per day (their sum, the active days and the day list), the busiest UTC hour,
+    /// first and last instants, accounts other than the entity itself, and own-account rows.
+    #[test]
+    fn profiles_agree_with_polars_group_bys() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut next = |n: u64| rng.random_range(0..n);
+        let kinds = ["access", "access", "access", "login"];
+        // (ts, event type, principal, target account, source address)
+        type Random<'a> = (i64, &'a str, String, Option<String>, Option<String>);
+        let mut rows: Vec<Random> = Vec::new();
+        for _ in 0..6000 {
+            let principal = match next(4) {
+                0 => format!("C{:04}", next(300)),
+                _ => format!("u{}", next(40)),
+            };
+            let target = match next(20) {
+                0 => None,
+                1 => Some(principal.clone()),
+                _ => Some(format!("C{:04}", next(300))),
+            };
+            let source = (next(15) > 0).then(|| format!("10.0.0.{}", next(25)));
+            let ts = next(10) as i64 * DAY_MS + next(DAY_MS as u64) as i64;
+            rows.push((ts, kinds[next(4) as usize], principal, target, source));
+        }
+        let cat = |name: &str, values: Vec<Option<String>>| {
+            Column::new(name.into(), values)
+                .cast(&crate::frame::cat_dtype())
+                .expect("categorical")
+        };
+        let events = DataFrame::new_infer_height(vec![
+            Column::new(c::TS.into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+            cat(
+                c::EVENT_TYPE,
+                rows.iter().map(|r| Some(r.1.to_string())).collect(),
+            ),
+            cat(
+                c::PRINCIPAL,
+                rows.iter().map(|r| Some(r.2.clone())).collect(),
+            ),
+            cat(c::TARGET, rows.iter().map(|r| r.3.clone()).collect()),
+            cat(c::SOURCE_IP, rows.iter().map(|r| r.4.clone()).collect()),
+        ])
+        .expect("frame");
+        let access = AccessRows::new(&events).expect("rows");
+        for key in [c::PRINCIPAL, c::SOURCE_IP] {
+            let ours = access
+                .profiles(&events, key, WALK, 0, &utc())
+                .expect("profiles");
+            let theirs = polars_profiles(&events, key);
+            assert_eq!(ours.len(), theirs.len(), "{key}: entities");
+            for (id, want) in &theirs {
+                let p = &ours[id];
+                let got = Expected {
+                    events: p.events,
+                    total: p.total,
+                    days: p.days.clone(),
+                    peak_hour: p.peak_hour,
+                    first: p.first,
+                    last: p.last,
+                    others: p.others,
+                    own_rows: (key == c::SOURCE_IP).then_some(p.own_rows),
+                };
+                assert_eq!(&got, want, "{key} {id}");
+                assert_eq!(p.sum_daily, p.days.iter().map(|d| d.1).sum::<u64>());
+                assert_eq!(p.active_days, p.days.len() as u64);
+            }
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Expected {
+        events: u64,
+        total: u64,
+        days: Vec<(i64, u64)>,
+        peak_hour: u64,
+        first: i64,
+        last: i64,
+        others: u64,
+        own_rows: Option<u64>,
+    }
+
+    /// The same numbers as polars queries over the access rows that name an account.
+    fn polars_profiles(events: &DataFrame, key: &str) -> BTreeMap<String, Expected> {
+        let text = |name: &str| col(name).cast(DataType::String);
+        let rows = events
+            .clone()
+            .lazy()
+            .filter(
+                text(c::EVENT_TYPE)
+                    .eq(lit("access"))
+                    .and(col(c::TARGET).is_not_null())
+                    .and(col(key).is_not_null()),
+            )
+            .select([
+                text(key).alias("k"),
+                text(c::TARGET).alias("t"),
+                text(c::PRINCIPAL).alias("p"),
+                col(c::TS).alias("ts"),
+                (col(c::TS) / lit(DAY_MS)).alias("day"),
+                (col(c::TS) / lit(HOUR_MS)).alias("hour"),
+            ]);
+        let run = |lf: LazyFrame| {
+            lf.sort(["k"], SortMultipleOptions::default())
+                .collect()
+                .expect("polars query")
+        };
+        let per_entity = run(rows.clone().group_by([col("k")]).agg([
+            len().alias("events"),
+            col("t").n_unique().alias("total"),
+            col("ts").min().alias("first"),
+            col("ts").max().alias("last"),
+            col("t")
+                .filter(col("t").neq(col("k")))
+                .n_unique()
+                .alias("others"),
+            col("p").eq(col("t")).sum().alias("own"),
+        ]));
+        let per_day = run(rows
+            .clone()
+            .group_by([col("k"), col("day")])
+            .agg([col("t").n_unique().alias("n")])
+            .sort(["day"], SortMultipleOptions::default()));
+        let per_hour = run(rows
+            .group_by([col("k"), col("hour")])
+            .agg([col("t").n_unique().alias("n")])
+            .group_by([col("k")])
+            .agg([col("n").max()]));
+        let strs = |df: &DataFrame, name: &str| -> Vec<String> {
+            let c = df.column(name).expect("column").str().expect("strings");
+            c.iter().map(|v| v.unwrap_or("").to_string()).collect()
+        };
+        let nums = |df: &DataFrame, name: &str| -> Vec<i64> {
+            let c = df.column(name).expect("column").cast(&DataType::Int64);
+            let c = c.expect("numbers");
+            c.i64()
+                .expect("i64")
+                .iter()
+                .map(|v| v.unwrap_or(-1))
+                .collect()
+        };
+        let mut out = BTreeMap::new();
+        let ids = strs(&per_entity, "k");
+        let [events, total, first, last, others, own] =
+            ["events", "total", "first", "last", "others", "own"].map(|n| nums(&per_entity, n));
+        for (i, id) in ids.iter().enumerate() {
+            let e = Expected {
+                events: events[i] as u64,
+                total: total[i] as u64,
+                days: Vec::new(),
+                peak_hour: 0,
+                first: first[i],
+                last: last[i],
+                others: others[i] as u64,
+                own_rows: (key == c::SOURCE_IP).then_some(own[i] as u64),
+            };
+            out.insert(id.clone(), e);
+        }
+        let (ids, days, n) = (
+            strs(&per_day, "k"),
+            nums(&per_day, "day"),
+            nums(&per_day, "n"),
+        );
+        for i in 0..ids.len() {
+            let e = out.get_mut(&ids[i]).expect("entity");
+            e.days.push((days[i], n[i] as u64));
+        }
+        for e in out.values_mut() {
+            e.days.sort();
+        }
+        let (ids, n) = (strs(&per_hour, "k"), nums(&per_hour, "n"));
+        for i in 0..ids.len() {
+            out.get_mut(&ids[i]).expect("entity").peak_hour = n[i] as u64;
+        }
+        out
+    }
 }

@@ -10,7 +10,9 @@
 //! `hashbrown` because of [`FileDict::prefetch`]: with a few hundred thousand principals,
 //! addresses and accounts it outgrows the CPU cache, and a lookup that waits for memory was a
 //! fifth of ingest. Columns of such values are staged for a chunk ([`StagedColumn`]) and coded with
-//! the slots of rows ahead already on their way.
+//! the slots of rows ahead already on their way. Measured against the `hashbrown` table it
+//! replaced, on the 10M-event CSV export: ingest 3.35–3.5 → 2.9–3.0 s, CPU 6.2–6.4 → 5.5–5.6 s
+//! (`docs/performance.md`); `codes_agree_with_hashbrown` checks it against that crate.
 
 use foldhash::fast::FixedState;
 use polars::prelude::*;
@@ -415,6 +417,36 @@ mod tests {
                 b[i] ^= 0x40;
                 assert!(!same_short(&a, &b), "length {n}, byte {i}");
             }
+        }
+    }
+
+    /// Differential: on random values with many repeats, long and short, across growth and a
+    /// clear, the table gives the codes a `hashbrown` map numbering values in order of first
+    /// sight gives.
+    #[test]
+    fn codes_agree_with_hashbrown() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut next = |n: u64| rng.random_range(0..n);
+        let mut dict = FileDict::default();
+        let mut oracle: hashbrown::HashMap<String, u32, FixedState> =
+            hashbrown::HashMap::with_hasher(FixedState::with_seed(1));
+        for round in 0..2 {
+            for _ in 0..50_000 {
+                let n = next(20_000);
+                let v = match n % 4 {
+                    0 => format!("C{n}"),
+                    1 => format!("{n:x}").repeat(1 + (n % 9) as usize),
+                    2 => String::new(),
+                    _ => format!("203.0.{}.{}", n % 256, n / 256),
+                };
+                let fresh = oracle.len() as u32;
+                let want = *oracle.entry(v.clone()).or_insert(fresh);
+                assert_eq!(dict.code(dict.hash(&v), &v).expect("code"), want, "{v:?}");
+            }
+            assert_eq!(dict.len(), oracle.len(), "round {round}");
+            dict.clear();
+            oracle.clear();
         }
     }
 }
