@@ -1,6 +1,12 @@
-//! One input file's events as a Parquet file, and back. Strings are stored as strings: the
-//! frame's codes (polars' process-wide dictionary, the run's token table) mean nothing to the
-//! next process. The file index is not stored either: it is the file's place among the files of
+//! One input file's events as a Parquet file, and back. Strings are stored as strings, never as
+//! the frame's codes (polars' process-wide dictionary, the run's token table), which mean nothing
+//! to the next process: token ids as plain strings, the other string columns dictionary-encoded
+//! (Parquet's own encoding, which any Parquet reader reads as strings), which polars reads
+//! straight back into the frame's categories. Against plain strings coded row by row through a
+//! table of our own (the first layout, still read), on the 10M benchmark's 120 nights: building
+//! the state 16.1 → 13.2 s, a nightly run's peak 1.57–1.61 → 1.31–1.33 GB (read-back's own peak
+//! 1.59 → 0.87 GB), read-back 2.3–2.7 → 2.2–2.5 s only, because polars still looks every row up
+//! in its shared table (a third of the run in `perf`): `docs/performance.md`, thirteenth session. The file index is not stored either: it is the file's place among the files of
 //! the run that reads the state, given when the partition is read back.
 
 use std::fs::File;
@@ -31,8 +37,6 @@ pub fn write(path: &Path, events: &DataFrame, tokens: &Tokens) -> Result<()> {
                 .map(|code| code.and_then(|c| tokens.text(c)))
                 .collect();
             texts.with_name(TOKEN.into()).into_column()
-        } else if matches!(column.dtype(), DataType::Categorical(..)) {
-            column.cast(&DataType::String).stage("storing strings")?
         } else {
             column.clone()
         };
@@ -79,10 +83,14 @@ pub fn read(path: &Path, file_idx: u32, tokens: &Tokens, dict: &mut FileDict) ->
             let restored: UInt32Chunked =
                 texts.iter().map(|t| t.and_then(|_| codes.next())).collect();
             restored.with_name(TOKEN.into()).into_column()
+        } else if have.dtype() == want.dtype() {
+            // Dictionary-encoded strings come back in the frame's own categories.
+            have.clone()
         } else if matches!(want.dtype(), DataType::Categorical(..)) {
-            // Through a table of this partition's own, as ingest does: each distinct string
-            // reaches polars' shared dictionary once, not once a row (a plain cast spent 36 % of
-            // a nightly run in that shared table; see `docs/performance.md`).
+            // Plain strings (a state written before this was so): through a table of this
+            // partition's own, as ingest does, so each distinct string reaches polars' shared
+            // dictionary once, not once a row (a plain cast spent 36 % of a nightly run there).
+            let have = have.cast(&DataType::String).map_err(|e| broken(path, e))?;
             let texts = have.str().map_err(|e| broken(path, e))?;
             let mut codes = Vec::with_capacity(rows);
             for t in texts.iter() {
@@ -104,5 +112,69 @@ fn broken(path: &Path, e: PolarsError) -> Error {
     Error::State {
         path: path.to_path_buf(),
         reason: format!("partition unreadable: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{Discovered, ReadOptions, read_events};
+    use crate::normalize::TimeParser;
+
+    /// A partition reads back as the rows it was written from, whether its strings are
+    /// dictionary-encoded (written now) or plain (written by the first version of the state).
+    #[test]
+    fn partitions_read_back_as_written_in_both_string_layouts() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let input = dir.path().join("events.jsonl");
+        let mut text = String::new();
+        for i in 0..3000 {
+            text.push_str(&format!(
+                "{{\"timestamp\":\"2025-03-0{}T10:{:02}:00Z\",\"event_type\":\"access\",\"principal\":\"u{}\",\"credential_id\":\"k{}\",\"token_id\":\"t{}\",\"source_ip\":\"10.0.0.{}\",\"target_account\":\"C{}\",\"success\":{}}}\n",
+                1 + i % 9,
+                i % 60,
+                i % 17,
+                i % 5,
+                i / 3,
+                i % 200,
+                i % 700,
+                i % 11 != 0
+            ));
+        }
+        text.push_str("{\"timestamp\":\"2025-03-01T00:00:00Z\",\"event_type\":\"login\"}\n");
+        std::fs::write(&input, text).expect("write input");
+        let opts =
+            ReadOptions::new(TimeParser::new(chrono_tz::UTC), None, None, None).expect("options");
+        let found = Discovered {
+            events: vec![input],
+            ..Discovered::default()
+        };
+        let ingested = read_events(&found, &opts, false).expect("reads");
+        let mut events = ingested.events.clone();
+        events.rechunk_mut();
+        let encoded = dir.path().join("p1.parquet");
+        write(&encoded, &events, &ingested.tokens).expect("written");
+        // The first version's layout: every string column as plain strings.
+        let plain = dir.path().join("p0.parquet");
+        write(&plain, &events, &ingested.tokens).expect("written");
+        let mut df = ParquetReader::new(File::open(&plain).expect("open"))
+            .finish()
+            .expect("read");
+        for name in df.get_column_names_owned() {
+            let column = df.column(&name).expect("column");
+            if matches!(column.dtype(), DataType::Categorical(..)) {
+                let strings = column.cast(&DataType::String).expect("strings");
+                df.with_column(strings).expect("replaced");
+            }
+        }
+        ParquetWriter::new(File::create(&plain).expect("create"))
+            .finish(&mut df)
+            .expect("rewritten");
+        for path in [&encoded, &plain] {
+            let mut dict = FileDict::default();
+            let mut back = read(path, 0, &ingested.tokens, &mut dict).expect("read back");
+            back.rechunk_mut();
+            assert!(back.equals_missing(&events), "{}", path.display());
+        }
     }
 }
