@@ -221,6 +221,7 @@ pub fn read_events(
     // read at once, and all are freed when the files are read.
     let pool: Mutex<Vec<Dictionaries>> = Mutex::default();
     let tokens = Arc::new(Tokens::default());
+    let in_flight = std::sync::atomic::AtomicUsize::new(0);
     let read_one = |idx: u32, path: &PathBuf, part: Option<&split::Part>, bar| {
         let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let mut dicts = taken.unwrap_or_else(|| Dictionaries::new(tokens.clone()));
@@ -243,7 +244,7 @@ pub fn read_events(
                     ..Default::default()
                 };
                 let each = |part: split::Part| read_one(*idx, path, Some(&part), None);
-                let parts = split_stream::read(path, plan, opts, &counter, &each)
+                let parts = split_stream::read(path, plan, opts, &counter, &in_flight, &each)
                     .unwrap_or_else(|| vec![read_one(*idx, path, None, None)]);
                 if let (Some(bar), Ok(meta)) = (&bar, std::fs::metadata(path)) {
                     let read = counter.read.load(std::sync::atomic::Ordering::Relaxed);

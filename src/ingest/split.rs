@@ -453,6 +453,8 @@ mod same_as_whole {
         target
     }
 
+    use std::sync::atomic::AtomicUsize;
+
     /// How many parts `split_stream` cuts `path` into, or nothing when it gives up on cutting.
     fn stream_parts(path: &std::path::Path, part_bytes: u64) -> Option<usize> {
         let mut opts = options();
@@ -463,7 +465,8 @@ mod same_as_whole {
             super::super::readers::read_file(path, 0, Some(&part), &opts, &mut dicts, None)
         };
         let counter = super::super::decompress::Counter::default();
-        super::super::split_stream::read(path, &plan, &opts, &counter, &read).map(|p| p.len())
+        super::super::split_stream::read(path, &plan, &opts, &counter, &AtomicUsize::new(0), &read)
+            .map(|p| p.len())
     }
 
     /// A compressed export decompressed on one core and parsed in parts on the others reads

@@ -6,9 +6,11 @@
 //! plain file's parts (tested against the whole reading, gzip, multi-member gzip and zstd).
 //! Measured in `docs/performance.md` (thirteenth session).
 //!
-//! Memory stays bounded: at most as many parts wait or are parsed at once as there are
-//! threads (at most eight), each of [`ReadOptions::part_bytes`]; beyond that this thread
-//! parses a part itself instead of decompressing ahead. A stream that fails part-way, or a part's
+//! Memory stays bounded: across all the files of a run read this way, at most as many handed-out
+//! parts wait or are parsed at once as there are threads (at most eight), each of
+//! [`ReadOptions::part_bytes`]; beyond that a decompressing thread parses its part itself instead
+//! of reading ahead. So each thread holds at most about three parts (one filling, one it parses,
+//! one handed out): 64 MiB parts, ~200 MiB a thread. A stream that fails part-way, or a part's
 //! worth of bytes without a line break, stops the cutting: the file is then read whole, which
 //! reports either exactly as a run without cutting would.
 
@@ -26,12 +28,14 @@ use super::{ReadOptions, decompress};
 const MAX_IN_FLIGHT: usize = 8;
 
 /// Reads the compressed `path` in parts, each handed to `read_part`; the results in part order,
-/// or nothing when the stream could not be cut cleanly (the caller reads it whole).
+/// or nothing when the stream could not be cut cleanly (the caller reads it whole). `in_flight`
+/// counts the parts handed out and not yet parsed, shared by every file read this way at once.
 pub fn read(
     path: &Path,
     plan: &StreamPlan,
     opts: &ReadOptions,
     counter: &decompress::Counter,
+    in_flight: &AtomicUsize,
     read_part: &(dyn Fn(Part) -> FileResult + Sync),
 ) -> Option<Vec<FileResult>> {
     let (_, mut reader) = decompress::open_counted(path, counter).ok()?;
@@ -39,7 +43,6 @@ pub fn read(
         .unwrap_or(usize::MAX)
         .max(1);
     let limit = rayon::current_num_threads().clamp(1, MAX_IN_FLIGHT);
-    let in_flight = AtomicUsize::new(0);
     let done: Mutex<Vec<(u32, FileResult)>> = Mutex::default();
     let keep = |number: u32, result: FileResult| {
         done.lock()
@@ -82,7 +85,7 @@ pub fn read(
                 keep(number, read_part(part));
             } else {
                 in_flight.fetch_add(1, Ordering::AcqRel);
-                let (keep, in_flight) = (&keep, &in_flight);
+                let keep = &keep;
                 s.spawn(move |_| {
                     keep(number, read_part(part));
                     in_flight.fetch_sub(1, Ordering::AcqRel);
