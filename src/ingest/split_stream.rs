@@ -6,15 +6,17 @@
 //! plain file's parts (tested against the whole reading, gzip, multi-member gzip and zstd).
 //! Measured in `docs/performance.md` (thirteenth session).
 //!
-//! Memory stays bounded: across all the files of a run read this way, at most as many handed-out
-//! parts wait or are parsed at once as there are threads (at most eight), each of
-//! a quarter of [`ReadOptions::part_bytes`]; beyond that a decompressing thread parses its part
-//! itself instead of reading ahead. So each thread holds at most about three parts (one filling,
+//! Memory stays bounded: across all the files of a run read this way, at most as many
+//! handed-out parts wait or are parsed at once as there are threads (at most eight), each a
+//! quarter of [`ReadOptions::part_bytes`]; beyond that a decompressing thread parses its part
+//! itself instead of reading ahead. So each thread holds about three parts at most (one filling,
 //! one it parses, one handed out): 16 MiB parts, ~50 MiB a thread. Parts of 64 MiB, as plain
 //! files use, read the 2.47 GB `.gz` no faster (ingest 3.76–3.92 s either way) with an ingest
-//! peak of 1.34 GB instead of 1.15. A stream that fails part-way, or a part's
-//! worth of bytes without a line break, stops the cutting: the file is then read whole, which
-//! reports either exactly as a run without cutting would.
+//! peak of 1.34 GB instead of 1.15.
+//!
+//! A stream that fails part-way, or a part's worth of bytes without a line break, stops the
+//! cutting: the file is then read whole, which reports either exactly as a run without cutting
+//! would (at the cost of decompressing again what was read).
 
 use std::io::Read;
 use std::path::Path;

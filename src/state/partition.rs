@@ -2,12 +2,15 @@
 //! the frame's codes (polars' process-wide dictionary, the run's token table), which mean nothing
 //! to the next process: token ids as plain strings, the other string columns dictionary-encoded
 //! (Parquet's own encoding, which any Parquet reader reads as strings), which polars reads
-//! straight back into the frame's categories. Against plain strings coded row by row through a
-//! table of our own (the first layout, still read), on the 10M benchmark's 120 nights: building
-//! the state 16.1 → 13.2 s, a nightly run's peak 1.57–1.61 → 1.31–1.33 GB (read-back's own peak
-//! 1.59 → 0.87 GB), read-back 2.3–2.7 → 2.2–2.5 s only, because polars still looks every row up
-//! in its shared table (a third of the run in `perf`): `docs/performance.md`, thirteenth session. The file index is not stored either: it is the file's place among the files of
-//! the run that reads the state, given when the partition is read back.
+//! straight back into the frame's categories. The file index is not stored either: it is the
+//! file's place among the files of the run that reads the state, given when the partition is read
+//! back.
+//!
+//! Against plain strings coded row by row through a table of our own (the first layout, still
+//! read), on the 10M benchmark's 120 nights: building the state 16.1 → 13.2 s, a nightly run's
+//! peak 1.57–1.61 → 1.31–1.33 GB (read-back's own peak 1.59 → 0.87 GB), read-back 2.3–2.7 →
+//! 2.2–2.5 s only, because polars still looks every row up in its shared table (a third of the
+//! run in `perf`): `docs/performance.md`, thirteenth session.
 
 use std::fs::File;
 use std::path::Path;
