@@ -32,6 +32,17 @@ pub struct Counter {
     pub read: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
+impl Counter {
+    /// Moves the bar to the end of `path`, read through this counter: what was not (an `.evtx`
+    /// parsed from disk, a file skipped, cut short or read again whole) still counts as read.
+    pub fn finish_file(&self, path: &Path) {
+        if let (Some(bar), Ok(meta)) = (&self.bar, std::fs::metadata(path)) {
+            let read = self.read.load(std::sync::atomic::Ordering::Relaxed);
+            bar.inc(meta.len().saturating_sub(read));
+        }
+    }
+}
+
 struct Counted {
     file: File,
     counter: Counter,

@@ -203,19 +203,16 @@ pub fn read_events(
         .events
         .iter()
         .zip(0u32..)
-        .flat_map(|(path, idx)| {
-            let parts = split::parts(path, opts, opts.part_bytes);
-            if !parts.is_empty() {
-                return parts
+        .flat_map(
+            |(path, idx)| match split::plan(path, opts, opts.part_bytes) {
+                split::Plan::Whole => vec![Task::Whole(idx, path)],
+                split::Plan::Parts(parts) => parts
                     .into_iter()
                     .map(|p| Task::Part(idx, path, p))
-                    .collect();
-            }
-            match split::stream_plan(path, opts, opts.part_bytes) {
-                Some(plan) => vec![Task::Stream(idx, path, plan)],
-                None => vec![Task::Whole(idx, path)],
-            }
-        })
+                    .collect(),
+                split::Plan::Stream(plan) => vec![Task::Stream(idx, path, plan)],
+            },
+        )
         .collect();
     // Dictionaries go from one file to the next (see `Dictionaries`); there are as many as files
     // read at once, and all are freed when the files are read.
@@ -246,10 +243,7 @@ pub fn read_events(
                 let each = |part: split::Part| read_one(*idx, path, Some(&part), None);
                 let parts = split_stream::read(path, plan, opts, &counter, &in_flight, &each)
                     .unwrap_or_else(|| vec![read_one(*idx, path, None, None)]);
-                if let (Some(bar), Ok(meta)) = (&bar, std::fs::metadata(path)) {
-                    let read = counter.read.load(std::sync::atomic::Ordering::Relaxed);
-                    bar.inc(meta.len().saturating_sub(read));
-                }
+                counter.finish_file(path);
                 parts.into_iter().map(|r| (*idx, r)).collect()
             }
         })

@@ -55,11 +55,9 @@ pub fn read_file(
             }
         },
     };
-    // What was not read through the counter (an `.evtx` parsed from disk, a file skipped or cut
-    // short) still moves the bar to this file's end.
-    if let (None, Some(bar), Ok(meta)) = (part, progress, std::fs::metadata(path)) {
-        let read = counter.read.load(std::sync::atomic::Ordering::Relaxed);
-        bar.inc(meta.len().saturating_sub(read));
+    // A part counts only the bytes of its range; a whole file moves the bar to its end.
+    if part.is_none() {
+        counter.finish_file(path);
     }
     sink.finish(dicts, skipped)
 }

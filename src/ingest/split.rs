@@ -57,46 +57,15 @@ impl std::fmt::Debug for Chunk {
     }
 }
 
-/// The parts to read `path` in, or nothing when it is read whole (small, compressed, not
-/// line-independent, or not detectable here: the whole-file reader then reports why).
-pub fn parts(path: &Path, opts: &ReadOptions, part_bytes: u64) -> Vec<Part> {
-    let Ok(meta) = std::fs::metadata(path) else {
-        return Vec::new();
-    };
-    if !meta.is_file() || meta.len() < 2 * part_bytes {
-        return Vec::new();
-    }
-    let Ok((decompress::Codec::Plain, mut reader)) =
-        decompress::open_counted(path, &decompress::Counter::default())
-    else {
-        return Vec::new();
-    };
-    let Ok(head) = reader.fill_buf().map(<[u8]>::to_vec) else {
-        return Vec::new();
-    };
-    drop(reader);
-    let Some((format, header)) = cuttable(path, &head, opts) else {
-        return Vec::new();
-    };
-    let Ok(cuts) = cuts(path, meta.len(), part_bytes, opts.max_record_bytes) else {
-        return Vec::new();
-    };
-    let bounds: Vec<u64> = std::iter::once(0)
-        .chain(cuts)
-        .chain(std::iter::once(meta.len()))
-        .collect();
-    bounds
-        .windows(2)
-        .zip(0u32..)
-        .map(|(w, number)| Part {
-            number,
-            start: w[0],
-            end: w[1],
-            format,
-            header: header.clone().filter(|_| number > 0),
-            data: None,
-        })
-        .collect()
+/// How a file is read: whole, in parts of the plain file, or as a compressed stream cut into
+/// parts as it is decompressed (see [`super::split_stream`]).
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// Small, not line-independent, or not detectable here (the whole-file reader then reports
+    /// why).
+    Whole,
+    Parts(Vec<Part>),
+    Stream(StreamPlan),
 }
 
 /// How a big compressed file whose records are one per line is cut as it is decompressed:
@@ -107,22 +76,53 @@ pub struct StreamPlan {
     pub header: Option<std::sync::Arc<csv::ByteRecord>>,
 }
 
-/// The plan to read a compressed `path` in parts (see [`super::split_stream`]), or nothing when
-/// it is read whole: plain, smaller than a quarter part as stored (a compressed quarter part
-/// is typically several parts once decompressed), or not line-independent.
-pub fn stream_plan(path: &Path, opts: &ReadOptions, part_bytes: u64) -> Option<StreamPlan> {
-    let meta = std::fs::metadata(path).ok()?;
+/// The plan for `path`, from one look at its head. A plain file is cut from two parts up; a
+/// compressed one from a quarter part as stored (a compressed quarter part is typically several
+/// parts once decompressed).
+pub fn plan(path: &Path, opts: &ReadOptions, part_bytes: u64) -> Plan {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Plan::Whole;
+    };
     if !meta.is_file() || meta.len() < part_bytes / 4 {
-        return None;
+        return Plan::Whole;
     }
-    let (codec, mut reader) =
-        decompress::open_counted(path, &decompress::Counter::default()).ok()?;
-    if codec == decompress::Codec::Plain {
-        return None;
+    let Ok((codec, mut reader)) = decompress::open_counted(path, &decompress::Counter::default())
+    else {
+        return Plan::Whole;
+    };
+    if codec == decompress::Codec::Plain && meta.len() < 2 * part_bytes {
+        return Plan::Whole;
     }
-    let head = reader.fill_buf().ok()?.to_vec();
-    let (format, header) = cuttable(path, &head, opts)?;
-    Some(StreamPlan { format, header })
+    let Ok(head) = reader.fill_buf().map(<[u8]>::to_vec) else {
+        return Plan::Whole;
+    };
+    drop(reader);
+    let Some((format, header)) = cuttable(path, &head, opts) else {
+        return Plan::Whole;
+    };
+    if codec != decompress::Codec::Plain {
+        return Plan::Stream(StreamPlan { format, header });
+    }
+    let Ok(cuts) = cuts(path, meta.len(), part_bytes, opts.max_record_bytes) else {
+        return Plan::Whole;
+    };
+    let bounds: Vec<u64> = std::iter::once(0)
+        .chain(cuts)
+        .chain(std::iter::once(meta.len()))
+        .collect();
+    let parts = bounds
+        .windows(2)
+        .zip(0u32..)
+        .map(|(w, number)| Part {
+            number,
+            start: w[0],
+            end: w[1],
+            format,
+            header: header.clone().filter(|_| number > 0),
+            data: None,
+        })
+        .collect();
+    Plan::Parts(parts)
 }
 
 /// The format of a file with this head, when its records may be cut between lines, and the CSV
@@ -313,11 +313,12 @@ mod same_as_whole {
         std::fs::create_dir_all(&b).expect("dir");
         let whole = read(path, u64::MAX / 4, &a);
         let split = read(path, part_bytes, &b);
-        assert!(
-            super::parts(path, &options(), part_bytes).len() > 10
-                || super::stream_plan(path, &options(), part_bytes).is_some(),
-            "the export is cut into parts"
-        );
+        let cut = match super::plan(path, &options(), part_bytes) {
+            super::Plan::Parts(parts) => parts.len() > 10,
+            super::Plan::Stream(_) => true,
+            super::Plan::Whole => false,
+        };
+        assert!(cut, "the export is cut into parts");
         let (w, s) = (&whole.files[0], &split.files[0]);
         assert_eq!(
             (w.records, w.parsed, w.rejected, w.ignored, w.blank),
@@ -341,7 +342,9 @@ mod same_as_whole {
     /// How many parts of `path` (but the last) end inside a record, of how many.
     fn unclean_parts(path: &std::path::Path, part_bytes: u64) -> (usize, usize) {
         let opts = options();
-        let parts = super::parts(path, &opts, part_bytes);
+        let super::Plan::Parts(parts) = super::plan(path, &opts, part_bytes) else {
+            panic!("{} is not cut into parts", path.display());
+        };
         let unclean = parts[..parts.len() - 1]
             .iter()
             .filter(|p| {
@@ -459,7 +462,9 @@ mod same_as_whole {
     fn stream_parts(path: &std::path::Path, part_bytes: u64) -> Option<usize> {
         let mut opts = options();
         opts.part_bytes = part_bytes;
-        let plan = super::stream_plan(path, &opts, part_bytes).expect("a stream plan");
+        let super::Plan::Stream(plan) = super::plan(path, &opts, part_bytes) else {
+            panic!("{} is not read as a stream in parts", path.display());
+        };
         let read = |part: super::Part| {
             let mut dicts = crate::normalize::Dictionaries::default();
             super::super::readers::read_file(path, 0, Some(&part), &opts, &mut dicts, None)

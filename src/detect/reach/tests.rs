@@ -1,0 +1,373 @@
+//! Reach's counts on small frames, and against polars group-bys on random ones.
+
+use super::*;
+
+const MINUTE: i64 = 60_000;
+
+use crate::normalize::schema::DAY_MS;
+
+fn utc() -> TimeParser {
+    TimeParser::new(chrono_tz::UTC)
+}
+
+const WALK: Walk = Walk {
+    max_step: 3,
+    max_gap_ms: 6 * HOUR_MS,
+};
+
+/// (ts, event type, principal, target).
+type Row<'a> = (i64, &'a str, &'a str, Option<&'a str>);
+
+/// Rows as an event frame.
+fn frame(rows: &[Row]) -> DataFrame {
+    let strings = |f: fn(&Row) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    let cat = |name: &str, values: Vec<Option<String>>| {
+        Column::new(name.into(), values)
+            .cast(&crate::frame::cat_dtype())
+            .expect("categorical")
+    };
+    DataFrame::new_infer_height(vec![
+        Column::new(c::TS.into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        cat(c::EVENT_TYPE, strings(|r| Some(r.1.to_string()))),
+        cat(c::PRINCIPAL, strings(|r| Some(r.2.to_string()))),
+        cat(c::TARGET, strings(|r| r.3.map(str::to_string))),
+        // Every principal behind one address: a crowd when they read their own accounts.
+        cat(c::SOURCE_IP, strings(|_| Some("100.64.0.1".to_string()))),
+    ])
+    .expect("frame")
+}
+
+/// Counts per entity: reach, own account, days, hours, walks; rows that are not access events
+/// or name no account are left out; day detail only above `detail_from`.
+#[test]
+fn profiles_count_reach_days_hours_and_walks() {
+    let day1 = DAY_MS;
+    let mut rows = vec![
+        (0, "access", "C0001", Some("C0001")),
+        (MINUTE, "access", "C0001", Some("C0001")),
+        (2 * MINUTE, "access", "C0001", Some("C0002")),
+        (3 * MINUTE, "login", "C0001", Some("C0099")),
+        (4 * MINUTE, "access", "C0001", None),
+    ];
+    // A walk C0010..=C0034 on day 1, one a minute, written out of order.
+    for i in (0..25).rev() {
+        rows.push((day1 + i * MINUTE, "access", "walker", None));
+    }
+    let names: Vec<String> = (0..25).map(|i| format!("C{:04}", 10 + i)).collect();
+    for (i, r) in rows.iter_mut().skip(5).enumerate() {
+        r.3 = Some(names[24 - i].as_str());
+    }
+    let events = frame(&rows);
+    let access = AccessRows::new(&events).expect("rows");
+    let p = access
+        .profiles(&events, c::PRINCIPAL, WALK, 20, &utc())
+        .expect("profiles");
+    let customer = &p["C0001"];
+    assert_eq!(
+        (
+            customer.events,
+            customer.total,
+            customer.others,
+            customer.sum_daily
+        ),
+        (3, 2, 1, 2)
+    );
+    assert_eq!(customer.active_days, 1);
+    // Two of its three access rows read its own account; only addresses count that.
+    assert_eq!(customer.own_rows, 0);
+    assert_eq!(access.self_served(), 1);
+    let by_address = access
+        .profiles(&events, c::SOURCE_IP, WALK, 20, &utc())
+        .expect("profiles");
+    assert_eq!(by_address["100.64.0.1"].own_rows, 2);
+    assert!(customer.days.is_empty(), "below detail_from");
+    let walker = &p["walker"];
+    assert_eq!(
+        (
+            walker.total,
+            walker.others,
+            walker.walk_steps,
+            walker.own_rows
+        ),
+        (25, 25, 24, 0)
+    );
+    // 25 accounts on one day: a spread of one day, all of it on the busiest.
+    assert_eq!((walker.spread_days, walker.busiest_day_share), (1.0, 1.0));
+    assert_eq!(walker.days, vec![(1, 25)]);
+    assert_eq!(walker.peak_hour, 25);
+    let only: BTreeSet<String> = ["walker".to_string()].into();
+    let firsts = access
+        .first_days(&events, c::PRINCIPAL, Some(&only), &utc())
+        .expect("first days");
+    assert_eq!(
+        firsts.into_iter().collect::<Vec<_>>(),
+        vec![("walker".to_string(), vec![(1, 25)])]
+    );
+    let firsts = access
+        .first_days(&events, c::PRINCIPAL, None, &utc())
+        .expect("first days");
+    assert_eq!(firsts["C0001"], vec![(0, 2)]);
+}
+
+/// Spread is the perplexity of first touches over days: equal days count fully, a burst
+/// among quiet days counts as little more than one.
+#[test]
+fn spread_counts_days_as_their_share_of_the_reach() {
+    let spread = |days: &[(i64, u64)]| {
+        let mut s = Spread::default();
+        for &(day, n) in days {
+            for _ in 0..n {
+                s.add(day);
+            }
+        }
+        s.finish(days.iter().map(|d| d.1).sum())
+    };
+    let (even, busiest) = spread(&[(1, 50), (2, 50), (3, 50), (4, 50)]);
+    assert!((even - 4.0).abs() < 1e-9 && (busiest - 0.25).abs() < 1e-9);
+    let mut burst = vec![(30, 6000)];
+    burst.extend((0..36).map(|d| (d, 30)));
+    burst.sort();
+    let (spread_days, busiest) = spread(&burst);
+    assert!((2.0..3.5).contains(&spread_days), "{spread_days}");
+    assert!(busiest > 0.8);
+}
+
+/// Requests of one instant are taken in account-number order, so a walker whose log lines
+/// share a timestamp still walks.
+#[test]
+fn one_instant_is_ordered_by_account_number() {
+    let names: Vec<String> = (0..30).rev().map(|i| format!("C{:04}", 100 + i)).collect();
+    let rows: Vec<_> = names
+        .iter()
+        .map(|n| (5 * MINUTE, "access", "walker", Some(n.as_str())))
+        .collect();
+    let events = frame(&rows);
+    let p = AccessRows::new(&events)
+        .expect("rows")
+        .profiles(&events, c::PRINCIPAL, WALK, 20, &utc())
+        .expect("profiles");
+    assert_eq!(p["walker"].walk_steps, 29);
+}
+
+/// Who each flagged entity reached through: access rows with an account only, other
+/// entities and rows without a value left out, counted across chunks.
+#[test]
+fn counts_with_counts_access_rows_per_value() {
+    let rows = [
+        (0, "access", "walker", Some("C0001")),
+        (1, "access", "walker", Some("C0002")),
+        (2, "access", "walker", None),
+        (3, "login", "walker", Some("C0003")),
+        (4, "access", "other", Some("C0004")),
+        (5, "access", "walker", Some("C0005")),
+        (6, "access", "walker", Some("C0006")),
+    ];
+    let sources = [
+        Some("10.0.0.1"),
+        Some("10.0.0.1"),
+        Some("10.0.0.1"),
+        Some("10.0.0.1"),
+        Some("10.0.0.1"),
+        Some("10.0.0.2"),
+        None,
+    ];
+    let with_sources = |range: std::ops::Range<usize>| {
+        let mut f = frame(&rows[range.clone()]);
+        let ips = Column::new(c::SOURCE_IP.into(), sources[range].to_vec())
+            .cast(&crate::frame::cat_dtype())
+            .expect("categorical");
+        f.with_column(ips).expect("column");
+        f
+    };
+    let events = with_sources(0..3)
+        .vstack(&with_sources(3..7))
+        .expect("vstack");
+    let ids = BTreeSet::from(["walker".to_string()]);
+    let mut counts = counts_with(&events, c::PRINCIPAL, &ids, c::SOURCE_IP).expect("counts");
+    let mut walker = counts.remove("walker").expect("walker");
+    walker.sort();
+    assert_eq!(
+        walker,
+        [("10.0.0.1".to_string(), 2), ("10.0.0.2".to_string(), 1)]
+    );
+    assert!(counts.is_empty(), "{counts:?}");
+}
+
+/// Differential: on random access rows the hand-written counts agree with polars group-bys
+/// (what they replaced) for every entity of two kinds: events, distinct accounts, distinct
+/// accounts per day (their sum, the active days and the day list), the busiest UTC hour,
+/// first and last instants, accounts other than the entity itself, and own-account rows.
+#[test]
+fn profiles_agree_with_polars_group_bys() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut next = |n: u64| rng.random_range(0..n);
+    let kinds = ["access", "access", "access", "login"];
+    // (ts, event type, principal, target account, source address)
+    type Random<'a> = (i64, &'a str, String, Option<String>, Option<String>);
+    let mut rows: Vec<Random> = Vec::new();
+    for _ in 0..6000 {
+        let principal = match next(4) {
+            0 => format!("C{:04}", next(300)),
+            _ => format!("u{}", next(40)),
+        };
+        let target = match next(20) {
+            0 => None,
+            1 => Some(principal.clone()),
+            _ => Some(format!("C{:04}", next(300))),
+        };
+        let source = (next(15) > 0).then(|| format!("10.0.0.{}", next(25)));
+        let ts = next(10) as i64 * DAY_MS + next(DAY_MS as u64) as i64;
+        rows.push((ts, kinds[next(4) as usize], principal, target, source));
+    }
+    let cat = |name: &str, values: Vec<Option<String>>| {
+        Column::new(name.into(), values)
+            .cast(&crate::frame::cat_dtype())
+            .expect("categorical")
+    };
+    let events = DataFrame::new_infer_height(vec![
+        Column::new(c::TS.into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        cat(
+            c::EVENT_TYPE,
+            rows.iter().map(|r| Some(r.1.to_string())).collect(),
+        ),
+        cat(
+            c::PRINCIPAL,
+            rows.iter().map(|r| Some(r.2.clone())).collect(),
+        ),
+        cat(c::TARGET, rows.iter().map(|r| r.3.clone()).collect()),
+        cat(c::SOURCE_IP, rows.iter().map(|r| r.4.clone()).collect()),
+    ])
+    .expect("frame");
+    let access = AccessRows::new(&events).expect("rows");
+    for key in [c::PRINCIPAL, c::SOURCE_IP] {
+        let ours = access
+            .profiles(&events, key, WALK, 0, &utc())
+            .expect("profiles");
+        let theirs = polars_profiles(&events, key);
+        assert_eq!(ours.len(), theirs.len(), "{key}: entities");
+        for (id, want) in &theirs {
+            let p = &ours[id];
+            let got = Expected {
+                events: p.events,
+                total: p.total,
+                days: p.days.clone(),
+                peak_hour: p.peak_hour,
+                first: p.first,
+                last: p.last,
+                others: p.others,
+                own_rows: (key == c::SOURCE_IP).then_some(p.own_rows),
+            };
+            assert_eq!(&got, want, "{key} {id}");
+            assert_eq!(p.sum_daily, p.days.iter().map(|d| d.1).sum::<u64>());
+            assert_eq!(p.active_days, p.days.len() as u64);
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Expected {
+    events: u64,
+    total: u64,
+    days: Vec<(i64, u64)>,
+    peak_hour: u64,
+    first: i64,
+    last: i64,
+    others: u64,
+    own_rows: Option<u64>,
+}
+
+/// The same numbers as polars queries over the access rows that name an account.
+fn polars_profiles(events: &DataFrame, key: &str) -> BTreeMap<String, Expected> {
+    let text = |name: &str| col(name).cast(DataType::String);
+    let rows = events
+        .clone()
+        .lazy()
+        .filter(
+            text(c::EVENT_TYPE)
+                .eq(lit("access"))
+                .and(col(c::TARGET).is_not_null())
+                .and(col(key).is_not_null()),
+        )
+        .select([
+            text(key).alias("k"),
+            text(c::TARGET).alias("t"),
+            text(c::PRINCIPAL).alias("p"),
+            col(c::TS).alias("ts"),
+            (col(c::TS) / lit(DAY_MS)).alias("day"),
+            (col(c::TS) / lit(HOUR_MS)).alias("hour"),
+        ]);
+    let run = |lf: LazyFrame| {
+        lf.sort(["k"], SortMultipleOptions::default())
+            .collect()
+            .expect("polars query")
+    };
+    let per_entity = run(rows.clone().group_by([col("k")]).agg([
+        len().alias("events"),
+        col("t").n_unique().alias("total"),
+        col("ts").min().alias("first"),
+        col("ts").max().alias("last"),
+        col("t")
+            .filter(col("t").neq(col("k")))
+            .n_unique()
+            .alias("others"),
+        col("p").eq(col("t")).sum().alias("own"),
+    ]));
+    let per_day = run(rows
+        .clone()
+        .group_by([col("k"), col("day")])
+        .agg([col("t").n_unique().alias("n")])
+        .sort(["day"], SortMultipleOptions::default()));
+    let per_hour = run(rows
+        .group_by([col("k"), col("hour")])
+        .agg([col("t").n_unique().alias("n")])
+        .group_by([col("k")])
+        .agg([col("n").max()]));
+    let strs = |df: &DataFrame, name: &str| -> Vec<String> {
+        let c = df.column(name).expect("column").str().expect("strings");
+        c.iter().map(|v| v.unwrap_or("").to_string()).collect()
+    };
+    let nums = |df: &DataFrame, name: &str| -> Vec<i64> {
+        let c = df.column(name).expect("column").cast(&DataType::Int64);
+        let c = c.expect("numbers");
+        c.i64()
+            .expect("i64")
+            .iter()
+            .map(|v| v.unwrap_or(-1))
+            .collect()
+    };
+    let mut out = BTreeMap::new();
+    let ids = strs(&per_entity, "k");
+    let [events, total, first, last, others, own] =
+        ["events", "total", "first", "last", "others", "own"].map(|n| nums(&per_entity, n));
+    for (i, id) in ids.iter().enumerate() {
+        let e = Expected {
+            events: events[i] as u64,
+            total: total[i] as u64,
+            days: Vec::new(),
+            peak_hour: 0,
+            first: first[i],
+            last: last[i],
+            others: others[i] as u64,
+            own_rows: (key == c::SOURCE_IP).then_some(own[i] as u64),
+        };
+        out.insert(id.clone(), e);
+    }
+    let (ids, days, n) = (
+        strs(&per_day, "k"),
+        nums(&per_day, "day"),
+        nums(&per_day, "n"),
+    );
+    for i in 0..ids.len() {
+        let e = out.get_mut(&ids[i]).expect("entity");
+        e.days.push((days[i], n[i] as u64));
+    }
+    for e in out.values_mut() {
+        e.days.sort();
+    }
+    let (ids, n) = (strs(&per_hour, "k"), nums(&per_hour, "n"));
+    for i in 0..ids.len() {
+        out.get_mut(&ids[i]).expect("entity").peak_hour = n[i] as u64;
+    }
+    out
+}
