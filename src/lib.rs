@@ -20,6 +20,7 @@ pub mod inspect;
 pub mod memory;
 pub mod normalize;
 pub mod rank;
+pub mod reduce;
 pub mod report;
 pub mod state;
 

@@ -15,62 +15,14 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::tally::{Dense, Stamps, Table};
+use crate::reduce::Spread;
+pub use crate::reduce::{Profile, Walk};
 
 use crate::error::{Error, Result};
 use crate::frame::{NULL, aligned, chunk_codes, code_arrays, codes, dictionary, i64s};
 use crate::normalize::columns::account_number;
 use crate::normalize::schema::{HOUR_MS, TS_MAX, TS_MIN, col as c};
 use crate::normalize::{Days, TimeParser};
-
-/// What one entity did, in the numbers the enumeration questions need.
-#[derive(Debug, Default, Clone)]
-pub struct Profile {
-    pub events: u64,
-    /// Distinct accounts over the export.
-    pub total: u64,
-    /// Sum over days of that day's distinct accounts.
-    pub sum_daily: u64,
-    pub active_days: u64,
-    /// (local day, distinct accounts that day), in day order; only for entities with at least
-    /// `detail_from` accounts (see [`AccessRows::profiles`]).
-    pub days: Vec<(i64, u64)>,
-    /// Over how many days the reach was gathered: the perplexity `exp(H)` of the distribution of
-    /// first touches over local days. 1 for a one-night burst, ≈ n for n equal days; a few busy
-    /// days among many quiet ones count as a few. "Low and slow" needs this, not active days.
-    pub spread_days: f64,
-    /// The largest share of the reach first touched on one local day.
-    pub busiest_day_share: f64,
-    /// Rows in which the principal read its own account: an address whose rows are nearly all
-    /// like that is a crowd of customers behind one address (a carrier NAT), not one reader.
-    pub own_rows: u64,
-    /// First and last access instants.
-    pub first: i64,
-    pub last: i64,
-    /// Distinct accounts reached by a step to the next account number (see [`Walk`]).
-    pub walk_steps: u64,
-    /// Most distinct accounts in any single UTC hour.
-    pub peak_hour: u64,
-    /// Distinct accounts other than the entity itself (a customer principal reading others).
-    pub others: u64,
-    /// The entity's own id is also a target account (a customer as a token subject).
-    pub is_account: bool,
-}
-
-impl Profile {
-    /// Distinct accounts over the export ÷ sum of daily distinct accounts.
-    pub fn new_ratio(&self) -> f64 {
-        self.total as f64 / self.sum_daily.max(1) as f64
-    }
-}
-
-/// What counts as a step of a sequential walk.
-#[derive(Debug, Clone, Copy)]
-pub struct Walk {
-    /// The next account number is 1..=`max_step` above the previous one of the same entity...
-    pub max_step: i64,
-    /// ...within this many milliseconds.
-    pub max_gap_ms: i64,
-}
 
 /// The access events that name a target account, sorted by (time, account number, frame row).
 /// The account number orders requests within one instant the way a walker issued them; the
@@ -390,44 +342,6 @@ struct Work<'a> {
     time: TimeParser,
 }
 
-/// Accumulates first touches per local day (in day order) into [`Profile::spread_days`].
-#[derive(Default)]
-struct Spread {
-    day: Option<i64>,
-    n: u64,
-    /// Σ n·ln n over closed days, and the largest n.
-    sum: f64,
-    max: u64,
-}
-
-impl Spread {
-    fn add(&mut self, day: i64) {
-        if self.day != Some(day) {
-            self.close();
-            self.day = Some(day);
-        }
-        self.n += 1;
-    }
-
-    fn close(&mut self) {
-        if self.n > 0 {
-            self.sum += self.n as f64 * (self.n as f64).ln();
-            self.max = self.max.max(self.n);
-        }
-        self.n = 0;
-    }
-
-    /// (perplexity, busiest day's share): `H = ln T − Σ n ln n / T`.
-    fn finish(mut self, total: u64) -> (f64, f64) {
-        self.close();
-        if total == 0 {
-            return (0.0, 0.0);
-        }
-        let t = total as f64;
-        ((t.ln() - self.sum / t).exp(), self.max as f64 / t)
-    }
-}
-
 impl Work<'_> {
     fn profile(&self, e: usize, s: &mut Stamps) -> Profile {
         let rows = self.rows;
@@ -447,7 +361,7 @@ impl Work<'_> {
             if s.mark(Table::Total, a, entity) {
                 p.total += 1;
                 touched_self |= rows.account_code[a as usize] == own;
-                spread.add(days.of(ts));
+                spread.add(days.of(ts), 1);
             }
         }
         p.others = p.total - u64::from(touched_self);

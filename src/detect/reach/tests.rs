@@ -117,7 +117,7 @@ fn spread_counts_days_as_their_share_of_the_reach() {
         let mut s = Spread::default();
         for &(day, n) in days {
             for _ in 0..n {
-                s.add(day);
+                s.add(day, 1);
             }
         }
         s.finish(days.iter().map(|d| d.1).sum())

@@ -1,0 +1,230 @@
+//! The access rows of one entity kind reduced to one [`Cell`] per entity and local day: what the
+//! enumeration questions need from that day, and nothing that grows with its events except the
+//! set of accounts touched (a bitmap, usually one account).
+
+use roaring::RoaringBitmap;
+
+use crate::normalize::TimeParser;
+use crate::normalize::schema::HOUR_MS;
+
+/// The accounts one cell touched. Most cells are a customer reading its own account: one code,
+/// no bitmap (a bitmap of one value costs a heap allocation and ~40 bytes more).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Accounts {
+    One(u32),
+    Many(RoaringBitmap),
+}
+
+impl Accounts {
+    /// From codes sorted and without repeats (at least one).
+    fn from_sorted(codes: &[u32]) -> Accounts {
+        match codes {
+            [one] => Accounts::One(*one),
+            _ => Accounts::Many(
+                RoaringBitmap::from_sorted_iter(codes.iter().copied()).unwrap_or_default(),
+            ),
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        match self {
+            Accounts::One(_) => 1,
+            Accounts::Many(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds these accounts to `seen`; returns how many were not in it yet.
+    pub fn add_to(&self, seen: &mut RoaringBitmap) -> u64 {
+        match self {
+            Accounts::One(a) => u64::from(seen.insert(*a)),
+            Accounts::Many(b) => {
+                let new = b.difference_len(seen);
+                *seen |= b;
+                new
+            }
+        }
+    }
+
+    pub(super) fn union(self, other: Accounts) -> Accounts {
+        let mut all = match self {
+            Accounts::One(a) => RoaringBitmap::from_iter([a]),
+            Accounts::Many(b) => b,
+        };
+        other.add_to(&mut all);
+        match all.len() {
+            1 => Accounts::One(all.min().unwrap_or_default()),
+            _ => Accounts::Many(all),
+        }
+    }
+
+    /// Bytes when stored: the code, or the bitmap in roaring's portable format.
+    pub fn stored_bytes(&self) -> usize {
+        match self {
+            Accounts::One(_) => 4,
+            Accounts::Many(b) => b.serialized_size(),
+        }
+    }
+}
+
+/// A request to a numbered account, as the end of a walk step (see [`super::Walk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Numbered {
+    pub ts: i64,
+    pub number: i64,
+    pub account: u32,
+}
+
+/// One entity on one local day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    pub entity: u32,
+    pub day: i64,
+    pub events: u64,
+    /// Rows in which the principal read its own account (a crowd behind one address).
+    pub own_rows: u64,
+    pub first: i64,
+    pub last: i64,
+    pub accounts: Accounts,
+    /// Most distinct accounts in one UTC hour lying wholly inside the day.
+    pub peak_hour: u64,
+    /// UTC hours the day shares with a neighbouring day (zones whose offset is not a whole
+    /// number of hours), with their accounts, for the merge to join: empty elsewhere.
+    pub split_hours: Vec<(i64, RoaringBitmap)>,
+    /// Accounts reached by a walk step inside the day.
+    pub walk: RoaringBitmap,
+    /// The day's first and last numbered requests: a step from one day's last to the next
+    /// active day's first is found when cells are merged.
+    pub first_numbered: Option<Numbered>,
+    pub last_numbered: Option<Numbered>,
+}
+
+impl Cell {
+    /// Bytes when stored: fixed fields, the account sets, the hours shared with a neighbour.
+    pub fn stored_bytes(&self) -> usize {
+        const FIXED: usize = 4 + 4 + 4 + 4 + 8 + 8 + 4 + 2 * 20;
+        FIXED
+            + self.accounts.stored_bytes()
+            + if self.walk.is_empty() {
+                0
+            } else {
+                self.walk.serialized_size()
+            }
+            + self
+                .split_hours
+                .iter()
+                .map(|(_, b)| 8 + b.serialized_size())
+                .sum::<usize>()
+    }
+
+    /// Adds a cell of the same entity and day read from another partition. Counts, sets and
+    /// bounds join exactly; the busiest hour and the walk are exact only when one partition
+    /// holds the entity's whole day (see `docs/scale.md`).
+    pub(super) fn absorb(&mut self, other: Cell) {
+        self.events += other.events;
+        self.own_rows += other.own_rows;
+        self.first = self.first.min(other.first);
+        self.last = self.last.max(other.last);
+        let both = |a: Option<Numbered>, b: Option<Numbered>, later: bool| match (a, b) {
+            (Some(x), Some(y)) => Some(if (y.ts > x.ts) == later { y } else { x }),
+            (x, y) => x.or(y),
+        };
+        self.first_numbered = both(self.first_numbered, other.first_numbered, false);
+        self.last_numbered = both(self.last_numbered, other.last_numbered, true);
+        let accounts = std::mem::replace(&mut self.accounts, Accounts::One(0));
+        self.accounts = accounts.union(other.accounts);
+        self.peak_hour = self.peak_hour.max(other.peak_hour);
+        self.split_hours.extend(other.split_hours);
+        self.walk |= other.walk;
+    }
+}
+
+/// One access row of the kind being reduced.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Row {
+    pub entity: u32,
+    pub ts: i64,
+    pub account: u32,
+    /// The account's number (see [`crate::normalize::columns::account_number`]).
+    pub number: Option<i64>,
+    pub own: bool,
+}
+
+/// Cells of rows sorted by (entity, instant, account number, original order): the order in
+/// which [`crate::detect::reach`] reads them, so a walk is the same walk.
+pub(super) fn cells(rows: &[Row], time: &TimeParser, walk: super::Walk) -> Vec<Cell> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let (entity, day) = (rows[start].entity, time.local_day(rows[start].ts));
+        let end = start
+            + rows[start..]
+                .iter()
+                .take_while(|r| r.entity == entity && r.ts < day.end)
+                .count();
+        out.push(cell(&rows[start..end], day, walk));
+        start = end;
+    }
+    out
+}
+
+fn cell(rows: &[Row], day: crate::normalize::time::LocalDay, walk: super::Walk) -> Cell {
+    let sorted = |rows: &[Row]| {
+        let mut codes: Vec<u32> = rows.iter().map(|r| r.account).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        codes
+    };
+    let mut c = Cell {
+        entity: rows[0].entity,
+        day: day.day,
+        events: rows.len() as u64,
+        own_rows: rows.iter().filter(|r| r.own).count() as u64,
+        first: rows[0].ts,
+        last: rows[rows.len() - 1].ts,
+        accounts: Accounts::from_sorted(&sorted(rows)),
+        peak_hour: 0,
+        split_hours: Vec::new(),
+        walk: RoaringBitmap::new(),
+        first_numbered: None,
+        last_numbered: None,
+    };
+    for hour in rows.chunk_by(|a, b| a.ts.div_euclid(HOUR_MS) == b.ts.div_euclid(HOUR_MS)) {
+        let h = hour[0].ts.div_euclid(HOUR_MS);
+        let accounts = sorted(hour);
+        if h * HOUR_MS >= day.start && (h + 1) * HOUR_MS <= day.end {
+            c.peak_hour = c.peak_hour.max(accounts.len() as u64);
+        } else {
+            let set = RoaringBitmap::from_sorted_iter(accounts).unwrap_or_default();
+            c.split_hours.push((h, set));
+        }
+    }
+    let numbered = rows.iter().filter_map(|r| {
+        r.number.map(|number| Numbered {
+            ts: r.ts,
+            number,
+            account: r.account,
+        })
+    });
+    let mut prev: Option<Numbered> = None;
+    for n in numbered {
+        if let Some(p) = prev {
+            if is_step(p, n, walk) {
+                c.walk.insert(n.account);
+            }
+        } else {
+            c.first_numbered = Some(n);
+        }
+        prev = Some(n);
+    }
+    c.last_numbered = prev;
+    c
+}
+
+/// `to` continues a sequential walk from `from`.
+pub(super) fn is_step(from: Numbered, to: Numbered, walk: super::Walk) -> bool {
+    (1..=walk.max_step).contains(&(to.number - from.number)) && to.ts - from.ts <= walk.max_gap_ms
+}

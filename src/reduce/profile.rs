@@ -1,0 +1,199 @@
+//! What an entity did, in the numbers the enumeration questions need, and how they come out of
+//! its cells: each day's accounts joined in day order give the reach, the accounts new each day
+//! and the spread of first touches exactly; the busiest hour and the walks join the pieces the
+//! cells kept at their edges.
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+use roaring::RoaringBitmap;
+
+use super::Symbols;
+use super::cells::{Cell, is_step};
+
+/// What one entity did, in the numbers the enumeration questions need.
+#[derive(Debug, Default, Clone)]
+pub struct Profile {
+    pub events: u64,
+    /// Distinct accounts over the export.
+    pub total: u64,
+    /// Sum over days of that day's distinct accounts.
+    pub sum_daily: u64,
+    pub active_days: u64,
+    /// (local day, distinct accounts that day), in day order; only for entities with at least
+    /// `detail_from` accounts (see [`AccessRows::profiles`]).
+    pub days: Vec<(i64, u64)>,
+    /// Over how many days the reach was gathered: the perplexity `exp(H)` of the distribution of
+    /// first touches over local days. 1 for a one-night burst, ≈ n for n equal days; a few busy
+    /// days among many quiet ones count as a few. "Low and slow" needs this, not active days.
+    pub spread_days: f64,
+    /// The largest share of the reach first touched on one local day.
+    pub busiest_day_share: f64,
+    /// Rows in which the principal read its own account: an address whose rows are nearly all
+    /// like that is a crowd of customers behind one address (a carrier NAT), not one reader.
+    pub own_rows: u64,
+    /// First and last access instants.
+    pub first: i64,
+    pub last: i64,
+    /// Distinct accounts reached by a step to the next account number (see [`Walk`]).
+    pub walk_steps: u64,
+    /// Most distinct accounts in any single UTC hour.
+    pub peak_hour: u64,
+    /// Distinct accounts other than the entity itself (a customer principal reading others).
+    pub others: u64,
+    /// The entity's own id is also a target account (a customer as a token subject).
+    pub is_account: bool,
+}
+
+impl Profile {
+    /// Distinct accounts over the export ÷ sum of daily distinct accounts.
+    pub fn new_ratio(&self) -> f64 {
+        self.total as f64 / self.sum_daily.max(1) as f64
+    }
+}
+
+/// What counts as a step of a sequential walk.
+#[derive(Debug, Clone, Copy)]
+pub struct Walk {
+    /// The next account number is 1..=`max_step` above the previous one of the same entity...
+    pub max_step: i64,
+    /// ...within this many milliseconds.
+    pub max_gap_ms: i64,
+}
+
+/// Accumulates first touches per local day (in day order) into [`Profile::spread_days`].
+#[derive(Default)]
+pub(crate) struct Spread {
+    day: Option<i64>,
+    n: u64,
+    /// Σ n·ln n over closed days, and the largest n.
+    sum: f64,
+    max: u64,
+}
+
+impl Spread {
+    pub(crate) fn add(&mut self, day: i64, n: u64) {
+        if self.day != Some(day) {
+            self.close();
+            self.day = Some(day);
+        }
+        self.n += n;
+    }
+
+    fn close(&mut self) {
+        if self.n > 0 {
+            self.sum += self.n as f64 * (self.n as f64).ln();
+            self.max = self.max.max(self.n);
+        }
+        self.n = 0;
+    }
+
+    /// (perplexity, busiest day's share): `H = ln T − Σ n ln n / T`.
+    pub(crate) fn finish(mut self, total: u64) -> (f64, f64) {
+        self.close();
+        if total == 0 {
+            return (0.0, 0.0);
+        }
+        let t = total as f64;
+        ((t.ln() - self.sum / t).exp(), self.max as f64 / t)
+    }
+}
+
+/// Profiles of one kind's cells (sorted by entity, then day), keyed by entity name. Day detail,
+/// busiest hour and walks only for entities with at least `detail_from` accounts, as
+/// [`crate::detect::reach::AccessRows::profiles`] does; own-account rows only if `count_own`.
+pub(super) fn profiles(
+    cells: &[Cell],
+    symbols: &Symbols,
+    accounts: &RoaringBitmap,
+    walk: Walk,
+    detail_from: u64,
+    count_own: bool,
+) -> BTreeMap<String, Profile> {
+    let entities: Vec<&[Cell]> = cells.chunk_by(|a, b| a.entity == b.entity).collect();
+    entities
+        .par_iter()
+        .map(|cells| {
+            let entity = cells[0].entity;
+            let mut p = profile(cells, walk, detail_from);
+            p.is_account = accounts.contains(entity);
+            if !count_own {
+                p.own_rows = 0;
+            }
+            (symbols.name(entity).to_string(), p)
+        })
+        .collect()
+}
+
+/// New accounts per day of one entity's cells: `(day, accounts first touched that day)`.
+pub(super) fn first_days(cells: &[Cell]) -> Vec<(i64, u64)> {
+    let mut seen = RoaringBitmap::new();
+    cells
+        .iter()
+        .filter_map(|c| {
+            let new = c.accounts.add_to(&mut seen);
+            (new > 0).then_some((c.day, new))
+        })
+        .collect()
+}
+
+fn profile(cells: &[Cell], walk: Walk, detail_from: u64) -> Profile {
+    let mut p = Profile {
+        first: i64::MAX,
+        last: i64::MIN,
+        ..Profile::default()
+    };
+    let mut seen = RoaringBitmap::new();
+    let mut spread = Spread::default();
+    let mut day_counts = Vec::with_capacity(cells.len());
+    for c in cells {
+        p.events += c.events;
+        p.own_rows += c.own_rows;
+        p.first = p.first.min(c.first);
+        p.last = p.last.max(c.last);
+        let day_n = c.accounts.len();
+        p.sum_daily += day_n;
+        day_counts.push((c.day, day_n));
+        spread.add(c.day, c.accounts.add_to(&mut seen));
+    }
+    p.total = seen.len();
+    p.active_days = cells.len() as u64;
+    p.others = p.total - u64::from(seen.contains(cells[0].entity));
+    (p.spread_days, p.busiest_day_share) = spread.finish(p.total);
+    if p.total >= detail_from {
+        p.days = day_counts;
+        p.peak_hour = peak_hour(cells);
+        p.walk_steps = walk_steps(cells, walk);
+    }
+    p
+}
+
+/// The busiest hour: inside a day, or an hour two days share joined from both.
+fn peak_hour(cells: &[Cell]) -> u64 {
+    let mut peak = cells.iter().map(|c| c.peak_hour).max().unwrap_or(0);
+    let mut split: BTreeMap<i64, RoaringBitmap> = BTreeMap::new();
+    for (h, set) in cells.iter().flat_map(|c| &c.split_hours) {
+        *split.entry(*h).or_default() |= set;
+    }
+    for set in split.values() {
+        peak = peak.max(set.len());
+    }
+    peak
+}
+
+/// Distinct accounts reached by a walk step: inside a day, or from one active day's last
+/// numbered request to the next numbered one.
+fn walk_steps(cells: &[Cell], walk: Walk) -> u64 {
+    let mut reached = RoaringBitmap::new();
+    let mut prev = None;
+    for c in cells {
+        reached |= &c.walk;
+        if let (Some(from), Some(to)) = (prev, c.first_numbered)
+            && is_step(from, to, walk)
+        {
+            reached.insert(to.account);
+        }
+        prev = c.last_numbered.or(prev);
+    }
+    reached.len()
+}

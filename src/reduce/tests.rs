@@ -1,0 +1,261 @@
+//! Differential: the profiles merged from cells equal the ones counted over every event
+//! ([`crate::detect::reach::AccessRows`]), for every kind, in zones with whole and half-hour
+//! offsets, whole or split into partitions.
+
+use super::*;
+use crate::detect::reach::AccessRows;
+use crate::normalize::schema::{DAY_MS, HOUR_MS};
+use rand::{Rng, SeedableRng};
+
+const WALK: Walk = Walk {
+    max_step: 3,
+    max_gap_ms: 6 * HOUR_MS,
+};
+
+/// (ts, event type, principal, credential, address, target)
+type Event = (
+    i64,
+    &'static str,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Random events over 12 days: customers reading mostly their own account, staff reading many,
+/// two walkers stepping through account numbers (across midnight too), instants shared by
+/// several rows, rows without an account or of another type.
+fn random_events(seed: u64) -> Vec<Event> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    for i in 0..5000 {
+        let who = rng.random_range(0..10u32);
+        let (principal, target) = match who {
+            0..=5 => {
+                let me = format!("C{:04}", rng.random_range(0..200));
+                let t = if rng.random_range(0..10) == 0 {
+                    format!("C{:04}", rng.random_range(0..200))
+                } else {
+                    me.clone()
+                };
+                (me, Some(t))
+            }
+            6 | 7 => (
+                format!("staff{}", rng.random_range(0..8)),
+                Some(format!("C{:04}", rng.random_range(0..400))),
+            ),
+            _ => (
+                format!("walker{}", who - 8),
+                Some(format!("C{:04}", (i / 3) % 600 + rng.random_range(0..2))),
+            ),
+        };
+        let target = (rng.random_range(0..25) > 0).then_some(target).flatten();
+        // Walkers keep a steady pace through the night; the rest land anywhere.
+        let ts = if who >= 8 {
+            i as i64 * 3 * 60_000
+        } else {
+            rng.random_range(0..12) * DAY_MS + rng.random_range(0..DAY_MS / 60_000) * 60_000
+        };
+        let kind = ["access", "access", "access", "login"][rng.random_range(0..4)];
+        let credential = (rng.random_range(0..6) > 0)
+            .then(|| format!("key-{}", principal.len() % 3 + rng.random_range(0..2)));
+        let address = (rng.random_range(0..12) > 0).then(|| {
+            format!(
+                "10.{}.0.{}",
+                rng.random_range(0..3),
+                rng.random_range(0..20)
+            )
+        });
+        out.push((ts, kind, principal, credential, address, target));
+    }
+    out
+}
+
+fn frame(rows: &[Event]) -> DataFrame {
+    let cat = |name: &str, values: Vec<Option<String>>| {
+        Column::new(name.into(), values)
+            .cast(&crate::frame::cat_dtype())
+            .expect("categorical")
+    };
+    let network = |r: &Event| {
+        r.4.as_ref().map(|a| {
+            a.rsplit_once('.')
+                .map_or(a.clone(), |(n, _)| format!("{n}.0/24"))
+        })
+    };
+    DataFrame::new_infer_height(vec![
+        Column::new(c::TS.into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        cat(
+            c::EVENT_TYPE,
+            rows.iter().map(|r| Some(r.1.to_string())).collect(),
+        ),
+        cat(
+            c::PRINCIPAL,
+            rows.iter().map(|r| Some(r.2.clone())).collect(),
+        ),
+        cat(c::CREDENTIAL, rows.iter().map(|r| r.3.clone()).collect()),
+        cat(c::SOURCE_IP, rows.iter().map(|r| r.4.clone()).collect()),
+        cat(c::NETWORK, rows.iter().map(network).collect()),
+        cat(c::TARGET, rows.iter().map(|r| r.5.clone()).collect()),
+    ])
+    .expect("frame")
+}
+
+/// Profile fields as one comparable value (floats as bits: the same sums in the same order).
+fn fields(p: &Profile) -> impl PartialEq + std::fmt::Debug {
+    (
+        (
+            p.events,
+            p.total,
+            p.sum_daily,
+            p.active_days,
+            p.days.clone(),
+        ),
+        (
+            p.spread_days.to_bits(),
+            p.busiest_day_share.to_bits(),
+            p.own_rows,
+        ),
+        (
+            p.first,
+            p.last,
+            p.walk_steps,
+            p.peak_hour,
+            p.others,
+            p.is_account,
+        ),
+    )
+}
+
+fn assert_same(reduced: &Reduced, symbols: &Symbols, events: &DataFrame, time: &TimeParser) {
+    let access = AccessRows::new(events).expect("rows");
+    for key in KINDS {
+        for detail_from in [0, 25] {
+            let want = access
+                .profiles(events, key, WALK, detail_from, time)
+                .expect("profiles");
+            let got = reduced.profiles(key, symbols, WALK, detail_from);
+            assert_eq!(got.len(), want.len(), "{key}: entities");
+            for (id, w) in &want {
+                assert_eq!(fields(&got[id]), fields(w), "{key} {id} from {detail_from}");
+            }
+        }
+        let want = access
+            .first_days(events, key, None, time)
+            .expect("first days");
+        assert_eq!(
+            reduced.first_days(key, symbols, None),
+            want,
+            "{key}: first days"
+        );
+    }
+    assert_eq!(reduced.accounts.len(), access.accounts() as u64);
+    assert_eq!(reduced.self_served(), access.self_served() as u64);
+}
+
+fn zones() -> [TimeParser; 3] {
+    [
+        TimeParser::new(chrono_tz::UTC),
+        TimeParser::new(chrono_tz::Asia::Kolkata),
+        TimeParser::new(chrono_tz::America::New_York),
+    ]
+}
+
+#[test]
+fn cells_give_the_profiles_counted_over_every_event() {
+    let rows = random_events(11);
+    let events = frame(&rows);
+    for time in zones() {
+        let mut symbols = Symbols::new();
+        let reduced = Reduced::of(&events, &time, WALK, &mut symbols).expect("reduce");
+        assert_same(&reduced, &symbols, &events, &time);
+        assert_eq!(reduced.overlapping, 0);
+        // The walkers were found, in every zone.
+        let p = reduced.profiles(c::PRINCIPAL, &symbols, WALK, 0);
+        assert!(
+            p["walker0"].walk_steps > 100,
+            "{:?}",
+            p["walker0"].walk_steps
+        );
+    }
+}
+
+/// Nights reduced one by one with one symbol table and merged give the whole run's profiles
+/// when each local day lies in one partition; when a day is split, counts and sets still join
+/// exactly and the overlap is counted.
+#[test]
+fn partitions_of_whole_days_merge_into_the_whole_runs_profiles() {
+    let rows = random_events(12);
+    let events = frame(&rows);
+    for time in zones() {
+        let mut symbols = Symbols::new();
+        let mut merged = Reduced::default();
+        let day_of = |ts: i64| time.local_day(ts).day;
+        let days: BTreeSet<i64> = rows.iter().map(|r| day_of(r.0)).collect();
+        // Nights in a shuffled order: partitions need not arrive in time order.
+        let mut nights: Vec<i64> = days.into_iter().collect();
+        nights.reverse();
+        nights.swap(1, 4);
+        for night in nights {
+            let part: Vec<Event> = rows
+                .iter()
+                .filter(|r| day_of(r.0) == night)
+                .cloned()
+                .collect();
+            let reduced = Reduced::of(&frame(&part), &time, WALK, &mut symbols).expect("reduce");
+            merged = merged.merge(reduced);
+        }
+        assert_eq!(merged.overlapping, 0);
+        assert_same(&merged, &symbols, &events, &time);
+
+        let mut symbols = Symbols::new();
+        let odd: Vec<Event> = rows.iter().skip(1).step_by(2).cloned().collect();
+        let even: Vec<Event> = rows.iter().step_by(2).cloned().collect();
+        let halves = Reduced::of(&frame(&odd), &time, WALK, &mut symbols)
+            .expect("reduce")
+            .merge(Reduced::of(&frame(&even), &time, WALK, &mut symbols).expect("reduce"));
+        assert!(halves.overlapping > 0);
+        let whole = AccessRows::new(&events).expect("rows");
+        let want = whole
+            .profiles(&events, c::PRINCIPAL, WALK, 0, &time)
+            .expect("profiles");
+        for (id, p) in halves.profiles(c::PRINCIPAL, &symbols, WALK, 0) {
+            let w = &want[&id];
+            assert_eq!(
+                (p.events, p.total, p.days.clone(), p.first, p.last),
+                (w.events, w.total, w.days.clone(), w.first, w.last),
+                "{id}"
+            );
+            assert!(p.peak_hour <= w.peak_hour, "{id}");
+        }
+    }
+}
+
+/// A cell of one account keeps no bitmap; the footprint counts what a stored state would hold.
+#[test]
+fn one_account_cells_hold_no_bitmap() {
+    let rows: Vec<Event> = (0..3)
+        .map(|d| {
+            (
+                d * DAY_MS,
+                "access",
+                "C0001".to_string(),
+                None,
+                None,
+                Some("C0001".to_string()),
+            )
+        })
+        .collect();
+    let mut symbols = Symbols::new();
+    let reduced = Reduced::of(
+        &frame(&rows),
+        &TimeParser::new(chrono_tz::UTC),
+        WALK,
+        &mut symbols,
+    )
+    .expect("reduce");
+    let f = reduced.footprint(c::PRINCIPAL);
+    assert_eq!((f.entities, f.cells, f.single), (1, 3, 3));
+    assert_eq!(reduced.footprint(c::CREDENTIAL), Footprint::default());
+    assert_eq!(symbols.len(), 1);
+}
