@@ -54,8 +54,8 @@ const CROWD_CAP: f64 = 45.0;
 /// Reach spread over this many equal days earns the whole persistence bonus.
 const SPREAD_FULL_DAYS: f64 = 30.0;
 const WALK_MAX_GAP_MS: i64 = 6 * 3_600_000;
-const WALK_MIN_STEPS: u64 = 20;
-const WALK: Walk = Walk {
+pub const WALK_MIN_STEPS: u64 = 20;
+pub const WALK: Walk = Walk {
     max_step: WALK_MAX_STEP,
     max_gap_ms: WALK_MAX_GAP_MS,
 };

@@ -15,8 +15,8 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::tally::{Dense, Stamps, Table};
-use crate::reduce::Spread;
 pub use crate::reduce::{Profile, Walk};
+use crate::reduce::{Spread, number_ranks};
 
 use crate::error::{Error, Result};
 use crate::frame::{NULL, aligned, chunk_codes, code_arrays, codes, dictionary, i64s};
@@ -88,14 +88,7 @@ impl AccessRows {
             .map(|&code| dict.cat_to_str(code).and_then(account_number))
             .collect();
         // The account number's rank (no number first) stands in for it in the sort key.
-        let mut by_number: Vec<u32> = (0..account_code.len() as u32).collect();
-        by_number.par_sort_unstable_by_key(|&a| account_num[a as usize]);
-        let mut rank = vec![0u32; account_code.len()];
-        for pair in by_number.windows(2) {
-            let [a, b] = [pair[0] as usize, pair[1] as usize];
-            rank[b] = rank[a] + u32::from(account_num[b] != account_num[a]);
-        }
-        drop(by_number);
+        let rank = number_ranks(&account_num, (0..account_code.len() as u32).collect());
         // One 128-bit key per row: the instant since TS_MIN (49 bits: ingest keeps instants within
         // TS_MIN..=TS_MAX), the number's rank, the selection index (frame order). Two thirds the
         // memory of a (ts, number, row, account) tuple, and one comparison per step of the sort.

@@ -2,6 +2,7 @@
 //! enumeration questions need from that day, and nothing that grows with its events except the
 //! set of accounts touched (a bitmap, usually one account).
 
+use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use crate::normalize::TimeParser;
@@ -145,33 +146,63 @@ impl Cell {
 /// One access row of the kind being reduced.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Row {
-    pub entity: u32,
     pub ts: i64,
+    pub entity: u32,
+    /// The account's rank by number (see [`crate::normalize::columns::account_number`]).
+    pub rank: u32,
+    /// Place in the frame: the last key of the sort, so the order is total.
+    pub order: u32,
     pub account: u32,
-    /// The account's number (see [`crate::normalize::columns::account_number`]).
-    pub number: Option<i64>,
     pub own: bool,
 }
 
-/// Cells of rows sorted by (entity, instant, account number, original order): the order in
-/// which [`crate::detect::reach`] reads them, so a walk is the same walk.
-pub(super) fn cells(rows: &[Row], time: &TimeParser, walk: super::Walk) -> Vec<Cell> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < rows.len() {
-        let (entity, day) = (rows[start].entity, time.local_day(rows[start].ts));
-        let end = start
-            + rows[start..]
-                .iter()
-                .take_while(|r| r.entity == entity && r.ts < day.end)
-                .count();
-        out.push(cell(&rows[start..end], day, walk));
-        start = end;
+/// Cells of rows sorted by (entity, instant, account number, frame order): the order in which
+/// [`crate::detect::reach`] reads them, so a walk is the same walk. `number` is each account's
+/// number, by code. Entities are cut into a few runs per thread and reduced side by side.
+pub(super) fn cells(
+    rows: &[Row],
+    number: &[Option<i64>],
+    time: &TimeParser,
+    walk: super::Walk,
+) -> Vec<Cell> {
+    let pieces = 4 * rayon::current_num_threads();
+    let mut bounds = vec![0];
+    for p in 1..pieces {
+        let mut at = (rows.len() * p / pieces).max(bounds[bounds.len() - 1]);
+        while at > 0 && at < rows.len() && rows[at].entity == rows[at - 1].entity {
+            at += 1;
+        }
+        bounds.push(at);
     }
-    out
+    bounds.push(rows.len());
+    bounds.dedup();
+    bounds
+        .par_windows(2)
+        .flat_map_iter(|w| {
+            let rows = &rows[w[0]..w[1]];
+            let mut out = Vec::new();
+            let mut start = 0;
+            while start < rows.len() {
+                let (entity, day) = (rows[start].entity, time.local_day(rows[start].ts));
+                let end = start
+                    + rows[start..]
+                        .iter()
+                        .take_while(|r| r.entity == entity && r.ts < day.end)
+                        .count();
+                out.push(cell(&rows[start..end], number, day, walk));
+                start = end;
+            }
+            out
+        })
+        .collect()
 }
 
-fn cell(rows: &[Row], day: crate::normalize::time::LocalDay, walk: super::Walk) -> Cell {
+fn cell(
+    rows: &[Row],
+    number: &[Option<i64>],
+    day: crate::normalize::time::LocalDay,
+    walk: super::Walk,
+) -> Cell {
     let sorted = |rows: &[Row]| {
         let mut codes: Vec<u32> = rows.iter().map(|r| r.account).collect();
         codes.sort_unstable();
@@ -203,7 +234,7 @@ fn cell(rows: &[Row], day: crate::normalize::time::LocalDay, walk: super::Walk) 
         }
     }
     let numbered = rows.iter().filter_map(|r| {
-        r.number.map(|number| Numbered {
+        number[r.account as usize].map(|number| Numbered {
             ts: r.ts,
             number,
             account: r.account,

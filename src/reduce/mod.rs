@@ -10,7 +10,9 @@
 //! read the frame; `docs/scale.md` says what is left.
 
 mod cells;
+mod entities;
 mod profile;
+mod single;
 mod symbols;
 #[cfg(test)]
 mod tests;
@@ -22,8 +24,10 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 pub use cells::{Accounts, Cell, Numbered};
+pub use entities::Entities;
 pub(crate) use profile::Spread;
 pub use profile::{Profile, Walk};
+pub use single::{Single, SingleDay};
 pub use symbols::Symbols;
 
 use crate::error::Result;
@@ -41,20 +45,35 @@ pub const KINDS: [&str; 4] = [c::CREDENTIAL, c::PRINCIPAL, c::NETWORK, c::SOURCE
 pub struct Reduced {
     /// Every account an access row named.
     pub accounts: RoaringBitmap,
-    /// Per kind (as in [`KINDS`]), cells sorted by entity, then day.
-    pub cells: [Vec<Cell>; 4],
+    /// Per kind, as in [`KINDS`].
+    pub kinds: [Entities; 4],
     /// (entity, day) cells that more than one partition held: their busiest hour and walks are
     /// then lower bounds (see [`Cell`]). Zero when partitions are whole local days.
     pub overlapping: u64,
+}
+
+/// Rank of each of `of` (indices into `number`) by its number, no number first, equal numbers
+/// equal ranks: four bytes that sort like the number. Indices not in `of` get 0.
+pub(crate) fn number_ranks(number: &[Option<i64>], mut of: Vec<u32>) -> Vec<u32> {
+    of.par_sort_unstable_by_key(|&a| number[a as usize]);
+    let mut rank = vec![0u32; number.len()];
+    for pair in of.windows(2) {
+        let [a, b] = [pair[0] as usize, pair[1] as usize];
+        rank[b] = rank[a] + u32::from(number[b] != number[a]);
+    }
+    rank
 }
 
 /// What a reduced state weighs, for `docs/scale.md`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Footprint {
     pub entities: u64,
+    /// Cells of entities that touched several accounts.
     pub cells: u64,
-    /// Cells whose account set is a single account (no bitmap).
-    pub single: u64,
+    /// Entities that touched one and the same account on every day (customers reading their
+    /// own record), and their active days.
+    pub singles: u64,
+    pub single_days: u64,
     pub stored_bytes: u64,
 }
 
@@ -92,31 +111,33 @@ impl Reduced {
             account.push(a);
         }
         drop(target);
-        let mut number: Vec<Option<i64>> = Vec::new();
-        for &a in &account {
-            if a as usize >= number.len() {
-                number.resize(a as usize + 1, None);
-            }
+        // Each account's number, and its rank among them (no number first): the rank orders
+        // requests within one instant as [`crate::detect::reach`] does, in four bytes.
+        let mut number: Vec<Option<i64>> = vec![None; symbols.len()];
+        for a in &reduced.accounts {
             number[a as usize] = account_number(symbols.name(a));
         }
+        let rank = number_ranks(&number, reduced.accounts.iter().collect());
         for (k, key) in KINDS.iter().enumerate() {
             let entity = codes(events, key)?;
             let mut rows = Vec::with_capacity(selected.len());
             for (j, &i) in selected.iter().enumerate() {
                 let e = from_dict.symbol(entity[i], symbols)?;
                 if e != NULL {
+                    let a = account[j];
                     rows.push(cells::Row {
                         entity: e,
                         ts: ts[j],
-                        account: account[j],
-                        number: number[account[j] as usize],
+                        rank: rank[a as usize],
+                        order: j as u32,
+                        account: a,
                         own: own[j],
                     });
                 }
             }
-            // Stable: rows of one instant and account number stay in frame order.
-            rows.par_sort_by_key(|r| (r.entity, r.ts, r.number));
-            reduced.cells[k] = cells::cells(&rows, time, walk);
+            drop(entity);
+            rows.par_sort_unstable_by_key(|r| (r.entity, r.ts, r.rank, r.order));
+            reduced.kinds[k] = Entities::from_cells(cells::cells(&rows, &number, time, walk));
         }
         Ok(reduced)
     }
@@ -125,21 +146,10 @@ impl Reduced {
     pub fn merge(mut self, other: Reduced) -> Reduced {
         self.accounts |= other.accounts;
         self.overlapping += other.overlapping;
-        for (mine, theirs) in self.cells.iter_mut().zip(other.cells) {
-            let mut all: Vec<Cell> = std::mem::take(mine);
-            all.extend(theirs);
-            all.sort_by_key(|c| (c.entity, c.day));
-            let mut joined: Vec<Cell> = Vec::with_capacity(all.len());
-            for cell in all {
-                match joined.last_mut() {
-                    Some(last) if (last.entity, last.day) == (cell.entity, cell.day) => {
-                        last.absorb(cell);
-                        self.overlapping += 1;
-                    }
-                    _ => joined.push(cell),
-                }
-            }
+        for (mine, theirs) in self.kinds.iter_mut().zip(other.kinds) {
+            let (joined, overlapping) = std::mem::take(mine).merge(theirs);
             *mine = joined;
+            self.overlapping += overlapping;
         }
         self
     }
@@ -153,14 +163,21 @@ impl Reduced {
         detail_from: u64,
     ) -> BTreeMap<String, Profile> {
         let count_own = key == c::SOURCE_IP || key == c::NETWORK;
-        profile::profiles(
-            self.kind(key),
-            symbols,
-            &self.accounts,
-            walk,
-            detail_from,
-            count_own,
-        )
+        self.kind(key)
+            .each(
+                |_| true,
+                |cells| {
+                    let mut p = profile::profile(cells, walk, detail_from);
+                    p.is_account = self.accounts.contains(cells[0].entity);
+                    if !count_own {
+                        p.own_rows = 0;
+                    }
+                    p
+                },
+            )
+            .into_iter()
+            .map(|(e, p)| (symbols.name(e).to_string(), p))
+            .collect()
     }
 
     /// New accounts per local day for each entity of `key` (or each of `only`).
@@ -170,40 +187,56 @@ impl Reduced {
         symbols: &Symbols,
         only: Option<&BTreeSet<String>>,
     ) -> BTreeMap<String, Vec<(i64, u64)>> {
+        let keep = |e: u32| only.is_none_or(|o| o.contains(symbols.name(e)));
         self.kind(key)
-            .chunk_by(|a, b| a.entity == b.entity)
-            .map(|cells| (symbols.name(cells[0].entity), cells))
-            .filter(|(name, _)| only.is_none_or(|o| o.contains(*name)))
-            .map(|(name, cells)| (name.to_string(), profile::first_days(cells)))
+            .each(keep, profile::first_days)
+            .into_iter()
+            .map(|(e, days)| (symbols.name(e).to_string(), days))
             .collect()
     }
 
     /// Distinct accounts reached at least once by a principal with the account's own id.
     pub fn self_served(&self) -> u64 {
-        self.kind(c::PRINCIPAL)
+        let principals = self.kind(c::PRINCIPAL);
+        let cells = principals
+            .cells
             .chunk_by(|a, b| a.entity == b.entity)
             .filter(|cells| cells.iter().any(|c| c.own_rows > 0))
-            .count() as u64
+            .count();
+        let singles = principals.singles.iter().filter(|s| s.own_rows > 0).count();
+        (cells + singles) as u64
     }
 
-    /// Size of one kind's cells.
+    /// Size of one kind's reduced entities.
     pub fn footprint(&self, key: &str) -> Footprint {
-        let cells = self.kind(key);
+        let kind = self.kind(key);
+        let cells = kind.cells.chunk_by(|a, b| a.entity == b.entity).count();
         Footprint {
-            entities: cells.chunk_by(|a, b| a.entity == b.entity).count() as u64,
-            cells: cells.len() as u64,
-            single: cells
+            entities: (cells + kind.singles.len()) as u64,
+            cells: kind.cells.len() as u64,
+            singles: kind.singles.len() as u64,
+            single_days: kind.singles.iter().map(|s| s.days.len() as u64).sum(),
+            stored_bytes: kind
+                .cells
                 .iter()
-                .filter(|c| matches!(c.accounts, Accounts::One(_)))
-                .count() as u64,
-            stored_bytes: cells.iter().map(|c| c.stored_bytes() as u64).sum(),
+                .map(|c| c.stored_bytes() as u64)
+                .sum::<u64>()
+                + kind
+                    .singles
+                    .iter()
+                    .map(|s| s.stored_bytes() as u64)
+                    .sum::<u64>(),
         }
     }
 
-    fn kind(&self, key: &str) -> &[Cell] {
+    fn kind(&self, key: &str) -> &Entities {
+        static NONE: Entities = Entities {
+            cells: Vec::new(),
+            singles: Vec::new(),
+        };
         KINDS
             .iter()
             .position(|k| *k == key)
-            .map_or(&[], |k| &self.cells[k])
+            .map_or(&NONE, |k| &self.kinds[k])
     }
 }

@@ -5,10 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
-use super::Symbols;
 use super::cells::{Cell, is_step};
 
 /// What one entity did, in the numbers the enumeration questions need.
@@ -99,32 +97,6 @@ impl Spread {
     }
 }
 
-/// Profiles of one kind's cells (sorted by entity, then day), keyed by entity name. Day detail,
-/// busiest hour and walks only for entities with at least `detail_from` accounts, as
-/// [`crate::detect::reach::AccessRows::profiles`] does; own-account rows only if `count_own`.
-pub(super) fn profiles(
-    cells: &[Cell],
-    symbols: &Symbols,
-    accounts: &RoaringBitmap,
-    walk: Walk,
-    detail_from: u64,
-    count_own: bool,
-) -> BTreeMap<String, Profile> {
-    let entities: Vec<&[Cell]> = cells.chunk_by(|a, b| a.entity == b.entity).collect();
-    entities
-        .par_iter()
-        .map(|cells| {
-            let entity = cells[0].entity;
-            let mut p = profile(cells, walk, detail_from);
-            p.is_account = accounts.contains(entity);
-            if !count_own {
-                p.own_rows = 0;
-            }
-            (symbols.name(entity).to_string(), p)
-        })
-        .collect()
-}
-
 /// New accounts per day of one entity's cells: `(day, accounts first touched that day)`.
 pub(super) fn first_days(cells: &[Cell]) -> Vec<(i64, u64)> {
     let mut seen = RoaringBitmap::new();
@@ -137,7 +109,9 @@ pub(super) fn first_days(cells: &[Cell]) -> Vec<(i64, u64)> {
         .collect()
 }
 
-fn profile(cells: &[Cell], walk: Walk, detail_from: u64) -> Profile {
+/// The profile of one entity's cells (in day order). Day detail, busiest hour and walks only
+/// with at least `detail_from` accounts, as [`crate::detect::reach::AccessRows::profiles`] does.
+pub(super) fn profile(cells: &[Cell], walk: Walk, detail_from: u64) -> Profile {
     let mut p = Profile {
         first: i64::MAX,
         last: i64::MIN,

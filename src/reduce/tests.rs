@@ -170,6 +170,9 @@ fn cells_give_the_profiles_counted_over_every_event() {
         let reduced = Reduced::of(&events, &time, WALK, &mut symbols).expect("reduce");
         assert_same(&reduced, &symbols, &events, &time);
         assert_eq!(reduced.overlapping, 0);
+        // Both forms were made: customers of one account, staff and walkers of many.
+        let f = reduced.footprint(c::PRINCIPAL);
+        assert!(f.singles > 50 && f.cells > 100, "{f:?}");
         // The walkers were found, in every zone.
         let p = reduced.profiles(c::PRINCIPAL, &symbols, WALK, 0);
         assert!(
@@ -231,9 +234,10 @@ fn partitions_of_whole_days_merge_into_the_whole_runs_profiles() {
     }
 }
 
-/// A cell of one account keeps no bitmap; the footprint counts what a stored state would hold.
+/// An entity of one account on every day is one record; the footprint counts what a stored
+/// state would hold.
 #[test]
-fn one_account_cells_hold_no_bitmap() {
+fn an_entity_of_one_account_is_one_record() {
     let rows: Vec<Event> = (0..3)
         .map(|d| {
             (
@@ -255,7 +259,10 @@ fn one_account_cells_hold_no_bitmap() {
     )
     .expect("reduce");
     let f = reduced.footprint(c::PRINCIPAL);
-    assert_eq!((f.entities, f.cells, f.single), (1, 3, 3));
+    assert_eq!(
+        (f.entities, f.cells, f.singles, f.single_days),
+        (1, 0, 1, 3)
+    );
     assert_eq!(reduced.footprint(c::CREDENTIAL), Footprint::default());
     assert_eq!(symbols.len(), 1);
 }

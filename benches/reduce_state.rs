@@ -1,0 +1,117 @@
+//! The reduced state (issue 21) against today's counting over every event, on a real export:
+//! time of each, the reduced state's size per entity kind, and that both give the same profiles.
+//!
+//! Run: `AUDITHOUND_EXPORT=DIR cargo bench --bench reduce_state -- [reach|reduce|both]`
+//! under `/usr/bin/time -v` for the peak (one mode per process for a clean peak). Without
+//! `AUDITHOUND_EXPORT` it generates a 30-day, 20,000-customer export in a temporary folder.
+//! Figures go in docs/scale.md.
+
+use std::time::Instant;
+
+use audithound::detect::enumeration::{WALK, WALK_MIN_STEPS};
+use audithound::detect::reach::AccessRows;
+use audithound::ingest::{self, ReadOptions};
+use audithound::normalize::TimeParser;
+use audithound::reduce::{KINDS, Reduced, Symbols};
+
+/// As the binary runs (`src/main.rs`): its allocator and page settings decide both figures.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    audithound::memory::keep_freed_pages();
+    audithound::memory::prefer_small_pages();
+    let mode = std::env::args()
+        .skip(1)
+        .find(|a| ["reach", "reduce", "both"].contains(&a.as_str()))
+        .unwrap_or_else(|| "both".into());
+    let generated = tempfile::tempdir().expect("temp dir");
+    let root = match std::env::var_os("AUDITHOUND_EXPORT") {
+        Some(dir) => dir.into(),
+        None => {
+            let root = generated.path().join("export");
+            audithound::generate::run(&audithound::generate::Config {
+                out: root.clone(),
+                seed: 1,
+                days: 30,
+                customers: 20_000,
+                employees: 40,
+                compress: false,
+                format: audithound::generate::EventFormat::Mixed,
+                variant: Default::default(),
+            })
+            .expect("generate");
+            root
+        }
+    };
+    let time = TimeParser::new(chrono_tz::UTC);
+    let opts = ReadOptions::new(time, None, None, None).expect("built-in profiles");
+    let found = ingest::discover(std::slice::from_ref(&root)).expect("discover");
+    let start = Instant::now();
+    let events = ingest::read_events(&found, &opts, false)
+        .expect("ingest")
+        .events;
+    eprintln!(
+        "ingest: {} events in {:.2?}",
+        events.height(),
+        start.elapsed()
+    );
+
+    let reach = (mode != "reduce").then(|| {
+        let start = Instant::now();
+        let rows = AccessRows::new(&events).expect("access rows");
+        let profiles: Vec<_> = KINDS
+            .iter()
+            .map(|k| {
+                rows.profiles(&events, k, WALK, WALK_MIN_STEPS, &time)
+                    .expect("profiles")
+            })
+            .collect();
+        eprintln!("reach over every event: {:.2?}", start.elapsed());
+        profiles
+    });
+    if mode == "reach" {
+        return;
+    }
+    let start = Instant::now();
+    let mut symbols = Symbols::new();
+    let reduced = Reduced::of(&events, &time, WALK, &mut symbols).expect("reduce");
+    let reduce_time = start.elapsed();
+    let start = Instant::now();
+    let profiles: Vec<_> = KINDS
+        .iter()
+        .map(|k| reduced.profiles(k, &symbols, WALK, WALK_MIN_STEPS))
+        .collect();
+    eprintln!(
+        "reduce: {reduce_time:.2?}, profiles from cells: {:.2?}",
+        start.elapsed()
+    );
+    eprintln!(
+        "symbols: {} ids, {} bytes stored; accounts: {}",
+        symbols.len(),
+        symbols.stored_bytes(),
+        reduced.accounts.len()
+    );
+    for k in KINDS {
+        let f = reduced.footprint(k);
+        eprintln!(
+            "{k}: {} entities: {} in {} cells, {} of one account on {} days; {} bytes stored",
+            f.entities,
+            f.entities - f.singles,
+            f.cells,
+            f.singles,
+            f.single_days,
+            f.stored_bytes,
+        );
+    }
+    if let Some(want) = reach {
+        for (k, (got, want)) in KINDS.iter().zip(profiles.iter().zip(&want)) {
+            let same = got.len() == want.len()
+                && got
+                    .iter()
+                    .zip(want)
+                    .all(|((a, p), (b, q))| a == b && format!("{p:?}") == format!("{q:?}"));
+            eprintln!("{k}: profiles {}", if same { "equal" } else { "DIFFER" });
+        }
+    }
+}
