@@ -62,6 +62,11 @@ fn file_detect() {
 }
 
 #[test]
+fn reduce() {
+    replay("reduce", fuzzing::reduce);
+}
+
+#[test]
 fn timestamp() {
     replay("timestamp", fuzzing::timestamp);
 }

@@ -217,3 +217,112 @@ pub fn context(data: &[u8]) {
     let _ = crate::context::load_credentials(&path, &time);
     let _ = crate::context::load_allowlist(&path, &time);
 }
+
+/// The reduced records ([`crate::reduce`]) against counting over every event, their oracle:
+/// events decoded from the bytes (six a record), in a zone the first byte picks among whole,
+/// half and three-quarter hour offsets and midnight DST changes, over 40 days around spring
+/// changes. Reduced whole, and night by night into `1..=4` partitions of whole local days, every
+/// profile of every kind equals [`crate::detect::reach::AccessRows`]'.
+pub fn reduce(data: &[u8]) {
+    use crate::detect::reach::AccessRows;
+    use crate::normalize::schema::col as c;
+    use crate::reduce::{KINDS, Reduced, Symbols, Walk};
+    use polars::prelude::*;
+    const ZONES: [chrono_tz::Tz; 7] = [
+        chrono_tz::UTC,
+        chrono_tz::Asia::Kolkata,
+        chrono_tz::America::New_York,
+        chrono_tz::Australia::Lord_Howe,
+        chrono_tz::Pacific::Chatham,
+        chrono_tz::America::Santiago,
+        chrono_tz::Asia::Kathmandu,
+    ];
+    const BASE: i64 = 1_740_787_200_000; // 2025-03-01T00:00:00Z
+    const WALK: Walk = Walk {
+        max_step: 3,
+        max_gap_ms: 6 * 3_600_000,
+    };
+    let [zone, parts, records @ ..] = data else {
+        return;
+    };
+    let time = TimeParser::new(ZONES[*zone as usize % ZONES.len()]);
+    let mut columns: [Vec<Option<String>>; 6] = Default::default();
+    let mut ts = Vec::new();
+    for r in records.chunks_exact(6) {
+        let minute = i64::from(u16::from_be_bytes([r[1], r[2]]) % 1440);
+        ts.push(BASE + i64::from(r[0] % 40) * 86_400_000 + minute * 60_000);
+        let kind = if r[5] & 3 == 3 { "login" } else { "access" };
+        let principal = match r[3] % 16 {
+            p @ 0..8 => format!("C{:04}", p),
+            p => format!("staff{p}"),
+        };
+        let target = match r[4] {
+            255 => None,
+            t @ 240.. => Some(format!("acct-{t}")),
+            t => Some(format!("C{:04}", t % 40)),
+        };
+        let credential = (r[5] & 12 != 0).then(|| format!("key-{}", r[5] >> 2 & 3));
+        let ip = (r[5] & 16 != 0).then(|| format!("10.0.{}.{}", r[5] >> 5 & 1, r[5] >> 6));
+        let network = ip.as_ref().map(|_| format!("10.0.{}.0/24", r[5] >> 5 & 1));
+        let row = [
+            Some(kind.into()),
+            Some(principal),
+            credential,
+            ip,
+            network,
+            target,
+        ];
+        for (column, value) in columns.iter_mut().zip(row) {
+            column.push(value);
+        }
+    }
+    let names = [
+        c::EVENT_TYPE,
+        c::PRINCIPAL,
+        c::CREDENTIAL,
+        c::SOURCE_IP,
+        c::NETWORK,
+        c::TARGET,
+    ];
+    let frame = |keep: &dyn Fn(usize) -> bool| -> DataFrame {
+        let rows: Vec<usize> = (0..ts.len()).filter(|&i| keep(i)).collect();
+        let mut cols = vec![Column::new(
+            c::TS.into(),
+            rows.iter().map(|&i| ts[i]).collect::<Vec<_>>(),
+        )];
+        for (name, values) in names.iter().zip(&columns) {
+            let values: Vec<Option<String>> = rows.iter().map(|&i| values[i].clone()).collect();
+            cols.push(
+                Column::new((*name).into(), values)
+                    .cast(&crate::frame::cat_dtype())
+                    .expect("categorical"),
+            );
+        }
+        DataFrame::new_infer_height(cols).expect("frame")
+    };
+    let events = frame(&|_| true);
+    let access = AccessRows::new(&events).expect("access rows");
+    let n = usize::from(*parts % 4) + 1;
+    let day = |i: usize| time.local_day(ts[i]).day.rem_euclid(n as i64) as usize;
+    let mut symbols = Symbols::new();
+    let whole = Reduced::of(&events, &time, WALK, &mut symbols).expect("reduce");
+    let mut nights = Reduced::default();
+    for p in (0..n).rev() {
+        let part =
+            Reduced::of(&frame(&|i| day(i) == p), &time, WALK, &mut symbols).expect("reduce");
+        nights = nights.merge(part);
+    }
+    assert_eq!(nights.overlapping, 0, "whole local days overlapped");
+    for key in KINDS {
+        let want = format!(
+            "{:?}",
+            access
+                .profiles(&events, key, WALK, 0, &time)
+                .expect("profiles")
+        );
+        for (how, reduced) in [("whole", &whole), ("nights", &nights)] {
+            let got = format!("{:?}", reduced.profiles(key, &symbols, WALK, 0));
+            assert_eq!(got, want, "{key}, {how}");
+        }
+    }
+}

@@ -148,16 +148,12 @@ impl Cell {
 pub(super) struct Row {
     pub ts: i64,
     pub entity: u32,
-    /// The account's rank by number (see [`crate::normalize::columns::account_number`]).
-    pub rank: u32,
-    /// Place in the frame: the last key of the sort, so the order is total.
-    pub order: u32,
     pub account: u32,
     pub own: bool,
 }
 
-/// Cells of rows sorted by (entity, instant, account number, frame order): the order in which
-/// [`crate::detect::reach`] reads them, so a walk is the same walk. `number` is each account's
+/// Cells of rows grouped by entity, each entity's rows sorted by (instant, account number, frame
+/// order): the order in which [`crate::detect::reach`] reads them, so a walk is the same walk. `number` is each account's
 /// number, by code. Entities are cut into a few runs per thread and reduced side by side.
 pub(super) fn cells(
     rows: &[Row],
@@ -181,6 +177,7 @@ pub(super) fn cells(
         .flat_map_iter(|w| {
             let rows = &rows[w[0]..w[1]];
             let mut out = Vec::new();
+            let mut scratch = Vec::new();
             let mut start = 0;
             while start < rows.len() {
                 let (entity, day) = (rows[start].entity, time.local_day(rows[start].ts));
@@ -189,7 +186,7 @@ pub(super) fn cells(
                         .iter()
                         .take_while(|r| r.entity == entity && r.ts < day.end)
                         .count();
-                out.push(cell(&rows[start..end], number, day, walk));
+                out.push(cell(&rows[start..end], number, day, walk, &mut scratch));
                 start = end;
             }
             out
@@ -202,13 +199,16 @@ fn cell(
     number: &[Option<i64>],
     day: crate::normalize::time::LocalDay,
     walk: super::Walk,
+    scratch: &mut Vec<u32>,
 ) -> Cell {
-    let sorted = |rows: &[Row]| {
-        let mut codes: Vec<u32> = rows.iter().map(|r| r.account).collect();
-        codes.sort_unstable();
-        codes.dedup();
-        codes
+    // The distinct accounts of some rows, in `scratch` (one buffer for every cell of a run).
+    let sorted = |rows: &[Row], scratch: &mut Vec<u32>| {
+        scratch.clear();
+        scratch.extend(rows.iter().map(|r| r.account));
+        scratch.sort_unstable();
+        scratch.dedup();
     };
+    sorted(rows, scratch);
     let mut c = Cell {
         entity: rows[0].entity,
         day: day.day,
@@ -216,7 +216,7 @@ fn cell(
         own_rows: rows.iter().filter(|r| r.own).count() as u64,
         first: rows[0].ts,
         last: rows[rows.len() - 1].ts,
-        accounts: Accounts::from_sorted(&sorted(rows)),
+        accounts: Accounts::from_sorted(scratch),
         peak_hour: 0,
         split_hours: Vec::new(),
         walk: RoaringBitmap::new(),
@@ -225,11 +225,11 @@ fn cell(
     };
     for hour in rows.chunk_by(|a, b| a.ts.div_euclid(HOUR_MS) == b.ts.div_euclid(HOUR_MS)) {
         let h = hour[0].ts.div_euclid(HOUR_MS);
-        let accounts = sorted(hour);
+        sorted(hour, scratch);
         if h * HOUR_MS >= day.start && (h + 1) * HOUR_MS <= day.end {
-            c.peak_hour = c.peak_hour.max(accounts.len() as u64);
+            c.peak_hour = c.peak_hour.max(scratch.len() as u64);
         } else {
-            let set = RoaringBitmap::from_sorted_iter(accounts).unwrap_or_default();
+            let set = RoaringBitmap::from_sorted_iter(scratch.iter().copied()).unwrap_or_default();
             c.split_hours.push((h, set));
         }
     }

@@ -34,7 +34,7 @@ use crate::error::Result;
 use crate::frame::{NULL, codes, dictionary, i64s};
 use crate::normalize::TimeParser;
 use crate::normalize::columns::account_number;
-use crate::normalize::schema::col as c;
+use crate::normalize::schema::{TS_MAX, TS_MIN, col as c};
 use symbols::FromDictionary;
 
 /// The entity kinds whose reach is reduced, by column.
@@ -118,25 +118,53 @@ impl Reduced {
             number[a as usize] = account_number(symbols.name(a));
         }
         let rank = number_ranks(&number, reduced.accounts.iter().collect());
+        // One sort by (instant, account number, frame order) for all kinds; each kind is then a
+        // stable counting sort by entity, so every entity's rows stay in that order. Sorting
+        // each kind by (entity, instant, ...) instead took three times as long.
+        let mut keys: Vec<u128> = (0..selected.len())
+            .map(|j| {
+                let since = (ts[j] - TS_MIN).clamp(0, TS_MAX - TS_MIN) as u128;
+                since << 64 | u128::from(rank[account[j] as usize]) << 32 | j as u128
+            })
+            .collect();
+        drop(rank);
+        keys.par_sort_unstable();
+        let sorted: Vec<u32> = keys.iter().map(|k| *k as u32).collect();
+        drop(keys);
         for (k, key) in KINDS.iter().enumerate() {
             let entity = codes(events, key)?;
-            let mut rows = Vec::with_capacity(selected.len());
-            for (j, &i) in selected.iter().enumerate() {
-                let e = from_dict.symbol(entity[i], symbols)?;
-                if e != NULL {
-                    let a = account[j];
-                    rows.push(cells::Row {
-                        entity: e,
-                        ts: ts[j],
-                        rank: rank[a as usize],
-                        order: j as u32,
-                        account: a,
-                        own: own[j],
-                    });
-                }
+            let mut of_row = Vec::with_capacity(sorted.len());
+            for &j in &sorted {
+                of_row.push(from_dict.symbol(entity[selected[j as usize]], symbols)?);
             }
             drop(entity);
-            rows.par_sort_unstable_by_key(|r| (r.entity, r.ts, r.rank, r.order));
+            let mut start = vec![0usize; symbols.len() + 1];
+            for &e in of_row.iter().filter(|&&e| e != NULL) {
+                start[e as usize + 1] += 1;
+            }
+            for i in 1..start.len() {
+                start[i] += start[i - 1];
+            }
+            let placeholder = cells::Row {
+                entity: NULL,
+                ts: 0,
+                account: NULL,
+                own: false,
+            };
+            let mut rows = vec![placeholder; start[start.len() - 1]];
+            for (&j, &e) in sorted.iter().zip(&of_row) {
+                if e != NULL {
+                    let j = j as usize;
+                    rows[start[e as usize]] = cells::Row {
+                        entity: e,
+                        ts: ts[j],
+                        account: account[j],
+                        own: own[j],
+                    };
+                    start[e as usize] += 1;
+                }
+            }
+            drop((of_row, start));
             reduced.kinds[k] = Entities::from_cells(cells::cells(&rows, &number, time, walk));
         }
         Ok(reduced)
