@@ -104,6 +104,25 @@ fn main() {
             f.stored_bytes,
         );
     }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let start = Instant::now();
+    let bytes = audithound::reduce::store::write(dir.path(), &reduced, &symbols).expect("write");
+    eprintln!("written: {bytes} bytes in {:.2?}", start.elapsed());
+    for entry in std::fs::read_dir(dir.path()).expect("list").flatten() {
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        eprintln!("  {}: {size} bytes", entry.file_name().to_string_lossy());
+    }
+    let start = Instant::now();
+    let (back, _) = audithound::reduce::store::read(dir.path()).expect("read");
+    eprintln!(
+        "read back in {:.2?}: {}",
+        start.elapsed(),
+        if back == reduced {
+            "the same records"
+        } else {
+            "DIFFERENT records"
+        }
+    );
     if let Some(want) = reach {
         for (k, (got, want)) in KINDS.iter().zip(profiles.iter().zip(&want)) {
             let same = got.len() == want.len()

@@ -13,6 +13,7 @@ mod cells;
 mod entities;
 mod profile;
 mod single;
+pub mod store;
 mod symbols;
 #[cfg(test)]
 mod tests;
@@ -41,7 +42,7 @@ use symbols::FromDictionary;
 pub const KINDS: [&str; 4] = [c::CREDENTIAL, c::PRINCIPAL, c::NETWORK, c::SOURCE_IP];
 
 /// The reduced access events of one partition (or of several, merged).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Reduced {
     /// Every account an access row named.
     pub accounts: RoaringBitmap,

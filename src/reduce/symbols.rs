@@ -11,7 +11,7 @@ use crate::frame::{NULL, dictionary};
 /// Account ids and entity ids (principals, keys, addresses), one table for both: a customer
 /// principal is also an account, and sharing the code lets a profile ask "did it touch itself"
 /// with one bitmap lookup. Codes are given in order of first sight and never change.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Symbols {
     code: HashMap<Box<str>, u32, foldhash::fast::FixedState>,
     names: Vec<Box<str>>,

@@ -266,3 +266,27 @@ fn an_entity_of_one_account_is_one_record() {
     assert_eq!(reduced.footprint(c::CREDENTIAL), Footprint::default());
     assert_eq!(symbols.len(), 1);
 }
+
+/// Records written and read back are the records: every kind, cells and singles, bitmaps,
+/// shared hours of a half-hour zone, walk ends, the symbol table; a damaged file is an error.
+#[test]
+fn records_read_back_as_written() {
+    let events = frame(&random_events(13));
+    let time = TimeParser::new(chrono_tz::Asia::Kolkata);
+    let mut symbols = Symbols::new();
+    let reduced = Reduced::of(&events, &time, WALK, &mut symbols).expect("reduce");
+    assert!(
+        reduced
+            .kinds
+            .iter()
+            .any(|k| k.cells.iter().any(|c| !c.split_hours.is_empty()))
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bytes = store::write(dir.path(), &reduced, &symbols).expect("written");
+    assert!(bytes > 0);
+    let (back, back_symbols) = store::read(dir.path()).expect("read back");
+    assert_eq!(back_symbols, symbols);
+    assert!(back == reduced, "records differ after a round trip");
+    std::fs::write(dir.path().join("accounts.roaring"), b"not a bitmap").expect("damage");
+    assert!(store::read(dir.path()).is_err());
+}
