@@ -95,6 +95,14 @@ impl Reduced {
         let selected: Vec<usize> = (0..kind.len())
             .filter(|&i| kind[i] == access && target[i] != NULL)
             .collect();
+        // Rows are numbered in 32 bits below (the sort key, the counting sort).
+        if u32::try_from(selected.len()).is_err() {
+            return Err(crate::error::Error::Argument {
+                what: "access events in one partition",
+                value: selected.len().to_string(),
+                reason: "more than 2³² in one partition: reduce it in smaller ones".into(),
+            });
+        }
         let principal = codes(events, c::PRINCIPAL)?;
         let own: Vec<bool> = selected
             .iter()

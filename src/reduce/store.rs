@@ -324,7 +324,7 @@ fn days_bytes(days: &[SingleDay]) -> Vec<u8> {
 }
 
 fn single_days(path: &Path, b: &[u8]) -> Result<Vec<SingleDay>> {
-    if b.is_empty() || b.len() % 12 != 0 {
+    if b.is_empty() || !b.len().is_multiple_of(12) {
         return Err(broken(path, "a record's days are not 12 bytes each"));
     }
     Ok(b.chunks_exact(12)
