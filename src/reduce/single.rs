@@ -33,14 +33,20 @@ pub struct Single {
 
 impl Single {
     /// The record for one entity's cells (in day order), if they all touched the same single
-    /// account and their days and instants fit.
+    /// account, none has an hour shared with the next or previous day, and their days and
+    /// instants fit.
     pub fn of(cells: &[Cell]) -> Option<Single> {
         let Accounts::One(account) = cells.first()?.accounts else {
             return None;
         };
         let mut days = Vec::with_capacity(cells.len());
         for c in cells {
-            if c.accounts != Accounts::One(account) || !c.walk.is_empty() {
+            // An hour shared with a neighbouring day must keep its accounts: merged with the
+            // neighbour's partition it may hold two (found by the `reduce` fuzz target).
+            if c.accounts != Accounts::One(account)
+                || !c.walk.is_empty()
+                || !c.split_hours.is_empty()
+            {
                 return None;
             }
             let base = (c.day - 1).checked_mul(DAY_MS)?;
