@@ -172,7 +172,7 @@ fn cells_give_the_profiles_counted_over_every_event() {
         assert_eq!(reduced.overlapping, 0);
         // Both forms were made: customers of one account, staff and walkers of many.
         let f = reduced.footprint(c::PRINCIPAL);
-        assert!(f.singles > 50 && f.cells > 100, "{f:?}");
+        assert!(f.singles >= 20 && f.cells > 100, "{f:?}");
         // The walkers were found, in every zone.
         let p = reduced.profiles(c::PRINCIPAL, &symbols, WALK, 0);
         assert!(
