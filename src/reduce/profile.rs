@@ -19,7 +19,7 @@ pub struct Profile {
     pub sum_daily: u64,
     pub active_days: u64,
     /// (local day, distinct accounts that day), in day order; only for entities with at least
-    /// `detail_from` accounts (see [`AccessRows::profiles`]).
+    /// `detail_from` accounts (see [`crate::detect::reach::AccessRows::profiles`]).
     pub days: Vec<(i64, u64)>,
     /// Over how many days the reach was gathered: the perplexity `exp(H)` of the distribution of
     /// first touches over local days. 1 for a one-night burst, ≈ n for n equal days; a few busy
