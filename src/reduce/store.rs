@@ -12,7 +12,7 @@
 //! `--state` (see `docs/scale.md`).
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use polars_io::SerReader;
@@ -29,55 +29,43 @@ use crate::error::{Error, Result};
 pub fn write(dir: &Path, reduced: &Reduced, symbols: &Symbols) -> Result<u64> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let ids: Vec<&str> = (0..symbols.len() as u32).map(|c| symbols.name(c)).collect();
-    let mut written = table(
-        &dir.join("symbols.parquet"),
-        vec![Column::new("id".into(), ids)],
-    )?;
+    let mut written = table(&dir.join("symbols.parquet"), vec![column("id", ids)])?;
     let mut cells: Vec<(u32, &Cell)> = Vec::new();
     let mut singles: Vec<(u32, &Single)> = Vec::new();
     for (k, kind) in reduced.kinds.iter().enumerate() {
         cells.extend(kind.cells.iter().map(|c| (k as u32, c)));
         singles.extend(kind.singles.iter().map(|s| (k as u32, s)));
     }
-    let u64s = |f: fn(&Cell) -> u64| cells.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
-    let i64s = |f: fn(&Cell) -> i64| cells.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
+    let u64s = |f: fn(&Cell) -> u64| cells.iter().map(move |(_, c)| f(c));
+    let i64s = |f: fn(&Cell) -> i64| cells.iter().map(move |(_, c)| f(c));
     let blobs =
         |f: &dyn Fn(&Cell) -> Option<Vec<u8>>| cells.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
     written += table(
         &dir.join("cells.parquet"),
         vec![
-            Column::new(
-                "kind".into(),
-                cells.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "entity".into(),
-                cells.iter().map(|(_, c)| c.entity).collect::<Vec<_>>(),
-            ),
-            Column::new("day".into(), i64s(|c| c.day)),
-            Column::new("events".into(), u64s(|c| c.events)),
-            Column::new("own_rows".into(), u64s(|c| c.own_rows)),
-            Column::new("first".into(), i64s(|c| c.first)),
-            Column::new("last".into(), i64s(|c| c.last)),
-            Column::new("peak_hour".into(), u64s(|c| c.peak_hour)),
-            Column::new(
-                "accounts".into(),
-                blobs(&|c| Some(accounts_bytes(&c.accounts))),
-            ),
-            Column::new(
-                "walk".into(),
+            column("kind", cells.iter().map(|(k, _)| *k)),
+            column("entity", cells.iter().map(|(_, c)| c.entity)),
+            column("day", i64s(|c| c.day)),
+            column("events", u64s(|c| c.events)),
+            column("own_rows", u64s(|c| c.own_rows)),
+            column("first", i64s(|c| c.first)),
+            column("last", i64s(|c| c.last)),
+            column("peak_hour", u64s(|c| c.peak_hour)),
+            column("accounts", blobs(&|c| Some(accounts_bytes(&c.accounts)))),
+            column(
+                "walk",
                 blobs(&|c| (!c.walk.is_empty()).then(|| bitmap_bytes(&c.walk))),
             ),
-            Column::new(
-                "split_hours".into(),
+            column(
+                "split_hours",
                 blobs(&|c| (!c.split_hours.is_empty()).then(|| hours_bytes(&c.split_hours))),
             ),
-            Column::new(
-                "first_numbered".into(),
+            column(
+                "first_numbered",
                 blobs(&|c| c.first_numbered.map(numbered_bytes)),
             ),
-            Column::new(
-                "last_numbered".into(),
+            column(
+                "last_numbered",
                 blobs(&|c| c.last_numbered.map(numbered_bytes)),
             ),
         ],
@@ -85,36 +73,15 @@ pub fn write(dir: &Path, reduced: &Reduced, symbols: &Symbols) -> Result<u64> {
     written += table(
         &dir.join("singles.parquet"),
         vec![
-            Column::new(
-                "kind".into(),
-                singles.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "entity".into(),
-                singles.iter().map(|(_, s)| s.entity).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "account".into(),
-                singles.iter().map(|(_, s)| s.account).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "number".into(),
-                singles.iter().map(|(_, s)| s.number).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "events".into(),
-                singles.iter().map(|(_, s)| s.events).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "own_rows".into(),
-                singles.iter().map(|(_, s)| s.own_rows).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "days".into(),
-                singles
-                    .iter()
-                    .map(|(_, s)| Some(days_bytes(&s.days)))
-                    .collect::<Vec<_>>(),
+            column("kind", singles.iter().map(|(k, _)| *k)),
+            column("entity", singles.iter().map(|(_, s)| s.entity)),
+            column("account", singles.iter().map(|(_, s)| s.account)),
+            column("number", singles.iter().map(|(_, s)| s.number)),
+            column("events", singles.iter().map(|(_, s)| s.events)),
+            column("own_rows", singles.iter().map(|(_, s)| s.own_rows)),
+            column(
+                "days",
+                singles.iter().map(|(_, s)| Some(days_bytes(&s.days))),
             ),
         ],
     )?;
@@ -126,10 +93,9 @@ pub fn write(dir: &Path, reduced: &Reduced, symbols: &Symbols) -> Result<u64> {
 
 /// Reads what [`write`] wrote.
 pub fn read(dir: &Path) -> Result<(Reduced, Symbols)> {
-    let path = dir.join("symbols.parquet");
-    let df = load(&path)?;
+    let stored = Stored::load(dir.join("symbols.parquet"))?;
     let mut symbols = Symbols::new();
-    for id in field(&path, df.column("id").and_then(|c| c.str().cloned()))?.iter() {
+    for id in stored.strs("id")?.iter() {
         symbols.intern(id.unwrap_or_default())?;
     }
     let mut reduced = Reduced::default();
@@ -137,39 +103,34 @@ pub fn read(dir: &Path) -> Result<(Reduced, Symbols)> {
     let bytes = std::fs::read(&accounts).map_err(|e| Error::io(&accounts, e))?;
     reduced.accounts = bitmap(&accounts, &bytes)?;
 
-    let path = dir.join("cells.parquet");
-    let df = load(&path)?;
-    let col = |name: &str| df.column(name);
-    let u32s = |name: &str| field(&path, col(name).and_then(|c| c.u32().cloned()));
-    let u64s = |name: &str| field(&path, col(name).and_then(|c| c.u64().cloned()));
-    let i64s = |name: &str| field(&path, col(name).and_then(|c| c.i64().cloned()));
-    let blobs = |name: &str| field(&path, col(name).and_then(|c| c.binary().cloned()));
-    let (kind, entity, day) = (u32s("kind")?, u32s("entity")?, i64s("day")?);
-    let (events, own, peak) = (u64s("events")?, u64s("own_rows")?, u64s("peak_hour")?);
-    let (first, last) = (i64s("first")?, i64s("last")?);
-    let (accounts, walk, split) = (blobs("accounts")?, blobs("walk")?, blobs("split_hours")?);
-    let (first_n, last_n) = (blobs("first_numbered")?, blobs("last_numbered")?);
+    let t = Stored::load(dir.join("cells.parquet"))?;
+    let path = t.path.as_path();
+    let (kind, entity, day) = (t.u32s("kind")?, t.u32s("entity")?, t.i64s("day")?);
+    let (events, own, peak) = (t.u64s("events")?, t.u64s("own_rows")?, t.u64s("peak_hour")?);
+    let (first, last) = (t.i64s("first")?, t.i64s("last")?);
+    let (accounts, walk) = (t.blobs("accounts")?, t.blobs("walk")?);
+    let split = t.blobs("split_hours")?;
+    let (first_n, last_n) = (t.blobs("first_numbered")?, t.blobs("last_numbered")?);
     let mut cells: [Vec<Cell>; 4] = Default::default();
-    for i in 0..df.height() {
-        let k = kind_index(&path, kind.get(i))?;
-        let number = |b: Option<&[u8]>| b.map(|b| numbered(&path, b)).transpose();
-        cells[k].push(Cell {
-            entity: need(&path, entity.get(i))?,
-            day: need(&path, day.get(i))?,
-            events: need(&path, events.get(i))?,
-            own_rows: need(&path, own.get(i))?,
-            first: need(&path, first.get(i))?,
-            last: need(&path, last.get(i))?,
-            accounts: account_set(&path, need(&path, accounts.get(i))?)?,
-            peak_hour: need(&path, peak.get(i))?,
+    for i in 0..t.df.height() {
+        let number = |b: Option<&[u8]>| b.map(|b| numbered(path, b)).transpose();
+        cells[kind_index(path, kind.get(i))?].push(Cell {
+            entity: need(path, entity.get(i))?,
+            day: need(path, day.get(i))?,
+            events: need(path, events.get(i))?,
+            own_rows: need(path, own.get(i))?,
+            first: need(path, first.get(i))?,
+            last: need(path, last.get(i))?,
+            accounts: account_set(path, need(path, accounts.get(i))?)?,
+            peak_hour: need(path, peak.get(i))?,
             split_hours: split
                 .get(i)
-                .map(|b| hours(&path, b))
+                .map(|b| hours(path, b))
                 .transpose()?
                 .unwrap_or_default(),
             walk: walk
                 .get(i)
-                .map(|b| bitmap(&path, b))
+                .map(|b| bitmap(path, b))
                 .transpose()?
                 .unwrap_or_default(),
             first_numbered: number(first_n.get(i))?,
@@ -177,30 +138,78 @@ pub fn read(dir: &Path) -> Result<(Reduced, Symbols)> {
         });
     }
 
-    let path = dir.join("singles.parquet");
-    let df = load(&path)?;
-    let col = |name: &str| df.column(name);
-    let u32s = |name: &str| field(&path, col(name).and_then(|c| c.u32().cloned()));
-    let u64s = |name: &str| field(&path, col(name).and_then(|c| c.u64().cloned()));
-    let (kind, entity, account) = (u32s("kind")?, u32s("entity")?, u32s("account")?);
-    let number = field(&path, col("number").and_then(|c| c.i64().cloned()))?;
-    let (events, own) = (u64s("events")?, u64s("own_rows")?);
-    let days = field(&path, col("days").and_then(|c| c.binary().cloned()))?;
+    let t = Stored::load(dir.join("singles.parquet"))?;
+    let path = t.path.as_path();
+    let (kind, entity, account) = (t.u32s("kind")?, t.u32s("entity")?, t.u32s("account")?);
+    let (number, events, own) = (t.i64s("number")?, t.u64s("events")?, t.u64s("own_rows")?);
+    let days = t.blobs("days")?;
     let mut singles: [Vec<Single>; 4] = Default::default();
-    for i in 0..df.height() {
-        singles[kind_index(&path, kind.get(i))?].push(Single {
-            entity: need(&path, entity.get(i))?,
-            account: need(&path, account.get(i))?,
+    for i in 0..t.df.height() {
+        singles[kind_index(path, kind.get(i))?].push(Single {
+            entity: need(path, entity.get(i))?,
+            account: need(path, account.get(i))?,
             number: number.get(i),
-            events: need(&path, events.get(i))?,
-            own_rows: need(&path, own.get(i))?,
-            days: single_days(&path, need(&path, days.get(i))?)?,
+            events: need(path, events.get(i))?,
+            own_rows: need(path, own.get(i))?,
+            days: single_days(path, need(path, days.get(i))?)?,
         });
     }
     for (k, (cells, singles)) in cells.into_iter().zip(singles).enumerate() {
         reduced.kinds[k] = Entities { cells, singles };
     }
     Ok((reduced, symbols))
+}
+
+/// One table read back, and where from (for the errors).
+struct Stored {
+    path: PathBuf,
+    df: DataFrame,
+}
+
+impl Stored {
+    fn load(path: PathBuf) -> Result<Stored> {
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let df = ParquetReader::new(file)
+            .finish()
+            .map_err(|e| broken(&path, e))?;
+        Ok(Stored { path, df })
+    }
+
+    fn get<T>(&self, name: &str, typed: impl Fn(&Column) -> PolarsResult<&T>) -> Result<T>
+    where
+        T: Clone,
+    {
+        let column = self.df.column(name).map_err(|e| broken(&self.path, e))?;
+        typed(column).cloned().map_err(|e| broken(&self.path, e))
+    }
+
+    fn strs(&self, name: &str) -> Result<StringChunked> {
+        self.get(name, Column::str)
+    }
+
+    fn u32s(&self, name: &str) -> Result<UInt32Chunked> {
+        self.get(name, Column::u32)
+    }
+
+    fn u64s(&self, name: &str) -> Result<UInt64Chunked> {
+        self.get(name, Column::u64)
+    }
+
+    fn i64s(&self, name: &str) -> Result<Int64Chunked> {
+        self.get(name, Column::i64)
+    }
+
+    fn blobs(&self, name: &str) -> Result<BinaryChunked> {
+        self.get(name, Column::binary)
+    }
+}
+
+/// A column of `values` named `name`.
+fn column<T>(name: &str, values: impl IntoIterator<Item = T>) -> Column
+where
+    Series: NamedFrom<Vec<T>, [T]>,
+{
+    Column::new(name.into(), values.into_iter().collect::<Vec<T>>())
 }
 
 fn table(path: &Path, columns: Vec<Column>) -> Result<u64> {
@@ -213,22 +222,11 @@ fn table(path: &Path, columns: Vec<Column>) -> Result<u64> {
         .map_err(|e| broken(path, e))
 }
 
-fn load(path: &Path) -> Result<DataFrame> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    ParquetReader::new(file)
-        .finish()
-        .map_err(|e| broken(path, e))
-}
-
 fn broken(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::State {
         path: path.to_path_buf(),
         reason: format!("reduced records unreadable: {e}"),
     }
-}
-
-fn field<T>(path: &Path, value: PolarsResult<T>) -> Result<T> {
-    value.map_err(|e| broken(path, e))
 }
 
 fn need<T>(path: &Path, value: Option<T>) -> Result<T> {
