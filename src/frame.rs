@@ -18,7 +18,11 @@ pub fn cat_dtype() -> DataType {
 
 /// A key column built from Rust strings (context tables, flagged entities) in the event frame's
 /// encoding, so joins and `is_in` against event columns compare codes.
-pub fn key_column(name: &str, values: Vec<String>) -> Result<Column> {
+/// Any values polars takes as strings: `Vec<String>`, or with nulls `Vec<Option<String>>`.
+pub fn key_column<V, P: ?Sized>(name: &str, values: V) -> Result<Column>
+where
+    Series: NamedFrom<V, P>,
+{
     Column::new(name.into(), values)
         .cast(&cat_dtype())
         .stage("encoding keys")

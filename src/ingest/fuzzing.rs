@@ -292,11 +292,7 @@ pub fn reduce(data: &[u8]) {
         )];
         for (name, values) in names.iter().zip(&columns) {
             let values: Vec<Option<String>> = rows.iter().map(|&i| values[i].clone()).collect();
-            cols.push(
-                Column::new((*name).into(), values)
-                    .cast(&crate::frame::cat_dtype())
-                    .expect("categorical"),
-            );
+            cols.push(crate::frame::key_column(name, values).expect("categorical"));
         }
         DataFrame::new_infer_height(cols).expect("frame")
     };

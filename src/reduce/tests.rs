@@ -73,9 +73,7 @@ fn random_events(seed: u64) -> Vec<Event> {
 
 fn frame(rows: &[Event]) -> DataFrame {
     let cat = |name: &str, values: Vec<Option<String>>| {
-        Column::new(name.into(), values)
-            .cast(&crate::frame::cat_dtype())
-            .expect("categorical")
+        crate::frame::key_column(name, values).expect("categorical")
     };
     let network = |r: &Event| {
         r.4.as_ref().map(|a| {

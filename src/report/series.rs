@@ -342,9 +342,7 @@ mod tests {
 
     fn frame(rows: &[Row]) -> DataFrame {
         let cat = |name: &str, values: Vec<Option<&str>>| {
-            Column::new(name.into(), values)
-                .cast(&crate::frame::cat_dtype())
-                .expect("categorical")
+            crate::frame::key_column(name, values).expect("categorical")
         };
         DataFrame::new_infer_height(vec![
             Column::new(c::TS.into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
