@@ -38,19 +38,15 @@ impl Part {
 }
 
 impl Entities {
-    /// From cells sorted by entity, then day.
-    pub(super) fn from_cells(cells: Vec<Cell>) -> Entities {
-        let mut out = Entities::default();
-        for part in parts_of(cells) {
-            out.push(part);
-        }
-        out
-    }
-
-    fn push(&mut self, cells: Vec<Cell>) {
-        match Single::of(&cells) {
-            Some(single) => self.singles.push(single),
-            None => self.cells.extend(cells),
+    /// Adds one entity's cells (in day order), as its single record if it has one; leaves
+    /// `cells` empty.
+    pub(super) fn push(&mut self, cells: &mut Vec<Cell>) {
+        match Single::of(cells) {
+            Some(single) => {
+                self.singles.push(single);
+                cells.clear();
+            }
+            None => self.cells.append(cells),
         }
     }
 
@@ -93,7 +89,7 @@ impl Entities {
                     _ => joined.push(cell),
                 }
             }
-            out.push(joined);
+            out.push(&mut joined);
         }
         (out, overlapping)
     }

@@ -65,6 +65,41 @@ pub(crate) fn number_ranks(number: &[Option<i64>], mut of: Vec<u32>) -> Vec<u32>
     rank
 }
 
+/// The rows `sorted` (indices in time order) grouped by `entity[j]` with a stable counting sort,
+/// so each entity's rows keep their time order; rows without an entity are left out.
+fn by_entity(
+    sorted: &[u32],
+    entity: &[u32],
+    n_symbols: usize,
+    row: impl Fn(usize) -> cells::Row,
+) -> cells::Grouped {
+    let mut next = vec![0usize; n_symbols + 1];
+    for &e in entity.iter().filter(|&&e| e != NULL) {
+        next[e as usize + 1] += 1;
+    }
+    for i in 1..next.len() {
+        next[i] += next[i - 1];
+    }
+    let starts: Vec<(u32, usize)> = (0..n_symbols)
+        .filter(|&e| next[e + 1] > next[e])
+        .map(|e| (e as u32, next[e]))
+        .collect();
+    let placeholder = cells::Row {
+        ts: 0,
+        account: NULL,
+        own: false,
+    };
+    let mut rows = vec![placeholder; next[n_symbols]];
+    for &j in sorted {
+        let e = entity[j as usize];
+        if e != NULL {
+            rows[next[e as usize]] = row(j as usize);
+            next[e as usize] += 1;
+        }
+    }
+    cells::Grouped { rows, starts }
+}
+
 /// What a reduced state weighs, for `docs/scale.md`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Footprint {
@@ -115,11 +150,17 @@ impl Reduced {
         let mut reduced = Reduced::default();
         let mut account = Vec::with_capacity(selected.len());
         for &i in &selected {
-            let a = from_dict.symbol(target[i], symbols)?;
-            reduced.accounts.insert(a);
-            account.push(a);
+            account.push(from_dict.symbol(target[i], symbols)?);
         }
         drop(target);
+        let mut named = vec![false; symbols.len()];
+        for &a in &account {
+            named[a as usize] = true;
+        }
+        reduced.accounts = (0..symbols.len() as u32)
+            .filter(|&a| named[a as usize])
+            .collect();
+        drop(named);
         // Each account's number, and its rank among them (no number first): the rank orders
         // requests within one instant as [`crate::detect::reach`] does, in four bytes.
         let mut number: Vec<Option<i64>> = vec![None; symbols.len()];
@@ -140,41 +181,34 @@ impl Reduced {
         keys.par_sort_unstable();
         let sorted: Vec<u32> = keys.iter().map(|k| *k as u32).collect();
         drop(keys);
-        for (k, key) in KINDS.iter().enumerate() {
+        // Each kind's entities as symbols, in frame order (new names are given codes here, on
+        // one thread); then the kinds are reduced side by side.
+        let mut entity_of: Vec<Vec<u32>> = Vec::with_capacity(KINDS.len());
+        for key in KINDS {
             let entity = codes(events, key)?;
-            let mut of_row = Vec::with_capacity(sorted.len());
-            for &j in &sorted {
-                of_row.push(from_dict.symbol(entity[selected[j as usize]], symbols)?);
+            let mut of = Vec::with_capacity(selected.len());
+            for &i in &selected {
+                of.push(from_dict.symbol(entity[i], symbols)?);
             }
-            drop(entity);
-            let mut start = vec![0usize; symbols.len() + 1];
-            for &e in of_row.iter().filter(|&&e| e != NULL) {
-                start[e as usize + 1] += 1;
-            }
-            for i in 1..start.len() {
-                start[i] += start[i - 1];
-            }
-            let placeholder = cells::Row {
-                entity: NULL,
-                ts: 0,
-                account: NULL,
-                own: false,
-            };
-            let mut rows = vec![placeholder; start[start.len() - 1]];
-            for (&j, &e) in sorted.iter().zip(&of_row) {
-                if e != NULL {
-                    let j = j as usize;
-                    rows[start[e as usize]] = cells::Row {
-                        entity: e,
-                        ts: ts[j],
-                        account: account[j],
-                        own: own[j],
-                    };
-                    start[e as usize] += 1;
-                }
-            }
-            drop((of_row, start));
-            reduced.kinds[k] = Entities::from_cells(cells::cells(&rows, &number, time, walk));
+            entity_of.push(of);
+        }
+        drop(selected);
+        let (ts, account, own, number) = (&ts, &account, &own, &number);
+        let n_symbols = symbols.len();
+        let kinds: Vec<Entities> = entity_of
+            .into_par_iter()
+            .map(|entity| {
+                let grouped = by_entity(&sorted, &entity, n_symbols, |j| cells::Row {
+                    ts: ts[j],
+                    account: account[j],
+                    own: own[j],
+                });
+                drop(entity);
+                cells::entities(&grouped, number, time, walk)
+            })
+            .collect();
+        for (mine, kind) in reduced.kinds.iter_mut().zip(kinds) {
+            *mine = kind;
         }
         Ok(reduced)
     }
