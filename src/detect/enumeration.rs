@@ -75,8 +75,8 @@ impl Detector for Enumeration {
 
     fn detect(&self, input: &DetectInput) -> Result<Detection> {
         let mut out = Detection::default();
-        let rows = input.access_rows()?;
-        if rows.is_empty() {
+        let reach = input.reach()?;
+        if reach.is_empty() {
             out.limitations.push(super::Limitation {
                 detector: NAME,
                 note:
@@ -91,19 +91,10 @@ impl Detector for Enumeration {
             EntityKind::Network,
             EntityKind::SourceIp,
         ];
-        // The kinds are independent, and each one's grouping step runs on one thread.
-        let all = kinds
-            .par_iter()
-            .map(|kind| {
-                rows.profiles(
-                    input.events,
-                    kind.column(),
-                    WALK,
-                    WALK_MIN_STEPS,
-                    input.time,
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let all: Vec<_> = kinds
+            .iter()
+            .map(|kind| reach.profiles(kind.column(), WALK_MIN_STEPS))
+            .collect();
         // Principals that are themselves customer accounts (token subjects).
         let customers: BTreeSet<String> = kinds
             .iter()

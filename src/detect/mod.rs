@@ -151,8 +151,8 @@ pub struct DetectInput<'a> {
     pub files: &'a [String],
     /// The token ids behind the event frame's token codes.
     pub tokens: &'a Tokens,
-    /// Built on first use (see [`DetectInput::access_rows`]).
-    access: OnceLock<reach::AccessRows>,
+    /// Built on first use (see [`DetectInput::reach`]).
+    reach: OnceLock<crate::reduce::Reach>,
     population: OnceLock<population::Population>,
 }
 
@@ -172,23 +172,23 @@ impl<'a> DetectInput<'a> {
             time,
             files,
             tokens,
-            access: OnceLock::new(),
+            reach: OnceLock::new(),
             population: OnceLock::new(),
         }
     }
 
-    /// The access rows sorted by time, which enumeration and the charts both count over. Built
-    /// by whichever asks first; it holds 16 bytes per access event until the run ends.
-    pub fn access_rows(&self) -> Result<&reach::AccessRows> {
-        if let Some(rows) = self.access.get() {
-            return Ok(rows);
+    /// The access events reduced to records, which enumeration, the population and the charts
+    /// read. Built by whichever asks first.
+    pub fn reach(&self) -> Result<&crate::reduce::Reach> {
+        if let Some(reach) = self.reach.get() {
+            return Ok(reach);
         }
-        let rows = reach::AccessRows::new(self.events)?;
-        // Building them took about three times what they keep (sort keys, the selection; 320
-        // against 110 MB at 10M events): handed back at once, the next stage faults in fresh
-        // pages instead of adding to this high-water mark.
+        let reach = crate::reduce::Reach::of(self.events, self.time, enumeration::WALK)?;
+        // Building them took several times what they keep (sort keys, rows grouped per kind):
+        // handed back at once, the next stage faults in fresh pages instead of adding to this
+        // high-water mark.
         crate::memory::release_freed();
-        Ok(self.access.get_or_init(|| rows))
+        Ok(self.reach.get_or_init(|| reach))
     }
 
     /// The account population shares are taken of (see [`population`]).
@@ -196,7 +196,7 @@ impl<'a> DetectInput<'a> {
         if let Some(p) = self.population.get() {
             return Ok(p);
         }
-        let p = population::Population::of(self.access_rows()?);
+        let p = population::Population::of(self.reach()?);
         Ok(self.population.get_or_init(|| p))
     }
 

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::reach::AccessRows;
+use crate::reduce::Reach;
 
 /// Accounts reached by their own token, as a share of all, above which the population is a
 /// customer base: a gateway's customers read their own records; IAM users or Okta admins rarely
@@ -24,13 +24,9 @@ pub struct Population {
 }
 
 impl Population {
-    pub fn of(rows: &AccessRows) -> Population {
-        let accounts = rows.accounts() as u64;
-        let self_served = if accounts == 0 {
-            0
-        } else {
-            rows.self_served() as u64
-        };
+    pub fn of(reach: &Reach) -> Population {
+        let accounts = reach.accounts();
+        let self_served = reach.self_served();
         Population {
             accounts,
             self_served,

@@ -1,5 +1,9 @@
-//! Who touched how many customer accounts, when: the numbers the enumeration detector judges,
-//! counted in plain Rust over dictionary codes.
+//! Who touched how many customer accounts, when, counted over every access event: what the
+//! enumeration detector and the reach charts read until the reduced records of
+//! [`crate::reduce::Reach`] replaced it (issue 21). [`AccessRows`] stays as the reference those
+//! records are checked against (`reduce/tests.rs`, the `reduce` fuzz target,
+//! `benches/reduce_state.rs`), itself checked against polars group-bys in `reach/tests.rs`;
+//! [`counts_with`] is still enumeration's.
 //!
 //! The same questions as polars queries (distinct accounts per entity, per entity and day, per
 //! entity and hour, sequential walks, for four entity kinds) took about twenty group-bys and

@@ -5,13 +5,13 @@
 //! thing in every run, so records of different nights join exactly: reach is the union of the
 //! days' sets, the accounts new on a day are its set minus the union before it.
 //!
-//! This is the model's first piece: the reduction of a frame and its merge into the same
-//! [`Profile`]s the detector judges, checked against them in `tests.rs`. The detectors still
-//! read the frame; `docs/scale.md` says what is left.
+//! Enumeration, the account population and the reach charts read these records through
+//! [`Reach`]; the other detectors still read the frame, and `docs/scale.md` says what is left.
 
 mod cells;
 mod entities;
 mod profile;
+mod reach;
 mod single;
 pub mod store;
 mod symbols;
@@ -28,6 +28,7 @@ pub use cells::{Accounts, Cell, Numbered};
 pub use entities::Entities;
 pub(crate) use profile::Spread;
 pub use profile::{Profile, Walk};
+pub use reach::Reach;
 pub use single::{Single, SingleDay};
 pub use symbols::Symbols;
 
@@ -65,14 +66,9 @@ pub(crate) fn number_ranks(number: &[Option<i64>], mut of: Vec<u32>) -> Vec<u32>
     rank
 }
 
-/// The rows `sorted` (indices in time order) grouped by `entity[j]` with a stable counting sort,
-/// so each entity's rows keep their time order; rows without an entity are left out.
-fn by_entity(
-    sorted: &[u32],
-    entity: &[u32],
-    n_symbols: usize,
-    row: impl Fn(usize) -> cells::Row,
-) -> cells::Grouped {
+/// `rows` (in time order) grouped by `entity[j]` with a stable counting sort, so each entity's
+/// rows keep their time order; rows without an entity are left out.
+fn by_entity(rows: &[cells::Row], entity: &[u32], n_symbols: usize) -> cells::Grouped {
     let mut next = vec![0usize; n_symbols + 1];
     for &e in entity.iter().filter(|&&e| e != NULL) {
         next[e as usize + 1] += 1;
@@ -89,15 +85,17 @@ fn by_entity(
         account: NULL,
         own: false,
     };
-    let mut rows = vec![placeholder; next[n_symbols]];
-    for &j in sorted {
-        let e = entity[j as usize];
+    let mut grouped = vec![placeholder; next[n_symbols]];
+    for (row, &e) in rows.iter().zip(entity) {
         if e != NULL {
-            rows[next[e as usize]] = row(j as usize);
+            grouped[next[e as usize]] = *row;
             next[e as usize] += 1;
         }
     }
-    cells::Grouped { rows, starts }
+    cells::Grouped {
+        rows: grouped,
+        starts,
+    }
 }
 
 /// What a reduced state weighs, for `docs/scale.md`.
@@ -127,32 +125,31 @@ impl Reduced {
             return Ok(Reduced::default());
         };
         let (kind, target) = (codes(events, c::EVENT_TYPE)?, codes(events, c::TARGET)?);
-        let selected: Vec<usize> = (0..kind.len())
-            .filter(|&i| kind[i] == access && target[i] != NULL)
-            .collect();
-        // Rows are numbered in 32 bits below (the sort key, the counting sort).
-        if u32::try_from(selected.len()).is_err() {
+        // Rows are numbered in 32 bits (the frame's rows, the sort key, the counting sort).
+        if u32::try_from(kind.len()).is_err() {
             return Err(crate::error::Error::Argument {
                 what: "access events in one partition",
-                value: selected.len().to_string(),
+                value: kind.len().to_string(),
                 reason: "more than 2³² in one partition: reduce it in smaller ones".into(),
             });
         }
+        let selected: Vec<u32> = (0..kind.len() as u32)
+            .filter(|&i| kind[i as usize] == access && target[i as usize] != NULL)
+            .collect();
+        drop(kind);
         let principal = codes(events, c::PRINCIPAL)?;
         let own: Vec<bool> = selected
             .iter()
-            .map(|&i| principal[i] == target[i])
+            .map(|&i| principal[i as usize] == target[i as usize])
             .collect();
         drop(principal);
         let ts = i64s(events, c::TS)?;
-        let ts: Vec<i64> = selected.iter().map(|&i| ts[i]).collect();
+        let ts: Vec<i64> = selected.iter().map(|&i| ts[i as usize]).collect();
         let mut from_dict = FromDictionary::new();
         let mut reduced = Reduced::default();
-        let mut account = Vec::with_capacity(selected.len());
-        for &i in &selected {
-            account.push(from_dict.symbol(target[i], symbols)?);
-        }
+        let mut account: Vec<u32> = selected.iter().map(|&i| target[i as usize]).collect();
         drop(target);
+        from_dict.map(&mut account, symbols)?;
         let mut named = vec![false; symbols.len()];
         for &a in &account {
             named[a as usize] = true;
@@ -181,34 +178,29 @@ impl Reduced {
         keys.par_sort_unstable();
         let sorted: Vec<u32> = keys.iter().map(|k| *k as u32).collect();
         drop(keys);
-        // Each kind's entities as symbols, in frame order (new names are given codes here, on
-        // one thread); then the kinds are reduced side by side.
-        let mut entity_of: Vec<Vec<u32>> = Vec::with_capacity(KINDS.len());
-        for key in KINDS {
-            let entity = codes(events, key)?;
-            let mut of = Vec::with_capacity(selected.len());
-            for &i in &selected {
-                of.push(from_dict.symbol(entity[i], symbols)?);
-            }
-            entity_of.push(of);
-        }
-        drop(selected);
-        let (ts, account, own, number) = (&ts, &account, &own, &number);
-        let n_symbols = symbols.len();
-        let kinds: Vec<Entities> = entity_of
-            .into_par_iter()
-            .map(|entity| {
-                let grouped = by_entity(&sorted, &entity, n_symbols, |j| cells::Row {
-                    ts: ts[j],
-                    account: account[j],
-                    own: own[j],
-                });
-                drop(entity);
-                cells::entities(&grouped, number, time, walk)
+        // The rows in that order, read front to back by every kind's counting sort.
+        let rows: Vec<cells::Row> = sorted
+            .par_iter()
+            .map(|&j| cells::Row {
+                ts: ts[j as usize],
+                account: account[j as usize],
+                own: own[j as usize],
             })
             .collect();
-        for (mine, kind) in reduced.kinds.iter_mut().zip(kinds) {
-            *mine = kind;
+        drop((ts, account, own));
+        // One kind at a time: its entities as symbols in that order, then grouped and reduced. Side by side the kinds took 0.1 s
+        // less at 8.7M events and 140 MB more at the run's peak.
+        for (k, key) in KINDS.iter().enumerate() {
+            let codes = codes(events, key)?;
+            let mut entity: Vec<u32> = sorted
+                .par_iter()
+                .map(|&j| codes[selected[j as usize] as usize])
+                .collect();
+            drop(codes);
+            from_dict.map(&mut entity, symbols)?;
+            let grouped = by_entity(&rows, &entity, symbols.len());
+            drop(entity);
+            reduced.kinds[k] = cells::entities(&grouped, &number, time, walk);
         }
         Ok(reduced)
     }

@@ -3,18 +3,36 @@
 //! whatever order the files happened to be read, so a bitmap written tonight would name other
 //! accounts tomorrow.
 
-use hashbrown::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use polars::prelude::CategoricalMapping;
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::frame::{NULL, dictionary};
 
 /// Account ids and entity ids (principals, keys, addresses), one table for both: a customer
 /// principal is also an account, and sharing the code lets a profile ask "did it touch itself"
-/// with one bitmap lookup. Codes are given in order of first sight and never change.
-#[derive(Debug, Default, Clone, PartialEq)]
+/// with one bitmap lookup. Codes are given in the order names are added and never change.
+/// Each name is stored once: the hash table holds codes and hashes names through `names`.
+#[derive(Debug, Default, Clone)]
 pub struct Symbols {
-    code: HashMap<Box<str>, u32, foldhash::fast::FixedState>,
+    code: HashTable<u32>,
     names: Vec<Box<str>>,
+}
+
+impl PartialEq for Symbols {
+    fn eq(&self, other: &Symbols) -> bool {
+        self.names == other.names
+    }
+}
+
+fn hash(name: &str) -> u64 {
+    foldhash::fast::FixedState::default().hash_one(name)
 }
 
 impl Symbols {
@@ -24,7 +42,8 @@ impl Symbols {
 
     /// The code of `name`, given now if it has none.
     pub fn intern(&mut self, name: &str) -> Result<u32> {
-        if let Some(&code) = self.code.get(name) {
+        let h = hash(name);
+        if let Some(&code) = self.code.find(h, |&c| &*self.names[c as usize] == name) {
             return Ok(code);
         }
         let code = u32::try_from(self.names.len())
@@ -36,13 +55,17 @@ impl Symbols {
                 reason: "more than 2³² − 1 distinct accounts and entities in one state".into(),
             })?;
         self.names.push(name.into());
-        self.code.insert(name.into(), code);
+        let names = &self.names;
+        self.code
+            .insert_unique(h, code, |&c| hash(&names[c as usize]));
         Ok(code)
     }
 
     /// The code of `name`, if it has one.
     pub fn get(&self, name: &str) -> Option<u32> {
-        self.code.get(name).copied()
+        self.code
+            .find(hash(name), |&c| &*self.names[c as usize] == name)
+            .copied()
     }
 
     /// The name behind `code`.
@@ -69,28 +92,55 @@ impl Symbols {
 /// up once: a table indexed by dictionary code, filled as codes are met.
 pub(super) struct FromDictionary {
     cache: Vec<u32>,
+    dict: Arc<CategoricalMapping>,
 }
 
 impl FromDictionary {
     pub(super) fn new() -> FromDictionary {
+        let dict = dictionary();
         FromDictionary {
-            cache: vec![NULL; dictionary().num_cats_upper_bound()],
+            cache: vec![NULL; dict.num_cats_upper_bound()],
+            dict,
         }
     }
 
-    /// The symbol of dictionary code `code` ([`NULL`] stays [`NULL`]).
-    pub(super) fn symbol(&mut self, code: u32, symbols: &mut Symbols) -> Result<u32> {
-        if code == NULL {
-            return Ok(NULL);
+    /// `codes` (dictionary codes, [`NULL`] for none) as symbols, in place. Names without a
+    /// symbol yet get theirs in name order, so codes never depend on the order in which rows
+    /// were read or threads ran, and ids that number their accounts (`cust-000123`) get codes in
+    /// that order, which keeps the bitmaps of a walk or a day's customers dense. Mapping row by
+    /// row on one thread, codes in order of first sight, took 0.45 s of the 1.3 s a reduction
+    /// of 8.7M events took, and its profiles 0.25 s instead of 0.11 (same figures, first sight
+    /// found side by side: 1.25 s and 0.25 s).
+    pub(super) fn map(&mut self, codes: &mut [u32], symbols: &mut Symbols) -> Result<()> {
+        let top = codes.par_iter().filter(|&&c| c != NULL).max().copied();
+        if let Some(top) = top.filter(|&t| t as usize >= self.cache.len()) {
+            self.cache.resize(top as usize + 1, NULL);
         }
-        let c = code as usize;
-        if c >= self.cache.len() {
-            self.cache.resize(c + 1, NULL);
+        let cache = &self.cache;
+        let missing: Vec<AtomicBool> = (0..cache.len()).map(|_| AtomicBool::new(false)).collect();
+        codes.par_iter().for_each(|&c| {
+            if c != NULL && cache[c as usize] == NULL {
+                missing[c as usize].store(true, Ordering::Relaxed);
+            }
+        });
+        let mut names: Vec<(&str, u32)> = (0..cache.len() as u32)
+            .filter(|&c| missing[c as usize].load(Ordering::Relaxed))
+            .map(|c| (self.dict.cat_to_str(c).unwrap_or_default(), c))
+            .collect();
+        names.par_sort_unstable();
+        let mut given = Vec::with_capacity(names.len());
+        for (name, code) in names {
+            given.push((code, symbols.intern(name)?));
         }
-        if self.cache[c] == NULL {
-            let dict = dictionary();
-            self.cache[c] = symbols.intern(dict.cat_to_str(code).unwrap_or_default())?;
+        for (code, symbol) in given {
+            self.cache[code as usize] = symbol;
         }
-        Ok(self.cache[c])
+        let cache = &self.cache;
+        codes.par_iter_mut().for_each(|c| {
+            if *c != NULL {
+                *c = cache[*c as usize];
+            }
+        });
+        Ok(())
     }
 }

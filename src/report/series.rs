@@ -101,11 +101,7 @@ fn new_accounts(
             .map(|e| e.id.clone())
             .collect();
         let only = (Some(kind) != top_kind).then_some(&only);
-        let access = input.access_rows()?;
-        firsts.insert(
-            kind,
-            access.first_days(input.events, kind.column(), only, input.time)?,
-        );
+        firsts.insert(kind, input.reach()?.first_days(kind.column(), only));
     }
     Ok(firsts)
 }

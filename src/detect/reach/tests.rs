@@ -190,8 +190,9 @@ fn counts_with_counts_access_rows_per_value() {
     assert!(counts.is_empty(), "{counts:?}");
 }
 
-/// Differential: on random access rows the hand-written counts agree with polars group-bys
-/// (what they replaced) for every entity of two kinds: events, distinct accounts, distinct
+/// Differential: on random access rows the hand-written counts, and the reduced records the
+/// detector reads now ([`crate::reduce::Reach`]), agree with polars group-bys (what they
+/// replaced) for every entity of two kinds: events, distinct accounts, distinct
 /// accounts per day (their sum, the active days and the day list), the busiest UTC hour,
 /// first and last instants, accounts other than the entity itself, and own-account rows.
 #[test]
@@ -232,30 +233,35 @@ fn profiles_agree_with_polars_group_bys() {
         ),
         cat(c::TARGET, rows.iter().map(|r| r.3.clone()).collect()),
         cat(c::SOURCE_IP, rows.iter().map(|r| r.4.clone()).collect()),
+        cat(c::CREDENTIAL, vec![None; rows.len()]),
+        cat(c::NETWORK, vec![None; rows.len()]),
     ])
     .expect("frame");
     let access = AccessRows::new(&events).expect("rows");
+    let reach = crate::reduce::Reach::of(&events, &utc(), WALK).expect("reduce");
     for key in [c::PRINCIPAL, c::SOURCE_IP] {
-        let ours = access
+        let rows = access
             .profiles(&events, key, WALK, 0, &utc())
             .expect("profiles");
         let theirs = polars_profiles(&events, key);
-        assert_eq!(ours.len(), theirs.len(), "{key}: entities");
-        for (id, want) in &theirs {
-            let p = &ours[id];
-            let got = Expected {
-                events: p.events,
-                total: p.total,
-                days: p.days.clone(),
-                peak_hour: p.peak_hour,
-                first: p.first,
-                last: p.last,
-                others: p.others,
-                own_rows: (key == c::SOURCE_IP).then_some(p.own_rows),
-            };
-            assert_eq!(&got, want, "{key} {id}");
-            assert_eq!(p.sum_daily, p.days.iter().map(|d| d.1).sum::<u64>());
-            assert_eq!(p.active_days, p.days.len() as u64);
+        for (way, ours) in [("rows", rows), ("reduced", reach.profiles(key, 0))] {
+            assert_eq!(ours.len(), theirs.len(), "{way} {key}: entities");
+            for (id, want) in &theirs {
+                let p = &ours[id];
+                let got = Expected {
+                    events: p.events,
+                    total: p.total,
+                    days: p.days.clone(),
+                    peak_hour: p.peak_hour,
+                    first: p.first,
+                    last: p.last,
+                    others: p.others,
+                    own_rows: (key == c::SOURCE_IP).then_some(p.own_rows),
+                };
+                assert_eq!(&got, want, "{way} {key} {id}");
+                assert_eq!(p.sum_daily, p.days.iter().map(|d| d.1).sum::<u64>());
+                assert_eq!(p.active_days, p.days.len() as u64);
+            }
         }
     }
 }
