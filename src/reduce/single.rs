@@ -69,6 +69,52 @@ impl Single {
         })
     }
 
+    /// This record joined with another of the same entity and account (from another
+    /// partition), and how many days both held. Exact: one account makes no walk step and a
+    /// busiest hour of one, whatever the days.
+    pub(super) fn join(self, other: Single) -> (Single, u64) {
+        let (a, b) = (&self.days, &other.days);
+        let mut days = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j, mut shared) = (0, 0, 0);
+        while i < a.len() || j < b.len() {
+            match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) if x.day == y.day => {
+                    days.push(SingleDay {
+                        day: x.day,
+                        first: x.first.min(y.first),
+                        last: x.last.max(y.last),
+                    });
+                    shared += 1;
+                    (i, j) = (i + 1, j + 1);
+                }
+                (Some(x), Some(y)) if x.day < y.day => {
+                    days.push(*x);
+                    i += 1;
+                }
+                (Some(x), None) => {
+                    days.push(*x);
+                    i += 1;
+                }
+                (_, Some(y)) => {
+                    days.push(*y);
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        (
+            Single {
+                entity: self.entity,
+                account: self.account,
+                number: self.number.or(other.number),
+                events: self.events + other.events,
+                own_rows: self.own_rows + other.own_rows,
+                days,
+            },
+            shared,
+        )
+    }
+
     /// The cells this record stands for (a day's events and own rows all on the first day).
     pub fn cells(&self) -> Vec<Cell> {
         self.days
