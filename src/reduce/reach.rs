@@ -1,9 +1,10 @@
 //! A run's access events as reduced records, with the symbol table their codes are in: the one
 //! model enumeration, the account population and the cumulative-reach charts read (issue 21,
 //! part 5). They used to count over every access event ([`crate::detect::reach::AccessRows`],
-//! now the reference the records are tested against). At 8.7M events (`benches/reduce_state.rs`,
-//! five repeats) the records are built in 0.98–1.19 s and profiled in 0.10–0.12 s where those
-//! counts took 1.00–1.08 s; the records encode to 65 MB where the sorted rows held 140 MB.
+//! now the reference the records are tested against). Measured with `benches/reduce_state.rs`:
+//! at 8.7M events the records are built in 1.07–1.15 s and profiled in 0.11–0.13 s where those
+//! counts took 1.03–1.10 s (five repeats); at 85.9M, 18.6 s and 1.1 s against 21.6 s. The
+//! records encode to 65 MB at 8.7M where the sorted rows held 140 MB.
 
 use std::collections::{BTreeMap, BTreeSet};
 
