@@ -9,6 +9,7 @@
 
 use std::time::Instant;
 
+use audithound::analyze::cpu_seconds;
 use audithound::detect::enumeration::{WALK, WALK_MIN_STEPS};
 use audithound::detect::reach::AccessRows;
 use audithound::ingest::{self, ReadOptions};
@@ -68,7 +69,7 @@ fn main() {
     let reach = (mode != "reduce").then(|| {
         let mut profiles = Vec::new();
         for _ in 0..repeat {
-            let start = Instant::now();
+            let (start, cpu) = (Instant::now(), cpu_seconds());
             let rows = AccessRows::new(&events).expect("access rows");
             profiles = KINDS
                 .iter()
@@ -77,7 +78,11 @@ fn main() {
                         .expect("profiles")
                 })
                 .collect();
-            eprintln!("reach over every event: {:.2?}", start.elapsed());
+            eprintln!(
+                "reach over every event: {:.2?} ({:.2} s CPU)",
+                start.elapsed(),
+                cpu_seconds() - cpu
+            );
         }
         profiles
     });
@@ -86,18 +91,20 @@ fn main() {
     }
     let (mut symbols, mut reduced, mut profiles) = Default::default();
     for _ in 0..repeat {
-        let start = Instant::now();
+        let (start, cpu) = (Instant::now(), cpu_seconds());
         symbols = Symbols::new();
         reduced = Reduced::of(&events, &time, WALK, &mut symbols).expect("reduce");
-        let reduce_time = start.elapsed();
-        let start = Instant::now();
+        let (reduce_time, reduce_cpu) = (start.elapsed(), cpu_seconds() - cpu);
+        let (start, cpu) = (Instant::now(), cpu_seconds());
         profiles = KINDS
             .iter()
             .map(|k| reduced.profiles(k, &symbols, WALK, WALK_MIN_STEPS))
             .collect::<Vec<_>>();
         eprintln!(
-            "reduce: {reduce_time:.2?}, profiles from cells: {:.2?}",
-            start.elapsed()
+            "reduce: {reduce_time:.2?} ({reduce_cpu:.2} s CPU), profiles from cells: {:.2?} \
+             ({:.2} s CPU)",
+            start.elapsed(),
+            cpu_seconds() - cpu
         );
     }
     eprintln!(

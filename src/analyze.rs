@@ -70,8 +70,9 @@ struct Stopwatch {
     cpu: f64,
 }
 
-/// User plus system CPU seconds of the process so far (0 where unavailable).
-fn cpu_seconds() -> f64 {
+/// User plus system CPU seconds of the process so far (0 where unavailable); also what
+/// `benches/reduce_state.rs` reports each step's CPU with.
+pub fn cpu_seconds() -> f64 {
     #[cfg(unix)]
     {
         // SAFETY: getrusage only writes the struct it is given.
