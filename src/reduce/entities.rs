@@ -2,6 +2,7 @@
 //! [`Single`] record for each of the rest. Both lists are sorted by entity and no entity is in
 //! both, so a merge can walk them side by side.
 
+use itertools::{EitherOrBoth, Itertools};
 use rayon::prelude::*;
 
 use super::cells::Cell;
@@ -50,22 +51,13 @@ impl Entities {
         }
     }
 
-    /// Each entity's part, by entity.
+    /// Each entity's part, by entity (no entity is both a single and cells).
     fn parts(self) -> Vec<Part> {
-        let mut singles = self.singles.into_iter().map(Part::Single).peekable();
-        let mut cells = parts_of(self.cells).into_iter().map(Part::Cells).peekable();
-        let mut parts = Vec::with_capacity(singles.len() + cells.len());
-        loop {
-            let next = match (singles.peek(), cells.peek()) {
-                (Some(s), Some(c)) if s.entity() < c.entity() => singles.next(),
-                (Some(_), Some(_)) | (None, _) => cells.next(),
-                (Some(_), None) => singles.next(),
-            };
-            match next {
-                Some(part) => parts.push(part),
-                None => return parts,
-            }
-        }
+        let singles = self.singles.into_iter().map(Part::Single);
+        let cells = parts_of(self.cells).into_iter().map(Part::Cells);
+        singles
+            .merge_by(cells, |s, c| s.entity() < c.entity())
+            .collect()
     }
 
     /// Joins another partition's entities; returns them and how many (entity, day) cells both
@@ -75,27 +67,25 @@ impl Entities {
     /// after another took 0.92–1.07 s of merging this way, 1.72–1.79 s sorting both sides' parts
     /// together and joining every shared entity as cells.
     pub(super) fn merge(self, other: Entities) -> (Entities, u64) {
-        let mut mine = self.parts().into_iter().peekable();
-        let mut theirs = other.parts().into_iter().peekable();
         let mut out = Entities::default();
         let mut overlapping = 0;
-        loop {
-            let (a, b) = match (mine.peek(), theirs.peek()) {
-                (Some(a), Some(b)) if a.entity() == b.entity() => (mine.next(), theirs.next()),
-                (Some(a), Some(b)) if a.entity() < b.entity() => (mine.next(), None),
-                (Some(_), Some(_)) | (None, _) => (theirs.next(), None),
-                (Some(_), None) => (mine.next(), None),
-            };
-            match (a, b) {
-                (None, _) => return (out, overlapping),
-                (Some(Part::Single(s)), None) => out.singles.push(s),
-                (Some(Part::Cells(mut c)), None) => out.cells.append(&mut c),
-                (Some(Part::Single(a)), Some(Part::Single(b))) if a.account == b.account => {
+        let pairs = self
+            .parts()
+            .into_iter()
+            .merge_join_by(other.parts(), |a, b| a.entity().cmp(&b.entity()));
+        for pair in pairs {
+            match pair {
+                EitherOrBoth::Left(Part::Single(s)) | EitherOrBoth::Right(Part::Single(s)) => {
+                    out.singles.push(s)
+                }
+                EitherOrBoth::Left(Part::Cells(mut c))
+                | EitherOrBoth::Right(Part::Cells(mut c)) => out.cells.append(&mut c),
+                EitherOrBoth::Both(Part::Single(a), Part::Single(b)) if a.account == b.account => {
                     let (joined, shared) = a.join(b);
                     out.singles.push(joined);
                     overlapping += shared;
                 }
-                (Some(a), Some(b)) => {
+                EitherOrBoth::Both(a, b) => {
                     let mut cells = a.into_cells();
                     cells.extend(b.into_cells());
                     cells.sort_by_key(|c| c.day);
@@ -113,6 +103,7 @@ impl Entities {
                 }
             }
         }
+        (out, overlapping)
     }
 
     /// `f` over each entity's cells (a record's cells made for the call), in parallel, for the

@@ -7,6 +7,8 @@
 //! events counted on its first day, since only their sum is ever read), so profiles and merges
 //! go through the one code path of [`super::profile`].
 
+use itertools::{EitherOrBoth, Itertools};
+
 use super::cells::{Accounts, Cell, Numbered};
 use crate::normalize::schema::DAY_MS;
 
@@ -73,35 +75,21 @@ impl Single {
     /// partition), and how many days both held. Exact: one account makes no walk step and a
     /// busiest hour of one, whatever the days.
     pub(super) fn join(self, other: Single) -> (Single, u64) {
-        let (a, b) = (&self.days, &other.days);
-        let mut days = Vec::with_capacity(a.len() + b.len());
-        let (mut i, mut j, mut shared) = (0, 0, 0);
-        while i < a.len() || j < b.len() {
-            match (a.get(i), b.get(j)) {
-                (Some(x), Some(y)) if x.day == y.day => {
-                    days.push(SingleDay {
-                        day: x.day,
-                        first: x.first.min(y.first),
-                        last: x.last.max(y.last),
-                    });
+        let mut shared = 0;
+        let days = (self.days.iter())
+            .merge_join_by(&other.days, |a, b| a.day.cmp(&b.day))
+            .map(|pair| match pair {
+                EitherOrBoth::Both(a, b) => {
                     shared += 1;
-                    (i, j) = (i + 1, j + 1);
+                    SingleDay {
+                        day: a.day,
+                        first: a.first.min(b.first),
+                        last: a.last.max(b.last),
+                    }
                 }
-                (Some(x), Some(y)) if x.day < y.day => {
-                    days.push(*x);
-                    i += 1;
-                }
-                (Some(x), None) => {
-                    days.push(*x);
-                    i += 1;
-                }
-                (_, Some(y)) => {
-                    days.push(*y);
-                    j += 1;
-                }
-                (None, None) => break,
-            }
-        }
+                EitherOrBoth::Left(d) | EitherOrBoth::Right(d) => *d,
+            })
+            .collect();
         (
             Single {
                 entity: self.entity,
