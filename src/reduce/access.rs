@@ -72,15 +72,4 @@ impl Selected {
         let chunks = ts_arrays(&self.frame)?;
         Ok(self.each(|k, i| chunks[k][i as usize]))
     }
-
-    /// Whether the principal is the target account itself.
-    pub(super) fn own(&self) -> Result<Vec<bool>> {
-        let (principals, targets) = (
-            code_arrays(&self.frame, c::PRINCIPAL)?,
-            code_arrays(&self.frame, c::TARGET)?,
-        );
-        let principals: Vec<_> = principals.iter().map(|a| chunk_codes(a)).collect();
-        let targets: Vec<_> = targets.iter().map(|a| chunk_codes(a)).collect();
-        Ok(self.each(|k, i| principals[k][i as usize] == targets[k][i as usize]))
-    }
 }

@@ -173,9 +173,13 @@ impl Reduced {
             });
         }
         let selected = access::Selected::of(events, access)?;
-        let own = selected.own()?;
         let ts = selected.instants()?;
         let mut account = selected.codes(c::TARGET)?;
+        // Whether the principal is the account itself, while both are still dictionary codes.
+        let own: Vec<bool> = (selected.codes(c::PRINCIPAL)?.par_iter())
+            .zip(&account)
+            .map(|(p, a)| p == a)
+            .collect();
         let mut from_dict = FromDictionary::new();
         let mut reduced = Reduced::default();
         from_dict.map(&mut account, symbols)?;

@@ -3,10 +3,9 @@
 //! whatever order the files happened to be read, so a bitmap written tonight would name other
 //! accounts tomorrow.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 use polars::prelude::CategoricalMapping;
