@@ -334,6 +334,7 @@ fn full_report_with_charts(b: divan::Bencher) {
             formats: audithound::report::Formats::default(),
             progress: false,
             timings: false,
+            timings_per_detector: false,
             source: None,
             profile: None,
             syslog_year: Some(2025),

@@ -35,6 +35,8 @@ pub struct Plan {
     /// Print each stage's wall time to stderr (for profiling; never in reports, which must be
     /// byte-identical run to run).
     pub timings: bool,
+    /// Run the detectors one after another, each with its own timing line and memory peak.
+    pub timings_per_detector: bool,
     /// Forced source format (`--source`), else detected per file.
     pub source: Option<ingest::Format>,
     /// User mapping profile (`--profile`).
@@ -245,10 +247,21 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     // agents), and the detectors take 1.4–1.55 s instead of 1.8 s one group after the other.
     let spinner = stage(plan.progress, "detecting");
     let detectors = detect::all();
-    let detections = detectors
-        .par_iter()
-        .map(|d| d.detect(&input))
-        .collect::<Result<Vec<_>>>()?;
+    let detections = if plan.timings_per_detector {
+        let mut each = Vec::new();
+        for d in &detectors {
+            crate::memory::release_freed();
+            crate::memory::reset_peak();
+            each.push(d.detect(&input)?);
+            clock.lap(&format!("  {}", d.name()));
+        }
+        each
+    } else {
+        detectors
+            .par_iter()
+            .map(|d| d.detect(&input))
+            .collect::<Result<Vec<_>>>()?
+    };
     crate::memory::release_freed();
     clock.lap("detectors");
     drop(spinner);

@@ -110,6 +110,10 @@ struct AnalyzeArgs {
     /// Print each stage's wall time to stderr.
     #[arg(long)]
     timings: bool,
+    /// With the timings, run the detectors one after another and print each one's wall time,
+    /// CPU time and memory peak (slower: for finding what sets the run's peak).
+    #[arg(long)]
+    timings_per_detector: bool,
 }
 
 /// How inputs are read, shared by `analyze` and `inspect`.
@@ -267,7 +271,8 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         min_level: level("--min-level", &a.min_level)?,
         formats: audithound::report::Formats::parse(&a.format)?,
         progress: !a.quiet && std::io::stderr().is_terminal(),
-        timings: a.timings,
+        timings: a.timings || a.timings_per_detector,
+        timings_per_detector: a.timings_per_detector,
         source: a.read.source()?,
         profile: a.read.profile.clone(),
         syslog_year: a.read.syslog_year,

@@ -44,3 +44,11 @@ pub fn release_freed() {
     // SAFETY: asks mimalloc to collect its own free lists; it owns everything it touches.
     unsafe { libmimalloc_sys::mi_collect(true) }
 }
+
+/// Starts the process's resident-memory peak (`VmHWM`) over from what is resident now, so the
+/// next `--timings` line's peak is that step's own (Linux; elsewhere, or without the right to
+/// write it, the peak stays the run's).
+pub fn reset_peak() {
+    // "5" is the kernel's code for resetting the peak (Documentation/filesystems/proc.rst).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}

@@ -121,6 +121,55 @@ fn same_input_gives_byte_identical_reports_whatever_the_thread_count() {
     assert!(a == b, "summary.html differs between 1 and 2 threads");
 }
 
+/// `--timings-per-detector` runs the detectors one after another (to see each one's peak): the
+/// report must not change, and each detector gets its line.
+#[test]
+fn detectors_timed_one_by_one_give_the_same_report() {
+    let input = generated(11);
+    let dir = tmp();
+    let mut outputs = Vec::new();
+    for (name, extra) in [
+        ("together", None),
+        ("alone", Some("--timings-per-detector")),
+    ] {
+        let out_dir = dir.path().join(name);
+        let out = bin()
+            .arg("analyze")
+            .arg(&input)
+            .arg("--out")
+            .arg(&out_dir)
+            .arg("--quiet")
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let lines: Vec<String> = stderr(&out)
+            .lines()
+            .filter(|l| l.starts_with("timing:   "))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_string())
+            .collect();
+        if extra.is_some() {
+            for detector in [
+                "offboarding",
+                "forged_tokens",
+                "key_lifecycle",
+                "enumeration",
+                "auth_attacks",
+            ] {
+                assert!(lines.iter().any(|l| l == detector), "{detector}: {lines:?}");
+            }
+        } else {
+            assert!(lines.is_empty(), "{lines:?}");
+        }
+        outputs.push(out_dir);
+    }
+    for name in ["anomalies.csv", "anomalies.jsonl", "summary.md"] {
+        let a = std::fs::read(outputs[0].join(name)).unwrap();
+        let b = std::fs::read(outputs[1].join(name)).unwrap();
+        assert!(a == b, "{name} differs when the detectors run one by one");
+    }
+}
+
 #[test]
 fn fail_on_sets_exit_code_1_only_when_reached() {
     let input = generated(11);
