@@ -218,6 +218,44 @@ pub(super) fn entities(
     all
 }
 
+/// The entities of rows placed as indices into `rows` (grouped by entity as in [`Grouped`]):
+/// each entity's days are found on its indices, then read and reduced side by side, so no more
+/// than a day of one entity's rows is ever copied.
+pub(super) fn entities_placed(
+    rows: &[Row],
+    placed: &[u32],
+    starts: &[(u32, usize)],
+    number: &[Option<i64>],
+    time: &TimeParser,
+    walk: super::Walk,
+) -> Entities {
+    let mut out = Entities::default();
+    let mut entity_cells = Vec::new();
+    for (i, &(entity, first)) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(placed.len(), |s| s.1);
+        let mut of = &placed[first..end];
+        let mut days = Vec::new();
+        while let Some(&j) = of.first() {
+            let day = time.local_day(rows[j as usize].ts);
+            let (today, rest) = of.split_at(of.partition_point(|&j| rows[j as usize].ts < day.end));
+            days.push((day, today));
+            of = rest;
+        }
+        days.into_par_iter()
+            .map_init(
+                || (Vec::new(), Vec::new()),
+                |(day_rows, scratch), (day, of)| {
+                    day_rows.clear();
+                    day_rows.extend(of.iter().map(|&j| rows[j as usize]));
+                    cell(entity, day_rows, number, day, walk, scratch)
+                },
+            )
+            .collect_into_vec(&mut entity_cells);
+        out.push(&mut entity_cells);
+    }
+    out
+}
+
 fn cell(
     entity: u32,
     rows: &[Row],

@@ -70,13 +70,24 @@ pub(crate) fn number_ranks(number: &[Option<i64>], mut of: Vec<u32>) -> Vec<u32>
 /// Ranges of entity codes [`by_entity`] splits rows into first.
 const BUCKETS: usize = 256;
 
-/// `rows` (in time order) grouped by `entity[j]`, stably, so each entity's rows keep their time
-/// order; rows without an entity are left out. First the rows' indices are split into
-/// [`BUCKETS`] ranges of entity codes (few write streams), then each range is counted and placed
-/// on its own, side by side, within a slice that stays in cache. One counting sort over all rows
-/// missed the cache on nearly every row once they outgrew it: 0.6–2.4 s a kind at 57M access
-/// rows (85.9M events), where it took 25–55 ms at 5.8M.
-fn by_entity(rows: &[cells::Row], entity: &[u32], n_symbols: usize) -> cells::Grouped {
+/// The entities of one kind: `rows` (in time order) grouped by `entity[j]`, stably, so each
+/// entity's rows keep their time order (rows without an entity are left out), and reduced. First
+/// the rows' indices are split into [`BUCKETS`] ranges of entity codes (few write streams), then
+/// each range is counted, placed and reduced on its own, side by side, within a slice that stays
+/// in cache. One counting sort over all rows missed the cache on nearly every row once they
+/// outgrew it: 0.6–2.4 s a kind at 57M access rows (85.9M events), where it took 25–55 ms at
+/// 5.8M. A range is dropped once reduced, so no kind's rows are ever copied whole (16 bytes a
+/// row, the reduction's high-water mark at 85.9M events); a range of more than a thread's share
+/// (a key that signs every token, a busy network) is placed as row indices and read a day at a
+/// time.
+fn by_entity(
+    rows: &[cells::Row],
+    entity: &[u32],
+    n_symbols: usize,
+    big: usize,
+    reduce: impl Fn(cells::Grouped) -> Entities + Sync,
+    reduce_big: impl Fn(&[u32], &[(u32, usize)]) -> Entities + Sync,
+) -> Entities {
     let width = n_symbols.div_ceil(BUCKETS).max(1);
     let mut start = vec![0usize; BUCKETS + 1];
     for &e in entity.iter().filter(|&&e| e != NULL) {
@@ -94,22 +105,9 @@ fn by_entity(rows: &[cells::Row], entity: &[u32], n_symbols: usize) -> cells::Gr
             next[b] += 1;
         }
     }
-    let placeholder = cells::Row {
-        ts: 0,
-        account: NULL,
-        own: false,
-    };
-    let mut grouped = vec![placeholder; start[BUCKETS]];
-    let mut slices = Vec::with_capacity(BUCKETS);
-    let mut rest = grouped.as_mut_slice();
-    for b in 0..BUCKETS {
-        let (head, tail) = rest.split_at_mut(start[b + 1] - start[b]);
-        slices.push((b, head));
-        rest = tail;
-    }
-    let starts: Vec<Vec<(u32, usize)>> = slices
+    let parts: Vec<Entities> = (0..BUCKETS)
         .into_par_iter()
-        .map(|(b, out)| {
+        .map(|b| {
             let of = &order[start[b]..start[b + 1]];
             let low = b * width;
             let span = ((b + 1) * width).min(n_symbols).saturating_sub(low);
@@ -120,22 +118,42 @@ fn by_entity(rows: &[cells::Row], entity: &[u32], n_symbols: usize) -> cells::Gr
             for e in 1..next.len() {
                 next[e] += next[e - 1];
             }
-            let starts = (0..span)
+            let starts: Vec<(u32, usize)> = (0..span)
                 .filter(|&e| next[e + 1] > next[e])
-                .map(|e| ((low + e) as u32, start[b] + next[e]))
+                .map(|e| ((low + e) as u32, next[e]))
                 .collect();
+            if of.len() > big {
+                let mut placed = vec![0u32; of.len()];
+                for &i in of {
+                    let e = entity[i as usize] as usize - low;
+                    placed[next[e]] = i;
+                    next[e] += 1;
+                }
+                return reduce_big(&placed, &starts);
+            }
+            let placeholder = cells::Row {
+                ts: 0,
+                account: NULL,
+                own: false,
+            };
+            let mut placed = vec![placeholder; of.len()];
             for &i in of {
                 let e = entity[i as usize] as usize - low;
-                out[next[e]] = rows[i as usize];
+                placed[next[e]] = rows[i as usize];
                 next[e] += 1;
             }
-            starts
+            reduce(cells::Grouped {
+                rows: placed,
+                starts,
+            })
         })
         .collect();
-    cells::Grouped {
-        rows: grouped,
-        starts: starts.concat(),
+    let mut all = Entities::default();
+    for mut part in parts {
+        all.cells.append(&mut part.cells);
+        all.singles.append(&mut part.singles);
     }
+    all
 }
 
 /// What a reduced state weighs, for `docs/scale.md`.
@@ -159,6 +177,18 @@ impl Reduced {
         time: &TimeParser,
         walk: Walk,
         symbols: &mut Symbols,
+    ) -> Result<Reduced> {
+        Reduced::of_placing(events, time, walk, symbols, None)
+    }
+
+    /// [`Reduced::of`], with the bucket size from which rows are placed as indices (`None`: a
+    /// thread's share of rows); the tests force either way.
+    fn of_placing(
+        events: &DataFrame,
+        time: &TimeParser,
+        walk: Walk,
+        symbols: &mut Symbols,
+        big: Option<usize>,
     ) -> Result<Reduced> {
         let dict = dictionary();
         let Some(access) = dict.get_cat("access") else {
@@ -229,9 +259,14 @@ impl Reduced {
             let mut entity: Vec<u32> = sorted.par_iter().map(|&j| codes[j as usize]).collect();
             drop(codes);
             from_dict.map(&mut entity, symbols)?;
-            let grouped = by_entity(&rows, &entity, symbols.len());
-            drop(entity);
-            reduced.kinds[k] = cells::entities(&grouped, &number, time, walk);
+            reduced.kinds[k] = by_entity(
+                &rows,
+                &entity,
+                symbols.len(),
+                big.unwrap_or(rows.len() / rayon::current_num_threads().max(1)),
+                |grouped| cells::entities(&grouped, &number, time, walk),
+                |placed, starts| cells::entities_placed(&rows, placed, starts, &number, time, walk),
+            );
         }
         Ok(reduced)
     }

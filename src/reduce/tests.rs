@@ -234,6 +234,26 @@ fn partitions_of_whole_days_merge_into_the_whole_runs_profiles() {
 
 /// An entity of one account on every day is one record; the footprint counts what a stored
 /// state would hold.
+/// Big ranges of entities are placed as row indices and read a day at a time, the rest copied
+/// whole: both ways give the same records.
+#[test]
+fn rows_placed_as_indices_reduce_as_rows_copied() {
+    for seed in 0..3 {
+        let events = frame(&random_events(seed));
+        for time in zones() {
+            let by = |big| {
+                let mut symbols = Symbols::new();
+                let reduced = Reduced::of_placing(&events, &time, WALK, &mut symbols, Some(big))
+                    .expect("reduce");
+                (reduced, symbols.len())
+            };
+            let (copied, placed) = (by(usize::MAX), by(0));
+            assert!(copied.0.kinds.iter().all(|k| !k.cells.is_empty()));
+            assert_eq!(copied, placed);
+        }
+    }
+}
+
 #[test]
 fn an_entity_of_one_account_is_one_record() {
     let rows: Vec<Event> = (0..3)
