@@ -92,21 +92,13 @@ impl Stopwatch {
         if self.on {
             // Resident memory now and at its peak so far (Linux), to see which stage sets the
             // high-water mark and what it leaves behind.
-            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-            let field = |name: &str| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name))
-                    .map(|v| v.trim().to_string())
-                    .unwrap_or_default()
-            };
             let cpu = cpu_seconds();
             eprintln!(
                 "timing: {what:<28} {:>8.3} s   cpu {:>7.3} s   rss {:>12}   peak {:>12}",
                 self.last.elapsed().as_secs_f64(),
                 cpu - self.cpu,
-                field("VmRSS:"),
-                field("VmHWM:")
+                crate::memory::status("VmRSS:"),
+                crate::memory::status("VmHWM:")
             );
             self.cpu = cpu;
         }
@@ -252,8 +244,9 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         for d in &detectors {
             crate::memory::release_freed();
             crate::memory::reset_peak();
+            let from = crate::memory::status("VmRSS:");
             each.push(d.detect(&input)?);
-            clock.lap(&format!("  {}", d.name()));
+            clock.lap(&format!("  {} (from {from})", d.name()));
         }
         each
     } else {

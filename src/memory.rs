@@ -52,3 +52,14 @@ pub fn reset_peak() {
     // "5" is the kernel's code for resetting the peak (Documentation/filesystems/proc.rst).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
+
+/// A line of `/proc/self/status` (`VmRSS:`, `VmHWM:`), as the kernel writes it ("123 kB"), or
+/// empty where there is none.
+pub fn status(field: &str) -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
