@@ -123,6 +123,31 @@ fn an_input_that_cannot_be_read_is_not_a_clean_run() {
     assert!(summary_md(&out).contains("INCOMPLETE INPUT"));
 }
 
+/// Found by the `file_parquet` fuzz target: a footer whose statistics carry a non-bool field
+/// where a bool is due makes polars' decoder panic. That file is unreadable, with the decoder's
+/// reason, the other file is read, and nothing on stderr looks like audithound crashed.
+#[test]
+fn a_parquet_footer_that_panics_the_decoder_ends_that_file_only() {
+    let dir = tmp();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).expect("mkdir");
+    let bad = repo().join("tests/fixtures/parquet/footer-bad-thrift-bool.parquet");
+    std::fs::copy(&bad, input.join("bad.parquet")).expect("copy");
+    std::fs::write(input.join("events.csv"), access_csv(50, 0, "")).expect("write");
+    let out = dir.path().join("out");
+    let o = analyze(&out, &[input.to_str().unwrap(), "--keep-going"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("bad.parquet: could not be read completely"),
+        "{err}"
+    );
+    assert!(err.contains("thrift bool field"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(summary_md(&out).contains("INCOMPLETE INPUT"));
+    assert!(file_row(&summary_md(&out), "events.csv").contains("| 50 |"));
+}
+
 #[test]
 fn a_pipe_named_as_input_fails_at_once_instead_of_hanging() {
     let dir = tmp();

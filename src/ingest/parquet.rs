@@ -22,6 +22,43 @@ use crate::normalize::{Field, RawRow};
 /// The first bytes of every Parquet file.
 pub const MAGIC: &[u8] = b"PAR1";
 
+thread_local! {
+    /// Set while [`read_contained`] runs on this thread: a panic here is the file's, reported
+    /// with it, and the process-wide panic hook stays quiet about it.
+    static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// [`read`], with a panic of the decoder caught and returned as the reason the file could not
+/// be read. polars' Parquet decoder panics on some malformed metadata instead of returning an
+/// error (the `file_parquet` fuzz target found `thrift bool field` in polars-parquet 0.55.2's
+/// footer decoder within seconds); a corrupt file must end itself, not the run, and must not
+/// print a panic and a backtrace as if audithound had crashed. A panic on one of polars' own
+/// threads is still caught here but printed by the default hook.
+pub fn read_contained(
+    path: &Path,
+    opts: &ReadOptions,
+    sink: &mut Sink,
+) -> Result<Result<String, String>, String> {
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CONTAINED.with(std::cell::Cell::get) {
+                default(info);
+            }
+        }));
+    });
+    let was = CONTAINED.with(|c| c.replace(true));
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(path, opts, sink)));
+    CONTAINED.with(|c| c.set(was));
+    read.map_err(|panic| {
+        let message = (panic.downcast_ref::<&str>().copied())
+            .or(panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("no message");
+        format!("the Parquet reader failed on this file (corrupt?): {message}")
+    })
+}
+
 /// Rows decoded at once.
 const SLICE_ROWS: usize = 64 * 1024;
 

@@ -161,16 +161,12 @@ fn read_format(
         Format::Parquet => {
             drop(reader);
             // A decoder panic on a corrupt file ends that file, not the run.
-            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                parquet::read(path, opts, sink)
-            }));
-            match read {
+            match parquet::read_contained(path, opts, sink) {
                 Ok(Ok(label)) => sink.stats.format = label,
                 Ok(Err(reason)) => return Some(reason),
-                Err(_) => {
+                Err(why) => {
                     let at = sink.stats.records + 1;
-                    let why = "the Parquet reader failed on this file (corrupt?)";
-                    sink.read_failed(at, why.into());
+                    sink.read_failed(at, why);
                 }
             }
         }
