@@ -124,25 +124,34 @@ fn an_input_that_cannot_be_read_is_not_a_clean_run() {
 }
 
 /// Found by the `file_parquet` fuzz target: a footer whose statistics carry a non-bool field
-/// where a bool is due makes polars' decoder panic. That file is unreadable, with the decoder's
-/// reason, the other file is read, and nothing on stderr looks like audithound crashed.
+/// where a bool is due, and a page whose encoding is out of range (decoded on a polars worker
+/// thread), make polars' decoder panic. Each file is unreadable, with the decoder's reason, the
+/// other file is read, and nothing on stderr looks like audithound crashed.
 #[test]
-fn a_parquet_footer_that_panics_the_decoder_ends_that_file_only() {
+fn a_parquet_file_that_panics_the_decoder_ends_that_file_only() {
+    let cases = [
+        ("footer-bad-thrift-bool", "thrift bool field"),
+        ("page-encoding-out-of-range", "Thrift out of range"),
+    ];
     let dir = tmp();
     let input = dir.path().join("in");
     std::fs::create_dir_all(&input).expect("mkdir");
-    let bad = repo().join("tests/fixtures/parquet/footer-bad-thrift-bool.parquet");
-    std::fs::copy(&bad, input.join("bad.parquet")).expect("copy");
+    let fixtures = repo().join("tests/fixtures/parquet");
+    for (name, _) in cases {
+        let file = format!("{name}.parquet");
+        std::fs::copy(fixtures.join(&file), input.join(&file)).expect("copy");
+    }
     std::fs::write(input.join("events.csv"), access_csv(50, 0, "")).expect("write");
     let out = dir.path().join("out");
     let o = analyze(&out, &[input.to_str().unwrap(), "--keep-going"]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(3), "{err}");
-    assert!(
-        err.contains("bad.parquet: could not be read completely"),
-        "{err}"
-    );
-    assert!(err.contains("thrift bool field"), "{err}");
+    for (name, reason) in cases {
+        let line = (err.lines())
+            .find(|l| l.contains(&format!("{name}.parquet: could not be read completely")))
+            .unwrap_or_else(|| panic!("{name}: {err}"));
+        assert!(line.contains(reason), "{line}");
+    }
     assert!(!err.contains("panicked"), "{err}");
     assert!(summary_md(&out).contains("INCOMPLETE INPUT"));
     assert!(file_row(&summary_md(&out), "events.csv").contains("| 50 |"));

@@ -28,12 +28,17 @@ thread_local! {
     static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// [`read_contained`] calls in flight: the decoder also runs on polars' own worker threads,
+/// whose panics travel back to the caller.
+static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// [`read`], with a panic of the decoder caught and returned as the reason the file could not
 /// be read. polars' Parquet decoder panics on some malformed metadata instead of returning an
 /// error (the `file_parquet` fuzz target found `thrift bool field` in polars-parquet 0.55.2's
-/// footer decoder within seconds); a corrupt file must end itself, not the run, and must not
-/// print a panic and a backtrace as if audithound had crashed. A panic on one of polars' own
-/// threads is still caught here but printed by the default hook.
+/// footer decoder within seconds, then an `unwrap` of a page's encoding on a polars worker); a
+/// corrupt file must end itself, not the run, and must not print a panic and a backtrace as if
+/// audithound had crashed. The hook is quiet for panics on this thread and, while a read is in
+/// flight, on polars' worker threads (named `polars-N`): both come back here as the payload.
 pub fn read_contained(
     path: &Path,
     opts: &ReadOptions,
@@ -43,14 +48,21 @@ pub fn read_contained(
     QUIET.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !CONTAINED.with(std::cell::Cell::get) {
+            let polars_worker = std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("polars"));
+            let quiet = CONTAINED.with(std::cell::Cell::get)
+                || (polars_worker && IN_FLIGHT.load(std::sync::atomic::Ordering::SeqCst) > 0);
+            if !quiet {
                 default(info);
             }
         }));
     });
+    IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let was = CONTAINED.with(|c| c.replace(true));
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(path, opts, sink)));
     CONTAINED.with(|c| c.set(was));
+    IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     read.map_err(|panic| {
         let message = (panic.downcast_ref::<&str>().copied())
             .or(panic.downcast_ref::<String>().map(String::as_str))
