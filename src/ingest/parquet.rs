@@ -38,7 +38,9 @@ static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsiz
 /// footer decoder within seconds, then an `unwrap` of a page's encoding on a polars worker); a
 /// corrupt file must end itself, not the run, and must not print a panic and a backtrace as if
 /// audithound had crashed. The hook is quiet for panics on this thread and, while a read is in
-/// flight, on polars' worker threads (named `polars-N`): both come back here as the payload.
+/// flight, on polars' worker threads (named `polars-N`): both come back here as the payload. (A
+/// panic of some other polars task at that very moment would go unprinted too; it still ends
+/// the run.) The message, which may quote the file, is cut like a rejected line's text.
 pub fn read_contained(
     path: &Path,
     opts: &ReadOptions,
@@ -67,6 +69,7 @@ pub fn read_contained(
         let message = (panic.downcast_ref::<&str>().copied())
             .or(panic.downcast_ref::<String>().map(String::as_str))
             .unwrap_or("no message");
+        let message = super::shorten(message.as_bytes());
         format!("the Parquet reader failed on this file (corrupt?): {message}")
     })
 }
