@@ -210,12 +210,7 @@ pub(super) fn entities(
             out
         })
         .collect();
-    let mut all = Entities::default();
-    for mut run in runs {
-        all.cells.append(&mut run.cells);
-        all.singles.append(&mut run.singles);
-    }
-    all
+    Entities::concat(runs)
 }
 
 /// The entities of rows placed as indices into `rows` (grouped by entity as in [`Grouped`]):

@@ -51,6 +51,16 @@ impl Entities {
         }
     }
 
+    /// Parts made side by side over ranges of entities, in entity order, as one.
+    pub(super) fn concat(parts: Vec<Entities>) -> Entities {
+        let mut all = Entities::default();
+        for mut part in parts {
+            all.cells.append(&mut part.cells);
+            all.singles.append(&mut part.singles);
+        }
+        all
+    }
+
     /// Each entity's part, by entity (no entity is both a single and cells).
     fn parts(self) -> Vec<Part> {
         let singles = self.singles.into_iter().map(Part::Single);

@@ -114,6 +114,7 @@ fn by_entity(
             let of = &order[start[b]..start[b + 1]];
             let low = b * width;
             let span = ((b + 1) * width).min(n_symbols).saturating_sub(low);
+            // Each entity's first place in the range, once counted.
             let mut next = vec![0usize; span + 1];
             for &i in of {
                 next[entity[i as usize] as usize - low + 1] += 1;
@@ -126,37 +127,36 @@ fn by_entity(
                 .map(|e| ((low + e) as u32, next[e]))
                 .collect();
             if of.len() > big {
-                let mut placed = vec![0u32; of.len()];
-                for &i in of {
-                    let e = entity[i as usize] as usize - low;
-                    placed[next[e]] = i;
-                    next[e] += 1;
-                }
-                return reduce_big(&placed, &starts);
-            }
-            let placeholder = cells::Row {
-                ts: 0,
-                account: NULL,
-                own: false,
-            };
-            let mut placed = vec![placeholder; of.len()];
-            for &i in of {
-                let e = entity[i as usize] as usize - low;
-                placed[next[e]] = rows[i as usize];
-                next[e] += 1;
+                return reduce_big(&place(of, entity, low, next, |i| i), &starts);
             }
             reduce(cells::Grouped {
-                rows: placed,
+                rows: place(of, entity, low, next, |i| rows[i as usize]),
                 starts,
             })
         })
         .collect();
-    let mut all = Entities::default();
-    for mut part in parts {
-        all.cells.append(&mut part.cells);
-        all.singles.append(&mut part.singles);
+    Entities::concat(parts)
+}
+
+/// The rows `of` (indices) placed by entity, each as `value(i)`, stably: `next` holds each
+/// entity's first place, as an offset from code `low`.
+fn place<T: Clone>(
+    of: &[u32],
+    entity: &[u32],
+    low: usize,
+    mut next: Vec<usize>,
+    value: impl Fn(u32) -> T,
+) -> Vec<T> {
+    let Some(&first) = of.first() else {
+        return Vec::new();
+    };
+    let mut placed = vec![value(first); of.len()];
+    for &i in of {
+        let e = entity[i as usize] as usize - low;
+        placed[next[e]] = value(i);
+        next[e] += 1;
     }
-    all
+    placed
 }
 
 /// What a reduced state weighs, for `docs/scale.md`.
