@@ -145,12 +145,44 @@ impl Cell {
 }
 
 /// One access row of the kind being reduced; its entity is the group it sits in (see
-/// [`Grouped`]), which keeps it at 16 bytes for the counting sort that scatters it.
-#[derive(Debug, Clone, Copy)]
+/// [`Grouped`]), which keeps it at 16 bytes for the counting sort that scatters it. Before the
+/// rows are in time order the same 16 bytes are their sort key (see [`Row::key`]), rewritten in
+/// place: the instant, the account (its top bit: the principal is the account itself) and the
+/// row's index among the selected rows, which each kind reads its entity codes by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Row {
     pub ts: i64,
-    pub account: u32,
-    pub own: bool,
+    tagged: u32,
+    pub index: u32,
+}
+
+/// The top bit of [`Row`]'s account: whether the principal read its own account.
+pub(super) const OWN: u32 = 1 << 31;
+
+impl Row {
+    /// A sort key in a row's place: ordered by (`since`, `rank`, `index`), derived `Ord`
+    /// being field by field.
+    pub fn key(since: i64, rank: u32, index: u32) -> Row {
+        Row {
+            ts: since,
+            tagged: rank,
+            index,
+        }
+    }
+
+    /// The key's row, in place: `account` must be below [`OWN`].
+    pub fn set(&mut self, ts: i64, account: u32, own: bool) {
+        self.ts = ts;
+        self.tagged = account | if own { OWN } else { 0 };
+    }
+
+    pub fn account(&self) -> u32 {
+        self.tagged & !OWN
+    }
+
+    pub fn own(&self) -> bool {
+        self.tagged & OWN != 0
+    }
 }
 
 /// Rows grouped by entity, each entity's rows sorted by (instant, account number, frame order):
@@ -262,7 +294,7 @@ fn cell(
     // The distinct accounts of some rows, in `scratch` (one buffer for every cell of a run).
     let sorted = |rows: &[Row], scratch: &mut Vec<u32>| {
         scratch.clear();
-        scratch.extend(rows.iter().map(|r| r.account));
+        scratch.extend(rows.iter().map(Row::account));
         scratch.sort_unstable();
         scratch.dedup();
     };
@@ -271,7 +303,7 @@ fn cell(
         entity,
         day: day.day,
         events: rows.len() as u64,
-        own_rows: rows.iter().filter(|r| r.own).count() as u64,
+        own_rows: rows.iter().filter(|r| r.own()).count() as u64,
         first: rows[0].ts,
         last: rows[rows.len() - 1].ts,
         accounts: Accounts::from_sorted(scratch),
@@ -292,10 +324,10 @@ fn cell(
         }
     }
     let numbered = rows.iter().filter_map(|r| {
-        number[r.account as usize].map(|number| Numbered {
+        number[r.account() as usize].map(|number| Numbered {
             ts: r.ts,
             number,
-            account: r.account,
+            account: r.account(),
         })
     });
     let mut prev: Option<Numbered> = None;
