@@ -172,13 +172,18 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             update.ingested
         }
     };
+    let token_bytes = ingested.tokens.bytes();
+    ingested.tokens.seal();
     crate::memory::release_freed();
     clock.lap("ingest");
     if plan.timings {
         eprintln!(
-            "timing:   event frame {} rows, {} MB in columns",
+            "timing:   event frame {} rows, {} MB in columns; {} token ids, {} MB ({} MB while read)",
             ingested.events.height(),
-            ingested.events.estimated_size() >> 20
+            ingested.events.estimated_size() >> 20,
+            ingested.tokens.len(),
+            ingested.tokens.bytes() >> 20,
+            token_bytes >> 20
         );
     }
     let unreadable: Vec<(String, String)> = ingested

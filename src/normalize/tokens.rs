@@ -54,6 +54,16 @@ impl Tokens {
             .flatten()
     }
 
+    /// Frees what only adding ids needs (see [`FileDict::seal`]); called when ingest ends.
+    pub fn seal(&self) {
+        self.lock().seal();
+    }
+
+    /// Bytes the table holds, for `--timings`.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes()
+    }
+
     /// Distinct token ids held.
     pub fn len(&self) -> usize {
         self.lock().len()
@@ -87,5 +97,29 @@ mod tests {
             assert_eq!(tokens.text(*code).as_deref(), Some(id.as_str()));
         }
         assert_eq!(tokens.text(NULL), None);
+    }
+
+    /// A sealed table still reads every id by its code, and ids placed afterwards get the
+    /// codes they had (old ids) or the next ones (new ids).
+    #[test]
+    fn a_sealed_table_reads_and_places_as_before() {
+        let tokens = Tokens::default();
+        let ids: Vec<String> = (0..5_000).map(|i| format!("tk-{i:016x}")).collect();
+        let codes = tokens.place(ids.iter().map(String::as_str)).expect("codes");
+        let before = tokens.bytes();
+        tokens.seal();
+        assert!(
+            tokens.bytes() * 2 < before,
+            "{} of {before} bytes",
+            tokens.bytes()
+        );
+        for (id, code) in ids.iter().zip(&codes) {
+            assert_eq!(tokens.text(*code).as_deref(), Some(id.as_str()));
+        }
+        let again = tokens
+            .place(["tk-new", ids[42].as_str(), "tk-new"].into_iter())
+            .expect("codes");
+        assert_eq!(again, [5_000, codes[42], 5_000]);
+        assert_eq!(tokens.len(), 5_001);
     }
 }
