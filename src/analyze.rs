@@ -175,6 +175,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     let token_bytes = ingested.tokens.bytes();
     ingested.tokens.seal();
     crate::memory::release_freed();
+    crate::memory::fit_to_frame(ingested.events.estimated_size());
     clock.lap("ingest");
     if plan.timings {
         eprintln!(
