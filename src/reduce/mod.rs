@@ -238,7 +238,7 @@ impl Reduced {
         // moment was 33 bytes a row with separate keys, instants and an order.
         if symbols.len() > cells::OWN as usize {
             return Err(crate::error::Error::Argument {
-                what: "distinct accounts and entities in one partition",
+                what: "distinct accounts in one partition",
                 value: symbols.len().to_string(),
                 reason: "more than 2³¹: reduce it in smaller ones".into(),
             });
