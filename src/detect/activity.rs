@@ -82,6 +82,24 @@ impl Activity {
     }
 }
 
+/// The columns [`summarize`] reads, with `key`: what a detector selects before filtering rows
+/// it gathers itself.
+pub fn columns(key: &str) -> Vec<&str> {
+    let mut wanted = vec![
+        c::TS,
+        c::SUCCESS,
+        c::TARGET,
+        c::SOURCE_IP,
+        c::PRINCIPAL,
+        c::FILE,
+        c::LINE,
+    ];
+    if !wanted.contains(&key) {
+        wanted.push(key);
+    }
+    wanted
+}
+
 /// Aggregates `rows` per value of `key` (rows with a null key are ignored).
 ///
 /// The selected rows are materialised once here: three queries read them, and a lazy input that

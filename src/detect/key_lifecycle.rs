@@ -5,12 +5,12 @@
 
 use polars::prelude::*;
 
-use super::activity::summarize;
+use super::activity::{columns, summarize};
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
 use crate::error::{FrameContext, Result};
-use crate::frame::{key_column, key_series};
+use crate::frame::{first_instants, key_series, rows_before};
 use crate::normalize::schema::{DAY_MS, col as c};
 
 pub struct KeyLifecycle;
@@ -61,28 +61,22 @@ impl Detector for KeyLifecycle {
             .values()
             .filter_map(|k| k.created.map(|t| (k.id.clone(), t)))
             .collect();
-        if !created.is_empty() {
-            let (ids, at): (Vec<String>, Vec<i64>) = created.into_iter().unzip();
-            let table = DataFrame::new_infer_height(vec![
-                key_column(c::CREDENTIAL, ids)?,
-                Column::new("created".into(), at),
-            ])
-            .stage("inventory")?;
-            // First use per key is one cheap group-by; only keys seen before their creation
-            // have their rows joined and summarised.
-            let first_use = token_use
-                .clone()
-                .group_by([col(c::CREDENTIAL)])
-                .agg([col(c::TS).min().alias("first")])
-                .inner_join(table.clone().lazy(), col(c::CREDENTIAL), col(c::CREDENTIAL))
-                .filter(col("first").lt(col("created")))
-                .select([col(c::CREDENTIAL)])
-                .collect()
-                .stage("first use per key")?;
-            let early = token_use
-                .semi_join(first_use.lazy(), col(c::CREDENTIAL), col(c::CREDENTIAL))
-                .inner_join(table.lazy(), col(c::CREDENTIAL), col(c::CREDENTIAL))
-                .filter(col(c::TS).lt(col("created")));
+        // First use per key in one pass over the codes (see `frame::first_instants`); only keys
+        // seen before their creation have their rows gathered and summarised.
+        let ids: Vec<String> = created.iter().map(|(id, _)| id.clone()).collect();
+        let first = first_instants(input.events, c::CREDENTIAL, c::TOKEN, &ids)?;
+        let early_keys: Vec<(String, i64)> = (created.iter().zip(&first))
+            .filter(|((_, at), first)| first.is_some_and(|f| f < *at))
+            .map(|(key, _)| key.clone())
+            .collect();
+        if !early_keys.is_empty() {
+            let mask = rows_before(input.events, c::CREDENTIAL, c::TOKEN, &early_keys)?;
+            let early = input
+                .events
+                .select(columns(c::CREDENTIAL))
+                .and_then(|df| df.filter(&mask))
+                .stage("token use before creation")?
+                .lazy();
             for (kid, act) in summarize(early, c::CREDENTIAL)? {
                 let reason = format!(
                     "{} token-bearing event(s) before the key was created",

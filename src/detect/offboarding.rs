@@ -114,24 +114,12 @@ fn late_use(input: &DetectInput, key: &str, cutoffs: Vec<(String, i64)>) -> Resu
     if cutoffs.is_empty() {
         return Ok(Default::default());
     }
-    let mut wanted = vec![
-        c::TS,
-        c::SUCCESS,
-        c::TARGET,
-        c::SOURCE_IP,
-        c::PRINCIPAL,
-        c::FILE,
-        c::LINE,
-    ];
-    if !wanted.contains(&key) {
-        wanted.push(key);
-    }
     // Late rows are few; materialising them once lets the summaries below scan a small frame
     // instead of the whole event table for every aggregate.
     let mask = rows_since(input.events, key, &cutoffs)?;
     let late = input
         .events
-        .select(wanted)
+        .select(super::activity::columns(key))
         .and_then(|df| df.filter(&mask))
         .stage("events after cut-off")?
         .lazy();
