@@ -177,10 +177,10 @@ pub fn rows_before(
     })
 }
 
-/// The earliest instant of each of `of` (values of categorical column `name`) among the rows
-/// whose column `with` is not null; `None` for a value on no such row. One pass over the chunks
-/// side by side, nothing copied: polars' filter and group-by of the same took 122 MB (14 bytes a
-/// row) and 0.1 s at 8.7M events, 1.7 GB at 85.9M (`docs/performance.md`).
+/// The earliest instant of each of `of` (distinct values of categorical column `name`) among the
+/// rows whose column `with` is not null; `None` for a value on no such row. One pass over the
+/// chunks side by side, nothing copied: polars' filter and group-by of the same took 122 MB (14
+/// bytes an event) and 0.1 s at 8.7M events, 1.7 GB at 85.9M (`docs/performance.md`).
 pub fn first_instants(
     df: &DataFrame,
     name: &str,
