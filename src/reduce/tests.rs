@@ -232,8 +232,6 @@ fn partitions_of_whole_days_merge_into_the_whole_runs_profiles() {
     }
 }
 
-/// An entity of one account on every day is one record; the footprint counts what a stored
-/// state would hold.
 /// Big ranges of entities are placed as row indices and read a day at a time, the rest copied
 /// whole: both ways give the same records.
 #[test]
@@ -254,6 +252,8 @@ fn rows_placed_as_indices_reduce_as_rows_copied() {
     }
 }
 
+/// An entity of one account on every day is one record; the footprint counts what a stored
+/// state would hold.
 #[test]
 fn an_entity_of_one_account_is_one_record() {
     let rows: Vec<Event> = (0..3)
