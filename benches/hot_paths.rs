@@ -342,6 +342,7 @@ fn full_report_with_charts(b: divan::Bencher) {
             keep_going: false,
             state: None,
             retain_days: None,
+            spill_from: audithound::normalize::cold::SPILL_FROM,
         };
         audithound::analyze::run(&plan)
             .map(|o| o.ranked.len())

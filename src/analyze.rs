@@ -52,6 +52,9 @@ pub struct Plan {
     /// Forget stored files whose last event falls on a local day more than this many days
     /// before the newest event's (`--retain`).
     pub retain_days: Option<u32>,
+    /// Events read before the frame's cold columns go to disk (`--spill-from-events`; see
+    /// [`crate::normalize::cold`]).
+    pub spill_from: u64,
 }
 
 /// What the binary needs to print and to choose its exit code.
@@ -136,6 +139,14 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     // the report itself is assembled; removed when the run ends, whatever happens.
     let spill = dest.scratch(".audithound-rejects-")?;
     read.spill_dir = Some(spill.path().to_path_buf());
+    // The columns only evidence reads wait beside the frame, on disk past `spill_from` events,
+    // in scratch of their own. A state run stores whole files as they were read and keeps them
+    // in the frame.
+    let cold_dir = dest.scratch(".audithound-cold-")?;
+    if plan.state.is_none() {
+        let sink = crate::normalize::ColdSink::new(cold_dir.path(), plan.spill_from);
+        read.cold = Some(std::sync::Arc::new(sink));
+    }
     // Loaded before the heavy work so a broken allowlist fails in a second, not after the scan.
     let allowlist = match &plan.allowlist {
         Some(p) => context::load_allowlist(p, &plan.time)?,
@@ -150,7 +161,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     inputs.sort();
     let mut event_paths = found.events.clone();
     let mut state = None;
-    let ingested = match &plan.state {
+    let mut ingested = match &plan.state {
         None => ingest::read_events(&found, &read, plan.progress)?,
         Some(dir) => {
             let store = crate::state::Store::open(dir, &read_paths, &plan.out)?;
@@ -216,7 +227,10 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     }
     let derived = context::derive_from_events(&ingested.events, &mut context, &plan.time)?;
     let total = ingested.events.height() as u64;
-    let events = window(ingested.events, plan.from, plan.to)?;
+    let (events, kept) = window(ingested.events, plan.from, plan.to)?;
+    if let Some(kept) = kept {
+        ingested.cold.retain(&kept);
+    }
     let files: Vec<String> = event_paths
         .iter()
         .map(|p| p.display().to_string())
@@ -229,7 +243,8 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         &plan.time,
         &files,
         &ingested.tokens,
-    );
+    )
+    .with_cold(&ingested.cold);
     let mut findings = Vec::new();
     let mut limitations: Vec<Limitation> = derived
         .into_iter()
@@ -363,7 +378,7 @@ fn attach_usage(
     if shown.is_empty() {
         return Ok(());
     }
-    let mut usage = detect::usage::usage(input.events, &shown)?;
+    let mut usage = detect::usage::usage(input.events, input.cold, &shown)?;
     for r in ranked.iter_mut() {
         if let Some(u) = usage.remove(&r.entity) {
             r.usage = u;
@@ -391,9 +406,14 @@ fn load_context(plan: &Plan, found: &ingest::Discovered) -> Result<Context> {
     Ok(ctx)
 }
 
-fn window(events: DataFrame, from: Option<i64>, to: Option<i64>) -> Result<DataFrame> {
+/// The events within `--from` / `--to`, and which rows were kept (`None`: all).
+fn window(
+    events: DataFrame,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<(DataFrame, Option<BooleanChunked>)> {
     if from.is_none() && to.is_none() {
-        return Ok(events);
+        return Ok((events, None));
     }
     let mut keep = lit(true);
     if let Some(f) = from {
@@ -402,7 +422,9 @@ fn window(events: DataFrame, from: Option<i64>, to: Option<i64>) -> Result<DataF
     if let Some(t) = to {
         keep = keep.and(col(c::TS).lt(lit(t)));
     }
-    events.lazy().filter(keep).collect().stage("time window")
+    let kept = crate::frame::mask_of(&events, keep)?;
+    let events = events.filter(&kept).stage("time window")?;
+    Ok((events, Some(kept)))
 }
 
 fn run_info(

@@ -85,6 +85,11 @@ struct AnalyzeArgs {
     /// days before the day of the newest event held (1 to 36500).
     #[arg(long, requires = "state", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     retain: Option<u32>,
+    /// Events read before the columns only evidence reads (file, line, user agent, action: 20
+    /// bytes an event) go to scratch files inside --out; 0 writes them from the first event.
+    /// Reports are the same either way. See docs/scale.md.
+    #[arg(long, default_value_t = audithound::normalize::cold::SPILL_FROM)]
+    spill_from_events: u64,
     #[command(flatten)]
     time: TimeArgs,
     /// Hours after a credential's revocation during which its use is expected (key rotation);
@@ -280,6 +285,7 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         keep_going: a.keep_going,
         state: a.state.clone(),
         retain_days: a.retain,
+        spill_from: a.spill_from_events,
     };
     let outcome = analyze::run(&plan)?;
     if !a.quiet {

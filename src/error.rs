@@ -58,6 +58,9 @@ pub enum Error {
     },
     #[error("{path}: cannot write: {reason}")]
     Write { path: PathBuf, reason: String },
+    /// A broken promise between two stages of this program, never a property of the input.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// polars appends the whole query plan to its messages; one line is what a user can act on.

@@ -33,6 +33,17 @@ pub fn key_series(name: &str, values: Vec<String>) -> Result<Series> {
     Ok(key_column(name, values)?.as_materialized_series().clone())
 }
 
+/// Where `keep` holds over the rows of `df` (a null is false).
+pub fn mask_of(df: &DataFrame, keep: Expr) -> Result<BooleanChunked> {
+    df.clone()
+        .lazy()
+        .select([keep.alias("keep")])
+        .collect()
+        .and_then(|out| out.column("keep")?.bool().cloned())
+        .and_then(|mask| mask.fill_null_with_values(false))
+        .stage("selecting rows")
+}
+
 /// The target account as its dictionary code: what "distinct accounts" counts. Codes are only
 /// compared, never reported, so their assignment order (thread timing) cannot leak into output.
 pub fn account() -> Expr {

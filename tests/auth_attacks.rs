@@ -12,7 +12,7 @@ fn stamp(minute: u32) -> String {
     format!("Mar {day:>2} {h:02}:{m:02}:{:02}", minute % 60)
 }
 
-fn auth_log() -> String {
+pub(crate) fn auth_log() -> String {
     let mut log = String::new();
     let mut line = |minute: u32, host: &str, msg: &str| {
         let _ = writeln!(

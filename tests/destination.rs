@@ -15,29 +15,10 @@ fn export(dir: &Path) -> PathBuf {
     logs
 }
 
-/// Every file under `dir` with its bytes, to prove a refused run touched nothing.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let bytes = std::fs::read(&p).expect("read");
-                out.push((p, bytes));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Runs `analyze input --out out --force` and insists it was refused with exit 2, naming why,
 /// and that nothing under `keep` changed.
 fn refused(input: &Path, out: &Path, keep: &Path, why: &str) {
-    let before = snapshot(keep);
+    let before = files_under(keep);
     let o = analyze(out, &[input.to_str().unwrap(), "--force"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
@@ -45,7 +26,7 @@ fn refused(input: &Path, out: &Path, keep: &Path, why: &str) {
         "expected {why:?} in: {}",
         stderr(&o)
     );
-    assert_eq!(snapshot(keep), before, "a refused run changed files");
+    assert_eq!(files_under(keep), before, "a refused run changed files");
 }
 
 #[test]
@@ -88,7 +69,7 @@ fn force_never_replaces_a_context_file() {
     let logs = export(dir.path());
     let roster = dir.path().join("hr.csv");
     write(&roster, ROSTER);
-    let before = snapshot(dir.path());
+    let before = files_under(dir.path());
     let o = analyze(
         &roster,
         &[
@@ -99,7 +80,7 @@ fn force_never_replaces_a_context_file() {
         ],
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert_eq!(snapshot(dir.path()), before);
+    assert_eq!(files_under(dir.path()), before);
 }
 
 #[test]
@@ -191,10 +172,6 @@ fn concurrent_runs_with_one_out_never_overwrite_each_other() {
         "{codes:?}"
     );
     assert!(out.join("summary.md").is_file() && out.join(".audithound-report").is_file());
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("read_dir")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".audithound"))
-        .collect();
+    let leftovers = leftovers(dir.path());
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }

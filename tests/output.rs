@@ -64,11 +64,7 @@ fn existing_report_is_kept_unless_forced() {
     assert!(!out_dir.join("stale.txt").exists());
     assert!(out_dir.join("summary.md").exists());
     assert!(out_dir.join(".audithound-report").is_file());
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".audithound"))
-        .collect();
+    let leftovers = leftovers(dir.path());
     assert!(
         leftovers.is_empty(),
         "temporary directories left behind: {leftovers:?}"
@@ -461,4 +457,62 @@ fn html_marks_severities_with_the_chart_palette() {
             "{sev}"
         );
     }
+}
+
+/// The columns only evidence reads (file, line, user agent, action) wait on disk from the first
+/// event with `--spill-from-events 0`, and in memory by default: the report is the same byte for
+/// byte, whole or within a time window, with login attacks among the findings (their guessed
+/// names are told by the action), and no scratch file is left beside it.
+#[test]
+fn a_report_is_the_same_with_the_cold_columns_on_disk() {
+    let gateway = generated(11);
+    let start = truth(&gateway)["abuse_start"]
+        .as_str()
+        .expect("abuse start")
+        .to_string();
+    let dir = tmp();
+    let auth = dir.path().join("auth");
+    write(&auth.join("auth.log"), &crate::auth_attacks::auth_log());
+    let inputs = [
+        gateway.to_str().unwrap(),
+        auth.to_str().unwrap(),
+        "--syslog-year",
+        "2025",
+    ];
+    for window in [
+        &[][..],
+        &["--from", "2025-03-02", "--to", start.as_str()][..],
+    ] {
+        let mut reports = Vec::new();
+        for spill in [None, Some("0")] {
+            let out_dir = dir
+                .path()
+                .join(format!("out-{}-{}", window.len(), spill.is_some()));
+            let mut args: Vec<&str> = inputs.to_vec();
+            args.extend(window);
+            if let Some(n) = spill {
+                args.extend(["--spill-from-events", n]);
+            }
+            let out = analyze(&out_dir, &args);
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            reports.push(files_under(&out_dir));
+        }
+        let rows = anomalies(&dir.path().join(format!("out-{}-true", window.len())));
+        let reasons = reasons_of(&rows, "203.0.113.66");
+        assert!(reasons.contains("username_enumeration"), "{reasons}");
+        assert!(reports[0].len() > 5, "{:?}", reports[0].keys());
+        assert_eq!(
+            reports[0].keys().collect::<Vec<_>>(),
+            reports[1].keys().collect::<Vec<_>>()
+        );
+        for (name, bytes) in &reports[0] {
+            assert!(
+                reports[1][name] == *bytes,
+                "{} differs with the cold columns on disk",
+                name.display()
+            );
+        }
+    }
+    let leftovers = leftovers(dir.path());
+    assert!(leftovers.is_empty(), "scratch left behind: {leftovers:?}");
 }

@@ -90,31 +90,15 @@ fn nights(root: &Path) -> (Vec<PathBuf>, PathBuf, PathBuf) {
 
 /// Every file under `a` equals the one under `b`, and both hold the same names.
 fn same_report(a: &Path, b: &Path) {
-    let list = |d: &Path| {
-        let mut v: Vec<PathBuf> = Vec::new();
-        let mut stack = vec![d.to_path_buf()];
-        while let Some(p) = stack.pop() {
-            for e in std::fs::read_dir(&p).expect("read report") {
-                let path = e.expect("entry").path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    v.push(path.strip_prefix(d).expect("inside").to_path_buf());
-                }
-            }
-        }
-        v.sort();
-        v
-    };
-    let (la, lb) = (list(a), list(b));
-    assert_eq!(la, lb, "the reports hold different files");
-    assert!(la.len() >= 6, "{la:?}");
-    for name in la {
-        let (x, y) = (
-            std::fs::read(a.join(&name)).expect("read"),
-            std::fs::read(b.join(&name)).expect("read"),
-        );
-        assert!(x == y, "{} differs", name.display());
+    let (fa, fb) = (files_under(a), files_under(b));
+    assert_eq!(
+        fa.keys().collect::<Vec<_>>(),
+        fb.keys().collect::<Vec<_>>(),
+        "the reports hold different files"
+    );
+    assert!(fa.len() >= 6, "{:?}", fa.keys());
+    for (name, bytes) in &fa {
+        assert!(fb[name] == *bytes, "{} differs", name.display());
     }
 }
 

@@ -155,3 +155,32 @@ pub fn inspect(path: &Path) -> String {
     assert!(out.status.success(), "{}", stderr(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Every file under `dir` with its bytes, by path relative to `dir`: to compare two reports, or
+/// a directory before and after a run.
+pub fn files_under(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).expect("read");
+                out.insert(p.strip_prefix(dir).expect("inside").to_path_buf(), bytes);
+            }
+        }
+    }
+    out
+}
+
+/// Scratch or staging directories of a run left in `dir` (`.audithound-…`): none may outlive it.
+pub fn leftovers(dir: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .expect("read_dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .filter(|name| name.to_string_lossy().starts_with(".audithound"))
+        .collect()
+}

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use polars::prelude::*;
 
-use super::activity::summarize;
+use super::activity::{self, summarize};
 use super::enumeration::median_mad;
 use super::{Counted, DetectInput, Detection, Detector, Entity, EntityKind, Finding, volume_score};
 use crate::error::{FrameContext, Result};
@@ -50,15 +50,16 @@ impl Detector for AuthAttacks {
 
     fn detect(&self, input: &DetectInput) -> Result<Detection> {
         let mut out = Detection::default();
-        let logins = input
-            .events
-            .clone()
-            .lazy()
-            .filter(col(c::EVENT_TYPE).eq(lit("login")));
-        // One cheap count per address over every login first; the full summaries (evidence,
-        // first event, top users) only for the few addresses that pass a floor. Summarising
-        // every address cost a second of the 10M-event run.
-        let counts = per_address(logins.clone())?;
+        // One cheap count per address over every failed login first; the full summaries
+        // (evidence, first event, top users) only for the few addresses that pass a floor.
+        // Summarising every address cost a second of the 10M-event run.
+        let failed = input.rows_where(
+            login()
+                .and(col(c::SUCCESS).not())
+                .and(col(c::SOURCE_IP).is_not_null()),
+            &[c::SOURCE_IP, c::PRINCIPAL, c::ACTION],
+        )?;
+        let counts = per_address(failed.lazy())?;
         let above_fails = bound(counts.values().map(|n| n.top_failures).collect());
         let above_users = bound(counts.values().map(|n| n.failed_users).collect());
         let candidates: Vec<String> = counts
@@ -71,17 +72,27 @@ impl Detector for AuthAttacks {
             .map(|(ip, _)| ip.clone())
             .collect();
         if !candidates.is_empty() {
-            let at = logins.clone().filter(
-                col(c::SOURCE_IP).is_in(lit(key_series("ip", candidates)?).implode(false), false),
-            );
+            let at = input
+                .rows_where(
+                    login().and(
+                        col(c::SOURCE_IP)
+                            .is_in(lit(key_series("ip", candidates)?).implode(false), false),
+                    ),
+                    &activity::columns(c::SOURCE_IP),
+                )?
+                .lazy();
             self.attacks(input, at, &counts, &above_fails, &above_users, &mut out)?;
         }
-        self.fan_out(input, logins, &mut out)?;
+        self.fan_out(input, &mut out)?;
         Ok(out)
     }
 }
 
-/// Per-address counts over all logins, for the floors and the robust bounds.
+fn login() -> Expr {
+    col(c::EVENT_TYPE).eq(lit("login"))
+}
+
+/// Per-address counts over all failed logins, for the floors and the robust bounds.
 #[derive(Default)]
 struct Counts {
     failed_users: u64,
@@ -90,10 +101,8 @@ struct Counts {
     top_failures: u64,
 }
 
-fn per_address(logins: LazyFrame) -> Result<BTreeMap<String, Counts>> {
-    let failed = logins
-        .filter(col(c::SUCCESS).not().and(col(c::SOURCE_IP).is_not_null()))
-        .select([col(c::SOURCE_IP), col(c::PRINCIPAL), col(c::ACTION)]);
+/// `failed`: address, principal and action of each failed login from an address.
+fn per_address(failed: LazyFrame) -> Result<BTreeMap<String, Counts>> {
     // Each source names its own marker (`sshd:invalid_user`, `okta:invalid_user`, …): find
     // which of the few distinct actions of failed logins end with it.
     let actions = failed
@@ -267,12 +276,14 @@ impl AuthAttacks {
     }
 
     /// Principals whose successful logins reach far more distinct hosts than their peers'.
-    fn fan_out(&self, input: &DetectInput, logins: LazyFrame, out: &mut Detection) -> Result<()> {
-        let ok = logins.filter(
-            col(c::SUCCESS)
+    fn fan_out(&self, input: &DetectInput, out: &mut Detection) -> Result<()> {
+        let logged_in = || {
+            login()
+                .and(col(c::SUCCESS))
                 .and(col(c::TARGET).is_not_null())
-                .and(col(c::PRINCIPAL).is_not_null()),
-        );
+                .and(col(c::PRINCIPAL).is_not_null())
+        };
+        let ok = input.events.clone().lazy().filter(logged_in());
         let hosts = ok
             .clone()
             .group_by([col(c::PRINCIPAL)])
@@ -329,7 +340,12 @@ impl AuthAttacks {
             return Ok(());
         }
         let ids = key_series("principal", flagged.keys().cloned().collect())?;
-        let rows = ok.filter(col(c::PRINCIPAL).is_in(lit(ids).implode(false), false));
+        let rows = input
+            .rows_where(
+                logged_in().and(col(c::PRINCIPAL).is_in(lit(ids).implode(false), false)),
+                &activity::columns(c::PRINCIPAL),
+            )?
+            .lazy();
         for (id, a) in summarize(rows, c::PRINCIPAL)? {
             let Some((name, members, median)) = flagged.get(&id) else {
                 continue;

@@ -60,7 +60,7 @@ impl Detector for ForgedTokens {
             shared,
         } = issuance.judge(MAX_ADDRESSES_PER_TOKEN as usize)?;
         let cover = &issuance.cover;
-        let mut suspects = accesses(input.events, suspect)?;
+        let mut suspects = accesses(input, &suspect)?;
         for column in [
             Column::new("issued_at".into(), issued_at),
             Column::new("issued_kid".into(), issued_kid),
@@ -121,8 +121,8 @@ impl Detector for ForgedTokens {
                 ));
             }
         }
-        self.shared_tokens(input, accesses(input.events, shared)?, &mut out)?;
-        self.unissuing_addresses(input, accesses(input.events, unissuing)?, &mut out)?;
+        self.shared_tokens(input, accesses(input, &shared)?, &mut out)?;
+        self.unissuing_addresses(input, accesses(input, &unissuing)?, &mut out)?;
         Ok(out)
     }
 }
@@ -288,21 +288,19 @@ impl ForgedTokens {
 }
 
 /// The columns the token questions read, for event-table `rows`.
-fn accesses(events: &DataFrame, rows: Vec<IdxSize>) -> Result<DataFrame> {
-    events
-        .select([
-            c::TS,
-            c::TOKEN,
-            c::CREDENTIAL,
-            c::PRINCIPAL,
-            c::TARGET,
-            c::SOURCE_IP,
-            c::SUCCESS,
-            c::FILE,
-            c::LINE,
-        ])
-        .and_then(|df| df.take(&IdxCa::from_vec("rows".into(), rows)))
-        .stage("selecting accesses")
+fn accesses(input: &DetectInput, rows: &[IdxSize]) -> Result<DataFrame> {
+    let names = [
+        c::TS,
+        c::TOKEN,
+        c::CREDENTIAL,
+        c::PRINCIPAL,
+        c::TARGET,
+        c::SOURCE_IP,
+        c::SUCCESS,
+        c::FILE,
+        c::LINE,
+    ];
+    input.cold.select(input.events, &names, rows)
 }
 
 /// Accesses, tokens, subjects and accounts of never-issued tokens per group.

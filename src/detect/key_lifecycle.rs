@@ -9,7 +9,7 @@ use super::activity::{columns, summarize};
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
-use crate::error::{FrameContext, Result};
+use crate::error::Result;
 use crate::frame::{first_instants, key_series, rows_before};
 use crate::normalize::schema::{DAY_MS, col as c};
 
@@ -29,19 +29,21 @@ impl Detector for KeyLifecycle {
         if input.context.credentials_path.is_none() {
             return Ok(out);
         }
-        let token_use = input.events.clone().lazy().filter(
-            col(c::TOKEN)
-                .is_not_null()
-                .and(col(c::CREDENTIAL).is_not_null()),
-        );
-
         // The inventory is small: a set-membership filter beats a join.
         let known = key_series("known", creds.keys().cloned().collect())?;
-        let unknown = token_use.clone().filter(
-            col(c::CREDENTIAL)
-                .is_in(lit(known).implode(false), false)
-                .not(),
-        );
+        let unknown = input
+            .rows_where(
+                col(c::TOKEN)
+                    .is_not_null()
+                    .and(col(c::CREDENTIAL).is_not_null())
+                    .and(
+                        col(c::CREDENTIAL)
+                            .is_in(lit(known).implode(false), false)
+                            .not(),
+                    ),
+                &columns(c::CREDENTIAL),
+            )?
+            .lazy();
         for (kid, act) in summarize(unknown, c::CREDENTIAL)? {
             let reason = format!(
                 "key id {kid} is not in the credential inventory, yet {} token-bearing event(s) on {} account(s) present it",
@@ -72,10 +74,8 @@ impl Detector for KeyLifecycle {
         if !early_keys.is_empty() {
             let mask = rows_before(input.events, c::CREDENTIAL, c::TOKEN, &early_keys)?;
             let early = input
-                .events
-                .select(columns(c::CREDENTIAL))
-                .and_then(|df| df.filter(&mask))
-                .stage("token use before creation")?
+                .cold
+                .select_where(input.events, &columns(c::CREDENTIAL), &mask)?
                 .lazy();
             for (kid, act) in summarize(early, c::CREDENTIAL)? {
                 let reason = format!(

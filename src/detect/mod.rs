@@ -18,12 +18,12 @@ pub mod usage;
 
 use std::sync::OnceLock;
 
-use polars::prelude::DataFrame;
+use polars::prelude::{DataFrame, Expr};
 use serde::Serialize;
 
 use crate::context::Context;
 use crate::error::Result;
-use crate::normalize::{TimeParser, Tokens};
+use crate::normalize::{ColdColumns, TimeParser, Tokens};
 
 /// What a finding is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -151,6 +151,8 @@ pub struct DetectInput<'a> {
     pub files: &'a [String],
     /// The token ids behind the event frame's token codes.
     pub tokens: &'a Tokens,
+    /// The frame's cold columns (file, line, user agent, action), read through here only.
+    pub cold: &'a ColdColumns,
     /// Built on first use (see [`DetectInput::reach`]).
     reach: OnceLock<crate::reduce::Reach>,
     population: OnceLock<population::Population>,
@@ -172,9 +174,23 @@ impl<'a> DetectInput<'a> {
             time,
             files,
             tokens,
+            cold: &crate::normalize::cold::IN_FRAME,
             reach: OnceLock::new(),
             population: OnceLock::new(),
         }
+    }
+
+    /// The frame's cold columns are beside it, in `cold`.
+    pub fn with_cold(mut self, cold: &'a ColdColumns) -> Self {
+        self.cold = cold;
+        self
+    }
+
+    /// Columns `names` (cold ones too) of the events where `keep` holds: selections are a small
+    /// part of the frame, materialised once, so the cold columns are read for them alone.
+    pub fn rows_where(&self, keep: Expr, names: &[&str]) -> Result<DataFrame> {
+        let mask = crate::frame::mask_of(self.events, keep)?;
+        self.cold.select_where(self.events, names, &mask)
     }
 
     /// The access events reduced to records, which enumeration, the population and the charts

@@ -13,7 +13,7 @@ use super::activity::{Activity, summarize};
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, volume_score,
 };
-use crate::error::{FrameContext, Result};
+use crate::error::Result;
 use crate::frame::rows_since;
 use crate::normalize::schema::{DAY_MS, col as c};
 
@@ -118,10 +118,8 @@ fn late_use(input: &DetectInput, key: &str, cutoffs: Vec<(String, i64)>) -> Resu
     // instead of the whole event table for every aggregate.
     let mask = rows_since(input.events, key, &cutoffs)?;
     let late = input
-        .events
-        .select(super::activity::columns(key))
-        .and_then(|df| df.filter(&mask))
-        .stage("events after cut-off")?
+        .cold
+        .select_where(input.events, &super::activity::columns(key), &mask)?
         .lazy();
     let ok = summarize(late.clone().filter(col(c::SUCCESS)), key)?;
     let failed = summarize(late.filter(col(c::SUCCESS).not()), key)?;

@@ -14,8 +14,9 @@ use rayon::prelude::*;
 
 use super::activity::keep_top;
 use super::{Entity, EntityKind};
-use crate::error::Result;
-use crate::frame::{NULL, aligned, chunk_codes, code_arrays, dictionary};
+use crate::error::{FrameContext, Result};
+use crate::frame::{NULL, codes, dictionary};
+use crate::normalize::ColdColumns;
 use crate::normalize::schema::col as c;
 
 /// Top endpoints and clients of one entity, most frequent first.
@@ -29,7 +30,11 @@ pub struct Usage {
 type Counts = HashMap<(u32, u32), u64>;
 
 /// The usage of each of `entities` (absent when its events name neither field).
-pub fn usage(events: &DataFrame, entities: &[Entity]) -> Result<BTreeMap<Entity, Usage>> {
+pub fn usage(
+    events: &DataFrame,
+    cold: &ColdColumns,
+    entities: &[Entity],
+) -> Result<BTreeMap<Entity, Usage>> {
     let dict = dictionary();
     let kinds: Vec<EntityKind> = {
         let mut k: Vec<EntityKind> = entities.iter().map(|e| e.kind).collect();
@@ -55,25 +60,20 @@ pub fn usage(events: &DataFrame, entities: &[Entity]) -> Result<BTreeMap<Entity,
             table
         })
         .collect();
-    let mut names: Vec<&str> = kinds.iter().map(|k| k.column()).collect();
-    names.extend([c::ACTION, c::USER_AGENT]);
-    let frame = aligned(events, &names)?;
-    let keys = kinds
-        .iter()
-        .map(|k| code_arrays(&frame, k.column()))
-        .collect::<Result<Vec<_>>>()?;
-    let (actions, agents) = (
-        code_arrays(&frame, c::ACTION)?,
-        code_arrays(&frame, c::USER_AGENT)?,
-    );
-    let (endpoints, clients) = (0..actions.len())
+    let names: Vec<&str> = kinds.iter().map(|k| k.column()).collect();
+    let frame = events.select(names.iter().copied()).stage("usage")?;
+    // Run by run of rows whose cold columns lie together (one chunk as read, on disk or not).
+    let (endpoints, clients) = cold
+        .spans(events)
         .into_par_iter()
-        .map(|k| {
+        .map(|span| -> Result<(Counts, Counts)> {
             let (mut endpoints, mut clients) = (Counts::new(), Counts::new());
-            let (action, agent) = (chunk_codes(actions[k]), chunk_codes(agents[k]));
-            for (key, table) in keys.iter().zip(&tables) {
+            let values = cold.span(events, &span, &[c::ACTION, c::USER_AGENT])?;
+            let (action, agent) = (codes(&values, c::ACTION)?, codes(&values, c::USER_AGENT)?);
+            let keys = frame.slice(span.rows.start as i64, span.rows.len());
+            for (kind, table) in kinds.iter().zip(&tables) {
                 // Null codes (u32::MAX) fall outside every table.
-                for (i, &code) in chunk_codes(key[k]).iter().enumerate() {
+                for (i, &code) in codes(&keys, kind.column())?.iter().enumerate() {
                     let slot = match table.get(code as usize) {
                         Some(&slot) if slot != NULL => slot,
                         _ => continue,
@@ -85,9 +85,9 @@ pub fn usage(events: &DataFrame, entities: &[Entity]) -> Result<BTreeMap<Entity,
                     }
                 }
             }
-            (endpoints, clients)
+            Ok((endpoints, clients))
         })
-        .reduce(
+        .try_reduce(
             || (Counts::new(), Counts::new()),
             |(mut a, mut b), (x, y)| {
                 for (k, n) in x {
@@ -96,9 +96,9 @@ pub fn usage(events: &DataFrame, entities: &[Entity]) -> Result<BTreeMap<Entity,
                 for (k, n) in y {
                     *b.entry(k).or_default() += n;
                 }
-                (a, b)
+                Ok((a, b))
             },
-        );
+        )?;
     let mut out: BTreeMap<Entity, Usage> = BTreeMap::new();
     let name = |code: u32| dict.cat_to_str(code).unwrap_or_default().to_string();
     for (counts, endpoints) in [(endpoints, true), (clients, false)] {

@@ -33,7 +33,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::{FrameContext, Result};
-use crate::normalize::{Dictionaries, EventColumns, TimeParser, Tokens};
+use crate::normalize::{ColdColumns, ColdSink, Dictionaries, EventColumns, TimeParser, Tokens};
 pub use discover::{Discovered, discover};
 pub use quarantine::FileRejects;
 pub use sniff::Format;
@@ -119,6 +119,9 @@ pub struct ReadOptions {
     pub spill_dir: Option<PathBuf>,
     /// Size of the parts a big plain file is cut into (see [`split`]).
     pub part_bytes: u64,
+    /// Takes the cold columns out of every chunk read (see [`crate::normalize::cold`]); without
+    /// one they stay in the frame.
+    pub cold: Option<Arc<ColdSink>>,
 }
 
 impl ReadOptions {
@@ -156,6 +159,7 @@ impl ReadOptions {
             max_record_bytes: lines::DEFAULT_MAX_RECORD_BYTES,
             spill_dir: None,
             part_bytes: split::PART_BYTES,
+            cold: None,
         })
     }
 }
@@ -163,6 +167,8 @@ impl ReadOptions {
 /// Everything the later stages need from the inputs.
 pub struct Ingested {
     pub events: DataFrame,
+    /// The frame's cold columns, wherever they are.
+    pub cold: ColdColumns,
     /// The token ids behind the codes of the frame's token column.
     pub tokens: Arc<Tokens>,
     pub files: Vec<FileStats>,
@@ -267,6 +273,7 @@ pub fn read_events(
     }
 
     let mut frame: Option<DataFrame> = None;
+    let mut order = Vec::new();
     let mut files = Vec::with_capacity(results.len());
     let mut rejects = Vec::new();
     let mut skipped = Vec::new();
@@ -280,6 +287,7 @@ pub fn read_events(
         }
         files.push(result.stats);
         rejects.push(std::mem::take(&mut result.rejects));
+        order.append(&mut result.cold);
         for df in result.frames {
             match frame.as_mut() {
                 None => frame = Some(df),
@@ -290,12 +298,23 @@ pub fn read_events(
         }
     }
     // Chunks stay as read: rechunking would copy the whole table once more at peak memory.
-    let events = match frame {
+    let mut events = match frame {
         Some(df) => df,
         None => EventColumns::new().take_frame()?,
     };
+    let cold = match &opts.cold {
+        None => ColdColumns::default(),
+        Some(sink) => {
+            if order.is_empty() {
+                order.push(sink.take(&mut events)?);
+            }
+            sink.finish(&order)?
+        }
+    };
+    cold.check(&events)?;
     Ok(Ingested {
         events,
+        cold,
         tokens,
         files,
         rejects,
@@ -329,6 +348,10 @@ fn join_parts(
         for df in part.frames {
             whole.frames.push(shift_lines(df, offset)?);
         }
+        for mut chunk in part.cold {
+            chunk.shift_lines(offset);
+            whole.cold.push(chunk);
+        }
         whole.stats.absorb(part.stats);
         whole.rejects.append(part.rejects, offset);
         whole.error = whole.error.take().or(part.error);
@@ -342,7 +365,8 @@ fn join_parts(
 /// Adds `offset` to a frame's line numbers.
 fn shift_lines(mut df: DataFrame, offset: u64) -> Result<DataFrame> {
     use crate::normalize::schema::col::LINE;
-    if offset == 0 {
+    // Without the column, its chunks were handed to the cold sink, which shifts them itself.
+    if offset == 0 || df.column(LINE).is_err() {
         return Ok(df);
     }
     let shifted = df.column(LINE).stage("shifting line numbers")? + offset;

@@ -188,6 +188,8 @@ fn peek(reader: &mut Box<dyn BufRead + Send>) -> Result<Vec<u8>, String> {
 /// One file's events as frames of at most [`CHUNK_ROWS`] rows, plus its reconciliation.
 pub struct FileResult {
     pub frames: Vec<DataFrame>,
+    /// The cold columns of `frames`, one chunk each, when they went to the cold sink.
+    pub cold: Vec<crate::normalize::cold::ColdChunk>,
     pub stats: FileStats,
     pub rejects: FileRejects,
     pub error: Option<crate::Error>,
@@ -207,6 +209,8 @@ const CHUNK_ROWS: usize = 128 * 1024;
 pub(super) struct Sink<'a> {
     pub(super) cols: EventColumns,
     frames: Vec<DataFrame>,
+    cold: Option<&'a crate::normalize::ColdSink>,
+    cold_chunks: Vec<crate::normalize::cold::ColdChunk>,
     error: Option<crate::Error>,
     pub(super) stats: FileStats,
     rejects: Quarantine,
@@ -234,6 +238,8 @@ impl<'a> Sink<'a> {
         Sink {
             cols: EventColumns::with_dictionaries(std::mem::take(dicts)),
             frames: Vec::new(),
+            cold: opts.cold.as_deref(),
+            cold_chunks: Vec::new(),
             error: None,
             stats: FileStats {
                 index: file_idx,
@@ -266,6 +272,7 @@ impl<'a> Sink<'a> {
         };
         FileResult {
             frames: self.frames,
+            cold: self.cold_chunks,
             stats: self.stats,
             rejects,
             error,
@@ -292,8 +299,17 @@ impl<'a> Sink<'a> {
         }
         let extra = self.cols.filled;
         match self.cols.take_frame() {
-            Ok(df) => {
+            Ok(mut df) => {
                 self.stats.seen.add(&df, extra, self.time);
+                if let Some(cold) = self.cold {
+                    match cold.take(&mut df) {
+                        Ok(chunk) => self.cold_chunks.push(chunk),
+                        Err(e) => {
+                            self.error = Some(e);
+                            return;
+                        }
+                    }
+                }
                 self.frames.push(df);
             }
             Err(e) => self.error = Some(e),
@@ -601,6 +617,8 @@ mod tests {
         let mut sink = Sink {
             cols: EventColumns::new(),
             frames: Vec::new(),
+            cold: None,
+            cold_chunks: Vec::new(),
             error: None,
             stats: FileStats::default(),
             rejects: Quarantine::new(String::new(), 0, 0, None),

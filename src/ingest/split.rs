@@ -273,8 +273,18 @@ mod same_as_whole {
         part_bytes: u64,
         spill: &std::path::Path,
     ) -> super::super::Ingested {
+        read_cold(path, part_bytes, spill, None)
+    }
+
+    fn read_cold(
+        path: &std::path::Path,
+        part_bytes: u64,
+        spill: &std::path::Path,
+        cold: Option<crate::normalize::ColdSink>,
+    ) -> super::super::Ingested {
         let mut opts =
             ReadOptions::new(TimeParser::new(chrono_tz::UTC), None, None, None).expect("options");
+        opts.cold = cold.map(std::sync::Arc::new);
         opts.part_bytes = part_bytes;
         opts.max_record_bytes = 2000;
         opts.spill_dir = Some(spill.to_path_buf());
@@ -334,6 +344,33 @@ mod same_as_whole {
         we.rechunk_mut();
         se.rechunk_mut();
         assert!(we.equals_missing(&se), "{we}\n{se}");
+        // The same in parts with the cold columns beside the frame, the later half on disk:
+        // each part's line numbers are shifted in its chunks instead of in the frame.
+        let c = dir.path().join("c");
+        std::fs::create_dir_all(&c).expect("dir");
+        let half = we.height() as u64 / 2;
+        let cold = read_cold(
+            path,
+            part_bytes,
+            &c,
+            Some(crate::normalize::ColdSink::new(&c, half)),
+        );
+        assert!(
+            cold.events
+                .column(crate::normalize::schema::col::LINE)
+                .is_err()
+        );
+        let names = we.get_column_names_owned();
+        let mut ce = cold
+            .cold
+            .restore(&cold.events)
+            .select(names)
+            .expect("columns");
+        ce.rechunk_mut();
+        assert!(we.equals_missing(&ce), "{we}\n{ce}");
+        // Past the bound every chunk went to disk, the held ones at the end.
+        let spilled = std::fs::read_dir(&c).expect("cold dir").count();
+        assert!(spilled >= cold.cold.chunks(), "{spilled} spilled");
         assert_eq!(rejects(&whole), rejects(&split));
         assert_eq!(whole.rejects[0].sample.len(), split.rejects[0].sample.len());
         (whole, dir)

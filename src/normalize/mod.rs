@@ -4,6 +4,7 @@
 //! lower-cased event types, a success flag) and accumulates them column-wise so the detectors get a
 //! single polars frame. A row that cannot be normalised becomes a quarantined reject, never a guess.
 
+pub mod cold;
 pub mod columns;
 pub(crate) mod dictionary;
 pub mod jwt;
@@ -12,6 +13,7 @@ pub mod schema;
 pub mod time;
 mod tokens;
 
+pub use cold::{ColdColumns, ColdSink};
 pub use columns::{Dictionaries, EventColumns};
 pub use schema::{Field, RawRow};
 pub use time::{Days, TimeParser};

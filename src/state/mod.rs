@@ -437,6 +437,7 @@ impl Store {
         };
         let mut out = Ingested {
             events,
+            cold: Default::default(),
             tokens,
             files: Vec::new(),
             rejects: Vec::new(),

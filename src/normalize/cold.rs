@@ -1,0 +1,659 @@
+//! Cold columns: the event columns that only evidence and usage read — source file and line, user
+//! agent, action: 20 of the frame's 54 bytes an event — kept beside the frame instead of in it,
+//! and written to disk once a run is big (`analyze --spill-from-events`).
+//!
+//! No detector counts over them: they name where a finding's first event is, which endpoints and
+//! clients a flagged entity used, and which failed logins were for non-existent users. Each is
+//! read for a selection of rows, or chunk by chunk after ranking, never while enumeration's
+//! reduction sets the run's peak. At 85.9M events they were 1.74 GB of the 4.6 GB frame, all of
+//! it resident through every detector (`docs/scale.md`, eighteenth session, has the figures).
+//!
+//! A chunk of rows as read keeps its cold columns as a small frame (`Held`) until the run has
+//! read `spill_from` events; from then on each chunk goes to a Parquet file of its own in the
+//! run's scratch directory (`Spilled`), and at the end of ingest the held ones follow, so the
+//! detectors start with none in memory. Codes are polars' process-wide dictionary codes, valid
+//! for this process only: the files are scratch, removed with the report's staging directory.
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use polars::prelude::*;
+use polars_io::SerReader;
+use polars_io::parquet::read::{ParallelStrategy, ParquetReader};
+use polars_io::parquet::write::{ParquetCompression, ParquetWriter, StatisticsOptions};
+use rayon::prelude::*;
+
+use crate::error::{Error, FrameContext, Result};
+use crate::normalize::schema::col;
+
+/// The cold columns, in the frame's order.
+pub const COLUMNS: [&str; 4] = [col::FILE, col::LINE, col::USER_AGENT, col::ACTION];
+
+/// Events read before chunks go to disk: runs the size of the 10M benchmark (8.7M events) never
+/// write, and at most this many events' cold columns (~320 MB) wait in memory during ingest.
+pub const SPILL_FROM: u64 = 16_000_000;
+
+/// Where one chunk's cold columns are.
+#[derive(Clone)]
+enum Stored {
+    Held(DataFrame),
+    Spilled(PathBuf),
+}
+
+/// Takes the cold columns out of each chunk ingest reads. Shared by the reader threads.
+pub struct ColdSink {
+    dir: PathBuf,
+    spill_from: u64,
+    rows: AtomicU64,
+    next: AtomicUsize,
+    stored: Mutex<Vec<(usize, Stored)>>,
+}
+
+/// One chunk handed to the [`ColdSink`]: which, how many rows, and what to add to its line
+/// numbers (a later part of a split file).
+#[derive(Debug, Clone, Copy)]
+pub struct ColdChunk {
+    id: usize,
+    rows: usize,
+    line_offset: u64,
+}
+
+impl ColdChunk {
+    pub fn shift_lines(&mut self, offset: u64) {
+        self.line_offset += offset;
+    }
+}
+
+impl ColdSink {
+    /// Chunks are written under `dir` (which must exist) once `spill_from` events were read.
+    pub fn new(dir: &Path, spill_from: u64) -> ColdSink {
+        ColdSink {
+            dir: dir.to_path_buf(),
+            spill_from,
+            rows: AtomicU64::new(0),
+            next: AtomicUsize::new(0),
+            stored: Mutex::default(),
+        }
+    }
+
+    /// Takes the cold columns out of `frame`, one chunk as read.
+    pub fn take(&self, frame: &mut DataFrame) -> Result<ColdChunk> {
+        let cold = frame.select(COLUMNS).stage("taking cold columns")?;
+        for name in COLUMNS {
+            frame.drop_in_place(name).stage("taking cold columns")?;
+        }
+        let rows = cold.height();
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let seen = self.rows.fetch_add(rows as u64, Ordering::Relaxed) + rows as u64;
+        let stored = if seen > self.spill_from {
+            Stored::Spilled(self.write(id, cold)?)
+        } else {
+            Stored::Held(cold)
+        };
+        self.lock().push((id, stored));
+        Ok(ColdChunk {
+            id,
+            rows,
+            line_offset: 0,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(usize, Stored)>> {
+        self.stored.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self, id: usize, mut cold: DataFrame) -> Result<PathBuf> {
+        let path = self.dir.join(format!("cold-{id}.parquet"));
+        let physical: Vec<Column> = cold
+            .columns()
+            .iter()
+            .map(|c| c.to_physical_repr())
+            .collect();
+        cold = DataFrame::new(cold.height(), physical).stage("spilling cold columns")?;
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        // On the reader's own thread: pages encoded on polars' pool and freed here stayed
+        // resident until the end of ingest (1.1 → 2.0 GB at 8.7M events, all spilled).
+        ParquetWriter::new(file)
+            .set_parallel(false)
+            .with_statistics(StatisticsOptions::empty())
+            .with_compression(ParquetCompression::Uncompressed)
+            .finish(&mut cold)
+            .map_err(|e| spill_error(&path, e))?;
+        Ok(path)
+    }
+
+    /// The cold columns of the frame whose chunks were handed over as `order` (each chunk once,
+    /// in the frame's row order). Once anything went to disk, the held chunks follow.
+    pub fn finish(&self, order: &[ColdChunk]) -> Result<ColdColumns> {
+        let mut stored: Vec<Option<Stored>> = vec![None; self.next.load(Ordering::Relaxed)];
+        for (id, s) in std::mem::take(&mut *self.lock()) {
+            stored[id] = Some(s);
+        }
+        let spilled = self.rows.load(Ordering::Relaxed) > self.spill_from;
+        let parts: Vec<Part> = order
+            .par_iter()
+            .map(|chunk| {
+                let stored = match stored[chunk.id].clone() {
+                    Some(Stored::Held(df)) if spilled => Stored::Spilled(self.write(chunk.id, df)?),
+                    Some(s) => s,
+                    None => {
+                        return Err(Error::Internal(format!("cold chunk {} lost", chunk.id)));
+                    }
+                };
+                Ok(Part {
+                    stored,
+                    rows: chunk.rows,
+                    line_offset: chunk.line_offset,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(ColdColumns::of(parts))
+    }
+}
+
+fn spill_error(path: &Path, e: PolarsError) -> Error {
+    Error::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// A cold column of no rows, in the frame's type.
+fn empty(name: &str) -> Column {
+    let dtype = match name {
+        col::FILE => DataType::UInt32,
+        col::LINE => DataType::UInt64,
+        _ => crate::frame::cat_dtype(),
+    };
+    Column::new_empty(name.into(), &dtype)
+}
+
+struct Part {
+    stored: Stored,
+    rows: usize,
+    line_offset: u64,
+}
+
+/// Cold columns that are in the frame itself.
+pub static IN_FRAME: ColdColumns = ColdColumns {
+    parts: Vec::new(),
+    starts: Vec::new(),
+    kept: None,
+};
+
+/// The cold columns of the event frame, wherever they are: in the frame itself (inspect, state
+/// runs, tests), or in chunks beside it.
+#[derive(Default)]
+pub struct ColdColumns {
+    parts: Vec<Part>,
+    /// Original row of each chunk's first row.
+    starts: Vec<usize>,
+    /// The original row of each frame row, once the frame was filtered (a time window).
+    kept: Option<Vec<IdxSize>>,
+}
+
+/// Rows of a span when the cold columns are in the frame: what ingest's chunks hold, so passes
+/// run side by side as they do over chunks.
+const IN_FRAME_SPAN: usize = 128 * 1024;
+
+/// Frame rows whose cold columns lie in one chunk.
+pub struct Span {
+    /// From the first frame row to the last; every row between them in [`ColdColumns::spans`].
+    pub rows: Range<usize>,
+    part: usize,
+    /// Rows within the chunk, when not all of `rows`' chunk rows in order.
+    local: Option<Vec<IdxSize>>,
+}
+
+impl ColdColumns {
+    fn of(parts: Vec<Part>) -> ColdColumns {
+        let mut starts = Vec::with_capacity(parts.len());
+        let mut at = 0;
+        for p in &parts {
+            starts.push(at);
+            at += p.rows;
+        }
+        ColdColumns {
+            parts,
+            starts,
+            kept: None,
+        }
+    }
+
+    /// How many chunks hold the cold columns (none when they are in the frame).
+    pub fn chunks(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// The frame with its cold columns put back, for tests that compare frames.
+    #[cfg(test)]
+    pub(crate) fn restore(&self, events: &DataFrame) -> DataFrame {
+        let mut all: Option<DataFrame> = None;
+        for span in self.spans(events) {
+            let piece = self.span(events, &span, &COLUMNS).expect("cold columns");
+            match all.as_mut() {
+                None => all = Some(piece),
+                Some(acc) => {
+                    acc.vstack_mut(&piece).expect("stack");
+                }
+            }
+        }
+        let mut out = events.clone();
+        if let Some(cold) = all.filter(|_| !self.in_frame(events)) {
+            for c in cold.columns() {
+                out.with_column(c.clone()).expect("column");
+            }
+        }
+        out
+    }
+
+    /// Whether the cold columns are in the frame itself.
+    fn in_frame(&self, events: &DataFrame) -> bool {
+        events.column(col::FILE).is_ok()
+    }
+
+    /// Checks that the chunks cover the frame's rows, once ingest is done.
+    pub fn check(&self, events: &DataFrame) -> Result<()> {
+        let rows: usize = self.parts.iter().map(|p| p.rows).sum();
+        if self.in_frame(events) || rows == events.height() {
+            return Ok(());
+        }
+        Err(Error::Internal(format!(
+            "cold columns cover {rows} rows of a frame of {}",
+            events.height()
+        )))
+    }
+
+    /// Keeps the rows of `mask` (the frame was filtered by it).
+    pub fn retain(&mut self, mask: &BooleanChunked) {
+        let old = self.kept.take();
+        let kept: Vec<IdxSize> = mask
+            .iter()
+            .enumerate()
+            .filter(|(_, keep)| keep.unwrap_or(false))
+            .map(|(i, _)| old.as_ref().map_or(i as IdxSize, |o| o[i]))
+            .collect();
+        self.kept = Some(kept);
+    }
+
+    /// `names` of the frame rows `rows` (any order), cold or not, in that order.
+    pub fn select(
+        &self,
+        events: &DataFrame,
+        names: &[&str],
+        rows: &[IdxSize],
+    ) -> Result<DataFrame> {
+        let idx = IdxCa::from_vec("rows".into(), rows.to_vec());
+        if self.in_frame(events) {
+            return events
+                .select(names.iter().copied())
+                .and_then(|df| df.take(&idx))
+                .stage("selecting rows");
+        }
+        let hot: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !COLUMNS.contains(n))
+            .collect();
+        let mut out = events
+            .select(hot)
+            .and_then(|df| df.take(&idx))
+            .stage("selecting rows")?;
+        let cold: Vec<&str> = COLUMNS
+            .iter()
+            .copied()
+            .filter(|n| names.contains(n))
+            .collect();
+        if !cold.is_empty() {
+            // Gathered in row order, chunk by chunk, then put in the order asked for.
+            let mut order: Vec<(IdxSize, IdxSize)> =
+                rows.iter().zip(0..).map(|(&r, i)| (r, i)).collect();
+            order.sort_unstable();
+            let mut gathered: Option<DataFrame> = None;
+            for span in self.spans_of(order.iter().map(|o| o.0)) {
+                let piece = self.load(&span, &cold)?;
+                match gathered.as_mut() {
+                    None => gathered = Some(piece),
+                    Some(acc) => {
+                        acc.vstack_mut(&piece).stage("selecting rows")?;
+                    }
+                }
+            }
+            let mut back = vec![0 as IdxSize; order.len()];
+            for (at, (_, i)) in order.iter().enumerate() {
+                back[*i as usize] = at as IdxSize;
+            }
+            let gathered = match gathered {
+                Some(g) => g
+                    .take(&IdxCa::from_vec("back".into(), back))
+                    .stage("selecting rows")?,
+                None => DataFrame::new(0, cold.iter().map(|n| empty(n)).collect())
+                    .stage("selecting rows")?,
+            };
+            for c in gathered.columns() {
+                out.with_column(c.clone()).stage("selecting rows")?;
+            }
+        }
+        out.select(names.iter().copied()).stage("selecting rows")
+    }
+
+    /// [`Self::select`] of the rows where `mask` is true.
+    pub fn select_where(
+        &self,
+        events: &DataFrame,
+        names: &[&str],
+        mask: &BooleanChunked,
+    ) -> Result<DataFrame> {
+        let rows: Vec<IdxSize> = mask
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.unwrap_or(false))
+            .map(|(i, _)| i as IdxSize)
+            .collect();
+        self.select(events, names, &rows)
+    }
+
+    /// Every frame row, as runs within one chunk each (for passes over all rows).
+    pub fn spans(&self, events: &DataFrame) -> Vec<Span> {
+        if self.in_frame(events) {
+            let n = events.height();
+            return (0..n)
+                .step_by(IN_FRAME_SPAN)
+                .map(|start| Span {
+                    rows: start..(start + IN_FRAME_SPAN).min(n),
+                    part: usize::MAX,
+                    local: None,
+                })
+                .collect();
+        }
+        self.spans_of(0..events.height() as IdxSize)
+    }
+
+    /// Sorted frame rows (repeats allowed) as runs within one chunk each.
+    fn spans_of(&self, rows: impl IntoIterator<Item = IdxSize>) -> Vec<Span> {
+        let original = |r: IdxSize| match &self.kept {
+            Some(k) => k[r as usize] as usize,
+            None => r as usize,
+        };
+        let mut out: Vec<Span> = Vec::new();
+        let mut rows = rows.into_iter().peekable();
+        while let Some(&first) = rows.peek() {
+            let at = original(first);
+            let part = self.starts.partition_point(|&s| s <= at) - 1;
+            let (start, len) = (self.starts[part], self.parts[part].rows);
+            let (mut last, mut local) = (first, Vec::new());
+            while let Some(r) = rows.next_if(|&r| original(r) < start + len) {
+                local.push((original(r) - start) as IdxSize);
+                last = r;
+            }
+            // Sorted, as many as the chunk's rows, from its first to its last: every row once.
+            let whole = local.len() == len
+                && local.first() == Some(&0)
+                && local.last() == Some(&(len as IdxSize - 1));
+            out.push(Span {
+                rows: first as usize..last as usize + 1,
+                part,
+                local: (!whole).then_some(local),
+            });
+        }
+        out
+    }
+
+    /// The cold columns `names` of one span's rows; with the frame for cold columns in it.
+    pub fn span(&self, events: &DataFrame, span: &Span, names: &[&str]) -> Result<DataFrame> {
+        if span.part == usize::MAX {
+            return events
+                .select(names.iter().copied())
+                .map(|df| df.slice(span.rows.start as i64, span.rows.len()))
+                .stage("reading cold columns");
+        }
+        self.load(span, names)
+    }
+
+    fn load(&self, span: &Span, names: &[&str]) -> Result<DataFrame> {
+        let part = &self.parts[span.part];
+        let mut df = match &part.stored {
+            Stored::Held(df) => df.select(names.iter().copied()),
+            Stored::Spilled(path) => read(path, names),
+        }
+        .stage("reading cold columns")?;
+        if let Some(local) = &span.local {
+            // Column by column on this thread: `DataFrame::take` hands the columns to polars'
+            // own pool, and a rayon worker blocked on another pool steals more spans meanwhile,
+            // each going one frame deeper (a stack overflow at 85.9M events, 655 chunks).
+            let idx = IdxCa::from_vec("local".into(), local.clone());
+            let columns = (df.columns().iter())
+                .map(|c| c.take(&idx))
+                .collect::<PolarsResult<Vec<_>>>()
+                .stage("reading cold columns")?;
+            df = DataFrame::new(local.len(), columns).stage("reading cold columns")?;
+        }
+        if part.line_offset > 0 && names.contains(&col::LINE) {
+            let shifted = df.column(col::LINE).stage("reading cold columns")? + part.line_offset;
+            df.with_column(shifted).stage("reading cold columns")?;
+        }
+        Ok(df)
+    }
+}
+
+/// A spilled chunk's `names`, back in the frame's types.
+fn read(path: &Path, names: &[&str]) -> PolarsResult<DataFrame> {
+    let file = File::open(path).map_err(|e| PolarsError::IO {
+        error: std::sync::Arc::new(e),
+        msg: None,
+    })?;
+    // Not on polars' pool, for the reason `load` gives.
+    let stored = ParquetReader::new(file)
+        .read_parallel(ParallelStrategy::None)
+        .with_columns(Some(names.iter().map(|n| n.to_string()).collect()))
+        .finish()?;
+    let mut columns = Vec::with_capacity(names.len());
+    for name in names {
+        let c = stored.column(name)?;
+        let c = if *name == col::USER_AGENT || *name == col::ACTION {
+            // Checked: a code that is not in the dictionary becomes a null, never a bad lookup.
+            let codes = c.u32()?.clone();
+            Categorical32Chunked::from_cats_and_dtype(codes, crate::frame::cat_dtype())
+                .into_series()
+                .into_column()
+        } else {
+            c.clone()
+        };
+        columns.push(c);
+    }
+    DataFrame::new(stored.height(), columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::key_column;
+
+    /// A frame of `n` rows with the cold columns in it (nulls among user agents and actions),
+    /// and the same rows with the cold columns handed to a sink in chunks of uneven sizes, to
+    /// disk past `spill_from` rows, some with their line numbers shifted as a later part of a
+    /// file.
+    pub(super) fn both(
+        n: usize,
+        dir: &Path,
+        spill_from: u64,
+    ) -> (DataFrame, DataFrame, ColdColumns) {
+        let text = |i: usize, m: usize| (!i.is_multiple_of(m)).then(|| format!("v{}", i % m));
+        let full = DataFrame::new(
+            n,
+            vec![
+                Column::new(col::TS.into(), (0..n as i64).collect::<Vec<_>>()),
+                key_column(
+                    col::PRINCIPAL,
+                    (0..n).map(|i| text(i, 7)).collect::<Vec<_>>(),
+                )
+                .expect("principal"),
+                key_column(
+                    col::USER_AGENT,
+                    (0..n).map(|i| text(i, 5)).collect::<Vec<_>>(),
+                )
+                .expect("agent"),
+                key_column(col::ACTION, (0..n).map(|i| text(i, 3)).collect::<Vec<_>>())
+                    .expect("action"),
+                Column::new(
+                    col::FILE.into(),
+                    (0..n as u32).map(|i| i / 40).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    col::LINE.into(),
+                    (0..n as u64).map(|i| i * 3 + 1).collect::<Vec<_>>(),
+                ),
+            ],
+        )
+        .expect("frame");
+        let sink = ColdSink::new(dir, spill_from);
+        let (mut hot, mut order, mut at) = (None::<DataFrame>, Vec::new(), 0);
+        for size in [1, 17, 64, 3, 100, 250, 1, 90].iter().cycle() {
+            if at >= n {
+                break;
+            }
+            let len = (*size).min(n - at);
+            let mut piece = full.slice(at as i64, len);
+            // A later part of a split file: its lines counted from the part's start.
+            let offset = if at % 2 == 0 { 0 } else { 1 + at as u64 * 3 };
+            if offset > 0 {
+                let shifted = piece.column(col::LINE).expect("line").clone() - offset;
+                piece.with_column(shifted).expect("shift");
+            }
+            let mut chunk = sink.take(&mut piece).expect("taken");
+            chunk.shift_lines(offset);
+            order.push(chunk);
+            match hot.as_mut() {
+                None => hot = Some(piece),
+                Some(acc) => {
+                    acc.vstack_mut(&piece).expect("stack");
+                }
+            }
+            at += len;
+        }
+        let cold = sink.finish(&order).expect("finished");
+        (full, hot.expect("rows"), cold)
+    }
+
+    fn rows(n: usize, count: usize, seed: u64) -> Vec<IdxSize> {
+        let mut x = seed;
+        (0..count)
+            .map(|_| {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                ((x >> 33) % n as u64) as IdxSize
+            })
+            .collect()
+    }
+
+    const ALL: [&str; 6] = [
+        col::LINE,
+        col::TS,
+        col::ACTION,
+        col::PRINCIPAL,
+        col::FILE,
+        col::USER_AGENT,
+    ];
+
+    #[test]
+    fn rows_read_beside_the_frame_equal_the_frame_s_own() {
+        for (spill_from, on_disk) in [(0, true), (500, true), (1_000, false)] {
+            let dir = tempfile::tempdir().expect("dir");
+            let (full, hot, cold) = both(1_000, dir.path(), spill_from);
+            let files = std::fs::read_dir(dir.path()).expect("dir").count();
+            assert_eq!(files, if on_disk { cold.chunks() } else { 0 });
+            same_rows(&full, &hot, &cold);
+        }
+    }
+
+    fn same_rows(full: &DataFrame, hot: &DataFrame, cold: &ColdColumns) {
+        // Rows 82..85 are one chunk of three (see `both`): three rows of it, one of them twice,
+        // are not the whole chunk.
+        let repeats = vec![83, 82, 82];
+        let random = [(1, 0), (2, 1), (3, 50), (4, 3_000)].map(|(seed, n)| rows(1_000, n, seed));
+        for want in random.into_iter().chain([repeats]) {
+            let got = cold.select(hot, &ALL, &want).expect("selected");
+            let expected = IN_FRAME.select(full, &ALL, &want).expect("selected");
+            assert!(got.equals_missing(&expected), "{got}\n{expected}");
+        }
+        let mask: BooleanChunked = (0..1_000).map(|i| Some(i % 7 < 3)).collect();
+        let got = cold.select_where(hot, &ALL, &mask).expect("selected");
+        let expected = full
+            .filter(&mask)
+            .and_then(|f| f.select(ALL))
+            .expect("filtered");
+        assert!(got.equals_missing(&expected), "{got}\n{expected}");
+        let mut restored = cold
+            .restore(hot)
+            .select(full.get_column_names_owned())
+            .expect("all");
+        restored.rechunk_mut();
+        assert!(restored.equals_missing(full));
+    }
+
+    /// A time window filters the frame after ingest: rows are then those of the window.
+    #[test]
+    fn a_filtered_frame_reads_the_cold_columns_of_its_rows() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (full, hot, mut cold) = both(700, dir.path(), 350);
+        let first: BooleanChunked = (0..700).map(|i| Some(i % 5 != 1 && i > 30)).collect();
+        let (full, hot) = (
+            full.filter(&first).expect("filtered"),
+            hot.filter(&first).expect("filtered"),
+        );
+        cold.retain(&first);
+        let second: BooleanChunked = (0..full.height()).map(|i| Some(i % 3 != 0)).collect();
+        let (full, hot) = (
+            full.filter(&second).expect("filtered"),
+            hot.filter(&second).expect("filtered"),
+        );
+        cold.retain(&second);
+        let want = rows(full.height(), 400, 9);
+        let got = cold.select(&hot, &ALL, &want).expect("selected");
+        let expected = IN_FRAME.select(&full, &ALL, &want).expect("selected");
+        assert!(got.equals_missing(&expected), "{got}\n{expected}");
+        let mut restored = cold
+            .restore(&hot)
+            .select(full.get_column_names_owned())
+            .expect("all");
+        restored.rechunk_mut();
+        assert!(restored.equals_missing(&full));
+    }
+}
+
+#[cfg(test)]
+mod nesting {
+    use super::tests::both;
+    use super::*;
+
+    /// Chunks read side by side on rayon's workers, as `usage` does, within a time window (each
+    /// span then picks its rows): no read may block on polars' own pool, or the blocked worker
+    /// steals the next span and nests one frame deeper per chunk (85.9M events overflowed).
+    #[test]
+    fn spans_read_side_by_side_do_not_nest() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (full, hot, mut cold) = both(30_000, dir.path(), 0);
+        let mask: BooleanChunked = (0..full.height()).map(|i| Some(i % 4 != 0)).collect();
+        let hot = hot.filter(&mask).expect("filtered");
+        cold.retain(&mask);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .stack_size(256 << 10)
+            .build()
+            .expect("pool");
+        let rows: usize = pool
+            .install(|| {
+                cold.spans(&hot)
+                    .into_par_iter()
+                    .map(|s| {
+                        cold.span(&hot, &s, &[col::ACTION, col::LINE])
+                            .map(|d| d.height())
+                    })
+                    .sum::<Result<usize>>()
+            })
+            .expect("read");
+        assert_eq!(rows, hot.height());
+    }
+}
