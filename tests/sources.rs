@@ -838,6 +838,50 @@ fn ocsf_events_from_a_lake_rank_the_disabled_reader_first() {
     assert!(text.contains("format ocsf"), "{text}");
 }
 
+/// A lake of many small Parquet files (a day's partitions), read side by side on small stacks:
+/// a file read that blocked on polars' own pool let its rayon worker steal the next file, one
+/// stack frame deeper each time, until the stack overflowed.
+#[test]
+fn many_small_parquet_files_are_read_on_small_stacks() {
+    use polars::prelude::*;
+    use polars_io::parquet::write::ParquetWriter;
+    let dir = tmp();
+    let lake = dir.path().join("lake");
+    std::fs::create_dir_all(&lake).expect("dir");
+    for f in 0..400i64 {
+        let stamps = Series::new(
+            "timestamp".into(),
+            (0..3)
+                .map(|i| 1_740_823_200_000 + f * 60_000 + i)
+                .collect::<Vec<i64>>(),
+        )
+        .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+        .expect("timestamps");
+        let mut df = DataFrame::new_infer_height(vec![
+            stamps.into(),
+            Series::new("event_type".into(), vec!["login"; 3]).into(),
+            Series::new("principal".into(), vec![format!("u{}", f % 7); 3]).into(),
+            Series::new("success".into(), vec![true; 3]).into(),
+        ])
+        .expect("frame");
+        let file = std::fs::File::create(lake.join(format!("part-{f:04}.parquet"))).expect("file");
+        ParquetWriter::new(file)
+            .finish(&mut df)
+            .expect("write parquet");
+    }
+    let out = dir.path().join("out");
+    let o = bin()
+        .env("RUST_MIN_STACK", "131072")
+        .arg("analyze")
+        .arg(&lake)
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(summary_md(&out).contains("1200"), "{}", summary_md(&out));
+}
+
 /// Parquet as a lake holds it: OCSF Authentication and Account Change rows with nested `user`,
 /// `src_endpoint` and `metadata` structs under Security Lake's partition folders, and a canonical
 /// table with a real timestamp column. Read column-wise, mapped like their JSON forms: the

@@ -189,6 +189,25 @@ fn thirty_nights_report_like_one_run_and_count_nothing_twice() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stored(&state), before);
     same_report(&again, &full);
+    // The sixty partitions read back side by side on small stacks: a read that blocked on
+    // polars' own pool let its worker steal the next partition, one stack frame deeper each.
+    let small = dir.path().join("small-stacks");
+    let o = bin()
+        .env("RUST_MIN_STACK", "131072")
+        .arg("analyze")
+        .arg(&nights[29])
+        .args([
+            "--state",
+            state.to_str().expect("utf-8"),
+            "--quiet",
+            "--out",
+        ])
+        .arg(&small)
+        .args(context_args(&roster, &credentials))
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    same_report(&small, &full);
     // A night delivered again under another name is recognised by its content.
     let copy = dir.path().join("redelivered/gateway-copy.csv");
     write(

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 use polars_io::SerReader;
-use polars_io::parquet::read::ParquetReader;
+use polars_io::parquet::read::{ParallelStrategy, ParquetReader};
 use polars_io::parquet::write::{ParquetCompression, ParquetWriter};
 
 use crate::error::{Error, FrameContext, Result};
@@ -63,7 +63,11 @@ pub fn read(path: &Path, file_idx: u32, tokens: &Tokens, dict: &mut FileDict) ->
         dict.clear();
     }
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    // On this thread only: partitions are read side by side on rayon's workers, and a worker
+    // that blocks on polars' own pool steals the next partition meanwhile, one stack frame
+    // deeper each time (120 nights overflowed 192 KiB stacks; `normalize::cold` met the same).
     let stored = ParquetReader::new(file)
+        .read_parallel(ParallelStrategy::None)
         .finish()
         .map_err(|e| broken(path, e))?;
     let rows = stored.height();
