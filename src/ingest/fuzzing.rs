@@ -8,7 +8,7 @@ use std::io::Write;
 use super::{Format, ReadOptions, json_flat, json_row, readers};
 use crate::normalize::profile::Profile;
 use crate::normalize::schema::Field;
-use crate::normalize::{Dictionaries, TimeParser};
+use crate::normalize::{ColdSink, Dictionaries, TimeParser};
 
 /// The flat JSON scanner against serde_json, its oracle: on every line the scanner accepts, the
 /// serde path yields exactly the same fields.
@@ -109,11 +109,12 @@ pub fn file_split(data: &[u8]) {
     if std::fs::write(&path, stored).is_err() {
         return;
     }
-    let read = |part_bytes: u64, spill: &str| {
+    let read = |part_bytes: u64, spill: &str, cold: Option<u64>| {
         let spill = dir.path().join(spill);
         std::fs::create_dir_all(&spill).ok()?;
         let mut opts = options()?;
         opts.part_bytes = part_bytes;
+        opts.cold = cold.map(|from| std::sync::Arc::new(ColdSink::new(&spill, from)));
         opts.spill_dir = Some(spill);
         let found = super::Discovered {
             events: vec![path.clone()],
@@ -121,8 +122,13 @@ pub fn file_split(data: &[u8]) {
         };
         super::read_events(&found, &opts, false).ok()
     };
-    let (Some(whole), Some(split)) = (read(u64::MAX / 4, "a"), read(16 + u64::from(size), "b"))
-    else {
+    // The parts also hand their cold columns to a sink: held, on disk from the first event, or
+    // from a few events on (then the held ones follow at the end).
+    let cold = [None, Some(0), Some(u64::from(size) % 7)][usize::from(size) % 3];
+    let (Some(whole), Some(split)) = (
+        read(u64::MAX / 4, "a", None),
+        read(16 + u64::from(size), "b", cold),
+    ) else {
         return;
     };
     let counts = |i: &super::Ingested| {
@@ -141,7 +147,15 @@ pub fn file_split(data: &[u8]) {
             .collect::<Vec<_>>()
     };
     assert_eq!(counts(&whole), counts(&split), "counts differ");
-    let (mut we, mut se) = (whole.events.clone(), split.events.clone());
+    let restored = split
+        .cold
+        .restore(&split.events)
+        .expect("cold columns read back");
+    let names = whole.events.get_column_names_owned();
+    let (mut we, mut se) = (
+        whole.events.clone(),
+        restored.select(names).expect("columns"),
+    );
     we.rechunk_mut();
     se.rechunk_mut();
     assert!(we.equals_missing(&se), "frames differ:\n{we}\n{se}");

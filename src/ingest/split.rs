@@ -364,6 +364,7 @@ mod same_as_whole {
         let mut ce = cold
             .cold
             .restore(&cold.events)
+            .expect("restored")
             .select(names)
             .expect("columns");
         ce.rechunk_mut();

@@ -228,26 +228,32 @@ impl ColdColumns {
         self.parts.len()
     }
 
-    /// The frame with its cold columns put back, for tests that compare frames.
-    #[cfg(test)]
-    pub(crate) fn restore(&self, events: &DataFrame) -> DataFrame {
+    /// The frame with its cold columns put back, for the checks that compare frames (tests,
+    /// the `file_split` fuzz target).
+    pub(crate) fn restore(&self, events: &DataFrame) -> Result<DataFrame> {
+        let mut out = events.clone();
+        if self.in_frame(events) {
+            return Ok(out);
+        }
         let mut all: Option<DataFrame> = None;
         for span in self.spans(events) {
-            let piece = self.span(events, &span, &COLUMNS).expect("cold columns");
+            let piece = self.span(events, &span, &COLUMNS)?;
             match all.as_mut() {
                 None => all = Some(piece),
                 Some(acc) => {
-                    acc.vstack_mut(&piece).expect("stack");
+                    acc.vstack_mut(&piece).stage("restoring cold columns")?;
                 }
             }
         }
-        let mut out = events.clone();
-        if let Some(cold) = all.filter(|_| !self.in_frame(events)) {
-            for c in cold.columns() {
-                out.with_column(c.clone()).expect("column");
-            }
+        let all = match all {
+            Some(all) => all,
+            None => DataFrame::new(0, COLUMNS.iter().map(|n| empty(n)).collect())
+                .stage("restoring cold columns")?,
+        };
+        for c in all.columns() {
+            out.with_column(c.clone()).stage("restoring cold columns")?;
         }
-        out
+        Ok(out)
     }
 
     /// Whether the cold columns are in the frame itself.
@@ -587,6 +593,7 @@ mod tests {
         assert!(got.equals_missing(&expected), "{got}\n{expected}");
         let mut restored = cold
             .restore(hot)
+            .expect("restored")
             .select(full.get_column_names_owned())
             .expect("all");
         restored.rechunk_mut();
@@ -616,6 +623,7 @@ mod tests {
         assert!(got.equals_missing(&expected), "{got}\n{expected}");
         let mut restored = cold
             .restore(&hot)
+            .expect("restored")
             .select(full.get_column_names_owned())
             .expect("all");
         restored.rechunk_mut();
