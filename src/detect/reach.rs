@@ -23,7 +23,7 @@ pub use crate::reduce::{Profile, Walk};
 use crate::reduce::{Spread, number_ranks};
 
 use crate::error::{Error, Result};
-use crate::frame::{NULL, aligned, chunk_codes, code_arrays, codes, dictionary, i64s};
+use crate::frame::{NULL, aligned, chunk_codes, code_arrays, codes, dictionary, i64s, lookup};
 use crate::normalize::columns::account_number;
 use crate::normalize::schema::{HOUR_MS, TS_MAX, TS_MIN, col as c};
 use crate::normalize::{Days, TimeParser};
@@ -225,7 +225,8 @@ impl AccessRows {
         key: &str,
         wanted: Option<&HashSet<u32>>,
     ) -> Result<Groups> {
-        let column = codes(events, key)?;
+        // `aligned`: the network is derived from the addresses when the frame stores none.
+        let column = codes(&aligned(events, &[key])?, key)?;
         let keep = |code: u32| match wanted {
             Some(w) if !w.contains(&code) => NULL,
             _ => code,
@@ -427,14 +428,20 @@ pub fn counts_with(
     other: &str,
 ) -> Result<BTreeMap<String, Vec<(String, u64)>>> {
     let dict = dictionary();
-    let wanted: HashSet<u32> = ids.iter().filter_map(|id| dict.get_cat(id)).collect();
+    let wanted: Vec<(u32, u32)> = (ids.iter())
+        .filter_map(|id| dict.get_cat(id).map(|code| (code, code)))
+        .collect();
+    // The key's code of each row's key value (NULL when not wanted).
+    let (read, table) = lookup(events, key, &wanted)?;
     let access = dict.get_cat("access").unwrap_or(NULL);
-    let frame = aligned(events, &[c::EVENT_TYPE, c::TARGET, key, other])?;
+    let mut names = vec![c::EVENT_TYPE, c::TARGET, read, other];
+    names.dedup();
+    let frame = aligned(events, &names)?;
     let (kinds, targets) = (
         code_arrays(&frame, c::EVENT_TYPE)?,
         code_arrays(&frame, c::TARGET)?,
     );
-    let (keys, values) = (code_arrays(&frame, key)?, code_arrays(&frame, other)?);
+    let (keys, values) = (code_arrays(&frame, read)?, code_arrays(&frame, other)?);
     let parts: Vec<HashMap<(u32, u32), u64>> = (0..kinds.len())
         .into_par_iter()
         .map(|k| {
@@ -442,11 +449,9 @@ pub fn counts_with(
             let (kind, target) = (chunk_codes(kinds[k]), chunk_codes(targets[k]));
             let (key, value) = (chunk_codes(keys[k]), chunk_codes(values[k]));
             for i in 0..kind.len() {
-                if value[i] != NULL
-                    && wanted.contains(&key[i])
-                    && is_access_row(kind[i], target[i], access)
-                {
-                    *counts.entry((key[i], value[i])).or_default() += 1;
+                let k = table.get(key[i] as usize).copied().unwrap_or(NULL);
+                if value[i] != NULL && k != NULL && is_access_row(kind[i], target[i], access) {
+                    *counts.entry((k, value[i])).or_default() += 1;
                 }
             }
             counts

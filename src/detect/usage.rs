@@ -14,8 +14,8 @@ use rayon::prelude::*;
 
 use super::activity::keep_top;
 use super::{Entity, EntityKind};
-use crate::error::{FrameContext, Result};
-use crate::frame::{NULL, codes, dictionary};
+use crate::error::Result;
+use crate::frame::{NULL, aligned, codes, dictionary, lookup};
 use crate::normalize::ColdColumns;
 use crate::normalize::schema::col as c;
 
@@ -42,8 +42,8 @@ pub fn usage(
         k.dedup();
         k
     };
-    // Per kind: dictionary code → slot in `entities` (NULL when not flagged).
-    let tables: Vec<Vec<u32>> = kinds
+    // Per kind: the column read, and its code → slot in `entities` (NULL when not flagged).
+    let tables: Vec<(&str, Vec<u32>)> = kinds
         .iter()
         .map(|kind| {
             let mine: Vec<(u32, u32)> = entities
@@ -52,16 +52,13 @@ pub fn usage(
                 .filter(|(_, e)| e.kind == *kind)
                 .filter_map(|(slot, e)| Some((dict.get_cat(&e.id)?, slot as u32)))
                 .collect();
-            let size = mine.iter().map(|m| m.0 as usize + 1).max().unwrap_or(0);
-            let mut table = vec![NULL; size];
-            for (code, slot) in mine {
-                table[code as usize] = slot;
-            }
-            table
+            lookup(events, kind.column(), &mine)
         })
-        .collect();
-    let names: Vec<&str> = kinds.iter().map(|k| k.column()).collect();
-    let frame = events.select(names.iter().copied()).stage("usage")?;
+        .collect::<Result<_>>()?;
+    let mut names: Vec<&str> = tables.iter().map(|t| t.0).collect();
+    names.sort_unstable();
+    names.dedup();
+    let frame = aligned(events, &names)?;
     // Run by run of rows whose cold columns lie together (one chunk as read, on disk or not).
     let (endpoints, clients) = cold
         .spans(events)
@@ -71,9 +68,9 @@ pub fn usage(
             let values = cold.span(events, &span, &[c::ACTION, c::USER_AGENT])?;
             let (action, agent) = (codes(&values, c::ACTION)?, codes(&values, c::USER_AGENT)?);
             let keys = frame.slice(span.rows.start as i64, span.rows.len());
-            for (kind, table) in kinds.iter().zip(&tables) {
+            for (column, table) in &tables {
                 // Null codes (u32::MAX) fall outside every table.
-                for (i, &code) in codes(&keys, kind.column())?.iter().enumerate() {
+                for (i, &code) in codes(&keys, column)?.iter().enumerate() {
                     let slot = match table.get(code as usize) {
                         Some(&slot) if slot != NULL => slot,
                         _ => continue,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 
-use super::dictionary::{CodeColumn, FileDict, NULL, StagedColumn, prefetch};
+use super::dictionary::{CodeColumn, FileDict, NULL, StagedColumn};
 use super::schema::{Field, RawRow, col};
 use super::time::TimeParser;
 use super::tokens::Tokens;
@@ -54,8 +54,6 @@ pub struct Dictionaries {
     /// entries pushed the few hundred thousand principals, addresses and accounts, looked up on
     /// every row, out of the CPU cache.
     token_dict: FileDict,
-    /// The network code of each address code seen: an address is parsed once.
-    networks: Vec<Option<u32>>,
     /// Where token ids get the codes the frame holds (see [`super::tokens`]).
     tokens: Arc<Tokens>,
 }
@@ -192,15 +190,13 @@ impl EventColumns {
     /// next chunk. Derived values that follow from one column (the day of `ts`, the number in an
     /// account id) are computed where needed, not stored.
     pub fn take_frame(&mut self) -> Result<DataFrame> {
-        let [principal, token, source_ip, network, target] =
-            self.code_staged().stage("encoding strings")?;
+        let [principal, token, source_ip, target] = self.code_staged().stage("encoding strings")?;
         let strings = [
             (col::EVENT_TYPE, self.event_type.take()),
             (col::PRINCIPAL, principal),
             (col::CREDENTIAL, self.credential.take()),
             (col::TOKEN, token),
             (col::SOURCE_IP, source_ip),
-            (col::NETWORK, network),
             (col::USER_AGENT, self.agent.take()),
             (col::ACTION, self.action.take()),
             (col::TARGET, target),
@@ -225,7 +221,6 @@ impl EventColumns {
         // (~150 MB each) instead of every token id it contains.
         if self.dicts.dict.len() > self.max_strings {
             self.dicts.dict.clear();
-            self.dicts.networks.clear();
             for column in [
                 &mut self.event_type,
                 &mut self.credential,
@@ -242,13 +237,11 @@ impl EventColumns {
     }
 
     /// Codes the staged columns, row by row with the slots of later rows prefetched: principal,
-    /// token, address, network (of the address) and target account.
-    fn code_staged(&mut self) -> PolarsResult<[Vec<u32>; 5]> {
+    /// token, address and target account. The network of an address is derived when read
+    /// ([`crate::frame::network_column`]), not stored.
+    fn code_staged(&mut self) -> PolarsResult<[Vec<u32>; 4]> {
         let Dictionaries {
-            dict,
-            token_dict,
-            networks,
-            ..
+            dict, token_dict, ..
         } = &mut self.dicts;
         let (who, whom, token, ip) = (&self.principal, &self.target, &self.token, &self.source_ip);
         let n = who.len();
@@ -263,7 +256,7 @@ impl EventColumns {
                 _ => 0,
             })
             .collect();
-        let mut out: [Vec<u32>; 5] = std::array::from_fn(|_| Vec::with_capacity(n));
+        let mut out: [Vec<u32>; 4] = std::array::from_fn(|_| Vec::with_capacity(n));
         for i in 0..n {
             if i + LOOKAHEAD < n {
                 let j = i + LOOKAHEAD;
@@ -291,22 +284,9 @@ impl EventColumns {
             };
             for (column, code) in out
                 .iter_mut()
-                .zip([who_code, token_code, ip_code, NULL, whom_code])
+                .zip([who_code, token_code, ip_code, whom_code])
             {
                 column.push(code);
-            }
-        }
-        // Networks in a pass of their own, indexed by address code: a lookup keyed by a code
-        // just found cannot be fetched ahead, and waiting for it was a third of this loop.
-        let [_, _, ip_codes, net_codes, _] = &mut out;
-        for (i, &code) in ip_codes.iter().enumerate() {
-            if let Some(&ahead) = ip_codes.get(i + LOOKAHEAD)
-                && let Some(slot) = networks.get(ahead as usize)
-            {
-                prefetch(slot);
-            }
-            if code != NULL {
-                net_codes[i] = network_code(dict, networks, code, ip.get(i).unwrap_or_default())?;
             }
         }
         for column in [
@@ -319,28 +299,6 @@ impl EventColumns {
         }
         Ok(out)
     }
-}
-
-/// The code of the network of address `ip`, whose code is `ip_code`: parsed once per address.
-fn network_code(
-    dict: &mut FileDict,
-    networks: &mut Vec<Option<u32>>,
-    ip_code: u32,
-    ip: &str,
-) -> PolarsResult<u32> {
-    let i = ip_code as usize;
-    if let Some(Some(net)) = networks.get(i) {
-        return Ok(*net);
-    }
-    let net = match network_of(ip) {
-        Some(net) => dict.code(dict.hash(&net), &net)?,
-        None => NULL,
-    };
-    if networks.len() <= i {
-        networks.resize(i + 1, None);
-    }
-    networks[i] = Some(net);
-    Ok(net)
 }
 
 /// A chunk's column, leaving an empty one sized like it: the next chunk of a file is as long, so
@@ -481,7 +439,8 @@ mod tests {
         }
         let got = crate::frame::strs(&all, col::PRINCIPAL).expect("strings");
         assert_eq!(got, names);
-        let nets = crate::frame::strs(&all, col::NETWORK).expect("strings");
+        let nets = crate::frame::aligned(&all, &[col::NETWORK]).expect("networks");
+        let nets = crate::frame::strs(&nets, col::NETWORK).expect("strings");
         assert!(nets.iter().all(|n| n == "203.0.113.0/24"), "{nets:?}");
     }
 
@@ -512,7 +471,10 @@ mod tests {
             row.set(Field::TokenId, token.unwrap_or_default());
             cols.push(&row, &time, 0, i as u64 + 1).expect("valid row");
         }
-        let frame = cols.take_frame().expect("frame");
+        let mut frame = cols.take_frame().expect("frame");
+        assert!(frame.column(col::NETWORK).is_err(), "derived, not stored");
+        let networks = crate::frame::network_column(&frame).expect("networks");
+        frame.with_column(networks).expect("column");
         let column = |name| {
             let c = frame.column(name).expect("column").cast(&DataType::String);
             let c = c.expect("strings");

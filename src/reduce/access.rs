@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::KINDS;
 use crate::error::Result;
-use crate::frame::{NULL, aligned, chunk_codes, code_arrays, ts_arrays};
+use crate::frame::{NULL, aligned, chunk_codes, code_arrays, to_networks, ts_arrays};
 use crate::normalize::schema::col as c;
 
 pub(super) struct Selected {
@@ -23,7 +23,10 @@ impl Selected {
     /// Rows of event type `access` (its dictionary code) with a target account.
     pub(super) fn of(events: &DataFrame, access: u32) -> Result<Selected> {
         let mut names = vec![c::TS, c::EVENT_TYPE, c::TARGET];
-        names.extend(KINDS);
+        // The network, when the frame has none, from the selected rows' addresses (`codes`):
+        // derived for the whole frame here it would be 4 bytes an event more at the run's peak.
+        let stored = events.column(c::NETWORK).is_ok();
+        names.extend(KINDS.iter().filter(|k| stored || **k != c::NETWORK));
         let frame = aligned(events, &names)?;
         let (kinds, targets) = (
             code_arrays(&frame, c::EVENT_TYPE)?,
@@ -63,6 +66,11 @@ impl Selected {
 
     /// Dictionary codes of column `key` ([`NULL`] for none).
     pub(super) fn codes(&self, key: &str) -> Result<Vec<u32>> {
+        if key == c::NETWORK && self.frame.column(key).is_err() {
+            let mut codes = self.codes(c::SOURCE_IP)?;
+            to_networks(&mut codes)?;
+            return Ok(codes);
+        }
         let arrays = code_arrays(&self.frame, key)?;
         let chunks: Vec<_> = arrays.iter().map(|a| chunk_codes(a)).collect();
         Ok(self.each(|k, i| chunks[k][i as usize]))

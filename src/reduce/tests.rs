@@ -181,6 +181,62 @@ fn cells_give_the_profiles_counted_over_every_event() {
     }
 }
 
+/// The frame stores no network (since the eighteenth session): the /24 or /64 of each address
+/// is derived when the network kind is reduced or counted, and must give what a stored column of
+/// `network_of` gave, public IPv4 and IPv6 addresses and internal ones (no network) alike.
+#[test]
+fn networks_derived_from_addresses_reduce_as_stored_ones() {
+    let mut rows = random_events(17);
+    for (i, r) in rows.iter_mut().enumerate() {
+        if let Some(a) = &mut r.4 {
+            match i % 3 {
+                0 => *a = a.replacen("10.", "203.", 1),
+                1 => *a = format!("2001:db8:{}::{}", i % 5, i % 7),
+                _ => {}
+            }
+        }
+    }
+    let mut stored = frame(&rows);
+    let networks: Vec<Option<String>> = rows
+        .iter()
+        .map(|r| {
+            r.4.as_deref()
+                .and_then(crate::normalize::columns::network_of)
+        })
+        .collect();
+    let column = crate::frame::key_column(c::NETWORK, networks).expect("categorical");
+    stored.with_column(column).expect("column");
+    let derived = stored.drop(c::NETWORK).expect("without networks");
+    let time = TimeParser::new(chrono_tz::UTC);
+    let (mut a, mut b) = (Symbols::new(), Symbols::new());
+    let from_stored = Reduced::of(&stored, &time, WALK, &mut a).expect("reduce");
+    let from_derived = Reduced::of(&derived, &time, WALK, &mut b).expect("reduce");
+    assert!(from_stored == from_derived, "the network kind differs");
+    let profiles = from_derived.profiles(c::NETWORK, &b, WALK, 0);
+    assert!(profiles.len() >= 8, "{:?}", profiles.keys());
+    assert!(
+        profiles.keys().any(|k| k.ends_with("::/64")),
+        "{:?}",
+        profiles.keys()
+    );
+    // And the counting over every event reads the same derived column.
+    assert_same(&from_derived, &b, &derived, &time);
+    // A few flagged networks' rows are found by their addresses (`frame::lookup`).
+    let flagged: BTreeSet<String> = profiles.keys().step_by(3).cloned().collect();
+    for other in [c::SOURCE_IP, c::PRINCIPAL] {
+        // Unordered lists (callers keep the top ones): sorted to compare.
+        let count = |events| {
+            let mut all = crate::detect::reach::counts_with(events, c::NETWORK, &flagged, other)
+                .expect("counts");
+            all.values_mut().for_each(|v| v.sort());
+            all
+        };
+        let (want, got) = (count(&stored), count(&derived));
+        assert_eq!(got.len(), flagged.len(), "{got:?}");
+        assert_eq!(got, want, "related {other} of flagged networks");
+    }
+}
+
 /// Nights reduced one by one with one symbol table and merged give the whole run's profiles
 /// when each local day lies in one partition; when a day is split, counts and sets still join
 /// exactly and the overlap is counted.
