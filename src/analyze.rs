@@ -142,9 +142,12 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     // The columns only evidence reads wait beside the frame, on disk past `spill_from` events,
     // in scratch of their own. A state run stores whole files as they were read and keeps them
     // in the frame.
-    let cold_dir = dest.scratch(".audithound-cold-")?;
-    if plan.state.is_none() {
-        let sink = crate::normalize::ColdSink::new(cold_dir.path(), plan.spill_from);
+    let cold_dir = match plan.state {
+        None => Some(dest.scratch(".audithound-cold-")?),
+        Some(_) => None,
+    };
+    if let Some(dir) = &cold_dir {
+        let sink = crate::normalize::ColdSink::new(dir.path(), plan.spill_from);
         read.cold = Some(std::sync::Arc::new(sink));
     }
     // Loaded before the heavy work so a broken allowlist fails in a second, not after the scan.

@@ -86,7 +86,7 @@ struct AnalyzeArgs {
     #[arg(long, requires = "state", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     retain: Option<u32>,
     /// Events read before the columns only evidence reads (file, line, user agent, action: 20
-    /// bytes an event) go to scratch files inside --out; 0 writes them from the first event.
+    /// bytes an event) go to scratch files beside --out; 0 writes them from the first event.
     /// Reports are the same either way. See docs/scale.md.
     #[arg(long, default_value_t = audithound::normalize::cold::SPILL_FROM)]
     spill_from_events: u64,

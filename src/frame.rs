@@ -151,7 +151,7 @@ pub fn ts_range(df: &DataFrame) -> Result<Option<(i64, i64)>> {
 /// array of each column covers the same rows.
 ///
 /// The network column is derived from the addresses when the frame has none (see
-/// [`network_column`]).
+/// [`crate::normalize::networks`]).
 pub fn aligned(df: &DataFrame, names: &[&str]) -> Result<DataFrame> {
     use crate::normalize::schema::col::{NETWORK, SOURCE_IP};
     if !names.contains(&NETWORK) || df.column(NETWORK).is_ok() {
@@ -165,133 +165,9 @@ pub fn aligned(df: &DataFrame, names: &[&str]) -> Result<DataFrame> {
     }
     let mut out = df.select(read).stage("aligning columns")?;
     out.align_chunks_par();
-    let networks = network_column(&out)?;
+    let networks = crate::normalize::networks::network_column(&out)?;
     out.with_column(networks).stage("aligning columns")?;
     out.select(names.iter().copied()).stage("aligning columns")
-}
-
-/// The network code of each address code asked about so far, by address code ([`NULL`]: no
-/// network, an internal address or not an address). Process-wide, as the dictionary its codes
-/// come from is.
-static NETWORKS: std::sync::RwLock<Vec<Option<u32>>> = std::sync::RwLock::new(Vec::new());
-
-/// Turns address codes into the code of their /24 or /64 ([`NULL`] for none), in place: derived
-/// rather than stored in the frame, 4 bytes an event (0.34 GB at 85.9M events) for what a few
-/// million distinct addresses determine. Each address is parsed once per process.
-pub fn to_networks(codes: &mut [u32]) -> Result<()> {
-    learn_networks(codes)?;
-    let table = NETWORKS
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    codes
-        .par_iter_mut()
-        .for_each(|ip| *ip = network_of_code(&table, *ip));
-    Ok(())
-}
-
-fn network_of_code(table: &[Option<u32>], ip: u32) -> u32 {
-    table.get(ip as usize).copied().flatten().unwrap_or(NULL)
-}
-
-/// Parses the addresses among `ips` not seen before and places their networks in the dictionary.
-fn learn_networks(ips: &[u32]) -> Result<()> {
-    let mut new: Vec<u32> = {
-        let table = NETWORKS
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let seen = |ip: u32| table.get(ip as usize).is_some_and(Option::is_some);
-        ips.par_iter()
-            .copied()
-            .filter(|&ip| ip != NULL && !seen(ip))
-            .collect()
-    };
-    if new.is_empty() {
-        return Ok(());
-    }
-    new.par_sort_unstable();
-    new.dedup();
-    let dict = dictionary();
-    let mut table = NETWORKS
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    for ip in new {
-        let network = dict
-            .cat_to_str(ip)
-            .and_then(crate::normalize::columns::network_of);
-        let code = match network {
-            Some(net) => dict.insert_cat(&net).stage("coding networks")?,
-            None => NULL,
-        };
-        if table.len() <= ip as usize {
-            table.resize(ip as usize + 1, None);
-        }
-        table[ip as usize] = Some(code);
-    }
-    Ok(())
-}
-
-/// What a pass that looks for the rows of a few entities reads: the column, and a table from its
-/// codes to `wanted`'s values (pairs of the entity's code and a value; [`NULL`] elsewhere). A
-/// network's rows are found by their addresses when the frame stores no network: deriving the
-/// network of every row took 2–3 s a pass at 85.9M events, for a handful of flagged networks.
-pub fn lookup<'a>(
-    events: &DataFrame,
-    column: &'a str,
-    wanted: &[(u32, u32)],
-) -> Result<(&'a str, Vec<u32>)> {
-    use crate::normalize::schema::col::{NETWORK, SOURCE_IP};
-    let dense = |pairs: Vec<(u32, u32)>| {
-        let size = pairs.iter().map(|p| p.0 as usize + 1).max().unwrap_or(0);
-        let mut table = vec![NULL; size];
-        for (code, value) in pairs {
-            table[code as usize] = value;
-        }
-        table
-    };
-    if column != NETWORK || events.column(NETWORK).is_ok() {
-        return Ok((column, dense(wanted.to_vec())));
-    }
-    for arr in code_arrays(events, SOURCE_IP)? {
-        learn_networks(&chunk_codes(arr))?;
-    }
-    let by_network: hashbrown::HashMap<u32, u32> = wanted.iter().copied().collect();
-    let table = NETWORKS
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let pairs = (table.iter().zip(0u32..))
-        .filter_map(|(net, ip)| Some((ip, *by_network.get(&(*net)?)?)))
-        .collect();
-    Ok((SOURCE_IP, dense(pairs)))
-}
-
-/// The network column of a frame's addresses (see [`to_networks`]), in the address column's
-/// chunks.
-pub fn network_column(df: &DataFrame) -> Result<Column> {
-    use crate::normalize::schema::col::{NETWORK, SOURCE_IP};
-    let chunks: Vec<Cow<'_, [u32]>> = code_arrays(df, SOURCE_IP)?
-        .into_par_iter()
-        .map(chunk_codes)
-        .collect();
-    for chunk in &chunks {
-        learn_networks(chunk)?;
-    }
-    let table = NETWORKS
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let arrays: Vec<CodeArray> = chunks
-        .par_iter()
-        .map(|ips| {
-            ips.iter()
-                .map(|&ip| Some(network_of_code(&table, ip)).filter(|&n| n != NULL))
-                .collect()
-        })
-        .collect();
-    let codes = UInt32Chunked::from_chunk_iter(NETWORK.into(), arrays);
-    Ok(
-        Categorical32Chunked::from_cats_and_dtype(codes, cat_dtype())
-            .into_series()
-            .into_column(),
-    )
 }
 
 /// The token ids of a column of token codes, `""` for a null.

@@ -23,8 +23,9 @@ pub use crate::reduce::{Profile, Walk};
 use crate::reduce::{Spread, number_ranks};
 
 use crate::error::{Error, Result};
-use crate::frame::{NULL, aligned, chunk_codes, code_arrays, codes, dictionary, i64s, lookup};
+use crate::frame::{NULL, aligned, chunk_codes, code_arrays, codes, dictionary, i64s};
 use crate::normalize::columns::account_number;
+use crate::normalize::networks::lookup;
 use crate::normalize::schema::{HOUR_MS, TS_MAX, TS_MIN, col as c};
 use crate::normalize::{Days, TimeParser};
 

@@ -15,8 +15,9 @@ use rayon::prelude::*;
 use super::activity::keep_top;
 use super::{Entity, EntityKind};
 use crate::error::Result;
-use crate::frame::{NULL, aligned, codes, dictionary, lookup};
+use crate::frame::{NULL, aligned, codes, dictionary};
 use crate::normalize::ColdColumns;
+use crate::normalize::networks::lookup;
 use crate::normalize::schema::col as c;
 
 /// Top endpoints and clients of one entity, most frequent first.

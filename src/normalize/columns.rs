@@ -238,7 +238,7 @@ impl EventColumns {
 
     /// Codes the staged columns, row by row with the slots of later rows prefetched: principal,
     /// token, address and target account. The network of an address is derived when read
-    /// ([`crate::frame::network_column`]), not stored.
+    /// ([`super::networks::network_column`]), not stored.
     fn code_staged(&mut self) -> PolarsResult<[Vec<u32>; 4]> {
         let Dictionaries {
             dict, token_dict, ..
@@ -473,7 +473,7 @@ mod tests {
         }
         let mut frame = cols.take_frame().expect("frame");
         assert!(frame.column(col::NETWORK).is_err(), "derived, not stored");
-        let networks = crate::frame::network_column(&frame).expect("networks");
+        let networks = crate::normalize::networks::network_column(&frame).expect("networks");
         frame.with_column(networks).expect("column");
         let column = |name| {
             let c = frame.column(name).expect("column").cast(&DataType::String);

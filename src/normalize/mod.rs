@@ -8,6 +8,7 @@ pub mod cold;
 pub mod columns;
 pub(crate) mod dictionary;
 pub mod jwt;
+pub mod networks;
 pub mod profile;
 pub mod schema;
 pub mod time;

@@ -9,7 +9,8 @@ use rayon::prelude::*;
 
 use super::KINDS;
 use crate::error::Result;
-use crate::frame::{NULL, aligned, chunk_codes, code_arrays, to_networks, ts_arrays};
+use crate::frame::{NULL, aligned, chunk_codes, code_arrays, ts_arrays};
+use crate::normalize::networks::to_networks;
 use crate::normalize::schema::col as c;
 
 pub(super) struct Selected {

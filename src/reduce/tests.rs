@@ -221,7 +221,7 @@ fn networks_derived_from_addresses_reduce_as_stored_ones() {
     );
     // And the counting over every event reads the same derived column.
     assert_same(&from_derived, &b, &derived, &time);
-    // A few flagged networks' rows are found by their addresses (`frame::lookup`).
+    // A few flagged networks' rows are found by their addresses (`normalize::networks::lookup`).
     let flagged: BTreeSet<String> = profiles.keys().step_by(3).cloned().collect();
     for other in [c::SOURCE_IP, c::PRINCIPAL] {
         // Unordered lists (callers keep the top ones): sorted to compare.
