@@ -1,6 +1,6 @@
 //! The /24 or /64 of each address, derived where read rather than stored in the event frame: 4
 //! bytes an event (0.34 GB at 85.9M events) for what a few million distinct addresses
-//! determine. Each address is parsed once per process; passes that look for a few flagged
+//! determine. Each address is parsed once in a run; passes that look for a few flagged
 //! networks' rows look their addresses up instead ([`lookup`]).
 
 use std::borrow::Cow;
@@ -43,9 +43,9 @@ fn networks() -> (Arc<CategoricalMapping>, Arc<Vec<Option<u32>>>) {
 
 /// Turns address codes into the code of their /24 or /64 ([`NULL`] for none), in place: derived
 /// rather than stored in the frame, 4 bytes an event (0.34 GB at 85.9M events) for what a few
-/// million distinct addresses determine. Each address is parsed once per process.
+/// million distinct addresses determine. Each address is parsed once in a run.
 pub fn to_networks(codes: &mut [u32]) -> Result<()> {
-    learn_networks(codes)?;
+    learn_networks(&[&codes[..]])?;
     let (_, table) = networks();
     codes
         .par_iter_mut()
@@ -59,18 +59,47 @@ fn network_of_code(table: &[Option<u32>], ip: u32) -> u32 {
 
 /// Parses the addresses among `ips` not seen before and places their networks in the dictionary
 /// (the same string always gets the same code, so two threads learning one address agree).
-fn learn_networks(ips: &[u32]) -> Result<()> {
-    // `dict` is held until the end: the codes in `ips` and those placed here stay its own.
+/// Once for all of a frame's chunks: each call that learns something copies the table.
+fn learn_networks(chunks: &[&[u32]]) -> Result<()> {
     let (dict, known) = networks();
     let seen = |ip: u32| known.get(ip as usize).is_some_and(Option::is_some);
-    let mut new: Vec<u32> = (ips.par_iter().copied())
-        .filter(|&ip| ip != NULL && !seen(ip))
-        .collect();
+    let new = (chunks.par_iter())
+        .flat_map_iter(|ips| ips.iter().copied().filter(|&ip| ip != NULL && !seen(ip)));
+    learn(dict, distinct(new))
+}
+
+/// [`learn_networks`] over a code column's arrays, read in place (nulls skipped).
+fn learn_arrays(arrays: &[&CodeArray]) -> Result<()> {
+    let (dict, known) = networks();
+    let seen = |ip: u32| known.get(ip as usize).is_some_and(Option::is_some);
+    let new = (arrays.par_iter())
+        .flat_map_iter(|arr| arr.iter().flatten().copied().filter(|&ip| !seen(ip)));
+    learn(dict, distinct(new))
+}
+
+/// The distinct codes of `codes`, in order: a few million addresses, where the rows naming them
+/// are tens of millions.
+fn distinct(codes: impl ParallelIterator<Item = u32>) -> Vec<u32> {
+    let set = codes
+        .fold(hashbrown::HashSet::new, |mut set, ip| {
+            set.insert(ip);
+            set
+        })
+        .reduce(hashbrown::HashSet::new, |mut a, b| {
+            a.extend(b);
+            a
+        });
+    let mut new: Vec<u32> = set.into_iter().collect();
+    new.par_sort_unstable();
+    new
+}
+
+/// Places the networks of addresses `new` (distinct) of dictionary `dict`, held until the end so
+/// that their codes and those placed here stay its own.
+fn learn(dict: Arc<CategoricalMapping>, new: Vec<u32>) -> Result<()> {
     if new.is_empty() {
         return Ok(());
     }
-    new.par_sort_unstable();
-    new.dedup();
     let mut found = Vec::with_capacity(new.len());
     for ip in new {
         let code = match dict.cat_to_str(ip).and_then(network_of) {
@@ -118,9 +147,7 @@ pub fn lookup<'a>(
     if column != NETWORK || events.column(NETWORK).is_ok() {
         return Ok((column, dense(wanted.to_vec())));
     }
-    for arr in code_arrays(events, SOURCE_IP)? {
-        learn_networks(&chunk_codes(arr))?;
-    }
+    learn_arrays(&code_arrays(events, SOURCE_IP)?)?;
     let by_network: hashbrown::HashMap<u32, u32> = wanted.iter().copied().collect();
     let (_, table) = networks();
     let pairs = (table.iter().zip(0u32..))
@@ -133,13 +160,9 @@ pub fn lookup<'a>(
 /// chunks.
 pub fn network_column(df: &DataFrame) -> Result<Column> {
     use crate::normalize::schema::col::{NETWORK, SOURCE_IP};
-    let chunks: Vec<Cow<'_, [u32]>> = code_arrays(df, SOURCE_IP)?
-        .into_par_iter()
-        .map(chunk_codes)
-        .collect();
-    for chunk in &chunks {
-        learn_networks(chunk)?;
-    }
+    let arrays = code_arrays(df, SOURCE_IP)?;
+    learn_arrays(&arrays)?;
+    let chunks: Vec<Cow<'_, [u32]>> = arrays.into_par_iter().map(chunk_codes).collect();
     let (_, table) = networks();
     let arrays: Vec<CodeArray> = chunks
         .par_iter()
