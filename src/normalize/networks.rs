@@ -77,20 +77,12 @@ fn learn_arrays(arrays: &[&CodeArray]) -> Result<()> {
     learn(dict, distinct(new))
 }
 
-/// The distinct codes of `codes`, in order: a few million addresses, where the rows naming them
-/// are tens of millions.
+/// The distinct codes of `codes`, in order. Collected whole, then sorted: sets per task, merged,
+/// took about 25 s more CPU in one run at 85.9M events (each task's set held most addresses).
 fn distinct(codes: impl ParallelIterator<Item = u32>) -> Vec<u32> {
-    let set = codes
-        .fold(hashbrown::HashSet::new, |mut set, ip| {
-            set.insert(ip);
-            set
-        })
-        .reduce(hashbrown::HashSet::new, |mut a, b| {
-            a.extend(b);
-            a
-        });
-    let mut new: Vec<u32> = set.into_iter().collect();
+    let mut new: Vec<u32> = codes.collect();
     new.par_sort_unstable();
+    new.dedup();
     new
 }
 
