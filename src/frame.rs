@@ -33,6 +33,24 @@ pub fn key_series(name: &str, values: Vec<String>) -> Result<Series> {
     Ok(key_column(name, values)?.as_materialized_series().clone())
 }
 
+/// `frames` one after another, chunks as they are (no copy into one chunk); `None` for none.
+pub fn stack(
+    frames: impl IntoIterator<Item = Result<DataFrame>>,
+    stage: &'static str,
+) -> Result<Option<DataFrame>> {
+    let mut out: Option<DataFrame> = None;
+    for df in frames {
+        let df = df?;
+        match out.as_mut() {
+            None => out = Some(df),
+            Some(acc) => {
+                acc.vstack_mut(&df).stage(stage)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Where `keep` holds over the rows of `df` (a null is false).
 pub fn mask_of(df: &DataFrame, keep: Expr) -> Result<BooleanChunked> {
     df.clone()

@@ -272,7 +272,7 @@ pub fn read_events(
         bar.finish_and_clear();
     }
 
-    let mut frame: Option<DataFrame> = None;
+    let mut frames = Vec::new();
     let mut order = Vec::new();
     let mut files = Vec::with_capacity(results.len());
     let mut rejects = Vec::new();
@@ -288,17 +288,10 @@ pub fn read_events(
         files.push(result.stats);
         rejects.push(std::mem::take(&mut result.rejects));
         order.append(&mut result.cold);
-        for df in result.frames {
-            match frame.as_mut() {
-                None => frame = Some(df),
-                Some(acc) => {
-                    acc.vstack_mut(&df).stage("concatenating files")?;
-                }
-            }
-        }
+        frames.append(&mut result.frames);
     }
     // Chunks stay as read: rechunking would copy the whole table once more at peak memory.
-    let mut events = match frame {
+    let mut events = match crate::frame::stack(frames.into_iter().map(Ok), "concatenating files")? {
         Some(df) => df,
         None => EventColumns::new().take_frame()?,
     };

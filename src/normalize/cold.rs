@@ -203,7 +203,8 @@ const IN_FRAME_SPAN: usize = 128 * 1024;
 pub struct Span {
     /// From the first frame row to the last; every row between them in [`ColdColumns::spans`].
     pub rows: Range<usize>,
-    part: usize,
+    /// The chunk; `None` when the cold columns are in the frame itself.
+    part: Option<usize>,
     /// Rows within the chunk, when not all of `rows`' chunk rows in order.
     local: Option<Vec<IdxSize>>,
 }
@@ -235,21 +236,7 @@ impl ColdColumns {
         if self.in_frame(events) {
             return Ok(out);
         }
-        let mut all: Option<DataFrame> = None;
-        for span in self.spans(events) {
-            let piece = self.span(events, &span, &COLUMNS)?;
-            match all.as_mut() {
-                None => all = Some(piece),
-                Some(acc) => {
-                    acc.vstack_mut(&piece).stage("restoring cold columns")?;
-                }
-            }
-        }
-        let all = match all {
-            Some(all) => all,
-            None => DataFrame::new(0, COLUMNS.iter().map(|n| empty(n)).collect())
-                .stage("restoring cold columns")?,
-        };
+        let all = self.gather(self.spans(events), &COLUMNS)?;
         for c in all.columns() {
             out.with_column(c.clone()).stage("restoring cold columns")?;
         }
@@ -318,27 +305,14 @@ impl ColdColumns {
             let mut order: Vec<(IdxSize, IdxSize)> =
                 rows.iter().zip(0..).map(|(&r, i)| (r, i)).collect();
             order.sort_unstable();
-            let mut gathered: Option<DataFrame> = None;
-            for span in self.spans_of(order.iter().map(|o| o.0)) {
-                let piece = self.load(&span, &cold)?;
-                match gathered.as_mut() {
-                    None => gathered = Some(piece),
-                    Some(acc) => {
-                        acc.vstack_mut(&piece).stage("selecting rows")?;
-                    }
-                }
-            }
+            let gathered = self.gather(self.spans_of(order.iter().map(|o| o.0)), &cold)?;
             let mut back = vec![0 as IdxSize; order.len()];
             for (at, (_, i)) in order.iter().enumerate() {
                 back[*i as usize] = at as IdxSize;
             }
-            let gathered = match gathered {
-                Some(g) => g
-                    .take(&IdxCa::from_vec("back".into(), back))
-                    .stage("selecting rows")?,
-                None => DataFrame::new(0, cold.iter().map(|n| empty(n)).collect())
-                    .stage("selecting rows")?,
-            };
+            let gathered = gathered
+                .take(&IdxCa::from_vec("back".into(), back))
+                .stage("selecting rows")?;
             for c in gathered.columns() {
                 out.with_column(c.clone()).stage("selecting rows")?;
             }
@@ -370,7 +344,7 @@ impl ColdColumns {
                 .step_by(IN_FRAME_SPAN)
                 .map(|start| Span {
                     rows: start..(start + IN_FRAME_SPAN).min(n),
-                    part: usize::MAX,
+                    part: None,
                     local: None,
                 })
                 .collect();
@@ -401,16 +375,26 @@ impl ColdColumns {
                 && local.last() == Some(&(len as IdxSize - 1));
             out.push(Span {
                 rows: first as usize..last as usize + 1,
-                part,
+                part: Some(part),
                 local: (!whole).then_some(local),
             });
         }
         out
     }
 
+    /// The cold columns `names` of `spans`' rows, one after another (none: empty columns).
+    fn gather(&self, spans: Vec<Span>, names: &[&str]) -> Result<DataFrame> {
+        let pieces = spans.iter().map(|s| self.load(s, names));
+        match crate::frame::stack(pieces, "reading cold columns")? {
+            Some(all) => Ok(all),
+            None => DataFrame::new(0, names.iter().map(|n| empty(n)).collect())
+                .stage("reading cold columns"),
+        }
+    }
+
     /// The cold columns `names` of one span's rows; with the frame for cold columns in it.
     pub fn span(&self, events: &DataFrame, span: &Span, names: &[&str]) -> Result<DataFrame> {
-        if span.part == usize::MAX {
+        if span.part.is_none() {
             return events
                 .select(names.iter().copied())
                 .map(|df| df.slice(span.rows.start as i64, span.rows.len()))
@@ -419,8 +403,13 @@ impl ColdColumns {
         self.load(span, names)
     }
 
+    /// A span of a chunk beside the frame.
     fn load(&self, span: &Span, names: &[&str]) -> Result<DataFrame> {
-        let part = &self.parts[span.part];
+        let Some(part) = span.part.map(|p| &self.parts[p]) else {
+            return Err(Error::Internal(
+                "a span of the frame read as a chunk".into(),
+            ));
+        };
         let mut df = match &part.stored {
             Stored::Held(df) => df.select(names.iter().copied()),
             Stored::Spilled(path) => read(path, names),

@@ -21,11 +21,10 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, FrameContext, Result};
+use crate::error::{Error, Result};
 use crate::ingest::{self, Discovered, FileRejects, FileStats, Ingested, ReadOptions, Reject};
 use crate::normalize::Days;
 use crate::normalize::Tokens;
@@ -422,15 +421,8 @@ impl Store {
                 None => Ok(None),
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut events: Option<DataFrame> = None;
-        for df in frames.into_iter().flatten() {
-            match events.as_mut() {
-                None => events = Some(df),
-                Some(acc) => {
-                    acc.vstack_mut(&df).stage("joining partitions")?;
-                }
-            }
-        }
+        let events =
+            crate::frame::stack(frames.into_iter().flatten().map(Ok), "joining partitions")?;
         let events = match events {
             Some(df) => df,
             None => crate::normalize::EventColumns::new().take_frame()?,
