@@ -341,6 +341,7 @@ fn full_report_with_charts(b: divan::Bencher) {
             max_record_bytes: audithound::ingest::lines::DEFAULT_MAX_RECORD_BYTES,
             keep_going: false,
             state: None,
+            cluster: None,
             retain_days: None,
             spill_from: audithound::normalize::cold::SPILL_FROM,
         };

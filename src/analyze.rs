@@ -49,6 +49,8 @@ pub struct Plan {
     pub keep_going: bool,
     /// Keep what was read between runs here and read only new files (`--state`).
     pub state: Option<PathBuf>,
+    /// Read the files the state does not hold on a Spark cluster (`--cluster`).
+    pub cluster: Option<crate::state::cluster::Cluster>,
     /// Forget stored files whose last event falls on a local day more than this many days
     /// before the newest event's (`--retain`).
     pub retain_days: Option<u32>,
@@ -167,7 +169,8 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     let mut ingested = match &plan.state {
         None => ingest::read_events(&found, &read, plan.progress)?,
         Some(dir) => {
-            let store = crate::state::Store::open(dir, &read_paths, &plan.out)?;
+            let apart: Vec<PathBuf> = read_paths.iter().chain([&plan.out]).cloned().collect();
+            let store = crate::state::Store::open(dir, &apart)?;
             let settings = crate::state::Settings::of(&read, plan.profile.as_deref())?;
             let update = store.update(
                 &found,
@@ -175,7 +178,12 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
                 &read,
                 &settings,
                 plan.retain_days,
-                plan.progress,
+                match &plan.cluster {
+                    Some(cluster) => crate::state::Reading::Cluster(cluster),
+                    None => crate::state::Reading::Here {
+                        progress: plan.progress,
+                    },
+                },
             )?;
             for note in &update.notes {
                 eprintln!("note: {}", report::terminal::safe(note));

@@ -34,6 +34,9 @@ enum Command {
     Generate(GenerateArgs),
     /// Show what an export holds: format, records, rejects, time range, field fill, gaps per file.
     Inspect(InspectArgs),
+    /// Read event files into a --state without analysing them: what each task of
+    /// `analyze --cluster` runs, and a way to fill a state before its first analysis.
+    Ingest(IngestArgs),
 }
 
 /// Time zone and window, shared by every command that reads events.
@@ -85,6 +88,21 @@ struct AnalyzeArgs {
     /// days before the day of the newest event held (1 to 36500).
     #[arg(long, requires = "state", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     retain: Option<u32>,
+    /// With --state: have a Spark cluster read the files the state does not hold, each task
+    /// running this binary's `ingest` (master URL: local-cluster[2,1,1024], spark://host:7077).
+    /// The state, the inputs and this binary must be at the same paths on every worker; the
+    /// report is the same as a local run's. See docs/scale.md.
+    #[arg(long, requires = "state")]
+    cluster: Option<String>,
+    /// The Python with PySpark installed, for --cluster.
+    #[arg(long, default_value = "python3")]
+    cluster_python: PathBuf,
+    /// How many tasks --cluster shares the new files into (at most one per file).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    cluster_tasks: u64,
+    /// This binary's path on the cluster's workers (default: its path here).
+    #[arg(long)]
+    cluster_binary: Option<PathBuf>,
     /// Events read before the columns only evidence reads (file, line, user agent, action: 20
     /// bytes an event) go to scratch files beside --out; 0 writes them from the first event.
     /// Reports are the same either way. See docs/scale.md.
@@ -168,6 +186,31 @@ struct InspectArgs {
 }
 
 #[derive(ClapArgs, Debug)]
+struct IngestArgs {
+    /// Event files or directories, found as `analyze` finds them.
+    #[arg(required_unless_present = "files_from")]
+    inputs: Vec<PathBuf>,
+    /// The state to read them into (created if absent).
+    #[arg(long)]
+    state: PathBuf,
+    /// Read exactly the event files this file names (NUL-separated paths) instead of inputs.
+    #[arg(long, conflicts_with = "inputs")]
+    files_from: Option<PathBuf>,
+    #[command(flatten)]
+    read: SourceArgs,
+    /// Time zone of naive timestamps (IANA name); a state keeps the one it was built with.
+    #[arg(long, default_value = "UTC")]
+    timezone: String,
+    /// Store a file that cannot be read to its end, with its mark (exit code 3), instead of
+    /// failing (exit code 2, nothing stored).
+    #[arg(long)]
+    keep_going: bool,
+    /// No progress bar and no tally.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(ClapArgs, Debug)]
 struct GenerateArgs {
     #[arg(long)]
     out: PathBuf,
@@ -210,6 +253,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Ingest(i) => ingest(i),
         Command::Generate(g) => {
             let truth = generate::run(&generate::Config {
                 out: g.out.clone(),
@@ -229,6 +273,84 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+impl SourceArgs {
+    /// These flags as a command line, for a cluster task that must read as this run reads.
+    fn to_args(&self, timezone: &str) -> Vec<String> {
+        let mut args = vec![
+            "--timezone".to_string(),
+            timezone.to_string(),
+            "--max-record-bytes".into(),
+            self.max_record_bytes.to_string(),
+        ];
+        if let Some(source) = &self.source {
+            args.extend(["--source".into(), source.clone()]);
+        }
+        if let Some(profile) = &self.profile {
+            args.extend(["--profile".into(), profile.display().to_string()]);
+        }
+        if let Some(year) = self.syslog_year {
+            args.extend(["--syslog-year".into(), year.to_string()]);
+        }
+        args
+    }
+}
+
+fn ingest(i: IngestArgs) -> Result<ExitCode> {
+    let tz: chrono_tz::Tz = i
+        .timezone
+        .parse()
+        .map_err(|_| audithound::Error::TimeZone(i.timezone.clone()))?;
+    let files = match &i.files_from {
+        Some(list) => {
+            let bytes = std::fs::read(list)
+                .with_context(|| format!("reading --files-from {}", list.display()))?;
+            let files = bytes
+                .split(|&b| b == 0)
+                .filter(|name| !name.is_empty())
+                .map(|name| {
+                    use std::os::unix::ffi::OsStrExt;
+                    PathBuf::from(std::ffi::OsStr::from_bytes(name))
+                })
+                .collect();
+            Some(files)
+        }
+        None => None,
+    };
+    let outcome = audithound::state::task::run(&audithound::state::task::IngestPlan {
+        state: i.state.clone(),
+        inputs: i.inputs.clone(),
+        files,
+        time: TimeParser::new(tz),
+        source: i.read.source()?,
+        profile: i.read.profile.clone(),
+        syslog_year: i.read.syslog_year,
+        max_record_bytes: i.read.max_record_bytes as usize,
+        keep_going: i.keep_going,
+        progress: !i.quiet && std::io::stderr().is_terminal(),
+    })?;
+    for note in &outcome.notes {
+        eprintln!("note: {}", safe(note));
+    }
+    for (file, reason) in &outcome.unreadable {
+        let line = format!("{file}: could not be read completely: {reason}");
+        eprintln!("warning: {}", safe(&line));
+    }
+    if !i.quiet {
+        eprintln!(
+            "{} file(s), {} records read, {} rejected; stored in {}",
+            outcome.files,
+            outcome.records,
+            outcome.rejected,
+            safe(&i.state.display().to_string())
+        );
+    }
+    Ok(if outcome.unreadable.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
 
 fn level(flag: &'static str, value: &str) -> Result<Severity> {
@@ -259,6 +381,20 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|v| level("--fail-on", v))
         .transpose()?;
+    let cluster = match &a.cluster {
+        Some(master) => Some(audithound::state::cluster::Cluster {
+            master: master.clone(),
+            python: a.cluster_python.clone(),
+            binary: match &a.cluster_binary {
+                Some(path) => path.clone(),
+                None => std::env::current_exe().context("finding this binary for --cluster")?,
+            },
+            tasks: a.cluster_tasks as usize,
+            read_args: a.read.to_args(&a.time.timezone),
+            timings: a.timings || a.timings_per_detector,
+        }),
+        None => None,
+    };
     let plan = Plan {
         inputs: a.inputs,
         roster: a.roster,
@@ -284,6 +420,7 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         max_record_bytes: a.read.max_record_bytes as usize,
         keep_going: a.keep_going,
         state: a.state.clone(),
+        cluster,
         retain_days: a.retain,
         spill_from: a.spill_from_events,
     };

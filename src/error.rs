@@ -58,6 +58,9 @@ pub enum Error {
     },
     #[error("{path}: cannot write: {reason}")]
     Write { path: PathBuf, reason: String },
+    /// `--cluster`: the driver or one of its tasks failed; nothing was stored.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// A broken promise between two stages of this program, never a property of the input.
     #[error("internal error: {0}")]
     Internal(String),

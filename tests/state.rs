@@ -13,7 +13,7 @@ const NIGHTS: u32 = 30;
 /// his key from night 12 on, walking customer accounts; from night 20 tokens signed with kid-1
 /// that the issuer never issued appear. Night 7 has a broken line, night 9 a file of no known
 /// format.
-fn nights(root: &Path) -> (Vec<PathBuf>, PathBuf, PathBuf) {
+pub(crate) fn nights(root: &Path) -> (Vec<PathBuf>, PathBuf, PathBuf) {
     let roster = root.join("context/roster.csv");
     write(
         &roster,
@@ -89,7 +89,7 @@ fn nights(root: &Path) -> (Vec<PathBuf>, PathBuf, PathBuf) {
 }
 
 /// Every file under `a` equals the one under `b`, and both hold the same names.
-fn same_report(a: &Path, b: &Path) {
+pub(crate) fn same_report(a: &Path, b: &Path) {
     let (fa, fb) = (files_under(a), files_under(b));
     assert_eq!(
         fa.keys().collect::<Vec<_>>(),
@@ -113,7 +113,7 @@ fn stored(state: &Path) -> Vec<String> {
     names
 }
 
-fn context_args<'a>(roster: &'a Path, credentials: &'a Path) -> Vec<&'a str> {
+pub(crate) fn context_args<'a>(roster: &'a Path, credentials: &'a Path) -> Vec<&'a str> {
     vec![
         "--roster",
         roster.to_str().expect("utf-8 path"),
@@ -123,7 +123,7 @@ fn context_args<'a>(roster: &'a Path, credentials: &'a Path) -> Vec<&'a str> {
 }
 
 /// One run over the given nights, with no state.
-fn full_run(out: &Path, nights: &[PathBuf], roster: &Path, credentials: &Path) {
+pub(crate) fn full_run(out: &Path, nights: &[PathBuf], roster: &Path, credentials: &Path) {
     let mut args: Vec<&str> = nights.iter().map(|p| p.to_str().expect("utf-8")).collect();
     args.extend(context_args(roster, credentials));
     let o = analyze(out, &args);
@@ -365,5 +365,67 @@ fn a_failed_night_leaves_the_state_as_it_was_and_a_held_state_is_refused() {
     assert_eq!(
         std::fs::read(state.join("state.json")).expect("manifest"),
         manifest
+    );
+}
+
+#[test]
+fn ingest_fills_a_state_that_analyze_then_reports_on() {
+    let dir = tmp();
+    let (nights, roster, credentials) = nights(dir.path());
+    let state = dir.path().join("state");
+    let ingest = |args: &[&Path], extra: &[&str]| {
+        bin()
+            .arg("ingest")
+            .args(args)
+            .arg("--state")
+            .arg(&state)
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let first: Vec<&Path> = nights[..10].iter().map(PathBuf::as_path).collect();
+    let o = ingest(&first, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("21 file(s), 901 records read, 1 rejected"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stored(&state).len(), 20);
+    // The rest of the nights through analyze: the report is the one of a run over all of them.
+    let out = dir.path().join("out");
+    let mut args: Vec<&str> = nights[10..]
+        .iter()
+        .map(|p| p.to_str().expect("utf-8"))
+        .collect();
+    args.extend(["--state", state.to_str().expect("utf-8")]);
+    args.extend(context_args(&roster, &credentials));
+    let o = analyze(&out, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let full = dir.path().join("full");
+    full_run(&full, &nights, &roster, &credentials);
+    same_report(&out, &full);
+    // A truncated file fails and stores nothing, unless --keep-going (exit 3, kept with its
+    // mark, as `analyze --state --keep-going` keeps it).
+    let broken = dir.path().join("broken/gateway.csv.gz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let night = std::fs::read(nights[10].join("gateway.csv")).expect("night");
+    std::io::Write::write_all(&mut gz, &night).expect("gzip");
+    let bytes = gz.finish().expect("gzip");
+    write(&broken, "");
+    std::fs::write(&broken, &bytes[..bytes.len() / 2]).expect("write");
+    let manifest = std::fs::read(state.join("state.json")).expect("manifest");
+    let o = ingest(&[broken.as_path()], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(state.join("state.json")).expect("manifest"),
+        manifest
+    );
+    let o = ingest(&[broken.as_path()], &["--keep-going"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let text = std::fs::read_to_string(state.join("state.json")).expect("manifest");
+    assert!(
+        text.contains("gateway.csv.gz") && text.contains("\"unreadable\": \""),
+        "{text}"
     );
 }

@@ -30,3 +30,5 @@ mod windows;
 mod state;
 // The fuzz targets' corpora, replayed as regression tests (no fuzzing in CI).
 mod fuzz_corpora;
+// --cluster: a Spark cluster reads the new files into the state; the report does not change.
+mod cluster;

@@ -14,7 +14,9 @@
 //! `docs/scale.md`). Detection still reads every retained event, so a night's run costs the
 //! parse of that night plus a Parquet read of the window, and memory grows with the window.
 
+pub mod cluster;
 pub mod partition;
+pub mod task;
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -137,6 +139,26 @@ pub struct Update {
     pub pending: Pending,
 }
 
+/// Where the files a state does not hold yet are read.
+pub enum Reading<'a> {
+    /// In this process, as a run without a state reads them.
+    Here { progress: bool },
+    /// By a cluster's tasks, each storing its share as a state of its own (see [`cluster`]).
+    Cluster(&'a cluster::Cluster),
+}
+
+/// What [`Store::ingest`] read, and the manifest to commit.
+#[derive(Default)]
+pub struct Added {
+    pub files: u64,
+    pub records: u64,
+    pub rejected: u64,
+    /// Files that could not be read to their end, with the reason.
+    pub unreadable: Vec<(String, String)>,
+    pub notes: Vec<String>,
+    pub pending: Option<Pending>,
+}
+
 /// The new manifest, written by [`Pending::commit`].
 pub struct Pending {
     dir: PathBuf,
@@ -144,15 +166,15 @@ pub struct Pending {
 }
 
 impl Store {
-    /// Opens (creating it if absent) and locks the state directory, after checking that it is
-    /// not an input, not inside one, and not the report's destination.
-    pub fn open(dir: &Path, reads: &[PathBuf], out: &Path) -> Result<Store> {
+    /// Opens (creating it if absent) and locks the state directory, after checking that it
+    /// neither holds nor lies inside any of `apart` (the inputs, the report's destination).
+    pub fn open(dir: &Path, apart: &[PathBuf]) -> Result<Store> {
         let refuse = |reason: String| Error::State {
             path: dir.to_path_buf(),
             reason,
         };
         let resolved = crate::report::destination::resolve(dir)?;
-        for read in reads.iter().chain(std::iter::once(&out.to_path_buf())) {
+        for read in apart {
             let Ok(other) = crate::report::destination::resolve(read) else {
                 continue;
             };
@@ -195,57 +217,6 @@ impl Store {
         })
     }
 
-    fn load(&self, settings: &Settings) -> Result<Manifest> {
-        let path = self.dir.join(MANIFEST);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Manifest {
-                    format: FORMAT.into(),
-                    version: VERSION,
-                    settings: settings.clone(),
-                    next_id: 0,
-                    files: Vec::new(),
-                });
-            }
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        let broken = |reason: String| Error::State {
-            path: path.clone(),
-            reason,
-        };
-        let manifest: Manifest =
-            serde_json::from_str(&text).map_err(|e| broken(format!("unreadable: {e}")))?;
-        if manifest.format != FORMAT || manifest.version != VERSION {
-            return Err(broken(format!(
-                "format {} version {}; this audithound reads {FORMAT} version {VERSION}",
-                manifest.format, manifest.version
-            )));
-        }
-        // Partition names come from this code (`p` + eight digits); anything else in a manifest
-        // was written by hand and could name a file outside the state.
-        let own =
-            |name: &Option<String>, suffix: &str| name.as_deref().is_none_or(|n| ours(n, suffix));
-        if let Some(f) = manifest
-            .files
-            .iter()
-            .find(|f| !own(&f.partition, ".parquet") || !own(&f.rejects, ".rejects.csv"))
-        {
-            return Err(broken(format!(
-                "names a partition that audithound did not write for {}",
-                f.path
-            )));
-        }
-        if &manifest.settings != settings {
-            return Err(broken(format!(
-                "built with other reading settings ({:?}); this run has {:?}. Use the same \
-                 --timezone, --source, --profile, --syslog-year and --max-record-bytes, or a new state",
-                manifest.settings, settings
-            )));
-        }
-        Ok(manifest)
-    }
-
     /// Reads the files of `found` the state does not hold, stores them, ages out what is older
     /// than `retain_days` before the newest event, and reads back everything retained.
     pub fn update(
@@ -255,69 +226,9 @@ impl Store {
         opts: &ReadOptions,
         settings: &Settings,
         retain_days: Option<u32>,
-        progress: bool,
+        reading: Reading,
     ) -> Result<Update> {
-        let mut manifest = self.load(settings)?;
-        let mut notes = Vec::new();
-        let mut new = Vec::new();
-        for path in &found.events {
-            let name = path.display().to_string();
-            let input = inputs
-                .iter()
-                .find(|i| path.starts_with(i))
-                .map_or_else(|| name.clone(), |i| i.display().to_string());
-            // A file that cannot be looked at (a dangling link, no permission) is read like any
-            // new one, so it is reported as unreadable exactly as a run without state reports it.
-            let Ok((size, modified_ns)) = identity(path) else {
-                new.push((path.clone(), input, 0, 0, String::new()));
-                continue;
-            };
-            let same_place = manifest.files.iter().any(|f| {
-                f.path == name
-                    && f.size == size
-                    && f.modified_ns == modified_ns
-                    && f.stats.unreadable.is_none()
-            });
-            if same_place {
-                continue;
-            }
-            let Ok(print) = fingerprint(path) else {
-                new.push((path.clone(), input, size, modified_ns, String::new()));
-                continue;
-            };
-            let twin = manifest
-                .files
-                .iter()
-                .find(|f| f.size == size && f.fingerprint == print && f.stats.unreadable.is_none());
-            if let Some(twin) = twin {
-                if twin.path != name {
-                    notes.push(format!(
-                        "{name}: same content as {} already in the state; not read again",
-                        twin.path
-                    ));
-                }
-                continue;
-            }
-            new.push((path.clone(), input, size, modified_ns, print));
-        }
-        // A file read again (changed in place, like a log that grew, or unreadable last time)
-        // replaces its earlier reading.
-        let replaced: std::collections::HashSet<String> =
-            new.iter().map(|n| n.0.display().to_string()).collect();
-        manifest.files.retain(|f| !replaced.contains(&f.path));
-        let newest_before = newest(&manifest.files);
-        let read = Discovered {
-            events: new.iter().map(|n| n.0.clone()).collect(),
-            ..Discovered::default()
-        };
-        let ingested = ingest::read_events(&read, opts, progress)?;
-        manifest.files.extend(self.store_new(
-            &mut manifest.next_id,
-            new,
-            ingested,
-            newest_before,
-        )?);
-        manifest.files.sort_by(|a, b| a.path.cmp(&b.path));
+        let (mut manifest, notes, _) = self.add(found, inputs, opts, settings, reading)?;
         // Whole local days, not instants: the files of one night (an access log ending at
         // 16:00, its issuer's log at 15:58) leave together.
         if let (Some(days), Some(newest)) = (retain_days, newest(&manifest.files)) {
@@ -350,24 +261,140 @@ impl Store {
         })
     }
 
+    /// Reads the files of `found` the state does not hold and stores them, without reading
+    /// anything back: what `audithound ingest` (a cluster's task) commits.
+    pub fn ingest(
+        &self,
+        found: &Discovered,
+        inputs: &[PathBuf],
+        opts: &ReadOptions,
+        settings: &Settings,
+        progress: bool,
+    ) -> Result<Added> {
+        let (manifest, notes, read) =
+            self.add(found, inputs, opts, settings, Reading::Here { progress })?;
+        let mut added = Added {
+            notes,
+            ..Added::default()
+        };
+        for f in manifest.files.iter().filter(|f| read.contains(&f.path)) {
+            added.files += 1;
+            added.records += f.stats.records;
+            added.rejected += f.stats.rejected;
+            if let Some(reason) = &f.stats.unreadable {
+                added.unreadable.push((f.path.clone(), reason.clone()));
+            }
+        }
+        added.pending = Some(Pending {
+            dir: self.dir.clone(),
+            manifest,
+        });
+        Ok(added)
+    }
+
+    /// The manifest with the files of `found` it does not hold read and stored, what the run
+    /// should tell, and the paths of the files read.
+    fn add(
+        &self,
+        found: &Discovered,
+        inputs: &[PathBuf],
+        opts: &ReadOptions,
+        settings: &Settings,
+        reading: Reading,
+    ) -> Result<(Manifest, Vec<String>, std::collections::HashSet<String>)> {
+        let mut manifest = load(&self.dir, settings)?;
+        let (new, notes) = unseen(&manifest, found, inputs);
+        // A file read again (changed in place, like a log that grew, or unreadable last time)
+        // replaces its earlier reading.
+        let replaced: std::collections::HashSet<String> =
+            new.iter().map(|n| n.path.display().to_string()).collect();
+        manifest.files.retain(|f| !replaced.contains(&f.path));
+        let newest_before = newest(&manifest.files);
+        let stored = match reading {
+            Reading::Here { progress } => {
+                let read = Discovered {
+                    events: new.iter().map(|n| n.path.clone()).collect(),
+                    ..Discovered::default()
+                };
+                let ingested = ingest::read_events(&read, opts, progress)?;
+                self.store_new(&mut manifest.next_id, new, ingested, newest_before)?
+            }
+            Reading::Cluster(cluster) => {
+                let parts = cluster.read(&self.dir, &new)?;
+                let adopted =
+                    self.adopt(&mut manifest.next_id, new, &parts, settings, newest_before);
+                cluster::remove_stale(&self.dir);
+                adopted?
+            }
+        };
+        manifest.files.extend(stored);
+        manifest.files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok((manifest, notes, replaced))
+    }
+
+    /// Moves what a cluster's tasks stored for `new` (each task a state of its own, in `parts`)
+    /// into this state, as [`Store::store_new`] would have stored it here.
+    fn adopt(
+        &self,
+        next_id: &mut u64,
+        new: Vec<NewFile>,
+        parts: &[PathBuf],
+        settings: &Settings,
+        stored_at: Option<i64>,
+    ) -> Result<Vec<StoredFile>> {
+        let mut held = std::collections::HashMap::new();
+        for part in parts {
+            for file in load(part, settings)?.files {
+                held.insert(file.path.clone(), (part, file));
+            }
+        }
+        let mut out = Vec::with_capacity(new.len());
+        for n in new {
+            let name = n.path.display().to_string();
+            let (part, mut file) = held.remove(&name).ok_or_else(|| Error::State {
+                path: self.dir.clone(),
+                reason: format!("the cluster's tasks did not store {name}"),
+            })?;
+            file.input = n.input;
+            file.stored_at = stored_at;
+            if file.skipped.is_none() {
+                let id = *next_id;
+                *next_id += 1;
+                for (slot, suffix) in [
+                    (&mut file.partition, ".parquet"),
+                    (&mut file.rejects, ".rejects.csv"),
+                ] {
+                    if let Some(from) = slot.take() {
+                        let to = format!("p{id:08}{suffix}");
+                        let (a, b) = (part.join(&from), self.dir.join(&to));
+                        std::fs::rename(&a, &b).map_err(|e| Error::io(&a, e))?;
+                        *slot = Some(to);
+                    }
+                }
+            }
+            out.push(file);
+        }
+        Ok(out)
+    }
+
     /// Writes the partitions and rejects of the files just read.
     fn store_new(
         &self,
         next_id: &mut u64,
-        new: Vec<(PathBuf, String, u64, i64, String)>,
+        new: Vec<NewFile>,
         ingested: Ingested,
         stored_at: Option<i64>,
     ) -> Result<Vec<StoredFile>> {
         let mut out = Vec::with_capacity(new.len());
         let mut row = 0usize;
         let mut files = ingested.files.iter().zip(&ingested.rejects).peekable();
-        for (idx, (path, input, size, modified_ns, print)) in new.into_iter().enumerate() {
+        for (idx, n) in new.into_iter().enumerate() {
             let base = |stats: StoredStats| StoredFile {
-                path: path.display().to_string(),
-                input: input.clone(),
-                size,
-                modified_ns,
-                fingerprint: print.clone(),
+                path: n.path.display().to_string(),
+                input: n.input.clone(),
+                size: n.size,
+                modified_ns: n.modified_ns,
+                fingerprint: n.print.clone(),
                 skipped: None,
                 partition: None,
                 rejects: None,
@@ -378,7 +405,7 @@ impl Store {
                 let reason = ingested
                     .skipped
                     .iter()
-                    .find(|(p, _)| *p == path)
+                    .find(|(p, _)| *p == n.path)
                     .map_or_else(|| "not read".to_string(), |(_, r)| r.clone());
                 let mut file = base(StoredStats::empty());
                 file.skipped = Some(reason);
@@ -453,6 +480,127 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The manifest of the state in `dir` (a new one when it has none), checked: its format and
+/// version, partition names this code gives, and the reading `settings`.
+fn load(dir: &Path, settings: &Settings) -> Result<Manifest> {
+    let path = dir.join(MANIFEST);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Manifest {
+                format: FORMAT.into(),
+                version: VERSION,
+                settings: settings.clone(),
+                next_id: 0,
+                files: Vec::new(),
+            });
+        }
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let broken = |reason: String| Error::State {
+        path: path.clone(),
+        reason,
+    };
+    let manifest: Manifest =
+        serde_json::from_str(&text).map_err(|e| broken(format!("unreadable: {e}")))?;
+    if manifest.format != FORMAT || manifest.version != VERSION {
+        return Err(broken(format!(
+            "format {} version {}; this audithound reads {FORMAT} version {VERSION}",
+            manifest.format, manifest.version
+        )));
+    }
+    // Partition names come from this code (`p` + eight digits); anything else in a manifest
+    // was written by hand and could name a file outside the state.
+    let own = |name: &Option<String>, suffix: &str| name.as_deref().is_none_or(|n| ours(n, suffix));
+    if let Some(f) = manifest
+        .files
+        .iter()
+        .find(|f| !own(&f.partition, ".parquet") || !own(&f.rejects, ".rejects.csv"))
+    {
+        return Err(broken(format!(
+            "names a partition that audithound did not write for {}",
+            f.path
+        )));
+    }
+    if &manifest.settings != settings {
+        return Err(broken(format!(
+            "built with other reading settings ({:?}); this run has {:?}. Use the same \
+             --timezone, --source, --profile, --syslog-year and --max-record-bytes, or a new state",
+            manifest.settings, settings
+        )));
+    }
+    Ok(manifest)
+}
+
+/// A file the state does not hold, with its identity as found.
+pub(crate) struct NewFile {
+    pub path: PathBuf,
+    input: String,
+    size: u64,
+    modified_ns: i64,
+    print: String,
+}
+
+/// The files of `found` that `manifest` does not hold, in order, and what the run should tell.
+/// A file known by path, size and mtime is not opened; otherwise its fingerprint decides: the
+/// same content under another name is noted and not read.
+fn unseen(
+    manifest: &Manifest,
+    found: &Discovered,
+    inputs: &[PathBuf],
+) -> (Vec<NewFile>, Vec<String>) {
+    let mut notes = Vec::new();
+    let mut new = Vec::new();
+    for path in &found.events {
+        let name = path.display().to_string();
+        let input = inputs
+            .iter()
+            .find(|i| path.starts_with(i))
+            .map_or_else(|| name.clone(), |i| i.display().to_string());
+        let file = |size, modified_ns, print| NewFile {
+            path: path.clone(),
+            input: input.clone(),
+            size,
+            modified_ns,
+            print,
+        };
+        // A file that cannot be looked at (a dangling link, no permission) is read like any
+        // new one, so it is reported as unreadable exactly as a run without state reports it.
+        let Ok((size, modified_ns)) = identity(path) else {
+            new.push(file(0, 0, String::new()));
+            continue;
+        };
+        let same_place = manifest.files.iter().any(|f| {
+            f.path == name
+                && f.size == size
+                && f.modified_ns == modified_ns
+                && f.stats.unreadable.is_none()
+        });
+        if same_place {
+            continue;
+        }
+        let Ok(print) = fingerprint(path) else {
+            new.push(file(size, modified_ns, String::new()));
+            continue;
+        };
+        let twin = manifest
+            .files
+            .iter()
+            .find(|f| f.size == size && f.fingerprint == print && f.stats.unreadable.is_none());
+        if let Some(twin) = twin {
+            if twin.path != name {
+                notes.push(format!(
+                    "{name}: same content as {} already in the state; not read again",
+                    twin.path
+                ));
+            }
+            continue;
+        }
+        new.push(file(size, modified_ns, print));
+    }
+    (new, notes)
 }
 
 impl Pending {

@@ -1,0 +1,73 @@
+//! `audithound ingest`: event files read into a state and nothing else, no detection, no report.
+//! It is what each task of `analyze --cluster` runs (see [`super::cluster`]), and a way to fill a
+//! state ahead of its first analysis. The reading is `analyze --state`'s own.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::ingest::{self, Discovered, Format, ReadOptions};
+use crate::normalize::TimeParser;
+use crate::normalize::profile::Profile;
+
+/// A validated `ingest` run.
+#[derive(Debug, Clone)]
+pub struct IngestPlan {
+    pub state: PathBuf,
+    /// Inputs found as `analyze` finds them (folders walked, context files left out)...
+    pub inputs: Vec<PathBuf>,
+    /// ...or exactly these event files (a cluster task's share, found by the run that shared it).
+    pub files: Option<Vec<PathBuf>>,
+    pub time: TimeParser,
+    pub source: Option<Format>,
+    pub profile: Option<PathBuf>,
+    pub syslog_year: Option<i32>,
+    pub max_record_bytes: usize,
+    /// Store a file that could not be read to its end, with its mark, instead of failing.
+    pub keep_going: bool,
+    pub progress: bool,
+}
+
+/// Reads the plan's files into its state and commits it; what was read comes back with the
+/// manifest already committed (`pending` is `None`), `unreadable` empty unless `keep_going`.
+pub fn run(plan: &IngestPlan) -> Result<super::Added> {
+    let found = match &plan.files {
+        Some(files) => Discovered {
+            events: files.clone(),
+            ..Discovered::default()
+        },
+        None => ingest::discover(&plan.inputs)?,
+    };
+    let reads: Vec<PathBuf> = (plan.inputs.iter().chain(&plan.profile))
+        .chain(&found.events)
+        .cloned()
+        .collect();
+    let store = super::Store::open(&plan.state, &reads)?;
+    let profile = plan.profile.as_deref().map(Profile::load).transpose()?;
+    let mut read = ReadOptions::new(plan.time, plan.source, profile, plan.syslog_year)?;
+    read.max_record_bytes = plan.max_record_bytes;
+    // Rejects wait on disk until they are stored beside their partition; the state is locked,
+    // so its scratch is nobody else's.
+    let spill = tempfile::Builder::new()
+        .prefix(".audithound-rejects-")
+        .tempdir_in(&store.dir)
+        .map_err(|e| Error::io(&store.dir, e))?;
+    read.spill_dir = Some(spill.path().to_path_buf());
+    let settings = super::Settings::of(&read, plan.profile.as_deref())?;
+    let inputs = match &plan.files {
+        Some(_) => Vec::new(),
+        None => plan.inputs.clone(),
+    };
+    let mut added = store.ingest(&found, &inputs, &read, &settings, plan.progress)?;
+    if let Some((file, reason)) = added.unreadable.first()
+        && !plan.keep_going
+    {
+        return Err(Error::InputIncomplete {
+            count: added.unreadable.len(),
+            first: format!("{file}: {reason}"),
+        });
+    }
+    if let Some(pending) = added.pending.take() {
+        pending.commit()?;
+    }
+    Ok(added)
+}

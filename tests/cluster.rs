@@ -1,0 +1,146 @@
+//! `analyze --state --cluster`: a Spark cluster (two executor processes on this machine, started
+//! by the test) reads the nights into the state, and the report and the state are those of the
+//! same nights read by the run itself. A cluster that fails stores nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+
+use crate::state::{context_args, full_run, nights, same_report};
+use crate::util::*;
+
+const MASTER: &str = "local-cluster[2,1,1024]";
+
+/// A Python with PySpark, installed once into the build's target folder (a 35-second `pip
+/// install` of a pinned version; Spark itself runs on the machine's Java 17).
+fn spark_python() -> PathBuf {
+    let target = Path::new(env!("CARGO_BIN_EXE_audithound"))
+        .ancestors()
+        .nth(2)
+        .expect("target folder")
+        .to_path_buf();
+    let venv = target.join("spark-venv");
+    let python = venv.join("bin/python");
+    let lock = std::fs::File::create(target.join("spark-venv.lock")).expect("lock file");
+    lock.lock().expect("lock");
+    let has_spark = |python: &Path| {
+        Process::new(python)
+            .args(["-c", "import pyspark"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has_spark(&python) {
+        let made = Process::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 runs");
+        assert!(made.success(), "python3 -m venv {}", venv.display());
+        let pip = Process::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "pyspark==4.0.1"])
+            .status()
+            .expect("pip runs");
+        assert!(pip.success(), "pip install pyspark failed");
+        assert!(has_spark(&python), "pyspark installed but not importable");
+    }
+    python
+}
+
+/// One run of `nights` into `state`, through the cluster when `python` is given.
+fn run(
+    out: &Path,
+    state: &Path,
+    nights: &[PathBuf],
+    ctx: (&Path, &Path),
+    cluster: Option<(&Path, &[&str])>,
+) -> std::process::Output {
+    let mut args: Vec<&str> = nights.iter().map(|p| p.to_str().expect("utf-8")).collect();
+    args.extend(["--state", state.to_str().expect("utf-8"), "--force"]);
+    args.extend(context_args(ctx.0, ctx.1));
+    if let Some((python, extra)) = cluster {
+        args.extend(["--cluster", MASTER, "--cluster-python"]);
+        args.push(python.to_str().expect("utf-8"));
+        args.extend(extra);
+    }
+    analyze(out, &args)
+}
+
+/// Scratch a run left in the state (`.cluster-*`, `.audithound-*`).
+fn scratch_in(state: &Path) -> Vec<String> {
+    std::fs::read_dir(state)
+        .expect("state")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".cluster-") || n.starts_with(".audithound"))
+        .collect()
+}
+
+#[test]
+fn a_cluster_reads_nights_into_the_state_as_the_run_itself_would() {
+    let python = spark_python();
+    let dir = tmp();
+    let (nights, roster, credentials) = nights(dir.path());
+    let ctx = (roster.as_path(), credentials.as_path());
+    let (here, there) = (
+        dir.path().join("state-here"),
+        dir.path().join("state-there"),
+    );
+    let (out_here, out_there) = (dir.path().join("here"), dir.path().join("there"));
+    // Twenty nights in one run (41 files, one of no known format, one with a broken line, in
+    // three tasks), then ten more into the same state.
+    for batch in [&nights[..20], &nights[20..]] {
+        let o = run(&out_here, &here, batch, ctx, None);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let o = run(
+            &out_there,
+            &there,
+            batch,
+            ctx,
+            Some((&python, &["--cluster-tasks", "3"])),
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        same_report(&out_there, &out_here);
+        let manifest = |state: &Path| std::fs::read(state.join("state.json")).expect("manifest");
+        assert!(
+            manifest(&there) == manifest(&here),
+            "the states differ:\n{}\n{}",
+            String::from_utf8_lossy(&manifest(&there)),
+            String::from_utf8_lossy(&manifest(&here))
+        );
+        assert_eq!(scratch_in(&there), Vec::<String>::new());
+    }
+    let full = dir.path().join("full");
+    full_run(&full, &nights, &roster, &credentials);
+    same_report(&out_there, &full);
+    assert_eq!(rank_of(&anomalies(&out_there), "key-e9"), Some(1));
+}
+
+#[test]
+fn a_cluster_that_fails_stores_nothing() {
+    let python = spark_python();
+    let dir = tmp();
+    let (nights, roster, credentials) = nights(dir.path());
+    let ctx = (roster.as_path(), credentials.as_path());
+    let state = dir.path().join("state");
+    let out = dir.path().join("out");
+    let o = run(&out, &state, &nights[..2], ctx, None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let before = files_under(&state);
+    // No driver at all, then a driver whose every task fails.
+    let missing = dir.path().join("no-such-python");
+    let o = run(&out, &state, &nights[2..4], ctx, Some((&missing, &[])));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot start"), "{}", stderr(&o));
+    let o = run(
+        &out,
+        &state,
+        &nights[2..4],
+        ctx,
+        Some((&python, &["--cluster-binary", "/bin/false"])),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("exited with 1"), "{}", stderr(&o));
+    assert!(files_under(&state) == before, "the state changed");
+    // The report of the two nights is still the one in --out.
+    let full = dir.path().join("full");
+    full_run(&full, &nights[..2], &roster, &credentials);
+    same_report(&out, &full);
+}
