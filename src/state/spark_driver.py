@@ -17,9 +17,15 @@ import time
 
 
 def run(task, cwd):
+    from pyspark import TaskContext
+
     shutil.rmtree(task["part"], ignore_errors=True)
+    # A task gets the cores Spark gave it (spark.task.cpus), not every core of the worker: the
+    # executor runs as many tasks side by side as it has cores.
+    cores = str(TaskContext.get().cpus())
+    env = dict(os.environ, RAYON_NUM_THREADS=cores, POLARS_MAX_THREADS=cores)
     started = time.time()
-    done = subprocess.run(task["argv"], cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run(task["argv"], cwd=cwd, env=env, capture_output=True, text=True)
     return {
         "part": task["part"],
         "code": done.returncode,
