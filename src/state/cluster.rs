@@ -88,6 +88,12 @@ impl Cluster {
         // Kept once read: the parts' partitions are moved out by the caller.
         let dir = scratch.path().to_path_buf();
         let cwd = std::env::current_dir().map_err(|e| Error::io(Path::new("."), e))?;
+        // Input paths travel in NUL-separated lists, byte for byte; these travel in JSON.
+        let (cwd, binary) = (
+            text(&cwd, "the working directory")?,
+            text(&self.binary, "--cluster-binary")?,
+        );
+        text(&dir, "the state folder")?;
         let mut tasks = Vec::new();
         for (i, files) in share(new, self.tasks).into_iter().enumerate() {
             let part = dir.join(format!("part-{i:04}"));
@@ -99,7 +105,7 @@ impl Cluster {
             }
             std::fs::write(&list, text).map_err(|e| Error::io(&list, e))?;
             let mut argv = vec![
-                self.binary.display().to_string(),
+                binary.clone(),
                 "ingest".into(),
                 "--quiet".into(),
                 "--keep-going".into(),
@@ -115,7 +121,7 @@ impl Cluster {
         let results = dir.join("results.json");
         let spec = Spec {
             master: &self.master,
-            cwd: cwd.display().to_string(),
+            cwd,
             tasks,
             results: results.clone(),
         };
@@ -215,6 +221,16 @@ fn share(new: &[NewFile], tasks: usize) -> Vec<Vec<&Path>> {
             l.into_iter().map(|i| new[i].path.as_path()).collect()
         })
         .collect()
+}
+
+/// `path` as text for the driver's JSON task list.
+fn text(path: &Path, what: &str) -> Result<String> {
+    path.to_str().map(str::to_string).ok_or_else(|| {
+        Error::Cluster(format!(
+            "{what} {} is not UTF-8, which the Spark driver's task list cannot carry",
+            path.display()
+        ))
+    })
 }
 
 /// The last `n` lines of `text`.
