@@ -139,6 +139,31 @@ fn a_cluster_that_fails_stores_nothing() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("exited with 1"), "{}", stderr(&o));
     assert!(files_under(&state) == before, "the state changed");
+    // A task that stores a truncated file with its mark: the run refuses the file as a local
+    // run does (exit 2, nothing committed, the moved partitions swept by the next commit).
+    let broken = dir.path().join("broken");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let night = std::fs::read(nights[2].join("gateway.csv")).expect("night");
+    std::io::Write::write_all(&mut gz, &night).expect("gzip");
+    let bytes = gz.finish().expect("gzip");
+    write(&broken.join("gateway.csv.gz"), "");
+    std::fs::write(broken.join("gateway.csv.gz"), &bytes[..bytes.len() / 2]).expect("write");
+    let batch = [nights[3].clone(), broken];
+    let o = run(&out, &state, &batch, ctx, Some((&python, &[])));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("could not be read completely"),
+        "{}",
+        stderr(&o)
+    );
+    let manifest = |files: &std::collections::BTreeMap<PathBuf, Vec<u8>>| {
+        files.get(Path::new("state.json")).cloned()
+    };
+    assert!(
+        manifest(&files_under(&state)) == manifest(&before),
+        "the manifest changed"
+    );
+    assert_eq!(scratch_in(&state), Vec::<String>::new());
     // The report of the two nights is still the one in --out.
     let full = dir.path().join("full");
     full_run(&full, &nights[..2], &roster, &credentials);

@@ -48,6 +48,8 @@ def main():
         SparkSession.builder.master(spec["master"])
         .appName("audithound-ingest")
         .config("spark.ui.enabled", "false")
+        # Two copies of one task would write the same part folder at once.
+        .config("spark.speculation", "false")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
