@@ -392,6 +392,7 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
             tasks: a.cluster_tasks as usize,
             read_args: a.read.to_args(&a.time.timezone),
             timings: a.timings || a.timings_per_detector,
+            progress: !a.quiet && std::io::stderr().is_terminal(),
         }),
         None => None,
     };

@@ -18,6 +18,11 @@ fn spark_python() -> PathBuf {
         .nth(2)
         .expect("target folder")
         .to_path_buf();
+    let java = Process::new("java").arg("-version").output();
+    assert!(
+        java.is_ok_and(|o| o.status.success()),
+        "Spark needs Java 17: apt-get install openjdk-17-jre-headless"
+    );
     let venv = target.join("spark-venv");
     let python = venv.join("bin/python");
     let lock = std::fs::File::create(target.join("spark-venv.lock")).expect("lock file");

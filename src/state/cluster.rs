@@ -48,6 +48,8 @@ pub struct Cluster {
     pub read_args: Vec<String>,
     /// Print each task's wall time to stderr.
     pub timings: bool,
+    /// Say on stderr what the cluster is given (a terminal is watching).
+    pub progress: bool,
 }
 
 #[derive(Serialize)]
@@ -133,6 +135,14 @@ impl Cluster {
         let log = dir.join("driver.log");
         let log_file = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
         let err_file = log_file.try_clone().map_err(|e| Error::io(&log, e))?;
+        if self.progress {
+            eprintln!(
+                "cluster: {} new file(s) in {} task(s) on {}",
+                new.len(),
+                spec.tasks.len(),
+                crate::report::terminal::safe(&self.master)
+            );
+        }
         let started = std::time::Instant::now();
         let status = Command::new(&self.python)
             .arg(&driver)
