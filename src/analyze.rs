@@ -142,15 +142,15 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     let spill = dest.scratch(".audithound-rejects-")?;
     read.spill_dir = Some(spill.path().to_path_buf());
     // The columns only evidence reads wait beside the frame, on disk past `spill_from` events,
-    // in scratch of their own. A state run stores whole files as they were read and keeps them
-    // in the frame.
-    let cold_dir = match plan.state {
-        None => Some(dest.scratch(".audithound-cold-")?),
-        Some(_) => None,
-    };
-    if let Some(dir) = &cold_dir {
-        let sink = crate::normalize::ColdSink::new(dir.path(), plan.spill_from);
-        read.cold = Some(std::sync::Arc::new(sink));
+    // in scratch of their own. A state run stores new files whole, as they were read, and takes
+    // the columns out when it reads its partitions back.
+    let cold_dir = dest.scratch(".audithound-cold-")?;
+    let sink = std::sync::Arc::new(crate::normalize::ColdSink::new(
+        cold_dir.path(),
+        plan.spill_from,
+    ));
+    if plan.state.is_none() {
+        read.cold = Some(sink.clone());
     }
     // Loaded before the heavy work so a broken allowlist fails in a second, not after the scan.
     let allowlist = match &plan.allowlist {
@@ -184,6 +184,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
                         progress: plan.progress,
                     },
                 },
+                Some(&sink),
             )?;
             for note in &update.notes {
                 eprintln!("note: {}", report::terminal::safe(note));

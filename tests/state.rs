@@ -208,6 +208,19 @@ fn thirty_nights_report_like_one_run_and_count_nothing_twice() {
         .expect("runs");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     same_report(&small, &full);
+    // The columns only evidence reads, taken out of the partitions read back and all on disk.
+    let spilled = dir.path().join("spilled");
+    let o = nightly(
+        &spilled,
+        &nights[29],
+        &state,
+        &["--spill-from-events", "0"],
+        &roster,
+        &credentials,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    same_report(&spilled, &full);
+    assert_eq!(leftovers(dir.path()), Vec::<std::ffi::OsString>::new());
     // A night delivered again under another name is recognised by its content.
     let copy = dir.path().join("redelivered/gateway-copy.csv");
     write(

@@ -29,6 +29,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::ingest::{self, Discovered, FileRejects, FileStats, Ingested, ReadOptions, Reject};
 use crate::normalize::Days;
+use crate::normalize::cold::{ColdChunk, ColdColumns, ColdSink};
+use polars::prelude::DataFrame;
 use crate::normalize::Tokens;
 use crate::normalize::dictionary::FileDict;
 
@@ -218,7 +220,9 @@ impl Store {
     }
 
     /// Reads the files of `found` the state does not hold, stores them, ages out what is older
-    /// than `retain_days` before the newest event, and reads back everything retained.
+    /// than `retain_days` before the newest event, and reads back everything retained, the
+    /// columns only evidence reads into `cold` when given (new files are stored whole, so they
+    /// are read without it).
     pub fn update(
         &self,
         found: &Discovered,
@@ -227,6 +231,7 @@ impl Store {
         settings: &Settings,
         retain_days: Option<u32>,
         reading: Reading,
+        cold: Option<&ColdSink>,
     ) -> Result<Update> {
         let (mut manifest, notes, _) = self.add(found, inputs, opts, settings, reading)?;
         // Whole local days, not instants: the files of one night (an access log ending at
@@ -240,7 +245,7 @@ impl Store {
                     .is_none_or(|day| day >= horizon)
             });
         }
-        let ingested = self.read_back(&manifest.files)?;
+        let ingested = self.read_back(&manifest.files, cold)?;
         let paths = manifest
             .files
             .iter()
@@ -436,27 +441,41 @@ impl Store {
     }
 
     /// Every retained file as the ingest of one run over them all would give it.
-    fn read_back(&self, files: &[StoredFile]) -> Result<Ingested> {
+    fn read_back(&self, files: &[StoredFile], cold: Option<&ColdSink>) -> Result<Ingested> {
         let tokens = Arc::new(Tokens::default());
         let frames = files
             .par_iter()
             .enumerate()
-            .map_init(FileDict::default, |dict, (idx, f)| match &f.partition {
-                Some(name) => {
-                    partition::read(&self.dir.join(name), idx as u32, &tokens, dict).map(Some)
-                }
-                None => Ok(None),
+            .map_init(FileDict::default, |dict, (idx, f)| {
+                let Some(name) = &f.partition else {
+                    return Ok(None);
+                };
+                let mut df = partition::read(&self.dir.join(name), idx as u32, &tokens, dict)?;
+                let chunk = cold.map(|sink| sink.take(&mut df)).transpose()?;
+                Ok(Some((df, chunk)))
             })
             .collect::<Result<Vec<_>>>()?;
-        let events =
-            crate::frame::stack(frames.into_iter().flatten().map(Ok), "joining partitions")?;
-        let events = match events {
+        let (frames, mut order): (Vec<DataFrame>, Vec<Option<ColdChunk>>) =
+            frames.into_iter().flatten().unzip();
+        let events = crate::frame::stack(frames.into_iter().map(Ok), "joining partitions")?;
+        let mut events = match events {
             Some(df) => df,
             None => crate::normalize::EventColumns::new().take_frame()?,
         };
+        let cold = match cold {
+            None => ColdColumns::default(),
+            Some(sink) => {
+                if order.is_empty() {
+                    order.push(Some(sink.take(&mut events)?));
+                }
+                let order: Vec<ColdChunk> = order.into_iter().flatten().collect();
+                sink.finish(&order)?
+            }
+        };
+        cold.check(&events)?;
         let mut out = Ingested {
             events,
-            cold: Default::default(),
+            cold,
             tokens,
             files: Vec::new(),
             rejects: Vec::new(),
