@@ -119,7 +119,13 @@ fn a_cluster_reads_nights_into_the_state_as_the_run_itself_would() {
     // Nothing new: no cluster is started (a missing Python would fail the run), nothing changes.
     let before = files_under(&there);
     let missing = dir.path().join("no-such-python");
-    let o = run(&out_there, &there, &nights[25..], ctx, Some((&missing, &[])));
+    let o = run(
+        &out_there,
+        &there,
+        &nights[25..],
+        ctx,
+        Some((&missing, &[])),
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(files_under(&there) == before, "the state changed");
     same_report(&out_there, &full);

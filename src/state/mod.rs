@@ -10,6 +10,10 @@
 //! rename only after the report is written, and partitions it does not name are removed then, so a
 //! run that dies leaves the previous state whole. The format is documented in `docs/scale.md`.
 //!
+//! The files a run has not seen may be read by this process, by `audithound ingest` ([`task`]),
+//! or by a Spark cluster whose tasks run that command ([`cluster`]); all three store the same
+//! partitions. Read back, the columns only evidence reads leave the frame as they do at ingest.
+//!
 //! What this does not do yet: reduce the events to per-entity state (issue 21's model, also in
 //! `docs/scale.md`). Detection still reads every retained event, so a night's run costs the
 //! parse of that night plus a Parquet read of the window, and memory grows with the window.
@@ -23,15 +27,15 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use polars::prelude::DataFrame;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ingest::{self, Discovered, FileRejects, FileStats, Ingested, ReadOptions, Reject};
 use crate::normalize::Days;
-use crate::normalize::cold::{ColdChunk, ColdColumns, ColdSink};
-use polars::prelude::DataFrame;
 use crate::normalize::Tokens;
+use crate::normalize::cold::{ColdChunk, ColdColumns, ColdSink};
 use crate::normalize::dictionary::FileDict;
 
 /// The manifest's name; its presence is what makes a directory a state.
