@@ -145,13 +145,8 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     // in scratch of their own. A state run stores new files whole, as they were read, and takes
     // the columns out when it reads its partitions back.
     let cold_dir = dest.scratch(".audithound-cold-")?;
-    let sink = std::sync::Arc::new(crate::normalize::ColdSink::new(
-        cold_dir.path(),
-        plan.spill_from,
-    ));
-    if plan.state.is_none() {
-        read.cold = Some(sink.clone());
-    }
+    let sink = crate::normalize::ColdSink::new(cold_dir.path(), plan.spill_from);
+    read.cold = Some(std::sync::Arc::new(sink));
     // Loaded before the heavy work so a broken allowlist fails in a second, not after the scan.
     let allowlist = match &plan.allowlist {
         Some(p) => context::load_allowlist(p, &plan.time)?,
@@ -184,7 +179,6 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
                         progress: plan.progress,
                     },
                 },
-                Some(&sink),
             )?;
             for note in &update.notes {
                 eprintln!("note: {}", report::terminal::safe(note));

@@ -184,8 +184,8 @@ pub static IN_FRAME: ColdColumns = ColdColumns {
     kept: None,
 };
 
-/// The cold columns of the event frame, wherever they are: in the frame itself (inspect, state
-/// runs, tests), or in chunks beside it.
+/// The cold columns of the event frame, wherever they are: in the frame itself (inspect, tests,
+/// a state's new files while they are stored), or in chunks beside it.
 #[derive(Default)]
 pub struct ColdColumns {
     parts: Vec<Part>,

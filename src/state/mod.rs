@@ -225,8 +225,8 @@ impl Store {
 
     /// Reads the files of `found` the state does not hold, stores them, ages out what is older
     /// than `retain_days` before the newest event, and reads back everything retained, the
-    /// columns only evidence reads into `cold` when given (new files are stored whole, so they
-    /// are read without it).
+    /// columns only evidence reads into `opts.cold` when given (new files are stored whole, so
+    /// they are read without it).
     pub fn update(
         &self,
         found: &Discovered,
@@ -235,7 +235,6 @@ impl Store {
         settings: &Settings,
         retain_days: Option<u32>,
         reading: Reading,
-        cold: Option<&ColdSink>,
     ) -> Result<Update> {
         let (mut manifest, notes, _) = self.add(found, inputs, opts, settings, reading)?;
         // Whole local days, not instants: the files of one night (an access log ending at
@@ -249,7 +248,7 @@ impl Store {
                     .is_none_or(|day| day >= horizon)
             });
         }
-        let ingested = self.read_back(&manifest.files, cold)?;
+        let ingested = self.read_back(&manifest.files, opts.cold.as_deref())?;
         let paths = manifest
             .files
             .iter()
@@ -325,7 +324,12 @@ impl Store {
                     events: new.iter().map(|n| n.path.clone()).collect(),
                     ..Discovered::default()
                 };
-                let ingested = ingest::read_events(&read, opts, progress)?;
+                // Stored whole: the cold columns stay in the frame until read back.
+                let whole = ReadOptions {
+                    cold: None,
+                    ..opts.clone()
+                };
+                let ingested = ingest::read_events(&read, &whole, progress)?;
                 self.store_new(&mut manifest.next_id, new, ingested, newest_before)?
             }
             Reading::Cluster(cluster) => {
@@ -454,13 +458,17 @@ impl Store {
                 let Some(name) = &f.partition else {
                     return Ok(None);
                 };
-                let mut df = partition::read(&self.dir.join(name), idx as u32, &tokens, dict)?;
-                let chunk = cold.map(|sink| sink.take(&mut df)).transpose()?;
-                Ok(Some((df, chunk)))
+                let chunks = partition::read(&self.dir.join(name), idx as u32, &tokens, dict)?;
+                let mut out = Vec::with_capacity(chunks.len());
+                for mut df in chunks {
+                    let chunk = cold.map(|sink| sink.take(&mut df)).transpose()?;
+                    out.push((df, chunk));
+                }
+                Ok(Some(out))
             })
             .collect::<Result<Vec<_>>>()?;
         let (frames, mut order): (Vec<DataFrame>, Vec<Option<ColdChunk>>) =
-            frames.into_iter().flatten().unzip();
+            frames.into_iter().flatten().flatten().unzip();
         let events = crate::frame::stack(frames.into_iter().map(Ok), "joining partitions")?;
         let mut events = match events {
             Some(df) => df,

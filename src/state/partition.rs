@@ -54,22 +54,85 @@ pub fn write(path: &Path, events: &DataFrame, tokens: &Tokens) -> Result<()> {
     Ok(())
 }
 
-/// Reads a partition back into the event frame's layout and codes, as rows of file `file_idx`.
-/// `dict` carries from one partition to the next on a thread, as ingest's dictionaries do
-/// from file to file: a principal or account seen in every night is placed in polars' shared
-/// dictionary once per thread, not once per night.
-pub fn read(path: &Path, file_idx: u32, tokens: &Tokens, dict: &mut FileDict) -> Result<DataFrame> {
+/// Reads a partition back into the event frame's layout and codes, as rows of file `file_idx`,
+/// one frame per row group (~267K rows, as the partition was written), read in batches of a few
+/// row groups. Read whole, a 14M-row partition held all its pages and token ids as strings at
+/// once, and came back as one chunk, which made every pass over the frame one huge unit of work:
+/// a nightly run over the 85.9M-event state (six partitions) peaked at 9.76 GB; batch by batch,
+/// 6.90 GB, in 111 s against 117 s (`docs/scale.md`, nineteenth session). `dict` carries from
+/// one partition to the next on a thread, as ingest's dictionaries do from file to file: a
+/// principal or account seen in every night is placed in polars' shared dictionary once per
+/// thread, not once per night.
+pub fn read(
+    path: &Path,
+    file_idx: u32,
+    tokens: &Tokens,
+    dict: &mut FileDict,
+) -> Result<Vec<DataFrame>> {
     if dict.len() > crate::normalize::columns::MAX_FILE_STRINGS {
         dict.clear();
     }
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    // On this thread only: partitions are read side by side on rayon's workers, and a worker
-    // that blocks on polars' own pool steals the next partition meanwhile, one stack frame
-    // deeper each time (120 nights overflowed 192 KiB stacks; `normalize::cold` met the same).
-    let stored = ParquetReader::new(file)
-        .read_parallel(ParallelStrategy::None)
-        .finish()
+    let open = || File::open(path).map_err(|e| Error::io(path, e));
+    let metadata = ParquetReader::new(open()?)
+        .get_metadata()
+        .cloned()
         .map_err(|e| broken(path, e))?;
+    let mut groups: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
+    if groups.is_empty() {
+        groups.push(0);
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    let mut offset = 0;
+    for batch in batches(&groups) {
+        let rows: usize = batch.iter().sum();
+        // On this thread only: partitions are read side by side on rayon's workers, and a
+        // worker that blocks on polars' own pool steals the next partition meanwhile, one stack
+        // frame deeper each time (120 nights overflowed 192 KiB stacks; `normalize::cold` met
+        // the same).
+        let mut reader = ParquetReader::new(open()?)
+            .read_parallel(ParallelStrategy::None)
+            .with_slice(Some((offset, rows)));
+        reader.set_metadata(metadata.clone());
+        let stored = reader.finish().map_err(|e| broken(path, e))?;
+        offset += rows;
+        let mut start = 0;
+        for &group in batch {
+            let chunk = stored.slice(start as i64, group);
+            start += group;
+            out.push(restore(path, &chunk, file_idx, tokens, dict)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Rows read in one call: each call decodes the column dictionaries of its row groups again
+/// (one call per row group took twice the CPU over the 85.9M-event state), and holds its pages
+/// and token strings until its chunks are restored.
+const BATCH_ROWS: usize = 2 << 20;
+
+/// Consecutive row groups in batches of at most [`BATCH_ROWS`] rows (at least one group each).
+fn batches(groups: &[usize]) -> Vec<&[usize]> {
+    let mut out = Vec::new();
+    let (mut start, mut rows) = (0, 0);
+    for (i, &n) in groups.iter().enumerate() {
+        if i > start && rows + n > BATCH_ROWS {
+            out.push(&groups[start..i]);
+            (start, rows) = (i, 0);
+        }
+        rows += n;
+    }
+    out.push(&groups[start..]);
+    out
+}
+
+/// One stored chunk in the event frame's layout and codes.
+fn restore(
+    path: &Path,
+    stored: &DataFrame,
+    file_idx: u32,
+    tokens: &Tokens,
+    dict: &mut FileDict,
+) -> Result<DataFrame> {
     let rows = stored.height();
     let layout = EventColumns::new().take_frame()?;
     let mut columns = Vec::with_capacity(layout.width());
@@ -179,7 +242,10 @@ mod tests {
             .expect("rewritten");
         for path in [&encoded, &plain] {
             let mut dict = FileDict::default();
-            let mut back = read(path, 0, &ingested.tokens, &mut dict).expect("read back");
+            let chunks = read(path, 0, &ingested.tokens, &mut dict).expect("read back");
+            let mut back = crate::frame::stack(chunks.into_iter().map(Ok), "test")
+                .expect("stacked")
+                .expect("rows");
             back.rechunk_mut();
             assert!(back.equals_missing(&events), "{}", path.display());
         }
