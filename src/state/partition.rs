@@ -240,7 +240,19 @@ mod tests {
         ParquetWriter::new(File::create(&plain).expect("create"))
             .finish(&mut df)
             .expect("rewritten");
-        for path in [&encoded, &plain] {
+        // Several row groups: one chunk back for each.
+        let grouped = dir.path().join("p2.parquet");
+        let mut df = ParquetReader::new(File::open(&encoded).expect("open"))
+            .finish()
+            .expect("read");
+        ParquetWriter::new(File::create(&grouped).expect("create"))
+            .with_row_group_size(Some(500))
+            .finish(&mut df)
+            .expect("rewritten");
+        let mut dict = FileDict::default();
+        let chunks = read(&grouped, 0, &ingested.tokens, &mut dict).expect("read back");
+        assert!(chunks.len() > 1, "{} chunk(s)", chunks.len());
+        for path in [&encoded, &plain, &grouped] {
             let mut dict = FileDict::default();
             let chunks = read(path, 0, &ingested.tokens, &mut dict).expect("read back");
             let mut back = crate::frame::stack(chunks.into_iter().map(Ok), "test")
@@ -249,5 +261,17 @@ mod tests {
             back.rechunk_mut();
             assert!(back.equals_missing(&events), "{}", path.display());
         }
+    }
+
+    #[test]
+    fn batches_hold_whole_row_groups_up_to_the_bound() {
+        let m = 1 << 20;
+        let groups = [m, m, m, 3 * m, 10, 10];
+        let got: Vec<Vec<usize>> = batches(&groups)
+            .into_iter()
+            .map(<[usize]>::to_vec)
+            .collect();
+        assert_eq!(got, vec![vec![m, m], vec![m], vec![3 * m], vec![10, 10]]);
+        assert_eq!(batches(&[0]), vec![&[0][..]]);
     }
 }
