@@ -34,3 +34,8 @@ run "state built from $(( ${#days[@]} - 1 )) nights" "${days[@]:0:${#days[@]}-1}
 run "the last night added to the state" "$last" --state "$work/state"
 run "the same night again (nothing new)" "$last" --state "$work/state"
 du -sh "$work/state"
+# The issue's yardstick: one night added to a 30-night state, against the last night above (added
+# to a 120-night one). Proportional to the night, the two would take the same time.
+rm -rf "$work/state-30"
+run "state built from 30 nights" "${days[@]:0:30}" --state "$work/state-30" >/dev/null
+run "night 31 added to the 30-night state" "${days[30]}" --state "$work/state-30"
