@@ -103,6 +103,10 @@ struct AnalyzeArgs {
     /// This binary's path on the cluster's workers (default: its path here).
     #[arg(long)]
     cluster_binary: Option<PathBuf>,
+    /// Seconds the cluster may take to read the new files before the run stops it and fails (a
+    /// cluster without free executors waits forever); default four hours.
+    #[arg(long, default_value_t = 4 * 3600, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    cluster_timeout: u64,
     /// Events read before the columns only evidence reads (file, line, user agent, action: 20
     /// bytes an event) go to scratch files beside --out; 0 writes them from the first event.
     /// Reports are the same either way. See docs/scale.md.
@@ -393,6 +397,7 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
             read_args: a.read.to_args(&a.time.timezone),
             timings: a.timings || a.timings_per_detector,
             progress: !a.quiet && std::io::stderr().is_terminal(),
+            timeout: std::time::Duration::from_secs(a.cluster_timeout),
         }),
         None => None,
     };

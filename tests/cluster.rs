@@ -187,3 +187,56 @@ fn a_cluster_that_fails_stores_nothing() {
     full_run(&full, &nights[..2], &roster, &credentials);
     same_report(&out, &full);
 }
+
+#[test]
+fn a_cluster_that_never_answers_is_stopped_with_its_tasks() {
+    let dir = tmp();
+    let (nights, roster, credentials) = nights(dir.path());
+    let ctx = (roster.as_path(), credentials.as_path());
+    let state = dir.path().join("state");
+    let out = dir.path().join("out");
+    // A driver that waits forever, as one does on a cluster with no free executor, with a
+    // child of its own (Spark's JVM) that must go with it.
+    let pid_file = dir.path().join("driver.pid");
+    let stuck = dir.path().join("stuck-python");
+    write(
+        &stuck,
+        &format!(
+            "#!/bin/sh\nsleep 600 &\necho $! > {}\nwait\n",
+            pid_file.display()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&stuck, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let o = run(
+        &out,
+        &state,
+        &nights[..2],
+        ctx,
+        Some((&stuck, &["--cluster-timeout", "2"])),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no answer within 2 s"),
+        "{}",
+        stderr(&o)
+    );
+    // Gone, or a zombie waiting for a parent that reaps (a container's first process may not).
+    let pid = std::fs::read_to_string(&pid_file).expect("the driver started");
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    let state_of = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .trim_start()
+        .chars()
+        .next();
+    assert!(
+        matches!(state_of, None | Some('Z' | 'X')),
+        "the driver's child {} outlived the run: {stat}",
+        pid.trim()
+    );
+    assert!(!state.join("state.json").exists(), "nothing was committed");
+    assert_eq!(scratch_in(&state), Vec::<String>::new());
+    assert!(!out.exists(), "no report");
+}

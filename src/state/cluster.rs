@@ -50,11 +50,13 @@ pub struct Cluster {
     pub timings: bool,
     /// Say on stderr what the cluster is given (a terminal is watching).
     pub progress: bool,
+    /// How long the driver may take before it and its tasks are stopped and the run fails.
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Serialize)]
-struct Spec<'a> {
-    master: &'a str,
+struct Spec {
+    master: String,
     cwd: String,
     tasks: Vec<Task>,
     results: PathBuf,
@@ -78,7 +80,6 @@ struct Done {
 impl Cluster {
     /// Has the cluster read `new` into states of their own inside `state`; returns their folders.
     pub(crate) fn read(&self, state: &Path, new: &[NewFile]) -> Result<Vec<PathBuf>> {
-        let failed = |reason: String| Error::Cluster(reason);
         if new.is_empty() {
             return Ok(Vec::new());
         }
@@ -87,54 +88,8 @@ impl Cluster {
             .prefix(SCRATCH)
             .tempdir_in(state)
             .map_err(|e| Error::io(state, e))?;
-        // Kept once read: the parts' partitions are moved out by the caller.
-        let dir = scratch.path().to_path_buf();
-        let cwd = std::env::current_dir().map_err(|e| Error::io(Path::new("."), e))?;
-        // Input paths travel in NUL-separated lists, byte for byte; these travel in JSON.
-        let (cwd, binary) = (
-            text(&cwd, "the working directory")?,
-            text(&self.binary, "--cluster-binary")?,
-        );
-        text(&dir, "the state folder")?;
-        let mut tasks = Vec::new();
-        for (i, files) in share(new, self.tasks).into_iter().enumerate() {
-            let part = dir.join(format!("part-{i:04}"));
-            let list = dir.join(format!("part-{i:04}.files"));
-            let mut text = Vec::new();
-            for f in files {
-                text.extend_from_slice(f.as_os_str().as_encoded_bytes());
-                text.push(0);
-            }
-            std::fs::write(&list, text).map_err(|e| Error::io(&list, e))?;
-            let mut argv = vec![
-                binary.clone(),
-                "ingest".into(),
-                "--quiet".into(),
-                "--keep-going".into(),
-                "--state".into(),
-                part.display().to_string(),
-                "--files-from".into(),
-                list.display().to_string(),
-            ];
-            argv.extend(self.read_args.iter().cloned());
-            tasks.push(Task { part, argv });
-        }
-        let spec_path = dir.join("spec.json");
-        let results = dir.join("results.json");
-        let spec = Spec {
-            master: &self.master,
-            cwd,
-            tasks,
-            results: results.clone(),
-        };
-        let text = serde_json::to_vec_pretty(&spec)
-            .map_err(|e| failed(format!("cannot write the task list: {e}")))?;
-        std::fs::write(&spec_path, text).map_err(|e| Error::io(&spec_path, e))?;
-        let driver = dir.join("spark_driver.py");
-        std::fs::write(&driver, DRIVER).map_err(|e| Error::io(&driver, e))?;
-        let log = dir.join("driver.log");
-        let log_file = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
-        let err_file = log_file.try_clone().map_err(|e| Error::io(&log, e))?;
+        let dir = scratch.path();
+        let spec = self.spec(dir, new)?;
         if self.progress {
             eprintln!(
                 "cluster: {} new file(s) in {} task(s) on {}",
@@ -144,37 +99,28 @@ impl Cluster {
             );
         }
         let started = std::time::Instant::now();
-        let status = Command::new(&self.python)
-            .arg(&driver)
-            .arg(&spec_path)
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(err_file)
-            .status()
-            .map_err(|e| {
-                failed(format!(
-                    "cannot start {} (--cluster-python): {e}",
-                    self.python.display()
-                ))
-            })?;
-        if !status.success() {
-            return Err(failed(format!(
-                "the Spark driver failed ({status}); its last lines:\n{}",
-                tail(&std::fs::read_to_string(&log).unwrap_or_default(), 20)
-            )));
-        }
-        let text = std::fs::read_to_string(&results).map_err(|e| Error::io(&results, e))?;
+        self.run_driver(dir, &spec)?;
+        let text =
+            std::fs::read_to_string(&spec.results).map_err(|e| Error::io(&spec.results, e))?;
         let done: Vec<Done> = serde_json::from_str(&text)
-            .map_err(|e| failed(format!("unreadable task results: {e}")))?;
+            .map_err(|e| Error::Cluster(format!("unreadable task results: {e}")))?;
         // `ingest --keep-going` exits 3 when a file could not be read to its end: the file is
         // stored with its mark, and this run decides about it as a local one would.
         if let Some(bad) = done.iter().find(|d| d.code != 0 && d.code != 3) {
-            return Err(failed(format!(
+            return Err(Error::Cluster(format!(
                 "task {} on {} exited with {}: {}",
                 bad.part.display(),
                 bad.host,
                 bad.code,
                 tail(&bad.stderr, 10)
+            )));
+        }
+        // The parts are the ones this run named, each answered for.
+        let parts: Vec<PathBuf> = spec.tasks.into_iter().map(|t| t.part).collect();
+        if let Some(missing) = parts.iter().find(|p| !done.iter().any(|d| &d.part == *p)) {
+            return Err(Error::Cluster(format!(
+                "the driver returned no result for task {}",
+                missing.display()
             )));
         }
         if self.timings {
@@ -192,8 +138,102 @@ impl Cluster {
                 started.elapsed().as_secs_f64()
             );
         }
+        // Kept: the caller moves the parts' partitions out, then removes the scratch.
         let _ = scratch.keep();
-        Ok(done.into_iter().map(|d| d.part).collect())
+        Ok(parts)
+    }
+
+    /// The driver's task list, with each task's list of files written beside it.
+    fn spec(&self, dir: &Path, new: &[NewFile]) -> Result<Spec> {
+        let cwd = std::env::current_dir().map_err(|e| Error::io(Path::new("."), e))?;
+        // Input paths travel in NUL-separated lists, byte for byte; these travel in JSON.
+        let cwd = text(&cwd, "the working directory")?;
+        let binary = text(&self.binary, "--cluster-binary")?;
+        text(dir, "the state folder")?;
+        let mut tasks = Vec::new();
+        for (i, files) in share(new, self.tasks).into_iter().enumerate() {
+            let part = dir.join(format!("part-{i:04}"));
+            let list = dir.join(format!("part-{i:04}.files"));
+            let mut names = Vec::new();
+            for f in files {
+                names.extend_from_slice(f.as_os_str().as_encoded_bytes());
+                names.push(0);
+            }
+            std::fs::write(&list, names).map_err(|e| Error::io(&list, e))?;
+            let mut argv = vec![
+                binary.clone(),
+                "ingest".into(),
+                "--quiet".into(),
+                "--keep-going".into(),
+                "--state".into(),
+                part.display().to_string(),
+                "--files-from".into(),
+                list.display().to_string(),
+            ];
+            argv.extend(self.read_args.iter().cloned());
+            tasks.push(Task { part, argv });
+        }
+        Ok(Spec {
+            master: self.master.clone(),
+            cwd,
+            tasks,
+            results: dir.join("results.json"),
+        })
+    }
+
+    /// Runs the driver on `spec` in its own process group, its output in `driver.log`; past
+    /// `timeout` the whole group is killed (a cluster without free executors waits forever,
+    /// and a nightly job must end).
+    fn run_driver(&self, dir: &Path, spec: &Spec) -> Result<()> {
+        use std::os::unix::process::CommandExt;
+        let spec_path = dir.join("spec.json");
+        let text = serde_json::to_vec_pretty(spec)
+            .map_err(|e| Error::Cluster(format!("cannot write the task list: {e}")))?;
+        std::fs::write(&spec_path, text).map_err(|e| Error::io(&spec_path, e))?;
+        let driver = dir.join("spark_driver.py");
+        std::fs::write(&driver, DRIVER).map_err(|e| Error::io(&driver, e))?;
+        let log = dir.join("driver.log");
+        let log_file = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
+        let err_file = log_file.try_clone().map_err(|e| Error::io(&log, e))?;
+        let mut child = Command::new(&self.python)
+            .arg(&driver)
+            .arg(&spec_path)
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(err_file)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| {
+                Error::Cluster(format!(
+                    "cannot start {} (--cluster-python): {e}",
+                    self.python.display()
+                ))
+            })?;
+        let deadline = std::time::Instant::now() + self.timeout;
+        let status = loop {
+            match child.try_wait().map_err(|e| Error::io(&driver, e))? {
+                Some(status) => break status,
+                None if std::time::Instant::now() >= deadline => {
+                    // SAFETY: killpg only sends a signal, to the group this run created.
+                    unsafe { libc::killpg(child.id() as libc::pid_t, libc::SIGKILL) };
+                    let _ = child.wait();
+                    return Err(Error::Cluster(format!(
+                        "no answer within {} s (--cluster-timeout): the driver and its tasks \
+                         were stopped; its last lines: {}",
+                        self.timeout.as_secs(),
+                        tail(&std::fs::read_to_string(&log).unwrap_or_default(), 20)
+                    )));
+                }
+                None => std::thread::sleep(std::time::Duration::from_millis(100)),
+            }
+        };
+        if !status.success() {
+            return Err(Error::Cluster(format!(
+                "the Spark driver failed ({status}); its last lines: {}",
+                tail(&std::fs::read_to_string(&log).unwrap_or_default(), 20)
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -243,10 +283,11 @@ fn text(path: &Path, what: &str) -> Result<String> {
     })
 }
 
-/// The last `n` lines of `text`.
+/// The last `n` non-empty lines of `text`, on one line (errors are printed one line each, with
+/// control characters escaped).
 fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
 #[cfg(test)]
