@@ -95,17 +95,17 @@ struct AnalyzeArgs {
     #[arg(long, requires = "state")]
     cluster: Option<String>,
     /// The Python with PySpark installed, for --cluster.
-    #[arg(long, default_value = "python3")]
+    #[arg(long, default_value = "python3", requires = "cluster")]
     cluster_python: PathBuf,
     /// How many tasks --cluster shares the new files into (at most one per file).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, default_value_t = 16, requires = "cluster", value_parser = clap::value_parser!(u64).range(1..=100_000))]
     cluster_tasks: u64,
     /// This binary's path on the cluster's workers (default: its path here).
-    #[arg(long)]
+    #[arg(long, requires = "cluster")]
     cluster_binary: Option<PathBuf>,
     /// Seconds the cluster may take to read the new files before the run stops it and fails (a
     /// cluster without free executors waits forever); default four hours.
-    #[arg(long, default_value_t = 4 * 3600, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    #[arg(long, default_value_t = 4 * 3600, requires = "cluster", value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
     cluster_timeout: u64,
     /// Events read before the columns only evidence reads (file, line, user agent, action: 20
     /// bytes an event) go to scratch files beside --out; 0 writes them from the first event.

@@ -37,6 +37,9 @@ pub fn run(plan: &IngestPlan) -> Result<super::Added> {
         },
         None => ingest::discover(&plan.inputs)?,
     };
+    if found.events.is_empty() && plan.files.is_none() {
+        return Err(Error::NoEvents);
+    }
     let reads: Vec<PathBuf> = (plan.inputs.iter().chain(&plan.profile))
         .chain(&found.events)
         .cloned()
