@@ -142,20 +142,28 @@ fn a_cluster_that_fails_stores_nothing() {
     let o = run(&out, &state, &nights[..2], ctx, None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let before = files_under(&state);
-    // No driver at all, then a driver whose every task fails.
+    // No driver at all, then a driver whose every task fails: the binary is not on the worker.
     let missing = dir.path().join("no-such-python");
     let o = run(&out, &state, &nights[2..4], ctx, Some((&missing, &[])));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("cannot start"), "{}", stderr(&o));
+    let nowhere = dir.path().join("no-such-audithound");
     let o = run(
         &out,
         &state,
         &nights[2..4],
         ctx,
-        Some((&python, &["--cluster-binary", "/bin/false"])),
+        Some((
+            &python,
+            &["--cluster-binary", nowhere.to_str().expect("utf-8")],
+        )),
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("exited with 1"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("exited with 127: cannot run"),
+        "{}",
+        stderr(&o)
+    );
     assert!(files_under(&state) == before, "the state changed");
     // A task that stores a truncated file with its mark: the run refuses the file as a local
     // run does (exit 2, nothing committed, the moved partitions swept by the next commit).

@@ -8,8 +8,8 @@
 //! either way: `tests/cluster.rs`).
 //!
 //! Spark rather than Ballista (issue 21's first choice): a cold build of `ballista` and
-//! `datafusion` was measured at 57 CPU-minutes on this 2-core machine, beside polars' 14, which
-//! leaves CI's 90 minutes no room; PySpark is a 35-second `pip install` and runs tasks that are
+//! `datafusion` was measured at 57 CPU-minutes on this 2-core machine (the issue's figure),
+//! beside polars' 14 minutes, which leaves CI's 90 minutes no room; PySpark is a 35-second `pip install` and runs tasks that are
 //! programs of our own. The driver is a short Python script carried inside the binary
 //! (`spark_driver.py`) and written into the scratch folder of each run.
 //!

@@ -25,13 +25,20 @@ def run(task, cwd):
     cores = str(TaskContext.get().cpus())
     env = dict(os.environ, RAYON_NUM_THREADS=cores, POLARS_MAX_THREADS=cores)
     started = time.time()
-    done = subprocess.run(task["argv"], cwd=cwd, env=env, capture_output=True, text=True)
+    try:
+        done = subprocess.run(
+            task["argv"], cwd=cwd, env=env, capture_output=True, text=True, errors="replace"
+        )
+        code, stderr = done.returncode, done.stderr
+    except OSError as e:
+        # No binary or working directory on this worker: the task's failure, not Spark's.
+        code, stderr = 127, f"cannot run {task['argv'][0]} in {cwd}: {e}"
     return {
         "part": task["part"],
-        "code": done.returncode,
+        "code": code,
         "seconds": time.time() - started,
         "host": socket.gethostname(),
-        "stderr": done.stderr[-4000:],
+        "stderr": stderr[-4000:],
     }
 
 
