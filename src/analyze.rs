@@ -142,8 +142,8 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     let spill = dest.scratch(".audithound-rejects-")?;
     read.spill_dir = Some(spill.path().to_path_buf());
     // The columns only evidence reads wait beside the frame, on disk past `spill_from` events,
-    // in scratch of their own. A state run stores new files whole, as they were read, and takes
-    // the columns out when it reads its partitions back.
+    // in scratch of their own; a state run puts them back into each new file's partition, and
+    // takes them out again as it reads its partitions back.
     let cold_dir = dest.scratch(".audithound-cold-")?;
     let sink = crate::normalize::ColdSink::new(cold_dir.path(), plan.spill_from);
     read.cold = Some(std::sync::Arc::new(sink));

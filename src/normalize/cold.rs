@@ -209,6 +209,18 @@ pub struct Span {
     local: Option<Vec<IdxSize>>,
 }
 
+/// Spilled chunks are this run's scratch: a state run reads its new files into columns of their
+/// own, stores them, and drops them long before the run's scratch folder goes.
+impl Drop for ColdColumns {
+    fn drop(&mut self) {
+        for part in &self.parts {
+            if let Stored::Spilled(path) = &part.stored {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
 impl ColdColumns {
     fn of(parts: Vec<Part>) -> ColdColumns {
         let mut starts = Vec::with_capacity(parts.len());
