@@ -715,8 +715,8 @@ impl StoredStats {
 
 /// Rows `row..row + rows` of the frame read, with the columns only evidence reads put back from
 /// wherever they wait: a partition stores its file whole. Read with those columns in the frame,
-/// a state-building run over the 85.9M-event export peaked at 8.5 GB in ingest (6.8 GB without
-/// a state); they are gathered back one file at a time instead.
+/// a state-building run over the 85.9M-event export peaked at 8.41 GB; read beside it and
+/// gathered back one file at a time, 7.10 GB (`docs/scale.md`).
 fn whole(ingested: &Ingested, row: usize, rows: usize) -> Result<DataFrame> {
     let mut part = ingested.events.slice(row as i64, rows);
     if part.column(crate::normalize::schema::col::FILE).is_ok() {
