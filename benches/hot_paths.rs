@@ -335,10 +335,11 @@ fn full_report_with_charts(b: divan::Bencher) {
             progress: false,
             timings: false,
             timings_per_detector: false,
-            source: None,
-            profile: None,
-            syslog_year: Some(2025),
-            max_record_bytes: audithound::ingest::lines::DEFAULT_MAX_RECORD_BYTES,
+            read: audithound::ingest::ReadPlan {
+                syslog_year: Some(2025),
+                max_record_bytes: audithound::ingest::lines::DEFAULT_MAX_RECORD_BYTES,
+                ..Default::default()
+            },
             keep_going: false,
             state: None,
             cluster: None,

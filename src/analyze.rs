@@ -11,7 +11,6 @@ use crate::detect::{self, DetectInput, DetectOptions, Detection, Limitation};
 use crate::error::{Error, FrameContext, Result};
 use crate::ingest;
 use crate::normalize::TimeParser;
-use crate::normalize::profile::Profile;
 use crate::normalize::schema::col as c;
 use crate::rank::{self, Ranked, Severity};
 use crate::report::{self, RunInfo};
@@ -37,14 +36,8 @@ pub struct Plan {
     pub timings: bool,
     /// Run the detectors one after another, each with its own timing line and memory peak.
     pub timings_per_detector: bool,
-    /// Forced source format (`--source`), else detected per file.
-    pub source: Option<ingest::Format>,
-    /// User mapping profile (`--profile`).
-    pub profile: Option<PathBuf>,
-    /// Year for classic syslog time stamps, which omit it (`None`: inferred, see [`ingest`]).
-    pub syslog_year: Option<i32>,
-    /// Longest line or CSV record read (`--max-record-bytes`).
-    pub max_record_bytes: usize,
+    /// How files are read (`--source`, `--profile`, `--syslog-year`, `--max-record-bytes`).
+    pub read: ingest::ReadPlan,
     /// Write the report even when some input could not be read (`--keep-going`).
     pub keep_going: bool,
     /// Keep what was read between runs here and read only new files (`--state`).
@@ -129,14 +122,12 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         .chain(&plan.roster)
         .chain(&plan.credentials)
         .chain(&plan.allowlist)
-        .chain(&plan.profile)
+        .chain(&plan.read.profile)
         .cloned()
         .collect();
     let dest = report::Destination::check(&plan.out, plan.force, &read_paths)?;
     let mut context = load_context(plan, &found)?;
-    let profile = plan.profile.as_deref().map(Profile::load).transpose()?;
-    let mut read = ingest::ReadOptions::new(plan.time, plan.source, profile, plan.syslog_year)?;
-    read.max_record_bytes = plan.max_record_bytes;
+    let mut read = plan.read.options(plan.time)?;
     // Rejects wait on disk beside the report for `rejects.csv` (see `ingest::quarantine`), where
     // the report itself is assembled; removed when the run ends, whatever happens.
     let spill = dest.scratch(".audithound-rejects-")?;
@@ -166,7 +157,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         Some(dir) => {
             let apart: Vec<PathBuf> = read_paths.iter().chain([&plan.out]).cloned().collect();
             let store = crate::state::Store::open(dir, &apart)?;
-            let settings = crate::state::Settings::of(&read, plan.profile.as_deref())?;
+            let settings = crate::state::Settings::of(&read, plan.read.profile.as_deref())?;
             let update = store.update(
                 &found,
                 &plan.inputs,

@@ -166,6 +166,15 @@ struct SourceArgs {
 }
 
 impl SourceArgs {
+    fn plan(&self) -> Result<audithound::ingest::ReadPlan> {
+        Ok(audithound::ingest::ReadPlan {
+            source: self.source()?,
+            profile: self.profile.clone(),
+            syslog_year: self.syslog_year,
+            max_record_bytes: self.max_record_bytes as usize,
+        })
+    }
+
     fn source(&self) -> Result<Option<audithound::ingest::Format>> {
         self.source
             .as_deref()
@@ -249,10 +258,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let text = audithound::inspect::run(&audithound::inspect::InspectPlan {
                 inputs: i.inputs.clone(),
                 time: TimeParser::new(tz),
-                source: i.read.source()?,
-                profile: i.read.profile.clone(),
-                syslog_year: i.read.syslog_year,
-                max_record_bytes: i.read.max_record_bytes as usize,
+                read: i.read.plan()?,
             })?;
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(ExitCode::SUCCESS)
@@ -327,10 +333,7 @@ fn ingest(i: IngestArgs) -> Result<ExitCode> {
         inputs: i.inputs.clone(),
         files,
         time: TimeParser::new(tz),
-        source: i.read.source()?,
-        profile: i.read.profile.clone(),
-        syslog_year: i.read.syslog_year,
-        max_record_bytes: i.read.max_record_bytes as usize,
+        read: i.read.plan()?,
         keep_going: i.keep_going,
         progress: !i.quiet && std::io::stderr().is_terminal(),
     })?;
@@ -420,10 +423,7 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         progress: !a.quiet && std::io::stderr().is_terminal(),
         timings: a.timings || a.timings_per_detector,
         timings_per_detector: a.timings_per_detector,
-        source: a.read.source()?,
-        profile: a.read.profile.clone(),
-        syslog_year: a.read.syslog_year,
-        max_record_bytes: a.read.max_record_bytes as usize,
+        read: a.read.plan()?,
         keep_going: a.keep_going,
         state: a.state.clone(),
         cluster,

@@ -5,19 +5,14 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::ingest;
 use crate::ingest::coverage::{FIELDS, FileCoverage, coverage};
-use crate::ingest::{self, Format, ReadOptions};
 use crate::normalize::TimeParser;
-use crate::normalize::profile::Profile;
 
 pub struct InspectPlan {
     pub inputs: Vec<PathBuf>,
     pub time: TimeParser,
-    pub source: Option<Format>,
-    pub profile: Option<PathBuf>,
-    pub syslog_year: Option<i32>,
-    /// Longest line or CSV record read (`--max-record-bytes`).
-    pub max_record_bytes: usize,
+    pub read: ingest::ReadPlan,
 }
 
 /// The coverage report as text (stdout of `inspect`).
@@ -26,9 +21,7 @@ pub fn run(plan: &InspectPlan) -> Result<String> {
     if found.events.is_empty() {
         return Err(Error::NoEvents);
     }
-    let profile = plan.profile.as_deref().map(Profile::load).transpose()?;
-    let mut opts = ReadOptions::new(plan.time, plan.source, profile, plan.syslog_year)?;
-    opts.max_record_bytes = plan.max_record_bytes;
+    let opts = plan.read.options(plan.time)?;
     let ingested = ingest::read_events(&found, &opts, false)?;
     let cov = coverage(&ingested.files);
     let mut s = render(&cov, &plan.time);

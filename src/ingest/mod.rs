@@ -124,6 +124,29 @@ pub struct ReadOptions {
     pub cold: Option<Arc<ColdSink>>,
 }
 
+/// How a command line asks for files to be read, shared by `analyze`, `inspect` and `ingest`.
+#[derive(Debug, Clone, Default)]
+pub struct ReadPlan {
+    /// Forced source format (`--source`), else detected per file.
+    pub source: Option<Format>,
+    /// User mapping profile (`--profile`).
+    pub profile: Option<PathBuf>,
+    /// Year for classic syslog time stamps, which omit it (`None`: inferred).
+    pub syslog_year: Option<i32>,
+    /// Longest line or CSV record read (`--max-record-bytes`).
+    pub max_record_bytes: usize,
+}
+
+impl ReadPlan {
+    /// The options to read with: the mapping profile loaded from its file, the bound set.
+    pub fn options(&self, time: TimeParser) -> Result<ReadOptions> {
+        let profile = self.profile.as_deref().map(Profile::load).transpose()?;
+        let mut opts = ReadOptions::new(time, self.source, profile, self.syslog_year)?;
+        opts.max_record_bytes = self.max_record_bytes;
+        Ok(opts)
+    }
+}
+
 impl ReadOptions {
     pub fn new(
         time: TimeParser,

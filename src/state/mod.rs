@@ -31,7 +31,7 @@ use polars::prelude::{DataFrame, IdxSize};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FrameContext, Result};
 use crate::ingest::{self, Discovered, FileRejects, FileStats, Ingested, ReadOptions, Reject};
 use crate::normalize::Days;
 use crate::normalize::Tokens;
@@ -726,7 +726,7 @@ fn whole(ingested: &Ingested, row: usize, rows: usize) -> Result<DataFrame> {
     let cold = ingested.cold.select(&ingested.events, &COLUMNS, &idx)?;
     for column in cold.columns() {
         part.with_column(column.clone())
-            .map_err(|e| Error::Internal(format!("putting a file's columns back: {e}")))?;
+            .stage("putting a file's columns back")?;
     }
     Ok(part)
 }

@@ -5,9 +5,8 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::ingest::{self, Discovered, Format, ReadOptions};
+use crate::ingest::{self, Discovered};
 use crate::normalize::TimeParser;
-use crate::normalize::profile::Profile;
 
 /// A validated `ingest` run.
 #[derive(Debug, Clone)]
@@ -18,10 +17,7 @@ pub struct IngestPlan {
     /// ...or exactly these event files (a cluster task's share, found by the run that shared it).
     pub files: Option<Vec<PathBuf>>,
     pub time: TimeParser,
-    pub source: Option<Format>,
-    pub profile: Option<PathBuf>,
-    pub syslog_year: Option<i32>,
-    pub max_record_bytes: usize,
+    pub read: ingest::ReadPlan,
     /// Store a file that could not be read to its end, with its mark, instead of failing.
     pub keep_going: bool,
     pub progress: bool,
@@ -40,14 +36,12 @@ pub fn run(plan: &IngestPlan) -> Result<super::Added> {
     if found.events.is_empty() && plan.files.is_none() {
         return Err(Error::NoEvents);
     }
-    let reads: Vec<PathBuf> = (plan.inputs.iter().chain(&plan.profile))
+    let reads: Vec<PathBuf> = (plan.inputs.iter().chain(&plan.read.profile))
         .chain(&found.events)
         .cloned()
         .collect();
     let store = super::Store::open(&plan.state, &reads)?;
-    let profile = plan.profile.as_deref().map(Profile::load).transpose()?;
-    let mut read = ReadOptions::new(plan.time, plan.source, profile, plan.syslog_year)?;
-    read.max_record_bytes = plan.max_record_bytes;
+    let mut read = plan.read.options(plan.time)?;
     // Rejects wait on disk until they are stored beside their partition; the state is locked,
     // so its scratch is nobody else's.
     let spill = tempfile::Builder::new()
@@ -55,7 +49,7 @@ pub fn run(plan: &IngestPlan) -> Result<super::Added> {
         .tempdir_in(&store.dir)
         .map_err(|e| Error::io(&store.dir, e))?;
     read.spill_dir = Some(spill.path().to_path_buf());
-    let settings = super::Settings::of(&read, plan.profile.as_deref())?;
+    let settings = super::Settings::of(&read, plan.read.profile.as_deref())?;
     let inputs = match &plan.files {
         Some(_) => Vec::new(),
         None => plan.inputs.clone(),
