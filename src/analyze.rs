@@ -176,7 +176,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             }
             event_paths = update.paths;
             inputs = update.inputs;
-            state = Some((store, update.pending));
+            state = Some((store, update.pending, update.covers));
             update.ingested
         }
     };
@@ -225,6 +225,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     let derived = context::derive_from_events(&ingested.events, &mut context, &plan.time)?;
     let total = ingested.events.height() as u64;
     let (events, kept) = window(ingested.events, plan.from, plan.to)?;
+    let windowed = kept.is_some();
     if let Some(kept) = kept {
         ingested.cold.retain(&kept);
     }
@@ -233,7 +234,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         .map(|p| p.display().to_string())
         .collect();
 
-    let input = DetectInput::new(
+    let mut input = DetectInput::new(
         &events,
         &context,
         &plan.options,
@@ -242,6 +243,24 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         &ingested.tokens,
     )
     .with_cold(&ingested.cold);
+    // A state keeps the window's reduced records; `--from`/`--to` narrow the window to other
+    // records, which this run builds from its frame and does not store.
+    let records = match &state {
+        Some((store, _, covers)) if !windowed => {
+            let walk = detect::enumeration::WALK;
+            let (reach, made) =
+                crate::state::records::reach(store.dir(), covers, &events, &plan.time, walk)?;
+            input = input.with_reach(reach);
+            if let crate::state::records::Made::Whole(why) = &made
+                && why.starts_with("stored records not used")
+            {
+                eprintln!("note: {}", report::terminal::safe(why));
+            }
+            clock.lap(&format!("records: {made}"));
+            Some(made)
+        }
+        _ => None,
+    };
     let mut findings = Vec::new();
     let mut limitations: Vec<Limitation> = derived
         .into_iter()
@@ -322,8 +341,17 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     clock.lap("chart series");
     report::write(&dest, &data)?;
     // The state moves on only once its report exists: a run that fails leaves it as it was.
-    if let Some((_store, pending)) = state {
+    if let Some((store, pending, covers)) = state {
         pending.commit()?;
+        // After the manifest: records of the manifest before are what a run that dies here
+        // leaves, and the next run reduces the difference.
+        if let Some(made) = &records
+            && let Err(e) = crate::state::records::save(store.dir(), input.reach()?, &covers, made)
+        {
+            let line =
+                format!("the reduced records were not stored ({e}): the next run rebuilds them");
+            eprintln!("warning: {}", report::terminal::safe(&line));
+        }
     }
     clock.lap("report");
     drop(spinner);

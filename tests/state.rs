@@ -262,33 +262,65 @@ fn thirty_nights_report_like_one_run_and_count_nothing_twice() {
     same_report(&again, &full);
 }
 
+/// In New York the nights (UTC days, 02:00–16:00) straddle local midnight, and the clocks
+/// change on 03-09: each night dirties two local days of the state's reduced records, aging out
+/// drops the oldest, and the report stays the one run's. Damaged records are rebuilt.
 #[test]
 fn retain_ages_old_nights_out() {
     let dir = tmp();
     let (nights, roster, credentials) = nights(dir.path());
     let state = dir.path().join("state");
     let out = dir.path().join("nightly");
-    for night in &nights {
-        let o = nightly(
-            &out,
-            night,
-            &state,
-            &["--retain", "10"],
-            &roster,
-            &credentials,
-        );
+    let zone = ["--timezone", "America/New_York"];
+    let extra = [&["--retain", "10", "--timings"][..], &zone[..]].concat();
+    for (i, night) in nights.iter().enumerate() {
+        let o = nightly(&out, night, &state, &extra, &roster, &credentials);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        // Night n brings local day n, and n-1 too from night 12 on (E9's 02:00Z is 21:00 or
+        // 22:00 the evening before); from night 12 on, night n-11 leaves with its days.
+        let made = match i + 1 {
+            1 => "window reduced whole: no records stored yet",
+            2..=11 => "stored records kept, 1 day(s) reduced again",
+            12..=22 => "stored records kept, 3 day(s) reduced again",
+            _ => "stored records kept, 4 day(s) reduced again",
+        };
+        assert!(stderr(&o).contains(made), "night {}: {}", i + 1, stderr(&o));
     }
     // Ten days before 03-30 is 03-20: night 20 stays whole (its issuer log ends at 15:58, its
-    // access log at 16:00); night 19 goes.
+    // access log at 16:00, both 03-20 in New York too); night 19 goes.
     let full = dir.path().join("full");
-    full_run(&full, &nights[19..], &roster, &credentials);
+    let mut args: Vec<&str> = nights[19..]
+        .iter()
+        .map(|p| p.to_str().expect("utf-8"))
+        .collect();
+    args.extend(context_args(&roster, &credentials));
+    args.extend(zone);
+    let o = analyze(&full, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     same_report(&out, &full);
     assert_eq!(
         stored(&state).len(),
         2 * 11,
         "two files a night for eleven nights"
     );
+    // Records that cannot be read are rebuilt from the partitions, and said so.
+    write(&state.join("records/cells.parquet"), "not parquet");
+    let again = dir.path().join("again");
+    let o = nightly(&again, &nights[29], &state, &extra, &roster, &credentials);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("note: stored records not used"),
+        "{}",
+        stderr(&o)
+    );
+    same_report(&again, &full);
+    let o = nightly(&again, &nights[29], &state, &extra, &roster, &credentials);
+    assert!(
+        stderr(&o).contains("stored records kept, 0 day(s) reduced again"),
+        "{}",
+        stderr(&o)
+    );
+    same_report(&again, &full);
 }
 
 #[test]

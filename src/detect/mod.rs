@@ -193,8 +193,14 @@ impl<'a> DetectInput<'a> {
         self.cold.select_where(self.events, names, &mask)
     }
 
+    /// Records made elsewhere (a state's, see [`crate::state::records`]) for [`Self::reach`].
+    pub fn with_reach(self, reach: crate::reduce::Reach) -> Self {
+        let _ = self.reach.set(reach);
+        self
+    }
+
     /// The access events reduced to records, which enumeration, the population and the charts
-    /// read. Built by whichever asks first.
+    /// read. Built by whichever asks first, unless given.
     pub fn reach(&self) -> Result<&crate::reduce::Reach> {
         if let Some(reach) = self.reach.get() {
             return Ok(reach);

@@ -428,12 +428,11 @@ pub fn counts_with(
     ids: &BTreeSet<String>,
     other: &str,
 ) -> Result<BTreeMap<String, Vec<(String, u64)>>> {
-    let dict = dictionary();
-    let wanted: Vec<(u32, u32)> = (ids.iter())
-        .filter_map(|id| dict.get_cat(id).map(|code| (code, code)))
-        .collect();
-    // The key's code of each row's key value (NULL when not wanted).
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let wanted: Vec<(&str, u32)> = ids.iter().zip(0u32..).map(|(id, i)| (*id, i)).collect();
+    // Each row's key as its place in `ids` (NULL when not wanted).
     let (read, table) = lookup(events, key, &wanted)?;
+    let dict = dictionary();
     let access = dict.get_cat("access").unwrap_or(NULL);
     let mut names = vec![c::EVENT_TYPE, c::TARGET, read, other];
     names.dedup();
@@ -467,7 +466,8 @@ pub fn counts_with(
     let mut out: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
     let name = |code| dict.cat_to_str(code).unwrap_or_default().to_string();
     for ((k, v), n) in counts {
-        out.entry(name(k)).or_default().push((name(v), n));
+        let id = ids.get(k as usize).copied().unwrap_or_default();
+        out.entry(id.to_string()).or_default().push((name(v), n));
     }
     Ok(out)
 }

@@ -47,11 +47,11 @@ pub fn usage(
     let tables: Vec<(&str, Vec<u32>)> = kinds
         .iter()
         .map(|kind| {
-            let mine: Vec<(u32, u32)> = entities
+            let mine: Vec<(&str, u32)> = entities
                 .iter()
                 .enumerate()
                 .filter(|(_, e)| e.kind == *kind)
-                .filter_map(|(slot, e)| Some((dict.get_cat(&e.id)?, slot as u32)))
+                .map(|(slot, e)| (e.id.as_str(), slot as u32))
                 .collect();
             lookup(events, kind.column(), &mine)
         })

@@ -2,6 +2,8 @@
 //! [`Single`] record for each of the rest. Both lists are sorted by entity and no entity is in
 //! both, so a merge can walk them side by side.
 
+use std::collections::BTreeSet;
+
 use itertools::{EitherOrBoth, Itertools};
 use rayon::prelude::*;
 
@@ -91,29 +93,57 @@ impl Entities {
                 EitherOrBoth::Left(Part::Cells(mut c))
                 | EitherOrBoth::Right(Part::Cells(mut c)) => out.cells.append(&mut c),
                 EitherOrBoth::Both(Part::Single(a), Part::Single(b)) if a.account == b.account => {
-                    let (joined, shared) = a.join(b);
-                    out.singles.push(joined);
-                    overlapping += shared;
-                }
-                EitherOrBoth::Both(a, b) => {
-                    let mut cells = a.into_cells();
-                    cells.extend(b.into_cells());
-                    cells.sort_by_key(|c| c.day);
-                    let mut joined: Vec<Cell> = Vec::with_capacity(cells.len());
-                    for cell in cells {
-                        match joined.last_mut() {
-                            Some(last) if last.day == cell.day => {
-                                last.absorb(cell);
-                                overlapping += 1;
-                            }
-                            _ => joined.push(cell),
+                    match a.join(&b) {
+                        Some((joined, shared)) => {
+                            out.singles.push(joined);
+                            overlapping += shared;
                         }
+                        None => overlapping += out.join_cells(Part::Single(a), Part::Single(b)),
                     }
-                    out.push(&mut joined);
                 }
+                EitherOrBoth::Both(a, b) => overlapping += out.join_cells(a, b),
             }
         }
         (out, overlapping)
+    }
+
+    /// Adds one entity's parts of two partitions as cells (or one record, if they make one);
+    /// returns how many days both held.
+    fn join_cells(&mut self, a: Part, b: Part) -> u64 {
+        let mut cells = a.into_cells();
+        cells.extend(b.into_cells());
+        cells.sort_by_key(|c| c.day);
+        let mut overlapping = 0;
+        let mut joined: Vec<Cell> = Vec::with_capacity(cells.len());
+        for cell in cells {
+            match joined.last_mut() {
+                Some(last) if last.day == cell.day => {
+                    last.absorb(cell);
+                    overlapping += 1;
+                }
+                _ => joined.push(cell),
+            }
+        }
+        self.push(&mut joined);
+        overlapping
+    }
+
+    /// These entities without the days `drop` names. An entity left with one account on every
+    /// remaining day becomes one record again.
+    pub(super) fn without_days(self, drop: &BTreeSet<i64>) -> Entities {
+        let mut out = Entities::default();
+        for part in self.parts() {
+            match part {
+                Part::Single(s) => out.singles.extend(s.without_days(drop)),
+                Part::Cells(mut cells) => {
+                    cells.retain(|c| !drop.contains(&c.day));
+                    if !cells.is_empty() {
+                        out.push(&mut cells);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// `f` over each entity's cells (a record's cells made for the call), in parallel, for the

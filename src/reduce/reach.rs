@@ -32,6 +32,25 @@ impl Reach {
         })
     }
 
+    /// Records reduced elsewhere (a state's, see [`crate::state::records`]).
+    pub fn from_parts(reduced: Reduced, symbols: Symbols, walk: Walk) -> Reach {
+        Reach {
+            reduced,
+            symbols,
+            walk,
+        }
+    }
+
+    /// The records and the symbol table their codes are in.
+    pub fn parts(&self) -> (&Reduced, &Symbols) {
+        (&self.reduced, &self.symbols)
+    }
+
+    /// What counts as a sequential step.
+    pub fn walk(&self) -> Walk {
+        self.walk
+    }
+
     /// Whether no access event named an account.
     pub fn is_empty(&self) -> bool {
         self.reduced.accounts.is_empty()

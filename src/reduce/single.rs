@@ -3,9 +3,11 @@
 //! (149,247 of 149,261 principals of the 8.7M-event benchmark export), and as [`Cell`]s they
 //! were 97 % of the cells. Here a day costs 12 bytes instead of a cell's ~200 in memory.
 //!
-//! Nothing is approximated: a record turns back into the cells it came from (with the day's
-//! events counted on its first day, since only their sum is ever read), so profiles and merges
-//! go through the one code path of [`super::profile`].
+//! Nothing is approximated: a record turns back into the cells it came from, so profiles and
+//! merges go through the one code path of [`super::profile`]. Each day keeps its own counts, so
+//! a state can drop a day (aged out, or read again) and still hold the others exactly; two
+//! 16-bit counts make a day 16 bytes instead of 12, and an entity with more than 65,535 rows on
+//! one account in a day stays cells.
 
 use itertools::{EitherOrBoth, Itertools};
 
@@ -13,12 +15,15 @@ use super::cells::{Accounts, Cell, Numbered};
 use crate::normalize::schema::DAY_MS;
 
 /// One active day of a [`Single`]: its first and last instants as milliseconds after the start
-/// of the UTC day before (a local day lies within ±14 h of its UTC namesake, so both fit).
+/// of the UTC day before (a local day lies within ±14 h of its UTC namesake, so both fit), its
+/// rows, and of them those in which the principal read its own account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SingleDay {
     pub day: i32,
     pub first: u32,
     pub last: u32,
+    pub events: u16,
+    pub own: u16,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -27,8 +32,6 @@ pub struct Single {
     pub account: u32,
     /// The account's number (see [`Numbered`]).
     pub number: Option<i64>,
-    pub events: u64,
-    pub own_rows: u64,
     /// In day order.
     pub days: Vec<SingleDay>,
 }
@@ -56,6 +59,8 @@ impl Single {
                 day: i32::try_from(c.day).ok()?,
                 first: u32::try_from(c.first.checked_sub(base)?).ok()?,
                 last: u32::try_from(c.last.checked_sub(base)?).ok()?,
+                events: u16::try_from(c.events).ok()?,
+                own: u16::try_from(c.own_rows).ok()?,
             });
         }
         Some(Single {
@@ -65,50 +70,62 @@ impl Single {
                 .iter()
                 .find_map(|c| c.first_numbered)
                 .map(|n| n.number),
-            events: cells.iter().map(|c| c.events).sum(),
-            own_rows: cells.iter().map(|c| c.own_rows).sum(),
             days,
         })
     }
 
     /// This record joined with another of the same entity and account (from another
-    /// partition), and how many days both held. Exact: one account makes no walk step and a
-    /// busiest hour of one, whatever the days.
-    pub(super) fn join(self, other: Single) -> (Single, u64) {
+    /// partition), and how many days both held; `None` when a day both held has more rows
+    /// than a day's counts hold (the two become cells). Exact: one account makes no walk step
+    /// and a busiest hour of one, whatever the days.
+    pub(super) fn join(&self, other: &Single) -> Option<(Single, u64)> {
         let mut shared = 0;
-        let days = (self.days.iter())
-            .merge_join_by(&other.days, |a, b| a.day.cmp(&b.day))
-            .map(|pair| match pair {
+        let mut days = Vec::with_capacity(self.days.len().max(other.days.len()));
+        for pair in (self.days.iter()).merge_join_by(&other.days, |a, b| a.day.cmp(&b.day)) {
+            days.push(match pair {
                 EitherOrBoth::Both(a, b) => {
                     shared += 1;
                     SingleDay {
                         day: a.day,
                         first: a.first.min(b.first),
                         last: a.last.max(b.last),
+                        events: a.events.checked_add(b.events)?,
+                        own: a.own.checked_add(b.own)?,
                     }
                 }
                 EitherOrBoth::Left(d) | EitherOrBoth::Right(d) => *d,
-            })
-            .collect();
-        (
-            Single {
-                entity: self.entity,
-                account: self.account,
-                number: self.number.or(other.number),
-                events: self.events + other.events,
-                own_rows: self.own_rows + other.own_rows,
-                days,
-            },
-            shared,
-        )
+            });
+        }
+        let joined = Single {
+            entity: self.entity,
+            account: self.account,
+            number: self.number.or(other.number),
+            days,
+        };
+        Some((joined, shared))
     }
 
-    /// The cells this record stands for (a day's events and own rows all on the first day).
+    /// Rows over all days.
+    pub fn events(&self) -> u64 {
+        self.days.iter().map(|d| u64::from(d.events)).sum()
+    }
+
+    /// Rows in which the principal read its own account, over all days.
+    pub fn own_rows(&self) -> u64 {
+        self.days.iter().map(|d| u64::from(d.own)).sum()
+    }
+
+    /// This record without the days `drop` names; `None` when none is left.
+    pub(super) fn without_days(mut self, drop: &std::collections::BTreeSet<i64>) -> Option<Single> {
+        self.days.retain(|d| !drop.contains(&i64::from(d.day)));
+        (!self.days.is_empty()).then_some(self)
+    }
+
+    /// The cells this record stands for.
     pub fn cells(&self) -> Vec<Cell> {
         self.days
             .iter()
-            .enumerate()
-            .map(|(i, d)| {
+            .map(|d| {
                 let base = (i64::from(d.day) - 1) * DAY_MS;
                 let (first, last) = (base + i64::from(d.first), base + i64::from(d.last));
                 let numbered = |ts| {
@@ -121,8 +138,8 @@ impl Single {
                 Cell {
                     entity: self.entity,
                     day: i64::from(d.day),
-                    events: if i == 0 { self.events } else { 0 },
-                    own_rows: if i == 0 { self.own_rows } else { 0 },
+                    events: u64::from(d.events),
+                    own_rows: u64::from(d.own),
                     first,
                     last,
                     accounts: Accounts::One(self.account),
@@ -136,8 +153,8 @@ impl Single {
             .collect()
     }
 
-    /// Bytes when stored: entity, account, number, counts, and 12 a day.
+    /// Bytes when stored: entity, account, number, and 16 a day.
     pub fn stored_bytes(&self) -> usize {
-        4 + 4 + 8 + 8 + 8 + 12 * self.days.len()
+        4 + 4 + 8 + 16 * self.days.len()
     }
 }

@@ -4,12 +4,14 @@
 //! - `cells.parquet` and `singles.parquet`: one row per [`Cell`] and per [`Single`], with a
 //!   `kind` column (the index in [`KINDS`](super::KINDS));
 //! - `accounts.roaring`: every account an access row named;
+//! - `orphans.parquet`: `day`, `accounts`: the accounts of rows no entity holds, by local day;
 //!
 //! bitmaps in roaring's portable format (which the Java, C and Go libraries read), inside
 //! binary columns; a one-account set as its 4-byte code (no portable bitmap is that short).
-//! Everything read back is checked: a short or foreign field is an error naming the file, never
-//! a panic. [`Reduced::overlapping`] is a merge's count, not stored. Not yet wired into
-//! `--state` (see `docs/scale.md`).
+//! Everything read back is checked: a short or foreign field, or a code the symbol table does
+//! not hold, is an error naming the file, never a panic. [`Reduced::overlapping`] is a merge's
+//! count, not stored. A `--state` keeps its window's records this way
+//! ([`crate::state::records`]).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -77,11 +79,19 @@ pub fn write(dir: &Path, reduced: &Reduced, symbols: &Symbols) -> Result<u64> {
             column("entity", singles.iter().map(|(_, s)| s.entity)),
             column("account", singles.iter().map(|(_, s)| s.account)),
             column("number", singles.iter().map(|(_, s)| s.number)),
-            column("events", singles.iter().map(|(_, s)| s.events)),
-            column("own_rows", singles.iter().map(|(_, s)| s.own_rows)),
             column(
                 "days",
                 singles.iter().map(|(_, s)| Some(days_bytes(&s.days))),
+            ),
+        ],
+    )?;
+    written += table(
+        &dir.join("orphans.parquet"),
+        vec![
+            column("day", reduced.orphans.keys().copied()),
+            column(
+                "accounts",
+                reduced.orphans.values().map(|b| Some(bitmap_bytes(b))),
             ),
         ],
     )?;
@@ -95,13 +105,22 @@ pub fn write(dir: &Path, reduced: &Reduced, symbols: &Symbols) -> Result<u64> {
 pub fn read(dir: &Path) -> Result<(Reduced, Symbols)> {
     let stored = Stored::load(dir.join("symbols.parquet"))?;
     let mut symbols = Symbols::new();
-    for id in stored.strs("id")?.iter() {
-        symbols.intern(id.unwrap_or_default())?;
+    for (code, id) in stored.strs("id")?.iter().enumerate() {
+        // A name twice would shift every later code onto another name.
+        if symbols.intern(id.unwrap_or_default())? as usize != code {
+            return Err(broken(&stored.path, "a name is listed twice"));
+        }
     }
     let mut reduced = Reduced::default();
     let accounts = dir.join("accounts.roaring");
     let bytes = std::fs::read(&accounts).map_err(|e| Error::io(&accounts, e))?;
     reduced.accounts = bitmap(&accounts, &bytes)?;
+    let t = Stored::load(dir.join("orphans.parquet"))?;
+    let (day, sets) = (t.i64s("day")?, t.blobs("accounts")?);
+    for i in 0..t.df.height() {
+        let set = bitmap(&t.path, need(&t.path, sets.get(i))?)?;
+        reduced.orphans.insert(need(&t.path, day.get(i))?, set);
+    }
 
     let t = Stored::load(dir.join("cells.parquet"))?;
     let path = t.path.as_path();
@@ -141,23 +160,63 @@ pub fn read(dir: &Path) -> Result<(Reduced, Symbols)> {
     let t = Stored::load(dir.join("singles.parquet"))?;
     let path = t.path.as_path();
     let (kind, entity, account) = (t.u32s("kind")?, t.u32s("entity")?, t.u32s("account")?);
-    let (number, events, own) = (t.i64s("number")?, t.u64s("events")?, t.u64s("own_rows")?);
-    let days = t.blobs("days")?;
+    let (number, days) = (t.i64s("number")?, t.blobs("days")?);
     let mut singles: [Vec<Single>; 4] = Default::default();
     for i in 0..t.df.height() {
         singles[kind_index(path, kind.get(i))?].push(Single {
             entity: need(path, entity.get(i))?,
             account: need(path, account.get(i))?,
             number: number.get(i),
-            events: need(path, events.get(i))?,
-            own_rows: need(path, own.get(i))?,
             days: single_days(path, need(path, days.get(i))?)?,
         });
     }
     for (k, (cells, singles)) in cells.into_iter().zip(singles).enumerate() {
         reduced.kinds[k] = Entities { cells, singles };
     }
+    if !within(&reduced, symbols.len() as u64) {
+        return Err(broken(dir, "a code beyond the symbol table"));
+    }
+    if !ordered(&reduced) {
+        return Err(broken(dir, "records out of entity and day order"));
+    }
     Ok((reduced, symbols))
+}
+
+/// Whether each kind's cells are in (entity, day) order and its records in entity and day
+/// order, as a merge walks them.
+fn ordered(r: &Reduced) -> bool {
+    r.kinds.iter().all(|k| {
+        k.cells
+            .windows(2)
+            .all(|w| (w[0].entity, w[0].day) < (w[1].entity, w[1].day))
+            && k.singles.windows(2).all(|w| w[0].entity < w[1].entity)
+            && k.singles
+                .iter()
+                .all(|s| s.days.windows(2).all(|w| w[0].day < w[1].day))
+    })
+}
+
+/// Whether every code the records name is below `n`.
+fn within(r: &Reduced, n: u64) -> bool {
+    let set = |b: &RoaringBitmap| b.max().is_none_or(|m| u64::from(m) < n);
+    let code = |c: u32| u64::from(c) < n;
+    let numbered = |x: &Option<Numbered>| x.is_none_or(|x| code(x.account));
+    set(&r.accounts)
+        && r.orphans.values().all(set)
+        && r.kinds.iter().all(|k| {
+            k.singles.iter().all(|s| code(s.entity) && code(s.account))
+                && k.cells.iter().all(|c| {
+                    code(c.entity)
+                        && match &c.accounts {
+                            Accounts::One(a) => code(*a),
+                            Accounts::Many(b) => set(b),
+                        }
+                        && set(&c.walk)
+                        && c.split_hours.iter().all(|(_, b)| set(b))
+                        && numbered(&c.first_numbered)
+                        && numbered(&c.last_numbered)
+                })
+        })
 }
 
 /// One table read back, and where from (for the errors).
@@ -312,26 +371,31 @@ fn hours(path: &Path, mut b: &[u8]) -> Result<Vec<(i64, RoaringBitmap)>> {
 }
 
 fn days_bytes(days: &[SingleDay]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(12 * days.len());
+    let mut out = Vec::with_capacity(16 * days.len());
     for d in days {
         out.extend(d.day.to_le_bytes());
         out.extend(d.first.to_le_bytes());
         out.extend(d.last.to_le_bytes());
+        out.extend(d.events.to_le_bytes());
+        out.extend(d.own.to_le_bytes());
     }
     out
 }
 
 fn single_days(path: &Path, b: &[u8]) -> Result<Vec<SingleDay>> {
-    if b.is_empty() || !b.len().is_multiple_of(12) {
-        return Err(broken(path, "a record's days are not 12 bytes each"));
+    if b.is_empty() || !b.len().is_multiple_of(16) {
+        return Err(broken(path, "a record's days are not 16 bytes each"));
     }
-    Ok(b.chunks_exact(12)
+    Ok(b.chunks_exact(16)
         .map(|d| {
             let word = |i: usize| [d[i], d[i + 1], d[i + 2], d[i + 3]];
+            let half = |i: usize| [d[i], d[i + 1]];
             SingleDay {
                 day: i32::from_le_bytes(word(0)),
                 first: u32::from_le_bytes(word(4)),
                 last: u32::from_le_bytes(word(8)),
+                events: u16::from_le_bytes(half(12)),
+                own: u16::from_le_bytes(half(14)),
             }
         })
         .collect())

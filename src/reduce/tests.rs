@@ -87,9 +87,12 @@ fn frame(rows: &[Event]) -> DataFrame {
             c::EVENT_TYPE,
             rows.iter().map(|r| Some(r.1.to_string())).collect(),
         ),
+        // An empty principal stands for none.
         cat(
             c::PRINCIPAL,
-            rows.iter().map(|r| Some(r.2.clone())).collect(),
+            rows.iter()
+                .map(|r| Some(r.2.clone()).filter(|p| !p.is_empty()))
+                .collect(),
         ),
         cat(c::CREDENTIAL, rows.iter().map(|r| r.3.clone()).collect()),
         cat(c::SOURCE_IP, rows.iter().map(|r| r.4.clone()).collect()),
@@ -363,4 +366,80 @@ fn records_read_back_as_written() {
     assert!(back == reduced, "records differ after a round trip");
     std::fs::write(dir.path().join("accounts.roaring"), b"not a bitmap").expect("damage");
     assert!(store::read(dir.path()).is_err());
+}
+
+/// Rows of no principal, key or address: their accounts count, and stay counted by day.
+fn with_orphans(mut rows: Vec<Event>) -> Vec<Event> {
+    for d in [0, 3, 3, 7] {
+        let account = format!("C{:04}", 900 + d);
+        rows.push((
+            d * DAY_MS + HOUR_MS,
+            "access",
+            String::new(),
+            None,
+            None,
+            Some(account),
+        ));
+    }
+    rows
+}
+
+/// A state's records drop the days read again or aged out and take those days' reduction
+/// back: the result is the reduction of the rows that remain, in every zone (a New York day
+/// spans a clock change), with accounts only rows of no entity named.
+#[test]
+fn days_dropped_and_reduced_again_give_the_records_of_the_rows_left() {
+    let rows = with_orphans(random_events(21));
+    for time in zones() {
+        let day_of = |ts: i64| time.local_day(ts).day;
+        let dropped: BTreeSet<i64> = [day_of(0), day_of(3 * DAY_MS), day_of(11 * DAY_MS)].into();
+        let (on, off): (Vec<Event>, Vec<Event>) = rows
+            .iter()
+            .cloned()
+            .partition(|r| dropped.contains(&day_of(r.0)));
+        let mut symbols = Symbols::new();
+        let all = Reduced::of(&frame(&rows), &time, WALK, &mut symbols).expect("reduce");
+        assert!(!all.orphans.is_empty());
+        // Aged out: the rows of those days are gone.
+        let left = all.clone().without_days(&dropped);
+        assert_same(&left, &symbols, &frame(&off), &time);
+        // Read again: the same rows come back, reduced on their own, with the same table.
+        let back = Reduced::of(&frame(&on), &time, WALK, &mut symbols).expect("reduce");
+        let merged = left.merge(back);
+        assert_eq!(merged.overlapping, 0);
+        assert_same(&merged, &symbols, &frame(&rows), &time);
+        assert!(symbols.len() as u64 >= merged.symbols_named());
+    }
+}
+
+/// A day's counts of a one-account record are 16 bits: more rows in a day stay cells, alone or
+/// when two partitions' records of the same day are joined.
+#[test]
+fn a_day_past_sixteen_bits_of_rows_stays_cells() {
+    let time = TimeParser::new(chrono_tz::UTC);
+    let busy = |n: usize, at: i64| -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let who = "C0001".to_string();
+                (at + i as i64, "access", who.clone(), None, None, Some(who))
+            })
+            .collect()
+    };
+    let mut symbols = Symbols::new();
+    let one = Reduced::of(&frame(&busy(70_000, 0)), &time, WALK, &mut symbols).expect("reduce");
+    let principals = &one.kinds[1];
+    assert_eq!((principals.cells.len(), principals.singles.len()), (1, 0));
+    let mut half = |at| Reduced::of(&frame(&busy(40_000, at)), &time, WALK, &mut symbols);
+    let (a, b) = (half(0).expect("reduce"), half(50_000).expect("reduce"));
+    assert_eq!(a.kinds[1].singles.len(), 1);
+    let joined = a.merge(b);
+    assert_eq!(joined.kinds[1].singles.len(), 0);
+    assert_eq!(joined.kinds[1].cells[0].events, 80_000);
+    let rows = [busy(40_000, 0), busy(40_000, 50_000)].concat();
+    let profiles = joined.profiles(c::PRINCIPAL, &symbols, WALK, 0);
+    let want = AccessRows::new(&frame(&rows))
+        .expect("rows")
+        .profiles(&frame(&rows), c::PRINCIPAL, WALK, 0, &time)
+        .expect("profiles");
+    assert_eq!(fields(&profiles["C0001"]), fields(&want["C0001"]));
 }

@@ -118,19 +118,21 @@ fn daily(
     charted: &[&Entity],
     top: Option<&Entity>,
 ) -> Result<(Vec<Days>, Option<Heatmap>)> {
-    let dict = dictionary();
-    let wanted: Vec<(usize, u32)> = charted
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| dict.get_cat(&e.id).map(|code| (i, code)))
-        .collect();
     let mut names = vec![c::TS, c::TARGET];
     for e in charted {
         if !names.contains(&e.kind.column()) {
             names.push(e.kind.column());
         }
     }
+    // Aligned first: a network's name has a code once its addresses are learned, which
+    // deriving the network column does (records read from a state derive none).
     let frame = aligned(input.events, &names)?;
+    let dict = dictionary();
+    let wanted: Vec<(usize, u32)> = charted
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| dict.get_cat(&e.id).map(|code| (i, code)))
+        .collect();
     let keys = charted
         .iter()
         .map(|e| code_arrays(&frame, e.kind.column()))

@@ -14,12 +14,15 @@
 //! or by a Spark cluster whose tasks run that command ([`cluster`]); all three store the same
 //! partitions. Read back, the columns only evidence reads leave the frame as they do at ingest.
 //!
-//! What this does not do yet: reduce the events to per-entity state (issue 21's model, also in
-//! `docs/scale.md`). Detection still reads every retained event, so a night's run costs the
-//! parse of that night plus a Parquet read of the window, and memory grows with the window.
+//! The access events' reduced records (enumeration's, the population's and the reach charts')
+//! are kept too ([`records`]): a run reduces again only the days its new or aged-out files
+//! touch. The other detectors still read every retained event, so a night's run costs the parse
+//! of that night plus a Parquet read of the window, and memory grows with the window
+//! (`docs/scale.md`).
 
 pub mod cluster;
 pub mod partition;
+pub mod records;
 pub mod task;
 
 use std::fs::File;
@@ -142,6 +145,8 @@ pub struct Update {
     pub inputs: Vec<String>,
     /// What the run should tell (a file already in the state under another name).
     pub notes: Vec<String>,
+    /// The retained partitions, for the window's reduced records ([`records`]).
+    pub covers: Vec<records::Covered>,
     pub pending: Pending,
 }
 
@@ -223,6 +228,11 @@ impl Store {
         })
     }
 
+    /// The state's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Reads the files of `found` the state does not hold, stores them, ages out what is older
     /// than `retain_days` before the newest event, and reads back everything retained, the
     /// columns only evidence reads into `opts.cold` when given.
@@ -261,6 +271,7 @@ impl Store {
             paths,
             inputs,
             notes,
+            covers: records::Covered::of(&manifest.files),
             pending: Pending {
                 dir: self.dir.clone(),
                 manifest,

@@ -1,0 +1,287 @@
+//! The window's access events as reduced records ([`crate::reduce`]), kept in the state between
+//! runs, so that a nightly run reduces the local days its new files touch instead of the window.
+//!
+//! `records/` holds the records as [`crate::reduce::store`] writes them, and `records.json`: the
+//! format, its version, and the partitions they were reduced from, each with the local days its
+//! events fall on. A run compares those partitions with the ones it retains: the days of every
+//! partition added or gone (a new night, a file read again, one aged out) are dropped from the
+//! records and reduced again from the frame's rows of those days, all files together, so each
+//! (entity, day) is whole and the merge exact (`Reduced::overlapping` stays 0; were it not, the
+//! window would be reduced anew). A night that straddles local midnight makes the day before it
+//! dirty too, and that day is reduced again whole: still one or two days, not the window.
+//!
+//! Records that are missing, of another version or unreadable are rebuilt from the frame, with a
+//! note: they are derived from the partitions, never the only copy of anything. They are written
+//! after the manifest, into a new folder renamed into place; a run that dies between the two
+//! leaves records of the manifest before, which the next run sees as partitions added or gone.
+//! The symbol table keeps the names of aged-out days; once it holds more than twice the names
+//! the records still use, the window is reduced anew with a fresh table.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::Path;
+
+use polars::prelude::{DataFrame, col, lit};
+use serde::{Deserialize, Serialize};
+
+use super::StoredFile;
+use crate::error::{Error, FrameContext, Result};
+use crate::normalize::TimeParser;
+use crate::normalize::schema::col as c;
+use crate::reduce::{Reach, Reduced, Symbols, Walk, store};
+
+pub const DIR: &str = "records";
+const META: &str = "records.json";
+const FORMAT: &str = "audithound-records";
+/// Bumped whenever the records or their reduction change meaning: other records are rebuilt.
+const VERSION: u32 = 1;
+/// Names a table may hold beyond twice those in use before it is built anew.
+const SPARE_SYMBOLS: u64 = 1 << 16;
+
+/// One partition the records were reduced from: the file as the manifest names it, and the
+/// local days of its events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Covered {
+    partition: String,
+    fingerprint: String,
+    size: u64,
+    modified_ns: i64,
+    days: Vec<i64>,
+}
+
+impl Covered {
+    /// The partitions of `files` (files without events have none and reduce to nothing).
+    pub(super) fn of(files: &[StoredFile]) -> Vec<Covered> {
+        files
+            .iter()
+            .filter_map(|f| {
+                Some(Covered {
+                    partition: f.partition.clone()?,
+                    fingerprint: f.fingerprint.clone(),
+                    size: f.size,
+                    modified_ns: f.modified_ns,
+                    days: f.stats.days.clone(),
+                })
+            })
+            .collect()
+    }
+
+    fn key(&self) -> (&str, &str, u64, i64) {
+        (
+            &self.partition,
+            &self.fingerprint,
+            self.size,
+            self.modified_ns,
+        )
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    format: String,
+    version: u32,
+    /// What counted as a walk step (`max_step`, `max_gap_ms`): cells hold their walks.
+    walk: [i64; 2],
+    covers: Vec<Covered>,
+}
+
+/// How the run's records were made, for `--timings` and the notes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Made {
+    /// The stored records, with this many local days reduced again.
+    Kept { days: usize },
+    /// The whole window reduced, and why.
+    Whole(String),
+}
+
+impl std::fmt::Display for Made {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Made::Kept { days } => write!(f, "stored records kept, {days} day(s) reduced again"),
+            Made::Whole(why) => write!(f, "window reduced whole: {why}"),
+        }
+    }
+}
+
+/// The window's records: the state's, with the days of partitions added or gone reduced again
+/// from `events` (every retained event), or all of `events` reduced when there is nothing to
+/// build on.
+pub fn reach(
+    state: &Path,
+    now: &[Covered],
+    events: &DataFrame,
+    time: &TimeParser,
+    walk: Walk,
+) -> Result<(Reach, Made)> {
+    let whole = |why: String| -> Result<(Reach, Made)> {
+        Ok((Reach::of(events, time, walk)?, Made::Whole(why)))
+    };
+    let (reduced, mut symbols, before) = match load(&state.join(DIR), walk) {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return whole("no records stored yet".into()),
+        Err(e) => return whole(format!("stored records not used: {e}")),
+    };
+    let dirty = dirty_days(&before, now);
+    if dirty.is_empty() {
+        return Ok((
+            Reach::from_parts(reduced, symbols, walk),
+            Made::Kept { days: 0 },
+        ));
+    }
+    let kept = reduced.without_days(&dirty);
+    if symbols.len() as u64 > 2 * kept.symbols_named() + SPARE_SYMBOLS {
+        return whole("the symbol table was mostly names of days gone".into());
+    }
+    let rows = rows_on(events, &dirty, time)?;
+    let fresh = Reduced::of(&rows, time, walk, &mut symbols)?;
+    drop(rows);
+    let merged = kept.merge(fresh);
+    if merged.overlapping > 0 {
+        return whole(format!(
+            "{} (entity, day) cells were held twice",
+            merged.overlapping
+        ));
+    }
+    let days = dirty.len();
+    Ok((
+        Reach::from_parts(merged, symbols, walk),
+        Made::Kept { days },
+    ))
+}
+
+/// The local days of every partition in one list and not the other.
+fn dirty_days(before: &[Covered], now: &[Covered]) -> BTreeSet<i64> {
+    fn index(list: &[Covered]) -> BTreeMap<(&str, &str, u64, i64), &[i64]> {
+        list.iter().map(|c| (c.key(), c.days.as_slice())).collect()
+    }
+    let (was, is) = (index(before), index(now));
+    let gone = was.iter().filter(|(k, _)| !is.contains_key(*k));
+    let added = is.iter().filter(|(k, _)| !was.contains_key(*k));
+    gone.chain(added)
+        .flat_map(|(_, days)| days.iter().copied())
+        .collect()
+}
+
+/// The rows of `events` on the local days `days`, as instant ranges (consecutive days joined).
+fn rows_on(events: &DataFrame, days: &BTreeSet<i64>, time: &TimeParser) -> Result<DataFrame> {
+    let mut spans: Vec<(i64, i64)> = Vec::new();
+    for &day in days {
+        let (from, to) = (time.day_start_ms(day), time.day_start_ms(day + 1));
+        match spans.last_mut() {
+            Some(last) if last.1 >= from => last.1 = last.1.max(to),
+            _ => spans.push((from, to)),
+        }
+    }
+    let keep = spans
+        .iter()
+        .map(|&(from, to)| col(c::TS).gt_eq(lit(from)).and(col(c::TS).lt(lit(to))))
+        .reduce(|a, b| a.or(b))
+        .unwrap_or(lit(false));
+    let mask = crate::frame::mask_of(events, keep)?;
+    events.filter(&mask).stage("rows of the days read again")
+}
+
+/// The stored records and the partitions they cover; `None` when there are none.
+fn load(dir: &Path, walk: Walk) -> Result<Option<(Reduced, Symbols, Vec<Covered>)>> {
+    let meta_path = dir.join(META);
+    let text = match std::fs::read_to_string(&meta_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&meta_path, e)),
+    };
+    let meta: Meta = serde_json::from_str(&text).map_err(|e| Error::State {
+        path: meta_path.clone(),
+        reason: format!("unreadable: {e}"),
+    })?;
+    if meta.format != FORMAT || meta.version != VERSION {
+        return Err(Error::State {
+            path: meta_path,
+            reason: format!(
+                "{} version {}, this build keeps {FORMAT} version {VERSION}",
+                meta.format, meta.version
+            ),
+        });
+    }
+    if meta.walk != [walk.max_step, walk.max_gap_ms] {
+        return Err(Error::State {
+            path: meta_path,
+            reason: "walks were counted with other steps".into(),
+        });
+    }
+    let (reduced, symbols) = store::read(dir)?;
+    Ok(Some((reduced, symbols, meta.covers)))
+}
+
+/// Writes `reach` as the records of the partitions `now`, replacing the stored ones; nothing
+/// when they are the stored ones (`made` kept them and reduced no day).
+pub fn save(state: &Path, reach: &Reach, now: &[Covered], made: &Made) -> Result<()> {
+    if *made == (Made::Kept { days: 0 }) {
+        return Ok(());
+    }
+    let fresh = state.join(".records-new");
+    let old = state.join(".records-old");
+    for stale in [&fresh, &old] {
+        if stale.exists() {
+            std::fs::remove_dir_all(stale).map_err(|e| Error::io(stale, e))?;
+        }
+    }
+    let (reduced, symbols) = reach.parts();
+    store::write(&fresh, reduced, symbols)?;
+    let walk = reach.walk();
+    let meta = Meta {
+        format: FORMAT.into(),
+        version: VERSION,
+        walk: [walk.max_step, walk.max_gap_ms],
+        covers: now.to_vec(),
+    };
+    let meta_path = fresh.join(META);
+    let text = serde_json::to_string(&meta).map_err(|e| Error::State {
+        path: meta_path.clone(),
+        reason: format!("cannot encode: {e}"),
+    })?;
+    let mut file = std::fs::File::create(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io(&meta_path, e))?;
+    let dest = state.join(DIR);
+    if dest.exists() {
+        std::fs::rename(&dest, &old).map_err(|e| Error::io(&dest, e))?;
+    }
+    std::fs::rename(&fresh, &dest).map_err(|e| Error::io(&dest, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn covered(partition: &str, days: &[i64]) -> Covered {
+        Covered {
+            partition: partition.into(),
+            fingerprint: "f".into(),
+            size: 1,
+            modified_ns: 0,
+            days: days.to_vec(),
+        }
+    }
+
+    /// Days of partitions added and gone are dirty; a partition kept is not, even when a new
+    /// one shares its days; a file read again (same partition name, other content) is both.
+    #[test]
+    fn days_of_partitions_added_or_gone_are_read_again() {
+        let before = [
+            covered("p1", &[1, 2]),
+            covered("p2", &[3]),
+            covered("p3", &[4]),
+        ];
+        let mut changed = covered("p3", &[4, 5]);
+        changed.fingerprint = "g".into();
+        let now = [covered("p2", &[3]), changed, covered("p4", &[3, 6])];
+        let want: BTreeSet<i64> = [1, 2, 3, 4, 5, 6].into();
+        assert_eq!(dirty_days(&before, &now), want);
+        assert!(dirty_days(&now, &now).is_empty());
+    }
+}
