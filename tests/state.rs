@@ -495,3 +495,40 @@ fn ingest_fills_a_state_that_analyze_then_reports_on() {
         "{text}"
     );
 }
+
+/// Records kept for one night, then 29 nights ingested without analysis: the next analysis
+/// would copy most of the frame to reduce its days again, so it reduces the window in place,
+/// says so, and reports as one run over the 30 nights.
+#[test]
+fn records_of_little_are_rebuilt_rather_than_merged_with_most_of_the_window() {
+    let dir = tmp();
+    let (nights, roster, credentials) = nights(dir.path());
+    let state = dir.path().join("state");
+    let out = dir.path().join("out");
+    let timed = ["--timings"];
+    let o = nightly(&out, &nights[0], &state, &timed, &roster, &credentials);
+    assert!(
+        stderr(&o).contains("no records stored yet"),
+        "{}",
+        stderr(&o)
+    );
+    let o = bin()
+        .arg("ingest")
+        .args(&nights[1..])
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = nightly(&out, &nights[29], &state, &timed, &roster, &credentials);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("window reduced whole: most of the window's rows are on days read again"),
+        "{}",
+        stderr(&o)
+    );
+    let full = dir.path().join("full");
+    full_run(&full, &nights, &roster, &credentials);
+    same_report(&out, &full);
+}

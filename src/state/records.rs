@@ -132,7 +132,9 @@ pub fn reach(
     if symbols.len() as u64 > 2 * kept.symbols_named() + SPARE_SYMBOLS {
         return whole("the symbol table was mostly names of days gone".into());
     }
-    let rows = rows_on(events, &dirty, time)?;
+    let Some(rows) = rows_on(events, &dirty, time)? else {
+        return whole("most of the window's rows are on days read again".into());
+    };
     let fresh = Reduced::of(&rows, time, walk, &mut symbols)?;
     drop(rows);
     let merged = kept.merge(fresh);
@@ -162,8 +164,14 @@ fn dirty_days(before: &[Covered], now: &[Covered]) -> BTreeSet<i64> {
         .collect()
 }
 
-/// The rows of `events` on the local days `days`, as instant ranges (consecutive days joined).
-fn rows_on(events: &DataFrame, days: &BTreeSet<i64>, time: &TimeParser) -> Result<DataFrame> {
+/// The rows of `events` on the local days `days`, as instant ranges (consecutive days joined);
+/// `None` when they are more than three quarters of the rows (a copy of most of the frame, to
+/// merge with records of little: the window is then reduced in place).
+fn rows_on(
+    events: &DataFrame,
+    days: &BTreeSet<i64>,
+    time: &TimeParser,
+) -> Result<Option<DataFrame>> {
     let mut spans: Vec<(i64, i64)> = Vec::new();
     for &day in days {
         let (from, to) = (time.day_start_ms(day), time.day_start_ms(day + 1));
@@ -178,7 +186,11 @@ fn rows_on(events: &DataFrame, days: &BTreeSet<i64>, time: &TimeParser) -> Resul
         .reduce(|a, b| a.or(b))
         .unwrap_or(lit(false));
     let mask = crate::frame::mask_of(events, keep)?;
-    events.filter(&mask).stage("rows of the days read again")
+    if 4 * mask.sum().unwrap_or(0) as usize > 3 * events.height() {
+        return Ok(None);
+    }
+    let rows = events.filter(&mask).stage("rows of the days read again")?;
+    Ok(Some(rows))
 }
 
 /// The stored records and the partitions they cover; `None` when there are none.
