@@ -250,7 +250,9 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             let walk = detect::enumeration::WALK;
             let (reach, made) =
                 crate::state::records::reach(store.dir(), covers, &events, &plan.time, walk)?;
-            input = input.with_reach(reach);
+            if let Some(reach) = reach {
+                input = input.with_reach(reach);
+            }
             if let crate::state::records::Made::Whole(why) = &made
                 && why.starts_with("stored records not used")
             {

@@ -279,7 +279,7 @@ fn retain_ages_old_nights_out() {
         // Night n brings local day n, and n-1 too from night 12 on (E9's 02:00Z is 21:00 or
         // 22:00 the evening before); from night 12 on, night n-11 leaves with its days.
         let made = match i + 1 {
-            1 => "window reduced whole: no records stored yet",
+            1 => "window to be reduced whole: no records stored yet",
             2..=11 => "stored records kept, 1 day(s) reduced again",
             12..=22 => "stored records kept, 3 day(s) reduced again",
             _ => "stored records kept, 4 day(s) reduced again",
@@ -523,8 +523,9 @@ fn records_of_little_are_rebuilt_rather_than_merged_with_most_of_the_window() {
     let o = nightly(&out, &nights[29], &state, &timed, &roster, &credentials);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        stderr(&o)
-            .contains("window reduced whole: most of the window's rows are on days read again"),
+        stderr(&o).contains(
+            "window to be reduced whole: most of the window's rows are on days read again"
+        ),
         "{}",
         stderr(&o)
     );

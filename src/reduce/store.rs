@@ -3,6 +3,9 @@
 //! - `symbols.parquet`: `id` (string), one row per code, in code order;
 //! - `cells.parquet` and `singles.parquet`: one row per [`Cell`] and per [`Single`], with a
 //!   `kind` column (the index in [`KINDS`](super::KINDS));
+//! - `single_days.parquet`: the days of every [`Single`], in record order (a single's `days`
+//!   says how many are its own): plain columns, where one binary cell per record took 0.89 s to
+//!   write and 31.2 MB at 8.7M events;
 //! - `accounts.roaring`: every account an access row named;
 //! - `orphans.parquet`: `day`, `accounts`: the accounts of rows no entity holds, by local day;
 //!
@@ -28,21 +31,43 @@ use super::{Entities, KINDS, Reduced, Symbols};
 use crate::error::{Error, Result};
 
 /// Writes `reduced` and its `symbols` into `dir` (created if missing); returns the bytes written.
+/// LZ4, not zstd: records are rewritten every night. At 8.7M events (`benches/reduce_state.rs`)
+/// written in 0.33–0.36 s and read back in 0.25–0.26 s, 42 MB; with zstd 0.58–0.60 s and
+/// 0.32–0.39 s, 34 MB. The three tables written side by side took as long.
 pub fn write(dir: &Path, reduced: &Reduced, symbols: &Symbols) -> Result<u64> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let ids: Vec<&str> = (0..symbols.len() as u32).map(|c| symbols.name(c)).collect();
-    let mut written = table(&dir.join("symbols.parquet"), vec![column("id", ids)])?;
     let mut cells: Vec<(u32, &Cell)> = Vec::new();
     let mut singles: Vec<(u32, &Single)> = Vec::new();
     for (k, kind) in reduced.kinds.iter().enumerate() {
         cells.extend(kind.cells.iter().map(|c| (k as u32, c)));
         singles.extend(kind.singles.iter().map(|s| (k as u32, s)));
     }
+    let ids: Vec<&str> = (0..symbols.len() as u32).map(|c| symbols.name(c)).collect();
+    let mut written = table(&dir.join("symbols.parquet"), vec![column("id", ids)])?;
+    written += write_cells(dir, &cells)?;
+    written += write_singles(dir, &singles)?;
+    written += table(
+        &dir.join("orphans.parquet"),
+        vec![
+            column("day", reduced.orphans.keys().copied()),
+            column(
+                "accounts",
+                reduced.orphans.values().map(|b| Some(bitmap_bytes(b))),
+            ),
+        ],
+    )?;
+    let accounts = dir.join("accounts.roaring");
+    let bytes = bitmap_bytes(&reduced.accounts);
+    std::fs::write(&accounts, &bytes).map_err(|e| Error::io(&accounts, e))?;
+    Ok(written + bytes.len() as u64)
+}
+
+fn write_cells(dir: &Path, cells: &[(u32, &Cell)]) -> Result<u64> {
     let u64s = |f: fn(&Cell) -> u64| cells.iter().map(move |(_, c)| f(c));
     let i64s = |f: fn(&Cell) -> i64| cells.iter().map(move |(_, c)| f(c));
     let blobs =
         |f: &dyn Fn(&Cell) -> Option<Vec<u8>>| cells.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
-    written += table(
+    table(
         &dir.join("cells.parquet"),
         vec![
             column("kind", cells.iter().map(|(k, _)| *k)),
@@ -71,46 +96,37 @@ pub fn write(dir: &Path, reduced: &Reduced, symbols: &Symbols) -> Result<u64> {
                 blobs(&|c| c.last_numbered.map(numbered_bytes)),
             ),
         ],
-    )?;
-    written += table(
+    )
+}
+
+fn write_singles(dir: &Path, singles: &[(u32, &Single)]) -> Result<u64> {
+    let written = table(
         &dir.join("singles.parquet"),
         vec![
             column("kind", singles.iter().map(|(k, _)| *k)),
             column("entity", singles.iter().map(|(_, s)| s.entity)),
             column("account", singles.iter().map(|(_, s)| s.account)),
             column("number", singles.iter().map(|(_, s)| s.number)),
-            column(
-                "days",
-                singles.iter().map(|(_, s)| Some(days_bytes(&s.days))),
-            ),
+            column("days", singles.iter().map(|(_, s)| s.days.len() as u32)),
         ],
     )?;
-    written += table(
-        &dir.join("orphans.parquet"),
+    let days = || singles.iter().flat_map(|(_, s)| &s.days);
+    let days_written = table(
+        &dir.join("single_days.parquet"),
         vec![
-            column("day", reduced.orphans.keys().copied()),
-            column(
-                "accounts",
-                reduced.orphans.values().map(|b| Some(bitmap_bytes(b))),
-            ),
+            column("day", days().map(|d| d.day)),
+            column("first", days().map(|d| d.first)),
+            column("last", days().map(|d| d.last)),
+            column("events", days().map(|d| u32::from(d.events))),
+            column("own", days().map(|d| u32::from(d.own))),
         ],
     )?;
-    let accounts = dir.join("accounts.roaring");
-    let bytes = bitmap_bytes(&reduced.accounts);
-    std::fs::write(&accounts, &bytes).map_err(|e| Error::io(&accounts, e))?;
-    Ok(written + bytes.len() as u64)
+    Ok(written + days_written)
 }
 
-/// Reads what [`write`] wrote.
+/// Reads what [`write`] wrote. (Its three tables read side by side took as long at 8.7M events.)
 pub fn read(dir: &Path) -> Result<(Reduced, Symbols)> {
-    let stored = Stored::load(dir.join("symbols.parquet"))?;
-    let mut symbols = Symbols::new();
-    for (code, id) in stored.strs("id")?.iter().enumerate() {
-        // A name twice would shift every later code onto another name.
-        if symbols.intern(id.unwrap_or_default())? as usize != code {
-            return Err(broken(&stored.path, "a name is listed twice"));
-        }
-    }
+    let (symbols, cells, singles) = (read_symbols(dir)?, read_cells(dir)?, read_singles(dir)?);
     let mut reduced = Reduced::default();
     let accounts = dir.join("accounts.roaring");
     let bytes = std::fs::read(&accounts).map_err(|e| Error::io(&accounts, e))?;
@@ -121,7 +137,32 @@ pub fn read(dir: &Path) -> Result<(Reduced, Symbols)> {
         let set = bitmap(&t.path, need(&t.path, sets.get(i))?)?;
         reduced.orphans.insert(need(&t.path, day.get(i))?, set);
     }
+    for (k, (cells, singles)) in cells.into_iter().zip(singles).enumerate() {
+        reduced.kinds[k] = Entities { cells, singles };
+    }
+    if !within(&reduced, symbols.len() as u64) {
+        return Err(broken(dir, "a code beyond the symbol table"));
+    }
+    if !ordered(&reduced) {
+        return Err(broken(dir, "records out of entity and day order"));
+    }
+    Ok((reduced, symbols))
+}
 
+fn read_symbols(dir: &Path) -> Result<Symbols> {
+    let stored = Stored::load(dir.join("symbols.parquet"))?;
+    let mut symbols = Symbols::new();
+    for (code, id) in stored.strs("id")?.iter().enumerate() {
+        // A name twice would shift every later code onto another name.
+        if symbols.intern(id.unwrap_or_default())? as usize != code {
+            return Err(broken(&stored.path, "a name is listed twice"));
+        }
+    }
+    Ok(symbols)
+}
+
+/// Each kind's cells.
+fn read_cells(dir: &Path) -> Result<[Vec<Cell>; 4]> {
     let t = Stored::load(dir.join("cells.parquet"))?;
     let path = t.path.as_path();
     let (kind, entity, day) = (t.u32s("kind")?, t.u32s("entity")?, t.i64s("day")?);
@@ -156,30 +197,34 @@ pub fn read(dir: &Path) -> Result<(Reduced, Symbols)> {
             last_numbered: number(last_n.get(i))?,
         });
     }
+    Ok(cells)
+}
 
+/// Each kind's one-account records.
+fn read_singles(dir: &Path) -> Result<[Vec<Single>; 4]> {
+    let mut days = single_days(&dir.join("single_days.parquet"))?.into_iter();
     let t = Stored::load(dir.join("singles.parquet"))?;
     let path = t.path.as_path();
     let (kind, entity, account) = (t.u32s("kind")?, t.u32s("entity")?, t.u32s("account")?);
-    let (number, days) = (t.i64s("number")?, t.blobs("days")?);
+    let (number, counts) = (t.i64s("number")?, t.u32s("days")?);
     let mut singles: [Vec<Single>; 4] = Default::default();
     for i in 0..t.df.height() {
+        let count = need(path, counts.get(i))? as usize;
+        let mine: Vec<SingleDay> = days.by_ref().take(count).collect();
+        if mine.len() != count || count == 0 {
+            return Err(broken(path, "a record's days are missing"));
+        }
         singles[kind_index(path, kind.get(i))?].push(Single {
             entity: need(path, entity.get(i))?,
             account: need(path, account.get(i))?,
             number: number.get(i),
-            days: single_days(path, need(path, days.get(i))?)?,
+            days: mine,
         });
     }
-    for (k, (cells, singles)) in cells.into_iter().zip(singles).enumerate() {
-        reduced.kinds[k] = Entities { cells, singles };
+    if days.next().is_some() {
+        return Err(broken(path, "days of no record"));
     }
-    if !within(&reduced, symbols.len() as u64) {
-        return Err(broken(dir, "a code beyond the symbol table"));
-    }
-    if !ordered(&reduced) {
-        return Err(broken(dir, "records out of entity and day order"));
-    }
-    Ok((reduced, symbols))
+    Ok(singles)
 }
 
 /// Whether each kind's cells are in (entity, day) order and its records in entity and day
@@ -276,7 +321,7 @@ fn table(path: &Path, columns: Vec<Column>) -> Result<u64> {
     let mut df = DataFrame::new(height, columns).map_err(|e| broken(path, e))?;
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
     ParquetWriter::new(file)
-        .with_compression(ParquetCompression::Zstd(None))
+        .with_compression(ParquetCompression::Lz4Raw)
         .finish(&mut df)
         .map_err(|e| broken(path, e))
 }
@@ -370,33 +415,27 @@ fn hours(path: &Path, mut b: &[u8]) -> Result<Vec<(i64, RoaringBitmap)>> {
     Ok(out)
 }
 
-fn days_bytes(days: &[SingleDay]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 * days.len());
-    for d in days {
-        out.extend(d.day.to_le_bytes());
-        out.extend(d.first.to_le_bytes());
-        out.extend(d.last.to_le_bytes());
-        out.extend(d.events.to_le_bytes());
-        out.extend(d.own.to_le_bytes());
-    }
-    out
-}
-
-fn single_days(path: &Path, b: &[u8]) -> Result<Vec<SingleDay>> {
-    if b.is_empty() || !b.len().is_multiple_of(16) {
-        return Err(broken(path, "a record's days are not 16 bytes each"));
-    }
-    Ok(b.chunks_exact(16)
-        .map(|d| {
-            let word = |i: usize| [d[i], d[i + 1], d[i + 2], d[i + 3]];
-            let half = |i: usize| [d[i], d[i + 1]];
-            SingleDay {
-                day: i32::from_le_bytes(word(0)),
-                first: u32::from_le_bytes(word(4)),
-                last: u32::from_le_bytes(word(8)),
-                events: u16::from_le_bytes(half(12)),
-                own: u16::from_le_bytes(half(14)),
-            }
+/// The days of every one-account record, in record order.
+fn single_days(path: &Path) -> Result<Vec<SingleDay>> {
+    let t = Stored::load(path.to_path_buf())?;
+    let path = t.path.as_path();
+    let day = t.get("day", Column::i32)?;
+    let (first, last) = (t.u32s("first")?, t.u32s("last")?);
+    let (events, own) = (t.u32s("events")?, t.u32s("own")?);
+    let small = |v: Option<u32>| -> Result<u16> {
+        u16::try_from(need(path, v)?).map_err(|_| broken(path, "a day's count past 16 bits"))
+    };
+    (day.iter())
+        .zip(first.iter().zip(last.iter()))
+        .zip(events.iter().zip(own.iter()))
+        .map(|((day, (first, last)), (events, own))| {
+            Ok(SingleDay {
+                day: need(path, day)?,
+                first: need(path, first)?,
+                last: need(path, last)?,
+                events: small(events)?,
+                own: small(own)?,
+            })
         })
-        .collect())
+        .collect()
 }
