@@ -280,7 +280,8 @@ pub fn reduce(data: &[u8]) {
         let network = ip.as_ref().map(|_| format!("10.0.{}.0/24", r[5] >> 5 & 1));
         let row = [
             Some(kind.into()),
-            Some(principal),
+            // Principal 15 stands for none: with no key or address, a row no entity holds.
+            Some(principal).filter(|p| p != "staff15"),
             credential,
             ip,
             network,
@@ -323,6 +324,17 @@ pub fn reduce(data: &[u8]) {
         nights = nights.merge(part);
     }
     assert_eq!(nights.overlapping, 0, "whole local days overlapped");
+    // A state's way: the days of one class dropped from the records, and reduced again.
+    let dropped: std::collections::BTreeSet<i64> = (0..ts.len())
+        .filter(|&i| day(i) == 0)
+        .map(|i| time.local_day(ts[i]).day)
+        .collect();
+    let left = whole.clone().without_days(&dropped);
+    let again = Reduced::of(&frame(&|i| day(i) == 0), &time, WALK, &mut symbols).expect("reduce");
+    let kept = left.clone().merge(again);
+    assert_eq!(kept.overlapping, 0, "days reduced again overlapped");
+    let rest = frame(&|i| day(i) != 0);
+    let rest_access = AccessRows::new(&rest).expect("access rows");
     for key in KINDS {
         let want = format!(
             "{:?}",
@@ -330,9 +342,25 @@ pub fn reduce(data: &[u8]) {
                 .profiles(&events, key, WALK, 0, &time)
                 .expect("profiles")
         );
-        for (how, reduced) in [("whole", &whole), ("nights", &nights)] {
+        for (how, reduced) in [("whole", &whole), ("nights", &nights), ("kept", &kept)] {
             let got = format!("{:?}", reduced.profiles(key, &symbols, WALK, 0));
             assert_eq!(got, want, "{key}, {how}");
         }
+        let want = rest_access
+            .profiles(&rest, key, WALK, 0, &time)
+            .expect("profiles");
+        let got = left.profiles(key, &symbols, WALK, 0);
+        assert_eq!(
+            format!("{got:?}"),
+            format!("{want:?}"),
+            "{key}, days dropped"
+        );
+    }
+    for (how, reduced, access) in [
+        ("whole", &whole, &access),
+        ("kept", &kept, &access),
+        ("days dropped", &left, &rest_access),
+    ] {
+        assert_eq!(reduced.accounts.len(), access.accounts() as u64, "{how}");
     }
 }

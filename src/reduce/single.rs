@@ -105,11 +105,6 @@ impl Single {
         Some((joined, shared))
     }
 
-    /// Rows over all days.
-    pub fn events(&self) -> u64 {
-        self.days.iter().map(|d| u64::from(d.events)).sum()
-    }
-
     /// Rows in which the principal read its own account, over all days.
     pub fn own_rows(&self) -> u64 {
         self.days.iter().map(|d| u64::from(d.own)).sum()
