@@ -265,6 +265,62 @@ pub fn save(state: &Path, reach: &Reach, now: &[Covered], made: &Made) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::normalize::schema::DAY_MS;
+    use polars::prelude::Column;
+
+    /// Access events: on day 0 `crowd` principals each reading their own account, on day 1 ten.
+    fn events(crowd: usize) -> DataFrame {
+        let mut rows: Vec<(i64, String)> =
+            (0..crowd).map(|i| (i as i64, format!("C{i}"))).collect();
+        rows.extend((0..10).map(|i| (DAY_MS + i, format!("D{i}"))));
+        let names = |f: &dyn Fn(&(i64, String)) -> Option<String>| -> Vec<Option<String>> {
+            rows.iter().map(f).collect()
+        };
+        let key = |name: &str, values| crate::frame::key_column(name, values).expect("column");
+        DataFrame::new_infer_height(vec![
+            Column::new(c::TS.into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+            key(c::EVENT_TYPE, names(&|_| Some("access".into()))),
+            key(c::PRINCIPAL, names(&|r| Some(r.1.clone()))),
+            key(c::TARGET, names(&|r| Some(r.1.clone()))),
+            key(c::CREDENTIAL, names(&|_| None)),
+            key(c::SOURCE_IP, names(&|_| None)),
+        ])
+        .expect("frame")
+    }
+
+    /// Day 0's partition ages out: its names stay in the table, which is built anew once they
+    /// are most of it (past the spare), and kept while they are not.
+    #[test]
+    fn a_table_of_mostly_gone_names_is_built_anew() {
+        let time = TimeParser::new(chrono_tz::UTC);
+        let walk = crate::detect::enumeration::WALK;
+        let both = [covered("p1", &[0]), covered("p2", &[1])];
+        for (crowd, rebuilt) in [(100, false), (2 * SPARE_SYMBOLS as usize, true)] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let all = events(crowd);
+            let stored = Reach::of(&all, &time, walk).expect("reduce");
+            save(dir.path(), &stored, &both, &Made::Whole(String::new())).expect("saved");
+            let day1 = all.slice(crowd as i64, 10);
+            let (got, made) = reach(dir.path(), &both[1..], &day1, &time, walk).expect("records");
+            if rebuilt {
+                assert!(got.is_none());
+                assert_eq!(
+                    made,
+                    Made::Whole("the symbol table was mostly names of days gone".into())
+                );
+            } else {
+                assert_eq!(made, Made::Kept { days: 1 });
+                let got = got.expect("kept");
+                assert_eq!(got.accounts(), 10);
+                let want = Reach::of(&day1, &time, walk).expect("reduce");
+                let key = c::PRINCIPAL;
+                assert_eq!(
+                    format!("{:?}", got.profiles(key, 0)),
+                    format!("{:?}", want.profiles(key, 0))
+                );
+            }
+        }
+    }
 
     fn covered(partition: &str, days: &[i64]) -> Covered {
         Covered {
