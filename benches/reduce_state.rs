@@ -2,7 +2,8 @@
 //! time of each, the reduced state's size per entity kind, and that both give the same profiles.
 //!
 //! Run: `AUDITHOUND_EXPORT=DIR [AUDITHOUND_REPEAT=N] cargo bench --bench reduce_state --
-//! [reach|reduce|both]`
+//! [reach|reduce|both]`, or `AUDITHOUND_RECORDS=STATE/records cargo bench --bench reduce_state`
+//! to time reading a state's stored records and writing them again (no export read)
 //! under `/usr/bin/time -v` for the peak (one mode per process for a clean peak). Without
 //! `AUDITHOUND_EXPORT` it generates a 30-day, 20,000-customer export in a temporary folder.
 //! Figures go in docs/scale.md.
@@ -23,6 +24,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     audithound::memory::keep_freed_pages();
     audithound::memory::prefer_small_pages();
+    if let Some(dir) = std::env::var_os("AUDITHOUND_RECORDS") {
+        return time_records(std::path::Path::new(&dir));
+    }
     let mode = std::env::args()
         .skip(1)
         .find(|a| ["reach", "reduce", "both"].contains(&a.as_str()))
@@ -154,4 +158,35 @@ fn main() {
             eprintln!("{k}: profiles {}", if same { "equal" } else { "DIFFER" });
         }
     }
+}
+
+/// Reads the records of a state, writes them into a temporary folder, and reads those back.
+fn time_records(dir: &std::path::Path) {
+    let (start, cpu) = (Instant::now(), cpu_seconds());
+    let (reduced, symbols) = audithound::reduce::store::read(dir).expect("read");
+    eprintln!(
+        "read {} symbols and records in {:.2?} ({:.2} s CPU)",
+        symbols.len(),
+        start.elapsed(),
+        cpu_seconds() - cpu
+    );
+    let out = tempfile::tempdir().expect("temp dir");
+    let (start, cpu) = (Instant::now(), cpu_seconds());
+    let bytes = audithound::reduce::store::write(out.path(), &reduced, &symbols).expect("write");
+    eprintln!(
+        "written: {bytes} bytes in {:.2?} ({:.2} s CPU)",
+        start.elapsed(),
+        cpu_seconds() - cpu
+    );
+    let start = Instant::now();
+    let (back, _) = audithound::reduce::store::read(out.path()).expect("read");
+    eprintln!(
+        "read back in {:.2?}: {}",
+        start.elapsed(),
+        if back == reduced {
+            "the same records"
+        } else {
+            "DIFFERENT records"
+        }
+    );
 }

@@ -151,8 +151,9 @@ pub fn read(dir: &Path) -> Result<(Reduced, Symbols)> {
 
 fn read_symbols(dir: &Path) -> Result<Symbols> {
     let stored = Stored::load(dir.join("symbols.parquet"))?;
-    let mut symbols = Symbols::new();
-    for (code, id) in stored.strs("id")?.iter().enumerate() {
+    let ids = stored.strs("id")?;
+    let mut symbols = Symbols::with_capacity(ids.len());
+    for (code, id) in ids.iter().enumerate() {
         // A name twice would shift every later code onto another name.
         if symbols.intern(id.unwrap_or_default())? as usize != code {
             return Err(broken(&stored.path, "a name is listed twice"));
@@ -202,22 +203,49 @@ fn read_cells(dir: &Path) -> Result<[Vec<Cell>; 4]> {
 
 /// Each kind's one-account records.
 fn read_singles(dir: &Path) -> Result<[Vec<Single>; 4]> {
-    let mut days = single_days(&dir.join("single_days.parquet"))?.into_iter();
+    // Days are taken as each record is built, straight from the columns: collected first, they
+    // were a second copy of the largest table (453 MB at 85.9M events).
+    let d = Stored::load(dir.join("single_days.parquet"))?;
+    let dpath = d.path.as_path();
+    let day = d.get("day", Column::i32)?;
+    let (first, last) = (d.u32s("first")?, d.u32s("last")?);
+    let (events, own) = (d.u32s("events")?, d.u32s("own")?);
+    let small = |v: Option<u32>| -> Result<u16> {
+        u16::try_from(need(dpath, v)?).map_err(|_| broken(dpath, "a day's count past 16 bits"))
+    };
+    let mut days = (day.iter())
+        .zip(first.iter().zip(last.iter()))
+        .zip(events.iter().zip(own.iter()))
+        .map(|((day, (first, last)), (events, own))| {
+            Ok(SingleDay {
+                day: need(dpath, day)?,
+                first: need(dpath, first)?,
+                last: need(dpath, last)?,
+                events: small(events)?,
+                own: small(own)?,
+            })
+        });
     let t = Stored::load(dir.join("singles.parquet"))?;
     let path = t.path.as_path();
     let (kind, entity, account) = (t.u32s("kind")?, t.u32s("entity")?, t.u32s("account")?);
     let (number, counts) = (t.i64s("number")?, t.u32s("days")?);
     let mut singles: [Vec<Single>; 4] = Default::default();
-    for i in 0..t.df.height() {
-        let count = need(path, counts.get(i))? as usize;
-        let mine: Vec<SingleDay> = days.by_ref().take(count).collect();
+    let rows = (kind.iter().zip(entity.iter()))
+        .zip(account.iter().zip(number.iter()))
+        .zip(counts.iter());
+    for (((kind, entity), (account, number)), count) in rows {
+        let count = need(path, count)? as usize;
+        let mine = days
+            .by_ref()
+            .take(count)
+            .collect::<Result<Vec<SingleDay>>>()?;
         if mine.len() != count || count == 0 {
             return Err(broken(path, "a record's days are missing"));
         }
-        singles[kind_index(path, kind.get(i))?].push(Single {
-            entity: need(path, entity.get(i))?,
-            account: need(path, account.get(i))?,
-            number: number.get(i),
+        singles[kind_index(path, kind)?].push(Single {
+            entity: need(path, entity)?,
+            account: need(path, account)?,
+            number,
             days: mine,
         });
     }
@@ -413,29 +441,4 @@ fn hours(path: &Path, mut b: &[u8]) -> Result<Vec<(i64, RoaringBitmap)>> {
         b = &rest[len..];
     }
     Ok(out)
-}
-
-/// The days of every one-account record, in record order.
-fn single_days(path: &Path) -> Result<Vec<SingleDay>> {
-    let t = Stored::load(path.to_path_buf())?;
-    let path = t.path.as_path();
-    let day = t.get("day", Column::i32)?;
-    let (first, last) = (t.u32s("first")?, t.u32s("last")?);
-    let (events, own) = (t.u32s("events")?, t.u32s("own")?);
-    let small = |v: Option<u32>| -> Result<u16> {
-        u16::try_from(need(path, v)?).map_err(|_| broken(path, "a day's count past 16 bits"))
-    };
-    (day.iter())
-        .zip(first.iter().zip(last.iter()))
-        .zip(events.iter().zip(own.iter()))
-        .map(|((day, (first, last)), (events, own))| {
-            Ok(SingleDay {
-                day: need(path, day)?,
-                first: need(path, first)?,
-                last: need(path, last)?,
-                events: small(events)?,
-                own: small(own)?,
-            })
-        })
-        .collect()
 }

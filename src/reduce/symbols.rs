@@ -39,6 +39,15 @@ impl Symbols {
         Symbols::default()
     }
 
+    /// A table with room for `n` names: reading back the 85.9M-event state's 3M names, growing
+    /// the table as they came was the largest item of a `perf` profile (8.6 % of the samples).
+    pub fn with_capacity(n: usize) -> Symbols {
+        Symbols {
+            code: HashTable::with_capacity(n),
+            names: Vec::with_capacity(n),
+        }
+    }
+
     /// The code of `name`, given now if it has none.
     pub fn intern(&mut self, name: &str) -> Result<u32> {
         let h = hash(name);
