@@ -137,17 +137,7 @@ fn main() {
         let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
         eprintln!("  {}: {size} bytes", entry.file_name().to_string_lossy());
     }
-    let start = Instant::now();
-    let (back, _) = audithound::reduce::store::read(dir.path()).expect("read");
-    eprintln!(
-        "read back in {:.2?}: {}",
-        start.elapsed(),
-        if back == reduced {
-            "the same records"
-        } else {
-            "DIFFERENT records"
-        }
-    );
+    read_back(dir.path(), &reduced);
     if let Some(want) = reach {
         for (k, (got, want)) in KINDS.iter().zip(profiles.iter().zip(&want)) {
             let same = got.len() == want.len()
@@ -178,15 +168,17 @@ fn time_records(dir: &std::path::Path) {
         start.elapsed(),
         cpu_seconds() - cpu
     );
+    read_back(out.path(), &reduced);
+}
+
+/// Reads the records written into `dir` and says whether they are `written`.
+fn read_back(dir: &std::path::Path, written: &audithound::reduce::Reduced) {
     let start = Instant::now();
-    let (back, _) = audithound::reduce::store::read(out.path()).expect("read");
-    eprintln!(
-        "read back in {:.2?}: {}",
-        start.elapsed(),
-        if back == reduced {
-            "the same records"
-        } else {
-            "DIFFERENT records"
-        }
-    );
+    let (back, _) = audithound::reduce::store::read(dir).expect("read");
+    let same = if back == *written {
+        "the same records"
+    } else {
+        "DIFFERENT records"
+    };
+    eprintln!("read back in {:.2?}: {same}", start.elapsed());
 }
