@@ -253,10 +253,9 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             if let Some(reach) = reach {
                 input = input.with_reach(reach);
             }
-            if let crate::state::records::Made::Whole(why) = &made
-                && why.starts_with("stored records not used")
-            {
-                eprintln!("note: {}", report::terminal::safe(why));
+            if let crate::state::records::Made::Unusable(why) = &made {
+                let line = format!("stored records not used: {why}");
+                eprintln!("note: {}", report::terminal::safe(&line));
             }
             clock.lap(&format!("records: {made}"));
             Some(made)

@@ -645,14 +645,7 @@ impl Pending {
     pub fn commit(self) -> Result<()> {
         let path = self.dir.join(MANIFEST);
         let tmp = self.dir.join(format!("{MANIFEST}.tmp"));
-        let text = serde_json::to_string_pretty(&self.manifest).map_err(|e| Error::State {
-            path: path.clone(),
-            reason: format!("cannot encode: {e}"),
-        })?;
-        let mut file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| Error::io(&tmp, e))?;
+        write_synced(&tmp, &self.manifest)?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
         let named: std::collections::HashSet<&str> = self
             .manifest
@@ -744,6 +737,19 @@ fn whole(ingested: &Ingested, row: usize, rows: usize) -> Result<DataFrame> {
 
 /// Whether `name` is one this code gives a partition or rejects file: `p`, eight digits or more
 /// (`p{id:08}`), `suffix`.
+/// `value` as JSON in a new file at `path`, on disk before the caller renames anything into
+/// place: the manifest, and the records' own ([`records`]).
+fn write_synced(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::State {
+        path: path.to_path_buf(),
+        reason: format!("cannot encode: {e}"),
+    })?;
+    let mut file = File::create(path).map_err(|e| Error::io(path, e))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io(path, e))
+}
+
 fn ours(name: &str, suffix: &str) -> bool {
     name.strip_prefix('p')
         .and_then(|n| n.strip_suffix(suffix))

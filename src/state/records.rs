@@ -18,7 +18,6 @@
 //! the records still use, the window is reduced anew with a fresh table.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::Path;
 
 use polars::prelude::{DataFrame, col, lit};
@@ -93,6 +92,8 @@ pub enum Made {
     Kept { days: usize },
     /// The whole window reduced, and why.
     Whole(String),
+    /// The whole window reduced, as the stored records could not be used (why): worth a note.
+    Unusable(String),
 }
 
 impl std::fmt::Display for Made {
@@ -100,6 +101,12 @@ impl std::fmt::Display for Made {
         match self {
             Made::Kept { days } => write!(f, "stored records kept, {days} day(s) reduced again"),
             Made::Whole(why) => write!(f, "window to be reduced whole: {why}"),
+            Made::Unusable(why) => {
+                write!(
+                    f,
+                    "window to be reduced whole: stored records not used: {why}"
+                )
+            }
         }
     }
 }
@@ -119,7 +126,7 @@ pub fn reach(
     let (reduced, mut symbols, before) = match load(&state.join(DIR), walk) {
         Ok(Some(stored)) => stored,
         Ok(None) => return whole("no records stored yet".into()),
-        Err(e) => return whole(format!("stored records not used: {e}")),
+        Err(e) => return Ok((None, Made::Unusable(e.to_string()))),
     };
     let dirty = dirty_days(&before, now);
     if dirty.is_empty() {
@@ -242,15 +249,7 @@ pub fn save(state: &Path, reach: &Reach, now: &[Covered], made: &Made) -> Result
         walk: [walk.max_step, walk.max_gap_ms],
         covers: now.to_vec(),
     };
-    let meta_path = fresh.join(META);
-    let text = serde_json::to_string(&meta).map_err(|e| Error::State {
-        path: meta_path.clone(),
-        reason: format!("cannot encode: {e}"),
-    })?;
-    let mut file = std::fs::File::create(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io(&meta_path, e))?;
+    super::write_synced(&fresh.join(META), &meta)?;
     let dest = state.join(DIR);
     if dest.exists() {
         std::fs::rename(&dest, &old).map_err(|e| Error::io(&dest, e))?;
