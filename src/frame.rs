@@ -221,46 +221,6 @@ pub fn rows_before(
     })
 }
 
-/// The earliest instant of each of `of` (distinct values of categorical column `name`) among the
-/// rows whose column `with` is not null; `None` for a value on no such row. One pass over the
-/// chunks side by side, nothing copied: polars' filter and group-by of the same took 122 MB (14
-/// bytes an event) and 0.1 s at 8.7M events, 1.7 GB at 85.9M (`docs/performance.md`).
-pub fn first_instants(
-    df: &DataFrame,
-    name: &str,
-    with: &str,
-    of: &[String],
-) -> Result<Vec<Option<i64>>> {
-    let slots: Vec<(String, usize)> = of.iter().cloned().zip(0..).collect();
-    let slot = by_code(&slots, usize::MAX, usize::min);
-    let frame = aligned(df, &[name, with, TS])?;
-    let (keys, withs) = (code_arrays(&frame, name)?, code_arrays(&frame, with)?);
-    let instants = ts_arrays(&frame)?;
-    let per_chunk = (keys.into_par_iter().zip(withs).zip(instants)).map(|((k, w), t)| {
-        let mut first = vec![None; of.len()];
-        for (i, &ts) in t.iter().enumerate() {
-            let Some(&s) = slot.get(code_at(k, i) as usize) else {
-                continue;
-            };
-            if s != usize::MAX && code_at(w, i) != NULL {
-                first[s] = Some(first[s].map_or(ts, |f: i64| f.min(ts)));
-            }
-        }
-        first
-    });
-    Ok(per_chunk.reduce(
-        || vec![None; of.len()],
-        |a, b| {
-            (a.into_iter().zip(b))
-                .map(|(x, y)| match (x, y) {
-                    (Some(x), Some(y)) => Some(x.min(y)),
-                    (x, y) => x.or(y),
-                })
-                .collect()
-        },
-    ))
-}
-
 /// `values` indexed by their dictionary code (values not in the dictionary are left out, as no
 /// row can hold them), `empty` where none; a value given twice keeps `join` of both.
 fn by_code<T: Copy>(values: &[(String, T)], empty: T, join: impl Fn(T, T) -> T) -> Vec<T> {
@@ -448,33 +408,15 @@ mod tests {
         df.expect("three chunks")
     }
 
-    /// The first instant per key and the rows before a key's instant, one pass over the codes,
-    /// against polars' filter, group-by and join of the same (which key lifecycle ran before).
+    /// The rows before a key's instant, one pass over the codes, against polars' filter and join
+    /// of the same (which key lifecycle ran before).
     #[test]
-    fn first_instants_and_rows_before_agree_with_polars() {
-        let of: Vec<String> = ["key-0", "key-3", "key-5", "never-seen"]
-            .map(String::from)
-            .to_vec();
+    fn rows_before_agree_with_polars() {
         for seed in 0..20 {
             let df = keyed_frame(seed);
             let used = col(c::TOKEN)
                 .is_not_null()
                 .and(col(c::CREDENTIAL).is_not_null());
-            let grouped = (df.clone().lazy().filter(used.clone()))
-                .group_by([col(c::CREDENTIAL).cast(DataType::String)])
-                .agg([col(c::TS).min().alias("first")])
-                .collect()
-                .expect("group-by");
-            let (names, firsts) = (
-                strs(&grouped, c::CREDENTIAL).expect("keys"),
-                i64s(&grouped, "first").expect("instants"),
-            );
-            let want: Vec<Option<i64>> = (of.iter())
-                .map(|k| names.iter().position(|n| n == k).map(|i| firsts[i]))
-                .collect();
-            let got = first_instants(&df, c::CREDENTIAL, c::TOKEN, &of).expect("first");
-            assert_eq!(got, want, "seed {seed}");
-
             let before = [("key-0".to_string(), 400), ("key-3".to_string(), 10)];
             let (ids, at): (Vec<String>, Vec<i64>) = before.iter().cloned().unzip();
             let table = DataFrame::new_infer_height(vec![

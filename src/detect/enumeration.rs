@@ -27,7 +27,7 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
 use crate::error::Result;
-use crate::frame::{CodeArray, NULL, aligned, code_arrays, dictionary};
+use crate::frame::dictionary;
 use crate::normalize::columns::{is_internal, network_of};
 use crate::normalize::schema::{DAY_MS, col as c};
 
@@ -223,37 +223,10 @@ fn signing_keys(input: &DetectInput) -> Result<HashSet<String>> {
         .filter(|k| k.kind == "signing_key")
         .map(|k| k.id.clone())
         .collect();
-    let frame = aligned(input.events, &[c::CREDENTIAL, c::TOKEN])?;
-    let (creds, tokens) = (
-        code_arrays(&frame, c::CREDENTIAL)?,
-        code_arrays(&frame, c::TOKEN)?,
-    );
-    // Read in place, a chunk per task: most access rows carry a token, and copying each chunk
-    // to mark its nulls cost more than the test.
-    let codes: HashSet<u32> = creds
-        .par_iter()
-        .zip(tokens.par_iter())
-        .map(|(cred, token)| {
-            let valid = |arr: &CodeArray, i: usize| arr.validity().is_none_or(|v| v.get_bit(i));
-            let mut found = HashSet::new();
-            let mut last = NULL;
-            for (i, (&k, &t)) in cred.values().iter().zip(token.values().iter()).enumerate() {
-                if k != last && t != NULL && valid(token, i) && valid(cred, i) {
-                    found.insert(k);
-                    last = k;
-                }
-            }
-            found
-        })
-        .reduce(HashSet::new, |mut a, b| {
-            a.extend(b);
-            a
-        });
     let dict = dictionary();
     keys.extend(
-        codes
-            .into_iter()
-            .filter_map(|k| dict.cat_to_str(k).map(str::to_string)),
+        (input.token_facts()?.first_token_use.keys())
+            .filter_map(|&k| dict.cat_to_str(k).map(str::to_string)),
     );
     Ok(keys)
 }

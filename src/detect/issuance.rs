@@ -1,45 +1,28 @@
 //! What the issuance log vouches for, and one pass that judges every token-bearing access
 //! against it (for [`super::forged_tokens`]).
 //!
-//! The pass walks the event table's columns chunk by chunk, in parallel, and answers with the
-//! event-table rows each question selects. The detector used to collect the token-bearing
-//! accesses into a frame of their own first: nine columns for 5.8M rows at 10M events, 230 MB, the
-//! largest transient of the three light detectors, which kept enumeration from running beside
-//! them within the memory target.
+//! The log and the tokens are read as [`TokenFacts`] (one pass over the event table's chunks);
+//! the judging pass then walks the chunks in parallel and answers with the event-table rows each
+//! question selects. The detector used to collect the token-bearing accesses into a frame of
+//! their own first: nine columns for 5.8M rows at 10M events, 230 MB, the largest transient of
+//! the three light detectors, which kept enumeration from running beside them within the memory
+//! target.
 
-use std::collections::BTreeSet;
-
-use hashbrown::HashSet;
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use super::tally::Dense;
 use crate::error::Result;
 use crate::frame::{CodeArray, NULL, aligned, chunk_codes, code_arrays, dictionary, ts_arrays};
 use crate::normalize::schema::col as c;
 use crate::normalize::{Days, TimeParser};
+use crate::reduce::tokens::{self, NOT_ISSUED, TokenFacts};
 
-/// What the issuance log says: which tokens it issued, when and under which key, which days it
-/// covers, and which addresses received tokens. Read in one pass over the event table's chunks:
-/// three polars queries filtering the whole table for `token_issued` took 0.11 s at 10M events.
-pub(super) struct Issuance {
-    /// The event table's [`Chunks::COLUMNS`], [`aligned`], for [`Issuance::judge`].
+/// What the issuance log says, as facts per token, with the days it covers.
+pub(super) struct Issuance<'a> {
+    /// The event table's [`tokens::COLUMNS`], [`aligned`], for [`Issuance::judge`].
     frame: DataFrame,
-    issued: Issued,
+    facts: &'a TokenFacts,
     pub cover: Coverage,
-    /// Address codes tokens were issued to.
-    issuing: HashSet<u32>,
-}
-
-/// Each issued token's first instant and signing key, looked up by the token's code.
-/// A table rather than a polars join of millions of accesses to millions of issued tokens: on a
-/// 10M-event export the join and its filter took 0.3 s, and the detector 0.88 s; 0.70 s with this.
-struct Issued {
-    /// Index into `at` and `kid` of each token code.
-    tokens: Dense,
-    at: Vec<i64>,
-    /// Key code of the token's first issuance row ([`NULL`] when that row names none).
-    kid: Vec<u32>,
 }
 
 /// The accesses that carry a token, judged: rows of the event table, in order. Rows, not masks:
@@ -57,10 +40,8 @@ pub(super) struct Judged {
     pub shared: Vec<IdxSize>,
 }
 
-/// Token, instant and key code of one `token_issued` event.
-type IssuanceRow = (u32, i64, u32);
-
-/// The columns both passes read, chunk by chunk (the n-th array of each covers the same rows).
+/// The columns the judging pass reads, chunk by chunk (the n-th array of each covers the same
+/// rows).
 struct Chunks<'a> {
     kinds: Vec<&'a CodeArray>,
     tokens: Vec<&'a CodeArray>,
@@ -72,10 +53,7 @@ struct Chunks<'a> {
 }
 
 impl<'a> Chunks<'a> {
-    const COLUMNS: [&'static str; 5] =
-        [c::EVENT_TYPE, c::TOKEN, c::TS, c::CREDENTIAL, c::SOURCE_IP];
-
-    /// `frame`: the event table's [`Self::COLUMNS`], [`aligned`].
+    /// `frame`: the event table's [`tokens::COLUMNS`], [`aligned`].
     fn of(frame: &'a DataFrame) -> Result<Self> {
         let ts = ts_arrays(frame)?;
         let mut starts = Vec::with_capacity(ts.len());
@@ -96,86 +74,31 @@ impl<'a> Chunks<'a> {
     }
 }
 
-/// One chunk's share of [`Judged`], plus its distinct (token, address) pairs.
+/// One chunk's share of [`Judged`].
 #[derive(Default)]
 struct Part {
     suspect: Vec<IdxSize>,
     issued_at: Vec<Option<i64>>,
     issued_kid: Vec<Option<u32>>,
     unissuing: Vec<IdxSize>,
-    pairs: Vec<u64>,
+    shared: Vec<IdxSize>,
 }
 
-impl Issuance {
-    /// `None` when no `token_issued` event carries a token. `token_codes`: how many token codes
-    /// the run has.
+impl<'a> Issuance<'a> {
+    /// `None` when no `token_issued` event carries a token. `facts`: those of `events`.
     pub fn read(
         events: &DataFrame,
-        token_codes: usize,
+        facts: &'a TokenFacts,
         max_age: i64,
         time: &TimeParser,
-    ) -> Result<Option<Issuance>> {
-        let Some(kind) = dictionary().get_cat("token_issued") else {
+    ) -> Result<Option<Issuance<'a>>> {
+        let Some((start, end)) = facts.issue_span else {
             return Ok(None);
         };
-        let frame = aligned(events, &Chunks::COLUMNS)?;
-        let Chunks {
-            kinds,
-            tokens,
-            keys,
-            addresses,
-            ts,
-            ..
-        } = Chunks::of(&frame)?;
-        // Per chunk: each issuance with a token, and the addresses tokens went to.
-        let parts: Vec<(Vec<IssuanceRow>, Vec<u32>)> = (0..kinds.len())
-            .into_par_iter()
-            .map(|k| {
-                let (mut rows, mut to) = (Vec::new(), Vec::new());
-                let kind_codes = chunk_codes(kinds[k]);
-                let issuances = || (0..kind_codes.len()).filter(|&i| kind_codes[i] == kind);
-                if issuances().next().is_none() {
-                    return (rows, to);
-                }
-                let (token, key, address) = (
-                    chunk_codes(tokens[k]),
-                    chunk_codes(keys[k]),
-                    chunk_codes(addresses[k]),
-                );
-                for i in issuances() {
-                    if token[i] != NULL {
-                        rows.push((token[i], ts[k][i], key[i]));
-                    }
-                    if address[i] != NULL {
-                        to.push(address[i]);
-                    }
-                }
-                (rows, to)
-            })
-            .collect();
-        let mut issued = Issued {
-            tokens: Dense::below(token_codes),
-            at: Vec::new(),
-            kid: Vec::new(),
-        };
-        let mut issuing = HashSet::new();
-        let mut days = BTreeSet::new();
         let mut local = Days::new(*time);
-        let (mut start, mut end) = (i64::MAX, i64::MIN);
-        for (rows, to) in parts {
-            issuing.extend(to);
-            for (token, ts, kid) in rows {
-                (start, end) = (start.min(ts), end.max(ts));
-                days.insert(local.of(ts));
-                issued.add(token, ts, kid);
-            }
-        }
-        if days.is_empty() {
-            return Ok(None);
-        }
         let (start_day, end_day) = (local.of(start), local.of(end));
         let gaps: Vec<i64> = (start_day..=end_day)
-            .filter(|d| !days.contains(d))
+            .filter(|d| !facts.issue_days.contains(d))
             .collect();
         let cover = Coverage {
             start,
@@ -185,46 +108,21 @@ impl Issuance {
             max_age,
         };
         Ok(Some(Issuance {
-            frame,
-            issued,
+            frame: aligned(events, &tokens::COLUMNS)?,
+            facts,
             cover,
-            issuing,
         }))
     }
 
     /// Judges each access of the event table that carries a token; `max_addresses`: how many
-    /// addresses one token may be presented from.
+    /// addresses one token may be presented from (below [`tokens::ADDRESSES_KEPT`]).
     pub fn judge(&self, max_addresses: usize) -> Result<Judged> {
         let ch = Chunks::of(&self.frame)?;
         let access = dictionary().get_cat("access").unwrap_or(NULL);
-        let mut parts: Vec<Part> = (0..ch.kinds.len())
+        let max_addresses = max_addresses.min(tokens::ADDRESSES_KEPT - 1);
+        let parts: Vec<Part> = (0..ch.kinds.len())
             .into_par_iter()
-            .map(|k| self.judge_chunk(&ch, k, access))
-            .collect();
-        // Distinct (token, address) pairs, sorted so each token's addresses are adjacent.
-        let mut pairs: Vec<u64> = parts
-            .iter_mut()
-            .flat_map(|p| std::mem::take(&mut p.pairs))
-            .collect();
-        pairs.par_sort_unstable();
-        pairs.dedup();
-        let shared: HashSet<u32> = pairs
-            .chunk_by(|x, y| x >> 32 == y >> 32)
-            .filter(|run| run.len() > max_addresses)
-            .map(|run| (run[0] >> 32) as u32)
-            .collect();
-        drop(pairs);
-        // Usually no token is shared: then no second pass.
-        let chunks = if shared.is_empty() { 0 } else { ch.kinds.len() };
-        let shared: Vec<Vec<IdxSize>> = (0..chunks)
-            .into_par_iter()
-            .map(|k| {
-                let (kind, token) = (chunk_codes(ch.kinds[k]), chunk_codes(ch.tokens[k]));
-                (0..kind.len())
-                    .filter(|&i| kind[i] == access && shared.contains(&token[i]))
-                    .map(|i| ch.starts[k] + i as IdxSize)
-                    .collect()
-            })
+            .map(|k| self.judge_chunk(&ch, k, access, max_addresses))
             .collect();
         let rows = |of: fn(&Part) -> &[IdxSize]| parts.iter().flat_map(of).copied().collect();
         Ok(Judged {
@@ -232,64 +130,44 @@ impl Issuance {
             issued_at: parts.iter().flat_map(|p| &p.issued_at).copied().collect(),
             issued_kid: parts.iter().flat_map(|p| &p.issued_kid).copied().collect(),
             unissuing: rows(|p| &p.unissuing),
-            shared: shared.concat(),
+            shared: rows(|p| &p.shared),
         })
     }
 
     /// [`Self::judge`] for chunk `k`; `access`: the code of the `access` event type.
-    fn judge_chunk(&self, ch: &Chunks, k: usize, access: u32) -> Part {
-        let (issued, max_age) = (&self.issued, self.cover.max_age);
+    fn judge_chunk(&self, ch: &Chunks, k: usize, access: u32, max_addresses: usize) -> Part {
+        let (facts, max_age) = (&self.facts, self.cover.max_age);
         let (kind, token) = (chunk_codes(ch.kinds[k]), chunk_codes(ch.tokens[k]));
         let (key, address) = (chunk_codes(ch.keys[k]), chunk_codes(ch.addresses[k]));
         let ts = ch.ts[k];
         let mut part = Part::default();
         for i in 0..kind.len() {
-            if kind[i] != access || token[i] == NULL {
+            let t = token[i];
+            let Some(f) = facts.tokens.get(t as usize) else {
+                continue;
+            };
+            if kind[i] != access || t == NULL {
                 continue;
             }
             let row = ch.starts[k] + i as IdxSize;
-            let (t, a) = (token[i], address[i]);
-            let (at, kid) = match issued.tokens.get(t) {
-                Some(j) => (
-                    Some(issued.at[j]),
-                    Some(issued.kid[j]).filter(|&k| k != NULL),
-                ),
-                None => (None, None),
-            };
-            let suspect = match (at, kid) {
-                (None, _) => true,
-                (Some(at), kid) => {
-                    ts[i] - at > max_age || kid.is_some_and(|kid| key[i] != NULL && key[i] != kid)
-                }
-            };
+            let kid = Some(f.issued_kid).filter(|&k| k != NULL);
+            let suspect = f.issued_at == NOT_ISSUED
+                || ts[i] - f.issued_at > max_age
+                || kid.is_some_and(|kid| key[i] != NULL && key[i] != kid);
             if suspect {
+                let at = Some(f.issued_at).filter(|&at| at != NOT_ISSUED);
                 part.suspect.push(row);
                 part.issued_at.push(at);
-                part.issued_kid.push(kid);
+                part.issued_kid.push(at.and(kid));
             }
-            if !self.issuing.contains(&a) {
+            if !facts.issuing.contains(&address[i]) {
                 part.unissuing.push(row);
             }
-            if a != NULL {
-                part.pairs.push(u64::from(t) << 32 | u64::from(a));
+            if facts.addresses(t) > max_addresses {
+                part.shared.push(row);
             }
         }
-        part.pairs.sort_unstable();
-        part.pairs.dedup();
         part
-    }
-}
-
-impl Issued {
-    /// Records an issuance row; the first row of a token names its key, the earliest its instant.
-    fn add(&mut self, token: u32, ts: i64, kid: u32) {
-        let i = self.tokens.index(token) as usize;
-        if i == self.at.len() {
-            self.at.push(ts);
-            self.kid.push(kid);
-        } else {
-            self.at[i] = self.at[i].min(ts);
-        }
     }
 }
 
@@ -396,11 +274,15 @@ mod tests {
             events.column(c::TOKEN).expect("token").n_chunks(),
             events.column(c::TS).expect("ts").n_chunks()
         );
-        let issuance = Issuance::read(&events, 10, MAX_AGE, &TimeParser::new(chrono_tz::UTC))
+        let time = TimeParser::new(chrono_tz::UTC);
+        let frame = aligned(&events, &tokens::COLUMNS).expect("aligned");
+        let facts = TokenFacts::of(&frame, 10, &time).expect("facts");
+        let issuance = Issuance::read(&events, &facts, MAX_AGE, &time)
             .expect("read")
             .expect("issuance");
-        let issuing: HashSet<u32> = dictionary().get_cat("10.0.0.1").into_iter().collect();
-        assert_eq!(issuance.issuing, issuing);
+        let issuing: std::collections::HashSet<u32> =
+            dictionary().get_cat("10.0.0.1").into_iter().collect();
+        assert_eq!(issuance.facts.issuing, issuing);
         let cover = &issuance.cover;
         assert_eq!((cover.start, cover.end, cover.gaps.len()), (0, 0, 0));
 

@@ -10,7 +10,7 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
 use crate::error::Result;
-use crate::frame::{first_instants, key_series, rows_before};
+use crate::frame::{dictionary, key_series, rows_before};
 use crate::normalize::schema::{DAY_MS, col as c};
 
 pub struct KeyLifecycle;
@@ -63,13 +63,16 @@ impl Detector for KeyLifecycle {
             .values()
             .filter_map(|k| k.created.map(|t| (k.id.clone(), t)))
             .collect();
-        // First use per key in one pass over the codes (see `frame::first_instants`); only keys
-        // seen before their creation have their rows gathered and summarised.
-        let ids: Vec<String> = created.iter().map(|(id, _)| id.clone()).collect();
-        let first = first_instants(input.events, c::CREDENTIAL, c::TOKEN, &ids)?;
-        let early_keys: Vec<(String, i64)> = (created.iter().zip(&first))
-            .filter(|((_, at), first)| first.is_some_and(|f| f < *at))
-            .map(|(key, _)| key.clone())
+        // First token-bearing use per key, from the token facts; only keys seen before their
+        // creation have their rows gathered and summarised.
+        let (dict, facts) = (dictionary(), input.token_facts()?);
+        let first_use = |id: &str| {
+            dict.get_cat(id)
+                .and_then(|code| facts.first_token_use.get(&code).copied())
+        };
+        let early_keys: Vec<(String, i64)> = created
+            .into_iter()
+            .filter(|(id, at)| first_use(id).is_some_and(|f| f < *at))
             .collect();
         if !early_keys.is_empty() {
             let mask = rows_before(input.events, c::CREDENTIAL, c::TOKEN, &early_keys)?;

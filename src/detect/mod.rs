@@ -156,6 +156,7 @@ pub struct DetectInput<'a> {
     /// Built on first use (see [`DetectInput::reach`]).
     reach: OnceLock<crate::reduce::Reach>,
     population: OnceLock<population::Population>,
+    token_facts: OnceLock<crate::reduce::tokens::TokenFacts>,
 }
 
 impl<'a> DetectInput<'a> {
@@ -177,6 +178,7 @@ impl<'a> DetectInput<'a> {
             cold: &crate::normalize::cold::IN_FRAME,
             reach: OnceLock::new(),
             population: OnceLock::new(),
+            token_facts: OnceLock::new(),
         }
     }
 
@@ -211,6 +213,19 @@ impl<'a> DetectInput<'a> {
         // high-water mark.
         crate::memory::release_freed();
         Ok(self.reach.get_or_init(|| reach))
+    }
+
+    /// What the token-bearing rows and the issuance log say, per token and per key, which
+    /// `forged_tokens`, `key_lifecycle` and enumeration read. Built by whichever asks first:
+    /// the run asks before the detectors run side by side, so they do not build it twice.
+    pub fn token_facts(&self) -> Result<&crate::reduce::tokens::TokenFacts> {
+        use crate::reduce::tokens::{COLUMNS, TokenFacts};
+        if let Some(facts) = self.token_facts.get() {
+            return Ok(facts);
+        }
+        let frame = crate::frame::aligned(self.events, &COLUMNS)?;
+        let facts = TokenFacts::of(&frame, self.tokens.len(), self.time)?;
+        Ok(self.token_facts.get_or_init(|| facts))
     }
 
     /// The account population shares are taken of (see [`population`]).

@@ -15,22 +15,9 @@ pub(super) struct Dense {
 impl Dense {
     /// For codes of polars' process-wide dictionary.
     pub(super) fn new() -> Dense {
-        Dense::below(dictionary().num_cats_upper_bound())
-    }
-
-    /// For codes below `bound` (larger ones still fit: the table grows).
-    pub(super) fn below(bound: usize) -> Dense {
         Dense {
-            index_of: vec![NULL; bound],
+            index_of: vec![NULL; dictionary().num_cats_upper_bound()],
             codes: Vec::new(),
-        }
-    }
-
-    /// The index of `code`, if it has one.
-    pub(super) fn get(&self, code: u32) -> Option<usize> {
-        match self.index_of.get(code as usize) {
-            Some(&i) if i != NULL => Some(i as usize),
-            _ => None,
         }
     }
 

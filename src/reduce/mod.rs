@@ -18,6 +18,7 @@ pub mod store;
 mod symbols;
 #[cfg(test)]
 mod tests;
+pub mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet};
 
