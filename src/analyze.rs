@@ -276,9 +276,10 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     // export peaks at 1.3–1.4 GB with all four together (1.2 GB once ingest stopped keeping user
     // agents), and the detectors take 1.4–1.55 s instead of 1.8 s one group after the other.
     let spinner = stage(plan.progress, "detecting");
-    // Three detectors read the token facts: built once here, not by each of them side by side.
-    input.token_facts()?;
-    clock.lap("token facts");
+    // Two detectors read the keys' first token-bearing uses: found once here, not by each of
+    // them side by side.
+    input.first_token_uses()?;
+    clock.lap("first token uses");
     let detectors = detect::all();
     let detections = if plan.timings_per_detector {
         let mut each = Vec::new();

@@ -225,8 +225,7 @@ fn signing_keys(input: &DetectInput) -> Result<HashSet<String>> {
         .collect();
     let dict = dictionary();
     keys.extend(
-        (input.token_facts()?.first_token_use.keys())
-            .filter_map(|&k| dict.cat_to_str(k).map(str::to_string)),
+        (input.first_token_uses()?.keys()).filter_map(|&k| dict.cat_to_str(k).map(str::to_string)),
     );
     Ok(keys)
 }

@@ -18,10 +18,10 @@ use crate::normalize::{Days, TimeParser};
 use crate::reduce::tokens::{self, NOT_ISSUED, TokenFacts};
 
 /// What the issuance log says, as facts per token, with the days it covers.
-pub(super) struct Issuance<'a> {
+pub(super) struct Issuance {
     /// The event table's [`tokens::COLUMNS`], [`aligned`], for [`Issuance::judge`].
     frame: DataFrame,
-    facts: &'a TokenFacts,
+    facts: TokenFacts,
     pub cover: Coverage,
 }
 
@@ -84,14 +84,17 @@ struct Part {
     shared: Vec<IdxSize>,
 }
 
-impl<'a> Issuance<'a> {
-    /// `None` when no `token_issued` event carries a token. `facts`: those of `events`.
+impl Issuance {
+    /// `None` when no `token_issued` event carries a token. `token_codes`: how many token codes
+    /// the run has.
     pub fn read(
         events: &DataFrame,
-        facts: &'a TokenFacts,
+        token_codes: usize,
         max_age: i64,
         time: &TimeParser,
-    ) -> Result<Option<Issuance<'a>>> {
+    ) -> Result<Option<Issuance>> {
+        let frame = aligned(events, &tokens::COLUMNS)?;
+        let facts = TokenFacts::of(&frame, token_codes, time)?;
         let Some((start, end)) = facts.issue_span else {
             return Ok(None);
         };
@@ -108,7 +111,7 @@ impl<'a> Issuance<'a> {
             max_age,
         };
         Ok(Some(Issuance {
-            frame: aligned(events, &tokens::COLUMNS)?,
+            frame,
             facts,
             cover,
         }))
@@ -275,9 +278,7 @@ mod tests {
             events.column(c::TS).expect("ts").n_chunks()
         );
         let time = TimeParser::new(chrono_tz::UTC);
-        let frame = aligned(&events, &tokens::COLUMNS).expect("aligned");
-        let facts = TokenFacts::of(&frame, 10, &time).expect("facts");
-        let issuance = Issuance::read(&events, &facts, MAX_AGE, &time)
+        let issuance = Issuance::read(&events, 10, MAX_AGE, &time)
             .expect("read")
             .expect("issuance");
         let issuing: std::collections::HashSet<u32> =

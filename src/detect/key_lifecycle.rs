@@ -63,13 +63,10 @@ impl Detector for KeyLifecycle {
             .values()
             .filter_map(|k| k.created.map(|t| (k.id.clone(), t)))
             .collect();
-        // First token-bearing use per key, from the token facts; only keys seen before their
+        // First token-bearing use per key (one pass the run makes for two detectors); only keys seen before their
         // creation have their rows gathered and summarised.
-        let (dict, facts) = (dictionary(), input.token_facts()?);
-        let first_use = |id: &str| {
-            dict.get_cat(id)
-                .and_then(|code| facts.first_token_use.get(&code).copied())
-        };
+        let (dict, first) = (dictionary(), input.first_token_uses()?);
+        let first_use = |id: &str| dict.get_cat(id).and_then(|code| first.get(&code).copied());
         let early_keys: Vec<(String, i64)> = created
             .into_iter()
             .filter(|(id, at)| first_use(id).is_some_and(|f| f < *at))

@@ -156,7 +156,7 @@ pub struct DetectInput<'a> {
     /// Built on first use (see [`DetectInput::reach`]).
     reach: OnceLock<crate::reduce::Reach>,
     population: OnceLock<population::Population>,
-    token_facts: OnceLock<crate::reduce::tokens::TokenFacts>,
+    first_token_uses: OnceLock<std::collections::HashMap<u32, i64>>,
 }
 
 impl<'a> DetectInput<'a> {
@@ -178,7 +178,7 @@ impl<'a> DetectInput<'a> {
             cold: &crate::normalize::cold::IN_FRAME,
             reach: OnceLock::new(),
             population: OnceLock::new(),
-            token_facts: OnceLock::new(),
+            first_token_uses: OnceLock::new(),
         }
     }
 
@@ -215,17 +215,18 @@ impl<'a> DetectInput<'a> {
         Ok(self.reach.get_or_init(|| reach))
     }
 
-    /// What the token-bearing rows and the issuance log say, per token and per key, which
-    /// `forged_tokens`, `key_lifecycle` and enumeration read. Built by whichever asks first:
-    /// the run asks before the detectors run side by side, so they do not build it twice.
-    pub fn token_facts(&self) -> Result<&crate::reduce::tokens::TokenFacts> {
-        use crate::reduce::tokens::{COLUMNS, TokenFacts};
-        if let Some(facts) = self.token_facts.get() {
-            return Ok(facts);
+    /// Per key code, the first instant a row names it together with a token (see
+    /// [`crate::reduce::tokens::first_token_uses`]), which key lifecycle and enumeration read.
+    /// Built by whichever asks first: the run asks before the detectors run side by side, so
+    /// they do not build it twice.
+    pub fn first_token_uses(&self) -> Result<&std::collections::HashMap<u32, i64>> {
+        if let Some(first) = self.first_token_uses.get() {
+            return Ok(first);
         }
-        let frame = crate::frame::aligned(self.events, &COLUMNS)?;
-        let facts = TokenFacts::of(&frame, self.tokens.len(), self.time)?;
-        Ok(self.token_facts.get_or_init(|| facts))
+        use crate::normalize::schema::col as c;
+        let frame = crate::frame::aligned(self.events, &[c::TOKEN, c::CREDENTIAL, c::TS])?;
+        let first = crate::reduce::tokens::first_token_uses(&frame)?;
+        Ok(self.first_token_uses.get_or_init(|| first))
     }
 
     /// The account population shares are taken of (see [`population`]).

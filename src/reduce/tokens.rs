@@ -1,10 +1,15 @@
 //! What the token questions need of each token, reduced from its rows: when the issuer first
 //! issued it and under which key, when it was last presented, under which keys and from which
 //! addresses; and of the issuance log as a whole, the addresses it issued to and the local days
-//! it covers. `forged_tokens` judges each token from these facts and gathers only the rows of the
-//! tokens it flags, and the facts of two partitions merge (minima, maxima, bounded unions) into
-//! the facts of both, so a state can keep them instead of every token-bearing row: about one
-//! token per six events, where most access rows carry a token (`docs/scale.md`).
+//! it covers. `forged_tokens` judges each access against these facts, and [`TokenFacts::flagged`]
+//! names, from the facts alone, every token with an access a question selects (tested against
+//! the rows' own answers). Each fact is a minimum, a maximum or a bounded union, so the facts of
+//! two partitions merge into the facts of both: what a state can keep instead of the
+//! token-bearing rows, most access rows of a gateway (`docs/scale.md`, "What the cluster needs
+//! next"). Building them costs the 10M benchmark export 0.18 s in one pass, about what the
+//! table and address pairs they replaced cost inside the detector.
+//!
+//! [`first_token_uses`] is apart: two other detectors read it, and it is tiny.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -66,8 +71,6 @@ pub struct TokenFacts {
     pub issue_days: BTreeSet<i64>,
     /// First and last instant of those events.
     pub issue_span: Option<(i64, i64)>,
-    /// Per key, the first instant any row names it together with a token.
-    pub first_token_use: HashMap<u32, i64>,
 }
 
 /// The columns [`TokenFacts::of`] reads.
@@ -81,10 +84,6 @@ struct Chunk<'a> {
     keys: &'a CodeArray,
     addresses: &'a CodeArray,
 }
-
-/// What one worker's range of tokens adds beyond the tokens' own facts: addresses past a
-/// token's first, and each key's first token-bearing instant among its rows.
-type RangeFacts = (HashMap<u32, Vec<u32>>, HashMap<u32, i64>);
 
 /// What one chunk says about the issuance log: (token, instant, key) of each issuance naming a
 /// token, and the addresses issued to.
@@ -144,58 +143,42 @@ impl TokenFacts {
         });
     }
 
-    /// The token-bearing rows' share: each worker owns a range of token codes and reads every
-    /// chunk in order, so a token's facts are written by one thread, in input order, with no
-    /// merge. One range per thread: with four per thread, each reading every chunk, the
-    /// detector took 0.74 s instead of 0.41 s on the 10M benchmark export. `access`: the code
-    /// of the `access` event type ([`NULL`] when no row has it).
+    /// The accesses' share: each worker owns a range of token codes and reads every chunk in
+    /// order, so a token's facts are written by one thread, in input order, with no merge. One
+    /// range per thread: with four per thread, each reading every chunk, the detector took 0.74
+    /// s instead of 0.41 s on the 10M benchmark export. `access`: the code of the `access`
+    /// event type ([`NULL`] when no row has it).
     fn read_uses(&mut self, chunks: &[Chunk], access: u32) {
         let span = self
             .tokens
             .len()
             .div_ceil(rayon::current_num_threads())
             .max(1);
-        let parts: Vec<RangeFacts> = self
+        let more: Vec<HashMap<u32, Vec<u32>>> = self
             .tokens
             .par_chunks_mut(span)
             .enumerate()
             .map(|(n, facts)| {
                 let lo = (n * span) as u32;
-                let (mut more, mut first) = (HashMap::new(), HashMap::new());
-                // Runs of one key are common (a gateway's signing key): each is looked up once.
-                let (mut run_key, mut run_first) = (NULL, i64::MAX);
+                let mut more = HashMap::new();
                 for ch in chunks {
                     for (i, &ts) in ch.ts.iter().enumerate() {
                         let t = code_at(ch.tokens, i).wrapping_sub(lo);
                         let Some(f) = facts.get_mut(t as usize) else {
                             continue;
                         };
-                        let key = code_at(ch.keys, i);
-                        if key != NULL {
-                            if key != run_key {
-                                note_first(&mut first, run_key, run_first);
-                                (run_key, run_first) = (key, ts);
-                            }
-                            run_first = run_first.min(ts);
-                        }
                         if code_at(ch.kinds, i) != access {
                             continue;
                         }
                         f.last_use = f.last_use.max(ts);
-                        add_key(&mut f.keys, key);
+                        add_key(&mut f.keys, code_at(ch.keys, i));
                         add_address(f, t + lo, code_at(ch.addresses, i), &mut more);
                     }
                 }
-                note_first(&mut first, run_key, run_first);
-                (more, first)
+                more
             })
             .collect();
-        for (more, first) in parts {
-            self.more_addresses.extend(more);
-            for (key, at) in first {
-                note_first(&mut self.first_token_use, key, at);
-            }
-        }
+        self.more_addresses = more.into_iter().flatten().collect();
     }
 
     /// The distinct addresses token `t` was presented from, up to [`ADDRESSES_KEPT`].
@@ -260,6 +243,43 @@ fn issues(ch: &Chunk, issue: u32) -> Issues {
         }
     }
     (rows, to)
+}
+
+/// Per key, the first instant a row names it together with a token (any event type): what
+/// key lifecycle's "used before created" and enumeration's signing keys read. Kept apart from
+/// [`TokenFacts`], which only `forged_tokens` reads and drops: held for the whole run beside
+/// enumeration's reduction, the facts of the 85.9M-event export (15.2M tokens) raised its peak
+/// by 0.48 GB.
+pub fn first_token_uses(frame: &DataFrame) -> Result<HashMap<u32, i64>> {
+    let (tokens, keys, ts) = (
+        code_arrays(frame, c::TOKEN)?,
+        code_arrays(frame, c::CREDENTIAL)?,
+        ts_arrays(frame)?,
+    );
+    let per_chunk = (0..ts.len()).into_par_iter().map(|k| {
+        let mut first = HashMap::new();
+        // Runs of one key are common (a gateway's signing key): each is looked up once.
+        let (mut run_key, mut run_first) = (NULL, i64::MAX);
+        for (i, &at) in ts[k].iter().enumerate() {
+            let key = code_at(keys[k], i);
+            if key == NULL || code_at(tokens[k], i) == NULL {
+                continue;
+            }
+            if key != run_key {
+                note_first(&mut first, run_key, run_first);
+                (run_key, run_first) = (key, at);
+            }
+            run_first = run_first.min(at);
+        }
+        note_first(&mut first, run_key, run_first);
+        first
+    });
+    Ok(per_chunk.reduce(HashMap::new, |mut a, b| {
+        for (key, at) in b {
+            note_first(&mut a, key, at);
+        }
+        a
+    }))
 }
 
 fn note_first(first: &mut HashMap<u32, i64>, key: u32, at: i64) {
@@ -408,7 +428,7 @@ mod tests {
             let got: BTreeSet<String> = facts.issuing.iter().map(|&a| text(a)).collect();
             assert_eq!(got, issuing, "seed {seed}");
             assert_eq!(facts.issue_days, days, "seed {seed}");
-            let got: BTreeMap<String, i64> = (facts.first_token_use.iter())
+            let got: BTreeMap<String, i64> = (first_token_uses(&df).expect("first uses").iter())
                 .map(|(&k, &at)| (text(k), at))
                 .collect();
             assert_eq!(got, first, "seed {seed}");
