@@ -456,24 +456,33 @@ impl Store {
     /// Every retained file as the ingest of one run over them all would give it.
     fn read_back(&self, files: &[StoredFile], cold: Option<&ColdSink>) -> Result<Ingested> {
         let tokens = Arc::new(Tokens::default());
-        let frames = files
+        // Batches of every partition, read side by side: a state of one big partition (a single
+        // export file) is read on every core too.
+        let mut batches = Vec::new();
+        for (idx, f) in files.iter().enumerate() {
+            if let Some(name) = &f.partition {
+                let path = self.dir.join(name);
+                batches.extend(
+                    partition::batches(&path)?
+                        .into_iter()
+                        .map(|b| (idx as u32, b)),
+                );
+            }
+        }
+        let frames = batches
             .par_iter()
-            .enumerate()
-            .map_init(FileDict::default, |dict, (idx, f)| {
-                let Some(name) = &f.partition else {
-                    return Ok(None);
-                };
-                let chunks = partition::read(&self.dir.join(name), idx as u32, &tokens, dict)?;
+            .map_init(FileDict::default, |dict, (idx, batch)| {
+                let chunks = partition::read(batch, *idx, &tokens, dict)?;
                 let mut out = Vec::with_capacity(chunks.len());
                 for mut df in chunks {
                     let chunk = cold.map(|sink| sink.take(&mut df)).transpose()?;
                     out.push((df, chunk));
                 }
-                Ok(Some(out))
+                Ok(out)
             })
             .collect::<Result<Vec<_>>>()?;
         let (frames, mut order): (Vec<DataFrame>, Vec<Option<ColdChunk>>) =
-            frames.into_iter().flatten().flatten().unzip();
+            frames.into_iter().flatten().unzip();
         let events = crate::frame::stack(frames.into_iter().map(Ok), "joining partitions")?;
         let mut events = match events {
             Some(df) => df,

@@ -13,11 +13,12 @@
 //! run in `perf`): `docs/performance.md`, thirteenth session.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use polars::prelude::*;
 use polars_io::SerReader;
-use polars_io::parquet::read::{ParallelStrategy, ParquetReader};
+use polars_io::parquet::read::{FileMetadata, ParallelStrategy, ParquetReader};
 use polars_io::parquet::write::{ParquetCompression, ParquetWriter};
 
 use crate::error::{Error, FrameContext, Result};
@@ -54,17 +55,57 @@ pub fn write(path: &Path, events: &DataFrame, tokens: &Tokens) -> Result<()> {
     Ok(())
 }
 
-/// Reads a partition back into the event frame's layout and codes, as rows of file `file_idx`,
-/// one frame per row group (~267K rows, as the partition was written), read in batches of a few
-/// row groups. Read whole, a 14M-row partition held all its pages and token ids as strings at
-/// once, and came back as one chunk, which made every pass over the frame one huge unit of work:
-/// a nightly run over the 85.9M-event state (six partitions) peaked at 9.76 GB; batch by batch,
-/// 6.90 GB, in 111 s against 117 s (`docs/scale.md`, nineteenth session). `dict` carries from
-/// one partition to the next on a thread, as ingest's dictionaries do from file to file: a
-/// principal or account seen in every night is placed in polars' shared dictionary once per
-/// thread, not once per night.
+/// A run of consecutive row groups of one partition, read back in one call (see [`batches`]).
+pub struct Batch {
+    path: PathBuf,
+    /// The partition's metadata with this batch's row groups only.
+    metadata: Arc<FileMetadata>,
+}
+
+/// A partition's row groups (~267K rows each, as the partition was written) in batches of a few,
+/// to be read back by [`read`], each on any thread. Read whole, a 14M-row partition held all its
+/// pages and token ids as strings at once, and came back as one chunk, which made every pass
+/// over the frame one huge unit of work: a nightly run over the 85.9M-event state (six
+/// partitions) peaked at 9.76 GB; batch by batch, 6.90 GB, in 111 s against 117 s
+/// (`docs/scale.md`, nineteenth session).
+///
+/// Each batch's reader is given metadata naming its own row groups alone. Given the whole
+/// file's and a slice, polars' reader walked every row group before the slice too: on the
+/// 85.9M-event state the n-th batch of a partition took 1.0 s plus 0.1–0.15 s per batch before
+/// it, and reading back took 41.5 s (`docs/performance.md`, twenty-first session).
+pub fn batches(path: &Path) -> Result<Vec<Batch>> {
+    batches_of(path, BATCH_ROWS)
+}
+
+/// [`batches`] of at most `bound` rows (but at least one row group).
+fn batches_of(path: &Path, bound: usize) -> Result<Vec<Batch>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let metadata = ParquetReader::new(file)
+        .get_metadata()
+        .cloned()
+        .map_err(|e| broken(path, e))?;
+    let groups: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
+    let mut out = Vec::new();
+    let mut first = 0;
+    for run in runs(&groups, bound) {
+        let mut part = (*metadata).clone();
+        part.row_groups = metadata.row_groups[first..first + run.len()].to_vec();
+        part.num_rows = run.iter().sum();
+        first += run.len();
+        out.push(Batch {
+            path: path.to_path_buf(),
+            metadata: Arc::new(part),
+        });
+    }
+    Ok(out)
+}
+
+/// Reads a batch back into the event frame's layout and codes, as rows of file `file_idx`, one
+/// frame per row group. `dict` carries from one batch to the next on a thread, as ingest's
+/// dictionaries do from file to file: a principal or account seen in every night is placed in
+/// polars' shared dictionary once per thread, not once per night.
 pub fn read(
-    path: &Path,
+    batch: &Batch,
     file_idx: u32,
     tokens: &Tokens,
     dict: &mut FileDict,
@@ -72,35 +113,23 @@ pub fn read(
     if dict.len() > crate::normalize::columns::MAX_FILE_STRINGS {
         dict.clear();
     }
-    let open = || File::open(path).map_err(|e| Error::io(path, e));
-    let metadata = ParquetReader::new(open()?)
-        .get_metadata()
-        .cloned()
-        .map_err(|e| broken(path, e))?;
-    let mut groups: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
-    if groups.is_empty() {
-        groups.push(0);
+    let path = &batch.path;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    // On this thread only: batches are read side by side on rayon's workers, and a worker that
+    // blocks on polars' own pool steals the next batch meanwhile, one stack frame deeper each
+    // time (120 nights overflowed 192 KiB stacks; `normalize::cold` met the same).
+    let mut reader = ParquetReader::new(file).read_parallel(ParallelStrategy::None);
+    reader.set_metadata(batch.metadata.clone());
+    let stored = reader.finish().map_err(|e| broken(path, e))?;
+    let mut out = Vec::with_capacity(batch.metadata.row_groups.len().max(1));
+    let mut start = 0;
+    for group in batch.metadata.row_groups.iter().map(|g| g.num_rows()) {
+        let chunk = stored.slice(start as i64, group);
+        start += group;
+        out.push(restore(path, &chunk, file_idx, tokens, dict)?);
     }
-    let mut out = Vec::with_capacity(groups.len());
-    let mut offset = 0;
-    for batch in batches(&groups) {
-        let rows: usize = batch.iter().sum();
-        // On this thread only: partitions are read side by side on rayon's workers, and a
-        // worker that blocks on polars' own pool steals the next partition meanwhile, one stack
-        // frame deeper each time (120 nights overflowed 192 KiB stacks; `normalize::cold` met
-        // the same).
-        let mut reader = ParquetReader::new(open()?)
-            .read_parallel(ParallelStrategy::None)
-            .with_slice(Some((offset, rows)));
-        reader.set_metadata(metadata.clone());
-        let stored = reader.finish().map_err(|e| broken(path, e))?;
-        offset += rows;
-        let mut start = 0;
-        for &group in batch {
-            let chunk = stored.slice(start as i64, group);
-            start += group;
-            out.push(restore(path, &chunk, file_idx, tokens, dict)?);
-        }
+    if out.is_empty() {
+        out.push(restore(path, &stored, file_idx, tokens, dict)?);
     }
     Ok(out)
 }
@@ -110,12 +139,13 @@ pub fn read(
 /// and token strings until its chunks are restored.
 const BATCH_ROWS: usize = 2 << 20;
 
-/// Consecutive row groups in batches of at most [`BATCH_ROWS`] rows (at least one group each).
-fn batches(groups: &[usize]) -> Vec<&[usize]> {
+/// Consecutive row groups in runs of at most `bound` rows (at least one group each; one empty
+/// run for a file without row groups).
+fn runs(groups: &[usize], bound: usize) -> Vec<&[usize]> {
     let mut out = Vec::new();
     let (mut start, mut rows) = (0, 0);
     for (i, &n) in groups.iter().enumerate() {
-        if i > start && rows + n > BATCH_ROWS {
+        if i > start && rows + n > bound {
             out.push(&groups[start..i]);
             (start, rows) = (i, 0);
         }
@@ -249,12 +279,25 @@ mod tests {
             .with_row_group_size(Some(500))
             .finish(&mut df)
             .expect("rewritten");
+        // Batches of one row group each, read in reverse: each names its own rows.
+        let batched = batches_of(&grouped, 700).expect("batches");
+        assert!(batched.len() > 2, "{} batch(es)", batched.len());
         let mut dict = FileDict::default();
-        let chunks = read(&grouped, 0, &ingested.tokens, &mut dict).expect("read back");
-        assert!(chunks.len() > 1, "{} chunk(s)", chunks.len());
+        let mut parts: Vec<Vec<DataFrame>> = (batched.iter().rev())
+            .map(|b| read(b, 0, &ingested.tokens, &mut dict).expect("read back"))
+            .collect();
+        parts.reverse();
+        let mut back = crate::frame::stack(parts.into_iter().flatten().map(Ok), "test")
+            .expect("stacked")
+            .expect("rows");
+        back.rechunk_mut();
+        assert!(back.equals_missing(&events), "batch by batch");
         for path in [&encoded, &plain, &grouped] {
             let mut dict = FileDict::default();
-            let chunks = read(path, 0, &ingested.tokens, &mut dict).expect("read back");
+            let batched = batches(path).expect("batches");
+            let chunks: Vec<DataFrame> = (batched.iter())
+                .flat_map(|b| read(b, 0, &ingested.tokens, &mut dict).expect("read back"))
+                .collect();
             let mut back = crate::frame::stack(chunks.into_iter().map(Ok), "test")
                 .expect("stacked")
                 .expect("rows");
@@ -264,14 +307,16 @@ mod tests {
     }
 
     #[test]
-    fn batches_hold_whole_row_groups_up_to_the_bound() {
+    fn runs_hold_whole_row_groups_up_to_the_bound() {
         let m = 1 << 20;
         let groups = [m, m, m, 3 * m, 10, 10];
-        let got: Vec<Vec<usize>> = batches(&groups)
+        let got: Vec<Vec<usize>> = runs(&groups, BATCH_ROWS)
             .into_iter()
             .map(<[usize]>::to_vec)
             .collect();
         assert_eq!(got, vec![vec![m, m], vec![m], vec![3 * m], vec![10, 10]]);
-        assert_eq!(batches(&[0]), vec![&[0][..]]);
+        assert_eq!(runs(&[0], BATCH_ROWS), vec![&[0][..]]);
+        let none: &[usize] = &[];
+        assert_eq!(runs(none, BATCH_ROWS), vec![none]);
     }
 }
