@@ -122,7 +122,10 @@ impl Issuance {
     pub fn judge(&self, max_addresses: usize) -> Result<Judged> {
         let ch = Chunks::of(&self.frame)?;
         let access = dictionary().get_cat("access").unwrap_or(NULL);
-        let max_addresses = max_addresses.min(tokens::ADDRESSES_KEPT - 1);
+        debug_assert!(
+            max_addresses < tokens::ADDRESSES_KEPT,
+            "facts keep fewer addresses"
+        );
         let parts: Vec<Part> = (0..ch.kinds.len())
             .into_par_iter()
             .map(|k| self.judge_chunk(&ch, k, access, max_addresses))
@@ -146,12 +149,13 @@ impl Issuance {
         let mut part = Part::default();
         for i in 0..kind.len() {
             let t = token[i];
-            let Some(f) = facts.tokens.get(t as usize) else {
-                continue;
-            };
             if kind[i] != access || t == NULL {
                 continue;
             }
+            // The facts cover every code the rows hold (see `TokenFacts::of`).
+            let Some(f) = facts.tokens.get(t as usize) else {
+                continue;
+            };
             let row = ch.starts[k] + i as IdxSize;
             let kid = Some(f.issued_kid).filter(|&k| k != NULL);
             let suspect = f.issued_at == NOT_ISSUED
