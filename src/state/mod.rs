@@ -45,7 +45,13 @@ use crate::normalize::dictionary::FileDict;
 pub const MANIFEST: &str = "state.json";
 const FORMAT: &str = "audithound-state";
 /// Bumped whenever a field changes meaning; another version is refused, never guessed at.
-pub const VERSION: u32 = 1;
+/// Version 2 (twenty-first session): partitions may store their strings as codes of their own
+/// (`partition::write`), which an older audithound would misread as text; it refuses the state
+/// instead. Version 1 states are read (their partitions hold strings) and become version 2 when
+/// this build next commits them.
+pub const VERSION: u32 = 2;
+/// The versions this build reads.
+const READS: [u32; 2] = [1, 2];
 const LOCK: &str = ".lock";
 /// Bytes read from each end of a file for its fingerprint.
 const FINGERPRINT_BYTES: u64 = 1 << 20;
@@ -406,6 +412,7 @@ impl Store {
         let mut out = Vec::with_capacity(new.len());
         let mut row = 0usize;
         let mut files = ingested.files.iter().zip(&ingested.rejects).peekable();
+        let mut coder = partition::Coder::default();
         for (idx, n) in new.into_iter().enumerate() {
             let base = |stats: StoredStats| StoredFile {
                 path: n.path.display().to_string(),
@@ -439,7 +446,7 @@ impl Store {
             if rows > 0 {
                 let name = format!("p{id:08}.parquet");
                 let part = whole(&ingested, row, rows)?;
-                partition::write(&self.dir.join(&name), &part, &ingested.tokens)?;
+                partition::write(&self.dir.join(&name), &part, &ingested.tokens, &mut coder)?;
                 file.partition = Some(name);
             }
             row += rows;
@@ -457,18 +464,16 @@ impl Store {
     fn read_back(&self, files: &[StoredFile], cold: Option<&ColdSink>) -> Result<Ingested> {
         let tokens = Arc::new(Tokens::default());
         // Batches of every partition, read side by side: a state of one big partition (a single
-        // export file) is read on every core too.
-        let mut batches = Vec::new();
-        for (idx, f) in files.iter().enumerate() {
-            if let Some(name) = &f.partition {
-                let path = self.dir.join(name);
-                batches.extend(
-                    partition::batches(&path)?
-                        .into_iter()
-                        .map(|b| (idx as u32, b)),
-                );
-            }
-        }
+        // export file) is read on every core too. Listing a partition's batches reads and places
+        // its strings: partitions side by side too.
+        let listed = (files.par_iter().enumerate())
+            .filter_map(|(idx, f)| f.partition.as_ref().map(|name| (idx as u32, name)))
+            .map(|(idx, name)| {
+                let batches = partition::batches(&self.dir.join(name))?;
+                Ok(batches.into_iter().map(move |b| (idx, b)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let batches: Vec<(u32, partition::Batch)> = listed.into_iter().flatten().collect();
         let frames = batches
             .par_iter()
             .map_init(FileDict::default, |dict, (idx, batch)| {
@@ -548,14 +553,15 @@ fn load(dir: &Path, settings: &Settings) -> Result<Manifest> {
         path: path.clone(),
         reason,
     };
-    let manifest: Manifest =
+    let mut manifest: Manifest =
         serde_json::from_str(&text).map_err(|e| broken(format!("unreadable: {e}")))?;
-    if manifest.format != FORMAT || manifest.version != VERSION {
+    if manifest.format != FORMAT || !READS.contains(&manifest.version) {
         return Err(broken(format!(
-            "format {} version {}; this audithound reads {FORMAT} version {VERSION}",
+            "format {} version {}; this audithound reads {FORMAT} versions {READS:?}",
             manifest.format, manifest.version
         )));
     }
+    manifest.version = VERSION;
     // Partition names come from this code (`p` + eight digits); anything else in a manifest
     // was written by hand and could name a file outside the state.
     let own = |name: &Option<String>, suffix: &str| name.as_deref().is_none_or(|n| ours(n, suffix));

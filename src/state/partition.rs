@@ -1,16 +1,16 @@
-//! One input file's events as a Parquet file, and back. Strings are stored as strings, never as
-//! the frame's codes (polars' process-wide dictionary, the run's token table), which mean nothing
-//! to the next process: token ids as plain strings, the other string columns dictionary-encoded
-//! (Parquet's own encoding, which any Parquet reader reads as strings), which polars reads
-//! straight back into the frame's categories. The file index is not stored either: it is the
-//! file's place among the files of the run that reads the state, given when the partition is read
-//! back.
+//! One input file's events as a Parquet file, and back. The frame's codes (polars' process-wide
+//! dictionary, the run's token table) mean nothing to the next process, so they are never
+//! stored: token ids as plain strings, the other string columns as codes of the partition's own
+//! with each string listed once beside them ([`write`]), which any Parquet reader can join back.
+//! The file index is not stored either: it is the file's place among the files of the run that
+//! reads the state, given when the partition is read back.
 //!
-//! Against plain strings coded row by row through a table of our own (the first layout, still
-//! read), on the 10M benchmark's 120 nights: building the state 16.1 → 13.2 s, a nightly run's
-//! peak 1.57–1.61 → 1.31–1.33 GB (read-back's own peak 1.59 → 0.87 GB), read-back 2.3–2.7 →
-//! 2.2–2.5 s only, because polars still looks every row up in its shared table (a third of the
-//! run in `perf`): `docs/performance.md`, thirteenth session.
+//! Earlier layouts are still read: Parquet-dictionary strings (thirteenth to twentieth session)
+//! and plain strings (the first). Against plain strings coded row by row, the dictionary layout
+//! gave a nightly run's read-back peak 1.59 → 0.87 GB at 8.7M events but little time, because
+//! polars placed every row group's strings in its shared table again; the partition's own codes
+//! place each string once per partition: the 85.9M-event state read back in 33.1 → 17.4 s, CPU
+//! 64.6 → 32.0 s (`docs/performance.md`, twenty-first session).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -26,33 +26,145 @@ use crate::normalize::dictionary::{FileDict, NULL};
 use crate::normalize::schema::col::{FILE, TOKEN};
 use crate::normalize::{EventColumns, Tokens};
 
-/// Writes `events` (one file's rows of the event frame) to `path`.
-pub fn write(path: &Path, events: &DataFrame, tokens: &Tokens) -> Result<()> {
-    let mut columns = Vec::with_capacity(events.width());
-    for column in events.columns() {
-        let name = column.name().as_str();
-        if name == FILE {
-            continue;
-        }
-        let stored = if name == TOKEN {
-            let codes = column.u32().stage("storing token ids")?;
-            let texts: StringChunked = codes
-                .iter()
-                .map(|code| code.and_then(|c| tokens.text(c)))
-                .collect();
-            texts.with_name(TOKEN.into()).into_column()
-        } else {
-            column.clone()
-        };
-        columns.push(stored);
-    }
-    let mut df = DataFrame::new(events.height(), columns).stage("storing a partition")?;
+/// Prefix of the columns that list a partition's strings (see [`write`]).
+const SYMBOLS: &str = "__symbols.";
+/// Rows per row group, as polars' writer makes them by default.
+const GROUP_ROWS: usize = 512 * 512;
+
+/// Writes `events` (one file's rows of the event frame) to `path`, a row group at a time.
+///
+/// The string columns are stored as codes of the partition's own, 0, 1, 2… in order of first
+/// appearance across the row and then the columns, and each string is listed once, in column
+/// `__symbols.<column>` at the row where it first appears (null elsewhere). Reading back places
+/// each listed string in polars' dictionary once per partition; stored as strings, Parquet's
+/// dictionaries are per row group and polars placed the strings of each one, which on the
+/// 85.9M-event state was 53 % of read-back's samples (`docs/performance.md`, twenty-first
+/// session). `coder` is reused from partition to partition.
+pub fn write(path: &Path, events: &DataFrame, tokens: &Tokens, coder: &mut Coder) -> Result<()> {
+    write_groups(path, events, tokens, coder, GROUP_ROWS)
+}
+
+/// [`write`] in row groups of `group_rows`.
+fn write_groups(
+    path: &Path,
+    events: &DataFrame,
+    tokens: &Tokens,
+    coder: &mut Coder,
+    group_rows: usize,
+) -> Result<()> {
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    ParquetWriter::new(file)
-        .with_compression(ParquetCompression::Zstd(None))
-        .finish(&mut df)
-        .map_err(|e| broken(path, e))?;
-    Ok(())
+    let mut file = Some(file);
+    let mut writer = None;
+    let rows = events.height();
+    for start in (0..rows).step_by(group_rows.max(1)) {
+        let slice = events.slice(start as i64, group_rows.min(rows - start));
+        let mut df = coder.group(path, &slice, tokens)?;
+        df.rechunk_mut();
+        if writer.is_none() {
+            let file = file
+                .take()
+                .ok_or_else(|| broken_for(path, "written twice"))?;
+            let batched = ParquetWriter::new(file)
+                .with_compression(ParquetCompression::Zstd(None))
+                .batched(df.schema())
+                .map_err(|e| broken(path, e))?;
+            writer = Some(batched);
+        }
+        if let Some(w) = writer.as_mut() {
+            w.write_batch(&df).map_err(|e| broken(path, e))?;
+        }
+    }
+    coder.reset();
+    match writer {
+        Some(w) => w.finish().map(drop).map_err(|e| broken(path, e)),
+        None => Err(broken_for(path, "a partition without rows")),
+    }
+}
+
+/// The partition's own string codes, as [`write`] hands them out.
+#[derive(Default)]
+pub struct Coder {
+    /// Per code of polars' dictionary, its code in the partition plus one (0: none yet): a table
+    /// indexed by code, kept between partitions and cleared where it was written.
+    index: Vec<u32>,
+    /// Dictionary codes in the partition's order.
+    order: Vec<u32>,
+}
+
+impl Coder {
+    /// One row group of `events` as stored.
+    fn group(&mut self, path: &Path, events: &DataFrame, tokens: &Tokens) -> Result<DataFrame> {
+        let rows = events.height();
+        let mut stored = Vec::with_capacity(events.width());
+        // Per categorical column: its dictionary codes (position in `stored`, name).
+        let mut coded: Vec<(usize, UInt32Chunked)> = Vec::new();
+        for column in events.columns() {
+            let name = column.name().as_str();
+            if name == FILE {
+                continue;
+            }
+            if name == TOKEN {
+                let codes = column.u32().stage("storing token ids")?;
+                let texts: StringChunked = codes
+                    .iter()
+                    .map(|code| code.and_then(|c| tokens.text(c)))
+                    .collect();
+                stored.push(texts.with_name(TOKEN.into()).into_column());
+            } else if matches!(column.dtype(), DataType::Categorical(..)) {
+                let cats = column.cat32().stage("storing strings")?;
+                coded.push((stored.len(), cats.physical().rechunk().into_owned()));
+                stored.push(Column::new_empty(name.into(), &DataType::UInt32));
+            } else {
+                stored.push(column.clone());
+            }
+        }
+        let dict = crate::frame::dictionary();
+        let mut local: Vec<Vec<Option<u32>>> = vec![Vec::with_capacity(rows); coded.len()];
+        let mut listed: Vec<Vec<Option<&str>>> = vec![vec![None; rows]; coded.len()];
+        let arrays: Vec<Vec<Option<u32>>> = coded.iter().map(|(_, c)| c.iter().collect()).collect();
+        for row in 0..rows {
+            for (k, codes) in arrays.iter().enumerate() {
+                let Some(g) = codes[row] else {
+                    local[k].push(None);
+                    continue;
+                };
+                let i = g as usize;
+                if i >= self.index.len() {
+                    self.index.resize(i + 1, 0);
+                }
+                if self.index[i] == 0 {
+                    self.order.push(g);
+                    self.index[i] = u32::try_from(self.order.len())
+                        .map_err(|_| broken_for(path, "more than 2³² strings"))?;
+                    let text = (dict.cat_to_str(g)).ok_or_else(|| {
+                        broken_for(path, &format!("code {g} is in no dictionary"))
+                    })?;
+                    listed[k][row] = Some(text);
+                }
+                local[k].push(Some(self.index[i] - 1));
+            }
+        }
+        for ((at, _), (codes, list)) in coded.iter().zip(local.into_iter().zip(listed)) {
+            let name = stored[*at].name().clone();
+            stored[*at] = UInt32Chunked::from_iter(codes)
+                .with_name(name.clone())
+                .into_column();
+            let list = StringChunked::from_iter(list);
+            stored.push(
+                list.with_name(format!("{SYMBOLS}{name}").into())
+                    .into_column(),
+            );
+        }
+        DataFrame::new(rows, stored).stage("storing a partition")
+    }
+
+    /// Forgets the partition just written.
+    fn reset(&mut self) {
+        for &g in &self.order {
+            self.index[g as usize] = 0;
+        }
+        self.order.clear();
+    }
 }
 
 /// A run of consecutive row groups of one partition, read back in one call (see [`batches`]).
@@ -60,7 +172,15 @@ pub struct Batch {
     path: PathBuf,
     /// The partition's metadata with this batch's row groups only.
     metadata: Arc<FileMetadata>,
+    /// The columns to read (the symbol lists are read once, into `symbols`).
+    columns: Arc<Vec<String>>,
+    /// polars' code of each of the partition's string codes (`None`: strings stored as strings,
+    /// as partitions were before the twenty-first session).
+    symbols: Arc<Option<Symbols>>,
 }
+
+/// polars' code of each of a partition's own string codes (see [`write`]).
+type Symbols = Vec<u32>;
 
 /// A partition's row groups (~267K rows each, as the partition was written) in batches of a few,
 /// to be read back by [`read`], each on any thread. Read whole, a 14M-row partition held all its
@@ -84,6 +204,16 @@ fn batches_of(path: &Path, bound: usize) -> Result<Vec<Batch>> {
         .get_metadata()
         .cloned()
         .map_err(|e| broken(path, e))?;
+    let names: Vec<String> = (metadata.schema_descr.fields().iter())
+        .map(|f| f.name().to_string())
+        .collect();
+    let (listed, columns): (Vec<String>, Vec<String>) =
+        names.into_iter().partition(|n| n.starts_with(SYMBOLS));
+    let symbols = match listed.is_empty() {
+        true => Arc::new(None),
+        false => Arc::new(Some(symbols(path, &metadata, &listed)?)),
+    };
+    let columns = Arc::new(columns);
     let groups: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
     let mut out = Vec::new();
     let mut first = 0;
@@ -95,6 +225,8 @@ fn batches_of(path: &Path, bound: usize) -> Result<Vec<Batch>> {
         out.push(Batch {
             path: path.to_path_buf(),
             metadata: Arc::new(part),
+            columns: columns.clone(),
+            symbols: symbols.clone(),
         });
     }
     Ok(out)
@@ -118,7 +250,9 @@ pub fn read(
     // On this thread only: batches are read side by side on rayon's workers, and a worker that
     // blocks on polars' own pool steals the next batch meanwhile, one stack frame deeper each
     // time (120 nights overflowed 192 KiB stacks; `normalize::cold` met the same).
-    let mut reader = ParquetReader::new(file).read_parallel(ParallelStrategy::None);
+    let mut reader = ParquetReader::new(file)
+        .read_parallel(ParallelStrategy::None)
+        .with_columns(Some(batch.columns.to_vec()));
     reader.set_metadata(batch.metadata.clone());
     let stored = reader.finish().map_err(|e| broken(path, e))?;
     let mut out = Vec::with_capacity(batch.metadata.row_groups.len().max(1));
@@ -126,12 +260,64 @@ pub fn read(
     for group in batch.metadata.row_groups.iter().map(|g| g.num_rows()) {
         let chunk = stored.slice(start as i64, group);
         start += group;
-        out.push(restore(path, &chunk, file_idx, tokens, dict)?);
+        out.push(restore(
+            path,
+            &chunk,
+            file_idx,
+            tokens,
+            dict,
+            &batch.symbols,
+        )?);
     }
     if out.is_empty() {
-        out.push(restore(path, &stored, file_idx, tokens, dict)?);
+        out.push(restore(
+            path,
+            &stored,
+            file_idx,
+            tokens,
+            dict,
+            &batch.symbols,
+        )?);
     }
     Ok(out)
+}
+
+/// The partition's strings in the order [`write`] numbered them (`listed`: the columns that
+/// list them), each placed once in polars' dictionary: its code for each code of the partition.
+/// Read a row group at a time: a list column is mostly nulls, 16 bytes each once read.
+fn symbols(path: &Path, metadata: &FileMetadata, listed: &[String]) -> Result<Symbols> {
+    let mut texts = StringChunkedBuilder::new("symbols".into(), 0);
+    for group in &metadata.row_groups {
+        let mut part = metadata.clone();
+        part.row_groups = vec![group.clone()];
+        part.num_rows = group.num_rows();
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut reader = ParquetReader::new(file)
+            .read_parallel(ParallelStrategy::None)
+            .with_columns(Some(listed.to_vec()));
+        reader.set_metadata(Arc::new(part));
+        let lists = reader.finish().map_err(|e| broken(path, e))?;
+        let lists: Vec<&StringChunked> = (listed.iter())
+            .map(|n| lists.column(n).and_then(|c| c.str()))
+            .collect::<PolarsResult<_>>()
+            .map_err(|e| broken(path, e))?;
+        let lists: Vec<Vec<Option<&str>>> = lists.iter().map(|l| l.iter().collect()).collect();
+        for row in 0..group.num_rows() {
+            for list in &lists {
+                if let Some(Some(t)) = list.get(row) {
+                    texts.append_value(*t);
+                }
+            }
+        }
+    }
+    let placed = (texts.finish().into_column())
+        .cast(&crate::frame::cat_dtype())
+        .map_err(|e| broken(path, e))?;
+    let codes = placed.cat32().map_err(|e| broken(path, e))?.physical();
+    if codes.null_count() > 0 {
+        return Err(broken_for(path, "a string that could not be placed"));
+    }
+    Ok(codes.into_no_null_iter().collect())
 }
 
 /// Rows read in one call: each call decodes the column dictionaries of its row groups again
@@ -162,6 +348,7 @@ fn restore(
     file_idx: u32,
     tokens: &Tokens,
     dict: &mut FileDict,
+    symbols: &Option<Symbols>,
 ) -> Result<DataFrame> {
     let rows = stored.height();
     let layout = EventColumns::new().take_frame()?;
@@ -183,6 +370,28 @@ fn restore(
             let restored: UInt32Chunked =
                 texts.iter().map(|t| t.and_then(|_| codes.next())).collect();
             restored.with_name(TOKEN.into()).into_column()
+        } else if let (Some(placed), DataType::Categorical(..), DataType::UInt32) =
+            (symbols, want.dtype(), have.dtype())
+        {
+            // Local codes: each mapped to the code its string was placed under.
+            let local = have.u32().map_err(|e| broken(path, e))?;
+            let mut global = Vec::with_capacity(rows);
+            for code in local.iter() {
+                global.push(match code {
+                    None => None,
+                    Some(c) => Some(*placed.get(c as usize).ok_or_else(|| {
+                        broken_for(path, "a code beyond the partition's strings")
+                    })?),
+                });
+            }
+            let global = UInt32Chunked::from_iter(global).with_name(name.into());
+            // SAFETY: every code was handed out by this very dictionary when the partition's
+            // strings were placed (`symbols`); the checked constructor would look each one up
+            // again.
+            let cats = unsafe {
+                Categorical32Chunked::from_cats_and_dtype_unchecked(global, want.dtype().clone())
+            };
+            cats.into_series().into_column()
         } else if have.dtype() == want.dtype() {
             // Dictionary-encoded strings come back in the frame's own categories.
             have.clone()
@@ -209,9 +418,13 @@ fn restore(
 }
 
 fn broken(path: &Path, e: PolarsError) -> Error {
+    broken_for(path, &e.to_string())
+}
+
+fn broken_for(path: &Path, why: &str) -> Error {
     Error::State {
         path: path.to_path_buf(),
-        reason: format!("partition unreadable: {e}"),
+        reason: format!("partition unreadable: {why}"),
     }
 }
 
@@ -221,10 +434,12 @@ mod tests {
     use crate::ingest::{Discovered, ReadOptions, read_events};
     use crate::normalize::TimeParser;
 
-    /// A partition reads back as the rows it was written from, whether its strings are
-    /// dictionary-encoded (written now) or plain (written by the first version of the state).
+    /// A partition reads back as the rows it was written from, whatever its strings' layout:
+    /// the partition's own codes (written now, in one row group or many, by a coder that wrote
+    /// another partition before), Parquet-dictionary strings (written from the thirteenth to the
+    /// twentieth session) or plain strings (the first version of the state).
     #[test]
-    fn partitions_read_back_as_written_in_both_string_layouts() {
+    fn partitions_read_back_as_written_in_every_string_layout() {
         let dir = tempfile::tempdir().expect("temp dir");
         let input = dir.path().join("events.jsonl");
         let mut text = String::new();
@@ -241,7 +456,7 @@ mod tests {
                 i % 11 != 0
             ));
         }
-        text.push_str("{\"timestamp\":\"2025-03-01T00:00:00Z\",\"event_type\":\"login\"}\n");
+        text.push_str("{\"timestamp\":\"2025-03-01T00:00:00Z\",\"event_type\":\"login\",\"principal\":\"C5\"}\n");
         std::fs::write(&input, text).expect("write input");
         let opts =
             ReadOptions::new(TimeParser::new(chrono_tz::UTC), None, None, None).expect("options");
@@ -252,14 +467,32 @@ mod tests {
         let ingested = read_events(&found, &opts, false).expect("reads");
         let mut events = ingested.events.clone();
         events.rechunk_mut();
-        let encoded = dir.path().join("p1.parquet");
-        write(&encoded, &events, &ingested.tokens).expect("written");
-        // The first version's layout: every string column as plain strings.
-        let plain = dir.path().join("p0.parquet");
-        write(&plain, &events, &ingested.tokens).expect("written");
-        let mut df = ParquetReader::new(File::open(&plain).expect("open"))
-            .finish()
-            .expect("read");
+        let mut coder = Coder::default();
+        let first = dir.path().join("p0.parquet");
+        let tail = events.slice(2000, 1001);
+        write(&first, &tail, &ingested.tokens, &mut coder).expect("written");
+        let coded = dir.path().join("p1.parquet");
+        write(&coded, &events, &ingested.tokens, &mut coder).expect("written");
+        let grouped = dir.path().join("p2.parquet");
+        write_groups(&grouped, &events, &ingested.tokens, &mut coder, 500).expect("written");
+        // The layouts of earlier sessions: categories as Parquet-dictionary strings, or plain.
+        let mut df = events.drop(FILE).expect("no file index");
+        let token = df
+            .column(TOKEN)
+            .expect("tokens")
+            .u32()
+            .expect("codes")
+            .clone();
+        let texts: StringChunked = token
+            .iter()
+            .map(|c| c.and_then(|c| ingested.tokens.text(c)))
+            .collect();
+        df.with_column(texts.with_name(TOKEN.into()).into_column())
+            .expect("token texts");
+        let dictionary = dir.path().join("p3.parquet");
+        ParquetWriter::new(File::create(&dictionary).expect("create"))
+            .finish(&mut df)
+            .expect("written");
         for name in df.get_column_names_owned() {
             let column = df.column(&name).expect("column");
             if matches!(column.dtype(), DataType::Categorical(..)) {
@@ -267,19 +500,12 @@ mod tests {
                 df.with_column(strings).expect("replaced");
             }
         }
+        let plain = dir.path().join("p4.parquet");
         ParquetWriter::new(File::create(&plain).expect("create"))
             .finish(&mut df)
-            .expect("rewritten");
-        // Several row groups: one chunk back for each.
-        let grouped = dir.path().join("p2.parquet");
-        let mut df = ParquetReader::new(File::open(&encoded).expect("open"))
-            .finish()
-            .expect("read");
-        ParquetWriter::new(File::create(&grouped).expect("create"))
-            .with_row_group_size(Some(500))
-            .finish(&mut df)
-            .expect("rewritten");
-        // Batches of one row group each, read in reverse: each names its own rows.
+            .expect("written");
+        // Batches of one row group each, read in reverse: each names its own rows and reads
+        // the partition's strings whatever group listed them.
         let batched = batches_of(&grouped, 700).expect("batches");
         assert!(batched.len() > 2, "{} batch(es)", batched.len());
         let mut dict = FileDict::default();
@@ -292,7 +518,13 @@ mod tests {
             .expect("rows");
         back.rechunk_mut();
         assert!(back.equals_missing(&events), "batch by batch");
-        for path in [&encoded, &plain, &grouped] {
+        for (path, want) in [
+            (&first, &tail),
+            (&coded, &events),
+            (&grouped, &events),
+            (&dictionary, &events),
+            (&plain, &events),
+        ] {
             let mut dict = FileDict::default();
             let batched = batches(path).expect("batches");
             let chunks: Vec<DataFrame> = (batched.iter())
@@ -302,8 +534,47 @@ mod tests {
                 .expect("stacked")
                 .expect("rows");
             back.rechunk_mut();
-            assert!(back.equals_missing(&events), "{}", path.display());
+            let mut want = want.clone();
+            want.rechunk_mut();
+            assert!(back.equals_missing(&want), "{}", path.display());
         }
+    }
+
+    /// A code past the partition's strings (a damaged or hand-made file) is an error naming
+    /// the partition, not a panic.
+    #[test]
+    fn a_code_beyond_the_partitions_strings_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("p0.parquet");
+        let layout = EventColumns::new().take_frame().expect("layout");
+        let mut columns = Vec::new();
+        for want in layout.columns() {
+            let name = want.name().as_str();
+            let column = match want.dtype() {
+                DataType::Categorical(..) => Column::new(name.into(), [Some(0u32), Some(7)]),
+                _ if name == TOKEN => Column::full_null(name.into(), 2, &DataType::String),
+                dtype => Column::full_null(name.into(), 2, dtype),
+            };
+            columns.push(column);
+            if matches!(want.dtype(), DataType::Categorical(..)) {
+                columns.push(Column::new(
+                    format!("{SYMBOLS}{name}").into(),
+                    [Some("a"), None],
+                ));
+            }
+        }
+        let mut df = DataFrame::new(2, columns).expect("frame");
+        df = df.drop(FILE).expect("no file index");
+        ParquetWriter::new(File::create(&path).expect("create"))
+            .finish(&mut df)
+            .expect("written");
+        let mut dict = FileDict::default();
+        let batched = batches(&path).expect("batches");
+        let err = read(&batched[0], 0, &Tokens::default(), &mut dict).expect_err("refused");
+        assert!(
+            err.to_string().contains("beyond the partition's strings"),
+            "{err}"
+        );
     }
 
     #[test]
