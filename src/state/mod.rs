@@ -1,9 +1,10 @@
 //! `--state DIR`: what earlier runs read, kept so that a nightly run reads only the files it has
 //! not seen and still reports on the whole window.
 //!
-//! The state is one Parquet partition per input file (its parsed events, strings as strings),
-//! its quarantined lines, and a manifest, `state.json`, that names each file by path, size,
-//! modification time and a content fingerprint, with the counts and coverage its report needs.
+//! The state is one Parquet partition per input file (its parsed events, strings as codes of its
+//! own with each string listed beside them), its quarantined lines, and a manifest,
+//! `state.json`, that names each file by path, size, modification time and a content
+//! fingerprint, with the counts and coverage its report needs.
 //! A run reads the files the manifest does not know, adds their partitions, and analyses every
 //! partition the state holds; so the report after N nightly runs is the report of one run over
 //! the same files (tested over 30 nights). The manifest is the commit point: it is replaced by a
