@@ -22,6 +22,7 @@ use polars_io::parquet::read::{FileMetadata, ParallelStrategy, ParquetReader};
 use polars_io::parquet::write::{ParquetCompression, ParquetWriter};
 
 use crate::error::{Error, FrameContext, Result};
+use crate::frame::{CodeArray, code_at};
 use crate::normalize::dictionary::{FileDict, NULL};
 use crate::normalize::schema::col::{FILE, TOKEN};
 use crate::normalize::{EventColumns, Tokens};
@@ -119,15 +120,25 @@ impl Coder {
             }
         }
         let dict = crate::frame::dictionary();
-        let mut local: Vec<Vec<Option<u32>>> = vec![Vec::with_capacity(rows); coded.len()];
-        let mut listed: Vec<Vec<Option<&str>>> = vec![vec![None; rows]; coded.len()];
-        let arrays: Vec<Vec<Option<u32>>> = coded.iter().map(|(_, c)| c.iter().collect()).collect();
+        let arrays: Vec<&CodeArray> = (coded.iter())
+            .map(|(_, c)| c.downcast_iter().next())
+            .collect::<Option<_>>()
+            .ok_or_else(|| broken_for(path, "a column without values"))?;
+        let mut local: Vec<Vec<u32>> = vec![Vec::with_capacity(rows); coded.len()];
+        let mut lists: Vec<StringChunkedBuilder> = (coded.iter())
+            .map(|(at, _)| {
+                let name = format!("{SYMBOLS}{}", stored[*at].name());
+                StringChunkedBuilder::new(name.into(), rows)
+            })
+            .collect();
         for row in 0..rows {
             for (k, codes) in arrays.iter().enumerate() {
-                let Some(g) = codes[row] else {
-                    local[k].push(None);
+                let g = code_at(codes, row);
+                if g == NULL {
+                    local[k].push(NULL);
+                    lists[k].append_null();
                     continue;
-                };
+                }
                 let i = g as usize;
                 if i >= self.index.len() {
                     self.index.resize(i + 1, 0);
@@ -135,25 +146,26 @@ impl Coder {
                 if self.index[i] == 0 {
                     self.order.push(g);
                     self.index[i] = u32::try_from(self.order.len())
-                        .map_err(|_| broken_for(path, "more than 2³² strings"))?;
+                        .ok()
+                        .filter(|&n| n != NULL)
+                        .ok_or_else(|| broken_for(path, "more than 2³² strings"))?;
                     let text = (dict.cat_to_str(g)).ok_or_else(|| {
                         broken_for(path, &format!("code {g} is in no dictionary"))
                     })?;
-                    listed[k][row] = Some(text);
+                    lists[k].append_value(text);
+                } else {
+                    lists[k].append_null();
                 }
-                local[k].push(Some(self.index[i] - 1));
+                local[k].push(self.index[i] - 1);
             }
         }
-        for ((at, _), (codes, list)) in coded.iter().zip(local.into_iter().zip(listed)) {
+        for ((at, _), (codes, list)) in coded.iter().zip(local.into_iter().zip(lists)) {
             let name = stored[*at].name().clone();
-            stored[*at] = UInt32Chunked::from_iter(codes)
-                .with_name(name.clone())
-                .into_column();
-            let list = StringChunked::from_iter(list);
-            stored.push(
-                list.with_name(format!("{SYMBOLS}{name}").into())
-                    .into_column(),
-            );
+            let codes: UInt32Chunked = (codes.into_iter())
+                .map(|c| (c != NULL).then_some(c))
+                .collect();
+            stored[*at] = codes.with_name(name).into_column();
+            stored.push(list.finish().into_column());
         }
         DataFrame::new(rows, stored).stage("storing a partition")
     }
