@@ -385,18 +385,29 @@ fn restore(
         } else if let (Some(placed), DataType::Categorical(..), DataType::UInt32) =
             (symbols, want.dtype(), have.dtype())
         {
-            // Local codes: each mapped to the code its string was placed under.
+            // Local codes: each mapped to the code its string was placed under, the nulls kept
+            // as they are (the slot under a null is mapped to anything in range).
             let local = have.u32().map_err(|e| broken(path, e))?;
-            let mut global = Vec::with_capacity(rows);
-            for code in local.iter() {
-                global.push(match code {
-                    None => None,
-                    Some(c) => Some(*placed.get(c as usize).ok_or_else(|| {
-                        broken_for(path, "a code beyond the partition's strings")
-                    })?),
-                });
+            let mut chunks = Vec::with_capacity(local.chunks().len());
+            for arr in local.downcast_iter() {
+                let valid = |i: usize| arr.validity().is_none_or(|v| v.get_bit(i));
+                let mut values = Vec::with_capacity(arr.len());
+                for (i, &c) in arr.values().iter().enumerate() {
+                    values.push(match placed.get(c as usize) {
+                        Some(&g) => g,
+                        None if !valid(i) => placed.first().copied().unwrap_or(0),
+                        None => {
+                            return Err(broken_for(path, "a code beyond the partition's strings"));
+                        }
+                    });
+                }
+                chunks.push(CodeArray::new(
+                    ArrowDataType::UInt32,
+                    values.into(),
+                    arr.validity().cloned(),
+                ));
             }
-            let global = UInt32Chunked::from_iter(global).with_name(name.into());
+            let global = UInt32Chunked::from_chunk_iter(name.into(), chunks);
             // SAFETY: every code was handed out by this very dictionary when the partition's
             // strings were placed (`symbols`); the checked constructor would look each one up
             // again.
