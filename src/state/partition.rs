@@ -9,8 +9,8 @@
 //! and plain strings (the first). Against plain strings coded row by row, the dictionary layout
 //! gave a nightly run's read-back peak 1.59 → 0.87 GB at 8.7M events but little time, because
 //! polars placed every row group's strings in its shared table again; the partition's own codes
-//! place each string once per partition: the 85.9M-event state read back in 33.1 → 17.4 s, CPU
-//! 64.6 → 32.0 s (`docs/performance.md`, twenty-first session).
+//! place each string once per partition: the 85.9M-event state read back in 33.1 → 15.3–15.8 s,
+//! CPU 64.6 → 28 s (`docs/performance.md`, twenty-first session).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
