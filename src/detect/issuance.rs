@@ -1,7 +1,7 @@
 //! What the issuance log vouches for, and one pass that judges every token-bearing access
 //! against it (for [`super::forged_tokens`]).
 //!
-//! The log and the tokens are read as [`TokenFacts`] (one pass over the event table's chunks);
+//! The log and the tokens are first reduced to [`TokenFacts`] (per token, and of the log);
 //! the judging pass then walks the chunks in parallel and answers with the event-table rows each
 //! question selects. The detector used to collect the token-bearing accesses into a frame of
 //! their own first: nine columns for 5.8M rows at 10M events, 230 MB, the largest transient of

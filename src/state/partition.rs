@@ -97,7 +97,7 @@ impl Coder {
     fn group(&mut self, path: &Path, events: &DataFrame, tokens: &Tokens) -> Result<DataFrame> {
         let rows = events.height();
         let mut stored = Vec::with_capacity(events.width());
-        // Per categorical column: its dictionary codes (position in `stored`, name).
+        // Per categorical column: its place in `stored` and its codes in polars' dictionary.
         let mut coded: Vec<(usize, UInt32Chunked)> = Vec::new();
         for column in events.columns() {
             let name = column.name().as_str();
@@ -245,9 +245,8 @@ fn batches_of(path: &Path, bound: usize) -> Result<Vec<Batch>> {
 }
 
 /// Reads a batch back into the event frame's layout and codes, as rows of file `file_idx`, one
-/// frame per row group. `dict` carries from one batch to the next on a thread, as ingest's
-/// dictionaries do from file to file: a principal or account seen in every night is placed in
-/// polars' shared dictionary once per thread, not once per night.
+/// frame per row group. `dict` serves partitions of plain strings (the first layout) and carries
+/// from one batch to the next on a thread, as ingest's dictionaries do from file to file.
 pub fn read(
     batch: &Batch,
     file_idx: u32,
