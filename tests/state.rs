@@ -533,3 +533,92 @@ fn records_of_little_are_rebuilt_rather_than_merged_with_most_of_the_window() {
     full_run(&full, &nights, &roster, &credentials);
     same_report(&out, &full);
 }
+
+/// The partitions of `state` rewritten as a version-1 state held them (strings as Parquet
+/// dictionaries), decoding the coded layout here, apart from audithound's reader: each string
+/// is listed in `__symbols.<column>` at the row where it first appears, numbered row by row and
+/// then column by column.
+fn as_version_one(state: &Path) {
+    use polars::prelude::*;
+    use polars_io::SerReader;
+    use polars_io::parquet::read::ParquetReader;
+    use polars_io::parquet::write::ParquetWriter;
+    for name in stored(state) {
+        let path = state.join(&name);
+        let df = ParquetReader::new(std::fs::File::open(&path).expect("open"))
+            .finish()
+            .expect("read");
+        let listed: Vec<String> = (df.get_column_names_owned().into_iter())
+            .map(|n| n.to_string())
+            .filter(|n| n.starts_with("__symbols."))
+            .collect();
+        assert!(!listed.is_empty(), "{name} holds no string lists");
+        let lists: Vec<Vec<Option<String>>> = (listed.iter())
+            .map(|n| {
+                let c = df.column(n).expect("list").str().expect("strings").clone();
+                c.iter().map(|v| v.map(str::to_string)).collect()
+            })
+            .collect();
+        let mut strings: Vec<String> = Vec::new();
+        for row in 0..df.height() {
+            strings.extend(lists.iter().filter_map(|l| l[row].clone()));
+        }
+        let mut columns = Vec::new();
+        for column in df.columns() {
+            let n = column.name().to_string();
+            if n.starts_with("__symbols.") {
+                continue;
+            }
+            if listed.contains(&format!("__symbols.{n}")) {
+                let codes = column.u32().expect("codes");
+                let texts: StringChunked = codes
+                    .iter()
+                    .map(|c| c.map(|c| strings[c as usize].as_str()))
+                    .collect();
+                let cats = texts
+                    .into_column()
+                    .cast(&DataType::from_categories(Categories::global()))
+                    .expect("categories");
+                columns.push(cats.with_name(n.into()));
+            } else {
+                columns.push(column.clone());
+            }
+        }
+        let mut old = DataFrame::new(df.height(), columns).expect("frame");
+        ParquetWriter::new(std::fs::File::create(&path).expect("create"))
+            .finish(&mut old)
+            .expect("rewritten");
+    }
+    let manifest = state.join("state.json");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    assert!(text.contains("\"version\": 2"), "{text}");
+    write(&manifest, &text.replace("\"version\": 2", "\"version\": 1"));
+}
+
+/// A state of version 1 (strings as Parquet dictionaries) takes a night of this build's
+/// partitions (strings as codes of their own) and reports like one run over all the nights;
+/// committed, it is version 2, and a version this build does not know is refused.
+#[test]
+fn a_version_one_state_reads_on_and_an_unknown_version_is_refused() {
+    let dir = tmp();
+    let (nights, roster, credentials) = nights(dir.path());
+    let state = dir.path().join("state");
+    let out = dir.path().join("out");
+    for night in &nights[..3] {
+        let o = nightly(&out, night, &state, &[], &roster, &credentials);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    as_version_one(&state);
+    let o = nightly(&out, &nights[3], &state, &[], &roster, &credentials);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let full = dir.path().join("full");
+    full_run(&full, &nights[..4], &roster, &credentials);
+    same_report(&out, &full);
+    let manifest = state.join("state.json");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    assert!(text.contains("\"version\": 2"), "{text}");
+    write(&manifest, &text.replace("\"version\": 2", "\"version\": 3"));
+    let o = nightly(&out, &nights[4], &state, &[], &roster, &credentials);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("version 3"), "{}", stderr(&o));
+}
