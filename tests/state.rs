@@ -372,16 +372,26 @@ fn a_state_is_never_an_input_a_report_or_a_stranger() {
     );
 }
 
-#[test]
-fn a_failed_night_leaves_the_state_as_it_was_and_a_held_state_is_refused() {
-    let dir = tmp();
-    let (nights, roster, credentials) = nights(dir.path());
-    let state = dir.path().join("state");
-    let out = dir.path().join("out");
-    for night in &nights[..3] {
+/// The nights of [`nights`], the roster and the inventory, a state that holds the first few,
+/// and the report folder of their runs.
+type Run = (Vec<PathBuf>, PathBuf, PathBuf, PathBuf, PathBuf);
+
+/// [`nights`] under `root`, the first `n` of them run one by one into a new state.
+fn state_after(root: &Path, n: usize) -> Run {
+    let (nights, roster, credentials) = nights(root);
+    let state = root.join("state");
+    let out = root.join("out");
+    for night in &nights[..n] {
         let o = nightly(&out, night, &state, &[], &roster, &credentials);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
+    (nights, roster, credentials, state, out)
+}
+
+#[test]
+fn a_failed_night_leaves_the_state_as_it_was_and_a_held_state_is_refused() {
+    let dir = tmp();
+    let (nights, roster, credentials, state, out) = state_after(dir.path(), 3);
     let manifest = std::fs::read(state.join("state.json")).expect("manifest");
     // A night with a truncated gzip file fails (exit 2) and commits nothing.
     let broken = dir.path().join("broken-night");
@@ -601,13 +611,7 @@ fn as_version_one(state: &Path) {
 #[test]
 fn a_version_one_state_reads_on_and_an_unknown_version_is_refused() {
     let dir = tmp();
-    let (nights, roster, credentials) = nights(dir.path());
-    let state = dir.path().join("state");
-    let out = dir.path().join("out");
-    for night in &nights[..3] {
-        let o = nightly(&out, night, &state, &[], &roster, &credentials);
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    }
+    let (nights, roster, credentials, state, out) = state_after(dir.path(), 3);
     as_version_one(&state);
     let o = nightly(&out, &nights[3], &state, &[], &roster, &credentials);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
