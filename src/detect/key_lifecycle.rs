@@ -63,8 +63,8 @@ impl Detector for KeyLifecycle {
             .values()
             .filter_map(|k| k.created.map(|t| (k.id.clone(), t)))
             .collect();
-        // First token-bearing use per key (one pass the run makes for two detectors); only keys seen before their
-        // creation have their rows gathered and summarised.
+        // First token-bearing use per key (one pass the run makes for two detectors); only keys
+        // seen before their creation have their rows gathered and summarised.
         let (dict, first) = (dictionary(), input.first_token_uses()?);
         let first_use = |id: &str| dict.get_cat(id).and_then(|code| first.get(&code).copied());
         let early_keys: Vec<(String, i64)> = created

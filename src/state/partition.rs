@@ -230,9 +230,7 @@ fn batches_of(path: &Path, bound: usize) -> Result<Vec<Batch>> {
     let mut out = Vec::new();
     let mut first = 0;
     for run in runs(&groups, bound) {
-        let mut part = (*metadata).clone();
-        part.row_groups = metadata.row_groups[first..first + run.len()].to_vec();
-        part.num_rows = run.iter().sum();
+        let part = groups_of(&metadata, first..first + run.len());
         first += run.len();
         out.push(Batch {
             path: path.to_path_buf(),
@@ -298,10 +296,8 @@ pub fn read(
 /// Read a row group at a time: a list column is mostly nulls, 16 bytes each once read.
 fn symbols(path: &Path, metadata: &FileMetadata, listed: &[String]) -> Result<Symbols> {
     let mut texts = StringChunkedBuilder::new("symbols".into(), 0);
-    for group in &metadata.row_groups {
-        let mut part = metadata.clone();
-        part.row_groups = vec![group.clone()];
-        part.num_rows = group.num_rows();
+    for (g, group) in metadata.row_groups.iter().enumerate() {
+        let part = groups_of(metadata, g..g + 1);
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let mut reader = ParquetReader::new(file)
             .read_parallel(ParallelStrategy::None)
@@ -329,6 +325,15 @@ fn symbols(path: &Path, metadata: &FileMetadata, listed: &[String]) -> Result<Sy
         return Err(broken_for(path, "a string that could not be placed"));
     }
     Ok(codes.into_no_null_iter().collect())
+}
+
+/// `metadata` naming row groups `range` alone: a reader given it reads those groups and walks no
+/// other (given the whole file's and a slice, polars' reader walks every group before it).
+fn groups_of(metadata: &FileMetadata, range: std::ops::Range<usize>) -> FileMetadata {
+    let mut part = metadata.clone();
+    part.row_groups = metadata.row_groups[range].to_vec();
+    part.num_rows = part.row_groups.iter().map(|g| g.num_rows()).sum();
+    part
 }
 
 /// Rows read in one call: each call decodes the column dictionaries of its row groups again
