@@ -12,10 +12,10 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::frame::{CodeArray, NULL, aligned, chunk_codes, code_arrays, dictionary, ts_arrays};
+use crate::frame::{NULL, aligned, chunk_codes, dictionary};
 use crate::normalize::schema::col as c;
 use crate::normalize::{Days, TimeParser};
-use crate::reduce::tokens::{self, NOT_ISSUED, TokenFacts};
+use crate::reduce::tokens::{self, Chunk, NOT_ISSUED, TokenFacts};
 
 /// What the issuance log says, as facts per token, with the days it covers.
 pub(super) struct Issuance {
@@ -38,40 +38,6 @@ pub(super) struct Judged {
     pub unissuing: Vec<IdxSize>,
     /// The token is presented from more than `max_addresses` distinct addresses.
     pub shared: Vec<IdxSize>,
-}
-
-/// The columns the judging pass reads, chunk by chunk (the n-th array of each covers the same
-/// rows).
-struct Chunks<'a> {
-    kinds: Vec<&'a CodeArray>,
-    tokens: Vec<&'a CodeArray>,
-    keys: Vec<&'a CodeArray>,
-    addresses: Vec<&'a CodeArray>,
-    ts: Vec<&'a [i64]>,
-    /// Event-table row of each chunk's first row.
-    starts: Vec<IdxSize>,
-}
-
-impl<'a> Chunks<'a> {
-    /// `frame`: the event table's [`tokens::COLUMNS`], [`aligned`].
-    fn of(frame: &'a DataFrame) -> Result<Self> {
-        let ts = ts_arrays(frame)?;
-        let mut starts = Vec::with_capacity(ts.len());
-        let mut at: IdxSize = 0;
-        for chunk in &ts {
-            starts.push(at);
-            // polars itself indexes rows with `IdxSize`, so a frame's length fits.
-            at += chunk.len() as IdxSize;
-        }
-        Ok(Chunks {
-            kinds: code_arrays(frame, c::EVENT_TYPE)?,
-            tokens: code_arrays(frame, c::TOKEN)?,
-            keys: code_arrays(frame, c::CREDENTIAL)?,
-            addresses: code_arrays(frame, c::SOURCE_IP)?,
-            ts,
-            starts,
-        })
-    }
 }
 
 /// One chunk's share of [`Judged`].
@@ -120,15 +86,23 @@ impl Issuance {
     /// Judges each access of the event table that carries a token; `max_addresses`: how many
     /// addresses one token may be presented from (below [`tokens::ADDRESSES_KEPT`]).
     pub fn judge(&self, max_addresses: usize) -> Result<Judged> {
-        let ch = Chunks::of(&self.frame)?;
+        let chunks = tokens::chunks(&self.frame)?;
+        // Event-table row of each chunk's first row (polars itself indexes rows with
+        // `IdxSize`, so a frame's length fits).
+        let starts: Vec<IdxSize> = (chunks.iter())
+            .scan(0, |at: &mut IdxSize, ch| {
+                let start = *at;
+                *at += ch.ts.len() as IdxSize;
+                Some(start)
+            })
+            .collect();
         let access = dictionary().get_cat("access").unwrap_or(NULL);
         debug_assert!(
             max_addresses < tokens::ADDRESSES_KEPT,
             "facts keep fewer addresses"
         );
-        let parts: Vec<Part> = (0..ch.kinds.len())
-            .into_par_iter()
-            .map(|k| self.judge_chunk(&ch, k, access, max_addresses))
+        let parts: Vec<Part> = (chunks.par_iter().zip(&starts))
+            .map(|(ch, &start)| self.judge_chunk(ch, start, access, max_addresses))
             .collect();
         let rows = |of: fn(&Part) -> &[IdxSize]| parts.iter().flat_map(of).copied().collect();
         Ok(Judged {
@@ -140,12 +114,13 @@ impl Issuance {
         })
     }
 
-    /// [`Self::judge`] for chunk `k`; `access`: the code of the `access` event type.
-    fn judge_chunk(&self, ch: &Chunks, k: usize, access: u32, max_addresses: usize) -> Part {
+    /// [`Self::judge`] for one chunk, whose first row is event-table row `start`; `access`: the
+    /// code of the `access` event type.
+    fn judge_chunk(&self, ch: &Chunk, start: IdxSize, access: u32, max_addresses: usize) -> Part {
         let (facts, max_age) = (&self.facts, self.cover.max_age);
-        let (kind, token) = (chunk_codes(ch.kinds[k]), chunk_codes(ch.tokens[k]));
-        let (key, address) = (chunk_codes(ch.keys[k]), chunk_codes(ch.addresses[k]));
-        let ts = ch.ts[k];
+        let (kind, token) = (chunk_codes(ch.kinds), chunk_codes(ch.tokens));
+        let (key, address) = (chunk_codes(ch.keys), chunk_codes(ch.addresses));
+        let ts = ch.ts;
         let mut part = Part::default();
         for i in 0..kind.len() {
             let t = token[i];
@@ -156,7 +131,7 @@ impl Issuance {
             let Some(f) = facts.tokens.get(t as usize) else {
                 continue;
             };
-            let row = ch.starts[k] + i as IdxSize;
+            let row = start + i as IdxSize;
             let kid = Some(f.issued_kid).filter(|&k| k != NULL);
             let suspect = f.issued_at == NOT_ISSUED
                 || ts[i] - f.issued_at > max_age

@@ -77,12 +77,12 @@ pub struct TokenFacts {
 pub const COLUMNS: [&str; 5] = [c::EVENT_TYPE, c::TOKEN, c::TS, c::CREDENTIAL, c::SOURCE_IP];
 
 /// One chunk of [`COLUMNS`].
-struct Chunk<'a> {
-    kinds: &'a CodeArray,
-    tokens: &'a CodeArray,
-    ts: &'a [i64],
-    keys: &'a CodeArray,
-    addresses: &'a CodeArray,
+pub(crate) struct Chunk<'a> {
+    pub kinds: &'a CodeArray,
+    pub tokens: &'a CodeArray,
+    pub ts: &'a [i64],
+    pub keys: &'a CodeArray,
+    pub addresses: &'a CodeArray,
 }
 
 /// What one chunk says about the issuance log: (token, instant, key) of each issuance naming a
@@ -207,7 +207,8 @@ impl TokenFacts {
     }
 }
 
-fn chunks(frame: &DataFrame) -> Result<Vec<Chunk<'_>>> {
+/// `frame`'s [`COLUMNS`] chunk by chunk (aligned: the n-th array of each covers the same rows).
+pub(crate) fn chunks(frame: &DataFrame) -> Result<Vec<Chunk<'_>>> {
     let (kinds, tokens) = (
         code_arrays(frame, c::EVENT_TYPE)?,
         code_arrays(frame, c::TOKEN)?,
