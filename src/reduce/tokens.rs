@@ -73,6 +73,19 @@ pub struct TokenFacts {
     pub issue_span: Option<(i64, i64)>,
 }
 
+/// The facts of some rows' tokens, in sparse form for [`TokenFacts::merge`]: per token its code
+/// and facts, then (token, address) for the addresses past each one's first, in order; and of
+/// the issuance log. What a state would keep per partition once names have persistent codes
+/// (kept as strings, reading them back cost more than deriving them: `docs/scale.md`).
+#[derive(Debug, Default)]
+pub struct SomeFacts {
+    pub tokens: Vec<(u32, TokenFact)>,
+    pub more: Vec<(u32, u32)>,
+    pub issuing: Vec<u32>,
+    pub issue_days: BTreeSet<i64>,
+    pub issue_span: Option<(i64, i64)>,
+}
+
 /// The columns [`TokenFacts::of`] reads.
 pub const COLUMNS: [&str; 5] = [c::EVENT_TYPE, c::TOKEN, c::TS, c::CREDENTIAL, c::SOURCE_IP];
 
@@ -179,6 +192,51 @@ impl TokenFacts {
             })
             .collect();
         self.more_addresses = more.into_iter().flatten().collect();
+    }
+
+    /// Adds the facts of rows that come after this one's in input order (a later partition of a
+    /// state), in the same code space: what [`TokenFacts::of`] gives for both at once, since
+    /// each fact is a minimum, a maximum, a first or a bounded union in input order.
+    pub fn merge(&mut self, later: SomeFacts) {
+        for (t, fact) in later.tokens {
+            let i = t as usize;
+            if i >= self.tokens.len() {
+                self.tokens.resize(i + 1, TokenFact::default());
+            }
+            let f = &mut self.tokens[i];
+            if f.issued_at == NOT_ISSUED && fact.issued_at != NOT_ISSUED {
+                f.issued_kid = fact.issued_kid;
+            }
+            f.issued_at = f.issued_at.min(fact.issued_at);
+            f.last_use = f.last_use.max(fact.last_use);
+            for key in fact.keys {
+                add_key(&mut f.keys, key);
+            }
+            add_address(f, t, fact.address, &mut self.more_addresses);
+        }
+        // A token's own addresses stay in order: its first above, then these.
+        for (t, address) in later.more {
+            if let Some(f) = self.tokens.get_mut(t as usize) {
+                add_address(f, t, address, &mut self.more_addresses);
+            }
+        }
+        self.issuing.extend(later.issuing);
+        self.issue_days.extend(later.issue_days);
+        self.issue_span = match (self.issue_span, later.issue_span) {
+            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// The facts of every token an issuance or an access names (the others have none), in
+    /// code order, with the addresses past the first.
+    pub fn each(&self) -> impl Iterator<Item = (u32, &TokenFact, &[u32])> {
+        (self.tokens.iter().zip(0u32..))
+            .filter(|(f, _)| f.issued_at != NOT_ISSUED || f.last_use != NOT_USED)
+            .map(|(f, t)| {
+                let more = self.more_addresses.get(&t).map_or(&[][..], Vec::as_slice);
+                (t, f, more)
+            })
     }
 
     /// The distinct addresses token `t` was presented from, up to [`ADDRESSES_KEPT`].
@@ -393,6 +451,32 @@ mod tests {
             .cat_to_str(code)
             .map(str::to_string)
             .unwrap_or_default()
+    }
+
+    /// The facts of a frame cut in two, the second half's merged into the first's, are the
+    /// facts of the whole frame: what a state's partitions give when read back in order.
+    #[test]
+    fn facts_of_two_parts_merge_into_the_facts_of_both() {
+        let time = TimeParser::new(chrono_tz::UTC);
+        for seed in 0..30 {
+            let (rows, df) = rows_and_frame(seed);
+            let whole = TokenFacts::of(&df, 24, &time).expect("facts");
+            for cut in [0, 1, rows.len() / 3, rows.len() - 1, rows.len()] {
+                let (head, tail) = (df.slice(0, cut), df.slice(cut as i64, rows.len() - cut));
+                let mut merged = TokenFacts::of(&head, 24, &time).expect("head");
+                let later = TokenFacts::of(&tail, 24, &time).expect("tail");
+                merged.merge(SomeFacts {
+                    tokens: later.each().map(|(t, f, _)| (t, *f)).collect(),
+                    more: (later.each())
+                        .flat_map(|(t, _, more)| more.iter().map(move |&a| (t, a)))
+                        .collect(),
+                    issuing: later.issuing.iter().copied().collect(),
+                    issue_days: later.issue_days.clone(),
+                    issue_span: later.issue_span,
+                });
+                assert_eq!(merged, whole, "seed {seed}, cut at {cut}");
+            }
+        }
     }
 
     /// The facts, and the tokens they flag, against the questions asked of every row directly:
