@@ -468,6 +468,23 @@ fn ingest_fills_a_state_that_analyze_then_reports_on() {
         stderr(&o)
     );
     assert_eq!(stored(&state).len(), 20);
+    // The same partitions, byte for byte, as analyze --state writes for those nights (it sets
+    // the columns only evidence reads aside while reading; ingest does not).
+    let analysed = dir.path().join("analysed");
+    let mut args: Vec<&str> = nights[..10]
+        .iter()
+        .map(|p| p.to_str().expect("utf-8"))
+        .collect();
+    args.extend(["--state", analysed.to_str().expect("utf-8")]);
+    let o = analyze(&dir.path().join("out-analysed"), &args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for name in stored(&state) {
+        let (a, b) = (state.join(&name), analysed.join(&name));
+        assert!(
+            std::fs::read(&a).expect("ingested") == std::fs::read(&b).expect("analysed"),
+            "{name} differs"
+        );
+    }
     // The rest of the nights through analyze: the report is the one of a run over all of them.
     let out = dir.path().join("out");
     let mut args: Vec<&str> = nights[10..]
@@ -599,10 +616,21 @@ fn as_version_one(state: &Path) {
             .finish(&mut old)
             .expect("rewritten");
     }
+    // Nor did it keep digests of its files.
     let manifest = state.join("state.json");
     let text = std::fs::read_to_string(&manifest).expect("manifest");
     assert!(text.contains("\"version\": 2"), "{text}");
-    write(&manifest, &text.replace("\"version\": 2", "\"version\": 1"));
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    json["version"] = 1.into();
+    for file in json["files"].as_array_mut().expect("files") {
+        let file = file.as_object_mut().expect("file");
+        assert!(file.remove("partition_digest").is_some(), "{file:?}");
+        file.remove("rejects_digest");
+    }
+    write(
+        &manifest,
+        &serde_json::to_string_pretty(&json).expect("json"),
+    );
 }
 
 /// A state of version 1 (strings as Parquet dictionaries) takes a night of this build's
@@ -621,8 +649,48 @@ fn a_version_one_state_reads_on_and_an_unknown_version_is_refused() {
     let manifest = state.join("state.json");
     let text = std::fs::read_to_string(&manifest).expect("manifest");
     assert!(text.contains("\"version\": 2"), "{text}");
+    // The first run gave the old partitions their digests.
+    assert_eq!(text.matches("\"partition_digest\"").count(), 8, "{text}");
     write(&manifest, &text.replace("\"version\": 2", "\"version\": 3"));
     let o = nightly(&out, &nights[4], &state, &[], &roster, &credentials);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("version 3"), "{}", stderr(&o));
+}
+
+/// A partition or rejects file changed since the state wrote it (one flipped byte, where the
+/// Parquet reader itself may notice nothing) fails the run, naming the file, and leaves the
+/// state as it was.
+#[test]
+fn a_damaged_state_file_fails_the_run_and_is_named() {
+    let dir = tmp();
+    let (nights, roster, credentials, state, out) = state_after(dir.path(), 7);
+    let manifest = std::fs::read(state.join("state.json")).expect("manifest");
+    let rejects: Vec<PathBuf> = (std::fs::read_dir(&state).expect("state"))
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".rejects.csv"))
+        .collect();
+    assert_eq!(rejects.len(), 1, "night 7's rejected line: {rejects:?}");
+    let partition = state.join("p00000002.parquet");
+    for damaged in [&partition, &rejects[0]] {
+        let clean = std::fs::read(damaged).expect("file");
+        let mut bytes = clean.clone();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        std::fs::write(damaged, &bytes).expect("damaged");
+        let o = nightly(&out, &nights[7], &state, &[], &roster, &credentials);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let name = damaged.file_name().expect("name").to_string_lossy();
+        assert!(
+            stderr(&o).contains("damaged") && stderr(&o).contains(name.as_ref()),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(
+            std::fs::read(state.join("state.json")).expect("manifest"),
+            manifest
+        );
+        std::fs::write(damaged, &clean).expect("restored");
+    }
+    let o = nightly(&out, &nights[7], &state, &[], &roster, &credentials);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }

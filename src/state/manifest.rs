@@ -77,6 +77,14 @@ pub(super) struct StoredFile {
     pub(super) partition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) rejects: Option<String>,
+    /// Size and CRC-32 of the partition and of the rejects file as written ([`digest`]),
+    /// checked before either is read: a damaged state fails the run instead of reporting on
+    /// altered events. States written before the twenty-second session get theirs from the
+    /// first run that reads them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) partition_digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) rejects_digest: Option<String>,
     pub(super) stats: StoredStats,
     /// Newest event of the state when the file was stored: how a file without events ages.
     #[serde(default)]
@@ -310,6 +318,23 @@ pub(super) fn identity(path: &Path) -> Result<(u64, i64)> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
     Ok((meta.len(), modified))
+}
+
+/// Size and CRC-32 of the whole file, for a file this state wrote (see
+/// [`StoredFile::partition_digest`]). CRC-32 finds the flipped bits and cut ends of a damaged
+/// disk or copy; it is no seal against someone who can rewrite the manifest too.
+pub(super) fn digest(path: &Path) -> Result<String> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let (mut crc, mut buf, mut size) = (flate2::Crc::new(), vec![0u8; 1 << 20], 0u64);
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        crc.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok(format!("{size:x}-{:08x}", crc.sum()))
 }
 
 /// Size and CRC-32 of the first and last MiB: tells a re-delivered file (same content under

@@ -53,6 +53,7 @@ fn write_groups(
     coder: &mut Coder,
     group_rows: usize,
 ) -> Result<()> {
+    let events = &canonical(events).map_err(|e| broken(path, e))?;
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
     let mut file = Some(file);
     let mut writer = None;
@@ -80,6 +81,26 @@ fn write_groups(
         Some(w) => w.finish().map(drop).map_err(|e| broken(path, e)),
         None => Err(broken_for(path, "a partition without rows")),
     }
+}
+
+/// `events` with the event frame's columns in its own order, any others after them: a run that
+/// set the columns only evidence reads aside and put them back (`analyze --state`) and one that
+/// did not (`audithound ingest`, a cluster's task) write the same bytes for the same file, so
+/// the manifest's digests of them agree too.
+fn canonical(events: &DataFrame) -> PolarsResult<DataFrame> {
+    let layout = EventColumns::new()
+        .take_frame()
+        .map_err(|e| polars_err!(ComputeError: "{e}"))?;
+    let mut names: Vec<PlSmallStr> = (layout.get_column_names().into_iter())
+        .filter(|n| events.column(n.as_str()).is_ok())
+        .cloned()
+        .collect();
+    for n in events.get_column_names() {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    events.select(names)
 }
 
 /// The partition's own string codes, as [`write`] hands them out.
