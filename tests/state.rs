@@ -303,9 +303,23 @@ fn retain_ages_old_nights_out() {
         2 * 11,
         "two files a night for eleven nights"
     );
-    // Records that cannot be read are rebuilt from the partitions, and said so.
-    write(&state.join("records/cells.parquet"), "not parquet");
+    // Records that were damaged (one flipped byte, which the Parquet reader may not notice) or
+    // cannot be read are rebuilt from the partitions, and said so.
+    let cells = state.join("records/cells.parquet");
+    let mut bytes = std::fs::read(&cells).expect("cells");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&cells, &bytes).expect("damaged");
     let again = dir.path().join("again");
+    let o = nightly(&again, &nights[29], &state, &extra, &roster, &credentials);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("note: stored records not used") && stderr(&o).contains("damaged"),
+        "{}",
+        stderr(&o)
+    );
+    same_report(&again, &full);
+    write(&state.join("records/cells.parquet"), "not parquet");
     let o = nightly(&again, &nights[29], &state, &extra, &roster, &credentials);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(

@@ -10,12 +10,13 @@
 //! window would be reduced anew). A night that straddles local midnight makes the day before it
 //! dirty too, and that day is reduced again whole: still one or two days, not the window.
 //!
-//! Records that are missing, of another version or unreadable are rebuilt from the frame, with a
-//! note: they are derived from the partitions, never the only copy of anything. They are written
-//! after the manifest, into a new folder renamed into place; a run that dies between the two
-//! leaves records of the manifest before, which the next run sees as partitions added or gone.
-//! The symbol table keeps the names of aged-out days; once it holds more than twice the names
-//! the records still use, the window is reduced anew with a fresh table.
+//! Records that are missing, of another version, unreadable or damaged (each file's size and
+//! CRC-32 are kept in `records.json`) are rebuilt from the frame, with a note: they are derived
+//! from the partitions, never the only copy of anything. They are written after the manifest,
+//! into a new folder renamed into place; a run that dies between the two leaves records of the
+//! manifest before, which the next run sees as partitions added or gone. The symbol table keeps
+//! the names of aged-out days; once it holds more than twice the names the records still use,
+//! the window is reduced anew with a fresh table.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -83,6 +84,12 @@ struct Meta {
     /// What counted as a walk step (`max_step`, `max_gap_ms`): cells hold their walks.
     walk: [i64; 2],
     covers: Vec<Covered>,
+    /// `size-crc32` of each file of the records (by name) as written; records written before
+    /// the twenty-second session have none and are taken as they are. A file that does not
+    /// match makes the records unusable, and they are rebuilt: a flipped bit in a Parquet page
+    /// can otherwise read as another count.
+    #[serde(default)]
+    digests: BTreeMap<String, String>,
 }
 
 /// How the run's records were made, for `--timings` and the notes.
@@ -223,6 +230,16 @@ fn load(dir: &Path, walk: Walk) -> Result<Option<(Reduced, Symbols, Vec<Covered>
             reason: "walks were counted with other steps".into(),
         });
     }
+    for (name, want) in &meta.digests {
+        let path = dir.join(name);
+        let found = super::manifest::digest(&path)?;
+        if found != *want {
+            return Err(Error::State {
+                path,
+                reason: format!("damaged: size and CRC-32 {found}, written as {want}"),
+            });
+        }
+    }
     let (reduced, symbols) = store::read(dir)?;
     Ok(Some((reduced, symbols, meta.covers)))
 }
@@ -243,11 +260,20 @@ pub fn save(state: &Path, reach: &Reach, now: &[Covered], made: &Made) -> Result
     let (reduced, symbols) = reach.parts();
     store::write(&fresh, reduced, symbols)?;
     let walk = reach.walk();
+    let mut digests = BTreeMap::new();
+    for entry in std::fs::read_dir(&fresh).map_err(|e| Error::io(&fresh, e))? {
+        let path = entry.map_err(|e| Error::io(&fresh, e))?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if let Some(name) = name.filter(|n| n != META) {
+            digests.insert(name, super::manifest::digest(&path)?);
+        }
+    }
     let meta = Meta {
         format: FORMAT.into(),
         version: VERSION,
         walk: [walk.max_step, walk.max_gap_ms],
         covers: now.to_vec(),
+        digests,
     };
     super::write_synced(&fresh.join(META), &meta)?;
     let dest = state.join(DIR);
