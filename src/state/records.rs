@@ -231,6 +231,14 @@ fn load(dir: &Path, walk: Walk) -> Result<Option<(Reduced, Symbols, Vec<Covered>
         });
     }
     for (name, want) in &meta.digests {
+        // Names come from a file on disk: one that is not a plain name of this folder's could
+        // point anywhere.
+        if Path::new(name).file_name() != Some(std::ffi::OsStr::new(name)) || name == META {
+            return Err(Error::State {
+                path: meta_path,
+                reason: format!("names a file outside the records: {name:?}"),
+            });
+        }
         let path = dir.join(name);
         let found = super::manifest::digest(&path)?;
         if found != *want {
@@ -311,6 +319,47 @@ mod tests {
             key(c::SOURCE_IP, names(&|_| None)),
         ])
         .expect("frame")
+    }
+
+    /// Stored records are checked file by file against the digests written with them: a
+    /// changed file, or a digest naming a file outside the records, makes them unusable.
+    #[test]
+    fn records_unlike_their_digests_are_not_used() {
+        let time = TimeParser::new(chrono_tz::UTC);
+        let walk = crate::detect::enumeration::WALK;
+        let both = [covered("p1", &[0]), covered("p2", &[1])];
+        let dir = tempfile::tempdir().expect("temp dir");
+        let all = events(100);
+        let stored = Reach::of(&all, &time, walk).expect("reduce");
+        save(dir.path(), &stored, &both, &Made::Whole(String::new())).expect("saved");
+        let records = dir.path().join(DIR);
+        let (_, made) = reach(dir.path(), &both, &all, &time, walk).expect("records");
+        assert_eq!(made, Made::Kept { days: 0 });
+
+        let meta = records.join(META);
+        let text = std::fs::read_to_string(&meta).expect("meta");
+        let outside = text.replacen("\"accounts.roaring\"", "\"../accounts.roaring\"", 1);
+        assert_ne!(outside, text, "{text}");
+        std::fs::write(&meta, &outside).expect("edited");
+        let (got, made) = reach(dir.path(), &both, &all, &time, walk).expect("records");
+        assert!(got.is_none());
+        assert!(
+            matches!(&made, Made::Unusable(why) if why.contains("outside")),
+            "{made:?}"
+        );
+
+        std::fs::write(&meta, &text).expect("restored");
+        let cells = records.join("cells.parquet");
+        let mut bytes = std::fs::read(&cells).expect("cells");
+        let last = bytes.len() - 1;
+        bytes[last / 2] ^= 0x10;
+        std::fs::write(&cells, &bytes).expect("damaged");
+        let (got, made) = reach(dir.path(), &both, &all, &time, walk).expect("records");
+        assert!(got.is_none());
+        assert!(
+            matches!(&made, Made::Unusable(why) if why.contains("damaged")),
+            "{made:?}"
+        );
     }
 
     /// Day 0's partition ages out: its names stay in the table, which is built anew once they
