@@ -333,20 +333,20 @@ mod tests {
         let stored = Reach::of(&all, &time, walk).expect("reduce");
         save(dir.path(), &stored, &both, &Made::Whole(String::new())).expect("saved");
         let records = dir.path().join(DIR);
-        let (_, made) = reach(dir.path(), &both, &all, &time, walk).expect("records");
-        assert_eq!(made, Made::Kept { days: 0 });
+        let made = || {
+            let (got, made) = reach(dir.path(), &both, &all, &time, walk).expect("records");
+            assert_eq!(got.is_some(), made == Made::Kept { days: 0 }, "{made:?}");
+            made
+        };
+        let unusable = |why: &str| matches!(made(), Made::Unusable(w) if w.contains(why));
+        assert_eq!(made(), Made::Kept { days: 0 });
 
         let meta = records.join(META);
         let text = std::fs::read_to_string(&meta).expect("meta");
         let outside = text.replacen("\"accounts.roaring\"", "\"../accounts.roaring\"", 1);
         assert_ne!(outside, text, "{text}");
         std::fs::write(&meta, &outside).expect("edited");
-        let (got, made) = reach(dir.path(), &both, &all, &time, walk).expect("records");
-        assert!(got.is_none());
-        assert!(
-            matches!(&made, Made::Unusable(why) if why.contains("outside")),
-            "{made:?}"
-        );
+        assert!(unusable("outside"), "{:?}", made());
 
         std::fs::write(&meta, &text).expect("restored");
         let cells = records.join("cells.parquet");
@@ -354,12 +354,7 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last / 2] ^= 0x10;
         std::fs::write(&cells, &bytes).expect("damaged");
-        let (got, made) = reach(dir.path(), &both, &all, &time, walk).expect("records");
-        assert!(got.is_none());
-        assert!(
-            matches!(&made, Made::Unusable(why) if why.contains("damaged")),
-            "{made:?}"
-        );
+        assert!(unusable("damaged"), "{:?}", made());
     }
 
     /// Day 0's partition ages out: its names stay in the table, which is built anew once they
