@@ -144,10 +144,7 @@ impl TokenFacts {
             facts.issuing = issued_to(&issues);
             for chunk in issues {
                 facts.issue_days.extend(chunk.days);
-                facts.issue_span = match (facts.issue_span, chunk.span) {
-                    (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
-                    (a, b) => a.or(b),
-                };
+                facts.issue_span = spanning(facts.issue_span, chunk.span);
             }
         }
         facts.read_uses(&chunks, access.unwrap_or(NULL));
@@ -245,10 +242,7 @@ impl TokenFacts {
         }
         self.issuing.extend(later.issuing);
         self.issue_days.extend(later.issue_days);
-        self.issue_span = match (self.issue_span, later.issue_span) {
-            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
-            (a, b) => a.or(b),
-        };
+        self.issue_span = spanning(self.issue_span, later.issue_span);
     }
 
     /// The facts of every token an issuance or an access names (the others have none), in
@@ -348,7 +342,7 @@ fn issues(ch: &Chunk, issue: u32, time: &TimeParser) -> Issues {
                 days.insert(day);
                 last_day = Some(day);
             }
-            span = Some(span.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
+            span = spanning(span, Some((ts, ts)));
         }
         let address = code_at(ch.addresses, i);
         if address != NULL {
@@ -404,6 +398,14 @@ fn note_first(first: &mut HashMap<u32, i64>, key: u32, at: i64) {
     if key != NULL {
         let slot = first.entry(key).or_insert(at);
         *slot = (*slot).min(at);
+    }
+}
+
+/// The first and last instant of two spans together.
+fn spanning(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
+    match (a, b) {
+        (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+        (a, b) => a.or(b),
     }
 }
 
