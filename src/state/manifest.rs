@@ -325,16 +325,9 @@ pub(super) fn identity(path: &Path) -> Result<(u64, i64)> {
 /// disk or copy; it is no seal against someone who can rewrite the manifest too.
 pub(super) fn digest(path: &Path) -> Result<String> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let (mut crc, mut buf, mut size) = (flate2::Crc::new(), vec![0u8; 1 << 20], 0u64);
-    loop {
-        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        crc.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok(format!("{size:x}-{:08x}", crc.sum()))
+    let mut crc = flate2::CrcWriter::new(std::io::sink());
+    let size = std::io::copy(&mut file, &mut crc).map_err(|e| Error::io(path, e))?;
+    Ok(format!("{size:x}-{:08x}", crc.crc().sum()))
 }
 
 /// Size and CRC-32 of the first and last MiB: tells a re-delivered file (same content under

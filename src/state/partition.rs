@@ -53,7 +53,7 @@ fn write_groups(
     coder: &mut Coder,
     group_rows: usize,
 ) -> Result<()> {
-    let events = &canonical(events).map_err(|e| broken(path, e))?;
+    let events = &canonical(path, events)?;
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
     let mut file = Some(file);
     let mut writer = None;
@@ -87,10 +87,8 @@ fn write_groups(
 /// set the columns only evidence reads aside and put them back (`analyze --state`) and one that
 /// did not (`audithound ingest`, a cluster's task) write the same bytes for the same file, so
 /// the manifest's digests of them agree too.
-fn canonical(events: &DataFrame) -> PolarsResult<DataFrame> {
-    let layout = EventColumns::new()
-        .take_frame()
-        .map_err(|e| polars_err!(ComputeError: "{e}"))?;
+fn canonical(path: &Path, events: &DataFrame) -> Result<DataFrame> {
+    let layout = EventColumns::new().take_frame()?;
     let mut names: Vec<PlSmallStr> = (layout.get_column_names().into_iter())
         .filter(|n| events.column(n.as_str()).is_ok())
         .cloned()
@@ -100,7 +98,7 @@ fn canonical(events: &DataFrame) -> PolarsResult<DataFrame> {
             names.push(n.clone());
         }
     }
-    events.select(names)
+    events.select(names).map_err(|e| broken(path, e))
 }
 
 /// The partition's own string codes, as [`write`] hands them out.
@@ -285,24 +283,21 @@ pub fn read(
         .with_columns(Some(batch.columns.to_vec()));
     reader.set_metadata(batch.metadata.clone());
     let stored = reader.finish().map_err(|e| broken(path, e))?;
-    let mut out = Vec::with_capacity(batch.metadata.row_groups.len().max(1));
+    // A file without row groups comes back as one (empty) chunk.
+    let mut groups: Vec<usize> = (batch.metadata.row_groups.iter())
+        .map(|g| g.num_rows())
+        .collect();
+    if groups.is_empty() {
+        groups.push(stored.height());
+    }
+    let mut out = Vec::with_capacity(groups.len());
     let mut start = 0;
-    for group in batch.metadata.row_groups.iter().map(|g| g.num_rows()) {
+    for group in groups {
         let chunk = stored.slice(start as i64, group);
         start += group;
         out.push(restore(
             path,
             &chunk,
-            file_idx,
-            tokens,
-            dict,
-            &batch.symbols,
-        )?);
-    }
-    if out.is_empty() {
-        out.push(restore(
-            path,
-            &stored,
             file_idx,
             tokens,
             dict,
