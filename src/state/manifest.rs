@@ -330,6 +330,19 @@ pub(super) fn digest(path: &Path) -> Result<String> {
     Ok(format!("{size:x}-{:08x}", crc.crc().sum()))
 }
 
+/// Fails, naming `path`, when its [`digest`] is not `want`; `then`: what the reader should do
+/// about it, appended to the reason.
+pub(super) fn check_digest(path: &Path, want: &str, then: &str) -> Result<()> {
+    let found = digest(path)?;
+    if found == want {
+        return Ok(());
+    }
+    Err(Error::State {
+        path: path.to_path_buf(),
+        reason: format!("damaged: size and CRC-32 {found}, written as {want}{then}"),
+    })
+}
+
 /// Size and CRC-32 of the first and last MiB: tells a re-delivered file (same content under
 /// another name or time) from a new one without reading all of it.
 pub(super) fn fingerprint(path: &Path) -> Result<String> {

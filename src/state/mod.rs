@@ -43,7 +43,8 @@ use crate::normalize::cold::{COLUMNS, ColdChunk, ColdColumns, ColdSink};
 use crate::normalize::dictionary::FileDict;
 pub(crate) use manifest::NewFile;
 use manifest::{
-    Manifest, StoredFile, StoredStats, digest, load, newest, ours, unseen, write_synced,
+    Manifest, StoredFile, StoredStats, check_digest, digest, load, newest, ours, unseen,
+    write_synced,
 };
 pub use manifest::{Settings, VERSION};
 
@@ -489,6 +490,7 @@ impl Pending {
 /// export's 120 nights, and 0.14–0.18 s of 37–44 s over the 85.9M-event state
 /// (`docs/performance.md`, twenty-second session).
 fn verify(dir: &Path, files: &mut [StoredFile]) -> Result<()> {
+    const RESTORE: &str = ". Restore the state from a copy, or build a new one from the inputs";
     files.par_iter_mut().try_for_each(|f| {
         let named = [
             (&f.partition, &mut f.partition_digest),
@@ -497,19 +499,9 @@ fn verify(dir: &Path, files: &mut [StoredFile]) -> Result<()> {
         for (name, held) in named {
             let Some(name) = name else { continue };
             let path = dir.join(name);
-            let found = digest(&path)?;
             match held {
-                Some(want) if *want != found => {
-                    return Err(Error::State {
-                        path,
-                        reason: format!(
-                            "damaged: size and CRC-32 {found}, written as {want}. Restore the \
-                             state from a copy, or build a new one from the inputs"
-                        ),
-                    });
-                }
-                Some(_) => {}
-                None => *held = Some(found),
+                Some(want) => check_digest(&path, want, RESTORE)?,
+                None => *held = Some(digest(&path)?),
             }
         }
         Ok(())

@@ -239,14 +239,7 @@ fn load(dir: &Path, walk: Walk) -> Result<Option<(Reduced, Symbols, Vec<Covered>
                 reason: format!("names a file outside the records: {name:?}"),
             });
         }
-        let path = dir.join(name);
-        let found = super::manifest::digest(&path)?;
-        if found != *want {
-            return Err(Error::State {
-                path,
-                reason: format!("damaged: size and CRC-32 {found}, written as {want}"),
-            });
-        }
+        super::manifest::check_digest(&dir.join(name), want, "")?;
     }
     let (reduced, symbols) = store::read(dir)?;
     Ok(Some((reduced, symbols, meta.covers)))
