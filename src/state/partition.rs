@@ -16,6 +16,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use itertools::Itertools;
 use polars::prelude::*;
 use polars_io::SerReader;
 use polars_io::parquet::read::{FileMetadata, ParallelStrategy, ParquetReader};
@@ -309,10 +310,18 @@ pub fn read(
 
 /// The partition's strings in the order [`write`] numbered them (`listed`: the columns that
 /// list them), each placed once in polars' dictionary: its code for each code of the partition.
-/// Read a row group at a time: a list column is mostly nulls, 16 bytes each once read.
+/// Read a row group at a time: a list column is mostly nulls. Only the listed strings are
+/// walked (their rows from the validity bits) and merged in (row, column) order, each placed
+/// directly: walking every row's slot of every list and casting the strings to categories
+/// took 0.73 of the 1.0 s of CPU that listing the 120-night state's strings cost, reading the
+/// lists the rest (`docs/performance.md`, twenty-third session).
 fn symbols(path: &Path, metadata: &FileMetadata, listed: &[String]) -> Result<Symbols> {
-    let mut texts = StringChunkedBuilder::new("symbols".into(), 0);
-    for (g, group) in metadata.row_groups.iter().enumerate() {
+    let dtype = crate::frame::cat_dtype();
+    let DataType::Categorical(_, mapping) = &dtype else {
+        unreachable!("cat_dtype is categorical")
+    };
+    let mut placed = Vec::new();
+    for g in 0..metadata.row_groups.len() {
         let part = groups_of(metadata, g..g + 1);
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let mut reader = ParquetReader::new(file)
@@ -324,23 +333,29 @@ fn symbols(path: &Path, metadata: &FileMetadata, listed: &[String]) -> Result<Sy
             .map(|n| lists.column(n).and_then(|c| c.str()))
             .collect::<PolarsResult<_>>()
             .map_err(|e| broken(path, e))?;
-        let lists: Vec<Vec<Option<&str>>> = lists.iter().map(|l| l.iter().collect()).collect();
-        for row in 0..group.num_rows() {
-            for list in &lists {
-                if let Some(Some(t)) = list.get(row) {
-                    texts.append_value(*t);
-                }
-            }
+        let present = (lists.iter().enumerate())
+            .map(|(j, list)| present(list).map(move |(row, text)| (row, j, text)))
+            .kmerge_by(|a, b| (a.0, a.1) < (b.0, b.1));
+        for (_, _, text) in present {
+            placed.push(mapping.insert_cat(text).stage("placing strings")?);
         }
     }
-    let placed = (texts.finish().into_column())
-        .cast(&crate::frame::cat_dtype())
-        .map_err(|e| broken(path, e))?;
-    let codes = placed.cat32().map_err(|e| broken(path, e))?.physical();
-    if codes.null_count() > 0 {
-        return Err(broken_for(path, "a string that could not be placed"));
-    }
-    Ok(codes.into_no_null_iter().collect())
+    Ok(placed)
+}
+
+/// The non-null values of `list` with their rows, in row order.
+fn present(list: &StringChunked) -> impl Iterator<Item = (usize, &str)> {
+    let mut base = 0;
+    // The validity through the chunk as a trait object: its trait is not in polars' prelude.
+    (list.chunks().iter().zip(list.downcast_iter())).flat_map(move |(chunk, arr)| {
+        let from = base;
+        base += arr.len();
+        let rows: Box<dyn Iterator<Item = usize>> = match chunk.validity() {
+            Some(valid) => Box::new(valid.true_idx_iter()),
+            None => Box::new(0..arr.len()),
+        };
+        rows.map(move |i| (from + i, arr.value(i)))
+    })
 }
 
 /// `metadata` naming row groups `range` alone: a reader given it reads those groups and walks no
