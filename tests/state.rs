@@ -578,7 +578,7 @@ fn records_of_little_are_rebuilt_rather_than_merged_with_most_of_the_window() {
 /// The partitions of `state` rewritten as a version-1 state held them (strings as Parquet
 /// dictionaries), decoding the coded layout here, apart from audithound's reader: each string
 /// is listed in `__symbols.<column>` at the row where it first appears, numbered row by row and
-/// then column by column.
+/// then column by column; token ids likewise in `__tokens.token_id`, numbered apart.
 fn as_version_one(state: &Path) {
     use polars::prelude::*;
     use polars_io::SerReader;
@@ -592,6 +592,14 @@ fn as_version_one(state: &Path) {
         let listed: Vec<String> = (df.get_column_names_owned().into_iter())
             .map(|n| n.to_string())
             .filter(|n| n.starts_with("__symbols."))
+            .collect();
+        // Token ids have a numbering of their own (version 3): listed in row order.
+        let token_ids: Vec<String> = (df.column("__tokens.token_id").expect("token ids"))
+            .str()
+            .expect("strings")
+            .iter()
+            .flatten()
+            .map(str::to_string)
             .collect();
         assert!(!listed.is_empty(), "{name} holds no string lists");
         let lists: Vec<Vec<Option<String>>> = (listed.iter())
@@ -607,10 +615,17 @@ fn as_version_one(state: &Path) {
         let mut columns = Vec::new();
         for column in df.columns() {
             let n = column.name().to_string();
-            if n.starts_with("__symbols.") {
+            if n.starts_with("__symbols.") || n == "__tokens.token_id" {
                 continue;
             }
-            if listed.contains(&format!("__symbols.{n}")) {
+            if n == "token_id" {
+                let codes = column.u32().expect("token codes");
+                let texts: StringChunked = codes
+                    .iter()
+                    .map(|c| c.map(|c| token_ids[c as usize].as_str()))
+                    .collect();
+                columns.push(texts.into_column().with_name(n.into()));
+            } else if listed.contains(&format!("__symbols.{n}")) {
                 let codes = column.u32().expect("codes");
                 let texts: StringChunked = codes
                     .iter()
@@ -633,7 +648,7 @@ fn as_version_one(state: &Path) {
     // Nor did it keep digests of its files.
     let manifest = state.join("state.json");
     let text = std::fs::read_to_string(&manifest).expect("manifest");
-    assert!(text.contains("\"version\": 2"), "{text}");
+    assert!(text.contains("\"version\": 3"), "{text}");
     let mut json: serde_json::Value = serde_json::from_str(&text).expect("json");
     json["version"] = 1.into();
     for file in json["files"].as_array_mut().expect("files") {
@@ -649,7 +664,7 @@ fn as_version_one(state: &Path) {
 
 /// A state of version 1 (strings as Parquet dictionaries) takes a night of this build's
 /// partitions (strings as codes of their own) and reports like one run over all the nights;
-/// committed, it is version 2, and a version this build does not know is refused.
+/// committed, it is version 3, and a version this build does not know is refused.
 #[test]
 fn a_version_one_state_reads_on_and_an_unknown_version_is_refused() {
     let dir = tmp();
@@ -662,13 +677,13 @@ fn a_version_one_state_reads_on_and_an_unknown_version_is_refused() {
     same_report(&out, &full);
     let manifest = state.join("state.json");
     let text = std::fs::read_to_string(&manifest).expect("manifest");
-    assert!(text.contains("\"version\": 2"), "{text}");
+    assert!(text.contains("\"version\": 3"), "{text}");
     // The first run gave the old partitions their digests.
     assert_eq!(text.matches("\"partition_digest\"").count(), 8, "{text}");
-    write(&manifest, &text.replace("\"version\": 2", "\"version\": 3"));
+    write(&manifest, &text.replace("\"version\": 3", "\"version\": 4"));
     let o = nightly(&out, &nights[4], &state, &[], &roster, &credentials);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("version 3"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("version 4"), "{}", stderr(&o));
 }
 
 /// A partition or rejects file changed since the state wrote it (one flipped byte, where the

@@ -16,11 +16,12 @@ const FORMAT: &str = "audithound-state";
 /// Bumped whenever a field changes meaning; another version is refused, never guessed at.
 /// Version 2 (twenty-first session): partitions may store their strings as codes of their own
 /// (`partition::write`), which an older audithound would misread as text; it refuses the state
-/// instead. Version 1 states are read (their partitions hold strings) and become version 2 when
-/// this build next commits them.
-pub const VERSION: u32 = 2;
+/// instead. Version 3 (twenty-third session): token ids may be codes of the partition's own too.
+/// States of versions 1 and 2 are read (their partitions' layouts are read as they are) and
+/// become version 3 when this build next commits them.
+pub const VERSION: u32 = 3;
 /// The versions this build reads.
-const READS: [u32; 2] = [1, 2];
+const READS: [u32; 3] = [1, 2, 3];
 /// Bytes read from each end of a file for its fingerprint.
 const FINGERPRINT_BYTES: u64 = 1 << 20;
 

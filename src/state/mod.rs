@@ -394,7 +394,7 @@ impl Store {
         let listed = (files.par_iter().enumerate())
             .filter_map(|(idx, f)| f.partition.as_ref().map(|name| (idx as u32, name)))
             .map(|(idx, name)| {
-                let batches = partition::batches(&self.dir.join(name))?;
+                let batches = partition::batches(&self.dir.join(name), &tokens)?;
                 Ok(batches.into_iter().map(move |b| (idx, b)))
             })
             .collect::<Result<Vec<_>>>()?;

@@ -30,6 +30,8 @@ use crate::normalize::{EventColumns, Tokens};
 
 /// Prefix of the columns that list a partition's strings (see [`write`]).
 const SYMBOLS: &str = "__symbols.";
+/// The column that lists a partition's token ids, which have codes of their own (see [`write`]).
+const TOKENS: &str = "__tokens.token_id";
 /// Rows per row group, as polars' writer makes them by default.
 const GROUP_ROWS: usize = 512 * 512;
 
@@ -41,7 +43,10 @@ const GROUP_ROWS: usize = 512 * 512;
 /// each listed string in polars' dictionary once per partition; stored as strings, Parquet's
 /// dictionaries are per row group and polars placed the strings of each one, which on the
 /// 85.9M-event state was 53 % of read-back's samples (`docs/performance.md`, twenty-first
-/// session). `coder` is reused from partition to partition.
+/// session). Token ids are coded the same way in a numbering of their own, listed in
+/// `__tokens.token_id` (state version 3, twenty-third session): stored as strings, every row's
+/// id was hashed and looked up in the run's token table when read back. `coder` is reused from
+/// partition to partition.
 pub fn write(path: &Path, events: &DataFrame, tokens: &Tokens, coder: &mut Coder) -> Result<()> {
     write_groups(path, events, tokens, coder, GROUP_ROWS)
 }
@@ -105,11 +110,47 @@ fn canonical(path: &Path, events: &DataFrame) -> Result<DataFrame> {
 /// The partition's own string codes, as [`write`] hands them out.
 #[derive(Default)]
 pub struct Coder {
-    /// Per code of polars' dictionary, its code in the partition plus one (0: none yet): a table
+    /// For polars' dictionary codes.
+    strings: Numbering,
+    /// For the run's token table codes.
+    tokens: Numbering,
+}
+
+/// Codes of a run's table renumbered 0, 1, 2… in order of first appearance in a partition.
+#[derive(Default)]
+struct Numbering {
+    /// Per code of the run's table, its code in the partition plus one (0: none yet): a table
     /// indexed by code, kept between partitions and cleared where it was written.
     index: Vec<u32>,
-    /// Dictionary codes in the partition's order.
+    /// The run's codes in the partition's order.
     order: Vec<u32>,
+}
+
+impl Numbering {
+    /// The partition's code of the run's code `g`, and whether it is new (to be listed).
+    fn number(&mut self, path: &Path, g: u32) -> Result<(u32, bool)> {
+        let i = g as usize;
+        if i >= self.index.len() {
+            self.index.resize(i + 1, 0);
+        }
+        let new = self.index[i] == 0;
+        if new {
+            self.order.push(g);
+            self.index[i] = u32::try_from(self.order.len())
+                .ok()
+                .filter(|&n| n != NULL)
+                .ok_or_else(|| broken_for(path, "more than 2³² strings"))?;
+        }
+        Ok((self.index[i] - 1, new))
+    }
+
+    /// Forgets the partition just written.
+    fn reset(&mut self) {
+        for &g in &self.order {
+            self.index[g as usize] = 0;
+        }
+        self.order.clear();
+    }
 }
 
 impl Coder {
@@ -119,18 +160,16 @@ impl Coder {
         let mut stored = Vec::with_capacity(events.width());
         // Per categorical column: its place in `stored` and its codes in polars' dictionary.
         let mut coded: Vec<(usize, UInt32Chunked)> = Vec::new();
+        let mut token_list = None;
         for column in events.columns() {
             let name = column.name().as_str();
             if name == FILE {
                 continue;
             }
             if name == TOKEN {
-                let codes = column.u32().stage("storing token ids")?;
-                let texts: StringChunked = codes
-                    .iter()
-                    .map(|code| code.and_then(|c| tokens.text(c)))
-                    .collect();
-                stored.push(texts.with_name(TOKEN.into()).into_column());
+                let (codes, list) = self.tokens(path, column, tokens)?;
+                stored.push(codes.into_column());
+                token_list = Some(list);
             } else if matches!(column.dtype(), DataType::Categorical(..)) {
                 let cats = column.cat32().stage("storing strings")?;
                 coded.push((stored.len(), cats.physical().rechunk().into_owned()));
@@ -159,16 +198,8 @@ impl Coder {
                     lists[k].append_null();
                     continue;
                 }
-                let i = g as usize;
-                if i >= self.index.len() {
-                    self.index.resize(i + 1, 0);
-                }
-                if self.index[i] == 0 {
-                    self.order.push(g);
-                    self.index[i] = u32::try_from(self.order.len())
-                        .ok()
-                        .filter(|&n| n != NULL)
-                        .ok_or_else(|| broken_for(path, "more than 2³² strings"))?;
+                let (code, new) = self.strings.number(path, g)?;
+                if new {
                     let text = (dict.cat_to_str(g)).ok_or_else(|| {
                         broken_for(path, &format!("code {g} is in no dictionary"))
                     })?;
@@ -176,7 +207,7 @@ impl Coder {
                 } else {
                     lists[k].append_null();
                 }
-                local[k].push(self.index[i] - 1);
+                local[k].push(code);
             }
         }
         for ((at, _), (codes, list)) in coded.iter().zip(local.into_iter().zip(lists)) {
@@ -187,15 +218,44 @@ impl Coder {
             stored[*at] = codes.with_name(name).into_column();
             stored.push(list.finish().into_column());
         }
+        stored.extend(token_list);
         DataFrame::new(rows, stored).stage("storing a partition")
+    }
+
+    /// The token column as the partition's own token codes, and the list of their ids.
+    fn tokens(
+        &mut self,
+        path: &Path,
+        column: &Column,
+        tokens: &Tokens,
+    ) -> Result<(UInt32Chunked, Column)> {
+        let codes = column.u32().stage("storing token ids")?;
+        let mut list = StringChunkedBuilder::new(TOKENS.into(), codes.len());
+        let mut local = Vec::with_capacity(codes.len());
+        for code in codes.iter() {
+            let Some(g) = code else {
+                local.push(None);
+                list.append_null();
+                continue;
+            };
+            let (code, new) = self.tokens.number(path, g)?;
+            if new {
+                let text = (tokens.text(g))
+                    .ok_or_else(|| broken_for(path, &format!("token {g} is in no table")))?;
+                list.append_value(text);
+            } else {
+                list.append_null();
+            }
+            local.push(Some(code));
+        }
+        let local: UInt32Chunked = local.into_iter().collect();
+        Ok((local.with_name(TOKEN.into()), list.finish().into_column()))
     }
 
     /// Forgets the partition just written.
     fn reset(&mut self) {
-        for &g in &self.order {
-            self.index[g as usize] = 0;
-        }
-        self.order.clear();
+        self.strings.reset();
+        self.tokens.reset();
     }
 }
 
@@ -209,6 +269,9 @@ pub struct Batch {
     /// polars' code of each of the partition's string codes (`None`: strings stored as strings,
     /// as partitions were before the twenty-first session).
     symbols: Arc<Option<Symbols>>,
+    /// The run's token code of each of the partition's token codes (`None`: token ids stored as
+    /// strings, as partitions were before the twenty-third session).
+    token_codes: Arc<Option<Symbols>>,
 }
 
 /// polars' code of each of a partition's own string codes (see [`write`]).
@@ -225,12 +288,12 @@ type Symbols = Vec<u32>;
 /// file's and a slice, polars' reader walked every row group before the slice too: on the
 /// 85.9M-event state the n-th batch of a partition took 1.0 s plus 0.1–0.15 s per batch before
 /// it, and reading back took 41.5 s (`docs/performance.md`, twenty-first session).
-pub fn batches(path: &Path) -> Result<Vec<Batch>> {
-    batches_of(path, BATCH_ROWS)
+pub fn batches(path: &Path, tokens: &Tokens) -> Result<Vec<Batch>> {
+    batches_of(path, BATCH_ROWS, tokens)
 }
 
 /// [`batches`] of at most `bound` rows (but at least one row group).
-fn batches_of(path: &Path, bound: usize) -> Result<Vec<Batch>> {
+fn batches_of(path: &Path, bound: usize, tokens: &Tokens) -> Result<Vec<Batch>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let metadata = ParquetReader::new(file)
         .get_metadata()
@@ -241,9 +304,15 @@ fn batches_of(path: &Path, bound: usize) -> Result<Vec<Batch>> {
         .collect();
     let (listed, columns): (Vec<String>, Vec<String>) =
         names.into_iter().partition(|n| n.starts_with(SYMBOLS));
+    let (token_list, columns): (Vec<String>, Vec<String>) =
+        columns.into_iter().partition(|n| n == TOKENS);
     let symbols = match listed.is_empty() {
         true => Arc::new(None),
         false => Arc::new(Some(symbols(path, &metadata, &listed)?)),
+    };
+    let token_codes = match token_list.is_empty() {
+        true => Arc::new(None),
+        false => Arc::new(Some(token_codes(path, &metadata, tokens)?)),
     };
     let columns = Arc::new(columns);
     let groups: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
@@ -257,6 +326,7 @@ fn batches_of(path: &Path, bound: usize) -> Result<Vec<Batch>> {
             metadata: Arc::new(part),
             columns: columns.clone(),
             symbols: symbols.clone(),
+            token_codes: token_codes.clone(),
         });
     }
     Ok(out)
@@ -303,6 +373,7 @@ pub fn read(
             tokens,
             dict,
             &batch.symbols,
+            &batch.token_codes,
         )?);
     }
     Ok(out)
@@ -322,13 +393,7 @@ fn symbols(path: &Path, metadata: &FileMetadata, listed: &[String]) -> Result<Sy
     };
     let mut placed = Vec::new();
     for g in 0..metadata.row_groups.len() {
-        let part = groups_of(metadata, g..g + 1);
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut reader = ParquetReader::new(file)
-            .read_parallel(ParallelStrategy::None)
-            .with_columns(Some(listed.to_vec()));
-        reader.set_metadata(Arc::new(part));
-        let lists = reader.finish().map_err(|e| broken(path, e))?;
+        let lists = group_columns(path, metadata, g, listed)?;
         let lists: Vec<&StringChunked> = (listed.iter())
             .map(|n| lists.column(n).and_then(|c| c.str()))
             .collect::<PolarsResult<_>>()
@@ -341,6 +406,41 @@ fn symbols(path: &Path, metadata: &FileMetadata, listed: &[String]) -> Result<Sy
         }
     }
     Ok(placed)
+}
+
+/// The partition's token ids in the order [`write`] numbered them, each placed once in the
+/// run's token table: its code for each token code of the partition.
+fn token_codes(path: &Path, metadata: &FileMetadata, tokens: &Tokens) -> Result<Symbols> {
+    let mut placed = Vec::new();
+    for g in 0..metadata.row_groups.len() {
+        let list = group_columns(path, metadata, g, &[TOKENS.to_string()])?;
+        let list = (list.column(TOKENS))
+            .and_then(|c| c.str())
+            .map_err(|e| broken(path, e))?;
+        let ids: Vec<&str> = present(list).map(|(_, id)| id).collect();
+        placed.extend(
+            tokens
+                .place(ids.iter().copied())
+                .stage("placing token ids")?,
+        );
+    }
+    Ok(placed)
+}
+
+/// Columns `names` of row group `g` alone.
+fn group_columns(
+    path: &Path,
+    metadata: &FileMetadata,
+    g: usize,
+    names: &[String],
+) -> Result<DataFrame> {
+    let part = groups_of(metadata, g..g + 1);
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = ParquetReader::new(file)
+        .read_parallel(ParallelStrategy::None)
+        .with_columns(Some(names.to_vec()));
+    reader.set_metadata(Arc::new(part));
+    reader.finish().map_err(|e| broken(path, e))
 }
 
 /// The non-null values of `list` with their rows, in row order.
@@ -396,6 +496,7 @@ fn restore(
     tokens: &Tokens,
     dict: &mut FileDict,
     symbols: &Option<Symbols>,
+    token_codes: &Option<Symbols>,
 ) -> Result<DataFrame> {
     let rows = stored.height();
     let layout = EventColumns::new().take_frame()?;
@@ -407,7 +508,10 @@ fn restore(
             continue;
         }
         let have = stored.column(name).map_err(|e| broken(path, e))?;
-        let column = if name == TOKEN {
+        let column = if let (true, Some(placed)) = (name == TOKEN, token_codes) {
+            let local = have.u32().map_err(|e| broken(path, e))?;
+            mapped(path, local, placed)?.into_column()
+        } else if name == TOKEN {
             let texts = have.str().map_err(|e| broken(path, e))?;
             let present: Vec<&str> = texts.iter().flatten().collect();
             let mut codes = tokens
@@ -420,29 +524,8 @@ fn restore(
         } else if let (Some(placed), DataType::Categorical(..), DataType::UInt32) =
             (symbols, want.dtype(), have.dtype())
         {
-            // Local codes: each mapped to the code its string was placed under, the nulls kept
-            // as they are (the slot under a null is mapped to anything in range).
             let local = have.u32().map_err(|e| broken(path, e))?;
-            let mut chunks = Vec::with_capacity(local.chunks().len());
-            for arr in local.downcast_iter() {
-                let valid = |i: usize| arr.validity().is_none_or(|v| v.get_bit(i));
-                let mut values = Vec::with_capacity(arr.len());
-                for (i, &c) in arr.values().iter().enumerate() {
-                    values.push(match placed.get(c as usize) {
-                        Some(&g) => g,
-                        None if !valid(i) => placed.first().copied().unwrap_or(0),
-                        None => {
-                            return Err(broken_for(path, "a code beyond the partition's strings"));
-                        }
-                    });
-                }
-                chunks.push(CodeArray::new(
-                    ArrowDataType::UInt32,
-                    values.into(),
-                    arr.validity().cloned(),
-                ));
-            }
-            let global = UInt32Chunked::from_chunk_iter(name.into(), chunks);
+            let global = mapped(path, local, placed)?;
             // SAFETY: every code was handed out by this very dictionary when the partition's
             // strings were placed (`symbols`); the checked constructor would look each one up
             // again.
@@ -473,6 +556,29 @@ fn restore(
         columns.push(column);
     }
     DataFrame::new(rows, columns).map_err(|e| broken(path, e))
+}
+
+/// Local codes, each mapped to the code its string was placed under (`placed`), the nulls kept
+/// as they are (the slot under a null is mapped to anything in range).
+fn mapped(path: &Path, local: &UInt32Chunked, placed: &[u32]) -> Result<UInt32Chunked> {
+    let mut chunks = Vec::with_capacity(local.chunks().len());
+    for arr in local.downcast_iter() {
+        let valid = |i: usize| arr.validity().is_none_or(|v| v.get_bit(i));
+        let mut values = Vec::with_capacity(arr.len());
+        for (i, &c) in arr.values().iter().enumerate() {
+            values.push(match placed.get(c as usize) {
+                Some(&g) => g,
+                None if !valid(i) => placed.first().copied().unwrap_or(0),
+                None => return Err(broken_for(path, "a code beyond the partition's strings")),
+            });
+        }
+        chunks.push(CodeArray::new(
+            ArrowDataType::UInt32,
+            values.into(),
+            arr.validity().cloned(),
+        ));
+    }
+    Ok(UInt32Chunked::from_chunk_iter(local.name().clone(), chunks))
 }
 
 fn broken(path: &Path, e: PolarsError) -> Error {
@@ -562,9 +668,30 @@ mod tests {
         ParquetWriter::new(File::create(&plain).expect("create"))
             .finish(&mut df)
             .expect("written");
+        // The layout of the twenty-first and twenty-second sessions: strings coded, token ids
+        // as strings.
+        let mut v2 = ParquetReader::new(File::open(&coded).expect("open"))
+            .finish()
+            .expect("read");
+        let ids: Vec<&str> = (v2.column(TOKENS).expect("list").str().expect("strings"))
+            .iter()
+            .flatten()
+            .collect();
+        let texts: StringChunked = (v2.column(TOKEN).expect("tokens").u32().expect("codes"))
+            .iter()
+            .map(|c| c.map(|c| ids[c as usize]))
+            .collect();
+        let mut v2 = (v2.with_column(texts.with_name(TOKEN.into()).into_column()))
+            .expect("token texts")
+            .drop(TOKENS)
+            .expect("no list");
+        let strings_coded = dir.path().join("p5.parquet");
+        ParquetWriter::new(File::create(&strings_coded).expect("create"))
+            .finish(&mut v2)
+            .expect("written");
         // Batches of one row group each, read in reverse: each names its own rows and reads
         // the partition's strings whatever group listed them.
-        let batched = batches_of(&grouped, 700).expect("batches");
+        let batched = batches_of(&grouped, 700, &ingested.tokens).expect("batches");
         assert!(batched.len() > 2, "{} batch(es)", batched.len());
         let mut dict = FileDict::default();
         let mut parts: Vec<Vec<DataFrame>> = (batched.iter().rev())
@@ -582,9 +709,10 @@ mod tests {
             (&grouped, &events),
             (&dictionary, &events),
             (&plain, &events),
+            (&strings_coded, &events),
         ] {
             let mut dict = FileDict::default();
-            let batched = batches(path).expect("batches");
+            let batched = batches(path, &ingested.tokens).expect("batches");
             let chunks: Vec<DataFrame> = (batched.iter())
                 .flat_map(|b| read(b, 0, &ingested.tokens, &mut dict).expect("read back"))
                 .collect();
@@ -598,41 +726,47 @@ mod tests {
         }
     }
 
-    /// A code past the partition's strings (a damaged or hand-made file) is an error naming
-    /// the partition, not a panic.
+    /// A code past the partition's strings or token ids (a damaged or hand-made file) is an
+    /// error naming the partition, not a panic.
     #[test]
     fn a_code_beyond_the_partitions_strings_is_refused() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("p0.parquet");
-        let layout = EventColumns::new().take_frame().expect("layout");
-        let mut columns = Vec::new();
-        for want in layout.columns() {
-            let name = want.name().as_str();
-            let column = match want.dtype() {
-                DataType::Categorical(..) => Column::new(name.into(), [Some(0u32), Some(7)]),
-                _ if name == TOKEN => Column::full_null(name.into(), 2, &DataType::String),
-                dtype => Column::full_null(name.into(), 2, dtype),
-            };
-            columns.push(column);
-            if matches!(want.dtype(), DataType::Categorical(..)) {
-                columns.push(Column::new(
-                    format!("{SYMBOLS}{name}").into(),
-                    [Some("a"), None],
-                ));
+        for bad_token in [false, true] {
+            let path = dir.path().join(format!("p{}.parquet", u8::from(bad_token)));
+            let layout = EventColumns::new().take_frame().expect("layout");
+            let (good, bad) = ([Some(0u32), Some(0)], [Some(0u32), Some(7)]);
+            let mut columns = Vec::new();
+            for want in layout.columns() {
+                let name = want.name().as_str();
+                let column = match want.dtype() {
+                    DataType::Categorical(..) if bad_token => Column::new(name.into(), good),
+                    DataType::Categorical(..) => Column::new(name.into(), bad),
+                    _ if name == TOKEN && bad_token => Column::new(name.into(), bad),
+                    _ if name == TOKEN => Column::full_null(name.into(), 2, &DataType::String),
+                    dtype => Column::full_null(name.into(), 2, dtype),
+                };
+                columns.push(column);
+                let list = match want.dtype() {
+                    DataType::Categorical(..) => format!("{SYMBOLS}{name}"),
+                    _ if name == TOKEN && bad_token => TOKENS.to_string(),
+                    _ => continue,
+                };
+                columns.push(Column::new(list.into(), [Some("a"), None]));
             }
+            let mut df = DataFrame::new(2, columns).expect("frame");
+            df = df.drop(FILE).expect("no file index");
+            ParquetWriter::new(File::create(&path).expect("create"))
+                .finish(&mut df)
+                .expect("written");
+            let mut dict = FileDict::default();
+            let tokens = Tokens::default();
+            let batched = batches(&path, &tokens).expect("batches");
+            let err = read(&batched[0], 0, &tokens, &mut dict).expect_err("refused");
+            assert!(
+                err.to_string().contains("beyond the partition's strings"),
+                "{err}"
+            );
         }
-        let mut df = DataFrame::new(2, columns).expect("frame");
-        df = df.drop(FILE).expect("no file index");
-        ParquetWriter::new(File::create(&path).expect("create"))
-            .finish(&mut df)
-            .expect("written");
-        let mut dict = FileDict::default();
-        let batched = batches(&path).expect("batches");
-        let err = read(&batched[0], 0, &Tokens::default(), &mut dict).expect_err("refused");
-        assert!(
-            err.to_string().contains("beyond the partition's strings"),
-            "{err}"
-        );
     }
 
     #[test]
