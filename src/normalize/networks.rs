@@ -63,8 +63,10 @@ fn network_of_code(table: &[Option<u32>], ip: u32) -> u32 {
 fn learn_networks(chunks: &[&[u32]]) -> Result<()> {
     let (dict, known) = networks();
     let seen = |ip: u32| known.get(ip as usize).is_some_and(Option::is_some);
-    let new = (chunks.par_iter())
-        .flat_map_iter(|ips| ips.iter().copied().filter(|&ip| ip != NULL && !seen(ip)));
+    let new = || {
+        (chunks.par_iter())
+            .flat_map_iter(|ips| ips.iter().copied().filter(|&ip| ip != NULL && !seen(ip)))
+    };
     learn(dict, distinct(new))
 }
 
@@ -72,18 +74,43 @@ fn learn_networks(chunks: &[&[u32]]) -> Result<()> {
 fn learn_arrays(arrays: &[&CodeArray]) -> Result<()> {
     let (dict, known) = networks();
     let seen = |ip: u32| known.get(ip as usize).is_some_and(Option::is_some);
-    let new = (arrays.par_iter())
-        .flat_map_iter(|arr| arr.iter().flatten().copied().filter(|&ip| !seen(ip)));
+    let new = || {
+        (arrays.par_iter())
+            .flat_map_iter(|arr| arr.iter().flatten().copied().filter(|&ip| !seen(ip)))
+    };
     learn(dict, distinct(new))
 }
 
-/// The distinct codes of `codes`, in order. Collected whole, then sorted: sets per task, merged,
-/// took about 25 s more CPU in one run at 85.9M events (each task's set held most addresses).
-fn distinct(codes: impl ParallelIterator<Item = u32>) -> Vec<u32> {
-    let mut new: Vec<u32> = codes.collect();
-    new.par_sort_unstable();
-    new.dedup();
-    new
+/// The distinct codes of `codes()`, in order: marked in a bit set as large as the greatest
+/// code, read back in order. Sets per task, merged, took about 25 s more CPU in one run at 85.9M
+/// events (each task's set held most addresses); every code collected whole and sorted took 1.5
+/// s of a nightly run over that state, which had learned no address before (records read from
+/// the state derive none), for ~3M distinct among 85.9M (`docs/performance.md`, twenty-third
+/// session). A bit is read before it is set, so an address seen again costs a load.
+fn distinct<I: ParallelIterator<Item = u32>>(codes: impl Fn() -> I) -> Vec<u32> {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let Some(max) = codes().max() else {
+        return Vec::new();
+    };
+    let words: Vec<AtomicU64> = (0..=max as usize / 64).map(|_| AtomicU64::new(0)).collect();
+    codes().for_each(|c| {
+        let (word, bit) = (&words[c as usize / 64], 1u64 << (c % 64));
+        if word.load(Relaxed) & bit == 0 {
+            word.fetch_or(bit, Relaxed);
+        }
+    });
+    (words.iter().zip(0u32..))
+        .flat_map(|(word, w)| {
+            let mut bits = word.load(Relaxed);
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let b = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    w * 64 + b
+                })
+            })
+        })
+        .collect()
 }
 
 /// Places the networks of addresses `new` (distinct) of dictionary `dict`, held until the end so
@@ -212,6 +239,31 @@ mod tests {
                 [NULL, NULL],
                 "internal and absent: no network"
             );
+        }
+    }
+
+    /// The bit set gives what sorting every code and dropping repeats gives.
+    #[test]
+    fn distinct_codes_as_sorting_gives_them() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+        for n in [0usize, 1, 63, 64, 65, 5000] {
+            let chunks: Vec<Vec<u32>> = (0..4)
+                .map(|_| {
+                    (0..n)
+                        .map(|_| match rng.random_range(0..4) {
+                            0 => rng.random_range(0..64),
+                            1 => rng.random_range(0..100_000),
+                            _ => rng.random_range(0..n.max(1) as u32),
+                        })
+                        .collect()
+                })
+                .collect();
+            let got = distinct(|| chunks.par_iter().flat_map_iter(|c| c.iter().copied()));
+            let mut want: Vec<u32> = chunks.concat();
+            want.sort_unstable();
+            want.dedup();
+            assert_eq!(got, want, "{n} codes a chunk");
         }
     }
 }
