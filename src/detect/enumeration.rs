@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use super::activity::keep_top;
 use super::population::Population;
-use super::reach::{Profile, Walk, counts_with};
+use super::reach::{Profile, Walk, counts_with_each};
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
@@ -190,15 +190,12 @@ fn link_related(events: &DataFrame, findings: &mut [Finding]) -> Result<()> {
         EntityKind::SourceIp => (c::PRINCIPAL, EntityKind::Principal),
         _ => (c::SOURCE_IP, EntityKind::SourceIp),
     };
-    // Each kind is one pass over the access rows: in parallel, 0.19 -> 0.1 s at 10M events.
-    let counted = flagged
-        .into_par_iter()
-        .map(|(kind, ids)| {
-            let tops = counts_with(events, kind.column(), &ids, other(kind).0)?;
-            Ok((kind, tops))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    for (kind, mut tops) in counted {
+    // All kinds in one pass over the access rows.
+    let questions: Vec<_> = (flagged.iter())
+        .map(|(kind, ids)| (kind.column(), ids, other(*kind).0))
+        .collect();
+    let counted = counts_with_each(events, &questions)?;
+    for (kind, mut tops) in flagged.keys().copied().zip(counted) {
         let other_kind = other(kind).1;
         for f in findings.iter_mut().filter(|f| f.entity.kind == kind) {
             if let Some(top) = tops.get_mut(&f.entity.id) {

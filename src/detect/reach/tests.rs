@@ -188,6 +188,37 @@ fn counts_with_counts_access_rows_per_value() {
         [("10.0.0.1".to_string(), 2), ("10.0.0.2".to_string(), 1)]
     );
     assert!(counts.is_empty(), "{counts:?}");
+    // Several questions in one pass: each answered as if asked alone.
+    let who = BTreeSet::from(["walker".to_string(), "other".to_string()]);
+    let address = BTreeSet::from(["10.0.0.1".to_string()]);
+    let questions = [
+        (c::PRINCIPAL, &who, c::SOURCE_IP),
+        (c::SOURCE_IP, &address, c::PRINCIPAL),
+    ];
+    let mut both = counts_with_each(&events, &questions).expect("counts");
+    both.iter_mut()
+        .flat_map(|q| q.values_mut())
+        .for_each(|v| v.sort());
+    let owned = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
+        pairs.iter().map(|(v, n)| (v.to_string(), *n)).collect()
+    };
+    assert_eq!(
+        both[0],
+        BTreeMap::from([
+            ("other".to_string(), owned(&[("10.0.0.1", 1)])),
+            (
+                "walker".to_string(),
+                owned(&[("10.0.0.1", 2), ("10.0.0.2", 1)])
+            ),
+        ])
+    );
+    assert_eq!(
+        both[1],
+        BTreeMap::from([(
+            "10.0.0.1".to_string(),
+            owned(&[("other", 1), ("walker", 2)])
+        )])
+    );
 }
 
 /// Differential: on random access rows the hand-written counts, and the reduced records the
