@@ -11,14 +11,14 @@
 
 use polars::prelude::*;
 
-use super::activity::{Activity, summarize, top_values_with};
+use super::activity::{Activity, summarize, top_values_by};
 use super::issuance::{Coverage, Issuance, Judged};
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, json_list,
     volume_score,
 };
 use crate::error::{FrameContext, Result};
-use crate::frame::{strs, token_texts, u64s};
+use crate::frame::{strs, u64s};
 use crate::normalize::schema::col as c;
 
 pub struct ForgedTokens;
@@ -134,8 +134,8 @@ impl ForgedTokens {
         rows: LazyFrame,
         out: &mut Detection,
     ) -> Result<()> {
-        let tokens = top_values_with(rows.clone(), c::CREDENTIAL, c::TOKEN, |df, name| {
-            token_texts(df, name, input.tokens)
+        let tokens = top_values_by(rows.clone(), c::CREDENTIAL, c::TOKEN, |code| {
+            input.tokens.text(code).unwrap_or_default()
         })?;
         let per_key = per_group(rows.clone(), &[c::CREDENTIAL])?;
         let per_source = per_group(rows.clone(), &[c::CREDENTIAL, c::SOURCE_IP])?;
