@@ -5,7 +5,6 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::{FrameContext, Result};
-use crate::normalize::Tokens;
 use crate::normalize::schema::col::TS;
 use std::borrow::Cow;
 
@@ -75,13 +74,6 @@ pub fn ts_bucket(ms: i64) -> Expr {
     let ts = || col(crate::normalize::schema::col::TS);
     let rem = ((ts() % lit(ms)) + lit(ms)) % lit(ms);
     (ts() - rem) / lit(ms)
-}
-
-/// Two non-negative 32-bit quantities as one integer key, high then low. polars groups by one
-/// integer column 30–50 % faster than by two columns (it row-encodes multi-column keys), and a
-/// dictionary code and a day or hour count both fit in 32 bits.
-pub fn pack(high: Expr, low: Expr) -> Expr {
-    high.cast(DataType::UInt64) * lit(1u64 << 32) + low.cast(DataType::UInt64)
 }
 
 /// The process-wide dictionary behind [`cat_dtype`], to turn codes read with [`codes`] back
@@ -186,14 +178,6 @@ pub fn aligned(df: &DataFrame, names: &[&str]) -> Result<DataFrame> {
     let networks = crate::normalize::networks::network_column(&out)?;
     out.with_column(networks).stage("aligning columns")?;
     out.select(names.iter().copied()).stage("aligning columns")
-}
-
-/// The token ids of a column of token codes, `""` for a null.
-pub fn token_texts(df: &DataFrame, name: &str, tokens: &Tokens) -> Result<Vec<String>> {
-    Ok(codes(df, name)?
-        .into_iter()
-        .map(|c| tokens.text(c).unwrap_or_default())
-        .collect())
 }
 
 /// A filter mask of the rows whose categorical column `name` holds a value of `since`, at or

@@ -252,7 +252,21 @@ pub fn keep_top(list: &mut Vec<(String, u64)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{account, pack, strs, token_texts};
+    use crate::frame::{account, strs};
+    use crate::normalize::Tokens;
+
+    /// Two 32-bit codes as one integer key, as the replaced query grouped by.
+    fn pack(high: Expr, low: Expr) -> Expr {
+        high.cast(DataType::UInt64) * lit(1u64 << 32) + low.cast(DataType::UInt64)
+    }
+
+    /// The token ids of a column of token codes, `""` for a null.
+    fn token_texts(df: &DataFrame, name: &str, tokens: &Tokens) -> Result<Vec<String>> {
+        Ok(codes(df, name)?
+            .into_iter()
+            .map(|c| tokens.text(c).unwrap_or_default())
+            .collect())
+    }
     use rand::{Rng, SeedableRng};
 
     /// The polars query [`top_values_by`] replaced, as it was.
@@ -386,7 +400,7 @@ mod tests {
                 })
                 .collect();
             // Token ids, coded in a token table as the frame holds them.
-            let tokens = crate::normalize::Tokens::default();
+            let tokens = Tokens::default();
             let placed = (tokens.place(ids.iter().flatten().map(String::as_str))).expect("placed");
             let mut placed = placed.into_iter();
             let token_codes: Vec<Option<u32>> = (ids.iter())
