@@ -124,9 +124,11 @@ pub fn summarize(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Activity
     );
     let ts = i64s(&rows, c::TS)?;
     let (files, lines) = (u32s(&rows, c::FILE)?, u64s(&rows, c::LINE)?);
-    let success = (rows.column(c::SUCCESS).and_then(|s| s.bool()))
+    let success: Vec<bool> = (rows.column(c::SUCCESS).and_then(|s| s.bool()))
         .stage("selected activity")?
-        .clone();
+        .iter()
+        .map(|s| s == Some(true))
+        .collect();
     let members = by_key(&keys);
     let dict = crate::frame::dictionary();
     let name = |code: u32| dict.cat_to_str(code).unwrap_or_default().to_string();
@@ -150,10 +152,7 @@ pub fn summarize(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Activity
             accounts.dedup();
             let activity = Activity {
                 events: of.len() as u64,
-                successes: of
-                    .iter()
-                    .filter(|i| success.get(at(i)) == Some(true))
-                    .count() as u64,
+                successes: of.iter().filter(|i| success[at(i)]).count() as u64,
                 distinct_accounts: accounts.len() as u64,
                 distinct_sources: sources.chunk_by(|a, b| a == b).count() as u64,
                 distinct_principals: principals.chunk_by(|a, b| a == b).count() as u64,
@@ -197,7 +196,7 @@ fn top(codes: &[u32], name: impl Fn(u32) -> String) -> Vec<(String, u64)> {
     named
 }
 
-/// Each key code's rows, in row order.
+/// Each key code's rows, in row order (a frame holds fewer than 2³² rows: ingest refuses more).
 fn by_key(keys: &[u32]) -> Vec<(u32, Vec<u32>)> {
     let mut slot_of: hashbrown::HashMap<u32, usize> = hashbrown::HashMap::new();
     let mut members: Vec<(u32, Vec<u32>)> = Vec::new();

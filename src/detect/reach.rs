@@ -434,9 +434,10 @@ pub fn counts_with(
 }
 
 /// [`counts_with`] for several (key, ids, other) questions, in one pass over the frame: counted
-/// in frame order, chunk by chunk, straight from the columns. One pass per question (four
-/// kinds side by side) read the event type and target columns four times: 2.3 s of
-/// enumeration's 5.0 s on the 85.9M-event state (`docs/performance.md`, twenty-third session).
+/// in frame order, chunk by chunk, straight from the columns. With a pass per question (four
+/// kinds side by side, each reading the event type and target columns again), enumeration took
+/// 4.99 s on the 85.9M-event state's nightly run; in one pass, 4.72 s (`docs/performance.md`,
+/// twenty-third session).
 pub fn counts_with_each(
     events: &DataFrame,
     questions: &[(&str, &BTreeSet<String>, &str)],

@@ -83,10 +83,11 @@ fn learn_arrays(arrays: &[&CodeArray]) -> Result<()> {
 
 /// The distinct codes of `codes()`, in order: marked in a bit set as large as the greatest
 /// code, read back in order. Sets per task, merged, took about 25 s more CPU in one run at 85.9M
-/// events (each task's set held most addresses); every code collected whole and sorted took 1.5
-/// s of a nightly run over that state, which had learned no address before (records read from
-/// the state derive none), for ~3M distinct among 85.9M (`docs/performance.md`, twenty-third
-/// session). A bit is read before it is set, so an address seen again costs a load.
+/// events (each task's set held most addresses). Every code collected whole and sorted, the
+/// lookup of a few flagged networks took 1.5 s of a nightly run over that state, which had
+/// learned no address before (records read from the state derive none); with the bit set,
+/// enumeration took 4.72 → 3.54 s (`docs/performance.md`, twenty-third session). A bit is read
+/// before it is set, so an address seen again costs a load.
 fn distinct<I: ParallelIterator<Item = u32>>(codes: impl Fn() -> I) -> Vec<u32> {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     let Some(max) = codes().max() else {
@@ -94,8 +95,10 @@ fn distinct<I: ParallelIterator<Item = u32>>(codes: impl Fn() -> I) -> Vec<u32> 
     };
     let words: Vec<AtomicU64> = (0..=max as usize / 64).map(|_| AtomicU64::new(0)).collect();
     codes().for_each(|c| {
-        let (word, bit) = (&words[c as usize / 64], 1u64 << (c % 64));
-        if word.load(Relaxed) & bit == 0 {
+        let bit = 1u64 << (c % 64);
+        if let Some(word) = words.get(c as usize / 64)
+            && word.load(Relaxed) & bit == 0
+        {
             word.fetch_or(bit, Relaxed);
         }
     });
