@@ -146,12 +146,15 @@ impl Entities {
         out
     }
 
-    /// `f` over each entity's cells (a record's cells made for the call), in parallel, for the
-    /// entities `keep` accepts: `(entity, result)`, in no particular order.
+    /// `f` over each entity's cells, in parallel, for the entities `keep` accepts: `(entity,
+    /// result)`, in no particular order. `single` is `f` for a single record, given the record
+    /// rather than its cells: what they give can be had without making them (see
+    /// `profile::of_single`).
     pub(super) fn each<T: Send>(
         &self,
         keep: impl Fn(u32) -> bool + Sync,
         f: impl Fn(&[Cell]) -> T + Sync,
+        single: impl Fn(&Single) -> T + Sync,
     ) -> Vec<(u32, T)> {
         let chunks: Vec<&[Cell]> = self
             .cells
@@ -163,7 +166,7 @@ impl Entities {
             self.singles
                 .par_iter()
                 .filter(|s| keep(s.entity))
-                .map(|s| (s.entity, f(&s.cells()))),
+                .map(|s| (s.entity, single(s))),
         );
         out
     }

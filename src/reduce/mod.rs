@@ -363,17 +363,18 @@ impl Reduced {
         detail_from: u64,
     ) -> BTreeMap<String, Profile> {
         let count_own = key == c::SOURCE_IP || key == c::NETWORK;
+        let finish = |mut p: Profile, entity: u32| {
+            p.is_account = self.accounts.contains(entity);
+            if !count_own {
+                p.own_rows = 0;
+            }
+            p
+        };
         self.kind(key)
             .each(
                 |_| true,
-                |cells| {
-                    let mut p = profile::profile(cells, walk, detail_from);
-                    p.is_account = self.accounts.contains(cells[0].entity);
-                    if !count_own {
-                        p.own_rows = 0;
-                    }
-                    p
-                },
+                |cells| finish(profile::profile(cells, walk, detail_from), cells[0].entity),
+                |s| finish(profile::of_single(s, walk, detail_from), s.entity),
             )
             .into_iter()
             .map(|(e, p)| (symbols.name(e).to_string(), p))
@@ -389,7 +390,7 @@ impl Reduced {
     ) -> BTreeMap<String, Vec<(i64, u64)>> {
         let keep = |e: u32| only.is_none_or(|o| o.contains(symbols.name(e)));
         self.kind(key)
-            .each(keep, profile::first_days)
+            .each(keep, profile::first_days, profile::first_days_of_single)
             .into_iter()
             .map(|(e, days)| (symbols.name(e).to_string(), days))
             .collect()
