@@ -3,8 +3,9 @@
 //! (149,247 of 149,261 principals of the 8.7M-event benchmark export), and as [`Cell`]s they
 //! were 97 % of the cells. Here a day costs 12 bytes instead of a cell's ~200 in memory.
 //!
-//! Nothing is approximated: a record turns back into the cells it came from, so profiles and
-//! merges go through the one code path of [`super::profile`]. Each day keeps its own counts, so
+//! Nothing is approximated: a record turns back into the cells it came from, so merges go
+//! through the cells' code path; its profile and first touches are had directly
+//! (`profile::of_single`, held to the cells' by a test). Each day keeps its own counts, so
 //! a state can drop a day (aged out, or read again) and still hold the others exactly; two
 //! 16-bit counts make a day 16 bytes instead of 12, and an entity with more than 65,535 rows on
 //! one account in a day stays cells.
