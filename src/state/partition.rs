@@ -306,14 +306,8 @@ fn batches_of(path: &Path, bound: usize, tokens: &Tokens) -> Result<Vec<Batch>> 
         names.into_iter().partition(|n| n.starts_with(SYMBOLS));
     let (token_list, columns): (Vec<String>, Vec<String>) =
         columns.into_iter().partition(|n| n == TOKENS);
-    let symbols = match listed.is_empty() {
-        true => Arc::new(None),
-        false => Arc::new(Some(symbols(path, &metadata, &listed)?)),
-    };
-    let token_codes = match token_list.is_empty() {
-        true => Arc::new(None),
-        false => Arc::new(Some(token_codes(path, &metadata, tokens)?)),
-    };
+    let (symbols, token_codes) = placed(path, &metadata, &listed, !token_list.is_empty(), tokens)?;
+    let (symbols, token_codes) = (Arc::new(symbols), Arc::new(token_codes));
     let columns = Arc::new(columns);
     let groups: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
     let mut out = Vec::new();
@@ -380,51 +374,51 @@ pub fn read(
 }
 
 /// The partition's strings in the order [`write`] numbered them (`listed`: the columns that
-/// list them), each placed once in polars' dictionary: its code for each code of the partition.
-/// Read a row group at a time: a list column is mostly nulls. Only the listed strings are
+/// list them), each placed once in polars' dictionary: its code for each code of the partition;
+/// and, when it lists its token ids (`token_list`), each placed once in the run's token table
+/// (`None` for what the partition does not list: an earlier layout). Both lists are read a row
+/// group at a time, in one read: a list column is mostly nulls. Only the listed strings are
 /// walked (their rows from the validity bits) and merged in (row, column) order, each placed
 /// directly: walking every row's slot of every list and casting the strings to categories
 /// took 0.73 of the 1.0 s of CPU that listing the 120-night state's strings cost, reading the
 /// lists the rest (`docs/performance.md`, twenty-third session).
-fn symbols(path: &Path, metadata: &FileMetadata, listed: &[String]) -> Result<Symbols> {
+fn placed(
+    path: &Path,
+    metadata: &FileMetadata,
+    listed: &[String],
+    token_list: bool,
+    tokens: &Tokens,
+) -> Result<(Option<Symbols>, Option<Symbols>)> {
     let dtype = crate::frame::cat_dtype();
     let DataType::Categorical(_, mapping) = &dtype else {
         unreachable!("cat_dtype is categorical")
     };
-    let mut placed = Vec::new();
-    for g in 0..metadata.row_groups.len() {
-        let lists = group_columns(path, metadata, g, listed)?;
-        let lists: Vec<&StringChunked> = (listed.iter())
-            .map(|n| lists.column(n).and_then(|c| c.str()))
+    let mut names = listed.to_vec();
+    if token_list {
+        names.push(TOKENS.to_string());
+    }
+    let (mut symbols, mut token_codes) = (Vec::new(), Vec::new());
+    for g in (0..metadata.row_groups.len()).filter(|_| !names.is_empty()) {
+        let read = group_columns(path, metadata, g, &names)?;
+        let lists: Vec<&StringChunked> = (names.iter())
+            .map(|n| read.column(n).and_then(|c| c.str()))
             .collect::<PolarsResult<_>>()
             .map_err(|e| broken(path, e))?;
-        let present = (lists.iter().enumerate())
+        let (strings, ids) = lists.split_at(listed.len());
+        let merged = (strings.iter().enumerate())
             .map(|(j, list)| present(list).map(move |(row, text)| (row, j, text)))
             .kmerge_by(|a, b| (a.0, a.1) < (b.0, b.1));
-        for (_, _, text) in present {
-            placed.push(mapping.insert_cat(text).stage("placing strings")?);
+        for (_, _, text) in merged {
+            symbols.push(mapping.insert_cat(text).stage("placing strings")?);
+        }
+        if let Some(list) = ids.first() {
+            let ids: Vec<&str> = present(list).map(|(_, id)| id).collect();
+            let placed = tokens.place(ids.iter().copied());
+            token_codes.extend(placed.stage("placing token ids")?);
         }
     }
-    Ok(placed)
-}
-
-/// The partition's token ids in the order [`write`] numbered them, each placed once in the
-/// run's token table: its code for each token code of the partition.
-fn token_codes(path: &Path, metadata: &FileMetadata, tokens: &Tokens) -> Result<Symbols> {
-    let mut placed = Vec::new();
-    for g in 0..metadata.row_groups.len() {
-        let list = group_columns(path, metadata, g, &[TOKENS.to_string()])?;
-        let list = (list.column(TOKENS))
-            .and_then(|c| c.str())
-            .map_err(|e| broken(path, e))?;
-        let ids: Vec<&str> = present(list).map(|(_, id)| id).collect();
-        placed.extend(
-            tokens
-                .place(ids.iter().copied())
-                .stage("placing token ids")?,
-        );
-    }
-    Ok(placed)
+    let symbols = (!listed.is_empty()).then_some(symbols);
+    Ok((symbols, token_list.then_some(token_codes)))
 }
 
 /// Columns `names` of row group `g` alone.
