@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use polars::prelude::*;
-use rayon::prelude::*;
 
 use crate::context::{self, Context};
 use crate::detect::{self, DetectInput, DetectOptions, Detection, Limitation};
@@ -270,11 +269,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             note,
         })
         .collect();
-    // All detectors run side by side. Enumeration used to run alone, after the others, because
-    // forged tokens' frame of token-bearing accesses (230 MB at 10M events) beside its own sorted
-    // rows pushed the peak past 1.45 GB; with that frame gone (see `detect::issuance`) the 10M CSV
-    // export peaks at 1.3–1.4 GB with all four together (1.2 GB once ingest stopped keeping user
-    // agents), and the detectors take 1.4–1.55 s instead of 1.8 s one group after the other.
+    // The detectors run side by side, or in two waves over a large frame (`detect::run`).
     let spinner = stage(plan.progress, "detecting");
     // Two detectors read the keys' first token-bearing uses: found once here, not by each of
     // them side by side.
@@ -292,10 +287,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         }
         each
     } else {
-        detectors
-            .par_iter()
-            .map(|d| d.detect(&input))
-            .collect::<Result<Vec<_>>>()?
+        detect::run(&detectors, &input)?
     };
     crate::memory::release_freed();
     clock.lap("detectors");

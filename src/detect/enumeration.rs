@@ -73,6 +73,10 @@ impl Detector for Enumeration {
         NAME
     }
 
+    fn runs_apart(&self) -> bool {
+        true
+    }
+
     fn detect(&self, input: &DetectInput) -> Result<Detection> {
         let mut out = Detection::default();
         let reach = input.reach()?;
