@@ -66,20 +66,27 @@ pub fn usage(
         .into_par_iter()
         .map(|span| -> Result<(Counts, Counts)> {
             let (mut endpoints, mut clients) = (Counts::new(), Counts::new());
-            let values = cold.span(events, &span, &[c::ACTION, c::USER_AGENT])?;
-            let (action, agent) = (codes(&values, c::ACTION)?, codes(&values, c::USER_AGENT)?);
             let keys = frame.slice(span.rows.start as i64, span.rows.len());
+            // The flagged entities' rows first: a span without any is not read at all (its cold
+            // columns may be on disk).
+            let mut hits: Vec<(usize, u32)> = Vec::new();
             for (column, table) in &tables {
                 // Null codes (u32::MAX) fall outside every table.
                 for (i, &code) in codes(&keys, column)?.iter().enumerate() {
-                    let slot = match table.get(code as usize) {
-                        Some(&slot) if slot != NULL => slot,
-                        _ => continue,
-                    };
-                    for (counts, value) in [(&mut endpoints, action[i]), (&mut clients, agent[i])] {
-                        if value != NULL {
-                            *counts.entry((slot, value)).or_default() += 1;
-                        }
+                    if let Some(&slot) = table.get(code as usize).filter(|&&s| s != NULL) {
+                        hits.push((i, slot));
+                    }
+                }
+            }
+            if hits.is_empty() {
+                return Ok((endpoints, clients));
+            }
+            let values = cold.span(events, &span, &[c::ACTION, c::USER_AGENT])?;
+            let (action, agent) = (codes(&values, c::ACTION)?, codes(&values, c::USER_AGENT)?);
+            for (i, slot) in hits {
+                for (counts, value) in [(&mut endpoints, action[i]), (&mut clients, agent[i])] {
+                    if value != NULL {
+                        *counts.entry((slot, value)).or_default() += 1;
                     }
                 }
             }

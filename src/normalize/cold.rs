@@ -13,12 +13,14 @@
 //! run's scratch directory (`Spilled`), and at the end of ingest the held ones follow, so the
 //! detectors start with none in memory. Codes are polars' process-wide dictionary codes, valid
 //! for this process only: the files are scratch, removed with the report's staging directory.
+//! Read back from a state, the columns are already on disk in its partitions: each chunk is then
+//! a [`Loader`] of one partition row group's (`state::partition::read_hot`), read when asked.
 
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use polars::prelude::*;
 use polars_io::SerReader;
@@ -36,11 +38,17 @@ pub const COLUMNS: [&str; 4] = [col::FILE, col::LINE, col::USER_AGENT, col::ACTI
 /// write, and at most this many events' cold columns (~320 MB) wait in memory during ingest.
 pub const SPILL_FROM: u64 = 16_000_000;
 
+/// Reads one chunk's cold columns `names`, in that order and the frame's types, from where they
+/// already are on disk (a state's partitions), so they are neither read nor written again until
+/// evidence asks for them.
+pub type Loader = Arc<dyn Fn(&[&str]) -> Result<DataFrame> + Send + Sync>;
+
 /// Where one chunk's cold columns are.
 #[derive(Clone)]
 enum Stored {
     Held(DataFrame),
     Spilled(PathBuf),
+    Elsewhere(Loader),
 }
 
 /// Takes the cold columns out of each chunk ingest reads. Shared by the reader threads.
@@ -222,6 +230,19 @@ impl Drop for ColdColumns {
 }
 
 impl ColdColumns {
+    /// Cold columns read by `loader`, chunk by chunk: (rows, loader) in the frame's row order.
+    pub fn elsewhere(chunks: Vec<(usize, Loader)>) -> ColdColumns {
+        let parts = chunks
+            .into_iter()
+            .map(|(rows, loader)| Part {
+                stored: Stored::Elsewhere(loader),
+                rows,
+                line_offset: 0,
+            })
+            .collect();
+        ColdColumns::of(parts)
+    }
+
     fn of(parts: Vec<Part>) -> ColdColumns {
         let mut starts = Vec::with_capacity(parts.len());
         let mut at = 0;
@@ -425,6 +446,7 @@ impl ColdColumns {
         let mut df = match &part.stored {
             Stored::Held(df) => df.select(names.iter().copied()),
             Stored::Spilled(path) => read(path, names),
+            Stored::Elsewhere(loader) => Ok(loader(names)?),
         }
         .stage("reading cold columns")?;
         if let Some(local) = &span.local {

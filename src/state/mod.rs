@@ -39,7 +39,7 @@ use crate::error::{Error, FrameContext, Result};
 use crate::ingest::{self, Discovered, FileRejects, Ingested, ReadOptions};
 use crate::normalize::Days;
 use crate::normalize::Tokens;
-use crate::normalize::cold::{COLUMNS, ColdChunk, ColdColumns, ColdSink};
+use crate::normalize::cold::{COLUMNS, ColdColumns, ColdSink, Loader};
 use crate::normalize::dictionary::FileDict;
 pub(crate) use manifest::NewFile;
 use manifest::{
@@ -399,19 +399,27 @@ impl Store {
             })
             .collect::<Result<Vec<_>>>()?;
         let batches: Vec<(u32, partition::Batch)> = listed.into_iter().flatten().collect();
+        // With the cold columns beside the frame, they stay in the partitions until evidence
+        // reads a few of their rows (`partition::read_hot`).
+        let beside = cold.is_some();
         let frames = batches
             .par_iter()
             .map_init(FileDict::default, |dict, (idx, batch)| {
-                let chunks = partition::read(batch, *idx, &tokens, dict)?;
-                let mut out = Vec::with_capacity(chunks.len());
-                for mut df in chunks {
-                    let chunk = cold.map(|sink| sink.take(&mut df)).transpose()?;
-                    out.push((df, chunk));
+                if beside {
+                    let chunks = partition::read_hot(batch, *idx, &tokens, dict)?;
+                    return Ok(chunks
+                        .into_iter()
+                        .map(|(df, loader)| {
+                            let rows = df.height();
+                            (df, Some((rows, loader)))
+                        })
+                        .collect());
                 }
-                Ok(out)
+                let chunks = partition::read(batch, *idx, &tokens, dict)?;
+                Ok(chunks.into_iter().map(|df| (df, None)).collect::<Vec<_>>())
             })
             .collect::<Result<Vec<_>>>()?;
-        let (frames, mut order): (Vec<DataFrame>, Vec<Option<ColdChunk>>) =
+        let (frames, loaders): (Vec<DataFrame>, Vec<Option<(usize, Loader)>>) =
             frames.into_iter().flatten().unzip();
         let events = crate::frame::stack(frames.into_iter().map(Ok), "joining partitions")?;
         let mut events = match events {
@@ -420,13 +428,11 @@ impl Store {
         };
         let cold = match cold {
             None => ColdColumns::default(),
-            Some(sink) => {
-                if order.is_empty() {
-                    order.push(Some(sink.take(&mut events)?));
-                }
-                let order: Vec<ColdChunk> = order.into_iter().flatten().collect();
+            Some(sink) if loaders.is_empty() => {
+                let order = [sink.take(&mut events)?];
                 sink.finish(&order)?
             }
+            Some(_) => ColdColumns::elsewhere(loaders.into_iter().flatten().collect()),
         };
         cold.check(&events)?;
         let mut out = Ingested {

@@ -24,8 +24,9 @@ use polars_io::parquet::write::{ParquetCompression, ParquetWriter};
 
 use crate::error::{Error, FrameContext, Result};
 use crate::frame::{CodeArray, code_at};
+use crate::normalize::cold::{COLUMNS as COLD, Loader};
 use crate::normalize::dictionary::{FileDict, NULL};
-use crate::normalize::schema::col::{FILE, TOKEN};
+use crate::normalize::schema::col::{ACTION, FILE, TOKEN, USER_AGENT};
 use crate::normalize::{EventColumns, Tokens};
 
 /// Prefix of the columns that list a partition's strings (see [`write`]).
@@ -335,19 +336,203 @@ pub fn read(
     tokens: &Tokens,
     dict: &mut FileDict,
 ) -> Result<Vec<DataFrame>> {
+    read_groups(batch, file_idx, tokens, dict, |_| true)
+}
+
+/// [`read`] without the columns only evidence reads ([`COLD`]), and for each row group a
+/// [`Loader`] of those columns: they are read from the partition again when evidence asks for
+/// a few rows of them, instead of being read whole, placed, and spilled to the run's scratch
+/// folder as ingest does. Over the 85.9M-event state, nothing new (alternated runs): read-back
+/// 11.8–12.6 → 9.2–10.3 s, the run 27.5–27.7 → 25.0–26.2 s at the same peak; ranking, whose
+/// usage pass reads the user agents and actions of every flagged entity's rows, 1.6–1.7 →
+/// 2.2–2.3 s, as it now decompresses them. A night added to 120 (8.7M events), whose cold
+/// columns were held in memory: peak 1.01–1.02 → 0.83–0.87 GB, the run 2.70–2.74 → 2.87–2.88 s
+/// (evidence reads a row group's file, line, or action, ~0.7 ms each, where it read memory).
+pub fn read_hot(
+    batch: &Batch,
+    file_idx: u32,
+    tokens: &Tokens,
+    dict: &mut FileDict,
+) -> Result<Vec<(DataFrame, Loader)>> {
+    let frames = read_groups(batch, file_idx, tokens, dict, |name| !COLD.contains(&name))?;
+    let placed = match batch.symbols.as_ref() {
+        Some(all) => Some(cold_codes(batch, all)?),
+        None => None,
+    };
+    let groups = batch.metadata.row_groups.len();
+    let source = Arc::new(ColdSource {
+        path: batch.path.clone(),
+        // Each group's own, made once: several detectors read the same groups.
+        groups: (0..groups)
+            .map(|g| Arc::new(groups_of(&batch.metadata, g..g + 1)))
+            .collect(),
+        columns: batch.columns.clone(),
+        placed,
+    });
+    Ok((frames.into_iter().enumerate())
+        .map(|(group, df)| {
+            let source = source.clone();
+            let loader: Loader =
+                Arc::new(move |names: &[&str]| cold(&source, group, file_idx, names));
+            (df, loader)
+        })
+        .collect())
+}
+
+/// Where a batch's cold columns are read from when asked for.
+struct ColdSource {
+    path: PathBuf,
+    /// The metadata of each row group alone.
+    groups: Vec<Arc<FileMetadata>>,
+    columns: Arc<Vec<String>>,
+    /// polars' code of each partition code the batch's coded cold columns hold (`None`: an
+    /// earlier layout, strings stored as strings). The partition's whole list, kept for them,
+    /// was 90 MB of the 85.9M-event state's nightly run; these are the few user agents and
+    /// actions.
+    placed: Option<Vec<(u32, u32)>>,
+}
+
+/// The cold columns a partition stores as its own string codes.
+const CODED_COLD: [&str; 2] = [USER_AGENT, ACTION];
+
+/// Of `all` (polars' code of each partition code), the codes the batch's user agents and actions
+/// hold, read from their columns alone, in order.
+fn cold_codes(batch: &Batch, all: &[u32]) -> Result<Vec<(u32, u32)>> {
+    let path = &batch.path;
+    let columns: Vec<String> = (batch.columns.iter())
+        .filter(|c| CODED_COLD.contains(&c.as_str()))
+        .cloned()
+        .collect();
+    if columns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = ParquetReader::new(file)
+        .read_parallel(ParallelStrategy::None)
+        .with_columns(Some(columns));
+    reader.set_metadata(batch.metadata.clone());
+    let stored = reader.finish().map_err(|e| broken(path, e))?;
+    let mut seen = vec![false; all.len()];
+    for column in stored.columns() {
+        let codes = column.u32().map_err(|e| broken(path, e))?;
+        for c in codes.iter().flatten() {
+            *seen
+                .get_mut(c as usize)
+                .ok_or_else(|| broken_for(path, "a code beyond the partition's strings"))? = true;
+        }
+    }
+    Ok((0..all.len())
+        .filter(|&c| seen[c])
+        .map(|c| (c as u32, all[c]))
+        .collect())
+}
+
+/// The columns `names` (of [`COLD`]) of row group `group` of `source`, in that order.
+fn cold(source: &ColdSource, group: usize, file_idx: u32, names: &[&str]) -> Result<DataFrame> {
+    let path = &source.path;
+    let metadata = (source.groups.get(group).cloned())
+        .ok_or_else(|| broken_for(path, "a row group beyond the partition's"))?;
+    let one = Batch {
+        path: path.clone(),
+        metadata,
+        columns: source.columns.clone(),
+        symbols: Arc::new(None),
+        token_codes: Arc::new(None),
+    };
+    let coded = |name: &str| source.placed.is_some() && CODED_COLD.contains(&name);
+    let want = |name: &str| COLD.contains(&name) && names.contains(&name);
+    // Token ids are not cold: no table is needed; a plain-strings partition (the first layout)
+    // codes its strings through a dictionary of this call's own.
+    let (tokens, mut dict) = (Tokens::default(), FileDict::default());
+    let mut frames = read_groups(&one, file_idx, &tokens, &mut dict, |n| want(n) && !coded(n))?;
+    let mut df = match frames.pop() {
+        Some(df) if frames.is_empty() => df,
+        _ => return Err(broken_for(path, "a row group read back as several")),
+    };
+    if let Some(placed) = &source.placed {
+        let names: Vec<&str> = CODED_COLD.into_iter().filter(|n| want(n)).collect();
+        for column in coded_columns(&one, &names, placed)? {
+            df.with_column(column).map_err(|e| broken(path, e))?;
+        }
+    }
+    df.select(names.iter().copied())
+        .map_err(|e| broken(path, e))
+}
+
+/// Columns `names` of `one`'s single row group, stored as partition codes, in polars' codes.
+fn coded_columns(one: &Batch, names: &[&str], placed: &[(u32, u32)]) -> Result<Vec<Column>> {
+    let path = &one.path;
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = ParquetReader::new(file)
+        .read_parallel(ParallelStrategy::None)
+        .with_columns(Some(names.iter().map(|n| n.to_string()).collect()));
+    reader.set_metadata(one.metadata.clone());
+    let stored = reader.finish().map_err(|e| broken(path, e))?;
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let local =
+            (stored.column(name).and_then(|c| c.u32().cloned())).map_err(|e| broken(path, e))?;
+        let mut global = Vec::with_capacity(local.len());
+        for c in local.iter() {
+            global.push(match c {
+                None => None,
+                // A few user agents and actions: a binary search over them stays in the cache.
+                Some(c) => match placed.binary_search_by_key(&c, |p| p.0) {
+                    Ok(at) => Some(placed[at].1),
+                    Err(_) => {
+                        return Err(broken_for(
+                            path,
+                            "a cold column's code was not seen when read back",
+                        ));
+                    }
+                },
+            });
+        }
+        let global = UInt32Chunked::from_iter_options((*name).into(), global.into_iter());
+        // SAFETY: every code was handed out by polars' dictionary when the partition's strings
+        // were placed (`placed`, taken from the partition's list).
+        let cats = unsafe {
+            Categorical32Chunked::from_cats_and_dtype_unchecked(global, crate::frame::cat_dtype())
+        };
+        out.push(cats.into_series().into_column());
+    }
+    Ok(out)
+}
+
+/// [`read`] of the frame's columns that `want` names.
+fn read_groups(
+    batch: &Batch,
+    file_idx: u32,
+    tokens: &Tokens,
+    dict: &mut FileDict,
+    want: impl Fn(&str) -> bool,
+) -> Result<Vec<DataFrame>> {
     if dict.len() > crate::normalize::columns::MAX_FILE_STRINGS {
         dict.clear();
     }
     let path = &batch.path;
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    // On this thread only: batches are read side by side on rayon's workers, and a worker that
-    // blocks on polars' own pool steals the next batch meanwhile, one stack frame deeper each
-    // time (120 nights overflowed 192 KiB stacks; `normalize::cold` met the same).
-    let mut reader = ParquetReader::new(file)
-        .read_parallel(ParallelStrategy::None)
-        .with_columns(Some(batch.columns.to_vec()));
-    reader.set_metadata(batch.metadata.clone());
-    let stored = reader.finish().map_err(|e| broken(path, e))?;
+    let columns: Vec<String> = (batch.columns.iter())
+        .filter(|c| want(c.as_str()))
+        .cloned()
+        .collect();
+    let stored = if columns.is_empty() {
+        // Only the file index, which is not stored.
+        DataFrame::empty_with_height(batch.metadata.num_rows)
+    } else {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        // On this thread only: batches are read side by side on rayon's workers, and a worker
+        // that blocks on polars' own pool steals the next batch meanwhile, one stack frame
+        // deeper each time (120 nights overflowed 192 KiB stacks; `normalize::cold` met the
+        // same).
+        let mut reader = ParquetReader::new(file)
+            .read_parallel(ParallelStrategy::None)
+            .with_columns(Some(columns));
+        reader.set_metadata(batch.metadata.clone());
+        reader.finish().map_err(|e| broken(path, e))?
+    };
     // A file without row groups comes back as one (empty) chunk.
     let mut groups: Vec<usize> = (batch.metadata.row_groups.iter())
         .map(|g| g.num_rows())
@@ -360,14 +545,9 @@ pub fn read(
     for group in groups {
         let chunk = stored.slice(start as i64, group);
         start += group;
+        let placed = (batch.symbols.as_ref(), batch.token_codes.as_ref());
         out.push(restore(
-            path,
-            &chunk,
-            file_idx,
-            tokens,
-            dict,
-            &batch.symbols,
-            &batch.token_codes,
+            path, &chunk, group, file_idx, tokens, dict, placed, &want,
         )?);
     }
     Ok(out)
@@ -483,20 +663,24 @@ fn runs(groups: &[usize], bound: usize) -> Vec<&[usize]> {
 }
 
 /// One stored chunk in the event frame's layout and codes.
+#[allow(clippy::too_many_arguments)]
 fn restore(
     path: &Path,
     stored: &DataFrame,
+    rows: usize,
     file_idx: u32,
     tokens: &Tokens,
     dict: &mut FileDict,
-    symbols: &Option<Symbols>,
-    token_codes: &Option<Symbols>,
+    (symbols, token_codes): (&Option<Symbols>, &Option<Symbols>),
+    include: impl Fn(&str) -> bool,
 ) -> Result<DataFrame> {
-    let rows = stored.height();
     let layout = EventColumns::new().take_frame()?;
     let mut columns = Vec::with_capacity(layout.width());
     for want in layout.columns() {
         let name = want.name().as_str();
+        if !include(name) {
+            continue;
+        }
         if name == FILE {
             columns.push(Column::new(FILE.into(), vec![file_idx; rows]));
             continue;
@@ -602,8 +786,17 @@ mod tests {
         let input = dir.path().join("events.jsonl");
         let mut text = String::new();
         for i in 0..3000 {
+            // User agents and actions on some rows only, new ones appearing late.
+            let agent = match i % 4 {
+                0 => String::new(),
+                _ => format!(",\"user_agent\":\"ua{}\"", i % 3 + i / 2500),
+            };
+            let action = match i % 5 {
+                0 => String::new(),
+                _ => format!(",\"action\":\"GET /a/{}\"", i % 7 + i / 2000),
+            };
             text.push_str(&format!(
-                "{{\"timestamp\":\"2025-03-0{}T10:{:02}:00Z\",\"event_type\":\"access\",\"principal\":\"u{}\",\"credential_id\":\"k{}\",\"token_id\":\"t{}\",\"source_ip\":\"10.0.0.{}\",\"target_account\":\"C{}\",\"success\":{}}}\n",
+                "{{\"timestamp\":\"2025-03-0{}T10:{:02}:00Z\",\"event_type\":\"access\",\"principal\":\"u{}\",\"credential_id\":\"k{}\",\"token_id\":\"t{}\",\"source_ip\":\"10.0.0.{}\",\"target_account\":\"C{}\",\"success\":{}{agent}{action}}}\n",
                 1 + i % 9,
                 i % 60,
                 i % 17,
@@ -717,7 +910,43 @@ mod tests {
             let mut want = want.clone();
             want.rechunk_mut();
             assert!(back.equals_missing(&want), "{}", path.display());
+            hot_and_cold_read_back(path, &want, &ingested.tokens);
         }
+    }
+
+    /// Read without its cold columns, a partition gives the other columns as [`read`] does, and
+    /// each row group's loader gives that group's cold columns, any of them in any order.
+    fn hot_and_cold_read_back(path: &Path, want: &DataFrame, tokens: &Tokens) {
+        let mut dict = FileDict::default();
+        let (mut hot, mut cold): (Vec<DataFrame>, Vec<DataFrame>) = (Vec::new(), Vec::new());
+        for batch in batches_of(path, 700, tokens).expect("batches") {
+            for (df, loader) in read_hot(&batch, 0, tokens, &mut dict).expect("read hot") {
+                let all = loader(&COLD).expect("cold columns");
+                assert_eq!(all.height(), df.height());
+                let some = loader(&[ACTION, FILE]).expect("two cold columns");
+                let picked = all.select([ACTION, FILE]).expect("picked");
+                assert!(some.equals_missing(&picked), "{}", path.display());
+                hot.push(df);
+                cold.push(all);
+            }
+        }
+        let stack = |parts: Vec<DataFrame>| {
+            let mut all = crate::frame::stack(parts.into_iter().map(Ok), "test")
+                .expect("stacked")
+                .expect("rows");
+            all.rechunk_mut();
+            all
+        };
+        let (hot, cold) = (stack(hot), stack(cold));
+        let hot_names: Vec<String> = (want.get_column_names().into_iter())
+            .filter(|n| !COLD.contains(&n.as_str()))
+            .map(|n| n.to_string())
+            .collect();
+        let cold_want = want.select(COLD).expect("cold");
+        assert!(hot.equals_missing(&want.select(hot_names).expect("hot")));
+        assert!(cold.equals_missing(&cold_want), "{}", path.display());
+        let agents = cold_want.column(USER_AGENT).expect("agents");
+        assert!(agents.null_count() > 0 && agents.null_count() < agents.len());
     }
 
     /// A code past the partition's strings or token ids (a damaged or hand-made file) is an
