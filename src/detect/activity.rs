@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::{DetectInput, Entity, EntityKind, Finding, evidence, json_list};
 use crate::error::{FrameContext, Result};
 use crate::frame::{NULL, codes, i64s, u32s, u64s};
+use crate::normalize::cold::ROW;
 use crate::normalize::schema::col as c;
 
 /// Activity of one entity over the rows a detector selected.
@@ -84,7 +85,8 @@ impl Activity {
 }
 
 /// The columns [`summarize`] reads, with `key`: what a detector selects before filtering rows
-/// it gathers itself.
+/// it gathers itself. Not the file and line, which are read for each key's first rows alone
+/// (by [`ROW`]).
 pub fn columns(key: &str) -> Vec<&str> {
     let mut wanted = vec![
         c::TS,
@@ -92,8 +94,7 @@ pub fn columns(key: &str) -> Vec<&str> {
         c::TARGET,
         c::SOURCE_IP,
         c::PRINCIPAL,
-        c::FILE,
-        c::LINE,
+        ROW,
     ];
     if !wanted.contains(&key) {
         wanted.push(key);
@@ -111,7 +112,17 @@ pub fn columns(key: &str) -> Vec<&str> {
 /// that run's `offboarding` took 2.62 → 2.16 s and `forged_tokens` 5.35 → 4.72 s (CPU 11.9 →
 /// 9.4 s), and at 8.7M events 0.22 → 0.17 s and 0.40 → 0.33 s (`docs/performance.md`,
 /// twenty-third session). `tests::agrees_with_polars` holds it to those queries.
-pub fn summarize(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Activity>> {
+///
+/// The first row's file and line come from `rows` when it has them, else from the event
+/// frame's rows that [`ROW`] names, read for each key's earliest rows alone: a state's are read
+/// back from its partitions a row group at a time (`state::partition::read_hot`), and reading
+/// them for every selected row took 0.09–0.11 s of `offboarding` and `forged_tokens` each at
+/// 8.7M events in 120 nights.
+pub fn summarize(
+    rows: LazyFrame,
+    key: &str,
+    input: &DetectInput,
+) -> Result<BTreeMap<String, Activity>> {
     let rows = rows
         .filter(col(key).is_not_null())
         .collect()
@@ -123,24 +134,26 @@ pub fn summarize(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Activity
         codes(&rows, c::PRINCIPAL)?,
     );
     let ts = i64s(&rows, c::TS)?;
-    let (files, lines) = (u32s(&rows, c::FILE)?, u64s(&rows, c::LINE)?);
     let success: Vec<bool> = (rows.column(c::SUCCESS).and_then(|s| s.bool()))
         .stage("selected activity")?
         .iter()
         .map(|s| s == Some(true))
         .collect();
     let members = by_key(&keys);
+    let earliest: Vec<Vec<u32>> = (members.par_iter())
+        .map(|(_, of)| {
+            let first = of.iter().map(|&i| ts[i as usize]).min();
+            (of.iter().copied())
+                .filter(|&i| Some(ts[i as usize]) == first)
+                .collect()
+        })
+        .collect();
+    let places = first_places(&rows, &earliest, input)?;
     let dict = crate::frame::dictionary();
     let name = |code: u32| dict.cat_to_str(code).unwrap_or_default().to_string();
-    let summarized: Vec<(String, Activity)> = members
-        .par_iter()
-        .map(|(k, of)| {
+    let summarized: Vec<(String, Activity)> = (members.par_iter().zip(&places))
+        .map(|((k, of), &(first_file, first_line))| {
             let at = |i: &u32| *i as usize;
-            let first = of
-                .iter()
-                .map(at)
-                .min_by_key(|&i| (ts[i], files[i], lines[i]));
-            let first = first.unwrap_or_default();
             let distinct = |values: &[u32]| {
                 let mut v: Vec<u32> = of.iter().map(|i| values[at(i)]).collect();
                 v.retain(|&c| c != NULL);
@@ -158,8 +171,8 @@ pub fn summarize(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Activity
                 distinct_principals: principals.chunk_by(|a, b| a == b).count() as u64,
                 first: of.iter().map(|i| ts[at(i)]).min().unwrap_or_default(),
                 last: of.iter().map(|i| ts[at(i)]).max().unwrap_or_default(),
-                first_file: files.get(first).copied().unwrap_or_default(),
-                first_line: lines.get(first).copied().unwrap_or_default(),
+                first_file,
+                first_line,
                 top_sources: if key == c::SOURCE_IP {
                     Vec::new()
                 } else {
@@ -175,6 +188,37 @@ pub fn summarize(rows: LazyFrame, key: &str) -> Result<BTreeMap<String, Activity
         })
         .collect();
     Ok(summarized.into_iter().collect())
+}
+
+/// For each key, the least (file, line) of its `earliest` rows (indices into `rows`): from
+/// `rows`' own columns, or read for those rows alone through [`ROW`].
+fn first_places(
+    rows: &DataFrame,
+    earliest: &[Vec<u32>],
+    input: &DetectInput,
+) -> Result<Vec<(u32, u64)>> {
+    let flat: Vec<usize> = earliest.iter().flatten().map(|&i| i as usize).collect();
+    let (files, lines) = if rows.column(c::FILE).is_ok() {
+        let (files, lines) = (u32s(rows, c::FILE)?, u64s(rows, c::LINE)?);
+        let pick = |i: &usize| (files[*i], lines[*i]);
+        (
+            flat.iter().map(pick).map(|p| p.0).collect(),
+            flat.iter().map(pick).map(|p| p.1).collect(),
+        )
+    } else {
+        let frame_rows = u32s(rows, ROW)?;
+        let wanted: Vec<IdxSize> = flat.iter().map(|&i| frame_rows[i]).collect();
+        let places = (input.cold).select(input.events, &[c::FILE, c::LINE], &wanted)?;
+        (u32s(&places, c::FILE)?, u64s(&places, c::LINE)?)
+    };
+    let mut out = Vec::with_capacity(earliest.len());
+    let mut at = 0;
+    for of in earliest {
+        let least = (at..at + of.len()).map(|j| (files[j], lines[j])).min();
+        out.push(least.unwrap_or_default());
+        at += of.len();
+    }
+    Ok(out)
 }
 
 /// The most frequent of sorted `codes` as [`keep_top`] orders them (count desc, then name): only
@@ -251,8 +295,10 @@ pub fn keep_top(list: &mut Vec<(String, u64)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::Context;
+    use crate::detect::DetectOptions;
     use crate::frame::{account, strs};
-    use crate::normalize::Tokens;
+    use crate::normalize::{TimeParser, Tokens};
 
     /// Two 32-bit codes as one integer key, as the replaced query grouped by.
     fn pack(high: Expr, low: Expr) -> Expr {
@@ -417,10 +463,26 @@ mod tests {
                 Column::new(c::LINE.into(), lines),
             ])
             .expect("frame");
+            let (context, options) = (Context::default(), DetectOptions::default());
+            let time = TimeParser::new(chrono_tz::UTC);
+            let input = DetectInput::new(&df, &context, &options, &time, &[], &tokens);
+            // Every other row, backwards: a selection naming its frame rows instead of holding
+            // their files and lines.
+            let rows: Vec<IdxSize> = (0..n as IdxSize).rev().step_by(2).collect();
             for key in [c::CREDENTIAL, c::PRINCIPAL, c::SOURCE_IP] {
-                let got = summarize(df.clone().lazy(), key).expect("summarized");
+                let got = summarize(df.clone().lazy(), key, &input).expect("summarized");
                 let want = reference(df.clone().lazy(), key);
                 assert_eq!(format!("{got:?}"), format!("{want:?}"), "{n} rows by {key}");
+                let picked = IdxCa::from_vec("rows".into(), rows.clone());
+                let some = df.take(&picked).expect("some rows");
+                let named = (input.cold.select(&df, &columns(key), &rows)).expect("selected");
+                assert!(named.column(c::FILE).is_err());
+                let by_row = summarize(named.lazy(), key, &input).expect("summarized");
+                let (by_row, want) = (
+                    format!("{by_row:?}"),
+                    format!("{:?}", reference(some.lazy(), key)),
+                );
+                assert_eq!(by_row, want, "{n} rows by {key}, by row");
                 let token_text = |code| tokens.text(code).unwrap_or_default();
                 let top = top_values_by(df.clone().lazy(), key, c::TOKEN, token_text)
                     .expect("top tokens");
@@ -442,7 +504,8 @@ mod tests {
                     assert!(got.len() > 3, "{got:?}");
                     assert!(
                         got.values()
-                            .all(|a| a.top_principals.len() == TOP_N || key == c::PRINCIPAL)
+                            .all(|a| a.top_principals.len() == TOP_N || key == c::PRINCIPAL),
+                        "{n} {key} {got:?}"
                     );
                 }
             }

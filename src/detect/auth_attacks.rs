@@ -187,8 +187,12 @@ impl AuthAttacks {
         above_users: &dyn Fn(u64) -> bool,
         out: &mut Detection,
     ) -> Result<()> {
-        let failed = summarize(logins.clone().filter(col(c::SUCCESS).not()), c::SOURCE_IP)?;
-        let ok = summarize(logins.filter(col(c::SUCCESS)), c::SOURCE_IP)?;
+        let failed = summarize(
+            logins.clone().filter(col(c::SUCCESS).not()),
+            c::SOURCE_IP,
+            input,
+        )?;
+        let ok = summarize(logins.filter(col(c::SUCCESS)), c::SOURCE_IP, input)?;
         for (ip, fails) in &failed {
             let oks = ok.get(ip);
             let names = counts.get(ip).map_or(0, |n| n.invalid_names);
@@ -346,7 +350,7 @@ impl AuthAttacks {
                 &activity::columns(c::PRINCIPAL),
             )?
             .lazy();
-        for (id, a) in summarize(rows, c::PRINCIPAL)? {
+        for (id, a) in summarize(rows, c::PRINCIPAL, input)? {
             let Some((name, members, median)) = flagged.get(&id) else {
                 continue;
             };

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::error::{FrameContext, Result};
 use crate::frame::{strs, u64s};
+use crate::normalize::cold::ROW;
 use crate::normalize::schema::col as c;
 
 pub struct ForgedTokens;
@@ -108,7 +109,7 @@ impl Detector for ForgedTokens {
                 45.0,
             ),
         ] {
-            for (kid, act) in summarize(rows, c::CREDENTIAL)? {
+            for (kid, act) in summarize(rows, c::CREDENTIAL, input)? {
                 let reason = format!("{} access(es) with tokens {what}", act.events);
                 out.findings.push(key_finding(
                     input,
@@ -145,7 +146,7 @@ impl ForgedTokens {
                 .find(|g| g.keys[0] == k)
                 .map_or(0, |g| g.tokens)
         };
-        for (kid, act) in summarize(rows, c::CREDENTIAL)? {
+        for (kid, act) in summarize(rows, c::CREDENTIAL, input)? {
             let n_tokens = token_count(&kid);
             let reason = format!(
                 "{} access(es) with {} token(s) the issuer never issued, for {} subject(s) on {} account(s) from {} address(es), first {}",
@@ -202,7 +203,7 @@ impl ForgedTokens {
     ) -> Result<()> {
         let t = input.time;
         let gaps: Vec<String> = cover.gaps.iter().map(|d| t.format_day(*d)).collect();
-        for (kid, act) in summarize(rows, c::CREDENTIAL)? {
+        for (kid, act) in summarize(rows, c::CREDENTIAL, input)? {
             out.limitations.push(Limitation {
                 detector: NAME,
                 note: format!(
@@ -231,7 +232,7 @@ impl ForgedTokens {
             return Ok(());
         }
         let rows = rows.lazy();
-        for (kid, act) in summarize(rows, c::CREDENTIAL)? {
+        for (kid, act) in summarize(rows, c::CREDENTIAL, input)? {
             let reason = format!(
                 "tokens each presented from more than {MAX_ADDRESSES_PER_TOKEN} addresses: {} access(es) from {} address(es)",
                 act.events, act.distinct_sources
@@ -260,7 +261,7 @@ impl ForgedTokens {
         out: &mut Detection,
     ) -> Result<()> {
         let rows = rows.lazy();
-        for (kid, act) in summarize(rows, c::CREDENTIAL)? {
+        for (kid, act) in summarize(rows, c::CREDENTIAL, input)? {
             let sources = act.distinct_sources.max(1);
             if act.distinct_principals < MIN_SUBJECTS
                 || act.distinct_principals / sources < SUBJECTS_PER_ADDRESS
@@ -297,8 +298,7 @@ fn accesses(input: &DetectInput, rows: &[IdxSize]) -> Result<DataFrame> {
         c::TARGET,
         c::SOURCE_IP,
         c::SUCCESS,
-        c::FILE,
-        c::LINE,
+        ROW,
     ];
     input.cold.select(input.events, &names, rows)
 }

@@ -44,7 +44,7 @@ impl Detector for KeyLifecycle {
                 &columns(c::CREDENTIAL),
             )?
             .lazy();
-        for (kid, act) in summarize(unknown, c::CREDENTIAL)? {
+        for (kid, act) in summarize(unknown, c::CREDENTIAL, input)? {
             let reason = format!(
                 "key id {kid} is not in the credential inventory, yet {} token-bearing event(s) on {} account(s) present it",
                 act.events, act.distinct_accounts
@@ -77,7 +77,7 @@ impl Detector for KeyLifecycle {
                 .cold
                 .select_where(input.events, &columns(c::CREDENTIAL), &mask)?
                 .lazy();
-            for (kid, act) in summarize(early, c::CREDENTIAL)? {
+            for (kid, act) in summarize(early, c::CREDENTIAL, input)? {
                 let reason = format!(
                     "{} token-bearing event(s) before the key was created",
                     act.events

@@ -121,8 +121,8 @@ fn late_use(input: &DetectInput, key: &str, cutoffs: Vec<(String, i64)>) -> Resu
         .cold
         .select_where(input.events, &super::activity::columns(key), &mask)?
         .lazy();
-    let ok = summarize(late.clone().filter(col(c::SUCCESS)), key)?;
-    let failed = summarize(late.filter(col(c::SUCCESS).not()), key)?;
+    let ok = summarize(late.clone().filter(col(c::SUCCESS)), key, input)?;
+    let failed = summarize(late.filter(col(c::SUCCESS).not()), key, input)?;
     Ok((ok, failed))
 }
 

@@ -34,6 +34,11 @@ use crate::normalize::schema::col;
 /// The cold columns, in the frame's order.
 pub const COLUMNS: [&str; 4] = [col::FILE, col::LINE, col::USER_AGENT, col::ACTION];
 
+/// A column a selection may ask for ([`ColdColumns::select`]): the frame row of each selected
+/// row, so that the file and line of the few rows that become evidence are read alone, not the
+/// whole selection's.
+pub const ROW: &str = "__row";
+
 /// Events read before chunks go to disk: runs the size of the 10M benchmark (8.7M events) never
 /// write, and at most this many events' cold columns (~320 MB) wait in memory during ingest.
 pub const SPILL_FROM: u64 = 16_000_000;
@@ -305,7 +310,8 @@ impl ColdColumns {
         self.kept = Some(kept);
     }
 
-    /// `names` of the frame rows `rows` (any order), cold or not, in that order.
+    /// `names` of the frame rows `rows` (any order), cold or not, in that order; [`ROW`] among
+    /// them gives the rows themselves.
     pub fn select(
         &self,
         events: &DataFrame,
@@ -313,20 +319,38 @@ impl ColdColumns {
         rows: &[IdxSize],
     ) -> Result<DataFrame> {
         let idx = IdxCa::from_vec("rows".into(), rows.to_vec());
-        if self.in_frame(events) {
-            return events
-                .select(names.iter().copied())
+        let mut out = if self.in_frame(events) {
+            let real: Vec<&str> = names.iter().copied().filter(|n| *n != ROW).collect();
+            events
+                .select(real)
                 .and_then(|df| df.take(&idx))
-                .stage("selecting rows");
+                .stage("selecting rows")?
+        } else {
+            self.select_beside(events, names, rows, &idx)?
+        };
+        if names.contains(&ROW) {
+            out.with_column(Column::new(ROW.into(), rows.to_vec()))
+                .stage("selecting rows")?;
         }
+        out.select(names.iter().copied()).stage("selecting rows")
+    }
+
+    /// [`Self::select`] of a frame whose cold columns are beside it, but for [`ROW`].
+    fn select_beside(
+        &self,
+        events: &DataFrame,
+        names: &[&str],
+        rows: &[IdxSize],
+        idx: &IdxCa,
+    ) -> Result<DataFrame> {
         let hot: Vec<&str> = names
             .iter()
             .copied()
-            .filter(|n| !COLUMNS.contains(n))
+            .filter(|n| !COLUMNS.contains(n) && *n != ROW)
             .collect();
         let mut out = events
             .select(hot)
-            .and_then(|df| df.take(&idx))
+            .and_then(|df| df.take(idx))
             .stage("selecting rows")?;
         let cold: Vec<&str> = COLUMNS
             .iter()
@@ -350,7 +374,7 @@ impl ColdColumns {
                 out.with_column(c.clone()).stage("selecting rows")?;
             }
         }
-        out.select(names.iter().copied()).stage("selecting rows")
+        Ok(out)
     }
 
     /// [`Self::select`] of the rows where `mask` is true.
@@ -606,6 +630,23 @@ mod tests {
             let got = cold.select(hot, &ALL, &want).expect("selected");
             let expected = IN_FRAME.select(full, &ALL, &want).expect("selected");
             assert!(got.equals_missing(&expected), "{got}\n{expected}");
+            // The rows themselves, asked for among cold columns, in the frame or beside it.
+            for (source, frame) in [(cold, hot), (&IN_FRAME, full)] {
+                let named = source
+                    .select(frame, &[col::LINE, ROW], &want)
+                    .expect("rows");
+                let rows: Vec<IdxSize> = (named.column(ROW).and_then(|c| c.u32().cloned()))
+                    .expect("row column")
+                    .into_no_null_iter()
+                    .collect();
+                assert_eq!(rows, want);
+                assert!(
+                    named
+                        .column(col::LINE)
+                        .expect("line")
+                        .equals_missing(expected.column(col::LINE).expect("line"))
+                );
+            }
         }
         let mask: BooleanChunked = (0..1_000).map(|i| Some(i % 7 < 3)).collect();
         let got = cold.select_where(hot, &ALL, &mask).expect("selected");
