@@ -346,8 +346,9 @@ pub fn read(
 /// 11.8–12.6 → 9.2–10.3 s, the run 27.5–27.7 → 25.0–26.2 s at the same peak; ranking, whose
 /// usage pass reads the user agents and actions of every flagged entity's rows, 1.6–1.7 →
 /// 2.2–2.3 s, as it now decompresses them. A night added to 120 (8.7M events), whose cold
-/// columns were held in memory: peak 1.01–1.02 → 0.83–0.87 GB, the run 2.70–2.74 → 2.87–2.88 s
-/// (evidence reads a row group's file, line, or action, ~0.7 ms each, where it read memory).
+/// columns were held in memory: peak 1.01–1.04 → 0.83–0.84 GB, the run 2.61–2.63 s either way
+/// once evidence reads the file and line of each key's first rows alone (`activity::summarize`;
+/// a row group's column costs ~0.7 ms to read, where memory cost nothing).
 pub fn read_hot(
     batch: &Batch,
     file_idx: u32,
