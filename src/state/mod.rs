@@ -158,8 +158,8 @@ impl Store {
     }
 
     /// Reads the files of `found` the state does not hold, stores them, ages out what is older
-    /// than `retain_days` before the newest event, and reads back everything retained, the
-    /// columns only evidence reads into `opts.cold` when given.
+    /// than `retain_days` before the newest event, and reads back everything retained; with
+    /// `opts.cold` given, the columns only evidence reads stay in the partitions until asked for.
     pub fn update(
         &self,
         found: &Discovered,
