@@ -221,6 +221,20 @@ fn thirty_nights_report_like_one_run_and_count_nothing_twice() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     same_report(&spilled, &full);
     assert_eq!(leftovers(dir.path()), Vec::<std::ffi::OsString>::new());
+    // A time window over the state: its rows' file, line, endpoint and client are read from the
+    // partitions by the rows the window kept, as one run over the files reads them.
+    let window = ["--from", "2025-03-08", "--to", "2025-03-21"];
+    let (windowed, windowed_full) = (dir.path().join("windowed"), dir.path().join("windowed-1"));
+    let o = nightly(&windowed, &nights[29], &state, &window, &roster, &credentials);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut args: Vec<&str> = nights.iter().map(|p| p.to_str().expect("utf-8")).collect();
+    args.extend(context_args(&roster, &credentials));
+    args.extend(window);
+    let o = analyze(&windowed_full, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    same_report(&windowed, &windowed_full);
+    let rows = anomalies(&windowed);
+    assert_eq!(rank_of(&rows, "key-e9"), Some(1), "{rows:?}");
     // A state built in one run with those columns on disk from the first event: each file's
     // partition gets them back whole, so the next run reads the same state.
     let (built, again_built) = (dir.path().join("built"), dir.path().join("built-again"));
