@@ -225,7 +225,14 @@ fn thirty_nights_report_like_one_run_and_count_nothing_twice() {
     // partitions by the rows the window kept, as one run over the files reads them.
     let window = ["--from", "2025-03-08", "--to", "2025-03-21"];
     let (windowed, windowed_full) = (dir.path().join("windowed"), dir.path().join("windowed-1"));
-    let o = nightly(&windowed, &nights[29], &state, &window, &roster, &credentials);
+    let o = nightly(
+        &windowed,
+        &nights[29],
+        &state,
+        &window,
+        &roster,
+        &credentials,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let mut args: Vec<&str> = nights.iter().map(|p| p.to_str().expect("utf-8")).collect();
     args.extend(context_args(&roster, &credentials));
