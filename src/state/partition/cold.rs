@@ -1,16 +1,14 @@
 //! A partition's cold columns (file, line, user agent, action: what only evidence reads) left
 //! on disk when the partition is read back, and read a row group at a time when evidence asks.
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use polars::prelude::*;
-use polars_io::SerReader;
-use polars_io::parquet::read::{FileMetadata, ParallelStrategy, ParquetReader};
+use polars_io::parquet::read::FileMetadata;
 
-use super::{Batch, broken, broken_for, groups_of, read_groups};
-use crate::error::{Error, Result};
+use super::{Batch, broken, broken_for, groups_of, read_columns, read_groups};
+use crate::error::Result;
 use crate::normalize::Tokens;
 use crate::normalize::cold::{COLUMNS as COLD, Loader};
 use crate::normalize::dictionary::FileDict;
@@ -84,12 +82,7 @@ fn cold_codes(batch: &Batch, all: &[u32]) -> Result<Vec<(u32, u32)>> {
     if columns.is_empty() {
         return Ok(Vec::new());
     }
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = ParquetReader::new(file)
-        .read_parallel(ParallelStrategy::None)
-        .with_columns(Some(columns));
-    reader.set_metadata(batch.metadata.clone());
-    let stored = reader.finish().map_err(|e| broken(path, e))?;
+    let stored = read_columns(path, batch.metadata.clone(), columns)?;
     let mut seen = vec![false; all.len()];
     for column in stored.columns() {
         let codes = column.u32().map_err(|e| broken(path, e))?;
@@ -143,12 +136,8 @@ fn coded_columns(one: &Batch, names: &[&str], placed: &[(u32, u32)]) -> Result<V
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = ParquetReader::new(file)
-        .read_parallel(ParallelStrategy::None)
-        .with_columns(Some(names.iter().map(|n| n.to_string()).collect()));
-    reader.set_metadata(one.metadata.clone());
-    let stored = reader.finish().map_err(|e| broken(path, e))?;
+    let columns = names.iter().map(|n| n.to_string()).collect();
+    let stored = read_columns(path, one.metadata.clone(), columns)?;
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let local =

@@ -362,16 +362,7 @@ fn read_groups(
         // Only the file index, which is not stored.
         DataFrame::empty_with_height(batch.metadata.num_rows)
     } else {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        // On this thread only: batches are read side by side on rayon's workers, and a worker
-        // that blocks on polars' own pool steals the next batch meanwhile, one stack frame
-        // deeper each time (120 nights overflowed 192 KiB stacks; `normalize::cold` met the
-        // same).
-        let mut reader = ParquetReader::new(file)
-            .read_parallel(ParallelStrategy::None)
-            .with_columns(Some(columns));
-        reader.set_metadata(batch.metadata.clone());
-        reader.finish().map_err(|e| broken(path, e))?
+        read_columns(path, batch.metadata.clone(), columns)?
     };
     // A file without row groups comes back as one (empty) chunk.
     let mut groups: Vec<usize> = (batch.metadata.row_groups.iter())
@@ -448,12 +439,20 @@ fn group_columns(
     g: usize,
     names: &[String],
 ) -> Result<DataFrame> {
-    let part = groups_of(metadata, g..g + 1);
+    let part = Arc::new(groups_of(metadata, g..g + 1));
+    read_columns(path, part, names.to_vec())
+}
+
+/// Columns `names` of the row groups `metadata` names, read on this thread only: batches are
+/// read side by side on rayon's workers, and a worker that blocks on polars' own pool steals the
+/// next batch meanwhile, one stack frame deeper each time (120 nights overflowed 192 KiB stacks;
+/// `normalize::cold` met the same).
+fn read_columns(path: &Path, metadata: Arc<FileMetadata>, names: Vec<String>) -> Result<DataFrame> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = ParquetReader::new(file)
         .read_parallel(ParallelStrategy::None)
-        .with_columns(Some(names.to_vec()));
-    reader.set_metadata(Arc::new(part));
+        .with_columns(Some(names));
+    reader.set_metadata(metadata);
     reader.finish().map_err(|e| broken(path, e))
 }
 
