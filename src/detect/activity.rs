@@ -200,11 +200,7 @@ fn first_places(
     let flat: Vec<usize> = earliest.iter().flatten().map(|&i| i as usize).collect();
     let (files, lines) = if rows.column(c::FILE).is_ok() {
         let (files, lines) = (u32s(rows, c::FILE)?, u64s(rows, c::LINE)?);
-        let pick = |i: &usize| (files[*i], lines[*i]);
-        (
-            flat.iter().map(pick).map(|p| p.0).collect(),
-            flat.iter().map(pick).map(|p| p.1).collect(),
-        )
+        flat.iter().map(|&i| (files[i], lines[i])).unzip()
     } else {
         let frame_rows = u32s(rows, ROW)?;
         let wanted: Vec<IdxSize> = flat.iter().map(|&i| frame_rows[i]).collect();
