@@ -39,7 +39,7 @@ use crate::error::{Error, FrameContext, Result};
 use crate::ingest::{self, Discovered, FileRejects, Ingested, ReadOptions};
 use crate::normalize::Days;
 use crate::normalize::Tokens;
-use crate::normalize::cold::{COLUMNS, ColdColumns, ColdSink, Loader};
+use crate::normalize::cold::{COLUMNS, ColdColumns, Loader};
 use crate::normalize::dictionary::FileDict;
 pub(crate) use manifest::NewFile;
 use manifest::{
@@ -182,7 +182,7 @@ impl Store {
             });
         }
         verify(&self.dir, &mut manifest.files)?;
-        let ingested = self.read_back(&manifest.files, opts.cold.as_deref())?;
+        let ingested = self.read_back(&manifest.files, opts.cold.is_some())?;
         let paths = manifest
             .files
             .iter()
@@ -386,7 +386,8 @@ impl Store {
     }
 
     /// Every retained file as the ingest of one run over them all would give it.
-    fn read_back(&self, files: &[StoredFile], cold: Option<&ColdSink>) -> Result<Ingested> {
+    /// `beside`: the columns only evidence reads stay in the partitions (see below).
+    fn read_back(&self, files: &[StoredFile], beside: bool) -> Result<Ingested> {
         let tokens = Arc::new(Tokens::default());
         // Batches of every partition, read side by side: a state of one big partition (a single
         // export file) is read on every core too. Listing a partition's batches reads and places
@@ -401,38 +402,31 @@ impl Store {
         let batches: Vec<(u32, partition::Batch)> = listed.into_iter().flatten().collect();
         // With the cold columns beside the frame, they stay in the partitions until evidence
         // reads a few of their rows (`partition::read_hot`).
-        let beside = cold.is_some();
         let frames = batches
             .par_iter()
             .map_init(FileDict::default, |dict, (idx, batch)| {
                 if beside {
                     let chunks = partition::read_hot(batch, *idx, &tokens, dict)?;
-                    return Ok(chunks
-                        .into_iter()
-                        .map(|(df, loader)| {
-                            let rows = df.height();
-                            (df, Some((rows, loader)))
-                        })
-                        .collect());
+                    return Ok(chunks.into_iter().map(|(df, l)| (df, Some(l))).collect());
                 }
                 let chunks = partition::read(batch, *idx, &tokens, dict)?;
                 Ok(chunks.into_iter().map(|df| (df, None)).collect::<Vec<_>>())
             })
             .collect::<Result<Vec<_>>>()?;
-        let (frames, loaders): (Vec<DataFrame>, Vec<Option<(usize, Loader)>>) =
+        let (frames, loaders): (Vec<DataFrame>, Vec<Option<Loader>>) =
             frames.into_iter().flatten().unzip();
+        let chunks: Vec<(usize, Loader)> = (frames.iter().zip(loaders))
+            .filter_map(|(df, loader)| Some((df.height(), loader?)))
+            .collect();
         let events = crate::frame::stack(frames.into_iter().map(Ok), "joining partitions")?;
-        let mut events = match events {
+        let events = match events {
             Some(df) => df,
             None => crate::normalize::EventColumns::new().take_frame()?,
         };
-        let cold = match cold {
-            None => ColdColumns::default(),
-            Some(sink) if loaders.is_empty() => {
-                let order = [sink.take(&mut events)?];
-                sink.finish(&order)?
-            }
-            Some(_) => ColdColumns::elsewhere(loaders.into_iter().flatten().collect()),
+        // Without partitions (or read whole), the frame holds its cold columns itself.
+        let cold = match chunks.is_empty() {
+            true => ColdColumns::default(),
+            false => ColdColumns::elsewhere(chunks),
         };
         cold.check(&events)?;
         let mut out = Ingested {
