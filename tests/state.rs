@@ -744,3 +744,38 @@ fn a_damaged_state_file_fails_the_run_and_is_named() {
     let o = nightly(&out, &nights[7], &state, &[], &roster, &credentials);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+/// The state's names (its strings listed once, `names/`) cover every partition after nightly
+/// runs, one segment a night. Damaged, they are not used, with a note; the report is the one
+/// run's all the same, and the run writes them again, so the next run uses them silently.
+#[test]
+fn damaged_names_are_noted_and_written_again() {
+    let dir = tmp();
+    let (nights, roster, credentials, state, out) = state_after(dir.path(), 4);
+    let names = state.join("names");
+    let meta = std::fs::read_to_string(names.join("names.json")).expect("names");
+    for p in stored(&state) {
+        assert!(meta.contains(&p), "{p} not covered: {meta}");
+    }
+    let segment = names.join("s00000003.string_maps.parquet");
+    let mut bytes = std::fs::read(&segment).expect("a segment for night 4");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&segment, &bytes).expect("damaged");
+    let o = nightly(&out, &nights[4], &state, &[], &roster, &credentials);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("stored names not used") && stderr(&o).contains("s00000003"),
+        "{}",
+        stderr(&o)
+    );
+    let full = dir.path().join("full");
+    full_run(&full, &nights[..5], &roster, &credentials);
+    same_report(&out, &full);
+    let o = nightly(&out, &nights[5], &state, &[], &roster, &credentials);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("names"), "{}", stderr(&o));
+    let full = dir.path().join("full-6");
+    full_run(&full, &nights[..6], &roster, &credentials);
+    same_report(&out, &full);
+}

@@ -118,6 +118,19 @@ impl FileDict {
         self.ends.shrink_to_fit();
     }
 
+    /// A sealed table of `values`, coded 0, 1, 2… in order (distinct, or a value's later codes
+    /// are never found by [`FileDict::code`]): strings listed elsewhere taken in without hashing
+    /// one; the slots are built on the first [`FileDict::code`].
+    pub fn sealed_from<'v>(values: impl Iterator<Item = &'v str>) -> FileDict {
+        let mut table = FileDict::default();
+        for v in values {
+            table.arena.push_str(v);
+            table.ends.push(table.arena.len());
+        }
+        table.seal();
+        table
+    }
+
     /// The slots of a sealed table built again from its strings.
     fn reindex(&mut self) {
         let mut size = 1024;

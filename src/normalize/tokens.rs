@@ -28,6 +28,22 @@ impl Tokens {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A table of the distinct ids `ids`, coded 0, 1, 2… in order (see [`FileDict::sealed_from`]).
+    pub fn listed<'v>(ids: impl Iterator<Item = &'v str>) -> Tokens {
+        Tokens {
+            table: Mutex::new(FileDict::sealed_from(ids)),
+        }
+    }
+
+    /// Calls `each` with the id of every code of `codes` in turn (an unknown code as empty),
+    /// under one lock.
+    pub fn for_codes(&self, codes: &[u32], mut each: impl FnMut(&str)) {
+        let table = self.lock();
+        for &code in codes {
+            each(table.get(code).unwrap_or_default());
+        }
+    }
+
     /// The codes of `values`, added if new. Hashes are taken before the lock and the slots of
     /// later values fetched while earlier ones are placed, so a reader thread holds the lock
     /// for a few nanoseconds a value.

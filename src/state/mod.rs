@@ -18,12 +18,14 @@
 //!
 //! The access events' reduced records (enumeration's, the population's and the reach charts')
 //! are kept too ([`records`]): a run reduces again only the days its new or aged-out files
-//! touch. The other detectors still read every retained event, so a night's run costs the parse
+//! touch. So are the partitions' strings and token ids, listed once for the state ([`names`]):
+//! a run places them once instead of once per partition that lists them. The other detectors still read every retained event, so a night's run costs the parse
 //! of that night plus a Parquet read of the window, and memory grows with the window
 //! (`docs/scale.md`).
 
 pub mod cluster;
 mod manifest;
+mod names;
 pub mod partition;
 pub mod records;
 pub mod task;
@@ -169,7 +171,7 @@ impl Store {
         retain_days: Option<u32>,
         reading: Reading,
     ) -> Result<Update> {
-        let (mut manifest, notes, _) = self.add(found, inputs, opts, settings, reading)?;
+        let (mut manifest, mut notes, _) = self.add(found, inputs, opts, settings, reading)?;
         // Whole local days, not instants: the files of one night (an access log ending at
         // 16:00, its issuer's log at 15:58) leave together.
         if let (Some(days), Some(newest)) = (retain_days, newest(&manifest.files)) {
@@ -182,7 +184,8 @@ impl Store {
             });
         }
         verify(&self.dir, &mut manifest.files)?;
-        let ingested = self.read_back(&manifest.files, opts.cold.is_some())?;
+        let (ingested, note) = self.read_back(&manifest.files, opts.cold.is_some())?;
+        notes.extend(note);
         let paths = manifest
             .files
             .iter()
@@ -386,20 +389,69 @@ impl Store {
     }
 
     /// Every retained file as the ingest of one run over them all would give it.
-    /// `beside`: the columns only evidence reads stay in the partitions (see below).
-    fn read_back(&self, files: &[StoredFile], beside: bool) -> Result<Ingested> {
-        let tokens = Arc::new(Tokens::default());
+    /// `beside`: the columns only evidence reads stay in the partitions (see below). Also says
+    /// why the state's stored names were not used, if they were not.
+    fn read_back(&self, files: &[StoredFile], beside: bool) -> Result<(Ingested, Vec<String>)> {
+        // The partitions the state's names cover have their lists placed from those; the others
+        // are listed, their token ids added to the table the names start.
+        let retained: Vec<(&str, &str)> = (files.iter())
+            .filter_map(|f| Some((f.partition.as_deref()?, f.partition_digest.as_deref()?)))
+            .collect();
+        let (known, tokens, note) = match names::load(&self.dir, &retained) {
+            Ok(Some((known, tokens))) => (Some(known), tokens, None),
+            Ok(None) => (None, Tokens::default(), None),
+            Err(e) => (
+                None,
+                Tokens::default(),
+                Some(format!("stored names not used: {e}")),
+            ),
+        };
+        let tokens = Arc::new(tokens);
         // Batches of every partition, read side by side: a state of one big partition (a single
         // export file) is read on every core too. Listing a partition's batches reads and places
         // its strings: partitions side by side too.
         let listed = (files.par_iter().enumerate())
-            .filter_map(|(idx, f)| f.partition.as_ref().map(|name| (idx as u32, name)))
-            .map(|(idx, name)| {
-                let batches = partition::batches(&self.dir.join(name), &tokens)?;
+            .filter_map(|(idx, f)| f.partition.as_ref().map(|name| (idx as u32, f, name)))
+            .map(|(idx, f, name)| {
+                let path = self.dir.join(name);
+                let given = (known.as_ref().zip(f.partition_digest.as_deref()))
+                    .and_then(|(known, digest)| known.placed(name, digest));
+                let batches = match given {
+                    Some(placed) => partition::batches_placed(&path, placed)?,
+                    None => partition::batches(&path, &tokens)?,
+                };
                 Ok(batches.into_iter().map(move |b| (idx, b)))
             })
             .collect::<Result<Vec<_>>>()?;
         let batches: Vec<(u32, partition::Batch)> = listed.into_iter().flatten().collect();
+        let mut parts = Vec::new();
+        let mut last = None;
+        for (idx, batch) in &batches {
+            let f = &files[*idx as usize];
+            let first = last.replace(*idx) != Some(*idx);
+            if let (true, Some((strings, tokens)), Some(partition), Some(digest)) = (
+                first,
+                batch.placed(),
+                f.partition.as_deref(),
+                f.partition_digest.as_deref(),
+            ) {
+                parts.push(names::Part {
+                    partition,
+                    digest,
+                    strings,
+                    tokens,
+                });
+            }
+        }
+        // Derived (see `names`): a run whose names could not be written is whole; the next one
+        // lists the partitions they miss.
+        let mut notes: Vec<String> = note.into_iter().collect();
+        if let Err(e) = names::save(&self.dir, known.as_ref(), &parts, &tokens) {
+            notes.push(format!(
+                "the state's names were not stored ({e}): the next run lists its partitions again"
+            ));
+        }
+        drop((parts, known));
         // With the cold columns beside the frame, they stay in the partitions until evidence
         // reads a few of their rows (`partition::read_hot`).
         let frames = batches
@@ -453,7 +505,7 @@ impl Store {
                 s.sample.clone(),
             ));
         }
-        Ok(out)
+        Ok((out, notes))
     }
 }
 

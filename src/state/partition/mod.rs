@@ -281,6 +281,16 @@ pub struct Batch {
 /// polars' code of each of a partition's own string codes (see [`write`]).
 type Symbols = Vec<u32>;
 
+impl Batch {
+    /// The partition's lists as placed, when it has both (what the state's names keep).
+    pub fn placed(&self) -> Option<(&[u32], &[u32])> {
+        match (self.symbols.as_ref(), self.token_codes.as_ref()) {
+            (Some(s), Some(t)) => Some((s, t)),
+            _ => None,
+        }
+    }
+}
+
 /// A partition's row groups (~267K rows each, as the partition was written) in batches of a few,
 /// to be read back by [`read`], each on any thread. Read whole, a 14M-row partition held all its
 /// pages and token ids as strings at once, and came back as one chunk, which made every pass
@@ -293,11 +303,26 @@ type Symbols = Vec<u32>;
 /// 85.9M-event state the n-th batch of a partition took 1.0 s plus 0.1–0.15 s per batch before
 /// it, and reading back took 41.5 s (`docs/performance.md`, twenty-first session).
 pub fn batches(path: &Path, tokens: &Tokens) -> Result<Vec<Batch>> {
-    batches_of(path, BATCH_ROWS, tokens)
+    batches_of(path, BATCH_ROWS, tokens, None)
 }
 
+/// [`batches`] of a partition whose strings and token ids were placed already, from the
+/// state's names ([`crate::state::names`]): its lists are not read.
+pub fn batches_placed(path: &Path, placed: Placed) -> Result<Vec<Batch>> {
+    batches_of(path, BATCH_ROWS, &Tokens::default(), Some(placed))
+}
+
+/// What [`batches`] makes of a partition's lists: polars' code of each of its string codes, and
+/// the run's code of each of its token codes.
+pub type Placed = (Symbols, Symbols);
+
 /// [`batches`] of at most `bound` rows (but at least one row group).
-fn batches_of(path: &Path, bound: usize, tokens: &Tokens) -> Result<Vec<Batch>> {
+fn batches_of(
+    path: &Path,
+    bound: usize,
+    tokens: &Tokens,
+    given: Option<Placed>,
+) -> Result<Vec<Batch>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let metadata = ParquetReader::new(file)
         .get_metadata()
@@ -310,7 +335,14 @@ fn batches_of(path: &Path, bound: usize, tokens: &Tokens) -> Result<Vec<Batch>> 
         names.into_iter().partition(|n| n.starts_with(SYMBOLS));
     let (token_list, columns): (Vec<String>, Vec<String>) =
         columns.into_iter().partition(|n| n == TOKENS);
-    let (symbols, token_codes) = placed(path, &metadata, &listed, !token_list.is_empty(), tokens)?;
+    let (symbols, token_codes) = match given {
+        // Names are only kept for partitions with both lists.
+        Some(_) if listed.is_empty() || token_list.is_empty() => {
+            return Err(broken_for(path, "names for a partition without lists"));
+        }
+        Some((symbols, token_codes)) => (Some(symbols), Some(token_codes)),
+        None => placed(path, &metadata, &listed, !token_list.is_empty(), tokens)?,
+    };
     let (symbols, token_codes) = (Arc::new(symbols), Arc::new(token_codes));
     let columns = Arc::new(columns);
     let groups: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
