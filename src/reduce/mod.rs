@@ -307,17 +307,24 @@ impl Reduced {
         if drop.is_empty() {
             return self;
         }
-        let kinds = self.kinds.map(|k| k.without_days(drop));
+        // The kinds side by side, as in `merge`, each kind's accounts too: a day dropped from
+        // the 85.9M-event state's records, 1.04 → 0.64 s.
+        let (kinds, sets): (Vec<Entities>, Vec<RoaringBitmap>) = (self.kinds.into_par_iter())
+            .map(|k| {
+                let kind = k.without_days(drop);
+                let mut accounts = RoaringBitmap::new();
+                for cell in &kind.cells {
+                    cell.accounts.add_to(&mut accounts);
+                }
+                accounts.extend(kind.singles.iter().map(|s| s.account));
+                (kind, accounts)
+            })
+            .unzip();
+        let kinds = <[Entities; 4]>::try_from(kinds).unwrap_or_default();
         let mut orphans = self.orphans;
         orphans.retain(|day, _| !drop.contains(day));
         let mut accounts = RoaringBitmap::new();
-        for kind in &kinds {
-            for cell in &kind.cells {
-                cell.accounts.add_to(&mut accounts);
-            }
-            accounts.extend(kind.singles.iter().map(|s| s.account));
-        }
-        for set in orphans.values() {
+        for set in sets.iter().chain(orphans.values()) {
             accounts |= set;
         }
         Reduced {
@@ -346,8 +353,16 @@ impl Reduced {
             *self.orphans.entry(day).or_default() |= set;
         }
         self.overlapping += other.overlapping;
-        for (mine, theirs) in self.kinds.iter_mut().zip(other.kinds) {
-            let (joined, overlapping) = std::mem::take(mine).merge(theirs);
+        // The kinds side by side: each merge walks every record of its kind on one thread. A
+        // night merged into the 85.9M-event state's records: 0.72 → 0.46–0.48 s.
+        let pairs: Vec<(Entities, Entities)> = (self.kinds.iter_mut())
+            .zip(other.kinds)
+            .map(|(mine, theirs)| (std::mem::take(mine), theirs))
+            .collect();
+        let merged: Vec<(Entities, u64)> = (pairs.into_par_iter())
+            .map(|(mine, theirs)| mine.merge(theirs))
+            .collect();
+        for (mine, (joined, overlapping)) in self.kinds.iter_mut().zip(merged) {
             *mine = joined;
             self.overlapping += overlapping;
         }

@@ -140,8 +140,15 @@ pub fn reach(
         let kept = Reach::from_parts(reduced, symbols, walk);
         return Ok((Some(kept), Made::Kept { days: 0 }));
     }
-    let kept = reduced.without_days(&dirty);
-    if symbols.len() as u64 > 2 * kept.symbols_named() + SPARE_SYMBOLS {
+    // Dirty days the stored records hold (a day read again, aged out, or shared with a new
+    // night); a new night's own days they do not hold, and dropping those walked every record
+    // for nothing: 0.64 s of the records' stage when a night is added to the 85.9M-event state
+    // (3.55 against 4.02 s, one run each).
+    let held: BTreeSet<i64> = before.iter().flat_map(|c| c.days.iter().copied()).collect();
+    let stale: BTreeSet<i64> = dirty.intersection(&held).copied().collect();
+    let kept = reduced.without_days(&stale);
+    // Only dropping days leaves names unused.
+    if !stale.is_empty() && symbols.len() as u64 > 2 * kept.symbols_named() + SPARE_SYMBOLS {
         return whole("the symbol table was mostly names of days gone".into());
     }
     let Some(rows) = rows_on(events, &dirty, time)? else {
