@@ -128,18 +128,75 @@ fn write_singles(dir: &Path, singles: &[(u32, &Single)]) -> Result<u64> {
             column("days", singles.iter().map(|(_, s)| s.days.len() as u32)),
         ],
     )?;
-    let days = || singles.iter().flat_map(|(_, s)| &s.days);
-    let days_written = table(
-        &dir.join("single_days.parquet"),
-        vec![
-            column("day", days().map(|d| d.day)),
-            column("first", days().map(|d| d.first)),
-            column("last", days().map(|d| d.last)),
-            column("events", days().map(|d| u32::from(d.events))),
-            column("own", days().map(|d| u32::from(d.own))),
-        ],
-    )?;
+    let days_written = write_single_days(&dir.join("single_days.parquet"), singles)?;
     Ok(written + days_written)
+}
+
+/// The days of `singles`, in record order, a row group at a time: built in one pass over the
+/// records (not one pass a column) and written as built, so only one group's columns are ever
+/// held. At 85.9M events (28.3M days), the five columns built whole took 1.8 s, as long as
+/// encoding and writing them; built in one pass, 0.4 s, but 250 MB more at the run's peak.
+fn write_single_days(path: &Path, singles: &[(u32, &Single)]) -> Result<u64> {
+    let schema = Schema::from_iter([
+        Field::new("day".into(), DataType::Int32),
+        Field::new("first".into(), DataType::UInt32),
+        Field::new("last".into(), DataType::UInt32),
+        Field::new("events".into(), DataType::UInt32),
+        Field::new("own".into(), DataType::UInt32),
+    ]);
+    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut writer = ParquetWriter::new(file)
+        .with_compression(ParquetCompression::Lz4Raw)
+        .batched(&schema)
+        .map_err(|e| broken(path, e))?;
+    let mut group = DayColumns::default();
+    for (_, s) in singles {
+        for d in &s.days {
+            group.day.push(d.day);
+            group.first.push(d.first);
+            group.last.push(d.last);
+            group.events.push(u32::from(d.events));
+            group.own.push(u32::from(d.own));
+        }
+        if group.day.len() >= GROUP_ROWS {
+            writer
+                .write_batch(&std::mem::take(&mut group).frame(path)?)
+                .map_err(|e| broken(path, e))?;
+        }
+    }
+    if !group.day.is_empty() || singles.is_empty() {
+        writer
+            .write_batch(&group.frame(path)?)
+            .map_err(|e| broken(path, e))?;
+    }
+    writer.finish().map_err(|e| broken(path, e))
+}
+
+/// Rows per row group of the days' table, as polars' writer makes them by default.
+const GROUP_ROWS: usize = 512 * 512;
+
+/// One row group of the days' table, being built.
+#[derive(Default)]
+struct DayColumns {
+    day: Vec<i32>,
+    first: Vec<u32>,
+    last: Vec<u32>,
+    events: Vec<u32>,
+    own: Vec<u32>,
+}
+
+impl DayColumns {
+    fn frame(self, path: &Path) -> Result<DataFrame> {
+        let columns = vec![
+            column("day", self.day),
+            column("first", self.first),
+            column("last", self.last),
+            column("events", self.events),
+            column("own", self.own),
+        ];
+        let height = columns.first().map_or(0, |c| c.len());
+        DataFrame::new(height, columns).map_err(|e| broken(path, e))
+    }
 }
 
 /// Reads what [`write`] wrote. (Its three tables read side by side took as long at 8.7M events.)

@@ -368,6 +368,38 @@ fn records_read_back_as_written() {
     assert!(store::read(dir.path()).is_err());
 }
 
+/// One-account records with more days than one row group holds: their days are written a
+/// group at a time (`store::write_single_days`) and read back whole, in record order.
+#[test]
+fn single_days_past_one_row_group_read_back() {
+    let mut symbols = Symbols::new();
+    let mut reduced = Reduced::default();
+    for e in 0..3 {
+        let entity = symbols.intern(&format!("P{e}")).expect("name");
+        let account = symbols.intern(&format!("C{e}")).expect("name");
+        let days = (0..120_000)
+            .map(|d| SingleDay {
+                day: d,
+                first: 1,
+                last: 2 + e as u32,
+                events: 3,
+                own: (d % 2) as u16,
+            })
+            .collect();
+        reduced.kinds[1].singles.push(Single {
+            entity,
+            account,
+            number: Some(e),
+            days,
+        });
+        reduced.accounts.insert(account);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    store::write(dir.path(), &reduced, &symbols).expect("written");
+    let (back, _) = store::read(dir.path()).expect("read back");
+    assert!(back == reduced, "records differ after a round trip");
+}
+
 /// Rows of no principal, key or address: their accounts count, and stay counted by day.
 fn with_orphans(mut rows: Vec<Event>) -> Vec<Event> {
     for d in [0, 3, 3, 7] {
