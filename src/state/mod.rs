@@ -19,9 +19,9 @@
 //! The access events' reduced records (enumeration's, the population's and the reach charts')
 //! are kept too ([`records`]): a run reduces again only the days its new or aged-out files
 //! touch. So are the partitions' strings and token ids, listed once for the state ([`names`]):
-//! a run places them once instead of once per partition that lists them. The other detectors still read every retained event, so a night's run costs the parse
-//! of that night plus a Parquet read of the window, and memory grows with the window
-//! (`docs/scale.md`).
+//! a run places them once instead of once per partition that lists them. The other detectors
+//! still read every retained event, so a night's run costs the parse of that night plus a
+//! Parquet read of the window, and memory grows with the window (`docs/scale.md`).
 
 pub mod cluster;
 mod manifest;
@@ -424,28 +424,10 @@ impl Store {
             })
             .collect::<Result<Vec<_>>>()?;
         let batches: Vec<(u32, partition::Batch)> = listed.into_iter().flatten().collect();
-        let mut parts = Vec::new();
-        let mut last = None;
-        for (idx, batch) in &batches {
-            let f = &files[*idx as usize];
-            let first = last.replace(*idx) != Some(*idx);
-            if let (true, Some((strings, tokens)), Some(partition), Some(digest)) = (
-                first,
-                batch.placed(),
-                f.partition.as_deref(),
-                f.partition_digest.as_deref(),
-            ) {
-                parts.push(names::Part {
-                    partition,
-                    digest,
-                    strings,
-                    tokens,
-                });
-            }
-        }
         // Derived (see `names`): a run whose names could not be written is whole; the next one
         // lists the partitions they miss.
         let mut notes: Vec<String> = note.into_iter().collect();
+        let parts = placed_parts(files, &batches);
         if let Err(e) = names::save(&self.dir, known.as_ref(), &parts, &tokens) {
             notes.push(format!(
                 "the state's names were not stored ({e}): the next run lists its partitions again"
@@ -558,6 +540,35 @@ fn verify(dir: &Path, files: &mut [StoredFile]) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Each partition's lists as its first batch holds them placed, for the state's names, in the
+/// order of `files`; partitions of an earlier layout (without both lists) have none.
+fn placed_parts<'a>(
+    files: &'a [StoredFile],
+    batches: &'a [(u32, partition::Batch)],
+) -> Vec<names::Part<'a>> {
+    let mut parts = Vec::new();
+    let mut last = None;
+    for (idx, batch) in batches {
+        let f = &files[*idx as usize];
+        if last.replace(*idx) == Some(*idx) {
+            continue;
+        }
+        if let (Some((strings, tokens)), Some(partition), Some(digest)) = (
+            batch.placed(),
+            f.partition.as_deref(),
+            f.partition_digest.as_deref(),
+        ) {
+            parts.push(names::Part {
+                partition,
+                digest,
+                strings,
+                tokens,
+            });
+        }
+    }
+    parts
 }
 
 /// Rows `row..row + rows` of the frame read, with the columns only evidence reads put back from

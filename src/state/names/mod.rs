@@ -119,7 +119,7 @@ impl Known {
     /// The lists of the partition `name` with digest `digest`, placed, if the names cover it.
     pub fn placed(&self, name: &str, digest: &str) -> Option<Placed> {
         let cover = self.cover(name, digest)?;
-        let span = |at: u64, n: u64| at as usize..(at + n) as usize;
+        let span = |at: u64, n: u64| at as usize..at.saturating_add(n) as usize;
         let strings = self
             .string_maps
             .get(span(cover.strings_at, cover.strings))?;
@@ -192,11 +192,12 @@ pub fn load(state: &Path, retained: &[(&str, &str)]) -> Result<Option<(Known, To
     }
     let tokens: usize = token_tables.iter().map(|t| t.len()).sum();
     let strings: Vec<&str> = each(&strings).collect();
+    // Offsets and lengths come from a file: added without overflow, within the maps.
     let fits = |maps: &[u32], n: usize, at: u64, len: u64| {
-        (at + len) as usize <= maps.len()
-            && maps[at as usize..(at + len) as usize]
-                .iter()
-                .all(|&c| (c as usize) < n)
+        let span = at
+            .checked_add(len)
+            .and_then(|end| maps.get(at as usize..end as usize));
+        span.is_some_and(|codes| codes.iter().all(|&c| (c as usize) < n))
     };
     let fit = meta.covers.iter().all(|c| {
         fits(&string_maps, strings.len(), c.strings_at, c.strings)

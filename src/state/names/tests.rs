@@ -118,3 +118,24 @@ fn worn_names_are_written_again_as_one_segment() {
     assert_eq!(known.placed.len(), 1);
     assert_eq!(table.text(0).as_deref(), Some("tk-new"));
 }
+
+/// A `names.json` whose offsets lie outside the maps, or overflow, is refused, not trusted.
+#[test]
+fn offsets_outside_the_maps_are_refused() {
+    let _kept = dictionary();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path();
+    let run = Tokens::default();
+    let t1 = run.place(["tk-x"].into_iter()).expect("ids");
+    let s1 = placed(&["names-offsets-ann"]);
+    save(state, None, &[part("p1", "d1", &s1, &t1)], &run).expect("saved");
+    let meta = state.join(DIR).join(META);
+    let text = std::fs::read_to_string(&meta).expect("meta");
+    for bad in ["18446744073709551615", "7"] {
+        let edited = text.replacen("\"strings_at\": 0", &format!("\"strings_at\": {bad}"), 1);
+        assert_ne!(edited, text, "{text}");
+        std::fs::write(&meta, &edited).expect("edited");
+        let refused = load(state, &[("p1", "d1")]).err().expect("refused");
+        assert!(refused.to_string().contains("outside"), "{refused}");
+    }
+}
