@@ -131,22 +131,33 @@ impl FileDict {
         table
     }
 
-    /// The slots of a sealed table built again from its strings.
+    /// The slots of a sealed table built again from its strings: the hashes taken side by side
+    /// first, then each slot placed with the slots of later values already on their way (see
+    /// [`FileDict::prefetch`]). A state's 15.2M token ids (85.9M events), started from its names
+    /// and then given a night's new ids, took 1.8 s one value after another.
     fn reindex(&mut self) {
+        use rayon::prelude::*;
         let mut size = 1024;
         while (self.ends.len() + 1) * 4 > size * 3 {
             size *= 2;
         }
+        let (arena, ends) = (&self.arena, &self.ends);
+        let hashes: Vec<u64> = (0..ends.len() as u32)
+            .into_par_iter()
+            .map(|code| FileDict::hash_of(entry(arena, ends, code)))
+            .collect();
         self.slots = vec![Slot::EMPTY; size];
         let mask = size - 1;
-        for code in 0..self.ends.len() as u32 {
-            let v = entry(&self.arena, &self.ends, code);
-            let hash = FileDict::hash_of(v);
+        for (code, &hash) in hashes.iter().enumerate() {
+            if let Some(&ahead) = hashes.get(code + LOOKAHEAD) {
+                self.prefetch(ahead);
+            }
+            let v = entry(&self.arena, &self.ends, code as u32);
             let mut i = hash as usize & mask;
             while self.slots[i].code != NULL {
                 i = (i + 1) & mask;
             }
-            self.slots[i] = Slot::new(code, hash as u32, v);
+            self.slots[i] = Slot::new(code as u32, hash as u32, v);
         }
     }
 
@@ -345,6 +356,9 @@ impl StagedColumn {
 /// token ids) is shorter, so a lookup reads one cache line instead of chasing the arena; when
 /// entries referred to the arena, those misses were a fifth of ingest in `perf`.
 const INLINE: usize = 23;
+
+/// Slots looked up ahead of the one being placed when a table is built again.
+const LOOKAHEAD: usize = 16;
 
 /// A dictionary table entry: 32 bytes, two to a cache line.
 #[derive(Clone, Copy)]

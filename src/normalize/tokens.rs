@@ -116,7 +116,7 @@ mod tests {
     }
 
     /// A sealed table still reads every id by its code, and ids placed afterwards get the
-    /// codes they had (old ids) or the next ones (new ids).
+    /// codes they had (old ids) or the next ones (new ids); so does a listed one.
     #[test]
     fn a_sealed_table_reads_and_places_as_before() {
         let tokens = Tokens::default();
@@ -137,5 +137,11 @@ mod tests {
             .expect("codes");
         assert_eq!(again, [5_000, codes[42], 5_000]);
         assert_eq!(tokens.len(), 5_001);
+        // A table listed from ids elsewhere (a state's names) places them at their places.
+        let listed = Tokens::listed(ids.iter().map(String::as_str));
+        assert_eq!(listed.text(7).as_deref(), Some(ids[7].as_str()));
+        let placed = (listed.place(["tk-other", ids[4_999].as_str(), ids[7].as_str()].into_iter()))
+            .expect("codes");
+        assert_eq!(placed, [5_000, 4_999, 7]);
     }
 }
