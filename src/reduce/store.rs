@@ -135,7 +135,9 @@ fn write_singles(dir: &Path, singles: &[(u32, &Single)]) -> Result<u64> {
 /// The days of `singles`, in record order, a row group at a time: built in one pass over the
 /// records (not one pass a column) and written as built, so only one group's columns are ever
 /// held. At 85.9M events (28.3M days), the five columns built whole took 1.8 s, as long as
-/// encoding and writing them; built in one pass, 0.4 s, but 250 MB more at the run's peak.
+/// encoding and writing them; built in one pass, 0.4 s, but 250 MB more at the run's peak; a
+/// group at a time, the records' write 3.6–4.2 → 2.4–2.5 s at the same peak (a night added to
+/// that state, `docs/performance.md`, twenty-fifth session).
 fn write_single_days(path: &Path, singles: &[(u32, &Single)]) -> Result<u64> {
     let schema = Schema::from_iter([
         Field::new("day".into(), DataType::Int32),

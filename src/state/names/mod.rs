@@ -327,7 +327,7 @@ pub fn save(state: &Path, known: Option<&Known>, parts: &[Part], tokens: &Tokens
     // Past every segment on disk, named or not: a file of a segment still named is never
     // written over before the `names.json` that stops naming it is in place.
     let next_id = next_segment(&dir)?;
-    let (mut segments, mut covers, mut fresh) = match known {
+    let (mut segments, mut covers, fresh) = match known {
         Some(k) => {
             let kept: Vec<&Cover> = (parts.iter())
                 .filter_map(|p| k.cover(p.partition, p.digest))
@@ -353,7 +353,6 @@ pub fn save(state: &Path, known: Option<&Known>, parts: &[Part], tokens: &Tokens
         let (segment, added) = write_segment(&dir, next_id, base, &segments, &fresh, tokens)?;
         segments.push(segment);
         covers.extend(added);
-        fresh.clear();
     }
     let meta = Meta {
         format: FORMAT.into(),
@@ -445,7 +444,7 @@ fn write_segment(
     }
     let mut ids = StringChunkedBuilder::new("name".into(), token_ids.len());
     tokens.for_codes(&token_ids, |id| ids.append_value(id));
-    let segment = Segment {
+    let mut segment = Segment {
         id,
         strings: added_strings.len() as u64,
         tokens: token_ids.len() as u64,
@@ -459,7 +458,6 @@ fn write_segment(
         Column::new("code".into(), string_maps),
         Column::new("code".into(), token_maps),
     ];
-    let mut segment = segment;
     for (table, column) in TABLES.iter().zip(columns) {
         let name = file_name(id, table);
         let path = dir.join(&name);
