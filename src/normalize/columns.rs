@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 
-use super::dictionary::{CodeColumn, FileDict, NULL, StagedColumn};
+use super::dictionary::{CodeColumn, FileDict, LOOKAHEAD, NULL, StagedColumn};
 use super::schema::{Field, RawRow, col};
 use super::time::TimeParser;
 use super::tokens::Tokens;
@@ -70,10 +70,6 @@ impl Dictionaries {
 
 /// Distinct strings a dictionary may hold before it is cleared (see `take_frame`).
 pub const MAX_FILE_STRINGS: usize = 2 << 20;
-
-/// Rows ahead of the one being coded whose table slots are already being fetched: at a few
-/// nanoseconds a row, enough to cover a load from memory.
-const LOOKAHEAD: usize = 16;
 
 impl Default for EventColumns {
     fn default() -> Self {

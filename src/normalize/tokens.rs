@@ -10,16 +10,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use polars::prelude::*;
 
-use super::dictionary::{FileDict, NULL};
+use super::dictionary::{FileDict, LOOKAHEAD, NULL};
 
 /// The token ids of one run, each with its code.
 #[derive(Default)]
 pub struct Tokens {
     table: Mutex<FileDict>,
 }
-
-/// Slots looked up ahead of the one being placed (see `columns::LOOKAHEAD`).
-const LOOKAHEAD: usize = 16;
 
 impl Tokens {
     fn lock(&self) -> MutexGuard<'_, FileDict> {
