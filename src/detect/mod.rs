@@ -311,19 +311,17 @@ fn run_from(
 ) -> Result<Vec<Detection>> {
     let apart = input.events.estimated_size() >= apart_from && input.reach.get().is_some();
     // Without waves, every detector is in the first.
-    let in_wave = |d: &dyn Detector, later: bool| match apart {
-        true => d.runs_apart() == later,
-        false => !later,
-    };
     let wave = |later: bool| -> Result<Vec<(usize, Detection)>> {
         (detectors.par_iter().enumerate())
-            .filter(|(_, d)| in_wave(d.as_ref(), later))
+            .filter(|(_, d)| !apart || d.runs_apart() == later)
             .map(|(i, d)| Ok((i, d.detect(input)?)))
             .collect()
     };
     let mut all = wave(false)?;
-    crate::memory::release_freed();
-    all.extend(wave(true)?);
+    if apart {
+        crate::memory::release_freed();
+        all.extend(wave(true)?);
+    }
     all.sort_by_key(|(i, _)| *i);
     Ok(all.into_iter().map(|(_, d)| d).collect())
 }
