@@ -303,26 +303,29 @@ impl Batch {
 /// 85.9M-event state the n-th batch of a partition took 1.0 s plus 0.1–0.15 s per batch before
 /// it, and reading back took 41.5 s (`docs/performance.md`, twenty-first session).
 pub fn batches(path: &Path, tokens: &Tokens) -> Result<Vec<Batch>> {
-    batches_of(path, BATCH_ROWS, tokens, None)
+    batches_of(path, BATCH_ROWS, Lists::Place(tokens))
 }
 
 /// [`batches`] of a partition whose strings and token ids were placed already, from the
 /// state's names ([`crate::state::names`]): its lists are not read.
 pub fn batches_placed(path: &Path, placed: Placed) -> Result<Vec<Batch>> {
-    batches_of(path, BATCH_ROWS, &Tokens::default(), Some(placed))
+    batches_of(path, BATCH_ROWS, Lists::Given(placed))
 }
 
 /// What [`batches`] makes of a partition's lists: polars' code of each of its string codes, and
 /// the run's code of each of its token codes.
 pub type Placed = (Symbols, Symbols);
 
+/// Where a partition's lists come from when its batches are made.
+enum Lists<'a> {
+    /// Read from the partition, its token ids placed in this table.
+    Place(&'a Tokens),
+    /// Placed already.
+    Given(Placed),
+}
+
 /// [`batches`] of at most `bound` rows (but at least one row group).
-fn batches_of(
-    path: &Path,
-    bound: usize,
-    tokens: &Tokens,
-    given: Option<Placed>,
-) -> Result<Vec<Batch>> {
+fn batches_of(path: &Path, bound: usize, lists: Lists) -> Result<Vec<Batch>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let metadata = ParquetReader::new(file)
         .get_metadata()
@@ -335,13 +338,13 @@ fn batches_of(
         names.into_iter().partition(|n| n.starts_with(SYMBOLS));
     let (token_list, columns): (Vec<String>, Vec<String>) =
         columns.into_iter().partition(|n| n == TOKENS);
-    let (symbols, token_codes) = match given {
+    let (symbols, token_codes) = match lists {
         // Names are only kept for partitions with both lists.
-        Some(_) if listed.is_empty() || token_list.is_empty() => {
+        Lists::Given(_) if listed.is_empty() || token_list.is_empty() => {
             return Err(broken_for(path, "names for a partition without lists"));
         }
-        Some((symbols, token_codes)) => (Some(symbols), Some(token_codes)),
-        None => placed(path, &metadata, &listed, !token_list.is_empty(), tokens)?,
+        Lists::Given((symbols, token_codes)) => (Some(symbols), Some(token_codes)),
+        Lists::Place(tokens) => placed(path, &metadata, &listed, !token_list.is_empty(), tokens)?,
     };
     let (symbols, token_codes) = (Arc::new(symbols), Arc::new(token_codes));
     let columns = Arc::new(columns);

@@ -108,7 +108,7 @@ fn partitions_read_back_as_written_in_every_string_layout() {
         .expect("written");
     // Batches of one row group each, read in reverse: each names its own rows and reads
     // the partition's strings whatever group listed them.
-    let batched = batches_of(&grouped, 700, &ingested.tokens, None).expect("batches");
+    let batched = batches_of(&grouped, 700, Lists::Place(&ingested.tokens)).expect("batches");
     assert!(batched.len() > 2, "{} batch(es)", batched.len());
     let mut dict = FileDict::default();
     let mut parts: Vec<Vec<DataFrame>> = (batched.iter().rev())
@@ -149,7 +149,7 @@ fn partitions_read_back_as_written_in_every_string_layout() {
 fn hot_and_cold_read_back(path: &Path, want: &DataFrame, tokens: &Tokens) {
     let mut dict = FileDict::default();
     let (mut hot, mut cold): (Vec<DataFrame>, Vec<DataFrame>) = (Vec::new(), Vec::new());
-    for batch in batches_of(path, 700, tokens, None).expect("batches") {
+    for batch in batches_of(path, 700, Lists::Place(tokens)).expect("batches") {
         for (df, loader) in read_hot(&batch, 0, tokens, &mut dict).expect("read hot") {
             let all = loader(&COLD).expect("cold columns");
             assert_eq!(all.height(), df.height());
