@@ -4,7 +4,7 @@
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use crate::error::{FrameContext, Result};
+use crate::error::{Error, FrameContext, Result};
 use crate::normalize::schema::col::TS;
 use std::borrow::Cow;
 
@@ -30,6 +30,40 @@ where
 /// The same, as a series for `is_in`.
 pub fn key_series(name: &str, values: Vec<String>) -> Result<Series> {
     Ok(key_column(name, values)?.as_materialized_series().clone())
+}
+
+/// A frame of `columns`, as high as the first (and every other) one.
+pub fn table_of(columns: Vec<Column>) -> PolarsResult<DataFrame> {
+    let height = columns.first().map_or(0, |c| c.len());
+    DataFrame::new(height, columns)
+}
+
+/// `columns` as one LZ4 Parquet table at `path`; the bytes written. For what a state derives and
+/// writes again often (its records and names): LZ4 writes faster than zstd (`reduce::store`).
+/// `broken` says what a polars error means to the caller.
+pub fn write_lz4(
+    path: &std::path::Path,
+    columns: Vec<Column>,
+    broken: impl Fn(PolarsError) -> Error,
+) -> Result<u64> {
+    use polars_io::parquet::write::{ParquetCompression, ParquetWriter};
+    let mut df = table_of(columns).map_err(&broken)?;
+    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    ParquetWriter::new(file)
+        .with_compression(ParquetCompression::Lz4Raw)
+        .finish(&mut df)
+        .map_err(broken)
+}
+
+/// The Parquet table at `path`, whole; `broken` as for [`write_lz4`].
+pub fn read_parquet(
+    path: &std::path::Path,
+    broken: impl Fn(PolarsError) -> Error,
+) -> Result<DataFrame> {
+    use polars_io::SerReader;
+    use polars_io::parquet::read::ParquetReader;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    ParquetReader::new(file).finish().map_err(broken)
 }
 
 /// `frames` one after another, chunks as they are (no copy into one chunk); `None` for none.

@@ -20,8 +20,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
-use polars_io::SerReader;
-use polars_io::parquet::read::ParquetReader;
 use polars_io::parquet::write::{ParquetCompression, ParquetWriter};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
@@ -196,8 +194,7 @@ impl DayColumns {
             column("events", self.events),
             column("own", self.own),
         ];
-        let height = columns.first().map_or(0, |c| c.len());
-        DataFrame::new(height, columns).map_err(|e| broken(path, e))
+        crate::frame::table_of(columns).map_err(|e| broken(path, e))
     }
 }
 
@@ -406,10 +403,7 @@ struct Stored {
 
 impl Stored {
     fn load(path: PathBuf) -> Result<Stored> {
-        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let df = ParquetReader::new(file)
-            .finish()
-            .map_err(|e| broken(&path, e))?;
+        let df = crate::frame::read_parquet(&path, |e| broken(&path, e))?;
         Ok(Stored { path, df })
     }
 
@@ -458,13 +452,7 @@ where
 }
 
 fn table(path: &Path, columns: Vec<Column>) -> Result<u64> {
-    let height = columns.first().map_or(0, |c| c.len());
-    let mut df = DataFrame::new(height, columns).map_err(|e| broken(path, e))?;
-    let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    ParquetWriter::new(file)
-        .with_compression(ParquetCompression::Lz4Raw)
-        .finish(&mut df)
-        .map_err(|e| broken(path, e))
+    crate::frame::write_lz4(path, columns, |e| broken(path, e))
 }
 
 fn broken(path: &Path, e: impl std::fmt::Display) -> Error {

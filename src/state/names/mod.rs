@@ -28,13 +28,9 @@
 //! same file.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
 use std::path::Path;
 
 use polars::prelude::*;
-use polars_io::SerReader;
-use polars_io::parquet::read::ParquetReader;
-use polars_io::parquet::write::{ParquetCompression, ParquetWriter};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -461,7 +457,7 @@ fn write_segment(
     for (table, column) in TABLES.iter().zip(columns) {
         let name = file_name(id, table);
         let path = dir.join(&name);
-        write_table(&path, column)?;
+        crate::frame::write_lz4(&path, vec![column], |e| broken(&path, e))?;
         segment.digests.insert(name, manifest::digest(&path)?);
     }
     Ok((segment, covers))
@@ -508,21 +504,8 @@ fn renumber<'a>(lists: impl Iterator<Item = &'a [u32]> + Clone) -> (Vec<u32>, Ve
     (order, maps)
 }
 
-fn write_table(path: &Path, column: Column) -> Result<()> {
-    let mut df = DataFrame::new(column.len(), vec![column]).map_err(|e| broken(path, e))?;
-    let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    ParquetWriter::new(file)
-        .with_compression(ParquetCompression::Lz4Raw)
-        .finish(&mut df)
-        .map(|_| ())
-        .map_err(|e| broken(path, e))
-}
-
 fn read_table(path: &Path) -> Result<DataFrame> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    ParquetReader::new(file)
-        .finish()
-        .map_err(|e| broken(path, e))
+    crate::frame::read_parquet(path, |e| broken(path, e))
 }
 
 /// The codes of the table at `path`.
