@@ -72,6 +72,16 @@ pub(crate) fn number_ranks(number: &[Option<i64>], mut of: Vec<u32>) -> Vec<u32>
     rank
 }
 
+/// Up to this many access rows, the four kinds are grouped and reduced side by side, above it
+/// one after another. Each kind's counting sort starts with two passes over every row on one
+/// thread, and one kind at a time left a core idle once the other detectors had finished: on the
+/// 10M CSV export (5.8M access rows) side by side took the detectors 1.63–1.66 s instead of
+/// 1.74–1.77 s and the run's peak 1.21–1.25 GB instead of 1.11–1.15 GB (`analyze --timings`,
+/// four alternated runs each), the whole run 3.98–4.04 s instead of 4.09–4.17 s (`compare.sh`,
+/// five). At 57M access rows (85.9M events) the four kinds' entity codes alone are 0.9 GB where
+/// the reduction sets the run's peak, so big partitions keep one kind at a time.
+const KINDS_SIDE_BY_SIDE: usize = 16 << 20;
+
 /// Ranges of entity codes [`by_entity`] splits rows into first.
 const BUCKETS: usize = 256;
 
@@ -186,17 +196,19 @@ impl Reduced {
         walk: Walk,
         symbols: &mut Symbols,
     ) -> Result<Reduced> {
-        Reduced::of_placing(events, time, walk, symbols, None)
+        Reduced::of_placing(events, time, walk, symbols, None, KINDS_SIDE_BY_SIDE)
     }
 
     /// [`Reduced::of`], with the range size from which rows are placed as indices (`None`: a
-    /// thread's share of rows); the tests force either way.
+    /// thread's share of rows) and the most rows whose kinds are reduced side by side; the
+    /// tests force each way.
     fn of_placing(
         events: &DataFrame,
         time: &TimeParser,
         walk: Walk,
         symbols: &mut Symbols,
         big: Option<usize>,
+        side_by_side: usize,
     ) -> Result<Reduced> {
         let dict = dictionary();
         let Some(access) = dict.get_cat("access") else {
@@ -263,11 +275,10 @@ impl Reduced {
             r.set(r.ts + TS_MIN, account[j], own[j]);
         });
         drop((account, own));
-        // One kind at a time: its entities as symbols in that order, then grouped and reduced.
-        // Side by side the kinds took 0.1 s less at 8.7M events and 140 MB more at the peak.
-        // A bit per row: whether any kind's entity holds it (see `Reduced::orphans`).
+        // Entities become symbols kind after kind, so codes never depend on threads. A bit per
+        // row: whether any kind's entity holds it (see `Reduced::orphans`).
         let mut held = vec![0u64; rows.len().div_ceil(64)];
-        for (k, key) in KINDS.iter().enumerate() {
+        let mut entities_of = |key: &str, symbols: &mut Symbols| -> Result<Vec<u32>> {
             let codes = selected.codes(key)?;
             let mut entity: Vec<u32> = rows.par_iter().map(|r| codes[r.index as usize]).collect();
             drop(codes);
@@ -279,14 +290,36 @@ impl Reduced {
                     }
                 });
             from_dict.map(&mut entity, symbols)?;
-            reduced.kinds[k] = by_entity(
+            Ok(entity)
+        };
+        let big = big.unwrap_or(rows.len() / rayon::current_num_threads().max(1));
+        let group = |entity: &[u32], n_symbols: usize| {
+            by_entity(
                 &rows,
-                &entity,
-                symbols.len(),
-                big.unwrap_or(rows.len() / rayon::current_num_threads().max(1)),
+                entity,
+                n_symbols,
+                big,
                 |grouped| cells::entities(&grouped, &number, time, walk),
                 |placed, starts| cells::entities_placed(&rows, placed, starts, &number, time, walk),
-            );
+            )
+        };
+        if rows.len() <= side_by_side {
+            let mut entities = Vec::with_capacity(KINDS.len());
+            for key in KINDS {
+                entities.push(entities_of(key, symbols)?);
+            }
+            let n_symbols = symbols.len();
+            let kinds: Vec<Entities> = (entities.par_iter())
+                .map(|entity| group(entity, n_symbols))
+                .collect();
+            for (k, kind) in kinds.into_iter().enumerate() {
+                reduced.kinds[k] = kind;
+            }
+        } else {
+            for (k, key) in KINDS.iter().enumerate() {
+                let entity = entities_of(key, symbols)?;
+                reduced.kinds[k] = group(&entity, symbols.len());
+            }
         }
         for (j, row) in rows.iter().enumerate() {
             if held[j / 64] >> (j % 64) & 1 == 0 {

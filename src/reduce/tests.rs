@@ -292,21 +292,34 @@ fn partitions_of_whole_days_merge_into_the_whole_runs_profiles() {
 }
 
 /// Big ranges of entities are placed as row indices and read a day at a time, the rest copied
-/// whole: both ways give the same records.
+/// whole; the kinds are reduced side by side or one after another: every way gives the same
+/// records, and the same symbols.
 #[test]
 fn rows_placed_as_indices_reduce_as_rows_copied() {
     for seed in 0..3 {
         let events = frame(&random_events(seed));
         for time in zones() {
-            let by = |big| {
+            let by = |big, side_by_side| {
                 let mut symbols = Symbols::new();
-                let reduced = Reduced::of_placing(&events, &time, WALK, &mut symbols, Some(big))
-                    .expect("reduce");
-                (reduced, symbols.len())
+                let reduced = Reduced::of_placing(
+                    &events,
+                    &time,
+                    WALK,
+                    &mut symbols,
+                    Some(big),
+                    side_by_side,
+                )
+                .expect("reduce");
+                let names: Vec<String> = (0..symbols.len() as u32)
+                    .map(|s| symbols.name(s).to_string())
+                    .collect();
+                (reduced, names)
             };
-            let (copied, placed) = (by(usize::MAX), by(0));
+            let copied = by(usize::MAX, usize::MAX);
             assert!(copied.0.kinds.iter().all(|k| !k.cells.is_empty()));
-            assert_eq!(copied, placed);
+            for (big, side_by_side) in [(0, usize::MAX), (usize::MAX, 0), (0, 0)] {
+                assert_eq!(copied, by(big, side_by_side), "{big} {side_by_side}");
+            }
         }
     }
 }
