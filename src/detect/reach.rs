@@ -484,7 +484,7 @@ pub fn counts_with_each(
                 }
                 for (q, (key, value)) in columns.iter().enumerate() {
                     let table = &lookups[q].1;
-                    let k = table.get(key[i] as usize).copied().unwrap_or(NULL);
+                    let k = table.get(key[i]);
                     if value[i] != NULL && k != NULL {
                         *counts[q].entry((k, value[i])).or_default() += 1;
                     }

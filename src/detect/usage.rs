@@ -44,7 +44,7 @@ pub fn usage(
         k
     };
     // Per kind: the column read, and its code → slot in `entities` (NULL when not flagged).
-    let tables: Vec<(&str, Vec<u32>)> = kinds
+    let tables: Vec<(&str, crate::normalize::networks::Slots)> = kinds
         .iter()
         .map(|kind| {
             let mine: Vec<(&str, u32)> = entities
@@ -73,7 +73,8 @@ pub fn usage(
             for (column, table) in &tables {
                 // Null codes (u32::MAX) fall outside every table.
                 for (i, &code) in codes(&keys, column)?.iter().enumerate() {
-                    if let Some(&slot) = table.get(code as usize).filter(|&&s| s != NULL) {
+                    let slot = table.get(code);
+                    if slot != NULL {
                         hits.push((i, slot));
                     }
                 }
