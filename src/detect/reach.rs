@@ -484,7 +484,7 @@ pub fn counts_with_each(
                 }
                 for (q, (key, value)) in columns.iter().enumerate() {
                     let table = &lookups[q].1;
-                    let k = table.get(key[i]);
+                    let k = table.get(key[i]).unwrap_or(NULL);
                     if value[i] != NULL && k != NULL {
                         *counts[q].entry((k, value[i])).or_default() += 1;
                     }

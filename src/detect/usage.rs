@@ -44,7 +44,7 @@ pub fn usage(
         k
     };
     // Per kind: the column read, and its code → slot in `entities` (NULL when not flagged).
-    let tables: Vec<(&str, crate::normalize::networks::Slots)> = kinds
+    let tables: Vec<(&str, crate::frame::CodeTable<u32>)> = kinds
         .iter()
         .map(|kind| {
             let mine: Vec<(&str, u32)> = entities
@@ -73,8 +73,7 @@ pub fn usage(
             for (column, table) in &tables {
                 // Null codes (u32::MAX) fall outside every table.
                 for (i, &code) in codes(&keys, column)?.iter().enumerate() {
-                    let slot = table.get(code);
-                    if slot != NULL {
+                    if let Some(slot) = table.get(code) {
                         hits.push((i, slot));
                     }
                 }

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::columns::network_of;
 use crate::error::{FrameContext, Result};
-use crate::frame::{CodeArray, NULL, cat_dtype, chunk_codes, code_arrays, dictionary};
+use crate::frame::{CodeArray, CodeTable, NULL, cat_dtype, chunk_codes, code_arrays, dictionary};
 
 /// The network code of each address code asked about so far, by address code ([`NULL`]: no
 /// network, an internal address or not an address), for the dictionary those codes belong to.
@@ -158,9 +158,9 @@ pub fn lookup<'a>(
     events: &DataFrame,
     column: &'a str,
     wanted: &[(&str, u32)],
-) -> Result<(&'a str, Slots)> {
+) -> Result<(&'a str, CodeTable<u32>)> {
     use crate::normalize::schema::col::{NETWORK, SOURCE_IP};
-    let dense = Slots::new;
+    let dense = |pairs: Vec<(u32, u32)>| CodeTable::new(pairs, NULL, |_, last| last);
     let derived = column == NETWORK && events.column(NETWORK).is_err();
     if derived {
         learn_arrays(&code_arrays(events, SOURCE_IP)?)?;
@@ -178,43 +178,6 @@ pub fn lookup<'a>(
         .filter_map(|(net, ip)| Some((ip, *by_network.get(&(*net)?)?)))
         .collect();
     Ok((SOURCE_IP, dense(pairs)))
-}
-
-/// Values by dictionary code, for the few codes [`lookup`] wants, with a bit per code in front.
-/// A pass asks every row of the frame; the table is 4 bytes per code up to the highest wanted
-/// (a principal's code can be in the tens of millions) and missed the cache on nearly every
-/// row, where the bits are 32 times smaller. Over the 85.9M-event state (nothing new, two
-/// alternated runs each, `--timings-per-detector`): enumeration, whose related addresses and
-/// principals are such a pass, 3.67–3.74 → 3.34–3.40 s; the rank stage, which counts the
-/// shown entities' endpoints and clients, 2.39–2.41 → 2.08–2.09 s.
-pub struct Slots {
-    bits: Vec<u64>,
-    table: Vec<u32>,
-}
-
-impl Slots {
-    fn new(pairs: Vec<(u32, u32)>) -> Slots {
-        let size = pairs.iter().map(|p| p.0 as usize + 1).max().unwrap_or(0);
-        let mut slots = Slots {
-            bits: vec![0; size.div_ceil(64)],
-            table: vec![NULL; size],
-        };
-        for (code, value) in pairs {
-            slots.table[code as usize] = value;
-            slots.bits[code as usize / 64] |= 1 << (code % 64);
-        }
-        slots
-    }
-
-    /// The value of `code`, [`NULL`] when not wanted (the null code included).
-    #[inline]
-    pub fn get(&self, code: u32) -> u32 {
-        let at = code as usize;
-        match self.bits.get(at / 64) {
-            Some(word) if word >> (at % 64) & 1 == 1 => self.table[at],
-            _ => NULL,
-        }
-    }
 }
 
 /// The network column of a frame's addresses (see [`to_networks`]), in the address column's
@@ -244,18 +207,6 @@ pub fn network_column(df: &DataFrame) -> Result<Column> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A wanted code gives its value; any other (below, between or past the wanted ones, and
-    /// the null code) gives none.
-    #[test]
-    fn slots_give_the_values_of_wanted_codes_only() {
-        let slots = Slots::new(vec![(3, 7), (64, 0), (200, 9)]);
-        assert_eq!((slots.get(3), slots.get(64), slots.get(200)), (7, 0, 9));
-        for other in [0, 2, 4, 63, 65, 199, 201, 100_000, NULL] {
-            assert_eq!(slots.get(other), NULL, "{other}");
-        }
-        assert_eq!(Slots::new(Vec::new()).get(0), NULL);
-    }
 
     /// Addresses learned side by side, from inside a parallel loop, as the detectors do: every
     /// task gets the network `network_of` gives, the same code for the same network.
