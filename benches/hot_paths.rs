@@ -343,6 +343,7 @@ fn full_report_with_charts(b: divan::Bencher) {
             keep_going: false,
             state: None,
             cluster: None,
+            state_group_bytes: audithound::state::GROUP_BYTES,
             retain_days: None,
             spill_from: audithound::normalize::cold::SPILL_FROM,
         };

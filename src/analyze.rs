@@ -46,6 +46,8 @@ pub struct Plan {
     /// Forget stored files whose last event falls on a local day more than this many days
     /// before the newest event's (`--retain`).
     pub retain_days: Option<u32>,
+    /// With a state: bytes of new files read and stored at a time (`--state-group-bytes`).
+    pub state_group_bytes: u64,
     /// Events read before the frame's cold columns go to disk (`--spill-from-events`; see
     /// [`crate::normalize::cold`]).
     pub spill_from: u64,
@@ -167,6 +169,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
                     Some(cluster) => crate::state::Reading::Cluster(cluster),
                     None => crate::state::Reading::Here {
                         progress: plan.progress,
+                        group_bytes: plan.state_group_bytes,
                     },
                 },
             )?;

@@ -88,6 +88,11 @@ struct AnalyzeArgs {
     /// days before the day of the newest event held (1 to 36500).
     #[arg(long, requires = "state", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     retain: Option<u32>,
+    /// With --state: new files are read and stored this many bytes of them at a time (a larger
+    /// file alone), so a first run over a big export holds one group's events while it reads.
+    /// Reports are the same either way. See docs/scale.md.
+    #[arg(long, requires = "state", default_value_t = audithound::state::GROUP_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
+    state_group_bytes: u64,
     /// With --state: have a Spark cluster read the files the state does not hold, each task
     /// running this binary's `ingest` (master URL: local-cluster[2,1,1024], spark://host:7077).
     /// The state, the inputs and this binary must be at the same paths on every worker; the
@@ -221,6 +226,9 @@ struct IngestArgs {
     /// No progress bar and no tally.
     #[arg(long)]
     quiet: bool,
+    /// Files read and stored this many bytes of them at a time, as `analyze --state-group-bytes`.
+    #[arg(long, default_value_t = audithound::state::GROUP_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
+    state_group_bytes: u64,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -336,6 +344,7 @@ fn ingest(i: IngestArgs) -> Result<ExitCode> {
         read: i.read.plan()?,
         keep_going: i.keep_going,
         progress: !i.quiet && std::io::stderr().is_terminal(),
+        group_bytes: i.state_group_bytes,
     })?;
     for note in &outcome.notes {
         eprintln!("note: {}", safe(note));
@@ -428,6 +437,7 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         state: a.state.clone(),
         cluster,
         retain_days: a.retain,
+        state_group_bytes: a.state_group_bytes,
         spill_from: a.spill_from_events,
     };
     let outcome = analyze::run(&plan)?;

@@ -21,6 +21,8 @@ pub struct IngestPlan {
     /// Store a file that could not be read to its end, with its mark, instead of failing.
     pub keep_going: bool,
     pub progress: bool,
+    /// Bytes of files read and stored at a time (see [`super::GROUP_BYTES`]).
+    pub group_bytes: u64,
 }
 
 /// Reads the plan's files into its state and commits it; what was read comes back with the
@@ -54,7 +56,11 @@ pub fn run(plan: &IngestPlan) -> Result<super::Added> {
         Some(_) => Vec::new(),
         None => plan.inputs.clone(),
     };
-    let mut added = store.ingest(&found, &inputs, &read, &settings, plan.progress)?;
+    let here = super::Reading::Here {
+        progress: plan.progress,
+        group_bytes: plan.group_bytes,
+    };
+    let mut added = store.ingest(&found, &inputs, &read, &settings, here)?;
     if let Some((file, reason)) = added.unreadable.first()
         && !plan.keep_going
     {
