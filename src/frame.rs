@@ -396,6 +396,8 @@ pub fn u32s(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
 mod tests {
     use super::*;
 
+    use crate::normalize::schema::{DAY_MS, HOUR_MS, TS_MAX, TS_MIN, col as c};
+
     /// A given code gives its value (`join` of both when given twice); any other (below,
     /// between or past the given ones, and the null code) gives none.
     #[test]
@@ -410,7 +412,6 @@ mod tests {
         }
         assert_eq!(CodeTable::new([], 0, |_, b: i64| b).get(0), None);
     }
-    use crate::normalize::schema::{DAY_MS, HOUR_MS, TS_MAX, TS_MIN, col as c};
 
     /// A row is kept from its key's instant on; other keys, unknown keys and nulls never are,
     /// whether the key and time columns are chunked alike or not.

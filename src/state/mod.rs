@@ -105,7 +105,8 @@ pub struct Update {
 
 /// Where the files a state does not hold yet are read.
 pub enum Reading<'a> {
-    /// In this process, as a run without a state reads them.
+    /// In this process, as a run without a state reads them, `group_bytes` of files at a time
+    /// (see [`GROUP_BYTES`]).
     Here { progress: bool, group_bytes: u64 },
     /// By a cluster's tasks, each storing its share as a state of its own (see [`cluster`]).
     Cluster(&'a cluster::Cluster),
@@ -242,9 +243,9 @@ impl Store {
         inputs: &[PathBuf],
         opts: &ReadOptions,
         settings: &Settings,
-        here: Reading,
+        reading: Reading,
     ) -> Result<Added> {
-        let (manifest, notes, read) = self.add(found, inputs, opts, settings, here)?;
+        let (manifest, notes, read) = self.add(found, inputs, opts, settings, reading)?;
         let mut added = Added {
             notes,
             ..Added::default()
