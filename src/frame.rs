@@ -38,6 +38,10 @@ pub fn table_of(columns: Vec<Column>) -> PolarsResult<DataFrame> {
     DataFrame::new(height, columns)
 }
 
+/// Rows per row group of the Parquet tables a state writes a group at a time, as polars' writer
+/// makes them by default.
+pub const PARQUET_GROUP_ROWS: usize = 512 * 512;
+
 /// `columns` as one LZ4 Parquet table at `path`; the bytes written. For what a state derives and
 /// writes again often (its records and names): LZ4 writes faster than zstd (`reduce::store`).
 /// `broken` says what a polars error means to the caller.
@@ -219,7 +223,7 @@ pub fn aligned(df: &DataFrame, names: &[&str]) -> Result<DataFrame> {
 /// column and an inner join to the (value, instant) table took 0.1 s for a table naming a key
 /// used 1.8M times; a table indexed by dictionary code answers each row with two loads.
 pub fn rows_since(df: &DataFrame, name: &str, since: &[(String, i64)]) -> Result<BooleanChunked> {
-    let from = by_code(since, i64::MAX, i64::min);
+    let from = by_code(since, i64::min);
     rows_keyed(df, name, None, |code, ts| {
         from.get(code).is_some_and(|at| ts >= at)
     })
@@ -233,7 +237,7 @@ pub fn rows_before(
     with: &str,
     before: &[(String, i64)],
 ) -> Result<BooleanChunked> {
-    let until = by_code(before, i64::MIN, i64::max);
+    let until = by_code(before, i64::max);
     rows_keyed(df, name, Some(with), |code, ts| {
         until.get(code).is_some_and(|at| ts < at)
     })
@@ -241,10 +245,10 @@ pub fn rows_before(
 
 /// `values` indexed by their dictionary code (values not in the dictionary are left out, as no
 /// row can hold them); a value given twice keeps `join` of both.
-fn by_code<T: Copy>(values: &[(String, T)], empty: T, join: impl Fn(T, T) -> T) -> CodeTable<T> {
+fn by_code<T: Copy + Default>(values: &[(String, T)], join: impl Fn(T, T) -> T) -> CodeTable<T> {
     let dict = dictionary();
     let coded = (values.iter()).filter_map(|(value, v)| Some((dict.get_cat(value)?, *v)));
-    CodeTable::new(coded, empty, join)
+    CodeTable::new(coded, join)
 }
 
 /// Values by dictionary code, for the few codes a pass over every row wants, with a bit per
@@ -261,14 +265,9 @@ pub struct CodeTable<T> {
     values: Vec<T>,
 }
 
-impl<T: Copy> CodeTable<T> {
-    /// `pairs` of code and value; a code given twice keeps `join` of both (`empty` is where
-    /// none was given, and never read).
-    pub fn new(
-        pairs: impl IntoIterator<Item = (u32, T)>,
-        empty: T,
-        join: impl Fn(T, T) -> T,
-    ) -> Self {
+impl<T: Copy + Default> CodeTable<T> {
+    /// `pairs` of code and value; a code given twice keeps `join` of both.
+    pub fn new(pairs: impl IntoIterator<Item = (u32, T)>, join: impl Fn(T, T) -> T) -> Self {
         let mut table = CodeTable {
             bits: Vec::new(),
             values: Vec::new(),
@@ -276,7 +275,7 @@ impl<T: Copy> CodeTable<T> {
         for (code, value) in pairs {
             let at = code as usize;
             if table.values.len() <= at {
-                table.values.resize(at + 1, empty);
+                table.values.resize(at + 1, T::default());
                 table.bits.resize(table.values.len().div_ceil(64), 0);
             }
             let bit = 1 << (at % 64);
@@ -402,7 +401,7 @@ mod tests {
     /// between or past the given ones, and the null code) gives none.
     #[test]
     fn a_code_table_gives_the_values_of_given_codes_only() {
-        let table = CodeTable::new([(3, 7), (64, 0), (200, 9), (3, 5)], i64::MAX, i64::min);
+        let table = CodeTable::new([(3, 7), (64, 0), (200, 9), (3, 5)], i64::min);
         assert_eq!(
             (table.get(3), table.get(64), table.get(200)),
             (Some(5), Some(0), Some(9))
@@ -410,7 +409,7 @@ mod tests {
         for other in [0, 2, 4, 63, 65, 199, 201, 100_000, NULL] {
             assert_eq!(table.get(other), None, "{other}");
         }
-        assert_eq!(CodeTable::new([], 0, |_, b: i64| b).get(0), None);
+        assert_eq!(CodeTable::new([], |_, b: i64| b).get(0), None);
     }
 
     /// A row is kept from its key's instant on; other keys, unknown keys and nulls never are,

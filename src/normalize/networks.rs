@@ -160,7 +160,7 @@ pub fn lookup<'a>(
     wanted: &[(&str, u32)],
 ) -> Result<(&'a str, CodeTable<u32>)> {
     use crate::normalize::schema::col::{NETWORK, SOURCE_IP};
-    let dense = |pairs: Vec<(u32, u32)>| CodeTable::new(pairs, NULL, |_, last| last);
+    let dense = |pairs: Vec<(u32, u32)>| CodeTable::new(pairs, |_, last| last);
     let derived = column == NETWORK && events.column(NETWORK).is_err();
     if derived {
         learn_arrays(&code_arrays(events, SOURCE_IP)?)?;

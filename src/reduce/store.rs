@@ -158,7 +158,7 @@ fn write_single_days(path: &Path, singles: &[(u32, &Single)]) -> Result<u64> {
             group.events.push(u32::from(d.events));
             group.own.push(u32::from(d.own));
         }
-        if group.day.len() >= GROUP_ROWS {
+        if group.day.len() >= crate::frame::PARQUET_GROUP_ROWS {
             writer
                 .write_batch(&std::mem::take(&mut group).frame(path)?)
                 .map_err(|e| broken(path, e))?;
@@ -171,9 +171,6 @@ fn write_single_days(path: &Path, singles: &[(u32, &Single)]) -> Result<u64> {
     }
     writer.finish().map_err(|e| broken(path, e))
 }
-
-/// Rows per row group of the days' table, as polars' writer makes them by default.
-const GROUP_ROWS: usize = 512 * 512;
 
 /// One row group of the days' table, being built.
 #[derive(Default)]

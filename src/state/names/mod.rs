@@ -387,37 +387,20 @@ fn write_segment(
     tokens: &Tokens,
 ) -> Result<(Segment, Vec<Cover>)> {
     let total = |f: fn(&Segment) -> u64| segments.iter().map(f).sum::<u64>();
-    let (strings_before, string_maps_before) = (total(|s| s.strings), total(|s| s.string_maps));
+    let string_maps_before = total(|s| s.string_maps);
     let token_maps_before = total(|s| s.token_maps);
     // Strings: polars' codes, numbered after the state's own. Token ids: the run's codes are the
     // state's, the ids it did not hold coming after them (the table started with them, and only
     // partitions not covered placed ids).
-    let top = (parts.iter().flat_map(|p| p.strings))
-        .chain(base.map_or(&[][..], |k| &k.placed))
-        .max()
-        .map_or(0, |&c| c as usize + 1);
-    let mut position = vec![NULL; top];
-    for (i, &c) in base.map_or(&[][..], |k| &k.placed).iter().enumerate() {
-        if position[c as usize] == NULL {
-            position[c as usize] = i as u32;
-        }
-    }
-    let mut added_strings = Vec::new();
-    let mut string_maps = Vec::new();
-    for &c in parts.iter().flat_map(|p| p.strings) {
-        let at = &mut position[c as usize];
-        if *at == NULL {
-            *at = (strings_before as usize + added_strings.len()) as u32;
-            added_strings.push(c);
-        }
-        string_maps.push(*at);
-    }
+    // The kept segments' strings are `base`'s (none without one): the new ones come after them.
+    let state_strings = base.map_or(&[][..], |k| &k.placed[..]);
+    let (added_strings, string_maps) = renumber(state_strings, parts.iter().map(|p| p.strings));
     let (token_ids, token_maps) = match base {
         Some(k) => {
             let ids: Vec<u32> = (k.tokens as u32..tokens.len() as u32).collect();
             (ids, parts.iter().flat_map(|p| p.tokens).copied().collect())
         }
-        None => renumber(parts.iter().map(|p| p.tokens)),
+        None => renumber(&[], parts.iter().map(|p| p.tokens)),
     };
     let mut covers = Vec::with_capacity(parts.len());
     let (mut s_at, mut t_at) = (string_maps_before, token_maps_before);
@@ -487,16 +470,27 @@ fn file_name(id: u64, table: &str) -> String {
     format!("s{id:08}.{table}")
 }
 
-/// The distinct codes of `lists` in order of first appearance, and each list's codes as
-/// positions in that order, back to back.
-fn renumber<'a>(lists: impl Iterator<Item = &'a [u32]> + Clone) -> (Vec<u32>, Vec<u32>) {
-    let top = lists.clone().flatten().max().map_or(0, |&c| c as usize + 1);
+/// The distinct codes of `lists` not in `numbered` (codes already at those positions), in order
+/// of first appearance, and each list's codes as positions, back to back: `numbered`'s own, then
+/// the new ones after them in that order.
+fn renumber<'a>(
+    numbered: &'a [u32],
+    lists: impl Iterator<Item = &'a [u32]> + Clone,
+) -> (Vec<u32>, Vec<u32>) {
+    let top = (lists.clone().flatten().chain(numbered))
+        .max()
+        .map_or(0, |&c| c as usize + 1);
     let mut position = vec![NULL; top];
+    for (i, &c) in numbered.iter().enumerate() {
+        if position[c as usize] == NULL {
+            position[c as usize] = i as u32;
+        }
+    }
     let (mut order, mut maps) = (Vec::new(), Vec::new());
     for &c in lists.flatten() {
         let at = &mut position[c as usize];
         if *at == NULL {
-            *at = order.len() as u32;
+            *at = (numbered.len() + order.len()) as u32;
             order.push(c);
         }
         maps.push(*at);

@@ -36,8 +36,6 @@ pub use cold::read_hot;
 const SYMBOLS: &str = "__symbols.";
 /// The column that lists a partition's token ids, which have codes of their own (see [`write`]).
 const TOKENS: &str = "__tokens.token_id";
-/// Rows per row group, as polars' writer makes them by default.
-const GROUP_ROWS: usize = 512 * 512;
 
 /// Writes `events` (one file's rows of the event frame) to `path`, a row group at a time.
 ///
@@ -52,7 +50,13 @@ const GROUP_ROWS: usize = 512 * 512;
 /// id was hashed and looked up in the run's token table when read back. `coder` is reused from
 /// partition to partition.
 pub fn write(path: &Path, events: &DataFrame, tokens: &Tokens, coder: &mut Coder) -> Result<()> {
-    write_groups(path, events, tokens, coder, GROUP_ROWS)
+    write_groups(
+        path,
+        events,
+        tokens,
+        coder,
+        crate::frame::PARQUET_GROUP_ROWS,
+    )
 }
 
 /// [`write`] in row groups of `group_rows`.
