@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use super::KINDS;
 use crate::error::Result;
 use crate::frame::{NULL, aligned, chunk_codes, code_arrays, ts_arrays};
+use crate::normalize::TimeParser;
 use crate::normalize::networks::to_networks;
 use crate::normalize::schema::col as c;
 
@@ -44,6 +45,84 @@ impl Selected {
             })
             .collect();
         Ok(Selected { frame, rows })
+    }
+
+    /// The selected rows with instants in `from..to`, over the same columns.
+    pub(super) fn within(&self, from: i64, to: i64) -> Result<Selected> {
+        let instants = ts_arrays(&self.frame)?;
+        let rows = (self.rows.par_iter())
+            .zip(instants.par_iter())
+            .map(|(rows, ts)| {
+                let keep = |&&i: &&u32| (from..to).contains(&ts[i as usize]);
+                rows.iter().filter(keep).copied().collect()
+            })
+            .collect();
+        Ok(Selected {
+            frame: self.frame.clone(),
+            rows,
+        })
+    }
+
+    /// Spans of instants, in time order, each of whole local days holding at most `most`
+    /// selected rows together (a day that alone holds more is a span of its own); one span for
+    /// all when they are `most` or fewer.
+    pub(super) fn day_spans(&self, time: &TimeParser, most: usize) -> Result<Vec<(i64, i64)>> {
+        let instants = ts_arrays(&self.frame)?;
+        let bounds = (self.rows.par_iter().zip(instants.par_iter()))
+            .filter_map(|(rows, ts)| {
+                let mut all = rows.iter().map(|&i| ts[i as usize]);
+                let first = all.next()?;
+                Some(all.fold((first, first), |(lo, hi), t| (lo.min(t), hi.max(t))))
+            })
+            .reduce_with(|(lo, hi), (l, h)| (lo.min(l), hi.max(h)));
+        let Some((lo, hi)) = bounds else {
+            return Ok(Vec::new());
+        };
+        let (first, last) = (time.local_day(lo).day, time.local_day(hi).day);
+        if self.len() <= most {
+            return Ok(vec![(
+                time.day_start_ms(first),
+                time.day_start_ms(last + 1),
+            )]);
+        }
+        // Each day's first instant, and the next day's after the last: a row's day is the last
+        // start at or before it.
+        let starts: Vec<i64> = (first..=last + 1).map(|d| time.day_start_ms(d)).collect();
+        let days = starts.len() - 1;
+        let counts = (self.rows.par_iter().zip(instants.par_iter()))
+            .fold(
+                || vec![0usize; days],
+                |mut counts, (rows, ts)| {
+                    for &i in rows {
+                        let day = starts.partition_point(|&s| s <= ts[i as usize]);
+                        counts[day.clamp(1, days) - 1] += 1;
+                    }
+                    counts
+                },
+            )
+            .reduce_with(|mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            })
+            .unwrap_or_default();
+        let mut spans: Vec<(i64, i64)> = Vec::new();
+        let mut held = 0;
+        for (day, &n) in counts.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            match spans.last_mut() {
+                Some(span) if held + n <= most => {
+                    span.1 = starts[day + 1];
+                    held += n;
+                }
+                _ => {
+                    spans.push((starts[day], starts[day + 1]));
+                    held = n;
+                }
+            }
+        }
+        Ok(spans)
     }
 
     pub(super) fn len(&self) -> usize {

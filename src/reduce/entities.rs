@@ -79,7 +79,13 @@ impl Entities {
     /// after another took 0.92–1.07 s of merging this way, 1.72–1.79 s sorting both sides' parts
     /// together and joining every shared entity as cells.
     pub(super) fn merge(self, other: Entities) -> (Entities, u64) {
-        let mut out = Entities::default();
+        // At most both sides' lengths (shared entities join), and made exact below: grown a
+        // push at a time, the lists of the 85.9M-event state's merged records held up to twice
+        // their length.
+        let mut out = Entities {
+            cells: Vec::with_capacity(self.cells.len() + other.cells.len()),
+            singles: Vec::with_capacity(self.singles.len() + other.singles.len()),
+        };
         let mut overlapping = 0;
         let pairs = self
             .parts()
@@ -94,16 +100,18 @@ impl Entities {
                 | EitherOrBoth::Right(Part::Cells(mut c)) => out.cells.append(&mut c),
                 EitherOrBoth::Both(Part::Single(a), Part::Single(b)) if a.account == b.account => {
                     match a.join(&b) {
-                        Some((joined, shared)) => {
+                        Ok((joined, shared)) => {
                             out.singles.push(joined);
                             overlapping += shared;
                         }
-                        None => overlapping += out.join_cells(Part::Single(a), Part::Single(b)),
+                        Err(a) => overlapping += out.join_cells(Part::Single(a), Part::Single(b)),
                     }
                 }
                 EitherOrBoth::Both(a, b) => overlapping += out.join_cells(a, b),
             }
         }
+        out.cells.shrink_to_fit();
+        out.singles.shrink_to_fit();
         (out, overlapping)
     }
 

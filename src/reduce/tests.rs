@@ -301,15 +301,13 @@ fn rows_placed_as_indices_reduce_as_rows_copied() {
         for time in zones() {
             let by = |big, side_by_side| {
                 let mut symbols = Symbols::new();
-                let reduced = Reduced::of_placing(
-                    &events,
-                    &time,
-                    WALK,
-                    &mut symbols,
-                    Some(big),
+                let how = Placing {
+                    big: Some(big),
                     side_by_side,
-                )
-                .expect("reduce");
+                    group: usize::MAX,
+                };
+                let reduced =
+                    Reduced::of_placing(&events, &time, WALK, &mut symbols, how).expect("reduce");
                 let names: Vec<String> = (0..symbols.len() as u32)
                     .map(|s| symbols.name(s).to_string())
                     .collect();
@@ -320,6 +318,48 @@ fn rows_placed_as_indices_reduce_as_rows_copied() {
             for (big, side_by_side) in [(0, usize::MAX), (usize::MAX, 0), (0, 0)] {
                 assert_eq!(copied, by(big, side_by_side), "{big} {side_by_side}");
             }
+        }
+    }
+}
+
+/// A window of more rows than a group holds is reduced in groups of whole local days, merged
+/// as they are made: the profiles are the ones counted over every event, in every zone, with
+/// groups of one day and of several, and no (entity, day) is made twice.
+#[test]
+fn a_window_reduced_in_groups_of_days_gives_the_whole_runs_profiles() {
+    let rows = random_events(13);
+    let events = frame(&rows);
+    let access = rows
+        .iter()
+        .filter(|r| r.1 == "access" && r.5.is_some())
+        .count();
+    for time in zones() {
+        let days: BTreeSet<i64> = rows.iter().map(|r| time.local_day(r.0).day).collect();
+        assert!(days.len() >= 10, "{days:?}");
+        for group in [0, access / 5, access / 2] {
+            let how = Placing {
+                big: None,
+                side_by_side: KINDS_SIDE_BY_SIDE,
+                group,
+            };
+            let selected = access::Selected::of(
+                &events,
+                crate::frame::dictionary()
+                    .get_cat("access")
+                    .expect("access"),
+            )
+            .expect("selected");
+            let spans = selected.day_spans(&time, group).expect("spans");
+            assert!(
+                spans.len() > 1 && spans.len() <= days.len(),
+                "{group}: {spans:?}"
+            );
+            assert!(spans.windows(2).all(|w| w[0].1 <= w[1].0), "{spans:?}");
+            let mut symbols = Symbols::new();
+            let reduced =
+                Reduced::of_placing(&events, &time, WALK, &mut symbols, how).expect("reduce");
+            assert_eq!(reduced.overlapping, 0, "{group}");
+            assert_same(&reduced, &symbols, &events, &time);
         }
     }
 }
