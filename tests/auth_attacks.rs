@@ -410,3 +410,88 @@ fn a_million_ordinary_logins_raise_nothing_above_low() {
         );
     }
 }
+
+/// A RHEL-style `/var/log/secure`, where one password attempt is logged two or three times: PAM's
+/// `authentication failure` and `Failed password for …`, with `Invalid user X from …` before them
+/// for a name that does not exist. The counts are attempts, not lines: a brute force of 120
+/// passwords reads 120; a sprayer that tries two passwords on each of 30 users (four lines a
+/// user) is spraying at 2.0 a user; and a scanner that offers keys only, whose `Invalid user`
+/// lines are its only trace, is still enumerating names.
+#[test]
+fn pam_and_sshd_lines_of_one_attempt_count_once() {
+    let mut log = String::new();
+    let mut pid = 3000;
+    let mut line = |minute: u32, msg: &str| {
+        pid += 1;
+        let (h, m) = (minute / 60 % 24, minute % 60);
+        let _ = writeln!(
+            log,
+            "Mar  4 {h:02}:{m:02}:{:02} bastion sshd[{pid}]: {msg}",
+            pid % 60
+        );
+    };
+    for u in 0..12 {
+        let ip = format!("10.1.0.{}", u + 10);
+        line(
+            480 + u,
+            &format!("Accepted publickey for staff{u} from {ip} port 5000 ssh2"),
+        );
+    }
+    for i in 0..120 {
+        line(
+            600 + i / 20,
+            "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.50  user=root",
+        );
+        line(
+            600 + i / 20,
+            "Failed password for root from 192.0.2.50 port 41000 ssh2",
+        );
+    }
+    for u in 0..30 {
+        for _ in 0..2 {
+            line(
+                700 + u,
+                &format!(
+                    "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.40  user=staff{u}"
+                ),
+            );
+            line(
+                700 + u,
+                &format!("Failed password for staff{u} from 198.51.100.40 port 42000 ssh2"),
+            );
+        }
+    }
+    for name in [
+        "admin", "oracle", "test", "guest", "pi", "ubuntu", "git", "ftp",
+    ] {
+        line(
+            800,
+            &format!("Invalid user {name} from 203.0.113.90 port 43000"),
+        );
+        line(
+            800,
+            &format!("Connection closed by invalid user {name} 203.0.113.90 port 43000 [preauth]"),
+        );
+    }
+    let dir = tmp();
+    let input = dir.path().join("secure");
+    write(&input, &log);
+    let out = dir.path().join("out");
+    let rows = analyze_ok(&out, &[input.to_str().unwrap(), "--syslog-year", "2025"]);
+    let brute = reasons_of(&rows, "192.0.2.50");
+    assert!(
+        brute.contains("brute force: 120 failed logins on root from 192.0.2.50 in 6 min"),
+        "{rows:#?}"
+    );
+    let sprayer = reasons_of(&rows, "198.51.100.40");
+    assert!(
+        sprayer.contains("password spraying: 60 failed logins over 30 distinct users")
+            && sprayer.contains("(2.0 per user"),
+        "{rows:#?}"
+    );
+    let scanner = reasons_of(&rows, "203.0.113.90");
+    assert!(
+        scanner.contains("username enumeration: 8 attempt(s)"),
+        "{rows:#?}"
+    );
+}

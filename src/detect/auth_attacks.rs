@@ -8,7 +8,7 @@
 //! the data (the median and MAD of the same count over every address, or the peers' median), so
 //! a large log of ordinary logins does not raise a row per office.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
 
@@ -17,7 +17,7 @@ use super::enumeration::median_mad;
 use super::{Counted, DetectInput, Detection, Detector, Entity, EntityKind, Finding, volume_score};
 use crate::error::{FrameContext, Result};
 use crate::frame::{key_series, strs, u64s};
-use crate::normalize::profile::INVALID_USER;
+use crate::normalize::profile::{INVALID_USER, NOTICE};
 use crate::normalize::schema::{HOUR_MS, col as c};
 
 pub struct AuthAttacks;
@@ -57,9 +57,9 @@ impl Detector for AuthAttacks {
             login()
                 .and(col(c::SUCCESS).not())
                 .and(col(c::SOURCE_IP).is_not_null()),
-            &[c::SOURCE_IP, c::PRINCIPAL, c::ACTION],
+            &[c::SOURCE_IP, c::PRINCIPAL, c::ACTION, c::SUCCESS],
         )?;
-        let counts = per_address(failed.lazy())?;
+        let counts = per_address(without_repeated_notices(failed)?.lazy())?;
         let above_fails = bound(counts.values().map(|n| n.top_failures).collect());
         let above_users = bound(counts.values().map(|n| n.failed_users).collect());
         let candidates: Vec<String> = counts
@@ -72,15 +72,16 @@ impl Detector for AuthAttacks {
             .map(|(ip, _)| ip.clone())
             .collect();
         if !candidates.is_empty() {
-            let at = input
-                .rows_where(
-                    login().and(
-                        col(c::SOURCE_IP)
-                            .is_in(lit(key_series("ip", candidates)?).implode(false), false),
-                    ),
-                    &activity::columns(c::SOURCE_IP),
-                )?
-                .lazy();
+            let mut wanted = activity::columns(c::SOURCE_IP);
+            wanted.push(c::ACTION);
+            let at = input.rows_where(
+                login().and(
+                    col(c::SOURCE_IP)
+                        .is_in(lit(key_series("ip", candidates)?).implode(false), false),
+                ),
+                &wanted,
+            )?;
+            let at = without_repeated_notices(at)?.lazy();
             self.attacks(input, at, &counts, &above_fails, &above_users, &mut out)?;
         }
         self.fan_out(input, &mut out)?;
@@ -92,6 +93,31 @@ fn login() -> Expr {
     col(c::EVENT_TYPE).eq(lit("login"))
 }
 
+/// `logins` without the notice lines ([`NOTICE`]) of addresses that have failed logins of
+/// another kind: sshd logs one attempt with a password as `Invalid user X` or PAM's
+/// `authentication failure` *and* `Failed password for …`, so counting both told twice (three
+/// times for a user that does not exist) how often the address tried. An address whose only
+/// failures are notices (keys only: no `Failed password` line) keeps them.
+fn without_repeated_notices(logins: DataFrame) -> Result<DataFrame> {
+    let (actions, ips) = (strs(&logins, c::ACTION)?, strs(&logins, c::SOURCE_IP)?);
+    if !actions.iter().any(|a| a.contains(NOTICE)) {
+        return Ok(logins);
+    }
+    let success = logins
+        .column(c::SUCCESS)
+        .and_then(|s| s.bool().cloned())
+        .stage("reading outcomes")?;
+    let failed = success.iter().map(|ok| ok != Some(true));
+    let attempted: BTreeSet<&str> = (actions.iter().zip(&ips).zip(failed))
+        .filter(|((action, _), failed)| *failed && !action.contains(NOTICE))
+        .map(|((_, ip), _)| ip.as_str())
+        .collect();
+    let keep: BooleanChunked = (actions.iter().zip(&ips))
+        .map(|(action, ip)| !action.contains(NOTICE) || !attempted.contains(ip.as_str()))
+        .collect();
+    logins.filter(&keep).stage("dropping repeated notices")
+}
+
 /// Per-address counts over all failed logins, for the floors and the robust bounds.
 #[derive(Default)]
 struct Counts {
@@ -99,6 +125,8 @@ struct Counts {
     /// Distinct non-existent names tried, or attempts where the source hides the name.
     invalid_names: u64,
     top_failures: u64,
+    /// Failed logins on user names that exist (none of theirs marked [`INVALID_USER`]).
+    real_failures: u64,
 }
 
 /// `failed`: address, principal and action of each failed login from an address.
@@ -142,28 +170,33 @@ fn per_address(failed: LazyFrame) -> Result<BTreeMap<String, Counts>> {
                 .sum()
                 .alias("names"),
             col("n").max().alias("top"),
+            when(col("invalid"))
+                .then(lit(0u64))
+                .otherwise(col("n"))
+                .sum()
+                .alias("real"),
         ])
         .collect()
         .stage("failed logins per address")?;
     let ips = strs(&per_user, c::SOURCE_IP)?;
-    let (users, names, top) = (
+    let (users, names, top, real) = (
         u64s(&per_user, "users")?,
         u64s(&per_user, "names")?,
         u64s(&per_user, "top")?,
+        u64s(&per_user, "real")?,
     );
-    Ok(ips
-        .into_iter()
-        .zip(users.into_iter().zip(names.into_iter().zip(top)))
-        .map(|(ip, (failed_users, (invalid_names, top_failures)))| {
-            (
-                ip,
-                Counts {
+    Ok((ips.into_iter().zip(users).zip(names).zip(top).zip(real))
+        .map(
+            |((((ip, failed_users), invalid_names), top_failures), real_failures)| {
+                let counts = Counts {
                     failed_users,
                     invalid_names,
                     top_failures,
-                },
-            )
-        })
+                    real_failures,
+                };
+                (ip, counts)
+            },
+        )
         .collect())
 }
 
@@ -222,19 +255,20 @@ impl AuthAttacks {
                     &["T1589.001", "T1110"],
                 ));
             }
-            // Names that do not exist are enumeration, not spraying: only real users count.
+            // Names that do not exist are enumeration, not spraying: only real users and the
+            // attempts on them count.
             let users = fails.distinct_principals.saturating_sub(names).max(1);
+            let real = counts.get(ip).map_or(fails.events, |n| n.real_failures);
             let successes = oks.map_or(0, |a| a.events);
             let success_share = successes as f64 / (successes + fails.events) as f64;
             if users >= MIN_SPRAYED_USERS
-                && fails.events as f64 / users as f64 <= MAX_ATTEMPTS_PER_USER
+                && real as f64 / users as f64 <= MAX_ATTEMPTS_PER_USER
                 && success_share < MAX_SPRAY_SUCCESS
                 && above_users(users)
             {
                 let reason = format!(
-                    "password spraying: {} failed logins over {users} distinct users from {ip} ({:.1} per user, {successes} success(es))",
-                    fails.events,
-                    fails.events as f64 / users as f64
+                    "password spraying: {real} failed logins over {users} distinct users from {ip} ({:.1} per user, {successes} success(es))",
+                    real as f64 / users as f64
                 );
                 let score = volume_score(45.0, 30.0, users);
                 out.findings
@@ -269,7 +303,8 @@ impl AuthAttacks {
                     ),
                 };
                 let reason = format!(
-                    "brute force: {on_target} failed logins on {target} from {ip} within {span_hours:.1} h{tail}"
+                    "brute force: {on_target} failed logins on {target} from {ip} in {}{tail}",
+                    span_text(fails.last - fails.first)
                 );
                 let mut f = finding(code, reason, score, &["T1110.001"]);
                 f.related.push(Entity::new(EntityKind::Principal, target));
@@ -366,6 +401,17 @@ impl AuthAttacks {
             out.findings.push(tag(f, &["T1021"]));
         }
         Ok(())
+    }
+}
+
+/// A span of milliseconds as a person says it: "under a minute", "10 min", "3.6 h", "2.5 days".
+fn span_text(ms: i64) -> String {
+    let minutes = ms as f64 / 60_000.0;
+    match minutes {
+        m if m < 1.0 => "under a minute".into(),
+        m if m < 60.0 => format!("{m:.0} min"),
+        m if m < 48.0 * 60.0 => format!("{:.1} h", m / 60.0),
+        m => format!("{:.1} days", m / (24.0 * 60.0)),
     }
 }
 

@@ -56,6 +56,9 @@ impl Filter {
 /// The end of the `action` every reader gives a login for a user name that does not exist
 /// (`sshd:invalid_user`, `okta:invalid_user`, …).
 pub const INVALID_USER: &str = "invalid_user";
+/// In an action (`sshd:notice:invalid_user`), marks a line that announces an attempt its source
+/// also logs as a failure of its own line; see [`crate::detect::auth_attacks`].
+pub const NOTICE: &str = ":notice:";
 
 /// How to recognise the source from one record: all these keys / paths present, or all of one
 /// of the `any` sets (the same source exported by different tools names its keys differently).
