@@ -495,3 +495,124 @@ fn pam_and_sshd_lines_of_one_attempt_count_once() {
         "{rows:#?}"
     );
 }
+
+/// A domain's authentication export as the LANL data lays it out: no header, seconds counted
+/// from the start of the capture, `user@domain` principals, computer accounts (`C42$@DOM1`) and
+/// `ANONYMOUS LOGON` reaching dozens of hosts a day by design. One user, among users who reach
+/// two or three hosts each, logs into 71 in an afternoon: compared with users, not with the
+/// computer accounts, it is the finding, and no computer account is. Without the profile's
+/// `origin` the relative seconds are rejected, and the reason says how to place them.
+#[test]
+fn a_user_fanning_out_among_wide_computer_accounts_is_found() {
+    let mut rows: Vec<(u64, String)> = Vec::new();
+    let mut add = |t: u64, who: &str, src: u32, dst: u32, ok: &str| {
+        let line = format!("{t},{who},{who},C{src},C{dst},Kerberos,Network,LogOn,{ok}");
+        rows.push((t, line));
+    };
+    for day in 0..10u64 {
+        let base = day * 86_400;
+        for u in 0..150u32 {
+            let who = format!("U{u}@DOM1");
+            for k in 0..3u64 {
+                add(
+                    base + 30_000 + u as u64 * 60 + k,
+                    &who,
+                    u,
+                    1000 + (u * 7 + k as u32 % 2) % 500,
+                    "Success",
+                );
+            }
+        }
+        for c in 0..40u32 {
+            let who = format!("C{}$@DOM1", 2000 + c);
+            for k in 0..40u32 {
+                let dst = (c * 131 + k * 17 + day as u32 * 7) % 1500;
+                add(
+                    base + 1_000 + c as u64 * 100 + k as u64,
+                    &who,
+                    2000 + c,
+                    dst,
+                    "Success",
+                );
+            }
+        }
+        for k in 0..60u32 {
+            add(
+                base + 50_000 + k as u64,
+                "ANONYMOUS LOGON@C586",
+                100 + k * 13 % 900,
+                586,
+                "Success",
+            );
+        }
+    }
+    for h in 0..71u32 {
+        add(
+            6 * 86_400 + 40_000 + h as u64 * 30,
+            "U77@DOM1",
+            77,
+            1500 + h,
+            "Success",
+        );
+    }
+    rows.sort();
+    let csv: String = rows.iter().map(|(_, l)| format!("{l}\n")).collect();
+    let profile = |origin: &str| {
+        format!(
+            "name = \"lanl-auth\"\nformat = \"csv\"\nhas_header = false\n\n[fields]\ntimestamp = \"1\"\n\
+             principal = \"2\"\nsource_ip = \"4\"\ntarget_account = \"5\"\noutcome = \"9\"\n\n\
+             [constants]\nevent_type = \"login\"\n\n[values.outcome]\n\"Success\" = \"success\"\n\
+             \"Fail\" = \"failure\"\n\n[time]\nformat = \"epoch_s\"\n{origin}"
+        )
+    };
+    let dir = tmp();
+    let input = dir.path().join("auth.txt");
+    write(&input, &csv);
+    let placed = dir.path().join("lanl.toml");
+    write(&placed, &profile("origin = \"2025-03-01T00:00:00Z\"\n"));
+    let out = dir.path().join("out");
+    let args = |p: &std::path::Path| {
+        vec![
+            input.to_str().unwrap().to_string(),
+            "--profile".into(),
+            p.to_str().unwrap().to_string(),
+            "--source".into(),
+            "profile".into(),
+        ]
+    };
+    let a = args(&placed);
+    let rows = analyze_ok(&out, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        rows.first().map(|r| r["entity_id"].as_str()),
+        Some("U77@DOM1"),
+        "{rows:#?}"
+    );
+    assert!(
+        reasons_of(&rows, "U77@DOM1").contains("host_fan_out"),
+        "{rows:#?}"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| !r["entity_id"].contains('$') && !r["entity_id"].starts_with("ANONYMOUS")),
+        "{rows:#?}"
+    );
+    // Placed from the origin: the capture's first day is 2025-03-01.
+    assert!(
+        rows[0]["first_seen"].starts_with("2025-03-01T"),
+        "{rows:#?}"
+    );
+
+    let relative = dir.path().join("relative.toml");
+    write(&relative, &profile(""));
+    let out = dir.path().join("out-relative");
+    let a = args(&relative);
+    let o = analyze(&out, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rejects = std::fs::read_to_string(out.join("rejects.csv")).expect("rejects");
+    assert_eq!(
+        rejects.lines().count(),
+        1 + csv.lines().count(),
+        "{rejects:.400}"
+    );
+    assert!(rejects.contains("[time] origin"), "{rejects:.400}");
+}

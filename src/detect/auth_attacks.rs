@@ -338,7 +338,7 @@ impl AuthAttacks {
             .collect();
         let group = |id: &str| {
             input.context.roster.get(id).map_or_else(
-                || "users".to_string(),
+                || principal_kind(id).to_string(),
                 |e| format!("employees of {}", e.department),
             )
         };
@@ -404,6 +404,37 @@ impl AuthAttacks {
     }
 }
 
+/// Names Windows gives its own logons: each is many processes on many hosts, never one person.
+const BUILT_IN: [&str; 6] = [
+    "ANONYMOUS LOGON",
+    "SYSTEM",
+    "LOCAL SERVICE",
+    "NETWORK SERVICE",
+    "DWM",
+    "UMFD",
+];
+
+/// The peers a principal without a roster entry is compared with: a domain's computer accounts
+/// (`C1234$`, `DOM1\C1234$`, `C1234$@DOM1`) and Windows' built-in logons reach many hosts by
+/// design, and among them a person that goes wide has look-alikes; in a domain's
+/// authentication export (the LANL data: hundreds of computer accounts each on dozens of hosts
+/// a day) a red-team user on 71 hosts hid among them.
+fn principal_kind(id: &str) -> &'static str {
+    let name = id.rsplit('\\').next().unwrap_or(id);
+    let name = name.split('@').next().unwrap_or(name).trim();
+    let upper = name.to_ascii_uppercase();
+    if name.ends_with('$') {
+        "computer accounts"
+    } else if BUILT_IN
+        .iter()
+        .any(|b| upper == *b || (upper.starts_with(b) && upper[b.len()..].starts_with('-')))
+    {
+        "built-in accounts"
+    } else {
+        "users"
+    }
+}
+
 /// A span of milliseconds as a person says it: "under a minute", "10 min", "3.6 h", "2.5 days".
 fn span_text(ms: i64) -> String {
     let minutes = ms as f64 / 60_000.0;
@@ -418,4 +449,38 @@ fn span_text(ms: i64) -> String {
 fn tag(mut f: Finding, techniques: &[&'static str]) -> Finding {
     f.techniques.extend_from_slice(techniques);
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Computer accounts in each form Windows exports write them, built-in logons with their
+    /// session numbers, and people (a name that merely starts like a built-in one is a person).
+    #[test]
+    fn principals_are_told_apart_by_kind() {
+        for (id, kind) in [
+            ("C1234$", "computer accounts"),
+            ("DOM1\\C1234$", "computer accounts"),
+            ("C1234$@DOM1", "computer accounts"),
+            ("ANONYMOUS LOGON@C586", "built-in accounts"),
+            ("NT AUTHORITY\\SYSTEM", "built-in accounts"),
+            ("DWM-1@C1065", "built-in accounts"),
+            ("U77@DOM1", "users"),
+            ("DOM1\\alice", "users"),
+            ("systemadmin", "users"),
+            ("dwmaster@corp", "users"),
+        ] {
+            assert_eq!(principal_kind(id), kind, "{id}");
+        }
+    }
+
+    #[test]
+    fn spans_read_as_a_person_says_them() {
+        let min = 60_000;
+        assert_eq!(span_text(20_000), "under a minute");
+        assert_eq!(span_text(10 * min), "10 min");
+        assert_eq!(span_text(216 * min), "3.6 h");
+        assert_eq!(span_text(3 * 24 * 60 * min), "3.0 days");
+    }
 }

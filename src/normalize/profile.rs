@@ -30,6 +30,10 @@ pub struct TimeSpec {
     pub format: Option<String>,
     /// Zone of naive times in this source (default: `--timezone`).
     pub timezone: Option<String>,
+    /// With `epoch_s` / `epoch_ms`: the instant (RFC 3339) the numbers count from, for exports
+    /// whose times are relative (the LANL authentication data counts seconds from 1). Without
+    /// it they count from 1970, and a small number is rejected as outside the plausible range.
+    pub origin: Option<String>,
 }
 
 /// Keep a record only if the value at `field` is one of `equals` (or none of them with `not`).
@@ -266,6 +270,20 @@ impl Profile {
                 ),
             ));
         }
+        if let Some(origin) = p.time.origin.as_deref() {
+            if !matches!(p.time.format.as_deref(), Some("epoch_s" | "epoch_ms")) {
+                return Err(bad(
+                    0,
+                    "time origin needs format epoch_s or epoch_ms".to_string(),
+                ));
+            }
+            if chrono::DateTime::parse_from_rfc3339(origin).is_err() {
+                return Err(bad(
+                    0,
+                    format!("time origin {origin:?} is not an RFC 3339 instant"),
+                ));
+            }
+        }
         if let Some(f) = p.time.format.as_deref()
             && !matches!(f, "epoch_s" | "epoch_ms")
         {
@@ -414,9 +432,13 @@ impl Profile {
                 .filter(|n| n.is_finite())
                 .ok_or_else(|| format!("timestamp {v:?} is not a number"))
         };
+        // Checked at load.
+        let origin = (self.time.origin.as_deref())
+            .and_then(|o| chrono::DateTime::parse_from_rfc3339(o).ok())
+            .map_or(0, |o| o.timestamp_millis());
         let ms = match fmt {
-            "epoch_s" => (num()? * 1000.0).round() as i64,
-            "epoch_ms" => num()?.round() as i64,
+            "epoch_s" => (num()? * 1000.0).round() as i64 + origin,
+            "epoch_ms" => num()?.round() as i64 + origin,
             f if f.contains("%z") || f.contains("%:z") => chrono::DateTime::parse_from_str(v, f)
                 .map_err(|e| format!("timestamp {v:?} does not match {f:?}: {e}"))?
                 .timestamp_millis(),

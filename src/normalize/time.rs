@@ -82,13 +82,21 @@ impl TimeParser {
     pub fn parse(&self, s: &str) -> Result<i64, String> {
         let ms = self.parse_any(s)?;
         if (PLAUSIBLE_MIN..PLAUSIBLE_MAX).contains(&ms) {
-            Ok(ms)
-        } else {
-            Err(format!(
-                "timestamp {:?} outside the plausible range 1990-01-01 to 2099-12-31",
-                s.trim()
-            ))
+            return Ok(ms);
         }
+        // Seconds or milliseconds from 1970 that end before 1990 are most often a count from
+        // the start of a capture: say how to place them.
+        let relative = (0..PLAUSIBLE_MIN).contains(&ms)
+            && s.trim().bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        Err(format!(
+            "timestamp {:?} outside the plausible range 1990-01-01 to 2099-12-31{}",
+            s.trim(),
+            if relative {
+                " (a time relative to a start? a mapping profile places it: [time] origin)"
+            } else {
+                ""
+            }
+        ))
     }
 
     /// Parses a context date or instant (`--from`, roster and inventory dates), within years
