@@ -436,9 +436,14 @@ impl Profile {
         let origin = (self.time.origin.as_deref())
             .and_then(|o| chrono::DateTime::parse_from_rfc3339(o).ok())
             .map_or(0, |o| o.timestamp_millis());
+        let from_origin = |ms: f64| {
+            (ms.round() as i64)
+                .checked_add(origin)
+                .ok_or_else(|| format!("timestamp {v:?} is out of range"))
+        };
         let ms = match fmt {
-            "epoch_s" => (num()? * 1000.0).round() as i64 + origin,
-            "epoch_ms" => num()?.round() as i64 + origin,
+            "epoch_s" => from_origin(num()? * 1000.0)?,
+            "epoch_ms" => from_origin(num()?)?,
             f if f.contains("%z") || f.contains("%:z") => chrono::DateTime::parse_from_str(v, f)
                 .map_err(|e| format!("timestamp {v:?} does not match {f:?}: {e}"))?
                 .timestamp_millis(),
@@ -558,6 +563,38 @@ not = true
         assert_eq!(row.get(Field::Principal), Some("u1"));
         let dropped: Value = serde_json::json!({"when": "x", "kind": "Logon", "skip": "yes"});
         assert!(p.apply(&dropped).expect("maps").is_none());
+    }
+
+    /// Relative epoch times count from `[time] origin`; numbers too large to move are a reject,
+    /// never an overflow; an origin needs an epoch format and an RFC 3339 instant.
+    #[test]
+    fn relative_epoch_times_count_from_the_origin() {
+        let profile = |format: &str, origin: &str| {
+            Profile::parse(
+                &format!(
+                    "name = \"t\"\nformat = \"json\"\n[fields]\ntimestamp = \"t\"\n\
+                     [constants]\nevent_type = \"login\"\n[time]\nformat = \"{format}\"\n\
+                     origin = \"{origin}\"\n"
+                ),
+                Path::new("t"),
+            )
+        };
+        let at = |p: &Profile, t: serde_json::Value| {
+            p.apply(&serde_json::json!({ "t": t }))
+                .map(|row| row.and_then(|r| r.get(Field::Timestamp).map(str::to_string)))
+        };
+        let s = profile("epoch_s", "2025-03-01T00:00:00Z").expect("valid");
+        // 2025-03-01T00:00:13Z
+        assert_eq!(at(&s, "13".into()), Ok(Some("1740787213000".into())));
+        let ms = profile("epoch_ms", "2025-03-01T00:00:00+01:00").expect("valid");
+        assert_eq!(at(&ms, "1500".into()), Ok(Some("1740783601500".into())));
+        assert!(at(&s, "9e300".into()).is_err());
+        for (format, origin) in [
+            ("%Y-%m-%d", "2025-03-01T00:00:00Z"),
+            ("epoch_s", "2025-03-01"),
+        ] {
+            assert!(profile(format, origin).is_err(), "{format} {origin}");
+        }
     }
 
     /// A logged bearer token's claims, an account id cut out of a path, an endpoint template
