@@ -648,3 +648,71 @@ fn every_generated_variant_puts_its_planted_incident_first() {
         }
     }
 }
+
+/// Customers on a mobile carrier's addresses: each session from a random address of 40 carrier
+/// /24s, each request reading the customer's own account with a token the issuer issued; beside
+/// them a long tail of 400 addresses that each served one customer once, which puts the peers'
+/// median reach at one account. The carrier networks reach hundreds of accounts each, "far above
+/// their peers" — a crowd, not a reader. With the issuance log their tokens are vouched for and
+/// nothing of theirs is ranked; without it, a crowd stays visible at medium at most, saying why.
+#[test]
+fn carrier_crowds_vouched_by_the_issuance_log_are_not_ranked() {
+    let dir = tmp();
+    let mut rng = Lcg(11);
+    let mut access = String::from(
+        "timestamp,event_type,token_id,credential_id,principal,target_account,source_ip,outcome\n",
+    );
+    let mut issued =
+        String::from("timestamp,event_type,token_id,credential_id,principal,source_ip\n");
+    let mut token = 0u32;
+    let mut session =
+        |day: u32, second: u32, c: u32, ip: &str, access: &mut String, issued: &mut String| {
+            token += 1;
+            let _ = writeln!(
+                issued,
+                "{},token_issued,tk{token},kid-main,{},10.0.0.2",
+                stamp(day, second),
+                account(c)
+            );
+            for k in 0..3 {
+                let _ = writeln!(
+                    access,
+                    "{},access,tk{token},kid-main,{},{},{ip},success",
+                    stamp(day, second + 5 + k),
+                    account(c),
+                    account(c)
+                );
+            }
+        };
+    for day in 0..30 {
+        for _ in 0..300 {
+            let (c, second) = (rng.below(3000), 8 * 3600 + rng.below(12 * 3600));
+            let ip = format!("81.2.{}.{}", rng.below(40), 1 + rng.below(250));
+            session(day, second, c, &ip, &mut access, &mut issued);
+        }
+    }
+    for i in 0..400 {
+        let ip = format!("{}.{}.{}.9", 90 + i % 9, i / 9, i % 200);
+        let (c, second) = (rng.below(3000), 8 * 3600 + rng.below(12 * 3600));
+        session(i % 30, second, c, &ip, &mut access, &mut issued);
+    }
+    let input = dir.path().join("export");
+    write(&input.join("gateway/access.csv"), &access);
+    let with_log = input.join("issuer/issued.csv");
+    write(&with_log, &issued);
+    let (rows, _) = run(dir.path(), &input, &[]);
+    let carrier = |r: &&Row| r["entity_id"].starts_with("81.2.");
+    assert!(!rows.iter().any(|r| carrier(&r)), "{rows:#?}");
+
+    std::fs::remove_file(&with_log).expect("issuance log removed");
+    let (rows, _) = run(&dir.path().join("without"), &input, &[]);
+    let crowds: Vec<&Row> = rows.iter().filter(carrier).collect();
+    assert!(!crowds.is_empty(), "{rows:#?}");
+    for r in crowds {
+        assert!(matches!(r["severity"].as_str(), "low" | "medium"), "{r:#?}");
+        assert!(
+            r["reasons"].contains("customers behind a shared address"),
+            "{r:#?}"
+        );
+    }
+}

@@ -51,6 +51,7 @@ const WALK_MAX_STEP: i64 = 3;
 const CROWD_OWN_SHARE: f64 = 0.9;
 /// A crowd's reach is at most medium.
 const CROWD_CAP: f64 = 45.0;
+const CROWD_NOTE: &str = "; nearly every request read the requester's own account: customers behind a shared address, or tokens minted one per victim (an issuance log would tell)";
 /// Reach spread over this many equal days earns the whole persistence bonus.
 const SPREAD_FULL_DAYS: f64 = 30.0;
 const WALK_MAX_GAP_MS: i64 = 6 * 3_600_000;
@@ -110,6 +111,7 @@ impl Detector for Enumeration {
             .collect();
         let population = input.population()?;
         let signing = signing_keys(input)?;
+        let vouched = input.has_event_type("token_issued")?;
         let end = input.events_end()?.unwrap_or(i64::MIN);
         let last_day = input.time.local_day(end).day;
         let mut flagged_networks = BTreeSet::new();
@@ -164,6 +166,7 @@ impl Detector for Enumeration {
                         peers: peers.get(group.as_str()).copied().unwrap_or_default(),
                         is_customer: customers.contains(id),
                         signs,
+                        vouched,
                     }
                     .judge()
                 })
@@ -293,6 +296,8 @@ struct Judge<'a> {
     is_customer: bool,
     /// The entity is a key that signs tokens (see [`signing_keys`]).
     signs: bool,
+    /// The run has an issuance log, which judges every token a crowd presents.
+    vouched: bool,
 }
 
 impl Judge<'_> {
@@ -308,8 +313,22 @@ impl Judge<'_> {
             new_ratio: peer_ratio,
         } = self.peers;
         let has_peers = members >= MIN_PEERS;
+        // Customers behind one address (a carrier NAT, a proxy) each reading their own record
+        // add up to a "reach" no one person has, and beside a long tail of addresses that reach
+        // one or two accounts each it stands far above its peers (an outside generator's export,
+        // customers on random carrier addresses: 256 carrier /24s ranked high under the forged
+        // key). So does a forger minting one token per victim, which only the issuance log tells
+        // apart: with one, the crowd's tokens are judged there (`forged_tokens`) and its reach
+        // says nothing more unless it walks; without one, it stays visible, capped at medium.
+        let crowd = matches!(self.kind, EntityKind::SourceIp | EntityKind::Network)
+            && p.own_rows as f64 >= CROWD_OWN_SHARE * p.events as f64;
+        let walks = p.walk_steps >= WALK_MIN_STEPS && p.walk_steps as f64 >= 0.3 * p.total as f64;
+        // Customers do not step through account numbers together: a crowd that walks is one
+        // actor whatever the log says.
+        let reach_speaks = !(crowd && self.vouched) || walks;
         let above_peers = has_peers
             && !self.signs
+            && reach_speaks
             && p.total as f64 >= PEER_FACTOR * peer_median.max(1.0)
             && p.total as f64 - peer_median >= 100.0;
 
@@ -341,14 +360,19 @@ impl Judge<'_> {
             }
         }
         if above_peers {
-            let reason = format!(
+            let mut reason = format!(
                 "reached {} distinct accounts ({of_base}), {:.0}× the median of its {} peers ({})",
                 p.total,
                 p.total as f64 / peer_median.max(1.0),
                 members,
                 self.group
             );
-            out.push(self.finding("reach_above_peers", reason, self.exposure(30.0, p.total)));
+            let mut score = self.exposure(30.0, p.total);
+            if crowd {
+                reason.push_str(CROWD_NOTE);
+                score = score.min(CROWD_CAP);
+            }
+            out.push(self.finding("reach_above_peers", reason, score));
         }
         // Spread, not active days: 6,000 accounts in one night and a trickle on 36 other days is
         // a burst (spread ≈ 1.2 days), never "low and slow".
@@ -360,12 +384,7 @@ impl Judge<'_> {
         let unlike_peers = !has_peers
             || p.total as f64 >= 3.0 * peer_median.max(1.0)
             || new_ratio >= peer_ratio + 0.3;
-        // Customers behind one address (a carrier NAT, a proxy) each reading their own record
-        // add up to a "reach" no one person has. So does a forger minting one token per victim,
-        // which only the issuance log tells apart: such a reach stays visible, capped at medium.
-        let crowd = matches!(self.kind, EntityKind::SourceIp | EntityKind::Network)
-            && p.own_rows as f64 >= CROWD_OWN_SHARE * p.events as f64;
-        if steady && p.total >= BURST_MIN_ACCOUNTS && unlike_peers && !self.signs {
+        if steady && p.total >= BURST_MIN_ACCOUNTS && unlike_peers && !self.signs && reach_speaks {
             let mut reason = format!(
                 "low and slow: {} distinct accounts ({of_base}) gathered over {} active day(s), spread like {:.0} equal days (no day brought more than {:.0}% of them), {:.0}% of daily touches were accounts never seen before",
                 p.total,
@@ -379,12 +398,12 @@ impl Judge<'_> {
             }
             let mut score = self.exposure(40.0, p.total);
             if crowd {
-                reason.push_str("; nearly every request read the requester's own account: customers behind a shared address, or tokens minted one per victim (never-issued tokens tell)");
+                reason.push_str(CROWD_NOTE);
                 score = score.min(CROWD_CAP);
             }
             out.push(self.finding("low_and_slow_reach", reason, score));
         }
-        if p.walk_steps >= WALK_MIN_STEPS && p.walk_steps as f64 >= 0.3 * p.total as f64 {
+        if walks {
             let reason = format!(
                 "sequential walk: {} account(s) reached by stepping to the next account number within {} h, of {} distinct accounts",
                 p.walk_steps,

@@ -9,6 +9,8 @@
 //! day it has a gap) a never-issued token is not an accusation; it is counted in the summary's
 //! limitations instead.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use polars::prelude::*;
 
 use super::activity::{Activity, summarize, top_values_by};
@@ -20,6 +22,7 @@ use super::{
 use crate::error::{FrameContext, Result};
 use crate::frame::{strs, u64s};
 use crate::normalize::cold::ROW;
+use crate::normalize::columns::network_of;
 use crate::normalize::schema::col as c;
 
 pub struct ForgedTokens;
@@ -146,7 +149,7 @@ impl ForgedTokens {
                 .find(|g| g.keys[0] == k)
                 .map_or(0, |g| g.tokens)
         };
-        for (kid, act) in summarize(rows, c::CREDENTIAL, input)? {
+        for (kid, act) in summarize(rows.clone(), c::CREDENTIAL, input)? {
             let n_tokens = token_count(&kid);
             let reason = format!(
                 "{} access(es) with {} token(s) the issuer never issued, for {} subject(s) on {} account(s) from {} address(es), first {}",
@@ -189,6 +192,90 @@ impl ForgedTokens {
                 ),
                 act.first,
             ));
+            out.findings.push(f);
+        }
+        self.forger_sources(input, rows, &per_source, out)
+    }
+
+    /// The address a forger works from is proof too, once it presented tokens for many
+    /// subjects: it joins the key's incident. (Enumeration leaves addresses whose requests each
+    /// read the requester's own account to this log's judgement.) Several such addresses in one
+    /// /24 or /64 are one finding about the network, as a rotating attacker is one actor;
+    /// addresses that presented a token or two each stay in the key's evidence (`by_source`).
+    fn forger_sources(
+        &self,
+        input: &DetectInput,
+        rows: LazyFrame,
+        per_source: &[Group],
+        out: &mut Detection,
+    ) -> Result<()> {
+        let mut rows = rows.collect().stage("never-issued rows")?;
+        if rows.height() == 0 {
+            return Ok(());
+        }
+        let networks = crate::normalize::networks::network_column(&rows)?;
+        rows.with_column(networks).stage("never-issued rows")?;
+        let by_address = summarize(rows.clone().lazy(), c::SOURCE_IP, input)?;
+        let forgers: Vec<&String> = (by_address.iter())
+            .filter(|(_, act)| act.distinct_principals >= SUBJECTS_PER_ADDRESS)
+            .map(|(ip, _)| ip)
+            .collect();
+        let mut per_network: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for ip in &forgers {
+            if let Some(net) = network_of(ip) {
+                per_network.entry(net).or_default().push(ip.as_str());
+            }
+        }
+        per_network.retain(|_, ips| ips.len() >= 2);
+        let in_network =
+            |ip: &str| network_of(ip).is_some_and(|net| per_network.contains_key(&net));
+        let kids_of = |ips: &[&str]| -> Vec<String> {
+            let keys: BTreeSet<&str> = (per_source.iter())
+                .filter(|g| ips.contains(&g.keys[1].as_str()))
+                .map(|g| g.keys[0].as_str())
+                .collect();
+            keys.into_iter().map(str::to_string).collect()
+        };
+        let mut found: Vec<(EntityKind, String, Activity, Vec<String>)> = Vec::new();
+        for ip in forgers.iter().filter(|ip| !in_network(ip)) {
+            let kids = kids_of(&[ip.as_str()]);
+            found.push((
+                EntityKind::SourceIp,
+                (*ip).clone(),
+                by_address[*ip].clone(),
+                kids,
+            ));
+        }
+        if !per_network.is_empty() {
+            let by_network = summarize(rows.lazy(), c::NETWORK, input)?;
+            for (net, ips) in &per_network {
+                if let Some(act) = by_network.get(net) {
+                    found.push((EntityKind::Network, net.clone(), act.clone(), kids_of(ips)));
+                }
+            }
+        }
+        for (kind, id, act, kids) in found {
+            let reason = format!(
+                "{} access(es) from {id} with tokens the issuer never issued, for {} subject(s) on {} account(s), under {}, first {}",
+                act.events,
+                act.distinct_principals,
+                act.distinct_accounts,
+                kids.join(", "),
+                input.time.format(act.first)
+            );
+            let mut f = act.finding(
+                input,
+                NAME,
+                Entity::new(kind, id),
+                "never_issued_tokens_from_source",
+                reason,
+                volume_score(PROOF_BASE, PROOF_BONUS, act.distinct_accounts),
+            );
+            f.related.extend(
+                kids.iter()
+                    .map(|k| Entity::new(EntityKind::Credential, k.clone())),
+            );
+            f.techniques.extend(["T1552.004", "T1606"]);
             out.findings.push(f);
         }
         Ok(())
