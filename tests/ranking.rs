@@ -716,3 +716,54 @@ fn carrier_crowds_vouched_by_the_issuance_log_are_not_ranked() {
         );
     }
 }
+
+/// A partner's key reads ~500 accounts a day for six weeks, then ~20 a day for three months (its
+/// traffic moved to a new key). Its busiest day is no burst: the weeks around it were as busy.
+/// Another key, steady at ~20 a day, reads 2,000 in one day in the middle of those months: that
+/// is a burst, measured against the weeks around it.
+#[test]
+fn a_change_of_regime_is_not_a_burst_and_a_spike_is() {
+    let dir = tmp();
+    let mut rng = Lcg(5);
+    let mut access = String::from(
+        "timestamp,event_type,credential_id,principal,target_account,source_ip,outcome\n",
+    );
+    for day in 0..130 {
+        let busy = if day < 42 {
+            480 + rng.below(40)
+        } else {
+            15 + rng.below(10)
+        };
+        for _ in 0..busy {
+            let second = 9 * 3600 + rng.below(8 * 3600);
+            let _ = writeln!(
+                access,
+                "{},access,ak-partner,svc-partner,{},10.7.0.1,success",
+                stamp(day, second),
+                account(rng.below(20_000))
+            );
+        }
+        let steady = if day == 100 { 2000 } else { 15 + rng.below(10) };
+        for k in 0..steady {
+            let second = 9 * 3600 + k * 7 % (8 * 3600);
+            let _ = writeln!(
+                access,
+                "{},access,ak-report,svc-report,{},10.7.0.2,success",
+                stamp(day, second),
+                account(rng.below(20_000))
+            );
+        }
+    }
+    let input = dir.path().join("export");
+    write(&input.join("gateway/access.csv"), &access);
+    let (rows, _) = run(dir.path(), &input, &[]);
+    assert!(
+        !reasons_of(&rows, "ak-partner").contains("burst"),
+        "{rows:#?}"
+    );
+    let spike = reasons_of(&rows, "ak-report");
+    assert!(
+        spike.contains("burst: 19") && spike.contains("within four weeks of it"),
+        "{rows:#?}"
+    );
+}

@@ -39,6 +39,9 @@ const BURST_MIN_ACCOUNTS: u64 = 100;
 const BURST_FACTOR: f64 = 10.0;
 /// Days of history needed before "above its own baseline" means anything.
 const MIN_HISTORY_DAYS: usize = 7;
+/// A burst is measured against the active days this close to it (when there are
+/// [`MIN_HISTORY_DAYS`] of them), not against the entity's whole history.
+const BASELINE_DAYS: i64 = 28;
 /// Peer comparison needs a group this large; reach this many times the peer median is abnormal.
 const MIN_PEERS: usize = 5;
 const PEER_FACTOR: f64 = 5.0;
@@ -333,7 +336,19 @@ impl Judge<'_> {
             && p.total as f64 - peer_median >= 100.0;
 
         if let Some(&(day, max)) = p.days.iter().max_by_key(|d| (d.1, std::cmp::Reverse(d.0))) {
-            let others: Vec<u64> = p.days.iter().filter(|d| d.0 != day).map(|d| d.1).collect();
+            // The baseline is the weeks around the day when they hold enough days: an entity's
+            // traffic changes regime (a signing key rotated out carries a trickle for months
+            // after serving every customer, and its last busy day read as a "burst" 23 times
+            // the median of the trickle, in an export made outside this repo).
+            let near: Vec<u64> = (p.days.iter())
+                .filter(|d| d.0 != day && (d.0 - day).abs() <= BASELINE_DAYS)
+                .map(|d| d.1)
+                .collect();
+            let local = near.len() >= MIN_HISTORY_DAYS;
+            let others: Vec<u64> = match local {
+                true => near,
+                false => (p.days.iter().filter(|d| d.0 != day).map(|d| d.1)).collect(),
+            };
             let (med, mad) = median_mad(&others);
             if others.len() >= MIN_HISTORY_DAYS
                 && max >= BURST_MIN_ACCOUNTS
@@ -342,9 +357,14 @@ impl Judge<'_> {
             {
                 let date = self.input.time.format_day(day);
                 let reason = format!(
-                    "burst: {max} distinct accounts on {date} (up to {} in one hour) against a median of {med:.0} a day over {} other active day(s)",
+                    "burst: {max} distinct accounts on {date} (up to {} in one hour) against a median of {med:.0} a day over {} other active day(s){}",
                     p.peak_hour,
-                    others.len()
+                    others.len(),
+                    if local {
+                        " within four weeks of it"
+                    } else {
+                        ""
+                    }
                 );
                 let score = self.burst_exposure(max, day, self.last_day);
                 let mut f = self.finding("burst_over_own_baseline", reason, score);
