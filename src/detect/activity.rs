@@ -71,6 +71,7 @@ impl Activity {
                 .map(|(ip, _)| Entity::new(EntityKind::SourceIp, ip.clone()))
                 .collect(),
             techniques: vec![],
+            hygiene: false,
             evidence: evidence([
                 ("events", self.events.into()),
                 ("subjects", self.distinct_principals.into()),

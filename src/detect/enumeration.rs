@@ -505,6 +505,7 @@ impl Judge<'_> {
             related: vec![],
             techniques,
             evidence: evidence([("distinct_accounts", self.p.total.into())]),
+            hygiene: false,
         }
     }
 }

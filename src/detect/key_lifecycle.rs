@@ -122,6 +122,7 @@ impl Detector for KeyLifecycle {
                 detector: NAME,
                 entity: Entity::new(EntityKind::Credential, key.id.clone()),
                 code: "departed_custodian_key_active",
+                hygiene: true,
                 reason,
                 score: DEPARTED_CUSTODIAN_SCORE,
                 first_seen: None,

@@ -97,6 +97,10 @@ pub struct Finding {
     pub related: Vec<Entity>,
     pub techniques: Vec<&'static str>,
     pub evidence: serde_json::Map<String, serde_json::Value>,
+    /// Advice rather than abuse (rotate a key whose custodian left): it ranks with its own
+    /// score, but the entity's exposure — events, accounts, first and last seen — comes from
+    /// its other findings when it has any (see [`crate::rank`]).
+    pub hygiene: bool,
 }
 
 /// What a finding's distinct "accounts" are.

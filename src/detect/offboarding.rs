@@ -209,6 +209,7 @@ fn finding(input: &DetectInput, id: &str, act: &Activity, late: Late) -> Finding
         }
     };
     let mut f = act.finding(input, NAME, entity, code, reason, score);
+    f.hygiene = hygiene;
     if let (Cut::OwnerLeft, Some(cr)) = (cut, cred) {
         f.related
             .push(Entity::new(EntityKind::Principal, cr.owner.clone()));

@@ -150,12 +150,17 @@ fn merge(entity: Entity, mut findings: Vec<Finding>) -> Ranked {
         .flat_map(|f| f.related.iter().cloned())
         .filter(|r| *r != entity)
         .collect();
-    let first_seen = findings.iter().filter_map(|f| f.first_seen).min();
-    let last_seen = findings.iter().filter_map(|f| f.last_seen).max();
-    let events = findings.iter().map(|f| f.events).max().unwrap_or(0);
+    // Exposure is what the abuse reached: advice (a departed custodian's key the issuer still
+    // signs with) counts only when nothing else was found. A forged-token key's row said
+    // "7989 accounts (99.9 %)" — every customer the issuer served — where the never-issued
+    // tokens reached 3,292.
+    let abuse = findings.iter().any(|f| !f.hygiene);
+    let exposing = || findings.iter().filter(move |f| !abuse || !f.hygiene);
+    let first_seen = exposing().filter_map(|f| f.first_seen).min();
+    let last_seen = exposing().filter_map(|f| f.last_seen).max();
+    let events = exposing().map(|f| f.events).max().unwrap_or(0);
     // The widest count, and what it counts; accounts win a tie (they have a population).
-    let (distinct_accounts, std::cmp::Reverse(counts)) = findings
-        .iter()
+    let (distinct_accounts, std::cmp::Reverse(counts)) = exposing()
         .map(|f| (f.distinct_accounts, std::cmp::Reverse(f.counts)))
         .max()
         .unwrap_or_default();
@@ -210,7 +215,43 @@ pub(crate) mod tests {
             related: vec![],
             techniques: vec![],
             evidence: Default::default(),
+            hygiene: false,
         }
+    }
+
+    /// A signing key whose custodian left: the issuer's own signing (advice, every customer)
+    /// and the never-issued tokens (abuse, a few hundred). The row's exposure is the abuse's;
+    /// the advice alone gives its own.
+    #[test]
+    fn advice_sets_the_exposure_only_when_nothing_else_was_found() {
+        let advice = Finding {
+            distinct_accounts: 7989,
+            events: 291_434,
+            first_seen: Some(0),
+            last_seen: Some(100),
+            hygiene: true,
+            ..from("offboarding", "kid", "used_after_owner_left", 30.0)
+        };
+        let abuse = Finding {
+            distinct_accounts: 3292,
+            events: 8406,
+            first_seen: Some(10),
+            last_seen: Some(90),
+            ..from("forged_tokens", "kid", "never_issued_tokens", 97.0)
+        };
+        let row = rank(vec![advice.clone(), abuse]).remove(0);
+        assert_eq!(
+            (
+                row.distinct_accounts,
+                row.events,
+                row.first_seen,
+                row.last_seen
+            ),
+            (3292, 8406, Some(10), Some(90))
+        );
+        assert_eq!(row.reasons.len(), 2);
+        let row = rank(vec![advice]).remove(0);
+        assert_eq!((row.distinct_accounts, row.events), (7989, 291_434));
     }
 
     #[test]
