@@ -652,11 +652,14 @@ fn every_generated_variant_puts_its_planted_incident_first() {
 /// Customers on a mobile carrier's addresses: each session from a random address of 40 carrier
 /// /24s, each request reading the customer's own account with a token the issuer issued; beside
 /// them a long tail of 400 addresses that each served one customer once, which puts the peers'
-/// median reach at one account. The carrier networks reach hundreds of accounts each, "far above
-/// their peers" — a crowd, not a reader. With the issuance log their tokens are vouched for and
-/// nothing of theirs is ranked; without it, a crowd stays visible at medium at most, saying why.
+/// median reach at one account, and a forger at 203.0.113.9 minting 50 tokens a day, one per
+/// victim, that the issuer never issued. The carrier networks reach hundreds of accounts each,
+/// "far above" that tail — a crowd, not a reader. With the issuance log their tokens are vouched
+/// for and nothing of theirs is ranked, while the forger's are proof. Without it, crowds are
+/// compared with crowds: the carriers with each other (nothing), the forger reaching far more
+/// than they do (visible, medium at most, saying why).
 #[test]
-fn carrier_crowds_vouched_by_the_issuance_log_are_not_ranked() {
+fn carrier_crowds_are_customers_and_a_forger_among_them_is_not() {
     let dir = tmp();
     let mut rng = Lcg(11);
     let mut access = String::from(
@@ -696,6 +699,18 @@ fn carrier_crowds_vouched_by_the_issuance_log_are_not_ranked() {
         let (c, second) = (rng.below(3000), 8 * 3600 + rng.below(12 * 3600));
         session(i % 30, second, c, &ip, &mut access, &mut issued);
     }
+    for day in 0..30 {
+        for k in 0..50 {
+            let victim = 3000 + (day * 50 + k) * 7 % 1500; // seven apart: no walk, only reach
+            let _ = writeln!(
+                access,
+                "{},access,forged{victim},kid-main,{},{},203.0.113.9,success",
+                stamp(day, 3600 + k * 60),
+                account(victim),
+                account(victim)
+            );
+        }
+    }
     let input = dir.path().join("export");
     write(&input.join("gateway/access.csv"), &access);
     let with_log = input.join("issuer/issued.csv");
@@ -703,18 +718,32 @@ fn carrier_crowds_vouched_by_the_issuance_log_are_not_ranked() {
     let (rows, _) = run(dir.path(), &input, &[]);
     let carrier = |r: &&Row| r["entity_id"].starts_with("81.2.");
     assert!(!rows.iter().any(|r| carrier(&r)), "{rows:#?}");
+    // The forger's address, or its /24 (addresses in a flagged network are not repeated).
+    let forger = |rows: &[Row]| -> Row {
+        let found = rows
+            .iter()
+            .find(|r| r["entity_id"].starts_with("203.0.113."));
+        found
+            .cloned()
+            .unwrap_or_else(|| panic!("forger not ranked: {rows:#?}"))
+    };
+    assert!(
+        forger(&rows)["reasons"].contains("never_issued_tokens_from_source"),
+        "{rows:#?}"
+    );
 
     std::fs::remove_file(&with_log).expect("issuance log removed");
     let (rows, _) = run(&dir.path().join("without"), &input, &[]);
-    let crowds: Vec<&Row> = rows.iter().filter(carrier).collect();
-    assert!(!crowds.is_empty(), "{rows:#?}");
-    for r in crowds {
-        assert!(matches!(r["severity"].as_str(), "low" | "medium"), "{r:#?}");
-        assert!(
-            r["reasons"].contains("customers behind a shared address"),
-            "{r:#?}"
-        );
-    }
+    assert!(!rows.iter().any(|r| carrier(&r)), "{rows:#?}");
+    let forger = forger(&rows);
+    assert!(
+        matches!(forger["severity"].as_str(), "low" | "medium"),
+        "{forger:#?}"
+    );
+    assert!(
+        forger["reasons"].contains("customers behind a shared address"),
+        "{forger:#?}"
+    );
 }
 
 /// A partner's key reads ~500 accounts a day for six weeks, then ~20 a day for three months (its
