@@ -8,7 +8,7 @@
 //! the data (the median and MAD of the same count over every address, or the peers' median), so
 //! a large log of ordinary logins does not raise a row per office.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 
 use polars::prelude::*;
 
@@ -16,7 +16,7 @@ use super::activity::{self, summarize};
 use super::enumeration::median_mad;
 use super::{Counted, DetectInput, Detection, Detector, Entity, EntityKind, Finding, volume_score};
 use crate::error::{FrameContext, Result};
-use crate::frame::{key_series, strs, u64s};
+use crate::frame::{NULL, codes, dictionary, key_series, strs, u64s};
 use crate::normalize::profile::{INVALID_USER, NOTICE};
 use crate::normalize::schema::{HOUR_MS, col as c};
 
@@ -99,8 +99,17 @@ fn login() -> Expr {
 /// times for a user that does not exist) how often the address tried. An address whose only
 /// failures are notices (keys only: no `Failed password` line) keeps them.
 fn without_repeated_notices(logins: DataFrame) -> Result<DataFrame> {
-    let (actions, ips) = (strs(&logins, c::ACTION)?, strs(&logins, c::SOURCE_IP)?);
-    if !actions.iter().any(|a| a.contains(NOTICE)) {
+    // On dictionary codes: a log under a long brute force has millions of failed logins, and a
+    // string per row for the action and the address would be hundreds of MB.
+    let (actions, ips) = (codes(&logins, c::ACTION)?, codes(&logins, c::SOURCE_IP)?);
+    let dict = dictionary();
+    let mut distinct = actions.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let notices: HashSet<u32> = (distinct.into_iter())
+        .filter(|&a| a != NULL && dict.cat_to_str(a).is_some_and(|name| name.contains(NOTICE)))
+        .collect();
+    if notices.is_empty() {
         return Ok(logins);
     }
     let success = logins
@@ -108,12 +117,12 @@ fn without_repeated_notices(logins: DataFrame) -> Result<DataFrame> {
         .and_then(|s| s.bool().cloned())
         .stage("reading outcomes")?;
     let failed = success.iter().map(|ok| ok != Some(true));
-    let attempted: BTreeSet<&str> = (actions.iter().zip(&ips).zip(failed))
-        .filter(|((action, _), failed)| *failed && !action.contains(NOTICE))
-        .map(|((_, ip), _)| ip.as_str())
+    let attempted: HashSet<u32> = (actions.iter().zip(&ips).zip(failed))
+        .filter(|((action, _), failed)| *failed && !notices.contains(action))
+        .map(|((_, &ip), _)| ip)
         .collect();
     let keep: BooleanChunked = (actions.iter().zip(&ips))
-        .map(|(action, ip)| !action.contains(NOTICE) || !attempted.contains(ip.as_str()))
+        .map(|(action, ip)| !notices.contains(action) || !attempted.contains(ip))
         .collect();
     logins.filter(&keep).stage("dropping repeated notices")
 }
