@@ -572,8 +572,9 @@ fn journald_json_export_is_read_like_auth_log() {
     );
 }
 
-/// Microsoft Entra ID as Graph exports it: sign-ins as JSON lines, directory audits as a JSON
-/// array, and a Log Analytics `SigninLogs` export with its own key names. An account disabled by
+/// Microsoft Entra ID as Graph exports it: sign-ins as JSON lines and as a page of Graph's own
+/// response (`{"@odata.context", "value": [...]}`), directory audits as a JSON array, and a Log
+/// Analytics `SigninLogs` export with its own key names. An account disabled by
 /// an administrator that signs in days later is used after departure (no roster given: the audit
 /// log is the departure), and an address trying names the directory does not have (AADSTS50034)
 /// is username enumeration.
@@ -608,16 +609,29 @@ fn entra_id_sign_ins_and_audits_find_a_disabled_account_signing_in() {
             ));
         }
     }
-    for i in 0..8 {
-        let when = format!("2025-03-05T02:0{i}:00Z");
-        lines.push(sign_in(
-            &when,
-            &format!("guess{i}@contoso.com"),
-            "203.0.113.77",
-            50034,
-        ));
-    }
     write(&input.join("signins.jsonl"), &(lines.join("\n") + "\n"));
+    // A page of Graph's own response, saved as it came: the records under `value`.
+    let guesses: Vec<serde_json::Value> = (0..8)
+        .map(|i| {
+            let when = format!("2025-03-05T02:0{i}:00Z");
+            let line = sign_in(
+                &when,
+                &format!("guess{i}@contoso.com"),
+                "203.0.113.77",
+                50034,
+            );
+            serde_json::from_str(&line).expect("sign-in")
+        })
+        .collect();
+    write(
+        &input.join("signins-page2.json"),
+        &json!({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#auditLogs/signIns",
+            "value": guesses,
+            "@odata.nextLink": "https://graph.microsoft.com/v1.0/auditLogs/signIns?$skiptoken=abc"
+        })
+        .to_string(),
+    );
     let audit = |when: &str, activity: &str, target: &str, result: &str| {
         json!({
             "id": format!("Directory_{when}"), "category": "UserManagement", "result": result,
@@ -675,7 +689,8 @@ fn entra_id_sign_ins_and_audits_find_a_disabled_account_signing_in() {
     );
     let summary = summary_md(&out);
     for format in [
-        "| entra-signin | 58 |",
+        "| entra-signin | 50 |",
+        "| entra-signin | 8 |",
         "| entra-audit | 3 |",
         "| entra-signin | 1 |",
     ] {

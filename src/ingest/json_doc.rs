@@ -72,7 +72,11 @@ struct Walk<'a> {
     seen: u64,
 }
 
-/// The top level: an array of records, or an object whose `Records` member is one. Answers
+/// The members that hold a document's records: CloudTrail's, Azure Monitor's, Microsoft Graph's
+/// (see [`super::sources::is_container`]).
+const RECORD_MEMBERS: [&str; 3] = ["Records", "records", "value"];
+
+/// The top level: an array of records, or an object whose record member is one. Answers
 /// whether a record array was found.
 struct Top<'w, 'a>(&'w mut Walk<'a>);
 
@@ -90,7 +94,7 @@ impl<'de> Visitor<'de> for Top<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
         let mut found = false;
         while let Some(key) = map.next_key::<String>()? {
-            if key == "Records" && !found {
+            if RECORD_MEMBERS.contains(&key.as_str()) && !found {
                 found = map.next_value_seed(Elements(&mut *self.0))?;
             } else {
                 map.next_value::<IgnoredAny>()?;

@@ -145,11 +145,7 @@ pub fn detect(head: &[u8], name: &str, opts: &ReadOptions) -> Result<Format, Str
     let user_json = opts.profile.as_ref().filter(|p| p.format == "json");
     let user_csv = opts.profile.as_ref().filter(|p| p.format == "csv");
     if json {
-        let container = body.starts_with('[')
-            || body
-                .trim_start_matches('{')
-                .trim_start()
-                .starts_with("\"Records\"");
+        let container = super::sources::is_container(body.as_bytes());
         if container {
             // Only the head is at hand: recognise by the keys the source always writes.
             if body.contains("\"eventVersion\"") && body.contains("\"eventName\"") {

@@ -40,12 +40,34 @@ pub fn read_json(mut reader: Box<dyn BufRead + Send>, profile: &Profile, sink: &
     }
 }
 
-/// Whether a JSON stream is one document holding records (an array, CloudTrail's `Records`)
-/// rather than one record per line.
+/// Whether a JSON stream is one document holding records rather than one record per line: an
+/// array; CloudTrail's `{"Records": [...]}`; Azure Monitor's `{"records": [...]}`; a Microsoft
+/// Graph response saved as it came, `{"@odata.context": …, "value": [...]}` (what
+/// `auditLogs/signIns` and `directoryAudits` return), or its `{"value": [...]}`. A record member must hold an array: the
+/// canonical schema's own `records` field is a number.
 pub fn is_container(head: &[u8]) -> bool {
     let t = String::from_utf8_lossy(&head[..head.len().min(4096)]);
     let t = t.trim_start_matches('\u{feff}').trim_start();
-    t.starts_with('[') || (t.starts_with('{') && t[1..].trim_start().starts_with("\"Records\""))
+    let Some(body) = t.strip_prefix('{') else {
+        return t.starts_with('[');
+    };
+    let array_member = |at: &str, key: &str| {
+        at.strip_prefix(key)
+            .map(|rest| rest.trim_start())
+            .and_then(|rest| rest.strip_prefix(':'))
+            .is_some_and(|rest| rest.trim_start().starts_with('['))
+    };
+    let first = body.trim_start();
+    if ["\"Records\"", "\"records\"", "\"value\""]
+        .iter()
+        .any(|key| array_member(first, key))
+    {
+        return true;
+    }
+    first.starts_with("\"@odata.context\"")
+        && body
+            .match_indices("\"value\"")
+            .any(|(i, _)| array_member(&body[i..], "\"value\""))
 }
 
 /// CSV through a profile (its own delimiter; header names as the profile's field paths).
@@ -123,4 +145,32 @@ pub fn read_authlog(reader: Box<dyn BufRead + Send>, year: Option<i32>, sink: &m
             Err(reason) => sink.reject(line, reason, text, false),
         }
     });
+}
+
+#[cfg(test)]
+mod container_tests {
+    use super::is_container;
+
+    /// Documents of records by their envelopes, and JSON lines whose first member merely has one
+    /// of those names.
+    #[test]
+    fn envelopes_of_records_are_told_from_json_lines() {
+        for doc in [
+            "[{\"a\":1}]",
+            "\u{feff} {\"Records\": [{\"a\":1}]}",
+            "{\"records\":[{\"time\":\"x\"}]}",
+            "{\"@odata.context\":\"https://graph.microsoft.com/v1.0/$metadata#auditLogs/signIns\",\"value\" : [{}]}",
+            "{\"value\":[{\"id\":\"1\"}]}",
+        ] {
+            assert!(is_container(doc.as_bytes()), "{doc}");
+        }
+        for lines in [
+            "{\"records\": 5, \"timestamp\": \"2025-03-01T00:00:00Z\"}\n",
+            "{\"value\": \"x\"}\n",
+            "{\"@odata.context\": \"y\", \"id\": \"1\"}\n",
+            "{\"eventVersion\": \"1.08\"}\n",
+        ] {
+            assert!(!is_container(lines.as_bytes()), "{lines}");
+        }
+    }
 }
