@@ -43,8 +43,8 @@ pub fn read_json(mut reader: Box<dyn BufRead + Send>, profile: &Profile, sink: &
 /// Whether a JSON stream is one document holding records rather than one record per line: an
 /// array; CloudTrail's `{"Records": [...]}`; Azure Monitor's `{"records": [...]}`; a Microsoft
 /// Graph response saved as it came, `{"@odata.context": …, "value": [...]}` (what
-/// `auditLogs/signIns` and `directoryAudits` return), or its `{"value": [...]}`. A record member must hold an array: the
-/// canonical schema's own `records` field is a number.
+/// `auditLogs/signIns` and `directoryAudits` return), or its `{"value": [...]}`. A record
+/// member must hold an array: the canonical schema's own `records` field is a number.
 pub fn is_container(head: &[u8]) -> bool {
     let t = String::from_utf8_lossy(&head[..head.len().min(4096)]);
     let t = t.trim_start_matches('\u{feff}').trim_start();

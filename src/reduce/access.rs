@@ -64,8 +64,7 @@ impl Selected {
     }
 
     /// Spans of instants, in time order, each of whole local days holding at most `most`
-    /// selected rows together (a day that alone holds more is a span of its own); one span for
-    /// all when they are `most` or fewer.
+    /// selected rows together (a day that alone holds more is a span of its own).
     pub(super) fn day_spans(&self, time: &TimeParser, most: usize) -> Result<Vec<(i64, i64)>> {
         let instants = ts_arrays(&self.frame)?;
         let bounds = (self.rows.par_iter().zip(instants.par_iter()))
@@ -79,12 +78,6 @@ impl Selected {
             return Ok(Vec::new());
         };
         let (first, last) = (time.local_day(lo).day, time.local_day(hi).day);
-        if self.len() <= most {
-            return Ok(vec![(
-                time.day_start_ms(first),
-                time.day_start_ms(last + 1),
-            )]);
-        }
         // Each day's first instant, and the next day's after the last: a row's day is the last
         // start at or before it.
         let starts: Vec<i64> = (first..=last + 1).map(|d| time.day_start_ms(d)).collect();

@@ -100,11 +100,11 @@ impl Entities {
                 | EitherOrBoth::Right(Part::Cells(mut c)) => out.cells.append(&mut c),
                 EitherOrBoth::Both(Part::Single(a), Part::Single(b)) if a.account == b.account => {
                     match a.join(&b) {
-                        Ok((joined, shared)) => {
+                        Some((joined, shared)) => {
                             out.singles.push(joined);
                             overlapping += shared;
                         }
-                        Err(a) => overlapping += out.join_cells(Part::Single(a), Part::Single(b)),
+                        None => overlapping += out.join_cells(Part::Single(a), Part::Single(b)),
                     }
                 }
                 EitherOrBoth::Both(a, b) => overlapping += out.join_cells(a, b),

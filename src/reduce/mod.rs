@@ -86,8 +86,8 @@ const KINDS_SIDE_BY_SIDE: usize = 16 << 20;
 /// this many, each group merged into the records before the next is made, so the reduction's
 /// working set (24 bytes an access row at its height: the rows in time order, a kind's entity
 /// codes and their order) is a group's, not the window's. The 85.9M-event export (57M access
-/// rows, five groups): the first `analyze` of its state peaked at 5.77 GB instead of 6.81 GB
-/// with enumeration 24.8 s instead of 25.7 s; without a state 6.58 GB instead of 7.32 GB, the
+/// rows, five groups): the first `analyze` of its state peaked at 5.76–5.77 GB instead of
+/// 6.81 GB with enumeration 24.8–26.0 s instead of 25.7 s (two runs); without a state 6.58 GB instead of 7.32 GB, the
 /// detectors 27.1 s instead of 26.3 s (`--timings[-per-detector]`, one run each; reports
 /// byte-identical). Groups of 8M rows took 3 s longer at the same peak (more merges, each
 /// walking every record so far), of 16M peaked at 6.0 GB.

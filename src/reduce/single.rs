@@ -76,29 +76,10 @@ impl Single {
     }
 
     /// This record joined with another of the same entity and account (from another
-    /// partition), and how many days both held; this record back when a day both held has
-    /// more rows than a day's counts hold (the two become cells). Exact: one account makes no walk step
+    /// partition), and how many days both held; `None` when a day both held has more rows
+    /// than a day's counts hold (the two become cells). Exact: one account makes no walk step
     /// and a busiest hour of one, whatever the days.
-    pub(super) fn join(mut self, other: &Single) -> Result<(Single, u64), Single> {
-        // Partitions in time order (a night after the nights before, a window reduced in
-        // groups of days) add later days: appended in place, one allocation fewer a record.
-        let later = match (self.days.last(), other.days.first()) {
-            (Some(last), Some(first)) => last.day < first.day,
-            _ => true,
-        };
-        if later {
-            self.days.reserve_exact(other.days.len());
-            self.days.extend_from_slice(&other.days);
-            self.number = self.number.or(other.number);
-            return Ok((self, 0));
-        }
-        match self.join_days(other) {
-            Some(joined) => Ok(joined),
-            None => Err(self),
-        }
-    }
-
-    fn join_days(&self, other: &Single) -> Option<(Single, u64)> {
+    pub(super) fn join(&self, other: &Single) -> Option<(Single, u64)> {
         let mut shared = 0;
         let mut days = Vec::with_capacity(self.days.len() + other.days.len());
         for pair in (self.days.iter()).merge_join_by(&other.days, |a, b| a.day.cmp(&b.day)) {
