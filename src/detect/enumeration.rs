@@ -250,6 +250,7 @@ fn signing_keys(input: &DetectInput) -> Result<HashSet<String>> {
 /// addresses that served one customer once (256 medium rows in an export made outside this
 /// repo, without an issuance log); compared with each other, only one that reaches far more
 /// than the rest does.
+///
 /// An address of one customer is none: a forger's one-off addresses, one minted token each,
 /// would pull the crowds' median back to one account.
 fn is_crowd(kind: EntityKind, p: &Profile) -> bool {

@@ -213,8 +213,6 @@ impl ForgedTokens {
         if rows.height() == 0 {
             return Ok(());
         }
-        let networks = crate::normalize::networks::network_column(&rows)?;
-        rows.with_column(networks).stage("never-issued rows")?;
         let by_address = summarize(rows.clone().lazy(), c::SOURCE_IP, input)?;
         let forgers: Vec<&String> = (by_address.iter())
             .filter(|(_, act)| act.distinct_principals >= SUBJECTS_PER_ADDRESS)
@@ -247,6 +245,8 @@ impl ForgedTokens {
             ));
         }
         if !per_network.is_empty() {
+            let networks = crate::normalize::networks::network_column(&rows)?;
+            rows.with_column(networks).stage("never-issued rows")?;
             let by_network = summarize(rows.lazy(), c::NETWORK, input)?;
             for (net, ips) in &per_network {
                 if let Some(act) = by_network.get(net) {
