@@ -34,6 +34,10 @@ pub struct TimeSpec {
     /// whose times are relative (the LANL authentication data counts seconds from 1). Without
     /// it they count from 1970, and a small number is rejected as outside the plausible range.
     pub origin: Option<String>,
+    /// `origin` as epoch milliseconds (0 without one), parsed once at load rather than for
+    /// every record.
+    #[serde(skip)]
+    origin_ms: i64,
 }
 
 /// Keep a record only if the value at `field` is one of `equals` (or none of them with `not`).
@@ -277,12 +281,13 @@ impl Profile {
                     "time origin needs format epoch_s or epoch_ms".to_string(),
                 ));
             }
-            if chrono::DateTime::parse_from_rfc3339(origin).is_err() {
+            let Ok(at) = chrono::DateTime::parse_from_rfc3339(origin) else {
                 return Err(bad(
                     0,
                     format!("time origin {origin:?} is not an RFC 3339 instant"),
                 ));
-            }
+            };
+            p.time.origin_ms = at.timestamp_millis();
         }
         if let Some(f) = p.time.format.as_deref()
             && !matches!(f, "epoch_s" | "epoch_ms")
@@ -432,10 +437,7 @@ impl Profile {
                 .filter(|n| n.is_finite())
                 .ok_or_else(|| format!("timestamp {v:?} is not a number"))
         };
-        // Checked at load.
-        let origin = (self.time.origin.as_deref())
-            .and_then(|o| chrono::DateTime::parse_from_rfc3339(o).ok())
-            .map_or(0, |o| o.timestamp_millis());
+        let origin = self.time.origin_ms;
         let from_origin = |ms: f64| {
             (ms.round() as i64)
                 .checked_add(origin)
