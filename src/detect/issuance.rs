@@ -85,6 +85,11 @@ impl Issuance {
         }))
     }
 
+    /// What the log covers, the facts dropped.
+    pub fn into_cover(self) -> Coverage {
+        self.cover
+    }
+
     /// Judges each access of the event table that carries a token; `max_addresses`: how many
     /// addresses one token may be presented from (below [`tokens::ADDRESSES_KEPT`]).
     pub fn judge(&self, max_addresses: usize) -> Result<Judged> {
