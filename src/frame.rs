@@ -70,6 +70,43 @@ pub fn read_parquet(
     ParquetReader::new(file).finish().map_err(broken)
 }
 
+/// The Parquet table at `path` in batches of consecutive row groups of at most `rows` rows (at
+/// least one group each), handed to `each` in order, each read on the calling thread (polars'
+/// pool, asked from a rayon worker, lets it steal more work meanwhile, one stack frame deeper
+/// each time). What a reader that keeps only what it makes of each batch uses instead of the
+/// whole table. `broken` as for [`write_lz4`].
+pub fn parquet_batches(
+    path: &std::path::Path,
+    rows: usize,
+    broken: impl Fn(PolarsError) -> Error,
+    mut each: impl FnMut(DataFrame) -> Result<()>,
+) -> Result<()> {
+    use polars_io::SerReader;
+    use polars_io::parquet::read::{ParallelStrategy, ParquetReader};
+    let open = || std::fs::File::open(path).map_err(|e| Error::io(path, e));
+    let metadata = (ParquetReader::new(open()?).get_metadata().cloned()).map_err(&broken)?;
+    let groups = &metadata.row_groups;
+    let mut start = 0;
+    while start < groups.len() || (start == 0 && groups.is_empty()) {
+        let (mut end, mut held) = (start, 0);
+        while end < groups.len() && (end == start || held + groups[end].num_rows() <= rows) {
+            held += groups[end].num_rows();
+            end += 1;
+        }
+        let mut part = (*metadata).clone();
+        part.row_groups = groups[start..end].to_vec();
+        part.num_rows = held;
+        let mut reader = ParquetReader::new(open()?).read_parallel(ParallelStrategy::None);
+        reader.set_metadata(std::sync::Arc::new(part));
+        each(reader.finish().map_err(&broken)?)?;
+        if groups.is_empty() {
+            break;
+        }
+        start = end;
+    }
+    Ok(())
+}
+
 /// `frames` one after another, chunks as they are (no copy into one chunk); `None` for none.
 pub fn stack(
     frames: impl IntoIterator<Item = Result<DataFrame>>,

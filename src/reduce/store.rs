@@ -197,10 +197,20 @@ impl DayColumns {
 
 /// Reads what [`write`] wrote. (Its three tables read side by side took as long at 8.7M events.)
 pub fn read(dir: &Path) -> Result<(Reduced, Symbols)> {
+    read_in(dir, BATCH_ROWS)
+}
+
+/// [`read`], the cells' and the days' tables read `batch_rows` rows (whole row groups) at a time.
+pub(super) fn read_in(dir: &Path, batch_rows: usize) -> Result<(Reduced, Symbols)> {
     // Side by side, as written (see [`write`]).
     let (symbols, (cells, singles)) = rayon::join(
         || read_symbols(dir),
-        || rayon::join(|| read_cells(dir), || read_singles(dir)),
+        || {
+            rayon::join(
+                || read_cells(dir, batch_rows),
+                || read_singles(dir, batch_rows),
+            )
+        },
     );
     let (symbols, cells, singles) = (symbols?, cells?, singles?);
     let mut reduced = Reduced::default();
@@ -238,9 +248,29 @@ fn read_symbols(dir: &Path) -> Result<Symbols> {
     Ok(symbols)
 }
 
-/// Each kind's cells, built side by side (see [`read_singles`]).
-fn read_cells(dir: &Path) -> Result<[Vec<Cell>; 4]> {
-    let t = Stored::load(dir.join("cells.parquet"))?.single_chunk();
+/// Rows of the cells' and the days' tables read at once. Whole, those tables and their copies in
+/// one chunk stood beside the records being built from them: over the 257.5M-event state, nothing
+/// new, the records stage peaked 2.07 GB above what it left resident (17.40 GB, the run's
+/// highest stage); a batch at a time, 0.55 GB above less (15.46 GB). Over the 85.9M-event state
+/// 5.37–5.41 → 4.79–4.82 GB, and 3.4–3.7 → 2.2–3.3 s (`analyze --timings[-per-detector]`, reports
+/// byte-identical; `docs/performance.md`, twenty-eighth session).
+const BATCH_ROWS: usize = 2 << 20;
+
+/// Each kind's cells, a batch of rows at a time, each batch's built side by side.
+fn read_cells(dir: &Path, batch_rows: usize) -> Result<[Vec<Cell>; 4]> {
+    let path = dir.join("cells.parquet");
+    let mut out: [Vec<Cell>; 4] = Default::default();
+    Stored::batches(&path, batch_rows, |t| {
+        for (all, some) in out.iter_mut().zip(cells_of(&t)?) {
+            all.extend(some);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The cells of one batch of the cells' table, by kind.
+fn cells_of(t: &Stored) -> Result<[Vec<Cell>; 4]> {
     let path = t.path.as_path();
     let (kind, entity, day) = (t.u32s("kind")?, t.u32s("entity")?, t.i64s("day")?);
     let (events, own, peak) = (t.u64s("events")?, t.u64s("own_rows")?, t.u64s("peak_hour")?);
@@ -296,31 +326,11 @@ fn by_kind<T: Send>(
     Ok(out)
 }
 
-/// Each kind's one-account records. Built side by side, each from its own rows of the days'
-/// table (in one chunk: looked up by index among a column's row groups, they took twice as
-/// long): one after another, the singles took 1.95 s and the cells 2.4 s of a nightly run over
-/// the 85.9M-event state (read side by side, the records' stage 2.0–3.1 s); side by side,
-/// 1.31 s and 1.63 s (the stage 1.85–1.89 s, two alternated pairs). A night added to 120 at
-/// 8.7M events: the stage 0.30–0.32 → 0.27–0.28 s, the run's peak 0.82–0.84 → 0.88–0.89 GB (the
-/// tables' copies in one chunk).
-fn read_singles(dir: &Path) -> Result<[Vec<Single>; 4]> {
-    let d = Stored::load(dir.join("single_days.parquet"))?.single_chunk();
-    let dpath = d.path.as_path();
-    let day = d.get("day", Column::i32)?;
-    let (first, last) = (d.u32s("first")?, d.u32s("last")?);
-    let (events, own) = (d.u32s("events")?, d.u32s("own")?);
-    let small = |v: Option<u32>| -> Result<u16> {
-        u16::try_from(need(dpath, v)?).map_err(|_| broken(dpath, "a day's count past 16 bits"))
-    };
-    let day_at = |j: usize| -> Result<SingleDay> {
-        Ok(SingleDay {
-            day: need(dpath, day.get(j))?,
-            first: need(dpath, first.get(j))?,
-            last: need(dpath, last.get(j))?,
-            events: small(events.get(j))?,
-            own: small(own.get(j))?,
-        })
-    };
+/// Each kind's one-account records: the records' table whole (a few columns a record), their
+/// days a batch at a time, each record built, side by side, once the batches read hold all its
+/// days. Side by side rather than one after another: the singles took 1.95 s against 1.31 s of a
+/// nightly run over the 85.9M-event state when built from whole tables (twenty-first session).
+fn read_singles(dir: &Path, batch_rows: usize) -> Result<[Vec<Single>; 4]> {
     let t = Stored::load(dir.join("singles.parquet"))?.single_chunk();
     let path = t.path.as_path();
     let (kind, entity, account) = (t.u32s("kind")?, t.u32s("entity")?, t.u32s("account")?);
@@ -335,24 +345,67 @@ fn read_singles(dir: &Path) -> Result<[Vec<Single>; 4]> {
         }
         starts.push(starts[starts.len() - 1] + count);
     }
-    let total = starts[starts.len() - 1];
-    if total > d.df.height() {
+    let kinds: Vec<usize> = (kind.iter().zip(entity.iter().zip(account.iter())))
+        .map(|(k, (e, a))| {
+            // Present, like every field of a day (checked as the days are read).
+            need(path, e.zip(a))?;
+            kind_index(path, k)
+        })
+        .collect::<Result<_>>()?;
+    let dpath = dir.join("single_days.parquet");
+    // The days read and not yet given to a record, from day `held_from` of the table on.
+    let (mut held, mut held_from, mut done) = (Vec::<SingleDay>::new(), 0usize, 0usize);
+    let mut out: [Vec<Single>; 4] = Default::default();
+    Stored::batches(&dpath, batch_rows, |t| {
+        held.extend(days_of(&t)?);
+        let read = held_from + held.len();
+        if read > starts[starts.len() - 1] {
+            return Err(broken(path, "days of no record"));
+        }
+        let whole = done + starts[done + 1..].partition_point(|&end| end <= read);
+        let built: Vec<Single> = (done..whole)
+            .into_par_iter()
+            .map(|i| Single {
+                entity: entity.get(i).unwrap_or_default(),
+                account: account.get(i).unwrap_or_default(),
+                number: number.get(i),
+                days: held[starts[i] - held_from..starts[i + 1] - held_from].to_vec(),
+            })
+            .collect();
+        for (i, single) in (done..whole).zip(built) {
+            out[kinds[i]].push(single);
+        }
+        held.drain(..starts[whole] - held_from);
+        (held_from, done) = (starts[whole], whole);
+        Ok(())
+    })?;
+    if done < kinds.len() {
         return Err(broken(path, "a record's days are missing"));
     }
-    if total < d.df.height() {
-        return Err(broken(path, "days of no record"));
-    }
-    let single = |i: usize| -> Result<Single> {
-        Ok(Single {
-            entity: need(path, entity.get(i))?,
-            account: need(path, account.get(i))?,
-            number: number.get(i),
-            days: (starts[i]..starts[i + 1])
-                .map(day_at)
-                .collect::<Result<_>>()?,
-        })
+    Ok(out)
+}
+
+/// One batch of the days' table, in order.
+fn days_of(d: &Stored) -> Result<Vec<SingleDay>> {
+    let dpath = d.path.as_path();
+    let day = d.get("day", Column::i32)?;
+    let (first, last) = (d.u32s("first")?, d.u32s("last")?);
+    let (events, own) = (d.u32s("events")?, d.u32s("own")?);
+    let small = |v: Option<u32>| -> Result<u16> {
+        u16::try_from(need(dpath, v)?).map_err(|_| broken(dpath, "a day's count past 16 bits"))
     };
-    by_kind(path, &kind, single)
+    (0..d.df.height())
+        .into_par_iter()
+        .map(|j| {
+            Ok(SingleDay {
+                day: need(dpath, day.get(j))?,
+                first: need(dpath, first.get(j))?,
+                last: need(dpath, last.get(j))?,
+                events: small(events.get(j))?,
+                own: small(own.get(j))?,
+            })
+        })
+        .collect()
 }
 
 /// Whether each kind's cells are in (entity, day) order and its records in entity and day
@@ -402,6 +455,21 @@ impl Stored {
     fn load(path: PathBuf) -> Result<Stored> {
         let df = crate::frame::read_parquet(&path, |e| broken(&path, e))?;
         Ok(Stored { path, df })
+    }
+
+    /// The table at `path` a batch of about `rows` rows at a time, each in one chunk (see
+    /// [`crate::frame::parquet_batches`]).
+    fn batches(path: &Path, rows: usize, mut each: impl FnMut(Stored) -> Result<()>) -> Result<()> {
+        let broken_here = |e| broken(path, e);
+        crate::frame::parquet_batches(path, rows, broken_here, |df| {
+            each(
+                Stored {
+                    path: path.to_path_buf(),
+                    df,
+                }
+                .single_chunk(),
+            )
+        })
     }
 
     /// The table in one chunk per column, so that rows read side by side are had by index

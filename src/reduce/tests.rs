@@ -421,8 +421,9 @@ fn records_read_back_as_written() {
     assert!(store::read(dir.path()).is_err());
 }
 
-/// One-account records with more days than one row group holds: their days are written a
-/// group at a time (`store::write_single_days`) and read back whole, in record order.
+/// One-account records with more days than one row group holds, and more cells than one
+/// holds: written a group at a time (`store::write_single_days`) and read back, whole or a row
+/// group at a time (a record's days then span two batches), in record order.
 #[test]
 fn single_days_past_one_row_group_read_back() {
     let mut symbols = Symbols::new();
@@ -447,10 +448,46 @@ fn single_days_past_one_row_group_read_back() {
         });
         reduced.accounts.insert(account);
     }
+    let (entity, account) = (0, 1);
+    reduced.kinds[2].cells = (0..300_000)
+        .map(|d| Cell {
+            entity,
+            day: d,
+            events: 1 + d as u64 % 5,
+            own_rows: 0,
+            first: d * DAY_MS,
+            last: d * DAY_MS + 1,
+            accounts: Accounts::One(account),
+            peak_hour: 1,
+            split_hours: Vec::new(),
+            walk: RoaringBitmap::new(),
+            first_numbered: None,
+            last_numbered: None,
+        })
+        .collect();
     let dir = tempfile::tempdir().expect("temp dir");
     store::write(dir.path(), &reduced, &symbols).expect("written");
     let (back, _) = store::read(dir.path()).expect("read back");
     assert!(back == reduced, "records differ after a round trip");
+    // The writer ends a row group of days with a record; another writer's groups may cut
+    // through records (and the cells' table is one group here): both rewritten in groups of
+    // 50,000 rows, so that reading a group at a time carries a record's days across batches.
+    for table in ["single_days.parquet", "cells.parquet"] {
+        let path = dir.path().join(table);
+        let mut df = crate::frame::read_parquet(&path, |e| panic!("{e}")).expect("table");
+        let file = std::fs::File::create(&path).expect("rewrite");
+        polars_io::parquet::write::ParquetWriter::new(file)
+            .with_row_group_size(Some(50_000))
+            .finish(&mut df)
+            .expect("rewritten");
+    }
+    for batch_rows in [usize::MAX, 1, 120_000] {
+        let (back, _) = store::read_in(dir.path(), batch_rows).expect("read back");
+        assert!(
+            back == reduced,
+            "records differ after a round trip by {batch_rows}"
+        );
+    }
 }
 
 /// Rows of no principal, key or address: their accounts count, and stay counted by day.
