@@ -78,8 +78,8 @@ impl Detector for Enumeration {
         NAME
     }
 
-    fn runs_apart(&self) -> bool {
-        true
+    fn wave(&self) -> usize {
+        2
     }
 
     fn detect(&self, input: &DetectInput) -> Result<Detection> {

@@ -45,6 +45,12 @@ impl Detector for ForgedTokens {
         NAME
     }
 
+    /// Its token facts and judged rows, beside the light detectors', set the nightly peak
+    /// over a large state (see [`super::run`]).
+    fn wave(&self) -> usize {
+        1
+    }
+
     fn detect(&self, input: &DetectInput) -> Result<Detection> {
         let mut out = Detection::default();
         let max_age = input.options.max_token_age_ms;

@@ -17,6 +17,7 @@ mod tally;
 pub mod usage;
 
 use rayon::prelude::*;
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use polars::prelude::{DataFrame, Expr};
@@ -282,25 +283,28 @@ pub struct Detection {
 pub trait Detector: Sync {
     fn name(&self) -> &'static str;
     fn detect(&self, input: &DetectInput) -> Result<Detection>;
-    /// Whether, over a large frame, this detector runs after the others instead of beside them
-    /// (see [`run`]).
-    fn runs_apart(&self) -> bool {
-        false
+    /// Over a large frame, the detectors run in waves, one after another, in this order (see
+    /// [`run`]); elsewhere all run side by side.
+    fn wave(&self) -> usize {
+        0
     }
 }
 
-/// From this many bytes of event columns, detectors that [`Detector::runs_apart`] run after the
-/// others when the reduced records are at hand (a state's). Enumeration's working set and
-/// forged tokens' (the token facts and the judged rows) are then the two largest, about 0.8 GB
+/// From this many bytes of event columns, detectors run in their [`Detector::wave`]s, one wave
+/// after another, when the reduced records are at hand (a state's). Enumeration's working set and
+/// forged tokens' (the token facts and the judged rows) are then the two largest, about 0.6 GB
 /// each over the 85.9M-event frame, and side by side they set the run's peak: over a state of
 /// those events, nothing new (two alternated pairs), 6.29–6.33 GB with all five together against
-/// 5.71–5.76 GB in two waves, the detectors taking 9.0–9.4 s against 9.2–9.5 s. Reducing the
-/// frame itself, enumeration's own transient sets the peak either way (the plain 85.9M-event
-/// export, one run each: 7.34 GB together, 7.37 GB in waves, the detectors 27.2 against 29.0 s),
-/// so all run together. At 8.7M events (268 MB of columns) enumeration is the long pole and the
-/// others fit beside it: the 10M CSV export peaks at 1.1–1.2 GB with all five, and the detectors
-/// take 1.4–1.55 s instead of 1.8 s one group after the other (measured when forged tokens
-/// stopped collecting its own frame of token-bearing accesses, `detect::issuance`).
+/// 5.71–5.76 GB with enumeration apart, the detectors taking 9.0–9.4 s against 9.2–9.5 s; forged
+/// tokens apart from the light three as well (with its facts dropped once judged), 5.34–5.44 →
+/// 5.30–5.32 GB, the detectors 9.5–9.8 → 8.7–9.4 s (two alternated pairs, twenty-eighth
+/// session). Reducing the frame itself, enumeration's own transient sets the
+/// peak either way (the plain 85.9M-event export, one run each: 7.34 GB together, 7.37 GB in
+/// waves, the detectors 27.2 against 29.0 s), so all run together. At 8.7M events (268 MB of
+/// columns) enumeration is the long pole and the others fit beside it: the 10M CSV export peaks
+/// at 1.1–1.2 GB with all five, and the detectors take 1.4–1.55 s instead of 1.8 s one group
+/// after the other (measured when forged tokens stopped collecting its own frame of
+/// token-bearing accesses, `detect::issuance`).
 const APART_FROM: usize = 2 << 30;
 
 /// Every detector's findings, in the order of `detectors`.
@@ -314,17 +318,21 @@ fn run_from(
     apart_from: usize,
 ) -> Result<Vec<Detection>> {
     let apart = input.events.estimated_size() >= apart_from && input.reach.get().is_some();
-    // Without waves, every detector is in the first.
-    let wave = |later: bool| -> Result<Vec<(usize, Detection)>> {
-        (detectors.par_iter().enumerate())
-            .filter(|(_, d)| !apart || d.runs_apart() == later)
-            .map(|(i, d)| Ok((i, d.detect(input)?)))
-            .collect()
+    // Without waves, every detector is in one.
+    let waves: BTreeSet<usize> = match apart {
+        true => detectors.iter().map(|d| d.wave()).collect(),
+        false => BTreeSet::from([0]),
     };
-    let mut all = wave(false)?;
-    if apart {
-        crate::memory::release_freed();
-        all.extend(wave(true)?);
+    let mut all = Vec::new();
+    for (n, wave) in waves.into_iter().enumerate() {
+        if n > 0 {
+            crate::memory::release_freed();
+        }
+        let found: Vec<(usize, Detection)> = (detectors.par_iter().enumerate())
+            .filter(|(_, d)| !apart || d.wave() == wave)
+            .map(|(i, d)| Ok((i, d.detect(input)?)))
+            .collect::<Result<_>>()?;
+        all.extend(found);
     }
     all.sort_by_key(|(i, _)| *i);
     Ok(all.into_iter().map(|(_, d)| d).collect())
@@ -367,7 +375,7 @@ mod wave_tests {
     /// Logs when it starts and ends; its one finding names it, so the output order shows.
     struct Logged<'a> {
         name: &'static str,
-        apart: bool,
+        wave: usize,
         log: &'a Mutex<Vec<String>>,
     }
 
@@ -391,25 +399,21 @@ mod wave_tests {
             });
             Ok(d)
         }
-        fn runs_apart(&self) -> bool {
-            self.apart
+        fn wave(&self) -> usize {
+            self.wave
         }
     }
 
     fn order(apart_from: usize, given_records: bool) -> (Vec<&'static str>, Vec<String>) {
         let log = Mutex::new(Vec::new());
-        let detectors: Vec<Box<dyn Detector + '_>> = vec![
+        let logged = |name, wave| -> Box<dyn Detector + '_> {
             Box::new(Logged {
-                name: "a",
-                apart: false,
+                name,
+                wave,
                 log: &log,
-            }),
-            Box::new(Logged {
-                name: "b",
-                apart: true,
-                log: &log,
-            }),
-        ];
+            })
+        };
+        let detectors = vec![logged("a", 2), logged("b", 0), logged("c", 1)];
         let (events, context, options, tokens) = (
             DataFrame::empty(),
             Context::default(),
@@ -435,18 +439,19 @@ mod wave_tests {
         (names, log.into_inner().expect("log"))
     }
 
-    /// Over a large frame with records at hand, a detector that runs apart starts once the
-    /// others have ended; the findings keep the detectors' order either way.
+    /// Over a large frame with records at hand, each wave starts once the one before has ended,
+    /// whatever the detectors' order; the findings keep the detectors' order either way.
     #[test]
-    fn apart_runs_after_the_others_on_a_large_frame() {
+    fn waves_run_one_after_another_on_a_large_frame() {
         let (names, log) = order(0, true);
-        assert_eq!(names, ["a", "b"]);
+        assert_eq!(names, ["a", "b", "c"]);
         let at = |what: &str| log.iter().position(|l| l == what).expect(what);
-        assert!(at("b start") > at("a end"), "{log:?}");
+        assert!(at("c start") > at("b end"), "{log:?}");
+        assert!(at("a start") > at("c end"), "{log:?}");
         for (apart_from, given_records) in [(usize::MAX, true), (0, false)] {
             let (names, log) = order(apart_from, given_records);
-            assert_eq!(names, ["a", "b"]);
-            assert_eq!(log.len(), 4);
+            assert_eq!(names, ["a", "b", "c"]);
+            assert_eq!(log.len(), 6);
         }
     }
 }
