@@ -24,10 +24,10 @@ use super::tokens::Tokens;
 pub const NULL: u32 = u32::MAX;
 
 /// Strings seen by this thread, their local codes, and the global code of those already placed.
-#[derive(Default)]
-pub struct FileDict {
+/// `S`: what a table slot holds besides the code (see [`Slots`]).
+pub struct FileDict<S = Slot> {
     /// A power of two long, or empty; an empty slot's code is [`NULL`].
-    slots: Vec<Slot>,
+    slots: Vec<S>,
     /// All distinct strings back to back; string `i` ends at `ends[i]`.
     arena: String,
     ends: Vec<usize>,
@@ -36,17 +36,30 @@ pub struct FileDict {
     global: Vec<CatSize>,
 }
 
-impl FileDict {
-    #[inline]
-    pub fn hash(&self, v: &str) -> u64 {
-        FileDict::hash_of(v)
+impl<S> Default for FileDict<S> {
+    fn default() -> Self {
+        FileDict {
+            slots: Vec::new(),
+            arena: String::new(),
+            ends: Vec::new(),
+            global: Vec::new(),
+        }
     }
+}
 
+impl FileDict {
     /// The hash every table uses: fixed, so a value's hash can be taken before its table is at
     /// hand (see [`Tokens::place`]).
     #[inline]
     pub fn hash_of(v: &str) -> u64 {
         FixedState::default().hash_one(v)
+    }
+}
+
+impl<S: Slots> FileDict<S> {
+    #[inline]
+    pub fn hash(&self, v: &str) -> u64 {
+        FileDict::hash_of(v)
     }
 
     /// Asks the CPU to start loading the slot where a value of this hash is looked up first.
@@ -70,11 +83,11 @@ impl FileDict {
         let mut i = hash as usize & mask;
         loop {
             let slot = &self.slots[i];
-            if slot.code == NULL {
+            if slot.code() == NULL {
                 break;
             }
-            if slot.tag == hash as u32 && slot.holds(v, &self.arena, &self.ends) {
-                return Ok(slot.code);
+            if slot.tag() == hash as u32 && slot.holds(v, &self.arena, &self.ends) {
+                return Ok(slot.code());
             }
             i = (i + 1) & mask;
         }
@@ -84,7 +97,7 @@ impl FileDict {
             .ok_or_else(|| polars_err!(ComputeError: "more than 2³² distinct strings"))?;
         self.arena.push_str(v);
         self.ends.push(self.arena.len());
-        self.slots[i] = Slot::new(code, hash as u32, v);
+        self.slots[i] = S::new(code, hash as u32, v);
         Ok(code)
     }
 
@@ -95,19 +108,19 @@ impl FileDict {
             return self.reindex();
         }
         let size = (self.slots.len() * 2).max(1024);
-        let old = std::mem::replace(&mut self.slots, vec![Slot::EMPTY; size]);
+        let old = std::mem::replace(&mut self.slots, vec![S::EMPTY; size]);
         let mask = size - 1;
-        for slot in old.into_iter().filter(|s| s.code != NULL) {
-            let mut i = slot.tag as usize & mask;
-            while self.slots[i].code != NULL {
+        for slot in old.into_iter().filter(|s| s.code() != NULL) {
+            let mut i = slot.tag() as usize & mask;
+            while self.slots[i].code() != NULL {
                 i = (i + 1) & mask;
             }
             self.slots[i] = slot;
         }
     }
 
-    /// Keeps what looking values up by code needs and nothing more: the slots (32 bytes each, a
-    /// table a quarter to five eighths empty) go, and the strings' buffers shrink to their
+    /// Keeps what looking values up by code needs and nothing more: the slots (8 or 32 bytes
+    /// each, a table a quarter to five eighths empty) go, and the strings' buffers shrink to their
     /// contents. A run's token table is only read by code once ingest ends; at 85.9M events its
     /// slots were about 1 GB of what ingest left resident (`docs/performance.md`). Adding a value
     /// afterwards rebuilds the slots first.
@@ -121,7 +134,7 @@ impl FileDict {
     /// A sealed table of `values`, coded 0, 1, 2… in order (distinct, or a value's later codes
     /// are never found by [`FileDict::code`]): strings listed elsewhere taken in without hashing
     /// one; the slots are built on the first [`FileDict::code`].
-    pub fn sealed_from<'v>(values: impl Iterator<Item = &'v str>) -> FileDict {
+    pub fn sealed_from<'v>(values: impl Iterator<Item = &'v str>) -> Self {
         let mut table = FileDict::default();
         for v in values {
             table.arena.push_str(v);
@@ -146,7 +159,7 @@ impl FileDict {
             .into_par_iter()
             .map(|code| FileDict::hash_of(entry(arena, ends, code)))
             .collect();
-        self.slots = vec![Slot::EMPTY; size];
+        self.slots = vec![S::EMPTY; size];
         let mask = size - 1;
         for (code, &hash) in hashes.iter().enumerate() {
             if let Some(&ahead) = hashes.get(code + LOOKAHEAD) {
@@ -154,16 +167,16 @@ impl FileDict {
             }
             let v = entry(&self.arena, &self.ends, code as u32);
             let mut i = hash as usize & mask;
-            while self.slots[i].code != NULL {
+            while self.slots[i].code() != NULL {
                 i = (i + 1) & mask;
             }
-            self.slots[i] = Slot::new(code as u32, hash as u32, v);
+            self.slots[i] = S::new(code as u32, hash as u32, v);
         }
     }
 
     /// Bytes held, with the unused capacity of every buffer.
     pub fn bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot>()
+        self.slots.capacity() * std::mem::size_of::<S>()
             + self.arena.capacity()
             + self.ends.capacity() * std::mem::size_of::<usize>()
             + self.global.capacity() * std::mem::size_of::<CatSize>()
@@ -172,7 +185,7 @@ impl FileDict {
     /// Forgets every string but keeps the memory: the table refills to about the same size, and
     /// regrowing it from empty (rehashing, fresh pages) was a tenth of ingest on a 30M-event export.
     pub fn clear(&mut self) {
-        self.slots.fill(Slot::EMPTY);
+        self.slots.fill(S::EMPTY);
         self.arena.clear();
         self.ends.clear();
         self.global.clear();
@@ -287,7 +300,7 @@ impl CodeColumn {
         let Some(v) = v else { return Ok(NULL) };
         for slot in self.recent.iter().flatten() {
             if slot.holds(v, &dict.arena, &dict.ends) {
-                return Ok(slot.code);
+                return Ok(slot.code());
             }
         }
         let code = dict.code(dict.hash(v), v)?;
@@ -363,20 +376,47 @@ const INLINE: usize = 23;
 pub(super) const LOOKAHEAD: usize = 16;
 
 /// A dictionary table entry: 32 bytes, two to a cache line.
+/// What a table slot holds: the value's code and the low half of its hash, and whatever else
+/// lets a lookup tell values apart before it reads the arena.
+pub trait Slots: Copy {
+    const EMPTY: Self;
+    fn new(code: u32, tag: u32, v: &str) -> Self;
+    fn key(&self) -> Key;
+    /// Whether the slot holds `v` (its tag already matched).
+    fn holds(&self, v: &str, arena: &str, ends: &[usize]) -> bool;
+
+    #[inline]
+    fn code(&self) -> u32 {
+        self.key().code
+    }
+
+    #[inline]
+    fn tag(&self) -> u32 {
+        self.key().tag
+    }
+}
+
+/// What every slot holds: the value's code ([`NULL`] in an empty slot) and the low half of its
+/// hash.
 #[derive(Clone, Copy)]
-struct Slot {
+pub struct Key {
     code: u32,
-    /// The low half of the value's hash.
     tag: u32,
+}
+
+/// A slot with the value's first bytes inline (32 bytes): nearly every value a reader thread
+/// looks up is already in its table and compared without reading the arena.
+#[derive(Clone, Copy)]
+pub struct Slot {
+    key: Key,
     /// Length in bytes, saturated: longer values are compared through the arena.
     len: u8,
     head: [u8; INLINE],
 }
 
-impl Slot {
+impl Slots for Slot {
     const EMPTY: Slot = Slot {
-        code: NULL,
-        tag: 0,
+        key: Key { code: NULL, tag: 0 },
         len: 0,
         head: [0; INLINE],
     };
@@ -387,11 +427,15 @@ impl Slot {
         head[..n].copy_from_slice(&v.as_bytes()[..n]);
         let len = u8::try_from(v.len()).unwrap_or(u8::MAX);
         Slot {
-            code,
-            tag,
+            key: Key { code, tag },
             len,
             head,
         }
+    }
+
+    #[inline]
+    fn key(&self) -> Key {
+        self.key
     }
 
     #[inline]
@@ -401,8 +445,36 @@ impl Slot {
         } else {
             self.len as usize == v.len().min(u8::MAX as usize)
                 && self.head == v.as_bytes()[..INLINE]
-                && entry(arena, ends, self.code) == v
+                && entry(arena, ends, self.key.code) == v
         }
+    }
+}
+
+/// A slot of the code and the tag alone (8 bytes), for the run's token table: its ids are
+/// looked up once per reader thread that meets them, most of them new (a tag that differs
+/// settles those without the arena), and at 85.9M events its 32M slots were 1 GB of ingest as
+/// [`Slot`]s. The 85.9M-event export without a state: ingest's peak 6.38 → 5.54 GB and its CPU
+/// 83 → 77 s, the run's peak 6.38 → 6.33 GB (now the detectors'); the 10M exports 3.91–4.12 →
+/// 3.72–3.77 s (CSV) and 4.49–4.94 → 4.30–4.38 s (JSON lines), with `scripts/compare.sh` in both
+/// orders; reports byte-identical (`docs/performance.md`, twenty-eighth session).
+#[derive(Clone, Copy)]
+pub struct Narrow(Key);
+
+impl Slots for Narrow {
+    const EMPTY: Narrow = Narrow(Key { code: NULL, tag: 0 });
+
+    fn new(code: u32, tag: u32, _: &str) -> Narrow {
+        Narrow(Key { code, tag })
+    }
+
+    #[inline]
+    fn key(&self) -> Key {
+        self.0
+    }
+
+    #[inline]
+    fn holds(&self, v: &str, arena: &str, ends: &[usize]) -> bool {
+        entry(arena, ends, self.0.code) == v
     }
 }
 
@@ -443,10 +515,15 @@ mod tests {
     use super::*;
 
     /// Codes stay put while the table grows, values that share a slot's inline head or a hash
-    /// still get codes of their own, and a cleared table starts over.
+    /// still get codes of their own, and a cleared table starts over: with either slot.
     #[test]
     fn codes_are_stable_and_distinct() {
-        let mut dict = FileDict::default();
+        stable_and_distinct::<Slot>();
+        stable_and_distinct::<Narrow>();
+    }
+
+    fn stable_and_distinct<S: Slots>() {
+        let mut dict = FileDict::<S>::default();
         let long = "x".repeat(300);
         let values: Vec<String> = (0..5000)
             .map(|i| match i % 3 {
@@ -465,7 +542,7 @@ mod tests {
             assert_eq!(dict.code(dict.hash(v), v).expect("code"), c, "{v}");
         }
         // Every value under one hash: only the comparison tells them apart.
-        let mut same = FileDict::default();
+        let mut same = FileDict::<S>::default();
         let got: Vec<u32> = ["a", "b", "a", &long, &format!("{long}y"), &long]
             .iter()
             .map(|v| same.code(7, v).expect("code"))
@@ -493,13 +570,18 @@ mod tests {
 
     /// Differential: on random values with many repeats, long and short, across growth and a
     /// clear, the table gives the codes a `hashbrown` map numbering values in order of first
-    /// sight gives.
+    /// sight gives, with either slot.
     #[test]
     fn codes_agree_with_hashbrown() {
+        agree_with_hashbrown::<Slot>();
+        agree_with_hashbrown::<Narrow>();
+    }
+
+    fn agree_with_hashbrown<S: Slots>() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         let mut next = |n: u64| rng.random_range(0..n);
-        let mut dict = FileDict::default();
+        let mut dict = FileDict::<S>::default();
         let mut oracle: hashbrown::HashMap<String, u32, FixedState> =
             hashbrown::HashMap::with_hasher(FixedState::with_seed(1));
         for round in 0..2 {

@@ -10,16 +10,16 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use polars::prelude::*;
 
-use super::dictionary::{FileDict, LOOKAHEAD, NULL};
+use super::dictionary::{FileDict, LOOKAHEAD, NULL, Narrow};
 
 /// The token ids of one run, each with its code.
 #[derive(Default)]
 pub struct Tokens {
-    table: Mutex<FileDict>,
+    table: Mutex<FileDict<Narrow>>,
 }
 
 impl Tokens {
-    fn lock(&self) -> MutexGuard<'_, FileDict> {
+    fn lock(&self) -> MutexGuard<'_, FileDict<Narrow>> {
         // A panic while placing leaves at worst a value without a code; codes already handed
         // out stay valid.
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
