@@ -70,7 +70,7 @@ impl Detector for ForgedTokens {
             shared,
         } = issuance.judge(MAX_ADDRESSES_PER_TOKEN as usize)?;
         // The token facts go before the accesses are gathered and grouped: over the 85.9M-event
-        // state they were 0.48 GB, under the 0.2 GB the polars work below takes at its height.
+        // state they were 0.48 GB, still held while the polars work below added its 0.2 GB.
         let cover = &issuance.into_cover();
         let mut suspects = accesses(input, &suspect)?;
         for column in [

@@ -300,7 +300,8 @@ pub trait Detector: Sync {
 /// 5.30–5.32 GB, the detectors 9.5–9.8 → 8.7–9.4 s (two alternated pairs, twenty-eighth
 /// session). Reducing the frame itself, enumeration's own transient sets the
 /// peak either way (the plain 85.9M-event export, one run each: 7.34 GB together, 7.37 GB in
-/// waves, the detectors 27.2 against 29.0 s), so all run together. At 8.7M events (268 MB of
+/// waves, the detectors 27.2 against 29.0 s; in the twenty-eighth session, three waves: 6.29
+/// against 6.33 GB, 30.5 against 26.4 s), so all run together. At 8.7M events (268 MB of
 /// columns) enumeration is the long pole and the others fit beside it: the 10M CSV export peaks
 /// at 1.1–1.2 GB with all five, and the detectors take 1.4–1.55 s instead of 1.8 s one group
 /// after the other (measured when forged tokens stopped collecting its own frame of

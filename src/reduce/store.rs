@@ -251,7 +251,8 @@ fn read_symbols(dir: &Path) -> Result<Symbols> {
 /// Rows of the cells' and the days' tables read at once. Whole, those tables and their copies in
 /// one chunk stood beside the records being built from them: over the 257.5M-event state, nothing
 /// new, the records stage peaked 2.07 GB above what it left resident (17.40 GB, the run's
-/// highest stage); a batch at a time, 0.55 GB above less (15.46 GB). Over the 85.9M-event state
+/// highest stage); a batch at a time, 0.55 GB above a resident set 0.4 GB smaller (15.46 GB).
+/// Over the 85.9M-event state
 /// 5.37–5.41 → 4.79–4.82 GB, and 3.4–3.7 → 2.2–3.3 s (`analyze --timings[-per-detector]`, reports
 /// byte-identical; `docs/performance.md`, twenty-eighth session).
 const BATCH_ROWS: usize = 2 << 20;
