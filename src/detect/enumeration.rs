@@ -105,11 +105,12 @@ impl Detector for Enumeration {
         // name as key). Over the 85.9M-event state, nothing new, its own peak went 5.62 →
         // 5.40–5.45 GB (`analyze --timings-per-detector`, reports byte-identical). Customers are
         // known from the principals' profiles, which are kept until their own turn.
-        let mut principals = Some(reach.profiles(EntityKind::Principal.column(), WALK_MIN_STEPS));
+        let mut principals =
+            Some(reach.profiles_by_name(EntityKind::Principal.column(), WALK_MIN_STEPS));
         // Principals that are themselves customer accounts (token subjects).
-        let customers: BTreeSet<String> = (principals.iter().flatten())
+        let customers: BTreeSet<&str> = (principals.iter().flatten())
             .filter(|(_, p)| p.is_account)
-            .map(|(id, _)| id.clone())
+            .map(|&(e, _)| reach.name(e))
             .collect();
         let population = input.population()?;
         let signing = signing_keys(input)?;
@@ -120,12 +121,14 @@ impl Detector for Enumeration {
         for kind in kinds {
             let profiles = match kind {
                 EntityKind::Principal => principals.take().unwrap_or_default(),
-                _ => reach.profiles(kind.column(), WALK_MIN_STEPS),
+                _ => reach.profiles_by_name(kind.column(), WALK_MIN_STEPS),
             };
             // Judged side by side: one at a time, the 300,000 entities of the 8.7M-event export
             // took 0.23-0.25 s of one core while the other detectors had finished; side by side,
             // 0.14-0.16 s (grouping included, `--timings` of enumeration's steps, two runs each).
-            let entities: Vec<(&String, &Profile)> = profiles.iter().collect();
+            let entities: Vec<(&str, &Profile)> = (profiles.iter())
+                .map(|(e, p)| (reach.name(*e), p))
+                .collect();
             let of_group: Vec<Cow<'static, str>> = (entities.par_iter())
                 .map(|(id, p)| match is_crowd(kind, p) {
                     true => Cow::Borrowed(match kind {
@@ -157,7 +160,7 @@ impl Detector for Enumeration {
             let found: Vec<Vec<Finding>> = (entities.par_iter().zip(&of_group))
                 .map(|(&(id, p), group)| {
                     if kind == EntityKind::SourceIp
-                        && network_of(id).is_some_and(|n| flagged_networks.contains(&n))
+                        && network_of(id).is_some_and(|n| flagged_networks.contains(n.as_str()))
                     {
                         return Vec::new();
                     }
@@ -165,7 +168,7 @@ impl Detector for Enumeration {
                     // it shows as the addresses and networks (linked into the same incident) and,
                     // with an issuance log, as never-issued tokens. Its bursts and walks still
                     // count.
-                    let signs = kind == EntityKind::Credential && signing.contains(id.as_str());
+                    let signs = kind == EntityKind::Credential && signing.contains(id);
                     Judge {
                         input,
                         kind,
@@ -185,7 +188,7 @@ impl Detector for Enumeration {
                 .collect();
             for ((id, _), found) in entities.iter().zip(found) {
                 if kind == EntityKind::Network && !found.is_empty() {
-                    flagged_networks.insert((*id).clone());
+                    flagged_networks.insert(*id);
                 }
                 out.findings.extend(found);
             }
@@ -267,7 +270,7 @@ fn peer_group(
     input: &DetectInput,
     kind: EntityKind,
     id: &str,
-    customers: &BTreeSet<String>,
+    customers: &BTreeSet<&str>,
 ) -> Cow<'static, str> {
     // Shared labels are not copied for each of the millions of customers and their addresses.
     match kind {

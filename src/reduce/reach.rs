@@ -73,6 +73,18 @@ impl Reach {
             .profiles(key, &self.symbols, self.walk, detail_from)
     }
 
+    /// [`Reach::profiles`] as (entity code, profile) in the order of the entities' names (see
+    /// [`super::Reduced::profiles_by_name`]); [`Reach::name`] names them.
+    pub fn profiles_by_name(&self, key: &str, detail_from: u64) -> Vec<(u32, Profile)> {
+        self.reduced
+            .profiles_by_name(key, &self.symbols, self.walk, detail_from)
+    }
+
+    /// The name of an entity code of the records.
+    pub fn name(&self, code: u32) -> &str {
+        self.symbols.name(code)
+    }
+
     /// New accounts per local day for each entity of `key` (or each of `only`).
     pub fn first_days(
         &self,

@@ -275,6 +275,12 @@ fn profiles_agree_with_polars_group_bys() {
             .profiles(&events, key, WALK, 0, &utc())
             .expect("profiles");
         let theirs = polars_profiles(&events, key);
+        // In name order, which enumeration judges them in.
+        let names: Vec<&str> = (reach.profiles_by_name(key, 0).iter())
+            .map(|(e, _)| reach.name(*e))
+            .collect();
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "{key}: {names:?}");
+        assert_eq!(names.len(), theirs.len(), "{key}: entities by name");
         for (way, ours) in [("rows", rows), ("reduced", reach.profiles(key, 0))] {
             assert_eq!(ours.len(), theirs.len(), "{way} {key}: entities");
             for (id, want) in &theirs {
