@@ -62,7 +62,7 @@ impl Issuance {
         time: &TimeParser,
     ) -> Result<Option<Issuance>> {
         let frame = aligned(events, &tokens::COLUMNS)?;
-        let facts = TokenFacts::of(&frame, token_codes, time)?;
+        let facts = TokenFacts::for_judging(&frame, token_codes, time)?;
         let Some((start, end)) = facts.issue_span else {
             return Ok(None);
         };

@@ -31,21 +31,38 @@ pub const NOT_ISSUED: i64 = i64::MAX;
 /// `last_use` of a token no access presents.
 pub const NOT_USED: i64 = i64::MIN;
 
-/// One token's facts; codes are the run's (polars' dictionary for keys and addresses).
+/// One token's facts that judging an access reads; codes are the run's (polars' dictionary for
+/// keys and addresses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenFact {
     /// Earliest `token_issued` instant, [`NOT_ISSUED`] when none.
     pub issued_at: i64,
     /// Key named by the token's first issuance row, in input order ([`NULL`]: none named).
     pub issued_kid: u32,
+    /// The first address an access presented it from ([`NULL`]: none); the others, up to
+    /// [`ADDRESSES_KEPT`] in all, in [`TokenFacts::more_addresses`].
+    pub address: u32,
+}
+
+/// What the accesses say of one token beyond [`TokenFact`]: what naming the flagged tokens from
+/// the facts alone needs ([`TokenFacts::flagged`]), which judging the accesses themselves does
+/// not (see [`TokenFacts::for_judging`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenUse {
     /// Latest access presenting it, [`NOT_USED`] when none.
     pub last_use: i64,
     /// Up to two distinct keys accesses presented it under ([`NULL`]-padded): two are enough to
     /// know whether any differs from the issuing key.
     pub keys: [u32; 2],
-    /// The first address an access presented it from ([`NULL`]: none); the others, up to
-    /// [`ADDRESSES_KEPT`] in all, in [`TokenFacts::more_addresses`].
-    pub address: u32,
+}
+
+impl Default for TokenUse {
+    fn default() -> Self {
+        TokenUse {
+            last_use: NOT_USED,
+            keys: [NULL; 2],
+        }
+    }
 }
 
 impl TokenFact {
@@ -64,8 +81,6 @@ impl Default for TokenFact {
         TokenFact {
             issued_at: NOT_ISSUED,
             issued_kid: NULL,
-            last_use: NOT_USED,
-            keys: [NULL; 2],
             address: NULL,
         }
     }
@@ -75,6 +90,8 @@ impl Default for TokenFact {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TokenFacts {
     pub tokens: Vec<TokenFact>,
+    /// Beside `tokens`, or empty for facts made [`TokenFacts::for_judging`].
+    pub uses: Vec<TokenUse>,
     /// Addresses past a token's first, for the few tokens presented from more than one.
     pub more_addresses: HashMap<u32, Vec<u32>>,
     /// Addresses a `token_issued` event went to: a bitmap, as the judging pass asks it once
@@ -92,7 +109,7 @@ pub struct TokenFacts {
 /// (kept as strings, reading them back cost more than deriving them: `docs/scale.md`).
 #[derive(Debug, Default)]
 pub struct SomeFacts {
-    pub tokens: Vec<(u32, TokenFact)>,
+    pub tokens: Vec<(u32, TokenFact, TokenUse)>,
     pub more: Vec<(u32, u32)>,
     pub issuing: Vec<u32>,
     pub issue_days: BTreeSet<i64>,
@@ -126,15 +143,29 @@ impl TokenFacts {
     /// The facts of `frame` (its [`COLUMNS`], chunks aligned), whose token codes are below
     /// `token_codes`.
     pub fn of(frame: &DataFrame, token_codes: usize, time: &TimeParser) -> Result<TokenFacts> {
-        TokenFacts::of_in_groups(frame, token_codes, time, ISSUE_GROUP_ROWS)
+        TokenFacts::of_in_groups(frame, token_codes, time, ISSUE_GROUP_ROWS, true)
     }
 
-    /// [`TokenFacts::of`], the issuances gathered `group_rows` rows at a time.
+    /// [`TokenFacts::of`] without [`TokenFacts::uses`], which judging each access does not read:
+    /// 16 bytes a token instead of 32. Over the 85.9M-event state (15.2M tokens) forged tokens'
+    /// peak went 5.30 → 5.08 GB (`analyze --timings-per-detector`; `docs/performance.md`,
+    /// twenty-eighth session).
+    pub fn for_judging(
+        frame: &DataFrame,
+        token_codes: usize,
+        time: &TimeParser,
+    ) -> Result<TokenFacts> {
+        TokenFacts::of_in_groups(frame, token_codes, time, ISSUE_GROUP_ROWS, false)
+    }
+
+    /// [`TokenFacts::of`], the issuances gathered `group_rows` rows at a time; `uses`: whether to
+    /// keep [`TokenFacts::uses`].
     fn of_in_groups(
         frame: &DataFrame,
         token_codes: usize,
         time: &TimeParser,
         group_rows: usize,
+        uses: bool,
     ) -> Result<TokenFacts> {
         let chunks = chunks(frame)?;
         let dict = dictionary();
@@ -155,6 +186,7 @@ impl TokenFacts {
             .max(token_codes);
         let mut facts = TokenFacts {
             tokens: vec![TokenFact::default(); codes],
+            uses: vec![TokenUse::default(); if uses { codes } else { 0 }],
             ..TokenFacts::default()
         };
         if let Some(issue) = issue {
@@ -182,7 +214,7 @@ impl TokenFacts {
     /// with the days and addresses (now taken per chunk, side by side, and [`issued_to`]), this
     /// was 0.88 s of the 85.9M-event export's 2.1 s of facts; with them, 0.3 s of 1.36–1.42 s.
     fn read_issues(&mut self, issues: &[Issues]) {
-        self.by_range(|lo, facts| {
+        self.by_range(|lo, facts, _| {
             for chunk in issues {
                 for &(token, ts, kid) in &chunk.rows {
                     if let Some(f) = facts.get_mut(token.wrapping_sub(lo) as usize) {
@@ -194,13 +226,21 @@ impl TokenFacts {
     }
 
     /// `work` on each thread's share of the tokens, one range of codes per thread: given the
-    /// first code of its range and the facts of the range, in code order.
-    fn by_range<R: Send>(&mut self, work: impl Fn(u32, &mut [TokenFact]) -> R + Sync) -> Vec<R> {
+    /// first code of its range and the facts and uses of the range (no uses when not kept), in
+    /// code order.
+    fn by_range<R: Send>(
+        &mut self,
+        work: impl Fn(u32, &mut [TokenFact], &mut [TokenUse]) -> R + Sync,
+    ) -> Vec<R> {
         let span = (self.tokens.len())
             .div_ceil(rayon::current_num_threads())
             .max(1);
-        (self.tokens.par_chunks_mut(span).enumerate())
-            .map(|(n, facts)| work((n * span) as u32, facts))
+        let mut uses = self.uses.chunks_mut(span);
+        let ranges: Vec<(&mut [TokenFact], &mut [TokenUse])> = (self.tokens.chunks_mut(span))
+            .map(|facts| (facts, uses.next().unwrap_or_default()))
+            .collect();
+        (ranges.into_par_iter().enumerate())
+            .map(|(n, (facts, uses))| work((n * span) as u32, facts, uses))
             .collect()
     }
 
@@ -210,7 +250,7 @@ impl TokenFacts {
     /// s instead of 0.41 s on the 10M benchmark export. `access`: the code of the `access`
     /// event type ([`NULL`] when no row has it).
     fn read_uses(&mut self, chunks: &[Chunk], access: u32) {
-        let more: Vec<HashMap<u32, Vec<u32>>> = self.by_range(|lo, facts| {
+        let more: Vec<HashMap<u32, Vec<u32>>> = self.by_range(|lo, facts, uses| {
             let mut more = HashMap::new();
             for ch in chunks {
                 for (i, &ts) in ch.ts.iter().enumerate() {
@@ -221,8 +261,10 @@ impl TokenFacts {
                     if code_at(ch.kinds, i) != access {
                         continue;
                     }
-                    f.last_use = f.last_use.max(ts);
-                    add_key(&mut f.keys, code_at(ch.keys, i));
+                    if let Some(u) = uses.get_mut(t as usize) {
+                        u.last_use = u.last_use.max(ts);
+                        add_key(&mut u.keys, code_at(ch.keys, i));
+                    }
                     add_address(f, t + lo, code_at(ch.addresses, i), &mut more);
                 }
             }
@@ -234,19 +276,23 @@ impl TokenFacts {
     /// Adds the facts of rows that come after this one's in input order (a later partition of a
     /// state), in the same code space: what [`TokenFacts::of`] gives for both at once, since
     /// each fact is a minimum, a maximum, a first or a bounded union in input order.
+    /// Of facts with their uses ([`TokenFacts::of`]).
     pub fn merge(&mut self, later: SomeFacts) {
-        for (t, fact) in later.tokens {
+        self.uses.resize(self.tokens.len(), TokenUse::default());
+        for (t, fact, used) in later.tokens {
             let i = t as usize;
             if i >= self.tokens.len() {
                 self.tokens.resize(i + 1, TokenFact::default());
+                self.uses.resize(i + 1, TokenUse::default());
             }
             let f = &mut self.tokens[i];
             if fact.issued_at != NOT_ISSUED {
                 f.issued(fact.issued_at, fact.issued_kid);
             }
-            f.last_use = f.last_use.max(fact.last_use);
-            for key in fact.keys {
-                add_key(&mut f.keys, key);
+            let u = &mut self.uses[i];
+            u.last_use = u.last_use.max(used.last_use);
+            for key in used.keys {
+                add_key(&mut u.keys, key);
             }
             add_address(f, t, fact.address, &mut self.more_addresses);
         }
@@ -261,14 +307,16 @@ impl TokenFacts {
         self.issue_span = spanning(self.issue_span, later.issue_span);
     }
 
-    /// The facts of every token an issuance or an access names (the others have none), in
-    /// code order, with the addresses past the first.
-    pub fn each(&self) -> impl Iterator<Item = (u32, &TokenFact, &[u32])> {
+    /// The facts and uses of every token an issuance or an access names (the others have
+    /// none), in code order, with the addresses past the first: of facts with their uses
+    /// ([`TokenFacts::of`]).
+    pub fn each(&self) -> impl Iterator<Item = (u32, &TokenFact, TokenUse, &[u32])> {
         (self.tokens.iter().zip(0u32..))
-            .filter(|(f, _)| f.issued_at != NOT_ISSUED || f.last_use != NOT_USED)
-            .map(|(f, t)| {
+            .map(|(f, t)| (f, t, self.uses.get(t as usize).copied().unwrap_or_default()))
+            .filter(|(f, _, u)| f.issued_at != NOT_ISSUED || u.last_use != NOT_USED)
+            .map(|(f, t, u)| {
                 let more = self.more_addresses.get(&t).map_or(&[][..], Vec::as_slice);
-                (t, f, more)
+                (t, f, u, more)
             })
     }
 
@@ -282,18 +330,18 @@ impl TokenFacts {
 
     /// The tokens with at least one access a token question selects: never issued, presented
     /// past `max_age` after issuance, under another key than issued with, or from more than
-    /// `max_addresses` addresses.
+    /// `max_addresses` addresses: of facts with their uses ([`TokenFacts::of`]).
     pub fn flagged(&self, max_age: i64, max_addresses: usize) -> Vec<u32> {
-        (0..self.tokens.len() as u32)
-            .filter(|&t| {
-                let f = &self.tokens[t as usize];
-                f.last_use != NOT_USED
+        (self.tokens.iter().zip(&self.uses).zip(0u32..))
+            .filter(|&((f, u), t)| {
+                u.last_use != NOT_USED
                     && (f.issued_at == NOT_ISSUED
-                        || f.last_use.saturating_sub(f.issued_at) > max_age
+                        || u.last_use.saturating_sub(f.issued_at) > max_age
                         || (f.issued_kid != NULL
-                            && f.keys.iter().any(|&k| k != NULL && k != f.issued_kid))
+                            && u.keys.iter().any(|&k| k != NULL && k != f.issued_kid))
                         || self.addresses(t) > max_addresses)
             })
+            .map(|(_, t)| t)
             .collect()
     }
 }
@@ -570,9 +618,9 @@ mod tests {
                 let mut merged = TokenFacts::of(&head, 24, &time).expect("head");
                 let later = TokenFacts::of(&tail, 24, &time).expect("tail");
                 merged.merge(SomeFacts {
-                    tokens: later.each().map(|(t, f, _)| (t, *f)).collect(),
+                    tokens: later.each().map(|(t, f, u, _)| (t, *f, u)).collect(),
                     more: (later.each())
-                        .flat_map(|(t, _, more)| more.iter().map(move |&a| (t, a)))
+                        .flat_map(|(t, _, _, more)| more.iter().map(move |&a| (t, a)))
                         .collect(),
                     issuing: later.issuing.iter().collect(),
                     issue_days: later.issue_days.clone(),
@@ -584,15 +632,28 @@ mod tests {
     }
 
     /// Issuances gathered a chunk at a time give the facts gathered all at once: the first
-    /// issuance in input order still names a token's key when it is in an earlier group.
+    /// issuance in input order still names a token's key when it is in an earlier group. Facts
+    /// for judging are those facts without their uses.
     #[test]
     fn issuances_gathered_in_groups_give_the_same_facts() {
         let time = TimeParser::new(chrono_tz::UTC);
         for seed in 0..30 {
             let (_, df) = rows_and_frame(seed);
-            let at_once = TokenFacts::of_in_groups(&df, 24, &time, usize::MAX).expect("facts");
-            let by_chunk = TokenFacts::of_in_groups(&df, 24, &time, 1).expect("facts");
+            let at_once =
+                TokenFacts::of_in_groups(&df, 24, &time, usize::MAX, true).expect("facts");
+            let by_chunk = TokenFacts::of_in_groups(&df, 24, &time, 1, true).expect("facts");
             assert_eq!(by_chunk, at_once, "seed {seed}");
+            // Facts for judging are the same facts without the uses.
+            let judging = TokenFacts::for_judging(&df, 24, &time).expect("facts");
+            assert!(judging.uses.is_empty());
+            assert_eq!(
+                TokenFacts {
+                    uses: Vec::new(),
+                    ..at_once
+                },
+                judging,
+                "seed {seed}"
+            );
             assert!(
                 in_groups(&chunks(&df).expect("chunks"), 1).len() >= 2,
                 "one group"
