@@ -157,7 +157,10 @@ impl Entities {
     /// `f` over each entity's cells, in parallel, for the entities `keep` accepts: `(entity,
     /// result)`, in no particular order. `single` is `f` for a single record, given the record
     /// rather than its cells: what they give can be had without making them (see
-    /// `profile::of_single`).
+    /// `profile::of_single`). The entities kept are listed first, so the results are written
+    /// once into a list sized for them: a filtered parallel extend gathered the singles' results
+    /// in pieces and then copied them into a list grown for them, which with the profiles'
+    /// other copies set enumeration's peak (`Reduced::profiles_by_name`).
     pub(super) fn each<T: Send>(
         &self,
         keep: impl Fn(u32) -> bool + Sync,
@@ -169,13 +172,12 @@ impl Entities {
             .chunk_by(|a, b| a.entity == b.entity)
             .filter(|c| keep(c[0].entity))
             .collect();
-        let mut out: Vec<(u32, T)> = chunks.par_iter().map(|c| (c[0].entity, f(c))).collect();
-        out.par_extend(
-            self.singles
-                .par_iter()
-                .filter(|s| keep(s.entity))
-                .map(|s| (s.entity, single(s))),
-        );
+        let singles: Vec<&Single> = (self.singles.par_iter())
+            .filter(|s| keep(s.entity))
+            .collect();
+        let mut out = Vec::with_capacity(chunks.len() + singles.len());
+        out.par_extend(chunks.par_iter().map(|c| (c[0].entity, f(c))));
+        out.par_extend(singles.par_iter().map(|s| (s.entity, single(s))));
         out
     }
 }

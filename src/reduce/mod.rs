@@ -504,18 +504,12 @@ impl Reduced {
             if !count_own {
                 p.own_rows = 0;
             }
-            (entity, p)
+            p
         };
-        let kind = self.kind(key);
-        let cells: Vec<&[Cell]> = kind.cells.chunk_by(|a, b| a.entity == b.entity).collect();
-        // Sized once: both parts are written in place.
-        let mut all = Vec::with_capacity(cells.len() + kind.singles.len());
-        all.par_extend(
-            (cells.par_iter()).map(|c| finish(profile::profile(c, walk, detail_from), c[0].entity)),
-        );
-        all.par_extend(
-            (kind.singles.par_iter())
-                .map(|s| finish(profile::of_single(s, walk, detail_from), s.entity)),
+        let mut all = self.kind(key).each(
+            |_| true,
+            |cells| finish(profile::profile(cells, walk, detail_from), cells[0].entity),
+            |s| finish(profile::of_single(s, walk, detail_from), s.entity),
         );
         // Names are distinct (one code each), so the order is total.
         all.par_sort_unstable_by(|a, b| symbols.name(a.0).cmp(symbols.name(b.0)));
