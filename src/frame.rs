@@ -71,10 +71,9 @@ pub fn read_parquet(
 }
 
 /// The Parquet table at `path` in batches of consecutive row groups of at most `rows` rows (at
-/// least one group each), handed to `each` in order, each read on the calling thread (polars'
-/// pool, asked from a rayon worker, lets it steal more work meanwhile, one stack frame deeper
-/// each time). What a reader that keeps only what it makes of each batch uses instead of the
-/// whole table. `broken` as for [`write_lz4`].
+/// least one group each), handed to `each` in order, each read on the calling thread (see
+/// [`read_row_groups`]). What a reader that keeps only what it makes of each batch uses instead
+/// of the whole table. `broken` as for [`write_lz4`].
 pub fn parquet_batches(
     path: &std::path::Path,
     rows: usize,
@@ -82,29 +81,65 @@ pub fn parquet_batches(
     mut each: impl FnMut(DataFrame) -> Result<()>,
 ) -> Result<()> {
     use polars_io::SerReader;
-    use polars_io::parquet::read::{ParallelStrategy, ParquetReader};
-    let open = || std::fs::File::open(path).map_err(|e| Error::io(path, e));
-    let metadata = (ParquetReader::new(open()?).get_metadata().cloned()).map_err(&broken)?;
-    let groups = &metadata.row_groups;
-    let mut start = 0;
-    while start < groups.len() || (start == 0 && groups.is_empty()) {
-        let (mut end, mut held) = (start, 0);
-        while end < groups.len() && (end == start || held + groups[end].num_rows() <= rows) {
-            held += groups[end].num_rows();
-            end += 1;
-        }
-        let mut part = (*metadata).clone();
-        part.row_groups = groups[start..end].to_vec();
-        part.num_rows = held;
-        let mut reader = ParquetReader::new(open()?).read_parallel(ParallelStrategy::None);
-        reader.set_metadata(std::sync::Arc::new(part));
-        each(reader.finish().map_err(&broken)?)?;
-        if groups.is_empty() {
-            break;
-        }
-        start = end;
+    use polars_io::parquet::read::ParquetReader;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let metadata = (ParquetReader::new(file).get_metadata().cloned()).map_err(&broken)?;
+    let sizes: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
+    let mut first = 0;
+    for run in runs(&sizes, rows) {
+        let part = groups_of(&metadata, first..first + run.len());
+        first += run.len();
+        each(read_row_groups(path, Arc::new(part), None, &broken)?)?;
     }
     Ok(())
+}
+
+/// The row groups `metadata` names (columns `names`, or all), read on this thread only: a rayon
+/// worker that blocks on polars' own pool steals more work meanwhile, one stack frame deeper each
+/// time (a state's 120 nights read back side by side overflowed 192 KiB stacks; `normalize::cold`
+/// met the same).
+pub fn read_row_groups(
+    path: &std::path::Path,
+    metadata: Arc<polars_io::parquet::read::FileMetadata>,
+    names: Option<Vec<String>>,
+    broken: impl Fn(PolarsError) -> Error,
+) -> Result<DataFrame> {
+    use polars_io::SerReader;
+    use polars_io::parquet::read::{ParallelStrategy, ParquetReader};
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = ParquetReader::new(file)
+        .read_parallel(ParallelStrategy::None)
+        .with_columns(names);
+    reader.set_metadata(metadata);
+    reader.finish().map_err(broken)
+}
+
+/// `metadata` naming row groups `range` alone: a reader given it reads those groups and walks no
+/// other (given the whole file's and a slice, polars' reader walks every group before it).
+pub fn groups_of(
+    metadata: &polars_io::parquet::read::FileMetadata,
+    range: std::ops::Range<usize>,
+) -> polars_io::parquet::read::FileMetadata {
+    let mut part = metadata.clone();
+    part.row_groups = metadata.row_groups[range].to_vec();
+    part.num_rows = part.row_groups.iter().map(|g| g.num_rows()).sum();
+    part
+}
+
+/// Consecutive sizes (rows of row groups, of chunks) in runs of at most `bound` rows together
+/// (at least one size each; one empty run for no sizes).
+pub fn runs(sizes: &[usize], bound: usize) -> Vec<&[usize]> {
+    let mut out = Vec::new();
+    let (mut start, mut rows) = (0, 0);
+    for (i, &n) in sizes.iter().enumerate() {
+        if i > start && rows + n > bound {
+            out.push(&sizes[start..i]);
+            (start, rows) = (i, 0);
+        }
+        rows += n;
+    }
+    out.push(&sizes[start..]);
+    out
 }
 
 /// `frames` one after another, chunks as they are (no copy into one chunk); `None` for none.

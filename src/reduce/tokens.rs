@@ -375,21 +375,17 @@ pub(crate) fn chunks(frame: &DataFrame) -> Result<Vec<Chunk<'_>>> {
 /// 5.43 GB (`analyze --timings-per-detector`, reports byte-identical).
 const ISSUE_GROUP_ROWS: usize = 4 << 20;
 
-/// `chunks` in consecutive groups of about `rows` rows (at least one chunk each).
+/// `chunks` in consecutive groups of at most `rows` rows (at least one chunk each; see
+/// [`crate::frame::runs`]).
 fn in_groups<'c, 'a>(chunks: &'c [Chunk<'a>], rows: usize) -> Vec<&'c [Chunk<'a>]> {
-    let mut groups = Vec::new();
-    let (mut start, mut held) = (0, 0);
-    for (i, ch) in chunks.iter().enumerate() {
-        held += ch.ts.len();
-        if held >= rows {
-            groups.push(&chunks[start..=i]);
-            (start, held) = (i + 1, 0);
-        }
-    }
-    if start < chunks.len() {
-        groups.push(&chunks[start..]);
-    }
-    groups
+    let sizes: Vec<usize> = chunks.iter().map(|ch| ch.ts.len()).collect();
+    let mut first = 0;
+    (crate::frame::runs(&sizes, rows).into_iter())
+        .map(|run| {
+            first += run.len();
+            &chunks[first - run.len()..first]
+        })
+        .collect()
 }
 
 /// Sets the addresses of `issues` in a plain bit table: one per issuance at 85.9M events

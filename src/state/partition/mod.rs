@@ -19,11 +19,11 @@ use std::sync::Arc;
 use itertools::Itertools;
 use polars::prelude::*;
 use polars_io::SerReader;
-use polars_io::parquet::read::{FileMetadata, ParallelStrategy, ParquetReader};
+use polars_io::parquet::read::{FileMetadata, ParquetReader};
 use polars_io::parquet::write::{ParquetCompression, ParquetWriter};
 
 use crate::error::{Error, FrameContext, Result};
-use crate::frame::{CodeArray, code_at};
+use crate::frame::{CodeArray, code_at, groups_of, runs};
 use crate::normalize::dictionary::{FileDict, NULL};
 use crate::normalize::schema::col::{FILE, TOKEN};
 use crate::normalize::{EventColumns, Tokens};
@@ -482,17 +482,10 @@ fn group_columns(
     read_columns(path, part, names.to_vec())
 }
 
-/// Columns `names` of the row groups `metadata` names, read on this thread only: batches are
-/// read side by side on rayon's workers, and a worker that blocks on polars' own pool steals the
-/// next batch meanwhile, one stack frame deeper each time (120 nights overflowed 192 KiB stacks;
-/// `normalize::cold` met the same).
+/// Columns `names` of the row groups `metadata` names, read on this thread only (see
+/// [`crate::frame::read_row_groups`]): batches are read side by side on rayon's workers.
 fn read_columns(path: &Path, metadata: Arc<FileMetadata>, names: Vec<String>) -> Result<DataFrame> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = ParquetReader::new(file)
-        .read_parallel(ParallelStrategy::None)
-        .with_columns(Some(names));
-    reader.set_metadata(metadata);
-    reader.finish().map_err(|e| broken(path, e))
+    crate::frame::read_row_groups(path, metadata, Some(names), |e| broken(path, e))
 }
 
 /// The non-null values of `list` with their rows, in row order.
@@ -510,35 +503,10 @@ fn present(list: &StringChunked) -> impl Iterator<Item = (usize, &str)> {
     })
 }
 
-/// `metadata` naming row groups `range` alone: a reader given it reads those groups and walks no
-/// other (given the whole file's and a slice, polars' reader walks every group before it).
-fn groups_of(metadata: &FileMetadata, range: std::ops::Range<usize>) -> FileMetadata {
-    let mut part = metadata.clone();
-    part.row_groups = metadata.row_groups[range].to_vec();
-    part.num_rows = part.row_groups.iter().map(|g| g.num_rows()).sum();
-    part
-}
-
 /// Rows read in one call: each call decodes the column dictionaries of its row groups again
 /// (one call per row group took twice the CPU over the 85.9M-event state), and holds its pages
 /// and token strings until its chunks are restored.
 const BATCH_ROWS: usize = 2 << 20;
-
-/// Consecutive row groups in runs of at most `bound` rows (at least one group each; one empty
-/// run for a file without row groups).
-fn runs(groups: &[usize], bound: usize) -> Vec<&[usize]> {
-    let mut out = Vec::new();
-    let (mut start, mut rows) = (0, 0);
-    for (i, &n) in groups.iter().enumerate() {
-        if i > start && rows + n > bound {
-            out.push(&groups[start..i]);
-            (start, rows) = (i, 0);
-        }
-        rows += n;
-    }
-    out.push(&groups[start..]);
-    out
-}
 
 /// One stored chunk in the event frame's layout and codes.
 #[allow(clippy::too_many_arguments)]

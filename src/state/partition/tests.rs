@@ -226,12 +226,12 @@ fn a_code_beyond_the_partitions_strings_is_refused() {
 fn runs_hold_whole_row_groups_up_to_the_bound() {
     let m = 1 << 20;
     let groups = [m, m, m, 3 * m, 10, 10];
-    let got: Vec<Vec<usize>> = runs(&groups, BATCH_ROWS)
+    let got: Vec<Vec<usize>> = crate::frame::runs(&groups, BATCH_ROWS)
         .into_iter()
         .map(<[usize]>::to_vec)
         .collect();
     assert_eq!(got, vec![vec![m, m], vec![m], vec![3 * m], vec![10, 10]]);
-    assert_eq!(runs(&[0], BATCH_ROWS), vec![&[0][..]]);
+    assert_eq!(crate::frame::runs(&[0], BATCH_ROWS), vec![&[0][..]]);
     let none: &[usize] = &[];
-    assert_eq!(runs(none, BATCH_ROWS), vec![none]);
+    assert_eq!(crate::frame::runs(none, BATCH_ROWS), vec![none]);
 }
