@@ -70,6 +70,19 @@ pub fn read_parquet(
     ParquetReader::new(file).finish().map_err(broken)
 }
 
+/// The columns `names` of the Parquet table at `path`, whole.
+pub fn read_parquet_columns(
+    path: &std::path::Path,
+    names: &[&str],
+    broken: impl Fn(PolarsError) -> Error,
+) -> Result<DataFrame> {
+    use polars_io::SerReader;
+    use polars_io::parquet::read::ParquetReader;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let names = names.iter().map(|n| n.to_string()).collect();
+    (ParquetReader::new(file).with_columns(Some(names)).finish()).map_err(broken)
+}
+
 /// The Parquet table at `path` in batches of consecutive row groups of at most `rows` rows (at
 /// least one group each), handed to `each` in order, each read on the calling thread (see
 /// [`read_row_groups`]). What a reader that keeps only what it makes of each batch uses instead

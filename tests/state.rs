@@ -327,7 +327,7 @@ fn retain_ages_old_nights_out() {
     );
     // Records that were damaged (one flipped byte, which the Parquet reader may not notice) or
     // cannot be read are rebuilt from the partitions, and said so.
-    let cells = state.join("records/cells.parquet");
+    let cells = state.join("records/cells-1.parquet");
     let mut bytes = std::fs::read(&cells).expect("cells");
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
@@ -341,7 +341,7 @@ fn retain_ages_old_nights_out() {
         stderr(&o)
     );
     same_report(&again, &full);
-    write(&state.join("records/cells.parquet"), "not parquet");
+    write(&state.join("records/cells-1.parquet"), "not parquet");
     let o = nightly(&again, &nights[29], &state, &extra, &roster, &credentials);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(

@@ -78,7 +78,7 @@ impl Entities {
     /// turning into cells and back. Folding 24 runs of whole days of the 8.7M-event export one
     /// after another took 0.92–1.07 s of merging this way, 1.72–1.79 s sorting both sides' parts
     /// together and joining every shared entity as cells.
-    pub(super) fn merge(self, other: Entities) -> (Entities, u64) {
+    pub(crate) fn merge(self, other: Entities) -> (Entities, u64) {
         // At most both sides' lengths (shared entities join), and made exact below: grown a
         // push at a time, the lists of the 85.9M-event state's merged records held up to twice
         // their length.
@@ -138,7 +138,7 @@ impl Entities {
 
     /// These entities without the days `drop` names. An entity left with one account on every
     /// remaining day becomes one record again.
-    pub(super) fn without_days(self, drop: &BTreeSet<i64>) -> Entities {
+    pub(crate) fn without_days(self, drop: &BTreeSet<i64>) -> Entities {
         let mut out = Entities::default();
         for part in self.parts() {
             match part {

@@ -486,11 +486,7 @@ impl Reduced {
     }
 
     /// [`Reduced::profiles`] as (entity code, profile) in the order of the entities' names in
-    /// `symbols`: no name copied and no map built. As a map, the profiles of the 85.9M-event
-    /// state's principals or addresses (1.5M) needed the list they were made in, grown once
-    /// for the single records, a sorted copy with a name each, and the tree, together about
-    /// 0.2 GB above the map alone: enumeration's peak (`docs/performance.md`, twenty-eighth
-    /// session).
+    /// `symbols` (see [`kind_profiles_by_name`]).
     pub fn profiles_by_name(
         &self,
         key: &str,
@@ -498,22 +494,8 @@ impl Reduced {
         walk: Walk,
         detail_from: u64,
     ) -> Vec<(u32, Profile)> {
-        let count_own = key == c::SOURCE_IP || key == c::NETWORK;
-        let finish = |mut p: Profile, entity: u32| {
-            p.is_account = self.accounts.contains(entity);
-            if !count_own {
-                p.own_rows = 0;
-            }
-            p
-        };
-        let mut all = self.kind(key).each(
-            |_| true,
-            |cells| finish(profile::profile(cells, walk, detail_from), cells[0].entity),
-            |s| finish(profile::of_single(s, walk, detail_from), s.entity),
-        );
-        // Names are distinct (one code each), so the order is total.
-        all.par_sort_unstable_by(|a, b| symbols.name(a.0).cmp(symbols.name(b.0)));
-        all
+        let kind = self.kind(key);
+        kind_profiles_by_name(kind, &self.accounts, key, symbols, walk, detail_from)
     }
 
     /// New accounts per local day for each entity of `key` (or each of `only`).
@@ -524,27 +506,14 @@ impl Reduced {
         only: Option<&BTreeSet<String>>,
     ) -> BTreeMap<String, Vec<(i64, u64)>> {
         let keep = |e: u32| only.is_none_or(|o| o.contains(symbols.name(e)));
-        self.kind(key)
-            .each(keep, profile::first_days, profile::first_days_of_single)
-            .into_iter()
+        (kind_first_days(self.kind(key), keep).into_iter())
             .map(|(e, days)| (symbols.name(e).to_string(), days))
             .collect()
     }
 
     /// Distinct accounts reached at least once by a principal with the account's own id.
     pub fn self_served(&self) -> u64 {
-        let principals = self.kind(c::PRINCIPAL);
-        let cells = principals
-            .cells
-            .chunk_by(|a, b| a.entity == b.entity)
-            .filter(|cells| cells.iter().any(|c| c.own_rows > 0))
-            .count();
-        let singles = principals
-            .singles
-            .iter()
-            .filter(|s| s.own_rows() > 0)
-            .count();
-        (cells + singles) as u64
+        kind_self_served(self.kind(c::PRINCIPAL))
     }
 
     /// Size of one kind's reduced entities.
@@ -579,4 +548,74 @@ impl Reduced {
             .position(|k| *k == key)
             .map_or(&NONE, |k| &self.kinds[k])
     }
+}
+
+/// One profile per entity of `kind`, the records of the kind in column `key`, as (entity code,
+/// profile) in the order of the entities' names in `symbols`: no name copied and no map built.
+/// As a map, the profiles of the 85.9M-event state's principals or addresses (1.5M) needed the
+/// list they were made in, grown once for the single records, a sorted copy with a name each,
+/// and the tree, together about 0.2 GB above the map alone: enumeration's peak
+/// (`docs/performance.md`, twenty-eighth session). `accounts` is every account of the records.
+pub(crate) fn kind_profiles_by_name(
+    kind: &Entities,
+    accounts: &RoaringBitmap,
+    key: &str,
+    symbols: &Symbols,
+    walk: Walk,
+    detail_from: u64,
+) -> Vec<(u32, Profile)> {
+    let count_own = key == c::SOURCE_IP || key == c::NETWORK;
+    let finish = |mut p: Profile, entity: u32| {
+        p.is_account = accounts.contains(entity);
+        if !count_own {
+            p.own_rows = 0;
+        }
+        p
+    };
+    let mut all = kind.each(
+        |_| true,
+        |cells| finish(profile::profile(cells, walk, detail_from), cells[0].entity),
+        |s| finish(profile::of_single(s, walk, detail_from), s.entity),
+    );
+    // Names are distinct (one code each), so the order is total.
+    all.par_sort_unstable_by(|a, b| symbols.name(a.0).cmp(symbols.name(b.0)));
+    all
+}
+
+/// New accounts per local day for each entity of one kind's records that `keep` holds, by code.
+pub(crate) fn kind_first_days(
+    kind: &Entities,
+    keep: impl Fn(u32) -> bool + Sync,
+) -> Vec<(u32, Vec<(i64, u64)>)> {
+    kind.each(keep, profile::first_days, profile::first_days_of_single)
+}
+
+/// The entities of one kind's records.
+pub(crate) fn kind_entities(kind: &Entities) -> Vec<u32> {
+    (kind.cells.chunk_by(|a, b| a.entity == b.entity))
+        .map(|cells| cells[0].entity)
+        .chain(kind.singles.iter().map(|s| s.entity))
+        .collect()
+}
+
+/// `codes` in the order of their names in `symbols`.
+pub(crate) fn in_name_order(mut codes: Vec<u32>, symbols: &Symbols) -> Vec<u32> {
+    // Names are distinct (one code each), so the order is total.
+    codes.par_sort_unstable_by(|&a, &b| symbols.name(a).cmp(symbols.name(b)));
+    codes
+}
+
+/// Of the principals' records, those that reached the account of their own id at least once.
+pub(crate) fn kind_self_served(principals: &Entities) -> u64 {
+    let cells = principals
+        .cells
+        .chunk_by(|a, b| a.entity == b.entity)
+        .filter(|cells| cells.iter().any(|c| c.own_rows > 0))
+        .count();
+    let singles = principals
+        .singles
+        .iter()
+        .filter(|s| s.own_rows() > 0)
+        .count();
+    (cells + singles) as u64
 }

@@ -1,21 +1,23 @@
 //! The reduced records on disk, in a folder:
 //!
 //! - `symbols.parquet`: `id` (string), one row per code, in code order;
-//! - `cells.parquet` and `singles.parquet`: one row per [`Cell`] and per [`Single`], with a
-//!   `kind` column (the index in [`KINDS`](super::KINDS));
-//! - `single_days.parquet`: the days of every [`Single`], in record order (a single's `days`
-//!   says how many are its own): plain columns, where one binary cell per record took 0.89 s to
-//!   write and 31.2 MB at 8.7M events;
+//! - for each kind `k` (its index in [`KINDS`]): `cells-k.parquet` and `singles-k.parquet`, one
+//!   row per [`Cell`] and per [`Single`], and `single_days-k.parquet`, the days of every
+//!   [`Single`] in record order (a single's `days` says how many are its own): plain columns,
+//!   where one binary cell per record took 0.89 s to write and 31.2 MB at 8.7M events;
 //! - `accounts.roaring`: every account an access row named;
 //! - `orphans.parquet`: `day`, `accounts`: the accounts of rows no entity holds, by local day;
 //!
 //! bitmaps in roaring's portable format (which the Java, C and Go libraries read), inside
 //! binary columns; a one-account set as its 4-byte code (no portable bitmap is that short).
+//! A kind's tables are files of their own so that a kind is read, merged and written without the
+//! others: a state's nightly run holds one kind at a time ([`crate::reduce::Reach`]).
 //! Everything read back is checked: a short or foreign field, or a code the symbol table does
 //! not hold, is an error naming the file, never a panic. [`Reduced::overlapping`] is a merge's
 //! count, not stored. A `--state` keeps its window's records this way
 //! ([`crate::state::records`]).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -32,62 +34,75 @@ use crate::error::{Error, Result};
 /// Writes `reduced` and its `symbols` into `dir` (created if missing); returns the bytes written.
 /// LZ4, not zstd: records are rewritten every night. At 8.7M events (`benches/reduce_state.rs`)
 /// written in 0.33–0.36 s and read back in 0.25–0.26 s, 42 MB; with zstd 0.58–0.60 s and
-/// 0.32–0.39 s, 34 MB. The three tables written side by side took as long.
+/// 0.32–0.39 s, 34 MB.
 pub fn write(dir: &Path, reduced: &Reduced, symbols: &Symbols) -> Result<u64> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut cells: Vec<(u32, &Cell)> = Vec::new();
-    let mut singles: Vec<(u32, &Single)> = Vec::new();
-    for (k, kind) in reduced.kinds.iter().enumerate() {
-        cells.extend(kind.cells.iter().map(|c| (k as u32, c)));
-        singles.extend(kind.singles.iter().map(|s| (k as u32, s)));
-    }
     // The files side by side: each is written on one thread, and one after another the 41 MB of
     // the 8.7M-event 120-night state's records took 0.26 s (0.28 s CPU) of every night that
     // changes them (`benches/reduce_state.rs`, `docs/performance.md`, twenty-third session).
-    let ((symbols, cells), (singles, rest)) = rayon::join(
+    let (head, kinds) = rayon::join(
         || {
             rayon::join(
-                || {
-                    let ids: Vec<&str> =
-                        (0..symbols.len() as u32).map(|c| symbols.name(c)).collect();
-                    table(&dir.join("symbols.parquet"), vec![column("id", ids)])
-                },
-                || write_cells(dir, &cells),
+                || write_symbols(dir, symbols),
+                || write_sets(dir, &reduced.accounts, &reduced.orphans),
             )
         },
-        || rayon::join(|| write_singles(dir, &singles), || write_sets(dir, reduced)),
+        || {
+            (reduced.kinds.par_iter().enumerate())
+                .map(|(k, kind)| write_kind(dir, k, kind))
+                .collect::<Result<Vec<u64>>>()
+        },
     );
-    Ok(symbols? + cells? + singles? + rest?)
+    Ok(head.0? + head.1? + kinds?.iter().sum::<u64>())
+}
+
+/// The symbol table, one name a row in code order.
+pub fn write_symbols(dir: &Path, symbols: &Symbols) -> Result<u64> {
+    let ids: Vec<&str> = (0..symbols.len() as u32).map(|c| symbols.name(c)).collect();
+    table(&dir.join("symbols.parquet"), vec![column("id", ids)])
+}
+
+/// Kind `k`'s tables (its index in [`KINDS`]), its cells and its singles side by side.
+pub fn write_kind(dir: &Path, k: usize, kind: &Entities) -> Result<u64> {
+    let (cells, singles) = rayon::join(
+        || write_cells(&kind_file(dir, "cells", k), &kind.cells),
+        || write_singles(dir, k, &kind.singles),
+    );
+    Ok(cells? + singles?)
+}
+
+/// Where kind `k`'s `table` is.
+fn kind_file(dir: &Path, table: &str, k: usize) -> PathBuf {
+    dir.join(format!("{table}-{k}.parquet"))
 }
 
 /// The orphans' accounts by day and the set of every account.
-fn write_sets(dir: &Path, reduced: &Reduced) -> Result<u64> {
+pub fn write_sets(
+    dir: &Path,
+    accounts: &RoaringBitmap,
+    orphans: &BTreeMap<i64, RoaringBitmap>,
+) -> Result<u64> {
     let written = table(
         &dir.join("orphans.parquet"),
         vec![
-            column("day", reduced.orphans.keys().copied()),
-            column(
-                "accounts",
-                reduced.orphans.values().map(|b| Some(bitmap_bytes(b))),
-            ),
+            column("day", orphans.keys().copied()),
+            column("accounts", orphans.values().map(|b| Some(bitmap_bytes(b)))),
         ],
     )?;
-    let accounts = dir.join("accounts.roaring");
-    let bytes = bitmap_bytes(&reduced.accounts);
-    std::fs::write(&accounts, &bytes).map_err(|e| Error::io(&accounts, e))?;
+    let path = dir.join("accounts.roaring");
+    let bytes = bitmap_bytes(accounts);
+    std::fs::write(&path, &bytes).map_err(|e| Error::io(&path, e))?;
     Ok(written + bytes.len() as u64)
 }
 
-fn write_cells(dir: &Path, cells: &[(u32, &Cell)]) -> Result<u64> {
-    let u64s = |f: fn(&Cell) -> u64| cells.iter().map(move |(_, c)| f(c));
-    let i64s = |f: fn(&Cell) -> i64| cells.iter().map(move |(_, c)| f(c));
-    let blobs =
-        |f: &dyn Fn(&Cell) -> Option<Vec<u8>>| cells.iter().map(|(_, c)| f(c)).collect::<Vec<_>>();
+fn write_cells(path: &Path, cells: &[Cell]) -> Result<u64> {
+    let u64s = |f: fn(&Cell) -> u64| cells.iter().map(f);
+    let i64s = |f: fn(&Cell) -> i64| cells.iter().map(f);
+    let blobs = |f: &dyn Fn(&Cell) -> Option<Vec<u8>>| cells.iter().map(f).collect::<Vec<_>>();
     table(
-        &dir.join("cells.parquet"),
+        path,
         vec![
-            column("kind", cells.iter().map(|(k, _)| *k)),
-            column("entity", cells.iter().map(|(_, c)| c.entity)),
+            column("entity", cells.iter().map(|c| c.entity)),
             column("day", i64s(|c| c.day)),
             column("events", u64s(|c| c.events)),
             column("own_rows", u64s(|c| c.own_rows)),
@@ -115,18 +130,17 @@ fn write_cells(dir: &Path, cells: &[(u32, &Cell)]) -> Result<u64> {
     )
 }
 
-fn write_singles(dir: &Path, singles: &[(u32, &Single)]) -> Result<u64> {
+fn write_singles(dir: &Path, k: usize, singles: &[Single]) -> Result<u64> {
     let written = table(
-        &dir.join("singles.parquet"),
+        &kind_file(dir, "singles", k),
         vec![
-            column("kind", singles.iter().map(|(k, _)| *k)),
-            column("entity", singles.iter().map(|(_, s)| s.entity)),
-            column("account", singles.iter().map(|(_, s)| s.account)),
-            column("number", singles.iter().map(|(_, s)| s.number)),
-            column("days", singles.iter().map(|(_, s)| s.days.len() as u32)),
+            column("entity", singles.iter().map(|s| s.entity)),
+            column("account", singles.iter().map(|s| s.account)),
+            column("number", singles.iter().map(|s| s.number)),
+            column("days", singles.iter().map(|s| s.days.len() as u32)),
         ],
     )?;
-    let days_written = write_single_days(&dir.join("single_days.parquet"), singles)?;
+    let days_written = write_single_days(&kind_file(dir, "single_days", k), singles)?;
     Ok(written + days_written)
 }
 
@@ -136,7 +150,7 @@ fn write_singles(dir: &Path, singles: &[(u32, &Single)]) -> Result<u64> {
 /// encoding and writing them; built in one pass, 0.4 s, but 250 MB more at the run's peak; a
 /// group at a time, the records' write 3.6–4.2 → 2.4–2.5 s at the same peak (a night added to
 /// that state, `docs/performance.md`, twenty-fifth session).
-fn write_single_days(path: &Path, singles: &[(u32, &Single)]) -> Result<u64> {
+fn write_single_days(path: &Path, singles: &[Single]) -> Result<u64> {
     let schema = Schema::from_iter([
         Field::new("day".into(), DataType::Int32),
         Field::new("first".into(), DataType::UInt32),
@@ -150,7 +164,7 @@ fn write_single_days(path: &Path, singles: &[(u32, &Single)]) -> Result<u64> {
         .batched(&schema)
         .map_err(|e| broken(path, e))?;
     let mut group = DayColumns::default();
-    for (_, s) in singles {
+    for s in singles {
         for d in &s.days {
             group.day.push(d.day);
             group.first.push(d.first);
@@ -195,44 +209,106 @@ impl DayColumns {
     }
 }
 
-/// Reads what [`write`] wrote. (Its three tables read side by side took as long at 8.7M events.)
+/// Reads what [`write`] wrote.
 pub fn read(dir: &Path) -> Result<(Reduced, Symbols)> {
     read_in(dir, BATCH_ROWS)
 }
 
 /// [`read`], the cells' and the days' tables read `batch_rows` rows (whole row groups) at a time.
 pub(super) fn read_in(dir: &Path, batch_rows: usize) -> Result<(Reduced, Symbols)> {
-    // Side by side, as written (see [`write`]).
-    let (symbols, (cells, singles)) = rayon::join(
-        || read_symbols(dir),
-        || {
-            rayon::join(
-                || read_cells(dir, batch_rows),
-                || read_singles(dir, batch_rows),
-            )
-        },
-    );
-    let (symbols, cells, singles) = (symbols?, cells?, singles?);
-    let mut reduced = Reduced::default();
-    let accounts = dir.join("accounts.roaring");
-    let bytes = std::fs::read(&accounts).map_err(|e| Error::io(&accounts, e))?;
-    reduced.accounts = bitmap(&accounts, &bytes)?;
+    let (symbols, accounts, orphans) = read_head(dir)?;
+    let mut reduced = Reduced {
+        accounts,
+        orphans,
+        ..Reduced::default()
+    };
+    for (k, kind) in reduced.kinds.iter_mut().enumerate() {
+        *kind = read_kind_in(dir, k, symbols.len() as u64, batch_rows, |_| true)?;
+    }
+    Ok((reduced, symbols))
+}
+
+/// The symbol table, every account and the orphans' accounts by day: what a state's run holds while it reads the kinds one at
+/// a time ([`read_kind`]).
+pub fn read_head(dir: &Path) -> Result<(Symbols, RoaringBitmap, BTreeMap<i64, RoaringBitmap>)> {
+    let symbols = read_symbols(dir)?;
+    let path = dir.join("accounts.roaring");
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let accounts = bitmap(&path, &bytes)?;
+    let mut orphans = BTreeMap::new();
     let t = Stored::load(dir.join("orphans.parquet"))?;
     let (day, sets) = (t.i64s("day")?, t.blobs("accounts")?);
     for i in 0..t.df.height() {
         let set = bitmap(&t.path, need(&t.path, sets.get(i))?)?;
-        reduced.orphans.insert(need(&t.path, day.get(i))?, set);
+        orphans.insert(need(&t.path, day.get(i))?, set);
     }
-    for (k, (cells, singles)) in cells.into_iter().zip(singles).enumerate() {
-        reduced.kinds[k] = Entities { cells, singles };
-    }
-    if !within(&reduced, symbols.len() as u64) {
+    let n = symbols.len() as u64;
+    if !set_within(&accounts, n) || !orphans.values().all(|s| set_within(s, n)) {
         return Err(broken(dir, "a code beyond the symbol table"));
     }
-    if !ordered(&reduced) {
+    Ok((symbols, accounts, orphans))
+}
+
+/// Kind `k`'s records (its index in [`KINDS`]), checked against a table of `symbols` names.
+pub fn read_kind(dir: &Path, k: usize, symbols: u64) -> Result<Entities> {
+    read_kind_in(dir, k, symbols, BATCH_ROWS, |_| true)
+}
+
+/// [`read_kind`], only the records of the entities `keep` holds built (every row is read).
+pub fn read_kind_where(
+    dir: &Path,
+    k: usize,
+    symbols: u64,
+    keep: impl Fn(u32) -> bool + Sync,
+) -> Result<Entities> {
+    read_kind_in(dir, k, symbols, BATCH_ROWS, keep)
+}
+
+/// The entities of kind `k`'s records, from their `entity` columns alone.
+pub fn read_entities(dir: &Path, k: usize, symbols: u64) -> Result<Vec<u32>> {
+    let mut all = Vec::new();
+    for table in ["cells", "singles"] {
+        let path = kind_file(dir, table, k);
+        let only = crate::frame::read_parquet_columns(&path, &["entity"], |e| broken(&path, e))?;
+        let t = Stored { path, df: only };
+        let mut codes: Vec<u32> = (t.u32s("entity")?.iter())
+            .map(|e| need(&t.path, e))
+            .collect::<Result<_>>()?;
+        codes.dedup();
+        all.extend(codes);
+    }
+    if all.iter().any(|&e| u64::from(e) >= symbols) {
+        return Err(broken(dir, "a code beyond the symbol table"));
+    }
+    Ok(all)
+}
+
+fn read_kind_in(
+    dir: &Path,
+    k: usize,
+    symbols: u64,
+    batch_rows: usize,
+    keep: impl Fn(u32) -> bool + Sync,
+) -> Result<Entities> {
+    if k >= KINDS.len() {
+        return Err(broken(dir, "an unknown entity kind"));
+    }
+    // Side by side, as written (see [`write_kind`]).
+    let (cells, singles) = rayon::join(
+        || read_cells(&kind_file(dir, "cells", k), batch_rows, &keep),
+        || read_singles(dir, k, batch_rows, &keep),
+    );
+    let kind = Entities {
+        cells: cells?,
+        singles: singles?,
+    };
+    if !within(&kind, symbols) {
+        return Err(broken(dir, "a code beyond the symbol table"));
+    }
+    if !ordered(&kind) {
         return Err(broken(dir, "records out of entity and day order"));
     }
-    Ok((reduced, symbols))
+    Ok(kind)
 }
 
 fn read_symbols(dir: &Path) -> Result<Symbols> {
@@ -257,23 +333,25 @@ fn read_symbols(dir: &Path) -> Result<Symbols> {
 /// byte-identical; `docs/performance.md`, twenty-eighth session).
 const BATCH_ROWS: usize = 2 << 20;
 
-/// Each kind's cells, a batch of rows at a time, each batch's built side by side.
-fn read_cells(dir: &Path, batch_rows: usize) -> Result<[Vec<Cell>; 4]> {
-    let path = dir.join("cells.parquet");
-    let mut out: [Vec<Cell>; 4] = Default::default();
-    Stored::batches(&path, batch_rows, |t| {
-        for (all, some) in out.iter_mut().zip(cells_of(&t)?) {
-            all.extend(some);
-        }
+/// A kind's cells of the entities `keep` holds, a batch of rows at a time, each batch's built
+/// side by side.
+fn read_cells(
+    path: &Path,
+    batch_rows: usize,
+    keep: &(impl Fn(u32) -> bool + Sync),
+) -> Result<Vec<Cell>> {
+    let mut out = Vec::new();
+    Stored::batches(path, batch_rows, |t| {
+        out.extend(cells_of(&t, keep)?);
         Ok(())
     })?;
     Ok(out)
 }
 
-/// The cells of one batch of the cells' table, by kind.
-fn cells_of(t: &Stored) -> Result<[Vec<Cell>; 4]> {
+/// The cells of one batch of a cells' table, of the entities `keep` holds.
+fn cells_of(t: &Stored, keep: &(impl Fn(u32) -> bool + Sync)) -> Result<Vec<Cell>> {
     let path = t.path.as_path();
-    let (kind, entity, day) = (t.u32s("kind")?, t.u32s("entity")?, t.i64s("day")?);
+    let (entity, day) = (t.u32s("entity")?, t.i64s("day")?);
     let (events, own, peak) = (t.u64s("events")?, t.u64s("own_rows")?, t.u64s("peak_hour")?);
     let (first, last) = (t.i64s("first")?, t.i64s("last")?);
     let (accounts, walk) = (t.blobs("accounts")?, t.blobs("walk")?);
@@ -304,37 +382,26 @@ fn cells_of(t: &Stored) -> Result<[Vec<Cell>; 4]> {
             last_numbered: number(last_n.get(i))?,
         })
     };
-    by_kind(path, &kind, cell)
+    (0..t.df.height())
+        .into_par_iter()
+        .filter(|&i| entity.get(i).is_none_or(keep))
+        .map(cell)
+        .collect()
 }
 
-/// Each kind's rows of a table (`kind` of each row), each row built by `row` from its index,
-/// side by side, in order.
-fn by_kind<T: Send>(
-    path: &Path,
-    kind: &UInt32Chunked,
-    row: impl Fn(usize) -> Result<T> + Sync,
-) -> Result<[Vec<T>; 4]> {
-    let mut rows: [Vec<u32>; 4] = Default::default();
-    for (i, k) in kind.iter().enumerate() {
-        rows[kind_index(path, k)?].push(i as u32);
-    }
-    let mut out: [Vec<T>; 4] = Default::default();
-    for (k, rows) in rows.iter().enumerate() {
-        out[k] = (rows.par_iter())
-            .map(|&i| row(i as usize))
-            .collect::<Result<_>>()?;
-    }
-    Ok(out)
-}
-
-/// Each kind's one-account records: the records' table whole (a few columns a record), their
+/// A kind's one-account records: the records' table whole (a few columns a record), their
 /// days a batch at a time, each record built, side by side, once the batches read hold all its
 /// days. Side by side rather than one after another: the singles took 1.95 s against 1.31 s of a
 /// nightly run over the 85.9M-event state when built from whole tables (twenty-first session).
-fn read_singles(dir: &Path, batch_rows: usize) -> Result<[Vec<Single>; 4]> {
-    let t = Stored::load(dir.join("singles.parquet"))?.single_chunk();
+fn read_singles(
+    dir: &Path,
+    k: usize,
+    batch_rows: usize,
+    keep: &(impl Fn(u32) -> bool + Sync),
+) -> Result<Vec<Single>> {
+    let t = Stored::load(kind_file(dir, "singles", k))?.single_chunk();
     let path = t.path.as_path();
-    let (kind, entity, account) = (t.u32s("kind")?, t.u32s("entity")?, t.u32s("account")?);
+    let (entity, account) = (t.u32s("entity")?, t.u32s("account")?);
     let (number, counts) = (t.i64s("number")?, t.u32s("days")?);
     // Where each record's days start in the days' table, in the records' order.
     let mut starts = Vec::with_capacity(counts.len() + 1);
@@ -346,17 +413,14 @@ fn read_singles(dir: &Path, batch_rows: usize) -> Result<[Vec<Single>; 4]> {
         }
         starts.push(starts[starts.len() - 1] + count);
     }
-    let kinds: Vec<usize> = (kind.iter().zip(entity.iter().zip(account.iter())))
-        .map(|(k, (e, a))| {
-            // Present, like every field of a day (checked as the days are read).
-            need(path, e.zip(a))?;
-            kind_index(path, k)
-        })
-        .collect::<Result<_>>()?;
-    let dpath = dir.join("single_days.parquet");
+    for (e, a) in entity.iter().zip(account.iter()) {
+        // Present, like every field of a day (checked as the days are read).
+        need(path, e.zip(a))?;
+    }
+    let dpath = kind_file(dir, "single_days", k);
     // The days read and not yet given to a record, from day `held_from` of the table on.
     let (mut held, mut held_from, mut done) = (Vec::<SingleDay>::new(), 0usize, 0usize);
-    let mut out: [Vec<Single>; 4] = Default::default();
+    let mut out: Vec<Single> = Vec::with_capacity(entity.len());
     Stored::batches(&dpath, batch_rows, |t| {
         held.extend(days_of(&t)?);
         let read = held_from + held.len();
@@ -366,6 +430,7 @@ fn read_singles(dir: &Path, batch_rows: usize) -> Result<[Vec<Single>; 4]> {
         let whole = done + starts[done + 1..].partition_point(|&end| end <= read);
         let built: Vec<Single> = (done..whole)
             .into_par_iter()
+            .filter(|&i| keep(entity.get(i).unwrap_or_default()))
             .map(|i| Single {
                 entity: entity.get(i).unwrap_or_default(),
                 account: account.get(i).unwrap_or_default(),
@@ -373,14 +438,12 @@ fn read_singles(dir: &Path, batch_rows: usize) -> Result<[Vec<Single>; 4]> {
                 days: held[starts[i] - held_from..starts[i + 1] - held_from].to_vec(),
             })
             .collect();
-        for (i, single) in (done..whole).zip(built) {
-            out[kinds[i]].push(single);
-        }
+        out.extend(built);
         held.drain(..starts[whole] - held_from);
         (held_from, done) = (starts[whole], whole);
         Ok(())
     })?;
-    if done < kinds.len() {
+    if done < entity.len() {
         return Err(broken(path, "a record's days are missing"));
     }
     Ok(out)
@@ -409,40 +472,39 @@ fn days_of(d: &Stored) -> Result<Vec<SingleDay>> {
         .collect()
 }
 
-/// Whether each kind's cells are in (entity, day) order and its records in entity and day
-/// order, as a merge walks them.
-fn ordered(r: &Reduced) -> bool {
-    r.kinds.iter().all(|k| {
-        k.cells
-            .windows(2)
-            .all(|w| (w[0].entity, w[0].day) < (w[1].entity, w[1].day))
-            && k.singles.windows(2).all(|w| w[0].entity < w[1].entity)
-            && k.singles
-                .iter()
-                .all(|s| s.days.windows(2).all(|w| w[0].day < w[1].day))
-    })
+/// Whether a kind's cells are in (entity, day) order and its records in entity and day order,
+/// as a merge walks them.
+fn ordered(k: &Entities) -> bool {
+    k.cells
+        .windows(2)
+        .all(|w| (w[0].entity, w[0].day) < (w[1].entity, w[1].day))
+        && k.singles.windows(2).all(|w| w[0].entity < w[1].entity)
+        && k.singles
+            .iter()
+            .all(|s| s.days.windows(2).all(|w| w[0].day < w[1].day))
 }
 
-/// Whether every code the records name is below `n`.
-fn within(r: &Reduced, n: u64) -> bool {
-    let set = |b: &RoaringBitmap| b.max().is_none_or(|m| u64::from(m) < n);
+/// Whether every code of the set is below `n`.
+fn set_within(b: &RoaringBitmap, n: u64) -> bool {
+    b.max().is_none_or(|m| u64::from(m) < n)
+}
+
+/// Whether every code a kind's records name is below `n`.
+fn within(k: &Entities, n: u64) -> bool {
+    let set = |b: &RoaringBitmap| set_within(b, n);
     let code = |c: u32| u64::from(c) < n;
     let numbered = |x: &Option<Numbered>| x.is_none_or(|x| code(x.account));
-    set(&r.accounts)
-        && r.orphans.values().all(set)
-        && r.kinds.iter().all(|k| {
-            k.singles.iter().all(|s| code(s.entity) && code(s.account))
-                && k.cells.iter().all(|c| {
-                    code(c.entity)
-                        && match &c.accounts {
-                            Accounts::One(a) => code(*a),
-                            Accounts::Many(b) => set(b),
-                        }
-                        && set(&c.walk)
-                        && c.split_hours.iter().all(|(_, b)| set(b))
-                        && numbered(&c.first_numbered)
-                        && numbered(&c.last_numbered)
-                })
+    k.singles.iter().all(|s| code(s.entity) && code(s.account))
+        && k.cells.iter().all(|c| {
+            code(c.entity)
+                && match &c.accounts {
+                    Accounts::One(a) => code(*a),
+                    Accounts::Many(b) => set(b),
+                }
+                && set(&c.walk)
+                && c.split_hours.iter().all(|(_, b)| set(b))
+                && numbered(&c.first_numbered)
+                && numbered(&c.last_numbered)
         })
 }
 
@@ -530,13 +592,6 @@ fn broken(path: &Path, e: impl std::fmt::Display) -> Error {
 
 fn need<T>(path: &Path, value: Option<T>) -> Result<T> {
     value.ok_or_else(|| broken(path, "a required field is empty"))
-}
-
-fn kind_index(path: &Path, kind: Option<u32>) -> Result<usize> {
-    match kind {
-        Some(k) if (k as usize) < KINDS.len() => Ok(k as usize),
-        _ => Err(broken(path, "an unknown entity kind")),
-    }
 }
 
 fn bitmap_bytes(b: &RoaringBitmap) -> Vec<u8> {

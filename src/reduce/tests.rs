@@ -472,7 +472,7 @@ fn single_days_past_one_row_group_read_back() {
     // The writer ends a row group of days with a record; another writer's groups may cut
     // through records (and the cells' table is one group here): both rewritten in groups of
     // 50,000 rows, so that reading a group at a time carries a record's days across batches.
-    for table in ["single_days.parquet", "cells.parquet"] {
+    for table in ["single_days-1.parquet", "cells-2.parquet"] {
         let path = dir.path().join(table);
         let mut df = crate::frame::read_parquet(&path, |e| panic!("{e}")).expect("table");
         let file = std::fs::File::create(&path).expect("rewrite");

@@ -61,7 +61,7 @@ pub fn compute(input: &DetectInput, shown: &[&Ranked]) -> Result<ChartData> {
         || new_accounts(input, &charted, top.map(|e| e.kind)),
         || daily(input, &charted, top),
     );
-    let (mut firsts, (days, heatmap)) = (firsts?, daily?);
+    let ((firsts, peers), (days, heatmap)) = (firsts?, daily?);
     let mut data = ChartData {
         heatmap,
         ..ChartData::default()
@@ -75,7 +75,6 @@ pub fn compute(input: &DetectInput, shown: &[&Ranked]) -> Result<ChartData> {
         });
     }
     if let Some(top) = top {
-        let peers = firsts.remove(&top.kind).unwrap_or_default();
         data.envelope = envelope(peers, top.kind);
     }
     Ok(data)
@@ -84,27 +83,53 @@ pub fn compute(input: &DetectInput, shown: &[&Ranked]) -> Result<ChartData> {
 /// Accounts first touched per day, `(utc_day, accounts)`, by entity id within each kind.
 type NewAccounts = BTreeMap<EntityKind, BTreeMap<String, Vec<(i64, u64)>>>;
 
-/// New accounts per day: over every entity of the top entity's kind (its peers' envelope),
-/// over the charted ones only for the other kinds.
+/// The top entity's peers for its envelope: how many entities its kind has, and the new
+/// accounts per day of those picked (evenly in name order, at most [`ENVELOPE_PEERS`]).
+#[derive(Default)]
+struct Peers {
+    of: usize,
+    picked: Vec<Vec<(i64, u64)>>,
+}
+
+/// New accounts per day of the charted entities, and of the top entity's peers.
 fn new_accounts(
     input: &DetectInput,
     charted: &[&Entity],
     top_kind: Option<EntityKind>,
-) -> Result<NewAccounts> {
-    let mut firsts = BTreeMap::new();
+) -> Result<(NewAccounts, Peers)> {
+    let reach = input.reach()?;
+    let (mut firsts, mut peers) = (NewAccounts::new(), Peers::default());
     for kind in charted.iter().map(|e| e.kind).chain(top_kind) {
         if firsts.contains_key(&kind) {
             continue;
         }
-        let only: BTreeSet<String> = charted
-            .iter()
+        let only: BTreeSet<&str> = (charted.iter())
             .filter(|e| e.kind == kind)
-            .map(|e| e.id.clone())
+            .map(|e| e.id.as_str())
             .collect();
-        let only = (Some(kind) != top_kind).then_some(&only);
-        firsts.insert(kind, input.reach()?.first_days(kind.column(), only));
+        let mut picked = Vec::new();
+        let days = reach.first_days(kind.column(), |all| {
+            let named = all.iter().filter(|&&e| only.contains(reach.name(e)));
+            let mut chosen: Vec<u32> = named.copied().collect();
+            if Some(kind) == top_kind {
+                peers.of = all.len();
+                let step = all.len().div_ceil(ENVELOPE_PEERS).max(1);
+                picked = all.iter().step_by(step).copied().collect();
+                chosen.extend(&picked);
+            }
+            chosen
+        })?;
+        if Some(kind) == top_kind {
+            peers.picked = (picked.iter())
+                .map(|e| days.get(e).cloned().unwrap_or_default())
+                .collect();
+        }
+        let named = (days.into_iter())
+            .filter(|(e, _)| only.contains(reach.name(*e)))
+            .map(|(e, d)| (reach.name(e).to_string(), d));
+        firsts.insert(kind, named.collect());
     }
-    Ok(firsts)
+    Ok((firsts, peers))
 }
 
 /// `(utc_day, events, distinct_accounts)` of one entity.
@@ -295,14 +320,13 @@ fn cumulate(mut new: Vec<(i64, u64)>) -> Vec<(i64, u64)> {
         .collect()
 }
 
-/// Percentiles of cumulative reach across `all` entities of one kind (`id → new accounts per
-/// day`), from an even sample by id when there are many.
-fn envelope(all: BTreeMap<String, Vec<(i64, u64)>>, kind: EntityKind) -> Option<Envelope> {
-    if all.len() < 3 {
+/// Percentiles of cumulative reach across the top entity's peers (new accounts per day of each
+/// picked), when its kind has at least three entities.
+fn envelope(peers: Peers, kind: EntityKind) -> Option<Envelope> {
+    if peers.of < 3 {
         return None;
     }
-    let step = all.len().div_ceil(ENVELOPE_PEERS);
-    let picked: Vec<Vec<(i64, u64)>> = all.into_values().step_by(step).map(cumulate).collect();
+    let picked: Vec<Vec<(i64, u64)>> = peers.picked.into_iter().map(cumulate).collect();
     // Only days on which some picked entity reached a new account: between them every curve is
     // flat. A grid over the whole span grew with the distance between the first and last event
     // (two corrupt timestamps 10,000 years apart: 6 GB), not with the data.
@@ -372,14 +396,57 @@ mod tests {
     #[test]
     fn the_envelope_grid_is_sized_by_active_days() {
         let (first, last) = (7_305, 47_000);
-        let all: BTreeMap<String, Vec<(i64, u64)>> = (0..5)
-            .map(|i| (format!("e{i}"), vec![(first, 1 + i), (last, 10)]))
-            .collect();
-        let env = envelope(all, EntityKind::Principal).expect("envelope");
+        let picked = (0..5).map(|i| vec![(first, 1 + i), (last, 10)]).collect();
+        let peers = Peers { of: 5, picked };
+        let env = envelope(peers, EntityKind::Principal).expect("envelope");
         assert_eq!(env.days.len(), 2);
         assert_eq!((env.days[0].0, env.days[1].0), (first, last));
         // Median of 1..=5 new on the first day, then 10 more each.
         assert_eq!((env.days[0].1, env.days[1].1), (3.0, 13.0));
+    }
+
+    /// The envelope's peers are every `step`-th entity of the top kind in name order, as if
+    /// every entity's first days were listed by name and sampled (how they were chosen before
+    /// only the sample was computed), and a charted entity of another kind gets its own.
+    #[test]
+    fn peers_are_an_even_sample_by_name() {
+        let n = 2 * ENVELOPE_PEERS + 3;
+        let rows: Vec<(i64, String, String)> = (0..n)
+            .map(|i| (i as i64 * HOUR, format!("p{i}"), format!("C{}", i % 7)))
+            .collect();
+        let mut events = frame(
+            &(rows.iter())
+                .map(|r| (r.0, r.1.as_str(), "192.0.2.1", Some(r.2.as_str())))
+                .collect::<Vec<_>>(),
+        );
+        let access = crate::frame::key_column(c::EVENT_TYPE, vec![Some("access"); n]);
+        let keys = crate::frame::key_column(c::CREDENTIAL, vec![None::<&str>; n]);
+        for added in [access, keys] {
+            events.with_column(added.expect("column")).expect("added");
+        }
+        let (context, options, tokens) = (
+            Context::default(),
+            DetectOptions::default(),
+            Tokens::default(),
+        );
+        let time = TimeParser::new(chrono_tz::UTC);
+        let input = DetectInput::new(&events, &context, &options, &time, &[], &tokens);
+        let (top, address) = (
+            Entity::new(EntityKind::Principal, "p17"),
+            Entity::new(EntityKind::SourceIp, "192.0.2.1"),
+        );
+        let (firsts, peers) =
+            new_accounts(&input, &[&top, &address], Some(EntityKind::Principal)).expect("new");
+        let (reduced, symbols) = input.reach().expect("reach").held().expect("held");
+        let all = reduced.first_days(c::PRINCIPAL, symbols, None);
+        assert_eq!(peers.of, n);
+        let want: Vec<_> = all.values().step_by(3).cloned().collect();
+        assert_eq!(peers.picked.len(), n.div_ceil(3));
+        assert!(peers.picked == want, "another sample");
+        assert_eq!(firsts[&EntityKind::Principal]["p17"], all["p17"]);
+        let at_address = &firsts[&EntityKind::SourceIp]["192.0.2.1"];
+        assert_eq!(at_address.iter().map(|d| d.1).sum::<u64>(), 7);
+        assert_eq!(firsts[&EntityKind::Principal].len(), 1);
     }
 
     /// Events and distinct accounts per local day for each charted entity across chunks (rows

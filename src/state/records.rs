@@ -28,14 +28,16 @@ use super::StoredFile;
 use crate::error::{Error, FrameContext, Result};
 use crate::normalize::TimeParser;
 use crate::normalize::schema::col as c;
-use crate::reduce::{Reach, Reduced, Symbols, Walk, store};
+use crate::reduce::{KINDS, Reach, Reduced, Symbols, Walk, store};
+use roaring::RoaringBitmap;
 
 pub const DIR: &str = "records";
 const META: &str = "records.json";
 const FORMAT: &str = "audithound-records";
 /// Bumped whenever the records or their reduction change meaning: other records are rebuilt.
 /// 2: the days of one-account records in a table of their own, LZ4.
-const VERSION: u32 = 2;
+/// 3: each kind's tables in files of their own; the self-served accounts in `records.json`.
+const VERSION: u32 = 3;
 /// Names a table may hold beyond twice those in use before it is built anew.
 const SPARE_SYMBOLS: u64 = 1 << 16;
 
@@ -90,6 +92,11 @@ struct Meta {
     /// can otherwise read as another count.
     #[serde(default)]
     digests: BTreeMap<String, String>,
+    /// Accounts reached by a principal of their own id ([`Reach::self_served`]): kept here so
+    /// that a run reads no kind's records to know whether the accounts are customers. (Absent
+    /// only from records of an older version, which are not used.)
+    #[serde(default)]
+    self_served: u64,
 }
 
 /// How the run's records were made, for `--timings` and the notes.
@@ -122,6 +129,9 @@ impl std::fmt::Display for Made {
 /// from `events` (every retained event); `None` when there is nothing to build on, and the
 /// window is reduced as a run without a state reduces it, by the detector that asks first,
 /// beside the others (alone before them, the 85.9M-event state's first run took 20 s longer).
+/// Records kept are read a kind at a time when asked ([`Reach::stored`]); with days reduced
+/// again, each kind is read, merged and written into the folder `save` renames into place, one
+/// kind at a time.
 pub fn reach(
     state: &Path,
     now: &[Covered],
@@ -130,42 +140,137 @@ pub fn reach(
     walk: Walk,
 ) -> Result<(Option<Reach>, Made)> {
     let whole = |why: String| Ok((None, Made::Whole(why)));
-    let (reduced, mut symbols, before) = match load(&state.join(DIR), walk) {
+    let dir = state.join(DIR);
+    let (meta, (mut symbols, accounts, orphans)) = match load(&dir, walk) {
         Ok(Some(stored)) => stored,
         Ok(None) => return whole("no records stored yet".into()),
         Err(e) => return Ok((None, Made::Unusable(e.to_string()))),
     };
-    let dirty = dirty_days(&before, now);
+    let dirty = dirty_days(&meta.covers, now);
     if dirty.is_empty() {
-        let kept = Reach::from_parts(reduced, symbols, walk);
+        let kept = Reach::stored(&dir, accounts, meta.self_served, symbols, walk);
         return Ok((Some(kept), Made::Kept { days: 0 }));
     }
     // Dirty days the stored records hold (a day read again, aged out, or shared with a new
     // night); a new night's own days they do not hold, and dropping those walked every record
     // for nothing: 0.64 s of the records' stage when a night is added to the 85.9M-event state
     // (3.55 against 4.02 s, one run each).
-    let held: BTreeSet<i64> = before.iter().flat_map(|c| c.days.iter().copied()).collect();
+    let held: BTreeSet<i64> = (meta.covers.iter())
+        .flat_map(|c| c.days.iter().copied())
+        .collect();
     let stale: BTreeSet<i64> = dirty.intersection(&held).copied().collect();
-    let kept = reduced.without_days(&stale);
-    // Only dropping days leaves names unused.
-    if !stale.is_empty() && symbols.len() as u64 > 2 * kept.symbols_named() + SPARE_SYMBOLS {
-        return whole("the symbol table was mostly names of days gone".into());
-    }
     let Some(rows) = rows_on(events, &dirty, time)? else {
         return whole("most of the window's rows are on days read again".into());
     };
+    let named_before = symbols.len() as u64;
     let fresh = Reduced::of(&rows, time, walk, &mut symbols)?;
     drop(rows);
-    let merged = kept.merge(fresh);
+    let new = state.join(NEW);
+    clear(state)?;
+    std::fs::create_dir_all(&new).map_err(|e| Error::io(&new, e))?;
+    let kept = Kept {
+        dir: &dir,
+        accounts,
+        orphans,
+        stale: &stale,
+        symbols: named_before,
+    };
+    let merged = kept.merge_into(&new, fresh)?;
+    // Only dropping days leaves names unused.
+    if !stale.is_empty() && named_before > 2 * merged.named_before + SPARE_SYMBOLS {
+        return whole("the symbol table was mostly names of days gone".into());
+    }
     if merged.overlapping > 0 {
         return whole(format!(
             "{} (entity, day) cells were held twice",
             merged.overlapping
         ));
     }
+    store::write_symbols(&new, &symbols)?;
     let days = dirty.len();
-    let merged = Reach::from_parts(merged, symbols, walk);
-    Ok((Some(merged), Made::Kept { days }))
+    let reach = Reach::stored(&new, merged.accounts, merged.self_served, symbols, walk);
+    Ok((Some(reach), Made::Kept { days }))
+}
+
+/// Where `reach` writes records that `save` renames into place.
+const NEW: &str = ".records-new";
+/// Where `save` moves the records it replaces before removing them.
+const OLD: &str = ".records-old";
+
+/// Removes what a run that died left of records being written or replaced.
+fn clear(state: &Path) -> Result<()> {
+    for stale in [state.join(NEW), state.join(OLD)] {
+        if stale.exists() {
+            std::fs::remove_dir_all(&stale).map_err(|e| Error::io(&stale, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The stored records, the local days to drop from them, and the table's size before this run.
+struct Kept<'a> {
+    dir: &'a Path,
+    accounts: RoaringBitmap,
+    orphans: BTreeMap<i64, RoaringBitmap>,
+    stale: &'a BTreeSet<i64>,
+    symbols: u64,
+}
+
+/// What merging the stored records with a run's left besides the kinds' files.
+struct Merged {
+    accounts: RoaringBitmap,
+    self_served: u64,
+    /// Names the records used before the run's were added (entities and accounts).
+    named_before: u64,
+    overlapping: u64,
+}
+
+impl Kept<'_> {
+    /// Each kind read, its stale days dropped, `fresh`'s merged in, and written into `new`, one
+    /// kind after another; then the account sets. What [`Reduced::without_days`] and
+    /// [`Reduced::merge`] do to records held whole, with one kind held at a time.
+    fn merge_into(self, new: &Path, fresh: Reduced) -> Result<Merged> {
+        let mut named = RoaringBitmap::new();
+        let (mut accounts, mut self_served, mut overlapping) = (RoaringBitmap::new(), 0, 0);
+        for (k, theirs) in fresh.kinds.into_iter().enumerate() {
+            let mine = store::read_kind(self.dir, k, self.symbols)?.without_days(self.stale);
+            named.extend(mine.cells.iter().map(|c| c.entity));
+            named.extend(mine.singles.iter().map(|s| s.entity));
+            if !self.stale.is_empty() {
+                for cell in &mine.cells {
+                    cell.accounts.add_to(&mut accounts);
+                }
+                accounts.extend(mine.singles.iter().map(|s| s.account));
+            }
+            let (joined, twice) = mine.merge(theirs);
+            overlapping += twice;
+            if KINDS[k] == c::PRINCIPAL {
+                self_served = crate::reduce::kind_self_served(&joined);
+            }
+            store::write_kind(new, k, &joined)?;
+        }
+        let mut orphans = self.orphans;
+        if self.stale.is_empty() {
+            accounts = self.accounts;
+        } else {
+            orphans.retain(|day, _| !self.stale.contains(day));
+            for set in orphans.values() {
+                accounts |= set;
+            }
+        }
+        named |= &accounts;
+        accounts |= fresh.accounts;
+        for (day, set) in fresh.orphans {
+            *orphans.entry(day).or_default() |= set;
+        }
+        store::write_sets(new, &accounts, &orphans)?;
+        Ok(Merged {
+            accounts,
+            self_served,
+            named_before: named.len(),
+            overlapping: overlapping + fresh.overlapping,
+        })
+    }
 }
 
 /// The local days of every partition in one list and not the other.
@@ -210,8 +315,13 @@ fn rows_on(
     Ok(Some(rows))
 }
 
-/// The stored records and the partitions they cover; `None` when there are none.
-fn load(dir: &Path, walk: Walk) -> Result<Option<(Reduced, Symbols, Vec<Covered>)>> {
+/// A symbol table, every account and the orphans' accounts by day (see [`store::read_head`]).
+type Head = (Symbols, RoaringBitmap, BTreeMap<i64, RoaringBitmap>);
+
+/// The stored records' description (the partitions they cover), their symbol table, every
+/// account and the orphans' accounts by day, every file checked against its digest; `None` when
+/// there are none. The kinds are read when asked.
+fn load(dir: &Path, walk: Walk) -> Result<Option<(Meta, Head)>> {
     let meta_path = dir.join(META);
     let text = match std::fs::read_to_string(&meta_path) {
         Ok(text) => text,
@@ -248,25 +358,31 @@ fn load(dir: &Path, walk: Walk) -> Result<Option<(Reduced, Symbols, Vec<Covered>
         }
         super::manifest::check_digest(&dir.join(name), want, "")?;
     }
-    let (reduced, symbols) = store::read(dir)?;
-    Ok(Some((reduced, symbols, meta.covers)))
+    let head = store::read_head(dir)?;
+    Ok(Some((meta, head)))
 }
 
 /// Writes `reach` as the records of the partitions `now`, replacing the stored ones; nothing
-/// when they are the stored ones (`made` kept them and reduced no day).
+/// when they are the stored ones (`made` kept them and reduced no day). Records held whole are
+/// written here; records `reach` merged are already in the new folder, and only described.
 pub fn save(state: &Path, reach: &Reach, now: &[Covered], made: &Made) -> Result<()> {
     if *made == (Made::Kept { days: 0 }) {
         return Ok(());
     }
-    let fresh = state.join(".records-new");
-    let old = state.join(".records-old");
-    for stale in [&fresh, &old] {
-        if stale.exists() {
-            std::fs::remove_dir_all(stale).map_err(|e| Error::io(stale, e))?;
+    let fresh = state.join(NEW);
+    match reach.held() {
+        Some((reduced, symbols)) => {
+            clear(state)?;
+            store::write(&fresh, reduced, symbols)?;
+        }
+        None if reach.stored_in() == Some(fresh.as_path()) => {}
+        None => {
+            return Err(Error::State {
+                path: fresh,
+                reason: "records to store are neither held nor merged into it".into(),
+            });
         }
     }
-    let (reduced, symbols) = reach.parts();
-    store::write(&fresh, reduced, symbols)?;
     let walk = reach.walk();
     let mut digests = BTreeMap::new();
     for entry in std::fs::read_dir(&fresh).map_err(|e| Error::io(&fresh, e))? {
@@ -282,9 +398,10 @@ pub fn save(state: &Path, reach: &Reach, now: &[Covered], made: &Made) -> Result
         walk: [walk.max_step, walk.max_gap_ms],
         covers: now.to_vec(),
         digests,
+        self_served: reach.self_served(),
     };
     super::write_synced(&fresh.join(META), &meta)?;
-    let dest = state.join(DIR);
+    let (dest, old) = (state.join(DIR), state.join(OLD));
     if dest.exists() {
         std::fs::rename(&dest, &old).map_err(|e| Error::io(&dest, e))?;
     }
@@ -349,7 +466,7 @@ mod tests {
         assert!(unusable("outside"), "{:?}", made());
 
         std::fs::write(&meta, &text).expect("restored");
-        let cells = records.join("cells.parquet");
+        let cells = records.join("singles-1.parquet");
         let mut bytes = std::fs::read(&cells).expect("cells");
         let last = bytes.len() - 1;
         bytes[last / 2] ^= 0x10;
@@ -389,6 +506,98 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Access events of every kind, with entities of one account and of several: on day `d`,
+    /// principals `C{i}` read their own accounts from addresses of their own, and an operator
+    /// reads ten accounts with a key from one address.
+    fn kinds_on(days: std::ops::Range<i64>) -> DataFrame {
+        /// (ts, principal, address, key, account).
+        type Row = (i64, String, String, Option<&'static str>, String);
+        let mut rows: Vec<Row> = Vec::new();
+        for d in days {
+            for i in 0..20 {
+                let (who, at) = (format!("C{}", i + d), format!("10.0.{d}.{i}"));
+                rows.push((d * DAY_MS + i, who.clone(), at, None, who));
+            }
+            for i in 0..10 {
+                let row = (
+                    "ops".into(),
+                    "192.0.2.7".into(),
+                    Some("k1"),
+                    format!("C{i}"),
+                );
+                rows.push((d * DAY_MS + 100 + i, row.0, row.1, row.2, row.3));
+            }
+        }
+        let names = |f: &dyn Fn(&Row) -> Option<String>| {
+            rows.iter().map(f).collect::<Vec<Option<String>>>()
+        };
+        let key = |name: &str, values| crate::frame::key_column(name, values).expect("column");
+        DataFrame::new_infer_height(vec![
+            Column::new(c::TS.into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+            key(c::EVENT_TYPE, names(&|_| Some("access".into()))),
+            key(c::PRINCIPAL, names(&|r| Some(r.1.clone()))),
+            key(c::SOURCE_IP, names(&|r| Some(r.2.clone()))),
+            key(c::CREDENTIAL, names(&|r| r.3.map(String::from))),
+            key(c::TARGET, names(&|r| Some(r.4.clone()))),
+        ])
+        .expect("frame")
+    }
+
+    /// What every reader of the records sees, as text.
+    fn seen(reach: &Reach) -> String {
+        let mut out = format!("{} {}", reach.accounts(), reach.self_served());
+        for key in crate::reduce::KINDS {
+            let firsts = reach
+                .first_days(key, |all| all.to_vec())
+                .expect("first days");
+            let firsts: BTreeMap<&str, _> =
+                firsts.iter().map(|(e, d)| (reach.name(*e), d)).collect();
+            let profiles = reach.profiles(key, 0).expect("profiles");
+            out += &format!("\n{key}: {profiles:?} {firsts:?}");
+        }
+        out
+    }
+
+    /// Records kept are read a kind at a time from the state; records merged with a new night's
+    /// from the folder that saving renames into place. Either way every kind's profiles and first
+    /// days, the accounts and the self-served are those of the window reduced whole, and a run
+    /// that ends before saving leaves the stored records as they were.
+    #[test]
+    fn stored_records_read_a_kind_at_a_time_are_the_window_s() {
+        let time = TimeParser::new(chrono_tz::UTC);
+        let walk = crate::detect::enumeration::WALK;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (one, two) = (
+            [covered("p1", &[0])],
+            [covered("p1", &[0]), covered("p2", &[1])],
+        );
+        let (day0, both) = (kinds_on(0..1), kinds_on(0..2));
+        let whole = Reach::of(&day0, &time, walk).expect("reduce");
+        save(dir.path(), &whole, &one, &Made::Whole(String::new())).expect("saved");
+        let (kept, made) = reach(dir.path(), &one, &day0, &time, walk).expect("records");
+        let kept = kept.expect("kept");
+        assert_eq!(made, Made::Kept { days: 0 });
+        assert!(kept.held().is_none());
+        assert_eq!(kept.stored_in(), Some(dir.path().join(DIR).as_path()));
+        assert_eq!(seen(&kept), seen(&whole));
+        assert!(seen(&whole).contains("k1"), "{}", seen(&whole));
+
+        let want = seen(&Reach::of(&both, &time, walk).expect("reduce"));
+        for _ in 0..2 {
+            let (merged, made) = reach(dir.path(), &two, &both, &time, walk).expect("records");
+            let merged = merged.expect("merged");
+            assert_eq!(made, Made::Kept { days: 1 });
+            assert_eq!(merged.stored_in(), Some(dir.path().join(NEW).as_path()));
+            assert_eq!(seen(&merged), want);
+        }
+        let (merged, made) = reach(dir.path(), &two, &both, &time, walk).expect("records");
+        save(dir.path(), &merged.expect("merged"), &two, &made).expect("saved");
+        assert!(!dir.path().join(NEW).exists());
+        let (kept, made) = reach(dir.path(), &two, &both, &time, walk).expect("records");
+        assert_eq!(made, Made::Kept { days: 0 });
+        assert_eq!(seen(&kept.expect("kept")), want);
     }
 
     fn covered(partition: &str, days: &[i64]) -> Covered {

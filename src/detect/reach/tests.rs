@@ -276,12 +276,15 @@ fn profiles_agree_with_polars_group_bys() {
             .expect("profiles");
         let theirs = polars_profiles(&events, key);
         // In name order, which enumeration judges them in.
-        let names: Vec<&str> = (reach.profiles_by_name(key, 0).iter())
+        let names: Vec<&str> = (reach.profiles_by_name(key, 0).expect("profiles").iter())
             .map(|(e, _)| reach.name(*e))
             .collect();
         assert!(names.windows(2).all(|w| w[0] < w[1]), "{key}: {names:?}");
         assert_eq!(names.len(), theirs.len(), "{key}: entities by name");
-        for (way, ours) in [("rows", rows), ("reduced", reach.profiles(key, 0))] {
+        for (way, ours) in [
+            ("rows", rows),
+            ("reduced", reach.profiles(key, 0).expect("profiles")),
+        ] {
             assert_eq!(ours.len(), theirs.len(), "{way} {key}: entities");
             for (id, want) in &theirs {
                 let p = &ours[id];
