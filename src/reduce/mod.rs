@@ -564,6 +564,20 @@ pub(crate) fn kind_profiles_by_name(
     walk: Walk,
     detail_from: u64,
 ) -> Vec<(u32, Profile)> {
+    by_name(
+        kind_profiles(kind, accounts, key, walk, detail_from),
+        symbols,
+    )
+}
+
+/// [`kind_profiles_by_name`] in the records' order.
+pub(crate) fn kind_profiles(
+    kind: &Entities,
+    accounts: &RoaringBitmap,
+    key: &str,
+    walk: Walk,
+    detail_from: u64,
+) -> Vec<(u32, Profile)> {
     let count_own = key == c::SOURCE_IP || key == c::NETWORK;
     let finish = |mut p: Profile, entity: u32| {
         p.is_account = accounts.contains(entity);
@@ -572,14 +586,18 @@ pub(crate) fn kind_profiles_by_name(
         }
         p
     };
-    let mut all = kind.each(
+    kind.each(
         |_| true,
         |cells| finish(profile::profile(cells, walk, detail_from), cells[0].entity),
         |s| finish(profile::of_single(s, walk, detail_from), s.entity),
-    );
+    )
+}
+
+/// `list` in the order of its entities' names in `symbols`.
+pub(crate) fn by_name<T: Send>(mut list: Vec<(u32, T)>, symbols: &Symbols) -> Vec<(u32, T)> {
     // Names are distinct (one code each), so the order is total.
-    all.par_sort_unstable_by(|a, b| symbols.name(a.0).cmp(symbols.name(b.0)));
-    all
+    list.par_sort_unstable_by(|a, b| symbols.name(a.0).cmp(symbols.name(b.0)));
+    list
 }
 
 /// New accounts per local day for each entity of one kind's records that `keep` holds, by code.

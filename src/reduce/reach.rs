@@ -6,7 +6,6 @@
 //! counts took 1.03–1.10 s (five repeats); at 85.9M, 18.6 s and 1.1 s against 21.6 s. The
 //! records encode to 65 MB at 8.7M where the sorted rows held 140 MB.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -123,21 +122,6 @@ impl Reach {
         }
     }
 
-    /// The records of the kind in column `key`: borrowed when held, read when stored.
-    fn kind(&self, key: &str) -> Result<Cow<'_, Entities>> {
-        let Some(k) = KINDS.iter().position(|kind| *kind == key) else {
-            return Ok(Cow::Owned(Entities::default()));
-        };
-        match &self.records {
-            Records::Held(reduced) => Ok(Cow::Borrowed(&reduced.kinds[k])),
-            Records::Stored { dir, .. } => Ok(Cow::Owned(store::read_kind(
-                dir,
-                k,
-                self.symbols.len() as u64,
-            )?)),
-        }
-    }
-
     /// One profile per entity of the kind in column `key` (one of [`KINDS`]), with day detail
     /// from `detail_from` accounts on.
     pub fn profiles(&self, key: &str, detail_from: u64) -> Result<BTreeMap<String, Profile>> {
@@ -147,17 +131,28 @@ impl Reach {
     }
 
     /// [`Reach::profiles`] as (entity code, profile) in the order of the entities' names (see
-    /// [`super::kind_profiles_by_name`]); [`Reach::name`] names them.
+    /// [`super::kind_profiles_by_name`]); [`Reach::name`] names them. Stored records are
+    /// profiled a batch at a time as they are read ([`store::map_kind`]).
     pub fn profiles_by_name(&self, key: &str, detail_from: u64) -> Result<Vec<(u32, Profile)>> {
-        let kind = self.kind(key)?;
-        Ok(super::kind_profiles_by_name(
-            &kind,
-            self.accounts_set(),
-            key,
-            &self.symbols,
-            self.walk,
-            detail_from,
-        ))
+        let (accounts, walk) = (self.accounts_set(), self.walk);
+        let profile =
+            |part: &Entities| super::kind_profiles(part, accounts, key, walk, detail_from);
+        let Some(k) = KINDS.iter().position(|kind| *kind == key) else {
+            return Ok(Vec::new());
+        };
+        let all = match &self.records {
+            Records::Held(reduced) => profile(&reduced.kinds[k]),
+            Records::Stored { dir, .. } => {
+                let n = self.symbols.len() as u64;
+                let parts = store::map_kind(dir, k, n, |_| true, |part| profile(&part))?;
+                let mut all = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+                for part in parts {
+                    all.extend(part);
+                }
+                all
+            }
+        };
+        Ok(super::by_name(all, &self.symbols))
     }
 
     /// The name of an entity code of the records.
@@ -187,10 +182,15 @@ impl Reach {
             .into_iter()
             .collect();
         let keep = |e: u32| chosen.contains(e);
-        let kind = match &self.records {
-            Records::Held(reduced) => Cow::Borrowed(&reduced.kinds[k]),
-            Records::Stored { dir, .. } => Cow::Owned(store::read_kind_where(dir, k, n, keep)?),
-        };
-        Ok(super::kind_first_days(&kind, keep).into_iter().collect())
+        Ok(match &self.records {
+            Records::Held(reduced) => {
+                (super::kind_first_days(&reduced.kinds[k], keep).into_iter()).collect()
+            }
+            Records::Stored { dir, .. } => {
+                let parts =
+                    store::map_kind(dir, k, n, keep, |part| super::kind_first_days(&part, keep))?;
+                parts.into_iter().flatten().collect()
+            }
+        })
     }
 }

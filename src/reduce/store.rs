@@ -254,16 +254,6 @@ pub fn read_kind(dir: &Path, k: usize, symbols: u64) -> Result<Entities> {
     read_kind_in(dir, k, symbols, BATCH_ROWS, |_| true)
 }
 
-/// [`read_kind`], only the records of the entities `keep` holds built (every row is read).
-pub fn read_kind_where(
-    dir: &Path,
-    k: usize,
-    symbols: u64,
-    keep: impl Fn(u32) -> bool + Sync,
-) -> Result<Entities> {
-    read_kind_in(dir, k, symbols, BATCH_ROWS, keep)
-}
-
 /// The entities of kind `k`'s records, from their `entity` columns alone.
 pub fn read_entities(dir: &Path, k: usize, symbols: u64) -> Result<Vec<u32>> {
     let mut all = Vec::new();
@@ -290,25 +280,54 @@ fn read_kind_in(
     batch_rows: usize,
     keep: impl Fn(u32) -> bool + Sync,
 ) -> Result<Entities> {
+    let parts = map_kind_in(dir, k, symbols, batch_rows, keep, |part| part)?;
+    Ok(Entities::concat(parts))
+}
+
+/// What `f` makes of kind `k`'s records of the entities `keep` holds, handed to it a batch of
+/// whole entities at a time (about [`BATCH_ROWS`] rows: each batch is dropped once `f` is done
+/// with it), in order: the cells' batches, then the singles'. Checked as [`read_kind`] checks
+/// the whole kind. What reads a kind to summarise each entity (enumeration's profiles) holds a
+/// batch of records, not the kind's: over the 257.5M-event state the principals' records alone
+/// were ~1.6 GB beside their profiles.
+pub fn map_kind<T: Send>(
+    dir: &Path,
+    k: usize,
+    symbols: u64,
+    keep: impl Fn(u32) -> bool + Sync,
+    f: impl Fn(Entities) -> T + Sync,
+) -> Result<Vec<T>> {
+    map_kind_in(dir, k, symbols, BATCH_ROWS, keep, f)
+}
+
+pub(super) fn map_kind_in<T: Send>(
+    dir: &Path,
+    k: usize,
+    symbols: u64,
+    batch_rows: usize,
+    keep: impl Fn(u32) -> bool + Sync,
+    f: impl Fn(Entities) -> T + Sync,
+) -> Result<Vec<T>> {
     if k >= KINDS.len() {
         return Err(broken(dir, "an unknown entity kind"));
     }
+    let checked = |part: Entities| -> Result<T> {
+        if !within(&part, symbols) {
+            return Err(broken(dir, "a code beyond the symbol table"));
+        }
+        if !ordered(&part) {
+            return Err(broken(dir, "records out of entity and day order"));
+        }
+        Ok(f(part))
+    };
     // Side by side, as written (see [`write_kind`]).
     let (cells, singles) = rayon::join(
-        || read_cells(&kind_file(dir, "cells", k), batch_rows, &keep),
-        || read_singles(dir, k, batch_rows, &keep),
+        || map_cells(&kind_file(dir, "cells", k), batch_rows, &keep, &checked),
+        || map_singles(dir, k, batch_rows, &keep, &checked),
     );
-    let kind = Entities {
-        cells: cells?,
-        singles: singles?,
-    };
-    if !within(&kind, symbols) {
-        return Err(broken(dir, "a code beyond the symbol table"));
-    }
-    if !ordered(&kind) {
-        return Err(broken(dir, "records out of entity and day order"));
-    }
-    Ok(kind)
+    let mut out = cells?;
+    out.extend(singles?);
+    Ok(out)
 }
 
 fn read_symbols(dir: &Path) -> Result<Symbols> {
@@ -333,18 +352,41 @@ fn read_symbols(dir: &Path) -> Result<Symbols> {
 /// byte-identical; `docs/performance.md`, twenty-eighth session).
 const BATCH_ROWS: usize = 2 << 20;
 
-/// A kind's cells of the entities `keep` holds, a batch of rows at a time, each batch's built
-/// side by side.
-fn read_cells(
+/// What `f` makes of a kind's cells of the entities `keep` holds, a batch of whole entities at
+/// a time: each batch's cells are built side by side, and the last entity's carried into the
+/// next batch, as its cells may go on there.
+fn map_cells<T>(
     path: &Path,
     batch_rows: usize,
     keep: &(impl Fn(u32) -> bool + Sync),
-) -> Result<Vec<Cell>> {
-    let mut out = Vec::new();
-    Stored::batches(path, batch_rows, |t| {
-        out.extend(cells_of(&t, keep)?);
+    f: &impl Fn(Entities) -> Result<T>,
+) -> Result<Vec<T>> {
+    let (mut out, mut carried, mut last) = (Vec::new(), Vec::<Cell>::new(), None);
+    let mut hand = |cells: Vec<Cell>| -> Result<()> {
+        // Each batch is checked alone: the order across two is checked here.
+        if let (Some(before), Some(next)) = (last, cells.first())
+            && (next.entity, next.day) <= before
+        {
+            return Err(broken(path, "records out of entity and day order"));
+        }
+        last = cells.last().map(|c| (c.entity, c.day)).or(last);
+        if !cells.is_empty() {
+            out.push(f(Entities {
+                cells,
+                singles: Vec::new(),
+            })?);
+        }
         Ok(())
+    };
+    Stored::batches(path, batch_rows, |t| {
+        let mut cells = std::mem::take(&mut carried);
+        cells.extend(cells_of(&t, keep)?);
+        let last = cells.last().map(|c| c.entity);
+        let cut = cells.iter().rposition(|c| Some(c.entity) != last);
+        carried = cells.split_off(cut.map_or(0, |i| i + 1));
+        hand(cells)
     })?;
+    hand(carried)?;
     Ok(out)
 }
 
@@ -389,16 +431,19 @@ fn cells_of(t: &Stored, keep: &(impl Fn(u32) -> bool + Sync)) -> Result<Vec<Cell
         .collect()
 }
 
-/// A kind's one-account records: the records' table whole (a few columns a record), their
-/// days a batch at a time, each record built, side by side, once the batches read hold all its
-/// days. Side by side rather than one after another: the singles took 1.95 s against 1.31 s of a
-/// nightly run over the 85.9M-event state when built from whole tables (twenty-first session).
-fn read_singles(
+/// What `f` makes of a kind's one-account records of the entities `keep` holds: the records'
+/// table whole (a few columns a record), their days a batch at a time, each record built, side
+/// by side, once the batches read hold all its days, and the records built from each batch
+/// handed to `f`. Side by side rather than one after another: the singles took 1.95 s against
+/// 1.31 s of a nightly run over the 85.9M-event state when built from whole tables
+/// (twenty-first session).
+fn map_singles<T>(
     dir: &Path,
     k: usize,
     batch_rows: usize,
     keep: &(impl Fn(u32) -> bool + Sync),
-) -> Result<Vec<Single>> {
+    f: &impl Fn(Entities) -> Result<T>,
+) -> Result<Vec<T>> {
     let t = Stored::load(kind_file(dir, "singles", k))?.single_chunk();
     let path = t.path.as_path();
     let (entity, account) = (t.u32s("entity")?, t.u32s("account")?);
@@ -420,7 +465,7 @@ fn read_singles(
     let dpath = kind_file(dir, "single_days", k);
     // The days read and not yet given to a record, from day `held_from` of the table on.
     let (mut held, mut held_from, mut done) = (Vec::<SingleDay>::new(), 0usize, 0usize);
-    let mut out: Vec<Single> = Vec::with_capacity(entity.len());
+    let (mut out, mut last) = (Vec::new(), None);
     Stored::batches(&dpath, batch_rows, |t| {
         held.extend(days_of(&t)?);
         let read = held_from + held.len();
@@ -438,7 +483,19 @@ fn read_singles(
                 days: held[starts[i] - held_from..starts[i + 1] - held_from].to_vec(),
             })
             .collect();
-        out.extend(built);
+        // Each batch is checked alone: the order across two is checked here.
+        if let (Some(before), Some(next)) = (last, built.first())
+            && next.entity <= before
+        {
+            return Err(broken(path, "records out of entity and day order"));
+        }
+        last = built.last().map(|s| s.entity).or(last);
+        if !built.is_empty() {
+            out.push(f(Entities {
+                cells: Vec::new(),
+                singles: built,
+            })?);
+        }
         held.drain(..starts[whole] - held_from);
         (held_from, done) = (starts[whole], whole);
         Ok(())

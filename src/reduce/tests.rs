@@ -448,15 +448,16 @@ fn single_days_past_one_row_group_read_back() {
         });
         reduced.accounts.insert(account);
     }
-    let (entity, account) = (0, 1);
+    // Three entities of 100,000 cells each (codes 0, 2 and 4; account 1).
+    let account = 1;
     reduced.kinds[2].cells = (0..300_000)
-        .map(|d| Cell {
-            entity,
-            day: d,
-            events: 1 + d as u64 % 5,
+        .map(|i| Cell {
+            entity: 2 * (i / 100_000) as u32,
+            day: i % 100_000,
+            events: 1 + i as u64 % 5,
             own_rows: 0,
-            first: d * DAY_MS,
-            last: d * DAY_MS + 1,
+            first: (i % 100_000) * DAY_MS,
+            last: (i % 100_000) * DAY_MS + 1,
             accounts: Accounts::One(account),
             peak_hour: 1,
             split_hours: Vec::new(),
@@ -487,6 +488,18 @@ fn single_days_past_one_row_group_read_back() {
             back == reduced,
             "records differ after a round trip by {batch_rows}"
         );
+        // Handed a batch at a time, each entity's cells come whole, in one batch: split, an
+        // entity would be listed twice.
+        let n = symbols.len() as u64;
+        let each_entity = |part: Entities| {
+            (part.cells.chunk_by(|a, b| a.entity == b.entity))
+                .map(|cells| (cells[0].entity, cells.len()))
+                .collect::<Vec<_>>()
+        };
+        let parts = store::map_kind_in(dir.path(), 2, n, batch_rows, |_| true, each_entity)
+            .expect("batches");
+        let each: Vec<(u32, usize)> = parts.into_iter().flatten().collect();
+        assert_eq!(each, [(0, 100_000), (2, 100_000), (4, 100_000)]);
     }
 }
 
