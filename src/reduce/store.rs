@@ -322,7 +322,10 @@ pub(super) fn map_kind_in<T: Send>(
     };
     // Side by side, as written (see [`write_kind`]).
     let (cells, singles) = rayon::join(
-        || map_cells(&kind_file(dir, "cells", k), batch_rows, &keep, &checked),
+        || {
+            let rows = batch_rows.min(CELL_BATCH_ROWS);
+            map_cells(&kind_file(dir, "cells", k), rows, &keep, &checked)
+        },
         || map_singles(dir, k, batch_rows, &keep, &checked),
     );
     let mut out = cells?;
@@ -351,6 +354,12 @@ fn read_symbols(dir: &Path) -> Result<Symbols> {
 /// 5.37–5.41 → 4.79–4.82 GB, and 3.4–3.7 → 2.2–3.3 s (`analyze --timings[-per-detector]`, reports
 /// byte-identical; `docs/performance.md`, twenty-eighth session).
 const BATCH_ROWS: usize = 2 << 20;
+
+/// At most this many rows of a cells' table are read at once (one row group as written). A cell
+/// holds its day's accounts as a bitmap, hundreds of bytes where a single's day is 16: the
+/// 85.9M-event state's 0.7M /24 cells, read in one batch of [`BATCH_ROWS`], stood 0.55 GB above
+/// what enumeration started from.
+const CELL_BATCH_ROWS: usize = crate::frame::PARQUET_GROUP_ROWS;
 
 /// What `f` makes of a kind's cells of the entities `keep` holds, a batch of whole entities at
 /// a time: each batch's cells are built side by side, and the last entity's carried into the
