@@ -166,8 +166,6 @@ pub fn reach(
     let fresh = Reduced::of(&rows, time, walk, &mut symbols)?;
     drop(rows);
     let new = state.join(NEW);
-    clear(state)?;
-    std::fs::create_dir_all(&new).map_err(|e| Error::io(&new, e))?;
     let kept = Kept {
         dir: &dir,
         accounts,
@@ -175,7 +173,15 @@ pub fn reach(
         stale: &stale,
         symbols: named_before,
     };
-    let merged = kept.merge_into(&new, fresh)?;
+    // The merge writes as it goes: a folder that cannot be written (a full disk) costs the run
+    // its stored records, not its report, as when the records were written after it.
+    let merged = match clear(state)
+        .and_then(|()| std::fs::create_dir_all(&new).map_err(|e| Error::io(&new, e)))
+        .and_then(|()| kept.merge_into(&new, fresh))
+    {
+        Ok(merged) => merged,
+        Err(e) => return Ok((None, Made::Unusable(format!("not merged: {e}")))),
+    };
     // Only dropping days leaves names unused.
     if !stale.is_empty() && named_before > 2 * merged.named_before + SPARE_SYMBOLS {
         return whole("the symbol table was mostly names of days gone".into());
@@ -186,7 +192,9 @@ pub fn reach(
             merged.overlapping
         ));
     }
-    store::write_symbols(&new, &symbols)?;
+    if let Err(e) = store::write_symbols(&new, &symbols) {
+        return Ok((None, Made::Unusable(format!("not merged: {e}"))));
+    }
     let days = dirty.len();
     let reach = Reach::stored(&new, merged.accounts, merged.self_served, symbols, walk);
     Ok((Some(reach), Made::Kept { days }))
@@ -560,22 +568,33 @@ mod tests {
         out
     }
 
+    /// Day 0 of [`kinds_on`] reduced whole and saved into `state` as the records of partition
+    /// `p1`; with the partitions of day 0 alone, and with `p2` bringing day 1.
+    fn day0_stored(state: &Path) -> (Reach, [Covered; 1], [Covered; 2]) {
+        let (time, walk) = (
+            TimeParser::new(chrono_tz::UTC),
+            crate::detect::enumeration::WALK,
+        );
+        let one = [covered("p1", &[0])];
+        let whole = Reach::of(&kinds_on(0..1), &time, walk).expect("reduce");
+        save(state, &whole, &one, &Made::Whole(String::new())).expect("saved");
+        let two = [covered("p1", &[0]), covered("p2", &[1])];
+        (whole, one, two)
+    }
+
     /// Records kept are read a kind at a time from the state; records merged with a new night's
     /// from the folder that saving renames into place. Either way every kind's profiles and first
     /// days, the accounts and the self-served are those of the window reduced whole, and a run
     /// that ends before saving leaves the stored records as they were.
     #[test]
     fn stored_records_read_a_kind_at_a_time_are_the_window_s() {
-        let time = TimeParser::new(chrono_tz::UTC);
-        let walk = crate::detect::enumeration::WALK;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (one, two) = (
-            [covered("p1", &[0])],
-            [covered("p1", &[0]), covered("p2", &[1])],
+        let (time, walk) = (
+            TimeParser::new(chrono_tz::UTC),
+            crate::detect::enumeration::WALK,
         );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (whole, one, two) = day0_stored(dir.path());
         let (day0, both) = (kinds_on(0..1), kinds_on(0..2));
-        let whole = Reach::of(&day0, &time, walk).expect("reduce");
-        save(dir.path(), &whole, &one, &Made::Whole(String::new())).expect("saved");
         let (kept, made) = reach(dir.path(), &one, &day0, &time, walk).expect("records");
         let kept = kept.expect("kept");
         assert_eq!(made, Made::Kept { days: 0 });
@@ -598,6 +617,30 @@ mod tests {
         let (kept, made) = reach(dir.path(), &two, &both, &time, walk).expect("records");
         assert_eq!(made, Made::Kept { days: 0 });
         assert_eq!(seen(&kept.expect("kept")), want);
+    }
+
+    /// A merge that cannot write (here a file stands where its folder goes) costs the run its
+    /// stored records, not the run: the window is reduced whole, with a note, and the stored
+    /// records stay as they were.
+    #[test]
+    fn a_merge_that_cannot_write_reduces_the_window_whole() {
+        let (time, walk) = (
+            TimeParser::new(chrono_tz::UTC),
+            crate::detect::enumeration::WALK,
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (whole, one, two) = day0_stored(dir.path());
+        std::fs::write(dir.path().join(NEW), "in the way").expect("file");
+        let (got, made) = reach(dir.path(), &two, &kinds_on(0..2), &time, walk).expect("run");
+        assert!(got.is_none());
+        assert!(
+            matches!(&made, Made::Unusable(why) if why.contains("not merged")),
+            "{made:?}"
+        );
+        std::fs::remove_file(dir.path().join(NEW)).expect("removed");
+        let (kept, made) = reach(dir.path(), &one, &kinds_on(0..1), &time, walk).expect("run");
+        assert_eq!(made, Made::Kept { days: 0 });
+        assert_eq!(seen(&kept.expect("kept")), seen(&whole));
     }
 
     fn covered(partition: &str, days: &[i64]) -> Covered {
