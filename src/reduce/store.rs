@@ -223,13 +223,13 @@ pub(super) fn read_in(dir: &Path, batch_rows: usize) -> Result<(Reduced, Symbols
         ..Reduced::default()
     };
     for (k, kind) in reduced.kinds.iter_mut().enumerate() {
-        *kind = read_kind_in(dir, k, symbols.len() as u64, batch_rows, |_| true)?;
+        *kind = read_kind_in(dir, k, symbols.len() as u64, batch_rows)?;
     }
     Ok((reduced, symbols))
 }
 
-/// The symbol table, every account and the orphans' accounts by day: what a state's run holds while it reads the kinds one at
-/// a time ([`read_kind`]).
+/// The symbol table, every account and the orphans' accounts by day: what a state's run holds
+/// while it reads the kinds one at a time ([`read_kind`]).
 pub fn read_head(dir: &Path) -> Result<(Symbols, RoaringBitmap, BTreeMap<i64, RoaringBitmap>)> {
     let symbols = read_symbols(dir)?;
     let path = dir.join("accounts.roaring");
@@ -251,7 +251,7 @@ pub fn read_head(dir: &Path) -> Result<(Symbols, RoaringBitmap, BTreeMap<i64, Ro
 
 /// Kind `k`'s records (its index in [`KINDS`]), checked against a table of `symbols` names.
 pub fn read_kind(dir: &Path, k: usize, symbols: u64) -> Result<Entities> {
-    read_kind_in(dir, k, symbols, BATCH_ROWS, |_| true)
+    read_kind_in(dir, k, symbols, BATCH_ROWS)
 }
 
 /// The entities of kind `k`'s records, from their `entity` columns alone.
@@ -273,14 +273,8 @@ pub fn read_entities(dir: &Path, k: usize, symbols: u64) -> Result<Vec<u32>> {
     Ok(all)
 }
 
-fn read_kind_in(
-    dir: &Path,
-    k: usize,
-    symbols: u64,
-    batch_rows: usize,
-    keep: impl Fn(u32) -> bool + Sync,
-) -> Result<Entities> {
-    let parts = map_kind_in(dir, k, symbols, batch_rows, keep, |part| part)?;
+fn read_kind_in(dir: &Path, k: usize, symbols: u64, batch_rows: usize) -> Result<Entities> {
+    let parts = map_kind_in(dir, k, symbols, batch_rows, |_| true, |part| part)?;
     Ok(Entities::concat(parts))
 }
 

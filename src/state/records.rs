@@ -162,7 +162,7 @@ pub fn reach(
     let Some(rows) = rows_on(events, &dirty, time)? else {
         return whole("most of the window's rows are on days read again".into());
     };
-    let named_before = symbols.len() as u64;
+    let table_before = symbols.len() as u64;
     let fresh = Reduced::of(&rows, time, walk, &mut symbols)?;
     drop(rows);
     let new = state.join(NEW);
@@ -171,7 +171,7 @@ pub fn reach(
         accounts,
         orphans,
         stale: &stale,
-        symbols: named_before,
+        symbols: table_before,
     };
     // The merge writes as it goes: a folder that cannot be written (a full disk) costs the run
     // its stored records, not its report, as when the records were written after it.
@@ -183,7 +183,7 @@ pub fn reach(
         Err(e) => return Ok((None, Made::Unusable(format!("not merged: {e}")))),
     };
     // Only dropping days leaves names unused.
-    if !stale.is_empty() && named_before > 2 * merged.named_before + SPARE_SYMBOLS {
+    if !stale.is_empty() && table_before > 2 * merged.named_before + SPARE_SYMBOLS {
         return whole("the symbol table was mostly names of days gone".into());
     }
     if merged.overlapping > 0 {
