@@ -63,6 +63,26 @@ impl Entities {
         all
     }
 
+    /// The records of the entities up to `bound` (all, when `None`), taken from the front.
+    pub(crate) fn split_through(&mut self, bound: Option<u32>) -> Entities {
+        fn front<T>(list: &mut Vec<T>, n: usize) -> Vec<T> {
+            match n == list.len() {
+                true => std::mem::take(list),
+                false => list.drain(..n).collect(),
+            }
+        }
+        let cells = bound.map_or(self.cells.len(), |b| {
+            self.cells.partition_point(|c| c.entity <= b)
+        });
+        let singles = bound.map_or(self.singles.len(), |b| {
+            self.singles.partition_point(|s| s.entity <= b)
+        });
+        Entities {
+            cells: front(&mut self.cells, cells),
+            singles: front(&mut self.singles, singles),
+        }
+    }
+
     /// Each entity's part, by entity (no entity is both a single and cells).
     fn parts(self) -> Vec<Part> {
         let singles = self.singles.into_iter().map(Part::Single);

@@ -422,7 +422,7 @@ fn records_read_back_as_written() {
 }
 
 /// One-account records with more days than one row group holds, and more cells than one
-/// holds: written a group at a time (`store::write_single_days`) and read back, whole or a row
+/// holds: written a group at a time (`store::KindWriter`) and read back, whole or a row
 /// group at a time (a record's days then span two batches), in record order.
 #[test]
 fn single_days_past_one_row_group_read_back() {
@@ -500,6 +500,92 @@ fn single_days_past_one_row_group_read_back() {
             .expect("batches");
         let each: Vec<(u32, usize)> = parts.into_iter().flatten().collect();
         assert_eq!(each, [(0, 100_000), (2, 100_000), (4, 100_000)]);
+    }
+}
+
+/// A night's merge streams each stored kind (`store::merge_kind`): whatever the batches read
+/// and the row groups written, the stored kind comes in pieces of whole entities in order, and
+/// what is written is the kind with its stale days dropped and the night merged in whole.
+#[test]
+fn a_kind_merged_as_streamed_is_the_kind_merged_whole() {
+    let rows = with_orphans(random_events(34));
+    let time = TimeParser::new(chrono_tz::Asia::Kolkata);
+    let day_of = |ts: i64| time.local_day(ts).day;
+    let night: BTreeSet<i64> = [day_of(5 * DAY_MS), day_of(11 * DAY_MS)].into();
+    // The night's days read again, and the first aged out.
+    let stale: BTreeSet<i64> = night.iter().copied().chain([day_of(0)]).collect();
+    let on: Vec<Event> = (rows.iter())
+        .filter(|r| night.contains(&day_of(r.0)))
+        .cloned()
+        .collect();
+    let mut symbols = Symbols::new();
+    let stored = Reduced::of(&frame(&rows), &time, WALK, &mut symbols).expect("reduce");
+    let fresh = Reduced::of(&frame(&on), &time, WALK, &mut symbols).expect("reduce");
+    let n = symbols.len() as u64;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let old = dir.path().join("old");
+    store::write(&old, &stored, &symbols).expect("written");
+    let both = |k: &Entities| !k.cells.is_empty() && !k.singles.is_empty();
+    assert!(
+        stored.kinds.iter().any(both),
+        "no kind of cells and singles"
+    );
+    for (k, theirs) in fresh.kinds.iter().enumerate() {
+        // Three rows a group, so that a batch of one group ends inside the kind.
+        let mut small = store::KindWriter::grouped(&old, k, 3).expect("writer");
+        small.push(&stored.kinds[k]).expect("pushed");
+        small.finish().expect("finished");
+        let mine = stored.kinds[k].clone().without_days(&stale);
+        let (want, twice) = mine.clone().merge(theirs.clone());
+        for (cells, days) in [(1, 1), (2, 5), (usize::MAX, usize::MAX)] {
+            let batches = store::Batches { cells, days };
+            let mut bounds: Vec<Option<u32>> = Vec::new();
+            store::stream_kind_in(&old, k, n, batches, |piece, bound| {
+                let singles = piece.singles.iter().map(|s| s.entity);
+                for e in piece.cells.iter().map(|c| c.entity).chain(singles) {
+                    let after = bounds.last().copied().flatten();
+                    assert!(after.is_none_or(|b| e > b), "{e} came after {after:?}");
+                    assert!(bound.is_none_or(|b| e <= b), "{e} is past {bound:?}");
+                }
+                bounds.push(bound);
+                Ok(())
+            })
+            .expect("streamed");
+            assert_eq!(bounds.last(), Some(&None));
+            for group in [1, 4, 1 << 20] {
+                let out = dir.path().join(format!("new-{k}-{cells}-{group}"));
+                std::fs::create_dir_all(&out).expect("folder");
+                let mut writer = store::KindWriter::grouped(&out, k, group).expect("writer");
+                let mut seen = Entities::default();
+                let show = |piece: &Entities| {
+                    seen.cells.extend(piece.cells.iter().cloned());
+                    seen.singles.extend(piece.singles.iter().cloned());
+                };
+                let merged = store::merge_kind_in(
+                    &old,
+                    k,
+                    n,
+                    batches,
+                    &stale,
+                    theirs.clone(),
+                    show,
+                    &mut writer,
+                )
+                .expect("merged");
+                writer.finish().expect("finished");
+                let back = store::read_kind(&out, k, n).expect("read back");
+                assert!(
+                    back == want,
+                    "kind {k} differs, batches {batches:?}, groups {group}"
+                );
+                assert!(
+                    seen == mine,
+                    "kind {k}: the stored pieces differ from the kind's"
+                );
+                assert_eq!(merged.overlapping, twice);
+                assert_eq!(merged.self_served, kind_self_served(&want));
+            }
+        }
     }
 }
 

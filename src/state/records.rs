@@ -28,7 +28,7 @@ use super::StoredFile;
 use crate::error::{Error, FrameContext, Result};
 use crate::normalize::TimeParser;
 use crate::normalize::schema::col as c;
-use crate::reduce::{KINDS, Reach, Reduced, Symbols, Walk, store};
+use crate::reduce::{Entities, KINDS, Reach, Reduced, Symbols, Walk, store};
 use roaring::RoaringBitmap;
 
 pub const DIR: &str = "records";
@@ -234,28 +234,32 @@ struct Merged {
 }
 
 impl Kept<'_> {
-    /// Each kind read, its stale days dropped, `fresh`'s merged in, and written into `new`, one
-    /// kind after another; then the account sets. What [`Reduced::without_days`] and
-    /// [`Reduced::merge`] do to records held whole, with one kind held at a time.
+    /// Each kind's stale days dropped and `fresh`'s merged in as the kind is streamed, written
+    /// into `new` as merged ([`store::merge_kind`]), one kind after another; then the account
+    /// sets. What [`Reduced::without_days`] and [`Reduced::merge`] do to records held whole, with
+    /// a few batches of one kind held at a time.
     fn merge_into(self, new: &Path, fresh: Reduced) -> Result<Merged> {
         let mut named = RoaringBitmap::new();
         let (mut accounts, mut self_served, mut overlapping) = (RoaringBitmap::new(), 0, 0);
         for (k, theirs) in fresh.kinds.into_iter().enumerate() {
-            let mine = store::read_kind(self.dir, k, self.symbols)?.without_days(self.stale);
-            named.extend(mine.cells.iter().map(|c| c.entity));
-            named.extend(mine.singles.iter().map(|s| s.entity));
-            if !self.stale.is_empty() {
-                for cell in &mine.cells {
-                    cell.accounts.add_to(&mut accounts);
+            let mut out = store::KindWriter::create(new, k)?;
+            let seen = |mine: &Entities| {
+                named.extend(mine.cells.iter().map(|c| c.entity));
+                named.extend(mine.singles.iter().map(|s| s.entity));
+                if !self.stale.is_empty() {
+                    for cell in &mine.cells {
+                        cell.accounts.add_to(&mut accounts);
+                    }
+                    accounts.extend(mine.singles.iter().map(|s| s.account));
                 }
-                accounts.extend(mine.singles.iter().map(|s| s.account));
-            }
-            let (joined, twice) = mine.merge(theirs);
-            overlapping += twice;
+            };
+            let stale = self.stale;
+            let kind = store::merge_kind(self.dir, k, self.symbols, stale, theirs, seen, &mut out)?;
+            overlapping += kind.overlapping;
             if KINDS[k] == c::PRINCIPAL {
-                self_served = crate::reduce::kind_self_served(&joined);
+                self_served = kind.self_served;
             }
-            store::write_kind(new, k, &joined)?;
+            out.finish()?;
         }
         let mut orphans = self.orphans;
         if self.stale.is_empty() {

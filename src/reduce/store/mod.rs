@@ -18,195 +18,28 @@
 //! ([`crate::state::records`]).
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
-use polars_io::parquet::write::{ParquetCompression, ParquetWriter};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
+
+mod stream;
+mod write;
+
+#[cfg(test)]
+pub(crate) use stream::{Batches, merge_kind_in, stream_kind_in};
+pub use stream::{KindMerged, merge_kind, stream_kind};
+pub use write::{KindWriter, write, write_kind, write_sets, write_symbols};
 
 use super::cells::{Accounts, Cell, Numbered};
 use super::single::{Single, SingleDay};
 use super::{Entities, KINDS, Reduced, Symbols};
 use crate::error::{Error, Result};
 
-/// Writes `reduced` and its `symbols` into `dir` (created if missing); returns the bytes written.
-/// LZ4, not zstd: records are rewritten every night. At 8.7M events (`benches/reduce_state.rs`)
-/// written in 0.33–0.36 s and read back in 0.25–0.26 s, 42 MB; with zstd 0.58–0.60 s and
-/// 0.32–0.39 s, 34 MB.
-pub fn write(dir: &Path, reduced: &Reduced, symbols: &Symbols) -> Result<u64> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    // The files side by side: each is written on one thread, and one after another the 41 MB of
-    // the 8.7M-event 120-night state's records took 0.26 s (0.28 s CPU) of every night that
-    // changes them (`benches/reduce_state.rs`, `docs/performance.md`, twenty-third session).
-    let (head, kinds) = rayon::join(
-        || {
-            rayon::join(
-                || write_symbols(dir, symbols),
-                || write_sets(dir, &reduced.accounts, &reduced.orphans),
-            )
-        },
-        || {
-            (reduced.kinds.par_iter().enumerate())
-                .map(|(k, kind)| write_kind(dir, k, kind))
-                .collect::<Result<Vec<u64>>>()
-        },
-    );
-    Ok(head.0? + head.1? + kinds?.iter().sum::<u64>())
-}
-
-/// The symbol table, one name a row in code order.
-pub fn write_symbols(dir: &Path, symbols: &Symbols) -> Result<u64> {
-    let ids: Vec<&str> = (0..symbols.len() as u32).map(|c| symbols.name(c)).collect();
-    table(&dir.join("symbols.parquet"), vec![column("id", ids)])
-}
-
-/// Kind `k`'s tables (its index in [`KINDS`]), its cells and its singles side by side.
-pub fn write_kind(dir: &Path, k: usize, kind: &Entities) -> Result<u64> {
-    let (cells, singles) = rayon::join(
-        || write_cells(&kind_file(dir, "cells", k), &kind.cells),
-        || write_singles(dir, k, &kind.singles),
-    );
-    Ok(cells? + singles?)
-}
-
 /// Where kind `k`'s `table` is.
 fn kind_file(dir: &Path, table: &str, k: usize) -> PathBuf {
     dir.join(format!("{table}-{k}.parquet"))
-}
-
-/// The orphans' accounts by day and the set of every account.
-pub fn write_sets(
-    dir: &Path,
-    accounts: &RoaringBitmap,
-    orphans: &BTreeMap<i64, RoaringBitmap>,
-) -> Result<u64> {
-    let written = table(
-        &dir.join("orphans.parquet"),
-        vec![
-            column("day", orphans.keys().copied()),
-            column("accounts", orphans.values().map(|b| Some(bitmap_bytes(b)))),
-        ],
-    )?;
-    let path = dir.join("accounts.roaring");
-    let bytes = bitmap_bytes(accounts);
-    std::fs::write(&path, &bytes).map_err(|e| Error::io(&path, e))?;
-    Ok(written + bytes.len() as u64)
-}
-
-fn write_cells(path: &Path, cells: &[Cell]) -> Result<u64> {
-    let u64s = |f: fn(&Cell) -> u64| cells.iter().map(f);
-    let i64s = |f: fn(&Cell) -> i64| cells.iter().map(f);
-    let blobs = |f: &dyn Fn(&Cell) -> Option<Vec<u8>>| cells.iter().map(f).collect::<Vec<_>>();
-    table(
-        path,
-        vec![
-            column("entity", cells.iter().map(|c| c.entity)),
-            column("day", i64s(|c| c.day)),
-            column("events", u64s(|c| c.events)),
-            column("own_rows", u64s(|c| c.own_rows)),
-            column("first", i64s(|c| c.first)),
-            column("last", i64s(|c| c.last)),
-            column("peak_hour", u64s(|c| c.peak_hour)),
-            column("accounts", blobs(&|c| Some(accounts_bytes(&c.accounts)))),
-            column(
-                "walk",
-                blobs(&|c| (!c.walk.is_empty()).then(|| bitmap_bytes(&c.walk))),
-            ),
-            column(
-                "split_hours",
-                blobs(&|c| (!c.split_hours.is_empty()).then(|| hours_bytes(&c.split_hours))),
-            ),
-            column(
-                "first_numbered",
-                blobs(&|c| c.first_numbered.map(numbered_bytes)),
-            ),
-            column(
-                "last_numbered",
-                blobs(&|c| c.last_numbered.map(numbered_bytes)),
-            ),
-        ],
-    )
-}
-
-fn write_singles(dir: &Path, k: usize, singles: &[Single]) -> Result<u64> {
-    let written = table(
-        &kind_file(dir, "singles", k),
-        vec![
-            column("entity", singles.iter().map(|s| s.entity)),
-            column("account", singles.iter().map(|s| s.account)),
-            column("number", singles.iter().map(|s| s.number)),
-            column("days", singles.iter().map(|s| s.days.len() as u32)),
-        ],
-    )?;
-    let days_written = write_single_days(&kind_file(dir, "single_days", k), singles)?;
-    Ok(written + days_written)
-}
-
-/// The days of `singles`, in record order, a row group at a time: built in one pass over the
-/// records (not one pass a column) and written as built, so only one group's columns are ever
-/// held. At 85.9M events (28.3M days), the five columns built whole took 1.8 s, as long as
-/// encoding and writing them; built in one pass, 0.4 s, but 250 MB more at the run's peak; a
-/// group at a time, the records' write 3.6–4.2 → 2.4–2.5 s at the same peak (a night added to
-/// that state, `docs/performance.md`, twenty-fifth session).
-fn write_single_days(path: &Path, singles: &[Single]) -> Result<u64> {
-    let schema = Schema::from_iter([
-        Field::new("day".into(), DataType::Int32),
-        Field::new("first".into(), DataType::UInt32),
-        Field::new("last".into(), DataType::UInt32),
-        Field::new("events".into(), DataType::UInt32),
-        Field::new("own".into(), DataType::UInt32),
-    ]);
-    let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    let mut writer = ParquetWriter::new(file)
-        .with_compression(ParquetCompression::Lz4Raw)
-        .batched(&schema)
-        .map_err(|e| broken(path, e))?;
-    let mut group = DayColumns::default();
-    for s in singles {
-        for d in &s.days {
-            group.day.push(d.day);
-            group.first.push(d.first);
-            group.last.push(d.last);
-            group.events.push(u32::from(d.events));
-            group.own.push(u32::from(d.own));
-        }
-        if group.day.len() >= crate::frame::PARQUET_GROUP_ROWS {
-            writer
-                .write_batch(&std::mem::take(&mut group).frame(path)?)
-                .map_err(|e| broken(path, e))?;
-        }
-    }
-    if !group.day.is_empty() || singles.is_empty() {
-        writer
-            .write_batch(&group.frame(path)?)
-            .map_err(|e| broken(path, e))?;
-    }
-    writer.finish().map_err(|e| broken(path, e))
-}
-
-/// One row group of the days' table, being built.
-#[derive(Default)]
-struct DayColumns {
-    day: Vec<i32>,
-    first: Vec<u32>,
-    last: Vec<u32>,
-    events: Vec<u32>,
-    own: Vec<u32>,
-}
-
-impl DayColumns {
-    fn frame(self, path: &Path) -> Result<DataFrame> {
-        let columns = vec![
-            column("day", self.day),
-            column("first", self.first),
-            column("last", self.last),
-            column("events", self.events),
-            column("own", self.own),
-        ];
-        crate::frame::table_of(columns).map_err(|e| broken(path, e))
-    }
 }
 
 /// Reads what [`write`] wrote.

@@ -1,0 +1,222 @@
+//! A kind's records read as one stream in entity order, cells and singles together: what a
+//! state's night merge walks beside the night's own records ([`crate::state::records`]), so that
+//! it holds a few batches of a kind instead of the kind. The two tables are read on threads of
+//! their own, each a batch ahead at most, and their batches are cut where both are whole.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, sync_channel};
+
+use super::{BATCH_ROWS, CELL_BATCH_ROWS, broken, kind_file, map_cells, map_singles};
+use super::{KindWriter, ordered, within};
+use crate::error::Result;
+use crate::reduce::{Entities, KINDS};
+
+/// Rows of a stored kind's tables read at once: a cells' row group, and about [`BATCH_ROWS`] of
+/// the singles' days (see `map_kind`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Batches {
+    pub cells: usize,
+    pub days: usize,
+}
+
+impl Default for Batches {
+    fn default() -> Self {
+        Batches {
+            cells: CELL_BATCH_ROWS,
+            days: BATCH_ROWS,
+        }
+    }
+}
+
+/// What [`merge_kind`] counted of the records it wrote.
+#[derive(Debug, Default, PartialEq)]
+pub struct KindMerged {
+    /// (entity, day) cells both sides held (see `Entities::merge`).
+    pub overlapping: u64,
+    /// Entities that touched their own account (what the population reads of principals).
+    pub self_served: u64,
+}
+
+/// Kind `k` of the records in `dir` without the local days `stale`, merged with `theirs` (the
+/// same kind of a night's records) and written by `out` as the stream passes them; `seen` is
+/// shown each stored piece once its days are dropped. Equal to dropping the days from the kind
+/// read whole and merging it whole (`Entities::without_days`, `Entities::merge`), as each is done
+/// entity by entity; tested at batches of a few rows against that.
+pub fn merge_kind(
+    dir: &Path,
+    k: usize,
+    symbols: u64,
+    stale: &BTreeSet<i64>,
+    theirs: Entities,
+    seen: impl FnMut(&Entities),
+    out: &mut KindWriter,
+) -> Result<KindMerged> {
+    merge_kind_in(
+        dir,
+        k,
+        symbols,
+        Batches::default(),
+        stale,
+        theirs,
+        seen,
+        out,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn merge_kind_in(
+    dir: &Path,
+    k: usize,
+    symbols: u64,
+    batches: Batches,
+    stale: &BTreeSet<i64>,
+    mut theirs: Entities,
+    mut seen: impl FnMut(&Entities),
+    out: &mut KindWriter,
+) -> Result<KindMerged> {
+    let mut merged = KindMerged::default();
+    stream_kind_in(dir, k, symbols, batches, |mine, bound| {
+        let mine = mine.without_days(stale);
+        seen(&mine);
+        let (joined, twice) = mine.merge(theirs.split_through(bound));
+        merged.overlapping += twice;
+        merged.self_served += crate::reduce::kind_self_served(&joined);
+        out.push(&joined)
+    })?;
+    Ok(merged)
+}
+
+/// Kind `k`'s records handed to `each` in entity order, as pieces that each hold every record of
+/// the entities up to the bound given with it (past the last piece's, none): whatever the stream
+/// has of an entity, cells or a single, is in one piece. Checked as `read_kind` checks a whole
+/// kind; an error of `each` stops the reading.
+pub fn stream_kind(
+    dir: &Path,
+    k: usize,
+    symbols: u64,
+    each: impl FnMut(Entities, Option<u32>) -> Result<()>,
+) -> Result<()> {
+    stream_kind_in(dir, k, symbols, Batches::default(), each)
+}
+
+pub(crate) fn stream_kind_in(
+    dir: &Path,
+    k: usize,
+    symbols: u64,
+    batches: Batches,
+    mut each: impl FnMut(Entities, Option<u32>) -> Result<()>,
+) -> Result<()> {
+    if k >= KINDS.len() {
+        return Err(broken(dir, "an unknown entity kind"));
+    }
+    let checked = |part: &Entities| -> Result<()> {
+        if !within(part, symbols) {
+            return Err(broken(dir, "a code beyond the symbol table"));
+        }
+        if !ordered(part) {
+            return Err(broken(dir, "records out of entity and day order"));
+        }
+        Ok(())
+    };
+    let hung_up = || broken(dir, "the merge stopped reading");
+    // One batch waits in each channel while the next is read.
+    let (cells_out, cells_in) = sync_channel::<Entities>(1);
+    let (singles_out, singles_in) = sync_channel::<Entities>(1);
+    // Threads of their own, not rayon's: a reader blocked on a full channel must not hold one of
+    // the pool's threads, which the merge's own parallel work needs.
+    std::thread::scope(|scope| {
+        let cells = scope.spawn(|| {
+            let send = |part: Entities| {
+                checked(&part)?;
+                cells_out.send(part).map_err(|_| hung_up())
+            };
+            let path = kind_file(dir, "cells", k);
+            let read = map_cells(&path, batches.cells, &|_| true, &send);
+            drop(cells_out);
+            read
+        });
+        let singles = scope.spawn(|| {
+            let send = |part: Entities| {
+                checked(&part)?;
+                singles_out.send(part).map_err(|_| hung_up())
+            };
+            let read = map_singles(dir, k, batches.days, &|_| true, &send);
+            drop(singles_out);
+            read
+        });
+        let merged = walk([Feed::new(cells_in), Feed::new(singles_in)], &mut each);
+        // The feeds are dropped: a reader blocked on its channel wakes to a hang-up.
+        let read = [cells.join(), singles.join()].map(|joined| {
+            joined
+                .unwrap_or_else(|_| Err(broken(dir, "a reader stopped")))
+                .map(|_| ())
+        });
+        // A reader's own error explains a stream that ended early; a hang-up, the merge's.
+        let [cells, singles] = read;
+        match merged {
+            Ok(()) => cells.and(singles),
+            Err(e) => Err(e),
+        }
+    })
+}
+
+/// One table's batches as they arrive.
+struct Feed {
+    from: Receiver<Entities>,
+    held: Entities,
+    ended: bool,
+}
+
+impl Feed {
+    fn new(from: Receiver<Entities>) -> Feed {
+        Feed {
+            from,
+            held: Entities::default(),
+            ended: false,
+        }
+    }
+
+    /// Waits for a batch when none is held.
+    fn fill(&mut self) {
+        while !self.ended && self.held.cells.is_empty() && self.held.singles.is_empty() {
+            match self.from.recv() {
+                Ok(batch) => self.held = batch,
+                Err(_) => self.ended = true,
+            }
+        }
+    }
+
+    /// The last entity this table is known whole to: its last held (batches are whole
+    /// entities); `None` once it has ended.
+    fn whole_to(&self) -> Option<u32> {
+        if self.ended {
+            return None;
+        }
+        let cell = self.held.cells.last().map(|c| c.entity);
+        let single = self.held.singles.last().map(|s| s.entity);
+        cell.max(single)
+    }
+}
+
+/// Hands `each` the feeds' records piece by piece, each piece cut at the lowest entity both
+/// feeds are whole to.
+fn walk(
+    mut feeds: [Feed; 2],
+    each: &mut impl FnMut(Entities, Option<u32>) -> Result<()>,
+) -> Result<()> {
+    loop {
+        feeds.iter_mut().for_each(Feed::fill);
+        let bound = feeds.iter().filter_map(Feed::whole_to).min();
+        let mut piece = Entities::default();
+        for feed in &mut feeds {
+            let mut taken = feed.held.split_through(bound);
+            piece.cells.append(&mut taken.cells);
+            piece.singles.append(&mut taken.singles);
+        }
+        each(piece, bound)?;
+        if bound.is_none() {
+            return Ok(());
+        }
+    }
+}
