@@ -200,6 +200,9 @@ impl Store {
         reading: Reading,
     ) -> Result<Update> {
         let (mut manifest, mut notes, _) = self.add(found, inputs, opts, settings, reading)?;
+        // What reading the new files freed goes back before the window is read back: kept, it
+        // stood under the whole read-back.
+        crate::memory::release_freed();
         // Whole local days, not instants: the files of one night (an access log ending at
         // 16:00, its issuer's log at 15:58) leave together.
         if let (Some(days), Some(newest)) = (retain_days, newest(&manifest.files)) {
@@ -470,6 +473,11 @@ impl Store {
             ));
         }
         drop((parts, known));
+        // Only listing adds ids. Sealed here, not after ingest, the slots that a night's new ids
+        // made the table build again (32M of 8 bytes over the 85.9M-event state's 15.2M ids) are
+        // gone before the frame is read back beside them.
+        tokens.seal();
+        crate::memory::release_freed();
         // With the cold columns beside the frame, they stay in the partitions until evidence
         // reads a few of their rows (`partition::read_hot`).
         let frames = batches
