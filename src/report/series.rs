@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
+use roaring::RoaringBitmap;
 
 use crate::detect::{DetectInput, Entity, EntityKind};
 use crate::error::Result;
@@ -184,16 +185,10 @@ fn daily(
             tally
         })
         .collect();
-    // Each entity's list sized once, and each chunk's tally dropped as it is merged: grown a
-    // chunk at a time, the lists stood up to twice their length beside the chunks' own.
     let mut all = Tally::new(charted.len());
-    for (e, pairs) in all.pairs.iter_mut().enumerate() {
-        pairs.reserve_exact(parts.iter().map(|p| p.pairs[e].len()).sum());
-    }
     for part in parts {
         all.merge(part);
     }
-    all.settle();
     let heatmap = top.map(|e| Heatmap {
         entity: e.clone(),
         zone: input.time.tz.to_string(),
@@ -204,10 +199,12 @@ fn daily(
 
 /// Counts behind [`daily`] for one chunk or for all, per charted entity.
 struct Tally {
-    /// Events per local day, counted from `pairs` by [`Tally::count`].
-    events: Vec<BTreeMap<i64, u64>>,
-    /// (day, account) of each event, packed (see [`Tally::add`]); once counted, the distinct
-    /// pairs with an account, sorted.
+    /// Each local day's events and accounts, from `pairs` by [`Tally::count`]. Accounts as
+    /// bitmaps of their codes: the lead of the 85.9M-event state, an address with 26.9M events,
+    /// had 8 bytes a distinct (day, account) pair in a list per chunk and again in the merged
+    /// list, which set the stage's peak, 0.43 GB above what the run held (a night added).
+    days: Vec<BTreeMap<i64, (u64, RoaringBitmap)>>,
+    /// (day, account) of each event added since the last count, packed (see [`Tally::add`]).
     pairs: Vec<Vec<u64>>,
     /// The top entity's events per (local day, local hour).
     cells: BTreeMap<(i64, i64), u64>,
@@ -220,7 +217,7 @@ const DAY_MIN: i64 = TS_MIN.div_euclid(DAY_MS) - 1;
 impl Tally {
     fn new(entities: usize) -> Tally {
         Tally {
-            events: vec![BTreeMap::new(); entities],
+            days: vec![BTreeMap::new(); entities],
             pairs: vec![Vec::new(); entities],
             cells: BTreeMap::new(),
         }
@@ -241,70 +238,50 @@ impl Tally {
         }
     }
 
-    /// Counts the events added since the last count per day and keeps only distinct pairs with
-    /// an account: per chunk, so a busy entity's pairs shrink before they are merged.
+    /// Counts the pairs added since the last count into each day's events and accounts.
     fn count(&mut self) {
-        for (events, pairs) in self.events.iter_mut().zip(&mut self.pairs) {
+        for (days, pairs) in self.days.iter_mut().zip(&mut self.pairs) {
             pairs.sort_unstable();
             for run in pairs.chunk_by(|x, y| x >> 32 == y >> 32) {
-                *events.entry(day_of(run[0])).or_default() += run.len() as u64;
+                let (events, accounts) = days.entry(day_of(run[0])).or_default();
+                *events += run.len() as u64;
+                // Sorted: appended past the last, unless already there.
+                for a in (run.iter().map(|&p| p as u32)).filter(|&a| a != NULL) {
+                    if accounts.try_push(a).is_err() {
+                        accounts.insert(a);
+                    }
+                }
             }
-            pairs.dedup();
-            pairs.retain(|&p| p as u32 != NULL);
-        }
-    }
-
-    /// Sorts and deduplicates merged pairs (already counted), each entity's list on every core:
-    /// one list per thread left the busiest entity's on one core. The list is each chunk's
-    /// sorted pairs one after another, which a stable sort merges as runs. Over the 85.9M-event
-    /// state (the lead an address with 26.9M events; `--timings`, two runs each, temporary
-    /// laps): 0.60 s one list per thread, 0.38 s each on every core unstably, 0.25 s stably; the
-    /// chart series stage 1.41–1.45 → 1.11–1.12 s. But a stable sort takes a buffer as long as
-    /// the list, and it set the stage's peak: unstably in place, with the lists sized once
-    /// (`daily`), the stage peaks at 4.99–5.03 GB instead of 5.20–5.23 GB in 1.2 s instead of
-    /// 1.05–1.07 s (the stage no longer the run's peak; `--timings-per-detector`, two runs
-    /// each, twenty-eighth session; without the sizing, 5.11–5.13 GB).
-    fn settle(&mut self) {
-        for pairs in &mut self.pairs {
-            pairs.par_sort_unstable();
-            pairs.dedup();
+            *pairs = Vec::new();
         }
     }
 
     fn merge(&mut self, other: Tally) {
-        for (mine, theirs) in self.events.iter_mut().zip(other.events) {
-            for (day, n) in theirs {
-                *mine.entry(day).or_default() += n;
+        for (mine, theirs) in self.days.iter_mut().zip(other.days) {
+            for (day, (events, accounts)) in theirs {
+                let (n, set) = mine.entry(day).or_default();
+                *n += events;
+                *set |= accounts;
             }
-        }
-        for (mine, theirs) in self.pairs.iter_mut().zip(other.pairs) {
-            mine.extend(theirs);
         }
         for (cell, n) in other.cells {
             *self.cells.entry(cell).or_default() += n;
         }
     }
 
-    /// `(day, events, distinct accounts)` per entity, in day order ([`Tally::settle`] first).
+    /// `(day, events, distinct accounts)` per entity, in day order.
     fn days(&self) -> Vec<Days> {
-        self.events
-            .iter()
-            .zip(&self.pairs)
-            .map(|(events, pairs)| {
-                let mut accounts: BTreeMap<i64, u64> = BTreeMap::new();
-                for run in pairs.chunk_by(|x, y| x >> 32 == y >> 32) {
-                    accounts.insert(day_of(run[0]), run.len() as u64);
-                }
-                events
-                    .iter()
-                    .map(|(&d, &n)| (d, n, accounts.get(&d).copied().unwrap_or(0)))
+        (self.days.iter())
+            .map(|days| {
+                (days.iter())
+                    .map(|(&d, (n, accounts))| (d, *n, accounts.len()))
                     .collect()
             })
             .collect()
     }
 }
 
-/// The UTC day of a packed (day, account) pair.
+/// The local day of a packed (day, account) pair.
 fn day_of(pair: u64) -> i64 {
     (pair >> 32) as i64 + DAY_MIN
 }
@@ -453,7 +430,11 @@ mod tests {
     /// without an account count as events only), and the top entity's heat map in local time.
     #[test]
     fn daily_counts_events_accounts_and_local_hours() {
-        let head = frame(&[(HOUR, "alice", "203.0.113.9", Some("C1"))]);
+        // Alice's accounts of day 0 are in both chunks: C5 in one, C1 in both.
+        let head = frame(&[
+            (HOUR, "alice", "203.0.113.9", Some("C1")),
+            (HOUR, "alice", "203.0.113.8", Some("C5")),
+        ]);
         let tail = frame(&[
             (2 * HOUR, "alice", "203.0.113.9", Some("C1")),
             (23 * HOUR + HOUR / 2, "alice", "203.0.113.8", None),
@@ -478,12 +459,12 @@ mod tests {
         let (days, heatmap) = daily(&input, &charted, Some(&alice)).expect("daily");
         // Berlin is an hour ahead of UTC in January: 23:30 UTC is 00:30 the next local day, in
         // the daily counts as on the heat map.
-        assert_eq!(days[0], [(0, 2, 1), (1, 2, 1)]);
+        assert_eq!(days[0], [(0, 3, 2), (1, 2, 1)]);
         assert_eq!(days[1], [(0, 2, 1), (1, 1, 1)]);
         assert!(days[2].is_empty());
-        assert_eq!(days[3], [(0, 2, 1), (1, 3, 2)]);
+        assert_eq!(days[3], [(0, 3, 2), (1, 3, 2)]);
         assert!(days[4].is_empty());
         let heatmap = heatmap.expect("heat map");
-        assert_eq!(heatmap.cells, [(0, 2, 1), (0, 3, 1), (1, 0, 1), (1, 2, 1)]);
+        assert_eq!(heatmap.cells, [(0, 2, 2), (0, 3, 1), (1, 0, 1), (1, 2, 1)]);
     }
 }
