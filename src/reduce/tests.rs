@@ -532,7 +532,7 @@ fn a_kind_merged_as_streamed_is_the_kind_merged_whole() {
     );
     for (k, theirs) in fresh.kinds.iter().enumerate() {
         // Three rows a group, so that a batch of one group ends inside the kind.
-        let mut small = store::KindWriter::grouped(&old, k, 3).expect("writer");
+        let mut small = store::KindWriter::grouped(&old, k, (3, 3)).expect("writer");
         small.push(&stored.kinds[k]).expect("pushed");
         small.finish().expect("finished");
         let mine = stored.kinds[k].clone().without_days(&stale);
@@ -555,7 +555,8 @@ fn a_kind_merged_as_streamed_is_the_kind_merged_whole() {
             for group in [1, 4, 1 << 20] {
                 let out = dir.path().join(format!("new-{k}-{cells}-{group}"));
                 std::fs::create_dir_all(&out).expect("folder");
-                let mut writer = store::KindWriter::grouped(&out, k, group).expect("writer");
+                let mut writer =
+                    store::KindWriter::grouped(&out, k, (group, group)).expect("writer");
                 let mut seen = Entities::default();
                 let show = |piece: &Entities| {
                     seen.cells.extend(piece.cells.iter().cloned());

@@ -182,11 +182,12 @@ fn read_symbols(dir: &Path) -> Result<Symbols> {
 /// byte-identical; `docs/performance.md`, twenty-eighth session).
 const BATCH_ROWS: usize = 2 << 20;
 
-/// At most this many rows of a cells' table are read at once (one row group as written). A cell
-/// holds its day's accounts as a bitmap, hundreds of bytes where a single's day is 16: the
-/// 85.9M-event state's 0.7M /24 cells, read in one batch of [`BATCH_ROWS`], stood 0.55 GB above
-/// what enumeration started from.
-const CELL_BATCH_ROWS: usize = crate::frame::PARQUET_GROUP_ROWS;
+/// At most this many rows of a cells' table are read at once (one row group as written; records
+/// written before the thirtieth session have groups of 262,144 rows or more, read one at a
+/// time). A cell holds its day's accounts as a bitmap, hundreds of bytes where a single's day is
+/// 16: the 85.9M-event state's 0.7M /24 cells, read in one batch of [`BATCH_ROWS`], stood 0.55 GB
+/// above what enumeration started from.
+const CELL_BATCH_ROWS: usize = write::CELL_GROUP;
 
 /// What `f` makes of a kind's cells of the entities `keep` holds, a batch of whole entities at
 /// a time: each batch's cells are built side by side, and the last entity's carried into the
