@@ -167,7 +167,11 @@ fn daily(
         .collect::<Result<Vec<_>>>()?;
     let (targets, ts) = (code_arrays(&frame, c::TARGET)?, ts_arrays(&frame)?);
     let heat = top.is_some();
-    let parts: Vec<Tally> = (0..ts.len())
+    // Each chunk's tally merged as it is made: all chunks' tallies collected first held every
+    // chunk's bitmaps of the lead entity at once (0.39 GB above what the run held over the
+    // 257.5M-event state).
+    let n = charted.len();
+    let all = (0..ts.len())
         .into_par_iter()
         .map(|k| {
             let mut tally = Tally::new(charted.len());
@@ -185,11 +189,13 @@ fn daily(
             tally.count();
             tally
         })
-        .collect();
-    let mut all = Tally::new(charted.len());
-    for part in parts {
-        all.merge(part);
-    }
+        .reduce(
+            || Tally::new(n),
+            |mut all, part| {
+                all.merge(part);
+                all
+            },
+        );
     let heatmap = top.map(|e| Heatmap {
         entity: e.clone(),
         zone: input.time.tz.to_string(),
