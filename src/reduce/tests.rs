@@ -590,6 +590,50 @@ fn a_kind_merged_as_streamed_is_the_kind_merged_whole() {
     }
 }
 
+/// A stream whose merge fails stops: the readers, blocked a batch ahead, wake to the hang-up
+/// and the merge's error is the one returned. A stream whose records are out of order fails
+/// with the reader's error, even after the merge was handed what came before.
+#[test]
+fn a_stream_stops_on_the_merge_s_error_and_on_its_reader_s() {
+    let mut symbols = Symbols::new();
+    let stored = Reduced::of(
+        &frame(&random_events(8)),
+        &TimeParser::new(chrono_tz::UTC),
+        WALK,
+        &mut symbols,
+    )
+    .expect("reduce");
+    let n = symbols.len() as u64;
+    let dir = tempfile::tempdir().expect("temp dir");
+    store::write(dir.path(), &stored, &symbols).expect("written");
+    let principals = &stored.kinds[1];
+    let mut one_row = store::KindWriter::grouped(dir.path(), 1, (1, 1)).expect("writer");
+    one_row.push(principals).expect("pushed");
+    one_row.finish().expect("finished");
+    let batches = store::Batches { cells: 1, days: 1 };
+    let mut pieces = 0;
+    let stopped = store::stream_kind_in(dir.path(), 1, n, batches, |_, _| {
+        pieces += 1;
+        Err(crate::error::Error::State {
+            path: dir.path().to_path_buf(),
+            reason: "the merge cannot write".into(),
+        })
+    });
+    let e = stopped.expect_err("the merge's error");
+    assert!(e.to_string().contains("the merge cannot write"), "{e}");
+    assert_eq!(pieces, 1);
+    // The same records with two singles swapped.
+    let mut swapped = principals.clone();
+    let last = swapped.singles.len() - 1;
+    swapped.singles.swap(0, last);
+    let mut writer = store::KindWriter::grouped(dir.path(), 1, (1, 1)).expect("writer");
+    writer.push(&swapped).expect("pushed");
+    writer.finish().expect("finished");
+    let e = store::stream_kind_in(dir.path(), 1, n, batches, |_, _| Ok(()))
+        .expect_err("the reader's error");
+    assert!(e.to_string().contains("out of entity and day order"), "{e}");
+}
+
 /// Rows of no principal, key or address: their accounts count, and stay counted by day.
 fn with_orphans(mut rows: Vec<Event>) -> Vec<Event> {
     for d in [0, 3, 3, 7] {

@@ -147,17 +147,14 @@ pub(crate) fn stream_kind_in(
         });
         let merged = walk([Feed::new(cells_in), Feed::new(singles_in)], &mut each);
         // The feeds are dropped: a reader blocked on its channel wakes to a hang-up.
-        let read = [cells.join(), singles.join()].map(|joined| {
+        let [cells, singles] = [cells.join(), singles.join()].map(|joined| {
             joined
                 .unwrap_or_else(|_| Err(broken(dir, "a reader stopped")))
                 .map(|_| ())
         });
-        // A reader's own error explains a stream that ended early; a hang-up, the merge's.
-        let [cells, singles] = read;
-        match merged {
-            Ok(()) => cells.and(singles),
-            Err(e) => Err(e),
-        }
+        // The merge's error first (the readers' are then hang-ups); past it, a reader's own
+        // error explains a stream that ended early.
+        merged.and(cells).and(singles)
     })
 }
 
