@@ -11,7 +11,9 @@
 //! bitmaps in roaring's portable format (which the Java, C and Go libraries read), inside
 //! binary columns; a one-account set as its 4-byte code (no portable bitmap is that short).
 //! A kind's tables are files of their own so that a kind is read, merged and written without the
-//! others: a state's nightly run holds one kind at a time ([`crate::reduce::Reach`]).
+//! others, and each is read a batch of whole entities at a time ([`map_kind`]) and written a row
+//! group at a time ([`KindWriter`]); a night's merge streams a kind through both
+//! ([`merge_kind`]), so a state's run never holds a kind whole ([`crate::reduce::Reach`]).
 //! Everything read back is checked: a short or foreign field, or a code the symbol table does
 //! not hold, is an error naming the file, never a panic. [`Reduced::overlapping`] is a merge's
 //! count, not stored. A `--state` keeps its window's records this way
