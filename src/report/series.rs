@@ -174,7 +174,7 @@ fn daily(
     let all = (0..ts.len())
         .into_par_iter()
         .map(|k| {
-            let mut tally = Tally::new(charted.len());
+            let mut tally = Tally::new(n);
             let target = targets[k];
             for (key, table) in &keys {
                 let key = key[k];

@@ -200,9 +200,6 @@ impl Store {
         reading: Reading,
     ) -> Result<Update> {
         let (mut manifest, mut notes, _) = self.add(found, inputs, opts, settings, reading)?;
-        // What reading the new files freed goes back before the window is read back: kept, it
-        // stood under the whole read-back.
-        crate::memory::release_freed();
         // Whole local days, not instants: the files of one night (an access log ending at
         // 16:00, its issuer's log at 15:58) leave together.
         if let (Some(days), Some(newest)) = (retain_days, newest(&manifest.files)) {
