@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Two audithound binaries on the issue's nightly yardstick: night N+1 added to a state of the first
+# N day folders, alternated, each run on a fresh copy of a state built here, so that no run changes
+# what the next one starts from (hand-kept states had taken their night by mistake: see
+# docs/performance.md, thirtieth session). The state is built by NEW_BIN, so OLD_BIN must read
+# NEW_BIN's state format.
+# Usage: scripts/compare_nightly.sh OLD_BIN NEW_BIN [N ...]   (default N: 30 120)
+# Env: RUNS (default 3), WORK (default /tmp/audithound-bench, where scripts/bench_state.sh leaves
+# nights-10M/). Prints "nights binary seconds peak_rss_MB" per run, then whether the reports match.
+set -euo pipefail
+old=$1 new=$2
+shift 2
+sizes=("$@")
+[ ${#sizes[@]} -eq 0 ] && sizes=(30 120)
+work="${WORK:-/tmp/audithound-bench}"
+nights="$work/nights-10M"
+ctx=(--roster "$nights/roster.csv" --credentials "$nights/credentials.csv")
+mapfile -t days < <(find "$nights/days" -mindepth 1 -maxdepth 1 -type d | sort)
+for n in "${sizes[@]}"; do
+  base="$work/nightly-base-$n"
+  rm -rf "$base"
+  "$new" analyze "${days[@]:0:n}" "${ctx[@]}" --state "$base" --out "$work/nightly-report" \
+    --force --quiet 2>/dev/null
+  held=$(grep -c '"path"' "$base/state.json")
+  [ "$held" = "$n" ] || { echo "the $n-night state holds $held files" >&2; exit 1; }
+  for ((i = 0; i < ${RUNS:-3}; i++)); do
+    for p in "old $old" "new $new"; do
+      read -r name bin <<<"$p"
+      rm -rf "$work/nightly-copy"
+      cp -r "$base" "$work/nightly-copy"
+      /usr/bin/time -f "%e %M" "$bin" analyze "${days[n]}" "${ctx[@]}" --state "$work/nightly-copy" \
+        --out "$work/nightly-$name" --force --quiet 2>"$work/nightly.log" >/dev/null
+      echo "$n $name $(tail -1 "$work/nightly.log" | awk '{printf "%s %d\n", $1, $2 / 1024}')"
+    done
+  done
+  if diff -rq "$work/nightly-old" "$work/nightly-new" >/dev/null; then
+    echo "$n reports identical"
+  else
+    echo "$n reports differ"
+  fi
+  rm -rf "$work/nightly-copy" "$base"
+done
