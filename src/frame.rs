@@ -98,10 +98,8 @@ pub fn parquet_batches(
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let metadata = (ParquetReader::new(file).get_metadata().cloned()).map_err(&broken)?;
     let sizes: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
-    let mut first = 0;
     for run in runs(&sizes, rows) {
-        let part = groups_of(&metadata, first..first + run.len());
-        first += run.len();
+        let part = groups_of(&metadata, run);
         each(read_row_groups(path, Arc::new(part), None, &broken)?)?;
     }
     Ok(())
@@ -139,19 +137,19 @@ pub fn groups_of(
     part
 }
 
-/// Consecutive sizes (rows of row groups, of chunks) in runs of at most `bound` rows together
-/// (at least one size each; one empty run for no sizes).
-pub fn runs(sizes: &[usize], bound: usize) -> Vec<&[usize]> {
+/// Consecutive sizes (rows of row groups, of chunks) in runs of at most `bound` rows together,
+/// as ranges of their indices (at least one size each; one empty run for no sizes).
+pub fn runs(sizes: &[usize], bound: usize) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let (mut start, mut rows) = (0, 0);
     for (i, &n) in sizes.iter().enumerate() {
         if i > start && rows + n > bound {
-            out.push(&sizes[start..i]);
+            out.push(start..i);
             (start, rows) = (i, 0);
         }
         rows += n;
     }
-    out.push(&sizes[start..]);
+    out.push(start..sizes.len());
     out
 }
 

@@ -564,10 +564,8 @@ pub(crate) fn kind_profiles_by_name(
     walk: Walk,
     detail_from: u64,
 ) -> Vec<(u32, Profile)> {
-    by_name(
-        kind_profiles(kind, accounts, key, walk, detail_from),
-        symbols,
-    )
+    let profiles = kind_profiles(kind, accounts, key, walk, detail_from);
+    by_name(profiles, |p| p.0, symbols)
 }
 
 /// [`kind_profiles_by_name`] in the records' order.
@@ -593,10 +591,14 @@ pub(crate) fn kind_profiles(
     )
 }
 
-/// `list` in the order of its entities' names in `symbols`.
-pub(crate) fn by_name<T: Send>(mut list: Vec<(u32, T)>, symbols: &Symbols) -> Vec<(u32, T)> {
+/// `list` in the order of its entities' names in `symbols`, `code` giving each item's entity.
+pub(crate) fn by_name<T: Send>(
+    mut list: Vec<T>,
+    code: impl Fn(&T) -> u32 + Sync,
+    symbols: &Symbols,
+) -> Vec<T> {
     // Names are distinct (one code each), so the order is total.
-    list.par_sort_unstable_by(|a, b| symbols.name(a.0).cmp(symbols.name(b.0)));
+    list.par_sort_unstable_by(|a, b| symbols.name(code(a)).cmp(symbols.name(code(b))));
     list
 }
 
@@ -614,13 +616,6 @@ pub(crate) fn kind_entities(kind: &Entities) -> Vec<u32> {
         .map(|cells| cells[0].entity)
         .chain(kind.singles.iter().map(|s| s.entity))
         .collect()
-}
-
-/// `codes` in the order of their names in `symbols`.
-pub(crate) fn in_name_order(mut codes: Vec<u32>, symbols: &Symbols) -> Vec<u32> {
-    // Names are distinct (one code each), so the order is total.
-    codes.par_sort_unstable_by(|&a, &b| symbols.name(a).cmp(symbols.name(b)));
-    codes
 }
 
 /// Of the principals' records, those that reached the account of their own id at least once.

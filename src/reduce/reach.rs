@@ -152,7 +152,7 @@ impl Reach {
                 all
             }
         };
-        Ok(super::by_name(all, &self.symbols))
+        Ok(super::by_name(all, |p| p.0, &self.symbols))
     }
 
     /// The name of an entity code of the records.
@@ -178,7 +178,7 @@ impl Reach {
             Records::Held(reduced) => super::kind_entities(&reduced.kinds[k]),
             Records::Stored { dir, .. } => store::read_entities(dir, k, n)?,
         };
-        let chosen: RoaringBitmap = choose(&super::in_name_order(entities, &self.symbols))
+        let chosen: RoaringBitmap = choose(&super::by_name(entities, |&e| e, &self.symbols))
             .into_iter()
             .collect();
         let keep = |e: u32| chosen.contains(e);

@@ -379,12 +379,8 @@ const ISSUE_GROUP_ROWS: usize = 4 << 20;
 /// [`crate::frame::runs`]).
 fn in_groups<'c, 'a>(chunks: &'c [Chunk<'a>], rows: usize) -> Vec<&'c [Chunk<'a>]> {
     let sizes: Vec<usize> = chunks.iter().map(|ch| ch.ts.len()).collect();
-    let mut first = 0;
     (crate::frame::runs(&sizes, rows).into_iter())
-        .map(|run| {
-            first += run.len();
-            &chunks[first - run.len()..first]
-        })
+        .map(|run| &chunks[run])
         .collect()
 }
 

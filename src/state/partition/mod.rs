@@ -354,10 +354,8 @@ fn batches_of(path: &Path, bound: usize, lists: Lists) -> Result<Vec<Batch>> {
     let columns = Arc::new(columns);
     let groups: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
     let mut out = Vec::new();
-    let mut first = 0;
     for run in runs(&groups, bound) {
-        let part = groups_of(&metadata, first..first + run.len());
-        first += run.len();
+        let part = groups_of(&metadata, run);
         out.push(Batch {
             path: path.to_path_buf(),
             metadata: Arc::new(part),
