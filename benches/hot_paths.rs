@@ -346,6 +346,7 @@ fn full_report_with_charts(b: divan::Bencher) {
             state_group_bytes: audithound::state::GROUP_BYTES,
             retain_days: None,
             spill_from: audithound::normalize::cold::SPILL_FROM,
+            records_on_disk_from: audithound::reduce::ON_DISK_FROM,
         };
         audithound::analyze::run(&plan)
             .map(|o| o.ranked.len())

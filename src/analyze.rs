@@ -51,6 +51,9 @@ pub struct Plan {
     /// Events read before the frame's cold columns go to disk (`--spill-from-events`; see
     /// [`crate::normalize::cold`]).
     pub spill_from: u64,
+    /// Events from which records made in this run are kept on disk
+    /// (`--records-on-disk-from-events`; see [`crate::reduce::Reduced::of_on_disk`]).
+    pub records_on_disk_from: u64,
 }
 
 /// What the binary needs to print and to choose its exit code.
@@ -264,6 +267,18 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         }
         _ => None,
     };
+    // Records made here from a big frame wait on disk beside the report, and are made before
+    // the detectors, which then run in waves as over a state's (`detect::run`).
+    let records_scratch =
+        match records.is_none() && events.height() as u64 >= plan.records_on_disk_from {
+            true => Some(dest.scratch(".audithound-records-")?),
+            false => None,
+        };
+    if let Some(scratch) = &records_scratch {
+        input = input.with_records_on_disk(scratch.path());
+        input.reach()?;
+        clock.lap("records: made on disk");
+    }
     let mut findings = Vec::new();
     let mut limitations: Vec<Limitation> = derived
         .into_iter()

@@ -117,6 +117,12 @@ struct AnalyzeArgs {
     /// Reports are the same either way. See docs/scale.md.
     #[arg(long, default_value_t = audithound::normalize::cold::SPILL_FROM)]
     spill_from_events: u64,
+    /// Events from which the access events' reduced records (enumeration's, the population's and
+    /// the reach charts') are made a group of days at a time into scratch files beside --out
+    /// instead of in memory, when the run has no state that keeps them; 0 always. Reports are
+    /// the same either way. See docs/scale.md.
+    #[arg(long, default_value_t = audithound::reduce::ON_DISK_FROM)]
+    records_on_disk_from_events: u64,
     #[command(flatten)]
     time: TimeArgs,
     /// Hours after a credential's revocation during which its use is expected (key rotation);
@@ -439,6 +445,7 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         retain_days: a.retain,
         state_group_bytes: a.state_group_bytes,
         spill_from: a.spill_from_events,
+        records_on_disk_from: a.records_on_disk_from_events,
     };
     let outcome = analyze::run(&plan)?;
     if !a.quiet {

@@ -460,11 +460,12 @@ fn html_marks_severities_with_the_chart_palette() {
 }
 
 /// The columns only evidence reads (file, line, user agent, action) wait on disk from the first
-/// event with `--spill-from-events 0`, and in memory by default: the report is the same byte for
-/// byte, whole or within a time window, with login attacks among the findings (their guessed
+/// event with `--spill-from-events 0`, and the reduced records are made on disk with
+/// `--records-on-disk-from-events 0`; both are in memory by default: the report is the same byte
+/// for byte, whole or within a time window, with login attacks among the findings (their guessed
 /// names are told by the action), and no scratch file is left beside it.
 #[test]
-fn a_report_is_the_same_with_the_cold_columns_on_disk() {
+fn a_report_is_the_same_with_the_cold_columns_or_the_records_on_disk() {
     let gateway = generated(11);
     let start = truth(&gateway)["abuse_start"]
         .as_str()
@@ -484,33 +485,41 @@ fn a_report_is_the_same_with_the_cold_columns_on_disk() {
         &["--from", "2025-03-02", "--to", start.as_str()][..],
     ] {
         let mut reports = Vec::new();
-        for spill in [None, Some("0")] {
-            let out_dir = dir
-                .path()
-                .join(format!("out-{}-{}", window.len(), spill.is_some()));
+        for spill in [
+            None,
+            Some("--spill-from-events"),
+            Some("--records-on-disk-from-events"),
+        ] {
+            let out_dir = dir.path().join(format!(
+                "out-{}-{}",
+                window.len(),
+                spill.unwrap_or("memory")
+            ));
             let mut args: Vec<&str> = inputs.to_vec();
             args.extend(window);
-            if let Some(n) = spill {
-                args.extend(["--spill-from-events", n]);
+            if let Some(option) = spill {
+                args.extend([option, "0"]);
             }
             let out = analyze(&out_dir, &args);
             assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
             reports.push(files_under(&out_dir));
         }
-        let rows = anomalies(&dir.path().join(format!("out-{}-true", window.len())));
+        let rows = anomalies(&dir.path().join(format!("out-{}-memory", window.len())));
         let reasons = reasons_of(&rows, "203.0.113.66");
         assert!(reasons.contains("username_enumeration"), "{reasons}");
         assert!(reports[0].len() > 5, "{:?}", reports[0].keys());
-        assert_eq!(
-            reports[0].keys().collect::<Vec<_>>(),
-            reports[1].keys().collect::<Vec<_>>()
-        );
-        for (name, bytes) in &reports[0] {
-            assert!(
-                reports[1][name] == *bytes,
-                "{} differs with the cold columns on disk",
-                name.display()
+        for (other, what) in reports[1..].iter().zip(["cold columns", "records"]) {
+            assert_eq!(
+                reports[0].keys().collect::<Vec<_>>(),
+                other.keys().collect::<Vec<_>>()
             );
+            for (name, bytes) in &reports[0] {
+                assert!(
+                    other[name] == *bytes,
+                    "{} differs with the {what} on disk",
+                    name.display()
+                );
+            }
         }
     }
     let leftovers = leftovers(dir.path());

@@ -159,6 +159,8 @@ pub struct DetectInput<'a> {
     pub tokens: &'a Tokens,
     /// The frame's cold columns (file, line, user agent, action), read through here only.
     pub cold: &'a ColdColumns,
+    /// Where records this run makes are kept, when not in memory (see [`Self::reach`]).
+    records_dir: Option<&'a std::path::Path>,
     /// Built on first use (see [`DetectInput::reach`]).
     reach: OnceLock<crate::reduce::Reach>,
     population: OnceLock<population::Population>,
@@ -182,6 +184,7 @@ impl<'a> DetectInput<'a> {
             files,
             tokens,
             cold: &crate::normalize::cold::IN_FRAME,
+            records_dir: None,
             reach: OnceLock::new(),
             population: OnceLock::new(),
             first_token_uses: OnceLock::new(),
@@ -201,6 +204,13 @@ impl<'a> DetectInput<'a> {
         self.cold.select_where(self.events, names, &mask)
     }
 
+    /// Records this run makes are written into `dir` and read from there (see
+    /// [`crate::reduce::Reduced::of_on_disk`]).
+    pub fn with_records_on_disk(mut self, dir: &'a std::path::Path) -> Self {
+        self.records_dir = Some(dir);
+        self
+    }
+
     /// Records made elsewhere (a state's, see [`crate::state::records`]) for [`Self::reach`].
     pub fn with_reach(self, reach: crate::reduce::Reach) -> Self {
         let _ = self.reach.set(reach);
@@ -213,7 +223,11 @@ impl<'a> DetectInput<'a> {
         if let Some(reach) = self.reach.get() {
             return Ok(reach);
         }
-        let reach = crate::reduce::Reach::of(self.events, self.time, enumeration::WALK)?;
+        let (events, time, walk) = (self.events, self.time, enumeration::WALK);
+        let reach = match self.records_dir {
+            Some(dir) => crate::reduce::Reach::of_on_disk(events, time, walk, dir)?,
+            None => crate::reduce::Reach::of(events, time, walk)?,
+        };
         // Building them took several times what they keep (sort keys, rows grouped per kind):
         // handed back at once, the next stage faults in fresh pages instead of adding to this
         // high-water mark.

@@ -11,6 +11,7 @@
 mod access;
 mod cells;
 mod entities;
+mod on_disk;
 mod profile;
 mod reach;
 mod single;
@@ -28,6 +29,7 @@ use roaring::RoaringBitmap;
 
 pub use cells::{Accounts, Cell, Numbered};
 pub use entities::Entities;
+pub use on_disk::{ON_DISK_FROM, OnDisk};
 pub(crate) use profile::Spread;
 pub use profile::{Profile, Walk};
 pub use reach::Reach;
@@ -102,6 +104,23 @@ struct Placing {
     side_by_side: usize,
     /// The most rows reduced at once ([`GROUP_ROWS`]).
     group: usize,
+}
+
+/// Group `i` of `n` made by [`Reduced::of_groups`].
+#[derive(Debug, Clone, Copy)]
+struct Groups {
+    i: usize,
+    n: usize,
+}
+
+impl Default for Placing {
+    fn default() -> Self {
+        Placing {
+            big: None,
+            side_by_side: KINDS_SIDE_BY_SIDE,
+            group: GROUP_ROWS,
+        }
+    }
 }
 
 /// Ranges of entity codes [`by_entity`] splits rows into first.
@@ -218,12 +237,7 @@ impl Reduced {
         walk: Walk,
         symbols: &mut Symbols,
     ) -> Result<Reduced> {
-        let placing = Placing {
-            big: None,
-            side_by_side: KINDS_SIDE_BY_SIDE,
-            group: GROUP_ROWS,
-        };
-        Reduced::of_placing(events, time, walk, symbols, placing)
+        Reduced::of_placing(events, time, walk, symbols, Placing::default())
     }
 
     /// [`Reduced::of`], placed as `how` says; the tests force each way.
@@ -234,9 +248,27 @@ impl Reduced {
         symbols: &mut Symbols,
         how: Placing,
     ) -> Result<Reduced> {
+        let mut reduced = Reduced::default();
+        Reduced::of_groups(events, time, walk, symbols, how, |group, _| {
+            reduced = std::mem::take(&mut reduced).merge_kind_by_kind(group);
+            Ok(())
+        })?;
+        Ok(reduced)
+    }
+
+    /// The records of `events`, made a group of whole local days at a time (one group up to
+    /// `how.group` access rows), each group handed to `absorb` as it is made, with its place.
+    fn of_groups(
+        events: &DataFrame,
+        time: &TimeParser,
+        walk: Walk,
+        symbols: &mut Symbols,
+        how: Placing,
+        mut absorb: impl FnMut(Reduced, Groups) -> Result<()>,
+    ) -> Result<()> {
         let dict = dictionary();
         let Some(access) = dict.get_cat("access") else {
-            return Ok(Reduced::default());
+            return Ok(());
         };
         // Rows are numbered in 32 bits (the frame's rows, the sort key, the counting sort).
         if u32::try_from(events.height()).is_err() {
@@ -253,18 +285,20 @@ impl Reduced {
             false => Vec::new(),
         };
         if spans.len() <= 1 {
-            return Reduced::of_selected(&selected, time, walk, symbols, &mut from_dict, how);
+            let all = Reduced::of_selected(&selected, time, walk, symbols, &mut from_dict, how)?;
+            drop(selected);
+            return absorb(all, Groups { i: 0, n: 1 });
         }
         // Whole local days in each group: every (entity, day) cell is made in one group, so
         // the merge is exact (`overlapping` stays 0).
-        let mut reduced = Reduced::default();
-        for (from, to) in spans {
+        let n = spans.len();
+        for (i, (from, to)) in spans.into_iter().enumerate() {
             let part = selected.within(from, to)?;
             let group = Reduced::of_selected(&part, time, walk, symbols, &mut from_dict, how)?;
             drop(part);
-            reduced = reduced.merge_kind_by_kind(group);
+            absorb(group, Groups { i, n })?;
         }
-        Ok(reduced)
+        Ok(())
     }
 
     /// The records of the rows `selected`.

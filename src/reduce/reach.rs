@@ -46,6 +46,25 @@ impl Reach {
         Ok(Reach::from_parts(reduced, symbols, walk))
     }
 
+    /// Reduces the access events of `events` into `dir`, a group of days at a time, and reads
+    /// them from there (see [`Reduced::of_on_disk`]).
+    pub fn of_on_disk(
+        events: &DataFrame,
+        time: &TimeParser,
+        walk: Walk,
+        dir: &Path,
+    ) -> Result<Reach> {
+        let mut symbols = Symbols::new();
+        let made = Reduced::of_on_disk(events, time, walk, &mut symbols, dir)?;
+        Ok(Reach::stored(
+            dir,
+            made.accounts,
+            made.self_served,
+            symbols,
+            walk,
+        ))
+    }
+
     /// Records reduced elsewhere, held whole.
     pub fn from_parts(reduced: Reduced, symbols: Symbols, walk: Walk) -> Reach {
         Reach {

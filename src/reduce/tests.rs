@@ -709,3 +709,69 @@ fn a_day_past_sixteen_bits_of_rows_stays_cells() {
         .expect("profiles");
     assert_eq!(fields(&profiles["C0001"]), fields(&want["C0001"]));
 }
+
+/// A window reduced onto disk (`Reduced::of_on_disk`), a group of days at a time, each group
+/// written and the groups merged in one streamed pass, reads back as the records made in
+/// memory: in three zones, one group or several, batches and row groups of a few rows or whole,
+/// with accounts no entity holds; a frame without access events gives empty records.
+#[test]
+fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
+    let rows = with_orphans(random_events(21));
+    let events = frame(&rows);
+    let access = (rows.iter())
+        .filter(|r| r.1 == "access" && r.5.is_some())
+        .count();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut runs = 0;
+    for time in zones() {
+        for group in [access / 4, access / 2, GROUP_ROWS] {
+            let how = Placing {
+                group,
+                ..Placing::default()
+            };
+            let mut symbols = Symbols::new();
+            let want =
+                Reduced::of_placing(&events, &time, WALK, &mut symbols, how).expect("reduce");
+            for (cells, days) in [(2, 3), (usize::MAX, usize::MAX)] {
+                let batches = store::Batches { cells, days };
+                let to = dir.path().join(runs.to_string());
+                runs += 1;
+                let mut on_disk = Symbols::new();
+                let made = Reduced::of_on_disk_placing(
+                    &events,
+                    &time,
+                    WALK,
+                    &mut on_disk,
+                    &to,
+                    how,
+                    batches,
+                )
+                .expect("reduced onto disk");
+                assert!(on_disk == symbols, "symbols differ, group {group}");
+                assert_eq!(made.accounts, want.accounts);
+                assert_eq!(made.self_served, want.self_served(), "group {group}");
+                for (k, kind) in want.kinds.iter().enumerate() {
+                    let back = store::read_kind(&to, k, symbols.len() as u64).expect("read");
+                    assert!(back == *kind, "kind {k}, group {group}, {batches:?}");
+                }
+                // Only the kinds' tables are left.
+                let mut left: Vec<String> = (std::fs::read_dir(&to).expect("listed"))
+                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .collect();
+                left.sort();
+                assert_eq!(left.len(), 12, "{left:?}");
+                assert!(left.iter().all(|f| f.ends_with(".parquet")), "{left:?}");
+            }
+        }
+    }
+    let none: Vec<Event> = (rows.iter()).filter(|r| r.1 != "access").cloned().collect();
+    let to = dir.path().join("none");
+    let time = TimeParser::new(chrono_tz::UTC);
+    let mut symbols = Symbols::new();
+    let made = Reduced::of_on_disk(&frame(&none), &time, WALK, &mut symbols, &to).expect("none");
+    assert_eq!(made, OnDisk::default());
+    for k in 0..KINDS.len() {
+        let back = store::read_kind(&to, k, symbols.len() as u64).expect("read");
+        assert_eq!(back, Entities::default());
+    }
+}

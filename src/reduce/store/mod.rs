@@ -29,9 +29,11 @@ use roaring::RoaringBitmap;
 mod stream;
 mod write;
 
+pub(crate) use stream::{Batches, stream_kinds_in};
+pub use stream::{KindMerged, merge_kind, stream_kind, stream_kinds};
 #[cfg(test)]
-pub(crate) use stream::{Batches, merge_kind_in, stream_kind_in};
-pub use stream::{KindMerged, merge_kind, stream_kind};
+pub(crate) use stream::{merge_kind_in, stream_kind_in};
+pub(crate) use write::write_kind_batched;
 pub use write::{KindWriter, write, write_kind, write_sets, write_symbols};
 
 use super::cells::{Accounts, Cell, Numbered};

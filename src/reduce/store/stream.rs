@@ -97,7 +97,7 @@ pub fn stream_kind(
     symbols: u64,
     each: impl FnMut(Entities, Option<u32>) -> Result<()>,
 ) -> Result<()> {
-    stream_kind_in(dir, k, symbols, Batches::default(), each)
+    stream_kind_in(dir, k, symbols, Batches::default(), each).map(|_| ())
 }
 
 pub(crate) fn stream_kind_in(
@@ -105,12 +105,40 @@ pub(crate) fn stream_kind_in(
     k: usize,
     symbols: u64,
     batches: Batches,
+    each: impl FnMut(Entities, Option<u32>) -> Result<()>,
+) -> Result<u64> {
+    stream_kinds_in(&[dir], k, symbols, batches, each)
+}
+
+/// Kind `k` of the records in several folders, merged as [`Entities::merge`] merges them, handed
+/// to `each` as [`stream_kind`] hands one folder's; returns how many (entity, day) cells more than
+/// one folder held (none, when each holds whole local days of its own). What a run without a
+/// state makes of records reduced a group of days at a time, each group written as it is made
+/// (see [`crate::reduce::Reduced::of_on_disk`]): one pass over the groups, where merging each into
+/// the records so far rewrote them every group.
+pub fn stream_kinds(
+    dirs: &[&Path],
+    k: usize,
+    symbols: u64,
+    each: impl FnMut(Entities, Option<u32>) -> Result<()>,
+) -> Result<u64> {
+    stream_kinds_in(dirs, k, symbols, Batches::default(), each)
+}
+
+pub(crate) fn stream_kinds_in(
+    dirs: &[&Path],
+    k: usize,
+    symbols: u64,
+    batches: Batches,
     mut each: impl FnMut(Entities, Option<u32>) -> Result<()>,
-) -> Result<()> {
+) -> Result<u64> {
+    let Some(first) = dirs.first() else {
+        return Ok(0);
+    };
     if k >= KINDS.len() {
-        return Err(broken(dir, "an unknown entity kind"));
+        return Err(broken(first, "an unknown entity kind"));
     }
-    let checked = |part: &Entities| -> Result<()> {
+    let checked = |dir: &Path, part: &Entities| -> Result<()> {
         if !within(part, symbols) {
             return Err(broken(dir, "a code beyond the symbol table"));
         }
@@ -119,42 +147,52 @@ pub(crate) fn stream_kind_in(
         }
         Ok(())
     };
-    let hung_up = || broken(dir, "the merge stopped reading");
     // One batch waits in each channel while the next is read.
-    let (cells_out, cells_in) = sync_channel::<Entities>(1);
-    let (singles_out, singles_in) = sync_channel::<Entities>(1);
+    let channels: Vec<_> = dirs
+        .iter()
+        .map(|_| (sync_channel::<Entities>(1), sync_channel::<Entities>(1)))
+        .collect();
+    let mut feeds = Vec::with_capacity(dirs.len());
     // Threads of their own, not rayon's: a reader blocked on a full channel must not hold one of
     // the pool's threads, which the merge's own parallel work needs.
     std::thread::scope(|scope| {
-        let cells = scope.spawn(|| {
-            let send = |part: Entities| {
-                checked(&part)?;
-                cells_out.send(part).map_err(|_| hung_up())
-            };
-            let path = kind_file(dir, "cells", k);
-            let read = map_cells(&path, batches.cells, &|_| true, &send);
-            drop(cells_out);
-            read
-        });
-        let singles = scope.spawn(|| {
-            let send = |part: Entities| {
-                checked(&part)?;
-                singles_out.send(part).map_err(|_| hung_up())
-            };
-            let read = map_singles(dir, k, batches.days, &|_| true, &send);
-            drop(singles_out);
-            read
-        });
-        let merged = walk([Feed::new(cells_in), Feed::new(singles_in)], &mut each);
-        // The feeds are dropped: a reader blocked on its channel wakes to a hang-up.
-        let [cells, singles] = [cells.join(), singles.join()].map(|joined| {
-            joined
-                .unwrap_or_else(|_| Err(broken(dir, "a reader stopped")))
-                .map(|_| ())
-        });
-        // The merge's error first (the readers' are then hang-ups); past it, a reader's own
-        // error explains a stream that ended early.
-        merged.and(cells).and(singles)
+        let mut readers = Vec::with_capacity(2 * dirs.len());
+        for (&dir, ((cells_out, cells_in), (singles_out, singles_in))) in dirs.iter().zip(channels)
+        {
+            let hung_up = move || broken(dir, "the merge stopped reading");
+            readers.push((
+                dir,
+                scope.spawn(move || {
+                    let send = |part: Entities| {
+                        checked(dir, &part)?;
+                        cells_out.send(part).map_err(|_| hung_up())
+                    };
+                    let path = kind_file(dir, "cells", k);
+                    map_cells(&path, batches.cells, &|_| true, &send).map(|_| ())
+                }),
+            ));
+            readers.push((
+                dir,
+                scope.spawn(move || {
+                    let send = |part: Entities| {
+                        checked(dir, &part)?;
+                        singles_out.send(part).map_err(|_| hung_up())
+                    };
+                    map_singles(dir, k, batches.days, &|_| true, &send).map(|_| ())
+                }),
+            ));
+            feeds.push([Feed::new(cells_in), Feed::new(singles_in)]);
+        }
+        let merged = walk(feeds, &mut each);
+        // The feeds are dropped: a reader blocked on its channel wakes to a hang-up. The merge's
+        // error first (the readers' are then hang-ups); past it, a reader's own error explains a
+        // stream that ended early.
+        let mut result = merged;
+        for (dir, reader) in readers {
+            let read = (reader.join()).unwrap_or_else(|_| Err(broken(dir, "a reader stopped")));
+            result = result.and_then(|n| read.map(|_| n));
+        }
+        result
     })
 }
 
@@ -196,24 +234,37 @@ impl Feed {
     }
 }
 
-/// Hands `each` the feeds' records piece by piece, each piece cut at the lowest entity both
-/// feeds are whole to.
+/// Hands `each` the feeds' records piece by piece, each piece cut at the lowest entity every
+/// feed is whole to; a folder's two feeds are one piece of it, and the folders' pieces are merged.
+/// Returns the cells more than one folder held.
 fn walk(
-    mut feeds: [Feed; 2],
+    mut feeds: Vec<[Feed; 2]>,
     each: &mut impl FnMut(Entities, Option<u32>) -> Result<()>,
-) -> Result<()> {
+) -> Result<u64> {
+    let mut overlapping = 0;
     loop {
-        feeds.iter_mut().for_each(Feed::fill);
-        let bound = feeds.iter().filter_map(Feed::whole_to).min();
-        let mut piece = Entities::default();
-        for feed in &mut feeds {
-            let mut taken = feed.held.split_through(bound);
-            piece.cells.append(&mut taken.cells);
-            piece.singles.append(&mut taken.singles);
+        feeds.iter_mut().flatten().for_each(Feed::fill);
+        let bound = feeds.iter().flatten().filter_map(Feed::whole_to).min();
+        let mut piece: Option<Entities> = None;
+        for folder in &mut feeds {
+            let mut own = Entities::default();
+            for feed in folder {
+                let mut taken = feed.held.split_through(bound);
+                own.cells.append(&mut taken.cells);
+                own.singles.append(&mut taken.singles);
+            }
+            piece = Some(match piece {
+                None => own,
+                Some(so_far) => {
+                    let (joined, twice) = so_far.merge(own);
+                    overlapping += twice;
+                    joined
+                }
+            });
         }
-        each(piece, bound)?;
+        each(piece.unwrap_or_default(), bound)?;
         if bound.is_none() {
-            return Ok(());
+            return Ok(overlapping);
         }
     }
 }

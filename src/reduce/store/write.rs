@@ -68,6 +68,20 @@ pub fn write_kind(dir: &Path, k: usize, kind: &Entities) -> Result<u64> {
     writer.finish()
 }
 
+/// Kind `k`'s tables, whole, in row groups no longer than `batches` reads: the default's are
+/// [`write_kind`]'s; the tests write groups of a few rows, which a stream then cuts inside.
+pub(crate) fn write_kind_batched(
+    dir: &Path,
+    k: usize,
+    kind: &Entities,
+    batches: super::Batches,
+) -> Result<u64> {
+    let groups = (batches.cells.min(CELL_GROUP), batches.days.min(GROUP));
+    let mut writer = KindWriter::grouped(dir, k, groups)?;
+    writer.push(kind)?;
+    writer.finish()
+}
+
 /// The orphans' accounts by day and the set of every account.
 pub fn write_sets(
     dir: &Path,
