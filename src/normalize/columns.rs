@@ -38,8 +38,9 @@ pub struct EventColumns {
     pub filled: [u64; 4],
     file: Vec<u32>,
     line: Vec<u64>,
-    /// See [`MAX_FILE_STRINGS`].
+    /// See [`MAX_FILE_STRINGS`] and [`MAX_FILE_TOKENS`].
     max_strings: usize,
+    max_tokens: usize,
 }
 
 /// The dictionaries strings are coded with. A reader thread hands them from one file to the
@@ -71,6 +72,12 @@ impl Dictionaries {
 /// Distinct strings a dictionary may hold before it is cleared (see `take_frame`).
 pub const MAX_FILE_STRINGS: usize = 2 << 20;
 
+/// Distinct token ids a reader's token dictionary may hold before it is cleared. Nearly every id
+/// is new and used within minutes, so a small table finds the repeats a large one would; at
+/// [`MAX_FILE_STRINGS`] each reader's held 2M ids in 4M slots of 32 bytes, and reading the
+/// 85.9M-event export held two such readers' dictionaries, 0.75 GB, at its peak.
+pub const MAX_FILE_TOKENS: usize = 1 << 18;
+
 impl Default for EventColumns {
     fn default() -> Self {
         EventColumns::new()
@@ -86,6 +93,7 @@ impl EventColumns {
     pub fn with_dictionaries(dicts: Dictionaries) -> Self {
         EventColumns {
             dicts,
+            max_tokens: MAX_FILE_TOKENS,
             ..EventColumns::with_string_limit(MAX_FILE_STRINGS)
         }
     }
@@ -112,6 +120,7 @@ impl EventColumns {
             file: Vec::new(),
             line: Vec::new(),
             max_strings,
+            max_tokens: max_strings,
         }
     }
 
@@ -226,7 +235,7 @@ impl EventColumns {
                 column.forget();
             }
         }
-        if self.dicts.token_dict.len() > self.max_strings {
+        if self.dicts.token_dict.len() > self.max_tokens {
             self.dicts.token_dict.clear();
         }
         DataFrame::new_infer_height(columns).stage("building the event frame")
