@@ -20,6 +20,18 @@ pub(crate) struct Batches {
     pub days: usize,
 }
 
+impl Batches {
+    /// A share of these for each of `n` streams read side by side, so that together they hold
+    /// what one stream does.
+    pub(crate) fn shared(self, n: usize) -> Batches {
+        let n = n.max(1);
+        Batches {
+            cells: (self.cells / n).max(1),
+            days: (self.days / n).max(1),
+        }
+    }
+}
+
 impl Default for Batches {
     fn default() -> Self {
         Batches {
