@@ -267,15 +267,22 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         }
         _ => None,
     };
-    // Records made here from a big frame wait on disk beside the report, and are made before
-    // the detectors, which then run in waves as over a state's (`detect::run`).
-    let records_scratch =
-        match records.is_none() && events.height() as u64 >= plan.records_on_disk_from {
-            true => Some(dest.scratch(".audithound-records-")?),
-            false => None,
-        };
-    if let Some(scratch) = &records_scratch {
-        input = input.with_records_on_disk(scratch.path());
+    // Records made here from a big frame are made on disk before the detectors, which then run
+    // in waves as over a state's (`detect::run`): a state's, where `save` renames them into
+    // place; a run without one, in scratch beside the report.
+    let kept = matches!(records, Some(crate::state::records::Made::Kept { .. }));
+    let on_disk = !kept && events.height() as u64 >= plan.records_on_disk_from;
+    let (_records_scratch, records_dir) = match (&state, &records) {
+        _ if !on_disk => (None, None),
+        (Some((store, ..)), Some(_)) => (None, Some(crate::state::records::fresh(store.dir())?)),
+        _ => {
+            let scratch = dest.scratch(".audithound-records-")?;
+            let dir = scratch.path().to_path_buf();
+            (Some(scratch), Some(dir))
+        }
+    };
+    if let Some(dir) = &records_dir {
+        input = input.with_records_on_disk(dir);
         input.reach()?;
         clock.lap("records: made on disk");
     }

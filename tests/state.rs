@@ -242,27 +242,35 @@ fn thirty_nights_report_like_one_run_and_count_nothing_twice() {
     same_report(&windowed, &windowed_full);
     let rows = anomalies(&windowed);
     assert_eq!(rank_of(&rows, "key-e9"), Some(1), "{rows:?}");
-    // A state built in one run with those columns on disk from the first event, and each file
-    // read and stored on its own (a group of one byte holds one file): each file's partition
-    // gets them back whole, so the next run reads the same state.
+    // A state built in one run with those columns on disk from the first event, each file read
+    // and stored on its own (a group of one byte holds one file), and its records made on disk:
+    // each file's partition gets the columns back whole, and the records made on disk are the
+    // state's, so the next run reads the same state and uses them.
     let (built, again_built) = (dir.path().join("built"), dir.path().join("built-again"));
     let state_spilled = dir.path().join("state-spilled");
     let mut args: Vec<&str> = nights.iter().map(|p| p.to_str().expect("utf-8")).collect();
     args.extend(["--state", state_spilled.to_str().expect("utf-8")]);
     args.extend(["--spill-from-events", "0", "--state-group-bytes", "1"]);
+    args.extend(["--records-on-disk-from-events", "0"]);
     args.extend(context_args(&roster, &credentials));
     let o = analyze(&built, &args);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     same_report(&built, &full);
+    assert!(state_spilled.join("records/records.json").is_file());
     let o = nightly(
         &again_built,
         &nights[29],
         &state_spilled,
-        &[],
+        &["--timings"],
         &roster,
         &credentials,
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("records: stored records kept, 0 day(s)"),
+        "{}",
+        stderr(&o)
+    );
     same_report(&again_built, &full);
     // A night delivered again under another name is recognised by its content.
     let copy = dir.path().join("redelivered/gateway-copy.csv");

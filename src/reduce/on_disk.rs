@@ -11,6 +11,7 @@
 //! 87.6 → 98.2 s: writing the groups adds about 3 s and the merge 9.5 s, which reading and
 //! writing the 0.45 GB of records once costs on two cores.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::DataFrame;
@@ -46,8 +47,8 @@ pub struct OnDisk {
 }
 
 impl Reduced {
-    /// The records of `events` written into `dir` (created if missing) in [`store`]'s layout,
-    /// kinds only: the symbol table stays with the caller, in `symbols`.
+    /// The records of `events` written into `dir` (created if missing) as [`store::write`]
+    /// writes them; the symbol table is also left in `symbols`.
     pub fn of_on_disk(
         events: &DataFrame,
         time: &TimeParser,
@@ -75,10 +76,14 @@ impl Reduced {
     ) -> Result<OnDisk> {
         let groups_dir = dir.join("groups");
         let mut made = OnDisk::default();
+        let mut orphans: BTreeMap<i64, RoaringBitmap> = BTreeMap::new();
         let mut groups: Vec<PathBuf> = Vec::new();
         let mut whole = false;
-        Reduced::of_groups(events, time, walk, symbols, how, |group, at| {
+        Reduced::of_groups(events, time, walk, symbols, how, |mut group, at| {
             made.accounts |= &group.accounts;
+            for (day, set) in std::mem::take(&mut group.orphans) {
+                *orphans.entry(day).or_default() |= set;
+            }
             // A window of one group is written where it is read, not merged.
             if at.n == 1 {
                 made.self_served = group.self_served();
@@ -91,34 +96,41 @@ impl Reduced {
             groups.push(to);
             Ok(())
         })?;
-        if whole {
-            return Ok(made);
-        }
-        if groups.is_empty() {
+        if !groups.is_empty() {
+            made.self_served = merge_groups(&groups, dir, symbols.len() as u64, batches)?;
+            std::fs::remove_dir_all(&groups_dir).map_err(|e| Error::io(&groups_dir, e))?;
+        } else if !whole {
             // No access event: empty tables, which read as no records.
             write_kinds(dir, &Default::default(), batches)?;
-            return Ok(made);
         }
-        let dirs: Vec<&Path> = groups.iter().map(PathBuf::as_path).collect();
-        let n = symbols.len() as u64;
-        // One kind after another: side by side, the four merges' batches stood 2 GB above the
-        // frame at 85.9M events, for 0.6 s less of a 9.5 s merge on two cores.
-        for (k, key) in KINDS.iter().enumerate() {
-            let mut out = store::KindWriter::create(dir, k)?;
-            let shared = batches.shared(groups.len());
-            let overlapping = store::stream_kinds_in(&dirs, k, n, shared, |piece, _| {
-                if *key == c::PRINCIPAL {
-                    made.self_served += super::kind_self_served(&piece);
-                }
-                out.push(&piece)
-            })?;
-            out.finish()?;
-            // Each group holds whole local days of its own, so no (entity, day) is in two.
-            debug_assert_eq!(overlapping, 0, "groups of days overlapped");
-        }
-        std::fs::remove_dir_all(&groups_dir).map_err(|e| Error::io(&groups_dir, e))?;
+        // The rest of what `store::write` writes, so the folder reads as records anywhere.
+        store::write_sets(dir, &made.accounts, &orphans)?;
+        store::write_symbols(dir, symbols)?;
         Ok(made)
     }
+}
+
+/// The groups' records merged kind by kind into `dir`; returns the accounts served by a
+/// principal of their own id.
+fn merge_groups(groups: &[PathBuf], dir: &Path, n: u64, batches: store::Batches) -> Result<u64> {
+    let dirs: Vec<&Path> = groups.iter().map(PathBuf::as_path).collect();
+    let shared = batches.shared(groups.len());
+    let mut self_served = 0;
+    // One kind after another: side by side, the four merges' batches stood 2 GB above the
+    // frame at 85.9M events, for 0.6 s less of a 9.5 s merge on two cores.
+    for (k, key) in KINDS.iter().enumerate() {
+        let mut out = store::KindWriter::create(dir, k)?;
+        let overlapping = store::stream_kinds_in(&dirs, k, n, shared, |piece, _| {
+            if *key == c::PRINCIPAL {
+                self_served += super::kind_self_served(&piece);
+            }
+            out.push(&piece)
+        })?;
+        out.finish()?;
+        // Each group holds whole local days of its own, so no (entity, day) is in two.
+        debug_assert_eq!(overlapping, 0, "groups of days overlapped");
+    }
+    Ok(self_served)
 }
 
 /// The four kinds' tables, side by side (as [`store::write`] writes them).

@@ -712,8 +712,9 @@ fn a_day_past_sixteen_bits_of_rows_stays_cells() {
 
 /// A window reduced onto disk (`Reduced::of_on_disk`), a group of days at a time, each group
 /// written and the groups merged in one streamed pass, reads back as the records made in
-/// memory: in three zones, one group or several, batches and row groups of a few rows or whole,
-/// with accounts no entity holds; a frame without access events gives empty records.
+/// memory, symbols and accounts no entity holds included: in three zones, one group or several,
+/// batches and row groups of a few rows or whole; a frame without access events gives empty
+/// records.
 #[test]
 fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
     let rows = with_orphans(random_events(21));
@@ -750,17 +751,17 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
                 assert!(on_disk == symbols, "symbols differ, group {group}");
                 assert_eq!(made.accounts, want.accounts);
                 assert_eq!(made.self_served, want.self_served(), "group {group}");
-                for (k, kind) in want.kinds.iter().enumerate() {
-                    let back = store::read_kind(&to, k, symbols.len() as u64).expect("read");
-                    assert!(back == *kind, "kind {k}, group {group}, {batches:?}");
-                }
-                // Only the kinds' tables are left.
+                let (back, named) = store::read(&to).expect("read back");
+                assert!(named == symbols, "stored symbols differ, group {group}");
+                assert!(back == want, "group {group}, {batches:?}");
+                assert!(!want.orphans.is_empty());
+                // No group is left.
                 let mut left: Vec<String> = (std::fs::read_dir(&to).expect("listed"))
                     .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
                     .collect();
                 left.sort();
-                assert_eq!(left.len(), 12, "{left:?}");
-                assert!(left.iter().all(|f| f.ends_with(".parquet")), "{left:?}");
+                assert_eq!(left.len(), 15, "{left:?}");
+                assert!(!left.contains(&"groups".to_string()), "{left:?}");
             }
         }
     }
@@ -770,8 +771,6 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
     let mut symbols = Symbols::new();
     let made = Reduced::of_on_disk(&frame(&none), &time, WALK, &mut symbols, &to).expect("none");
     assert_eq!(made, OnDisk::default());
-    for k in 0..KINDS.len() {
-        let back = store::read_kind(&to, k, symbols.len() as u64).expect("read");
-        assert_eq!(back, Entities::default());
-    }
+    let (back, _) = store::read(&to).expect("read back");
+    assert_eq!(back, Reduced::default());
 }

@@ -19,7 +19,7 @@
 //! the window is reduced anew with a fresh table.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use polars::prelude::{DataFrame, col, lit};
 use serde::{Deserialize, Serialize};
@@ -204,6 +204,13 @@ pub fn reach(
 const NEW: &str = ".records-new";
 /// Where `save` moves the records it replaces before removing them.
 const OLD: &str = ".records-old";
+
+/// The empty folder where records made whole are written for `save` to rename into place,
+/// when they are made on disk instead of held ([`crate::reduce::Reduced::of_on_disk`]).
+pub fn fresh(state: &Path) -> Result<PathBuf> {
+    clear(state)?;
+    Ok(state.join(NEW))
+}
 
 /// Removes what a run that died left of records being written or replaced.
 fn clear(state: &Path) -> Result<()> {
