@@ -6,6 +6,7 @@
 
 use polars::prelude::*;
 use rayon::prelude::*;
+use roaring::RoaringBitmap;
 
 use super::KINDS;
 use crate::error::Result;
@@ -47,20 +48,19 @@ impl Selected {
         Ok(Selected { frame, rows })
     }
 
-    /// The selected rows with instants in `from..to`, over the same columns.
-    pub(super) fn within(&self, from: i64, to: i64) -> Result<Selected> {
-        let instants = ts_arrays(&self.frame)?;
-        let rows = (self.rows.par_iter())
-            .zip(instants.par_iter())
-            .map(|(rows, ts)| {
-                let keep = |&&i: &&u32| (from..to).contains(&ts[i as usize]);
-                rows.iter().filter(keep).copied().collect()
+    /// The same rows as a bit each, for a window reduced in groups: the lists were 4 bytes a
+    /// selected row under every group's reduction (0.23 GB at 85.9M events, 0.69 GB at 257.5M).
+    pub(super) fn marked(self) -> Marked {
+        let rows = (self.rows.into_par_iter())
+            .map(|rows| {
+                RoaringBitmap::from_sorted_iter(rows.iter().copied())
+                    .unwrap_or_else(|_| rows.into_iter().collect())
             })
             .collect();
-        Ok(Selected {
-            frame: self.frame.clone(),
+        Marked {
+            frame: self.frame,
             rows,
-        })
+        }
     }
 
     /// Spans of instants, in time order, each of whole local days holding at most `most`
@@ -152,5 +152,29 @@ impl Selected {
     pub(super) fn instants(&self) -> Result<Vec<i64>> {
         let chunks = ts_arrays(&self.frame)?;
         Ok(self.each(|k, i| chunks[k][i as usize]))
+    }
+}
+
+/// [`Selected`] rows as a bitmap per chunk.
+pub(super) struct Marked {
+    frame: DataFrame,
+    rows: Vec<RoaringBitmap>,
+}
+
+impl Marked {
+    /// The marked rows with instants in `from..to`, listed.
+    pub(super) fn within(&self, from: i64, to: i64) -> Result<Selected> {
+        let instants = ts_arrays(&self.frame)?;
+        let rows = (self.rows.par_iter())
+            .zip(instants.par_iter())
+            .map(|(rows, ts)| {
+                let keep = |i: &u32| (from..to).contains(&ts[*i as usize]);
+                rows.iter().filter(keep).collect()
+            })
+            .collect();
+        Ok(Selected {
+            frame: self.frame.clone(),
+            rows,
+        })
     }
 }

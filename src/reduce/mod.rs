@@ -291,9 +291,9 @@ impl Reduced {
         }
         // Whole local days in each group: every (entity, day) cell is made in one group, so
         // the merge is exact (`overlapping` stays 0).
-        let n = spans.len();
+        let (n, marked) = (spans.len(), selected.marked());
         for (i, (from, to)) in spans.into_iter().enumerate() {
-            let part = selected.within(from, to)?;
+            let part = marked.within(from, to)?;
             let group = Reduced::of_selected(&part, time, walk, symbols, &mut from_dict, how)?;
             drop(part);
             absorb(group, Groups { i, n })?;

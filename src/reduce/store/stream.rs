@@ -7,6 +7,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, sync_channel};
 
+use rayon::prelude::*;
+
 use super::{BATCH_ROWS, CELL_BATCH_ROWS, broken, kind_file, map_cells, map_singles};
 use super::{KindWriter, ordered, within};
 use crate::error::Result;
@@ -257,23 +259,32 @@ fn walk(
     loop {
         feeds.iter_mut().flatten().for_each(Feed::fill);
         let bound = feeds.iter().flatten().filter_map(Feed::whole_to).min();
-        let mut piece: Option<Entities> = None;
-        for folder in &mut feeds {
-            let mut own = Entities::default();
-            for feed in folder {
-                let mut taken = feed.held.split_through(bound);
-                own.cells.append(&mut taken.cells);
-                own.singles.append(&mut taken.singles);
-            }
-            piece = Some(match piece {
-                None => own,
-                Some(so_far) => {
-                    let (joined, twice) = so_far.merge(own);
-                    overlapping += twice;
-                    joined
+        let mut pieces: Vec<Entities> = (feeds.iter_mut())
+            .map(|folder| {
+                let mut own = Entities::default();
+                for feed in folder {
+                    let mut taken = feed.held.split_through(bound);
+                    own.cells.append(&mut taken.cells);
+                    own.singles.append(&mut taken.singles);
                 }
-            });
+                own
+            })
+            .collect();
+        // Joined in pairs, round after round, side by side: each record is walked once a round,
+        // log2(n) rounds, where joining each folder's piece into the pieces so far walked the
+        // first folders' records n times.
+        while pieces.len() > 1 {
+            let pairs: Vec<(Entities, u64)> = (pieces.into_par_iter().chunks(2))
+                .map(|mut pair| match (pair.pop(), pair.pop()) {
+                    (Some(b), Some(a)) => a.merge(b),
+                    (Some(a), None) => (a, 0),
+                    _ => (Entities::default(), 0),
+                })
+                .collect();
+            overlapping += pairs.iter().map(|(_, twice)| twice).sum::<u64>();
+            pieces = pairs.into_iter().map(|(joined, _)| joined).collect();
         }
+        let piece = pieces.pop();
         each(piece.unwrap_or_default(), bound)?;
         if bound.is_none() {
             return Ok(overlapping);
