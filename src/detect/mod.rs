@@ -305,7 +305,8 @@ pub trait Detector: Sync {
 }
 
 /// From this many bytes of event columns, detectors run in their [`Detector::wave`]s, one wave
-/// after another, when the reduced records are at hand (a state's). Enumeration's working set and
+/// after another, when the reduced records are at hand (a state's, or made on disk: see
+/// [`crate::reduce::Reduced::of_on_disk`]). Enumeration's working set and
 /// forged tokens' (the token facts and the judged rows) are then the two largest, about 0.6 GB
 /// each over the 85.9M-event frame, and side by side they set the run's peak: over a state of
 /// those events, nothing new (two alternated pairs), 6.29–6.33 GB with all five together against

@@ -6,10 +6,12 @@
 //! ([`store::stream_kinds`]) into the folder the run reads them from, a batch at a time, as a
 //! state's run reads its own ([`super::Reach::stored`]).
 //!
-//! Over the 85.9M-event export (five groups, `analyze --timings`, reports byte-identical): the
-//! run's peak 6.26 → 5.56 GB, now ingest's, and the records stage stays under 4.9 GB resident;
-//! 87.6 → 98.2 s: writing the groups adds about 3 s and the merge 9.5 s, which reading and
-//! writing the 0.45 GB of records once costs on two cores.
+//! Over the 85.9M-event export (seven groups, `analyze --timings` under `/usr/bin/time`, two
+//! alternated pairs, reports byte-identical) the run's peak went 6.28–6.29 → 5.23–5.25 GB, now a
+//! group's reduction beside ingest's, for 82.0–89.0 → 97.6–100.9 s: writing the groups about
+//! 3 s, the merge about 9.5 s (reading and writing the records once on two cores), the detectors
+//! no longer beside the reduction. Over the 257.5M-event export (22 groups, one run each),
+//! 19.24 → 14.37 GB, 357 → 406 s (`docs/performance.md`, thirty-first session).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
