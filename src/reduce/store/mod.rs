@@ -143,12 +143,7 @@ pub(super) fn map_kind_in<T: Send>(
         return Err(broken(dir, "an unknown entity kind"));
     }
     let checked = |part: Entities| -> Result<T> {
-        if !within(&part, symbols) {
-            return Err(broken(dir, "a code beyond the symbol table"));
-        }
-        if !ordered(&part) {
-            return Err(broken(dir, "records out of entity and day order"));
-        }
+        check(dir, &part, symbols)?;
         Ok(f(part))
     };
     // Side by side, as written (see [`write_kind`]).
@@ -368,6 +363,18 @@ fn days_of(d: &Stored) -> Result<Vec<SingleDay>> {
             })
         })
         .collect()
+}
+
+/// A batch of a kind's records as read from `dir`: its codes within a table of `symbols` names,
+/// and in the order a merge walks them.
+fn check(dir: &Path, part: &Entities, symbols: u64) -> Result<()> {
+    if !within(part, symbols) {
+        return Err(broken(dir, "a code beyond the symbol table"));
+    }
+    if !ordered(part) {
+        return Err(broken(dir, "records out of entity and day order"));
+    }
+    Ok(())
 }
 
 /// Whether a kind's cells are in (entity, day) order and its records in entity and day order,

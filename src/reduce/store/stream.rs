@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use rayon::prelude::*;
 
 use super::{BATCH_ROWS, CELL_BATCH_ROWS, broken, kind_file, map_cells, map_singles};
-use super::{KindWriter, ordered, within};
+use super::{KindWriter, check};
 use crate::error::Result;
 use crate::reduce::{Entities, KINDS};
 
@@ -152,50 +152,20 @@ pub(crate) fn stream_kinds_in(
     if k >= KINDS.len() {
         return Err(broken(first, "an unknown entity kind"));
     }
-    let checked = |dir: &Path, part: &Entities| -> Result<()> {
-        if !within(part, symbols) {
-            return Err(broken(dir, "a code beyond the symbol table"));
-        }
-        if !ordered(part) {
-            return Err(broken(dir, "records out of entity and day order"));
-        }
-        Ok(())
-    };
-    // One batch waits in each channel while the next is read.
-    let channels: Vec<_> = dirs
-        .iter()
-        .map(|_| (sync_channel::<Entities>(1), sync_channel::<Entities>(1)))
-        .collect();
     let mut feeds = Vec::with_capacity(dirs.len());
-    // Threads of their own, not rayon's: a reader blocked on a full channel must not hold one of
-    // the pool's threads, which the merge's own parallel work needs.
     std::thread::scope(|scope| {
         let mut readers = Vec::with_capacity(2 * dirs.len());
-        for (&dir, ((cells_out, cells_in), (singles_out, singles_in))) in dirs.iter().zip(channels)
-        {
-            let hung_up = move || broken(dir, "the merge stopped reading");
-            readers.push((
-                dir,
-                scope.spawn(move || {
-                    let send = |part: Entities| {
-                        checked(dir, &part)?;
-                        cells_out.send(part).map_err(|_| hung_up())
-                    };
-                    let path = kind_file(dir, "cells", k);
-                    map_cells(&path, batches.cells, &|_| true, &send).map(|_| ())
-                }),
-            ));
-            readers.push((
-                dir,
-                scope.spawn(move || {
-                    let send = |part: Entities| {
-                        checked(dir, &part)?;
-                        singles_out.send(part).map_err(|_| hung_up())
-                    };
-                    map_singles(dir, k, batches.days, &|_| true, &send).map(|_| ())
-                }),
-            ));
-            feeds.push([Feed::new(cells_in), Feed::new(singles_in)]);
+        for &dir in dirs {
+            let (cells, reader) = spawn_reader(scope, dir, symbols, move |send| {
+                let path = kind_file(dir, "cells", k);
+                map_cells(&path, batches.cells, &|_| true, &send).map(|_| ())
+            });
+            readers.push((dir, reader));
+            let (singles, reader) = spawn_reader(scope, dir, symbols, move |send| {
+                map_singles(dir, k, batches.days, &|_| true, &send).map(|_| ())
+            });
+            readers.push((dir, reader));
+            feeds.push([cells, singles]);
         }
         let merged = walk(feeds, &mut each);
         // The feeds are dropped: a reader blocked on its channel wakes to a hang-up. The merge's
@@ -208,6 +178,26 @@ pub(crate) fn stream_kinds_in(
         }
         result
     })
+}
+
+/// A table of `dir` read by `read` on a thread of its own, not rayon's (a reader blocked on a
+/// full channel must not hold one of the pool's threads, which the merge's own parallel work
+/// needs), each batch checked and sent into a channel where one waits while the next is read.
+fn spawn_reader<'s, 'e: 's>(
+    scope: &'s std::thread::Scope<'s, 'e>,
+    dir: &'e Path,
+    symbols: u64,
+    read: impl FnOnce(&dyn Fn(Entities) -> Result<()>) -> Result<()> + Send + 's,
+) -> (Feed, std::thread::ScopedJoinHandle<'s, Result<()>>) {
+    let (out, batches) = sync_channel::<Entities>(1);
+    let reader = scope.spawn(move || {
+        let send = |part: Entities| -> Result<()> {
+            check(dir, &part, symbols)?;
+            (out.send(part)).map_err(|_| broken(dir, "the merge stopped reading"))
+        };
+        read(&send)
+    });
+    (Feed::new(batches), reader)
 }
 
 /// One table's batches as they arrive.
