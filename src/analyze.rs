@@ -187,6 +187,18 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     };
     let token_bytes = ingested.tokens.bytes();
     ingested.tokens.seal();
+    // Past `spill_from` events the token ids wait on disk too, in the cold columns' scratch
+    // (a state's run put them there before reading its partitions back): only evidence reads
+    // them, a few ids a report names. A disk that refuses them costs memory, not the run.
+    let height = ingested.events.height() as u64;
+    if let Some(dir) = read.cold.as_deref().and_then(|sink| sink.past(height))
+        && let Err(e) = ingested.tokens.to_disk(dir)
+    {
+        eprintln!(
+            "note: token ids kept in memory: {}",
+            report::terminal::safe(&e.to_string())
+        );
+    }
     crate::memory::release_freed();
     crate::memory::fit_to_frame(ingested.events.estimated_size());
     clock.lap("ingest");

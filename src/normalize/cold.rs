@@ -92,6 +92,12 @@ impl ColdSink {
         }
     }
 
+    /// Where what only evidence reads waits once a run holds `events` events: this sink's folder
+    /// from `spill_from` on ([`crate::normalize::Tokens::to_disk`] follows the columns there).
+    pub fn past(&self, events: u64) -> Option<&Path> {
+        (events >= self.spill_from).then_some(self.dir.as_path())
+    }
+
     /// Takes the cold columns out of `frame`, one chunk as read.
     pub fn take(&self, frame: &mut DataFrame) -> Result<ColdChunk> {
         let cold = frame.select(COLUMNS).stage("taking cold columns")?;

@@ -131,6 +131,22 @@ impl<S: Slots> FileDict<S> {
         self.ends.shrink_to_fit();
     }
 
+    /// The strings, back to back, and where each ends, taken out of a sealed table (see
+    /// [`Tokens::to_disk`]); the table then holds nothing until [`FileDict::put_strings`].
+    pub(super) fn take_strings(&mut self) -> (String, Vec<usize>) {
+        self.seal();
+        (
+            std::mem::take(&mut self.arena),
+            std::mem::take(&mut self.ends),
+        )
+    }
+
+    /// Strings [`FileDict::take_strings`] took, back in the sealed table they came from.
+    pub(super) fn put_strings(&mut self, arena: String, ends: Vec<usize>) {
+        self.seal();
+        (self.arena, self.ends) = (arena, ends);
+    }
+
     /// A sealed table of `values`, coded 0, 1, 2… in order (distinct, or a value's later codes
     /// are never found by [`FileDict::code`]): strings listed elsewhere taken in without hashing
     /// one; the slots are built on the first [`FileDict::code`].

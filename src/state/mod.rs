@@ -212,7 +212,7 @@ impl Store {
             });
         }
         verify(&self.dir, &mut manifest.files)?;
-        let (ingested, note) = self.read_back(&manifest.files, opts.cold.is_some())?;
+        let (ingested, note) = self.read_back(&manifest.files, opts.cold.as_deref())?;
         notes.extend(note);
         let paths = manifest
             .files
@@ -425,9 +425,15 @@ impl Store {
     }
 
     /// Every retained file as the ingest of one run over them all would give it.
-    /// `beside`: the columns only evidence reads stay in the partitions (see below). Also says
-    /// why the state's stored names were not used, if they were not.
-    fn read_back(&self, files: &[StoredFile], beside: bool) -> Result<(Ingested, Vec<String>)> {
+    /// With a `cold` sink, the columns only evidence reads stay in the partitions (see below),
+    /// and past its bound the token ids go to its folder. Also says why the state's stored names
+    /// were not used, if they were not.
+    fn read_back(
+        &self,
+        files: &[StoredFile],
+        cold: Option<&crate::normalize::ColdSink>,
+    ) -> Result<(Ingested, Vec<String>)> {
+        let beside = cold.is_some();
         // The partitions the state's names cover have their lists placed from those; the others
         // are listed, their token ids added to the table the names start.
         let retained: Vec<(&str, &str)> = (files.iter())
@@ -474,6 +480,14 @@ impl Store {
         // made the table build again (32M of 8 bytes over the 85.9M-event state's 15.2M ids) are
         // gone before the frame is read back beside them.
         tokens.seal();
+        // Before the frame, as a run without a state does after it (`analyze`): what only
+        // evidence reads need not stand under the read-back's peak.
+        let rows: u64 = batches.iter().map(|(_, b)| b.rows()).sum();
+        if let Some(dir) = cold.and_then(|sink| sink.past(rows))
+            && let Err(e) = tokens.to_disk(dir)
+        {
+            notes.push(format!("token ids kept in memory: {e}"));
+        }
         crate::memory::release_freed();
         // With the cold columns beside the frame, they stay in the partitions until evidence
         // reads a few of their rows (`partition::read_hot`).

@@ -286,6 +286,11 @@ pub struct Batch {
 type Symbols = Vec<u32>;
 
 impl Batch {
+    /// Rows in the batch's row groups.
+    pub fn rows(&self) -> u64 {
+        self.metadata.num_rows as u64
+    }
+
     /// The partition's lists as placed, when it has both (what the state's names keep).
     pub fn placed(&self) -> Option<(&[u32], &[u32])> {
         match (self.symbols.as_ref(), self.token_codes.as_ref()) {
