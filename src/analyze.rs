@@ -373,6 +373,9 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         charts: &charts,
     };
     clock.lap("chart series");
+    // Token ids the evidence names were read from disk on a big run: one that failed must not
+    // reach the report as no id.
+    ingested.tokens.check()?;
     report::write(&dest, &data)?;
     // The state moves on only once its report exists: a run that fails leaves it as it was.
     if let Some((store, pending, covers)) = state {

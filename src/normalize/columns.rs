@@ -69,12 +69,17 @@ impl Dictionaries {
     }
 }
 
-/// Distinct strings a dictionary may hold before it is cleared (see `take_frame`).
-pub const MAX_FILE_STRINGS: usize = 2 << 20;
+/// Distinct strings a dictionary may hold before it is cleared (see `take_frame`): 2Mi strings
+/// held 4Mi slots of 32 bytes per reader, and the 85.9M-event export's ingest set its run's peak
+/// with two of them; at 1Mi that peak fell 5.14–5.16 → 4.95–4.97 GB for 2.5 s more (about 7 s of
+/// CPU placing strings again in polars' dictionary; two alternated pairs). At 512Ki it fell to
+/// 4.86 GB for 3.6–5.0 s more, and the 10M CSV export's runs took 0.1–0.18 s longer (three
+/// alternated pairs; at 1Mi no difference beyond the runs' own spread).
+pub const MAX_FILE_STRINGS: usize = 1 << 20;
 
 /// Distinct token ids a reader's token dictionary may hold before it is cleared. Nearly every id
 /// is new, and an id cleared here and seen again is found in the run's token table instead; at
-/// [`MAX_FILE_STRINGS`] each reader's held 2M ids in 4M slots of 32 bytes, and reading the
+/// 2Mi (the strings' bound then) each reader's held 2M ids in 4M slots of 32 bytes, and reading the
 /// 85.9M-event export held two such readers' dictionaries, 0.75 GB, at its peak: 5.56 → 5.16 GB.
 /// The 10M CSV export's ingest took 2.31–2.34 s against 2.30–2.56 s (two alternated pairs).
 pub const MAX_FILE_TOKENS: usize = 1 << 18;
@@ -224,7 +229,7 @@ impl EventColumns {
         self.filled = [0; 4];
         // Codes already handed over are global, so a dictionary can start afresh between chunks:
         // a multi-GB export then holds at most this many strings per dictionary and reader thread
-        // (~150 MB each) instead of every token id it contains.
+        // (~75 MB each) instead of every string it contains.
         if self.dicts.dict.len() > self.max_strings {
             self.dicts.dict.clear();
             for column in [

@@ -27,6 +27,9 @@ struct Table {
     dict: FileDict<Narrow>,
     /// The ids once moved to disk ([`Tokens::to_disk`]); `dict` then holds none.
     disk: Option<OnDisk>,
+    /// Why an id could not be read from disk, kept for [`Tokens::check`]: the id reads as none
+    /// where it was asked for, and the run must not report on it.
+    failed: Option<Error>,
 }
 
 impl Table {
@@ -38,10 +41,16 @@ impl Table {
 
     /// The id of `code`, handed to `each` (an unknown code as empty); `buf` holds an id read
     /// from disk.
-    fn with<T>(&self, code: u32, buf: &mut Vec<u8>, each: impl FnOnce(Option<&str>) -> T) -> T {
-        match &self.disk {
-            Some(disk) => each(disk.read(code, buf)),
-            None => each(self.dict.get(code)),
+    fn with<T>(&mut self, code: u32, buf: &mut Vec<u8>, each: impl FnOnce(Option<&str>) -> T) -> T {
+        let Some(disk) = &self.disk else {
+            return each(self.dict.get(code));
+        };
+        match disk.read(code, buf) {
+            Ok(id) => each(id),
+            Err(e) => {
+                self.failed.get_or_insert(Error::io(&disk.dir, e));
+                each(None)
+            }
         }
     }
 
@@ -65,6 +74,8 @@ impl Table {
 struct OnDisk {
     file: std::fs::File,
     count: usize,
+    /// The folder it is in, to name in an error.
+    dir: std::path::PathBuf,
 }
 
 impl OnDisk {
@@ -81,6 +92,7 @@ impl OnDisk {
         Ok(OnDisk {
             file,
             count: ends.len(),
+            dir: dir.to_path_buf(),
         })
     }
 
@@ -96,24 +108,24 @@ impl OnDisk {
         file.read_exact(buf)
     }
 
-    /// The id of `code`, read into `buf`; `None` for a code past the table, or a read that
-    /// failed (a failing disk: no one else can reach the file).
-    fn read<'b>(&self, code: u32, buf: &'b mut Vec<u8>) -> Option<&'b str> {
+    /// The id of `code`, read into `buf`; `None` for a code past the table.
+    fn read<'b>(&self, code: u32, buf: &'b mut Vec<u8>) -> std::io::Result<Option<&'b str>> {
         let i = code as usize;
         if i >= self.count {
-            return None;
+            return Ok(None);
         }
         let mut ends = [0u8; 16];
         let (from, bounds) = match i {
             0 => (0, &mut ends[8..]),
             _ => (8 * (i as u64 - 1), &mut ends[..]),
         };
-        self.read_at(from, bounds).ok()?;
-        let start = u64::from_le_bytes(ends[..8].try_into().ok()?);
-        let end = u64::from_le_bytes(ends[8..].try_into().ok()?);
-        buf.resize(end.checked_sub(start)? as usize, 0);
-        self.read_at(8 * self.count as u64 + start, buf).ok()?;
-        std::str::from_utf8(buf).ok()
+        self.read_at(from, bounds)?;
+        let [start, end] =
+            [&ends[..8], &ends[8..]].map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+        let damaged = || std::io::Error::new(std::io::ErrorKind::InvalidData, "token ids damaged");
+        buf.resize(end.checked_sub(start).ok_or_else(damaged)? as usize, 0);
+        self.read_at(8 * self.count as u64 + start, buf)?;
+        std::str::from_utf8(buf).map(Some).map_err(|_| damaged())
     }
 
     /// Every id, as the table held them before [`Tokens::to_disk`]; `None` when they cannot be
@@ -144,7 +156,7 @@ impl Tokens {
         Tokens {
             table: Mutex::new(Table {
                 dict: FileDict::sealed_from(ids),
-                disk: None,
+                ..Table::default()
             }),
         }
     }
@@ -152,7 +164,7 @@ impl Tokens {
     /// Calls `each` with the id of every code of `codes` in turn (an unknown code as empty),
     /// under one lock.
     pub fn for_codes(&self, codes: &[u32], mut each: impl FnMut(&str)) {
-        let (table, mut buf) = (self.lock(), Vec::new());
+        let (mut table, mut buf) = (self.lock(), Vec::new());
         for &code in codes {
             table.with(code, &mut buf, |id| each(id.unwrap_or_default()));
         }
@@ -178,7 +190,8 @@ impl Tokens {
         Ok(out)
     }
 
-    /// The token id of `code` ([`NULL`] and unknown codes have none).
+    /// The token id of `code` ([`NULL`] and unknown codes have none; nor has an id that could
+    /// not be read from disk, see [`Tokens::check`]).
     pub fn text(&self, code: u32) -> Option<String> {
         (code != NULL)
             .then(|| {
@@ -213,6 +226,12 @@ impl Tokens {
                 Err(e)
             }
         }
+    }
+
+    /// Fails with the first error met reading an id from disk (which then read as none), so
+    /// that no report names a token it could not read.
+    pub fn check(&self) -> Result<()> {
+        self.lock().failed.take().map_or(Ok(()), Err)
     }
 
     /// Bytes the table holds in memory, for `--timings`.
@@ -315,9 +334,29 @@ mod tests {
         assert_eq!(again, [5_000, codes[4_999]]);
         assert_eq!(tokens.text(codes[17]).as_deref(), Some(ids[17].as_str()));
         assert_eq!(tokens.text(5_000).as_deref(), Some("tk-new"));
+        assert!(tokens.check().is_ok());
         let gone = dir.path().join("gone");
         assert!(tokens.to_disk(&gone).is_err());
         assert_eq!(tokens.text(codes[3]).as_deref(), Some(ids[3].as_str()));
         assert_eq!(tokens.len(), 5_001);
+    }
+
+    /// An id that cannot be read from disk reads as none, and the table says why when asked,
+    /// once: the run then fails instead of reporting without it.
+    #[test]
+    fn an_id_that_cannot_be_read_fails_the_check() {
+        let dir = tempfile::tempdir().expect("dir");
+        let tokens = Tokens::default();
+        let codes = tokens.place(["tk-a", "tk-b"].into_iter()).expect("codes");
+        tokens.seal();
+        tokens.to_disk(dir.path()).expect("to disk");
+        assert_eq!(tokens.text(codes[1]).as_deref(), Some("tk-b"));
+        assert!(tokens.check().is_ok());
+        if let Some(disk) = &tokens.lock().disk {
+            disk.file.set_len(12).expect("truncated");
+        }
+        assert_eq!(tokens.text(codes[1]), None);
+        assert!(tokens.check().is_err());
+        assert!(tokens.check().is_ok(), "reported once");
     }
 }
