@@ -162,7 +162,8 @@ pub(super) fn map_kind_in<T: Send>(
 fn read_symbols(dir: &Path) -> Result<Symbols> {
     let stored = Stored::load(dir.join("symbols.parquet"))?;
     let ids = stored.strs("id")?;
-    let mut symbols = Symbols::with_capacity(ids.len());
+    let bytes = ids.iter().map(|id| id.map_or(0, str::len)).sum();
+    let mut symbols = Symbols::with_capacity(ids.len(), bytes);
     for (code, id) in ids.iter().enumerate() {
         // A name twice would shift every later code onto another name.
         if symbols.intern(id.unwrap_or_default())? as usize != code {
