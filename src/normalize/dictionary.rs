@@ -519,11 +519,15 @@ fn same_short(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// String `code` of an arena whose strings end at `ends`.
-fn entry<'a>(arena: &'a str, ends: &[usize], code: u32) -> &'a str {
+/// String `code` of an arena whose strings end at `ends` (empty past them): how the
+/// dictionaries and the records' symbol table ([`crate::reduce::Symbols`]) keep their strings.
+pub(crate) fn entry<'a>(arena: &'a str, ends: &[usize], code: u32) -> &'a str {
     let i = code as usize;
+    let Some(&end) = ends.get(i) else {
+        return "";
+    };
     let start = if i == 0 { 0 } else { ends[i - 1] };
-    &arena[start..ends[i]]
+    arena.get(start..end).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::frame::{NULL, dictionary};
+use crate::normalize::dictionary::entry;
 
 /// Account ids and entity ids (principals, keys, addresses), one table for both: a customer
 /// principal is also an account, and sharing the code lets a profile ask "did it touch itself"
@@ -33,16 +34,6 @@ impl PartialEq for Symbols {
     fn eq(&self, other: &Symbols) -> bool {
         self.ends == other.ends && self.text == other.text
     }
-}
-
-/// Name `code` of `text` and `ends` ([`Symbols`]); empty past the table.
-fn name_in<'a>(text: &'a str, ends: &[usize], code: u32) -> &'a str {
-    let i = code as usize;
-    let Some(&end) = ends.get(i) else {
-        return "";
-    };
-    let start = if i == 0 { 0 } else { ends[i - 1] };
-    text.get(start..end).unwrap_or_default()
 }
 
 fn hash(name: &str) -> u64 {
@@ -83,7 +74,7 @@ impl Symbols {
         self.ends.push(self.text.len());
         let (text, ends) = (&self.text, &self.ends);
         self.code
-            .insert_unique(h, code, |&c| hash(name_in(text, ends, c)));
+            .insert_unique(h, code, |&c| hash(entry(text, ends, c)));
         Ok(code)
     }
 
@@ -96,7 +87,7 @@ impl Symbols {
 
     /// The name behind `code`.
     pub fn name(&self, code: u32) -> &str {
-        name_in(&self.text, &self.ends, code)
+        entry(&self.text, &self.ends, code)
     }
 
     pub fn len(&self) -> usize {
