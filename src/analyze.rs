@@ -204,9 +204,10 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     clock.lap("ingest");
     if plan.timings {
         eprintln!(
-            "timing:   event frame {} rows, {} MB in columns; {} token ids, {} MB ({} MB while read)",
+            "timing:   event frame {} rows, {} MB in columns, {} strings in polars' dictionary; {} token ids, {} MB ({} MB while read)",
             ingested.events.height(),
             ingested.events.estimated_size() >> 20,
+            crate::frame::dictionary().num_cats_upper_bound(),
             ingested.tokens.len(),
             ingested.tokens.bytes() >> 20,
             token_bytes >> 20
