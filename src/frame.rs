@@ -307,21 +307,16 @@ pub fn aligned(df: &DataFrame, names: &[&str]) -> Result<DataFrame> {
 /// used 1.8M times; a table indexed by dictionary code answers each row with two loads.
 pub fn rows_since(df: &DataFrame, name: &str, since: &[(String, i64)]) -> Result<BooleanChunked> {
     let from = by_code(since, i64::min);
-    rows_keyed(df, name, None, |code, ts| {
+    rows_keyed(df, name, |code, ts| {
         from.get(code).is_some_and(|at| ts >= at)
     })
 }
 
 /// A filter mask of the rows whose categorical column `name` holds a value of `before`, earlier
-/// than that value's instant, and whose column `with` is not null.
-pub fn rows_before(
-    df: &DataFrame,
-    name: &str,
-    with: &str,
-    before: &[(String, i64)],
-) -> Result<BooleanChunked> {
+/// than that value's instant.
+pub fn rows_before(df: &DataFrame, name: &str, before: &[(String, i64)]) -> Result<BooleanChunked> {
     let until = by_code(before, i64::max);
-    rows_keyed(df, name, Some(with), |code, ts| {
+    rows_keyed(df, name, |code, ts| {
         until.get(code).is_some_and(|at| ts < at)
     })
 }
@@ -382,33 +377,21 @@ impl<T: Copy + Default> CodeTable<T> {
     }
 }
 
-/// A filter mask of the rows `keep(code of name, instant)` accepts among those whose `with` (if
-/// any) is not null.
+/// A filter mask of the rows `keep(code of name, instant)` accepts.
 fn rows_keyed(
     df: &DataFrame,
     name: &str,
-    with: Option<&str>,
     keep: impl Fn(u32, i64) -> bool + Sync,
 ) -> Result<BooleanChunked> {
-    let mut names = vec![name, TS];
-    names.extend(with);
-    let frame = aligned(df, &names)?;
+    let frame = aligned(df, &[name, TS])?;
     let (keys, instants) = (code_arrays(&frame, name)?, ts_arrays(&frame)?);
-    let withs = match with {
-        Some(w) => Some(code_arrays(&frame, w)?),
-        None => None,
-    };
     // Chunk by chunk, side by side.
     let parts: Vec<Vec<bool>> = (0..keys.len())
         .into_par_iter()
         .map(|n| {
             let (k, t) = (keys[n], instants[n]);
-            t.iter()
-                .enumerate()
-                .map(|(i, &ts)| {
-                    withs.as_ref().is_none_or(|w| code_at(w[n], i) != NULL)
-                        && keep(code_at(k, i), ts)
-                })
+            (t.iter().enumerate())
+                .map(|(i, &ts)| keep(code_at(k, i), ts))
                 .collect()
         })
         .collect();
@@ -577,9 +560,7 @@ mod tests {
     fn rows_before_agree_with_polars() {
         for seed in 0..20 {
             let df = keyed_frame(seed);
-            let used = col(c::TOKEN)
-                .is_not_null()
-                .and(col(c::CREDENTIAL).is_not_null());
+            let used = col(c::CREDENTIAL).is_not_null();
             let before = [("key-0".to_string(), 400), ("key-3".to_string(), 10)];
             let (ids, at): (Vec<String>, Vec<i64>) = before.iter().cloned().unzip();
             let table = DataFrame::new_infer_height(vec![
@@ -596,7 +577,7 @@ mod tests {
             for row in u32s(&rows, "row").expect("rows") {
                 want[row as usize] = true;
             }
-            let got = rows_before(&df, c::CREDENTIAL, c::TOKEN, &before).expect("mask");
+            let got = rows_before(&df, c::CREDENTIAL, &before).expect("mask");
             let got: Vec<bool> = got.iter().map(|v| v.unwrap_or(false)).collect();
             assert_eq!(got, want, "seed {seed}");
         }

@@ -54,7 +54,8 @@ impl Detector for ForgedTokens {
     fn detect(&self, input: &DetectInput) -> Result<Detection> {
         let mut out = Detection::default();
         let max_age = input.options.max_token_age_ms;
-        let Some(issuance) = Issuance::read(input.events, input.tokens.len(), max_age, input.time)?
+        let (events, cold) = (input.events, input.cold);
+        let Some(issuance) = Issuance::read(events, cold, input.tokens.len(), max_age, input.time)?
         else {
             out.limitations.push(Limitation {
                 detector: NAME,
@@ -68,7 +69,7 @@ impl Detector for ForgedTokens {
             issued_kid,
             unissuing,
             shared,
-        } = issuance.judge(MAX_ADDRESSES_PER_TOKEN as usize)?;
+        } = issuance.judge(events, cold, MAX_ADDRESSES_PER_TOKEN as usize)?;
         // The token facts go before the accesses are gathered and grouped: over the 85.9M-event
         // state they were 0.48 GB, still held while the polars work below added its 0.2 GB.
         let cover = &issuance.into_cover();

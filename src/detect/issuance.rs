@@ -14,15 +14,15 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::frame::{NULL, aligned, chunk_codes, dictionary};
+use crate::frame::{NULL, chunk_codes, dictionary};
+use crate::normalize::ColdColumns;
+use crate::normalize::cold::RUN_ROWS;
 use crate::normalize::schema::col as c;
 use crate::normalize::{Days, TimeParser};
 use crate::reduce::tokens::{self, Chunk, NOT_ISSUED, TokenFacts};
 
 /// What the issuance log says, as facts per token, with the days it covers.
 pub(super) struct Issuance {
-    /// The event table's [`tokens::COLUMNS`], [`aligned`], for [`Issuance::judge`].
-    frame: DataFrame,
     facts: TokenFacts,
     pub cover: Coverage,
 }
@@ -57,12 +57,12 @@ impl Issuance {
     /// the run has.
     pub fn read(
         events: &DataFrame,
+        cold: &ColdColumns,
         token_codes: usize,
         max_age: i64,
         time: &TimeParser,
     ) -> Result<Option<Issuance>> {
-        let frame = aligned(events, &tokens::COLUMNS)?;
-        let facts = TokenFacts::for_judging(&frame, token_codes, time)?;
+        let facts = TokenFacts::for_judging(events, cold, token_codes, time)?;
         let Some((start, end)) = facts.issue_span else {
             return Ok(None);
         };
@@ -78,11 +78,7 @@ impl Issuance {
             gaps,
             max_age,
         };
-        Ok(Some(Issuance {
-            frame,
-            facts,
-            cover,
-        }))
+        Ok(Some(Issuance { facts, cover }))
     }
 
     /// What the log covers, the facts dropped.
@@ -90,19 +86,15 @@ impl Issuance {
         self.cover
     }
 
-    /// Judges each access of the event table that carries a token; `max_addresses`: how many
-    /// addresses one token may be presented from (below [`tokens::ADDRESSES_KEPT`]).
-    pub fn judge(&self, max_addresses: usize) -> Result<Judged> {
-        let chunks = tokens::chunks(&self.frame)?;
-        // Event-table row of each chunk's first row (polars itself indexes rows with
-        // `IdxSize`, so a frame's length fits).
-        let starts: Vec<IdxSize> = (chunks.iter())
-            .scan(0, |at: &mut IdxSize, ch| {
-                let start = *at;
-                *at += ch.ts.len() as IdxSize;
-                Some(start)
-            })
-            .collect();
+    /// Judges each access of the event table `events` (its cold columns `cold`) that carries a
+    /// token, a run of chunks at a time; `max_addresses`: how many addresses one token may be
+    /// presented from (below [`tokens::ADDRESSES_KEPT`]).
+    pub fn judge(
+        &self,
+        events: &DataFrame,
+        cold: &ColdColumns,
+        max_addresses: usize,
+    ) -> Result<Judged> {
         let access = dictionary().get_cat("access").unwrap_or(NULL);
         debug_assert!(
             max_addresses < tokens::ADDRESSES_KEPT,
@@ -122,9 +114,25 @@ impl Issuance {
                 .filter(|&t| self.facts.addresses(t) > max_addresses)
                 .collect(),
         };
-        let parts: Vec<Part> = (chunks.par_iter().zip(&starts))
-            .map(|(ch, &start)| self.judge_chunk(ch, start, access, &shared))
-            .collect();
+        let mut parts: Vec<Part> = Vec::new();
+        cold.runs(events, &tokens::COLUMNS, RUN_ROWS, |run| {
+            // Event-table row of each chunk's first row (polars itself indexes rows with
+            // `IdxSize`, so a frame's length fits).
+            let mut chunks: Vec<(Chunk, IdxSize)> = Vec::new();
+            for (first, frame) in &run {
+                let mut at = *first as IdxSize;
+                for ch in tokens::chunks(frame)? {
+                    let rows = ch.ts.len() as IdxSize;
+                    chunks.push((ch, at));
+                    at += rows;
+                }
+            }
+            parts.par_extend(
+                (chunks.par_iter())
+                    .map(|(ch, start)| self.judge_chunk(ch, *start, access, &shared)),
+            );
+            Ok(())
+        })?;
         let rows = |of: fn(&Part) -> &[IdxSize]| parts.iter().flat_map(of).copied().collect();
         Ok(Judged {
             suspect: rows(|p| &p.suspect),
@@ -218,6 +226,7 @@ impl Coverage {
 mod tests {
     use super::*;
     use crate::frame::cat_dtype;
+    use crate::normalize::cold::IN_FRAME;
 
     const MAX_AGE: i64 = 1_000;
 
@@ -278,7 +287,7 @@ mod tests {
             events.column(c::TS).expect("ts").n_chunks()
         );
         let time = TimeParser::new(chrono_tz::UTC);
-        let issuance = Issuance::read(&events, 10, MAX_AGE, &time)
+        let issuance = Issuance::read(&events, &IN_FRAME, 10, MAX_AGE, &time)
             .expect("read")
             .expect("issuance");
         let issuing: roaring::RoaringBitmap =
@@ -287,7 +296,7 @@ mod tests {
         let cover = &issuance.cover;
         assert_eq!((cover.start, cover.end, cover.gaps.len()), (0, 0, 0));
 
-        let judged = issuance.judge(3).expect("judged");
+        let judged = issuance.judge(&events, &IN_FRAME, 3).expect("judged");
         assert_eq!(judged.suspect, [3, 4, 6]);
         let k1 = dictionary().get_cat("k1");
         assert_eq!(judged.issued_at, [Some(0), Some(0), None]);
@@ -296,11 +305,11 @@ mod tests {
         // Token 1 comes from four addresses (issuer, a, b, c): more than three.
         assert_eq!(judged.shared, [2, 3, 7, 8, 11]);
 
-        let judged = issuance.judge(4).expect("judged");
+        let judged = issuance.judge(&events, &IN_FRAME, 4).expect("judged");
         assert!(judged.shared.is_empty());
         // Token 2 comes from one address, token 9 from none.
         for (max, shared) in [(0, &[2, 3, 4, 5, 7, 8, 11][..]), (1, &[2, 3, 7, 8, 11])] {
-            let judged = issuance.judge(max).expect("judged");
+            let judged = issuance.judge(&events, &IN_FRAME, max).expect("judged");
             assert_eq!(judged.shared, shared, "more than {max}");
         }
     }

@@ -29,21 +29,20 @@ impl Detector for KeyLifecycle {
         if input.context.credentials_path.is_none() {
             return Ok(out);
         }
-        // The inventory is small: a set-membership filter beats a join.
+        // The inventory is small: a set-membership filter beats a join. The token codes wait
+        // beside the frame: read for the rows of unknown keys alone.
         let known = key_series("known", creds.keys().cloned().collect())?;
         let unknown = input
             .rows_where(
-                col(c::TOKEN)
-                    .is_not_null()
-                    .and(col(c::CREDENTIAL).is_not_null())
-                    .and(
-                        col(c::CREDENTIAL)
-                            .is_in(lit(known).implode(false), false)
-                            .not(),
-                    ),
-                &columns(c::CREDENTIAL),
+                col(c::CREDENTIAL).is_not_null().and(
+                    col(c::CREDENTIAL)
+                        .is_in(lit(known).implode(false), false)
+                        .not(),
+                ),
+                &with_token(c::CREDENTIAL),
             )?
-            .lazy();
+            .lazy()
+            .filter(col(c::TOKEN).is_not_null());
         for (kid, act) in summarize(unknown, c::CREDENTIAL, input)? {
             let reason = format!(
                 "key id {kid} is not in the credential inventory, yet {} token-bearing event(s) on {} account(s) present it",
@@ -72,11 +71,12 @@ impl Detector for KeyLifecycle {
             .filter(|(id, at)| first_use(id).is_some_and(|f| f < *at))
             .collect();
         if !early_keys.is_empty() {
-            let mask = rows_before(input.events, c::CREDENTIAL, c::TOKEN, &early_keys)?;
+            let mask = rows_before(input.events, c::CREDENTIAL, &early_keys)?;
             let early = input
                 .cold
-                .select_where(input.events, &columns(c::CREDENTIAL), &mask)?
-                .lazy();
+                .select_where(input.events, &with_token(c::CREDENTIAL), &mask)?
+                .lazy()
+                .filter(col(c::TOKEN).is_not_null());
             for (kid, act) in summarize(early, c::CREDENTIAL, input)? {
                 let reason = format!(
                     "{} token-bearing event(s) before the key was created",
@@ -161,4 +161,11 @@ fn finding(
     );
     f.techniques = vec!["T1552.004", "T1606"];
     f
+}
+
+/// What [`summarize`] reads by `key`, and the token codes, to keep the rows that carry one.
+fn with_token(key: &str) -> Vec<&str> {
+    let mut names = columns(key);
+    names.push(c::TOKEN);
+    names
 }

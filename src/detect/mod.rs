@@ -25,6 +25,7 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::error::Result;
+use crate::normalize::cold::RUN_ROWS;
 use crate::normalize::{ColdColumns, TimeParser, Tokens};
 
 /// What a finding is about.
@@ -244,8 +245,14 @@ impl<'a> DetectInput<'a> {
             return Ok(first);
         }
         use crate::normalize::schema::col as c;
-        let frame = crate::frame::aligned(self.events, &[c::TOKEN, c::CREDENTIAL, c::TS])?;
-        let first = crate::reduce::tokens::first_token_uses(&frame)?;
+        use crate::reduce::tokens::{first_token_uses, note_firsts};
+        let mut first = std::collections::HashMap::new();
+        let names = [c::TOKEN, c::CREDENTIAL, c::TS];
+        self.cold.runs(self.events, &names, RUN_ROWS, |run| {
+            let frames: Vec<DataFrame> = run.into_iter().map(|(_, df)| df).collect();
+            note_firsts(&mut first, first_token_uses(&frames)?);
+            Ok(())
+        })?;
         Ok(self.first_token_uses.get_or_init(|| first))
     }
 

@@ -1,20 +1,26 @@
-//! Cold columns: the event columns that only evidence and usage read — source file and line, user
-//! agent, action: 20 of the frame's 54 bytes an event — kept beside the frame instead of in it,
-//! and written to disk once a run is big (`analyze --spill-from-events`).
+//! Cold columns: the event columns that no count over every row reads but a few passes that
+//! can take them a run of rows at a time — source file and line, user agent, action, token code —
+//! kept beside the frame instead of in it, and written to disk once a run is big
+//! (`analyze --spill-from-events`).
 //!
-//! No detector counts over them: they name where a finding's first event is, which endpoints and
-//! clients a flagged entity used, and which failed logins were for non-existent users. Each is
+//! File, line, user agent and action name where a finding's first event is, which endpoints and
+//! clients a flagged entity used, and which failed logins were for non-existent users: each is
 //! read for a selection of rows, or chunk by chunk after ranking, never while enumeration's
 //! reduction sets the run's peak. At 85.9M events they were 1.74 GB of the 4.6 GB frame, all of
 //! it resident through every detector (`docs/scale.md`, eighteenth session, has the figures).
+//! Token codes are read whole by three passes (the first token-bearing use of each key, and
+//! forged tokens' facts and judgement), each a run of chunks at a time ([`ColdColumns::runs`]),
+//! and by evidence for a selection: 4 bytes an event the frame no longer holds under every
+//! other stage (346 MB at 85.9M events; `docs/scale.md`, thirty-third session).
 //!
 //! A chunk of rows as read keeps its cold columns as a small frame (`Held`) until the run has
 //! read `spill_from` events; from then on each chunk goes to a Parquet file of its own in the
 //! run's scratch directory (`Spilled`), and at the end of ingest the held ones follow, so the
-//! detectors start with none in memory. Codes are polars' process-wide dictionary codes, valid
-//! for this process only: the files are scratch, removed with the report's staging directory.
-//! Read back from a state, the columns are already on disk in its partitions: each chunk is then
-//! a [`Loader`] of one partition row group's (`state::partition::read_hot`), read when asked.
+//! detectors start with none in memory. Codes are polars' process-wide dictionary codes (and the
+//! run's token codes), valid for this process only: the files are scratch, removed with the
+//! report's staging directory. Read back from a state, the columns are already on disk in its
+//! partitions: each chunk is then a [`Loader`] of one partition row group's
+//! (`state::partition::read_hot`), read when asked.
 
 use std::fs::File;
 use std::ops::Range;
@@ -31,13 +37,23 @@ use rayon::prelude::*;
 use crate::error::{Error, FrameContext, Result};
 use crate::normalize::schema::col;
 
-/// The cold columns, in the frame's order.
-pub const COLUMNS: [&str; 4] = [col::FILE, col::LINE, col::USER_AGENT, col::ACTION];
+/// The cold columns.
+pub const COLUMNS: [&str; 5] = [
+    col::FILE,
+    col::LINE,
+    col::USER_AGENT,
+    col::ACTION,
+    col::TOKEN,
+];
 
 /// A column a selection may ask for ([`ColdColumns::select`]): the frame row of each selected
 /// row, so that the file and line of the few rows that become evidence are read alone, not the
 /// whole selection's.
 pub const ROW: &str = "__row";
+
+/// Rows a pass over every row reads at once when it reads a cold column ([`ColdColumns::runs`]):
+/// 16 MB of token codes, the chunks of a run read side by side.
+pub const RUN_ROWS: usize = 4 << 20;
 
 /// Events read before chunks go to disk: runs the size of the 10M benchmark (8.7M events) never
 /// write, and at most this many events' cold columns (~320 MB) wait in memory during ingest.
@@ -183,7 +199,7 @@ fn spill_error(path: &Path, e: PolarsError) -> Error {
 /// A cold column of no rows, in the frame's type.
 fn empty(name: &str) -> Column {
     let dtype = match name {
-        col::FILE => DataType::UInt32,
+        col::FILE | col::TOKEN => DataType::UInt32,
         col::LINE => DataType::UInt64,
         _ => crate::frame::cat_dtype(),
     };
@@ -284,7 +300,64 @@ impl ColdColumns {
         for c in all.columns() {
             out.with_column(c.clone()).stage("restoring cold columns")?;
         }
-        Ok(out)
+        in_frame_order(out)
+    }
+
+    /// `names` of every frame row, hot or cold, a run of chunks of about `rows` rows at a time
+    /// (at least one chunk), in row order: each run handed to `each` as its chunks' frames (each
+    /// of one chunk a column), each with its first frame row. For the passes
+    /// over every row that read a cold column: the token codes are never whole in memory, and
+    /// a run's chunks are read side by side.
+    pub fn runs(
+        &self,
+        events: &DataFrame,
+        names: &[&str],
+        rows: usize,
+        mut each: impl FnMut(Vec<(usize, DataFrame)>) -> Result<()>,
+    ) -> Result<()> {
+        let spans = match names.iter().all(|n| events.column(n).is_ok()) {
+            // In the frame already (the frame as ingest made it, or a test's): runs of rows.
+            true => (0..events.height())
+                .step_by(IN_FRAME_SPAN)
+                .map(|start| Span {
+                    rows: start..(start + IN_FRAME_SPAN).min(events.height()),
+                    part: None,
+                    local: None,
+                })
+                .collect(),
+            false => self.spans(events),
+        };
+        let sizes: Vec<usize> = spans.iter().map(|s| s.rows.len()).collect();
+        let hot: Vec<&str> = (names.iter().copied())
+            .filter(|n| events.column(n).is_ok())
+            .collect();
+        let cold: Vec<&str> = (names.iter().copied())
+            .filter(|n| !hot.contains(n))
+            .collect();
+        let hot_frame = events
+            .select(hot.iter().copied())
+            .stage("reading cold columns")?;
+        for run in crate::frame::runs(&sizes, rows) {
+            let frames = spans[run]
+                .par_iter()
+                .map(|span| {
+                    let slice = hot_frame.slice(span.rows.start as i64, span.rows.len());
+                    // One chunk a column, made on this thread (see `load`): a span is one chunk
+                    // as ingest or a partition's row group made it, so this rarely copies.
+                    let mut columns: Vec<Column> =
+                        (slice.columns().iter()).map(|c| c.rechunk()).collect();
+                    if !cold.is_empty() {
+                        columns.extend(self.load(span, &cold)?.columns().iter().cloned());
+                    }
+                    let df = DataFrame::new(span.rows.len(), columns)
+                        .and_then(|df| df.select(names.iter().copied()))
+                        .stage("reading cold columns")?;
+                    Ok((span.rows.start, df))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            each(frames)?;
+        }
+        Ok(())
     }
 
     /// Whether the cold columns are in the frame itself.
@@ -349,19 +422,17 @@ impl ColdColumns {
         rows: &[IdxSize],
         idx: &IdxCa,
     ) -> Result<DataFrame> {
-        let hot: Vec<&str> = names
-            .iter()
-            .copied()
-            .filter(|n| !COLUMNS.contains(n) && *n != ROW)
+        // A cold column the frame holds (a test's frame) is read from the frame.
+        let in_events = |n: &&str| events.column(n).is_ok();
+        let hot: Vec<&str> = (names.iter().copied())
+            .filter(|n| *n != ROW && (in_events(n) || !COLUMNS.contains(n)))
             .collect();
         let mut out = events
             .select(hot)
             .and_then(|df| df.take(idx))
             .stage("selecting rows")?;
-        let cold: Vec<&str> = COLUMNS
-            .iter()
-            .copied()
-            .filter(|n| names.contains(n))
+        let cold: Vec<&str> = (COLUMNS.iter().copied())
+            .filter(|n| names.contains(n) && !in_events(n))
             .collect();
         if !cold.is_empty() {
             // Gathered in row order, chunk by chunk, then put in the order asked for.
@@ -498,6 +569,16 @@ impl ColdColumns {
     }
 }
 
+/// `df`'s columns in the order of the event frame's (cold columns put back are appended):
+/// a partition stores them in that order.
+pub fn in_frame_order(df: DataFrame) -> Result<DataFrame> {
+    let layout = crate::normalize::EventColumns::new().take_frame()?;
+    let names = (layout.get_column_names().into_iter())
+        .filter(|n| df.column(n.as_str()).is_ok())
+        .map(|n| n.as_str().to_string());
+    df.select(names).stage("ordering columns")
+}
+
 /// A spilled chunk's `names`, back in the frame's types.
 fn read(path: &Path, names: &[&str]) -> PolarsResult<DataFrame> {
     let file = File::open(path).map_err(|e| PolarsError::IO {
@@ -565,6 +646,12 @@ mod tests {
                     col::LINE.into(),
                     (0..n as u64).map(|i| i * 3 + 1).collect::<Vec<_>>(),
                 ),
+                Column::new(
+                    col::TOKEN.into(),
+                    (0..n as u32)
+                        .map(|i| (i % 4 != 0).then_some(i / 2))
+                        .collect::<Vec<_>>(),
+                ),
             ],
         )
         .expect("frame");
@@ -607,14 +694,45 @@ mod tests {
             .collect()
     }
 
-    const ALL: [&str; 6] = [
+    const ALL: [&str; 7] = [
         col::LINE,
         col::TS,
         col::ACTION,
         col::PRINCIPAL,
+        col::TOKEN,
         col::FILE,
         col::USER_AGENT,
     ];
+
+    /// Every row's `names` read a run at a time ([`ColdColumns::runs`], runs of about `rows`),
+    /// stacked, with each piece's first row checked and each column of one chunk; and how many
+    /// runs there were.
+    fn by_runs(
+        cold: &ColdColumns,
+        frame: &DataFrame,
+        names: &[&str],
+        rows: usize,
+    ) -> (DataFrame, usize) {
+        let (mut out, mut next, mut runs) = (None::<DataFrame>, 0, 0);
+        cold.runs(frame, names, rows, |run| {
+            runs += 1;
+            for (first, piece) in run {
+                assert_eq!(first, next);
+                next += piece.height();
+                assert!(piece.columns().iter().all(|c| c.n_chunks() == 1));
+                match out.as_mut() {
+                    None => out = Some(piece),
+                    Some(acc) => {
+                        acc.vstack_mut(&piece).expect("stack");
+                    }
+                }
+            }
+            Ok(())
+        })
+        .expect("runs");
+        assert_eq!(next, frame.height());
+        (out.expect("rows"), runs)
+    }
 
     #[test]
     fn rows_read_beside_the_frame_equal_the_frame_s_own() {
@@ -668,6 +786,23 @@ mod tests {
             .expect("all");
         restored.rechunk_mut();
         assert!(restored.equals_missing(full));
+        // Every row in runs, the cold columns read beside the frame or from it.
+        let names = [col::TS, col::TOKEN, col::ACTION];
+        let expected = full.select(names).expect("columns");
+        for rows in [1, 150, 10_000] {
+            let (beside, runs) = by_runs(cold, hot, &names, rows);
+            assert!(beside.equals_missing(&expected));
+            assert_eq!(
+                runs > 1,
+                rows < full.height(),
+                "{runs} run(s) of {rows} rows"
+            );
+            assert!(
+                by_runs(&IN_FRAME, full, &names, rows)
+                    .0
+                    .equals_missing(&expected)
+            );
+        }
     }
 
     /// A time window filters the frame after ingest: rows are then those of the window.
@@ -698,6 +833,9 @@ mod tests {
             .expect("all");
         restored.rechunk_mut();
         assert!(restored.equals_missing(&full));
+        let names = [col::TOKEN, col::PRINCIPAL];
+        let (by_runs, _) = by_runs(&cold, &hot, &names, 100);
+        assert!(by_runs.equals_missing(&full.select(names).expect("columns")));
     }
 }
 

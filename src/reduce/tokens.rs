@@ -19,8 +19,9 @@ use roaring::RoaringBitmap;
 
 use crate::error::Result;
 use crate::frame::{CodeArray, NULL, code_arrays, code_at, dictionary, ts_arrays};
+use crate::normalize::cold::RUN_ROWS;
 use crate::normalize::schema::col as c;
-use crate::normalize::{Days, TimeParser};
+use crate::normalize::{ColdColumns, Days, TimeParser};
 
 /// Distinct addresses kept per token: "presented from more than N addresses" is exact for any
 /// N below this, whatever the partitions (a partition that saw this many says so in its own).
@@ -149,13 +150,31 @@ impl TokenFacts {
     /// [`TokenFacts::of`] without [`TokenFacts::uses`], which judging each access does not read:
     /// 16 bytes a token instead of 32. Over the 85.9M-event state (15.2M tokens) forged tokens'
     /// peak went 5.30 → 5.08 GB (`analyze --timings-per-detector`; `docs/performance.md`,
-    /// twenty-eighth session).
+    /// twenty-eighth session). `frame`'s [`COLUMNS`] are read a run of chunks at a time
+    /// ([`ColdColumns::runs`]: the token codes wait beside the frame); every code must be below
+    /// `token_codes`, the run's table's size.
     pub fn for_judging(
         frame: &DataFrame,
+        cold: &ColdColumns,
         token_codes: usize,
         time: &TimeParser,
     ) -> Result<TokenFacts> {
-        TokenFacts::of_in_groups(frame, token_codes, time, ISSUE_GROUP_ROWS, false)
+        let mut gathering = Gathering::new(token_codes, false, time);
+        cold.runs(frame, &COLUMNS, RUN_ROWS, |run| {
+            let frames: Vec<DataFrame> = run.into_iter().map(|(_, df)| df).collect();
+            let mut all = Vec::new();
+            for frame in &frames {
+                all.extend(chunks(frame)?);
+            }
+            if let Some(t) = highest_code(&all).filter(|&t| t as usize >= token_codes) {
+                return Err(crate::error::Error::Internal(format!(
+                    "token code {t} was not handed out by the run's table of {token_codes}"
+                )));
+            }
+            gathering.add(&all);
+            Ok(())
+        })?;
+        Ok(gathering.finish())
     }
 
     /// [`TokenFacts::of`], the issuances gathered `group_rows` rows at a time; `uses`: whether to
@@ -168,44 +187,14 @@ impl TokenFacts {
         uses: bool,
     ) -> Result<TokenFacts> {
         let chunks = chunks(frame)?;
-        let dict = dictionary();
-        let (issue, access) = (dict.get_cat("token_issued"), dict.get_cat("access"));
         // Codes past `token_codes` are not expected; sized by what the rows hold, they cannot
         // be mistaken for rows without a token.
-        let codes = chunks
-            .par_iter()
-            // Not the slots under nulls: whatever they hold would size the table.
-            .map(|ch| {
-                (ch.tokens.iter().flatten())
-                    .filter(|&&t| t != NULL)
-                    .max()
-                    .map_or(0, |&t| t as usize + 1)
-            })
-            .max()
-            .unwrap_or(0)
-            .max(token_codes);
-        let mut facts = TokenFacts {
-            tokens: vec![TokenFact::default(); codes],
-            uses: vec![TokenUse::default(); if uses { codes } else { 0 }],
-            ..TokenFacts::default()
-        };
-        if let Some(issue) = issue {
-            let mut issued_to = Vec::new();
-            for group in in_groups(&chunks, group_rows) {
-                let issues: Vec<Issues> = (group.par_iter())
-                    .map(|ch| issues(ch, issue, time))
-                    .collect();
-                facts.read_issues(&issues);
-                mark_issued_to(&mut issued_to, &issues);
-                for chunk in issues {
-                    facts.issue_days.extend(chunk.days);
-                    facts.issue_span = spanning(facts.issue_span, chunk.span);
-                }
-            }
-            facts.issuing = bitmap_of(&issued_to);
+        let codes = highest_code(&chunks).map_or(0, |t| t as usize + 1);
+        let mut gathering = Gathering::new(codes.max(token_codes), uses, time);
+        for group in in_groups(&chunks, group_rows) {
+            gathering.add(group);
         }
-        facts.read_uses(&chunks, access.unwrap_or(NULL));
-        Ok(facts)
+        Ok(gathering.finish())
     }
 
     /// The issuances' share, as [`Self::read_uses`] reads the accesses: each worker owns a
@@ -214,7 +203,7 @@ impl TokenFacts {
     /// with the days and addresses (now taken per chunk, side by side, and [`issued_to`]), this
     /// was 0.88 s of the 85.9M-event export's 2.1 s of facts; with them, 0.3 s of 1.36–1.42 s.
     fn read_issues(&mut self, issues: &[Issues]) {
-        self.by_range(|lo, facts, _| {
+        self.by_range(Vec::new(), |lo, facts, _, _: &mut ()| {
             for chunk in issues {
                 for &(token, ts, kid) in &chunk.rows {
                     if let Some(f) = facts.get_mut(token.wrapping_sub(lo) as usize) {
@@ -226,12 +215,13 @@ impl TokenFacts {
     }
 
     /// `work` on each thread's share of the tokens, one range of codes per thread: given the
-    /// first code of its range and the facts and uses of the range (no uses when not kept), in
-    /// code order.
-    fn by_range<R: Send>(
+    /// first code of its range, the facts and uses of the range (no uses when not kept), in
+    /// code order, and the range's own of `each` (default when `each` is short).
+    fn by_range<S: Send + Default>(
         &mut self,
-        work: impl Fn(u32, &mut [TokenFact], &mut [TokenUse]) -> R + Sync,
-    ) -> Vec<R> {
+        mut each: Vec<S>,
+        work: impl Fn(u32, &mut [TokenFact], &mut [TokenUse], &mut S) + Sync,
+    ) -> Vec<S> {
         let span = (self.tokens.len())
             .div_ceil(rayon::current_num_threads())
             .max(1);
@@ -239,8 +229,12 @@ impl TokenFacts {
         let ranges: Vec<(&mut [TokenFact], &mut [TokenUse])> = (self.tokens.chunks_mut(span))
             .map(|facts| (facts, uses.next().unwrap_or_default()))
             .collect();
-        (ranges.into_par_iter().enumerate())
-            .map(|(n, (facts, uses))| work((n * span) as u32, facts, uses))
+        each.resize_with(ranges.len(), S::default);
+        (ranges.into_par_iter().zip(each).enumerate())
+            .map(|(n, ((facts, uses), mut mine))| {
+                work((n * span) as u32, facts, uses, &mut mine);
+                mine
+            })
             .collect()
     }
 
@@ -248,10 +242,15 @@ impl TokenFacts {
     /// order, so a token's facts are written by one thread, in input order, with no merge. One
     /// range per thread: with four per thread, each reading every chunk, the detector took 0.74
     /// s instead of 0.41 s on the 10M benchmark export. `access`: the code of the `access`
-    /// event type ([`NULL`] when no row has it).
-    fn read_uses(&mut self, chunks: &[Chunk], access: u32) {
-        let more: Vec<HashMap<u32, Vec<u32>>> = self.by_range(|lo, facts, uses| {
-            let mut more = HashMap::new();
+    /// event type ([`NULL`] when no row has it); `more`: each range's addresses past a token's
+    /// first so far, carried from one run of chunks to the next.
+    fn read_uses(
+        &mut self,
+        chunks: &[Chunk],
+        access: u32,
+        more: Vec<HashMap<u32, Vec<u32>>>,
+    ) -> Vec<HashMap<u32, Vec<u32>>> {
+        self.by_range(more, |lo, facts, uses, more| {
             for ch in chunks {
                 for (i, &ts) in ch.ts.iter().enumerate() {
                     let t = code_at(ch.tokens, i).wrapping_sub(lo);
@@ -265,12 +264,10 @@ impl TokenFacts {
                         u.last_use = u.last_use.max(ts);
                         add_key(&mut u.keys, code_at(ch.keys, i));
                     }
-                    add_address(f, t + lo, code_at(ch.addresses, i), &mut more);
+                    add_address(f, t + lo, code_at(ch.addresses, i), more);
                 }
             }
-            more
-        });
-        self.more_addresses = more.into_iter().flatten().collect();
+        })
     }
 
     /// Adds the facts of rows that come after this one's in input order (a later partition of a
@@ -344,6 +341,76 @@ impl TokenFacts {
             .map(|(_, t)| t)
             .collect()
     }
+}
+
+/// Facts being gathered from runs of chunks in row order ([`TokenFacts::of`],
+/// [`TokenFacts::for_judging`]): each run's issuances, then its accesses. Each fact an
+/// issuance gives (the first instant, the first row's key) and each an access gives (the last
+/// use, the keys, the addresses in order) are apart, so a run's issuances may come after an
+/// earlier run's accesses.
+struct Gathering<'t> {
+    facts: TokenFacts,
+    /// The addresses issued to, a bit each ([`mark_issued_to`]).
+    issued_to: Vec<u64>,
+    /// Each worker's range's addresses past a token's first ([`TokenFacts::read_uses`]).
+    more: Vec<HashMap<u32, Vec<u32>>>,
+    issue: Option<u32>,
+    access: u32,
+    time: &'t TimeParser,
+}
+
+impl<'t> Gathering<'t> {
+    /// For token codes below `codes`; `uses`: whether to keep [`TokenFacts::uses`].
+    fn new(codes: usize, uses: bool, time: &'t TimeParser) -> Self {
+        let dict = dictionary();
+        Gathering {
+            facts: TokenFacts {
+                tokens: vec![TokenFact::default(); codes],
+                uses: vec![TokenUse::default(); if uses { codes } else { 0 }],
+                ..TokenFacts::default()
+            },
+            issued_to: Vec::new(),
+            more: Vec::new(),
+            issue: dict.get_cat("token_issued"),
+            access: dict.get_cat("access").unwrap_or(NULL),
+            time,
+        }
+    }
+
+    /// The next chunks in row order.
+    fn add(&mut self, chunks: &[Chunk]) {
+        if let Some(issue) = self.issue {
+            let time = self.time;
+            let issues: Vec<Issues> = (chunks.par_iter())
+                .map(|ch| issues(ch, issue, time))
+                .collect();
+            self.facts.read_issues(&issues);
+            mark_issued_to(&mut self.issued_to, &issues);
+            for chunk in issues {
+                self.facts.issue_days.extend(chunk.days);
+                self.facts.issue_span = spanning(self.facts.issue_span, chunk.span);
+            }
+        }
+        let more = std::mem::take(&mut self.more);
+        self.more = self.facts.read_uses(chunks, self.access, more);
+    }
+
+    fn finish(self) -> TokenFacts {
+        let mut facts = self.facts;
+        if self.issue.is_some() {
+            facts.issuing = bitmap_of(&self.issued_to);
+        }
+        facts.more_addresses = self.more.into_iter().flatten().collect();
+        facts
+    }
+}
+
+/// The highest token code `chunks` hold, if any (not the slots under nulls).
+fn highest_code(chunks: &[Chunk]) -> Option<u32> {
+    (chunks.par_iter())
+        .filter_map(|ch| (ch.tokens.iter().flatten()).filter(|&&t| t != NULL).max())
+        .max()
+        .copied()
 }
 
 /// `frame`'s [`COLUMNS`] chunk by chunk (aligned: the n-th array of each covers the same rows).
@@ -445,19 +512,23 @@ fn issues(ch: &Chunk, issue: u32, time: &TimeParser) -> Issues {
 /// [`TokenFacts`], which only `forged_tokens` reads and drops: held for the whole run beside
 /// enumeration's reduction, the facts of the 85.9M-event export (15.2M tokens) raised its peak
 /// by 0.48 GB.
-pub fn first_token_uses(frame: &DataFrame) -> Result<HashMap<u32, i64>> {
-    let (tokens, keys, ts) = (
-        code_arrays(frame, c::TOKEN)?,
-        code_arrays(frame, c::CREDENTIAL)?,
-        ts_arrays(frame)?,
-    );
-    let per_chunk = (0..ts.len()).into_par_iter().map(|k| {
+pub fn first_token_uses(frames: &[DataFrame]) -> Result<HashMap<u32, i64>> {
+    let mut chunks = Vec::new();
+    for frame in frames {
+        let (tokens, keys, ts) = (
+            code_arrays(frame, c::TOKEN)?,
+            code_arrays(frame, c::CREDENTIAL)?,
+            ts_arrays(frame)?,
+        );
+        chunks.extend((0..ts.len()).map(|k| (tokens[k], keys[k], ts[k])));
+    }
+    let per_chunk = chunks.into_par_iter().map(|(tokens, keys, ts)| {
         let mut first = HashMap::new();
         // Runs of one key are common (a gateway's signing key): each is looked up once.
         let (mut run_key, mut run_first) = (NULL, i64::MAX);
-        for (i, &at) in ts[k].iter().enumerate() {
-            let key = code_at(keys[k], i);
-            if key == NULL || code_at(tokens[k], i) == NULL {
+        for (i, &at) in ts.iter().enumerate() {
+            let key = code_at(keys, i);
+            if key == NULL || code_at(tokens, i) == NULL {
                 continue;
             }
             if key != run_key {
@@ -470,11 +541,16 @@ pub fn first_token_uses(frame: &DataFrame) -> Result<HashMap<u32, i64>> {
         first
     });
     Ok(per_chunk.reduce(HashMap::new, |mut a, b| {
-        for (key, at) in b {
-            note_first(&mut a, key, at);
-        }
+        note_firsts(&mut a, b);
         a
     }))
+}
+
+/// Adds the first uses `b` found to `a`'s.
+pub fn note_firsts(a: &mut HashMap<u32, i64>, b: HashMap<u32, i64>) {
+    for (key, at) in b {
+        note_first(a, key, at);
+    }
 }
 
 fn note_first(first: &mut HashMap<u32, i64>, key: u32, at: i64) {
@@ -636,7 +712,9 @@ mod tests {
             let by_chunk = TokenFacts::of_in_groups(&df, 24, &time, 1, true).expect("facts");
             assert_eq!(by_chunk, at_once, "seed {seed}");
             // Facts for judging are the same facts without the uses.
-            let judging = TokenFacts::for_judging(&df, 24, &time).expect("facts");
+            let judging =
+                TokenFacts::for_judging(&df, &crate::normalize::cold::IN_FRAME, 24, &time)
+                    .expect("facts");
             assert!(judging.uses.is_empty());
             assert_eq!(
                 TokenFacts {
@@ -687,9 +765,11 @@ mod tests {
             let got: BTreeSet<String> = facts.issuing.iter().map(text).collect();
             assert_eq!(got, issuing, "seed {seed}");
             assert_eq!(facts.issue_days, days, "seed {seed}");
-            let got: BTreeMap<String, i64> = (first_token_uses(&df).expect("first uses").iter())
-                .map(|(&k, &at)| (text(k), at))
-                .collect();
+            let got: BTreeMap<String, i64> = (first_token_uses(std::slice::from_ref(&df))
+                .expect("first uses")
+                .iter())
+            .map(|(&k, &at)| (text(k), at))
+            .collect();
             assert_eq!(got, first, "seed {seed}");
             for t in 0..24u32 {
                 let want = addresses

@@ -641,7 +641,7 @@ fn whole(ingested: &Ingested, row: usize, rows: usize) -> Result<DataFrame> {
         part.with_column(column.clone())
             .stage("putting a file's columns back")?;
     }
-    Ok(part)
+    crate::normalize::cold::in_frame_order(part)
 }
 
 #[cfg(test)]

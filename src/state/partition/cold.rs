@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::normalize::Tokens;
 use crate::normalize::cold::{COLUMNS as COLD, Loader};
 use crate::normalize::dictionary::FileDict;
-use crate::normalize::schema::col::{ACTION, USER_AGENT};
+use crate::normalize::schema::col::{ACTION, TOKEN, USER_AGENT};
 
 /// [`super::read`] without the columns only evidence reads ([`COLD`]), and for each row group a
 /// [`Loader`] of those columns: they are read from the partition again when evidence asks for
@@ -30,7 +30,21 @@ pub fn read_hot(
     tokens: &Tokens,
     dict: &mut FileDict,
 ) -> Result<Vec<(DataFrame, Loader)>> {
-    let frames = read_groups(batch, file_idx, tokens, dict, |name| !COLD.contains(&name))?;
+    // A partition that stores token ids as strings (before the twenty-third session) has them
+    // placed in the run's table as it is read back, and held beside the frame: only partitions
+    // that code them read the codes again when asked.
+    let legacy = batch.token_codes.is_none();
+    let hot = |name: &str| !COLD.contains(&name) || (legacy && name == TOKEN);
+    let mut frames = read_groups(batch, file_idx, tokens, dict, hot)?;
+    let held: Vec<Option<Column>> = (frames.iter_mut())
+        .map(|df| match legacy {
+            true => df
+                .drop_in_place(TOKEN)
+                .map(Some)
+                .map_err(|e| broken(&batch.path, e)),
+            false => Ok(None),
+        })
+        .collect::<Result<_>>()?;
     let placed = match batch.symbols.as_ref() {
         Some(all) => Some(cold_codes(batch, all)?),
         None => None,
@@ -44,12 +58,14 @@ pub fn read_hot(
             .collect(),
         columns: batch.columns.clone(),
         placed,
+        token_codes: batch.token_codes.clone(),
     });
-    Ok((frames.into_iter().enumerate())
-        .map(|(group, df)| {
+    Ok((frames.into_iter().zip(held).enumerate())
+        .map(|(group, (df, held))| {
             let source = source.clone();
-            let loader: Loader =
-                Arc::new(move |names: &[&str]| cold(&source, group, file_idx, names));
+            let loader: Loader = Arc::new(move |names: &[&str]| {
+                cold(&source, group, file_idx, names, held.as_ref())
+            });
             (df, loader)
         })
         .collect())
@@ -66,6 +82,9 @@ struct ColdSource {
     /// was 90 MB of the 85.9M-event state's nightly run; these are the few user agents and
     /// actions.
     placed: Option<Vec<(u32, u32)>>,
+    /// The run's token code of each of the partition's (`None`: ids stored as strings, held
+    /// beside the frame instead).
+    token_codes: Arc<Option<Vec<u32>>>,
 }
 
 /// The cold columns a partition stores as its own string codes.
@@ -98,8 +117,15 @@ fn cold_codes(batch: &Batch, all: &[u32]) -> Result<Vec<(u32, u32)>> {
         .collect())
 }
 
-/// The columns `names` (of [`COLD`]) of row group `group` of `source`, in that order.
-fn cold(source: &ColdSource, group: usize, file_idx: u32, names: &[&str]) -> Result<DataFrame> {
+/// The columns `names` (of [`COLD`]) of row group `group` of `source`, in that order; `held`:
+/// its token codes, when they were placed as it was read back.
+fn cold(
+    source: &ColdSource,
+    group: usize,
+    file_idx: u32,
+    names: &[&str],
+    held: Option<&Column>,
+) -> Result<DataFrame> {
     let path = &source.path;
     let metadata = (source.groups.get(group).cloned())
         .ok_or_else(|| broken_for(path, "a row group beyond the partition's"))?;
@@ -108,12 +134,14 @@ fn cold(source: &ColdSource, group: usize, file_idx: u32, names: &[&str]) -> Res
         metadata,
         columns: source.columns.clone(),
         symbols: Arc::new(None),
-        token_codes: Arc::new(None),
+        token_codes: source.token_codes.clone(),
     };
     let coded = |name: &str| source.placed.is_some() && CODED_COLD.contains(&name);
-    let want = |name: &str| COLD.contains(&name) && names.contains(&name);
-    // Token ids are not cold: no table is needed; a plain-strings partition (the first layout)
-    // codes its strings through a dictionary of this call's own.
+    let from_held = |name: &str| name == TOKEN && held.is_some();
+    let want = |name: &str| COLD.contains(&name) && names.contains(&name) && !from_held(name);
+    // Token ids are read as the run's codes (`token_codes`) or were held: no table is needed; a
+    // plain-strings partition (the first layout) codes its strings through a dictionary of this
+    // call's own.
     let (tokens, mut dict) = (Tokens::default(), FileDict::default());
     let mut frames = read_groups(&one, file_idx, &tokens, &mut dict, |n| want(n) && !coded(n))?;
     let mut df = match frames.pop() {
@@ -125,6 +153,9 @@ fn cold(source: &ColdSource, group: usize, file_idx: u32, names: &[&str]) -> Res
         for column in coded_columns(&one, &names, placed)? {
             df.with_column(column).map_err(|e| broken(path, e))?;
         }
+    }
+    if let Some(token) = held.filter(|_| names.contains(&TOKEN)) {
+        df.with_column(token.clone()).map_err(|e| broken(path, e))?;
     }
     df.select(names.iter().copied())
         .map_err(|e| broken(path, e))
