@@ -741,6 +741,8 @@ mod tests {
             let (full, hot, cold) = both(1_000, dir.path(), spill_from);
             let files = std::fs::read_dir(dir.path()).expect("dir").count();
             assert_eq!(files, if on_disk { cold.chunks() } else { 0 });
+            // What the frame no longer holds under every stage.
+            assert!(COLUMNS.iter().all(|n| hot.column(n).is_err()));
             same_rows(&full, &hot, &cold);
         }
     }
