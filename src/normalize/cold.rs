@@ -315,7 +315,21 @@ impl ColdColumns {
         rows: usize,
         mut each: impl FnMut(Vec<(usize, DataFrame)>) -> Result<()>,
     ) -> Result<()> {
-        let spans = match names.iter().all(|n| events.column(n).is_ok()) {
+        let hot: Vec<&str> = (names.iter().copied())
+            .filter(|n| events.column(n).is_ok())
+            .collect();
+        let cold: Vec<&str> = (names.iter().copied())
+            .filter(|n| !hot.contains(n))
+            .collect();
+        if let Some(missing) = cold
+            .iter()
+            .find(|n| !COLUMNS.contains(n) || self.parts.is_empty())
+        {
+            return Err(Error::Internal(format!(
+                "column {missing} is neither in the frame nor beside it"
+            )));
+        }
+        let spans = match cold.is_empty() {
             // In the frame already (the frame as ingest made it, or a test's): runs of rows.
             true => (0..events.height())
                 .step_by(IN_FRAME_SPAN)
@@ -328,12 +342,6 @@ impl ColdColumns {
             false => self.spans(events),
         };
         let sizes: Vec<usize> = spans.iter().map(|s| s.rows.len()).collect();
-        let hot: Vec<&str> = (names.iter().copied())
-            .filter(|n| events.column(n).is_ok())
-            .collect();
-        let cold: Vec<&str> = (names.iter().copied())
-            .filter(|n| !hot.contains(n))
-            .collect();
         let hot_frame = events
             .select(hot.iter().copied())
             .stage("reading cold columns")?;
@@ -838,6 +846,10 @@ mod tests {
         let names = [col::TOKEN, col::PRINCIPAL];
         let (by_runs, _) = by_runs(&cold, &hot, &names, 100);
         assert!(by_runs.equals_missing(&full.select(names).expect("columns")));
+        // A column neither in the frame nor beside it is an error, not a panic.
+        let none = |_: Vec<(usize, DataFrame)>| Ok(());
+        assert!(IN_FRAME.runs(&hot, &names, 100, none).is_err());
+        assert!(cold.runs(&hot, &[col::TARGET], 100, none).is_err());
     }
 }
 

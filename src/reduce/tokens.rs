@@ -159,8 +159,19 @@ impl TokenFacts {
         token_codes: usize,
         time: &TimeParser,
     ) -> Result<TokenFacts> {
+        TokenFacts::for_judging_in_runs(frame, cold, token_codes, time, RUN_ROWS)
+    }
+
+    /// [`TokenFacts::for_judging`] in runs of about `rows` rows.
+    fn for_judging_in_runs(
+        frame: &DataFrame,
+        cold: &ColdColumns,
+        token_codes: usize,
+        time: &TimeParser,
+        rows: usize,
+    ) -> Result<TokenFacts> {
         let mut gathering = Gathering::new(token_codes, false, time);
-        cold.runs(frame, &COLUMNS, RUN_ROWS, |run| {
+        cold.runs(frame, &COLUMNS, rows, |run| {
             let frames: Vec<DataFrame> = run.into_iter().map(|(_, df)| df).collect();
             let mut all = Vec::new();
             for frame in &frames {
@@ -696,6 +707,70 @@ mod tests {
                 });
                 assert_eq!(merged, whole, "seed {seed}, cut at {cut}");
             }
+        }
+    }
+
+    /// `df` with the other cold columns, handed to a sink that writes them to disk in pieces of
+    /// seven rows: the frame as a big run leaves it, and its cold columns.
+    fn beside(df: &DataFrame, dir: &std::path::Path) -> (DataFrame, ColdColumns) {
+        use crate::normalize::ColdSink;
+        let n = df.height();
+        let mut full = df.clone();
+        let none = || key_column(c::ACTION, vec![None::<String>; n]).expect("nulls");
+        for column in [
+            Column::new(c::FILE.into(), vec![0u32; n]),
+            Column::new(c::LINE.into(), (1..=n as u64).collect::<Vec<_>>()),
+            none().with_name(c::USER_AGENT.into()),
+            none(),
+        ] {
+            full.with_column(column).expect("cold column");
+        }
+        let sink = ColdSink::new(dir, 0);
+        let (mut hot, mut order) = (None::<DataFrame>, Vec::new());
+        for at in (0..n).step_by(7) {
+            let mut piece = full.slice(at as i64, 7.min(n - at));
+            order.push(sink.take(&mut piece).expect("taken"));
+            match hot.as_mut() {
+                None => hot = Some(piece),
+                Some(acc) => {
+                    acc.vstack_mut(&piece).expect("stack");
+                }
+            }
+        }
+        let cold = sink.finish(&order).expect("finished");
+        (hot.expect("rows"), cold)
+    }
+
+    /// Facts gathered from token codes read beside the frame, a few chunks at a time, are the
+    /// facts of the frame that holds them; so are the first token uses. A code the run's table
+    /// did not hand out is an error, not a token left out.
+    #[test]
+    fn facts_from_codes_beside_the_frame_are_the_frame_s() {
+        use crate::normalize::cold::IN_FRAME;
+        let time = TimeParser::new(chrono_tz::UTC);
+        for seed in 0..10 {
+            let (_, df) = rows_and_frame(seed);
+            let dir = tempfile::tempdir().expect("dir");
+            let (hot, cold) = beside(&df, dir.path());
+            assert!(hot.column(c::TOKEN).is_err());
+            let want = TokenFacts::for_judging(&df, &IN_FRAME, 24, &time).expect("facts");
+            for rows in [1, 20, usize::MAX] {
+                let got =
+                    TokenFacts::for_judging_in_runs(&hot, &cold, 24, &time, rows).expect("facts");
+                assert_eq!(got, want, "seed {seed}, runs of {rows} rows");
+            }
+            let mut first = HashMap::new();
+            let names = [c::TOKEN, c::CREDENTIAL, c::TS];
+            cold.runs(&hot, &names, 20, |run| {
+                let frames: Vec<DataFrame> = run.into_iter().map(|(_, df)| df).collect();
+                note_firsts(&mut first, first_token_uses(&frames)?);
+                Ok(())
+            })
+            .expect("runs");
+            let whole = first_token_uses(std::slice::from_ref(&df)).expect("first uses");
+            assert_eq!(first, whole, "seed {seed}");
+            let too_few = TokenFacts::for_judging_in_runs(&hot, &cold, 20, &time, 20);
+            assert!(too_few.is_err(), "seed {seed}");
         }
     }
 
