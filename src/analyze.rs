@@ -240,7 +240,8 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         let line = format!("{}: skipped: {reason}", path.display());
         eprintln!("warning: {}", report::terminal::safe(&line));
     }
-    let derived = context::derive_from_events(&ingested.events, &mut context, &plan.time)?;
+    let derived =
+        context::derive_from_events(&ingested.events, &ingested.cold, &mut context, &plan.time)?;
     let total = ingested.events.height() as u64;
     let (events, kept) = window(ingested.events, plan.from, plan.to)?;
     let windowed = kept.is_some();
@@ -266,8 +267,9 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     let records = match &state {
         Some((store, _, covers)) if !windowed => {
             let walk = detect::enumeration::WALK;
+            let frame = (&events, &ingested.cold);
             let (reach, made) =
-                crate::state::records::reach(store.dir(), covers, &events, &plan.time, walk)?;
+                crate::state::records::reach(store.dir(), covers, frame, &plan.time, walk)?;
             if let Some(reach) = reach {
                 input = input.with_reach(reach);
             }

@@ -16,31 +16,33 @@ use polars::prelude::*;
 
 use super::{Context, Credential, Employee};
 use crate::error::{FrameContext, Result};
-use crate::frame::{i64s, strs};
-use crate::normalize::TimeParser;
+use crate::frame::{i64s, mask_of, strs};
 use crate::normalize::schema::col as c;
+use crate::normalize::{ColdColumns, TimeParser};
 
 /// Fills what `ctx` lacks and returns one note per derived table.
 pub fn derive_from_events(
     events: &DataFrame,
+    cold: &ColdColumns,
     ctx: &mut Context,
     time: &TimeParser,
 ) -> Result<Vec<String>> {
     let mut notes = Vec::new();
-    let of_type = |t: &str| {
-        events
-            .clone()
-            .lazy()
-            .filter(col(c::EVENT_TYPE).eq(lit(t)).and(col(c::SUCCESS)))
+    // Lifecycle events are few: their rows are selected, with the target account, which waits
+    // beside the frame.
+    let of_type = |t: &str| -> Result<LazyFrame> {
+        let mask = mask_of(events, col(c::EVENT_TYPE).eq(lit(t)).and(col(c::SUCCESS)))?;
+        let names = [c::TS, c::PRINCIPAL, c::CREDENTIAL, c::TARGET];
+        Ok(cold.select_where(events, &names, &mask)?.lazy())
     };
     if ctx.roster_path.is_none() {
         let left = last_of(
-            of_type("principal_offboarded"),
+            of_type("principal_offboarded")?,
             c::TARGET,
             "offboarding events",
         )?;
         let back = last_of(
-            of_type("principal_reactivated"),
+            of_type("principal_reactivated")?,
             c::TARGET,
             "reactivation events",
         )?;
@@ -66,7 +68,7 @@ pub fn derive_from_events(
         }
     }
     if ctx.credentials_path.is_none() {
-        let created = of_type("credential_created")
+        let created = of_type("credential_created")?
             .filter(col(c::CREDENTIAL).is_not_null())
             .group_by([col(c::CREDENTIAL)])
             .agg([
@@ -96,7 +98,7 @@ pub fn derive_from_events(
                 },
             );
         }
-        let revoked = of_type("credential_revoked")
+        let revoked = of_type("credential_revoked")?
             .filter(col(c::CREDENTIAL).is_not_null())
             .group_by([col(c::CREDENTIAL)])
             .agg([
@@ -106,7 +108,7 @@ pub fn derive_from_events(
             .collect()
             .stage("key revocation events")?;
         let back = last_of(
-            of_type("credential_reactivated"),
+            of_type("credential_reactivated")?,
             c::CREDENTIAL,
             "key reactivation events",
         )?;

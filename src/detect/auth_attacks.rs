@@ -325,15 +325,17 @@ impl AuthAttacks {
 
     /// Principals whose successful logins reach far more distinct hosts than their peers'.
     fn fan_out(&self, input: &DetectInput, out: &mut Detection) -> Result<()> {
+        // The target (the host logged into) waits beside the frame: read for the successful
+        // logins alone, those without a host left out before any column is selected.
         let logged_in = || {
             login()
                 .and(col(c::SUCCESS))
-                .and(col(c::TARGET).is_not_null())
                 .and(col(c::PRINCIPAL).is_not_null())
         };
-        let ok = input.events.clone().lazy().filter(logged_in());
+        let ok = input
+            .rows_where_present(logged_in(), c::TARGET, &[c::PRINCIPAL, c::TARGET])?
+            .lazy();
         let hosts = ok
-            .clone()
             .group_by([col(c::PRINCIPAL)])
             .agg([col(c::TARGET)
                 .n_unique()
@@ -389,8 +391,9 @@ impl AuthAttacks {
         }
         let ids = key_series("principal", flagged.keys().cloned().collect())?;
         let rows = input
-            .rows_where(
+            .rows_where_present(
                 logged_in().and(col(c::PRINCIPAL).is_in(lit(ids).implode(false), false)),
+                c::TARGET,
                 &activity::columns(c::PRINCIPAL),
             )?
             .lazy();

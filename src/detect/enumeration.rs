@@ -29,6 +29,7 @@ use super::{
 };
 use crate::error::Result;
 use crate::frame::dictionary;
+use crate::normalize::ColdColumns;
 use crate::normalize::columns::{is_internal, network_of};
 use crate::normalize::schema::{DAY_MS, col as c};
 
@@ -193,14 +194,14 @@ impl Detector for Enumeration {
                 out.findings.extend(found);
             }
         }
-        link_related(input.events, &mut out.findings)?;
+        link_related(input.events, input.cold, &mut out.findings)?;
         Ok(out)
     }
 }
 
 /// Names the addresses behind a flagged key, principal or network (and the principals behind a
 /// flagged address), so the ranking can group them into one incident.
-fn link_related(events: &DataFrame, findings: &mut [Finding]) -> Result<()> {
+fn link_related(events: &DataFrame, cold: &ColdColumns, findings: &mut [Finding]) -> Result<()> {
     let mut flagged: BTreeMap<EntityKind, BTreeSet<String>> = BTreeMap::new();
     for f in findings.iter() {
         flagged
@@ -216,7 +217,7 @@ fn link_related(events: &DataFrame, findings: &mut [Finding]) -> Result<()> {
     let questions: Vec<_> = (flagged.iter())
         .map(|(kind, ids)| (kind.column(), ids, other(*kind).0))
         .collect();
-    let counted = counts_with_each(events, &questions)?;
+    let counted = counts_with_each(events, cold, &questions)?;
     for (kind, mut tops) in flagged.keys().copied().zip(counted) {
         let other_kind = other(kind).1;
         for f in findings.iter_mut().filter(|f| f.entity.kind == kind) {

@@ -205,6 +205,23 @@ impl<'a> DetectInput<'a> {
         self.cold.select_where(self.events, names, &mask)
     }
 
+    /// [`Self::rows_where`] of the rows whose column `present` is not null, as `keep` cannot
+    /// ask of a column beside the frame: it is read for the rows `keep` selects alone.
+    pub fn rows_where_present(
+        &self,
+        keep: Expr,
+        present: &str,
+        names: &[&str],
+    ) -> Result<DataFrame> {
+        let mask = crate::frame::mask_of(self.events, keep)?;
+        let rows: Vec<polars::prelude::IdxSize> = (mask.iter().zip(0..))
+            .filter(|(m, _)| m.unwrap_or(false))
+            .map(|(_, r)| r)
+            .collect();
+        let rows = self.cold.rows_present(self.events, rows, present)?;
+        self.cold.select(self.events, names, &rows)
+    }
+
     /// Records this run makes are written into `dir` and read from there (see
     /// [`crate::reduce::Reduced::of_on_disk`]).
     pub fn with_records_on_disk(mut self, dir: &'a std::path::Path) -> Self {
@@ -224,7 +241,11 @@ impl<'a> DetectInput<'a> {
         if let Some(reach) = self.reach.get() {
             return Ok(reach);
         }
-        let (events, time, walk) = (self.events, self.time, enumeration::WALK);
+        let (time, walk) = (self.time, enumeration::WALK);
+        // The reduction reads every access row's target account, which waits beside the frame:
+        // read back for the reduction only.
+        let target = [crate::normalize::schema::col::TARGET];
+        let events = &self.cold.with_columns(self.events, &target)?;
         let reach = match self.records_dir {
             Some(dir) => crate::reduce::Reach::of_on_disk(events, time, walk, dir)?,
             None => crate::reduce::Reach::of(events, time, walk)?,

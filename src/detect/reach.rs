@@ -24,10 +24,11 @@ use crate::reduce::{Spread, number_ranks};
 
 use crate::error::{Error, Result};
 use crate::frame::{NULL, aligned, chunk_codes, code_arrays, codes, dictionary, i64s};
+use crate::normalize::cold::RUN_ROWS;
 use crate::normalize::columns::account_number;
 use crate::normalize::networks::lookup;
 use crate::normalize::schema::{HOUR_MS, TS_MAX, TS_MIN, col as c};
-use crate::normalize::{Days, TimeParser};
+use crate::normalize::{ColdColumns, Days, TimeParser};
 
 /// The access events that name a target account, sorted by (time, account number, frame row).
 /// The account number orders requests within one instant the way a walker issued them; the
@@ -425,11 +426,12 @@ pub type CountsWith = BTreeMap<String, Vec<(String, u64)>>;
 /// [`AccessRows`] (see [`counts_with_each`]).
 pub fn counts_with(
     events: &DataFrame,
+    cold: &ColdColumns,
     key: &str,
     ids: &BTreeSet<String>,
     other: &str,
 ) -> Result<CountsWith> {
-    let mut all = counts_with_each(events, &[(key, ids, other)])?;
+    let mut all = counts_with_each(events, cold, &[(key, ids, other)])?;
     Ok(all.pop().unwrap_or_default())
 }
 
@@ -437,9 +439,11 @@ pub fn counts_with(
 /// in frame order, chunk by chunk, straight from the columns. With a pass per question (four
 /// kinds side by side, each reading the event type and target columns again), enumeration took
 /// 4.99 s on the 85.9M-event state's nightly run; in one pass, 4.72 s (`docs/performance.md`,
-/// twenty-third session).
+/// twenty-third session). The target accounts wait beside the frame (`cold`): the pass reads a
+/// run of chunks at a time.
 pub fn counts_with_each(
     events: &DataFrame,
+    cold: &ColdColumns,
     questions: &[(&str, &BTreeSet<String>, &str)],
 ) -> Result<Vec<CountsWith>> {
     let ids: Vec<Vec<&str>> = (questions.iter())
@@ -461,46 +465,51 @@ pub fn counts_with_each(
     }
     names.sort_unstable();
     names.dedup();
-    let frame = aligned(events, &names)?;
-    let (kinds, targets) = (
-        code_arrays(&frame, c::EVENT_TYPE)?,
-        code_arrays(&frame, c::TARGET)?,
-    );
-    let columns: Vec<_> = (lookups.iter())
-        .map(|(read, _, other)| Ok((code_arrays(&frame, read)?, code_arrays(&frame, other)?)))
-        .collect::<Result<_>>()?;
     type Counts = HashMap<(u32, u32), u64>;
-    let parts: Vec<Vec<Counts>> = (0..kinds.len())
-        .into_par_iter()
-        .map(|k| {
-            let mut counts = vec![Counts::default(); lookups.len()];
-            let (kind, target) = (chunk_codes(kinds[k]), chunk_codes(targets[k]));
-            let columns: Vec<_> = (columns.iter())
-                .map(|(keys, values)| (chunk_codes(keys[k]), chunk_codes(values[k])))
-                .collect();
-            for i in 0..kind.len() {
-                if !is_access_row(kind[i], target[i], access) {
-                    continue;
-                }
-                for (q, (key, value)) in columns.iter().enumerate() {
-                    let table = &lookups[q].1;
-                    let k = table.get(key[i]).unwrap_or(NULL);
-                    if value[i] != NULL && k != NULL {
-                        *counts[q].entry((k, value[i])).or_default() += 1;
+    let mut counts = vec![Counts::default(); lookups.len()];
+    cold.runs(events, &names, RUN_ROWS, |run| {
+        let parts: Vec<Vec<Counts>> = (run.par_iter())
+            .map(|(_, frame)| -> Result<Vec<Counts>> {
+                let mut counts = vec![Counts::default(); lookups.len()];
+                let (kinds, targets) = (
+                    code_arrays(frame, c::EVENT_TYPE)?,
+                    code_arrays(frame, c::TARGET)?,
+                );
+                let columns: Vec<_> = (lookups.iter())
+                    .map(|(read, _, other)| {
+                        Ok((code_arrays(frame, read)?, code_arrays(frame, other)?))
+                    })
+                    .collect::<Result<_>>()?;
+                for k in 0..kinds.len() {
+                    let (kind, target) = (chunk_codes(kinds[k]), chunk_codes(targets[k]));
+                    let columns: Vec<_> = (columns.iter())
+                        .map(|(keys, values)| (chunk_codes(keys[k]), chunk_codes(values[k])))
+                        .collect();
+                    for i in 0..kind.len() {
+                        if !is_access_row(kind[i], target[i], access) {
+                            continue;
+                        }
+                        for (q, (key, value)) in columns.iter().enumerate() {
+                            let table = &lookups[q].1;
+                            let k = table.get(key[i]).unwrap_or(NULL);
+                            if value[i] != NULL && k != NULL {
+                                *counts[q].entry((k, value[i])).or_default() += 1;
+                            }
+                        }
                     }
                 }
-            }
-            counts
-        })
-        .collect();
-    let mut counts = vec![Counts::default(); lookups.len()];
-    for part in parts {
-        for (all, part) in counts.iter_mut().zip(part) {
-            for (pair, n) in part {
-                *all.entry(pair).or_default() += n;
+                Ok(counts)
+            })
+            .collect::<Result<_>>()?;
+        for part in parts {
+            for (all, part) in counts.iter_mut().zip(part) {
+                for (pair, n) in part {
+                    *all.entry(pair).or_default() += n;
+                }
             }
         }
-    }
+        Ok(())
+    })?;
     let name = |code| dict.cat_to_str(code).unwrap_or_default().to_string();
     let mut out = Vec::with_capacity(counts.len());
     for (counts, ids) in counts.into_iter().zip(&ids) {

@@ -38,12 +38,13 @@ use crate::error::{Error, FrameContext, Result};
 use crate::normalize::schema::col;
 
 /// The cold columns.
-pub const COLUMNS: [&str; 5] = [
+pub const COLUMNS: [&str; 6] = [
     col::FILE,
     col::LINE,
     col::USER_AGENT,
     col::ACTION,
     col::TOKEN,
+    col::TARGET,
 ];
 
 /// A column a selection may ask for ([`ColdColumns::select`]): the frame row of each selected
@@ -368,6 +369,73 @@ impl ColdColumns {
         Ok(())
     }
 
+    /// The frame with the cold columns `names` read and put beside its own, chunk for chunk as
+    /// the spans cut them: for a pass that reads whole columns of the frame (the window's
+    /// reduction into records) and keeps the frame for the pass only.
+    pub fn with_columns(&self, events: &DataFrame, names: &[&str]) -> Result<DataFrame> {
+        if names.iter().all(|n| events.column(n).is_ok()) {
+            return Ok(events.clone());
+        }
+        let mut pieces: Vec<DataFrame> = Vec::new();
+        self.runs(events, names, RUN_ROWS, |run| {
+            pieces.extend(run.into_iter().map(|(_, df)| df));
+            Ok(())
+        })?;
+        let mut out = events.clone();
+        let read = crate::frame::stack(pieces.into_iter().map(Ok), "reading cold columns")?;
+        if let Some(read) = read {
+            for c in read.columns() {
+                if events.column(c.name().as_str()).is_err() {
+                    out.with_column(c.clone()).stage("reading cold columns")?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Of the frame rows `rows` (sorted), those whose column `name` (cold or not) is not null,
+    /// in order: the column is read for the chunks that hold those rows only. What a question
+    /// on a few rows asks of a cold column before it selects them (the hosts of successful
+    /// logins, among a gateway's logins that name none).
+    pub fn rows_present(
+        &self,
+        events: &DataFrame,
+        rows: Vec<IdxSize>,
+        name: &str,
+    ) -> Result<Vec<IdxSize>> {
+        if let Ok(column) = events.column(name) {
+            let present: Vec<bool> = (column.is_not_null().iter())
+                .map(|p| p.unwrap_or(false))
+                .collect();
+            return Ok((rows.into_iter())
+                .filter(|&r| present.get(r as usize).copied().unwrap_or(false))
+                .collect());
+        }
+        if self.parts.is_empty() {
+            return Err(Error::Internal(format!(
+                "column {name} is neither in the frame nor beside it"
+            )));
+        }
+        let spans = self.spans_of(rows.iter().copied());
+        let kept = (spans.par_iter())
+            .map(|span| -> Result<Vec<IdxSize>> {
+                let read = self.load(span, &[name])?;
+                let column = read.column(name).stage("reading cold columns")?;
+                // The span's rows as asked, in order (each read row is one of them).
+                let (from, to) = (span.rows.start as IdxSize, span.rows.end as IdxSize);
+                let (at, until) = (
+                    rows.partition_point(|&r| r < from),
+                    rows.partition_point(|&r| r < to),
+                );
+                Ok((rows[at..until].iter().zip(column.is_not_null().iter()))
+                    .filter(|(_, present)| present.unwrap_or(false))
+                    .map(|(&r, _)| r)
+                    .collect())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(kept.into_iter().flatten().collect())
+    }
+
     /// Whether the cold columns are in the frame itself.
     fn in_frame(&self, events: &DataFrame) -> bool {
         events.column(col::FILE).is_ok()
@@ -601,7 +669,7 @@ fn read(path: &Path, names: &[&str]) -> PolarsResult<DataFrame> {
     let mut columns = Vec::with_capacity(names.len());
     for name in names {
         let c = stored.column(name)?;
-        let c = if *name == col::USER_AGENT || *name == col::ACTION {
+        let c = if [col::USER_AGENT, col::ACTION, col::TARGET].contains(name) {
             // Checked: a code that is not in the dictionary becomes a null, never a bad lookup.
             let codes = c.u32()?.clone();
             Categorical32Chunked::from_cats_and_dtype(codes, crate::frame::cat_dtype())
@@ -660,6 +728,8 @@ mod tests {
                         .map(|i| (i % 4 != 0).then_some(i / 2))
                         .collect::<Vec<_>>(),
                 ),
+                key_column(col::TARGET, (0..n).map(|i| text(i, 11)).collect::<Vec<_>>())
+                    .expect("target"),
             ],
         )
         .expect("frame");
@@ -702,15 +772,28 @@ mod tests {
             .collect()
     }
 
-    const ALL: [&str; 7] = [
+    const ALL: [&str; 8] = [
         col::LINE,
         col::TS,
         col::ACTION,
         col::PRINCIPAL,
         col::TOKEN,
         col::FILE,
+        col::TARGET,
         col::USER_AGENT,
     ];
+
+    /// `count` random rows of `full` (sorted, each once), and those of them with a target.
+    fn with_target(full: &DataFrame, count: usize, seed: u64) -> (Vec<IdxSize>, Vec<IdxSize>) {
+        let mut asked = rows(full.height(), count, seed);
+        asked.sort_unstable();
+        asked.dedup();
+        let targets = full.column(col::TARGET).expect("target");
+        let want = (asked.iter().copied())
+            .filter(|&r| !targets.get(r as usize).expect("row").is_null())
+            .collect();
+        (asked, want)
+    }
 
     /// Every row's `names` read a run at a time ([`ColdColumns::runs`], runs of about `rows`),
     /// stacked, with each piece's first row checked and each column of one chunk; and how many
@@ -796,8 +879,31 @@ mod tests {
             .expect("all");
         restored.rechunk_mut();
         assert!(restored.equals_missing(full));
+        // The rows whose target is there, read beside the frame or in it.
+        let (asked, want) = with_target(full, 400, 5);
+        assert!(!want.is_empty() && want.len() < asked.len());
+        let got = cold
+            .rows_present(hot, asked.clone(), col::TARGET)
+            .expect("present");
+        assert_eq!(got, want);
+        let got = IN_FRAME
+            .rows_present(full, asked, col::TARGET)
+            .expect("present");
+        assert_eq!(got, want);
+        // The frame with two cold columns put back, chunk for chunk.
+        let with = cold
+            .with_columns(hot, &[col::TARGET, col::TOKEN])
+            .expect("with columns");
+        let mut with = with
+            .select(["ts", col::TARGET, col::TOKEN])
+            .expect("columns");
+        with.rechunk_mut();
+        let want = full
+            .select(["ts", col::TARGET, col::TOKEN])
+            .expect("columns");
+        assert!(with.equals_missing(&want));
         // Every row in runs, the cold columns read beside the frame or from it.
-        let names = [col::TS, col::TOKEN, col::ACTION];
+        let names = [col::TS, col::TOKEN, col::TARGET, col::ACTION];
         let expected = full.select(names).expect("columns");
         for rows in [1, 150, 10_000] {
             let (beside, runs) = by_runs(cold, hot, &names, rows);
@@ -843,13 +949,18 @@ mod tests {
             .expect("all");
         restored.rechunk_mut();
         assert!(restored.equals_missing(&full));
+        let (asked, want) = with_target(&full, 300, 4);
+        let got = cold
+            .rows_present(&hot, asked, col::TARGET)
+            .expect("present");
+        assert_eq!(got, want);
         let names = [col::TOKEN, col::PRINCIPAL];
         let (by_runs, _) = by_runs(&cold, &hot, &names, 100);
         assert!(by_runs.equals_missing(&full.select(names).expect("columns")));
         // A column neither in the frame nor beside it is an error, not a panic.
         let none = |_: Vec<(usize, DataFrame)>| Ok(());
         assert!(IN_FRAME.runs(&hot, &names, 100, none).is_err());
-        assert!(cold.runs(&hot, &[col::TARGET], 100, none).is_err());
+        assert!(cold.runs(&hot, &[col::CREDENTIAL], 100, none).is_err());
     }
 }
 

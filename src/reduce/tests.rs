@@ -229,8 +229,14 @@ fn networks_derived_from_addresses_reduce_as_stored_ones() {
     for other in [c::SOURCE_IP, c::PRINCIPAL] {
         // Unordered lists (callers keep the top ones): sorted to compare.
         let count = |events| {
-            let mut all = crate::detect::reach::counts_with(events, c::NETWORK, &flagged, other)
-                .expect("counts");
+            let mut all = crate::detect::reach::counts_with(
+                events,
+                &crate::normalize::cold::IN_FRAME,
+                c::NETWORK,
+                &flagged,
+                other,
+            )
+            .expect("counts");
             all.values_mut().for_each(|v| v.sort());
             all
         };

@@ -721,6 +721,7 @@ mod tests {
             Column::new(c::FILE.into(), vec![0u32; n]),
             Column::new(c::LINE.into(), (1..=n as u64).collect::<Vec<_>>()),
             none().with_name(c::USER_AGENT.into()),
+            none().with_name(c::TARGET.into()),
             none(),
         ] {
             full.with_column(column).expect("cold column");

@@ -10,8 +10,9 @@ use roaring::RoaringBitmap;
 
 use crate::detect::{DetectInput, Entity, EntityKind};
 use crate::error::Result;
-use crate::frame::{NULL, aligned, code_arrays, code_at, ts_arrays};
+use crate::frame::{NULL, code_arrays, code_at, ts_arrays};
 use crate::normalize::TimeParser;
+use crate::normalize::cold::RUN_ROWS;
 use crate::normalize::networks::lookup;
 use crate::normalize::schema::{DAY_MS, TS_MIN, col as c};
 use crate::rank::Ranked;
@@ -161,41 +162,47 @@ fn daily(
     names.extend(lookups.iter().map(|(read, _)| *read));
     names.sort_unstable();
     names.dedup();
-    let frame = aligned(input.events, &names)?;
-    let keys = (lookups.iter())
-        .map(|(read, table)| Ok((code_arrays(&frame, read)?, table)))
-        .collect::<Result<Vec<_>>>()?;
-    let (targets, ts) = (code_arrays(&frame, c::TARGET)?, ts_arrays(&frame)?);
     let heat = top.is_some();
     // Each chunk's tally merged as it is made: all chunks' tallies collected first held every
     // chunk's bitmaps of the lead entity at once (0.39 GB above what the run held over the
-    // 257.5M-event state).
+    // 257.5M-event state). The target accounts wait beside the frame: a run of chunks is read
+    // at a time.
     let n = charted.len();
-    let all = (0..ts.len())
-        .into_par_iter()
-        .map(|k| {
-            let mut tally = Tally::new(n);
-            let target = targets[k];
-            for (key, table) in &keys {
-                let key = key[k];
-                // Asked in place: most rows are other entities', so no chunk is copied.
-                for (i, &value) in key.values().iter().enumerate() {
-                    if let Some(e) = table.get(value).filter(|_| code_at(key, i) != NULL) {
-                        let e = e as usize;
-                        tally.add(e, ts[k][i], code_at(target, i), input.time, heat && e == 0);
+    let mut all = Tally::new(n);
+    input.cold.runs(input.events, &names, RUN_ROWS, |run| {
+        let part = (run.par_iter())
+            .map(|(_, frame)| -> Result<Tally> {
+                let mut tally = Tally::new(n);
+                let keys = (lookups.iter())
+                    .map(|(read, table)| Ok((code_arrays(frame, read)?, table)))
+                    .collect::<Result<Vec<_>>>()?;
+                let (targets, ts) = (code_arrays(frame, c::TARGET)?, ts_arrays(frame)?);
+                for (k, &target) in targets.iter().enumerate() {
+                    for (key, table) in &keys {
+                        let key = key[k];
+                        // Asked in place: most rows are other entities', so no chunk is copied.
+                        for (i, &value) in key.values().iter().enumerate() {
+                            if let Some(e) = table.get(value).filter(|_| code_at(key, i) != NULL) {
+                                let e = e as usize;
+                                let (ts, account) = (ts[k][i], code_at(target, i));
+                                tally.add(e, ts, account, input.time, heat && e == 0);
+                            }
+                        }
                     }
                 }
-            }
-            tally.count();
-            tally
-        })
-        .reduce(
-            || Tally::new(n),
-            |mut all, part| {
-                all.merge(part);
-                all
-            },
-        );
+                tally.count();
+                Ok(tally)
+            })
+            .try_reduce(
+                || Tally::new(n),
+                |mut all, part| {
+                    all.merge(part);
+                    Ok(all)
+                },
+            )?;
+        all.merge(part);
+        Ok(())
+    })?;
     let heatmap = top.map(|e| Heatmap {
         entity: e.clone(),
         zone: input.time.tz.to_string(),

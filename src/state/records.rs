@@ -25,9 +25,9 @@ use polars::prelude::{DataFrame, col, lit};
 use serde::{Deserialize, Serialize};
 
 use super::StoredFile;
-use crate::error::{Error, FrameContext, Result};
-use crate::normalize::TimeParser;
+use crate::error::{Error, Result};
 use crate::normalize::schema::col as c;
+use crate::normalize::{ColdColumns, TimeParser};
 use crate::reduce::{Entities, KINDS, Reach, Reduced, Symbols, Walk, store};
 use roaring::RoaringBitmap;
 
@@ -135,7 +135,7 @@ impl std::fmt::Display for Made {
 pub fn reach(
     state: &Path,
     now: &[Covered],
-    events: &DataFrame,
+    (events, cold): (&DataFrame, &ColdColumns),
     time: &TimeParser,
     walk: Walk,
 ) -> Result<(Option<Reach>, Made)> {
@@ -159,7 +159,7 @@ pub fn reach(
         .flat_map(|c| c.days.iter().copied())
         .collect();
     let stale: BTreeSet<i64> = dirty.intersection(&held).copied().collect();
-    let Some(rows) = rows_on(events, &dirty, time)? else {
+    let Some(rows) = rows_on(events, cold, &dirty, time)? else {
         return whole("most of the window's rows are on days read again".into());
     };
     let table_before = symbols.len() as u64;
@@ -310,6 +310,7 @@ fn dirty_days(before: &[Covered], now: &[Covered]) -> BTreeSet<i64> {
 /// merge with records of little: the window is then reduced in place).
 fn rows_on(
     events: &DataFrame,
+    cold: &ColdColumns,
     days: &BTreeSet<i64>,
     time: &TimeParser,
 ) -> Result<Option<DataFrame>> {
@@ -330,8 +331,14 @@ fn rows_on(
     if 4 * mask.sum().unwrap_or(0) as usize > 3 * events.height() {
         return Ok(None);
     }
-    let rows = events.filter(&mask).stage("rows of the days read again")?;
-    Ok(Some(rows))
+    // With the target account, which waits beside the frame.
+    let mut names: Vec<&str> = (events.get_column_names().into_iter())
+        .map(|n| n.as_str())
+        .collect();
+    if !names.contains(&c::TARGET) {
+        names.push(c::TARGET);
+    }
+    Ok(Some(cold.select_where(events, &names, &mask)?))
 }
 
 /// A symbol table, every account and the orphans' accounts by day (see [`store::read_head`]).
@@ -434,6 +441,7 @@ pub fn save(state: &Path, reach: &Reach, now: &[Covered], made: &Made) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::normalize::cold::IN_FRAME;
     use crate::normalize::schema::DAY_MS;
     use polars::prelude::Column;
 
@@ -470,7 +478,8 @@ mod tests {
         save(dir.path(), &stored, &both, &Made::Whole(String::new())).expect("saved");
         let records = dir.path().join(DIR);
         let made = || {
-            let (got, made) = reach(dir.path(), &both, &all, &time, walk).expect("records");
+            let (got, made) =
+                reach(dir.path(), &both, (&all, &IN_FRAME), &time, walk).expect("records");
             assert_eq!(got.is_some(), made == Made::Kept { days: 0 }, "{made:?}");
             made
         };
@@ -506,7 +515,8 @@ mod tests {
             let stored = Reach::of(&all, &time, walk).expect("reduce");
             save(dir.path(), &stored, &both, &Made::Whole(String::new())).expect("saved");
             let day1 = all.slice(crowd as i64, 10);
-            let (got, made) = reach(dir.path(), &both[1..], &day1, &time, walk).expect("records");
+            let (got, made) =
+                reach(dir.path(), &both[1..], (&day1, &IN_FRAME), &time, walk).expect("records");
             if rebuilt {
                 assert!(got.is_none());
                 assert_eq!(
@@ -606,7 +616,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let (whole, one, two) = day0_stored(dir.path());
         let (day0, both) = (kinds_on(0..1), kinds_on(0..2));
-        let (kept, made) = reach(dir.path(), &one, &day0, &time, walk).expect("records");
+        let (kept, made) =
+            reach(dir.path(), &one, (&day0, &IN_FRAME), &time, walk).expect("records");
         let kept = kept.expect("kept");
         assert_eq!(made, Made::Kept { days: 0 });
         assert!(kept.held().is_none());
@@ -616,16 +627,19 @@ mod tests {
 
         let want = seen(&Reach::of(&both, &time, walk).expect("reduce"));
         for _ in 0..2 {
-            let (merged, made) = reach(dir.path(), &two, &both, &time, walk).expect("records");
+            let (merged, made) =
+                reach(dir.path(), &two, (&both, &IN_FRAME), &time, walk).expect("records");
             let merged = merged.expect("merged");
             assert_eq!(made, Made::Kept { days: 1 });
             assert_eq!(merged.stored_in(), Some(dir.path().join(NEW).as_path()));
             assert_eq!(seen(&merged), want);
         }
-        let (merged, made) = reach(dir.path(), &two, &both, &time, walk).expect("records");
+        let (merged, made) =
+            reach(dir.path(), &two, (&both, &IN_FRAME), &time, walk).expect("records");
         save(dir.path(), &merged.expect("merged"), &two, &made).expect("saved");
         assert!(!dir.path().join(NEW).exists());
-        let (kept, made) = reach(dir.path(), &two, &both, &time, walk).expect("records");
+        let (kept, made) =
+            reach(dir.path(), &two, (&both, &IN_FRAME), &time, walk).expect("records");
         assert_eq!(made, Made::Kept { days: 0 });
         assert_eq!(seen(&kept.expect("kept")), want);
     }
@@ -642,14 +656,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let (whole, one, two) = day0_stored(dir.path());
         std::fs::write(dir.path().join(NEW), "in the way").expect("file");
-        let (got, made) = reach(dir.path(), &two, &kinds_on(0..2), &time, walk).expect("run");
+        let (got, made) =
+            reach(dir.path(), &two, (&kinds_on(0..2), &IN_FRAME), &time, walk).expect("run");
         assert!(got.is_none());
         assert!(
             matches!(&made, Made::Unusable(why) if why.contains("not merged")),
             "{made:?}"
         );
         std::fs::remove_file(dir.path().join(NEW)).expect("removed");
-        let (kept, made) = reach(dir.path(), &one, &kinds_on(0..1), &time, walk).expect("run");
+        let (kept, made) =
+            reach(dir.path(), &one, (&kinds_on(0..1), &IN_FRAME), &time, walk).expect("run");
         assert_eq!(made, Made::Kept { days: 0 });
         assert_eq!(seen(&kept.expect("kept")), seen(&whole));
     }

@@ -4,6 +4,7 @@ use super::*;
 
 const MINUTE: i64 = 60_000;
 
+use crate::normalize::cold::IN_FRAME;
 use crate::normalize::schema::DAY_MS;
 
 fn utc() -> TimeParser {
@@ -180,7 +181,8 @@ fn counts_with_counts_access_rows_per_value() {
         .vstack(&with_sources(3..7))
         .expect("vstack");
     let ids = BTreeSet::from(["walker".to_string()]);
-    let mut counts = counts_with(&events, c::PRINCIPAL, &ids, c::SOURCE_IP).expect("counts");
+    let mut counts =
+        counts_with(&events, &IN_FRAME, c::PRINCIPAL, &ids, c::SOURCE_IP).expect("counts");
     let mut walker = counts.remove("walker").expect("walker");
     walker.sort();
     assert_eq!(
@@ -195,7 +197,7 @@ fn counts_with_counts_access_rows_per_value() {
         (c::PRINCIPAL, &who, c::SOURCE_IP),
         (c::SOURCE_IP, &address, c::PRINCIPAL),
     ];
-    let mut both = counts_with_each(&events, &questions).expect("counts");
+    let mut both = counts_with_each(&events, &IN_FRAME, &questions).expect("counts");
     both.iter_mut()
         .flat_map(|q| q.values_mut())
         .for_each(|v| v.sort());

@@ -1,5 +1,6 @@
-//! A partition's cold columns (file, line, user agent, action: what only evidence reads) left
-//! on disk when the partition is read back, and read a row group at a time when evidence asks.
+//! A partition's cold columns (file, line, user agent, action, token code, target account: see
+//! [`crate::normalize::cold`]) left on disk when the partition is read back, and read a row
+//! group at a time when evidence or a pass over every row asks.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,12 +8,12 @@ use std::sync::Arc;
 use polars::prelude::*;
 use polars_io::parquet::read::FileMetadata;
 
-use super::{Batch, broken, broken_for, groups_of, read_columns, read_groups};
+use super::{Batch, broken, broken_for, groups_of, read_groups};
 use crate::error::Result;
 use crate::normalize::Tokens;
 use crate::normalize::cold::{COLUMNS as COLD, Loader};
 use crate::normalize::dictionary::FileDict;
-use crate::normalize::schema::col::{ACTION, TOKEN, USER_AGENT};
+use crate::normalize::schema::col::TOKEN;
 
 /// [`super::read`] without the columns only evidence reads ([`COLD`]), and for each row group a
 /// [`Loader`] of those columns: they are read from the partition again when evidence asks for
@@ -45,10 +46,6 @@ pub fn read_hot(
             false => Ok(None),
         })
         .collect::<Result<_>>()?;
-    let placed = match batch.symbols.as_ref() {
-        Some(all) => Some(cold_codes(batch, all)?),
-        None => None,
-    };
     let groups = batch.metadata.row_groups.len();
     let source = Arc::new(ColdSource {
         path: batch.path.clone(),
@@ -57,7 +54,7 @@ pub fn read_hot(
             .map(|g| Arc::new(groups_of(&batch.metadata, g..g + 1)))
             .collect(),
         columns: batch.columns.clone(),
-        placed,
+        symbols: batch.symbols.clone(),
         token_codes: batch.token_codes.clone(),
     });
     Ok((frames.into_iter().zip(held).enumerate())
@@ -77,44 +74,14 @@ struct ColdSource {
     /// The metadata of each row group alone.
     groups: Vec<Arc<FileMetadata>>,
     columns: Arc<Vec<String>>,
-    /// polars' code of each partition code the batch's coded cold columns hold (`None`: an
-    /// earlier layout, strings stored as strings). The partition's whole list, kept for them,
-    /// was 90 MB of the 85.9M-event state's nightly run; these are the few user agents and
-    /// actions.
-    placed: Option<Vec<(u32, u32)>>,
+    /// polars' code of each of the partition's string codes (`None`: an earlier layout, strings
+    /// stored as strings). Kept for the target accounts, which are many (90 MB over the 85.9M-event
+    /// state's partitions); the user agents and actions, few, were mapped through a list of their
+    /// own codes before the target went beside the frame.
+    symbols: Arc<Option<Vec<u32>>>,
     /// The run's token code of each of the partition's (`None`: ids stored as strings, held
     /// beside the frame instead).
     token_codes: Arc<Option<Vec<u32>>>,
-}
-
-/// The cold columns a partition stores as its own string codes.
-const CODED_COLD: [&str; 2] = [USER_AGENT, ACTION];
-
-/// Of `all` (polars' code of each partition code), the codes the batch's user agents and actions
-/// hold, read from their columns alone, in order.
-fn cold_codes(batch: &Batch, all: &[u32]) -> Result<Vec<(u32, u32)>> {
-    let path = &batch.path;
-    let columns: Vec<String> = (batch.columns.iter())
-        .filter(|c| CODED_COLD.contains(&c.as_str()))
-        .cloned()
-        .collect();
-    if columns.is_empty() {
-        return Ok(Vec::new());
-    }
-    let stored = read_columns(path, batch.metadata.clone(), columns)?;
-    let mut seen = vec![false; all.len()];
-    for column in stored.columns() {
-        let codes = column.u32().map_err(|e| broken(path, e))?;
-        for c in codes.iter().flatten() {
-            *seen
-                .get_mut(c as usize)
-                .ok_or_else(|| broken_for(path, "a code beyond the partition's strings"))? = true;
-        }
-    }
-    Ok((0..all.len())
-        .filter(|&c| seen[c])
-        .map(|c| (c as u32, all[c]))
-        .collect())
 }
 
 /// The columns `names` (of [`COLD`]) of row group `group` of `source`, in that order; `held`:
@@ -133,69 +100,23 @@ fn cold(
         path: path.clone(),
         metadata,
         columns: source.columns.clone(),
-        symbols: Arc::new(None),
+        symbols: source.symbols.clone(),
         token_codes: source.token_codes.clone(),
     };
-    let coded = |name: &str| source.placed.is_some() && CODED_COLD.contains(&name);
     let from_held = |name: &str| name == TOKEN && held.is_some();
     let want = |name: &str| COLD.contains(&name) && names.contains(&name) && !from_held(name);
     // Token ids are read as the run's codes (`token_codes`) or were held: no table is needed; a
     // plain-strings partition (the first layout) codes its strings through a dictionary of this
     // call's own.
     let (tokens, mut dict) = (Tokens::default(), FileDict::default());
-    let mut frames = read_groups(&one, file_idx, &tokens, &mut dict, |n| want(n) && !coded(n))?;
+    let mut frames = read_groups(&one, file_idx, &tokens, &mut dict, want)?;
     let mut df = match frames.pop() {
         Some(df) if frames.is_empty() => df,
         _ => return Err(broken_for(path, "a row group read back as several")),
     };
-    if let Some(placed) = &source.placed {
-        let names: Vec<&str> = CODED_COLD.into_iter().filter(|n| want(n)).collect();
-        for column in coded_columns(&one, &names, placed)? {
-            df.with_column(column).map_err(|e| broken(path, e))?;
-        }
-    }
     if let Some(token) = held.filter(|_| names.contains(&TOKEN)) {
         df.with_column(token.clone()).map_err(|e| broken(path, e))?;
     }
     df.select(names.iter().copied())
         .map_err(|e| broken(path, e))
-}
-
-/// Columns `names` of `one`'s single row group, stored as partition codes, in polars' codes.
-fn coded_columns(one: &Batch, names: &[&str], placed: &[(u32, u32)]) -> Result<Vec<Column>> {
-    let path = &one.path;
-    if names.is_empty() {
-        return Ok(Vec::new());
-    }
-    let columns = names.iter().map(|n| n.to_string()).collect();
-    let stored = read_columns(path, one.metadata.clone(), columns)?;
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        let local =
-            (stored.column(name).and_then(|c| c.u32().cloned())).map_err(|e| broken(path, e))?;
-        let mut global = Vec::with_capacity(local.len());
-        for c in local.iter() {
-            global.push(match c {
-                None => None,
-                // A few user agents and actions: a binary search over them stays in the cache.
-                Some(c) => match placed.binary_search_by_key(&c, |p| p.0) {
-                    Ok(at) => Some(placed[at].1),
-                    Err(_) => {
-                        return Err(broken_for(
-                            path,
-                            "a cold column's code was not seen when read back",
-                        ));
-                    }
-                },
-            });
-        }
-        let global = UInt32Chunked::from_iter_options((*name).into(), global.into_iter());
-        // SAFETY: every code was handed out by polars' dictionary when the partition's strings
-        // were placed (`placed`, taken from the partition's list).
-        let cats = unsafe {
-            Categorical32Chunked::from_cats_and_dtype_unchecked(global, crate::frame::cat_dtype())
-        };
-        out.push(cats.into_series().into_column());
-    }
-    Ok(out)
 }
