@@ -1,7 +1,7 @@
 //! Cold columns: the event columns that no count over every row reads but a few passes that
-//! can take them a run of rows at a time — source file and line, user agent, action, token code —
-//! kept beside the frame instead of in it, and written to disk once a run is big
-//! (`analyze --spill-from-events`).
+//! can take them a run of rows at a time — source file and line, user agent, action, token code,
+//! target account — kept beside the frame instead of in it, and written to disk once a run is
+//! big (`analyze --spill-from-events`).
 //!
 //! File, line, user agent and action name where a finding's first event is, which endpoints and
 //! clients a flagged entity used, and which failed logins were for non-existent users: each is
@@ -9,9 +9,11 @@
 //! reduction sets the run's peak. At 85.9M events they were 1.74 GB of the 4.6 GB frame, all of
 //! it resident through every detector (`docs/scale.md`, eighteenth session, has the figures).
 //! Token codes are read whole by three passes (the first token-bearing use of each key, and
-//! forged tokens' facts and judgement), each a run of chunks at a time ([`ColdColumns::runs`]),
-//! and by evidence for a selection: 4 bytes an event the frame no longer holds under every
-//! other stage (346 MB at 85.9M events; `docs/scale.md`, thirty-third session).
+//! forged tokens' facts and judgement), target accounts by three (enumeration's related counts,
+//! the charts' series, and the window's reduction into records, which holds them for its pass
+//! only), each a run of chunks at a time ([`ColdColumns::runs`]); the rest read them for the
+//! rows they select. 8 bytes an event the frame no longer holds under every other stage (0.67
+//! GB at 85.9M events; `docs/scale.md`, thirty-third session).
 //!
 //! A chunk of rows as read keeps its cold columns as a small frame (`Held`) until the run has
 //! read `spill_from` events; from then on each chunk goes to a Parquet file of its own in the
@@ -57,7 +59,7 @@ pub const ROW: &str = "__row";
 pub const RUN_ROWS: usize = 4 << 20;
 
 /// Events read before chunks go to disk: runs the size of the 10M benchmark (8.7M events) never
-/// write, and at most this many events' cold columns (~320 MB) wait in memory during ingest.
+/// write, and at most this many events' cold columns (~450 MB) wait in memory during ingest.
 pub const SPILL_FROM: u64 = 16_000_000;
 
 /// Reads one chunk's cold columns `names`, in that order and the frame's types, from where they
