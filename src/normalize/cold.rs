@@ -308,9 +308,9 @@ impl ColdColumns {
 
     /// `names` of every frame row, hot or cold, a run of chunks of about `rows` rows at a time
     /// (at least one chunk), in row order: each run handed to `each` as its chunks' frames (each
-    /// of one chunk a column), each with its first frame row. For the passes
-    /// over every row that read a cold column: the token codes are never whole in memory, and
-    /// a run's chunks are read side by side.
+    /// of one chunk a column), each with its first frame row. For the passes over every row
+    /// that read a cold column (token codes, target accounts): the column is never whole in
+    /// memory, and a run's chunks are read side by side.
     pub fn runs(
         &self,
         events: &DataFrame,

@@ -75,9 +75,10 @@ struct ColdSource {
     groups: Vec<Arc<FileMetadata>>,
     columns: Arc<Vec<String>>,
     /// polars' code of each of the partition's string codes (`None`: an earlier layout, strings
-    /// stored as strings). Kept for the target accounts, which are many (90 MB over the 85.9M-event
-    /// state's partitions); the user agents and actions, few, were mapped through a list of their
-    /// own codes before the target went beside the frame.
+    /// stored as strings). Kept for the target accounts, which are many: the lists were 90 MB of
+    /// the 85.9M-event state's nightly run when they were last dropped here. The user agents and
+    /// actions, few, were mapped through a list of their own codes until the target went beside
+    /// the frame; through this one a night's usage pass took 2.5 s instead of 3.0 s.
     symbols: Arc<Option<Vec<u32>>>,
     /// The run's token code of each of the partition's (`None`: ids stored as strings, held
     /// beside the frame instead).
