@@ -35,10 +35,9 @@ fn set_purge_delay(ms: std::os::raw::c_long) {
 /// measured in between; the bound sits where the frame alone is several times a 10M export's.
 /// Since the token codes and target accounts wait beside the frame (thirty-third session) the
 /// 85.9M-event frame is 1.98 GB, the 10M one 0.2 GB: the bound went from 2 GiB to 1 GiB so the
-/// 85.9M runs keep returning pages at once. Kept 30 s there, a night added to the 85.9M state
-/// took 26.6 s instead of 35–37 s at 3.65–3.70 GB instead of 3.2–3.3 GB (two alternated pairs,
-/// before login fan-out read its hosts for its own rows alone): an operator who prefers that
-/// trade sets `MIMALLOC_PURGE_DELAY=30000`.
+/// 85.9M runs keep returning pages at once. Kept 30 s there (`MIMALLOC_PURGE_DELAY=30000`), a
+/// night added to the 85.9M state took 25.1–26.1 s instead of 35.4–39.8 s, at 3.67–3.69 GB
+/// instead of 3.31–3.38 GB (two alternated pairs): an operator who prefers that trade sets it.
 const RETURN_AT_ONCE_FROM: usize = 1 << 30;
 
 /// Sets how long freed pages are kept for the rest of the run, from the size of the event frame
