@@ -16,7 +16,7 @@ use polars::prelude::*;
 
 use super::{Context, Credential, Employee};
 use crate::error::{FrameContext, Result};
-use crate::frame::{i64s, mask_of, strs};
+use crate::frame::{i64s, strs};
 use crate::normalize::schema::col as c;
 use crate::normalize::{ColdColumns, TimeParser};
 
@@ -31,9 +31,9 @@ pub fn derive_from_events(
     // Lifecycle events are few: their rows are selected, with the target account, which waits
     // beside the frame.
     let of_type = |t: &str| -> Result<LazyFrame> {
-        let mask = mask_of(events, col(c::EVENT_TYPE).eq(lit(t)).and(col(c::SUCCESS)))?;
+        let keep = col(c::EVENT_TYPE).eq(lit(t)).and(col(c::SUCCESS));
         let names = [c::TS, c::PRINCIPAL, c::CREDENTIAL, c::TARGET];
-        Ok(cold.select_where(events, &names, &mask)?.lazy())
+        Ok(cold.rows_where(events, keep, &names)?.lazy())
     };
     if ctx.roster_path.is_none() {
         let left = last_of(

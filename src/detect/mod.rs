@@ -201,8 +201,7 @@ impl<'a> DetectInput<'a> {
     /// Columns `names` (cold ones too) of the events where `keep` holds: selections are a small
     /// part of the frame, materialised once, so the cold columns are read for them alone.
     pub fn rows_where(&self, keep: Expr, names: &[&str]) -> Result<DataFrame> {
-        let mask = crate::frame::mask_of(self.events, keep)?;
-        self.cold.select_where(self.events, names, &mask)
+        self.cold.rows_where(self.events, keep, names)
     }
 
     /// [`Self::rows_where`] of the rows whose column `present` is not null, as `keep` cannot
@@ -265,15 +264,8 @@ impl<'a> DetectInput<'a> {
         if let Some(first) = self.first_token_uses.get() {
             return Ok(first);
         }
-        use crate::normalize::schema::col as c;
-        use crate::reduce::tokens::{first_token_uses, note_firsts};
-        let mut first = std::collections::HashMap::new();
-        let names = [c::TOKEN, c::CREDENTIAL, c::TS];
-        self.cold.runs(self.events, &names, RUN_ROWS, |run| {
-            let frames: Vec<DataFrame> = run.into_iter().map(|(_, df)| df).collect();
-            note_firsts(&mut first, first_token_uses(&frames)?);
-            Ok(())
-        })?;
+        let first =
+            crate::reduce::tokens::first_token_uses_in_runs(self.events, self.cold, RUN_ROWS)?;
         Ok(self.first_token_uses.get_or_init(|| first))
     }
 

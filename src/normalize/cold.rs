@@ -333,15 +333,8 @@ impl ColdColumns {
             )));
         }
         let spans = match cold.is_empty() {
-            // In the frame already (the frame as ingest made it, or a test's): runs of rows.
-            true => (0..events.height())
-                .step_by(IN_FRAME_SPAN)
-                .map(|start| Span {
-                    rows: start..(start + IN_FRAME_SPAN).min(events.height()),
-                    part: None,
-                    local: None,
-                })
-                .collect(),
+            // In the frame already (the frame as ingest made it, or a test's).
+            true => in_frame_spans(events.height()),
             false => self.spans(events),
         };
         let sizes: Vec<usize> = spans.iter().map(|s| s.rows.len()).collect();
@@ -532,6 +525,13 @@ impl ColdColumns {
         Ok(out)
     }
 
+    /// [`Self::select`] of the rows where `keep` holds (a null is false), `keep` naming columns
+    /// the frame holds.
+    pub fn rows_where(&self, events: &DataFrame, keep: Expr, names: &[&str]) -> Result<DataFrame> {
+        let mask = crate::frame::mask_of(events, keep)?;
+        self.select_where(events, names, &mask)
+    }
+
     /// [`Self::select`] of the rows where `mask` is true.
     pub fn select_where(
         &self,
@@ -551,15 +551,7 @@ impl ColdColumns {
     /// Every frame row, as runs within one chunk each (for passes over all rows).
     pub fn spans(&self, events: &DataFrame) -> Vec<Span> {
         if self.in_frame(events) {
-            let n = events.height();
-            return (0..n)
-                .step_by(IN_FRAME_SPAN)
-                .map(|start| Span {
-                    rows: start..(start + IN_FRAME_SPAN).min(n),
-                    part: None,
-                    local: None,
-                })
-                .collect();
+            return in_frame_spans(events.height());
         }
         self.spans_of(0..events.height() as IdxSize)
     }
@@ -645,6 +637,18 @@ impl ColdColumns {
         }
         Ok(df)
     }
+}
+
+/// `n` frame rows as spans of [`IN_FRAME_SPAN`], for columns the frame holds itself.
+fn in_frame_spans(n: usize) -> Vec<Span> {
+    (0..n)
+        .step_by(IN_FRAME_SPAN)
+        .map(|start| Span {
+            rows: start..(start + IN_FRAME_SPAN).min(n),
+            part: None,
+            local: None,
+        })
+        .collect()
 }
 
 /// `df`'s columns in the order of the event frame's (cold columns put back are appended):

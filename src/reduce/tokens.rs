@@ -557,8 +557,24 @@ pub fn first_token_uses(frames: &[DataFrame]) -> Result<HashMap<u32, i64>> {
     }))
 }
 
+/// [`first_token_uses`] of every row of `events`, whose token codes may wait beside it
+/// (`cold`), read a run of about `rows` rows at a time ([`ColdColumns::runs`]).
+pub fn first_token_uses_in_runs(
+    events: &DataFrame,
+    cold: &ColdColumns,
+    rows: usize,
+) -> Result<HashMap<u32, i64>> {
+    let mut first = HashMap::new();
+    cold.runs(events, &[c::TOKEN, c::CREDENTIAL, c::TS], rows, |run| {
+        let frames: Vec<DataFrame> = run.into_iter().map(|(_, df)| df).collect();
+        note_firsts(&mut first, first_token_uses(&frames)?);
+        Ok(())
+    })?;
+    Ok(first)
+}
+
 /// Adds the first uses `b` found to `a`'s.
-pub fn note_firsts(a: &mut HashMap<u32, i64>, b: HashMap<u32, i64>) {
+fn note_firsts(a: &mut HashMap<u32, i64>, b: HashMap<u32, i64>) {
     for (key, at) in b {
         note_first(a, key, at);
     }
@@ -760,14 +776,7 @@ mod tests {
                     TokenFacts::for_judging_in_runs(&hot, &cold, 24, &time, rows).expect("facts");
                 assert_eq!(got, want, "seed {seed}, runs of {rows} rows");
             }
-            let mut first = HashMap::new();
-            let names = [c::TOKEN, c::CREDENTIAL, c::TS];
-            cold.runs(&hot, &names, 20, |run| {
-                let frames: Vec<DataFrame> = run.into_iter().map(|(_, df)| df).collect();
-                note_firsts(&mut first, first_token_uses(&frames)?);
-                Ok(())
-            })
-            .expect("runs");
+            let first = first_token_uses_in_runs(&hot, &cold, 20).expect("runs");
             let whole = first_token_uses(std::slice::from_ref(&df)).expect("first uses");
             assert_eq!(first, whole, "seed {seed}");
             let too_few = TokenFacts::for_judging_in_runs(&hot, &cold, 20, &time, 20);
