@@ -1,0 +1,307 @@
+use super::*;
+use crate::frame::key_column;
+
+/// A frame of `n` rows with the cold columns in it (nulls among user agents and actions),
+/// and the same rows with the cold columns handed to a sink in chunks of uneven sizes, to
+/// disk past `spill_from` rows, some with their line numbers shifted as a later part of a
+/// file.
+pub(super) fn both(n: usize, dir: &Path, spill_from: u64) -> (DataFrame, DataFrame, ColdColumns) {
+    let text = |i: usize, m: usize| (!i.is_multiple_of(m)).then(|| format!("v{}", i % m));
+    let full = DataFrame::new(
+        n,
+        vec![
+            Column::new(col::TS.into(), (0..n as i64).collect::<Vec<_>>()),
+            key_column(
+                col::PRINCIPAL,
+                (0..n).map(|i| text(i, 7)).collect::<Vec<_>>(),
+            )
+            .expect("principal"),
+            key_column(
+                col::USER_AGENT,
+                (0..n).map(|i| text(i, 5)).collect::<Vec<_>>(),
+            )
+            .expect("agent"),
+            key_column(col::ACTION, (0..n).map(|i| text(i, 3)).collect::<Vec<_>>())
+                .expect("action"),
+            Column::new(
+                col::FILE.into(),
+                (0..n as u32).map(|i| i / 40).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                col::LINE.into(),
+                (0..n as u64).map(|i| i * 3 + 1).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                col::TOKEN.into(),
+                (0..n as u32)
+                    .map(|i| (i % 4 != 0).then_some(i / 2))
+                    .collect::<Vec<_>>(),
+            ),
+            key_column(col::TARGET, (0..n).map(|i| text(i, 11)).collect::<Vec<_>>())
+                .expect("target"),
+        ],
+    )
+    .expect("frame");
+    let sink = ColdSink::new(dir, spill_from);
+    let (mut hot, mut order, mut at) = (None::<DataFrame>, Vec::new(), 0);
+    for size in [1, 17, 64, 3, 100, 250, 1, 90].iter().cycle() {
+        if at >= n {
+            break;
+        }
+        let len = (*size).min(n - at);
+        let mut piece = full.slice(at as i64, len);
+        // A later part of a split file: its lines counted from the part's start.
+        let offset = if at % 2 == 0 { 0 } else { 1 + at as u64 * 3 };
+        if offset > 0 {
+            let shifted = piece.column(col::LINE).expect("line").clone() - offset;
+            piece.with_column(shifted).expect("shift");
+        }
+        let mut chunk = sink.take(&mut piece).expect("taken");
+        chunk.shift_lines(offset);
+        order.push(chunk);
+        match hot.as_mut() {
+            None => hot = Some(piece),
+            Some(acc) => {
+                acc.vstack_mut(&piece).expect("stack");
+            }
+        }
+        at += len;
+    }
+    let cold = sink.finish(&order).expect("finished");
+    (full, hot.expect("rows"), cold)
+}
+
+fn rows(n: usize, count: usize, seed: u64) -> Vec<IdxSize> {
+    let mut x = seed;
+    (0..count)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            ((x >> 33) % n as u64) as IdxSize
+        })
+        .collect()
+}
+
+const ALL: [&str; 8] = [
+    col::LINE,
+    col::TS,
+    col::ACTION,
+    col::PRINCIPAL,
+    col::TOKEN,
+    col::FILE,
+    col::TARGET,
+    col::USER_AGENT,
+];
+
+/// `count` random rows of `full` (sorted, each once), and those of them with a target.
+fn with_target(full: &DataFrame, count: usize, seed: u64) -> (Vec<IdxSize>, Vec<IdxSize>) {
+    let mut asked = rows(full.height(), count, seed);
+    asked.sort_unstable();
+    asked.dedup();
+    let targets = full.column(col::TARGET).expect("target");
+    let want = (asked.iter().copied())
+        .filter(|&r| !targets.get(r as usize).expect("row").is_null())
+        .collect();
+    (asked, want)
+}
+
+/// Every row's `names` read a run at a time ([`ColdColumns::runs`], runs of about `rows`),
+/// stacked, with each piece's first row checked and each column of one chunk; and how many
+/// runs there were.
+fn by_runs(
+    cold: &ColdColumns,
+    frame: &DataFrame,
+    names: &[&str],
+    rows: usize,
+) -> (DataFrame, usize) {
+    let (mut out, mut next, mut runs) = (None::<DataFrame>, 0, 0);
+    cold.runs(frame, names, rows, |run| {
+        runs += 1;
+        for (first, piece) in run {
+            assert_eq!(first, next);
+            next += piece.height();
+            assert!(piece.columns().iter().all(|c| c.n_chunks() == 1));
+            match out.as_mut() {
+                None => out = Some(piece),
+                Some(acc) => {
+                    acc.vstack_mut(&piece).expect("stack");
+                }
+            }
+        }
+        Ok(())
+    })
+    .expect("runs");
+    assert_eq!(next, frame.height());
+    (out.expect("rows"), runs)
+}
+
+#[test]
+fn rows_read_beside_the_frame_equal_the_frame_s_own() {
+    for (spill_from, on_disk) in [(0, true), (500, true), (1_000, false)] {
+        let dir = tempfile::tempdir().expect("dir");
+        let (full, hot, cold) = both(1_000, dir.path(), spill_from);
+        let files = std::fs::read_dir(dir.path()).expect("dir").count();
+        assert_eq!(files, if on_disk { cold.chunks() } else { 0 });
+        // What the frame no longer holds under every stage.
+        assert!(COLUMNS.iter().all(|n| hot.column(n).is_err()));
+        same_rows(&full, &hot, &cold);
+    }
+}
+
+fn same_rows(full: &DataFrame, hot: &DataFrame, cold: &ColdColumns) {
+    // Rows 82..85 are one chunk of three (see `both`): three rows of it, one of them twice,
+    // are not the whole chunk.
+    let repeats = vec![83, 82, 82];
+    let random = [(1, 0), (2, 1), (3, 50), (4, 3_000)].map(|(seed, n)| rows(1_000, n, seed));
+    for want in random.into_iter().chain([repeats]) {
+        let got = cold.select(hot, &ALL, &want).expect("selected");
+        let expected = IN_FRAME.select(full, &ALL, &want).expect("selected");
+        assert!(got.equals_missing(&expected), "{got}\n{expected}");
+        // The rows themselves, asked for among cold columns, in the frame or beside it.
+        for (source, frame) in [(cold, hot), (&IN_FRAME, full)] {
+            let named = source
+                .select(frame, &[col::LINE, ROW], &want)
+                .expect("rows");
+            let rows: Vec<IdxSize> = (named.column(ROW).and_then(|c| c.u32().cloned()))
+                .expect("row column")
+                .into_no_null_iter()
+                .collect();
+            assert_eq!(rows, want);
+            assert!(
+                named
+                    .column(col::LINE)
+                    .expect("line")
+                    .equals_missing(expected.column(col::LINE).expect("line"))
+            );
+        }
+    }
+    let mask: BooleanChunked = (0..1_000).map(|i| Some(i % 7 < 3)).collect();
+    let got = cold.select_where(hot, &ALL, &mask).expect("selected");
+    let expected = full
+        .filter(&mask)
+        .and_then(|f| f.select(ALL))
+        .expect("filtered");
+    assert!(got.equals_missing(&expected), "{got}\n{expected}");
+    let mut restored = cold
+        .restore(hot)
+        .expect("restored")
+        .select(full.get_column_names_owned())
+        .expect("all");
+    restored.rechunk_mut();
+    assert!(restored.equals_missing(full));
+    // The rows whose target is there, read beside the frame or in it.
+    let (asked, want) = with_target(full, 400, 5);
+    assert!(!want.is_empty() && want.len() < asked.len());
+    let got = cold
+        .rows_present(hot, asked.clone(), col::TARGET)
+        .expect("present");
+    assert_eq!(got, want);
+    let got = IN_FRAME
+        .rows_present(full, asked, col::TARGET)
+        .expect("present");
+    assert_eq!(got, want);
+    // The frame with two cold columns put back, chunk for chunk.
+    let with = cold
+        .with_columns(hot, &[col::TARGET, col::TOKEN])
+        .expect("with columns");
+    let mut with = with
+        .select(["ts", col::TARGET, col::TOKEN])
+        .expect("columns");
+    with.rechunk_mut();
+    let want = full
+        .select(["ts", col::TARGET, col::TOKEN])
+        .expect("columns");
+    assert!(with.equals_missing(&want));
+    // Every row in runs, the cold columns read beside the frame or from it.
+    let names = [col::TS, col::TOKEN, col::TARGET, col::ACTION];
+    let expected = full.select(names).expect("columns");
+    for rows in [1, 150, 10_000] {
+        let (beside, runs) = by_runs(cold, hot, &names, rows);
+        assert!(beside.equals_missing(&expected));
+        assert_eq!(
+            runs > 1,
+            rows < full.height(),
+            "{runs} run(s) of {rows} rows"
+        );
+        assert!(
+            by_runs(&IN_FRAME, full, &names, rows)
+                .0
+                .equals_missing(&expected)
+        );
+    }
+}
+
+/// A time window filters the frame after ingest: rows are then those of the window.
+#[test]
+fn a_filtered_frame_reads_the_cold_columns_of_its_rows() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (full, hot, mut cold) = both(700, dir.path(), 350);
+    let first: BooleanChunked = (0..700).map(|i| Some(i % 5 != 1 && i > 30)).collect();
+    let (full, hot) = (
+        full.filter(&first).expect("filtered"),
+        hot.filter(&first).expect("filtered"),
+    );
+    cold.retain(&first);
+    let second: BooleanChunked = (0..full.height()).map(|i| Some(i % 3 != 0)).collect();
+    let (full, hot) = (
+        full.filter(&second).expect("filtered"),
+        hot.filter(&second).expect("filtered"),
+    );
+    cold.retain(&second);
+    let want = rows(full.height(), 400, 9);
+    let got = cold.select(&hot, &ALL, &want).expect("selected");
+    let expected = IN_FRAME.select(&full, &ALL, &want).expect("selected");
+    assert!(got.equals_missing(&expected), "{got}\n{expected}");
+    let mut restored = cold
+        .restore(&hot)
+        .expect("restored")
+        .select(full.get_column_names_owned())
+        .expect("all");
+    restored.rechunk_mut();
+    assert!(restored.equals_missing(&full));
+    let (asked, want) = with_target(&full, 300, 4);
+    let got = cold
+        .rows_present(&hot, asked, col::TARGET)
+        .expect("present");
+    assert_eq!(got, want);
+    let names = [col::TOKEN, col::PRINCIPAL];
+    let (by_runs, _) = by_runs(&cold, &hot, &names, 100);
+    assert!(by_runs.equals_missing(&full.select(names).expect("columns")));
+    // A column neither in the frame nor beside it is an error, not a panic.
+    let none = |_: Vec<(usize, DataFrame)>| Ok(());
+    assert!(IN_FRAME.runs(&hot, &names, 100, none).is_err());
+    assert!(cold.runs(&hot, &[col::CREDENTIAL], 100, none).is_err());
+}
+
+mod nesting {
+    use super::super::*;
+    use super::both;
+
+    /// Chunks read side by side on rayon's workers, as `usage` does, within a time window (each
+    /// span then picks its rows): no read may block on polars' own pool, or the blocked worker
+    /// steals the next span and nests one frame deeper per chunk (85.9M events overflowed).
+    #[test]
+    fn spans_read_side_by_side_do_not_nest() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (full, hot, mut cold) = both(30_000, dir.path(), 0);
+        let mask: BooleanChunked = (0..full.height()).map(|i| Some(i % 4 != 0)).collect();
+        let hot = hot.filter(&mask).expect("filtered");
+        cold.retain(&mask);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .stack_size(256 << 10)
+            .build()
+            .expect("pool");
+        let rows: usize = pool
+            .install(|| {
+                cold.spans(&hot)
+                    .into_par_iter()
+                    .map(|s| {
+                        cold.span(&hot, &s, &[col::ACTION, col::LINE])
+                            .map(|d| d.height())
+                    })
+                    .sum::<Result<usize>>()
+            })
+            .expect("read");
+        assert_eq!(rows, hot.height());
+    }
+}
