@@ -112,10 +112,11 @@ struct AnalyzeArgs {
     /// cluster without free executors waits forever); default four hours.
     #[arg(long, default_value_t = 4 * 3600, requires = "cluster", value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
     cluster_timeout: u64,
-    /// Events read before the columns only evidence reads (file, line, user agent, action: 20
-    /// bytes an event) go to scratch files beside --out, and from which the token ids follow
-    /// them once read; 0 writes them from the first event. Reports are the same either way.
-    /// See docs/scale.md.
+    /// Events read before the columns only a few passes read (file, line, user agent, action,
+    /// token, target account: about 28 bytes an event) go to scratch files beside --out; from
+    /// there on the token ids follow them once read, and the frame is copied out of the memory
+    /// pages parsing left it in. 0 does all of it from the first event. Reports are the same
+    /// either way. See docs/scale.md.
     #[arg(long, default_value_t = audithound::normalize::cold::SPILL_FROM)]
     spill_from_events: u64,
     /// Events from which the access events' reduced records (enumeration's, the population's and

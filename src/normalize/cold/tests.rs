@@ -144,6 +144,25 @@ fn rows_read_beside_the_frame_equal_the_frame_s_own() {
         // What the frame no longer holds under every stage.
         assert!(COLUMNS.iter().all(|n| hot.column(n).is_err()));
         same_rows(&full, &hot, &cold);
+        // Ingest copies a big frame into chunks of its own cut (`frame::compact`).
+        let compacted = crate::frame::compact(hot, 300, &[450, 550]).expect("compacted");
+        same_rows(&full, &compacted, &cold);
+    }
+}
+
+/// Once a run is past `spill_from` rows, the chunks held until then go to disk at once, not at
+/// the end of ingest.
+#[test]
+fn chunks_held_go_to_disk_once_the_run_is_past_the_bound() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (full, ..) = both(100, dir.path(), 1_000);
+    let dir = tempfile::tempdir().expect("dir");
+    let sink = ColdSink::new(dir.path(), 50);
+    let on_disk = || std::fs::read_dir(dir.path()).expect("dir").count();
+    for (at, expected) in [(0, 0), (20, 0), (40, 3), (60, 4)] {
+        let mut piece = full.slice(at, 20);
+        sink.take(&mut piece).expect("taken");
+        assert_eq!(on_disk(), expected, "after the rows from {at}");
     }
 }
 
@@ -203,6 +222,11 @@ fn same_rows(full: &DataFrame, hot: &DataFrame, cold: &ColdColumns) {
     let with = cold
         .with_columns(hot, &[col::TARGET, col::TOKEN])
         .expect("with columns");
+    // Cut as the frame is: polars would copy every column into one chunk to align them.
+    for c in with.columns() {
+        let got: Vec<usize> = c.as_materialized_series().chunk_lengths().collect();
+        assert_eq!(got, crate::frame::chunk_lengths(hot), "{}", c.name());
+    }
     let mut with = with
         .select(["ts", col::TARGET, col::TOKEN])
         .expect("columns");
