@@ -7,10 +7,11 @@ use polars::prelude::*;
 
 use crate::error::{Error, FrameContext, Result};
 
-/// `df` copied into chunks of at most `rows` rows, the chunks as read freed as they are used up.
+/// `df` with its runs of small chunks copied into chunks of about `rows` rows (`rows` to 1.5
+/// `rows`); a chunk of `rows / 2` rows or more stays as it is, and so does a frame of one chunk.
 /// `stretches` are the row counts of the stretches of `df` read side by side (its files, in
 /// order): each is cut apart, and they are copied a chunk at a time in step, each as far along
-/// its own rows as the others.
+/// its own rows as the others. The chunks as read are freed as they are used up.
 ///
 /// Why: a frame stacked from the chunks parsing made keeps those chunks where the allocator put
 /// them, in pages they share with what parsing freed. Over the 85.9M-event export those pages
@@ -35,20 +36,26 @@ pub fn compact(df: DataFrame, rows: usize, stretches: &[usize]) -> Result<DataFr
     let mut parts: Vec<Vec<Cutting>> = (stretches.iter())
         .map(|&n| columns.iter_mut().map(|c| c.split_front(n)).collect())
         .collect();
-    let mut done = vec![0usize; stretches.len()];
+    let plans: Vec<Vec<usize>> = (parts.iter())
+        .map(|part| match part.first() {
+            Some(column) => plan(column.old.iter().map(|c| c.len()), rows),
+            None => Vec::new(),
+        })
+        .collect();
+    let (mut next, mut done) = (vec![0usize; plans.len()], vec![0usize; plans.len()]);
     // The stretch least far along its rows next (cross-multiplied: no rounding).
     let behind = |done: &[usize], a: usize, b: usize| {
         (done[a] as u128 * stretches[b] as u128).cmp(&(done[b] as u128 * stretches[a] as u128))
     };
-    while let Some(next) = (0..stretches.len())
-        .filter(|&i| done[i] < stretches[i])
+    while let Some(i) = (0..plans.len())
+        .filter(|&i| next[i] < plans[i].len())
         .min_by(|&a, &b| behind(&done, a, b))
     {
-        let n = rows.min(stretches[next] - done[next]);
-        for column in &mut parts[next] {
+        let n = plans[i][next[i]];
+        for column in &mut parts[i] {
             column.cut(n);
         }
-        done[next] += n;
+        (next[i], done[i]) = (next[i] + 1, done[i] + n);
         crate::memory::release_freed();
     }
     for part in parts {
@@ -61,6 +68,27 @@ pub fn compact(df: DataFrame, rows: usize, stretches: &[usize]) -> Result<DataFr
         .map(Cutting::finish)
         .collect::<Result<_>>()?;
     DataFrame::new(height, columns).stage("compacting the event frame")
+}
+
+/// The chunks to cut, from the lengths of the chunks as read: a chunk of `rows / 2` or more
+/// alone, the others grouped until a group holds `rows` rows or more.
+fn plan(lengths: impl Iterator<Item = usize>, rows: usize) -> Vec<usize> {
+    let (mut out, mut group) = (Vec::new(), 0);
+    for n in lengths {
+        if n >= rows.div_ceil(2) {
+            out.extend((group > 0).then_some(group));
+            out.push(n);
+            group = 0;
+        } else {
+            group += n;
+            if group >= rows {
+                out.push(group);
+                group = 0;
+            }
+        }
+    }
+    out.extend((group > 0).then_some(group));
+    out
 }
 
 /// The lengths of `df`'s chunks (its first column's; a frame's columns are cut alike).
@@ -230,7 +258,9 @@ mod tests {
         out.unwrap_or_else(|| whole.clear())
     }
 
-    /// The same rows, types and nulls; each stretch cut apart into chunks of at most `rows`.
+    /// The same rows, types and nulls; each stretch cut apart, its runs of small chunks copied
+    /// into one of `rows` or more (fewer before a big chunk and at the stretch's end), its big
+    /// chunks (half of `rows` or more) left as they are.
     #[test]
     fn a_compacted_frame_holds_the_same_rows_in_big_chunks() {
         let frame = pieces(1_000, &[1, 37, 64, 3, 100, 250]);
@@ -238,7 +268,9 @@ mod tests {
         let out = compact(frame.clone(), 150, &[400, 599, 1]).expect("compacted");
         assert!(out.equals_missing(&frame));
         assert_eq!(out.schema(), frame.schema());
-        let lengths = [150, 150, 100, 150, 150, 150, 149, 1];
+        // 400: 1+37+64+3, 100, and 195 of the 250; 599: the 250's other 55+1+37+64, 3, 100,
+        // 250, 1+37+51 of a 64; 1: the last row.
+        let lengths = [105, 100, 195, 157, 3, 100, 250, 89, 1];
         assert_eq!(chunk_lengths(&out), lengths);
         for c in out.columns() {
             let got: Vec<usize> = c.as_materialized_series().chunk_lengths().collect();

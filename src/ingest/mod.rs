@@ -204,11 +204,12 @@ pub struct Ingested {
 const RAW_KEEP: usize = 240;
 
 /// Rows of a chunk of a compacted frame. Once a run is past the cold columns' bound
-/// (`--spill-from-events`), its frame is copied into chunks of this many rows as soon as it is
-/// read (see [`crate::frame::compact`]): 0.89 GB of 3.34 GB resident after ingest over the
-/// 85.9M-event export, for 1–2 s. Under the bound (the 10M benchmark's 8.7M events, 0.2 GB of
-/// columns) the frame stays as read. 4–8 MiB a column, so each is an allocation of its own, and
-/// enough chunks (82 at 85.9M events) for the passes that split the frame by chunk.
+/// (`--spill-from-events`), the small chunks parsing made are copied into chunks of about this
+/// many rows as soon as the frame is read (see [`crate::frame::compact`]): 0.84 GB of 3.34 GB
+/// resident after ingest over the 85.9M-event export, for 1–2 s. Under the bound (the 10M
+/// benchmark's 8.7M events, 0.2 GB of columns) the frame stays as read. 4–9 MiB a column, so
+/// each is an allocation of its own, and enough chunks (about 80 at 85.9M events) for the
+/// passes that split the frame by chunk.
 const COMPACT_ROWS: usize = 1 << 20;
 
 /// Reads every event file of `found` into one frame.
