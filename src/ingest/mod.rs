@@ -206,10 +206,10 @@ const RAW_KEEP: usize = 240;
 /// Rows of a chunk of a compacted frame. Once a run is past the cold columns' bound
 /// (`--spill-from-events`), the small chunks parsing made are copied into chunks of about this
 /// many rows as soon as the frame is read (see [`crate::frame::compact`]): 0.84 GB of 3.34 GB
-/// resident after ingest over the 85.9M-event export, for 1–2 s. Under the bound (the 10M
-/// benchmark's 8.7M events, 0.2 GB of columns) the frame stays as read. 4–9 MiB a column, so
-/// each is an allocation of its own, and enough chunks (about 80 at 85.9M events) for the
-/// passes that split the frame by chunk.
+/// resident after ingest over the 85.9M-event export, ingest no slower (42.8–43.3 s against
+/// 43.1–43.9 s, two alternated pairs). Under the bound (the 10M benchmark's 8.7M events, 0.2 GB
+/// of columns) the frame stays as read. 4–9 MiB a column, so each is an allocation of its own,
+/// and enough chunks (about 80 at 85.9M events) for the passes that split the frame by chunk.
 const COMPACT_ROWS: usize = 1 << 20;
 
 /// Reads every event file of `found` into one frame.

@@ -17,12 +17,12 @@
 //!
 //! A chunk of rows as read keeps its cold columns as a small frame (`Held`) until the run has
 //! read `spill_from` events; from then on each chunk goes to a Parquet file of its own in the
-//! run's scratch directory (`Spilled`), and at the end of ingest the held ones follow, so the
-//! detectors start with none in memory. Codes are polars' process-wide dictionary codes (and the
-//! run's token codes), valid for this process only: the files are scratch, removed with the
-//! report's staging directory. Read back from a state, the columns are already on disk in its
-//! partitions: each chunk is then a [`Loader`] of one partition row group's
-//! (`state::partition::read_hot`), read when asked.
+//! run's scratch directory (`Spilled`), and the held ones follow at once
+//! (`ColdSink::spill_held`), so neither the rest of ingest nor the detectors stand on them.
+//! Codes are polars' process-wide dictionary codes (and the run's token codes), valid for this
+//! process only: the files are scratch, removed with the report's staging directory. Read back
+//! from a state, the columns are already on disk in its partitions: each chunk is then a
+//! [`Loader`] of one partition row group's (`state::partition::read_hot`), read when asked.
 
 use std::fs::File;
 use std::ops::Range;
