@@ -16,7 +16,8 @@ use crate::error::{Error, FrameContext, Result};
 /// Why: a frame stacked from the chunks parsing made keeps those chunks where the allocator put
 /// them, in pages they share with what parsing freed. Over the 85.9M-event export those pages
 /// held 0.89 GB beyond the frame's 1.98 GB of columns once ingest was done (resident 3.34 →
-/// 2.45 GB with the frame copied; `docs/performance.md`, thirty-fourth session). A frame read
+/// 2.45 GB with the frame copied whole, a probe; this copy, 3.32–3.34 → 2.50 GB in two
+/// alternated pairs; `docs/performance.md`, thirty-fourth session). A frame read
 /// back from Parquet is already compact (2.71 → 2.69 GB the same way). In step rather than a
 /// column or a file at a time: a page holds chunks of every column and of the files read at the
 /// same time, and goes back only once all of them are copied.
