@@ -159,7 +159,7 @@ impl Cutting {
         let group = unsafe {
             Series::from_chunks_and_dtype_unchecked(self.name.clone(), piece, &self.dtype)
         };
-        // One piece that is a whole old chunk stays where it is: rechunking returns it as is.
+        // A single piece (a whole old chunk, or a slice of one) is returned as is, not copied.
         self.new.extend(group.rechunk().into_chunks());
     }
 
