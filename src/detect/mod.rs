@@ -213,10 +213,7 @@ impl<'a> DetectInput<'a> {
         names: &[&str],
     ) -> Result<DataFrame> {
         let mask = crate::frame::mask_of(self.events, keep)?;
-        let rows: Vec<polars::prelude::IdxSize> = (mask.iter().zip(0..))
-            .filter(|(m, _)| m.unwrap_or(false))
-            .map(|(_, r)| r)
-            .collect();
+        let rows = crate::normalize::cold::rows_of(&mask);
         let rows = self.cold.rows_present(self.events, rows, present)?;
         self.cold.select(self.events, names, &rows)
     }

@@ -566,13 +566,7 @@ impl ColdColumns {
         names: &[&str],
         mask: &BooleanChunked,
     ) -> Result<DataFrame> {
-        let rows: Vec<IdxSize> = mask
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.unwrap_or(false))
-            .map(|(i, _)| i as IdxSize)
-            .collect();
-        self.select(events, names, &rows)
+        self.select(events, names, &rows_of(mask))
     }
 
     /// Every frame row, as runs within one chunk each (for passes over all rows).
@@ -664,6 +658,14 @@ impl ColdColumns {
         }
         Ok(df)
     }
+}
+
+/// The rows where `mask` is true (a null is false), in order.
+pub fn rows_of(mask: &BooleanChunked) -> Vec<IdxSize> {
+    (mask.iter().zip(0..))
+        .filter(|(m, _)| m.unwrap_or(false))
+        .map(|(_, r)| r)
+        .collect()
 }
 
 /// `n` frame rows as spans of [`IN_FRAME_SPAN`], for columns the frame holds itself.
