@@ -146,19 +146,16 @@ impl ColdSink {
     /// ingest, their ~450 MB stood at its peak (the 85.9M-event export: 4.35 → 4.07 GB, one run
     /// each). A chunk handed over while this runs stays held, and [`ColdSink::finish`] writes it.
     fn spill_held(&self) -> Result<()> {
-        let held: Vec<(usize, DataFrame)> = {
+        let mut held = Vec::new();
+        {
             let mut stored = self.lock();
-            let (held, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut *stored)
-                .into_iter()
-                .partition(|(_, s)| matches!(s, Stored::Held(_)));
-            *stored = rest;
-            (held.into_iter())
-                .filter_map(|(id, s)| match s {
-                    Stored::Held(df) => Some((id, df)),
-                    _ => None,
-                })
-                .collect()
-        };
+            for (id, s) in std::mem::take(&mut *stored) {
+                match s {
+                    Stored::Held(df) => held.push((id, df)),
+                    other => stored.push((id, other)),
+                }
+            }
+        }
         for (id, df) in held {
             let path = self.write(id, df)?;
             self.lock().push((id, Stored::Spilled(path)));
