@@ -213,7 +213,11 @@ impl EventColumns {
             (col::TARGET, target),
         ];
         let mut columns = Vec::with_capacity(strings.len() + 4);
-        columns.push(Column::new(col::TS.into(), refill(&mut self.ts)));
+        // Copied out exactly, in the frame's heap (see `memory::keep_frame_apart`); the buffer
+        // stays for the next chunk.
+        let ts = crate::memory::frame_vec(self.ts.iter().copied());
+        self.ts.clear();
+        columns.push(Column::new(col::TS.into(), ts));
         for (name, codes) in strings {
             let column = if name == col::TOKEN {
                 let tokens = &self.dicts.tokens;

@@ -261,7 +261,14 @@ impl<S: Slots> FileDict<S> {
                 self.global[c as usize]
             }
         };
-        let values = codes.iter().map(|&c| global(c)).collect();
+        // Columns the frame keeps are made in its heap; those that wait on disk past a bound
+        // are freed once written, and kept there they left holes among the others
+        // (`memory::keep_frame_apart`).
+        let values = if crate::normalize::cold::COLUMNS.contains(&name) {
+            codes.iter().map(|&c| global(c)).collect()
+        } else {
+            crate::memory::frame_vec(codes.iter().map(|&c| global(c)))
+        };
         // Values and validity built apart: an iterator of options went through polars' builder
         // one row at a time (3 % of ingest in `perf`).
         let validity = codes.contains(&NULL).then(|| {
