@@ -255,7 +255,11 @@ pub fn read_events(
     // Dictionaries go from one file to the next (see `Dictionaries`); there are as many as files
     // read at once, and all are freed when the files are read.
     let pool: Mutex<Vec<Dictionaries>> = Mutex::default();
-    let tokens = Arc::new(Tokens::default());
+    // Past the bound the token ids wait on disk as they are placed, as the cold columns do.
+    let tokens = Arc::new(match &opts.cold {
+        Some(sink) => Tokens::spilling_with(sink.clone()),
+        None => Tokens::default(),
+    });
     let in_flight = std::sync::atomic::AtomicUsize::new(0);
     let read_one = |idx: u32, path: &PathBuf, part: Option<&split::Part>, bar| {
         let taken = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();

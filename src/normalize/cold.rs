@@ -117,6 +117,12 @@ impl ColdSink {
         (events >= self.spill_from).then_some(self.dir.as_path())
     }
 
+    /// This sink's folder once the chunks taken so far have passed the bound (see
+    /// [`crate::normalize::Tokens::spilling_with`]).
+    pub fn spilling(&self) -> Option<&Path> {
+        self.past(self.rows.load(Ordering::Relaxed))
+    }
+
     /// Takes the cold columns out of `frame`, one chunk as read.
     pub fn take(&self, frame: &mut DataFrame) -> Result<ColdChunk> {
         let cold = frame.select(COLUMNS).stage("taking cold columns")?;

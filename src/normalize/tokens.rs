@@ -4,46 +4,104 @@
 //! its inserts (10M-event CSV export: ingest 2.7 s with them there, 2.34 s with this table).
 //! Detectors only compare tokens, so the column holds plain
 //! `u32` codes into this table, shared by the reader threads of one run; the few tokens a report
-//! names are looked up here by code. On big runs the ids themselves then wait on disk
-//! ([`Tokens::to_disk`]): nothing but those lookups reads them once the codes are handed out.
+//! names are looked up here by code. On big runs the ids themselves wait on disk: from the
+//! moment the run is past `--spill-from-events` ([`Tokens::spilling_with`]), placed by
+//! fingerprint ([`fingerprints`]), or once the codes are handed out ([`Tokens::to_disk`]).
 
-use std::io::{Read, Seek, SeekFrom, Write};
+mod disk;
+mod fingerprints;
+
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use polars::prelude::*;
 
+use super::ColdSink;
 use super::dictionary::{FileDict, LOOKAHEAD, NULL, Narrow};
 use crate::error::{Error, Result};
+use disk::OnDisk;
+use fingerprints::{Fingerprints, Key, Print};
 
 /// The token ids of one run, each with its code.
-#[derive(Default)]
 pub struct Tokens {
     table: Mutex<Table>,
+    /// Whose bound moves the ids to disk while they are placed (see [`Tokens::spilling_with`]).
+    sink: Option<Arc<ColdSink>>,
+    /// Set once ids are placed by fingerprint: readers then take fingerprints, not hashes,
+    /// before they wait for the table.
+    printing: AtomicBool,
+    key: Key,
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Tokens {
+            table: Mutex::default(),
+            sink: None,
+            printing: AtomicBool::new(false),
+            key: Key::random(),
+        }
+    }
 }
 
 #[derive(Default)]
 struct Table {
-    dict: FileDict<Narrow>,
-    /// The ids once moved to disk ([`Tokens::to_disk`]); `dict` then holds none.
-    disk: Option<OnDisk>,
+    held: Held,
+    /// Set when the sink's folder refused the ids: they stay in memory for the rest of ingest
+    /// (and [`Tokens::to_disk`] says why).
+    refused: bool,
     /// Why an id could not be read from disk, kept for [`Tokens::check`]: the id reads as none
     /// where it was asked for, and the run must not report on it.
     failed: Option<Error>,
 }
 
+/// Where the ids are.
+enum Held {
+    /// In memory, placed by comparing texts.
+    Memory(FileDict<Narrow>),
+    /// On disk, read by code; placing an id fingerprints them first.
+    Disk(OnDisk),
+    /// On disk, placed by fingerprint.
+    Prints(Fingerprints),
+}
+
+impl Default for Held {
+    fn default() -> Self {
+        Held::Memory(FileDict::default())
+    }
+}
+
+/// Hashes taken before the table is locked, of the kind its ids are placed by.
+enum Hashes {
+    Texts(Vec<u64>),
+    Prints(Vec<Print>),
+}
+
 impl Table {
     fn len(&self) -> usize {
-        self.disk
-            .as_ref()
-            .map_or_else(|| self.dict.len(), |d| d.count)
+        match &self.held {
+            Held::Memory(dict) => dict.len(),
+            Held::Disk(disk) => disk.count,
+            Held::Prints(prints) => prints.len(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match &self.held {
+            Held::Memory(dict) => dict.bytes(),
+            Held::Disk(disk) => disk.bytes_held(),
+            Held::Prints(prints) => prints.bytes(),
+        }
     }
 
     /// The id of `code`, handed to `each` (an unknown code as empty); `buf` holds an id read
     /// from disk.
     fn with<T>(&mut self, code: u32, buf: &mut Vec<u8>, each: impl FnOnce(Option<&str>) -> T) -> T {
-        let Some(disk) = &self.disk else {
-            return each(self.dict.get(code));
+        let disk = match &mut self.held {
+            Held::Memory(dict) => return each(dict.get(code)),
+            Held::Disk(disk) => disk,
+            Held::Prints(prints) => &mut prints.disk,
         };
         match disk.read(code, buf) {
             Ok(id) => each(id),
@@ -54,93 +112,49 @@ impl Table {
         }
     }
 
-    /// The table to place ids in: ids on disk are read back first.
-    fn placing(&mut self) -> PolarsResult<&mut FileDict<Narrow>> {
-        if let Some(disk) = self.disk.take() {
-            let Some((arena, ends)) = disk.read_back() else {
-                self.disk = Some(disk);
-                polars_bail!(ComputeError: "the token ids written to disk could not be read back");
+    /// Ids on disk become a table placed by fingerprint, before an id is placed.
+    fn placing(&mut self, key: Key) -> PolarsResult<&mut Held> {
+        if matches!(self.held, Held::Disk(_)) {
+            let Held::Disk(disk) = std::mem::take(&mut self.held) else {
+                unreachable!("matched just above")
             };
-            self.dict.put_strings(arena, ends);
+            match Fingerprints::of(disk, key) {
+                Ok(prints) => self.held = Held::Prints(prints),
+                Err((disk, e)) => {
+                    let dir = disk.dir.display().to_string();
+                    self.held = Held::Disk(disk);
+                    polars_bail!(ComputeError: "the token ids written to {dir} could not be read back: {e}");
+                }
+            }
         }
-        Ok(&mut self.dict)
-    }
-}
-
-/// Ids written out by [`Tokens::to_disk`]: where each ends (8 bytes, little-endian, one per
-/// id), then the ids back to back, in a file without a name. Read by code with two reads at an
-/// offset, not mapped: a report may name many ids (every forged token of a
-/// key, when each was used once), and mapped pages it touched counted as the run's memory.
-struct OnDisk {
-    file: std::fs::File,
-    count: usize,
-    /// The folder it is in, to name in an error.
-    dir: std::path::PathBuf,
-}
-
-impl OnDisk {
-    fn write(dir: &Path, arena: &str, ends: &[usize]) -> Result<OnDisk> {
-        let broken = |e| Error::io(dir, e);
-        let file = tempfile::tempfile_in(dir).map_err(broken)?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, &file);
-        for &end in ends {
-            out.write_all(&(end as u64).to_le_bytes()).map_err(broken)?;
-        }
-        out.write_all(arena.as_bytes()).map_err(broken)?;
-        out.flush().map_err(broken)?;
-        drop(out);
-        Ok(OnDisk {
-            file,
-            count: ends.len(),
-            dir: dir.to_path_buf(),
-        })
+        Ok(&mut self.held)
     }
 
-    #[cfg(unix)]
-    fn read_at(&self, at: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        std::os::unix::fs::FileExt::read_exact_at(&self.file, buf, at)
-    }
-
-    #[cfg(not(unix))]
-    fn read_at(&self, at: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        let mut file = &self.file;
-        file.seek(SeekFrom::Start(at))?;
-        file.read_exact(buf)
-    }
-
-    /// The id of `code`, read into `buf`; `None` for a code past the table.
-    fn read<'b>(&self, code: u32, buf: &'b mut Vec<u8>) -> std::io::Result<Option<&'b str>> {
-        let i = code as usize;
-        if i >= self.count {
-            return Ok(None);
-        }
-        let mut ends = [0u8; 16];
-        let (from, bounds) = match i {
-            0 => (0, &mut ends[8..]),
-            _ => (8 * (i as u64 - 1), &mut ends[..]),
+    /// Ids held in memory go to `dir`, placed by fingerprint from now on. Stays in memory when
+    /// `dir` refuses them.
+    fn spill(&mut self, dir: &Path, key: Key) -> bool {
+        let Held::Memory(dict) = &self.held else {
+            return false;
         };
-        self.read_at(from, bounds)?;
-        let [start, end] =
-            [&ends[..8], &ends[8..]].map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
-        let damaged = || std::io::Error::new(std::io::ErrorKind::InvalidData, "token ids damaged");
-        buf.resize(end.checked_sub(start).ok_or_else(damaged)? as usize, 0);
-        self.read_at(8 * self.count as u64 + start, buf)?;
-        std::str::from_utf8(buf).map(Some).map_err(|_| damaged())
-    }
-
-    /// Every id, as the table held them before [`Tokens::to_disk`]; `None` when they cannot be
-    /// read.
-    fn read_back(&self) -> Option<(String, Vec<usize>)> {
-        let mut all = Vec::new();
-        let mut file = &self.file;
-        file.seek(SeekFrom::Start(0)).ok()?;
-        file.read_to_end(&mut all).ok()?;
-        let at = 8 * self.count;
-        let ids = (all.len() >= at).then(|| all.split_off(at))?;
-        let ends = (all.chunks_exact(8))
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
-            .collect();
-        Some((String::from_utf8(ids).ok()?, ends))
+        let moved = Fingerprints::create(dir).and_then(|mut prints| {
+            for code in 0..dict.len() as u32 {
+                let id = dict.get(code).unwrap_or_default();
+                prints
+                    .code(key.print(id), id)
+                    .map_err(|e| Error::io(dir, std::io::Error::other(e)))?;
+            }
+            Ok(prints)
+        });
+        match moved {
+            Ok(prints) => {
+                self.held = Held::Prints(prints);
+                true
+            }
+            Err(_) => {
+                self.refused = true;
+                false
+            }
+        }
     }
 }
 
@@ -151,14 +165,22 @@ impl Tokens {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// An empty table whose ids go to `sink`'s folder as soon as the run is past its bound, and
+    /// are placed by fingerprint from then on: at 85.9M events the ids, where each ends and
+    /// their slots were 688 MB at the end of reading, where ingest peaks. Below the bound (a
+    /// 10M-event export) nothing changes.
+    pub fn spilling_with(sink: Arc<ColdSink>) -> Tokens {
+        Tokens {
+            sink: Some(sink),
+            ..Tokens::default()
+        }
+    }
+
     /// A table of the distinct ids `ids`, coded 0, 1, 2… in order (see [`FileDict::sealed_from`]).
     pub fn listed<'v>(ids: impl Iterator<Item = &'v str>) -> Tokens {
-        Tokens {
-            table: Mutex::new(Table {
-                dict: FileDict::sealed_from(ids),
-                ..Table::default()
-            }),
-        }
+        let tokens = Tokens::default();
+        tokens.lock().held = Held::Memory(FileDict::sealed_from(ids));
+        tokens
     }
 
     /// Calls `each` with the id of every code of `codes` in turn (an unknown code as empty),
@@ -177,15 +199,46 @@ impl Tokens {
         &self,
         values: impl Iterator<Item = &'v str> + Clone,
     ) -> PolarsResult<Vec<u32>> {
-        let hashes: Vec<u64> = values.clone().map(FileDict::hash_of).collect();
+        let hashes = |printing: bool| match printing {
+            true => Hashes::Prints(values.clone().map(|v| self.key.print(v)).collect()),
+            false => Hashes::Texts(values.clone().map(FileDict::hash_of).collect()),
+        };
+        let mut taken = hashes(self.printing.load(Ordering::Acquire));
         let mut guard = self.lock();
-        let table = guard.placing()?;
-        let mut out = Vec::with_capacity(hashes.len());
-        for (i, v) in values.enumerate() {
-            if let Some(&ahead) = hashes.get(i + LOOKAHEAD) {
-                table.prefetch(ahead);
+        if let Some(dir) = self.sink.as_deref().and_then(ColdSink::spilling)
+            && !guard.refused
+        {
+            guard.spill(dir, self.key);
+        }
+        let table = guard.placing(self.key)?;
+        let printed = matches!(table, Held::Prints(_));
+        if printed != matches!(taken, Hashes::Prints(_)) {
+            // The table changed since the hashes were taken: once, when its ids went to disk.
+            self.printing.store(printed, Ordering::Release);
+            taken = hashes(printed);
+        }
+        let mut out = Vec::with_capacity(match &taken {
+            Hashes::Texts(h) => h.len(),
+            Hashes::Prints(p) => p.len(),
+        });
+        match (table, taken) {
+            (Held::Memory(dict), Hashes::Texts(hashes)) => {
+                for (i, v) in values.enumerate() {
+                    if let Some(&ahead) = hashes.get(i + LOOKAHEAD) {
+                        dict.prefetch(ahead);
+                    }
+                    out.push(dict.code(hashes[i], v)?);
+                }
             }
-            out.push(table.code(hashes[i], v)?);
+            (Held::Prints(table), Hashes::Prints(prints)) => {
+                for (i, v) in values.enumerate() {
+                    if let Some(&ahead) = prints.get(i + LOOKAHEAD) {
+                        table.prefetch(ahead);
+                    }
+                    out.push(table.code(prints[i], v)?);
+                }
+            }
+            _ => polars_bail!(ComputeError: "token ids hashed for another table"),
         }
         Ok(out)
     }
@@ -203,26 +256,35 @@ impl Tokens {
 
     /// Frees what only adding ids needs (see [`FileDict::seal`]); called when ingest ends.
     pub fn seal(&self) {
-        self.lock().dict.seal();
+        let mut table = self.lock();
+        match std::mem::take(&mut table.held) {
+            Held::Memory(mut dict) => {
+                dict.seal();
+                table.held = Held::Memory(dict);
+            }
+            Held::Prints(prints) => table.held = Held::Disk(prints.into_disk()),
+            disk => table.held = disk,
+        }
     }
 
-    /// Moves the ids to a file without a name in `dir`, read from there by code: once ingest
+    /// Moves the ids to files without a name in `dir`, read from there by code: once ingest
     /// ends the table is only read for the few ids a report names, and at 85.9M events its
-    /// 15.2M ids were 391 MB of what every later stage stood on. Placing an id afterwards reads
-    /// them back first. On error the ids stay here.
+    /// 15.2M ids were 391 MB of what every later stage stood on. Placing an id afterwards
+    /// fingerprints them first. On error the ids stay here.
     pub fn to_disk(&self, dir: &Path) -> Result<()> {
         let mut table = self.lock();
-        if table.disk.is_some() || table.dict.len() == 0 {
-            return Ok(());
-        }
-        let (arena, ends) = table.dict.take_strings();
+        let dict = match &mut table.held {
+            Held::Memory(dict) if dict.len() > 0 => dict,
+            _ => return Ok(()),
+        };
+        let (arena, ends) = dict.take_strings();
         match OnDisk::write(dir, &arena, &ends) {
             Ok(disk) => {
-                table.disk = Some(disk);
+                table.held = Held::Disk(disk);
                 Ok(())
             }
             Err(e) => {
-                table.dict.put_strings(arena, ends);
+                dict.put_strings(arena, ends);
                 Err(e)
             }
         }
@@ -236,7 +298,7 @@ impl Tokens {
 
     /// Bytes the table holds in memory, for `--timings`.
     pub fn bytes(&self) -> usize {
-        self.lock().dict.bytes()
+        self.lock().bytes()
     }
 
     /// Distinct token ids held.
@@ -305,9 +367,9 @@ mod tests {
     }
 
     /// Ids moved to disk read by code as they did in memory (the first, a multi-byte one, the
-    /// last; past the table none), leave the table's memory, and an id placed afterwards reads
-    /// them back first: old ids keep their codes, a new one comes after them. A folder that
-    /// cannot take them leaves them in memory.
+    /// last; past the table none), leave the table's memory, and an id placed afterwards
+    /// fingerprints them first: old ids keep their codes, a new one comes after them. A folder
+    /// that cannot take them leaves them in memory.
     #[test]
     fn ids_on_disk_read_and_place_as_in_memory() {
         let dir = tempfile::tempdir().expect("dir");
@@ -335,10 +397,14 @@ mod tests {
         assert_eq!(tokens.text(codes[17]).as_deref(), Some(ids[17].as_str()));
         assert_eq!(tokens.text(5_000).as_deref(), Some("tk-new"));
         assert!(tokens.check().is_ok());
+        // Placed by fingerprint now, the ids stay where they are.
         let gone = dir.path().join("gone");
-        assert!(tokens.to_disk(&gone).is_err());
+        assert!(tokens.to_disk(&gone).is_ok());
         assert_eq!(tokens.text(codes[3]).as_deref(), Some(ids[3].as_str()));
         assert_eq!(tokens.len(), 5_001);
+        let in_memory = Tokens::listed(ids.iter().map(String::as_str));
+        assert!(in_memory.to_disk(&gone).is_err());
+        assert_eq!(in_memory.text(3).as_deref(), Some(ids[3].as_str()));
     }
 
     /// An id that cannot be read from disk reads as none, and the table says why when asked,
@@ -352,11 +418,76 @@ mod tests {
         tokens.to_disk(dir.path()).expect("to disk");
         assert_eq!(tokens.text(codes[1]).as_deref(), Some("tk-b"));
         assert!(tokens.check().is_ok());
-        if let Some(disk) = &tokens.lock().disk {
-            disk.file.set_len(12).expect("truncated");
+        if let Held::Disk(disk) = &mut tokens.lock().held {
+            disk.damage(6);
         }
         assert_eq!(tokens.text(codes[1]), None);
         assert!(tokens.check().is_err());
         assert!(tokens.check().is_ok(), "reported once");
+    }
+
+    /// Ids placed by fingerprint, from the first one (a sink already past its bound) or from
+    /// the middle of a run (ids in memory moved), get the codes placing by text gives, in
+    /// batches from two threads, and read back as their texts before and after the table is
+    /// sealed; ids placed after sealing fingerprint the ids on disk again and still agree.
+    #[test]
+    fn placing_by_fingerprint_gives_the_codes_placing_by_text_gives() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut ids: Vec<String> = (0..30_000)
+            .map(|i| format!("tk-{:x}", i * 7919 % 12_345))
+            .collect();
+        ids[5] = "tk-é-ünïcode".into();
+        ids[6] = String::new() + "x";
+        let by_text = Tokens::default();
+        let from_start = Tokens::spilling_with(Arc::new(ColdSink::new(dir.path(), 0)));
+        let midway = Tokens::default();
+        let batches: Vec<&[String]> = ids.chunks(4_000).collect();
+        let mut codes: [Vec<u32>; 3] = Default::default();
+        for (n, batch) in batches.iter().enumerate() {
+            if n == 3 {
+                assert!(midway.lock().spill(dir.path(), midway.key));
+            }
+            for (table, out) in [&by_text, &from_start, &midway].into_iter().zip(&mut codes) {
+                out.extend(
+                    table
+                        .place(batch.iter().map(String::as_str))
+                        .expect("codes"),
+                );
+            }
+        }
+        assert!(matches!(from_start.lock().held, Held::Prints(_)));
+        assert!(matches!(midway.lock().held, Held::Prints(_)));
+        assert_eq!(codes[0], codes[1]);
+        assert_eq!(codes[0], codes[2]);
+        let distinct = by_text.len();
+        assert!(distinct < ids.len(), "the ids repeat");
+        for table in [&from_start, &midway] {
+            assert_eq!(table.len(), distinct);
+            table.seal();
+            assert!(matches!(table.lock().held, Held::Disk(_)));
+            for (id, code) in ids.iter().zip(&codes[0]) {
+                assert_eq!(table.text(*code).as_deref(), Some(id.as_str()));
+            }
+            let again = ["tk-new", ids[5].as_str(), ids[29_999].as_str(), "tk-new"];
+            let placed = table.place(again.into_iter()).expect("codes");
+            let d = distinct as u32;
+            assert_eq!(placed, [d, codes[0][5], codes[0][29_999], d]);
+            assert!(table.check().is_ok());
+        }
+    }
+
+    /// A folder that refuses the ids leaves them in memory, placed as before.
+    #[test]
+    fn a_folder_that_refuses_the_ids_leaves_them_in_memory() {
+        let dir = tempfile::tempdir().expect("dir");
+        let gone = dir.path().join("gone");
+        let tokens = Tokens::spilling_with(Arc::new(ColdSink::new(&gone, 0)));
+        let codes = tokens
+            .place(["tk-a", "tk-b", "tk-a"].into_iter())
+            .expect("codes");
+        assert_eq!(codes, [0, 1, 0]);
+        assert!(matches!(tokens.lock().held, Held::Memory(_)));
+        assert!(tokens.lock().refused);
+        assert_eq!(tokens.text(1).as_deref(), Some("tk-b"));
     }
 }
