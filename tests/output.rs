@@ -461,7 +461,8 @@ fn html_marks_severities_with_the_chart_palette() {
 
 /// The columns only evidence reads (file, line, user agent, action) wait on disk from the first
 /// event with `--spill-from-events 0`, and the reduced records are made on disk with
-/// `--records-on-disk-from-events 0`; both are in memory by default: the report is the same byte
+/// `--records-on-disk-from-events 0` (then reading the target accounts from disk a group of days
+/// at a time, with both); both are in memory by default: the report is the same byte
 /// for byte, whole or within a time window, with login attacks among the findings (their guessed
 /// names are told by the action), and no scratch file is left beside it.
 #[test]
@@ -485,21 +486,18 @@ fn a_report_is_the_same_with_the_cold_columns_or_the_records_on_disk() {
         &["--from", "2025-03-02", "--to", start.as_str()][..],
     ] {
         let mut reports = Vec::new();
-        for spill in [
-            None,
-            Some("--spill-from-events"),
-            Some("--records-on-disk-from-events"),
+        let spill = ["--spill-from-events", "0"];
+        let records = ["--records-on-disk-from-events", "0"];
+        for (name, options) in [
+            ("memory", &[][..]),
+            ("cold", &spill[..]),
+            ("records", &records[..]),
+            ("both", &[spill, records].concat()[..]),
         ] {
-            let out_dir = dir.path().join(format!(
-                "out-{}-{}",
-                window.len(),
-                spill.unwrap_or("memory")
-            ));
+            let out_dir = dir.path().join(format!("out-{}-{name}", window.len()));
             let mut args: Vec<&str> = inputs.to_vec();
             args.extend(window);
-            if let Some(option) = spill {
-                args.extend([option, "0"]);
-            }
+            args.extend(options);
             let out = analyze(&out_dir, &args);
             assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
             reports.push(files_under(&out_dir));
@@ -508,7 +506,7 @@ fn a_report_is_the_same_with_the_cold_columns_or_the_records_on_disk() {
         let reasons = reasons_of(&rows, "203.0.113.66");
         assert!(reasons.contains("username_enumeration"), "{reasons}");
         assert!(reports[0].len() > 5, "{:?}", reports[0].keys());
-        for (other, what) in reports[1..].iter().zip(["cold columns", "records"]) {
+        for (other, what) in (reports[1..].iter()).zip(["cold columns", "records", "both"]) {
             assert_eq!(
                 reports[0].keys().collect::<Vec<_>>(),
                 other.keys().collect::<Vec<_>>()

@@ -238,13 +238,18 @@ impl<'a> DetectInput<'a> {
             return Ok(reach);
         }
         let (time, walk) = (self.time, enumeration::WALK);
-        // The reduction reads every access row's target account, which waits beside the frame:
-        // read back for the reduction only.
-        let target = [crate::normalize::schema::col::TARGET];
-        let events = &self.cold.with_columns(self.events, &target)?;
+        // The reduction reads every access row's target account, which waits beside the frame.
+        // Made on disk, a group of days at a time, it reads each group's; in memory (a run
+        // under `--records-on-disk-from-events`), the column is put back for the reduction.
         let reach = match self.records_dir {
-            Some(dir) => crate::reduce::Reach::of_on_disk(events, time, walk, dir)?,
-            None => crate::reduce::Reach::of(events, time, walk)?,
+            Some(dir) => {
+                crate::reduce::Reach::of_on_disk((self.events, self.cold), time, walk, dir)?
+            }
+            None => {
+                let target = [crate::normalize::schema::col::TARGET];
+                let events = &self.cold.with_columns(self.events, &target)?;
+                crate::reduce::Reach::of(events, time, walk)?
+            }
         };
         // Building them took several times what they keep (sort keys, rows grouped per kind):
         // handed back at once, the next stage faults in fresh pages instead of adding to this

@@ -38,9 +38,9 @@ pub use symbols::Symbols;
 
 use crate::error::Result;
 use crate::frame::{NULL, dictionary};
-use crate::normalize::TimeParser;
 use crate::normalize::columns::account_number;
 use crate::normalize::schema::{TS_MAX, TS_MIN, col as c};
+use crate::normalize::{ColdColumns, TimeParser};
 use symbols::FromDictionary;
 
 /// The entity kinds whose reach is reduced, by column.
@@ -249,7 +249,8 @@ impl Reduced {
         how: Placing,
     ) -> Result<Reduced> {
         let mut reduced = Reduced::default();
-        Reduced::of_groups(events, time, walk, symbols, how, |group, _| {
+        let beside = ColdColumns::default();
+        Reduced::of_groups((events, &beside), time, walk, symbols, how, |group, _| {
             reduced = std::mem::take(&mut reduced).merge_kind_by_kind(group);
             Ok(())
         })?;
@@ -259,7 +260,7 @@ impl Reduced {
     /// The records of `events`, made a group of whole local days at a time (one group up to
     /// `how.group` access rows), each group handed to `absorb` as it is made, with its place.
     fn of_groups(
-        events: &DataFrame,
+        (events, cold): (&DataFrame, &ColdColumns),
         time: &TimeParser,
         walk: Walk,
         symbols: &mut Symbols,
@@ -278,14 +279,24 @@ impl Reduced {
                 reason: "more than 2³² in one partition: reduce it in smaller ones".into(),
             });
         }
-        let selected = access::Selected::of(events, access)?;
+        let selected = access::Selected::of(events, cold, access)?;
         let mut from_dict = FromDictionary::new();
+        let mut reduce = |part: &access::Selected| {
+            Reduced::of_selected(
+                (part, events, cold),
+                time,
+                walk,
+                symbols,
+                &mut from_dict,
+                how,
+            )
+        };
         let spans = match selected.len() > how.group {
             true => selected.day_spans(time, how.group)?,
             false => Vec::new(),
         };
         if spans.len() <= 1 {
-            let all = Reduced::of_selected(&selected, time, walk, symbols, &mut from_dict, how)?;
+            let all = reduce(&selected)?;
             drop(selected);
             return absorb(all, Groups { i: 0, n: 1 });
         }
@@ -294,7 +305,7 @@ impl Reduced {
         let (n, marked) = (spans.len(), selected.marked());
         for (i, (from, to)) in spans.into_iter().enumerate() {
             let part = marked.within(from, to)?;
-            let group = Reduced::of_selected(&part, time, walk, symbols, &mut from_dict, how)?;
+            let group = reduce(&part)?;
             drop(part);
             absorb(group, Groups { i, n })?;
         }
@@ -303,7 +314,7 @@ impl Reduced {
 
     /// The records of the rows `selected`.
     fn of_selected(
-        selected: &access::Selected,
+        (selected, events, cold): (&access::Selected, &DataFrame, &ColdColumns),
         time: &TimeParser,
         walk: Walk,
         symbols: &mut Symbols,
@@ -311,7 +322,7 @@ impl Reduced {
         how: Placing,
     ) -> Result<Reduced> {
         let ts = selected.instants()?;
-        let mut account = selected.codes(c::TARGET)?;
+        let mut account = selected.targets(events, cold)?;
         // Whether the principal is the account itself, while both are still dictionary codes.
         let own: Vec<bool> = (selected.codes(c::PRINCIPAL)?.par_iter())
             .zip(&account)

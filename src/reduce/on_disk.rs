@@ -22,8 +22,8 @@ use roaring::RoaringBitmap;
 
 use super::{Entities, KINDS, Placing, Reduced, Symbols, Walk, store};
 use crate::error::{Error, Result};
-use crate::normalize::TimeParser;
 use crate::normalize::schema::col as c;
+use crate::normalize::{ColdColumns, TimeParser};
 
 /// Events from which a run without a state's records keeps them on disk
 /// (`--records-on-disk-from-events`): 64Mi, where the frame's columns come to about 2 GiB, the
@@ -50,9 +50,10 @@ pub struct OnDisk {
 
 impl Reduced {
     /// The records of `events` written into `dir` (created if missing) as [`store::write`]
-    /// writes them; the symbol table is also left in `symbols`.
+    /// writes them; the symbol table is also left in `symbols`. Target accounts the frame does
+    /// not hold are read from `cold`, a group's rows at a time.
     pub fn of_on_disk(
-        events: &DataFrame,
+        events: (&DataFrame, &ColdColumns),
         time: &TimeParser,
         walk: Walk,
         symbols: &mut Symbols,
@@ -68,7 +69,7 @@ impl Reduced {
 
     #[allow(clippy::too_many_arguments)]
     pub(super) fn of_on_disk_placing(
-        events: &DataFrame,
+        events: (&DataFrame, &ColdColumns),
         time: &TimeParser,
         walk: Walk,
         symbols: &mut Symbols,

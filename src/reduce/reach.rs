@@ -49,7 +49,7 @@ impl Reach {
     /// Reduces the access events of `events` into `dir`, a group of days at a time, and reads
     /// them from there (see [`Reduced::of_on_disk`]).
     pub fn of_on_disk(
-        events: &DataFrame,
+        events: (&DataFrame, &crate::normalize::ColdColumns),
         time: &TimeParser,
         walk: Walk,
         dir: &Path,
