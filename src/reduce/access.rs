@@ -10,7 +10,7 @@ use roaring::RoaringBitmap;
 
 use super::KINDS;
 use crate::error::Result;
-use crate::frame::{aligned, chunk_codes, code_arrays, ts_arrays};
+use crate::frame::{NULL, aligned, chunk_codes, code_arrays, ts_arrays};
 use crate::normalize::networks::to_networks;
 use crate::normalize::schema::col as c;
 use crate::normalize::{ColdColumns, TimeParser};
@@ -25,12 +25,20 @@ pub(super) struct Selected {
 }
 
 impl Selected {
-    /// Rows of event type `access` (its dictionary code) with a target account. The targets
-    /// are read from `cold` when the frame does not hold them, for the presence of each here
-    /// and for a group's own rows in [`Selected::targets`]: held whole beside the frame, they
-    /// were 343 MB under every group's reduction at 85.9M events.
-    pub(super) fn of(events: &DataFrame, cold: &ColdColumns, access: u32) -> Result<Selected> {
+    /// Rows of event type `access` (its dictionary code) with a target account. When the frame
+    /// does not hold the targets they are read from `cold`: here for whether each access row
+    /// names one, chunks of about `run` rows at a time, and for a group's own rows in
+    /// [`Selected::targets`]. Put back whole beside the frame, they were 343 MB under every
+    /// group's reduction at 85.9M events.
+    pub(super) fn of(
+        events: &DataFrame,
+        cold: &ColdColumns,
+        access: u32,
+        run: usize,
+    ) -> Result<Selected> {
+        let held = events.column(c::TARGET).is_ok();
         let mut names = vec![c::TS, c::EVENT_TYPE];
+        names.extend(held.then_some(c::TARGET));
         // The network, when the frame has none, from the selected rows' addresses (`codes`):
         // derived for the whole frame here it would be 4 bytes an event more at the run's peak.
         let stored = events.column(c::NETWORK).is_ok();
@@ -43,22 +51,50 @@ impl Selected {
             at += len as IdxSize;
         }
         let kinds = code_arrays(&frame, c::EVENT_TYPE)?;
-        let access_rows: Vec<Vec<IdxSize>> = (kinds.par_iter().zip(&starts))
-            .map(|(kind, &start)| {
-                let kind = chunk_codes(kind);
-                (0..kind.len() as IdxSize)
-                    .filter(|&i| kind[i as usize] == access)
-                    .map(|i| start + i)
-                    .collect()
-            })
-            .collect();
-        let access_rows = access_rows.concat();
-        let named = cold.rows_present(events, access_rows, c::TARGET)?;
-        let mut rows: Vec<Vec<u32>> = vec![Vec::new(); starts.len()];
-        for r in named {
-            let k = starts.partition_point(|&s| s <= r) - 1;
-            rows[k].push(r - starts[k]);
-        }
+        // Per chunk, the access rows whose target `named` says is there.
+        let pick = |chunks: std::ops::Range<usize>,
+                    named: &(dyn Fn(usize, usize) -> bool + Sync)| {
+            (chunks.into_par_iter())
+                .map(|k| {
+                    let kind = chunk_codes(kinds[k]);
+                    (0..kind.len())
+                        .filter(|&i| kind[i] == access && named(k, i))
+                        .map(|i| i as u32)
+                        .collect::<Vec<u32>>()
+                })
+                .collect::<Vec<_>>()
+        };
+        let rows = if held {
+            let targets = code_arrays(&frame, c::TARGET)?;
+            let targets: Vec<_> = targets.iter().map(|t| chunk_codes(t)).collect();
+            pick(0..kinds.len(), &|k, i| targets[k][i] != NULL)
+        } else {
+            let mut rows = Vec::with_capacity(kinds.len());
+            let mut from = 0;
+            while from < kinds.len() {
+                // Chunks of about a cold run's rows: whether each of their access rows names an
+                // account, asked of the cold columns at once.
+                let mut to = from + 1;
+                let mut held_rows = kinds[from].len();
+                while to < kinds.len() && held_rows < run {
+                    held_rows += kinds[to].len();
+                    to += 1;
+                }
+                let access_rows = pick(from..to, &|_, _| true);
+                let global: Vec<IdxSize> = (access_rows.iter().zip(&starts[from..to]))
+                    .flat_map(|(rows, &start)| rows.iter().map(move |&i| start + i))
+                    .collect();
+                let named = cold.rows_present(events, global, c::TARGET)?;
+                let mut lists: Vec<Vec<u32>> = vec![Vec::new(); to - from];
+                for r in named {
+                    let k = starts[from..to].partition_point(|&s| s <= r) - 1;
+                    lists[k].push(r - starts[from + k]);
+                }
+                rows.extend(lists);
+                from = to;
+            }
+            rows
+        };
         Ok(Selected {
             frame,
             rows,
@@ -69,6 +105,9 @@ impl Selected {
     /// The target account of every selected row, in frame order, as dictionary codes: read
     /// from `cold` for these rows only when the frame does not hold them.
     pub(super) fn targets(&self, events: &DataFrame, cold: &ColdColumns) -> Result<Vec<u32>> {
+        if self.frame.column(c::TARGET).is_ok() {
+            return self.codes(c::TARGET);
+        }
         let rows: Vec<IdxSize> = self.each(|k, i| self.starts[k] + i);
         let read = cold.select(events, &[c::TARGET], &rows)?;
         let mut codes = Vec::with_capacity(rows.len());

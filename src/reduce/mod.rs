@@ -104,6 +104,9 @@ struct Placing {
     side_by_side: usize,
     /// The most rows reduced at once ([`GROUP_ROWS`]).
     group: usize,
+    /// Rows of the frame whose targets are asked of the cold columns at once, when the frame
+    /// does not hold them ([`crate::normalize::cold::RUN_ROWS`]).
+    targets_run: usize,
 }
 
 /// Group `i` of `n` made by [`Reduced::of_groups`].
@@ -119,6 +122,7 @@ impl Default for Placing {
             big: None,
             side_by_side: KINDS_SIDE_BY_SIDE,
             group: GROUP_ROWS,
+            targets_run: crate::normalize::cold::RUN_ROWS,
         }
     }
 }
@@ -279,7 +283,7 @@ impl Reduced {
                 reason: "more than 2³² in one partition: reduce it in smaller ones".into(),
             });
         }
-        let selected = access::Selected::of(events, cold, access)?;
+        let selected = access::Selected::of(events, cold, access, how.targets_run)?;
         let mut from_dict = FromDictionary::new();
         let mut reduce = |part: &access::Selected| {
             Reduced::of_selected(

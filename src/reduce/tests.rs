@@ -311,6 +311,7 @@ fn rows_placed_as_indices_reduce_as_rows_copied() {
                     big: Some(big),
                     side_by_side,
                     group: usize::MAX,
+                    ..Placing::default()
                 };
                 let reduced =
                     Reduced::of_placing(&events, &time, WALK, &mut symbols, how).expect("reduce");
@@ -347,6 +348,7 @@ fn a_window_reduced_in_groups_of_days_gives_the_whole_runs_profiles() {
                 big: None,
                 side_by_side: KINDS_SIDE_BY_SIDE,
                 group,
+                ..Placing::default()
             };
             let selected = access::Selected::of(
                 &events,
@@ -354,6 +356,7 @@ fn a_window_reduced_in_groups_of_days_gives_the_whole_runs_profiles() {
                 crate::frame::dictionary()
                     .get_cat("access")
                     .expect("access"),
+                how.targets_run,
             )
             .expect("selected");
             let spans = selected.day_spans(&time, group).expect("spans");
@@ -742,13 +745,16 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
             let mut symbols = Symbols::new();
             let want =
                 Reduced::of_placing(&events, &time, WALK, &mut symbols, how).expect("reduce");
-            // The targets in the frame, then waiting on disk beside it, as a big run's.
-            for (cells, days, frame) in [
-                (2, 3, (&events, &ColdColumns::default())),
-                (usize::MAX, usize::MAX, (&events, &ColdColumns::default())),
-                (2, 3, (&hot, &beside)),
-                (usize::MAX, usize::MAX, (&hot, &beside)),
+            // The targets in the frame, then waiting on disk beside it, as a big run's: asked
+            // for a few chunks at a time, or all at once.
+            let in_frame = (&events, &ColdColumns::default());
+            for (cells, days, frame, targets_run) in [
+                (2, 3, in_frame, how.targets_run),
+                (usize::MAX, usize::MAX, in_frame, how.targets_run),
+                (2, 3, (&hot, &beside), 60),
+                (usize::MAX, usize::MAX, (&hot, &beside), how.targets_run),
             ] {
+                let how = Placing { targets_run, ..how };
                 let batches = store::Batches { cells, days };
                 let to = dir.path().join(runs.to_string());
                 runs += 1;
