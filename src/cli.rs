@@ -114,9 +114,9 @@ struct AnalyzeArgs {
     cluster_timeout: u64,
     /// Events read before the columns only a few passes read (file, line, user agent, action,
     /// token, target account: about 28 bytes an event) go to scratch files beside --out; from
-    /// there on the token ids follow them once read, and the frame is copied out of the memory
-    /// pages parsing left it in. 0 does all of it from the first event. Reports are the same
-    /// either way. See docs/scale.md.
+    /// there on the token ids follow them as they are placed (known in memory by a keyed
+    /// fingerprint), and the frame is copied out of the memory pages parsing left it in. 0 does
+    /// all of it from the first event. Reports are the same either way. See docs/scale.md.
     #[arg(long, default_value_t = audithound::normalize::cold::SPILL_FROM)]
     spill_from_events: u64,
     /// Events from which the access events' reduced records (enumeration's, the population's and
