@@ -1,0 +1,116 @@
+//! Records made on disk ([`Reduced::of_on_disk`]) against the records made in memory.
+
+use super::*;
+
+/// A window reduced onto disk (`Reduced::of_on_disk`), a group of days at a time, each group
+/// written and the groups merged in one streamed pass, reads back as the records made in
+/// memory, symbols and accounts no entity holds included: in three zones, one group or several,
+/// batches and row groups of a few rows or whole; a frame without access events gives empty
+/// records.
+#[test]
+fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
+    let rows = with_orphans(random_events(21));
+    let events = frame(&rows);
+    let access = (rows.iter())
+        .filter(|r| r.1 == "access" && r.5.is_some())
+        .count();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (hot, beside) = targets_beside(&events, dir.path());
+    assert!(hot.column(c::TARGET).is_err());
+    let mut runs = 0;
+    for time in zones() {
+        for group in [access / 4, access / 2, GROUP_ROWS] {
+            let how = Placing {
+                group,
+                ..Placing::default()
+            };
+            let mut symbols = Symbols::new();
+            let want =
+                Reduced::of_placing(&events, &time, WALK, &mut symbols, how).expect("reduce");
+            // The targets in the frame, then waiting on disk beside it, as a big run's: asked
+            // for a few chunks at a time, or all at once.
+            let in_frame = (&events, &ColdColumns::default());
+            for (cells, days, frame, targets_run) in [
+                (2, 3, in_frame, how.targets_run),
+                (usize::MAX, usize::MAX, in_frame, how.targets_run),
+                (2, 3, (&hot, &beside), 60),
+                (usize::MAX, usize::MAX, (&hot, &beside), how.targets_run),
+            ] {
+                let how = Placing { targets_run, ..how };
+                let batches = store::Batches { cells, days };
+                let to = dir.path().join(runs.to_string());
+                runs += 1;
+                let mut on_disk = Symbols::new();
+                let made = Reduced::of_on_disk_placing(
+                    frame,
+                    &time,
+                    WALK,
+                    &mut on_disk,
+                    &to,
+                    how,
+                    batches,
+                )
+                .expect("reduced onto disk");
+                assert!(on_disk == symbols, "symbols differ, group {group}");
+                assert_eq!(made.accounts, want.accounts);
+                assert_eq!(made.self_served, want.self_served(), "group {group}");
+                let (back, named) = store::read(&to).expect("read back");
+                assert!(named == symbols, "stored symbols differ, group {group}");
+                assert!(back == want, "group {group}, {batches:?}");
+                assert!(!want.orphans.is_empty());
+                // No group is left.
+                let mut left: Vec<String> = (std::fs::read_dir(&to).expect("listed"))
+                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .collect();
+                left.sort();
+                assert_eq!(left.len(), 15, "{left:?}");
+                assert!(!left.contains(&"groups".to_string()), "{left:?}");
+            }
+        }
+    }
+    let none: Vec<Event> = (rows.iter()).filter(|r| r.1 != "access").cloned().collect();
+    let to = dir.path().join("none");
+    let time = TimeParser::new(chrono_tz::UTC);
+    let mut symbols = Symbols::new();
+    let beside = ColdColumns::default();
+    let made = Reduced::of_on_disk((&frame(&none), &beside), &time, WALK, &mut symbols, &to)
+        .expect("none");
+    assert_eq!(made, OnDisk::default());
+    let (back, _) = store::read(&to).expect("read back");
+    assert_eq!(back, Reduced::default());
+}
+
+/// `events` taken apart as a big run's ingest leaves them: the columns only evidence reads
+/// (here the target accounts, and placeholders for the others) on disk beside the frame,
+/// taken a few rows at a time.
+fn targets_beside(events: &DataFrame, dir: &std::path::Path) -> (DataFrame, ColdColumns) {
+    let n = events.height();
+    let mut full = events.clone();
+    for column in [
+        Column::new(c::FILE.into(), vec![0u32; n]),
+        Column::new(c::LINE.into(), (1..=n as u64).collect::<Vec<_>>()),
+        Column::new(c::TOKEN.into(), vec![None::<u32>; n]),
+        crate::frame::key_column(c::USER_AGENT, vec![None::<String>; n]).expect("agents"),
+        crate::frame::key_column(c::ACTION, vec![None::<String>; n]).expect("actions"),
+    ] {
+        full.with_column(column).expect("cold column");
+    }
+    let sink = crate::normalize::ColdSink::new(dir, 0);
+    let (mut hot, mut order, mut at) = (None::<DataFrame>, Vec::new(), 0);
+    for size in [7, 50, 1, 300].iter().cycle() {
+        if at >= n {
+            break;
+        }
+        let mut piece = full.slice(at as i64, (*size).min(n - at));
+        at += piece.height();
+        order.push(sink.take(&mut piece).expect("taken"));
+        match hot.as_mut() {
+            None => hot = Some(piece),
+            Some(acc) => {
+                acc.vstack_mut(&piece).expect("stacked");
+            }
+        }
+    }
+    let cold = sink.finish(&order).expect("finished");
+    (hot.expect("rows"), cold)
+}
