@@ -720,5 +720,47 @@ fn a_day_past_sixteen_bits_of_rows_stays_cells() {
     assert_eq!(fields(&profiles["C0001"]), fields(&want["C0001"]));
 }
 
+/// `df` taken apart as a big run's ingest leaves it: the cold columns (those it lacks as
+/// placeholders: file 0, lines from 1, the rest null) handed to a sink that writes them to disk
+/// in pieces of `sizes` rows in turn, and the frame without them.
+pub(super) fn beside(
+    df: &DataFrame,
+    dir: &std::path::Path,
+    sizes: &[usize],
+) -> (DataFrame, ColdColumns) {
+    let n = df.height();
+    let mut full = df.clone();
+    for name in crate::normalize::cold::COLUMNS {
+        if full.column(name).is_ok() {
+            continue;
+        }
+        let column = match name {
+            c::FILE => Column::new(name.into(), vec![0u32; n]),
+            c::LINE => Column::new(name.into(), (1..=n as u64).collect::<Vec<_>>()),
+            c::TOKEN => Column::new(name.into(), vec![None::<u32>; n]),
+            _ => crate::frame::key_column(name, vec![None::<String>; n]).expect("nulls"),
+        };
+        full.with_column(column).expect("cold column");
+    }
+    let sink = crate::normalize::ColdSink::new(dir, 0);
+    let (mut hot, mut order, mut at) = (None::<DataFrame>, Vec::new(), 0);
+    for size in sizes.iter().cycle() {
+        if at >= n {
+            break;
+        }
+        let mut piece = full.slice(at as i64, (*size).min(n - at));
+        at += piece.height();
+        order.push(sink.take(&mut piece).expect("taken"));
+        match hot.as_mut() {
+            None => hot = Some(piece),
+            Some(acc) => {
+                acc.vstack_mut(&piece).expect("stacked");
+            }
+        }
+    }
+    let cold = sink.finish(&order).expect("finished");
+    (hot.expect("rows"), cold)
+}
+
 // Records made on disk, a group of days at a time.
 mod on_disk;

@@ -15,7 +15,7 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
         .filter(|r| r.1 == "access" && r.5.is_some())
         .count();
     let dir = tempfile::tempdir().expect("temp dir");
-    let (hot, beside) = targets_beside(&events, dir.path());
+    let (hot, cold) = beside(&events, dir.path(), &[7, 50, 1, 300]);
     assert!(hot.column(c::TARGET).is_err());
     let mut runs = 0;
     for time in zones() {
@@ -33,8 +33,8 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
             for (cells, days, frame, targets_run) in [
                 (2, 3, in_frame, how.targets_run),
                 (usize::MAX, usize::MAX, in_frame, how.targets_run),
-                (2, 3, (&hot, &beside), 60),
-                (usize::MAX, usize::MAX, (&hot, &beside), how.targets_run),
+                (2, 3, (&hot, &cold), 60),
+                (usize::MAX, usize::MAX, (&hot, &cold), how.targets_run),
             ] {
                 let how = Placing { targets_run, ..how };
                 let batches = store::Batches { cells, days };
@@ -72,45 +72,10 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
     let to = dir.path().join("none");
     let time = TimeParser::new(chrono_tz::UTC);
     let mut symbols = Symbols::new();
-    let beside = ColdColumns::default();
-    let made = Reduced::of_on_disk((&frame(&none), &beside), &time, WALK, &mut symbols, &to)
+    let in_frame = ColdColumns::default();
+    let made = Reduced::of_on_disk((&frame(&none), &in_frame), &time, WALK, &mut symbols, &to)
         .expect("none");
     assert_eq!(made, OnDisk::default());
     let (back, _) = store::read(&to).expect("read back");
     assert_eq!(back, Reduced::default());
-}
-
-/// `events` taken apart as a big run's ingest leaves them: the columns only evidence reads
-/// (here the target accounts, and placeholders for the others) on disk beside the frame,
-/// taken a few rows at a time.
-fn targets_beside(events: &DataFrame, dir: &std::path::Path) -> (DataFrame, ColdColumns) {
-    let n = events.height();
-    let mut full = events.clone();
-    for column in [
-        Column::new(c::FILE.into(), vec![0u32; n]),
-        Column::new(c::LINE.into(), (1..=n as u64).collect::<Vec<_>>()),
-        Column::new(c::TOKEN.into(), vec![None::<u32>; n]),
-        crate::frame::key_column(c::USER_AGENT, vec![None::<String>; n]).expect("agents"),
-        crate::frame::key_column(c::ACTION, vec![None::<String>; n]).expect("actions"),
-    ] {
-        full.with_column(column).expect("cold column");
-    }
-    let sink = crate::normalize::ColdSink::new(dir, 0);
-    let (mut hot, mut order, mut at) = (None::<DataFrame>, Vec::new(), 0);
-    for size in [7, 50, 1, 300].iter().cycle() {
-        if at >= n {
-            break;
-        }
-        let mut piece = full.slice(at as i64, (*size).min(n - at));
-        at += piece.height();
-        order.push(sink.take(&mut piece).expect("taken"));
-        match hot.as_mut() {
-            None => hot = Some(piece),
-            Some(acc) => {
-                acc.vstack_mut(&piece).expect("stacked");
-            }
-        }
-    }
-    let cold = sink.finish(&order).expect("finished");
-    (hot.expect("rows"), cold)
 }

@@ -104,38 +104,6 @@ fn facts_of_two_parts_merge_into_the_facts_of_both() {
     }
 }
 
-/// `df` with the other cold columns, handed to a sink that writes them to disk in pieces of
-/// seven rows: the frame as a big run leaves it, and its cold columns.
-fn beside(df: &DataFrame, dir: &std::path::Path) -> (DataFrame, ColdColumns) {
-    use crate::normalize::ColdSink;
-    let n = df.height();
-    let mut full = df.clone();
-    let none = || key_column(c::ACTION, vec![None::<String>; n]).expect("nulls");
-    for column in [
-        Column::new(c::FILE.into(), vec![0u32; n]),
-        Column::new(c::LINE.into(), (1..=n as u64).collect::<Vec<_>>()),
-        none().with_name(c::USER_AGENT.into()),
-        none().with_name(c::TARGET.into()),
-        none(),
-    ] {
-        full.with_column(column).expect("cold column");
-    }
-    let sink = ColdSink::new(dir, 0);
-    let (mut hot, mut order) = (None::<DataFrame>, Vec::new());
-    for at in (0..n).step_by(7) {
-        let mut piece = full.slice(at as i64, 7.min(n - at));
-        order.push(sink.take(&mut piece).expect("taken"));
-        match hot.as_mut() {
-            None => hot = Some(piece),
-            Some(acc) => {
-                acc.vstack_mut(&piece).expect("stack");
-            }
-        }
-    }
-    let cold = sink.finish(&order).expect("finished");
-    (hot.expect("rows"), cold)
-}
-
 /// Facts gathered from token codes read beside the frame, a few chunks at a time, are the
 /// facts of the frame that holds them; so are the first token uses. A code the run's table
 /// did not hand out is an error, not a token left out.
@@ -146,7 +114,7 @@ fn facts_from_codes_beside_the_frame_are_the_frame_s() {
     for seed in 0..10 {
         let (_, df) = rows_and_frame(seed);
         let dir = tempfile::tempdir().expect("dir");
-        let (hot, cold) = beside(&df, dir.path());
+        let (hot, cold) = crate::reduce::tests::beside(&df, dir.path(), &[7]);
         assert!(hot.column(c::TOKEN).is_err());
         let want = TokenFacts::for_judging(&df, &IN_FRAME, 24, &time).expect("facts");
         for rows in [1, 20, usize::MAX] {
