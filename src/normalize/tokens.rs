@@ -136,15 +136,8 @@ impl Table {
         let Held::Memory(dict) = &self.held else {
             return false;
         };
-        let moved = Fingerprints::create(dir).and_then(|mut prints| {
-            for code in 0..dict.len() as u32 {
-                let id = dict.get(code).unwrap_or_default();
-                prints
-                    .code(key.print(id), id)
-                    .map_err(|e| Error::io(dir, std::io::Error::other(e)))?;
-            }
-            Ok(prints)
-        });
+        let ids = (0..dict.len() as u32).map(|code| dict.get(code).unwrap_or_default());
+        let moved = Fingerprints::written(dir, key, ids);
         match moved {
             Ok(prints) => {
                 self.held = Held::Prints(prints);

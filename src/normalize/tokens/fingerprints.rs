@@ -61,24 +61,25 @@ struct Index {
 }
 
 impl Fingerprints {
-    /// An empty table whose ids go to new files in `dir`.
-    pub(super) fn create(dir: &std::path::Path) -> crate::error::Result<Fingerprints> {
-        Ok(Fingerprints {
-            index: Index {
-                slots: vec![EMPTY; 1024],
-                rests: Vec::new(),
-            },
-            disk: OnDisk::create(dir)?,
-        })
+    /// A table of the distinct `ids`, coded 0, 1, 2… in order, written to new files in `dir`.
+    pub(super) fn written<'v>(
+        dir: &std::path::Path,
+        key: Key,
+        ids: impl ExactSizeIterator<Item = &'v str>,
+    ) -> crate::error::Result<Fingerprints> {
+        let mut index = Index::with_capacity(ids.len());
+        let mut disk = OnDisk::create(dir)?;
+        for id in ids {
+            disk.push(id).map_err(|e| crate::error::Error::io(dir, e))?;
+            index.add(key.print(id));
+        }
+        Ok(Fingerprints { index, disk })
     }
 
     /// A table of the ids on `disk` (distinct, in code order), each fingerprinted under `key`;
     /// the disk back with the error when it cannot be read.
     pub(super) fn of(mut disk: OnDisk, key: Key) -> Result<Fingerprints, (OnDisk, std::io::Error)> {
-        let mut index = Index {
-            slots: vec![EMPTY; 1024],
-            rests: Vec::with_capacity(disk.count),
-        };
+        let mut index = Index::with_capacity(disk.count);
         match disk.for_each(|id| {
             index.add(key.print(id));
         }) {
@@ -136,6 +137,13 @@ impl Fingerprints {
 }
 
 impl Index {
+    fn with_capacity(ids: usize) -> Index {
+        Index {
+            slots: vec![EMPTY; 1024],
+            rests: Vec::with_capacity(ids),
+        }
+    }
+
     /// Adds an id not held, with the next code.
     fn add(&mut self, print: Print) -> u32 {
         let code = self.rests.len() as u32;
