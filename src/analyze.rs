@@ -185,7 +185,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             update.ingested
         }
     };
-    let token_bytes = ingested.tokens.bytes();
+    let token_bytes = ingested.tokens.bytes_while_placed();
     ingested.tokens.seal();
     // Past `spill_from` events the token ids wait on disk too, in the cold columns' scratch
     // (a state's run put them there before reading its partitions back): only evidence reads

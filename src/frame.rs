@@ -9,7 +9,7 @@ use crate::normalize::schema::col::TS;
 use std::borrow::Cow;
 
 mod compact;
-pub use compact::{chunk_lengths, chunked_as, compact};
+pub use compact::{chunk_lengths, chunked_as, compact, plan as compact_plan};
 
 /// The dtype of every string column of the event frame: categoricals over polars' process-wide
 /// dictionary, so columns built by different threads, files and context tables share codes and

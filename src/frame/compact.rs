@@ -72,8 +72,9 @@ pub fn compact(df: DataFrame, rows: usize, stretches: &[usize]) -> Result<DataFr
 }
 
 /// The chunks to cut, from the lengths of the chunks as read: a chunk of `rows / 2` or more
-/// alone, the others grouped until a group holds `rows` rows or more.
-fn plan(lengths: impl Iterator<Item = usize>, rows: usize) -> Vec<usize> {
+/// alone, the others grouped until a group holds `rows` rows or more. Chunks made to these
+/// lengths are left as they are by [`compact`].
+pub fn plan(lengths: impl Iterator<Item = usize>, rows: usize) -> Vec<usize> {
     let (mut out, mut group) = (Vec::new(), 0);
     for n in lengths {
         if n >= rows.div_ceil(2) {

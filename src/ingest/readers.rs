@@ -5,13 +5,12 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use polars::prelude::DataFrame;
-
 use super::decompress::Codec;
 use super::lines::{self, Fields, Piece, Records};
 use super::quarantine::{FileRejects, Quarantine};
 use super::sniff::{self, Format};
 use super::{FileStats, ReadOptions, decompress, parquet, shorten, sources, windows, windows_xml};
+use crate::normalize::packed::Chunk;
 use crate::normalize::{Dictionaries, EventColumns, Field, RawRow, TimeParser};
 
 /// How much of a file the format detection looks at (at most one buffer fill): a first record
@@ -187,7 +186,7 @@ fn peek(reader: &mut Box<dyn BufRead + Send>) -> Result<Vec<u8>, String> {
 
 /// One file's events as frames of at most [`CHUNK_ROWS`] rows, plus its reconciliation.
 pub struct FileResult {
-    pub frames: Vec<DataFrame>,
+    pub frames: Vec<Chunk>,
     /// The cold columns of `frames`, one chunk each, when they went to the cold sink.
     pub cold: Vec<crate::normalize::cold::ColdChunk>,
     pub stats: FileStats,
@@ -208,7 +207,7 @@ const CHUNK_ROWS: usize = 128 * 1024;
 
 pub(super) struct Sink<'a> {
     pub(super) cols: EventColumns,
-    frames: Vec<DataFrame>,
+    frames: Vec<Chunk>,
     cold: Option<&'a crate::normalize::ColdSink>,
     cold_chunks: Vec<crate::normalize::cold::ColdChunk>,
     error: Option<crate::Error>,
@@ -301,16 +300,22 @@ impl<'a> Sink<'a> {
         match self.cols.take_frame() {
             Ok(mut df) => {
                 self.stats.seen.add(&df, extra, self.time);
-                if let Some(cold) = self.cold {
-                    match cold.take(&mut df) {
-                        Ok(chunk) => self.cold_chunks.push(chunk),
-                        Err(e) => {
-                            self.error = Some(e);
-                            return;
-                        }
+                let Some(cold) = self.cold else {
+                    self.frames.push(Chunk::Frame(df));
+                    return;
+                };
+                match cold.take(&mut df) {
+                    Ok(chunk) => self.cold_chunks.push(chunk),
+                    Err(e) => {
+                        self.error = Some(e);
+                        return;
                     }
                 }
-                self.frames.push(df);
+                // Past the bound the chunk waits packed until reading ends (`normalize::packed`).
+                self.frames.push(match cold.spilling() {
+                    Some(_) => Chunk::pack(df),
+                    None => Chunk::Frame(df),
+                });
             }
             Err(e) => self.error = Some(e),
         }
@@ -586,15 +591,13 @@ mod tests {
             assert_eq!(file.skipped.is_some(), bytes.skipped.is_some());
             let rows = |r: &FileResult| r.frames.iter().map(|f| f.height()).sum::<usize>();
             assert_eq!(rows(&file), rows(&bytes));
+            // Without a cold sink nothing is packed.
             let cat = |r: &FileResult| {
-                let mut it = r.frames.iter();
-                let mut acc = it.next().cloned();
-                for f in it {
-                    if let Some(a) = acc.as_mut() {
-                        a.vstack_mut(f).expect("same layout");
-                    }
-                }
-                acc
+                let frames = r.frames.iter().map(|c| match c {
+                    Chunk::Frame(df) => Ok(df.clone()),
+                    Chunk::Packed(_) => panic!("a chunk packed without a cold sink"),
+                });
+                crate::frame::stack(frames, "test").expect("same layout")
             };
             match (cat(&file), cat(&bytes)) {
                 (Some(a), Some(b)) => assert!(a.equals_missing(&b), "{a}\n{b}"),

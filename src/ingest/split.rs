@@ -377,6 +377,30 @@ mod same_as_whole {
         (whole, dir)
     }
 
+    /// Reading seals the token table: what only placing ids needs (past the bound, their
+    /// fingerprints) is gone before the frame is unpacked beside what reading leaves.
+    #[test]
+    fn reading_seals_the_token_table() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("tokens.jsonl");
+        let text: String = (0..5_000)
+            .map(|i| {
+                format!(
+                    "{{\"timestamp\":\"2025-03-01T10:00:{:02}Z\",\"event_type\":\"access\",\"token_id\":\"t{}\"}}\n",
+                    i % 60,
+                    i % 700
+                )
+            })
+            .collect();
+        std::fs::write(&path, text).expect("write export");
+        let cold = dir.path().join("cold");
+        std::fs::create_dir_all(&cold).expect("dir");
+        let sink = crate::normalize::ColdSink::new(&cold, 0);
+        let read = read_cold(&path, u64::MAX / 4, &cold, Some(sink));
+        assert_eq!(read.tokens.len(), 700);
+        assert!(read.tokens.bytes() < read.tokens.bytes_while_placed());
+    }
+
     /// How many parts of `path` (but the last) end inside a record, of how many.
     fn unclean_parts(path: &std::path::Path, part_bytes: u64) -> (usize, usize) {
         let opts = options();

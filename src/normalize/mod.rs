@@ -9,6 +9,7 @@ pub mod columns;
 pub(crate) mod dictionary;
 pub mod jwt;
 pub mod networks;
+pub mod packed;
 pub mod profile;
 pub mod schema;
 pub mod time;

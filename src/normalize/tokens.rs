@@ -54,6 +54,8 @@ struct Table {
     /// Why an id could not be read from disk, kept for [`Tokens::check`]: the id reads as none
     /// where it was asked for, and the run must not report on it.
     failed: Option<Error>,
+    /// Bytes held when the table was sealed: what placing took.
+    sealed_bytes: usize,
 }
 
 /// Where the ids are.
@@ -250,6 +252,7 @@ impl Tokens {
     /// Frees what only adding ids needs (see [`FileDict::seal`]); called when ingest ends.
     pub fn seal(&self) {
         let mut table = self.lock();
+        table.sealed_bytes = table.sealed_bytes.max(table.bytes());
         match std::mem::take(&mut table.held) {
             Held::Memory(mut dict) => {
                 dict.seal();
@@ -292,6 +295,13 @@ impl Tokens {
     /// Bytes the table holds in memory, for `--timings`.
     pub fn bytes(&self) -> usize {
         self.lock().bytes()
+    }
+
+    /// The most bytes the table held while ids were placed (until [`Tokens::seal`]), for
+    /// `--timings`.
+    pub fn bytes_while_placed(&self) -> usize {
+        let table = self.lock();
+        table.sealed_bytes.max(table.bytes())
     }
 
     /// Distinct token ids held.

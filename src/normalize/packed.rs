@@ -1,0 +1,356 @@
+//! The frame's chunks packed while ingest reads a big run.
+//!
+//! Ingest's peak was the end of reading: every chunk of the frame held as parsed (1.99 GB at
+//! 85.9M events), beside what reading itself still holds (the readers' dictionaries, the token
+//! fingerprints, polars' dictionary, decompression and parse buffers). Past
+//! `--spill-from-events` each chunk, once its cold columns are taken, waits here compressed
+//! instead: instants as zig-zagged differences, codes and flags as bytes, each column through
+//! zstd's fastest level. The chunks are unpacked, in parallel, once reading is over and what it
+//! held is freed. Packing changes no value, type or order: the frame that comes out is the one
+//! that went in (tested against the frame itself).
+
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// zstd's level: the fastest of its ordinary ones. Codes and differences of instants are
+/// already small numbers, where the higher levels gained little for their time.
+const LEVEL: i32 = 1;
+
+/// A chunk of the frame as ingest holds it until reading ends.
+pub enum Chunk {
+    Frame(DataFrame),
+    Packed(Packed),
+}
+
+impl Chunk {
+    /// `df` packed when every column's physical type is one packing knows (64-bit integers,
+    /// 32-bit codes, flags); as it is otherwise.
+    pub fn pack(df: DataFrame) -> Chunk {
+        match Packed::of(&df) {
+            Some(packed) => Chunk::Packed(packed),
+            None => Chunk::Frame(df),
+        }
+    }
+
+    pub fn height(&self) -> usize {
+        match self {
+            Chunk::Frame(df) => df.height(),
+            Chunk::Packed(p) => p.height,
+        }
+    }
+
+    /// The frame this chunk holds.
+    pub fn into_frame(self) -> Result<DataFrame> {
+        match self {
+            Chunk::Frame(df) => Ok(df),
+            Chunk::Packed(p) => p.unpack(),
+        }
+    }
+
+    /// Bytes held (the packed bytes of a packed chunk).
+    pub fn bytes(&self) -> usize {
+        match self {
+            Chunk::Frame(df) => df.estimated_size(),
+            Chunk::Packed(p) => p.columns.iter().map(PackedColumn::bytes).sum(),
+        }
+    }
+
+    /// Bytes of the frame this chunk holds, unpacked.
+    pub fn frame_bytes(&self) -> usize {
+        match self {
+            Chunk::Frame(df) => df.estimated_size(),
+            Chunk::Packed(p) => p.unpacked,
+        }
+    }
+}
+
+/// The frames of `chunks`, a run holding a packed chunk unpacked into the one chunk
+/// [`crate::frame::compact`] would cut from it: in each of `stretches` (rows of consecutive
+/// chunks, one file's), runs of small chunks become one chunk of about `rows` rows. Unpacked
+/// straight into those, the frame is copied once instead of twice, and each run's packed chunks
+/// are freed as it is unpacked. Runs held as read are left to `compact`, which frees them in
+/// step as it copies them.
+pub fn unpack_compacted(
+    chunks: Vec<Chunk>,
+    stretches: &[usize],
+    rows: usize,
+) -> Result<Vec<DataFrame>> {
+    use rayon::prelude::*;
+    let mut chunks = chunks.into_iter();
+    let mut runs: Vec<Vec<Chunk>> = Vec::new();
+    for &stretch in stretches {
+        let (mut taken, mut lengths) = (Vec::new(), Vec::new());
+        while lengths.iter().sum::<usize>() < stretch {
+            let chunk = chunks
+                .next()
+                .ok_or_else(|| broken("fewer chunks than rows"))?;
+            lengths.push(chunk.height());
+            taken.push(chunk);
+        }
+        let mut taken = taken.into_iter();
+        for n in crate::frame::compact_plan(lengths.into_iter(), rows.max(1)) {
+            let (mut run, mut have) = (Vec::new(), 0);
+            while have < n {
+                let chunk = taken
+                    .next()
+                    .ok_or_else(|| broken("a run past its stretch"))?;
+                have += chunk.height();
+                run.push(chunk);
+            }
+            runs.push(run);
+        }
+    }
+    // A chunk of no rows is never made (`ingest::readers`), so any left is a fault.
+    if chunks.next().is_some() {
+        return Err(broken("more chunks than rows"));
+    }
+    let runs: Vec<Vec<DataFrame>> = runs
+        .into_par_iter()
+        .map(|run| {
+            let frames = unpack_run(run);
+            // The packed bytes just freed go back before the next run is unpacked.
+            crate::memory::release_freed();
+            frames
+        })
+        .collect::<Result<_>>()?;
+    Ok(runs.into_iter().flatten().collect())
+}
+
+/// One run of chunks as one frame of one chunk a column, or as it is when nothing in it is
+/// packed.
+fn unpack_run(run: Vec<Chunk>) -> Result<Vec<DataFrame>> {
+    if run.iter().all(|c| matches!(c, Chunk::Frame(_))) {
+        return run.into_iter().map(Chunk::into_frame).collect();
+    }
+    let frames = run.into_iter().map(Chunk::into_frame);
+    let mut df = (crate::frame::stack(frames, "unpacking the frame")?)
+        .ok_or_else(|| broken("an empty run"))?;
+    if df.first_col_n_chunks() > 1 {
+        df.rechunk_mut();
+    }
+    Ok(vec![df])
+}
+
+/// One chunk's columns, packed.
+pub struct Packed {
+    height: usize,
+    /// The frame's bytes as it was packed.
+    unpacked: usize,
+    columns: Vec<PackedColumn>,
+}
+
+struct PackedColumn {
+    name: PlSmallStr,
+    dtype: DataType,
+    values: Values,
+    /// One byte a row (0 for a null) when the column has nulls, packed.
+    validity: Option<Vec<u8>>,
+}
+
+/// A column's physical values, packed.
+enum Values {
+    /// Differences from the row before, zig-zagged, little-endian.
+    I64(Vec<u8>),
+    /// Little-endian.
+    U32(Vec<u8>),
+    /// One byte a row.
+    Bool(Vec<u8>),
+}
+
+impl PackedColumn {
+    fn bytes(&self) -> usize {
+        let values = match &self.values {
+            Values::I64(b) | Values::U32(b) | Values::Bool(b) => b.len(),
+        };
+        values + self.validity.as_ref().map_or(0, Vec::len)
+    }
+}
+
+impl Packed {
+    /// `df` packed, or `None` when a column's physical type is not one packing knows or
+    /// compressing failed (the chunk is then held as it is).
+    pub fn of(df: &DataFrame) -> Option<Packed> {
+        let height = df.height();
+        let columns = df
+            .columns()
+            .iter()
+            .map(|c| pack_column(c.as_materialized_series()))
+            .collect::<Option<Vec<_>>>()?;
+        let unpacked = df.estimated_size();
+        Some(Packed {
+            height,
+            unpacked,
+            columns,
+        })
+    }
+
+    /// The frame packed, with the same names, types, values and nulls.
+    pub fn unpack(self) -> Result<DataFrame> {
+        let height = self.height;
+        let columns = (self.columns.into_iter())
+            .map(|c| unpack_column(c, height))
+            .collect::<Result<Vec<_>>>()?;
+        DataFrame::new(height, columns).map_err(|e| broken(&e.to_string()))
+    }
+}
+
+fn pack_column(series: &Series) -> Option<PackedColumn> {
+    let physical = series.to_physical_repr();
+    let (values, validity) = match physical.dtype() {
+        DataType::Int64 => {
+            let ca = physical.i64().ok()?;
+            let mut before = 0i64;
+            let bytes = bytes_of(
+                ca.len() * 8,
+                ca.into_no_null_iter().map(|v| {
+                    let delta = v.wrapping_sub(before);
+                    before = v;
+                    ((delta << 1) ^ (delta >> 63)) as u64
+                }),
+            );
+            (Values::I64(compress(&bytes)?), validity_of(ca))
+        }
+        DataType::UInt32 => {
+            let ca = physical.u32().ok()?;
+            let bytes = bytes_of(ca.len() * 4, ca.into_no_null_iter());
+            (Values::U32(compress(&bytes)?), validity_of(ca))
+        }
+        DataType::Boolean => {
+            let ca = physical.bool().ok()?;
+            let bytes: Vec<u8> = (ca.downcast_iter())
+                .flat_map(|a| a.values().iter())
+                .map(u8::from)
+                .collect();
+            (Values::Bool(compress(&bytes)?), validity_of(ca))
+        }
+        _ => return None,
+    };
+    let validity = match validity {
+        Some(v) => Some(compress(&v)?),
+        None => None,
+    };
+    Some(PackedColumn {
+        name: series.name().clone(),
+        dtype: series.dtype().clone(),
+        values,
+        validity,
+    })
+}
+
+fn unpack_column(column: PackedColumn, height: usize) -> Result<Column> {
+    let name = column.name;
+    let valid = match &column.validity {
+        Some(v) => Some(decompress(v, height)?),
+        None => None,
+    };
+    let validity = (valid.as_deref().map(flags))
+        .and_then(|v| v.downcast_iter().next().map(|a| a.values().clone()));
+    let physical = match &column.values {
+        Values::I64(b) => {
+            let mut before = 0i64;
+            let values: Vec<i64> = (decompress(b, height * 8)?.chunks_exact(8))
+                .map(|w| {
+                    let z = u64::from_le_bytes(word(w));
+                    before = before.wrapping_add(((z >> 1) as i64) ^ -((z & 1) as i64));
+                    before
+                })
+                .collect();
+            Int64Chunked::from_vec_validity(name, values, validity).into_series()
+        }
+        Values::U32(b) => {
+            let values: Vec<u32> = (decompress(b, height * 4)?.chunks_exact(4))
+                .map(|w| u32::from_le_bytes(word(w)))
+                .collect();
+            UInt32Chunked::from_vec_validity(name, values, validity).into_series()
+        }
+        Values::Bool(b) => {
+            let values = decompress(b, height)?;
+            match &valid {
+                None => flags(&values).with_name(name).into_series(),
+                Some(valid) => {
+                    let rows = values.iter().zip(valid);
+                    let rows = rows.map(|(&v, &ok)| (ok != 0).then_some(v != 0));
+                    BooleanChunked::from_iter_options(name, rows).into_series()
+                }
+            }
+        }
+    };
+    // SAFETY: `physical` is the physical form of a column of `dtype` made in this process (the
+    // same categorical mapping), with the same values: `pack_column` took it apart.
+    let series = unsafe { physical.from_physical_unchecked(&column.dtype) };
+    Ok(series.map_err(|e| broken(&e.to_string()))?.into_column())
+}
+
+/// The little-endian bytes of `values`, `len` of them.
+fn bytes_of<T: ToLeBytes>(len: usize, values: impl Iterator<Item = T>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    for v in values {
+        v.extend(&mut out);
+    }
+    out
+}
+
+trait ToLeBytes {
+    fn extend(self, out: &mut Vec<u8>);
+}
+
+impl ToLeBytes for u64 {
+    fn extend(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+impl ToLeBytes for u32 {
+    fn extend(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+/// One byte a row, 0 for a null, when `ca` has nulls.
+fn validity_of<T: PolarsDataType>(ca: &ChunkedArray<T>) -> Option<Vec<u8>> {
+    (ca.null_count() > 0).then(|| {
+        let valid = ca.is_not_null();
+        (valid.downcast_iter())
+            .flat_map(|a| a.values().iter())
+            .map(u8::from)
+            .collect()
+    })
+}
+
+/// Bytes of one a row as flags, in one chunk.
+fn flags(bytes: &[u8]) -> BooleanChunked {
+    BooleanChunked::from_iter_values(PlSmallStr::EMPTY, bytes.iter().map(|&b| b != 0))
+}
+
+/// `bytes` compressed, in a vector of their own size: zstd hands back one as long as the
+/// uncompressed bytes could need, and kept so it held all that packing saved.
+fn compress(bytes: &[u8]) -> Option<Vec<u8>> {
+    let packed = zstd::bulk::compress(bytes, LEVEL).ok()?;
+    Some(packed.as_slice().to_vec())
+}
+
+/// Exactly `len` bytes from what [`compress`] made.
+fn decompress(packed: &[u8], len: usize) -> Result<Vec<u8>> {
+    let bytes = zstd::bulk::decompress(packed, len).map_err(|e| broken(&e.to_string()))?;
+    match bytes.len() == len {
+        true => Ok(bytes),
+        false => Err(broken(&format!(
+            "{} bytes where {len} were packed",
+            bytes.len()
+        ))),
+    }
+}
+
+fn word<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0; N];
+    out.copy_from_slice(bytes);
+    out
+}
+
+fn broken(why: &str) -> Error {
+    Error::Internal(format!("unpacking a chunk of the frame: {why}"))
+}
+
+#[cfg(test)]
+mod tests;
