@@ -8,6 +8,12 @@
 //! zstd's fastest level. The chunks are unpacked, in parallel, once reading is over and what it
 //! held is freed. Packing changes no value, type or order: the frame that comes out is the one
 //! that went in (tested against the frame itself).
+//!
+//! Measured over the 85.9M-event export (`docs/performance.md`, thirty-sixth session): resident
+//! memory while reading stays at 2.5–2.63 GB instead of growing to 3.47 GB, and with the token
+//! table sealed before the unpacking ingest's peak is 2.74–2.76 GB; 2.8 times less memory for
+//! the chunks at 10M; about 3 s more of ingest CPU (79–80 → 82–84 s). Nothing here is
+//! hand-written in place of a crate but the zig-zagged differences: zstd compresses.
 
 use polars::prelude::*;
 
