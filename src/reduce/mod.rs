@@ -107,6 +107,8 @@ struct Placing {
     /// Rows of the frame whose targets are asked of the cold columns at once, when the frame
     /// does not hold them ([`crate::normalize::cold::RUN_ROWS`]).
     targets_run: usize,
+    /// The most groups of records made on disk merged side by side (`on_disk::MERGED_AT_ONCE`).
+    merged_at_once: usize,
 }
 
 /// Group `i` of `n` made by [`Reduced::of_groups`].
@@ -123,6 +125,7 @@ impl Default for Placing {
             side_by_side: KINDS_SIDE_BY_SIDE,
             group: GROUP_ROWS,
             targets_run: crate::normalize::cold::RUN_ROWS,
+            merged_at_once: on_disk::MERGED_AT_ONCE,
         }
     }
 }

@@ -39,6 +39,16 @@ pub const ON_DISK_FROM: u64 = 64 << 20;
 /// and 37.7 s (one run each, `--timings` with temporary probes at each group's end).
 const GROUP_ROWS: usize = 8 << 20;
 
+/// The most groups merged side by side; more are merged in rounds (`merge_groups`). Each group
+/// read takes two reader threads with their batches and their own allocator heaps, about 60 MB
+/// a group over 0.14 GB: merging the 257.5M-event export's 22 groups at once peaked 1.5 GB over
+/// what the run held before, seven groups at 85.9M 0.58 GB; four at a time there, 0.41–0.45 GB,
+/// then three 0.37–0.39 GB and two 0.27–0.28 GB, for 3–4 s more (temporary probes, one run
+/// each). At eight a merge stays under a group's own reduction (0.45 GB at 85.9M, 0.85 GB at
+/// 257.5M), and a run of eight groups or fewer (the 85.9M export has seven) takes no extra
+/// round.
+pub(super) const MERGED_AT_ONCE: usize = 8;
+
 /// What the run keeps in memory of records written to a folder.
 #[derive(Debug, Default, PartialEq)]
 pub struct OnDisk {
@@ -100,7 +110,9 @@ impl Reduced {
             Ok(())
         })?;
         if !groups.is_empty() {
-            made.self_served = merge_groups(&groups, dir, symbols.len() as u64, batches)?;
+            let n = symbols.len() as u64;
+            let at_once = how.merged_at_once;
+            made.self_served = merge_groups(&groups, &groups_dir, dir, n, batches, at_once)?;
             std::fs::remove_dir_all(&groups_dir).map_err(|e| Error::io(&groups_dir, e))?;
         } else if !whole {
             // No access event: empty tables, which read as no records.
@@ -114,8 +126,51 @@ impl Reduced {
 }
 
 /// The groups' records merged kind by kind into `dir`; returns the accounts served by a
-/// principal of their own id.
-fn merge_groups(groups: &[PathBuf], dir: &Path, n: u64, batches: store::Batches) -> Result<u64> {
+/// principal of their own id. More than `at_once` groups are merged in rounds: sets of `at_once`
+/// into folders of `work` (each set's groups removed once merged), until `at_once` or fewer
+/// are left for the last merge.
+fn merge_groups(
+    groups: &[PathBuf],
+    work: &Path,
+    dir: &Path,
+    n: u64,
+    batches: store::Batches,
+    at_once: usize,
+) -> Result<u64> {
+    let at_once = at_once.max(2);
+    let mut groups = groups.to_vec();
+    let mut round = 0;
+    while groups.len() > at_once {
+        let mut next = Vec::with_capacity(groups.len().div_ceil(at_once));
+        for (i, set) in groups.chunks(at_once).enumerate() {
+            if let [one] = set {
+                next.push(one.clone());
+                continue;
+            }
+            let to = work.join(format!("round-{round}-{i}"));
+            // Row groups the last merge reads at its share, whichever sets it reads.
+            merge_into(set, &to, n, batches, Some(batches.shared(at_once)))?;
+            for merged in set {
+                std::fs::remove_dir_all(merged).map_err(|e| Error::io(merged, e))?;
+            }
+            next.push(to);
+        }
+        (groups, round) = (next, round + 1);
+    }
+    merge_into(&groups, dir, n, batches, None)
+}
+
+/// `groups` merged kind by kind into `dir`, each read at its share of `batches`; row groups of
+/// `rows` (cells, the rest) or the store's own. Returns the accounts served by a principal of
+/// their own id.
+fn merge_into(
+    groups: &[PathBuf],
+    dir: &Path,
+    n: u64,
+    batches: store::Batches,
+    rows: Option<store::Batches>,
+) -> Result<u64> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let dirs: Vec<&Path> = groups.iter().map(PathBuf::as_path).collect();
     let shared = batches.shared(groups.len());
     let mut self_served = 0;
@@ -123,7 +178,10 @@ fn merge_groups(groups: &[PathBuf], dir: &Path, n: u64, batches: store::Batches)
     // export, 1.6 GB above one at a time (4.94 GB), for 0.6 s less of a 9.5 s merge on two cores
     // (one run each, before each group was read at a share of the batches).
     for (k, key) in KINDS.iter().enumerate() {
-        let mut out = store::KindWriter::create(dir, k)?;
+        let mut out = match rows {
+            Some(rows) => store::KindWriter::grouped(dir, k, (rows.cells, rows.days))?,
+            None => store::KindWriter::create(dir, k)?,
+        };
         let overlapping = store::stream_kinds_in(&dirs, k, n, shared, |piece, _| {
             if *key == c::PRINCIPAL {
                 self_served += super::kind_self_served(&piece);

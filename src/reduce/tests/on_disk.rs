@@ -30,13 +30,24 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
             // The targets in the frame, then waiting on disk beside it, as a big run's: asked
             // for a few chunks at a time, or all at once.
             let in_frame = (&events, &ColdColumns::default());
-            for (cells, days, frame, targets_run) in [
-                (2, 3, in_frame, how.targets_run),
-                (usize::MAX, usize::MAX, in_frame, how.targets_run),
-                (2, 3, (&hot, &cold), 60),
-                (usize::MAX, usize::MAX, (&hot, &cold), how.targets_run),
+            // Groups merged all at once, or two at a time in rounds.
+            for (cells, days, frame, targets_run, merged_at_once) in [
+                (2, 3, in_frame, how.targets_run, 2),
+                (
+                    usize::MAX,
+                    usize::MAX,
+                    in_frame,
+                    how.targets_run,
+                    usize::MAX,
+                ),
+                (2, 3, (&hot, &cold), 60, usize::MAX),
+                (usize::MAX, usize::MAX, (&hot, &cold), how.targets_run, 2),
             ] {
-                let how = Placing { targets_run, ..how };
+                let how = Placing {
+                    targets_run,
+                    merged_at_once,
+                    ..how
+                };
                 let batches = store::Batches { cells, days };
                 let to = dir.path().join(runs.to_string());
                 runs += 1;
