@@ -5,7 +5,7 @@
 //! fingerprints, polars' dictionary, decompression and parse buffers). Past
 //! `--spill-from-events` each chunk, once its cold columns are taken, waits here compressed
 //! instead: instants as zig-zagged differences, codes and flags as bytes, each column through
-//! zstd's fastest level. The chunks are unpacked, in parallel, once reading is over and what it
+//! zstd level 1. The chunks are unpacked, in parallel, once reading is over and what it
 //! held is freed. Packing changes no value, type or order: the frame that comes out is the one
 //! that went in (tested against the frame itself).
 //!
@@ -86,11 +86,12 @@ pub fn unpack_compacted(
     let mut chunks = chunks.into_iter();
     let mut runs: Vec<Vec<Chunk>> = Vec::new();
     for &stretch in stretches {
-        let (mut taken, mut lengths) = (Vec::new(), Vec::new());
-        while lengths.iter().sum::<usize>() < stretch {
+        let (mut taken, mut lengths, mut have) = (Vec::new(), Vec::new(), 0);
+        while have < stretch {
             let chunk = chunks
                 .next()
                 .ok_or_else(|| broken("fewer chunks than rows"))?;
+            have += chunk.height();
             lengths.push(chunk.height());
             taken.push(chunk);
         }
@@ -113,12 +114,7 @@ pub fn unpack_compacted(
     }
     let runs: Vec<Vec<DataFrame>> = runs
         .into_par_iter()
-        .map(|run| {
-            let frames = unpack_run(run);
-            // The packed bytes just freed go back before the next run is unpacked.
-            crate::memory::release_freed();
-            frames
-        })
+        .map(unpack_run)
         .collect::<Result<_>>()?;
     Ok(runs.into_iter().flatten().collect())
 }

@@ -148,7 +148,8 @@ fn merge_groups(
                 continue;
             }
             let to = work.join(format!("round-{round}-{i}"));
-            // Row groups the last merge reads at its share, whichever sets it reads.
+            // Row groups the last merge reads at its share, whichever sets it reads; what a
+            // round counts is counted again by the last merge, which reads every record.
             merge_into(set, &to, n, batches, Some(batches.shared(at_once)))?;
             for merged in set {
                 std::fs::remove_dir_all(merged).map_err(|e| Error::io(merged, e))?;
