@@ -44,9 +44,9 @@ const GROUP_ROWS: usize = 8 << 20;
 /// a group over 0.14 GB: merging the 257.5M-event export's 22 groups at once peaked 1.5 GB over
 /// what the run held before, seven groups at 85.9M 0.58 GB; four at a time there, 0.41–0.45 GB,
 /// then three 0.37–0.39 GB and two 0.27–0.28 GB, for 3–4 s more (temporary probes, one run
-/// each). At eight a merge stays under a group's own reduction (0.45 GB at 85.9M, 0.85 GB at
-/// 257.5M), and a run of eight groups or fewer (the 85.9M export has seven) takes no extra
-/// round.
+/// each). At eight the merge stays under the peak of a group's own reduction (257.5M: the run's
+/// peak 9.40 → 9.05 GB, each group's, for 27 s more), and a run of eight groups or fewer (the
+/// 85.9M export has seven) takes no extra round.
 pub(super) const MERGED_AT_ONCE: usize = 8;
 
 /// What the run keeps in memory of records written to a folder.
