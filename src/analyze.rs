@@ -185,8 +185,8 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             update.ingested
         }
     };
+    // Sealed already: by `read_events` when reading ended, or by the state's read-back.
     let token_bytes = ingested.tokens.bytes_while_placed();
-    ingested.tokens.seal();
     // Past `spill_from` events the token ids wait on disk too, in the cold columns' scratch
     // (a state's run put them there before reading its partitions back): only evidence reads
     // them, a few ids a report names. A disk that refuses them costs memory, not the run.

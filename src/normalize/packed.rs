@@ -54,7 +54,8 @@ impl Chunk {
         }
     }
 
-    /// Bytes held (the packed bytes of a packed chunk).
+    /// Bytes held (the packed bytes of a packed chunk): what the tests hold packing to.
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         match self {
             Chunk::Frame(df) => df.estimated_size(),
@@ -161,6 +162,7 @@ enum Values {
 }
 
 impl PackedColumn {
+    #[cfg(test)]
     fn bytes(&self) -> usize {
         let values = match &self.values {
             Values::I64(b) | Values::U32(b) | Values::Bool(b) => b.len(),
@@ -203,19 +205,18 @@ fn pack_column(series: &Series) -> Option<PackedColumn> {
         DataType::Int64 => {
             let ca = physical.i64().ok()?;
             let mut before = 0i64;
-            let bytes = bytes_of(
-                ca.len() * 8,
-                ca.into_no_null_iter().map(|v| {
-                    let delta = v.wrapping_sub(before);
-                    before = v;
-                    ((delta << 1) ^ (delta >> 63)) as u64
-                }),
-            );
+            let mut bytes = Vec::with_capacity(ca.len() * 8);
+            bytes.extend(ca.into_no_null_iter().flat_map(|v| {
+                let delta = v.wrapping_sub(before);
+                before = v;
+                (((delta << 1) ^ (delta >> 63)) as u64).to_le_bytes()
+            }));
             (Values::I64(compress(&bytes)?), validity_of(ca))
         }
         DataType::UInt32 => {
             let ca = physical.u32().ok()?;
-            let bytes = bytes_of(ca.len() * 4, ca.into_no_null_iter());
+            let mut bytes = Vec::with_capacity(ca.len() * 4);
+            bytes.extend(ca.into_no_null_iter().flat_map(u32::to_le_bytes));
             (Values::U32(compress(&bytes)?), validity_of(ca))
         }
         DataType::Boolean => {
@@ -282,31 +283,6 @@ fn unpack_column(column: PackedColumn, height: usize) -> Result<Column> {
     // same categorical mapping), with the same values: `pack_column` took it apart.
     let series = unsafe { physical.from_physical_unchecked(&column.dtype) };
     Ok(series.map_err(|e| broken(&e.to_string()))?.into_column())
-}
-
-/// The little-endian bytes of `values`, `len` of them.
-fn bytes_of<T: ToLeBytes>(len: usize, values: impl Iterator<Item = T>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
-    for v in values {
-        v.extend(&mut out);
-    }
-    out
-}
-
-trait ToLeBytes {
-    fn extend(self, out: &mut Vec<u8>);
-}
-
-impl ToLeBytes for u64 {
-    fn extend(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-}
-
-impl ToLeBytes for u32 {
-    fn extend(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
 }
 
 /// One byte a row, 0 for a null, when `ca` has nulls.

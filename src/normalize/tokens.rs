@@ -249,7 +249,8 @@ impl Tokens {
             .flatten()
     }
 
-    /// Frees what only adding ids needs (see [`FileDict::seal`]); called when ingest ends.
+    /// Frees what only adding ids needs (see [`FileDict::seal`]); called when reading ends
+    /// (`ingest::read_events`, a state's read-back).
     pub fn seal(&self) {
         let mut table = self.lock();
         table.sealed_bytes = table.sealed_bytes.max(table.bytes());
