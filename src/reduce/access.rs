@@ -10,7 +10,7 @@ use roaring::RoaringBitmap;
 
 use super::KINDS;
 use crate::error::Result;
-use crate::frame::{NULL, aligned, chunk_codes, code_arrays, ts_arrays};
+use crate::frame::{NULL, aligned, chunk_codes, code_arrays, code_at, ts_arrays};
 use crate::normalize::networks::to_networks;
 use crate::normalize::schema::col as c;
 use crate::normalize::{ColdColumns, TimeParser};
@@ -194,18 +194,24 @@ impl Selected {
         self.rows.iter().map(Vec::len).sum()
     }
 
-    /// `at(chunk, row)` for every selected row, in frame order.
-    fn each<T: Send>(&self, at: impl Fn(usize, u32) -> T + Sync) -> Vec<T> {
-        let parts: Vec<Vec<T>> = self
-            .rows
-            .par_iter()
-            .enumerate()
-            .map(|(k, rows)| rows.iter().map(|&i| at(k, i)).collect())
-            .collect();
-        let mut out = Vec::with_capacity(self.len());
-        for part in parts {
-            out.extend(part);
+    /// `at(chunk, row)` for every selected row, in frame order, written in place: a list per
+    /// chunk joined afterwards held every value twice at the end.
+    fn each<T: Send + Copy + Default>(&self, at: impl Fn(usize, u32) -> T + Sync) -> Vec<T> {
+        let mut out = vec![T::default(); self.len()];
+        let mut parts = Vec::with_capacity(self.rows.len());
+        let mut rest = out.as_mut_slice();
+        for rows in &self.rows {
+            let (part, tail) = rest.split_at_mut(rows.len());
+            parts.push(part);
+            rest = tail;
         }
+        (parts.into_par_iter().zip(self.rows.par_iter()))
+            .enumerate()
+            .for_each(|(k, (part, rows))| {
+                for (slot, &i) in part.iter_mut().zip(rows) {
+                    *slot = at(k, i);
+                }
+            });
         out
     }
 
@@ -216,9 +222,11 @@ impl Selected {
             to_networks(&mut codes)?;
             return Ok(codes);
         }
+        // Code by code: a chunk with nulls read whole as codes (`chunk_codes`) is a copy, and
+        // the credentials' were the whole column's, 0.3 GB over every group's reduction at
+        // 85.9M events.
         let arrays = code_arrays(&self.frame, key)?;
-        let chunks: Vec<_> = arrays.iter().map(|a| chunk_codes(a)).collect();
-        Ok(self.each(|k, i| chunks[k][i as usize]))
+        Ok(self.each(|k, i| code_at(arrays[k], i as usize)))
     }
 
     pub(super) fn instants(&self) -> Result<Vec<i64>> {
