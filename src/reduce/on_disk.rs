@@ -17,10 +17,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::DataFrame;
-use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
-use super::{Entities, KINDS, Placing, Reduced, Symbols, Walk, store};
+use super::{Absorb, Entities, Groups, KINDS, Placing, Reduced, Symbols, Walk, store};
 use crate::error::{Error, Result};
 use crate::normalize::schema::col as c;
 use crate::normalize::{ColdColumns, TimeParser};
@@ -37,6 +36,13 @@ pub const ON_DISK_FROM: u64 = 64 << 20;
 /// groups mean fewer passes over the selected rows. At 85.9M events (57M access rows): 12Mi rows
 /// a group, five groups, peaked at 5.43–5.46 GB and took 33.4 s; 8Mi, seven groups, 5.21–5.24 GB
 /// and 37.7 s (one run each, `--timings` with temporary probes at each group's end).
+///
+/// A group makes its kinds one after another, each written and dropped as soon as it is made
+/// (`Writing`): the four side by side held their entity codes and records together, 0.3 GB over
+/// one at a time. Since the selected rows' codes are read without copying their columns too
+/// (`access::Selected::codes`), the 85.9M-event run's peak went 3.35–3.37 → 3.06–3.08 GB, for
+/// 7–8 s more of the records stage (33.8–34.7 → 41.5–41.8 s, two alternated pairs, the merge of
+/// three groups at a time included).
 const GROUP_ROWS: usize = 8 << 20;
 
 /// The most groups merged side by side; more are merged in rounds (`merge_groups`). Each group
@@ -44,10 +50,11 @@ const GROUP_ROWS: usize = 8 << 20;
 /// a group over 0.14 GB: merging the 257.5M-event export's 22 groups at once peaked 1.5 GB over
 /// what the run held before, seven groups at 85.9M 0.58 GB; four at a time there, 0.41–0.45 GB,
 /// then three 0.37–0.39 GB and two 0.27–0.28 GB, for 3–4 s more (temporary probes, one run
-/// each). At eight the merge stays under the peak of a group's own reduction (257.5M: the run's
-/// peak 9.40 → 9.05 GB, each group's, for 27 s more), and a run of eight groups or fewer (the
-/// 85.9M export has seven) takes no extra round.
-pub(super) const MERGED_AT_ONCE: usize = 8;
+/// each). At eight the merge stayed under the peak of a group's own reduction (257.5M: the run's
+/// peak 9.40 → 9.05 GB, each group's, for 27 s more). Once a group's reduction fell to 3.00–3.07
+/// GB at 85.9M, merging its seven groups at once (3.21 GB) set the run's peak: three at a time
+/// merged at 3.03 GB (one run with probes), for a round more.
+pub(super) const MERGED_AT_ONCE: usize = 3;
 
 /// What the run keeps in memory of records written to a folder.
 #[derive(Debug, Default, PartialEq)]
@@ -69,8 +76,10 @@ impl Reduced {
         symbols: &mut Symbols,
         dir: &Path,
     ) -> Result<OnDisk> {
+        // One kind after another: see `GROUP_ROWS`.
         let how = Placing {
             group: GROUP_ROWS,
+            side_by_side: 0,
             ..Placing::default()
         };
         let batches = store::Batches::default();
@@ -87,28 +96,24 @@ impl Reduced {
         how: Placing,
         batches: store::Batches,
     ) -> Result<OnDisk> {
-        let groups_dir = dir.join("groups");
-        let mut made = OnDisk::default();
-        let mut orphans: BTreeMap<i64, RoaringBitmap> = BTreeMap::new();
-        let mut groups: Vec<PathBuf> = Vec::new();
-        let mut whole = false;
-        Reduced::of_groups(events, time, walk, symbols, how, |mut group, at| {
-            made.accounts |= &group.accounts;
-            for (day, set) in std::mem::take(&mut group.orphans) {
-                *orphans.entry(day).or_default() |= set;
-            }
-            // A window of one group is written where it is read, not merged.
-            if at.n == 1 {
-                made.self_served = group.self_served();
-                whole = true;
-                return write_kinds(dir, &group.kinds, batches);
-            }
-            // The merge reads every group side by side: each a share of one stream's batches.
-            let to = groups_dir.join(at.i.to_string());
-            write_kinds(&to, &group.kinds, batches.shared(at.n))?;
-            groups.push(to);
-            Ok(())
-        })?;
+        let mut sink = Writing {
+            dir,
+            groups_dir: dir.join("groups"),
+            batches,
+            made: OnDisk::default(),
+            orphans: BTreeMap::new(),
+            groups: Vec::new(),
+            whole: false,
+        };
+        Reduced::of_groups(events, time, walk, symbols, how, &mut sink)?;
+        let Writing {
+            groups_dir,
+            mut made,
+            orphans,
+            groups,
+            whole,
+            ..
+        } = sink;
         if !groups.is_empty() {
             let n = symbols.len() as u64;
             let at_once = how.merged_at_once;
@@ -116,7 +121,9 @@ impl Reduced {
             std::fs::remove_dir_all(&groups_dir).map_err(|e| Error::io(&groups_dir, e))?;
         } else if !whole {
             // No access event: empty tables, which read as no records.
-            write_kinds(dir, &Default::default(), batches)?;
+            for k in 0..KINDS.len() {
+                store::write_kind_batched(dir, k, [], batches)?;
+            }
         }
         // The rest of what `store::write` writes, so the folder reads as records anywhere.
         store::write_sets(dir, &made.accounts, &orphans)?;
@@ -196,10 +203,56 @@ fn merge_into(
     Ok(self_served)
 }
 
-/// The four kinds' tables, side by side (as [`store::write`] writes them).
-fn write_kinds(dir: &Path, kinds: &[Entities; 4], batches: store::Batches) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    (kinds.par_iter().enumerate())
-        .map(|(k, kind)| store::write_kind_batched(dir, k, kind, batches).map(|_| ()))
-        .collect()
+/// Each kind written as soon as a group has made it: into the run's folder when the window is
+/// one group, else into a folder of the group's own under `groups_dir`, merged afterwards.
+struct Writing<'a> {
+    dir: &'a Path,
+    groups_dir: PathBuf,
+    batches: store::Batches,
+    made: OnDisk,
+    orphans: BTreeMap<i64, RoaringBitmap>,
+    /// The groups' folders, in order.
+    groups: Vec<PathBuf>,
+    /// Whether a window of one group was written where it is read.
+    whole: bool,
+}
+
+impl Writing<'_> {
+    fn folder(&self, at: Groups) -> PathBuf {
+        match at.n {
+            1 => self.dir.to_path_buf(),
+            _ => self.groups_dir.join(at.i.to_string()),
+        }
+    }
+}
+
+impl Absorb for Writing<'_> {
+    fn kind(&mut self, at: Groups, k: usize, parts: Vec<Entities>) -> Result<Entities> {
+        let to = self.folder(at);
+        std::fs::create_dir_all(&to).map_err(|e| Error::io(&to, e))?;
+        // The merge reads every group side by side: each a share of one stream's batches.
+        let batches = match at.n {
+            1 => self.batches,
+            n => self.batches.shared(n),
+        };
+        // A window of one group is not merged, so not counted there. Parts are whole
+        // entities, so their counts add up.
+        if at.n == 1 && KINDS[k] == c::PRINCIPAL {
+            self.made.self_served = parts.iter().map(super::kind_self_served).sum();
+        }
+        store::write_kind_batched(&to, k, parts, batches)?;
+        Ok(Entities::default())
+    }
+
+    fn group(&mut self, at: Groups, group: Reduced) -> Result<()> {
+        self.made.accounts |= &group.accounts;
+        for (day, set) in group.orphans {
+            *self.orphans.entry(day).or_default() |= set;
+        }
+        match at.n {
+            1 => self.whole = true,
+            _ => self.groups.push(self.folder(at)),
+        }
+        Ok(())
+    }
 }

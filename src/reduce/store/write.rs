@@ -70,15 +70,18 @@ pub fn write_kind(dir: &Path, k: usize, kind: &Entities) -> Result<u64> {
 
 /// Kind `k`'s tables, whole, in row groups no longer than `batches` reads: the default's are
 /// [`write_kind`]'s; the tests write groups of a few rows, which a stream then cuts inside.
+/// `parts` are whole entities in entity order, each dropped once written.
 pub(crate) fn write_kind_batched(
     dir: &Path,
     k: usize,
-    kind: &Entities,
+    parts: impl IntoIterator<Item = Entities>,
     batches: super::Batches,
 ) -> Result<u64> {
     let groups = (batches.cells.min(CELL_GROUP), batches.days.min(GROUP));
     let mut writer = KindWriter::grouped(dir, k, groups)?;
-    writer.push(kind)?;
+    for part in parts {
+        writer.push(&part)?;
+    }
     writer.finish()
 }
 

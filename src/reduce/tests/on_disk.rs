@@ -43,9 +43,11 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
                 (2, 3, (&hot, &cold), 60, usize::MAX),
                 (usize::MAX, usize::MAX, (&hot, &cold), how.targets_run, 2),
             ] {
+                // Each kind made (and written) one after another, or the four side by side.
                 let how = Placing {
                     targets_run,
                     merged_at_once,
+                    side_by_side: [0, usize::MAX][runs % 2],
                     ..how
                 };
                 let batches = store::Batches { cells, days };
