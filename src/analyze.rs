@@ -199,7 +199,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             report::terminal::safe(&e.to_string())
         );
     }
-    crate::memory::release_freed();
+    crate::memory::release_freed_everywhere();
     crate::memory::fit_to_frame(ingested.events.estimated_size());
     clock.lap("ingest");
     if plan.timings {

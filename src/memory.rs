@@ -75,6 +75,14 @@ pub fn release_freed() {
     unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
+/// [`release_freed`] on every thread of rayon's pool as well as this one: mimalloc collects
+/// only the calling thread's free lists, and a stage run on the pool left its pages in the
+/// workers' heaps.
+pub fn release_freed_everywhere() {
+    rayon::broadcast(|_| release_freed());
+    release_freed();
+}
+
 /// Starts the process's resident-memory peak (`VmHWM`) over from what is resident now, so the
 /// next `--timings` line's peak is that step's own (Linux; elsewhere, or without the right to
 /// write it, the peak stays the run's).

@@ -342,8 +342,12 @@ pub trait Detector: Sync {
 /// columns) enumeration is the long pole and the others fit beside it: the 10M CSV export peaks
 /// at 1.1–1.2 GB with all five, and the detectors take 1.4–1.55 s instead of 1.8 s one group
 /// after the other (measured when forged tokens stopped collecting its own frame of
-/// token-bearing accesses, `detect::issuance`).
-const APART_FROM: usize = 2 << 30;
+/// token-bearing accesses, `detect::issuance`). The plain 85.9M-event export's frame (1985 MB)
+/// was just under 2 GiB: once its records stage fell to 3.06 GB, all five together set the run's
+/// peak at 3.11–3.13 GB, in waves 2.96–3.01 GB (forged tokens, then enumeration) for 0.4–1.3 s
+/// more of 12 s (one run each with temporary probes, then two alternated pairs), so waves start
+/// at 1 GiB.
+const APART_FROM: usize = 1 << 30;
 
 /// Every detector's findings, in the order of `detectors`.
 pub fn run(detectors: &[Box<dyn Detector>], input: &DetectInput) -> Result<Vec<Detection>> {
@@ -364,7 +368,7 @@ fn run_from(
     let mut all = Vec::new();
     for (n, wave) in waves.into_iter().enumerate() {
         if n > 0 {
-            crate::memory::release_freed();
+            crate::memory::release_freed_everywhere();
         }
         let found: Vec<(usize, Detection)> = (detectors.par_iter().enumerate())
             .filter(|(_, d)| !apart || d.wave() == wave)
