@@ -25,8 +25,8 @@ use crate::normalize::schema::col as c;
 use crate::normalize::{ColdColumns, TimeParser};
 
 /// Events from which a run without a state's records keeps them on disk
-/// (`--records-on-disk-from-events`): 64Mi, where the frame's columns come to about 2 GiB, the
-/// size from which the detectors already run in waves and freed pages go back at once. The
+/// (`--records-on-disk-from-events`): 64Mi, where the frame's columns come to about 2 GiB, past
+/// the size from which the detectors run in waves and freed pages go back at once. The
 /// 10M-event benchmark stays in memory, where writing and reading them again would only add time.
 pub const ON_DISK_FROM: u64 = 64 << 20;
 
