@@ -46,15 +46,20 @@ pub const ON_DISK_FROM: u64 = 64 << 20;
 const GROUP_ROWS: usize = 8 << 20;
 
 /// The most groups merged side by side; more are merged in rounds (`merge_groups`). Each group
-/// read takes two reader threads with their batches and their own allocator heaps, about 60 MB
-/// a group over 0.14 GB: merging the 257.5M-event export's 22 groups at once peaked 1.5 GB over
-/// what the run held before, seven groups at 85.9M 0.58 GB; four at a time there, 0.41–0.45 GB,
-/// then three 0.37–0.39 GB and two 0.27–0.28 GB, for 3–4 s more (temporary probes, one run
-/// each). At eight the merge stayed under the peak of a group's own reduction (257.5M: the run's
-/// peak 9.40 → 9.05 GB, each group's, for 27 s more). Once a group's reduction fell to 3.00–3.07
-/// GB at 85.9M, merging its seven groups at once (3.21 GB) set the run's peak: three at a time
-/// merged at 3.03 GB (one run with probes), for a round more.
-pub(super) const MERGED_AT_ONCE: usize = 3;
+/// read side by side cost about 60 MB at the store's batches (two reader threads with their
+/// batches and their own allocator heaps): merging the 257.5M-event export's 22 groups at once
+/// peaked 1.5 GB over what the run held before, seven groups at 85.9M 0.58 GB; eight at a time
+/// brought the 257.5M run's peak from 9.40 to 9.05 GB for 27 s more. Read at a share of
+/// [`MERGE_SHARE`] of the batches, the seven groups at once merge under the run's other peaks.
+pub(super) const MERGED_AT_ONCE: usize = 8;
+
+/// The share of the store's batches the groups are written and merged in, all groups together:
+/// what a group costs the merge is mostly its batches in flight (read, queued, held), and the
+/// smaller ones cost no time. Merging the 85.9M-event export's seven groups at once (one run
+/// each, temporary probes): at the store's batches 3.23 GB and 8.9 s, at a quarter 2.99 GB and
+/// 8.5 s, at an eighth **2.96 GB** and 7.9 s; three at a time in rounds had peaked at 3.03–3.05 GB
+/// and taken 15.1–15.7 s. The records as the run reads them keep the store's row groups.
+const MERGE_SHARE: usize = 8;
 
 /// What the run keeps in memory of records written to a folder.
 #[derive(Debug, Default, PartialEq)]
@@ -96,10 +101,12 @@ impl Reduced {
         how: Placing,
         batches: store::Batches,
     ) -> Result<OnDisk> {
+        let merging = batches.shared(MERGE_SHARE);
         let mut sink = Writing {
             dir,
             groups_dir: dir.join("groups"),
             batches,
+            merging,
             made: OnDisk::default(),
             orphans: BTreeMap::new(),
             groups: Vec::new(),
@@ -117,7 +124,7 @@ impl Reduced {
         if !groups.is_empty() {
             let n = symbols.len() as u64;
             let at_once = how.merged_at_once;
-            made.self_served = merge_groups(&groups, &groups_dir, dir, n, batches, at_once)?;
+            made.self_served = merge_groups(&groups, &groups_dir, dir, n, merging, at_once)?;
             std::fs::remove_dir_all(&groups_dir).map_err(|e| Error::io(&groups_dir, e))?;
         } else if !whole {
             // No access event: empty tables, which read as no records.
@@ -208,7 +215,10 @@ fn merge_into(
 struct Writing<'a> {
     dir: &'a Path,
     groups_dir: PathBuf,
+    /// Row groups of a window of one group, written where the run reads it.
     batches: store::Batches,
+    /// Row groups of all groups together, when they are merged (see [`MERGE_SHARE`]).
+    merging: store::Batches,
     made: OnDisk,
     orphans: BTreeMap<i64, RoaringBitmap>,
     /// The groups' folders, in order.
@@ -233,7 +243,7 @@ impl Absorb for Writing<'_> {
         // The merge reads every group side by side: each a share of one stream's batches.
         let batches = match at.n {
             1 => self.batches,
-            n => self.batches.shared(n),
+            n => self.merging.shared(n),
         };
         // A window of one group is not merged, so not counted there. Parts are whole
         // entities, so their counts add up.
