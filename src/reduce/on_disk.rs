@@ -107,6 +107,7 @@ impl Reduced {
             groups_dir: dir.join("groups"),
             batches,
             merging,
+            open: None,
             made: OnDisk::default(),
             orphans: BTreeMap::new(),
             groups: Vec::new(),
@@ -219,6 +220,8 @@ struct Writing<'a> {
     batches: store::Batches,
     /// Row groups of all groups together, when they are merged (see [`MERGE_SHARE`]).
     merging: store::Batches,
+    /// The kind being written.
+    open: Option<store::KindWriter>,
     made: OnDisk,
     orphans: BTreeMap<i64, RoaringBitmap>,
     /// The groups' folders, in order.
@@ -237,20 +240,39 @@ impl Writing<'_> {
 }
 
 impl Absorb for Writing<'_> {
-    fn kind(&mut self, at: Groups, k: usize, parts: Vec<Entities>) -> Result<Entities> {
-        let to = self.folder(at);
-        std::fs::create_dir_all(&to).map_err(|e| Error::io(&to, e))?;
-        // The merge reads every group side by side: each a share of one stream's batches.
-        let batches = match at.n {
-            1 => self.batches,
-            n => self.merging.shared(n),
+    fn parts(&mut self, at: Groups, k: usize, parts: Vec<Entities>) -> Result<()> {
+        let writer = match &mut self.open {
+            Some(writer) => writer,
+            None => {
+                let to = self.folder(at);
+                std::fs::create_dir_all(&to).map_err(|e| Error::io(&to, e))?;
+                // The merge reads every group side by side: each a share of the batches.
+                let batches = match at.n {
+                    1 => self.batches,
+                    n => self.merging.shared(n),
+                };
+                self.open
+                    .insert(store::KindWriter::batched(&to, k, batches)?)
+            }
         };
-        // A window of one group is not merged, so not counted there. Parts are whole
-        // entities, so their counts add up.
-        if at.n == 1 && KINDS[k] == c::PRINCIPAL {
-            self.made.self_served = parts.iter().map(super::kind_self_served).sum();
+        for part in parts {
+            // A window of one group is not merged, so not counted there. Parts are whole
+            // entities, so their counts add up.
+            if at.n == 1 && KINDS[k] == c::PRINCIPAL {
+                self.made.self_served += super::kind_self_served(&part);
+            }
+            writer.push(&part)?;
         }
-        store::write_kind_batched(&to, k, parts, batches)?;
+        Ok(())
+    }
+
+    fn kind_done(&mut self, at: Groups, k: usize) -> Result<Entities> {
+        if self.open.is_none() {
+            self.parts(at, k, Vec::new())?;
+        }
+        if let Some(writer) = self.open.take() {
+            writer.finish()?;
+        }
         Ok(Entities::default())
     }
 

@@ -77,8 +77,7 @@ pub(crate) fn write_kind_batched(
     parts: impl IntoIterator<Item = Entities>,
     batches: super::Batches,
 ) -> Result<u64> {
-    let groups = (batches.cells.min(CELL_GROUP), batches.days.min(GROUP));
-    let mut writer = KindWriter::grouped(dir, k, groups)?;
+    let mut writer = KindWriter::batched(dir, k, batches)?;
     for part in parts {
         writer.push(&part)?;
     }
@@ -118,6 +117,12 @@ pub struct KindWriter {
 impl KindWriter {
     pub fn create(dir: &Path, k: usize) -> Result<KindWriter> {
         KindWriter::grouped(dir, k, (CELL_GROUP, GROUP))
+    }
+
+    /// Row groups no longer than `batches` reads (see [`write_kind_batched`]).
+    pub(crate) fn batched(dir: &Path, k: usize, batches: super::Batches) -> Result<KindWriter> {
+        let groups = (batches.cells.min(CELL_GROUP), batches.days.min(GROUP));
+        KindWriter::grouped(dir, k, groups)
     }
 
     /// Row groups of `groups` rows (cells, the rest): tests reach past one with a few.
