@@ -9,6 +9,7 @@ use crate::normalize::schema::col::TS;
 use std::borrow::Cow;
 
 mod compact;
+pub mod event_type;
 pub use compact::{chunk_lengths, chunked_as, compact, plan as compact_plan};
 
 /// The dtype of every string column of the event frame: categoricals over polars' process-wide
@@ -20,13 +21,18 @@ pub fn cat_dtype() -> DataType {
 
 /// A key column built from Rust strings (context tables, flagged entities) in the event frame's
 /// encoding, so joins and `is_in` against event columns compare codes.
-/// Any values polars takes as strings: `Vec<String>`, or with nulls `Vec<Option<String>>`.
+/// Any values polars takes as strings: `Vec<String>`, or with nulls `Vec<Option<String>>`. The
+/// event type has a dictionary of its own ([`event_type`]).
 pub fn key_column<V, P: ?Sized>(name: &str, values: V) -> Result<Column>
 where
     Series: NamedFrom<V, P>,
 {
+    let dtype = match name == crate::normalize::schema::col::EVENT_TYPE {
+        true => event_type::dtype(),
+        false => cat_dtype(),
+    };
     Column::new(name.into(), values)
-        .cast(&cat_dtype())
+        .cast(&dtype)
         .stage("encoding keys")
 }
 
@@ -235,23 +241,39 @@ pub fn code_arrays<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<&'a CodeArra
 
 /// One chunk's codes with nulls as [`NULL`]; borrowed when the chunk has none.
 pub fn chunk_codes(arr: &CodeArray) -> Cow<'_, [u32]> {
-    match arr.validity().filter(|v| v.unset_bits() > 0) {
-        None => Cow::Borrowed(arr.values().as_slice()),
-        Some(valid) => Cow::Owned(
-            arr.values()
-                .iter()
-                .zip(valid.iter())
-                .map(|(&c, ok)| if ok { c } else { NULL })
-                .collect(),
-        ),
-    }
+    values_or::<UInt32Type>(arr, NULL)
 }
 
 /// The code at row `i` of one chunk, [`NULL`] for a null.
 #[inline]
 pub fn code_at(arr: &CodeArray, i: usize) -> u32 {
+    value_at::<UInt32Type>(arr, i, NULL)
+}
+
+/// One chunk's values with nulls as `null`; borrowed when the chunk has none.
+pub(crate) fn values_or<T: PolarsNumericType>(
+    arr: &T::Array,
+    null: T::Native,
+) -> Cow<'_, [T::Native]> {
+    match arr.validity().filter(|v| v.unset_bits() > 0) {
+        None => Cow::Borrowed(arr.values().as_slice()),
+        Some(valid) => Cow::Owned(
+            (arr.values().iter().zip(valid.iter()))
+                .map(|(&c, ok)| if ok { c } else { null })
+                .collect(),
+        ),
+    }
+}
+
+/// The value at row `i` of one chunk, `null` for a null.
+#[inline]
+pub(crate) fn value_at<T: PolarsNumericType>(
+    arr: &T::Array,
+    i: usize,
+    null: T::Native,
+) -> T::Native {
     match arr.validity() {
-        Some(valid) if !valid.get_bit(i) => NULL,
+        Some(valid) if !valid.get_bit(i) => null,
         _ => arr.values()[i],
     }
 }

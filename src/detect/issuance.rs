@@ -14,7 +14,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::frame::{NULL, chunk_codes, dictionary};
+use crate::frame::{NULL, chunk_codes};
 use crate::normalize::ColdColumns;
 use crate::normalize::cold::RUN_ROWS;
 use crate::normalize::schema::col as c;
@@ -95,7 +95,7 @@ impl Issuance {
         cold: &ColdColumns,
         max_addresses: usize,
     ) -> Result<Judged> {
-        let access = dictionary().get_cat("access").unwrap_or(NULL);
+        let access = crate::frame::event_type::code("access");
         debug_assert!(
             max_addresses < tokens::ADDRESSES_KEPT,
             "facts keep fewer addresses"
@@ -144,16 +144,23 @@ impl Issuance {
     }
 
     /// [`Self::judge`] for one chunk, whose first row is event-table row `start`; `access`: the
-    /// code of the `access` event type; `shared`: the tokens presented from too many addresses.
-    fn judge_chunk(&self, ch: &Chunk, start: IdxSize, access: u32, shared: &HashSet<u32>) -> Part {
+    /// code of the `access` event type, if any row has it; `shared`: the tokens presented from too many addresses.
+    fn judge_chunk(
+        &self,
+        ch: &Chunk,
+        start: IdxSize,
+        access: Option<u8>,
+        shared: &HashSet<u32>,
+    ) -> Part {
         let (facts, max_age) = (&self.facts, self.cover.max_age);
-        let (kind, token) = (chunk_codes(ch.kinds), chunk_codes(ch.tokens));
+        let kind = crate::frame::event_type::codes(ch.kinds);
+        let token = chunk_codes(ch.tokens);
         let (key, address) = (chunk_codes(ch.keys), chunk_codes(ch.addresses));
         let ts = ch.ts;
         let mut part = Part::default();
         for i in 0..kind.len() {
             let t = token[i];
-            if kind[i] != access || t == NULL {
+            if Some(kind[i]) != access || t == NULL {
                 continue;
             }
             // The facts cover every code the rows hold (see `TokenFacts::of`).
@@ -225,7 +232,7 @@ impl Coverage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::cat_dtype;
+    use crate::frame::dictionary;
     use crate::normalize::cold::IN_FRAME;
 
     const MAX_AGE: i64 = 1_000;
@@ -235,9 +242,7 @@ mod tests {
 
     fn frame(rows: &[Row]) -> DataFrame {
         let cat = |name: &str, values: Vec<Option<&str>>| {
-            Column::new(name.into(), values)
-                .cast(&cat_dtype())
-                .expect("categorical")
+            crate::frame::key_column(name, values).expect("categorical")
         };
         DataFrame::new_infer_height(vec![
             Column::new(c::TS.into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),

@@ -282,16 +282,16 @@ impl<'a> DetectInput<'a> {
 
     /// Whether any event has this (canonical) type, e.g. whether an issuance log was given.
     pub fn has_event_type(&self, name: &str) -> Result<bool> {
-        let Some(code) = crate::frame::dictionary().get_cat(name) else {
+        use crate::frame::event_type;
+        let Some(code) = event_type::code(name) else {
             return Ok(false);
         };
-        let arrays =
-            crate::frame::code_arrays(self.events, crate::normalize::schema::col::EVENT_TYPE)?;
+        let arrays = event_type::arrays(self.events, crate::normalize::schema::col::EVENT_TYPE)?;
         Ok(arrays.iter().any(|arr| {
             arr.values()
                 .iter()
                 .enumerate()
-                .any(|(i, &v)| v == code && crate::frame::code_at(arr, i) == code)
+                .any(|(i, &v)| v == code && event_type::code_at(arr, i) == code)
         }))
     }
 

@@ -23,7 +23,7 @@ pub use crate::reduce::{Profile, Walk};
 use crate::reduce::{Spread, number_ranks};
 
 use crate::error::{Error, Result};
-use crate::frame::{NULL, aligned, chunk_codes, code_arrays, codes, dictionary, i64s};
+use crate::frame::{NULL, aligned, chunk_codes, code_arrays, codes, dictionary, event_type, i64s};
 use crate::normalize::cold::RUN_ROWS;
 use crate::normalize::columns::account_number;
 use crate::normalize::networks::lookup;
@@ -52,12 +52,15 @@ impl AccessRows {
     pub fn new(events: &DataFrame) -> Result<AccessRows> {
         let dict = dictionary();
         let target = codes(events, c::TARGET)?;
-        let selected: Vec<u32> = match dict.get_cat("access") {
+        let selected: Vec<u32> = match event_type::code("access") {
             None => Vec::new(),
             Some(access) => {
-                let kind = codes(events, c::EVENT_TYPE)?;
+                let kinds = event_type::arrays(events, c::EVENT_TYPE)?;
+                let kind: Vec<u8> = (kinds.iter())
+                    .flat_map(|a| event_type::codes(a).into_owned())
+                    .collect();
                 (0..kind.len())
-                    .filter(|&i| is_access_row(kind[i], target[i], access))
+                    .filter(|&i| is_access_row(kind[i], target[i], Some(access)))
                     .map(row_index)
                     .collect::<Result<_>>()?
             }
@@ -458,7 +461,7 @@ pub fn counts_with_each(
         lookups.push((read, table, *other));
     }
     let dict = dictionary();
-    let access = dict.get_cat("access").unwrap_or(NULL);
+    let access = event_type::code("access");
     let mut names = vec![c::EVENT_TYPE, c::TARGET];
     for (read, _, other) in &lookups {
         names.extend([*read, *other]);
@@ -472,7 +475,7 @@ pub fn counts_with_each(
             .map(|(_, frame)| -> Result<Vec<Counts>> {
                 let mut counts = vec![Counts::default(); lookups.len()];
                 let (kinds, targets) = (
-                    code_arrays(frame, c::EVENT_TYPE)?,
+                    event_type::arrays(frame, c::EVENT_TYPE)?,
                     code_arrays(frame, c::TARGET)?,
                 );
                 let columns: Vec<_> = (lookups.iter())
@@ -481,7 +484,7 @@ pub fn counts_with_each(
                     })
                     .collect::<Result<_>>()?;
                 for k in 0..kinds.len() {
-                    let (kind, target) = (chunk_codes(kinds[k]), chunk_codes(targets[k]));
+                    let (kind, target) = (event_type::codes(kinds[k]), chunk_codes(targets[k]));
                     let columns: Vec<_> = (columns.iter())
                         .map(|(keys, values)| (chunk_codes(keys[k]), chunk_codes(values[k])))
                         .collect();
@@ -533,8 +536,8 @@ fn row_index(i: usize) -> Result<u32> {
 
 /// The rows [`AccessRows`] holds: access events that name an account (`access`: the code of
 /// the `access` event type).
-fn is_access_row(kind: u32, target: u32, access: u32) -> bool {
-    kind == access && target != NULL
+fn is_access_row(kind: u8, target: u32, access: Option<u8>) -> bool {
+    Some(kind) == access && target != NULL
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use super::schema::{Field, RawRow, col};
 use super::time::TimeParser;
 use super::tokens::Tokens;
 use crate::error::{FrameContext, Result};
+use crate::frame::event_type;
 
 /// Normalised events of one file, stored column-wise and handed over in chunks. Every string
 /// field is dictionary encoded on the way in (polars categoricals over the process-wide
@@ -20,8 +21,10 @@ use crate::error::{FrameContext, Result};
 pub struct EventColumns {
     ts: Vec<i64>,
     dicts: Dictionaries,
+    /// The event type, one byte a row (see [`crate::frame::event_type`]).
+    event_type: Vec<u8>,
+    event_types: event_type::Coder,
     /// Columns of few values, coded row by row.
-    event_type: CodeColumn,
     credential: CodeColumn,
     agent: CodeColumn,
     action: CodeColumn,
@@ -113,7 +116,8 @@ impl EventColumns {
         EventColumns {
             ts: Vec::new(),
             dicts: Dictionaries::default(),
-            event_type: CodeColumn::new(),
+            event_type: Vec::new(),
+            event_types: event_type::Coder::default(),
             credential: CodeColumn::new(),
             agent: CodeColumn::new(),
             action: CodeColumn::new(),
@@ -169,7 +173,7 @@ impl EventColumns {
         };
         // Every code first, then every push: a failure leaves all columns the same length.
         let mut code = |column: &mut CodeColumn, v| column.code(dict, v).map_err(|e| e.to_string());
-        let event_type = code(&mut self.event_type, Some(event_type))?;
+        let event_type = self.event_types.code(event_type)?;
         let credential = code(&mut self.credential, row.get(Field::CredentialId))?;
         let agent = code(&mut self.agent, row.get(Field::UserAgent))?;
         let action = code(&mut self.action, row.get(Field::Action))?;
@@ -203,7 +207,6 @@ impl EventColumns {
     pub fn take_frame(&mut self) -> Result<DataFrame> {
         let [principal, token, source_ip, target] = self.code_staged().stage("encoding strings")?;
         let strings = [
-            (col::EVENT_TYPE, self.event_type.take()),
             (col::PRINCIPAL, principal),
             (col::CREDENTIAL, self.credential.take()),
             (col::TOKEN, token),
@@ -218,6 +221,9 @@ impl EventColumns {
         let ts = crate::memory::frame_vec(self.ts.iter().copied());
         self.ts.clear();
         columns.push(Column::new(col::TS.into(), ts));
+        let types = crate::memory::frame_vec(self.event_type.iter().copied());
+        self.event_type.clear();
+        columns.push(event_type::column(col::EVENT_TYPE, types));
         for (name, codes) in strings {
             let column = if name == col::TOKEN {
                 let tokens = &self.dicts.tokens;
@@ -236,12 +242,7 @@ impl EventColumns {
         // (~75 MB each) instead of every string it contains.
         if self.dicts.dict.len() > self.max_strings {
             self.dicts.dict.clear();
-            for column in [
-                &mut self.event_type,
-                &mut self.credential,
-                &mut self.agent,
-                &mut self.action,
-            ] {
+            for column in [&mut self.credential, &mut self.agent, &mut self.action] {
                 column.forget();
             }
         }

@@ -31,7 +31,7 @@ pub enum Chunk {
 
 impl Chunk {
     /// `df` packed when every column's physical type is one packing knows (64-bit integers,
-    /// 32-bit codes, flags); as it is otherwise.
+    /// 32- and 8-bit codes, flags); as it is otherwise.
     pub fn pack(df: DataFrame) -> Chunk {
         match Packed::of(&df) {
             Some(packed) => Chunk::Packed(packed),
@@ -159,13 +159,15 @@ enum Values {
     U32(Vec<u8>),
     /// One byte a row.
     Bool(Vec<u8>),
+    /// One byte a row: the event type's codes.
+    U8(Vec<u8>),
 }
 
 impl PackedColumn {
     #[cfg(test)]
     fn bytes(&self) -> usize {
         let values = match &self.values {
-            Values::I64(b) | Values::U32(b) | Values::Bool(b) => b.len(),
+            Values::I64(b) | Values::U32(b) | Values::Bool(b) | Values::U8(b) => b.len(),
         };
         values + self.validity.as_ref().map_or(0, Vec::len)
     }
@@ -219,6 +221,11 @@ fn pack_column(series: &Series) -> Option<PackedColumn> {
             bytes.extend(ca.into_no_null_iter().flat_map(u32::to_le_bytes));
             (Values::U32(compress(&bytes)?), validity_of(ca))
         }
+        DataType::UInt8 => {
+            let ca = physical.u8().ok()?;
+            let bytes: Vec<u8> = ca.into_no_null_iter().collect();
+            (Values::U8(compress(&bytes)?), validity_of(ca))
+        }
         DataType::Boolean => {
             let ca = physical.bool().ok()?;
             let bytes: Vec<u8> = (ca.downcast_iter())
@@ -266,6 +273,9 @@ fn unpack_column(column: PackedColumn, height: usize) -> Result<Column> {
                 .map(|w| u32::from_le_bytes(word(w)))
                 .collect();
             UInt32Chunked::from_vec_validity(name, values, validity).into_series()
+        }
+        Values::U8(b) => {
+            UInt8Chunked::from_vec_validity(name, decompress(b, height)?, validity).into_series()
         }
         Values::Bool(b) => {
             let values = decompress(b, height)?;

@@ -10,7 +10,7 @@ use roaring::RoaringBitmap;
 
 use super::KINDS;
 use crate::error::Result;
-use crate::frame::{NULL, aligned, chunk_codes, code_arrays, code_at, ts_arrays};
+use crate::frame::{NULL, aligned, chunk_codes, code_arrays, code_at, event_type, ts_arrays};
 use crate::normalize::networks::to_networks;
 use crate::normalize::schema::col as c;
 use crate::normalize::{ColdColumns, TimeParser};
@@ -25,7 +25,7 @@ pub(super) struct Selected {
 }
 
 impl Selected {
-    /// Rows of event type `access` (its dictionary code) with a target account. When the frame
+    /// Rows of event type `access` (its [`event_type`] code) with a target account. When the frame
     /// does not hold the targets they are read from `cold`: here for whether each access row
     /// names one, chunks of about `run` rows at a time, and for a group's own rows in
     /// [`Selected::targets`]. Put back whole beside the frame, they were 343 MB under every
@@ -33,7 +33,7 @@ impl Selected {
     pub(super) fn of(
         events: &DataFrame,
         cold: &ColdColumns,
-        access: u32,
+        access: u8,
         run: usize,
     ) -> Result<Selected> {
         let held = events.column(c::TARGET).is_ok();
@@ -50,13 +50,13 @@ impl Selected {
             starts.push(at);
             at += len as IdxSize;
         }
-        let kinds = code_arrays(&frame, c::EVENT_TYPE)?;
+        let kinds = event_type::arrays(&frame, c::EVENT_TYPE)?;
         // Per chunk, the access rows whose target `named` says is there.
         let pick = |chunks: std::ops::Range<usize>,
                     named: &(dyn Fn(usize, usize) -> bool + Sync)| {
             (chunks.into_par_iter())
                 .map(|k| {
-                    let kind = chunk_codes(kinds[k]);
+                    let kind = event_type::codes(kinds[k]);
                     (0..kind.len())
                         .filter(|&i| kind[i] == access && named(k, i))
                         .map(|i| i as u32)

@@ -37,7 +37,7 @@ pub use single::{Single, SingleDay};
 pub use symbols::Symbols;
 
 use crate::error::Result;
-use crate::frame::{NULL, dictionary};
+use crate::frame::NULL;
 use crate::normalize::columns::account_number;
 use crate::normalize::schema::{TS_MAX, TS_MIN, col as c};
 use crate::normalize::{ColdColumns, TimeParser};
@@ -331,8 +331,7 @@ impl Reduced {
         how: Placing,
         sink: &mut A,
     ) -> Result<()> {
-        let dict = dictionary();
-        let Some(access) = dict.get_cat("access") else {
+        let Some(access) = crate::frame::event_type::code("access") else {
             return Ok(());
         };
         // Rows are numbered in 32 bits (the frame's rows, the sort key, the counting sort).

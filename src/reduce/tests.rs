@@ -353,9 +353,7 @@ fn a_window_reduced_in_groups_of_days_gives_the_whole_runs_profiles() {
             let selected = access::Selected::of(
                 &events,
                 &ColdColumns::default(),
-                crate::frame::dictionary()
-                    .get_cat("access")
-                    .expect("access"),
+                crate::frame::event_type::code("access").expect("access"),
                 how.targets_run,
             )
             .expect("selected");

@@ -18,7 +18,8 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use crate::error::Result;
-use crate::frame::{CodeArray, NULL, code_arrays, code_at, dictionary, ts_arrays};
+use crate::frame::event_type::{self, EventArray};
+use crate::frame::{CodeArray, NULL, code_arrays, code_at, ts_arrays};
 use crate::normalize::cold::RUN_ROWS;
 use crate::normalize::schema::col as c;
 use crate::normalize::{ColdColumns, Days, TimeParser};
@@ -122,7 +123,7 @@ pub const COLUMNS: [&str; 5] = [c::EVENT_TYPE, c::TOKEN, c::TS, c::CREDENTIAL, c
 
 /// One chunk of [`COLUMNS`].
 pub(crate) struct Chunk<'a> {
-    pub kinds: &'a CodeArray,
+    pub kinds: &'a EventArray,
     pub tokens: &'a CodeArray,
     pub ts: &'a [i64],
     pub keys: &'a CodeArray,
@@ -253,12 +254,12 @@ impl TokenFacts {
     /// order, so a token's facts are written by one thread, in input order, with no merge. One
     /// range per thread: with four per thread, each reading every chunk, the detector took 0.74
     /// s instead of 0.41 s on the 10M benchmark export. `access`: the code of the `access`
-    /// event type ([`NULL`] when no row has it); `more`: each range's addresses past a token's
+    /// event type (none when no row has it); `more`: each range's addresses past a token's
     /// first so far, carried from one run of chunks to the next.
     fn read_uses(
         &mut self,
         chunks: &[Chunk],
-        access: u32,
+        access: Option<u8>,
         more: Vec<HashMap<u32, Vec<u32>>>,
     ) -> Vec<HashMap<u32, Vec<u32>>> {
         self.by_range(more, |lo, facts, uses, more| {
@@ -268,7 +269,7 @@ impl TokenFacts {
                     let Some(f) = facts.get_mut(t as usize) else {
                         continue;
                     };
-                    if code_at(ch.kinds, i) != access {
+                    if Some(event_type::code_at(ch.kinds, i)) != access {
                         continue;
                     }
                     if let Some(u) = uses.get_mut(t as usize) {
@@ -365,15 +366,14 @@ struct Gathering<'t> {
     issued_to: Vec<u64>,
     /// Each worker's range's addresses past a token's first ([`TokenFacts::read_uses`]).
     more: Vec<HashMap<u32, Vec<u32>>>,
-    issue: Option<u32>,
-    access: u32,
+    issue: Option<u8>,
+    access: Option<u8>,
     time: &'t TimeParser,
 }
 
 impl<'t> Gathering<'t> {
     /// For token codes below `codes`; `uses`: whether to keep [`TokenFacts::uses`].
     fn new(codes: usize, uses: bool, time: &'t TimeParser) -> Self {
-        let dict = dictionary();
         Gathering {
             facts: TokenFacts {
                 tokens: vec![TokenFact::default(); codes],
@@ -382,8 +382,8 @@ impl<'t> Gathering<'t> {
             },
             issued_to: Vec::new(),
             more: Vec::new(),
-            issue: dict.get_cat("token_issued"),
-            access: dict.get_cat("access").unwrap_or(NULL),
+            issue: event_type::code("token_issued"),
+            access: event_type::code("access"),
             time,
         }
     }
@@ -427,7 +427,7 @@ fn highest_code(chunks: &[Chunk]) -> Option<u32> {
 /// `frame`'s [`COLUMNS`] chunk by chunk (aligned: the n-th array of each covers the same rows).
 pub(crate) fn chunks(frame: &DataFrame) -> Result<Vec<Chunk<'_>>> {
     let (kinds, tokens) = (
-        code_arrays(frame, c::EVENT_TYPE)?,
+        event_type::arrays(frame, c::EVENT_TYPE)?,
         code_arrays(frame, c::TOKEN)?,
     );
     let (keys, addresses) = (
@@ -487,12 +487,14 @@ fn bitmap_of(bits: &[u64]) -> RoaringBitmap {
 }
 
 /// One chunk's [`Issues`]; `issue`: the code of `token_issued`, if any row has it.
-fn issues(ch: &Chunk, issue: u32, time: &TimeParser) -> Issues {
+fn issues(ch: &Chunk, issue: u8, time: &TimeParser) -> Issues {
     let (mut rows, mut to) = (Vec::new(), Vec::new());
     let (mut days, mut local, mut last_day) = (BTreeSet::new(), Days::new(*time), None);
     let mut span: Option<(i64, i64)> = None;
     let kind = ch.kinds.values();
-    for i in (0..kind.len()).filter(|&i| kind[i] == issue && code_at(ch.kinds, i) == issue) {
+    for i in
+        (0..kind.len()).filter(|&i| kind[i] == issue && event_type::code_at(ch.kinds, i) == issue)
+    {
         let token = code_at(ch.tokens, i);
         if token != NULL {
             let ts = ch.ts[i];

@@ -2,7 +2,7 @@ use super::*;
 use crate::normalize::schema::{TS_MAX, TS_MIN};
 
 /// Instants that jump both ways and to the ends of the range, keys with nulls over the shared
-/// dictionary, plain codes, flags with and without nulls.
+/// dictionary, plain codes, flags with and without nulls, event types of one byte with nulls.
 fn chunk() -> DataFrame {
     rows(5000)
 }
@@ -30,7 +30,20 @@ fn rows(n: usize) -> DataFrame {
     );
     let maybe: Vec<Option<bool>> = (0..n).map(|i| (i % 5 != 0).then_some(i % 2 == 0)).collect();
     let maybe = Column::new("maybe".into(), maybe);
-    DataFrame::new(n, vec![ts, principal, codes, success, maybe]).expect("frame")
+    let kinds = ["login", "access", "logout"];
+    let kind: Vec<Option<&str>> = (0..n)
+        .map(|i| (i % 11 != 0).then_some(kinds[i % 3]))
+        .collect();
+    let kind = crate::frame::key_column(crate::normalize::schema::col::EVENT_TYPE, kind);
+    let columns = vec![
+        ts,
+        principal,
+        codes,
+        success,
+        maybe,
+        kind.expect("event types"),
+    ];
+    DataFrame::new(n, columns).expect("frame")
 }
 
 #[test]

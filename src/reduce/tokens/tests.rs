@@ -3,7 +3,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::frame::key_column;
+use crate::frame::{dictionary, key_column};
 use crate::normalize::schema::DAY_MS;
 
 /// (instant, event type, token code, key, address).

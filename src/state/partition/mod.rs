@@ -23,9 +23,9 @@ use polars_io::parquet::read::{FileMetadata, ParquetReader};
 use polars_io::parquet::write::{ParquetCompression, ParquetWriter};
 
 use crate::error::{Error, FrameContext, Result};
-use crate::frame::{CodeArray, code_at, groups_of, runs};
+use crate::frame::{CodeArray, code_at, event_type, groups_of, runs};
 use crate::normalize::dictionary::{FileDict, NULL};
-use crate::normalize::schema::col::{FILE, TOKEN};
+use crate::normalize::schema::col::{EVENT_TYPE, FILE, TOKEN};
 use crate::normalize::{EventColumns, Tokens};
 
 mod cold;
@@ -174,6 +174,15 @@ impl Coder {
             if name == FILE {
                 continue;
             }
+            // Stored as every other string column is (see `frame::event_type`).
+            let shared;
+            let column = match name == EVENT_TYPE {
+                true => {
+                    shared = event_type::to_shared(column)?;
+                    &shared
+                }
+                false => column,
+            };
             if name == TOKEN {
                 let (codes, list) = self.tokens(path, column, tokens)?;
                 stored.push(codes.into_column());
@@ -535,6 +544,11 @@ fn restore(
             continue;
         }
         let have = stored.column(name).map_err(|e| broken(path, e))?;
+        // The event type comes back in the shared dictionary, as stored, then in its own.
+        let want = match name == EVENT_TYPE {
+            true => &Column::new_empty(name.into(), &crate::frame::cat_dtype()),
+            false => want,
+        };
         let column = if let (true, Some(placed)) = (name == TOKEN, token_codes) {
             let local = have.u32().map_err(|e| broken(path, e))?;
             mapped(path, local, placed)?.into_column()
@@ -580,7 +594,10 @@ fn restore(
         } else {
             have.cast(want.dtype()).map_err(|e| broken(path, e))?
         };
-        columns.push(column);
+        columns.push(match name == EVENT_TYPE {
+            true => event_type::from_shared(&column)?,
+            false => column,
+        });
     }
     DataFrame::new(rows, columns).map_err(|e| broken(path, e))
 }
