@@ -205,29 +205,30 @@ fn binary_garbage_never_crashes_the_run() {
     assert!(summary.contains("noise.bin"), "{summary}");
 }
 
-/// The event type is one byte an event: a run holds 255 distinct types, and each row of a type
-/// past them is quarantined with its line and why, not dropped and not a failed run.
+/// The event type is two bytes an event: a run holds 65,535 distinct types (an API's operation
+/// names fit), and each row of a type past them is quarantined with its line and why, not
+/// dropped and not a failed run.
 #[test]
 fn event_types_past_what_a_run_holds_are_quarantined() {
     let dir = fixture_dir();
     let input = dir.path().join("in");
     let mut csv = String::from("timestamp,event_type,principal\n");
-    for i in 0..300 {
-        csv.push_str(&format!("{},Type-{i:03},E1\n", 1_738_368_000 + i));
+    for i in 0..65_600 {
+        csv.push_str(&format!("{},Type-{i:05},E1\n", 1_738_368_000 + i));
     }
     write(&input.join("types.csv"), &csv);
     let out_dir = dir.path().join("out");
     let out = analyze(&out_dir, &[input.to_str().unwrap()]);
     assert!(out_dir.join("rejects.csv").exists(), "{}", stderr(&out));
     let rejects = read_csv(&out_dir.join("rejects.csv"));
-    assert_eq!(rejects.len(), 45, "{rejects:?}");
-    // Rows 256-300 of the file are its lines 257-301.
-    for (r, line) in rejects.iter().zip(257..) {
+    assert_eq!(rejects.len(), 65, "{rejects:?}");
+    // Rows 65,536-65,600 of the file are its lines 65,537-65,601.
+    for (r, line) in rejects.iter().zip(65_537..) {
         assert!(r["file"].ends_with("types.csv"), "{r:?}");
         assert_eq!(r["line"], line.to_string(), "{r:?}");
-        assert!(r["reason"].contains("past the 255"), "{r:?}");
+        assert!(r["reason"].contains("past the 65535"), "{r:?}");
     }
     let summary = summary_md(&out_dir);
     assert!(summary.contains(": reconciles"), "{summary}");
-    assert!(summary.contains("| 300 | 255 | 45 |"), "{summary}");
+    assert!(summary.contains("| 65600 | 65535 | 65 |"), "{summary}");
 }

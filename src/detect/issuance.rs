@@ -149,7 +149,7 @@ impl Issuance {
         &self,
         ch: &Chunk,
         start: IdxSize,
-        access: Option<u8>,
+        access: Option<u16>,
         shared: &HashSet<u32>,
     ) -> Part {
         let (facts, max_age) = (&self.facts, self.cover.max_age);

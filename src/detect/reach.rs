@@ -56,7 +56,7 @@ impl AccessRows {
             None => Vec::new(),
             Some(access) => {
                 let kinds = event_type::arrays(events, c::EVENT_TYPE)?;
-                let kind: Vec<u8> = (kinds.iter())
+                let kind: Vec<u16> = (kinds.iter())
                     .flat_map(|a| event_type::codes(a).into_owned())
                     .collect();
                 (0..kind.len())
@@ -536,7 +536,7 @@ fn row_index(i: usize) -> Result<u32> {
 
 /// The rows [`AccessRows`] holds: access events that name an account (`access`: the code of
 /// the `access` event type).
-fn is_access_row(kind: u8, target: u32, access: Option<u8>) -> bool {
+fn is_access_row(kind: u16, target: u32, access: Option<u16>) -> bool {
     Some(kind) == access && target != NULL
 }
 

@@ -21,8 +21,8 @@ use crate::frame::event_type;
 pub struct EventColumns {
     ts: Vec<i64>,
     dicts: Dictionaries,
-    /// The event type, one byte a row (see [`crate::frame::event_type`]).
-    event_type: Vec<u8>,
+    /// The event type, two bytes a row (see [`crate::frame::event_type`]).
+    event_type: Vec<u16>,
     event_types: event_type::Coder,
     /// Columns of few values, coded row by row.
     credential: CodeColumn,

@@ -31,7 +31,7 @@ pub enum Chunk {
 
 impl Chunk {
     /// `df` packed when every column's physical type is one packing knows (64-bit integers,
-    /// 32- and 8-bit codes, flags); as it is otherwise.
+    /// 32- and 16-bit codes, flags); as it is otherwise.
     pub fn pack(df: DataFrame) -> Chunk {
         match Packed::of(&df) {
             Some(packed) => Chunk::Packed(packed),
@@ -159,15 +159,15 @@ enum Values {
     U32(Vec<u8>),
     /// One byte a row.
     Bool(Vec<u8>),
-    /// One byte a row: the event type's codes.
-    U8(Vec<u8>),
+    /// Little-endian: the event type's codes.
+    U16(Vec<u8>),
 }
 
 impl PackedColumn {
     #[cfg(test)]
     fn bytes(&self) -> usize {
         let values = match &self.values {
-            Values::I64(b) | Values::U32(b) | Values::Bool(b) | Values::U8(b) => b.len(),
+            Values::I64(b) | Values::U32(b) | Values::Bool(b) | Values::U16(b) => b.len(),
         };
         values + self.validity.as_ref().map_or(0, Vec::len)
     }
@@ -221,10 +221,11 @@ fn pack_column(series: &Series) -> Option<PackedColumn> {
             bytes.extend(ca.into_no_null_iter().flat_map(u32::to_le_bytes));
             (Values::U32(compress(&bytes)?), validity_of(ca))
         }
-        DataType::UInt8 => {
-            let ca = physical.u8().ok()?;
-            let bytes: Vec<u8> = ca.into_no_null_iter().collect();
-            (Values::U8(compress(&bytes)?), validity_of(ca))
+        DataType::UInt16 => {
+            let ca = physical.u16().ok()?;
+            let mut bytes = Vec::with_capacity(ca.len() * 2);
+            bytes.extend(ca.into_no_null_iter().flat_map(u16::to_le_bytes));
+            (Values::U16(compress(&bytes)?), validity_of(ca))
         }
         DataType::Boolean => {
             let ca = physical.bool().ok()?;
@@ -274,8 +275,11 @@ fn unpack_column(column: PackedColumn, height: usize) -> Result<Column> {
                 .collect();
             UInt32Chunked::from_vec_validity(name, values, validity).into_series()
         }
-        Values::U8(b) => {
-            UInt8Chunked::from_vec_validity(name, decompress(b, height)?, validity).into_series()
+        Values::U16(b) => {
+            let values: Vec<u16> = (decompress(b, height * 2)?.chunks_exact(2))
+                .map(|w| u16::from_le_bytes(word(w)))
+                .collect();
+            UInt16Chunked::from_vec_validity(name, values, validity).into_series()
         }
         Values::Bool(b) => {
             let values = decompress(b, height)?;

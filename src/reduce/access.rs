@@ -33,7 +33,7 @@ impl Selected {
     pub(super) fn of(
         events: &DataFrame,
         cold: &ColdColumns,
-        access: u8,
+        access: u16,
         run: usize,
     ) -> Result<Selected> {
         let held = events.column(c::TARGET).is_ok();

@@ -40,9 +40,9 @@ pub const ON_DISK_FROM: u64 = 64 << 20;
 /// A group makes its kinds one after another, each written and dropped as soon as it is made
 /// (`Writing`): the four side by side held their entity codes and records together, 0.3 GB over
 /// one at a time. Since the selected rows' codes are read without copying their columns too
-/// (`access::Selected::codes`), the 85.9M-event run's peak went 3.35–3.37 → 3.06–3.09 GB, for
-/// 5–8 s more of the records stage (33.2–34.7 → 39.2–41.8 s, alternated runs, the merge of
-/// three groups at a time included).
+/// (`access::Selected::codes`), the 85.9M-event run's peak went 3.35–3.37 → 3.06–3.09 GB. The
+/// records stage, 39.2–41.8 s with groups merged three at a time, is back to 33–34 s since they
+/// merge at once at [`MERGE_SHARE`] of the batches (probes, thirty-seventh session).
 const GROUP_ROWS: usize = 8 << 20;
 
 /// The most groups merged side by side; more are merged in rounds (`merge_groups`). Each group

@@ -259,7 +259,7 @@ impl TokenFacts {
     fn read_uses(
         &mut self,
         chunks: &[Chunk],
-        access: Option<u8>,
+        access: Option<u16>,
         more: Vec<HashMap<u32, Vec<u32>>>,
     ) -> Vec<HashMap<u32, Vec<u32>>> {
         self.by_range(more, |lo, facts, uses, more| {
@@ -366,8 +366,8 @@ struct Gathering<'t> {
     issued_to: Vec<u64>,
     /// Each worker's range's addresses past a token's first ([`TokenFacts::read_uses`]).
     more: Vec<HashMap<u32, Vec<u32>>>,
-    issue: Option<u8>,
-    access: Option<u8>,
+    issue: Option<u16>,
+    access: Option<u16>,
     time: &'t TimeParser,
 }
 
@@ -487,7 +487,7 @@ fn bitmap_of(bits: &[u64]) -> RoaringBitmap {
 }
 
 /// One chunk's [`Issues`]; `issue`: the code of `token_issued`, if any row has it.
-fn issues(ch: &Chunk, issue: u8, time: &TimeParser) -> Issues {
+fn issues(ch: &Chunk, issue: u16, time: &TimeParser) -> Issues {
     let (mut rows, mut to) = (Vec::new(), Vec::new());
     let (mut days, mut local, mut last_day) = (BTreeSet::new(), Days::new(*time), None);
     let mut span: Option<(i64, i64)> = None;

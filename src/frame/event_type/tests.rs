@@ -5,7 +5,7 @@ fn typed(names: &[Option<&str>]) -> Column {
     let mut coder = Coder::default();
     let codes = (names.iter())
         .map(|n| n.map_or(Ok(NO_TYPE), |n| coder.code(n)))
-        .collect::<std::result::Result<Vec<u8>, String>>()
+        .collect::<std::result::Result<Vec<u16>, String>>()
         .expect("few types");
     column("event_type", codes)
 }
@@ -38,7 +38,7 @@ fn codes_round_trip_with_nulls() {
     assert_eq!(names_of(&back), want);
     let df = DataFrame::new_infer_height(vec![back]).expect("frame");
     let arrays = arrays(&df, "event_type").expect("arrays");
-    let flat: Vec<u8> = arrays.iter().flat_map(|a| codes(a).into_owned()).collect();
+    let flat: Vec<u16> = arrays.iter().flat_map(|a| codes(a).into_owned()).collect();
     let (login, access) = (
         code("login").expect("login"),
         code("access").expect("access"),

@@ -2,7 +2,7 @@ use super::*;
 use crate::normalize::schema::{TS_MAX, TS_MIN};
 
 /// Instants that jump both ways and to the ends of the range, keys with nulls over the shared
-/// dictionary, plain codes, flags with and without nulls, event types of one byte with nulls.
+/// dictionary, plain codes, flags with and without nulls, event types of two bytes with nulls.
 fn chunk() -> DataFrame {
     rows(5000)
 }
