@@ -117,7 +117,9 @@ impl Coder {
         let code = (TYPES.1.insert_cat(name).ok())
             .and_then(|c| u16::try_from(c).ok())
             .filter(|&c| c != NO_TYPE)
-            .ok_or_else(|| format!("event type {name:?} past the {MAX_TYPES} one run holds"))?;
+            .ok_or_else(|| {
+                format!("event type {name:?} is past the {MAX_TYPES} distinct types one run holds")
+            })?;
         match self.few.len() < FEW {
             true => self.few.push((name.into(), code)),
             false => _ = self.more.insert(name.into(), code),

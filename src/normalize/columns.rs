@@ -14,7 +14,8 @@ use crate::frame::event_type;
 /// Normalised events of one file, stored column-wise and handed over in chunks. Every string
 /// field is dictionary encoded on the way in (polars categoricals over the process-wide
 /// dictionary, through the reader thread's [`Dictionaries`]; token ids as codes into the run's
-/// [`Tokens`]): a 10M-event export holds a few hundred
+/// [`Tokens`]; the event type over a dictionary of its own, [`event_type`]): a 10M-event export
+/// holds a few hundred
 /// thousand distinct principals, addresses and accounts and five keys, so a row
 /// costs 4 bytes per field instead of 16–48, and every group-by and join downstream hashes
 /// integers instead of strings.
@@ -23,6 +24,7 @@ pub struct EventColumns {
     dicts: Dictionaries,
     /// The event type, two bytes a row (see [`crate::frame::event_type`]).
     event_type: Vec<u16>,
+    /// The event types this reader has met, with their codes.
     event_types: event_type::Coder,
     /// Columns of few values, coded row by row.
     credential: CodeColumn,
