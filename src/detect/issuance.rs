@@ -144,7 +144,8 @@ impl Issuance {
     }
 
     /// [`Self::judge`] for one chunk, whose first row is event-table row `start`; `access`: the
-    /// code of the `access` event type, if any row has it; `shared`: the tokens presented from too many addresses.
+    /// code of the `access` event type, if any row has it; `shared`: the tokens presented from
+    /// too many addresses.
     fn judge_chunk(
         &self,
         ch: &Chunk,

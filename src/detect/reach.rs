@@ -55,10 +55,10 @@ impl AccessRows {
         let selected: Vec<u32> = match event_type::code("access") {
             None => Vec::new(),
             Some(access) => {
-                let kinds = event_type::arrays(events, c::EVENT_TYPE)?;
-                let kind: Vec<u16> = (kinds.iter())
-                    .flat_map(|a| event_type::codes(a).into_owned())
-                    .collect();
+                let mut kind = Vec::with_capacity(target.len());
+                for a in event_type::arrays(events, c::EVENT_TYPE)? {
+                    kind.extend_from_slice(&event_type::codes(a));
+                }
                 (0..kind.len())
                     .filter(|&i| is_access_row(kind[i], target[i], Some(access)))
                     .map(row_index)
