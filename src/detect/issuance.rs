@@ -30,6 +30,7 @@ pub(super) struct Issuance {
 /// The accesses that carry a token, judged: rows of the event table, in order. Rows, not masks:
 /// each set is a few percent of the table at most, and gathering them beats filtering nine
 /// columns of the whole table per question.
+#[derive(Default)]
 pub(super) struct Judged {
     /// Token never issued, past its lifetime, or presented under another key than issued with.
     pub suspect: Vec<IdxSize>,
@@ -52,9 +53,84 @@ struct Part {
     shared: Vec<IdxSize>,
 }
 
+/// Token codes whose facts are made and judged at once (16 bytes each: 384 MiB). A run with
+/// more tokens judges them a range of codes at a time, each range one more pass over the
+/// token-bearing rows to make its facts and one to judge them; a row is judged in the range of
+/// its token alone. The 257.5M-event export's 45.6M tokens held 0.73 GB of facts at once, the
+/// largest part of forged tokens' 1.14 GB over what the run stood on, which set the run's peak
+/// at 8.47 GB. In two ranges the run peaked at 8.25 GB, for 8 s more of the detectors' 48 s; in
+/// ranges of 16Mi (three) at 8.25 GB as well, for 10 s more, as what the detector does with
+/// the suspects' rows after judging then sets its peak (`docs/performance.md`, thirty-ninth
+/// session). The 85.9M-event export (15.2M tokens) is one range.
+pub(super) const FACTS_AT_ONCE: usize = 24 << 20;
+
+/// Every token-bearing access judged ([`Issuance::judge`]), the facts made `at_once` token
+/// codes at a time, with what the log covers; `None` when no `token_issued` event carries a
+/// token. `token_codes`: how many token codes the run has.
+pub(super) fn judged_in_ranges(
+    events: &DataFrame,
+    cold: &ColdColumns,
+    (token_codes, at_once): (usize, usize),
+    max_age: i64,
+    max_addresses: usize,
+    time: &TimeParser,
+) -> Result<Option<(Judged, Coverage)>> {
+    let all = u32::try_from(token_codes).unwrap_or(u32::MAX);
+    let step = u32::try_from(at_once.max(1)).unwrap_or(u32::MAX);
+    // One range of every code when they fit at once (none when the run has no token).
+    let n = all.div_ceil(step).max(1);
+    let ranges = (0..n).map(|k| k.saturating_mul(step)..(k + 1).saturating_mul(step).min(all));
+    let mut judged = Vec::with_capacity(ranges.len());
+    let mut cover = None;
+    for codes in ranges {
+        let facts = TokenFacts::for_judging_codes(events, cold, token_codes, codes, time)?;
+        // The log's facts are whole in every range: no issuance in one is none in all.
+        let Some(issuance) = Issuance::of(facts, max_age, time) else {
+            return Ok(None);
+        };
+        judged.push(issuance.judge(events, cold, max_addresses)?);
+        cover = Some(issuance.into_cover());
+    }
+    Ok(cover.map(|cover| (Judged::merged(judged), cover)))
+}
+
+impl Judged {
+    /// The judgements of ranges of token codes as one, in row order: each row is in one range
+    /// only, its token's.
+    fn merged(mut ranges: Vec<Judged>) -> Judged {
+        if ranges.len() == 1 {
+            return ranges.pop().unwrap_or_default();
+        }
+        let mut suspect: Vec<(IdxSize, Option<i64>, Option<u32>)> = Vec::new();
+        let (mut unissuing, mut shared) = (Vec::new(), Vec::new());
+        for j in ranges {
+            let with = j.issued_at.into_iter().zip(j.issued_kid);
+            suspect.extend(
+                j.suspect
+                    .into_iter()
+                    .zip(with)
+                    .map(|(r, (at, kid))| (r, at, kid)),
+            );
+            unissuing.extend(j.unissuing);
+            shared.extend(j.shared);
+        }
+        suspect.par_sort_unstable_by_key(|s| s.0);
+        unissuing.par_sort_unstable();
+        shared.par_sort_unstable();
+        Judged {
+            issued_at: suspect.iter().map(|s| s.1).collect(),
+            issued_kid: suspect.iter().map(|s| s.2).collect(),
+            suspect: suspect.into_iter().map(|s| s.0).collect(),
+            unissuing,
+            shared,
+        }
+    }
+}
+
 impl Issuance {
     /// `None` when no `token_issued` event carries a token. `token_codes`: how many token codes
     /// the run has.
+    #[cfg(test)]
     pub fn read(
         events: &DataFrame,
         cold: &ColdColumns,
@@ -63,9 +139,12 @@ impl Issuance {
         time: &TimeParser,
     ) -> Result<Option<Issuance>> {
         let facts = TokenFacts::for_judging(events, cold, token_codes, time)?;
-        let Some((start, end)) = facts.issue_span else {
-            return Ok(None);
-        };
+        Ok(Issuance::of(facts, max_age, time))
+    }
+
+    /// The facts' coverage; `None` when no `token_issued` event carries a token.
+    fn of(facts: TokenFacts, max_age: i64, time: &TimeParser) -> Option<Issuance> {
+        let (start, end) = facts.issue_span?;
         let mut local = Days::new(*time);
         let (start_day, end_day) = (local.of(start), local.of(end));
         let gaps: Vec<i64> = (start_day..=end_day)
@@ -78,7 +157,7 @@ impl Issuance {
             gaps,
             max_age,
         };
-        Ok(Some(Issuance { facts, cover }))
+        Some(Issuance { facts, cover })
     }
 
     /// What the log covers, the facts dropped.
@@ -105,7 +184,7 @@ impl Issuance {
         // hash lookup for every token-bearing access. With the issuing addresses a bitmap too,
         // the pass over the 85.9M-event state took 0.87–0.93 s instead of 1.28 s.
         let shared: HashSet<u32> = match max_addresses {
-            0 => (self.facts.tokens.iter().zip(0u32..))
+            0 => (self.facts.tokens.iter().zip(self.facts.base..))
                 .filter(|(f, _)| f.address != NULL)
                 .map(|(_, t)| t)
                 .collect(),
@@ -165,7 +244,7 @@ impl Issuance {
                 continue;
             }
             // The facts cover every code the rows hold (see `TokenFacts::of`).
-            let Some(f) = facts.tokens.get(t as usize) else {
+            let Some(f) = facts.fact(t) else {
                 continue;
             };
             let row = start + i as IdxSize;
@@ -258,6 +337,34 @@ mod tests {
         .expect("frame")
     }
 
+    /// Without an issuance row that names a token there is nothing to judge against, in every
+    /// range of codes alike, and with no token at all.
+    #[test]
+    fn no_issuance_is_none_in_every_range() {
+        let events = frame(&[
+            (0, "token_issued", None, Some("k1"), Some("10.0.0.1")),
+            (10, "access", Some(1), Some("k1"), Some("192.0.2.1")),
+            (20, "access", Some(4), Some("k1"), Some("192.0.2.1")),
+        ]);
+        let time = TimeParser::new(chrono_tz::UTC);
+        for (codes, at_once) in [(5, 1), (5, 2), (5, 5), (0, 1), (0, FACTS_AT_ONCE)] {
+            let judged = judged_in_ranges(
+                &events,
+                &IN_FRAME,
+                (codes.max(5), at_once),
+                MAX_AGE,
+                3,
+                &time,
+            )
+            .expect("ranges");
+            assert!(judged.is_none(), "{codes} codes, {at_once} at once");
+        }
+        let empty = frame(&[(0, "login", None, None, None)]);
+        let judged =
+            judged_in_ranges(&empty, &IN_FRAME, (0, 1), MAX_AGE, 3, &time).expect("ranges");
+        assert!(judged.is_none());
+    }
+
     /// Each question's rows, with the event frame in two chunks and the token column in one
     /// (the pass must realign them), and rows that are not token-bearing accesses left out.
     #[test]
@@ -310,6 +417,21 @@ mod tests {
         assert_eq!(judged.unissuing, [3, 6, 7, 8]);
         // Token 1 comes from four addresses (issuer, a, b, c): more than three.
         assert_eq!(judged.shared, [2, 3, 7, 8, 11]);
+
+        // Judged a range of token codes at a time, the same rows in the same order, whatever
+        // the ranges (codes 0–9: token 9 alone in the last range of 3).
+        for at_once in [1, 2, 3, 4, 9, 10, 64] {
+            let (ranged, cover) =
+                judged_in_ranges(&events, &IN_FRAME, (10, at_once), MAX_AGE, 3, &time)
+                    .expect("ranges")
+                    .expect("issuance");
+            assert_eq!(ranged.suspect, judged.suspect, "{at_once} at once");
+            assert_eq!(ranged.issued_at, judged.issued_at, "{at_once} at once");
+            assert_eq!(ranged.issued_kid, judged.issued_kid, "{at_once} at once");
+            assert_eq!(ranged.unissuing, judged.unissuing, "{at_once} at once");
+            assert_eq!(ranged.shared, judged.shared, "{at_once} at once");
+            assert_eq!((cover.start, cover.end, cover.gaps.len()), (0, 0, 0));
+        }
 
         let judged = issuance.judge(&events, &IN_FRAME, 4).expect("judged");
         assert!(judged.shared.is_empty());

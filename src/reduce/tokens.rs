@@ -91,7 +91,12 @@ impl Default for TokenFact {
 /// The facts of every token of a run (indexed by token code), and of its issuance log.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TokenFacts {
+    /// Indexed by token code less `base`.
     pub tokens: Vec<TokenFact>,
+    /// The first token code `tokens` holds: 0 but for facts made for a range of codes
+    /// ([`TokenFacts::for_judging_codes`]), which only [`TokenFacts::fact`] and
+    /// [`TokenFacts::addresses`] read.
+    pub base: u32,
     /// Beside `tokens`, or empty for facts made [`TokenFacts::for_judging`].
     pub uses: Vec<TokenUse>,
     /// Addresses past a token's first, for the few tokens presented from more than one.
@@ -160,18 +165,34 @@ impl TokenFacts {
         token_codes: usize,
         time: &TimeParser,
     ) -> Result<TokenFacts> {
-        TokenFacts::for_judging_in_runs(frame, cold, token_codes, time, RUN_ROWS)
+        let all = 0..u32::try_from(token_codes).unwrap_or(u32::MAX);
+        TokenFacts::for_judging_in_runs(frame, cold, token_codes, all, time, RUN_ROWS)
     }
 
-    /// [`TokenFacts::for_judging`] in runs of about `rows` rows.
+    /// [`TokenFacts::for_judging`] of the tokens whose codes are in `codes` alone (the facts of
+    /// the log as a whole are all there): a pass over every row for a range of the tokens, so
+    /// that a run with many tokens holds a range's facts at a time (`detect::issuance`).
+    pub fn for_judging_codes(
+        frame: &DataFrame,
+        cold: &ColdColumns,
+        token_codes: usize,
+        codes: std::ops::Range<u32>,
+        time: &TimeParser,
+    ) -> Result<TokenFacts> {
+        TokenFacts::for_judging_in_runs(frame, cold, token_codes, codes, time, RUN_ROWS)
+    }
+
+    /// [`TokenFacts::for_judging_codes`] in runs of about `rows` rows.
     fn for_judging_in_runs(
         frame: &DataFrame,
         cold: &ColdColumns,
         token_codes: usize,
+        codes: std::ops::Range<u32>,
         time: &TimeParser,
         rows: usize,
     ) -> Result<TokenFacts> {
-        let mut gathering = Gathering::new(token_codes, false, time);
+        let held = codes.end.saturating_sub(codes.start) as usize;
+        let mut gathering = Gathering::new(codes.start, held, false, time);
         cold.runs(frame, &COLUMNS, rows, |run| {
             let frames: Vec<DataFrame> = run.into_iter().map(|(_, df)| df).collect();
             let mut all = Vec::new();
@@ -202,7 +223,7 @@ impl TokenFacts {
         // Codes past `token_codes` are not expected; sized by what the rows hold, they cannot
         // be mistaken for rows without a token.
         let codes = highest_code(&chunks).map_or(0, |t| t as usize + 1);
-        let mut gathering = Gathering::new(codes.max(token_codes), uses, time);
+        let mut gathering = Gathering::new(0, codes.max(token_codes), uses, time);
         for group in in_groups(&chunks, group_rows) {
             gathering.add(group);
         }
@@ -234,6 +255,7 @@ impl TokenFacts {
         mut each: Vec<S>,
         work: impl Fn(u32, &mut [TokenFact], &mut [TokenUse], &mut S) + Sync,
     ) -> Vec<S> {
+        let base = self.base;
         let span = (self.tokens.len())
             .div_ceil(rayon::current_num_threads())
             .max(1);
@@ -244,7 +266,7 @@ impl TokenFacts {
         each.resize_with(ranges.len(), S::default);
         (ranges.into_par_iter().zip(each).enumerate())
             .map(|(n, ((facts, uses), mut mine))| {
-                work((n * span) as u32, facts, uses, &mut mine);
+                work(base + (n * span) as u32, facts, uses, &mut mine);
                 mine
             })
             .collect()
@@ -329,9 +351,14 @@ impl TokenFacts {
             })
     }
 
+    /// Token `t`'s facts, if these facts hold its code.
+    pub fn fact(&self, t: u32) -> Option<&TokenFact> {
+        self.tokens.get(t.wrapping_sub(self.base) as usize)
+    }
+
     /// The distinct addresses token `t` was presented from, up to [`ADDRESSES_KEPT`].
     pub fn addresses(&self, t: u32) -> usize {
-        match self.tokens.get(t as usize) {
+        match self.fact(t) {
             Some(f) if f.address != NULL => 1 + self.more_addresses.get(&t).map_or(0, Vec::len),
             _ => 0,
         }
@@ -372,11 +399,12 @@ struct Gathering<'t> {
 }
 
 impl<'t> Gathering<'t> {
-    /// For token codes below `codes`; `uses`: whether to keep [`TokenFacts::uses`].
-    fn new(codes: usize, uses: bool, time: &'t TimeParser) -> Self {
+    /// For the `codes` token codes from `base`; `uses`: whether to keep [`TokenFacts::uses`].
+    fn new(base: u32, codes: usize, uses: bool, time: &'t TimeParser) -> Self {
         Gathering {
             facts: TokenFacts {
                 tokens: vec![TokenFact::default(); codes],
+                base,
                 uses: vec![TokenUse::default(); if uses { codes } else { 0 }],
                 ..TokenFacts::default()
             },

@@ -118,13 +118,38 @@ fn facts_from_codes_beside_the_frame_are_the_frame_s() {
         assert!(hot.column(c::TOKEN).is_err());
         let want = TokenFacts::for_judging(&df, &IN_FRAME, 24, &time).expect("facts");
         for rows in [1, 20, usize::MAX] {
-            let got = TokenFacts::for_judging_in_runs(&hot, &cold, 24, &time, rows).expect("facts");
+            let got = TokenFacts::for_judging_in_runs(&hot, &cold, 24, 0..24, &time, rows)
+                .expect("facts");
             assert_eq!(got, want, "seed {seed}, runs of {rows} rows");
+        }
+        // A range of codes holds those tokens' facts as the whole does, and the log's.
+        for codes in [0..7, 7..16, 16..24, 23..24, 5..5] {
+            let got = TokenFacts::for_judging_in_runs(&hot, &cold, 24, codes.clone(), &time, 20)
+                .expect("facts");
+            let (lo, hi) = (codes.start as usize, codes.end as usize);
+            assert_eq!(got.base, codes.start);
+            assert_eq!(
+                got.tokens,
+                want.tokens[lo..hi],
+                "seed {seed}, codes {codes:?}"
+            );
+            let more = (want.more_addresses.iter())
+                .filter(|(t, _)| codes.contains(t))
+                .map(|(t, a)| (*t, a.clone()))
+                .collect();
+            assert_eq!(got.more_addresses, more, "seed {seed}, codes {codes:?}");
+            for t in codes.clone() {
+                assert_eq!(got.fact(t), want.fact(t));
+                assert_eq!(got.addresses(t), want.addresses(t));
+            }
+            assert_eq!(got.fact(codes.end), None);
+            let log = |f: &TokenFacts| (f.issuing.clone(), f.issue_days.clone(), f.issue_span);
+            assert_eq!(log(&got), log(&want), "seed {seed}, codes {codes:?}");
         }
         let first = first_token_uses_in_runs(&hot, &cold, 20).expect("runs");
         let whole = first_token_uses(std::slice::from_ref(&df)).expect("first uses");
         assert_eq!(first, whole, "seed {seed}");
-        let too_few = TokenFacts::for_judging_in_runs(&hot, &cold, 20, &time, 20);
+        let too_few = TokenFacts::for_judging_in_runs(&hot, &cold, 20, 0..20, &time, 20);
         assert!(too_few.is_err(), "seed {seed}");
     }
 }
