@@ -58,9 +58,9 @@ struct Part {
 /// token-bearing rows to make its facts and one to judge them; a row is judged in the range of
 /// its token alone. The 257.5M-event export's 45.6M tokens held 0.73 GB of facts at once, the
 /// largest part of forged tokens' 1.14 GB over what the run stood on, which set the run's peak
-/// at 8.47 GB. In two ranges the run peaked at 8.25 GB, for 8 s more of the detectors' 48 s; in
-/// ranges of 16Mi (three) at 8.25 GB as well, for 10 s more, as what the detector does with
-/// the suspects' rows after judging then sets its peak (`docs/performance.md`, thirty-ninth
+/// at 8.47 GB. In three ranges of 16Mi codes the detector's own peak fell to 8.24 GB, for 10.7 s
+/// more: what it does with the suspects' rows after judging then set its peak. Two ranges
+/// (24Mi) gave the run the same peak for 2 s less (`docs/performance.md`, thirty-ninth
 /// session). The 85.9M-event export (15.2M tokens) is one range.
 pub(super) const FACTS_AT_ONCE: usize = 24 << 20;
 
@@ -243,7 +243,8 @@ impl Issuance {
             if Some(kind[i]) != access || t == NULL {
                 continue;
             }
-            // The facts cover every code the rows hold (see `TokenFacts::of`).
+            // Facts of a range of codes leave the other rows to their own range's judging
+            // (`judged_in_ranges`); facts of every code cover all the rows hold.
             let Some(f) = facts.fact(t) else {
                 continue;
             };
