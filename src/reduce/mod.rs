@@ -364,7 +364,7 @@ impl Reduced {
         }
         // Whole local days in each group: every (entity, day) cell is made in one group, so
         // the merge is exact (`overlapping` stays 0).
-        let (n, marked) = (spans.len(), selected.marked());
+        let (n, marked) = (spans.len(), selected.marked()?);
         for (i, (from, to)) in spans.into_iter().enumerate() {
             let part = marked.within(from, to)?;
             reduce(&part, Groups { i, n }, sink)?;

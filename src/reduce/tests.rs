@@ -372,6 +372,56 @@ fn a_window_reduced_in_groups_of_days_gives_the_whole_runs_profiles() {
     }
 }
 
+/// A frame read file by file comes in chunks of a few hours each, and a group of days asks only
+/// the chunks whose instants meet its days (`access::Marked::within`): grouped over such chunks
+/// (and over chunks that each hold one row or one day's rows, and over one row in three put out
+/// of time order) the records are those of the same rows in one chunk, grouped alike, in every
+/// zone, and their profiles are the ones counted over every event.
+#[test]
+fn groups_over_time_ordered_chunks_give_the_whole_runs_records() {
+    let mut rows = random_events(17);
+    rows.sort_by_key(|r| r.0);
+    let access = (rows.iter())
+        .filter(|r| r.1 == "access" && r.5.is_some())
+        .count();
+    let mut shuffled = rows.clone();
+    let last = shuffled.len() - 1;
+    for i in (0..last).step_by(3) {
+        shuffled.swap(i, (i + 3 * (i % 7)).min(last));
+    }
+    for rows in [rows, shuffled.into_iter().take(4000).collect()] {
+        let whole = frame(&rows);
+        for size in [1, 37, 500] {
+            let mut chunked = whole.slice(0, size);
+            let mut at = size;
+            while at < whole.height() {
+                (chunked.vstack_mut(&whole.slice(at as i64, size))).expect("stacked");
+                at += size;
+            }
+            assert_eq!(chunked.first_col_n_chunks(), whole.height().div_ceil(size));
+            for time in zones() {
+                let reduce = |events: &DataFrame, group| {
+                    let mut symbols = Symbols::new();
+                    let how = Placing {
+                        group,
+                        ..Placing::default()
+                    };
+                    let reduced = Reduced::of_placing(events, &time, WALK, &mut symbols, how)
+                        .expect("reduce");
+                    (reduced, symbols)
+                };
+                for group in [access / 6, access / 2] {
+                    let (want, want_symbols) = reduce(&whole, group);
+                    let (got, symbols) = reduce(&chunked, group);
+                    assert!(symbols == want_symbols, "{size} {group}");
+                    assert!(got == want, "{size} {group}");
+                    assert_same(&got, &symbols, &chunked, &time);
+                }
+            }
+        }
+    }
+}
+
 /// An entity of one account on every day is one record; the footprint counts what a stored
 /// state would hold.
 #[test]
