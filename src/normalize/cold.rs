@@ -615,8 +615,8 @@ impl ColdColumns {
         // Side by side, as `rows_present` reads its spans (`load` keeps off polars' pool). A
         // group of days' targets, read a span after another on one thread, left the other core
         // idle: over the 85.9M-event export their 7 groups took 2.50–2.57 s instead of 3.03–3.08 s
-        // (two alternated pairs, temporary probes), over the 257.5M one 9.2–9.3 s instead of
-        // 12.8 s (one run each), reports byte-identical.
+        // (two alternated pairs, temporary probes), over the 257.5M one 9.2–9.3 s (two runs)
+        // instead of 12.8 s (one run, slower in every phase); reports byte-identical.
         let pieces: Vec<Result<DataFrame>> =
             spans.par_iter().map(|s| self.load(s, names)).collect();
         match crate::frame::stack(pieces, "reading cold columns")? {
