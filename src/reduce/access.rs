@@ -117,43 +117,52 @@ impl Selected {
         Ok(codes)
     }
 
-    /// The same rows as a bit each, for a window reduced in groups: the lists were 4 bytes a
-    /// selected row under every group's reduction (by size, 0.23 GB of 57M access rows at 85.9M
-    /// events, 0.69 GB at 257.5M; the 85.9M export's measured peak moved 5.25 → 5.23 GB only, a
-    /// group's own working set being what sets it). Each chunk keeps the span of its rows'
-    /// instants, so that a group asks only the chunks that can hold its days ([`Marked::within`]).
-    pub(super) fn marked(self) -> Result<Marked> {
+    /// Per chunk, the first and last instant of its selected rows (none: no row selected):
+    /// what [`Selected::day_spans`] cuts the window by and [`Marked::within`] skips chunks by.
+    pub(super) fn chunk_spans(&self) -> Result<Vec<Option<(i64, i64)>>> {
         let instants = ts_arrays(&self.frame)?;
-        let (rows, spans) = (self.rows.into_par_iter())
-            .zip(instants.par_iter())
+        Ok((self.rows.par_iter().zip(instants.par_iter()))
             .map(|(rows, ts)| {
-                let span = rows.iter().map(|&i| ts[i as usize]).fold(None, |span, t| {
-                    Some(span.map_or((t, t), |(lo, hi): (i64, i64)| (lo.min(t), hi.max(t))))
-                });
-                let rows = RoaringBitmap::from_sorted_iter(rows.iter().copied())
-                    .unwrap_or_else(|_| rows.into_iter().collect());
-                (rows, span)
-            })
-            .unzip();
-        Ok(Marked {
-            frame: self.frame,
-            rows,
-            spans,
-            starts: self.starts,
-        })
-    }
-
-    /// Spans of instants, in time order, each of whole local days holding at most `most`
-    /// selected rows together (a day that alone holds more is a span of its own).
-    pub(super) fn day_spans(&self, time: &TimeParser, most: usize) -> Result<Vec<(i64, i64)>> {
-        let instants = ts_arrays(&self.frame)?;
-        let bounds = (self.rows.par_iter().zip(instants.par_iter()))
-            .filter_map(|(rows, ts)| {
                 let mut all = rows.iter().map(|&i| ts[i as usize]);
                 let first = all.next()?;
                 Some(all.fold((first, first), |(lo, hi), t| (lo.min(t), hi.max(t))))
             })
-            .reduce_with(|(lo, hi), (l, h)| (lo.min(l), hi.max(h)));
+            .collect())
+    }
+
+    /// The same rows as a bit each, for a window reduced in groups: the lists were 4 bytes a
+    /// selected row under every group's reduction (by size, 0.23 GB of 57M access rows at 85.9M
+    /// events, 0.69 GB at 257.5M; the 85.9M export's measured peak moved 5.25 → 5.23 GB only, a
+    /// group's own working set being what sets it). Each chunk keeps its span (`spans`, from
+    /// [`Selected::chunk_spans`]), so that a group asks only the chunks that can hold its days
+    /// ([`Marked::within`]).
+    pub(super) fn marked(self, spans: Vec<Option<(i64, i64)>>) -> Marked {
+        let rows = (self.rows.into_par_iter())
+            .map(|rows| {
+                RoaringBitmap::from_sorted_iter(rows.iter().copied())
+                    .unwrap_or_else(|_| rows.into_iter().collect())
+            })
+            .collect();
+        Marked {
+            frame: self.frame,
+            rows,
+            spans,
+            starts: self.starts,
+        }
+    }
+
+    /// Spans of instants, in time order, each of whole local days holding at most `most`
+    /// selected rows together (a day that alone holds more is a span of its own); `chunks` are
+    /// the rows' [`Selected::chunk_spans`].
+    pub(super) fn day_spans(
+        &self,
+        chunks: &[Option<(i64, i64)>],
+        time: &TimeParser,
+        most: usize,
+    ) -> Result<Vec<(i64, i64)>> {
+        let instants = ts_arrays(&self.frame)?;
+        let bounds =
+            (chunks.iter().flatten().copied()).reduce(|(lo, hi), (l, h)| (lo.min(l), hi.max(h)));
         let Some((lo, hi)) = bounds else {
             return Ok(Vec::new());
         };

@@ -355,16 +355,20 @@ impl Reduced {
             )?;
             sink.group(at, group)
         };
-        let spans = match selected.len() > how.group {
-            true => selected.day_spans(time, how.group)?,
-            false => Vec::new(),
+        let (chunks, spans) = match selected.len() > how.group {
+            true => {
+                let chunks = selected.chunk_spans()?;
+                let spans = selected.day_spans(&chunks, time, how.group)?;
+                (chunks, spans)
+            }
+            false => (Vec::new(), Vec::new()),
         };
         if spans.len() <= 1 {
             return reduce(&selected, Groups { i: 0, n: 1 }, sink);
         }
         // Whole local days in each group: every (entity, day) cell is made in one group, so
         // the merge is exact (`overlapping` stays 0).
-        let (n, marked) = (spans.len(), selected.marked()?);
+        let (n, marked) = (spans.len(), selected.marked(chunks));
         for (i, (from, to)) in spans.into_iter().enumerate() {
             let part = marked.within(from, to)?;
             reduce(&part, Groups { i, n }, sink)?;
