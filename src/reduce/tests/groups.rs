@@ -1,0 +1,97 @@
+//! A window reduced a group of whole local days at a time against the same rows reduced whole.
+
+use super::*;
+
+/// A window of more rows than a group holds is reduced in groups of whole local days, merged
+/// as they are made: the profiles are the ones counted over every event, in every zone, with
+/// groups of one day and of several, and no (entity, day) is made twice.
+#[test]
+fn a_window_reduced_in_groups_of_days_gives_the_whole_runs_profiles() {
+    let rows = random_events(13);
+    let events = frame(&rows);
+    let access = rows
+        .iter()
+        .filter(|r| r.1 == "access" && r.5.is_some())
+        .count();
+    for time in zones() {
+        let days: BTreeSet<i64> = rows.iter().map(|r| time.local_day(r.0).day).collect();
+        assert!(days.len() >= 10, "{days:?}");
+        for group in [0, access / 5, access / 2] {
+            let how = Placing {
+                big: None,
+                side_by_side: KINDS_SIDE_BY_SIDE,
+                group,
+                ..Placing::default()
+            };
+            let selected = access::Selected::of(
+                &events,
+                &ColdColumns::default(),
+                crate::frame::event_type::code("access").expect("access"),
+                how.targets_run,
+            )
+            .expect("selected");
+            let chunks = selected.chunk_spans().expect("chunk spans");
+            let spans = selected.day_spans(&chunks, &time, group).expect("spans");
+            assert!(
+                spans.len() > 1 && spans.len() <= days.len(),
+                "{group}: {spans:?}"
+            );
+            assert!(spans.windows(2).all(|w| w[0].1 <= w[1].0), "{spans:?}");
+            let mut symbols = Symbols::new();
+            let reduced =
+                Reduced::of_placing(&events, &time, WALK, &mut symbols, how).expect("reduce");
+            assert_eq!(reduced.overlapping, 0, "{group}");
+            assert_same(&reduced, &symbols, &events, &time);
+        }
+    }
+}
+
+/// An export in time order is read in chunks of a few hours each, and a group of days asks only
+/// the chunks whose instants meet its days (`access::Marked::within`): grouped over chunks of one
+/// row, of 37 and of about a day's rows, in time order or with some rows moved out of it, the
+/// records are those of the same rows in one chunk, grouped alike, in every zone, and their
+/// profiles are the ones counted over every event.
+#[test]
+fn groups_over_time_ordered_chunks_give_the_whole_runs_records() {
+    let mut rows = random_events(17);
+    rows.sort_by_key(|r| r.0);
+    let access = (rows.iter())
+        .filter(|r| r.1 == "access" && r.5.is_some())
+        .count();
+    let mut shuffled = rows.clone();
+    let last = shuffled.len() - 1;
+    for i in (0..last).step_by(3) {
+        shuffled.swap(i, (i + 3 * (i % 7)).min(last));
+    }
+    for rows in [rows, shuffled] {
+        let whole = frame(&rows);
+        for size in [1, 37, 500] {
+            let mut chunked = whole.slice(0, size);
+            let mut at = size;
+            while at < whole.height() {
+                (chunked.vstack_mut(&whole.slice(at as i64, size))).expect("stacked");
+                at += size;
+            }
+            assert_eq!(chunked.first_col_n_chunks(), whole.height().div_ceil(size));
+            for time in zones() {
+                let reduce = |events: &DataFrame, group| {
+                    let mut symbols = Symbols::new();
+                    let how = Placing {
+                        group,
+                        ..Placing::default()
+                    };
+                    let reduced = Reduced::of_placing(events, &time, WALK, &mut symbols, how)
+                        .expect("reduce");
+                    (reduced, symbols)
+                };
+                for group in [access / 6, access / 2] {
+                    let (want, want_symbols) = reduce(&whole, group);
+                    let (got, symbols) = reduce(&chunked, group);
+                    assert!(symbols == want_symbols, "{size} {group}");
+                    assert!(got == want, "{size} {group}");
+                    assert_same(&got, &symbols, &chunked, &time);
+                }
+            }
+        }
+    }
+}
