@@ -30,7 +30,7 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
             // The targets in the frame, then waiting on disk beside it, as a big run's: asked
             // for a few chunks at a time, or all at once.
             let in_frame = (&events, &ColdColumns::default());
-            // Groups merged all at once, or two at a time in rounds.
+            // Groups merged all at once, or two or three at a time in rounds.
             for (cells, days, frame, targets_run, merged_at_once) in [
                 (2, 3, in_frame, how.targets_run, 2),
                 (
@@ -41,7 +41,7 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
                     usize::MAX,
                 ),
                 (2, 3, (&hot, &cold), 60, usize::MAX),
-                (usize::MAX, usize::MAX, (&hot, &cold), how.targets_run, 2),
+                (usize::MAX, usize::MAX, (&hot, &cold), how.targets_run, 3),
             ] {
                 // Each kind made (and written) one after another, or the four side by side.
                 let how = Placing {
@@ -91,4 +91,32 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
     assert_eq!(made, OnDisk::default());
     let (back, _) = store::read(&to).expect("read back");
     assert_eq!(back, Reduced::default());
+}
+
+/// A round's sets: as few as hold at most `at_once` groups each, and none larger than it must
+/// be; nine groups at eight at once are sets of five and four, not eight and one.
+#[test]
+fn merge_rounds_share_the_groups_evenly() {
+    assert_eq!(crate::reduce::on_disk::set_size(9, 8), 5);
+    assert_eq!(crate::reduce::on_disk::set_size(22, 8), 8);
+    for at_once in 1..12 {
+        for groups in 1..100usize {
+            let size = crate::reduce::on_disk::set_size(groups, at_once);
+            let sets = groups.div_ceil(size);
+            assert!(
+                size <= at_once,
+                "{groups} groups, {at_once} at once: {size}"
+            );
+            assert_eq!(
+                sets,
+                groups.div_ceil(at_once),
+                "{groups} groups, {at_once} at once"
+            );
+            // One fewer in each set would need another set.
+            assert!(
+                size == 1 || (size - 1) * sets < groups,
+                "{groups}, {at_once}: {size}"
+            );
+        }
+    }
 }
