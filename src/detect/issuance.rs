@@ -53,16 +53,16 @@ struct Part {
     shared: Vec<IdxSize>,
 }
 
-/// Token codes whose facts are made and judged at once (16 bytes each: 384 MiB). A run with
-/// more tokens judges them a range of codes at a time, each range one more pass over the
-/// token-bearing rows to make its facts and one to judge them; a row is judged in the range of
-/// its token alone. The 257.5M-event export's 45.6M tokens held 0.73 GB of facts at once, the
-/// largest part of forged tokens' 1.14 GB over what the run stood on, which set the run's peak
-/// at 8.47 GB. In three ranges of 16Mi codes the detector's own peak fell to 8.24 GB, for 10.7 s
-/// more: what it does with the suspects' rows after judging then set its peak. Two ranges
-/// (24Mi) gave the run the same peak for 2 s less (`docs/performance.md`, thirty-ninth
-/// session). The 85.9M-event export (15.2M tokens) is one range.
-pub(super) const FACTS_AT_ONCE: usize = 24 << 20;
+/// Token codes whose facts are made and judged at once (16 bytes each: 96 MiB). A run with
+/// more tokens judges them in even ranges of codes ([`code_ranges`]), each range one more pass
+/// over the token-bearing rows to make its facts and one to judge them; a row is judged in the
+/// range of its token alone. At 100.09M events (17.7M tokens) the facts of one range were most
+/// of forged tokens' 0.43 GB over what the run stood on, and its 3.33 GB set the run's peak; in
+/// three ranges of 5.9M codes it peaked at 3.18 GB, for 3.7 s more (6.1 → 9.8 s,
+/// `analyze --timings-per-detector`, one run each, reports byte-identical). Ranges of 24Mi codes
+/// (two at 257.5M events, where 45.6M tokens held 0.73 GB of facts at once) had brought that
+/// run's detector from 8.47 to 8.24 GB (`docs/performance.md`, thirty-ninth session).
+pub(super) const FACTS_AT_ONCE: usize = 6 << 20;
 
 /// Every token-bearing access judged ([`Issuance::judge`]), the facts made `at_once` token
 /// codes at a time, with what the log covers; `None` when no `token_issued` event carries a
@@ -75,11 +75,7 @@ pub(super) fn judged_in_ranges(
     max_addresses: usize,
     time: &TimeParser,
 ) -> Result<Option<(Judged, Coverage)>> {
-    let all = u32::try_from(token_codes).unwrap_or(u32::MAX);
-    let step = u32::try_from(at_once.max(1)).unwrap_or(u32::MAX);
-    // One range of every code when they fit at once (none when the run has no token).
-    let n = all.div_ceil(step).max(1);
-    let ranges = (0..n).map(|k| k.saturating_mul(step)..(k + 1).saturating_mul(step).min(all));
+    let ranges = code_ranges(token_codes, at_once);
     let mut judged = Vec::with_capacity(ranges.len());
     let mut cover = None;
     for codes in ranges {
@@ -92,6 +88,19 @@ pub(super) fn judged_in_ranges(
         cover = Some(issuance.into_cover());
     }
     Ok(cover.map(|cover| (Judged::merged(judged), cover)))
+}
+
+/// The ranges of `token_codes` codes judged one after another: one of every code when they fit
+/// `at_once` (an empty one when the run has no token); else as few as fit, of even size, so that
+/// none holds more facts than it must.
+fn code_ranges(token_codes: usize, at_once: usize) -> Vec<std::ops::Range<u32>> {
+    let all = u32::try_from(token_codes).unwrap_or(u32::MAX);
+    let most = u32::try_from(at_once.max(1)).unwrap_or(u32::MAX);
+    let n = all.div_ceil(most).max(1);
+    let step = all.div_ceil(n).max(1);
+    (0..n)
+        .map(|k| k.saturating_mul(step)..(k + 1).saturating_mul(step).min(all))
+        .collect()
 }
 
 impl Judged {
@@ -317,6 +326,36 @@ mod tests {
     use crate::normalize::cold::IN_FRAME;
 
     const MAX_AGE: i64 = 1_000;
+
+    /// Every code in exactly one range, in order; as few ranges as hold `at_once` each, of
+    /// sizes at most one apart but for the last (17.7M codes at 6Mi: three of 5.9M, not two of
+    /// 6Mi and one of 5.1M).
+    #[test]
+    fn token_codes_are_judged_in_even_ranges() {
+        assert_eq!(code_ranges(0, FACTS_AT_ONCE), vec![0..0]);
+        assert_eq!(code_ranges(10, 4), vec![0..4, 4..8, 8..10]);
+        assert_eq!(code_ranges(17_700_518, 6 << 20).len(), 3);
+        for at_once in 1..9 {
+            for codes in 1..60usize {
+                let ranges = code_ranges(codes, at_once);
+                assert_eq!(
+                    ranges.len(),
+                    codes.div_ceil(at_once),
+                    "{codes} at {at_once}"
+                );
+                assert_eq!(ranges.first().map(|r| r.start), Some(0));
+                assert_eq!(ranges.last().map(|r| r.end as usize), Some(codes));
+                let big = ranges[0].len();
+                assert!(big <= at_once, "{codes} at {at_once}: {ranges:?}");
+                for pair in ranges.windows(2) {
+                    assert_eq!(pair[0].end, pair[1].start, "{codes} at {at_once}");
+                    assert_eq!(pair[0].len(), big, "{codes} at {at_once}: {ranges:?}");
+                }
+                // One fewer in each range would need another range.
+                assert!(big == 1 || (big - 1) * ranges.len() < codes, "{ranges:?}");
+            }
+        }
+    }
 
     /// (ts, event type, token code, key, address).
     type Row<'a> = (i64, &'a str, Option<u32>, Option<&'a str>, Option<&'a str>);
