@@ -721,3 +721,5 @@ pub(super) fn beside(
 mod groups;
 // Records made on disk, a group of days at a time.
 mod on_disk;
+// One-account records pulled a few row groups at a time.
+mod singles;

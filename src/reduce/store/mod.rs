@@ -2,8 +2,8 @@
 //!
 //! - `symbols.parquet`: `id` (string), one row per code, in code order;
 //! - for each kind `k` (its index in [`KINDS`]): `cells-k.parquet` and `singles-k.parquet`, one
-//!   row per [`Cell`] and per [`Single`], and `single_days-k.parquet`, the days of every
-//!   [`Single`] in record order (a single's `days` says how many are its own): plain columns,
+//!   row per [`Cell`] and per [`Single`](super::single::Single), and `single_days-k.parquet`, the days of every
+//!   `Single` in record order (a single's `days` says how many are its own): plain columns,
 //!   where one binary cell per record took 0.89 s to write and 31.2 MB at 8.7M events;
 //! - `accounts.roaring`: every account an access row named;
 //! - `orphans.parquet`: `day`, `accounts`: the accounts of rows no entity holds, by local day;
@@ -26,8 +26,11 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
+mod singles;
 mod stream;
 mod write;
+
+use singles::map_singles;
 
 pub(crate) use stream::{Batches, stream_kinds_in};
 pub use stream::{KindMerged, merge_kind, stream_kind, stream_kinds};
@@ -37,7 +40,7 @@ pub(crate) use write::write_kind_batched;
 pub use write::{KindWriter, write, write_kind, write_sets, write_symbols};
 
 use super::cells::{Accounts, Cell, Numbered};
-use super::single::{Single, SingleDay};
+use super::single::SingleDay;
 use super::{Entities, KINDS, Reduced, Symbols};
 use crate::error::{Error, Result};
 
@@ -266,81 +269,6 @@ fn cells_of(t: &Stored, keep: &(impl Fn(u32) -> bool + Sync)) -> Result<Vec<Cell
         .filter(|&i| entity.get(i).is_none_or(keep))
         .map(cell)
         .collect()
-}
-
-/// What `f` makes of a kind's one-account records of the entities `keep` holds: the records'
-/// table whole (a few columns a record), their days a batch at a time, each record built, side
-/// by side, once the batches read hold all its days, and the records built from each batch
-/// handed to `f`. Side by side rather than one after another: the singles took 1.95 s against
-/// 1.31 s of a nightly run over the 85.9M-event state when built from whole tables
-/// (twenty-first session).
-fn map_singles<T>(
-    dir: &Path,
-    k: usize,
-    batch_rows: usize,
-    keep: &(impl Fn(u32) -> bool + Sync),
-    f: &impl Fn(Entities) -> Result<T>,
-) -> Result<Vec<T>> {
-    let t = Stored::load(kind_file(dir, "singles", k))?.single_chunk();
-    let path = t.path.as_path();
-    let (entity, account) = (t.u32s("entity")?, t.u32s("account")?);
-    let (number, counts) = (t.i64s("number")?, t.u32s("days")?);
-    // Where each record's days start in the days' table, in the records' order.
-    let mut starts = Vec::with_capacity(counts.len() + 1);
-    starts.push(0usize);
-    for count in counts.iter() {
-        let count = need(path, count)? as usize;
-        if count == 0 {
-            return Err(broken(path, "a record's days are missing"));
-        }
-        starts.push(starts[starts.len() - 1] + count);
-    }
-    for (e, a) in entity.iter().zip(account.iter()) {
-        // Present, like every field of a day (checked as the days are read).
-        need(path, e.zip(a))?;
-    }
-    let dpath = kind_file(dir, "single_days", k);
-    // The days read and not yet given to a record, from day `held_from` of the table on.
-    let (mut held, mut held_from, mut done) = (Vec::<SingleDay>::new(), 0usize, 0usize);
-    let (mut out, mut last) = (Vec::new(), None);
-    Stored::batches(&dpath, batch_rows, |t| {
-        held.extend(days_of(&t)?);
-        let read = held_from + held.len();
-        if read > starts[starts.len() - 1] {
-            return Err(broken(path, "days of no record"));
-        }
-        let whole = done + starts[done + 1..].partition_point(|&end| end <= read);
-        let built: Vec<Single> = (done..whole)
-            .into_par_iter()
-            .filter(|&i| keep(entity.get(i).unwrap_or_default()))
-            .map(|i| Single {
-                entity: entity.get(i).unwrap_or_default(),
-                account: account.get(i).unwrap_or_default(),
-                number: number.get(i),
-                days: held[starts[i] - held_from..starts[i + 1] - held_from].to_vec(),
-            })
-            .collect();
-        // Each batch is checked alone: the order across two is checked here.
-        if let (Some(before), Some(next)) = (last, built.first())
-            && next.entity <= before
-        {
-            return Err(broken(path, "records out of entity and day order"));
-        }
-        last = built.last().map(|s| s.entity).or(last);
-        if !built.is_empty() {
-            out.push(f(Entities {
-                cells: Vec::new(),
-                singles: built,
-            })?);
-        }
-        held.drain(..starts[whole] - held_from);
-        (held_from, done) = (starts[whole], whole);
-        Ok(())
-    })?;
-    if done < entity.len() {
-        return Err(broken(path, "a record's days are missing"));
-    }
-    Ok(out)
 }
 
 /// One batch of the days' table, in order.
