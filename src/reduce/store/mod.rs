@@ -119,7 +119,7 @@ fn read_kind_in(dir: &Path, k: usize, symbols: u64, batch_rows: usize) -> Result
 }
 
 /// What `f` makes of kind `k`'s records of the entities `keep` holds, handed to it a batch of
-/// whole entities at a time (about [`BATCH_ROWS`] rows: each batch is dropped once `f` is done
+/// whole entities at a time (about [`MAP_ROWS`] rows: each batch is dropped once `f` is done
 /// with it), in order: the cells' batches, then the singles'. Checked as [`read_kind`] checks
 /// the whole kind. What reads a kind to summarise each entity (enumeration's profiles) holds a
 /// batch of records, not the kind's: over the 257.5M-event state the principals' records alone
@@ -131,7 +131,7 @@ pub fn map_kind<T: Send>(
     keep: impl Fn(u32) -> bool + Sync,
     f: impl Fn(Entities) -> T + Sync,
 ) -> Result<Vec<T>> {
-    map_kind_in(dir, k, symbols, BATCH_ROWS, keep, f)
+    map_kind_in(dir, k, symbols, MAP_ROWS, keep, f)
 }
 
 pub(super) fn map_kind_in<T: Send>(
@@ -184,6 +184,15 @@ fn read_symbols(dir: &Path) -> Result<Symbols> {
 /// 5.37–5.41 → 4.79–4.82 GB, and 3.4–3.7 → 2.2–3.3 s (`analyze --timings[-per-detector]`, reports
 /// byte-identical; `docs/performance.md`, twenty-eighth session).
 const BATCH_ROWS: usize = 2 << 20;
+
+/// Days of the singles read at once by [`map_kind`], whose callers keep only what they make of
+/// each batch. A batch of [`BATCH_ROWS`] days stood three times over while its records were
+/// built (the table's columns, the days taken from them, each record's own copy) beside the
+/// cells' batch read at the same time. At 100.09M events (1.74M addresses and as many
+/// principals, most of them singles), a batch of 256Ki days instead: enumeration 3.25 → 3.21 GB
+/// and 7.0 → 6.3 s, the charts 3.07 → 3.02 GB and 3.5 → 3.2 s (`--timings-per-detector` with
+/// temporary probes, one run each; reports byte-identical).
+const MAP_ROWS: usize = 256 << 10;
 
 /// At most this many rows of a cells' table are read at once (one row group as written; records
 /// written before the thirtieth session have groups of 262,144 rows or more, read one at a
