@@ -43,7 +43,13 @@ pub const ON_DISK_FROM: u64 = 64 << 20;
 /// (`access::Selected::codes`), the 85.9M-event run's peak went 3.35–3.37 → 3.06–3.09 GB. The
 /// records stage, 39.2–41.8 s with groups merged three at a time, is back to 33–34 s since they
 /// merge at once at [`MERGE_SHARE`] of the batches (probes, thirty-seventh session).
-const GROUP_ROWS: usize = 8 << 20;
+///
+/// At 100.09M events (66M access rows), once merging a group cost little ([`MERGED_AT_ONCE`]),
+/// the groups' reduction was the records stage's peak: 8Mi rows a group, nine groups, peaked at
+/// 3.27 GB; 4Mi, eighteen groups, at 3.13 GB, the stage 51.1–53.2 → 56.2 s (one run each,
+/// temporary probes). At 85.9M events (fourteen groups instead of seven) the stage takes 52.5 s
+/// instead of 44.5 s, and the run peaks at 2.73 GB instead of 2.87 (one pair, `--timings`).
+const GROUP_ROWS: usize = 4 << 20;
 
 /// The most groups merged side by side; more are merged in rounds (`merge_groups`). Each group
 /// read side by side cost about 60 MB at the store's batches (two reader threads with their
@@ -51,7 +57,11 @@ const GROUP_ROWS: usize = 8 << 20;
 /// peaked 1.5 GB over what the run held before, seven groups at 85.9M 0.58 GB; eight at a time
 /// brought the 257.5M run's peak from 9.40 to 9.05 GB for 27 s more. Read at a share of
 /// [`MERGE_SHARE`] of the batches, the seven groups at once merge under the run's other peaks.
-pub(super) const MERGED_AT_ONCE: usize = 8;
+/// Since a group's singles are pulled as their days need them (`store::singles`), a group
+/// costs the merge about 13 MB: at 100.09M events, eighteen groups of 4Mi rows merged at once
+/// peaked at 3.05 GB in 17.7 s, and in two rounds of nine and a last merge at 3.03 GB in 21.3 s
+/// (one run each, temporary probes).
+pub(super) const MERGED_AT_ONCE: usize = 20;
 
 /// The share of the store's batches the groups are written and merged in, all groups together:
 /// what a group costs the merge is mostly its batches in flight (read, queued, held), and the
