@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use polars::prelude::*;
 
 use super::activity::{Activity, summarize, top_values_by};
-use super::issuance::{Coverage, FACTS_AT_ONCE, Judged, judged_in_ranges};
+use super::issuance::{Coverage, Judged, facts_at_once, judged_in_ranges};
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, json_list,
     volume_score,
@@ -55,7 +55,7 @@ impl Detector for ForgedTokens {
         let mut out = Detection::default();
         let max_age = input.options.max_token_age_ms;
         let (events, cold) = (input.events, input.cold);
-        let codes = (input.tokens.len(), FACTS_AT_ONCE);
+        let codes = (input.tokens.len(), facts_at_once(events.estimated_size()));
         let max_addresses = MAX_ADDRESSES_PER_TOKEN as usize;
         let judged = judged_in_ranges(events, cold, codes, max_age, max_addresses, input.time)?;
         let Some((judged, cover)) = judged else {

@@ -62,7 +62,23 @@ struct Part {
 /// `analyze --timings-per-detector`, one run each, reports byte-identical). Ranges of 24Mi codes
 /// (two at 257.5M events, where 45.6M tokens held 0.73 GB of facts at once) had brought that
 /// run's detector from 8.47 to 8.24 GB (`docs/performance.md`, thirty-ninth session).
+/// Over a bigger frame a range may hold more ([`facts_at_once`]).
 pub(super) const FACTS_AT_ONCE: usize = 6 << 20;
+
+/// Past [`FACTS_AT_ONCE`] codes, a range's facts may take this share of the event frame's
+/// columns: the run's peak is the frame plus each stage's working set, so facts sized to the
+/// frame stay as far under the other stages' peaks at any size. At 257.5M events (45.6M tokens,
+/// a 5.46 GB frame) ranges of 6Mi codes made eight, and the detectors took 76.7 s instead of
+/// 52.2 (one run each); sized to the frame they are three.
+const FRAME_SHARE: usize = 16;
+
+/// Token codes judged at once over a frame of `frame_bytes` bytes of columns: a sixteenth of it
+/// in facts, and never fewer than [`FACTS_AT_ONCE`] codes. At 85.9M and 100.09M events the same
+/// three ranges as [`FACTS_AT_ONCE`] alone.
+pub(super) fn facts_at_once(frame_bytes: usize) -> usize {
+    let fact = std::mem::size_of::<tokens::TokenFact>();
+    (frame_bytes / FRAME_SHARE / fact).max(FACTS_AT_ONCE)
+}
 
 /// Every token-bearing access judged ([`Issuance::judge`]), the facts made `at_once` token
 /// codes at a time, with what the log covers; `None` when no `token_issued` event carries a
@@ -326,6 +342,18 @@ mod tests {
     use crate::normalize::cold::IN_FRAME;
 
     const MAX_AGE: i64 = 1_000;
+
+    /// Small frames judge at least [`FACTS_AT_ONCE`] codes at once; a big one a sixteenth of its
+    /// bytes in facts: the 100.09M-event frame (2,121 MiB) three ranges of its 17.7M tokens, the
+    /// 257.5M-event one (5,459 MiB) three of 45.6M, not eight.
+    #[test]
+    fn facts_at_once_follow_the_frame() {
+        assert_eq!(facts_at_once(0), FACTS_AT_ONCE);
+        assert_eq!(facts_at_once(1 << 30), FACTS_AT_ONCE);
+        assert_eq!(code_ranges(17_700_518, facts_at_once(2121 << 20)).len(), 3);
+        assert_eq!(code_ranges(45_600_000, facts_at_once(5459 << 20)).len(), 3);
+        assert!(facts_at_once(16 << 30) > facts_at_once(8 << 30));
+    }
 
     /// Every code in exactly one range, in order; as few ranges as hold `at_once` each, of
     /// sizes at most one apart but for the last (17.7M codes at 6Mi: three of 5.9M, not two of

@@ -47,9 +47,23 @@ pub const ON_DISK_FROM: u64 = 64 << 20;
 /// At 100.09M events (66M access rows), once merging a group cost little ([`MERGED_AT_ONCE`]),
 /// the groups' reduction was the records stage's peak: 8Mi rows a group, nine groups, peaked at
 /// 3.27 GB; 4Mi, eighteen groups, at 3.13 GB, the stage 51.1–53.2 → 56.2 s (one run each,
-/// temporary probes). At 85.9M events (fourteen groups instead of seven) the stage takes 52.5 s
-/// instead of 44.5 s, and the run peaks at 2.73 GB instead of 2.87 (one pair, `--timings`).
+/// temporary probes). At 85.9M events (fourteen groups instead of seven) the stage took 52.5 and
+/// 43.6 s in two runs against 44.5 s, and the run peaked at 2.71–2.73 GB instead of 2.87
+/// (`--timings`).
 const GROUP_ROWS: usize = 4 << 20;
+
+/// Past [`GROUP_ROWS`], a group may hold this share of the frame's events in access rows: its
+/// working set (about 24 bytes an access row) then stays a like share of the frame (about 22
+/// bytes an event), under the run's other peaks at any size, and a big export is not cut into
+/// more groups than it needs. At 257.5M events groups of 4Mi rows made 42, and the records stage
+/// took 241 s instead of 210 (one run each).
+const GROUP_SHARE: usize = 24;
+
+/// The most access rows a group holds over a frame of `events` rows: [`GROUP_ROWS`], or a
+/// [`GROUP_SHARE`]th of the events if that is more (10.7M at 257.5M events; 4Mi up to 100M).
+pub(super) fn group_rows(events: usize) -> usize {
+    (events / GROUP_SHARE).max(GROUP_ROWS)
+}
 
 /// The most groups merged side by side; more are merged in rounds (`merge_groups`). Each group
 /// read side by side cost about 60 MB at the store's batches (two reader threads with their
@@ -93,7 +107,7 @@ impl Reduced {
     ) -> Result<OnDisk> {
         // One kind after another: see `GROUP_ROWS`.
         let how = Placing {
-            group: GROUP_ROWS,
+            group: group_rows(events.0.height()),
             side_by_side: 0,
             ..Placing::default()
         };

@@ -120,3 +120,15 @@ fn merge_rounds_share_the_groups_evenly() {
         }
     }
 }
+
+/// Groups hold 4Mi access rows up to about 100M events, then a 24th of the events: the
+/// 257.5M-event export is cut into about sixteen groups, not forty-two.
+#[test]
+fn groups_grow_with_the_frame_past_100m_events() {
+    use crate::reduce::on_disk::group_rows;
+    assert_eq!(group_rows(0), 4 << 20);
+    assert_eq!(group_rows(85_905_300), 4 << 20);
+    assert_eq!(group_rows(100_093_306), 4 << 20);
+    assert_eq!(group_rows(257_539_431), 257_539_431 / 24);
+    assert!(group_rows(1 << 31) > group_rows(1 << 30));
+}
