@@ -2,9 +2,10 @@
 //!
 //! - `symbols.parquet`: `id` (string), one row per code, in code order;
 //! - for each kind `k` (its index in [`KINDS`]): `cells-k.parquet` and `singles-k.parquet`, one
-//!   row per [`Cell`] and per [`Single`](super::single::Single), and `single_days-k.parquet`, the days of every
-//!   `Single` in record order (a single's `days` says how many are its own): plain columns,
-//!   where one binary cell per record took 0.89 s to write and 31.2 MB at 8.7M events;
+//!   row per [`Cell`] and per [`Single`](super::single::Single), and `single_days-k.parquet`,
+//!   the days of every single in record order (a single's `days` says how many are its own):
+//!   plain columns, where one binary cell per record took 0.89 s to write and 31.2 MB at 8.7M
+//!   events;
 //! - `accounts.roaring`: every account an access row named;
 //! - `orphans.parquet`: `day`, `accounts`: the accounts of rows no entity holds, by local day;
 //!

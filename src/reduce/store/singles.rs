@@ -99,7 +99,7 @@ impl<'p> Heads<'p> {
     }
 
     /// Whether every single has been read and given its days.
-    fn done(&mut self) -> bool {
+    fn done(&self) -> bool {
         self.held.is_empty() && self.runs.len() == 0
     }
 }
