@@ -102,16 +102,32 @@ pub fn parquet_batches(
     broken: impl Fn(PolarsError) -> Error,
     mut each: impl FnMut(DataFrame) -> Result<()>,
 ) -> Result<()> {
-    use polars_io::SerReader;
-    use polars_io::parquet::read::ParquetReader;
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let metadata = (ParquetReader::new(file).get_metadata().cloned()).map_err(&broken)?;
-    let sizes: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
-    for run in runs(&sizes, rows) {
+    let (metadata, runs) = parquet_runs(path, rows, &broken)?;
+    for run in runs {
         let part = groups_of(&metadata, run);
         each(read_row_groups(path, Arc::new(part), None, &broken)?)?;
     }
     Ok(())
+}
+
+/// The metadata of the Parquet table at `path`, and its row groups in the runs
+/// [`parquet_batches`] reads (of at most `rows` rows, at least one group each): for a reader that
+/// pulls them as it needs them instead. `broken` as for [`write_lz4`].
+pub fn parquet_runs(
+    path: &std::path::Path,
+    rows: usize,
+    broken: impl Fn(PolarsError) -> Error,
+) -> Result<(
+    Arc<polars_io::parquet::read::FileMetadata>,
+    Vec<std::ops::Range<usize>>,
+)> {
+    use polars_io::SerReader;
+    use polars_io::parquet::read::ParquetReader;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let metadata = (ParquetReader::new(file).get_metadata().cloned()).map_err(broken)?;
+    let sizes: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
+    let runs = runs(&sizes, rows);
+    Ok((metadata, runs))
 }
 
 /// The row groups `metadata` names (columns `names`, or all), read on this thread only: a rayon

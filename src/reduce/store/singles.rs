@@ -18,8 +18,8 @@ use polars_io::parquet::read::FileMetadata;
 use rayon::prelude::*;
 
 use super::{Stored, broken, days_of, kind_file, need};
-use crate::error::{Error, Result};
-use crate::frame::{groups_of, parquet_batches, read_row_groups, runs};
+use crate::error::Result;
+use crate::frame::{groups_of, parquet_runs, read_row_groups};
 use crate::reduce::Entities;
 use crate::reduce::single::{Single, SingleDay};
 
@@ -45,16 +45,7 @@ struct Heads<'p> {
 
 impl<'p> Heads<'p> {
     fn open(path: &'p Path, rows: usize) -> Result<Heads<'p>> {
-        use polars_io::SerReader;
-        use polars_io::parquet::read::ParquetReader;
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let metadata =
-            (ParquetReader::new(file).get_metadata().cloned()).map_err(|e| broken(path, e))?;
-        let sizes: Vec<usize> = metadata.row_groups.iter().map(|g| g.num_rows()).collect();
-        let runs = match sizes.is_empty() {
-            true => Vec::new(),
-            false => runs(&sizes, rows),
-        };
+        let (metadata, runs) = parquet_runs(path, rows, |e| broken(path, e))?;
         Ok(Heads {
             path,
             metadata,
@@ -125,13 +116,7 @@ pub(super) fn map_singles<T>(
     // The days read and not yet given to a record, from day `held_from` of the table on.
     let (mut held, mut held_from) = (Vec::<SingleDay>::new(), 0usize);
     let (mut out, mut last) = (Vec::new(), None);
-    let broken_days = |e| broken(&dpath, e);
-    parquet_batches(&dpath, batch_rows, broken_days, |df| {
-        let t = Stored {
-            path: dpath.clone(),
-            df,
-        }
-        .single_chunk();
+    Stored::batches(&dpath, batch_rows, |t| {
         held.extend(days_of(&t)?);
         let read = held_from + held.len();
         heads.reach(read)?;
