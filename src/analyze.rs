@@ -54,6 +54,9 @@ pub struct Plan {
     /// Events from which records made in this run are kept on disk
     /// (`--records-on-disk-from-events`; see [`crate::reduce::Reduced::of_on_disk`]).
     pub records_on_disk_from: u64,
+    /// Distinct keys up to which the frame holds them in two bytes (`--two-byte-keys-up-to`;
+    /// see [`crate::frame::keys`]).
+    pub two_byte_keys_up_to: usize,
 }
 
 /// What the binary needs to print and to choose its exit code.
@@ -199,14 +202,18 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             report::terminal::safe(&e.to_string())
         );
     }
+    // The keys in two bytes an event where the run's fit (see `frame::keys`).
+    let keys = crate::normalize::schema::col::CREDENTIAL;
+    let narrow = crate::frame::keys::narrow(&mut ingested.events, keys, plan.two_byte_keys_up_to)?;
     crate::memory::release_freed_everywhere();
     crate::memory::fit_to_frame(ingested.events.estimated_size());
     clock.lap("ingest");
     if plan.timings {
         eprintln!(
-            "timing:   event frame {} rows, {} MB in columns, {} strings in polars' dictionary; {} token ids, {} MB ({} MB while read)",
+            "timing:   event frame {} rows, {} MB in columns (keys in {} bytes), {} strings in polars' dictionary; {} token ids, {} MB ({} MB while read)",
             ingested.events.height(),
             ingested.events.estimated_size() >> 20,
+            if narrow { 2 } else { 4 },
             crate::frame::dictionary().num_cats_upper_bound(),
             ingested.tokens.len(),
             ingested.tokens.bytes() >> 20,

@@ -126,6 +126,11 @@ struct AnalyzeArgs {
     /// the same either way. See docs/scale.md.
     #[arg(long, default_value_t = audithound::reduce::ON_DISK_FROM)]
     records_on_disk_from_events: u64,
+    /// Distinct key ids (credential_id) up to which the event table holds them in two bytes an
+    /// event instead of four, once ingest is done; 0 never. At most 65535. Reports are the same
+    /// either way. See docs/scale.md.
+    #[arg(long, default_value_t = audithound::frame::keys::MAX_KEYS as u64, value_parser = clap::value_parser!(u64).range(0..=audithound::frame::keys::MAX_KEYS as u64))]
+    two_byte_keys_up_to: u64,
     #[command(flatten)]
     time: TimeArgs,
     /// Hours after a credential's revocation during which its use is expected (key rotation);
@@ -449,6 +454,7 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         state_group_bytes: a.state_group_bytes,
         spill_from: a.spill_from_events,
         records_on_disk_from: a.records_on_disk_from_events,
+        two_byte_keys_up_to: a.two_byte_keys_up_to as usize,
     };
     let outcome = analyze::run(&plan)?;
     if !a.quiet {

@@ -10,7 +10,9 @@ use std::borrow::Cow;
 
 mod compact;
 pub mod event_type;
+pub mod keys;
 pub use compact::{chunk_lengths, chunked_as, compact, plan as compact_plan};
+pub use keys::Codes;
 
 /// The dtype of every string column of the event frame: categoricals over polars' process-wide
 /// dictionary, so columns built by different threads, files and context tables share codes and
@@ -225,8 +227,15 @@ pub fn ts_bucket(ms: i64) -> Expr {
 /// The process-wide dictionary behind [`cat_dtype`], to turn codes read with [`codes`] back
 /// into strings.
 pub fn dictionary() -> Arc<CategoricalMapping> {
-    Categories::global().mapping()
+    SHARED.clone()
 }
+
+/// The dictionary held for the whole process: polars drops one no column holds, and begins
+/// again with other codes. A key column held in two bytes ([`keys`]) holds none of it, yet its
+/// keys are read back as the shared dictionary's codes, which tables built before it was
+/// narrowed still hold.
+static SHARED: std::sync::LazyLock<Arc<CategoricalMapping>> =
+    std::sync::LazyLock::new(|| Categories::global().mapping());
 
 /// A categorical column's dictionary codes as one flat vector, nulls as [`NULL`]: detectors that
 /// count per entity in plain Rust index these directly instead of going through chunks.
@@ -234,25 +243,19 @@ pub fn codes(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
     let arrays = code_arrays(df, name)?;
     let mut out = Vec::with_capacity(df.height());
     for arr in arrays {
-        out.extend_from_slice(&chunk_codes(arr));
+        out.extend_from_slice(&arr.values());
     }
     Ok(out)
 }
 
-/// One chunk of a code column.
+/// One chunk of a code column held in 4 bytes.
 pub type CodeArray = <UInt32Type as PolarsDataType>::Array;
 
-/// The arrays behind a code column (a categorical, or token codes), chunk by chunk: for passes
-/// that walk several columns of the whole event table at once without copying any of them.
-pub fn code_arrays<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<&'a CodeArray>> {
-    let column = df.column(name).stage("reading codes")?;
-    // Token ids are plain codes already (see `normalize::Tokens`).
-    let physical = match column.dtype() {
-        DataType::UInt32 => column.u32(),
-        _ => column.cat32().map(|c| c.physical()),
-    }
-    .stage("reading codes")?;
-    Ok(physical.downcast_iter().collect())
+/// The chunks behind a code column (a categorical, or token codes), each read as the shared
+/// dictionary's codes ([`Codes`]; the keys may be held in two bytes, [`keys`]): for passes that
+/// walk several columns of the whole event table at once without copying any of them.
+pub fn code_arrays<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<Codes<'a>>> {
+    keys::of_column(df.column(name).stage("reading codes")?)
 }
 
 /// One chunk's codes with nulls as [`NULL`]; borrowed when the chunk has none.
@@ -430,9 +433,9 @@ fn rows_keyed(
     let parts: Vec<Vec<bool>> = (0..keys.len())
         .into_par_iter()
         .map(|n| {
-            let (k, t) = (keys[n], instants[n]);
+            let (k, t) = (&keys[n], instants[n]);
             (t.iter().enumerate())
-                .map(|(i, &ts)| keep(code_at(k, i), ts))
+                .map(|(i, &ts)| keep(k.at(i), ts))
                 .collect()
         })
         .collect();

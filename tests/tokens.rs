@@ -113,6 +113,140 @@ fn unknown_keys_early_keys_and_swapped_keys_are_flagged() {
     );
 }
 
+/// The keys held in two bytes an event (by default; three keys here) or in four
+/// (`--two-byte-keys-up-to 0`, or a bound under the run's three keys): the same report byte for
+/// byte. Its findings compare the key column with the inventory (a key it does not know) and
+/// with the issuer's key of each token (a token presented under another key), the two places a
+/// query reads the column's own codes. One file, whose first event names a client and an action
+/// but no key: the keys' codes in the shared dictionary then differ from their own (which start
+/// at 0), so a query that mixed the two would differ here (checked by breaking
+/// `keys::physical_codes`: a spurious `token_under_other_key` on kid-new).
+#[test]
+fn keys_in_two_bytes_or_four_give_the_same_report() {
+    let dir = tmp();
+    let input = dir.path().join("in");
+    write(&input.join("roster.csv"), ROSTER);
+    write(
+        &input.join("credentials.csv"),
+        "credential_id,owner,kind,created,revoked\n\
+         kid-archive,E2,signing_key,2023-01-01,2024-06-01\n\
+         kid-old,E2,signing_key,2024-01-01,2025-01-03\n\
+         kid-new,E2,signing_key,2025-01-02,\n",
+    );
+    let event = |at: &str, kind: &str, token: &str, key: &str, who: &str, ip: &str| {
+        let target = match kind {
+            "access" => format!(",\"target_account\":\"{who}\",\"action\":\"GET /v1/profile\""),
+            _ => String::new(),
+        };
+        format!(
+            "{{\"timestamp\":\"2025-01-{at}Z\",\"event_type\":\"{kind}\",\"token_id\":\"{token}\",\"credential_id\":\"{key}\",\"principal\":\"{who}\",\"source_ip\":\"{ip}\"{target}}}\n"
+        )
+    };
+    let mut lines = String::from(
+        "{\"timestamp\":\"2025-01-01T07:00:00Z\",\"event_type\":\"login\",\"principal\":\"C1\",\"action\":\"sign-in\",\"user_agent\":\"Mozilla/5.0\",\"source_ip\":\"100.64.0.1\"}\n",
+    );
+    for day in (1..=10).filter(|&d| d != 5) {
+        let key = if day <= 3 { "kid-old" } else { "kid-new" };
+        let (at, token) = (format!("{day:02}T08:00:00"), format!("t{day}"));
+        lines += &event(&at, "token_issued", &token, key, "C1", "100.64.0.1");
+    }
+    for (at, kind, token, key, who, ip) in [
+        (
+            "03T23:50:00",
+            "token_issued",
+            "late",
+            "kid-old",
+            "C2",
+            "100.64.0.2",
+        ),
+        (
+            "01T00:10:00",
+            "access",
+            "before-export",
+            "kid-old",
+            "C3",
+            "100.64.0.3",
+        ),
+        (
+            "04T00:30:00",
+            "access",
+            "late",
+            "kid-old",
+            "C2",
+            "100.64.0.2",
+        ),
+        (
+            "05T12:00:00",
+            "access",
+            "during-gap",
+            "kid-new",
+            "C4",
+            "100.64.0.4",
+        ),
+        ("06T09:00:00", "access", "t6", "kid-new", "C1", "100.64.0.1"),
+        (
+            "08T09:00:00",
+            "access",
+            "minted",
+            "kid-new",
+            "C5",
+            "203.0.113.9",
+        ),
+        (
+            "01T12:00:00",
+            "access",
+            "early",
+            "kid-new",
+            "C6",
+            "100.64.0.6",
+        ),
+        (
+            "07T10:00:00",
+            "access",
+            "t7",
+            "kid-ghost",
+            "C1",
+            "100.64.0.1",
+        ),
+        ("06T10:00:00", "access", "t4", "kid-new", "C1", "100.64.0.1"),
+    ] {
+        lines += &event(at, kind, token, key, who, ip);
+    }
+    write(&input.join("events.jsonl"), &lines);
+    let mut reports = Vec::new();
+    for (name, bound, bytes) in [
+        ("default", None, 2),
+        ("never", Some("0"), 4),
+        ("under", Some("2"), 4),
+        ("at", Some("3"), 2),
+    ] {
+        let out_dir = dir.path().join(format!("out-{name}"));
+        let mut args = vec![input.to_str().unwrap(), "--timings"];
+        args.extend(bound.map(|b| ["--two-byte-keys-up-to", b]).iter().flatten());
+        let out = analyze(&out_dir, &args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let held = format!("(keys in {bytes} bytes)");
+        assert!(stderr(&out).contains(&held), "{name}: {}", stderr(&out));
+        reports.push((name, files_under(&out_dir)));
+    }
+    let rows = anomalies(&dir.path().join("out-default"));
+    let (ghost, new) = (reasons_of(&rows, "kid-ghost"), reasons_of(&rows, "kid-new"));
+    assert!(ghost.contains("key_not_in_inventory"), "{rows:#?}");
+    assert!(ghost.contains("token_under_other_key"), "{rows:#?}");
+    assert!(new.contains("never_issued_tokens"), "{rows:#?}");
+    assert!(!new.contains("key_not_in_inventory"), "{rows:#?}");
+    let (_, first) = &reports[0];
+    for (name, other) in &reports[1..] {
+        assert_eq!(
+            first.keys().collect::<Vec<_>>(),
+            other.keys().collect::<Vec<_>>()
+        );
+        for (file, bytes) in first {
+            assert!(other[file] == *bytes, "{} differs: {name}", file.display());
+        }
+    }
+}
+
 /// One issued token presented from five addresses, and sixty subjects reached under another key
 /// through two addresses that never received a token: each pattern is named on its key.
 #[test]

@@ -77,6 +77,8 @@ impl Detector for ForgedTokens {
         } = judged;
         let cover = &cover;
         let mut suspects = accesses(input, &suspect)?;
+        // Compared with the keys' physical codes below, in whatever width the run holds them.
+        let issued_kid = crate::frame::keys::physical_codes(&suspects, c::CREDENTIAL, issued_kid)?;
         for column in [
             Column::new("issued_at".into(), issued_at),
             Column::new("issued_kid".into(), issued_kid),

@@ -14,7 +14,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::frame::{NULL, chunk_codes};
+use crate::frame::NULL;
 use crate::normalize::ColdColumns;
 use crate::normalize::cold::RUN_ROWS;
 use crate::normalize::schema::col as c;
@@ -259,8 +259,8 @@ impl Issuance {
     ) -> Part {
         let (facts, max_age) = (&self.facts, self.cover.max_age);
         let kind = crate::frame::event_type::codes(ch.kinds);
-        let token = chunk_codes(ch.tokens);
-        let (key, address) = (chunk_codes(ch.keys), chunk_codes(ch.addresses));
+        let token = ch.tokens.values();
+        let (key, address) = (ch.keys.values(), ch.addresses.values());
         let ts = ch.ts;
         let mut part = Part::default();
         for i in 0..kind.len() {

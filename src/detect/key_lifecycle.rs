@@ -10,7 +10,8 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, evidence, volume_score,
 };
 use crate::error::Result;
-use crate::frame::{dictionary, key_series, rows_before};
+use crate::frame::keys::physical_series;
+use crate::frame::{dictionary, rows_before};
 use crate::normalize::schema::{DAY_MS, col as c};
 
 pub struct KeyLifecycle;
@@ -31,11 +32,13 @@ impl Detector for KeyLifecycle {
         }
         // The inventory is small: a set-membership filter beats a join. The token codes wait
         // beside the frame: read for the rows of unknown keys alone.
-        let known = key_series("known", creds.keys().cloned().collect())?;
+        let known: Vec<String> = creds.keys().cloned().collect();
+        let known = physical_series(input.events, c::CREDENTIAL, &known)?;
         let unknown = input
             .rows_where(
                 col(c::CREDENTIAL).is_not_null().and(
                     col(c::CREDENTIAL)
+                        .to_physical()
                         .is_in(lit(known).implode(false), false)
                         .not(),
                 ),

@@ -23,7 +23,7 @@ pub use crate::reduce::{Profile, Walk};
 use crate::reduce::{Spread, number_ranks};
 
 use crate::error::{Error, Result};
-use crate::frame::{NULL, aligned, chunk_codes, code_arrays, codes, dictionary, event_type, i64s};
+use crate::frame::{NULL, aligned, code_arrays, codes, dictionary, event_type, i64s};
 use crate::normalize::cold::RUN_ROWS;
 use crate::normalize::columns::account_number;
 use crate::normalize::networks::lookup;
@@ -70,7 +70,7 @@ impl AccessRows {
         let mut own_frame = vec![0u64; target.len().div_ceil(64)];
         let mut at = 0usize;
         for arr in code_arrays(events, c::PRINCIPAL)? {
-            let principal = chunk_codes(arr);
+            let principal = arr.values();
             for (i, (&p, &t)) in principal.iter().zip(&target[at..]).enumerate() {
                 own_frame[(at + i) / 64] |= u64::from(p == t && t != NULL) << ((at + i) % 64);
             }
@@ -484,9 +484,9 @@ pub fn counts_with_each(
                     })
                     .collect::<Result<_>>()?;
                 for k in 0..kinds.len() {
-                    let (kind, target) = (event_type::codes(kinds[k]), chunk_codes(targets[k]));
+                    let (kind, target) = (event_type::codes(kinds[k]), targets[k].values());
                     let columns: Vec<_> = (columns.iter())
-                        .map(|(keys, values)| (chunk_codes(keys[k]), chunk_codes(values[k])))
+                        .map(|(keys, values)| (keys[k].values(), values[k].values()))
                         .collect();
                     for i in 0..kind.len() {
                         if !is_access_row(kind[i], target[i], access) {

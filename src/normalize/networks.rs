@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::columns::network_of;
 use crate::error::{FrameContext, Result};
-use crate::frame::{CodeArray, CodeTable, NULL, cat_dtype, chunk_codes, code_arrays, dictionary};
+use crate::frame::{CodeArray, CodeTable, Codes, NULL, cat_dtype, code_arrays, dictionary};
 
 /// The network code of each address code asked about so far, by address code ([`NULL`]: no
 /// network, an internal address or not an address), for the dictionary those codes belong to.
@@ -71,12 +71,15 @@ fn learn_networks(chunks: &[&[u32]]) -> Result<()> {
 }
 
 /// [`learn_networks`] over a code column's arrays, read in place (nulls skipped).
-fn learn_arrays(arrays: &[&CodeArray]) -> Result<()> {
+fn learn_arrays(arrays: &[Codes]) -> Result<()> {
     let (dict, known) = networks();
     let seen = |ip: u32| known.get(ip as usize).is_some_and(Option::is_some);
     let new = || {
-        (arrays.par_iter())
-            .flat_map_iter(|arr| arr.iter().flatten().copied().filter(|&ip| !seen(ip)))
+        (arrays.par_iter()).flat_map_iter(|arr| {
+            (0..arr.len())
+                .map(|i| arr.at(i))
+                .filter(|&ip| ip != NULL && !seen(ip))
+        })
     };
     learn(dict, distinct(new))
 }
@@ -186,7 +189,7 @@ pub fn network_column(df: &DataFrame) -> Result<Column> {
     use crate::normalize::schema::col::{NETWORK, SOURCE_IP};
     let arrays = code_arrays(df, SOURCE_IP)?;
     learn_arrays(&arrays)?;
-    let chunks: Vec<Cow<'_, [u32]>> = arrays.into_par_iter().map(chunk_codes).collect();
+    let chunks: Vec<Cow<'_, [u32]>> = arrays.into_par_iter().map(|a| a.values()).collect();
     let (_, table) = networks();
     let arrays: Vec<CodeArray> = chunks
         .par_iter()

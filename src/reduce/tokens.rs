@@ -19,7 +19,7 @@ use roaring::RoaringBitmap;
 
 use crate::error::Result;
 use crate::frame::event_type::{self, EventArray};
-use crate::frame::{CodeArray, NULL, code_arrays, code_at, ts_arrays};
+use crate::frame::{Codes, NULL, code_arrays, ts_arrays};
 use crate::normalize::cold::RUN_ROWS;
 use crate::normalize::schema::col as c;
 use crate::normalize::{ColdColumns, Days, TimeParser};
@@ -129,10 +129,10 @@ pub const COLUMNS: [&str; 5] = [c::EVENT_TYPE, c::TOKEN, c::TS, c::CREDENTIAL, c
 /// One chunk of [`COLUMNS`].
 pub(crate) struct Chunk<'a> {
     pub kinds: &'a EventArray,
-    pub tokens: &'a CodeArray,
+    pub tokens: Codes<'a>,
     pub ts: &'a [i64],
-    pub keys: &'a CodeArray,
-    pub addresses: &'a CodeArray,
+    pub keys: Codes<'a>,
+    pub addresses: Codes<'a>,
 }
 
 /// What one chunk says about the issuance log.
@@ -287,7 +287,7 @@ impl TokenFacts {
         self.by_range(more, |lo, facts, uses, more| {
             for ch in chunks {
                 for (i, &ts) in ch.ts.iter().enumerate() {
-                    let t = code_at(ch.tokens, i).wrapping_sub(lo);
+                    let t = ch.tokens.at(i).wrapping_sub(lo);
                     let Some(f) = facts.get_mut(t as usize) else {
                         continue;
                     };
@@ -296,9 +296,9 @@ impl TokenFacts {
                     }
                     if let Some(u) = uses.get_mut(t as usize) {
                         u.last_use = u.last_use.max(ts);
-                        add_key(&mut u.keys, code_at(ch.keys, i));
+                        add_key(&mut u.keys, ch.keys.at(i));
                     }
-                    add_address(f, t + lo, code_at(ch.addresses, i), more);
+                    add_address(f, t + lo, ch.addresses.at(i), more);
                 }
             }
         })
@@ -447,9 +447,14 @@ impl<'t> Gathering<'t> {
 /// The highest token code `chunks` hold, if any (not the slots under nulls).
 fn highest_code(chunks: &[Chunk]) -> Option<u32> {
     (chunks.par_iter())
-        .filter_map(|ch| (ch.tokens.iter().flatten()).filter(|&&t| t != NULL).max())
+        .filter_map(|ch| {
+            let tokens = &ch.tokens;
+            (0..tokens.len())
+                .map(|i| tokens.at(i))
+                .filter(|&t| t != NULL)
+                .max()
+        })
         .max()
-        .copied()
 }
 
 /// `frame`'s [`COLUMNS`] chunk by chunk (aligned: the n-th array of each covers the same rows).
@@ -466,10 +471,10 @@ pub(crate) fn chunks(frame: &DataFrame) -> Result<Vec<Chunk<'_>>> {
     Ok((0..ts.len())
         .map(|k| Chunk {
             kinds: kinds[k],
-            tokens: tokens[k],
+            tokens: tokens[k].clone(),
             ts: ts[k],
-            keys: keys[k],
-            addresses: addresses[k],
+            keys: keys[k].clone(),
+            addresses: addresses[k].clone(),
         })
         .collect())
 }
@@ -523,10 +528,10 @@ fn issues(ch: &Chunk, issue: u16, time: &TimeParser) -> Issues {
     for i in
         (0..kind.len()).filter(|&i| kind[i] == issue && event_type::code_at(ch.kinds, i) == issue)
     {
-        let token = code_at(ch.tokens, i);
+        let token = ch.tokens.at(i);
         if token != NULL {
             let ts = ch.ts[i];
-            rows.push((token, ts, code_at(ch.keys, i)));
+            rows.push((token, ts, ch.keys.at(i)));
             // Rows of one day come together: the set is asked once per run of them.
             let day = local.of(ts);
             if last_day != Some(day) {
@@ -535,7 +540,7 @@ fn issues(ch: &Chunk, issue: u16, time: &TimeParser) -> Issues {
             }
             span = spanning(span, Some((ts, ts)));
         }
-        let address = code_at(ch.addresses, i);
+        let address = ch.addresses.at(i);
         if address != NULL {
             to.push(address);
         }
@@ -561,15 +566,15 @@ pub fn first_token_uses(frames: &[DataFrame]) -> Result<HashMap<u32, i64>> {
             code_arrays(frame, c::CREDENTIAL)?,
             ts_arrays(frame)?,
         );
-        chunks.extend((0..ts.len()).map(|k| (tokens[k], keys[k], ts[k])));
+        chunks.extend((0..ts.len()).map(|k| (tokens[k].clone(), keys[k].clone(), ts[k])));
     }
     let per_chunk = chunks.into_par_iter().map(|(tokens, keys, ts)| {
         let mut first = HashMap::new();
         // Runs of one key are common (a gateway's signing key): each is looked up once.
         let (mut run_key, mut run_first) = (NULL, i64::MAX);
         for (i, &at) in ts.iter().enumerate() {
-            let key = code_at(keys, i);
-            if key == NULL || code_at(tokens, i) == NULL {
+            let key = keys.at(i);
+            if key == NULL || tokens.at(i) == NULL {
                 continue;
             }
             if key != run_key {

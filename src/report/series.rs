@@ -10,7 +10,7 @@ use roaring::RoaringBitmap;
 
 use crate::detect::{DetectInput, Entity, EntityKind};
 use crate::error::Result;
-use crate::frame::{NULL, code_arrays, code_at, ts_arrays};
+use crate::frame::{NULL, code_arrays, ts_arrays};
 use crate::normalize::TimeParser;
 use crate::normalize::cold::RUN_ROWS;
 use crate::normalize::networks::lookup;
@@ -177,14 +177,14 @@ fn daily(
                     .map(|(read, table)| Ok((code_arrays(frame, read)?, table)))
                     .collect::<Result<Vec<_>>>()?;
                 let (targets, ts) = (code_arrays(frame, c::TARGET)?, ts_arrays(frame)?);
-                for (k, &target) in targets.iter().enumerate() {
+                for (k, target) in targets.iter().enumerate() {
                     for (key, table) in &keys {
-                        let key = key[k];
+                        let key = &key[k];
                         // Asked in place: most rows are other entities', so no chunk is copied.
-                        for (i, &value) in key.values().iter().enumerate() {
-                            if let Some(e) = table.get(value).filter(|_| code_at(key, i) != NULL) {
+                        for i in 0..key.len() {
+                            if let Some(e) = table.get(key.at(i)) {
                                 let e = e as usize;
-                                let (ts, account) = (ts[k][i], code_at(target, i));
+                                let (ts, account) = (ts[k][i], target.at(i));
                                 tally.add(e, ts, account, input.time, heat && e == 0);
                             }
                         }

@@ -1,0 +1,246 @@
+//! The key column in two bytes an event where a run's keys fit, and every code column read as the
+//! shared dictionary's codes whatever width it is held in ([`Codes`]).
+//!
+//! Why: the frame stands under every stage of a run, and its credential column took 4 bytes an
+//! event in polars' process-wide dictionary for the handful of keys a gateway signs with: 0.4 GB
+//! of the 2.22 GB frame at 100.09M events (`docs/scale.md`, forty-second session). A run whose
+//! column holds at most [`MAX_KEYS`] distinct keys has it re-coded, once ingest is done, over a
+//! dictionary of its own with 16-bit codes ([`narrow`]); a run with more keys (a cloud audit
+//! trail's access keys can run past 65,535) keeps the 4-byte column: the width follows the run,
+//! and no row is ever refused for it.
+//!
+//! The narrow codes are given in the order of the keys' shared codes, so sorting or grouping by
+//! the physical codes orders keys as the wide column did. Passes that count per key read the
+//! column through [`crate::frame::code_arrays`], which hands every code back in the shared
+//! dictionary ([`Codes::at`]): nothing downstream sees which width the run chose. A query that
+//! compares the column's physical codes with shared ones asks for them in the column's own
+//! ([`physical_codes`]).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use super::{CodeArray, NULL, code_at, dictionary, values_or};
+use crate::error::{Error, FrameContext, Result};
+
+/// Distinct keys a run codes in two bytes: every 16-bit code but the one that stands for a null
+/// in [`Codes::at`]'s reading.
+pub const MAX_KEYS: usize = u16::MAX as usize;
+
+/// The name of the narrow columns' categories (made afresh per run, [`Categories::random`]):
+/// what tells a key column held narrow from the event type, the frame's other 16-bit column.
+const NAMESPACE: &str = "audithound-keys";
+
+/// One chunk of the 16-bit codes.
+pub type NarrowArray = <UInt16Type as PolarsDataType>::Array;
+
+/// One chunk of a code column, read as the shared dictionary's codes.
+#[derive(Clone)]
+pub enum Codes<'a> {
+    /// The shared dictionary's codes, or token codes.
+    Wide(&'a CodeArray),
+    /// A run's own 16-bit codes, with the shared code of each.
+    Narrow(&'a NarrowArray, Arc<[u32]>),
+}
+
+impl<'a> Codes<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            Codes::Wide(a) => a.len(),
+            Codes::Narrow(a, _) => a.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The code at row `i`, [`NULL`] for a null.
+    #[inline]
+    pub fn at(&self, i: usize) -> u32 {
+        match self {
+            Codes::Wide(a) => code_at(a, i),
+            Codes::Narrow(a, shared) => match a.validity() {
+                Some(valid) if !valid.get_bit(i) => NULL,
+                _ => shared.get(a.values()[i] as usize).copied().unwrap_or(NULL),
+            },
+        }
+    }
+
+    /// The chunk's codes with nulls as [`NULL`]; borrowed when the chunk is wide and has none.
+    pub fn values(&self) -> Cow<'a, [u32]> {
+        match self {
+            Codes::Wide(a) => values_or::<UInt32Type>(a, NULL),
+            Codes::Narrow(a, _) => Cow::Owned((0..a.len()).map(|i| self.at(i)).collect()),
+        }
+    }
+}
+
+/// The chunks of `column` as [`Codes`]: a categorical (wide or narrow) or plain codes.
+pub(super) fn of_column<'a>(column: &'a Column) -> Result<Vec<Codes<'a>>> {
+    let stage = "reading codes";
+    match column.dtype() {
+        DataType::UInt32 => Ok((column.u32().stage(stage)?.downcast_iter())
+            .map(Codes::Wide)
+            .collect()),
+        DataType::Categorical(cats, mapping) if is_narrow(cats) => {
+            let shared = shared_codes(mapping)?;
+            let arrays = column.cat16().stage(stage)?.physical().downcast_iter();
+            Ok(arrays.map(|a| Codes::Narrow(a, shared.clone())).collect())
+        }
+        _ => Ok((column.cat32().stage(stage)?.physical().downcast_iter())
+            .map(Codes::Wide)
+            .collect()),
+    }
+}
+
+fn is_narrow(cats: &Categories) -> bool {
+    cats.physical() == CategoricalPhysical::U16 && cats.namespace().as_str() == NAMESPACE
+}
+
+/// The shared dictionary's code of each of `mapping`'s codes, in order.
+fn shared_codes(mapping: &CategoricalMapping) -> Result<Arc<[u32]>> {
+    let shared = dictionary();
+    (0..mapping.num_cats_upper_bound() as u32)
+        .map(|c| {
+            (mapping.cat_to_str(c))
+                .and_then(|name| shared.get_cat(name))
+                .ok_or_else(|| Error::Internal(format!("key code {c} in no shared dictionary")))
+        })
+        .collect()
+}
+
+/// Column `name` of `df` re-coded in two bytes when it is held in the shared dictionary and
+/// names at most `up_to` distinct values (itself at most [`MAX_KEYS`]); whether it was. Chunks
+/// keep their lengths, so the frame's columns stay aligned.
+pub fn narrow(df: &mut DataFrame, name: &str, up_to: usize) -> Result<bool> {
+    let up_to = up_to.min(MAX_KEYS);
+    let stage = "coding keys in two bytes";
+    let column = df.column(name).stage(stage)?;
+    let DataType::Categorical(cats, _) = column.dtype() else {
+        return Ok(false);
+    };
+    if !cats.is_global() {
+        return Ok(false);
+    }
+    let wide = column.cat32().stage(stage)?.physical();
+    let Some(keys) = distinct(wide, up_to) else {
+        return Ok(false);
+    };
+    let cats = Categories::random(NAMESPACE.into(), CategoricalPhysical::U16);
+    let mapping = cats.mapping();
+    let shared = dictionary();
+    // Indexed by shared code: keys are few, but their codes can be in the millions.
+    let top = keys.last().map_or(0, |&k| k as usize + 1);
+    let mut own = vec![u16::MAX; top];
+    for &key in &keys {
+        let text = (shared.cat_to_str(key))
+            .ok_or_else(|| Error::Internal(format!("key code {key} in no dictionary")))?;
+        let code = mapping.insert_cat(text).stage(stage)?;
+        own[key as usize] = u16::try_from(code)
+            .map_err(|_| Error::Internal(format!("key code {code} past two bytes")))?;
+    }
+    // Out of the frame, so each wide chunk is freed once its narrow copy is made: the whole wide
+    // column beside the narrow one set ingest's peak at 100.09M events.
+    let at = df.get_column_index(name).unwrap_or(df.width());
+    let column = df.drop_in_place(name).stage(stage)?;
+    let mut wide = column.cat32().stage(stage)?.clone().into_physical();
+    drop(column);
+    // SAFETY: the chunks are taken out whole and never put back; `wide` is dropped at once.
+    let chunks = std::mem::take(unsafe { wide.chunks_mut() });
+    drop(wide);
+    let chunks: Vec<NarrowArray> = (chunks.into_par_iter())
+        .map(|array| {
+            let a = (array.as_any().downcast_ref::<CodeArray>())
+                .ok_or_else(|| Error::Internal("a key chunk of another type".into()))?;
+            let values = a.values().iter().map(|&c| match own.get(c as usize) {
+                Some(&k) if k != u16::MAX => k,
+                _ => 0,
+            });
+            let values = crate::memory::frame_vec(values);
+            Ok(NarrowArray::new(
+                ArrowDataType::UInt16,
+                values.into(),
+                a.validity().cloned(),
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let physical = UInt16Chunked::from_chunk_iter(name.into(), chunks);
+    let dtype = DataType::Categorical(cats, mapping);
+    // SAFETY: every code under a valid row was handed out by `mapping` just above (a null row's
+    // slot holds 0, never read as a key).
+    let narrow = unsafe { Categorical16Chunked::from_cats_and_dtype_unchecked(physical, dtype) };
+    df.insert_column(at, narrow.into_series().into_column())
+        .stage(stage)?;
+    Ok(true)
+}
+
+/// The distinct codes under `wide`'s valid rows, in order; none when there are more than
+/// `up_to`. Runs of one key are common (a gateway signs with one key for weeks): a row like
+/// the one before it is not looked up.
+fn distinct(wide: &UInt32Chunked, up_to: usize) -> Option<Vec<u32>> {
+    let per_chunk = (wide.downcast_iter().collect::<Vec<_>>().into_par_iter()).map(|a| {
+        let mut seen = hashbrown::HashSet::new();
+        let mut last = NULL;
+        for (i, &c) in a.values().iter().enumerate() {
+            if c == last || a.validity().is_some_and(|v| !v.get_bit(i)) {
+                continue;
+            }
+            last = c;
+            if seen.insert(c) && seen.len() > up_to {
+                return None;
+            }
+        }
+        Some(seen)
+    });
+    let all = per_chunk.try_reduce(hashbrown::HashSet::new, |mut a, b| {
+        a.extend(b);
+        (a.len() <= up_to).then_some(a)
+    })?;
+    let mut keys: Vec<u32> = all.into_iter().collect();
+    keys.sort_unstable();
+    Some(keys)
+}
+
+/// Shared codes `codes` as the physical codes of column `name` of `df`, for queries that compare
+/// that column's physical codes: a null stays null, and a code the column's own dictionary lacks
+/// (no row holds it) becomes [`NULL`], which no row holds either.
+pub fn physical_codes(
+    df: &DataFrame,
+    name: &str,
+    codes: Vec<Option<u32>>,
+) -> Result<Vec<Option<u32>>> {
+    let column = df.column(name).stage("reading codes")?;
+    let mapping = match column.dtype() {
+        DataType::Categorical(cats, mapping) if is_narrow(cats) => mapping,
+        _ => return Ok(codes),
+    };
+    let shared = dictionary();
+    let own = |c: u32| {
+        let name = shared.cat_to_str(c)?;
+        mapping.get_cat(name)
+    };
+    Ok((codes.into_iter())
+        .map(|c| c.map(|c| own(c).unwrap_or(NULL)))
+        .collect())
+}
+
+/// The physical codes in column `name` of `df` of those of `names` some row may hold, as a series
+/// of the column's physical type: for `is_in` on the column's physical codes.
+pub fn physical_series(df: &DataFrame, name: &str, names: &[String]) -> Result<Series> {
+    let stage = "reading codes";
+    let column = df.column(name).stage(stage)?;
+    let shared = dictionary();
+    let codes: Vec<Option<u32>> = names.iter().map(|n| shared.get_cat(n)).collect();
+    let codes: Vec<u32> = (physical_codes(df, name, codes)?.into_iter())
+        .flatten()
+        .filter(|&c| c != NULL)
+        .collect();
+    let physical = column.dtype().to_physical();
+    (Series::new(name.into(), codes).cast(&physical)).stage(stage)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,154 @@
+use super::*;
+use crate::frame::{code_arrays, key_column, strs};
+
+/// A frame of one key column in the shared dictionary, in chunks of `parts` (None: a null).
+/// Other strings are placed in the dictionary first, so the keys' shared codes are never the
+/// 0, 1, 2… of their own and a reading that mixed the two fails.
+fn keyed(parts: &[&[Option<&str>]]) -> DataFrame {
+    let tag: Vec<&str> = parts.iter().flat_map(|p| p.iter().flatten().copied()).collect();
+    for i in 0..8 {
+        dictionary().insert_cat(&format!("before {} {i}", tag.join(","))).expect("placed");
+    }
+    let mut df: Option<DataFrame> = None;
+    for part in parts {
+        let values: Vec<Option<&str>> = part.to_vec();
+        let column = key_column("credential_id", values).expect("keys");
+        let next = DataFrame::new_infer_height(vec![column]).expect("frame");
+        match df.as_mut() {
+            None => df = Some(next),
+            Some(acc) => _ = acc.vstack_mut(&next).expect("stack"),
+        }
+    }
+    df.expect("a part")
+}
+
+/// Each chunk's codes as the shared dictionary's, row by row and as a slice.
+fn shared_codes_of(df: &DataFrame) -> Vec<Vec<u32>> {
+    let arrays = code_arrays(df, "credential_id").expect("codes");
+    for a in &arrays {
+        let each: Vec<u32> = (0..a.len()).map(|i| a.at(i)).collect();
+        assert_eq!(each, a.values().into_owned());
+    }
+    arrays.iter().map(|a| a.values().into_owned()).collect()
+}
+
+fn lengths(df: &DataFrame) -> Vec<usize> {
+    let cats = df.column("credential_id").expect("column");
+    let series = cats.as_materialized_series();
+    series.chunks().iter().map(|a| a.len()).collect()
+}
+
+/// Narrowed, the column reads as the same shared codes, chunk by chunk and row by row, casts to
+/// the same names with its nulls, keeps its chunks' lengths and is two bytes a row.
+#[test]
+fn narrowed_keys_read_as_the_shared_codes() {
+    let mut df = keyed(&[
+        &[Some("kid-zulu"), None, Some("kid-alpha"), Some("kid-alpha")],
+        &[None, Some("kid-mike")],
+        &[Some("kid-zulu"), Some("kid-mike"), None],
+    ]);
+    let (before, names, chunks) = (
+        shared_codes_of(&df),
+        strs(&df, "credential_id"),
+        lengths(&df),
+    );
+    let bytes = df.estimated_size();
+    assert!(narrow(&mut df, "credential_id", MAX_KEYS).expect("narrow"));
+    assert_eq!(shared_codes_of(&df), before);
+    assert_eq!(
+        strs(&df, "credential_id").expect("names"),
+        names.expect("names")
+    );
+    assert_eq!(lengths(&df), chunks);
+    assert!(df.column("credential_id").expect("c").cat16().is_ok());
+    assert!(df.estimated_size() < bytes);
+    // Narrowed once, it is left as it is.
+    assert!(!narrow(&mut df, "credential_id", MAX_KEYS).expect("again"));
+    // Nulls stay nulls under polars' own reading too.
+    let nulls = df.column("credential_id").expect("c").null_count();
+    assert_eq!(nulls, 3);
+}
+
+/// Own codes follow the shared ones, so ordering by the physical codes is unchanged.
+#[test]
+fn own_codes_keep_the_shared_order() {
+    let names = ["kid-3", "kid-1", "kid-2", "kid-1"];
+    let mut df = keyed(&[&names.map(Some)]);
+    let n = Column::new("n".into(), [1u32, 2, 3, 4]);
+    df.insert_column(0, n.clone()).expect("before");
+    df.with_column(n.with_name("m".into())).expect("after");
+    let shared: Vec<u32> = shared_codes_of(&df).concat();
+    assert!(narrow(&mut df, "credential_id", MAX_KEYS).expect("narrow"));
+    // In its place among the others.
+    assert_eq!(df.get_column_names(), ["n", "credential_id", "m"]);
+    let cats = df
+        .column("credential_id")
+        .expect("c")
+        .cat16()
+        .expect("cat16")
+        .clone();
+    let own: Vec<u16> = cats.physical().into_no_null_iter().collect();
+    for i in 0..names.len() {
+        for j in 0..names.len() {
+            assert_eq!(
+                shared[i].cmp(&shared[j]),
+                own[i].cmp(&own[j]),
+                "rows {i}, {j}"
+            );
+        }
+    }
+}
+
+/// More distinct keys than two bytes hold: the column stays as it was.
+#[test]
+fn more_keys_than_two_bytes_hold_stay_wide() {
+    let names: Vec<String> = (0..=MAX_KEYS).map(|i| format!("many-keys-{i}")).collect();
+    let values: Vec<Option<&str>> = names.iter().map(|n| Some(n.as_str())).collect();
+    let mut df = keyed(&[&values]);
+    let before = shared_codes_of(&df);
+    assert!(!narrow(&mut df, "credential_id", MAX_KEYS).expect("narrow"));
+    assert!(df.column("credential_id").expect("c").cat32().is_ok());
+    assert_eq!(shared_codes_of(&df), before);
+    // One fewer fits, unless the bound asked is lower still.
+    let mut fewer = keyed(&[&values[1..]]);
+    assert!(!narrow(&mut fewer, "credential_id", MAX_KEYS - 1).expect("bound"));
+    assert!(!narrow(&mut fewer, "credential_id", 0).expect("never"));
+    assert!(narrow(&mut fewer, "credential_id", MAX_KEYS).expect("narrow"));
+}
+
+/// Shared codes asked in the column's own: present ones map, nulls stay null, and a key no row
+/// holds becomes a code no row holds, so `!=` against it holds and `is_in` never matches it.
+#[test]
+fn shared_codes_in_the_columns_own() {
+    let mut df = keyed(&[&[Some("own-a"), Some("own-b"), None]]);
+    let absent = key_column("x", vec!["own-never-in-a-row"]).expect("absent");
+    let absent = absent
+        .cat32()
+        .expect("cat")
+        .physical()
+        .get(0)
+        .expect("code");
+    let (a, b) = (dictionary().get_cat("own-a"), dictionary().get_cat("own-b"));
+    let asked = vec![a, None, b, Some(absent)];
+    assert_eq!(
+        physical_codes(&df, "credential_id", asked.clone()).expect("wide"),
+        asked
+    );
+    assert!(narrow(&mut df, "credential_id", MAX_KEYS).expect("narrow"));
+    let own = physical_codes(&df, "credential_id", asked).expect("narrow");
+    assert_eq!(own, vec![Some(0), None, Some(1), Some(NULL)]);
+    let names = ["own-b".to_string(), "own-never-in-a-row".to_string()];
+    let series = physical_series(&df, "credential_id", &names).expect("series");
+    assert_eq!(series.dtype(), &DataType::UInt16);
+    let kept = df
+        .clone()
+        .lazy()
+        .filter(
+            col("credential_id")
+                .to_physical()
+                .is_in(lit(series).implode(false), false),
+        )
+        .collect()
+        .expect("filter");
+    assert_eq!(strs(&kept, "credential_id").expect("names"), ["own-b"]);
+}
