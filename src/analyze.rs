@@ -305,6 +305,10 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     };
     if let Some(dir) = &records_dir {
         input = input.with_records_on_disk(dir);
+        // Its own peak, as each detector's below.
+        if plan.timings_per_detector {
+            crate::memory::reset_peak();
+        }
         input.reach()?;
         clock.lap("records: made on disk");
     }

@@ -157,7 +157,8 @@ struct AnalyzeArgs {
     #[arg(long)]
     timings: bool,
     /// With the timings, run the detectors one after another and print each one's wall time,
-    /// CPU time and memory peak (slower: for finding what sets the run's peak).
+    /// CPU time and memory peak, and the records stage's own peak (slower: for finding what
+    /// sets the run's peak).
     #[arg(long)]
     timings_per_detector: bool,
 }

@@ -5,9 +5,14 @@ use crate::frame::{code_arrays, key_column, strs};
 /// Other strings are placed in the dictionary first, so the keys' shared codes are never the
 /// 0, 1, 2… of their own and a reading that mixed the two fails.
 fn keyed(parts: &[&[Option<&str>]]) -> DataFrame {
-    let tag: Vec<&str> = parts.iter().flat_map(|p| p.iter().flatten().copied()).collect();
+    let tag: Vec<&str> = parts
+        .iter()
+        .flat_map(|p| p.iter().flatten().copied())
+        .collect();
     for i in 0..8 {
-        dictionary().insert_cat(&format!("before {} {i}", tag.join(","))).expect("placed");
+        dictionary()
+            .insert_cat(&format!("before {} {i}", tag.join(",")))
+            .expect("placed");
     }
     let mut df: Option<DataFrame> = None;
     for part in parts {
