@@ -25,8 +25,8 @@ use rayon::prelude::*;
 use super::{CodeArray, NULL, code_at, dictionary, values_or};
 use crate::error::{Error, FrameContext, Result};
 
-/// Distinct keys a run codes in two bytes: every 16-bit code but the one that stands for a null
-/// in [`Codes::at`]'s reading.
+/// Distinct keys a run codes in two bytes: every 16-bit code but `u16::MAX`, which marks a
+/// shared code that is no key while the column is re-coded ([`narrow`]).
 pub const MAX_KEYS: usize = u16::MAX as usize;
 
 /// The name of the narrow columns' categories (made afresh per run, [`Categories::random`]):
