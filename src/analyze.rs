@@ -145,6 +145,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     let cold_dir = dest.scratch(".audithound-cold-")?;
     let sink = crate::normalize::ColdSink::new(cold_dir.path(), plan.spill_from);
     read.cold = Some(std::sync::Arc::new(sink));
+    read.two_byte_keys_up_to = plan.two_byte_keys_up_to;
     // Loaded before the heavy work so a broken allowlist fails in a second, not after the scan.
     let allowlist = match &plan.allowlist {
         Some(p) => context::load_allowlist(p, &plan.time)?,

@@ -4,10 +4,14 @@
 //! Why: the frame stands under every stage of a run, and its credential column took 4 bytes an
 //! event in polars' process-wide dictionary for the handful of keys a gateway signs with: 0.4 GB
 //! of the 2.22 GB frame at 100.09M events (`docs/scale.md`, forty-second session). A run whose
-//! column holds at most [`MAX_KEYS`] distinct keys has it re-coded, once ingest is done, over a
-//! dictionary of its own with 16-bit codes ([`narrow`]); a run with more keys (a cloud audit
-//! trail's access keys can run past 65,535) keeps the 4-byte column: the width follows the run,
-//! and no row is ever refused for it.
+//! column holds at most [`MAX_KEYS`] distinct keys has it re-coded over a dictionary of its own
+//! with 16-bit codes ([`KeyTable`]); a run with more keys (a cloud audit trail's access keys can
+//! run past 65,535) keeps the 4-byte column: the width follows the run, and no row is ever
+//! refused for it. Past the spill bound ingest re-codes each run of the frame as it unpacks it,
+//! the keys gathered from the packed chunks (`normalize::packed::unpack_compacted`), so the wide
+//! column is never whole: at 100.09M events ingest's peak, the unpacking, fell 2.99 → 2.84 GB. A
+//! smaller run is re-coded once ingest is done ([`narrow`]). A store widens the column back
+//! ([`widened`]).
 //!
 //! The narrow codes are given in the order of the keys' shared codes, so sorting or grouping by
 //! the physical codes orders keys as the wide column did. Passes that count per key read the
@@ -112,69 +116,135 @@ fn shared_codes(mapping: &CategoricalMapping) -> Result<Arc<[u32]>> {
         .collect()
 }
 
-/// Column `name` of `df` re-coded in two bytes when it is held in the shared dictionary and
-/// names at most `up_to` distinct values (itself at most [`MAX_KEYS`]); whether it was. Chunks
-/// keep their lengths, so the frame's columns stay aligned.
+/// Column `name` of `df` held in two bytes when it is held in the shared dictionary and names at
+/// most `up_to` distinct values (itself at most [`MAX_KEYS`]), or already was ([`KeyTable`]);
+/// whether it is. Chunks keep their lengths, so the frame's columns stay aligned.
 pub fn narrow(df: &mut DataFrame, name: &str, up_to: usize) -> Result<bool> {
-    let up_to = up_to.min(MAX_KEYS);
-    let stage = "coding keys in two bytes";
-    let column = df.column(name).stage(stage)?;
-    let DataType::Categorical(cats, _) = column.dtype() else {
+    let column = df.column(name).stage(STAGE)?;
+    if matches!(column.dtype(), DataType::Categorical(cats, _) if is_narrow(cats)) {
+        return Ok(true);
+    }
+    let Some(keys) = distinct_keys(df, name, up_to) else {
         return Ok(false);
+    };
+    KeyTable::new(&keys)?.narrow(df, name)?;
+    Ok(true)
+}
+
+const STAGE: &str = "coding keys in two bytes";
+
+/// The distinct values of column `name` of `df` as shared codes, in order; none when it is not
+/// held in the shared dictionary or names more than `up_to` (at most [`MAX_KEYS`]).
+pub fn distinct_keys(df: &DataFrame, name: &str, up_to: usize) -> Option<Vec<u32>> {
+    let column = df.column(name).ok()?;
+    let DataType::Categorical(cats, _) = column.dtype() else {
+        return None;
     };
     if !cats.is_global() {
-        return Ok(false);
+        return None;
     }
-    let wide = column.cat32().stage(stage)?.physical();
-    let Some(keys) = distinct(wide, up_to) else {
-        return Ok(false);
-    };
-    let cats = Categories::random(NAMESPACE.into(), CategoricalPhysical::U16);
-    let mapping = cats.mapping();
-    let shared = dictionary();
-    // Indexed by shared code: keys are few, but their codes can be in the millions.
-    let top = keys.last().map_or(0, |&k| k as usize + 1);
-    let mut own = vec![u16::MAX; top];
-    for &key in &keys {
-        let text = (shared.cat_to_str(key))
-            .ok_or_else(|| Error::Internal(format!("key code {key} in no dictionary")))?;
-        let code = mapping.insert_cat(text).stage(stage)?;
-        own[key as usize] = u16::try_from(code)
-            .map_err(|_| Error::Internal(format!("key code {code} past two bytes")))?;
+    distinct(column.cat32().ok()?.physical(), up_to.min(MAX_KEYS))
+}
+
+/// The keys of `sets` together, in order; none when a set is none or they are more than `up_to`.
+pub fn union(sets: impl IntoIterator<Item = Option<Vec<u32>>>, up_to: usize) -> Option<Vec<u32>> {
+    let mut all = std::collections::BTreeSet::new();
+    for set in sets {
+        all.extend(set?);
+        if all.len() > up_to.min(MAX_KEYS) {
+            return None;
+        }
     }
-    // Out of the frame, so each wide chunk is freed once its narrow copy is made: the whole wide
-    // column beside the narrow one set ingest's peak at 100.09M events.
-    let at = df.get_column_index(name).unwrap_or(df.width());
-    let column = df.drop_in_place(name).stage(stage)?;
-    let mut wide = column.cat32().stage(stage)?.clone().into_physical();
-    drop(column);
-    // SAFETY: the chunks are taken out whole and never put back; `wide` is dropped at once.
-    let chunks = std::mem::take(unsafe { wide.chunks_mut() });
-    drop(wide);
-    let chunks: Vec<NarrowArray> = (chunks.into_par_iter())
-        .map(|array| {
-            let a = (array.as_any().downcast_ref::<CodeArray>())
-                .ok_or_else(|| Error::Internal("a key chunk of another type".into()))?;
-            let values = a.values().iter().map(|&c| match own.get(c as usize) {
+    Some(all.into_iter().collect())
+}
+
+/// A run's keys in their own 16-bit dictionary, to re-code chunks of the key column with: once
+/// for the whole frame ([`narrow`]), or run by run as ingest unpacks it
+/// (`normalize::packed::unpack_compacted`), so the wide column is never whole beside the narrow.
+pub struct KeyTable {
+    cats: Arc<Categories>,
+    mapping: Arc<CategoricalMapping>,
+    /// Each shared code's own code, `u16::MAX` for a shared code that is no key.
+    own: Vec<u16>,
+}
+
+impl KeyTable {
+    /// Own codes for `keys` (distinct shared codes, in order), given in that order.
+    pub fn new(keys: &[u32]) -> Result<KeyTable> {
+        if keys.len() > MAX_KEYS {
+            return Err(Error::Internal(format!(
+                "{} keys past two bytes",
+                keys.len()
+            )));
+        }
+        let cats = Categories::random(NAMESPACE.into(), CategoricalPhysical::U16);
+        let mapping = cats.mapping();
+        let shared = dictionary();
+        // Indexed by shared code: keys are few, but their codes can be in the millions.
+        let top = keys.iter().max().map_or(0, |&k| k as usize + 1);
+        let mut own = vec![u16::MAX; top];
+        for &key in keys {
+            let text = (shared.cat_to_str(key))
+                .ok_or_else(|| Error::Internal(format!("key code {key} in no dictionary")))?;
+            let code = mapping.insert_cat(text).stage(STAGE)?;
+            own[key as usize] = u16::try_from(code)
+                .map_err(|_| Error::Internal(format!("key code {code} past two bytes")))?;
+        }
+        Ok(KeyTable { cats, mapping, own })
+    }
+
+    /// Column `name` of `df` (held in the shared dictionary, naming only this table's keys)
+    /// re-coded in two bytes, in its place and chunks.
+    pub fn narrow(&self, df: &mut DataFrame, name: &str) -> Result<()> {
+        // Out of the frame, so each wide chunk is freed once its narrow copy is made: the whole
+        // wide column beside the narrow one set ingest's peak at 100.09M events.
+        let at = df.get_column_index(name).unwrap_or(df.width());
+        let column = df.drop_in_place(name).stage(STAGE)?;
+        let mut wide = column.cat32().stage(STAGE)?.clone().into_physical();
+        drop(column);
+        // SAFETY: the chunks are taken out whole and never put back; `wide` is dropped at once.
+        let chunks = std::mem::take(unsafe { wide.chunks_mut() });
+        drop(wide);
+        let chunks: Vec<NarrowArray> = (chunks.into_par_iter())
+            .map(|array| self.narrow_chunk(&array))
+            .collect::<Result<_>>()?;
+        let physical = UInt16Chunked::from_chunk_iter(name.into(), chunks);
+        let dtype = DataType::Categorical(self.cats.clone(), self.mapping.clone());
+        // SAFETY: every code under a valid row was handed out by `mapping` (a null row's slot
+        // holds 0, never read as a key); a valid row whose key the table lacks fails above.
+        let narrow =
+            unsafe { Categorical16Chunked::from_cats_and_dtype_unchecked(physical, dtype) };
+        df.insert_column(at, narrow.into_series().into_column())
+            .stage(STAGE)?;
+        Ok(())
+    }
+
+    fn narrow_chunk(&self, array: &ArrayRef) -> Result<NarrowArray> {
+        let a = (array.as_any().downcast_ref::<CodeArray>())
+            .ok_or_else(|| Error::Internal("a key chunk of another type".into()))?;
+        let valid = |i: usize| a.validity().is_none_or(|v| v.get_bit(i));
+        let mut missing = None;
+        let values =
+            (a.values().iter().enumerate()).map(|(i, &c)| match self.own.get(c as usize) {
                 Some(&k) if k != u16::MAX => k,
+                _ if valid(i) => {
+                    missing = Some(c);
+                    0
+                }
                 _ => 0,
             });
-            let values = crate::memory::frame_vec(values);
-            Ok(NarrowArray::new(
-                ArrowDataType::UInt16,
-                values.into(),
-                a.validity().cloned(),
-            ))
-        })
-        .collect::<Result<_>>()?;
-    let physical = UInt16Chunked::from_chunk_iter(name.into(), chunks);
-    let dtype = DataType::Categorical(cats, mapping);
-    // SAFETY: every code under a valid row was handed out by `mapping` just above (a null row's
-    // slot holds 0, never read as a key).
-    let narrow = unsafe { Categorical16Chunked::from_cats_and_dtype_unchecked(physical, dtype) };
-    df.insert_column(at, narrow.into_series().into_column())
-        .stage(stage)?;
-    Ok(true)
+        let values = crate::memory::frame_vec(values);
+        if let Some(c) = missing {
+            return Err(Error::Internal(format!(
+                "key code {c} not among the run's keys"
+            )));
+        }
+        Ok(NarrowArray::new(
+            ArrowDataType::UInt16,
+            values.into(),
+            a.validity().cloned(),
+        ))
+    }
 }
 
 /// The distinct codes under `wide`'s valid rows, in order; none when there are more than
@@ -202,6 +272,26 @@ fn distinct(wide: &UInt32Chunked, up_to: usize) -> Option<Vec<u32>> {
     let mut keys: Vec<u32> = all.into_iter().collect();
     keys.sort_unstable();
     Some(keys)
+}
+
+/// `column` in the shared dictionary's codes when it is a key column held in two bytes, as a
+/// store keeps every string (a state's partitions); none for any other column.
+pub fn widened(column: &Column) -> Result<Option<Column>> {
+    if !matches!(column.dtype(), DataType::Categorical(cats, _) if is_narrow(cats)) {
+        return Ok(None);
+    }
+    let chunks: Vec<CodeArray> = (of_column(column)?.iter())
+        .map(|codes| {
+            let values = codes.values();
+            (values.iter()).map(|&c| (c != NULL).then_some(c)).collect()
+        })
+        .collect();
+    let physical = UInt32Chunked::from_chunk_iter(column.name().clone(), chunks);
+    // SAFETY: every code was read from the shared dictionary just above.
+    let wide = unsafe {
+        Categorical32Chunked::from_cats_and_dtype_unchecked(physical, super::cat_dtype())
+    };
+    Ok(Some(wide.into_series().into_column()))
 }
 
 /// Shared codes `codes` as the physical codes of column `name` of `df`, for queries that compare

@@ -123,6 +123,9 @@ pub struct ReadOptions {
     /// Takes the cold columns out of every chunk read (see [`crate::normalize::cold`]); without
     /// one they stay in the frame.
     pub cold: Option<Arc<ColdSink>>,
+    /// Distinct keys up to which a compacted frame's key column is unpacked in two bytes
+    /// (`--two-byte-keys-up-to`, [`crate::frame::keys`]).
+    pub two_byte_keys_up_to: usize,
 }
 
 /// How a command line asks for files to be read, shared by `analyze`, `inspect` and `ingest`.
@@ -184,6 +187,7 @@ impl ReadOptions {
             spill_dir: None,
             part_bytes: split::PART_BYTES,
             cold: None,
+            two_byte_keys_up_to: crate::frame::keys::MAX_KEYS,
         })
     }
 }
@@ -342,7 +346,7 @@ pub fn read_events(
         true => {
             // Pages freed while copying go back at once where the frame is big enough to want it.
             crate::memory::fit_to_frame(frames.iter().map(Chunk::frame_bytes).sum());
-            packed::unpack_compacted(frames, &stretches, COMPACT_ROWS)?
+            packed::unpack_compacted(frames, &stretches, COMPACT_ROWS, opts.two_byte_keys_up_to)?
         }
         false => (frames.into_iter())
             .map(Chunk::into_frame)

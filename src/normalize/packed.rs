@@ -18,6 +18,8 @@
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::frame::keys;
+use crate::normalize::schema::col::CREDENTIAL;
 
 /// zstd's level: the fastest of its ordinary ones. Codes and differences of instants are
 /// already small numbers, where the higher levels gained little for their time.
@@ -64,6 +66,14 @@ impl Chunk {
     }
 
     /// Bytes of the frame this chunk holds, unpacked.
+    /// The distinct keys of its key column, as [`keys::distinct_keys`].
+    fn keys(&self) -> Option<Vec<u32>> {
+        match self {
+            Chunk::Frame(df) => keys::distinct_keys(df, CREDENTIAL, keys::MAX_KEYS),
+            Chunk::Packed(p) => p.keys.clone(),
+        }
+    }
+
     pub fn frame_bytes(&self) -> usize {
         match self {
             Chunk::Frame(df) => df.estimated_size(),
@@ -78,12 +88,20 @@ impl Chunk {
 /// straight into those, the frame is copied once instead of twice, and each run's packed chunks
 /// are freed as it is unpacked. Runs held as read are left to `compact`, which frees them in
 /// step as it copies them.
+///
+/// When the chunks name at most `keys_up_to` distinct keys, each run's key column is re-coded in
+/// two bytes as soon as it is unpacked ([`crate::frame::keys`]): unpacked whole first, the wide
+/// column set ingest's peak (100.09M events: 2.99 GB, of which the key column 0.4 GB).
 pub fn unpack_compacted(
     chunks: Vec<Chunk>,
     stretches: &[usize],
     rows: usize,
+    keys_up_to: usize,
 ) -> Result<Vec<DataFrame>> {
     use rayon::prelude::*;
+    let table = keys::union(chunks.iter().map(Chunk::keys), keys_up_to)
+        .map(|k| keys::KeyTable::new(&k))
+        .transpose()?;
     let mut chunks = chunks.into_iter();
     let mut runs: Vec<Vec<Chunk>> = Vec::new();
     for &stretch in stretches {
@@ -115,7 +133,15 @@ pub fn unpack_compacted(
     }
     let runs: Vec<Vec<DataFrame>> = runs
         .into_par_iter()
-        .map(unpack_run)
+        .map(|run| {
+            let mut frames = unpack_run(run)?;
+            if let Some(table) = &table {
+                for df in &mut frames {
+                    table.narrow(df, CREDENTIAL)?;
+                }
+            }
+            Ok(frames)
+        })
         .collect::<Result<_>>()?;
     Ok(runs.into_iter().flatten().collect())
 }
@@ -140,6 +166,8 @@ pub struct Packed {
     height: usize,
     /// The frame's bytes as it was packed.
     unpacked: usize,
+    /// The distinct keys of its key column ([`keys::distinct_keys`]), known before unpacking.
+    keys: Option<Vec<u32>>,
     columns: Vec<PackedColumn>,
 }
 
@@ -187,6 +215,7 @@ impl Packed {
         Some(Packed {
             height,
             unpacked,
+            keys: keys::distinct_keys(df, CREDENTIAL, keys::MAX_KEYS),
             columns,
         })
     }

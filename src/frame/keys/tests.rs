@@ -67,8 +67,9 @@ fn narrowed_keys_read_as_the_shared_codes() {
     assert_eq!(lengths(&df), chunks);
     assert!(df.column("credential_id").expect("c").cat16().is_ok());
     assert!(df.estimated_size() < bytes);
-    // Narrowed once, it is left as it is.
-    assert!(!narrow(&mut df, "credential_id", MAX_KEYS).expect("again"));
+    // Narrowed once, it is held narrow and left as it is.
+    assert!(narrow(&mut df, "credential_id", MAX_KEYS).expect("again"));
+    assert_eq!(shared_codes_of(&df), before);
     // Nulls stay nulls under polars' own reading too.
     let nulls = df.column("credential_id").expect("c").null_count();
     assert_eq!(nulls, 3);
@@ -156,4 +157,21 @@ fn shared_codes_in_the_columns_own() {
         .collect()
         .expect("filter");
     assert_eq!(strs(&kept, "credential_id").expect("names"), ["own-b"]);
+}
+
+/// Widened back for a store, a narrowed column is the one it was, codes and nulls; any other
+/// column is left to the caller.
+#[test]
+fn widened_keys_are_the_shared_column_again() {
+    let mut df = keyed(&[&[Some("wide-a"), None], &[Some("wide-b"), Some("wide-a")]]);
+    let before = df.column("credential_id").expect("c").clone();
+    assert!(widened(&before).expect("wide").is_none());
+    assert!(narrow(&mut df, "credential_id", MAX_KEYS).expect("narrow"));
+    let wide = widened(df.column("credential_id").expect("c")).expect("widened");
+    let wide = wide.expect("a narrow column widens");
+    assert_eq!(wide.dtype(), before.dtype());
+    assert!(
+        wide.as_materialized_series()
+            .equals_missing(before.as_materialized_series())
+    );
 }

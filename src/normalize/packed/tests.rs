@@ -1,4 +1,5 @@
 use super::*;
+use crate::frame::keys::MAX_KEYS;
 use crate::normalize::schema::{TS_MAX, TS_MIN};
 
 /// Instants that jump both ways and to the ends of the range, keys with nulls over the shared
@@ -121,7 +122,7 @@ fn unpacked_runs_are_cut_as_compaction_cuts_them() {
             .expect("stacks")
             .expect("rows")
     };
-    let unpacked = unpack_compacted(chunks, &stretches, 300).expect("unpacks");
+    let unpacked = unpack_compacted(chunks, &stretches, 300, MAX_KEYS).expect("unpacks");
     // Runs of 300, 300, 100 rows, then 200, 250, 150: the first as read (three chunks), each
     // other one, holding a packed chunk, as one.
     assert_eq!(unpacked.len(), 3 + 2 + 3);
@@ -137,6 +138,42 @@ fn unpacked_runs_are_cut_as_compaction_cuts_them() {
 #[test]
 fn chunks_that_do_not_add_up_to_their_files_are_an_error() {
     let chunks = || vec![Chunk::pack(rows(100)), Chunk::pack(rows(100))];
-    assert!(unpack_compacted(chunks(), &[100, 150], 300).is_err());
-    assert!(unpack_compacted(chunks(), &[100], 300).is_err());
+    assert!(unpack_compacted(chunks(), &[100, 150], 300, MAX_KEYS).is_err());
+    assert!(unpack_compacted(chunks(), &[100], 300, MAX_KEYS).is_err());
+}
+
+/// Chunks naming three keys, some held as read and some packed: unpacked with a bound of three or
+/// more, every run's key column comes out in two bytes over one dictionary (so the runs stack)
+/// and names the same keys row by row; with a bound under three it stays as it was.
+#[test]
+fn keys_are_unpacked_in_two_bytes_where_they_fit() {
+    let n = 900;
+    let keys: Vec<Option<&str>> = (0..n)
+        .map(|i| (i % 7 != 0).then_some(["unpack-k1", "unpack-k2", "unpack-k3"][i % 3]))
+        .collect();
+    let mut whole = rows(n);
+    let keys = crate::frame::key_column(CREDENTIAL, keys).expect("keys");
+    whole.with_column(keys).expect("keys");
+    let names = |df: &DataFrame| crate::frame::strs(df, CREDENTIAL).expect("names");
+    for (bound, narrow) in [(MAX_KEYS, true), (3, true), (2, false)] {
+        let chunks: Vec<Chunk> = (0..9)
+            .map(|i| {
+                let df = whole.slice(i * 100, 100);
+                match i < 2 {
+                    true => Chunk::Frame(df),
+                    false => Chunk::pack(df),
+                }
+            })
+            .collect();
+        let unpacked = unpack_compacted(chunks, &[n], 300, bound).expect("unpacks");
+        for df in &unpacked {
+            let held = df.column(CREDENTIAL).expect("keys").cat16().is_ok();
+            assert_eq!(held, narrow, "bound {bound}");
+        }
+        let frames = unpacked.into_iter().map(Ok);
+        let stacked = crate::frame::stack(frames, "test")
+            .expect("stacks")
+            .expect("rows");
+        assert_eq!(names(&stacked), names(&whole), "bound {bound}");
+    }
 }

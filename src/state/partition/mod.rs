@@ -181,7 +181,13 @@ impl Coder {
                     shared = event_type::to_shared(column)?;
                     &shared
                 }
-                false => column,
+                false => match crate::frame::keys::widened(column)? {
+                    Some(wide) => {
+                        shared = wide;
+                        &shared
+                    }
+                    None => column,
+                },
             };
             if name == TOKEN {
                 let (codes, list) = self.tokens(path, column, tokens)?;
