@@ -25,6 +25,12 @@ use crate::normalize::schema::col::CREDENTIAL;
 /// already small numbers, where the higher levels gained little for their time.
 const LEVEL: i32 = 1;
 
+/// Distinct keys a packed chunk records for re-coding the key column as it is unpacked: a gateway
+/// signs with a handful. A chunk naming more records none, and the column is then re-coded once
+/// ingest is done, if the run's keys fit (`frame::keys::narrow`): what waits beside every chunk
+/// stays at most 4 KiB, whatever an export's keys.
+const KEYS_PER_CHUNK: usize = 1024;
+
 /// A chunk of the frame as ingest holds it until reading ends.
 pub enum Chunk {
     Frame(DataFrame),
@@ -69,7 +75,7 @@ impl Chunk {
     /// The distinct keys of its key column, as [`keys::distinct_keys`].
     fn keys(&self) -> Option<Vec<u32>> {
         match self {
-            Chunk::Frame(df) => keys::distinct_keys(df, CREDENTIAL, keys::MAX_KEYS),
+            Chunk::Frame(df) => keys::distinct_keys(df, CREDENTIAL, KEYS_PER_CHUNK),
             Chunk::Packed(p) => p.keys.clone(),
         }
     }
@@ -215,7 +221,7 @@ impl Packed {
         Some(Packed {
             height,
             unpacked,
-            keys: keys::distinct_keys(df, CREDENTIAL, keys::MAX_KEYS),
+            keys: keys::distinct_keys(df, CREDENTIAL, KEYS_PER_CHUNK),
             columns,
         })
     }
