@@ -233,7 +233,8 @@ pub fn dictionary() -> Arc<CategoricalMapping> {
 /// The dictionary held for the whole process: polars drops one no column holds, and begins
 /// again with other codes. A key column held in two bytes ([`keys`]) holds none of it, yet its
 /// keys are read back as the shared dictionary's codes, which tables built before it was
-/// narrowed still hold.
+/// narrowed still hold. A static is never dropped, which also spares the binary freeing its
+/// millions of strings one by one at the end of a run (0.1 s at 10M events).
 static SHARED: std::sync::LazyLock<Arc<CategoricalMapping>> =
     std::sync::LazyLock::new(|| Categories::global().mapping());
 

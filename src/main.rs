@@ -18,10 +18,6 @@ fn main() -> ExitCode {
     audithound::memory::prefer_small_pages();
     // SAFETY: mimalloc is the global allocator (`GLOBAL` above).
     unsafe { audithound::memory::keep_frame_apart() };
-    // Every frame's strings point into one process-wide dictionary, freed when the last frame
-    // goes: one reference kept until exit spares freeing its millions of strings one by one at
-    // the end of a run (0.1 s at 10M events), which the exit does at once.
-    std::mem::forget(audithound::frame::dictionary());
     let args = cli::Args::parse();
     // A panic is a bug, never a verdict: it must not leave exit code 0 or 1 for a scheduler to
     // misread, so it is mapped to 2 like any other error (the default hook has printed it).
