@@ -259,11 +259,6 @@ pub fn code_arrays<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<Codes<'a>>> 
     keys::of_column(df.column(name).stage("reading codes")?)
 }
 
-/// One chunk's codes with nulls as [`NULL`]; borrowed when the chunk has none.
-pub fn chunk_codes(arr: &CodeArray) -> Cow<'_, [u32]> {
-    values_or::<UInt32Type>(arr, NULL)
-}
-
 /// The code at row `i` of one chunk, [`NULL`] for a null.
 #[inline]
 pub fn code_at(arr: &CodeArray, i: usize) -> u32 {

@@ -104,6 +104,11 @@ fn is_narrow(cats: &Categories) -> bool {
     cats.physical() == CategoricalPhysical::U16 && cats.namespace().as_str() == NAMESPACE
 }
 
+/// Whether `column` is a key column held in two bytes.
+fn held_narrow(column: &Column) -> bool {
+    matches!(column.dtype(), DataType::Categorical(cats, _) if is_narrow(cats))
+}
+
 /// The shared dictionary's code of each of `mapping`'s codes, in order.
 fn shared_codes(mapping: &CategoricalMapping) -> Result<Arc<[u32]>> {
     let shared = dictionary();
@@ -121,7 +126,7 @@ fn shared_codes(mapping: &CategoricalMapping) -> Result<Arc<[u32]>> {
 /// whether it is. Chunks keep their lengths, so the frame's columns stay aligned.
 pub fn narrow(df: &mut DataFrame, name: &str, up_to: usize) -> Result<bool> {
     let column = df.column(name).stage(STAGE)?;
-    if matches!(column.dtype(), DataType::Categorical(cats, _) if is_narrow(cats)) {
+    if held_narrow(column) {
         return Ok(true);
     }
     let Some(keys) = distinct_keys(df, name, up_to) else {
@@ -277,7 +282,7 @@ fn distinct(wide: &UInt32Chunked, up_to: usize) -> Option<Vec<u32>> {
 /// `column` in the shared dictionary's codes when it is a key column held in two bytes, as a
 /// store keeps every string (a state's partitions); none for any other column.
 pub fn widened(column: &Column) -> Result<Option<Column>> {
-    if !matches!(column.dtype(), DataType::Categorical(cats, _) if is_narrow(cats)) {
+    if !held_narrow(column) {
         return Ok(None);
     }
     let chunks: Vec<CodeArray> = (of_column(column)?.iter())

@@ -239,7 +239,7 @@ impl Selected {
             to_networks(&mut codes)?;
             return Ok(codes);
         }
-        // Code by code: a chunk with nulls read whole as codes (`chunk_codes`) is a copy, and
+        // Code by code: a chunk with nulls read whole as codes (`Codes::values`) is a copy, and
         // the credentials' were the whole column's, 0.3 GB over every group's reduction at
         // 85.9M events.
         let arrays = code_arrays(&self.frame, key)?;
