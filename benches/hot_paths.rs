@@ -348,6 +348,7 @@ fn full_report_with_charts(b: divan::Bencher) {
             spill_from: audithound::normalize::cold::SPILL_FROM,
             records_on_disk_from: audithound::reduce::ON_DISK_FROM,
             two_byte_keys_up_to: audithound::frame::keys::MAX_KEYS,
+            one_byte_codes_up_to: audithound::frame::keys::MAX_ONE_BYTE,
         };
         audithound::analyze::run(&plan)
             .map(|o| o.ranked.len())

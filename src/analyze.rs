@@ -57,6 +57,9 @@ pub struct Plan {
     /// Distinct keys up to which the frame holds them in two bytes (`--two-byte-keys-up-to`;
     /// see [`crate::frame::keys`]).
     pub two_byte_keys_up_to: usize,
+    /// Distinct keys, and event types, up to which the frame holds each in one byte
+    /// (`--one-byte-codes-up-to`; see [`crate::frame::keys`], [`crate::frame::event_type`]).
+    pub one_byte_codes_up_to: usize,
 }
 
 /// What the binary needs to print and to choose its exit code.
@@ -146,6 +149,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     let sink = crate::normalize::ColdSink::new(cold_dir.path(), plan.spill_from);
     read.cold = Some(std::sync::Arc::new(sink));
     read.two_byte_keys_up_to = plan.two_byte_keys_up_to;
+    read.one_byte_codes_up_to = plan.one_byte_codes_up_to;
     // Loaded before the heavy work so a broken allowlist fails in a second, not after the scan.
     let allowlist = match &plan.allowlist {
         Some(p) => context::load_allowlist(p, &plan.time)?,
@@ -203,18 +207,19 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
             report::terminal::safe(&e.to_string())
         );
     }
-    // The keys in two bytes an event where the run's fit (see `frame::keys`).
-    let keys = crate::normalize::schema::col::CREDENTIAL;
-    let narrow = crate::frame::keys::narrow(&mut ingested.events, keys, plan.two_byte_keys_up_to)?;
+    // The keys and event types in fewer bytes where the run's fit (see `frame::keys`,
+    // `frame::event_type`); ingest may have done it already.
+    let widths = read.narrowing().narrow(&mut ingested.events)?;
     crate::memory::release_freed_everywhere();
     crate::memory::fit_to_frame(ingested.events.estimated_size());
     clock.lap("ingest");
     if plan.timings {
         eprintln!(
-            "timing:   event frame {} rows, {} MB in columns (keys in {} bytes), {} strings in polars' dictionary; {} token ids, {} MB ({} MB while read)",
+            "timing:   event frame {} rows, {} MB in columns (keys in {} byte(s), event types in {}), {} strings in polars' dictionary; {} token ids, {} MB ({} MB while read)",
             ingested.events.height(),
             ingested.events.estimated_size() >> 20,
-            if narrow { 2 } else { 4 },
+            widths.keys,
+            widths.event_types,
             crate::frame::dictionary().num_cats_upper_bound(),
             ingested.tokens.len(),
             ingested.tokens.bytes() >> 20,

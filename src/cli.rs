@@ -131,6 +131,11 @@ struct AnalyzeArgs {
     /// either way. See docs/scale.md.
     #[arg(long, default_value_t = audithound::frame::keys::MAX_KEYS as u64, value_parser = clap::value_parser!(u64).range(0..=audithound::frame::keys::MAX_KEYS as u64))]
     two_byte_keys_up_to: u64,
+    /// Distinct key ids, and distinct event types, up to which the event table holds each in
+    /// one byte an event, once ingest is done; 0 never. At most 255. Reports are the same either
+    /// way. See docs/scale.md.
+    #[arg(long, default_value_t = audithound::frame::keys::MAX_ONE_BYTE as u64, value_parser = clap::value_parser!(u64).range(0..=audithound::frame::keys::MAX_ONE_BYTE as u64))]
+    one_byte_codes_up_to: u64,
     #[command(flatten)]
     time: TimeArgs,
     /// Hours after a credential's revocation during which its use is expected (key rotation);
@@ -456,6 +461,7 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         spill_from: a.spill_from_events,
         records_on_disk_from: a.records_on_disk_from_events,
         two_byte_keys_up_to: a.two_byte_keys_up_to as usize,
+        one_byte_codes_up_to: a.one_byte_codes_up_to as usize,
     };
     let outcome = analyze::run(&plan)?;
     if !a.quiet {

@@ -14,6 +14,55 @@ pub mod keys;
 pub use compact::{chunk_lengths, chunked_as, compact, plan as compact_plan};
 pub use keys::Codes;
 
+/// How far the frame's key and event type columns are narrowed once the run's values are known
+/// (`--two-byte-keys-up-to`, `--one-byte-codes-up-to`): why, in [`keys`] and [`event_type`].
+#[derive(Clone, Copy, Debug)]
+pub struct Narrowing {
+    pub keys_up_to: usize,
+    pub one_byte_up_to: usize,
+}
+
+/// The bytes an event the key and event type columns take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Widths {
+    pub keys: usize,
+    pub event_types: usize,
+}
+
+/// `df`'s key and event type columns as ingest makes them (keys in the shared dictionary, event
+/// types in two bytes), whatever [`Narrowing`] did: for comparing frames read different ways.
+pub fn widen(df: &mut DataFrame) -> Result<()> {
+    use crate::normalize::schema::col::{CREDENTIAL, EVENT_TYPE};
+    for (name, wide) in [
+        (
+            CREDENTIAL,
+            keys::widened as fn(&Column) -> Result<Option<Column>>,
+        ),
+        (EVENT_TYPE, event_type::widened),
+    ] {
+        let Ok(column) = df.column(name) else {
+            continue;
+        };
+        if let Some(column) = wide(column)? {
+            df.with_column(column).stage("widening codes")?;
+        }
+    }
+    Ok(())
+}
+
+impl Narrowing {
+    /// `df`'s key and event type columns narrowed as far as the run's values allow.
+    pub fn narrow(&self, df: &mut DataFrame) -> Result<Widths> {
+        use crate::normalize::schema::col::{CREDENTIAL, EVENT_TYPE};
+        let keys = keys::narrow(df, CREDENTIAL, self.keys_up_to, self.one_byte_up_to)?;
+        let one = event_type::narrow(df, EVENT_TYPE, self.one_byte_up_to)?;
+        Ok(Widths {
+            keys: keys.unwrap_or(4),
+            event_types: if one { 1 } else { 2 },
+        })
+    }
+}
+
 /// The dtype of every string column of the event frame: categoricals over polars' process-wide
 /// dictionary, so columns built by different threads, files and context tables share codes and
 /// join on them directly.

@@ -113,16 +113,17 @@ fn unknown_keys_early_keys_and_swapped_keys_are_flagged() {
     );
 }
 
-/// The keys held in two bytes an event (by default; three keys here) or in four
-/// (`--two-byte-keys-up-to 0`, or a bound under the run's three keys): the same report byte for
-/// byte. Its findings compare the key column with the inventory (a key it does not know) and
+/// The keys held in one byte an event (by default; three keys here), two
+/// (`--one-byte-codes-up-to` 0 or under three) or four (`--two-byte-keys-up-to 0`, or a bound
+/// under the run's three keys), and the event types in one byte or two, in frames read whole or
+/// unpacked run by run (`--spill-from-events 0`): the same report byte for byte. Its findings compare the key column with the inventory (a key it does not know) and
 /// with the issuer's key of each token (a token presented under another key), the two places a
 /// query reads the column's own codes. One file, whose first event names a client and an action
 /// but no key: the keys' codes in the shared dictionary then differ from their own (which start
 /// at 0), so a query that mixed the two would differ here (checked by breaking
 /// `keys::physical_codes`: a spurious `token_under_other_key` on kid-new).
 #[test]
-fn keys_in_two_bytes_or_four_give_the_same_report() {
+fn keys_and_event_types_in_any_width_give_the_same_report() {
     let dir = tmp();
     let input = dir.path().join("in");
     write(&input.join("roster.csv"), ROSTER);
@@ -214,18 +215,29 @@ fn keys_in_two_bytes_or_four_give_the_same_report() {
     }
     write(&input.join("events.jsonl"), &lines);
     let mut reports = Vec::new();
-    for (name, bound, bytes) in [
-        ("default", None, 2),
-        ("never", Some("0"), 4),
-        ("under", Some("2"), 4),
-        ("at", Some("3"), 2),
+    let (one, two, four) = ("--one-byte-codes-up-to", "--two-byte-keys-up-to", "4");
+    // Three keys and three event types (login, token_issued, access).
+    for (name, options, keys, types) in [
+        ("default", vec![], "1", 1),
+        ("unpacked", vec!["--spill-from-events", "0"], "1", 1),
+        ("two", vec![one, "0"], "2", 2),
+        (
+            "one-under",
+            vec![one, "2", "--spill-from-events", "0"],
+            "2",
+            2,
+        ),
+        ("one-at", vec![one, "3"], "1", 1),
+        ("never", vec![two, "0"], four, 1),
+        ("under", vec![two, "2", "--spill-from-events", "0"], four, 1),
+        ("at", vec![two, "3", one, "0"], "2", 2),
     ] {
         let out_dir = dir.path().join(format!("out-{name}"));
         let mut args = vec![input.to_str().unwrap(), "--timings"];
-        args.extend(bound.map(|b| ["--two-byte-keys-up-to", b]).iter().flatten());
+        args.extend(options);
         let out = analyze(&out_dir, &args);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let held = format!("(keys in {bytes} bytes)");
+        let held = format!("(keys in {keys} byte(s), event types in {types})");
         assert!(stderr(&out).contains(&held), "{name}: {}", stderr(&out));
         reports.push((name, files_under(&out_dir)));
     }

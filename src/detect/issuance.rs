@@ -258,7 +258,7 @@ impl Issuance {
         shared: &HashSet<u32>,
     ) -> Part {
         let (facts, max_age) = (&self.facts, self.cover.max_age);
-        let kind = crate::frame::event_type::codes(ch.kinds);
+        let kind = crate::frame::event_type::codes(&ch.kinds);
         let token = ch.tokens.values();
         let (key, address) = (ch.keys.values(), ch.addresses.values());
         let ts = ch.ts;

@@ -287,12 +287,7 @@ impl<'a> DetectInput<'a> {
             return Ok(false);
         };
         let arrays = event_type::arrays(self.events, crate::normalize::schema::col::EVENT_TYPE)?;
-        Ok(arrays.iter().any(|arr| {
-            arr.values()
-                .iter()
-                .enumerate()
-                .any(|(i, &v)| v == code && event_type::code_at(arr, i) == code)
-        }))
+        Ok((arrays.iter()).any(|k| (0..k.len()).any(|i| event_type::code_at(k, i) == code)))
     }
 
     /// The last event instant, if any.

@@ -57,7 +57,7 @@ impl AccessRows {
             Some(access) => {
                 let mut kind = Vec::with_capacity(target.len());
                 for a in event_type::arrays(events, c::EVENT_TYPE)? {
-                    kind.extend_from_slice(&event_type::codes(a));
+                    kind.extend_from_slice(&event_type::codes(&a));
                 }
                 (0..kind.len())
                     .filter(|&i| is_access_row(kind[i], target[i], Some(access)))
@@ -484,7 +484,7 @@ pub fn counts_with_each(
                     })
                     .collect::<Result<_>>()?;
                 for k in 0..kinds.len() {
-                    let (kind, target) = (event_type::codes(kinds[k]), targets[k].values());
+                    let (kind, target) = (event_type::codes(&kinds[k]), targets[k].values());
                     let columns: Vec<_> = (columns.iter())
                         .map(|(keys, values)| (keys[k].values(), values[k].values()))
                         .collect();

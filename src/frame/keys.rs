@@ -1,5 +1,6 @@
-//! The key column in two bytes an event where a run's keys fit, and every code column read as the
-//! shared dictionary's codes whatever width it is held in ([`Codes`]).
+//! The key column in two bytes an event where a run's keys fit (one byte where at most
+//! [`MAX_ONE_BYTE`] do), and every code column read as the shared dictionary's codes whatever
+//! width it is held in ([`Codes`]).
 //!
 //! Why: the frame stands under every stage of a run, and its credential column took 4 bytes an
 //! event in polars' process-wide dictionary for the handful of keys a gateway signs with: 0.4 GB
@@ -11,7 +12,8 @@
 //! the keys gathered from the packed chunks (`normalize::packed::unpack_compacted`), so the wide
 //! column is never whole: at 100.09M events ingest's peak, the unpacking, fell 2.99 → 2.84 GB. A
 //! smaller run is re-coded once ingest is done ([`narrow`]). A store widens the column back
-//! ([`widened`]).
+//! ([`widened`]). A gateway's handful of keys take one byte: 100 MB less at 100.09M events
+//! (`docs/performance.md`, forty-third session).
 //!
 //! The narrow codes are given in the order of the keys' shared codes, so sorting or grouping by
 //! the physical codes orders keys as the wide column did. Passes that count per key read the
@@ -33,12 +35,18 @@ use crate::error::{Error, FrameContext, Result};
 /// shared code that is no key while the column is re-coded ([`narrow`]).
 pub const MAX_KEYS: usize = u16::MAX as usize;
 
+/// Distinct keys a run codes in one byte, as the event type ([`super::event_type::MAX_ONE_BYTE`]).
+pub const MAX_ONE_BYTE: usize = u8::MAX as usize;
+
 /// The name of the narrow columns' categories (made afresh per run, [`Categories::random`]):
 /// what tells a key column held narrow from the event type, the frame's other 16-bit column.
 const NAMESPACE: &str = "audithound-keys";
 
 /// One chunk of the 16-bit codes.
 pub type NarrowArray = <UInt16Type as PolarsDataType>::Array;
+
+/// One chunk of the 8-bit codes.
+pub type ByteArray = <UInt8Type as PolarsDataType>::Array;
 
 /// One chunk of a code column, read as the shared dictionary's codes.
 #[derive(Clone)]
@@ -47,6 +55,8 @@ pub enum Codes<'a> {
     Wide(&'a CodeArray),
     /// A run's own 16-bit codes, with the shared code of each.
     Narrow(&'a NarrowArray, Arc<[u32]>),
+    /// A run's own 8-bit codes, with the shared code of each.
+    Byte(&'a ByteArray, Arc<[u32]>),
 }
 
 impl<'a> Codes<'a> {
@@ -54,6 +64,7 @@ impl<'a> Codes<'a> {
         match self {
             Codes::Wide(a) => a.len(),
             Codes::Narrow(a, _) => a.len(),
+            Codes::Byte(a, _) => a.len(),
         }
     }
 
@@ -70,6 +81,10 @@ impl<'a> Codes<'a> {
                 Some(valid) if !valid.get_bit(i) => NULL,
                 _ => shared.get(a.values()[i] as usize).copied().unwrap_or(NULL),
             },
+            Codes::Byte(a, shared) => match a.validity() {
+                Some(valid) if !valid.get_bit(i) => NULL,
+                _ => shared.get(a.values()[i] as usize).copied().unwrap_or(NULL),
+            },
         }
     }
 
@@ -77,7 +92,9 @@ impl<'a> Codes<'a> {
     pub fn values(&self) -> Cow<'a, [u32]> {
         match self {
             Codes::Wide(a) => values_or::<UInt32Type>(a, NULL),
-            Codes::Narrow(a, _) => Cow::Owned((0..a.len()).map(|i| self.at(i)).collect()),
+            Codes::Narrow(..) | Codes::Byte(..) => {
+                Cow::Owned((0..self.len()).map(|i| self.at(i)).collect())
+            }
         }
     }
 }
@@ -91,6 +108,10 @@ pub(super) fn of_column<'a>(column: &'a Column) -> Result<Vec<Codes<'a>>> {
             .collect()),
         DataType::Categorical(cats, mapping) if is_narrow(cats) => {
             let shared = shared_codes(mapping)?;
+            if cats.physical() == CategoricalPhysical::U8 {
+                let arrays = column.cat8().stage(stage)?.physical().downcast_iter();
+                return Ok(arrays.map(|a| Codes::Byte(a, shared.clone())).collect());
+            }
             let arrays = column.cat16().stage(stage)?.physical().downcast_iter();
             Ok(arrays.map(|a| Codes::Narrow(a, shared.clone())).collect())
         }
@@ -101,10 +122,13 @@ pub(super) fn of_column<'a>(column: &'a Column) -> Result<Vec<Codes<'a>>> {
 }
 
 fn is_narrow(cats: &Categories) -> bool {
-    cats.physical() == CategoricalPhysical::U16 && cats.namespace().as_str() == NAMESPACE
+    matches!(
+        cats.physical(),
+        CategoricalPhysical::U16 | CategoricalPhysical::U8
+    ) && cats.namespace().as_str() == NAMESPACE
 }
 
-/// Whether `column` is a key column held in two bytes.
+/// Whether `column` is a key column held in two bytes or one.
 fn held_narrow(column: &Column) -> bool {
     matches!(column.dtype(), DataType::Categorical(cats, _) if is_narrow(cats))
 }
@@ -122,18 +146,31 @@ fn shared_codes(mapping: &CategoricalMapping) -> Result<Arc<[u32]>> {
 }
 
 /// Column `name` of `df` held in two bytes when it is held in the shared dictionary and names at
-/// most `up_to` distinct values (itself at most [`MAX_KEYS`]), or already was ([`KeyTable`]);
-/// whether it is. Chunks keep their lengths, so the frame's columns stay aligned.
-pub fn narrow(df: &mut DataFrame, name: &str, up_to: usize) -> Result<bool> {
+/// most `up_to` distinct values (itself at most [`MAX_KEYS`]), in one byte when they are also at
+/// most `one_byte_up_to` ([`KeyTable`]); the bytes a key then takes, or none when it stays wide.
+/// A column already narrow stays as it is. Chunks keep their lengths, so the frame's columns
+/// stay aligned.
+pub fn narrow(
+    df: &mut DataFrame,
+    name: &str,
+    up_to: usize,
+    one_byte_up_to: usize,
+) -> Result<Option<usize>> {
     let column = df.column(name).stage(STAGE)?;
-    if held_narrow(column) {
-        return Ok(true);
+    if let DataType::Categorical(cats, _) = column.dtype()
+        && is_narrow(cats)
+    {
+        return Ok(Some(match cats.physical() {
+            CategoricalPhysical::U8 => 1,
+            _ => 2,
+        }));
     }
     let Some(keys) = distinct_keys(df, name, up_to) else {
-        return Ok(false);
+        return Ok(None);
     };
-    KeyTable::new(&keys)?.narrow(df, name)?;
-    Ok(true)
+    let table = KeyTable::new(&keys, keys.len() <= one_byte_up_to)?;
+    table.narrow(df, name)?;
+    Ok(Some(table.bytes()))
 }
 
 const STAGE: &str = "coding keys in two bytes";
@@ -167,6 +204,7 @@ pub fn union(sets: impl IntoIterator<Item = Option<Vec<u32>>>, up_to: usize) -> 
 /// for the whole frame ([`narrow`]), or run by run as ingest unpacks it
 /// (`normalize::packed::unpack_compacted`), so the wide column is never whole beside the narrow.
 pub struct KeyTable {
+    one_byte: bool,
     cats: Arc<Categories>,
     mapping: Arc<CategoricalMapping>,
     /// Each shared code's own code, `u16::MAX` for a shared code that is no key.
@@ -174,15 +212,22 @@ pub struct KeyTable {
 }
 
 impl KeyTable {
-    /// Own codes for `keys` (distinct shared codes, in order), given in that order.
-    pub fn new(keys: &[u32]) -> Result<KeyTable> {
-        if keys.len() > MAX_KEYS {
+    /// Own codes for `keys` (distinct shared codes, in order), given in that order, in one byte
+    /// when `one_byte` (at most [`MAX_ONE_BYTE`] keys), else in two.
+    pub fn new(keys: &[u32], one_byte: bool) -> Result<KeyTable> {
+        let most = if one_byte { MAX_ONE_BYTE } else { MAX_KEYS };
+        if keys.len() > most {
             return Err(Error::Internal(format!(
-                "{} keys past two bytes",
-                keys.len()
+                "{} keys past {} byte(s)",
+                keys.len(),
+                if one_byte { 1 } else { 2 }
             )));
         }
-        let cats = Categories::random(NAMESPACE.into(), CategoricalPhysical::U16);
+        let physical = match one_byte {
+            true => CategoricalPhysical::U8,
+            false => CategoricalPhysical::U16,
+        };
+        let cats = Categories::random(NAMESPACE.into(), physical);
         let mapping = cats.mapping();
         let shared = dictionary();
         // Indexed by shared code: keys are few, but their codes can be in the millions.
@@ -195,11 +240,21 @@ impl KeyTable {
             own[key as usize] = u16::try_from(code)
                 .map_err(|_| Error::Internal(format!("key code {code} past two bytes")))?;
         }
-        Ok(KeyTable { cats, mapping, own })
+        Ok(KeyTable {
+            one_byte,
+            cats,
+            mapping,
+            own,
+        })
+    }
+
+    /// The bytes a key takes in the column this table re-codes.
+    pub fn bytes(&self) -> usize {
+        if self.one_byte { 1 } else { 2 }
     }
 
     /// Column `name` of `df` (held in the shared dictionary, naming only this table's keys)
-    /// re-coded in two bytes, in its place and chunks.
+    /// re-coded in [`Self::bytes`], in its place and chunks.
     pub fn narrow(&self, df: &mut DataFrame, name: &str) -> Result<()> {
         // Out of the frame, so each wide chunk is freed once its narrow copy is made: the whole
         // wide column beside the narrow one set ingest's peak at 100.09M events.
@@ -210,33 +265,66 @@ impl KeyTable {
         // SAFETY: the chunks are taken out whole and never put back; `wide` is dropped at once.
         let chunks = std::mem::take(unsafe { wide.chunks_mut() });
         drop(wide);
-        let chunks: Vec<NarrowArray> = (chunks.into_par_iter())
-            .map(|array| self.narrow_chunk(&array))
-            .collect::<Result<_>>()?;
-        let physical = UInt16Chunked::from_chunk_iter(name.into(), chunks);
         let dtype = DataType::Categorical(self.cats.clone(), self.mapping.clone());
-        // SAFETY: every code under a valid row was handed out by `mapping` (a null row's slot
-        // holds 0, never read as a key); a valid row whose key the table lacks fails above.
-        let narrow =
-            unsafe { Categorical16Chunked::from_cats_and_dtype_unchecked(physical, dtype) };
-        df.insert_column(at, narrow.into_series().into_column())
-            .stage(STAGE)?;
+        let narrow = match self.one_byte {
+            true => {
+                let chunks: Vec<ByteArray> = (chunks.into_par_iter())
+                    .map(|array| {
+                        let (a, values) = self.narrow_chunk(&array, |k| k as u8)?;
+                        let valid = a.validity().cloned();
+                        Ok(ByteArray::new(ArrowDataType::UInt8, values.into(), valid))
+                    })
+                    .collect::<Result<_>>()?;
+                let physical = UInt8Chunked::from_chunk_iter(name.into(), chunks);
+                // SAFETY: as below.
+                let narrow =
+                    unsafe { Categorical8Chunked::from_cats_and_dtype_unchecked(physical, dtype) };
+                narrow.into_series()
+            }
+            false => {
+                let chunks: Vec<NarrowArray> = (chunks.into_par_iter())
+                    .map(|array| {
+                        let (a, values) = self.narrow_chunk(&array, |k| k)?;
+                        let valid = a.validity().cloned();
+                        Ok(NarrowArray::new(
+                            ArrowDataType::UInt16,
+                            values.into(),
+                            valid,
+                        ))
+                    })
+                    .collect::<Result<_>>()?;
+                let physical = UInt16Chunked::from_chunk_iter(name.into(), chunks);
+                // SAFETY: every code under a valid row was handed out by `mapping` (a null row's
+                // slot holds 0, never read as a key); a valid row whose key the table lacks fails
+                // in `narrow_chunk`.
+                let narrow =
+                    unsafe { Categorical16Chunked::from_cats_and_dtype_unchecked(physical, dtype) };
+                narrow.into_series()
+            }
+        };
+        df.insert_column(at, narrow.into_column()).stage(STAGE)?;
         Ok(())
     }
 
-    fn narrow_chunk(&self, array: &ArrayRef) -> Result<NarrowArray> {
+    /// One wide chunk, and its values in own codes, each given as `width` makes it (`k` is below
+    /// the table's bound, so it fits).
+    fn narrow_chunk<'a, T: Copy>(
+        &self,
+        array: &'a ArrayRef,
+        width: impl Fn(u16) -> T,
+    ) -> Result<(&'a CodeArray, Vec<T>)> {
         let a = (array.as_any().downcast_ref::<CodeArray>())
             .ok_or_else(|| Error::Internal("a key chunk of another type".into()))?;
         let valid = |i: usize| a.validity().is_none_or(|v| v.get_bit(i));
         let mut missing = None;
         let values =
             (a.values().iter().enumerate()).map(|(i, &c)| match self.own.get(c as usize) {
-                Some(&k) if k != u16::MAX => k,
+                Some(&k) if k != u16::MAX => width(k),
                 _ if valid(i) => {
                     missing = Some(c);
-                    0
+                    width(0)
                 }
-                _ => 0,
+                _ => width(0),
             });
         let values = crate::memory::frame_vec(values);
         if let Some(c) = missing {
@@ -244,11 +332,7 @@ impl KeyTable {
                 "key code {c} not among the run's keys"
             )));
         }
-        Ok(NarrowArray::new(
-            ArrowDataType::UInt16,
-            values.into(),
-            a.validity().cloned(),
-        ))
+        Ok((a, values))
     }
 }
 

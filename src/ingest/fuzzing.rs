@@ -151,11 +151,8 @@ pub fn file_split(data: &[u8]) {
         .cold
         .restore(&split.events)
         .expect("cold columns read back");
-    // Keys unpacked in two bytes past the bound compare in the shared dictionary's codes.
-    let keys = restored.column(crate::normalize::schema::col::CREDENTIAL);
-    if let Some(wide) = crate::frame::keys::widened(keys.expect("keys")).expect("widened") {
-        restored.with_column(wide).expect("keys");
-    }
+    // Keys and event types unpacked in fewer bytes past the bound compare as ingest made them.
+    crate::frame::widen(&mut restored).expect("widened");
     let names = whole.events.get_column_names_owned();
     let (mut we, mut se) = (
         whole.events.clone(),

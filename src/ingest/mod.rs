@@ -126,6 +126,9 @@ pub struct ReadOptions {
     /// Distinct keys up to which a compacted frame's key column is unpacked in two bytes
     /// (`--two-byte-keys-up-to`, [`crate::frame::keys`]).
     pub two_byte_keys_up_to: usize,
+    /// Distinct keys, and event types, up to which a compacted frame's column is unpacked in one
+    /// byte (`--one-byte-codes-up-to`, [`crate::frame::keys`], [`crate::frame::event_type`]).
+    pub one_byte_codes_up_to: usize,
 }
 
 /// How a command line asks for files to be read, shared by `analyze`, `inspect` and `ingest`.
@@ -152,6 +155,14 @@ impl ReadPlan {
 }
 
 impl ReadOptions {
+    /// How far the frame's codes are narrowed once read.
+    pub fn narrowing(&self) -> crate::frame::Narrowing {
+        crate::frame::Narrowing {
+            keys_up_to: self.two_byte_keys_up_to,
+            one_byte_up_to: self.one_byte_codes_up_to,
+        }
+    }
+
     pub fn new(
         time: TimeParser,
         source: Option<Format>,
@@ -188,6 +199,7 @@ impl ReadOptions {
             part_bytes: split::PART_BYTES,
             cold: None,
             two_byte_keys_up_to: crate::frame::keys::MAX_KEYS,
+            one_byte_codes_up_to: crate::frame::keys::MAX_ONE_BYTE,
         })
     }
 }
@@ -346,7 +358,7 @@ pub fn read_events(
         true => {
             // Pages freed while copying go back at once where the frame is big enough to want it.
             crate::memory::fit_to_frame(frames.iter().map(Chunk::frame_bytes).sum());
-            packed::unpack_compacted(frames, &stretches, COMPACT_ROWS, opts.two_byte_keys_up_to)?
+            packed::unpack_compacted(frames, &stretches, COMPACT_ROWS, opts.narrowing())?
         }
         false => (frames.into_iter())
             .map(Chunk::into_frame)

@@ -18,8 +18,8 @@
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::frame::keys;
-use crate::normalize::schema::col::CREDENTIAL;
+use crate::frame::{Narrowing, event_type, keys};
+use crate::normalize::schema::col::{CREDENTIAL, EVENT_TYPE};
 
 /// zstd's level: the fastest of its ordinary ones. Codes and differences of instants are
 /// already small numbers, where the higher levels gained little for their time.
@@ -95,18 +95,20 @@ impl Chunk {
 /// are freed as it is unpacked. Runs held as read are left to `compact`, which frees them in
 /// step as it copies them.
 ///
-/// When the chunks name at most `keys_up_to` distinct keys, each run's key column is re-coded in
-/// two bytes as soon as it is unpacked ([`crate::frame::keys`]): unpacked whole first, the wide
-/// column set ingest's peak (100.09M events: 2.99 GB, of which the key column 0.4 GB).
+/// When the chunks name at most `narrowing.keys_up_to` distinct keys, each run's key column is
+/// re-coded in two bytes (or one) as soon as it is unpacked ([`crate::frame::keys`]), and its
+/// event type in one byte where the run's types fit ([`crate::frame::event_type`]): unpacked
+/// whole first, the wide key column set ingest's peak (100.09M events: 2.99 GB, of which the key
+/// column 0.4 GB).
 pub fn unpack_compacted(
     chunks: Vec<Chunk>,
     stretches: &[usize],
     rows: usize,
-    keys_up_to: usize,
+    narrowing: Narrowing,
 ) -> Result<Vec<DataFrame>> {
     use rayon::prelude::*;
-    let table = keys::union(chunks.iter().map(Chunk::keys), keys_up_to)
-        .map(|k| keys::KeyTable::new(&k))
+    let table = keys::union(chunks.iter().map(Chunk::keys), narrowing.keys_up_to)
+        .map(|k| keys::KeyTable::new(&k, k.len() <= narrowing.one_byte_up_to))
         .transpose()?;
     let mut chunks = chunks.into_iter();
     let mut runs: Vec<Vec<Chunk>> = Vec::new();
@@ -141,10 +143,11 @@ pub fn unpack_compacted(
         .into_par_iter()
         .map(|run| {
             let mut frames = unpack_run(run)?;
-            if let Some(table) = &table {
-                for df in &mut frames {
+            for df in &mut frames {
+                if let Some(table) = &table {
                     table.narrow(df, CREDENTIAL)?;
                 }
+                event_type::narrow(df, EVENT_TYPE, narrowing.one_byte_up_to)?;
             }
             Ok(frames)
         })

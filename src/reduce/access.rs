@@ -56,7 +56,7 @@ impl Selected {
                     named: &(dyn Fn(usize, usize) -> bool + Sync)| {
             (chunks.into_par_iter())
                 .map(|k| {
-                    let kind = event_type::codes(kinds[k]);
+                    let kind = event_type::codes(&kinds[k]);
                     (0..kind.len())
                         .filter(|&i| kind[i] == access && named(k, i))
                         .map(|i| i as u32)

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use crate::error::Result;
-use crate::frame::event_type::{self, EventArray};
+use crate::frame::event_type::{self, Kinds};
 use crate::frame::{Codes, NULL, code_arrays, ts_arrays};
 use crate::normalize::cold::RUN_ROWS;
 use crate::normalize::schema::col as c;
@@ -128,7 +128,7 @@ pub const COLUMNS: [&str; 5] = [c::EVENT_TYPE, c::TOKEN, c::TS, c::CREDENTIAL, c
 
 /// One chunk of [`COLUMNS`].
 pub(crate) struct Chunk<'a> {
-    pub kinds: &'a EventArray,
+    pub kinds: Kinds<'a>,
     pub tokens: Codes<'a>,
     pub ts: &'a [i64],
     pub keys: Codes<'a>,
@@ -291,7 +291,7 @@ impl TokenFacts {
                     let Some(f) = facts.get_mut(t as usize) else {
                         continue;
                     };
-                    if Some(event_type::code_at(ch.kinds, i)) != access {
+                    if Some(event_type::code_at(&ch.kinds, i)) != access {
                         continue;
                     }
                     if let Some(u) = uses.get_mut(t as usize) {
@@ -524,10 +524,8 @@ fn issues(ch: &Chunk, issue: u16, time: &TimeParser) -> Issues {
     let (mut rows, mut to) = (Vec::new(), Vec::new());
     let (mut days, mut local, mut last_day) = (BTreeSet::new(), Days::new(*time), None);
     let mut span: Option<(i64, i64)> = None;
-    let kind = ch.kinds.values();
-    for i in
-        (0..kind.len()).filter(|&i| kind[i] == issue && event_type::code_at(ch.kinds, i) == issue)
-    {
+    let kind = event_type::codes(&ch.kinds);
+    for i in (0..kind.len()).filter(|&i| kind[i] == issue) {
         let token = ch.tokens.at(i);
         if token != NULL {
             let ts = ch.ts[i];

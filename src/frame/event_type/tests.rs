@@ -44,8 +44,8 @@ fn codes_round_trip_with_nulls() {
         code("access").expect("access"),
     );
     assert_eq!(flat[..4], [login, NO_TYPE, access, login]);
-    assert_eq!(code_at(arrays[0], 1), NO_TYPE);
-    assert_eq!(code_at(arrays[0], 2), access);
+    assert_eq!(code_at(&arrays[0], 1), NO_TYPE);
+    assert_eq!(code_at(&arrays[0], 2), access);
     assert_eq!(Coder::default().code("access"), Ok(access));
     assert_eq!(name(access), Some("access"));
     assert_eq!(code("never-seen-type"), None);
@@ -71,4 +71,68 @@ fn polars_compares_and_stacks_the_column() {
     let keys = keys.expect("keys");
     assert_eq!(keys.dtype(), &dtype());
     assert_eq!(names_of(&keys)[1].as_deref(), Some("token_issued"));
+}
+
+/// Narrowed to one byte, the column keeps its names, nulls and codes (read through [`Kinds`]),
+/// is stored in the shared dictionary as before, compares with names and stacks; a bound under
+/// the run's count of types leaves it in two bytes.
+#[test]
+fn one_byte_types_read_as_two() {
+    let names = [
+        Some("login"),
+        None,
+        Some("access"),
+        Some("narrow-only-type"),
+    ];
+    let df = || DataFrame::new_infer_height(vec![typed(&names)]).expect("frame");
+    let (mut one, two) = (df(), df());
+    let held = TYPES.1.num_cats_upper_bound();
+    assert!(!narrow(&mut one, "event_type", held - 1).expect("below the count"));
+    assert!(one.column("event_type").expect("c").cat16().is_ok());
+    assert!(narrow(&mut one, "event_type", MAX_ONE_BYTE).expect("narrows"));
+    assert!(narrow(&mut one, "event_type", 0).expect("already"));
+    assert!(one.column("event_type").expect("c").cat8().is_ok());
+    let flat = |df: &DataFrame| -> Vec<u16> {
+        let arrays = arrays(df, "event_type").expect("arrays");
+        arrays.iter().flat_map(|k| codes(k).into_owned()).collect()
+    };
+    assert_eq!(flat(&one), flat(&two));
+    let kinds = arrays(&one, "event_type").expect("arrays");
+    assert!(matches!(kinds[0], Kinds::One(_)));
+    assert_eq!(code_at(&kinds[0], 1), NO_TYPE);
+    assert_eq!(code_at(&kinds[0], 2), code("access").expect("access"));
+    let column = |df: &DataFrame| df.column("event_type").expect("c").clone();
+    assert_eq!(names_of(&column(&one)), names_of(&column(&two)));
+    let (s1, s2) = (
+        to_shared(&column(&one)).expect("one"),
+        to_shared(&column(&two)).expect("two"),
+    );
+    assert!(
+        s1.as_materialized_series()
+            .equals_missing(s2.as_materialized_series())
+    );
+    let mut both = one.clone();
+    both.vstack_mut(&one).expect("stacked");
+    let logins = (both.lazy())
+        .filter(col("event_type").eq(lit("access")))
+        .collect()
+        .expect("filtered");
+    assert_eq!(logins.height(), 2);
+}
+
+/// Widened back, a one-byte column is the two-byte one it was, codes and nulls.
+#[test]
+fn one_byte_types_widen_to_the_column_they_were() {
+    let names = [Some("access"), None, Some("widen-only-type")];
+    let mut df = DataFrame::new_infer_height(vec![typed(&names)]).expect("frame");
+    let before = df.column("event_type").expect("c").clone();
+    assert!(widened(&before).expect("two bytes").is_none());
+    assert!(narrow(&mut df, "event_type", MAX_ONE_BYTE).expect("narrows"));
+    let wide = widened(df.column("event_type").expect("c")).expect("widened");
+    let wide = wide.expect("a one-byte column widens");
+    assert_eq!(wide.dtype(), before.dtype());
+    assert!(
+        wide.as_materialized_series()
+            .equals_missing(before.as_materialized_series())
+    );
 }

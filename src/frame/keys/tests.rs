@@ -58,7 +58,11 @@ fn narrowed_keys_read_as_the_shared_codes() {
         lengths(&df),
     );
     let bytes = df.estimated_size();
-    assert!(narrow(&mut df, "credential_id", MAX_KEYS).expect("narrow"));
+    assert!(
+        narrow(&mut df, "credential_id", MAX_KEYS, 0)
+            .expect("narrow")
+            .is_some()
+    );
     assert_eq!(shared_codes_of(&df), before);
     assert_eq!(
         strs(&df, "credential_id").expect("names"),
@@ -68,7 +72,11 @@ fn narrowed_keys_read_as_the_shared_codes() {
     assert!(df.column("credential_id").expect("c").cat16().is_ok());
     assert!(df.estimated_size() < bytes);
     // Narrowed once, it is held narrow and left as it is.
-    assert!(narrow(&mut df, "credential_id", MAX_KEYS).expect("again"));
+    assert!(
+        narrow(&mut df, "credential_id", MAX_KEYS, 0)
+            .expect("again")
+            .is_some()
+    );
     assert_eq!(shared_codes_of(&df), before);
     // Nulls stay nulls under polars' own reading too.
     let nulls = df.column("credential_id").expect("c").null_count();
@@ -84,7 +92,11 @@ fn own_codes_keep_the_shared_order() {
     df.insert_column(0, n.clone()).expect("before");
     df.with_column(n.with_name("m".into())).expect("after");
     let shared: Vec<u32> = shared_codes_of(&df).concat();
-    assert!(narrow(&mut df, "credential_id", MAX_KEYS).expect("narrow"));
+    assert!(
+        narrow(&mut df, "credential_id", MAX_KEYS, 0)
+            .expect("narrow")
+            .is_some()
+    );
     // In its place among the others.
     assert_eq!(df.get_column_names(), ["n", "credential_id", "m"]);
     let cats = df
@@ -112,14 +124,30 @@ fn more_keys_than_two_bytes_hold_stay_wide() {
     let values: Vec<Option<&str>> = names.iter().map(|n| Some(n.as_str())).collect();
     let mut df = keyed(&[&values]);
     let before = shared_codes_of(&df);
-    assert!(!narrow(&mut df, "credential_id", MAX_KEYS).expect("narrow"));
+    assert!(
+        narrow(&mut df, "credential_id", MAX_KEYS, 0)
+            .expect("narrow")
+            .is_none()
+    );
     assert!(df.column("credential_id").expect("c").cat32().is_ok());
     assert_eq!(shared_codes_of(&df), before);
     // One fewer fits, unless the bound asked is lower still.
     let mut fewer = keyed(&[&values[1..]]);
-    assert!(!narrow(&mut fewer, "credential_id", MAX_KEYS - 1).expect("bound"));
-    assert!(!narrow(&mut fewer, "credential_id", 0).expect("never"));
-    assert!(narrow(&mut fewer, "credential_id", MAX_KEYS).expect("narrow"));
+    assert!(
+        narrow(&mut fewer, "credential_id", MAX_KEYS - 1, 0)
+            .expect("bound")
+            .is_none()
+    );
+    assert!(
+        narrow(&mut fewer, "credential_id", 0, 0)
+            .expect("never")
+            .is_none()
+    );
+    assert!(
+        narrow(&mut fewer, "credential_id", MAX_KEYS, 0)
+            .expect("narrow")
+            .is_some()
+    );
 }
 
 /// Shared codes asked in the column's own: present ones map, nulls stay null, and a key no row
@@ -140,23 +168,30 @@ fn shared_codes_in_the_columns_own() {
         physical_codes(&df, "credential_id", asked.clone()).expect("wide"),
         asked
     );
-    assert!(narrow(&mut df, "credential_id", MAX_KEYS).expect("narrow"));
+    assert!(
+        narrow(&mut df, "credential_id", MAX_KEYS, 0)
+            .expect("narrow")
+            .is_some()
+    );
     let own = physical_codes(&df, "credential_id", asked).expect("narrow");
     assert_eq!(own, vec![Some(0), None, Some(1), Some(NULL)]);
     let names = ["own-b".to_string(), "own-never-in-a-row".to_string()];
     let series = physical_series(&df, "credential_id", &names).expect("series");
     assert_eq!(series.dtype(), &DataType::UInt16);
-    let kept = df
-        .clone()
-        .lazy()
+    let kept = physically_in(&df, series);
+    assert_eq!(strs(&kept, "credential_id").expect("names"), ["own-b"]);
+}
+
+/// The rows of `df` whose key's physical code is in `series`.
+fn physically_in(df: &DataFrame, series: Series) -> DataFrame {
+    (df.clone().lazy())
         .filter(
             col("credential_id")
                 .to_physical()
                 .is_in(lit(series).implode(false), false),
         )
         .collect()
-        .expect("filter");
-    assert_eq!(strs(&kept, "credential_id").expect("names"), ["own-b"]);
+        .expect("filter")
 }
 
 /// Widened back for a store, a narrowed column is the one it was, codes and nulls; any other
@@ -166,12 +201,72 @@ fn widened_keys_are_the_shared_column_again() {
     let mut df = keyed(&[&[Some("wide-a"), None], &[Some("wide-b"), Some("wide-a")]]);
     let before = df.column("credential_id").expect("c").clone();
     assert!(widened(&before).expect("wide").is_none());
-    assert!(narrow(&mut df, "credential_id", MAX_KEYS).expect("narrow"));
+    assert!(
+        narrow(&mut df, "credential_id", MAX_KEYS, 0)
+            .expect("narrow")
+            .is_some()
+    );
     let wide = widened(df.column("credential_id").expect("c")).expect("widened");
     let wide = wide.expect("a narrow column widens");
     assert_eq!(wide.dtype(), before.dtype());
     assert!(
         wide.as_materialized_series()
             .equals_missing(before.as_materialized_series())
+    );
+}
+
+/// Where the run's keys fit in one byte, the column takes one byte a row and reads, compares,
+/// filters and widens exactly as in two; a key more than one byte holds gives two bytes.
+#[test]
+fn keys_in_one_byte_read_as_in_two() {
+    let rows: [&[Option<&str>]; 2] = [
+        &[Some("one-byte-c"), None, Some("one-byte-a")],
+        &[Some("one-byte-b"), Some("one-byte-c")],
+    ];
+    let (mut one, mut two) = (keyed(&rows), keyed(&rows));
+    let before = one.column("credential_id").expect("c").clone();
+    assert_eq!(
+        narrow(&mut one, "credential_id", MAX_KEYS, MAX_ONE_BYTE).expect("one"),
+        Some(1)
+    );
+    assert_eq!(
+        narrow(&mut two, "credential_id", MAX_KEYS, 2).expect("two"),
+        Some(2)
+    );
+    assert_eq!(
+        narrow(&mut one, "credential_id", MAX_KEYS, 0).expect("again"),
+        Some(1)
+    );
+    assert!(one.column("credential_id").expect("c").cat8().is_ok());
+    assert!(one.estimated_size() < two.estimated_size());
+    assert_eq!(shared_codes_of(&one), shared_codes_of(&two));
+    assert_eq!(
+        strs(&one, "credential_id").expect("names"),
+        strs(&two, "credential_id").expect("names")
+    );
+    let wide = widened(one.column("credential_id").expect("c")).expect("widened");
+    let wide = wide.expect("a one-byte column widens");
+    assert!(
+        wide.as_materialized_series()
+            .equals_missing(before.as_materialized_series())
+    );
+    let names = ["one-byte-c".to_string()];
+    for df in [&one, &two] {
+        let series = physical_series(df, "credential_id", &names).expect("series");
+        assert_eq!(physically_in(df, series).height(), 2);
+    }
+    let names: Vec<String> = (0..=MAX_ONE_BYTE)
+        .map(|i| format!("byte-keys-{i}"))
+        .collect();
+    let values: Vec<Option<&str>> = names.iter().map(|n| Some(n.as_str())).collect();
+    let mut many = keyed(&[&values]);
+    let got = narrow(&mut many, "credential_id", MAX_KEYS, MAX_ONE_BYTE).expect("narrow");
+    assert_eq!(got, Some(2));
+    let mut fewer = keyed(&[&values[1..]]);
+    let got = narrow(&mut fewer, "credential_id", MAX_KEYS, MAX_ONE_BYTE).expect("narrow");
+    assert_eq!(got, Some(1));
+    assert_eq!(
+        strs(&fewer, "credential_id").expect("names").len(),
+        MAX_ONE_BYTE
     );
 }

@@ -122,7 +122,7 @@ fn unpacked_runs_are_cut_as_compaction_cuts_them() {
             .expect("stacks")
             .expect("rows")
     };
-    let unpacked = unpack_compacted(chunks, &stretches, 300, MAX_KEYS).expect("unpacks");
+    let unpacked = unpack_compacted(chunks, &stretches, 300, bounds(MAX_KEYS, 0)).expect("unpacks");
     // Runs of 300, 300, 100 rows, then 200, 250, 150: the first as read (three chunks), each
     // other one, holding a packed chunk, as one.
     assert_eq!(unpacked.len(), 3 + 2 + 3);
@@ -138,13 +138,21 @@ fn unpacked_runs_are_cut_as_compaction_cuts_them() {
 #[test]
 fn chunks_that_do_not_add_up_to_their_files_are_an_error() {
     let chunks = || vec![Chunk::pack(rows(100)), Chunk::pack(rows(100))];
-    assert!(unpack_compacted(chunks(), &[100, 150], 300, MAX_KEYS).is_err());
-    assert!(unpack_compacted(chunks(), &[100], 300, MAX_KEYS).is_err());
+    assert!(unpack_compacted(chunks(), &[100, 150], 300, bounds(MAX_KEYS, 0)).is_err());
+    assert!(unpack_compacted(chunks(), &[100], 300, bounds(MAX_KEYS, 0)).is_err());
+}
+
+fn bounds(keys_up_to: usize, one_byte_up_to: usize) -> crate::frame::Narrowing {
+    crate::frame::Narrowing {
+        keys_up_to,
+        one_byte_up_to,
+    }
 }
 
 /// Chunks naming three keys, some held as read and some packed: unpacked with a bound of three or
-/// more, every run's key column comes out in two bytes over one dictionary (so the runs stack)
-/// and names the same keys row by row; with a bound under three it stays as it was.
+/// more, every run's key column comes out in two bytes (one, under a one-byte bound of three or
+/// more) over one dictionary (so the runs stack) and names the same keys row by row; with a
+/// bound under three it stays as it was.
 #[test]
 fn keys_are_unpacked_in_two_bytes_where_they_fit() {
     let n = 900;
@@ -155,7 +163,14 @@ fn keys_are_unpacked_in_two_bytes_where_they_fit() {
     let keys = crate::frame::key_column(CREDENTIAL, keys).expect("keys");
     whole.with_column(keys).expect("keys");
     let names = |df: &DataFrame| crate::frame::strs(df, CREDENTIAL).expect("names");
-    for (bound, narrow) in [(MAX_KEYS, true), (3, true), (2, false)] {
+    let (two, one) = (CategoricalPhysical::U16, CategoricalPhysical::U8);
+    let cases = [
+        (MAX_KEYS, 0, Some(two)),
+        (3, 2, Some(two)),
+        (MAX_KEYS, 3, Some(one)),
+        (2, 3, None),
+    ];
+    for (bound, one_byte, narrow) in cases {
         let chunks: Vec<Chunk> = (0..9)
             .map(|i| {
                 let df = whole.slice(i * 100, 100);
@@ -165,10 +180,14 @@ fn keys_are_unpacked_in_two_bytes_where_they_fit() {
                 }
             })
             .collect();
-        let unpacked = unpack_compacted(chunks, &[n], 300, bound).expect("unpacks");
+        let unpacked = unpack_compacted(chunks, &[n], 300, bounds(bound, one_byte));
+        let unpacked = unpacked.expect("unpacks");
         for df in &unpacked {
-            let held = df.column(CREDENTIAL).expect("keys").cat16().is_ok();
-            assert_eq!(held, narrow, "bound {bound}");
+            let held = match df.column(CREDENTIAL).expect("keys").dtype() {
+                DataType::Categorical(cats, _) if !cats.is_global() => Some(cats.physical()),
+                _ => None,
+            };
+            assert_eq!(held, narrow, "bound {bound}, {one_byte}");
         }
         let frames = unpacked.into_iter().map(Ok);
         let stacked = crate::frame::stack(frames, "test")
