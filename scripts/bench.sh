@@ -4,6 +4,9 @@
 # Env: RUNS (default 3), WORK (default /tmp/audithound-bench), FORMATS (default "jsonl csv").
 # Prints, per size and format: wall time of both (median of RUNS, runs alternated), the ratio,
 # peak RSS of both (/usr/bin/time -v) and events/s. Not a test: nothing here asserts.
+# The size is in events: one customer per 57.5 events asked (10 -> 174,000 customers), as
+# bench_scale.sh. Until the forty-third session it asked one per 67, which made 8.7M events for
+# "10", in folders named export-${m}M-$fmt; the docs' "8.7M" figures are those exports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("${@:-1 10 30}")
@@ -29,9 +32,9 @@ measure() { # prints "seconds max_rss_kb" for the command
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf '%-6s %-6s %10s %10s %10s %7s %10s %12s %12s\n' size format events ah_s duck_s ratio ah_rss_MB duck_rss_MB ah_ev/s
 for m in "${sizes[@]}"; do
-  customers=$(( m * 1000000 / 67 ))
+  customers=$(( m * 17400 ))
   for fmt in $formats; do
-    dir="$work/export-${m}M-$fmt"
+    dir="$work/export-${m}M-events-$fmt"
     if [ ! -f "$dir/.truth.json" ]; then
       "$bin" generate --out "$dir" --customers "$customers" --days 120 --no-compress --event-format "$fmt" --seed 7 >/dev/null 2>&1
     fi

@@ -13,7 +13,7 @@ work="${WORK:-/tmp/audithound-bench}"
 master="${MASTER:-local-cluster[2,1,1024]}"
 cargo build --release --quiet
 bin="${CARGO_TARGET_DIR:-target}/release/audithound"
-nights="$work/nights-${m}M"
+nights="$work/nights-${m}M-events"
 [ -d "$nights/days" ] || { echo "run scripts/bench_state.sh $m first" >&2; exit 2; }
 if [ ! -x "$work/spark-venv/bin/python" ] || ! "$work/spark-venv/bin/python" -c 'import pyspark' 2>/dev/null; then
   python3 -m venv "$work/spark-venv"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Two audithound binaries and DuckDB on the same 10M-event exports, alternated, so that a noisy
+# Two audithound binaries and DuckDB on the same 10M-event exports (scripts/bench.sh 10 makes
+# them: 10.0M events; until the forty-third session export-10M-$fmt, 8.7M), alternated, so that a noisy
 # machine's drift hits all three alike. Usage: scripts/compare.sh OLD_BIN NEW_BIN
 # Env: RUNS (default 3), FORMATS (default "csv jsonl"), WORK (default /tmp/audithound-bench, where
 # scripts/bench.sh leaves its exports and DuckDB venv), REVERSE=1 to run NEW before OLD.
@@ -13,7 +14,7 @@ measure() {
   tail -1 "$work/cmp.log" | awk '{printf "%s %d\n", $1, $2 / 1024}'
 }
 for fmt in ${FORMATS:-csv jsonl}; do
-  d="$work/export-10M-$fmt"
+  d="$work/export-10M-events-$fmt"
   for ((i = 0; i < ${RUNS:-3}; i++)); do
     pair=("old $old" "new $new")
     [ "${REVERSE:-0}" = 1 ] && pair=("new $new" "old $old")

@@ -6,14 +6,15 @@
 # NEW_BIN's state format.
 # Usage: scripts/compare_nightly.sh OLD_BIN NEW_BIN [N ...]   (default N: 30 120)
 # Env: RUNS (default 3), WORK (default /tmp/audithound-bench, where scripts/bench_state.sh leaves
-# nights-10M/). Prints "nights binary seconds peak_rss_MB" per run, then whether the reports match.
+# nights-10M-events/, 10.0M events; nights-10M before the forty-third session, 8.7M). Prints
+# "nights binary seconds peak_rss_MB" per run, then whether the reports match.
 set -euo pipefail
 old=$1 new=$2
 shift 2
 sizes=("$@")
 [ ${#sizes[@]} -eq 0 ] && sizes=(30 120)
 work="${WORK:-/tmp/audithound-bench}"
-nights="$work/nights-10M"
+nights="$work/nights-10M-events"
 ctx=(--roster "$nights/roster.csv" --credentials "$nights/credentials.csv")
 mapfile -t days < <(find "$nights/days" -mindepth 1 -maxdepth 1 -type d | sort)
 for n in "${sizes[@]}"; do
