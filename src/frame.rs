@@ -309,7 +309,7 @@ pub fn code_arrays<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<Codes<'a>>> 
 }
 
 /// The code at row `i` of one chunk, [`NULL`] for a null.
-#[inline]
+#[inline(always)]
 pub fn code_at(arr: &CodeArray, i: usize) -> u32 {
     value_at::<UInt32Type>(arr, i, NULL)
 }

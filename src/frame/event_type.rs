@@ -135,7 +135,7 @@ pub fn codes<'a>(kinds: &Kinds<'a>) -> Cow<'a, [u16]> {
 }
 
 /// The code at row `i` of one chunk, [`NO_TYPE`] for a null.
-#[inline]
+#[inline(always)]
 pub fn code_at(kinds: &Kinds, i: usize) -> u16 {
     match *kinds {
         Kinds::Two(a) => crate::frame::value_at::<UInt16Type>(a, i, NO_TYPE),

@@ -73,7 +73,7 @@ impl<'a> Codes<'a> {
     }
 
     /// The code at row `i`, [`NULL`] for a null.
-    #[inline]
+    #[inline(always)]
     pub fn at(&self, i: usize) -> u32 {
         match self {
             Codes::Wide(a) => code_at(a, i),
@@ -168,7 +168,7 @@ pub fn narrow(
     let Some(keys) = distinct_keys(df, name, up_to) else {
         return Ok(None);
     };
-    let table = KeyTable::new(&keys, keys.len() <= one_byte_up_to)?;
+    let table = KeyTable::new(&keys, one_byte_up_to)?;
     table.narrow(df, name)?;
     Ok(Some(table.bytes()))
 }
@@ -212,17 +212,16 @@ pub struct KeyTable {
 }
 
 impl KeyTable {
-    /// Own codes for `keys` (distinct shared codes, in order), given in that order, in one byte
-    /// when `one_byte` (at most [`MAX_ONE_BYTE`] keys), else in two.
-    pub fn new(keys: &[u32], one_byte: bool) -> Result<KeyTable> {
-        let most = if one_byte { MAX_ONE_BYTE } else { MAX_KEYS };
-        if keys.len() > most {
+    /// Own codes for `keys` (distinct shared codes, in order), given in that order: in one byte
+    /// when they are at most `one_byte_up_to` (itself at most [`MAX_ONE_BYTE`]), else in two.
+    pub fn new(keys: &[u32], one_byte_up_to: usize) -> Result<KeyTable> {
+        if keys.len() > MAX_KEYS {
             return Err(Error::Internal(format!(
-                "{} keys past {} byte(s)",
-                keys.len(),
-                if one_byte { 1 } else { 2 }
+                "{} keys past two bytes",
+                keys.len()
             )));
         }
+        let one_byte = keys.len() <= one_byte_up_to.min(MAX_ONE_BYTE);
         let physical = match one_byte {
             true => CategoricalPhysical::U8,
             false => CategoricalPhysical::U16,

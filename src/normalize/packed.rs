@@ -108,7 +108,7 @@ pub fn unpack_compacted(
 ) -> Result<Vec<DataFrame>> {
     use rayon::prelude::*;
     let table = keys::union(chunks.iter().map(Chunk::keys), narrowing.keys_up_to)
-        .map(|k| keys::KeyTable::new(&k, k.len() <= narrowing.one_byte_up_to))
+        .map(|k| keys::KeyTable::new(&k, narrowing.one_byte_up_to))
         .transpose()?;
     let mut chunks = chunks.into_iter();
     let mut runs: Vec<Vec<Chunk>> = Vec::new();
