@@ -173,7 +173,7 @@ pub fn narrow(
     Ok(Some(table.bytes()))
 }
 
-const STAGE: &str = "coding keys in two bytes";
+const STAGE: &str = "coding keys in fewer bytes";
 
 /// The distinct values of column `name` of `df` as shared codes, in order; none when it is not
 /// held in the shared dictionary or names more than `up_to` (at most [`MAX_KEYS`]).
