@@ -50,6 +50,25 @@ pub fn widen(df: &mut DataFrame) -> Result<()> {
     Ok(())
 }
 
+/// Column `name` taken out of `df`: where it stood, and its physical chunks, held nowhere else,
+/// so that a caller re-coding them frees each as soon as its copy is made (the key and event
+/// type columns, [`Narrowing`]). A column of another type gives chunks the caller's downcast
+/// refuses.
+pub(crate) fn take_chunks(
+    df: &mut DataFrame,
+    name: &str,
+    stage: &'static str,
+) -> Result<(usize, Vec<ArrayRef>)> {
+    let at = df.get_column_index(name).unwrap_or(df.width());
+    let column = df.drop_in_place(name).stage(stage)?;
+    let physical = column
+        .as_materialized_series()
+        .to_physical_repr()
+        .into_owned();
+    drop(column);
+    Ok((at, physical.chunks().clone()))
+}
+
 impl Narrowing {
     /// `df`'s key and event type columns narrowed as far as the run's values allow.
     pub fn narrow(&self, df: &mut DataFrame) -> Result<Widths> {

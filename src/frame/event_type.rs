@@ -66,28 +66,23 @@ impl<'a> Kinds<'a> {
 
 /// The event types' categories and their dictionary, held for the whole process: a dictionary
 /// no column holds would be dropped and begun again with other codes.
-static TYPES: LazyLock<(Arc<Categories>, Arc<CategoricalMapping>)> = LazyLock::new(|| {
-    let cats = Categories::new(
-        "audithound-event-type".into(),
-        PlSmallStr::EMPTY,
-        CategoricalPhysical::U16,
-    );
-    let mapping = cats.mapping();
-    (cats, mapping)
-});
+static TYPES: LazyLock<Held> =
+    LazyLock::new(|| held("audithound-event-type", CategoricalPhysical::U16));
 
 /// The one-byte column's categories: [`TYPES`]' first names, in their order, so that a type has
 /// the same code in both ([`narrow`] adds them, one caller at a time).
-static ONE_BYTE: LazyLock<(Arc<Categories>, Arc<CategoricalMapping>)> = LazyLock::new(|| {
-    let cats = Categories::new(
-        "audithound-event-type-1".into(),
-        PlSmallStr::EMPTY,
-        CategoricalPhysical::U8,
-    );
+static ONE_BYTE: LazyLock<Held> =
+    LazyLock::new(|| held("audithound-event-type-1", CategoricalPhysical::U8));
+static MIRRORING: Mutex<()> = Mutex::new(());
+
+/// Categories and the dictionary behind them.
+type Held = (Arc<Categories>, Arc<CategoricalMapping>);
+
+fn held(name: &str, physical: CategoricalPhysical) -> Held {
+    let cats = Categories::new(name.into(), PlSmallStr::EMPTY, physical);
     let mapping = cats.mapping();
     (cats, mapping)
-});
-static MIRRORING: Mutex<()> = Mutex::new(());
+}
 
 /// The event type column's dtype.
 pub fn dtype() -> DataType {
@@ -164,13 +159,7 @@ pub fn narrow(df: &mut DataFrame, name: &str, up_to: usize) -> Result<bool> {
     }
     mirror()?;
     // Out of the frame, so each chunk is freed once its copy is made.
-    let at = df.get_column_index(name).unwrap_or(df.width());
-    let column = df.drop_in_place(name).stage(stage)?;
-    let mut two = column.cat16().stage(stage)?.clone().into_physical();
-    drop(column);
-    // SAFETY: the chunks are taken out whole and never put back; `two` is dropped at once.
-    let chunks = std::mem::take(unsafe { two.chunks_mut() });
-    drop(two);
+    let (at, chunks) = crate::frame::take_chunks(df, name, stage)?;
     use rayon::prelude::*;
     let chunks: Vec<ByteArray> = (chunks.into_par_iter())
         .map(|array| one_byte_chunk(&array))

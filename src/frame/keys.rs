@@ -130,7 +130,18 @@ fn is_narrow(cats: &Categories) -> bool {
 
 /// Whether `column` is a key column held in two bytes or one.
 fn held_narrow(column: &Column) -> bool {
-    matches!(column.dtype(), DataType::Categorical(cats, _) if is_narrow(cats))
+    held_bytes(column).is_some()
+}
+
+/// The bytes a key takes in `column` when it is a key column held in two bytes or one.
+fn held_bytes(column: &Column) -> Option<usize> {
+    match column.dtype() {
+        DataType::Categorical(cats, _) if is_narrow(cats) => match cats.physical() {
+            CategoricalPhysical::U8 => Some(1),
+            _ => Some(2),
+        },
+        _ => None,
+    }
 }
 
 /// The shared dictionary's code of each of `mapping`'s codes, in order.
@@ -156,14 +167,8 @@ pub fn narrow(
     up_to: usize,
     one_byte_up_to: usize,
 ) -> Result<Option<usize>> {
-    let column = df.column(name).stage(STAGE)?;
-    if let DataType::Categorical(cats, _) = column.dtype()
-        && is_narrow(cats)
-    {
-        return Ok(Some(match cats.physical() {
-            CategoricalPhysical::U8 => 1,
-            _ => 2,
-        }));
+    if let Some(bytes) = held_bytes(df.column(name).stage(STAGE)?) {
+        return Ok(Some(bytes));
     }
     let Some(keys) = distinct_keys(df, name, up_to) else {
         return Ok(None);
@@ -257,13 +262,7 @@ impl KeyTable {
     pub fn narrow(&self, df: &mut DataFrame, name: &str) -> Result<()> {
         // Out of the frame, so each wide chunk is freed once its narrow copy is made: the whole
         // wide column beside the narrow one set ingest's peak at 100.09M events.
-        let at = df.get_column_index(name).unwrap_or(df.width());
-        let column = df.drop_in_place(name).stage(STAGE)?;
-        let mut wide = column.cat32().stage(STAGE)?.clone().into_physical();
-        drop(column);
-        // SAFETY: the chunks are taken out whole and never put back; `wide` is dropped at once.
-        let chunks = std::mem::take(unsafe { wide.chunks_mut() });
-        drop(wide);
+        let (at, chunks) = super::take_chunks(df, name, STAGE)?;
         let dtype = DataType::Categorical(self.cats.clone(), self.mapping.clone());
         let narrow = match self.one_byte {
             true => {

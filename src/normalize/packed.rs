@@ -71,7 +71,6 @@ impl Chunk {
         }
     }
 
-    /// Bytes of the frame this chunk holds, unpacked.
     /// The distinct keys of its key column, as [`keys::distinct_keys`].
     fn keys(&self) -> Option<Vec<u32>> {
         match self {
@@ -80,6 +79,7 @@ impl Chunk {
         }
     }
 
+    /// Bytes of the frame this chunk holds, unpacked.
     pub fn frame_bytes(&self) -> usize {
         match self {
             Chunk::Frame(df) => df.estimated_size(),
