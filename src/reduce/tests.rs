@@ -527,7 +527,7 @@ fn a_kind_merged_as_streamed_is_the_kind_merged_whole() {
                     seen.cells.extend(piece.cells.iter().cloned());
                     seen.singles.extend(piece.singles.iter().cloned());
                 };
-                let merged = store::merge_kind_in(
+                let merged = store::merge_kind(
                     &old,
                     k,
                     n,
@@ -723,3 +723,5 @@ mod groups;
 mod on_disk;
 // One-account records pulled a few row groups at a time.
 mod singles;
+// Work run on threads of its own, as the kinds' merges are.
+mod side_by_side;

@@ -231,6 +231,10 @@ struct Kept<'a> {
     symbols: u64,
 }
 
+/// What one kind's merge counted, the names it used and the accounts it touched (see
+/// `Kept::merge_kind`).
+type KindDone = (store::KindMerged, RoaringBitmap, RoaringBitmap);
+
 /// What merging the stored records with a run's left besides the kinds' files.
 struct Merged {
     accounts: RoaringBitmap,
@@ -242,31 +246,32 @@ struct Merged {
 
 impl Kept<'_> {
     /// Each kind's stale days dropped and `fresh`'s merged in as the kind is streamed, written
-    /// into `new` as merged ([`store::merge_kind`]), one kind after another; then the account
-    /// sets. What [`Reduced::without_days`] and [`Reduced::merge`] do to records held whole, with
-    /// a few batches of one kind held at a time.
+    /// into `new` as merged ([`store::merge_kind`]), two kinds at a time on two cores; then the
+    /// account sets. What [`Reduced::without_days`] and [`Reduced::merge`] do to records held
+    /// whole, with a few batches of each kind being merged held at a time.
+    ///
+    /// Side by side because one kind's merge kept about one core busy (its reader thread
+    /// decoding, the merge waiting): a night added to the 30-night state of the 10M-event
+    /// benchmark, records stage 0.34 s at 1.1 cores one kind after another (see
+    /// `docs/performance.md`, forty-fourth session, for the figures side by side).
     fn merge_into(self, new: &Path, fresh: Reduced) -> Result<Merged> {
-        let mut named = RoaringBitmap::new();
-        let (mut accounts, mut self_served, mut overlapping) = (RoaringBitmap::new(), 0, 0);
-        for (k, theirs) in fresh.kinds.into_iter().enumerate() {
-            let mut out = store::KindWriter::create(new, k)?;
-            let seen = |mine: &Entities| {
-                named.extend(mine.cells.iter().map(|c| c.entity));
-                named.extend(mine.singles.iter().map(|s| s.entity));
-                if !self.stale.is_empty() {
-                    for cell in &mine.cells {
-                        cell.accounts.add_to(&mut accounts);
-                    }
-                    accounts.extend(mine.singles.iter().map(|s| s.account));
-                }
-            };
-            let stale = self.stale;
-            let kind = store::merge_kind(self.dir, k, self.symbols, stale, theirs, seen, &mut out)?;
+        let Reduced {
+            kinds,
+            accounts: fresh_accounts,
+            orphans: fresh_orphans,
+            overlapping: fresh_overlapping,
+            ..
+        } = fresh;
+        let merged = self.merge_kinds(new, kinds)?;
+        let (mut named, mut accounts) = (RoaringBitmap::new(), RoaringBitmap::new());
+        let (mut self_served, mut overlapping) = (0, fresh_overlapping);
+        for (k, (kind, names, touched)) in merged.into_iter().enumerate() {
             overlapping += kind.overlapping;
             if KINDS[k] == c::PRINCIPAL {
                 self_served = kind.self_served;
             }
-            out.finish()?;
+            named |= names;
+            accounts |= touched;
         }
         let mut orphans = self.orphans;
         if self.stale.is_empty() {
@@ -278,8 +283,8 @@ impl Kept<'_> {
             }
         }
         named |= &accounts;
-        accounts |= fresh.accounts;
-        for (day, set) in fresh.orphans {
+        accounts |= fresh_accounts;
+        for (day, set) in fresh_orphans {
             *orphans.entry(day).or_default() |= set;
         }
         store::write_sets(new, &accounts, &orphans)?;
@@ -287,8 +292,60 @@ impl Kept<'_> {
             accounts,
             self_served,
             named_before: named.len(),
-            overlapping: overlapping + fresh.overlapping,
+            overlapping,
         })
+    }
+
+    /// Every kind merged and written, two at a time on two cores, the results in kind order.
+    fn merge_kinds(&self, new: &Path, kinds: [Entities; 4]) -> Result<Vec<KindDone>> {
+        // The biggest stored kinds first, so that the threads finish together: in kind order,
+        // one thread took the principals then the addresses, the two biggest (0.48 against
+        // 0.23 s, a night added to 120 of the 10M-event benchmark).
+        let mut order: Vec<usize> = (0..KINDS.len()).collect();
+        order.sort_by_key(|&k| std::cmp::Reverse(store::stored_bytes(self.dir, k)));
+        // Each merge reads its share of one merge's batches: side by side, they hold about what
+        // one merge alone did.
+        let threads = rayon::current_num_threads().clamp(1, KINDS.len());
+        let batches = store::Batches::default().shared(threads);
+        store::side_by_side(kinds.into(), &order, threads, |k, theirs| {
+            self.merge_kind(new, k, theirs, batches)
+        })
+    }
+
+    /// Kind `k` merged and written: what it counted, the names its stored records still use
+    /// once stale days are dropped, and (only when days were dropped) the accounts they touch.
+    fn merge_kind(
+        &self,
+        new: &Path,
+        k: usize,
+        theirs: Entities,
+        batches: store::Batches,
+    ) -> Result<KindDone> {
+        let (mut named, mut accounts) = (RoaringBitmap::new(), RoaringBitmap::new());
+        let mut out = store::KindWriter::create(new, k)?;
+        let seen = |mine: &Entities| {
+            named.extend(mine.cells.iter().map(|c| c.entity));
+            named.extend(mine.singles.iter().map(|s| s.entity));
+            if !self.stale.is_empty() {
+                for cell in &mine.cells {
+                    cell.accounts.add_to(&mut accounts);
+                }
+                accounts.extend(mine.singles.iter().map(|s| s.account));
+            }
+        };
+        let stale = self.stale;
+        let kind = store::merge_kind(
+            self.dir,
+            k,
+            self.symbols,
+            batches,
+            stale,
+            theirs,
+            seen,
+            &mut out,
+        )?;
+        out.finish()?;
+        Ok((kind, named, accounts))
     }
 }
 
@@ -642,6 +699,37 @@ mod tests {
             reach(dir.path(), &two, (&both, &IN_FRAME), &time, walk).expect("records");
         assert_eq!(made, Made::Kept { days: 0 });
         assert_eq!(seen(&kept.expect("kept")), want);
+    }
+
+    /// Kinds merged one at a time (a pool of one thread) and side by side write the same bytes
+    /// and read back as the same records.
+    #[test]
+    fn kinds_merged_side_by_side_write_what_one_at_a_time_does() {
+        let (time, walk) = (
+            TimeParser::new(chrono_tz::UTC),
+            crate::detect::enumeration::WALK,
+        );
+        let both = kinds_on(0..2);
+        let written = |threads: usize| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let (_, _, two) = day0_stored(dir.path());
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+            let (merged, made) = (pool.expect("pool"))
+                .install(|| reach(dir.path(), &two, (&both, &IN_FRAME), &time, walk))
+                .expect("records");
+            assert_eq!(made, Made::Kept { days: 1 }, "{threads} thread(s)");
+            let mut files = BTreeMap::new();
+            files.insert(None, seen(&merged.expect("merged")).into_bytes());
+            for entry in std::fs::read_dir(dir.path().join(NEW)).expect("merged folder") {
+                let path = entry.expect("entry").path();
+                let bytes = std::fs::read(&path).expect("merged file");
+                files.insert(path.file_name().map(|n| n.to_os_string()), bytes);
+            }
+            files
+        };
+        let one = written(1);
+        assert!(one.len() >= 13, "{:?}", one.keys());
+        assert!(one == written(4), "side by side wrote other bytes");
     }
 
     /// A merge that cannot write (here a file stands where its folder goes) costs the run its

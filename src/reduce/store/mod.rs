@@ -33,10 +33,10 @@ mod write;
 
 use singles::map_singles;
 
-pub(crate) use stream::{Batches, stream_kinds_in};
-pub use stream::{KindMerged, merge_kind, stream_kind, stream_kinds};
 #[cfg(test)]
-pub(crate) use stream::{merge_kind_in, stream_kind_in};
+pub(crate) use stream::stream_kind_in;
+pub(crate) use stream::{Batches, merge_kind, side_by_side, stream_kinds_in};
+pub use stream::{KindMerged, stream_kind, stream_kinds};
 pub(crate) use write::write_kind_batched;
 pub use write::{KindWriter, write, write_kind, write_sets, write_symbols};
 
@@ -93,6 +93,15 @@ pub fn read_head(dir: &Path) -> Result<(Symbols, RoaringBitmap, BTreeMap<i64, Ro
 /// Kind `k`'s records (its index in [`KINDS`]), checked against a table of `symbols` names.
 pub fn read_kind(dir: &Path, k: usize, symbols: u64) -> Result<Entities> {
     read_kind_in(dir, k, symbols, BATCH_ROWS)
+}
+
+/// The bytes kind `k`'s tables take in `dir` (0 for a table not there): about what merging it
+/// costs, by which the merges are ordered.
+pub fn stored_bytes(dir: &Path, k: usize) -> u64 {
+    (["cells", "singles", "single_days"].iter())
+        .filter_map(|table| std::fs::metadata(kind_file(dir, table, k)).ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// The entities of kind `k`'s records, from their `entity` columns alone.

@@ -5,13 +5,15 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 
 use rayon::prelude::*;
 
 use super::{BATCH_ROWS, CELL_BATCH_ROWS, broken, kind_file, map_cells, map_singles};
 use super::{KindWriter, check};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::reduce::{Entities, KINDS};
 
 /// Rows of a stored kind's tables read at once: a cells' row group, and about [`BATCH_ROWS`] of
@@ -53,33 +55,12 @@ pub struct KindMerged {
 }
 
 /// Kind `k` of the records in `dir` without the local days `stale`, merged with `theirs` (the
-/// same kind of a night's records) and written by `out` as the stream passes them; `seen` is
-/// shown each stored piece once its days are dropped. Equal to dropping the days from the kind
+/// same kind of a night's records) and written by `out` as the stream passes them, read
+/// `batches` rows at a time; `seen` is shown each stored piece once its days are dropped. Equal to dropping the days from the kind
 /// read whole and merging it whole (`Entities::without_days`, `Entities::merge`), as each is done
 /// entity by entity; tested at batches of a few rows against that.
-pub fn merge_kind(
-    dir: &Path,
-    k: usize,
-    symbols: u64,
-    stale: &BTreeSet<i64>,
-    theirs: Entities,
-    seen: impl FnMut(&Entities),
-    out: &mut KindWriter,
-) -> Result<KindMerged> {
-    merge_kind_in(
-        dir,
-        k,
-        symbols,
-        Batches::default(),
-        stale,
-        theirs,
-        seen,
-        out,
-    )
-}
-
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn merge_kind_in(
+pub(crate) fn merge_kind(
     dir: &Path,
     k: usize,
     symbols: u64,
@@ -178,6 +159,56 @@ pub(crate) fn stream_kinds_in(
         }
         result
     })
+}
+
+/// An item of [`side_by_side`] until a thread takes it, then its result.
+type Slot<T, R> = Mutex<(Option<T>, Option<Result<R>>)>;
+
+/// `work` on each of `items`, taken in `order` (indices into `items`) by `threads` threads of
+/// their own, the results by index. Not on rayon's pool: a merge blocks on its readers'
+/// channels, and a reader's decoding may ask the pool, so merges on the pool's workers could
+/// leave none to serve it (they did: the run hung). A thread takes no item after an error; the
+/// first error by index is returned, and an item never taken is an internal error only when no
+/// error explains it.
+pub(crate) fn side_by_side<T: Send, R: Send>(
+    items: Vec<T>,
+    order: &[usize],
+    threads: usize,
+    work: impl Fn(usize, T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Slot<T, R>> = items
+        .into_iter()
+        .map(|t| Mutex::new((Some(t), None)))
+        .collect();
+    let take = || loop {
+        let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
+            return;
+        };
+        let item = slots.get(i).and_then(|s| s.lock().ok()?.0.take());
+        let Some(item) = item else { continue };
+        let result = work(i, item);
+        let failed = result.is_err();
+        if let Some(mut slot) = slots.get(i).and_then(|s| s.lock().ok()) {
+            slot.1 = Some(result);
+        }
+        if failed {
+            return;
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(take);
+        }
+    });
+    let mut out = Vec::with_capacity(slots.len());
+    for slot in slots {
+        match slot.into_inner().ok().and_then(|s| s.1) {
+            Some(result) => out.push(result?),
+            None => return Err(Error::Internal("work left undone beside a merge".into())),
+        }
+    }
+    Ok(out)
 }
 
 /// A table of `dir` read by `read` on a thread of its own, not rayon's (a reader blocked on a
