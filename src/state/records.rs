@@ -246,14 +246,15 @@ struct Merged {
 
 impl Kept<'_> {
     /// Each kind's stale days dropped and `fresh`'s merged in as the kind is streamed, written
-    /// into `new` as merged ([`store::merge_kind`]), two kinds at a time on two cores; then the
-    /// account sets. What [`Reduced::without_days`] and [`Reduced::merge`] do to records held
-    /// whole, with a few batches of each kind being merged held at a time.
+    /// into `new` as merged ([`store::merge_kind`]), as many kinds at a time as rayon has
+    /// threads; then the account sets. What [`Reduced::without_days`] and [`Reduced::merge`] do
+    /// to records held whole, with a few batches of each kind being merged held at a time.
     ///
-    /// Side by side because one kind's merge kept about one core busy (its reader thread
-    /// decoding, the merge waiting): a night added to the 30-night state of the 10M-event
-    /// benchmark, records stage 0.34 s at 1.1 cores one kind after another (see
-    /// `docs/performance.md`, forty-fourth session, for the figures side by side).
+    /// Side by side because one small kind's merge kept about one core busy (its readers
+    /// decoding, the merge waiting): a night added to 30 nights of the 10.12M-event benchmark,
+    /// records stage 0.34 s at 1.1 cores one kind after another, 0.27–0.31 s two at a time. At
+    /// the 85.9M state one merge already kept 1.3 cores busy and two are level with it
+    /// (`docs/performance.md`, forty-fourth session).
     fn merge_into(self, new: &Path, fresh: Reduced) -> Result<Merged> {
         let Reduced {
             kinds,
@@ -296,15 +297,17 @@ impl Kept<'_> {
         })
     }
 
-    /// Every kind merged and written, two at a time on two cores, the results in kind order.
+    /// Every kind merged and written, as many at a time as rayon has threads (up to four), the
+    /// results in kind order.
     fn merge_kinds(&self, new: &Path, kinds: [Entities; 4]) -> Result<Vec<KindDone>> {
         // The biggest stored kinds first, so that the threads finish together: in kind order,
         // one thread took the principals then the addresses, the two biggest (0.48 against
         // 0.23 s, a night added to 120 of the 10M-event benchmark).
         let mut order: Vec<usize> = (0..KINDS.len()).collect();
         order.sort_by_key(|&k| std::cmp::Reverse(store::stored_bytes(self.dir, k)));
-        // Each merge reads its share of one merge's batches: side by side, they hold about what
-        // one merge alone did.
+        // Each merge reads its share of one merge's batches, so together they read what one
+        // did; each still fills its own writer's row groups (the 10.12M nights' peak rose 25–60
+        // MB).
         let threads = rayon::current_num_threads().clamp(1, KINDS.len());
         let batches = store::Batches::default().shared(threads);
         store::side_by_side(kinds.into(), &order, threads, |k, theirs| {

@@ -56,9 +56,10 @@ pub struct KindMerged {
 
 /// Kind `k` of the records in `dir` without the local days `stale`, merged with `theirs` (the
 /// same kind of a night's records) and written by `out` as the stream passes them, read
-/// `batches` rows at a time; `seen` is shown each stored piece once its days are dropped. Equal to dropping the days from the kind
-/// read whole and merging it whole (`Entities::without_days`, `Entities::merge`), as each is done
-/// entity by entity; tested at batches of a few rows against that.
+/// `batches` rows at a time; `seen` is shown each stored piece once its days are dropped. Equal
+/// to dropping the days from the kind read whole and merging it whole (`Entities::without_days`,
+/// `Entities::merge`), as each is done entity by entity; tested at batches of a few rows against
+/// that.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn merge_kind(
     dir: &Path,
@@ -168,8 +169,8 @@ type Slot<T, R> = Mutex<(Option<T>, Option<Result<R>>)>;
 /// their own, the results by index. Not on rayon's pool: a merge blocks on its readers'
 /// channels, and a reader's decoding may ask the pool, so merges on the pool's workers could
 /// leave none to serve it (they did: the run hung). A thread takes no item after an error; the
-/// first error by index is returned, and an item never taken is an internal error only when no
-/// error explains it.
+/// first error by index is returned, and items never taken are an internal error only when no
+/// error explains them.
 pub(crate) fn side_by_side<T: Send, R: Send>(
     items: Vec<T>,
     order: &[usize],
@@ -201,14 +202,17 @@ pub(crate) fn side_by_side<T: Send, R: Send>(
             scope.spawn(take);
         }
     });
-    let mut out = Vec::with_capacity(slots.len());
+    let (mut out, mut undone) = (Vec::with_capacity(slots.len()), false);
     for slot in slots {
         match slot.into_inner().ok().and_then(|s| s.1) {
             Some(result) => out.push(result?),
-            None => return Err(Error::Internal("work left undone beside a merge".into())),
+            None => undone = true,
         }
     }
-    Ok(out)
+    match undone {
+        true => Err(Error::Internal("work left undone beside a merge".into())),
+        false => Ok(out),
+    }
 }
 
 /// A table of `dir` read by `read` on a thread of its own, not rayon's (a reader blocked on a

@@ -46,6 +46,17 @@ fn side_by_side_returns_results_by_index_and_the_first_error() {
         "none taken after"
     );
 
+    // One thread stops at item 3, its first: items 6, 0, ... are never taken, and the error
+    // explains them.
+    let stopped = side_by_side(items.clone(), &order, 1, |i, _| match i {
+        3 => Err(Error::Internal("item 3 failed".into())),
+        _ => Ok(()),
+    });
+    assert!(
+        matches!(&stopped, Err(Error::Internal(why)) if why == "item 3 failed"),
+        "{stopped:?}"
+    );
+
     let missed = side_by_side(items, &[0, 1], 2, |_, _| Ok(()));
     assert!(
         matches!(&missed, Err(Error::Internal(why)) if why.contains("undone")),
