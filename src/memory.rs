@@ -87,8 +87,34 @@ pub fn release_freed_everywhere() {
 /// next `--timings` line's peak is that step's own (Linux; elsewhere, or without the right to
 /// write it, the peak stays the run's).
 pub fn reset_peak() {
+    if let Some(peak) = kb(&status("VmHWM:")) {
+        PEAK_BEFORE_RESETS.fetch_max(peak, std::sync::atomic::Ordering::Relaxed);
+    }
     // "5" is the kernel's code for resetting the peak (Documentation/filesystems/proc.rst).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The run's resident peak (kB) as it stood before each [`reset_peak`], so that the run's own
+/// peak outlives `--timings-per-detector`'s resets.
+static PEAK_BEFORE_RESETS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Bytes the run may hold on top of what is resident now without raising its peak so far: what a
+/// stage may spend for speed and leave the run's peak where it was. `None` where the kernel does
+/// not say (not Linux).
+pub fn headroom() -> Option<usize> {
+    let (peak, rss) = (kb(&status("VmHWM:"))?, kb(&status("VmRSS:"))?);
+    let saved = PEAK_BEFORE_RESETS.load(std::sync::atomic::Ordering::Relaxed);
+    Some(headroom_of(peak.max(saved), rss))
+}
+
+/// [`headroom`] from a peak and what is resident, both in kB.
+fn headroom_of(peak_kb: u64, rss_kb: u64) -> usize {
+    usize::try_from(peak_kb.saturating_sub(rss_kb).saturating_mul(1024)).unwrap_or(usize::MAX)
+}
+
+/// kB in a [`status`] value ("123 kB").
+fn kb(value: &str) -> Option<u64> {
+    value.strip_suffix(" kB")?.trim().parse().ok()
 }
 
 /// A line of `/proc/self/status` (`VmRSS:`, `VmHWM:`), as the kernel writes it ("123 kB"), or
@@ -176,6 +202,24 @@ mod tests {
     fn purge_delay() -> std::os::raw::c_long {
         // SAFETY: reads one allocator option by its documented index.
         unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }
+    }
+
+    /// The kernel's "123 kB" is read in kB, the headroom is the peak less what is resident (none
+    /// past it), and the run's peak outlives a reset: after one, the headroom is still at least
+    /// what the peak before it leaves.
+    #[test]
+    fn headroom_is_the_run_s_peak_less_what_is_resident() {
+        assert_eq!(kb("2707308 kB"), Some(2_707_308));
+        assert_eq!(kb("12 MB"), None);
+        assert_eq!(kb(""), None);
+        assert_eq!(headroom_of(2_707_308, 2_280_912), 426_396 * 1024);
+        assert_eq!(headroom_of(100, 200), 0);
+        let Some(before) = kb(&status("VmHWM:")) else {
+            return; // not Linux
+        };
+        reset_peak();
+        assert!(PEAK_BEFORE_RESETS.load(std::sync::atomic::Ordering::Relaxed) >= before);
+        assert!(headroom().is_some());
     }
 
     /// A 10M export's frame keeps freed pages as set at start; a frame past the bound returns

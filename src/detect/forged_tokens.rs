@@ -55,7 +55,10 @@ impl Detector for ForgedTokens {
         let mut out = Detection::default();
         let max_age = input.options.max_token_age_ms;
         let (events, cold) = (input.events, input.cold);
-        let codes = (input.tokens.len(), facts_at_once(events.estimated_size()));
+        // Facts in as few ranges as the memory under the run's peak allows (see
+        // `issuance::facts_at_once`): each range is one more pass over the rows.
+        let at_once = facts_at_once(events.estimated_size(), crate::memory::headroom());
+        let codes = (input.tokens.len(), at_once);
         let max_addresses = MAX_ADDRESSES_PER_TOKEN as usize;
         let judged = judged_in_ranges(events, cold, codes, max_age, max_addresses, input.time)?;
         let Some((judged, cover)) = judged else {

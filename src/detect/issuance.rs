@@ -72,12 +72,30 @@ pub(super) const FACTS_AT_ONCE: usize = 6 << 20;
 /// 52.2 (one run each); sized to the frame they are three.
 const FRAME_SHARE: usize = 16;
 
+/// The share of the frame's bytes held back from the headroom under the run's peak
+/// ([`crate::memory::headroom`]) before facts may use the rest: judging's own working set beside
+/// its facts, 0.15 GB over a night's 1.5 GB frame at the 85.9M-event state and about 0.17 GB
+/// over the 1.74 GB one at 100.09M events (`analyze --timings-per-detector`, three ranges). That
+/// night starts forged tokens 0.43 GB under the peak ingest set: its 15.2M tokens' facts (0.24
+/// GB) in one range instead of three took the detectors 20.6 → 15.2 s and the night 38.3 → 33.1
+/// s, the run's peak unchanged at 2.71 GB (one run each, reports byte-identical;
+/// `docs/performance.md`, forty-fourth session). The 100.09M run starts it about 0.23 GB under
+/// its peak, which leaves nothing past the reserve: its three ranges stay.
+const RESERVE_SHARE: usize = 10;
+
 /// Token codes judged at once over a frame of `frame_bytes` bytes of columns: a sixteenth of it
-/// in facts, and never fewer than [`FACTS_AT_ONCE`] codes. At 85.9M and 100.09M events the same
-/// three ranges as [`FACTS_AT_ONCE`] alone.
-pub(super) fn facts_at_once(frame_bytes: usize) -> usize {
+/// in facts, or what `headroom` leaves past a tenth of the frame ([`RESERVE_SHARE`]) where that
+/// holds more, and never fewer than [`FACTS_AT_ONCE`] codes. At 85.9M and 100.09M events without
+/// headroom the same three ranges as [`FACTS_AT_ONCE`] alone.
+pub(super) fn facts_at_once(frame_bytes: usize, headroom: Option<usize>) -> usize {
     let fact = std::mem::size_of::<tokens::TokenFact>();
-    (frame_bytes / FRAME_SHARE / fact).max(FACTS_AT_ONCE)
+    let spare = headroom
+        .unwrap_or(0)
+        .saturating_sub(frame_bytes / RESERVE_SHARE)
+        / fact;
+    (frame_bytes / FRAME_SHARE / fact)
+        .max(spare)
+        .max(FACTS_AT_ONCE)
 }
 
 /// Every token-bearing access judged ([`Issuance::judge`]), the facts made `at_once` token
@@ -345,14 +363,28 @@ mod tests {
 
     /// Small frames judge at least [`FACTS_AT_ONCE`] codes at once; a big one a sixteenth of its
     /// bytes in facts: the 100.09M-event frame (2,121 MiB) three ranges of its 17.7M tokens, the
-    /// 257.5M-event one (5,459 MiB) three of 45.6M, not eight.
+    /// 257.5M-event one (5,459 MiB) three of 45.6M, not eight; with headroom under the run's
+    /// peak, what it leaves past a tenth of the frame.
     #[test]
     fn facts_at_once_follow_the_frame() {
-        assert_eq!(facts_at_once(0), FACTS_AT_ONCE);
-        assert_eq!(facts_at_once(1 << 30), FACTS_AT_ONCE);
-        assert_eq!(code_ranges(17_700_518, facts_at_once(2121 << 20)).len(), 3);
-        assert_eq!(code_ranges(45_600_000, facts_at_once(5459 << 20)).len(), 3);
-        assert!(facts_at_once(16 << 30) > facts_at_once(8 << 30));
+        assert_eq!(facts_at_once(0, None), FACTS_AT_ONCE);
+        assert_eq!(facts_at_once(1 << 30, None), FACTS_AT_ONCE);
+        assert_eq!(
+            code_ranges(17_700_518, facts_at_once(2121 << 20, None)).len(),
+            3
+        );
+        assert_eq!(
+            code_ranges(45_600_000, facts_at_once(5459 << 20, None)).len(),
+            3
+        );
+        assert!(facts_at_once(16 << 30, None) > facts_at_once(8 << 30, None));
+        // Headroom: the 85.9M night's 0.43 GB judges its 15.2M tokens in one range; the 100.09M
+        // run's 0.2 GB keeps three; none, or a little, changes nothing.
+        let night = facts_at_once(1495 << 20, Some(426_396 << 10));
+        assert_eq!(code_ranges(15_214_329, night).len(), 1);
+        let run = facts_at_once(1740 << 20, Some(235 << 20));
+        assert_eq!(code_ranges(17_700_518, run).len(), 3);
+        assert_eq!(facts_at_once(0, Some(1 << 20)), FACTS_AT_ONCE);
     }
 
     /// Every code in exactly one range, in order; as few ranges as hold `at_once` each, of
