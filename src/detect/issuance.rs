@@ -379,7 +379,7 @@ mod tests {
         );
         assert!(facts_at_once(16 << 30, None) > facts_at_once(8 << 30, None));
         // Headroom: the 85.9M night's 0.43 GB judges its 15.2M tokens in one range; the 100.09M
-        // run's 0.2 GB keeps three; none, or a little, changes nothing.
+        // run's 0.23 GB keeps three; none, or a little, changes nothing.
         let night = facts_at_once(1495 << 20, Some(426_396 << 10));
         assert_eq!(code_ranges(15_214_329, night).len(), 1);
         let run = facts_at_once(1740 << 20, Some(235 << 20));
