@@ -101,12 +101,11 @@ impl Stopwatch {
             // Resident memory now and at its peak so far (Linux), to see which stage sets the
             // high-water mark and what it leaves behind.
             let cpu = cpu_seconds();
+            let [rss, peak] = crate::memory::statuses(["VmRSS:", "VmHWM:"]);
             eprintln!(
-                "timing: {what:<28} {:>8.3} s   cpu {:>7.3} s   rss {:>12}   peak {:>12}",
+                "timing: {what:<28} {:>8.3} s   cpu {:>7.3} s   rss {rss:>12}   peak {peak:>12}",
                 self.last.elapsed().as_secs_f64(),
                 cpu - self.cpu,
-                crate::memory::status("VmRSS:"),
-                crate::memory::status("VmHWM:")
             );
             self.cpu = cpu;
         }

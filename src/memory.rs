@@ -102,7 +102,8 @@ static PEAK_BEFORE_RESETS: std::sync::atomic::AtomicU64 = std::sync::atomic::Ato
 /// stage may spend for speed and leave the run's peak where it was. `None` where the kernel does
 /// not say (not Linux).
 pub fn headroom() -> Option<usize> {
-    let (peak, rss) = (kb(&status("VmHWM:"))?, kb(&status("VmRSS:"))?);
+    let [peak, rss] = statuses(["VmHWM:", "VmRSS:"]);
+    let (peak, rss) = (kb(&peak)?, kb(&rss)?);
     let saved = PEAK_BEFORE_RESETS.load(std::sync::atomic::Ordering::Relaxed);
     Some(headroom_of(peak.max(saved), rss))
 }
@@ -120,12 +121,19 @@ fn kb(value: &str) -> Option<u64> {
 /// A line of `/proc/self/status` (`VmRSS:`, `VmHWM:`), as the kernel writes it ("123 kB"), or
 /// empty where there is none.
 pub fn status(field: &str) -> String {
+    let [value] = statuses([field]);
+    value
+}
+
+/// [`status`] of several fields, from one reading of the file: values of the same instant.
+pub fn statuses<const N: usize>(fields: [&str; N]) -> [String; N] {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_default()
+    fields.map(|field| {
+        (status.lines())
+            .find_map(|l| l.strip_prefix(field))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    })
 }
 
 /// The mimalloc heap the event frame's columns are made in while ingest reads: see

@@ -336,13 +336,12 @@ impl Kept<'_> {
                 accounts.extend(mine.singles.iter().map(|s| s.account));
             }
         };
-        let stale = self.stale;
         let kind = store::merge_kind(
             self.dir,
             k,
             self.symbols,
             batches,
-            stale,
+            self.stale,
             theirs,
             seen,
             &mut out,
