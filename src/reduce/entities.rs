@@ -174,6 +174,55 @@ impl Entities {
         out
     }
 
+    /// Copies of the records of the entities `keep` holds.
+    pub(crate) fn only(&self, keep: impl Fn(u32) -> bool) -> Entities {
+        Entities {
+            cells: (self.cells.iter())
+                .filter(|c| keep(c.entity))
+                .cloned()
+                .collect(),
+            singles: (self.singles.iter())
+                .filter(|s| keep(s.entity))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Copies of these records of the entities `of` has records of, and those entities: how a
+    /// night's few records join the stored records read a batch of entities at a time. Only this
+    /// side's records in the batch's range of entities are looked at.
+    pub(crate) fn of_entities_in(&self, of: &Entities) -> (Entities, Vec<u32>) {
+        let mut theirs: Vec<u32> = (of.cells.iter().map(|c| c.entity))
+            .chain(of.singles.iter().map(|s| s.entity))
+            .collect();
+        theirs.sort_unstable();
+        theirs.dedup();
+        let (Some(&low), Some(&high)) = (theirs.first(), theirs.last()) else {
+            return (Entities::default(), Vec::new());
+        };
+        let held = |e: u32| theirs.binary_search(&e).is_ok();
+        let cells = self.cells.partition_point(|c| c.entity < low)
+            ..self.cells.partition_point(|c| c.entity <= high);
+        let singles = self.singles.partition_point(|s| s.entity < low)
+            ..self.singles.partition_point(|s| s.entity <= high);
+        let mine = Entities {
+            cells: (self.cells[cells].iter())
+                .filter(|c| held(c.entity))
+                .cloned()
+                .collect(),
+            singles: (self.singles[singles].iter())
+                .filter(|s| held(s.entity))
+                .cloned()
+                .collect(),
+        };
+        let mut taken: Vec<u32> = (mine.cells.iter().map(|c| c.entity))
+            .chain(mine.singles.iter().map(|s| s.entity))
+            .collect();
+        taken.sort_unstable();
+        taken.dedup();
+        (mine, taken)
+    }
+
     /// `f` over each entity's cells, in parallel, for the entities `keep` accepts: `(entity,
     /// result)`, in no particular order. `single` is `f` for a single record, given the record
     /// rather than its cells: what they give can be had without making them (see

@@ -10,6 +10,7 @@
 
 mod access;
 mod cells;
+pub mod days;
 mod entities;
 mod on_disk;
 mod profile;
@@ -32,7 +33,7 @@ pub use entities::Entities;
 pub use on_disk::{ON_DISK_FROM, OnDisk};
 pub(crate) use profile::Spread;
 pub use profile::{Profile, Walk};
-pub use reach::Reach;
+pub use reach::{Delta, Reach};
 pub use single::{Single, SingleDay};
 pub use symbols::Symbols;
 

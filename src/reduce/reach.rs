@@ -6,7 +6,7 @@
 //! counts took 1.03–1.10 s (five repeats); at 85.9M, 18.6 s and 1.1 s against 21.6 s. The
 //! records encode to 65 MB at 8.7M where the sorted rows held 140 MB.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use polars::prelude::DataFrame;
@@ -20,6 +20,8 @@ pub struct Reach {
     records: Records,
     symbols: Symbols,
     walk: Walk,
+    /// Rows of stored records read at once ([`store::map_kind`]'s, but in tests).
+    map_rows: usize,
 }
 
 /// Where the records are.
@@ -35,7 +37,20 @@ enum Records {
         dir: PathBuf,
         accounts: RoaringBitmap,
         self_served: u64,
+        delta: Option<Box<Delta>>,
     },
+}
+
+/// Records of some local days held beside stored records that are not read on those days: how
+/// a state keeps its nights' records without rewriting the window's (`crate::state::records`).
+/// Read together, each stored batch of whole entities is joined with this side's records of
+/// the same entities as it is read; this side's entities the stored records lack come last.
+#[derive(Debug, Default, Clone)]
+pub struct Delta {
+    /// The days whose stored records are not the window's: reduced again here, or gone.
+    pub dropped: BTreeSet<i64>,
+    /// Per kind, as in [`KINDS`]; each (entity, day) on a dropped day, if on any.
+    pub kinds: [Entities; 4],
 }
 
 impl Reach {
@@ -71,6 +86,7 @@ impl Reach {
             records: Records::Held(reduced),
             symbols,
             walk,
+            map_rows: store::MAP_ROWS,
         }
     }
 
@@ -89,10 +105,68 @@ impl Reach {
                 dir: dir.to_path_buf(),
                 accounts,
                 self_served,
+                delta: None,
             },
             symbols,
             walk,
+            map_rows: store::MAP_ROWS,
         }
+    }
+
+    /// Stored records read with `delta`'s ([`Reach::stored`] with the days it drops).
+    pub fn with_delta(mut self, with: Delta) -> Reach {
+        if let Records::Stored { delta, .. } = &mut self.records {
+            *delta = Some(Box::new(with));
+        }
+        self
+    }
+
+    /// Stored records read `rows` rows at a time: tests cut the batches where a delta joins.
+    #[cfg(test)]
+    pub(crate) fn reading(mut self, rows: usize) -> Reach {
+        self.map_rows = rows;
+        self
+    }
+
+    /// The delta stored records are read with, if any.
+    pub fn delta(&self) -> Option<&Delta> {
+        match &self.records {
+            Records::Stored { delta, .. } => delta.as_deref(),
+            Records::Held(_) => None,
+        }
+    }
+
+    /// What `f` makes of kind `k`'s stored records in `dir` of the entities `keep` holds, a
+    /// batch of whole entities at a time, with `delta`'s joined in (see [`Delta`]).
+    fn map_stored<T: Send>(
+        &self,
+        (dir, delta): (&Path, Option<&Delta>),
+        k: usize,
+        keep: impl Fn(u32) -> bool + Sync,
+        f: impl Fn(&Entities) -> T + Sync,
+    ) -> Result<Vec<T>> {
+        let n = self.symbols.len() as u64;
+        let rows = self.map_rows;
+        let Some(delta) = delta else {
+            return store::map_kind_in(dir, k, n, rows, keep, |part| f(&part));
+        };
+        let theirs = &delta.kinds[k];
+        let parts = store::map_kind_in(dir, k, n, rows, &keep, |part| {
+            let (night, taken) = theirs.of_entities_in(&part);
+            let (joined, _) = part.without_days(&delta.dropped).merge(night);
+            (f(&joined), taken)
+        })?;
+        let mut taken = RoaringBitmap::new();
+        let mut out = Vec::with_capacity(parts.len() + 1);
+        for (made, of) in parts {
+            out.push(made);
+            taken.extend(of);
+        }
+        let rest = theirs.only(|e| keep(e) && !taken.contains(e));
+        if !(rest.cells.is_empty() && rest.singles.is_empty()) {
+            out.push(f(&rest));
+        }
+        Ok(out)
     }
 
     /// The records and their symbol table, when held whole; `None` when they are in a folder.
@@ -161,9 +235,8 @@ impl Reach {
         };
         let all = match &self.records {
             Records::Held(reduced) => profile(&reduced.kinds[k]),
-            Records::Stored { dir, .. } => {
-                let n = self.symbols.len() as u64;
-                let parts = store::map_kind(dir, k, n, |_| true, |part| profile(&part))?;
+            Records::Stored { dir, delta, .. } => {
+                let parts = self.map_stored((dir, delta.as_deref()), k, |_| true, profile)?;
                 let mut all = Vec::with_capacity(parts.iter().map(Vec::len).sum());
                 for part in parts {
                     all.extend(part);
@@ -172,6 +245,11 @@ impl Reach {
             }
         };
         Ok(super::by_name(all, |p| p.0, &self.symbols))
+    }
+
+    /// How many names the symbol table holds.
+    pub fn names(&self) -> u64 {
+        self.symbols.len() as u64
     }
 
     /// The name of an entity code of the records.
@@ -195,6 +273,17 @@ impl Reach {
         let n = self.symbols.len() as u64;
         let entities = match &self.records {
             Records::Held(reduced) => super::kind_entities(&reduced.kinds[k]),
+            Records::Stored {
+                dir,
+                delta: Some(delta),
+                ..
+            } => {
+                let mut all = store::read_live_entities(dir, k, n, &delta.dropped)?;
+                all.extend(super::kind_entities(&delta.kinds[k]));
+                all.sort_unstable();
+                all.dedup();
+                all
+            }
             Records::Stored { dir, .. } => store::read_entities(dir, k, n)?,
         };
         let chosen: RoaringBitmap = choose(&super::by_name(entities, |&e| e, &self.symbols))
@@ -205,9 +294,9 @@ impl Reach {
             Records::Held(reduced) => {
                 (super::kind_first_days(&reduced.kinds[k], keep).into_iter()).collect()
             }
-            Records::Stored { dir, .. } => {
-                let parts =
-                    store::map_kind(dir, k, n, keep, |part| super::kind_first_days(&part, keep))?;
+            Records::Stored { dir, delta, .. } => {
+                let first = |part: &Entities| super::kind_first_days(part, keep);
+                let parts = self.map_stored((dir, delta.as_deref()), k, keep, first)?;
                 parts.into_iter().flatten().collect()
             }
         })

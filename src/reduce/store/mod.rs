@@ -27,18 +27,20 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
+mod days;
 mod singles;
 mod stream;
 mod write;
 
 use singles::map_singles;
 
+pub use days::{DAYS, day_sets, read_days, write_days};
 #[cfg(test)]
 pub(crate) use stream::stream_kind_in;
 pub(crate) use stream::{Batches, merge_kind, side_by_side, stream_kinds_in};
 pub use stream::{KindMerged, stream_kind, stream_kinds};
 pub(crate) use write::write_kind_batched;
-pub use write::{KindWriter, write, write_kind, write_sets, write_symbols};
+pub use write::{KindWriter, write, write_body, write_kind, write_sets, write_symbols};
 
 use super::cells::{Accounts, Cell, Numbered};
 use super::single::SingleDay;
@@ -73,6 +75,12 @@ pub(super) fn read_in(dir: &Path, batch_rows: usize) -> Result<(Reduced, Symbols
 /// while it reads the kinds one at a time ([`read_kind`]).
 pub fn read_head(dir: &Path) -> Result<(Symbols, RoaringBitmap, BTreeMap<i64, RoaringBitmap>)> {
     let symbols = read_symbols(dir)?;
+    let (accounts, orphans) = read_sets(dir, symbols.len() as u64)?;
+    Ok((symbols, accounts, orphans))
+}
+
+/// Every account and the orphans' accounts by day, checked against a table of `symbols` names.
+fn read_sets(dir: &Path, symbols: u64) -> Result<(RoaringBitmap, BTreeMap<i64, RoaringBitmap>)> {
     let path = dir.join("accounts.roaring");
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let accounts = bitmap(&path, &bytes)?;
@@ -83,11 +91,25 @@ pub fn read_head(dir: &Path) -> Result<(Symbols, RoaringBitmap, BTreeMap<i64, Ro
         let set = bitmap(&t.path, need(&t.path, sets.get(i))?)?;
         orphans.insert(need(&t.path, day.get(i))?, set);
     }
-    let n = symbols.len() as u64;
-    if !set_within(&accounts, n) || !orphans.values().all(|s| set_within(s, n)) {
+    if !set_within(&accounts, symbols) || !orphans.values().all(|s| set_within(s, symbols)) {
         return Err(broken(dir, "a code beyond the symbol table"));
     }
-    Ok((symbols, accounts, orphans))
+    Ok((accounts, orphans))
+}
+
+/// What [`write_body`] wrote: records whose names are in a table of `symbols` names kept
+/// elsewhere, read whole (a state's night records, which are few).
+pub fn read_body(dir: &Path, symbols: u64) -> Result<Reduced> {
+    let (accounts, orphans) = read_sets(dir, symbols)?;
+    let mut reduced = Reduced {
+        accounts,
+        orphans,
+        ..Reduced::default()
+    };
+    for (k, kind) in reduced.kinds.iter_mut().enumerate() {
+        *kind = read_kind(dir, k, symbols)?;
+    }
+    Ok(reduced)
 }
 
 /// Kind `k`'s records (its index in [`KINDS`]), checked against a table of `symbols` names.
@@ -117,6 +139,40 @@ pub fn read_entities(dir: &Path, k: usize, symbols: u64) -> Result<Vec<u32>> {
         codes.dedup();
         all.extend(codes);
     }
+    if all.iter().any(|&e| u64::from(e) >= symbols) {
+        return Err(broken(dir, "a code beyond the symbol table"));
+    }
+    Ok(all)
+}
+
+/// [`read_entities`] of the records without the local days `dropped`: an entity all of whose
+/// records fall on those days is not listed. The cells' entities and days, and the singles with
+/// their days (not the cells' account sets, most of what a kind's records hold).
+pub fn read_live_entities(
+    dir: &Path,
+    k: usize,
+    symbols: u64,
+    dropped: &std::collections::BTreeSet<i64>,
+) -> Result<Vec<u32>> {
+    let path = kind_file(dir, "cells", k);
+    let columns = &["entity", "day"];
+    let df = crate::frame::read_parquet_columns(&path, columns, |e| broken(&path, e))?;
+    let t = Stored { path, df };
+    let (entity, day) = (t.u32s("entity")?, t.i64s("day")?);
+    let mut all = Vec::new();
+    for (e, d) in entity.iter().zip(day.iter()) {
+        let (e, d) = need(&t.path, e.zip(d))?;
+        if !dropped.contains(&d) && all.last() != Some(&e) {
+            all.push(e);
+        }
+    }
+    let live = |s: &super::Single| s.days.iter().any(|d| !dropped.contains(&i64::from(d.day)));
+    let singles = map_singles(dir, k, MAP_ROWS, &|_| true, &|part: Entities| {
+        Ok((part.singles.iter().filter(|s| live(s)))
+            .map(|s| s.entity)
+            .collect::<Vec<u32>>())
+    })?;
+    all.extend(singles.into_iter().flatten());
     if all.iter().any(|&e| u64::from(e) >= symbols) {
         return Err(broken(dir, "a code beyond the symbol table"));
     }
@@ -202,7 +258,7 @@ const BATCH_ROWS: usize = 2 << 20;
 /// principals, most of them singles), a batch of 256Ki days instead: enumeration 3.25 → 3.21 GB
 /// and 7.0 → 6.3 s, the charts 3.07 → 3.02 GB and 3.5 → 3.2 s (`--timings-per-detector` with
 /// temporary probes, one run each; reports byte-identical).
-const MAP_ROWS: usize = 256 << 10;
+pub(crate) const MAP_ROWS: usize = 256 << 10;
 
 /// At most this many rows of a cells' table are read at once (one row group as written; records
 /// written before the thirtieth session have groups of 262,144 rows or more, read one at a

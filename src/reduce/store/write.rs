@@ -39,20 +39,22 @@ pub fn write(dir: &Path, reduced: &Reduced, symbols: &Symbols) -> Result<u64> {
     // The files side by side: each is written on one thread, and one after another the 41 MB of
     // the 8.7M-event 120-night state's records took 0.26 s (0.28 s CPU) of every night that
     // changes them (`benches/reduce_state.rs`, `docs/performance.md`, twenty-third session).
-    let (head, kinds) = rayon::join(
-        || {
-            rayon::join(
-                || write_symbols(dir, symbols),
-                || write_sets(dir, &reduced.accounts, &reduced.orphans),
-            )
-        },
+    let (names, body) = rayon::join(|| write_symbols(dir, symbols), || write_body(dir, reduced));
+    Ok(names? + body?)
+}
+
+/// [`write`] without the symbol table: records whose names a table kept elsewhere holds.
+pub fn write_body(dir: &Path, reduced: &Reduced) -> Result<u64> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let (sets, kinds) = rayon::join(
+        || write_sets(dir, &reduced.accounts, &reduced.orphans),
         || {
             (reduced.kinds.par_iter().enumerate())
                 .map(|(k, kind)| write_kind(dir, k, kind))
                 .collect::<Result<Vec<u64>>>()
         },
     );
-    Ok(head.0? + head.1? + kinds?.iter().sum::<u64>())
+    Ok(sets? + kinds?.iter().sum::<u64>())
 }
 
 /// The symbol table, one name a row in code order.

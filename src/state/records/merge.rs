@@ -28,8 +28,8 @@ type KindDone = (store::KindMerged, RoaringBitmap, RoaringBitmap);
 pub(super) struct Merged {
     pub accounts: RoaringBitmap,
     pub self_served: u64,
-    /// Names the records used before the run's were added (entities and accounts).
-    pub named_before: u64,
+    /// Names the stored records still use (entities and accounts), the run's not added.
+    pub named: RoaringBitmap,
     pub overlapping: u64,
 }
 
@@ -81,7 +81,7 @@ impl Kept<'_> {
         Ok(Merged {
             accounts,
             self_served,
-            named_before: named.len(),
+            named,
             overlapping,
         })
     }

@@ -28,7 +28,8 @@ use super::StoredFile;
 use crate::error::{Error, Result};
 use crate::normalize::schema::col as c;
 use crate::normalize::{ColdColumns, TimeParser};
-use crate::reduce::{Reach, Reduced, Symbols, Walk, store};
+use crate::reduce::days::DaySets;
+use crate::reduce::{Delta, Reach, Reduced, Symbols, Walk, store};
 use merge::Kept;
 use roaring::RoaringBitmap;
 
@@ -38,10 +39,13 @@ const FORMAT: &str = "audithound-records";
 /// Bumped whenever the records or their reduction change meaning: other records are rebuilt.
 /// 2: the days of one-account records in a table of their own, LZ4.
 /// 3: each kind's tables in files of their own; the self-served accounts in `records.json`.
-const VERSION: u32 = 3;
+/// 4: the days' accounts and self-served principals (`days.parquet`); the nights' records
+/// beside the folder's (`delta/`) and the days dropped from the folder's.
+const VERSION: u32 = 4;
 /// Names a table may hold beyond twice those in use before it is built anew.
 const SPARE_SYMBOLS: u64 = 1 << 16;
 
+mod delta;
 mod merge;
 
 /// One partition the records were reduced from: the file as the manifest names it, and the
@@ -100,6 +104,13 @@ struct Meta {
     /// only from records of an older version, which are not used.)
     #[serde(default)]
     self_served: u64,
+    /// Whether `delta/` holds the records of days reduced since the folder's were written.
+    #[serde(default)]
+    delta: bool,
+    /// The days whose records in the folder are not the window's: reduced again into the
+    /// delta, or gone.
+    #[serde(default)]
+    dropped: Vec<i64>,
 }
 
 /// How the run's records were made, for `--timings` and the notes.
@@ -132,9 +143,10 @@ impl std::fmt::Display for Made {
 /// from `events` (every retained event); `None` when there is nothing to build on, and the
 /// window is reduced as a run without a state reduces it, by the detector that asks first,
 /// beside the others (alone before them, the 85.9M-event state's first run took 20 s longer).
-/// Records kept are read a kind at a time when asked ([`Reach::stored`]); with days reduced
-/// again, each kind is read, merged and written into the folder `save` renames into place, one
-/// kind at a time.
+/// Records kept are read a kind at a time when asked ([`Reach::stored`]). The days reduced again
+/// join the nights' records kept beside the folder's ([`delta`]), until those are due to be
+/// merged into the folder's, each kind read, merged and written into the folder `save` renames
+/// into place, one kind at a time.
 pub fn reach(
     state: &Path,
     now: &[Covered],
@@ -144,49 +156,92 @@ pub fn reach(
 ) -> Result<(Option<Reach>, Made)> {
     let whole = |why: String| Ok((None, Made::Whole(why)));
     let dir = state.join(DIR);
-    let (meta, (mut symbols, accounts, orphans)) = match load(&dir, walk) {
+    let stored = match load(&dir, walk) {
         Ok(Some(stored)) => stored,
         Ok(None) => return whole("no records stored yet".into()),
         Err(e) => return Ok((None, Made::Unusable(e.to_string()))),
     };
+    let Loaded {
+        meta,
+        mut symbols,
+        accounts,
+        orphans,
+        days,
+        delta,
+    } = stored;
+    let dropped: BTreeSet<i64> = meta.dropped.iter().copied().collect();
     let dirty = dirty_days(&meta.covers, now);
     if dirty.is_empty() {
-        let kept = Reach::stored(&dir, accounts, meta.self_served, symbols, walk);
-        return Ok((Some(kept), Made::Kept { days: 0 }));
+        let night = Delta {
+            dropped,
+            kinds: delta.kinds,
+        };
+        let mut sets = days.without(&night.dropped);
+        sets.add_orphans(&delta.orphans);
+        for (k, kind) in night.kinds.iter().enumerate() {
+            sets.add_kind(k, kind);
+        }
+        let kept = Reach::stored(&dir, sets.accounts(), sets.self_served(), symbols, walk);
+        return Ok((Some(kept.with_delta(night)), Made::Kept { days: 0 }));
     }
-    // Dirty days the stored records hold (a day read again, aged out, or shared with a new
-    // night); a new night's own days they do not hold, and dropping those walked every record
-    // for nothing: 0.64 s of the records' stage when a night is added to the 85.9M-event state
-    // (3.55 against 4.02 s, one run each).
-    let held: BTreeSet<i64> = (meta.covers.iter())
-        .flat_map(|c| c.days.iter().copied())
-        .collect();
-    let stale: BTreeSet<i64> = dirty.intersection(&held).copied().collect();
     let Some(rows) = rows_on(events, cold, &dirty, time)? else {
         return whole("most of the window's rows are on days read again".into());
     };
-    let table_before = symbols.len() as u64;
     let fresh = Reduced::of(&rows, time, walk, &mut symbols)?;
     drop(rows);
+    // The nights' records so far, their dirty days reduced again: each (entity, day) whole on
+    // one side, so the join is exact.
+    let night = delta.without_days(&dirty).merge(fresh);
+    if night.overlapping > 0 {
+        return whole(format!(
+            "{} (entity, day) cells were held twice",
+            night.overlapping
+        ));
+    }
+    let held: BTreeSet<i64> = days.0.keys().copied().collect();
+    let dropped: BTreeSet<i64> = dropped.union(&dirty).copied().collect();
+    let dropped: BTreeSet<i64> = dropped.intersection(&held).copied().collect();
+    let mut sets = days.without(&dropped);
+    let night_sets = DaySets::of(&night);
     let new = state.join(NEW);
+    let days_done = dirty.len();
+    if !delta::merge_due(held.len(), dropped.len(), night_sets.0.len()) {
+        sets.absorb(night_sets);
+        let written = clear(state).and_then(|()| delta::write_beside(&dir, &new, &night, &symbols));
+        if let Err(e) = written {
+            return Ok((None, Made::Unusable(format!("not kept: {e}"))));
+        }
+        let (accounts, served) = (sets.accounts(), sets.self_served());
+        let kinds = night.kinds;
+        let reach = Reach::stored(&new, accounts, served, symbols, walk);
+        let reach = reach.with_delta(Delta { dropped, kinds });
+        return Ok((Some(reach), Made::Kept { days: days_done }));
+    }
+    // Due: the folder's records without the dropped days, the nights' merged in, rewritten.
+    let mut named = RoaringBitmap::new();
+    for kind in &night.kinds {
+        named.extend(crate::reduce::kind_entities(kind));
+    }
+    named |= &night.accounts;
     let kept = Kept {
         dir: &dir,
         accounts,
         orphans,
-        stale: &stale,
-        symbols: table_before,
+        stale: &dropped,
+        symbols: symbols.len() as u64,
     };
     // The merge writes as it goes: a folder that cannot be written (a full disk) costs the run
     // its stored records, not its report, as when the records were written after it.
     let merged = match clear(state)
         .and_then(|()| std::fs::create_dir_all(&new).map_err(|e| Error::io(&new, e)))
-        .and_then(|()| kept.merge_into(&new, fresh))
+        .and_then(|()| kept.merge_into(&new, night))
     {
         Ok(merged) => merged,
         Err(e) => return Ok((None, Made::Unusable(format!("not merged: {e}")))),
     };
     // Only dropping days leaves names unused.
-    if !stale.is_empty() && table_before > 2 * merged.named_before + SPARE_SYMBOLS {
+    named |= merged.named;
+    if !dropped.is_empty() && symbols.len() as u64 > 2 * named.len() + SPARE_SYMBOLS {
         return whole("the symbol table was mostly names of days gone".into());
     }
     if merged.overlapping > 0 {
@@ -195,12 +250,14 @@ pub fn reach(
             merged.overlapping
         ));
     }
-    if let Err(e) = store::write_symbols(&new, &symbols) {
+    sets.absorb(night_sets);
+    if let Err(e) =
+        store::write_symbols(&new, &symbols).and_then(|_| store::write_days(&new, &sets))
+    {
         return Ok((None, Made::Unusable(format!("not merged: {e}"))));
     }
-    let days = dirty.len();
     let reach = Reach::stored(&new, merged.accounts, merged.self_served, symbols, walk);
-    Ok((Some(reach), Made::Kept { days }))
+    Ok((Some(reach), Made::Kept { days: days_done }))
 }
 
 /// Where `reach` writes records that `save` renames into place.
@@ -274,13 +331,23 @@ fn rows_on(
     Ok(Some(cold.select_where(events, &names, &mask)?))
 }
 
-/// A symbol table, every account and the orphans' accounts by day (see [`store::read_head`]).
-type Head = (Symbols, RoaringBitmap, BTreeMap<i64, RoaringBitmap>);
+/// What a run holds of the stored records before it reads any kind.
+struct Loaded {
+    /// Their description (the partitions they cover).
+    meta: Meta,
+    symbols: Symbols,
+    /// Every account of the folder's records, and the orphans' by day (see [`store::read_head`]).
+    accounts: RoaringBitmap,
+    orphans: BTreeMap<i64, RoaringBitmap>,
+    /// The folder's records' day sets, dropped days included.
+    days: DaySets,
+    /// The nights' records kept beside the folder's ([`delta`]), whole; empty if none.
+    delta: Reduced,
+}
 
-/// The stored records' description (the partitions they cover), their symbol table, every
-/// account and the orphans' accounts by day, every file checked against its digest; `None` when
-/// there are none. The kinds are read when asked.
-fn load(dir: &Path, walk: Walk) -> Result<Option<(Meta, Head)>> {
+/// The stored records as [`Loaded`] lists them, every file checked against its digest; `None`
+/// when there are none. The folder's kinds are read when asked.
+fn load(dir: &Path, walk: Walk) -> Result<Option<Loaded>> {
     let meta_path = dir.join(META);
     let text = match std::fs::read_to_string(&meta_path) {
         Ok(text) => text,
@@ -307,9 +374,9 @@ fn load(dir: &Path, walk: Walk) -> Result<Option<(Meta, Head)>> {
         });
     }
     for (name, want) in &meta.digests {
-        // Names come from a file on disk: one that is not a plain name of this folder's could
-        // point anywhere.
-        if Path::new(name).file_name() != Some(std::ffi::OsStr::new(name)) || name == META {
+        // Names come from a file on disk: one that is not a plain name of this folder's (or of
+        // its delta's) could point anywhere.
+        if !delta::plain(name) || name == META {
             return Err(Error::State {
                 path: meta_path,
                 reason: format!("names a file outside the records: {name:?}"),
@@ -317,8 +384,21 @@ fn load(dir: &Path, walk: Walk) -> Result<Option<(Meta, Head)>> {
         }
         super::manifest::check_digest(&dir.join(name), want, "")?;
     }
-    let head = store::read_head(dir)?;
-    Ok(Some((meta, head)))
+    let (symbols, accounts, orphans) = store::read_head(dir)?;
+    let n = symbols.len() as u64;
+    let days = store::read_days(dir, n)?;
+    let delta = match meta.delta {
+        true => store::read_body(&dir.join(delta::DIR), n)?,
+        false => Reduced::default(),
+    };
+    Ok(Some(Loaded {
+        meta,
+        symbols,
+        accounts,
+        orphans,
+        days,
+        delta,
+    }))
 }
 
 /// Writes `reach` as the records of the partitions `now`, replacing the stored ones; nothing
@@ -333,8 +413,14 @@ pub fn save(state: &Path, reach: &Reach, now: &[Covered], made: &Made) -> Result
         Some((reduced, symbols)) => {
             clear(state)?;
             store::write(&fresh, reduced, symbols)?;
+            store::write_days(&fresh, &DaySets::of(reduced))?;
         }
-        None if reach.stored_in() == Some(fresh.as_path()) => {}
+        None if reach.stored_in() == Some(fresh.as_path()) => {
+            // Records made whole on disk: their day sets from them, once.
+            if !fresh.join(store::DAYS).exists() {
+                store::write_days(&fresh, &store::day_sets(&fresh, reach.names())?)?;
+            }
+        }
         None => {
             return Err(Error::State {
                 path: fresh,
@@ -343,14 +429,8 @@ pub fn save(state: &Path, reach: &Reach, now: &[Covered], made: &Made) -> Result
         }
     }
     let walk = reach.walk();
-    let mut digests = BTreeMap::new();
-    for entry in std::fs::read_dir(&fresh).map_err(|e| Error::io(&fresh, e))? {
-        let path = entry.map_err(|e| Error::io(&fresh, e))?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        if let Some(name) = name.filter(|n| n != META) {
-            digests.insert(name, super::manifest::digest(&path)?);
-        }
-    }
+    let digests = delta::digests(&state.join(DIR), &fresh)?;
+    let dropped = reach.delta().map(|d| d.dropped.iter().copied().collect());
     let meta = Meta {
         format: FORMAT.into(),
         version: VERSION,
@@ -358,6 +438,8 @@ pub fn save(state: &Path, reach: &Reach, now: &[Covered], made: &Made) -> Result
         covers: now.to_vec(),
         digests,
         self_served: reach.self_served(),
+        delta: dropped.is_some(),
+        dropped: dropped.unwrap_or_default(),
     };
     super::write_synced(&fresh.join(META), &meta)?;
     let (dest, old) = (state.join(DIR), state.join(OLD));

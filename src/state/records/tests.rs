@@ -279,3 +279,139 @@ fn days_of_partitions_added_or_gone_are_read_again() {
     assert_eq!(dirty_days(&before, &now), want);
     assert!(dirty_days(&now, &now).is_empty());
 }
+
+/// Days 0 to 7 of [`kinds_on`], one partition each, reduced whole and saved into `state`; their
+/// partitions.
+fn eight_days_stored(state: &Path) -> Vec<Covered> {
+    let (time, walk) = (
+        TimeParser::new(chrono_tz::UTC),
+        crate::detect::enumeration::WALK,
+    );
+    let now: Vec<Covered> = (0..8).map(|d| covered(&format!("p{d}"), &[d])).collect();
+    let whole = Reach::of(&kinds_on(0..8), &time, walk).expect("reduce");
+    save(state, &whole, &now, &Made::Whole(String::new())).expect("saved");
+    now
+}
+
+/// Nights added one at a time, each bringing its day and the day before again, the first night
+/// aging out along the way: each night's records, kept beside the folder's or merged into them,
+/// read (at batches of one row and of the default) as the window reduced whole, and again in a
+/// run with nothing new once saved. Both ways of keeping a night are taken.
+#[test]
+fn nights_kept_beside_the_records_read_as_the_window_reduced_whole() {
+    let (time, walk) = (
+        TimeParser::new(chrono_tz::UTC),
+        crate::detect::enumeration::WALK,
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut now = eight_days_stored(dir.path());
+    let (mut beside, mut merged) = (0, 0);
+    for night in 8..20 {
+        now.push(covered(&format!("p{night}"), &[night - 1, night]));
+        let first = if night >= 12 { 1 } else { 0 };
+        now.retain(|c| c.days.iter().all(|&d| d >= first));
+        let events = kinds_on(first..night + 1);
+        let want = seen(&Reach::of(&events, &time, walk).expect("reduce"));
+        let (got, made) =
+            reach(dir.path(), &now, (&events, &IN_FRAME), &time, walk).expect("records");
+        assert!(matches!(made, Made::Kept { .. }), "night {night}: {made:?}");
+        let got = got.expect("kept");
+        match got.delta() {
+            Some(delta) => {
+                beside += 1;
+                // The night's own day was never the folder's.
+                assert!(!delta.dropped.contains(&night), "night {night}");
+                assert!(dir.path().join(NEW).join(delta::DIR).is_dir());
+            }
+            None => merged += 1,
+        }
+        assert_eq!(seen(&got), want, "night {night}");
+        let got = got.reading(1);
+        assert_eq!(seen(&got), want, "night {night}, a row at a time");
+        save(dir.path(), &got, &now, &made).expect("saved");
+        let (kept, made) =
+            reach(dir.path(), &now, (&events, &IN_FRAME), &time, walk).expect("records");
+        assert_eq!(made, Made::Kept { days: 0 }, "night {night}");
+        assert_eq!(
+            seen(&kept.expect("kept")),
+            want,
+            "night {night}, nothing new"
+        );
+    }
+    assert!(
+        beside >= 6 && merged >= 2,
+        "{beside} beside, {merged} merged"
+    );
+}
+
+/// A night's records kept beside the folder's are checked against their digests like the
+/// folder's; the folder's files, linked into the new records, keep the digests written for them
+/// instead of being read again.
+#[test]
+fn a_damaged_night_beside_the_records_makes_them_unusable() {
+    let (time, walk) = (
+        TimeParser::new(chrono_tz::UTC),
+        crate::detect::enumeration::WALK,
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut now = eight_days_stored(dir.path());
+    let records = dir.path().join(DIR);
+    let before = std::fs::read_to_string(records.join(META)).expect("meta");
+    now.push(covered("p8", &[7, 8]));
+    let events = kinds_on(0..9);
+    let (got, made) = reach(dir.path(), &now, (&events, &IN_FRAME), &time, walk).expect("run");
+    let got = got.expect("kept");
+    assert!(got.delta().is_some());
+    save(dir.path(), &got, &now, &made).expect("saved");
+    let meta: Meta =
+        serde_json::from_str(&std::fs::read_to_string(records.join(META)).expect("meta"))
+            .expect("parsed");
+    let was: Meta = serde_json::from_str(&before).expect("parsed");
+    assert!(meta.delta);
+    assert_eq!(meta.dropped, vec![7]);
+    assert_eq!(
+        meta.digests.get("cells-1.parquet"),
+        was.digests.get("cells-1.parquet")
+    );
+    assert!(
+        meta.digests.contains_key("delta/cells-1.parquet"),
+        "{:?}",
+        meta.digests
+    );
+
+    let cells = records.join(delta::DIR).join("cells-1.parquet");
+    let mut bytes = std::fs::read(&cells).expect("cells");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&cells, &bytes).expect("damaged");
+    let (got, made) = reach(dir.path(), &now, (&events, &IN_FRAME), &time, walk).expect("run");
+    assert!(got.is_none());
+    assert!(
+        matches!(&made, Made::Unusable(why) if why.contains("damaged")),
+        "{made:?}"
+    );
+}
+
+/// The nights' records are merged into the folder's once they, or the days dropped, are a
+/// quarter of the folder's days; names from `records.json` stay inside the records.
+#[test]
+fn nights_are_merged_when_due_and_names_stay_inside() {
+    assert!(!delta::merge_due(120, 1, 2));
+    assert!(!delta::merge_due(120, 30, 30));
+    assert!(delta::merge_due(120, 31, 2));
+    assert!(delta::merge_due(120, 1, 31));
+    assert!(delta::merge_due(0, 0, 1));
+    for name in ["cells-1.parquet", "delta/cells-1.parquet"] {
+        assert!(delta::plain(name), "{name}");
+    }
+    for name in [
+        "../x",
+        "delta/../x",
+        "other/x",
+        "delta/a/b",
+        "/etc/passwd",
+        "delta",
+    ] {
+        assert!(!delta::plain(name) || name == "delta", "{name}");
+    }
+}
