@@ -2,8 +2,9 @@
 # Two audithound binaries on the issue's nightly yardstick: night N+1 added to a state of the first
 # N day folders, alternated, each run on a fresh copy of a state built here, so that no run changes
 # what the next one starts from (hand-kept states had taken their night by mistake: see
-# docs/performance.md, thirtieth session). The state is built by NEW_BIN, so OLD_BIN must read
-# NEW_BIN's state format.
+# docs/performance.md, thirtieth session). Each binary's state is built by that binary, so that
+# two versions of the state's format compare (forty-fifth session: until then one state, built
+# by NEW_BIN, served both).
 # Usage: scripts/compare_nightly.sh OLD_BIN NEW_BIN [N ...]   (default N: 30 120)
 # Env: RUNS (default 3), WORK (default /tmp/audithound-bench, where scripts/bench_state.sh leaves
 # nights-10M-events/, 10.0M events; nights-10M before the forty-third session, 8.7M). Prints
@@ -18,17 +19,20 @@ nights="$work/nights-10M-events"
 ctx=(--roster "$nights/roster.csv" --credentials "$nights/credentials.csv")
 mapfile -t days < <(find "$nights/days" -mindepth 1 -maxdepth 1 -type d | sort)
 for n in "${sizes[@]}"; do
-  base="$work/nightly-base-$n"
-  rm -rf "$base"
-  "$new" analyze "${days[@]:0:n}" "${ctx[@]}" --state "$base" --out "$work/nightly-report" \
-    --force --quiet 2>/dev/null
-  held=$(grep -c '"path"' "$base/state.json")
-  [ "$held" = "$n" ] || { echo "the $n-night state holds $held files" >&2; exit 1; }
+  for p in "old $old" "new $new"; do
+    read -r name bin <<<"$p"
+    base="$work/nightly-base-$n-$name"
+    rm -rf "$base"
+    "$bin" analyze "${days[@]:0:n}" "${ctx[@]}" --state "$base" --out "$work/nightly-report" \
+      --force --quiet 2>/dev/null
+    held=$(grep -c '"path"' "$base/state.json")
+    [ "$held" = "$n" ] || { echo "the $n-night state holds $held files" >&2; exit 1; }
+  done
   for ((i = 0; i < ${RUNS:-3}; i++)); do
     for p in "old $old" "new $new"; do
       read -r name bin <<<"$p"
       rm -rf "$work/nightly-copy"
-      cp -r "$base" "$work/nightly-copy"
+      cp -r "$work/nightly-base-$n-$name" "$work/nightly-copy"
       /usr/bin/time -f "%e %M" "$bin" analyze "${days[n]}" "${ctx[@]}" --state "$work/nightly-copy" \
         --out "$work/nightly-$name" --force --quiet 2>"$work/nightly.log" >/dev/null
       echo "$n $name $(tail -1 "$work/nightly.log" | awk '{printf "%s %d\n", $1, $2 / 1024}')"
@@ -39,5 +43,5 @@ for n in "${sizes[@]}"; do
   else
     echo "$n reports differ"
   fi
-  rm -rf "$work/nightly-copy" "$base"
+  rm -rf "$work/nightly-copy" "$work/nightly-base-$n-old" "$work/nightly-base-$n-new"
 done
