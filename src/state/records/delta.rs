@@ -7,8 +7,9 @@
 //! writes those into `delta/`; the folder's files are linked into the new records unchanged, and
 //! the days they no longer speak for are listed (`dropped`) and skipped as they are read
 //! ([`crate::reduce::Delta`]). Once the nights' days or the dropped ones are a quarter of the
-//! folder's ([`merge_due`]), the night merges everything into a new folder as before, so what is
-//! read beside the folder stays small and what it drops stays few.
+//! folder's, or the nights' records a sixteenth of the frame ([`merge_due`]), the night merges
+//! everything into a new folder as before, so what is held beside the folder stays small and
+//! what it drops few.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,10 +25,36 @@ pub(super) const DIR: &str = "delta";
 /// or so, to 120 every 24th.
 const DUE_SHARE: usize = 4;
 
-/// Whether the nights' records (over `night_days` days) are due to be merged into a folder of
-/// `held_days` days of which `dropped_days` are dropped.
-pub(super) fn merge_due(held_days: usize, dropped_days: usize, night_days: usize) -> bool {
+/// ... or once the nights' records take as stored ([`Reduced::footprint`]) more than this share
+/// of the frame's bytes (or [`DUE_FLOOR`], if more): they are held whole beside the frame through
+/// the detectors, where a state's run at 85.9M events stands about 0.4 GB under the peak it sets
+/// while reading. One night of the 10.12M nights (84K events) is 9.5 MB so counted over the
+/// 85.9M-event state (frame 1.49 GB: about nine such nights) and 1.1 MB over its own 120 nights
+/// (frame 176 MB: the floor's fifteen nights, where the days' share allows 24); a night of the
+/// 85.9M export's own size, about eight times as many events, merges the next night or so.
+const DUE_FRAME_SHARE: u64 = 16;
+
+/// The least the nights' records may take before the frame's share applies.
+const DUE_FLOOR: u64 = 16 << 20;
+
+/// Whether the nights' records (over `night_days` days, `night_bytes` as stored) are due to be
+/// merged into a folder of `held_days` days of which `dropped_days` are dropped, beside a frame
+/// of `frame_bytes`.
+pub(super) fn merge_due(
+    held_days: usize,
+    dropped_days: usize,
+    (night_days, night_bytes): (usize, u64),
+    frame_bytes: u64,
+) -> bool {
     DUE_SHARE * dropped_days.max(night_days) > held_days
+        || night_bytes > (frame_bytes / DUE_FRAME_SHARE).max(DUE_FLOOR)
+}
+
+/// What the records `night` take as stored.
+pub(super) fn stored_bytes(night: &Reduced) -> u64 {
+    (crate::reduce::KINDS.iter())
+        .map(|k| night.footprint(k).stored_bytes)
+        .sum()
 }
 
 /// Writes records into `new` that are the folder `dir`'s files, linked (not copied: the same

@@ -205,7 +205,9 @@ pub fn reach(
     let night_sets = DaySets::of(&night);
     let new = state.join(NEW);
     let days_done = dirty.len();
-    if !delta::merge_due(held.len(), dropped.len(), night_sets.0.len()) {
+    let night_size = (night_sets.0.len(), delta::stored_bytes(&night));
+    let frame_bytes = events.estimated_size() as u64;
+    if !delta::merge_due(held.len(), dropped.len(), night_size, frame_bytes) {
         sets.absorb(night_sets);
         let written = clear(state).and_then(|()| delta::write_beside(&dir, &new, &night, &symbols));
         if let Err(e) = written {

@@ -393,14 +393,20 @@ fn a_damaged_night_beside_the_records_makes_them_unusable() {
 }
 
 /// The nights' records are merged into the folder's once they, or the days dropped, are a
-/// quarter of the folder's days; names from `records.json` stay inside the records.
+/// quarter of the folder's days, or they pass a sixteenth of the frame (16 MiB at least); names
+/// from `records.json` stay inside the records.
 #[test]
 fn nights_are_merged_when_due_and_names_stay_inside() {
-    assert!(!delta::merge_due(120, 1, 2));
-    assert!(!delta::merge_due(120, 30, 30));
-    assert!(delta::merge_due(120, 31, 2));
-    assert!(delta::merge_due(120, 1, 31));
-    assert!(delta::merge_due(0, 0, 1));
+    let (mib, frame) = (1 << 20, 1 << 30);
+    assert!(!delta::merge_due(120, 1, (2, mib), frame));
+    assert!(!delta::merge_due(120, 30, (30, mib), frame));
+    assert!(delta::merge_due(120, 31, (2, mib), frame));
+    assert!(delta::merge_due(120, 1, (31, mib), frame));
+    assert!(!delta::merge_due(120, 1, (2, 64 * mib), frame));
+    assert!(delta::merge_due(120, 1, (2, 65 * mib), frame));
+    assert!(!delta::merge_due(120, 1, (2, 16 * mib), 0));
+    assert!(delta::merge_due(120, 1, (2, 17 * mib), 0));
+    assert!(delta::merge_due(0, 0, (1, 0), frame));
     for name in ["cells-1.parquet", "delta/cells-1.parquet"] {
         assert!(delta::plain(name), "{name}");
     }
