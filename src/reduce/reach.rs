@@ -147,13 +147,22 @@ impl Reach {
     ) -> Result<Vec<T>> {
         let n = self.symbols.len() as u64;
         let rows = self.map_rows;
+        let empty = |e: &Entities| e.cells.is_empty() && e.singles.is_empty();
+        let delta = delta.filter(|d| !(d.dropped.is_empty() && empty(&d.kinds[k])));
         let Some(delta) = delta else {
             return store::map_kind_in(dir, k, n, rows, keep, |part| f(&part));
         };
         let theirs = &delta.kinds[k];
         let parts = store::map_kind_in(dir, k, n, rows, &keep, |part| {
             let (night, taken) = theirs.of_entities_in(&part);
-            let (joined, _) = part.without_days(&delta.dropped).merge(night);
+            let part = match delta.dropped.is_empty() {
+                true => part,
+                false => part.without_days(&delta.dropped),
+            };
+            let joined = match empty(&night) {
+                true => part,
+                false => part.merge(night).0,
+            };
             (f(&joined), taken)
         })?;
         let mut taken = RoaringBitmap::new();
@@ -278,7 +287,10 @@ impl Reach {
                 delta: Some(delta),
                 ..
             } => {
-                let mut all = store::read_live_entities(dir, k, n, &delta.dropped)?;
+                let mut all = match delta.dropped.is_empty() {
+                    true => store::read_entities(dir, k, n)?,
+                    false => store::read_live_entities(dir, k, n, &delta.dropped)?,
+                };
                 all.extend(super::kind_entities(&delta.kinds[k]));
                 all.sort_unstable();
                 all.dedup();

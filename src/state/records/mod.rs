@@ -182,7 +182,11 @@ pub fn reach(
             sets.add_kind(k, kind);
         }
         let kept = Reach::stored(&dir, sets.accounts(), sets.self_served(), symbols, walk);
-        return Ok((Some(kept.with_delta(night)), Made::Kept { days: 0 }));
+        let kept = match meta.delta {
+            true => kept.with_delta(night),
+            false => kept,
+        };
+        return Ok((Some(kept), Made::Kept { days: 0 }));
     }
     let Some(rows) = rows_on(events, cold, &dirty, time)? else {
         return whole("most of the window's rows are on days read again".into());
