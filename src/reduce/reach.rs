@@ -159,6 +159,8 @@ impl Reach {
                 true => part,
                 false => part.without_days(&delta.dropped),
             };
+            // No (entity, day) is on both sides once the dropped days are gone: the delta holds
+            // only dropped days, or days the stored records never held.
             let joined = match empty(&night) {
                 true => part,
                 false => part.merge(night).0,

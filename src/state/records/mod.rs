@@ -172,18 +172,18 @@ pub fn reach(
     let dropped: BTreeSet<i64> = meta.dropped.iter().copied().collect();
     let dirty = dirty_days(&meta.covers, now);
     if dirty.is_empty() {
-        let night = Delta {
+        let beside = Delta {
             dropped,
             kinds: delta.kinds,
         };
-        let mut sets = days.without(&night.dropped);
+        let mut sets = days.without(&beside.dropped);
         sets.add_orphans(&delta.orphans);
-        for (k, kind) in night.kinds.iter().enumerate() {
+        for (k, kind) in beside.kinds.iter().enumerate() {
             sets.add_kind(k, kind);
         }
         let kept = Reach::stored(&dir, sets.accounts(), sets.self_served(), symbols, walk);
         let kept = match meta.delta {
-            true => kept.with_delta(night),
+            true => kept.with_delta(beside),
             false => kept,
         };
         return Ok((Some(kept), Made::Kept { days: 0 }));

@@ -130,16 +130,22 @@ fn kinds_on(days: std::ops::Range<i64>) -> DataFrame {
     .expect("frame")
 }
 
-/// What every reader of the records sees, as text.
+/// What every reader of the records sees, as text: the charts' list of entities too, which
+/// sets how many peers a chart samples from.
 fn seen(reach: &Reach) -> String {
     let mut out = format!("{} {}", reach.accounts(), reach.self_served());
     for key in crate::reduce::KINDS {
+        let mut listed = Vec::new();
         let firsts = reach
-            .first_days(key, |all| all.to_vec())
+            .first_days(key, |all| {
+                listed = all.to_vec();
+                all.to_vec()
+            })
             .expect("first days");
+        let listed: Vec<&str> = listed.iter().map(|e| reach.name(*e)).collect();
         let firsts: BTreeMap<&str, _> = firsts.iter().map(|(e, d)| (reach.name(*e), d)).collect();
         let profiles = reach.profiles(key, 0).expect("profiles");
-        out += &format!("\n{key}: {profiles:?} {firsts:?}");
+        out += &format!("\n{key}: {listed:?} {profiles:?} {firsts:?}");
     }
     out
 }
