@@ -309,7 +309,8 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         }
     };
     if let Some(dir) = &records_dir {
-        input = input.with_records_on_disk(dir);
+        // A state keeps the records' day sets; scratch records need none.
+        input = input.with_records_on_disk(dir, state.is_some());
         // Its own peak, as each detector's below.
         if plan.timings_per_detector {
             crate::memory::reset_peak();

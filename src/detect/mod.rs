@@ -161,7 +161,7 @@ pub struct DetectInput<'a> {
     /// The frame's cold columns (file, line, user agent, action), read through here only.
     pub cold: &'a ColdColumns,
     /// Where records this run makes are kept, when not in memory (see [`Self::reach`]).
-    records_dir: Option<&'a std::path::Path>,
+    records_dir: Option<(&'a std::path::Path, bool)>,
     /// Built on first use (see [`DetectInput::reach`]).
     reach: OnceLock<crate::reduce::Reach>,
     population: OnceLock<population::Population>,
@@ -219,9 +219,9 @@ impl<'a> DetectInput<'a> {
     }
 
     /// Records this run makes are written into `dir` and read from there (see
-    /// [`crate::reduce::Reduced::of_on_disk`]).
-    pub fn with_records_on_disk(mut self, dir: &'a std::path::Path) -> Self {
-        self.records_dir = Some(dir);
+    /// [`crate::reduce::Reduced::of_on_disk`]), with their day sets when a state keeps them.
+    pub fn with_records_on_disk(mut self, dir: &'a std::path::Path, day_sets: bool) -> Self {
+        self.records_dir = Some((dir, day_sets));
         self
     }
 
@@ -242,9 +242,7 @@ impl<'a> DetectInput<'a> {
         // Made on disk, a group of days at a time, it reads each group's; in memory (a run
         // under `--records-on-disk-from-events`), the column is put back for the reduction.
         let reach = match self.records_dir {
-            Some(dir) => {
-                crate::reduce::Reach::of_on_disk((self.events, self.cold), time, walk, dir)?
-            }
+            Some(at) => crate::reduce::Reach::of_on_disk((self.events, self.cold), time, walk, at)?,
             None => {
                 let target = [crate::normalize::schema::col::TARGET];
                 let events = &self.cold.with_columns(self.events, &target)?;

@@ -9,9 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
-use super::{Entities, KINDS, Reduced};
+use super::{Cell, Entities, KINDS, Reduced, Single};
 use crate::normalize::schema::col as c;
 
 /// What one local day's access rows named.
@@ -40,15 +41,42 @@ impl DaySets {
 
     /// Adds the days of kind `k`'s records (its index in [`KINDS`]).
     pub fn add_kind(&mut self, k: usize, kind: &Entities) {
+        self.add_records(k, &kind.cells, &kind.singles);
+    }
+
+    /// The day sets of kind `k`'s records, made side by side a slice of records at a time: one
+    /// after another they added 5.7 s of CPU to the 85.9M-event state's records made whole, on
+    /// the reduction's path.
+    pub fn of_kind(k: usize, kind: &Entities) -> DaySets {
+        const SLICE: usize = 1 << 15;
+        let cells = kind.cells.par_chunks(SLICE).map(|cells| (cells, &[][..]));
+        let singles = kind
+            .singles
+            .par_chunks(SLICE)
+            .map(|singles| (&[][..], singles));
+        cells
+            .chain(singles)
+            .map(|(cells, singles)| {
+                let mut sets = DaySets::default();
+                sets.add_records(k, cells, singles);
+                sets
+            })
+            .reduce(DaySets::default, |mut all, part| {
+                all.absorb(part);
+                all
+            })
+    }
+
+    fn add_records(&mut self, k: usize, cells: &[Cell], singles: &[Single]) {
         let principals = KINDS.get(k) == Some(&c::PRINCIPAL);
-        for cell in &kind.cells {
+        for cell in cells {
             let day = self.0.entry(cell.day).or_default();
             cell.accounts.add_to(&mut day.accounts);
             if principals && cell.own_rows > 0 {
                 day.self_served.insert(cell.entity);
             }
         }
-        for single in &kind.singles {
+        for single in singles {
             for d in &single.days {
                 let day = self.0.entry(i64::from(d.day)).or_default();
                 day.accounts.insert(single.account);

@@ -62,15 +62,15 @@ impl Reach {
     }
 
     /// Reduces the access events of `events` into `dir`, a group of days at a time, and reads
-    /// them from there (see [`Reduced::of_on_disk`]).
+    /// them from there (see [`Reduced::of_on_disk`]; with their day sets, for a state).
     pub fn of_on_disk(
         events: (&DataFrame, &crate::normalize::ColdColumns),
         time: &TimeParser,
         walk: Walk,
-        dir: &Path,
+        (dir, day_sets): (&Path, bool),
     ) -> Result<Reach> {
         let mut symbols = Symbols::new();
-        let made = Reduced::of_on_disk(events, time, walk, &mut symbols, dir)?;
+        let made = Reduced::of_on_disk(events, time, walk, &mut symbols, (dir, day_sets))?;
         Ok(Reach::stored(
             dir,
             made.accounts,

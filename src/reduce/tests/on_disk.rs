@@ -1,6 +1,7 @@
 //! Records made on disk ([`Reduced::of_on_disk`]) against the records made in memory.
 
 use super::*;
+use crate::reduce::days::DaySets;
 
 /// A window reduced onto disk (`Reduced::of_on_disk`), a group of days at a time, each group
 /// written and the groups merged in one streamed pass, reads back as the records made in
@@ -54,12 +55,14 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
                 let to = dir.path().join(runs.to_string());
                 runs += 1;
                 let mut on_disk = Symbols::new();
+                // Day sets kept every other run, as a state keeps them.
+                let day_sets = runs % 2 == 0;
                 let made = Reduced::of_on_disk_placing(
                     frame,
                     &time,
                     WALK,
                     &mut on_disk,
-                    &to,
+                    (&to, day_sets),
                     how,
                     batches,
                 )
@@ -76,7 +79,12 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
                     .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
                     .collect();
                 left.sort();
-                assert_eq!(left.len(), 15, "{left:?}");
+                assert_eq!(left.len(), 15 + usize::from(day_sets), "{left:?}");
+                if day_sets {
+                    let days = store::read_days(&to, symbols.len() as u64).expect("day sets");
+                    assert!(days == DaySets::of(&want), "day sets, group {group}");
+                    assert!(!days.0.is_empty());
+                }
                 assert!(!left.contains(&"groups".to_string()), "{left:?}");
             }
         }
@@ -86,8 +94,14 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
     let time = TimeParser::new(chrono_tz::UTC);
     let mut symbols = Symbols::new();
     let in_frame = ColdColumns::default();
-    let made = Reduced::of_on_disk((&frame(&none), &in_frame), &time, WALK, &mut symbols, &to)
-        .expect("none");
+    let made = Reduced::of_on_disk(
+        (&frame(&none), &in_frame),
+        &time,
+        WALK,
+        &mut symbols,
+        (&to, true),
+    )
+    .expect("none");
     assert_eq!(made, OnDisk::default());
     let (back, _) = store::read(&to).expect("read back");
     assert_eq!(back, Reduced::default());
