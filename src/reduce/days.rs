@@ -127,3 +127,63 @@ impl DaySets {
         all.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reduce::{Accounts, SingleDay};
+
+    /// Kind `k`'s records over many slices: cells and singles of 70,000 entities each, spread
+    /// over 9 days, some reading their own account.
+    fn kind(n: u32) -> Entities {
+        let cells = (0..n)
+            .map(|e| Cell {
+                entity: e,
+                day: i64::from(e % 9),
+                events: 2,
+                own_rows: u64::from(e % 5 == 0),
+                first: 0,
+                last: 1,
+                accounts: Accounts::Many(RoaringBitmap::from_iter([e * 3, e * 3 + 1])),
+                peak_hour: 2,
+                split_hours: Vec::new(),
+                walk: RoaringBitmap::new(),
+                first_numbered: None,
+                last_numbered: None,
+            })
+            .collect();
+        let singles = (0..n)
+            .map(|e| Single {
+                entity: n + e,
+                account: e * 7,
+                number: None,
+                days: (0..1 + e % 3)
+                    .map(|d| SingleDay {
+                        day: (e % 9 + d) as i32,
+                        first: 0,
+                        last: 1,
+                        events: 1,
+                        own: u16::from(d == 1),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Entities { cells, singles }
+    }
+
+    /// Made side by side a slice at a time, the day sets are those made one record after
+    /// another, for the principals (self-served counted) and for another kind (not).
+    #[test]
+    fn a_kind_s_day_sets_made_side_by_side_are_made_one_by_one_s() {
+        let records = kind(70_000);
+        for k in 0..KINDS.len() {
+            let mut want = DaySets::default();
+            want.add_kind(k, &records);
+            let got = DaySets::of_kind(k, &records);
+            assert!(got == want, "kind {k}");
+            assert_eq!(got.0.len(), 11);
+            let principals = KINDS[k] == c::PRINCIPAL;
+            assert_eq!(got.self_served() > 0, principals, "kind {k}");
+        }
+    }
+}
