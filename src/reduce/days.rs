@@ -176,13 +176,13 @@ mod tests {
     #[test]
     fn a_kind_s_day_sets_made_side_by_side_are_made_one_by_one_s() {
         let records = kind(70_000);
-        for k in 0..KINDS.len() {
+        for (k, key) in KINDS.iter().enumerate() {
             let mut want = DaySets::default();
             want.add_kind(k, &records);
             let got = DaySets::of_kind(k, &records);
             assert!(got == want, "kind {k}");
             assert_eq!(got.0.len(), 11);
-            let principals = KINDS[k] == c::PRINCIPAL;
+            let principals = *key == c::PRINCIPAL;
             assert_eq!(got.self_served() > 0, principals, "kind {k}");
         }
     }
