@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use polars::prelude::DataFrame;
 use roaring::RoaringBitmap;
@@ -22,6 +23,10 @@ pub struct Reach {
     walk: Walk,
     /// Rows of stored records read at once ([`store::map_kind`]'s, but in tests).
     map_rows: usize,
+    /// Per kind, the entities whose profiles were made, when stored records drop days: the
+    /// charts list them again, which otherwise takes reading every record's days
+    /// ([`store::read_live_entities`]).
+    live: [OnceLock<RoaringBitmap>; 4],
 }
 
 /// Where the records are.
@@ -87,6 +92,7 @@ impl Reach {
             symbols,
             walk,
             map_rows: store::MAP_ROWS,
+            live: Default::default(),
         }
     }
 
@@ -110,6 +116,7 @@ impl Reach {
             symbols,
             walk,
             map_rows: store::MAP_ROWS,
+            live: Default::default(),
         }
     }
 
@@ -252,6 +259,9 @@ impl Reach {
                 for part in parts {
                     all.extend(part);
                 }
+                if delta.as_ref().is_some_and(|d| !d.dropped.is_empty()) {
+                    let _ = self.live[k].set(all.iter().map(|p| p.0).collect());
+                }
                 all
             }
         };
@@ -288,16 +298,19 @@ impl Reach {
                 dir,
                 delta: Some(delta),
                 ..
-            } => {
-                let mut all = match delta.dropped.is_empty() {
-                    true => store::read_entities(dir, k, n)?,
-                    false => store::read_live_entities(dir, k, n, &delta.dropped)?,
-                };
-                all.extend(super::kind_entities(&delta.kinds[k]));
-                all.sort_unstable();
-                all.dedup();
-                all
-            }
+            } => match self.live[k].get() {
+                Some(live) => live.iter().collect(),
+                None => {
+                    let mut all = match delta.dropped.is_empty() {
+                        true => store::read_entities(dir, k, n)?,
+                        false => store::read_live_entities(dir, k, n, &delta.dropped)?,
+                    };
+                    all.extend(super::kind_entities(&delta.kinds[k]));
+                    all.sort_unstable();
+                    all.dedup();
+                    all
+                }
+            },
             Records::Stored { dir, .. } => store::read_entities(dir, k, n)?,
         };
         let chosen: RoaringBitmap = choose(&super::by_name(entities, |&e| e, &self.symbols))
