@@ -268,11 +268,6 @@ impl Reach {
         Ok(super::by_name(all, |p| p.0, &self.symbols))
     }
 
-    /// How many names the symbol table holds.
-    pub fn names(&self) -> u64 {
-        self.symbols.len() as u64
-    }
-
     /// The name of an entity code of the records.
     pub fn name(&self, code: u32) -> &str {
         self.symbols.name(code)

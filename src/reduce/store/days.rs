@@ -48,28 +48,3 @@ pub fn read_days(dir: &Path, symbols: u64) -> Result<DaySets> {
     }
     Ok(sets)
 }
-
-/// The day sets of the records [`super::write`] (or a kind at a time) put in `dir`, read from
-/// them, a kind and a batch at a time: for records made whole on disk.
-pub fn day_sets(dir: &Path, symbols: u64) -> Result<DaySets> {
-    let (_, orphans) = super::read_sets(dir, symbols)?;
-    let mut sets = DaySets::default();
-    sets.add_orphans(&orphans);
-    for k in 0..crate::reduce::KINDS.len() {
-        let parts = super::map_kind(
-            dir,
-            k,
-            symbols,
-            |_| true,
-            |part| {
-                let mut of = DaySets::default();
-                of.add_kind(k, &part);
-                of
-            },
-        )?;
-        for part in parts {
-            sets.absorb(part);
-        }
-    }
-    Ok(sets)
-}

@@ -34,7 +34,7 @@ mod write;
 
 use singles::map_singles;
 
-pub use days::{DAYS, day_sets, read_days, write_days};
+pub use days::{DAYS, read_days, write_days};
 #[cfg(test)]
 pub(crate) use stream::stream_kind_in;
 pub(crate) use stream::{Batches, merge_kind, side_by_side, stream_kinds_in};

@@ -14,19 +14,19 @@ use crate::reduce::{Entities, KINDS, Reduced, store};
 /// The stored records, the local days to drop from them, and the table's size before this run.
 pub(super) struct Kept<'a> {
     pub dir: &'a Path,
-    pub accounts: RoaringBitmap,
+    /// Every account of the records once merged: known from the days' sets, so not gathered
+    /// again from every record kept.
+    pub accounts: &'a RoaringBitmap,
     pub orphans: BTreeMap<i64, RoaringBitmap>,
     pub stale: &'a BTreeSet<i64>,
     pub symbols: u64,
 }
 
-/// What one kind's merge counted, the names it used and the accounts it touched (see
-/// `Kept::merge_kind`).
-type KindDone = (store::KindMerged, RoaringBitmap, RoaringBitmap);
+/// What one kind's merge counted, and the names it used (see `Kept::merge_kind`).
+type KindDone = (store::KindMerged, RoaringBitmap);
 
 /// What merging the stored records with a run's left besides the kinds' files.
 pub(super) struct Merged {
-    pub accounts: RoaringBitmap,
     pub self_served: u64,
     /// Names the stored records still use (entities and accounts), the run's not added.
     pub named: RoaringBitmap,
@@ -36,7 +36,7 @@ pub(super) struct Merged {
 impl Kept<'_> {
     /// Each kind's stale days dropped and `fresh`'s merged in as the kind is streamed, written
     /// into `new` as merged ([`store::merge_kind`]), as many kinds at a time as rayon has
-    /// threads; then the account sets. What [`Reduced::without_days`] and [`Reduced::merge`] do
+    /// threads; then the account sets, every account as given and the orphans' kept by day. What [`Reduced::without_days`] and [`Reduced::merge`] do
     /// to records held whole, with a few batches of each kind being merged held at a time.
     ///
     /// Side by side because one small kind's merge kept about one core busy (its readers
@@ -47,39 +47,28 @@ impl Kept<'_> {
     pub(super) fn merge_into(self, new: &Path, fresh: Reduced) -> Result<Merged> {
         let Reduced {
             kinds,
-            accounts: fresh_accounts,
             orphans: fresh_orphans,
             overlapping: fresh_overlapping,
             ..
         } = fresh;
         let merged = self.merge_kinds(new, kinds)?;
-        let (mut named, mut accounts) = (RoaringBitmap::new(), RoaringBitmap::new());
+        let mut named = RoaringBitmap::new();
         let (mut self_served, mut overlapping) = (0, fresh_overlapping);
-        for (k, (kind, names, touched)) in merged.into_iter().enumerate() {
+        for (k, (kind, names)) in merged.into_iter().enumerate() {
             overlapping += kind.overlapping;
             if KINDS[k] == c::PRINCIPAL {
                 self_served = kind.self_served;
             }
             named |= names;
-            accounts |= touched;
         }
         let mut orphans = self.orphans;
-        if self.stale.is_empty() {
-            accounts = self.accounts;
-        } else {
-            orphans.retain(|day, _| !self.stale.contains(day));
-            for set in orphans.values() {
-                accounts |= set;
-            }
-        }
-        named |= &accounts;
-        accounts |= fresh_accounts;
+        orphans.retain(|day, _| !self.stale.contains(day));
         for (day, set) in fresh_orphans {
             *orphans.entry(day).or_default() |= set;
         }
-        store::write_sets(new, &accounts, &orphans)?;
+        named |= self.accounts;
+        store::write_sets(new, self.accounts, &orphans)?;
         Ok(Merged {
-            accounts,
             self_served,
             named,
             overlapping,
@@ -104,8 +93,8 @@ impl Kept<'_> {
         })
     }
 
-    /// Kind `k` merged and written: what it counted, the names its stored records still use
-    /// once stale days are dropped, and (only when days were dropped) the accounts they touch.
+    /// Kind `k` merged and written: what it counted, and the names its stored records still
+    /// use once stale days are dropped.
     fn merge_kind(
         &self,
         new: &Path,
@@ -113,17 +102,11 @@ impl Kept<'_> {
         theirs: Entities,
         batches: store::Batches,
     ) -> Result<KindDone> {
-        let (mut named, mut accounts) = (RoaringBitmap::new(), RoaringBitmap::new());
+        let mut named = RoaringBitmap::new();
         let mut out = store::KindWriter::create(new, k)?;
         let seen = |mine: &Entities| {
             named.extend(mine.cells.iter().map(|c| c.entity));
             named.extend(mine.singles.iter().map(|s| s.entity));
-            if !self.stale.is_empty() {
-                for cell in &mine.cells {
-                    cell.accounts.add_to(&mut accounts);
-                }
-                accounts.extend(mine.singles.iter().map(|s| s.account));
-            }
         };
         let kind = store::merge_kind(
             self.dir,
@@ -136,6 +119,6 @@ impl Kept<'_> {
             &mut out,
         )?;
         out.finish()?;
-        Ok((kind, named, accounts))
+        Ok((kind, named))
     }
 }

@@ -164,7 +164,6 @@ pub fn reach(
     let Loaded {
         meta,
         mut symbols,
-        accounts,
         orphans,
         days,
         delta,
@@ -172,15 +171,12 @@ pub fn reach(
     let dropped: BTreeSet<i64> = meta.dropped.iter().copied().collect();
     let dirty = dirty_days(&meta.covers, now);
     if dirty.is_empty() {
+        let mut sets = days.without(&dropped);
+        sets.absorb(DaySets::of(&delta));
         let beside = Delta {
             dropped,
             kinds: delta.kinds,
         };
-        let mut sets = days.without(&beside.dropped);
-        sets.add_orphans(&delta.orphans);
-        for (k, kind) in beside.kinds.iter().enumerate() {
-            sets.add_kind(k, kind);
-        }
         let kept = Reach::stored(&dir, sets.accounts(), sets.self_served(), symbols, walk);
         let kept = match meta.delta {
             true => kept.with_delta(beside),
@@ -228,10 +224,11 @@ pub fn reach(
     for kind in &night.kinds {
         named.extend(crate::reduce::kind_entities(kind));
     }
-    named |= &night.accounts;
+    sets.absorb(night_sets);
+    let accounts = sets.accounts();
     let kept = Kept {
         dir: &dir,
-        accounts,
+        accounts: &accounts,
         orphans,
         stale: &dropped,
         symbols: symbols.len() as u64,
@@ -256,13 +253,12 @@ pub fn reach(
             merged.overlapping
         ));
     }
-    sets.absorb(night_sets);
     if let Err(e) =
         store::write_symbols(&new, &symbols).and_then(|_| store::write_days(&new, &sets))
     {
         return Ok((None, Made::Unusable(format!("not merged: {e}"))));
     }
-    let reach = Reach::stored(&new, merged.accounts, merged.self_served, symbols, walk);
+    let reach = Reach::stored(&new, accounts, merged.self_served, symbols, walk);
     Ok((Some(reach), Made::Kept { days: days_done }))
 }
 
@@ -342,8 +338,7 @@ struct Loaded {
     /// Their description (the partitions they cover).
     meta: Meta,
     symbols: Symbols,
-    /// Every account of the folder's records, and the orphans' by day (see [`store::read_head`]).
-    accounts: RoaringBitmap,
+    /// The orphans' accounts by day of the folder's records (see [`store::read_head`]).
     orphans: BTreeMap<i64, RoaringBitmap>,
     /// The folder's records' day sets, dropped days included.
     days: DaySets,
@@ -390,7 +385,7 @@ fn load(dir: &Path, walk: Walk) -> Result<Option<Loaded>> {
         }
         super::manifest::check_digest(&dir.join(name), want, "")?;
     }
-    let (symbols, accounts, orphans) = store::read_head(dir)?;
+    let (symbols, _, orphans) = store::read_head(dir)?;
     let n = symbols.len() as u64;
     let days = store::read_days(dir, n)?;
     let delta = match meta.delta {
@@ -400,7 +395,6 @@ fn load(dir: &Path, walk: Walk) -> Result<Option<Loaded>> {
     Ok(Some(Loaded {
         meta,
         symbols,
-        accounts,
         orphans,
         days,
         delta,
@@ -421,10 +415,14 @@ pub fn save(state: &Path, reach: &Reach, now: &[Covered], made: &Made) -> Result
             store::write(&fresh, reduced, symbols)?;
             store::write_days(&fresh, &DaySets::of(reduced))?;
         }
+        // Records made here whole on disk come with their day sets (`Reduced::of_on_disk`,
+        // asked for them when a state keeps the records), merged ones too.
         None if reach.stored_in() == Some(fresh.as_path()) => {
-            // Records made whole on disk: their day sets from them, once.
             if !fresh.join(store::DAYS).exists() {
-                store::write_days(&fresh, &store::day_sets(&fresh, reach.names())?)?;
+                return Err(Error::State {
+                    path: fresh,
+                    reason: "records to store were made without their day sets".into(),
+                });
             }
         }
         None => {
