@@ -6,27 +6,18 @@
 # two versions of the state's format compare (forty-fifth session: until then one state, built
 # by NEW_BIN, served both).
 # Usage: scripts/compare_nightly.sh OLD_BIN NEW_BIN [N ...]   (default N: 30 120)
-# Env: RUNS (default 3), WORK (default /tmp/audithound-bench, where scripts/bench_state.sh leaves
-# nights-10M-events/, 10.0M events; nights-10M before the forty-third session, 8.7M). Prints
-# "nights binary seconds peak_rss_MB" per run, then whether the reports match.
+# Env: RUNS (default 3), WORK (see scripts/nights.sh). Prints "nights binary seconds
+# peak_rss_MB" per run, then whether the reports match.
 set -euo pipefail
 old=$1 new=$2
 shift 2
 sizes=("$@")
 [ ${#sizes[@]} -eq 0 ] && sizes=(30 120)
-work="${WORK:-/tmp/audithound-bench}"
-nights="$work/nights-10M-events"
-ctx=(--roster "$nights/roster.csv" --credentials "$nights/credentials.csv")
-mapfile -t days < <(find "$nights/days" -mindepth 1 -maxdepth 1 -type d | sort)
+source "$(dirname "$0")/nights.sh"
 for n in "${sizes[@]}"; do
   for p in "old $old" "new $new"; do
     read -r name bin <<<"$p"
-    base="$work/nightly-base-$n-$name"
-    rm -rf "$base"
-    "$bin" analyze "${days[@]:0:n}" "${ctx[@]}" --state "$base" --out "$work/nightly-report" \
-      --force --quiet 2>/dev/null
-    held=$(grep -c '"path"' "$base/state.json")
-    [ "$held" = "$n" ] || { echo "the $n-night state holds $held files" >&2; exit 1; }
+    state_of "$bin" "$n" "$work/nightly-base-$n-$name"
   done
   for ((i = 0; i < ${RUNS:-3}; i++)); do
     for p in "old $old" "new $new"; do

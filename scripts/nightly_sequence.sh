@@ -5,21 +5,16 @@
 # counts what a state carries from night to night: a night's records kept beside the window's
 # and, every few nights, merged into them (forty-fifth session).
 # Usage: scripts/nightly_sequence.sh OLD_BIN NEW_BIN [N M]   (default 60 120)
-# Env: WORK (default /tmp/audithound-bench, holding nights-10M-events/). Prints per binary the
+# Env: WORK (see scripts/nights.sh). Prints per binary the
 # nights added, their total and slowest seconds and the highest peak RSS, then whether the last
 # night's reports match.
 set -euo pipefail
 old=$1 new=$2 from=${3:-60} to=${4:-120}
-work="${WORK:-/tmp/audithound-bench}"
-nights="$work/nights-10M-events"
-ctx=(--roster "$nights/roster.csv" --credentials "$nights/credentials.csv")
-mapfile -t days < <(find "$nights/days" -mindepth 1 -maxdepth 1 -type d | sort)
+source "$(dirname "$0")/nights.sh"
 for p in "old $old" "new $new"; do
   read -r name bin <<<"$p"
   state="$work/sequence-$name"
-  rm -rf "$state"
-  "$bin" analyze "${days[@]:0:from}" "${ctx[@]}" --state "$state" --out "$work/sequence-report" \
-    --force --quiet 2>/dev/null
+  state_of "$bin" "$from" "$state"
   total=0 slowest=0 peak=0
   for ((n = from; n < to; n++)); do
     /usr/bin/time -f "%e %M" "$bin" analyze "${days[n]}" "${ctx[@]}" --state "$state" \
