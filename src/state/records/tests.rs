@@ -3,6 +3,14 @@ use crate::normalize::cold::IN_FRAME;
 use crate::normalize::schema::DAY_MS;
 use polars::prelude::Column;
 
+/// The zone and walk step every test here reduces with.
+fn clock() -> (TimeParser, Walk) {
+    (
+        TimeParser::new(chrono_tz::UTC),
+        crate::detect::enumeration::WALK,
+    )
+}
+
 /// Access events: on day 0 `crowd` principals each reading their own account, on day 1 ten.
 fn events(crowd: usize) -> DataFrame {
     let mut rows: Vec<(i64, String)> = (0..crowd).map(|i| (i as i64, format!("C{i}"))).collect();
@@ -26,8 +34,7 @@ fn events(crowd: usize) -> DataFrame {
 /// changed file, or a digest naming a file outside the records, makes them unusable.
 #[test]
 fn records_unlike_their_digests_are_not_used() {
-    let time = TimeParser::new(chrono_tz::UTC);
-    let walk = crate::detect::enumeration::WALK;
+    let (time, walk) = clock();
     let both = [covered("p1", &[0]), covered("p2", &[1])];
     let dir = tempfile::tempdir().expect("temp dir");
     let all = events(100);
@@ -63,8 +70,7 @@ fn records_unlike_their_digests_are_not_used() {
 /// are most of it (past the spare), and kept while they are not.
 #[test]
 fn a_table_of_mostly_gone_names_is_built_anew() {
-    let time = TimeParser::new(chrono_tz::UTC);
-    let walk = crate::detect::enumeration::WALK;
+    let (time, walk) = clock();
     let both = [covered("p1", &[0]), covered("p2", &[1])];
     for (crowd, rebuilt) in [(100, false), (2 * SPARE_SYMBOLS as usize, true)] {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -153,10 +159,7 @@ fn seen(reach: &Reach) -> String {
 /// Day 0 of [`kinds_on`] reduced whole and saved into `state` as the records of partition
 /// `p1`; with the partitions of day 0 alone, and with `p2` bringing day 1.
 fn day0_stored(state: &Path) -> (Reach, [Covered; 1], [Covered; 2]) {
-    let (time, walk) = (
-        TimeParser::new(chrono_tz::UTC),
-        crate::detect::enumeration::WALK,
-    );
+    let (time, walk) = clock();
     let one = [covered("p1", &[0])];
     let whole = Reach::of(&kinds_on(0..1), &time, walk).expect("reduce");
     save(state, &whole, &one, &Made::Whole(String::new())).expect("saved");
@@ -170,10 +173,7 @@ fn day0_stored(state: &Path) -> (Reach, [Covered; 1], [Covered; 2]) {
 /// that ends before saving leaves the stored records as they were.
 #[test]
 fn stored_records_read_a_kind_at_a_time_are_the_window_s() {
-    let (time, walk) = (
-        TimeParser::new(chrono_tz::UTC),
-        crate::detect::enumeration::WALK,
-    );
+    let (time, walk) = clock();
     let dir = tempfile::tempdir().expect("temp dir");
     let (whole, one, two) = day0_stored(dir.path());
     let (day0, both) = (kinds_on(0..1), kinds_on(0..2));
@@ -206,10 +206,7 @@ fn stored_records_read_a_kind_at_a_time_are_the_window_s() {
 /// and read back as the same records.
 #[test]
 fn kinds_merged_side_by_side_write_what_one_at_a_time_does() {
-    let (time, walk) = (
-        TimeParser::new(chrono_tz::UTC),
-        crate::detect::enumeration::WALK,
-    );
+    let (time, walk) = clock();
     let both = kinds_on(0..2);
     let written = |threads: usize| {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -238,10 +235,7 @@ fn kinds_merged_side_by_side_write_what_one_at_a_time_does() {
 /// records stay as they were.
 #[test]
 fn a_merge_that_cannot_write_reduces_the_window_whole() {
-    let (time, walk) = (
-        TimeParser::new(chrono_tz::UTC),
-        crate::detect::enumeration::WALK,
-    );
+    let (time, walk) = clock();
     let dir = tempfile::tempdir().expect("temp dir");
     let (whole, one, two) = day0_stored(dir.path());
     std::fs::write(dir.path().join(NEW), "in the way").expect("file");
@@ -289,10 +283,7 @@ fn days_of_partitions_added_or_gone_are_read_again() {
 /// Days 0 to 7 of [`kinds_on`], one partition each, reduced whole and saved into `state`; their
 /// partitions.
 fn eight_days_stored(state: &Path) -> Vec<Covered> {
-    let (time, walk) = (
-        TimeParser::new(chrono_tz::UTC),
-        crate::detect::enumeration::WALK,
-    );
+    let (time, walk) = clock();
     let now: Vec<Covered> = (0..8).map(|d| covered(&format!("p{d}"), &[d])).collect();
     let whole = Reach::of(&kinds_on(0..8), &time, walk).expect("reduce");
     save(state, &whole, &now, &Made::Whole(String::new())).expect("saved");
@@ -305,10 +296,7 @@ fn eight_days_stored(state: &Path) -> Vec<Covered> {
 /// run with nothing new once saved. Both ways of keeping a night are taken.
 #[test]
 fn nights_kept_beside_the_records_read_as_the_window_reduced_whole() {
-    let (time, walk) = (
-        TimeParser::new(chrono_tz::UTC),
-        crate::detect::enumeration::WALK,
-    );
+    let (time, walk) = clock();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut now = eight_days_stored(dir.path());
     let (mut beside, mut merged) = (0, 0);
@@ -355,10 +343,7 @@ fn nights_kept_beside_the_records_read_as_the_window_reduced_whole() {
 /// instead of being read again.
 #[test]
 fn a_damaged_night_beside_the_records_makes_them_unusable() {
-    let (time, walk) = (
-        TimeParser::new(chrono_tz::UTC),
-        crate::detect::enumeration::WALK,
-    );
+    let (time, walk) = clock();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut now = eight_days_stored(dir.path());
     let records = dir.path().join(DIR);
