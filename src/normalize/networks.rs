@@ -61,50 +61,64 @@ fn network_of_code(table: &[Option<u32>], ip: u32) -> u32 {
 /// (the same string always gets the same code, so two threads learning one address agree).
 /// Once for all of a frame's chunks: each call that learns something copies the table.
 fn learn_networks(chunks: &[&[u32]]) -> Result<()> {
-    let (dict, known) = networks();
-    let seen = |ip: u32| known.get(ip as usize).is_some_and(Option::is_some);
-    let new = || {
-        (chunks.par_iter())
-            .flat_map_iter(|ips| ips.iter().copied().filter(|&ip| ip != NULL && !seen(ip)))
-    };
-    learn(dict, distinct(new))
+    let all =
+        || (chunks.par_iter()).flat_map_iter(|ips| ips.iter().copied().filter(|&ip| ip != NULL));
+    learn_unseen(|bound| distinct(all, bound))
 }
 
 /// [`learn_networks`] over a code column's arrays, read in place (nulls skipped).
 fn learn_arrays(arrays: &[Codes]) -> Result<()> {
-    let (dict, known) = networks();
-    let seen = |ip: u32| known.get(ip as usize).is_some_and(Option::is_some);
-    let new = || {
-        (arrays.par_iter()).flat_map_iter(|arr| {
-            (0..arr.len())
-                .map(|i| arr.at(i))
-                .filter(|&ip| ip != NULL && !seen(ip))
-        })
+    let all = || {
+        (arrays.par_iter())
+            .flat_map_iter(|arr| (0..arr.len()).map(|i| arr.at(i)).filter(|&ip| ip != NULL))
     };
-    learn(dict, distinct(new))
+    learn_unseen(|bound| distinct(all, bound))
 }
 
-/// The distinct codes of `codes()`, in order: marked in a bit set as large as the greatest
-/// code, read back in order. Sets per task, merged, took about 25 s more CPU in one run at 85.9M
-/// events (each task's set held most addresses). Every code collected whole and sorted, the
-/// lookup of a few flagged networks took 1.5 s of a nightly run over that state, which had
-/// learned no address before (records read from the state derive none); with the bit set,
-/// enumeration took 4.72 → 3.54 s (`docs/performance.md`, twenty-third session). A bit is read
-/// before it is set, so an address seen again costs a load.
-fn distinct<I: ParallelIterator<Item = u32>>(codes: impl Fn() -> I) -> Vec<u32> {
-    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-    let Some(max) = codes().max() else {
-        return Vec::new();
-    };
-    let words: Vec<AtomicU64> = (0..=max as usize / 64).map(|_| AtomicU64::new(0)).collect();
+/// Learns the addresses among `distinct_below(bound)` (the distinct codes, all below `bound`)
+/// that no earlier call learned. Asked of each distinct address rather than of each row: the
+/// table of what is learned is 8 bytes a code (24 MB at 85.9M events), the set of distinct codes
+/// a bit, so a row costs a load from cache instead of one from memory. Over the 85.9M-event
+/// state a night's first lookup of a flagged network (1.49M addresses, in enumeration) took
+/// 1.53 s, looked up once a row and parsed one by one ([`learn`]), and now 0.32 s; the charts'
+/// later one, which learns nothing, 0.32 → 0.12 s (forty-sixth session, one run each).
+fn learn_unseen(distinct_below: impl FnOnce(usize) -> Vec<u32>) -> Result<()> {
+    let (dict, known) = networks();
+    let codes = distinct_below(dict.num_cats_upper_bound());
+    let new = (codes.into_iter())
+        .filter(|&ip| known.get(ip as usize).is_none_or(Option::is_none))
+        .collect();
+    learn(dict, new)
+}
+
+/// The distinct codes of `codes()`, in order: marked in a bit set as large as `bound` (the
+/// dictionary's code count: every code a frame holds is below it), read back in order. Sets per
+/// task, merged, took about 25 s more CPU in one run at 85.9M events (each task's set held most
+/// addresses). Every code collected whole and sorted, the lookup of a few flagged networks took
+/// 1.5 s of a nightly run over that state, which had learned no address before (records read
+/// from the state derive none); with the bit set, enumeration took 4.72 → 3.54 s
+/// (`docs/performance.md`, twenty-third session). A bit is read before it is set, so an address
+/// seen again costs a load. The set was sized by a first pass for the greatest code: one pass
+/// over the 85.9M rows' addresses of two (`docs/performance.md`, forty-sixth session). A code
+/// past `bound` (none from the dictionary) makes it size the set by that pass after all.
+fn distinct<I: ParallelIterator<Item = u32>>(codes: impl Fn() -> I, bound: usize) -> Vec<u32> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    let words: Vec<AtomicU64> = (0..bound.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
+    let past = AtomicBool::new(false);
     codes().for_each(|c| {
         let bit = 1u64 << (c % 64);
-        if let Some(word) = words.get(c as usize / 64)
-            && word.load(Relaxed) & bit == 0
-        {
-            word.fetch_or(bit, Relaxed);
+        match words.get(c as usize / 64) {
+            Some(word) if word.load(Relaxed) & bit == 0 => {
+                word.fetch_or(bit, Relaxed);
+            }
+            Some(_) => {}
+            None => past.store(true, Relaxed),
         }
     });
+    if past.load(Relaxed) {
+        let max = codes().max().map_or(0, |m| m as usize + 1);
+        return distinct(codes, max.max(bound + 1));
+    }
     (words.iter().zip(0u32..))
         .flat_map(|(word, w)| {
             let mut bits = word.load(Relaxed);
@@ -120,14 +134,19 @@ fn distinct<I: ParallelIterator<Item = u32>>(codes: impl Fn() -> I) -> Vec<u32> 
 }
 
 /// Places the networks of addresses `new` (distinct) of dictionary `dict`, held until the end so
-/// that their codes and those placed here stay its own.
+/// that their codes and those placed here stay its own. The addresses are parsed side by side
+/// (see [`learn_unseen`] for what it saved), and their networks placed in address order, so
+/// that each network gets the code it got when they were parsed one by one.
 fn learn(dict: Arc<CategoricalMapping>, new: Vec<u32>) -> Result<()> {
     if new.is_empty() {
         return Ok(());
     }
+    let networks: Vec<Option<String>> = (new.par_iter())
+        .map(|&ip| dict.cat_to_str(ip).and_then(network_of))
+        .collect();
     let mut found = Vec::with_capacity(new.len());
-    for ip in new {
-        let code = match dict.cat_to_str(ip).and_then(network_of) {
+    for (ip, net) in new.into_iter().zip(networks) {
+        let code = match net {
             Some(net) => dict.insert_cat(&net).stage("coding networks")?,
             None => NULL,
         };
@@ -258,11 +277,17 @@ mod tests {
                         .collect()
                 })
                 .collect();
-            let got = distinct(|| chunks.par_iter().flat_map_iter(|c| c.iter().copied()));
             let mut want: Vec<u32> = chunks.concat();
             want.sort_unstable();
             want.dedup();
-            assert_eq!(got, want, "{n} codes a chunk");
+            // A bound above every code, and bounds some codes pass (sized again by the greatest).
+            for bound in [100_000, 64, 1, 0] {
+                let got = distinct(
+                    || chunks.par_iter().flat_map_iter(|c| c.iter().copied()),
+                    bound,
+                );
+                assert_eq!(got, want, "{n} codes a chunk, bound {bound}");
+            }
         }
     }
 }
