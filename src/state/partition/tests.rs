@@ -222,6 +222,34 @@ fn a_code_beyond_the_partitions_strings_is_refused() {
     }
 }
 
+/// A code under a null is whatever the file left there, in range or not, and stays null; the
+/// same code on a row that is not null is refused.
+#[test]
+fn codes_under_nulls_are_left_as_nulls_whatever_they_are() {
+    let local = |validity: [bool; 4]| {
+        // The validity of an array with those nulls, under the codes wanted.
+        let nulls: UInt32Chunked = validity.iter().map(|&v| v.then_some(0)).collect();
+        let validity = nulls
+            .downcast_iter()
+            .next()
+            .and_then(|a| a.validity().cloned());
+        let arr = CodeArray::new(ArrowDataType::UInt32, vec![1u32, 99, 0, 2].into(), validity);
+        UInt32Chunked::from_chunk_iter("c".into(), [arr])
+    };
+    let placed = [10, 11, 12];
+    let got = mapped(Path::new("p"), &local([true, false, true, false]), &placed).expect("mapped");
+    assert_eq!(
+        got.iter().collect::<Vec<_>>(),
+        [Some(11), None, Some(10), None]
+    );
+    let err = mapped(Path::new("p"), &local([true, true, true, false]), &placed)
+        .expect_err("a code past the strings on a row");
+    assert!(
+        err.to_string().contains("beyond the partition's strings"),
+        "{err}"
+    );
+}
+
 #[test]
 fn runs_hold_whole_row_groups_up_to_the_bound() {
     let m = 1 << 20;
