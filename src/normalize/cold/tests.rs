@@ -150,6 +150,31 @@ fn rows_read_beside_the_frame_equal_the_frame_s_own() {
     }
 }
 
+/// The spans of every row are the chunks themselves, as finding them row by row gives; with a
+/// time window's rows kept, row by row.
+#[test]
+fn spans_of_every_row_are_the_chunks_as_found_row_by_row() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (full, hot, mut cold) = both(1_000, dir.path(), 0);
+    let view = |spans: Vec<Span>| -> Vec<_> {
+        (spans.into_iter())
+            .map(|s| (s.rows, s.part, s.local))
+            .collect()
+    };
+    let all = view(cold.spans(&hot));
+    assert!(
+        all.len() > 3 && all.iter().all(|s| s.2.is_none()),
+        "{all:?}"
+    );
+    assert_eq!(all, view(cold.spans_of(0..hot.height() as IdxSize)));
+    let mask: BooleanChunked = (0..full.height()).map(|i| Some(i % 7 != 0)).collect();
+    let kept = hot.filter(&mask).expect("filtered");
+    cold.retain(&mask);
+    let some = view(cold.spans(&kept));
+    assert!(some.iter().any(|s| s.2.is_some()), "{some:?}");
+    assert_eq!(some, view(cold.spans_of(0..kept.height() as IdxSize)));
+}
+
 /// Once a run is past `spill_from` rows, the chunks held until then go to disk at once, not at
 /// the end of ingest.
 #[test]
