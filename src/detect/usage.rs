@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use super::activity::keep_top;
 use super::{Entity, EntityKind};
 use crate::error::Result;
-use crate::frame::{NULL, aligned, codes, dictionary};
+use crate::frame::{NULL, aligned, code_arrays, codes, dictionary};
 use crate::normalize::ColdColumns;
 use crate::normalize::networks::lookup;
 use crate::normalize::schema::col as c;
@@ -71,11 +71,18 @@ pub fn usage(
             // columns may be on disk).
             let mut hits: Vec<(usize, u32)> = Vec::new();
             for (column, table) in &tables {
+                // Read in place where the chunk's codes are 4 bytes without nulls: with a copy of
+                // each span's, on fresh pages, the rank stage of a night over the 85.9M-event
+                // state took 1.63–1.71 s, now 1.29–1.38 s (two alternated pairs, `--timings`).
                 // Null codes (u32::MAX) fall outside every table.
-                for (i, &code) in codes(&keys, column)?.iter().enumerate() {
-                    if let Some(slot) = table.get(code) {
-                        hits.push((i, slot));
+                let mut at = 0;
+                for arr in code_arrays(&keys, column)? {
+                    for (i, &code) in arr.values().iter().enumerate() {
+                        if let Some(slot) = table.get(code) {
+                            hits.push((at + i, slot));
+                        }
                     }
+                    at += arr.len();
                 }
             }
             if hits.is_empty() {
