@@ -133,6 +133,9 @@ fn distinct<I: ParallelIterator<Item = u32>>(codes: impl Fn() -> I, bound: usize
         .collect()
 }
 
+/// Addresses parsed side by side before their networks are placed ([`learn`]).
+const PARSED_AT_ONCE: usize = 1 << 16;
+
 /// Places the networks of addresses `new` (distinct) of dictionary `dict`, held until the end so
 /// that their codes and those placed here stay its own. The addresses are parsed side by side
 /// (see [`learn_unseen`] for what it saved), and their networks placed in address order, so
@@ -141,16 +144,19 @@ fn learn(dict: Arc<CategoricalMapping>, new: Vec<u32>) -> Result<()> {
     if new.is_empty() {
         return Ok(());
     }
-    let networks: Vec<Option<String>> = (new.par_iter())
-        .map(|&ip| dict.cat_to_str(ip).and_then(network_of))
-        .collect();
     let mut found = Vec::with_capacity(new.len());
-    for (ip, net) in new.into_iter().zip(networks) {
-        let code = match net {
-            Some(net) => dict.insert_cat(&net).stage("coding networks")?,
-            None => NULL,
-        };
-        found.push((ip, code));
+    // A slice at a time, so that the parsed networks waiting to be placed stay a few MB.
+    for part in new.chunks(PARSED_AT_ONCE) {
+        let networks: Vec<Option<String>> = (part.par_iter())
+            .map(|&ip| dict.cat_to_str(ip).and_then(network_of))
+            .collect();
+        for (&ip, net) in part.iter().zip(networks) {
+            let code = match net {
+                Some(net) => dict.insert_cat(&net).stage("coding networks")?,
+                None => NULL,
+            };
+            found.push((ip, code));
+        }
     }
     let mut learned = NETWORKS.lock().unwrap_or_else(PoisonError::into_inner);
     if !learned.dictionary.ptr_eq(&Arc::downgrade(&dict)) {
