@@ -485,10 +485,10 @@ pub fn counts_with_each(
                     .collect::<Result<_>>()?;
                 for k in 0..kinds.len() {
                     let (kind, target) = (event_type::codes(&kinds[k]), &targets[k]);
-                    // The values and targets are read for the wanted rows alone: copied whole
-                    // where a chunk has nulls (`Codes::values`), they were most of the pass's
-                    // fresh pages (85.9M-event state's night: enumeration's related addresses
-                    // 1.67–1.71 → 1.56–1.58 s, two alternated pairs; forty-sixth session).
+                    // The values and targets are read for the wanted rows alone, not copied
+                    // whole onto fresh pages where a chunk has nulls (`Codes::values`): the
+                    // 85.9M-event state's night took 1.67–1.71 → 1.56–1.58 s here (two
+                    // alternated pairs; forty-sixth session).
                     let columns: Vec<_> = (columns.iter())
                         .map(|(keys, values)| (keys[k].values(), &values[k]))
                         .collect();
