@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
 
-use super::activity::{Activity, summarize, top_values_by};
+use super::activity::{Activity, summarize, token_names, top_values_by};
 use super::issuance::{Coverage, Judged, facts_at_once, judged_in_ranges};
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, json_list,
@@ -165,9 +165,10 @@ impl ForgedTokens {
         rows: LazyFrame,
         out: &mut Detection,
     ) -> Result<()> {
-        let tokens = top_values_by(rows.clone(), c::CREDENTIAL, c::TOKEN, |code| {
-            input.tokens.text(code).unwrap_or_default()
-        })?;
+        let names = |codes: &[u32], each: &mut dyn FnMut(usize, &str)| {
+            token_names(input.tokens, codes, each)
+        };
+        let tokens = top_values_by(rows.clone(), c::CREDENTIAL, c::TOKEN, &names)?;
         let per_key = per_group(rows.clone(), &[c::CREDENTIAL])?;
         let per_source = per_group(rows.clone(), &[c::CREDENTIAL, c::SOURCE_IP])?;
         let token_count = |k: &str| {
