@@ -41,6 +41,11 @@ impl Part {
 }
 
 impl Entities {
+    /// No record at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.cells.is_empty() && self.singles.is_empty()
+    }
+
     /// Adds one entity's cells (in day order), as its single record if it has one; leaves
     /// `cells` empty.
     pub(super) fn push(&mut self, cells: &mut Vec<Cell>) {
@@ -192,11 +197,13 @@ impl Entities {
     /// night's few records join the stored records read a batch of entities at a time. Only this
     /// side's records in the batch's range of entities are looked at.
     pub(crate) fn of_entities_in(&self, of: &Entities) -> (Entities, Vec<u32>) {
-        let mut theirs: Vec<u32> = (of.cells.iter().map(|c| c.entity))
-            .chain(of.singles.iter().map(|s| s.entity))
-            .collect();
-        theirs.sort_unstable();
-        theirs.dedup();
+        let entities = |records: &Entities| {
+            let mut all = super::kind_entities(records);
+            all.sort_unstable();
+            all.dedup();
+            all
+        };
+        let theirs = entities(of);
         let (Some(&low), Some(&high)) = (theirs.first(), theirs.last()) else {
             return (Entities::default(), Vec::new());
         };
@@ -215,11 +222,7 @@ impl Entities {
                 .cloned()
                 .collect(),
         };
-        let mut taken: Vec<u32> = (mine.cells.iter().map(|c| c.entity))
-            .chain(mine.singles.iter().map(|s| s.entity))
-            .collect();
-        taken.sort_unstable();
-        taken.dedup();
+        let taken = entities(&mine);
         (mine, taken)
     }
 

@@ -154,8 +154,7 @@ impl Reach {
     ) -> Result<Vec<T>> {
         let n = self.symbols.len() as u64;
         let rows = self.map_rows;
-        let empty = |e: &Entities| e.cells.is_empty() && e.singles.is_empty();
-        let delta = delta.filter(|d| !(d.dropped.is_empty() && empty(&d.kinds[k])));
+        let delta = delta.filter(|d| !(d.dropped.is_empty() && d.kinds[k].is_empty()));
         let Some(delta) = delta else {
             return store::map_kind_in(dir, k, n, rows, keep, |part| f(&part));
         };
@@ -168,7 +167,7 @@ impl Reach {
             };
             // No (entity, day) is on both sides once the dropped days are gone: the delta holds
             // only dropped days, or days the stored records never held.
-            let joined = match empty(&night) {
+            let joined = match night.is_empty() {
                 true => part,
                 false => part.merge(night).0,
             };
@@ -181,7 +180,7 @@ impl Reach {
             taken.extend(of);
         }
         let rest = theirs.only(|e| keep(e) && !taken.contains(e));
-        if !(rest.cells.is_empty() && rest.singles.is_empty()) {
+        if !rest.is_empty() {
             out.push(f(&rest));
         }
         Ok(out)

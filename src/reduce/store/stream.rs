@@ -253,7 +253,7 @@ impl Feed {
 
     /// Waits for a batch when none is held.
     fn fill(&mut self) {
-        while !self.ended && self.held.cells.is_empty() && self.held.singles.is_empty() {
+        while !self.ended && self.held.is_empty() {
             match self.from.recv() {
                 Ok(batch) => self.held = batch,
                 Err(_) => self.ended = true,
