@@ -274,6 +274,11 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         &ingested.tokens,
     )
     .with_cold(&ingested.cold);
+    // Ingest noted each file's first token uses; a time window leaves rows out of them.
+    if !windowed && let Some(first) = crate::ingest::coverage::first_token_uses_of(&ingested.files)
+    {
+        input = input.with_first_token_uses(first);
+    }
     // A state keeps the window's reduced records; `--from`/`--to` narrow the window to other
     // records, which this run builds from its frame and does not store.
     let records = match &state {

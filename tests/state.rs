@@ -131,7 +131,7 @@ pub(crate) fn full_run(out: &Path, nights: &[PathBuf], roster: &Path, credential
 }
 
 /// One nightly run against the state.
-fn nightly(
+pub(crate) fn nightly(
     out: &Path,
     night: &Path,
     state: &Path,

@@ -28,6 +28,8 @@ mod scenario;
 mod windows;
 // --state: nightly runs equal one run over the same files; nothing counted twice.
 mod state;
+// Keys' first token uses, kept per file and per stored file, join as one run's.
+mod key_uses;
 // The fuzz targets' corpora, replayed as regression tests (no fuzzing in CI).
 mod fuzz_corpora;
 // --cluster: a Spark cluster reads the new files into the state; the report does not change.

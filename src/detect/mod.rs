@@ -198,6 +198,13 @@ impl<'a> DetectInput<'a> {
         self
     }
 
+    /// The keys' first token-bearing uses over every row of the frame, gathered elsewhere (by
+    /// ingest, per file: [`crate::ingest::coverage::first_token_uses_of`]).
+    pub fn with_first_token_uses(self, first: std::collections::HashMap<u32, i64>) -> Self {
+        let _ = self.first_token_uses.set(first);
+        self
+    }
+
     /// Columns `names` (cold ones too) of the events where `keep` holds: selections are a small
     /// part of the frame, materialised once, so the cold columns are read for them alone.
     pub fn rows_where(&self, keep: Expr, names: &[&str]) -> Result<DataFrame> {

@@ -1,12 +1,16 @@
 //! What the data covers, per input file: its format, time range, how often each canonical field
 //! is filled, and the days inside its range with no event at all (a gap in a log source is the
-//! usual reason a detector cannot see something).
+//! usual reason a detector cannot see something). Also, per key, when a row first named it
+//! with a token ([`Seen::first_token_uses`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use super::FileStats;
+use crate::error::Result;
+use crate::frame::{NULL, code_arrays, dictionary, ts_arrays};
 use crate::normalize::schema::col as c;
 use crate::normalize::{Days, TimeParser};
 
@@ -49,13 +53,32 @@ pub struct FileCoverage {
 
 /// What one file's events covered, accumulated chunk by chunk while the file is read, so the
 /// coverage report costs no extra pass over the event table.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Seen {
     pub first: Option<i64>,
     pub last: Option<i64>,
     /// Non-null values of each of [`FIELDS`].
     pub filled: [u64; FIELDS.len()],
     pub days: BTreeSet<i64>,
+    /// Per key named, the earliest instant a row names it together with a token (any event
+    /// type): what key lifecycle and enumeration's signing keys read. Kept per file, it merges
+    /// by minimum, so a state's run joins its files' instead of passing over every row of the
+    /// window for them (0.68 s of a night added to the 85.9M-event state, `docs/performance.md`,
+    /// forty-seventh session). `None`: not known (a file stored by a version that did not keep
+    /// it), and the run passes over the rows as before.
+    pub first_token_uses: Option<BTreeMap<String, i64>>,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Seen {
+            first: None,
+            last: None,
+            filled: [0; FIELDS.len()],
+            days: BTreeSet::new(),
+            first_token_uses: Some(BTreeMap::new()),
+        }
+    }
 }
 
 impl Seen {
@@ -69,6 +92,16 @@ impl Seen {
                     .map_or(0, |col| (col.len() - col.null_count()) as u64),
                 Count::Reader(i) => counted.get(i).copied().unwrap_or(0),
             };
+        }
+        if let Some(firsts) = &mut self.first_token_uses {
+            // Keys are few and named once a chunk; a chunk without the columns names none.
+            let dict = dictionary();
+            let of_chunk = first_token_uses(std::slice::from_ref(chunk)).unwrap_or_default();
+            for (key, at) in of_chunk {
+                if let Some(name) = dict.cat_to_str(key) {
+                    note_first(firsts, name, at);
+                }
+            }
         }
         let mut last_day = None;
         let mut local = Days::new(*time);
@@ -95,6 +128,90 @@ impl Seen {
             *slot += n;
         }
         self.days.extend(other.days);
+        self.first_token_uses = match (self.first_token_uses.take(), other.first_token_uses) {
+            (Some(mut mine), Some(theirs)) => {
+                for (key, at) in theirs {
+                    note_first(&mut mine, &key, at);
+                }
+                Some(mine)
+            }
+            _ => None,
+        };
+    }
+}
+
+/// The first token uses of every file in `files`, as shared dictionary codes: `None` when any
+/// file's are not known. A name the dictionary lacks is no row's key, and is left out.
+pub fn first_token_uses_of(files: &[FileStats]) -> Option<HashMap<u32, i64>> {
+    let dict = dictionary();
+    let mut all = HashMap::new();
+    for file in files {
+        for (name, &at) in file.seen.first_token_uses.as_ref()? {
+            if let Some(key) = dict.get_cat(name) {
+                let slot = all.entry(key).or_insert(at);
+                *slot = (*slot).min(at);
+            }
+        }
+    }
+    Some(all)
+}
+
+fn note_first(firsts: &mut BTreeMap<String, i64>, key: &str, at: i64) {
+    match firsts.get_mut(key) {
+        Some(slot) => *slot = (*slot).min(at),
+        None => {
+            firsts.insert(key.to_string(), at);
+        }
+    }
+}
+
+/// Per key code (the shared dictionary's), the first instant a row of `frames` names it
+/// together with a token (any event type).
+pub fn first_token_uses(frames: &[DataFrame]) -> Result<HashMap<u32, i64>> {
+    let mut chunks = Vec::new();
+    for frame in frames {
+        let (tokens, keys, ts) = (
+            code_arrays(frame, c::TOKEN)?,
+            code_arrays(frame, c::CREDENTIAL)?,
+            ts_arrays(frame)?,
+        );
+        chunks.extend((0..ts.len()).map(|k| (tokens[k].clone(), keys[k].clone(), ts[k])));
+    }
+    let per_chunk = chunks.into_par_iter().map(|(tokens, keys, ts)| {
+        let mut first = HashMap::new();
+        // Runs of one key are common (a gateway's signing key): each is looked up once.
+        let (mut run_key, mut run_first) = (NULL, i64::MAX);
+        for (i, &at) in ts.iter().enumerate() {
+            let key = keys.at(i);
+            if key == NULL || tokens.at(i) == NULL {
+                continue;
+            }
+            if key != run_key {
+                note_code(&mut first, run_key, run_first);
+                (run_key, run_first) = (key, at);
+            }
+            run_first = run_first.min(at);
+        }
+        note_code(&mut first, run_key, run_first);
+        first
+    });
+    Ok(per_chunk.reduce(HashMap::new, |mut a, b| {
+        note_codes(&mut a, b);
+        a
+    }))
+}
+
+/// Adds the first uses `b` found to `a`'s.
+pub(crate) fn note_codes(a: &mut HashMap<u32, i64>, b: HashMap<u32, i64>) {
+    for (key, at) in b {
+        note_code(a, key, at);
+    }
+}
+
+fn note_code(first: &mut HashMap<u32, i64>, key: u32, at: i64) {
+    if key != NULL {
+        let slot = first.entry(key).or_insert(at);
+        *slot = (*slot).min(at);
     }
 }
 

@@ -249,8 +249,10 @@ mod same_as_whole {
                 14 => "\n".to_string(),
                 15 => format!("{{\"pad\":\"{}\"}}\n", "y".repeat(3000)),
                 16 => "{\"timestamp\":\"2025-03-01T10:00:00Z\",\"event_type\":\"access\",\"outcome\":\"maybe\"}\n".to_string(),
+                // Every fourth row carries no token, so a key's first row is not always its
+                // first token-bearing one.
                 _ => format!(
-                    "{{\"timestamp\":\"2025-03-{:02}T{:02}:{:02}:00Z\",\"event_type\":\"access\",\"principal\":\"u{}\",\"credential_id\":\"k{}\",\"source_ip\":\"10.0.{}.{}\",\"action\":\"GET /a\",\"target_account\":\"acct{}\"}}\n",
+                    "{{\"timestamp\":\"2025-03-{:02}T{:02}:{:02}:00Z\",\"event_type\":\"access\",\"principal\":\"u{}\",\"credential_id\":\"k{}\",\"source_ip\":\"10.0.{}.{}\",\"action\":\"GET /a\",\"target_account\":\"acct{}\"{}}}\n",
                     1 + i % 28,
                     i % 24,
                     i % 60,
@@ -258,7 +260,11 @@ mod same_as_whole {
                     i % 11,
                     i % 5,
                     i % 200,
-                    i
+                    i,
+                    match i % 4 {
+                        0 => String::new(),
+                        _ => format!(",\"token_id\":\"t{}\"", i % 500),
+                    }
                 ),
             };
             text.push_str(&line);
@@ -293,6 +299,17 @@ mod same_as_whole {
             ..Discovered::default()
         };
         read_events(&found, &opts, false).expect("reads")
+    }
+
+    /// `frame`'s token codes replaced by the ids they stand for in `tokens`.
+    fn named_tokens(frame: &mut polars::prelude::DataFrame, tokens: &crate::normalize::Tokens) {
+        use crate::normalize::schema::col::TOKEN;
+        let codes = frame.column(TOKEN).expect("token column");
+        let ids: Vec<Option<String>> = (codes.u32().expect("token codes").iter())
+            .map(|c| c.and_then(|c| tokens.text(c)))
+            .collect();
+        let ids = polars::prelude::Column::new(TOKEN.into(), ids);
+        frame.with_column(ids).expect("token ids");
     }
 
     fn rejects(i: &super::super::Ingested) -> Vec<(u64, String, String)> {
@@ -339,10 +356,15 @@ mod same_as_whole {
             (s.seen.first, s.seen.last, &s.seen.days)
         );
         assert_eq!((w.seen.filled, &w.warnings), (s.seen.filled, &s.warnings));
+        assert_eq!(w.seen.first_token_uses, s.seen.first_token_uses);
         let mut we = whole.events.clone();
         let mut se = split.events.clone();
         we.rechunk_mut();
         se.rechunk_mut();
+        // Token codes are given in the order ids are placed, which parts read side by side
+        // change: the ids themselves must be the same.
+        named_tokens(&mut we, &whole.tokens);
+        named_tokens(&mut se, &split.tokens);
         assert!(we.equals_missing(&se), "{we}\n{se}");
         // The same in parts with the cold columns beside the frame, the later half on disk:
         // each part's line numbers are shifted in its chunks instead of in the frame.
@@ -367,6 +389,7 @@ mod same_as_whole {
         crate::frame::widen(&mut ce).expect("widened");
         let mut ce = ce.select(names).expect("columns");
         ce.rechunk_mut();
+        named_tokens(&mut ce, &cold.tokens);
         assert!(we.equals_missing(&ce), "{we}\n{ce}");
         // Past the bound every chunk went to disk, the held ones at the end.
         let spilled = std::fs::read_dir(&c).expect("cold dir").count();
@@ -424,6 +447,14 @@ mod same_as_whole {
         let (whole, _spill) = same_both_ways(&path, 64 << 10);
         let w = &whole.files[0];
         assert!(w.rejected >= 60 && w.blank >= 20, "{w:?}");
+        // The keys' first token uses noted while reading are the frame's rows' own.
+        let dict = crate::frame::dictionary();
+        let rows = crate::ingest::coverage::first_token_uses(std::slice::from_ref(&whole.events));
+        let rows: std::collections::BTreeMap<String, i64> = (rows.expect("first uses").iter())
+            .map(|(&k, &at)| (dict.cat_to_str(k).unwrap_or_default().to_string(), at))
+            .collect();
+        assert!(rows.len() > 1, "{rows:?}");
+        assert_eq!(w.seen.first_token_uses.as_ref(), Some(&rows));
         let lines: Vec<u64> = rejects(&whole).iter().map(|r| r.0).collect();
         assert!(
             lines.contains(&(13 + 1)),

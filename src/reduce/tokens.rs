@@ -555,40 +555,9 @@ fn issues(ch: &Chunk, issue: u16, time: &TimeParser) -> Issues {
 /// key lifecycle's "used before created" and enumeration's signing keys read. Kept apart from
 /// [`TokenFacts`], which only `forged_tokens` reads and drops: held for the whole run beside
 /// enumeration's reduction, the facts of the 85.9M-event export (15.2M tokens) raised its peak
-/// by 0.48 GB.
-pub fn first_token_uses(frames: &[DataFrame]) -> Result<HashMap<u32, i64>> {
-    let mut chunks = Vec::new();
-    for frame in frames {
-        let (tokens, keys, ts) = (
-            code_arrays(frame, c::TOKEN)?,
-            code_arrays(frame, c::CREDENTIAL)?,
-            ts_arrays(frame)?,
-        );
-        chunks.extend((0..ts.len()).map(|k| (tokens[k].clone(), keys[k].clone(), ts[k])));
-    }
-    let per_chunk = chunks.into_par_iter().map(|(tokens, keys, ts)| {
-        let mut first = HashMap::new();
-        // Runs of one key are common (a gateway's signing key): each is looked up once.
-        let (mut run_key, mut run_first) = (NULL, i64::MAX);
-        for (i, &at) in ts.iter().enumerate() {
-            let key = keys.at(i);
-            if key == NULL || tokens.at(i) == NULL {
-                continue;
-            }
-            if key != run_key {
-                note_first(&mut first, run_key, run_first);
-                (run_key, run_first) = (key, at);
-            }
-            run_first = run_first.min(at);
-        }
-        note_first(&mut first, run_key, run_first);
-        first
-    });
-    Ok(per_chunk.reduce(HashMap::new, |mut a, b| {
-        note_firsts(&mut a, b);
-        a
-    }))
-}
+/// by 0.48 GB. Ingest gathers the same per file ([`crate::ingest::coverage::Seen`]); the pass
+/// below is for runs whose files' are not all known, or whose time window leaves rows out.
+pub use crate::ingest::coverage::first_token_uses;
 
 /// [`first_token_uses`] of every row of `events`, whose token codes may wait beside it
 /// (`cold`), read a run of about `rows` rows at a time ([`ColdColumns::runs`]).
@@ -600,27 +569,12 @@ pub fn first_token_uses_in_runs(
     let mut first = HashMap::new();
     cold.runs(events, &[c::TOKEN, c::CREDENTIAL, c::TS], rows, |run| {
         let frames: Vec<DataFrame> = run.into_iter().map(|(_, df)| df).collect();
-        note_firsts(&mut first, first_token_uses(&frames)?);
+        crate::ingest::coverage::note_codes(&mut first, first_token_uses(&frames)?);
         Ok(())
     })?;
     Ok(first)
 }
 
-/// Adds the first uses `b` found to `a`'s.
-fn note_firsts(a: &mut HashMap<u32, i64>, b: HashMap<u32, i64>) {
-    for (key, at) in b {
-        note_first(a, key, at);
-    }
-}
-
-fn note_first(first: &mut HashMap<u32, i64>, key: u32, at: i64) {
-    if key != NULL {
-        let slot = first.entry(key).or_insert(at);
-        *slot = (*slot).min(at);
-    }
-}
-
-/// The first and last instant of two spans together.
 fn spanning(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
     match (a, b) {
         (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),

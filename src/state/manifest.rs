@@ -2,6 +2,7 @@
 //! a content fingerprint, with the counts and coverage a report needs of each; the settings it
 //! was read with; and which of the files a run finds it does not hold yet.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -109,6 +110,10 @@ pub(super) struct StoredStats {
     pub(super) listed: u64,
     pub(super) unlisted: u64,
     pub(super) sample: Vec<Reject>,
+    /// Per key, its first token-bearing row ([`ingest::coverage::Seen::first_token_uses`]);
+    /// absent from files stored before it was kept, which leaves it unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) first_token_uses: Option<BTreeMap<String, i64>>,
 }
 
 /// The manifest of the state in `dir` (a new one when it has none), checked: its format and
@@ -255,6 +260,7 @@ impl StoredStats {
             listed: rejects.listed,
             unlisted: rejects.unlisted,
             sample: rejects.sample.clone(),
+            first_token_uses: stats.seen.first_token_uses.clone(),
         }
     }
 
@@ -279,6 +285,7 @@ impl StoredStats {
                 last: self.last,
                 filled,
                 days: self.days.iter().copied().collect(),
+                first_token_uses: self.first_token_uses.clone(),
             },
         }
     }
