@@ -685,12 +685,24 @@ impl ColdColumns {
     }
 }
 
-/// The rows where `mask` is true (a null is false), in order.
+/// The rows where `mask` is true (a null is false), in order, read from each chunk's bits (its
+/// values and validity joined): the selections of a run are a few rows of the whole frame, and
+/// polars' iterator, one `Option<bool>` a row, took about 0.1 s of every selection over the
+/// 85.9M-event state (offboarding's 69 late rows of a revoked key: 107 ms to select).
 pub fn rows_of(mask: &BooleanChunked) -> Vec<IdxSize> {
-    (mask.iter().zip(0..))
-        .filter(|(m, _)| m.unwrap_or(false))
-        .map(|(_, r)| r)
-        .collect()
+    let mut rows = Vec::new();
+    let mut first: IdxSize = 0;
+    for chunk in mask.downcast_iter() {
+        let set = match chunk.validity() {
+            Some(valid) if valid.unset_bits() > 0 => chunk.values() & valid,
+            _ => chunk.values().clone(),
+        };
+        if set.set_bits() > 0 {
+            rows.extend(set.true_idx_iter().map(|i| first + i as IdxSize));
+        }
+        first += chunk.len() as IdxSize;
+    }
+    rows
 }
 
 /// `n` frame rows as spans of [`IN_FRAME_SPAN`], for columns the frame holds itself.

@@ -177,6 +177,46 @@ fn spans_of_every_row_are_the_chunks_as_found_row_by_row() {
 
 /// Once a run is past `spill_from` rows, the chunks held until then go to disk at once, not at
 /// the end of ingest.
+/// The rows a mask selects, read from its bits, against polars' own iterator row by row: chunks
+/// of uneven lengths, sliced ones (their bits start inside a byte), nulls true and false
+/// underneath, sparse and dense.
+#[test]
+fn rows_of_a_mask_are_those_polars_iterates_as_true() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for density in [2u64, 7, 1000] {
+        let mut mask = BooleanChunked::from_slice("m".into(), &[]);
+        for len in [0usize, 1, 63, 64, 65, 1000, 4099] {
+            let values: Vec<bool> = (0..len + 13)
+                .map(|_| next().is_multiple_of(density))
+                .collect();
+            let valid: Vec<bool> = (0..len + 13).map(|_| !next().is_multiple_of(16)).collect();
+            // Bits set under some nulls: polars' own constructors clear them.
+            let (values, valid) = (
+                BooleanChunked::from_slice("m".into(), &values),
+                BooleanChunked::from_slice("m".into(), &valid),
+            );
+            let (values, valid) = (values.downcast_as_array(), valid.downcast_as_array());
+            let array = values.clone().with_validity(Some(valid.values().clone()));
+            let chunk = BooleanChunked::with_chunk("m".into(), array);
+            // Past the slice's start, so the chunk's bits begin inside a byte.
+            mask.append(&chunk.slice(5, len)).expect("appended");
+        }
+        assert!(mask.chunks().len() > 1);
+        let row_by_row: Vec<IdxSize> = (mask.iter().zip(0..))
+            .filter(|(m, _)| m.unwrap_or(false))
+            .map(|(_, r)| r)
+            .collect();
+        assert!(!row_by_row.is_empty());
+        assert_eq!(rows_of(&mask), row_by_row, "one true in {density}");
+    }
+}
+
 #[test]
 fn chunks_held_go_to_disk_once_the_run_is_past_the_bound() {
     let dir = tempfile::tempdir().expect("dir");
