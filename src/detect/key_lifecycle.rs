@@ -74,10 +74,10 @@ impl Detector for KeyLifecycle {
             .filter(|(id, at)| first_use(id).is_some_and(|f| f < *at))
             .collect();
         if !early_keys.is_empty() {
-            let mask = rows_before(input.events, c::CREDENTIAL, &early_keys)?;
+            let rows = rows_before(input.events, c::CREDENTIAL, &early_keys)?;
             let early = input
                 .cold
-                .select_where(input.events, &with_token(c::CREDENTIAL), &mask)?
+                .select(input.events, &with_token(c::CREDENTIAL), &rows)?
                 .lazy()
                 .filter(col(c::TOKEN).is_not_null());
             for (kid, act) in summarize(early, c::CREDENTIAL, input)? {

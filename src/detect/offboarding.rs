@@ -116,10 +116,10 @@ fn late_use(input: &DetectInput, key: &str, cutoffs: Vec<(String, i64)>) -> Resu
     }
     // Late rows are few; materialising them once lets the summaries below scan a small frame
     // instead of the whole event table for every aggregate.
-    let mask = rows_since(input.events, key, &cutoffs)?;
+    let rows = rows_since(input.events, key, &cutoffs)?;
     let late = input
         .cold
-        .select_where(input.events, &super::activity::columns(key), &mask)?
+        .select(input.events, &super::activity::columns(key), &rows)?
         .lazy();
     let ok = summarize(late.clone().filter(col(c::SUCCESS)), key, input)?;
     let failed = summarize(late.filter(col(c::SUCCESS).not()), key, input)?;
