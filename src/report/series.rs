@@ -222,6 +222,10 @@ struct Tally {
     pairs: Vec<Vec<u64>>,
     /// The top entity's events per (local day, local hour).
     cells: BTreeMap<(i64, i64), u64>,
+    /// The top entity's latest (local day, local hour) and its events not yet in `cells`: rows
+    /// come in time order, so one lookup a run of an hour instead of one an event (the lead of
+    /// the 85.9M-event state has 26.9M of them).
+    hour: Option<((i64, i64), u64)>,
 }
 
 /// Below the smallest local day an instant can fall on (a day before the UTC one, for zones
@@ -234,6 +238,7 @@ impl Tally {
             days: vec![BTreeMap::new(); entities],
             pairs: vec![Vec::new(); entities],
             cells: BTreeMap::new(),
+            hour: None,
         }
     }
 
@@ -248,12 +253,26 @@ impl Tally {
                 local.div_euclid(DAY_MS),
                 local.rem_euclid(DAY_MS) / 3_600_000,
             );
-            *self.cells.entry(cell).or_default() += 1;
+            match &mut self.hour {
+                Some((hour, n)) if *hour == cell => *n += 1,
+                _ => {
+                    self.close_hour();
+                    self.hour = Some((cell, 1));
+                }
+            }
+        }
+    }
+
+    /// The events of the hour being counted, into `cells`.
+    fn close_hour(&mut self) {
+        if let Some((cell, n)) = self.hour.take() {
+            *self.cells.entry(cell).or_default() += n;
         }
     }
 
     /// Counts the pairs added since the last count into each day's events and accounts.
     fn count(&mut self) {
+        self.close_hour();
         for (days, pairs) in self.days.iter_mut().zip(&mut self.pairs) {
             pairs.sort_unstable();
             for run in pairs.chunk_by(|x, y| x >> 32 == y >> 32) {
@@ -272,7 +291,8 @@ impl Tally {
         }
     }
 
-    fn merge(&mut self, other: Tally) {
+    fn merge(&mut self, mut other: Tally) {
+        other.close_hour();
         for (mine, theirs) in self.days.iter_mut().zip(other.days) {
             for (day, (events, accounts)) in theirs {
                 let (n, set) = mine.entry(day).or_default();
