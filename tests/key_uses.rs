@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::state::{full_run, nightly, same_report};
 use crate::util::*;
 
-/// 2025-04-0N at `time` (UTC), in milliseconds.
+/// 2025-04-`day` at `hour`:00 UTC, in milliseconds since the epoch.
 fn ms(day: u32, hour: u32) -> i64 {
     let days_to_april_1st_2025 = 20_179;
     ((days_to_april_1st_2025 + i64::from(day) - 1) * 24 + i64::from(hour)) * 3_600_000

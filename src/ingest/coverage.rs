@@ -63,8 +63,8 @@ pub struct Seen {
     /// Per key named, the earliest instant a row names it together with a token (any event
     /// type): what key lifecycle and enumeration's signing keys read. Kept per file, it merges
     /// by minimum, so a state's run joins its files' instead of passing over every row of the
-    /// window for them (0.68 s of a night added to the 85.9M-event state, `docs/performance.md`,
-    /// forty-seventh session). `None`: not known (a file stored by a version that did not keep
+    /// window for them (0.68–1.13 s of a night added to the 85.9M-event state,
+    /// `docs/performance.md`, forty-seventh session). `None`: not known (a file stored by a version that did not keep
     /// it), and the run passes over the rows as before.
     pub first_token_uses: Option<BTreeMap<String, i64>>,
 }
@@ -93,14 +93,19 @@ impl Seen {
                 Count::Reader(i) => counted.get(i).copied().unwrap_or(0),
             };
         }
+        // Keys are few and named once a chunk. A chunk whose columns cannot be read as codes
+        // leaves the file's first uses unknown, so that the run finds them from the rows.
         if let Some(firsts) = &mut self.first_token_uses {
-            // Keys are few and named once a chunk; a chunk without the columns names none.
-            let dict = dictionary();
-            let of_chunk = first_token_uses(std::slice::from_ref(chunk)).unwrap_or_default();
-            for (key, at) in of_chunk {
-                if let Some(name) = dict.cat_to_str(key) {
-                    note_first(firsts, name, at);
+            match first_token_uses(std::slice::from_ref(chunk)) {
+                Ok(of_chunk) => {
+                    let dict = dictionary();
+                    for (key, at) in of_chunk {
+                        if let Some(name) = dict.cat_to_str(key) {
+                            note_first(firsts, name, at);
+                        }
+                    }
                 }
+                Err(_) => self.first_token_uses = None,
             }
         }
         let mut last_day = None;

@@ -222,9 +222,10 @@ struct Tally {
     pairs: Vec<Vec<u64>>,
     /// The top entity's events per (local day, local hour).
     cells: BTreeMap<(i64, i64), u64>,
-    /// The top entity's latest (local day, local hour) and its events not yet in `cells`: rows
-    /// come in time order, so one lookup a run of an hour instead of one an event (the lead of
-    /// the 85.9M-event state has 26.9M of them).
+    /// The top entity's latest (local day, local hour) and its events not yet in `cells`: logs
+    /// come mostly in time order, so one map lookup a run of an hour instead of one an event
+    /// (the lead of the 85.9M-event state has 26.9M; its chart series 3.08–3.12 → 2.96–2.99 s,
+    /// two alternated pairs). Rows out of order only start another run.
     hour: Option<((i64, i64), u64)>,
 }
 

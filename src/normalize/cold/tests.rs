@@ -175,8 +175,6 @@ fn spans_of_every_row_are_the_chunks_as_found_row_by_row() {
     assert_eq!(some, view(cold.spans_of(0..kept.height() as IdxSize)));
 }
 
-/// Once a run is past `spill_from` rows, the chunks held until then go to disk at once, not at
-/// the end of ingest.
 /// The rows a mask selects, read from its bits, against polars' own iterator row by row: chunks
 /// of uneven lengths, sliced ones (their bits start inside a byte), nulls true and false
 /// underneath, sparse and dense.
@@ -217,6 +215,8 @@ fn rows_of_a_mask_are_those_polars_iterates_as_true() {
     }
 }
 
+/// Once a run is past `spill_from` rows, the chunks held until then go to disk at once, not at
+/// the end of ingest.
 #[test]
 fn chunks_held_go_to_disk_once_the_run_is_past_the_bound() {
     let dir = tempfile::tempdir().expect("dir");
