@@ -518,14 +518,6 @@ fn rows_keyed(
     Ok(parts.concat())
 }
 
-/// A mask from one slice of booleans per chunk: each slice is packed in a tight loop and kept as
-/// a chunk. Collecting the booleans one by one from a chained iterator was 4 % of the detectors'
-/// CPU at 10M events.
-pub fn mask<'a>(name: &str, parts: impl IntoIterator<Item = &'a [bool]>) -> BooleanChunked {
-    type Bits = <BooleanType as PolarsDataType>::Array;
-    BooleanChunked::from_chunk_iter(name.into(), parts.into_iter().map(Bits::from_slice))
-}
-
 /// The code [`codes`] gives a null.
 pub const NULL: u32 = u32::MAX;
 

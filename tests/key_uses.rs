@@ -60,6 +60,50 @@ fn nights(root: &Path) -> (Vec<PathBuf>, PathBuf, PathBuf) {
     (dirs, roster, credentials)
 }
 
+/// The nights, and a state and report folder for them, in a fresh temporary folder.
+struct Nights {
+    tmp: tempfile::TempDir,
+    dirs: Vec<PathBuf>,
+    roster: PathBuf,
+    credentials: PathBuf,
+    state: PathBuf,
+    out: PathBuf,
+}
+
+impl Nights {
+    fn new() -> Nights {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (dirs, roster, credentials) = nights(tmp.path());
+        let (state, out) = (tmp.path().join("state"), tmp.path().join("nightly"));
+        Nights {
+            tmp,
+            dirs,
+            roster,
+            credentials,
+            state,
+            out,
+        }
+    }
+
+    /// Night `n` (from 0) added to the state, its report in `out`.
+    fn add(&self, n: usize) {
+        night(
+            &self.out,
+            &self.dirs[n],
+            &self.state,
+            &self.roster,
+            &self.credentials,
+        );
+    }
+
+    /// One run over every night, without a state, must report as the nights did.
+    fn same_as_one_run(&self) {
+        let whole = self.tmp.path().join("whole");
+        full_run(&whole, &self.dirs, &self.roster, &self.credentials);
+        same_report(&self.out, &whole);
+    }
+}
+
 fn night(out: &Path, night: &Path, state: &Path, roster: &Path, credentials: &Path) {
     let o = nightly(out, night, state, &[], roster, credentials);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -106,17 +150,12 @@ fn rewrite_firsts(state: &Path, set: impl Fn(&str) -> Option<serde_json::Value>)
 
 #[test]
 fn nights_keep_each_files_first_token_uses_and_report_as_one_run() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (dirs, roster, credentials) = nights(tmp.path());
-    let state = tmp.path().join("state");
-    let out = tmp.path().join("nightly");
-    for dir in &dirs {
-        night(&out, dir, &state, &roster, &credentials);
+    let nights = Nights::new();
+    for n in 0..nights.dirs.len() {
+        nights.add(n);
     }
-    let whole = tmp.path().join("whole");
-    full_run(&whole, &dirs, &roster, &credentials);
-    same_report(&out, &whole);
-    let rows = anomalies(&out);
+    nights.same_as_one_run();
+    let rows = anomalies(&nights.out);
     assert!(
         reasons_of(&rows, "kid-2").contains("before the key was created"),
         "{rows:?}"
@@ -125,13 +164,15 @@ fn nights_keep_each_files_first_token_uses_and_report_as_one_run() {
         !reasons_of(&rows, "kid-3").contains("before the key was created"),
         "kid-3 was named without a token before it was created, not used: {rows:?}"
     );
-    let firsts = stored_firsts(&state);
+    let firsts = stored_firsts(&nights.state);
+    // kid-1 signs from 08:00 each night; the other keys' rows are at half past the hour.
+    let half_past = |day, hour| ms(day, hour) + 30 * 60_000;
     let want = |n: &str| match n {
         "n1" => serde_json::json!({"kid-1": ms(1, 8)}),
-        "n2" => serde_json::json!({"kid-1": ms(2, 8), "kid-2": ms(2, 11) + 30 * 60_000}),
+        "n2" => serde_json::json!({"kid-1": ms(2, 8), "kid-2": half_past(2, 11)}),
         "n3" => serde_json::json!({"kid-1": ms(3, 8)}),
-        _ => serde_json::json!({"kid-1": ms(4, 8), "kid-2": ms(4, 9) + 1_800_000,
-                                "kid-3": ms(4, 9) + 1_800_000}),
+        _ => serde_json::json!({"kid-1": ms(4, 8), "kid-2": half_past(4, 9),
+                                "kid-3": half_past(4, 9)}),
     };
     assert_eq!(firsts.len(), 4, "{firsts:?}");
     for (n, got) in firsts {
@@ -141,30 +182,31 @@ fn nights_keep_each_files_first_token_uses_and_report_as_one_run() {
 
 #[test]
 fn a_run_reads_the_stored_first_uses_and_the_rows_where_a_state_lacks_them() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (dirs, roster, credentials) = nights(tmp.path());
-    let state = tmp.path().join("state");
-    let out = tmp.path().join("nightly");
-    for dir in &dirs[..3] {
-        night(&out, dir, &state, &roster, &credentials);
+    let nights = Nights::new();
+    for n in 0..3 {
+        nights.add(n);
     }
     // What the state says is what the run reads: told that the stored nights' files signed with
     // kid-1 alone, it takes kid-2's first token for the one night 4 brings, after its creation,
     // and does not look for kid-2's early rows.
-    rewrite_firsts(&state, |_| Some(serde_json::json!({"kid-1": ms(1, 8)})));
-    night(&out, &dirs[3], &state, &roster, &credentials);
-    let rows = anomalies(&out);
+    rewrite_firsts(&nights.state, |_| {
+        Some(serde_json::json!({"kid-1": ms(1, 8)}))
+    });
+    nights.add(3);
+    let rows = anomalies(&nights.out);
     assert!(
         !reasons_of(&rows, "kid-2").contains("before the key was created"),
         "the stored first uses were not read: {rows:?}"
     );
     // A state whose files were stored without them (an earlier version's): night 4 again, which
     // reads no file, passes over the rows, and reports as one run over the same files.
-    rewrite_firsts(&state, |_| None);
-    assert!(stored_firsts(&state).iter().all(|(_, f)| f.is_none()));
-    night(&out, &dirs[3], &state, &roster, &credentials);
-    let whole = tmp.path().join("whole");
-    full_run(&whole, &dirs, &roster, &credentials);
-    same_report(&out, &whole);
-    assert!(reasons_of(&anomalies(&out), "kid-2").contains("before the key was created"));
+    rewrite_firsts(&nights.state, |_| None);
+    assert!(
+        stored_firsts(&nights.state)
+            .iter()
+            .all(|(_, f)| f.is_none())
+    );
+    nights.add(3);
+    nights.same_as_one_run();
+    assert!(reasons_of(&anomalies(&nights.out), "kid-2").contains("before the key was created"));
 }

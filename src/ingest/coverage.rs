@@ -153,8 +153,7 @@ pub fn first_token_uses_of(files: &[FileStats]) -> Option<HashMap<u32, i64>> {
     for file in files {
         for (name, &at) in file.seen.first_token_uses.as_ref()? {
             if let Some(key) = dict.get_cat(name) {
-                let slot = all.entry(key).or_insert(at);
-                *slot = (*slot).min(at);
+                note_code(&mut all, key, at);
             }
         }
     }

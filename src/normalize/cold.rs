@@ -481,11 +481,8 @@ impl ColdColumns {
     /// Keeps the rows of `mask` (the frame was filtered by it).
     pub fn retain(&mut self, mask: &BooleanChunked) {
         let old = self.kept.take();
-        let kept: Vec<IdxSize> = mask
-            .iter()
-            .enumerate()
-            .filter(|(_, keep)| keep.unwrap_or(false))
-            .map(|(i, _)| old.as_ref().map_or(i as IdxSize, |o| o[i]))
+        let kept: Vec<IdxSize> = (rows_of(mask).into_iter())
+            .map(|r| old.as_ref().map_or(r, |o| o[r as usize]))
             .collect();
         self.kept = Some(kept);
     }
