@@ -429,11 +429,13 @@ impl ColdColumns {
         name: &str,
     ) -> Result<Vec<IdxSize>> {
         if let Ok(column) = events.column(name) {
-            let present: Vec<bool> = (column.is_not_null().iter())
-                .map(|p| p.unwrap_or(false))
-                .collect();
-            return Ok((rows.into_iter())
-                .filter(|&r| present.get(r as usize).copied().unwrap_or(false))
+            // Only the asked rows gathered: a mask of every row was a pass over the frame for
+            // a question on a few of them.
+            let asked = IdxCa::from_vec("rows".into(), rows.clone());
+            let held = column.take(&asked).stage("reading cold columns")?;
+            return Ok((rows.into_iter().zip(held.is_not_null().iter()))
+                .filter(|(_, present)| present.unwrap_or(false))
+                .map(|(r, _)| r)
                 .collect());
         }
         if self.parts.is_empty() {
