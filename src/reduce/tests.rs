@@ -386,6 +386,53 @@ fn records_read_back_as_written() {
     assert!(store::read(dir.path()).is_err());
 }
 
+/// A single's day with a field missing, or a count past 16 bits, makes its kind unreadable
+/// (an error naming why), never a day of zeroes or a count cut short.
+#[test]
+fn damaged_single_days_are_errors() {
+    let events = frame(&random_events(5));
+    let time = TimeParser::new(chrono_tz::UTC);
+    let mut symbols = Symbols::new();
+    let reduced = Reduced::of(&events, &time, WALK, &mut symbols).expect("reduce");
+    let k = (reduced.kinds.iter())
+        .position(|kind| !kind.singles.is_empty())
+        .expect("a kind with singles");
+    let dir = tempfile::tempdir().expect("temp dir");
+    store::write(dir.path(), &reduced, &symbols).expect("written");
+    let path = dir.path().join(format!("single_days-{k}.parquet"));
+    let days = crate::frame::read_parquet(&path, |e| crate::error::Error::Internal(e.to_string()))
+        .expect("days");
+    let n = symbols.len() as u64;
+    assert!(store::read_kind(dir.path(), k, n).is_ok());
+    let rewritten = |name: &str, value: Option<u32>| {
+        let mut column: Vec<Option<u32>> = (days.column(name).expect("column").u32())
+            .expect("u32")
+            .iter()
+            .collect();
+        column[days.height() / 2] = value;
+        let mut df = days.clone();
+        df.with_column(Column::new(name.into(), column))
+            .expect("replaced");
+        let file = std::fs::File::create(&path).expect("file");
+        ParquetWriter::new(file).finish(&mut df).expect("rewritten");
+        store::read_kind(dir.path(), k, n)
+    };
+    let damaged = |name: &str, value: Option<u32>| match rewritten(name, value) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("{name} = {value:?} read back"),
+    };
+    assert!(damaged("first", None).contains("a required field is empty"));
+    assert!(damaged("own", None).contains("a required field is empty"));
+    assert!(damaged("events", Some(1 << 16)).contains("past 16 bits"));
+    // The highest count that fits is read back as written.
+    let most = rewritten("events", Some(u16::MAX.into())).expect("read back");
+    assert!(
+        most.singles
+            .iter()
+            .any(|s| s.days.iter().any(|d| d.events == u16::MAX))
+    );
+}
+
 /// One-account records with more days than one row group holds, and more cells than one
 /// holds: written a group at a time (`store::KindWriter`) and read back, whole or a row
 /// group at a time (a record's days then span two batches), in record order.
