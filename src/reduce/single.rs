@@ -111,12 +111,6 @@ impl Single {
         self.days.iter().map(|d| u64::from(d.own)).sum()
     }
 
-    /// This record without the days `drop` names; `None` when none is left.
-    pub(super) fn without_days(mut self, drop: &std::collections::BTreeSet<i64>) -> Option<Single> {
-        self.days.retain(|d| !drop.contains(&i64::from(d.day)));
-        (!self.days.is_empty()).then_some(self)
-    }
-
     /// The cells this record stands for.
     pub fn cells(&self) -> Vec<Cell> {
         self.days

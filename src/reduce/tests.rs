@@ -681,6 +681,19 @@ fn days_dropped_and_reduced_again_give_the_records_of_the_rows_left() {
         // Aged out: the rows of those days are gone.
         let left = all.clone().without_days(&dropped);
         assert_same(&left, &symbols, &frame(&off), &time);
+        // An entity left with one account on every day is one record again, in entity order.
+        let mut again = 0;
+        for (kind, was) in left.kinds.iter().zip(&all.kinds) {
+            let cells = kind.cells.chunk_by(|a, b| a.entity == b.entity);
+            assert!(
+                cells
+                    .into_iter()
+                    .all(|group| single::Single::of(group).is_none())
+            );
+            assert!(kind.singles.is_sorted_by_key(|s| s.entity));
+            again += kind.singles.len().saturating_sub(was.singles.len());
+        }
+        assert!(again > 0, "no entity became one record again");
         // Read again: the same rows come back, reduced on their own, with the same table.
         let back = Reduced::of(&frame(&on), &time, WALK, &mut symbols).expect("reduce");
         let merged = left.merge(back);
