@@ -355,14 +355,10 @@ fn days_of(d: &Stored) -> Result<Vec<SingleDay>> {
     let day = d.get("day", Column::i32)?;
     let (first, last) = (d.u32s("first")?, d.u32s("last")?);
     let (events, own) = (d.u32s("events")?, d.u32s("own")?);
-    let whole = |nulls: usize| match nulls {
-        0 => Ok(()),
-        _ => Err(broken(dpath, "a required field is empty")),
-    };
-    for nulls in [first.null_count(), last.null_count(), events.null_count()] {
-        whole(nulls)?;
+    let nulls = [first.null_count(), last.null_count(), events.null_count()];
+    if day.null_count() + own.null_count() + nulls.iter().sum::<usize>() > 0 {
+        return Err(broken(dpath, "a required field is empty"));
     }
-    whole(day.null_count() + own.null_count())?;
     let day = values(dpath, &day)?;
     let (first, last) = (values(dpath, &first)?, values(dpath, &last)?);
     let (events, own) = (values(dpath, &events)?, values(dpath, &own)?);
