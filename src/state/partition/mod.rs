@@ -415,7 +415,7 @@ fn read_groups(
         .filter(|c| want(c.as_str()))
         .cloned()
         .collect();
-    let mut stored = if columns.is_empty() {
+    let stored = if columns.is_empty() {
         // Only the file index, which is not stored.
         DataFrame::empty_with_height(batch.metadata.num_rows)
     } else {
@@ -430,17 +430,12 @@ fn read_groups(
     }
     let mut out = Vec::with_capacity(groups.len());
     let mut start = 0;
-    let alone = groups.len() == 1;
     for group in groups {
-        // A lone group's columns are handed over, so their buffers can be mapped in place.
-        let chunk = match alone {
-            true => std::mem::replace(&mut stored, DataFrame::empty()),
-            false => stored.slice(start as i64, group),
-        };
+        let chunk = stored.slice(start as i64, group);
         start += group;
         let placed = (batch.symbols.as_ref(), batch.token_codes.as_ref());
         out.push(restore(
-            path, chunk, group, file_idx, tokens, dict, placed, &want,
+            path, &chunk, group, file_idx, tokens, dict, placed, &want,
         )?);
     }
     Ok(out)
@@ -535,7 +530,7 @@ const BATCH_ROWS: usize = 2 << 20;
 #[allow(clippy::too_many_arguments)]
 fn restore(
     path: &Path,
-    mut stored: DataFrame,
+    stored: &DataFrame,
     rows: usize,
     file_idx: u32,
     tokens: &Tokens,
@@ -554,15 +549,15 @@ fn restore(
             columns.push(Column::new(FILE.into(), vec![file_idx; rows]));
             continue;
         }
-        // Taken out of the frame: the only holder of its buffers, when the frame was.
-        let have = stored.drop_in_place(name).map_err(|e| broken(path, e))?;
+        let have = stored.column(name).map_err(|e| broken(path, e))?;
         // The event type comes back in the shared dictionary, as stored, then in its own.
         let want = match name == EVENT_TYPE {
             true => &Column::new_empty(name.into(), &crate::frame::cat_dtype()),
             false => want,
         };
         let column = if let (true, Some(placed)) = (name == TOKEN, token_codes) {
-            mapped(path, owned_codes(path, have)?, placed)?.into_column()
+            let local = have.u32().map_err(|e| broken(path, e))?;
+            mapped(path, local, placed)?.into_column()
         } else if name == TOKEN {
             let texts = have.str().map_err(|e| broken(path, e))?;
             let present: Vec<&str> = texts.iter().flatten().collect();
@@ -576,7 +571,8 @@ fn restore(
         } else if let (Some(placed), DataType::Categorical(..), DataType::UInt32) =
             (symbols, want.dtype(), have.dtype())
         {
-            let global = mapped(path, owned_codes(path, have)?, placed)?;
+            let local = have.u32().map_err(|e| broken(path, e))?;
+            let global = mapped(path, local, placed)?;
             // SAFETY: every code was handed out by this very dictionary when the partition's
             // strings were placed (`symbols`); the checked constructor would look each one up
             // again.
@@ -586,7 +582,7 @@ fn restore(
             cats.into_series().into_column()
         } else if have.dtype() == want.dtype() {
             // Dictionary-encoded strings come back in the frame's own categories.
-            have
+            have.clone()
         } else if matches!(want.dtype(), DataType::Categorical(..)) {
             // Plain strings (a state written before this was so): through a table of this
             // partition's own, as ingest does, so each distinct string reaches polars' shared
@@ -612,28 +608,40 @@ fn restore(
     DataFrame::new(rows, columns).map_err(|e| broken(path, e))
 }
 
-/// A column of codes as its own chunked array, the column dropped so that its buffers have no
-/// other holder.
-fn owned_codes(path: &Path, column: Column) -> Result<UInt32Chunked> {
-    let codes = column.u32().map_err(|e| broken(path, e))?.clone();
-    drop(column);
-    Ok(codes)
-}
-
 /// Local codes, each mapped to the code its string was placed under (`placed`), the nulls kept
-/// as they are (the slot under a null is mapped to anything in range). Checked first with the
-/// column's maximum (nulls left out), then mapped in one loop without a branch that leaves it
-/// (forty-sixth session: row by row with that check in the loop, this was 6.3 % of a nightly
-/// run's samples over the 85.9M-event state). Mapped in place where the codes' buffer is this
-/// column's alone, a row group read on its own as the cold columns are: new vectors there were
-/// 11.8 % of that night's page faults (forty-eighth session); a group sliced from a batch of
-/// several shares its buffer and gets a new one.
-fn mapped(path: &Path, local: UInt32Chunked, placed: &[u32]) -> Result<UInt32Chunked> {
-    if local.max().is_some_and(|c| c as usize >= placed.len()) {
-        return Err(broken_for(path, "a code beyond the partition's strings"));
-    }
+/// as they are (the slot under a null is mapped to anything in range). Every code is mapped in
+/// one loop without a branch that leaves it, and only a chunk that had a code past `placed` is
+/// looked at again, row by row, for one that is not under a null. Row by row with that check in
+/// the loop, this was the largest item of a nightly run over the 85.9M-event state in `perf`
+/// (6.3 % of its samples: every partition read back, and the cold columns each pass reads
+/// again). Now that night's read-back took 4.36–4.45 → 4.07–4.09 s and its detectors 15.8 →
+/// 15.3 s (two alternated pairs, `--timings`; forty-sixth session).
+fn mapped(path: &Path, local: &UInt32Chunked, placed: &[u32]) -> Result<UInt32Chunked> {
     let fill = placed.first().copied().unwrap_or(0);
-    Ok(local.apply_in_place(|c| placed.get(c as usize).copied().unwrap_or(fill)))
+    let mut chunks = Vec::with_capacity(local.chunks().len());
+    for arr in local.downcast_iter() {
+        let mut past = false;
+        let values: Vec<u32> = (arr.values().iter())
+            .map(|&c| {
+                let g = placed.get(c as usize);
+                past |= g.is_none();
+                g.copied().unwrap_or(fill)
+            })
+            .collect();
+        if past {
+            let valid = |i: usize| arr.validity().is_none_or(|v| v.get_bit(i));
+            let beyond = |(i, &c): (usize, &u32)| c as usize >= placed.len() && valid(i);
+            if arr.values().iter().enumerate().any(beyond) {
+                return Err(broken_for(path, "a code beyond the partition's strings"));
+            }
+        }
+        chunks.push(CodeArray::new(
+            ArrowDataType::UInt32,
+            values.into(),
+            arr.validity().cloned(),
+        ));
+    }
+    Ok(UInt32Chunked::from_chunk_iter(local.name().clone(), chunks))
 }
 
 fn broken(path: &Path, e: PolarsError) -> Error {

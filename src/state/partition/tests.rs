@@ -237,26 +237,12 @@ fn codes_under_nulls_are_left_as_nulls_whatever_they_are() {
         UInt32Chunked::from_chunk_iter("c".into(), [arr])
     };
     let placed = [10, 11, 12];
-    let got = mapped(Path::new("p"), local([true, false, true, false]), &placed).expect("mapped");
+    let got = mapped(Path::new("p"), &local([true, false, true, false]), &placed).expect("mapped");
     assert_eq!(
         got.iter().collect::<Vec<_>>(),
         [Some(11), None, Some(10), None]
     );
-    // Codes whose buffer another column still holds are mapped into a new one: that column
-    // keeps the partition's codes.
-    let held = local([true, true, true, true]).slice(0, 4);
-    let shared = held.clone();
-    let wide: Vec<u32> = (10..110).collect();
-    let got = mapped(Path::new("p"), shared, &wide).expect("mapped");
-    assert_eq!(
-        got.iter().collect::<Vec<_>>(),
-        [Some(11), Some(109), Some(10), Some(12)]
-    );
-    assert_eq!(
-        held.iter().collect::<Vec<_>>(),
-        [Some(1), Some(99), Some(0), Some(2)]
-    );
-    let err = mapped(Path::new("p"), local([true, true, true, false]), &placed)
+    let err = mapped(Path::new("p"), &local([true, true, true, false]), &placed)
         .expect_err("a code past the strings on a row");
     assert!(
         err.to_string().contains("beyond the partition's strings"),
