@@ -363,9 +363,6 @@ fn days_of(d: &Stored) -> Result<Vec<SingleDay>> {
     let (first, last) = (values(dpath, &first)?, values(dpath, &last)?);
     let (events, own) = (values(dpath, &events)?, values(dpath, &own)?);
     let n = day.len();
-    if [first.len(), last.len(), events.len(), own.len()] != [n; 4] {
-        return Err(broken(dpath, "columns of unequal length"));
-    }
     if (events.par_iter().chain(own)).any(|&v| v > u32::from(u16::MAX)) {
         return Err(broken(dpath, "a day's count past 16 bits"));
     }
