@@ -14,7 +14,7 @@ use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, volume_score,
 };
 use crate::error::Result;
-use crate::frame::rows_since;
+use crate::frame::{rows_since, rows_since_each};
 use crate::normalize::schema::{DAY_MS, col as c};
 
 pub struct Offboarding;
@@ -74,13 +74,27 @@ impl Detector for Offboarding {
             .values()
             .filter_map(|e| e.access_ends.map(|d| (e.id.clone(), d)))
             .collect();
-        for (cut, key, cutoffs) in [
-            (Cut::Revoked, c::CREDENTIAL, revoked),
-            (Cut::OwnerLeft, c::CREDENTIAL, owner_left),
-            (Cut::PrincipalLeft, c::PRINCIPAL, principal_left),
+        // Both credential cut-offs in one pass over the credentials.
+        let [late_revoked, late_owner_left] = match revoked.is_empty() && owner_left.is_empty() {
+            true => Default::default(),
+            false => rows_since_each(input.events, c::CREDENTIAL, [&revoked, &owner_left])?,
+        };
+        let late_principal = match principal_left.is_empty() {
+            true => Vec::new(),
+            false => rows_since(input.events, c::PRINCIPAL, &principal_left)?,
+        };
+        for (cut, key, cutoffs, rows) in [
+            (Cut::Revoked, c::CREDENTIAL, revoked, late_revoked),
+            (Cut::OwnerLeft, c::CREDENTIAL, owner_left, late_owner_left),
+            (
+                Cut::PrincipalLeft,
+                c::PRINCIPAL,
+                principal_left,
+                late_principal,
+            ),
         ] {
-            let cutoff_of: BTreeMap<String, i64> = cutoffs.iter().cloned().collect();
-            let (ok, failed) = late_use(input, key, cutoffs)?;
+            let cutoff_of: BTreeMap<String, i64> = cutoffs.into_iter().collect();
+            let (ok, failed) = late_use(input, key, &rows)?;
             for (id, act) in &ok {
                 let failures = failed.get(id).map_or(0, |f| f.events);
                 let late = Late {
@@ -109,17 +123,17 @@ impl Detector for Offboarding {
 
 type Split = (BTreeMap<String, Activity>, BTreeMap<String, Activity>);
 
-/// Activity at or after each key's cut-off, split into successful and failed events.
-fn late_use(input: &DetectInput, key: &str, cutoffs: Vec<(String, i64)>) -> Result<Split> {
-    if cutoffs.is_empty() {
+/// Activity of the `rows` at or after their key's cut-off, split into successful and failed
+/// events.
+fn late_use(input: &DetectInput, key: &str, rows: &[IdxSize]) -> Result<Split> {
+    if rows.is_empty() {
         return Ok(Default::default());
     }
     // Late rows are few; materialising them once lets the summaries below scan a small frame
     // instead of the whole event table for every aggregate.
-    let rows = rows_since(input.events, key, &cutoffs)?;
     let late = input
         .cold
-        .select(input.events, &super::activity::columns(key), &rows)?
+        .select(input.events, &super::activity::columns(key), rows)?
         .lazy();
     let ok = summarize(late.clone().filter(col(c::SUCCESS)), key, input)?;
     let failed = summarize(late.filter(col(c::SUCCESS).not()), key, input)?;
