@@ -449,7 +449,11 @@ pub fn rows_since_each<const N: usize>(
         })
         .collect();
     Ok(std::array::from_fn(|j| {
-        parts.iter().flat_map(|p| p[j].iter().copied()).collect()
+        let mut rows = Vec::with_capacity(parts.iter().map(|p| p[j].len()).sum());
+        for part in &parts {
+            rows.extend_from_slice(&part[j]);
+        }
+        rows
     }))
 }
 
