@@ -429,41 +429,22 @@ pub fn rows_since_each<const N: usize>(
     since: [&[(String, i64)]; N],
 ) -> Result<[Vec<IdxSize>; N]> {
     let from = since.map(|s| by_code(s, i64::min));
-    let (frame, starts) = chunked(df, name)?;
-    let (keys, instants) = (code_arrays(&frame, name)?, ts_arrays(&frame)?);
-    // Chunk by chunk, side by side.
-    let parts: Vec<[Vec<IdxSize>; N]> = (0..keys.len())
-        .into_par_iter()
-        .map(|n| {
-            let (k, t) = (&keys[n], instants[n]);
-            let mut found: [Vec<IdxSize>; N] = std::array::from_fn(|_| Vec::new());
-            for (i, (&ts, row)) in t.iter().zip(starts[n]..).enumerate() {
-                let code = k.at(i);
-                for (table, rows) in from.iter().zip(&mut found) {
-                    if table.get(code).is_some_and(|at| ts >= at) {
-                        rows.push(row);
-                    }
-                }
-            }
-            found
-        })
-        .collect();
-    Ok(std::array::from_fn(|j| {
-        let mut rows = Vec::with_capacity(parts.iter().map(|p| p[j].len()).sum());
-        for part in &parts {
-            rows.extend_from_slice(&part[j]);
-        }
-        rows
-    }))
+    let keep = from
+        .each_ref()
+        .map(|table| move |code, ts| table.get(code).is_some_and(|at| ts >= at));
+    rows_keyed(df, name, keep)
 }
 
 /// The rows whose categorical column `name` holds a value of `before`, earlier than that value's
 /// instant, in order.
 pub fn rows_before(df: &DataFrame, name: &str, before: &[(String, i64)]) -> Result<Vec<IdxSize>> {
     let until = by_code(before, i64::max);
-    rows_keyed(df, name, |code, ts| {
-        until.get(code).is_some_and(|at| ts < at)
-    })
+    let [rows] = rows_keyed(
+        df,
+        name,
+        [|code, ts| until.get(code).is_some_and(|at| ts < at)],
+    )?;
+    Ok(rows)
 }
 
 /// `values` indexed by their dictionary code (values not in the dictionary are left out, as no
@@ -522,43 +503,48 @@ impl<T: Copy + Default> CodeTable<T> {
     }
 }
 
-/// The rows `keep(code of name, instant)` accepts, in order. The callers select them, so they
-/// are listed as found, not marked in a mask of every row (a byte each on fresh pages, packed,
-/// then read back for its set bits): over the 85.9M-event state, offboarding's three passes and
-/// selections took 1.12–1.23 s instead of 1.29–1.35 s (two alternated pairs,
-/// `--timings-per-detector`).
-fn rows_keyed(
+/// For each predicate of `keep`, the rows it accepts (code of `name`, instant), in order, all
+/// found in one pass over the column. The callers select them, so they are listed as found, not
+/// marked in a mask of every row (a byte each on fresh pages, packed, then read back for its set
+/// bits): over the 85.9M-event state, offboarding's three passes and selections took 1.12–1.23 s
+/// instead of 1.29–1.35 s (two alternated pairs, `--timings-per-detector`).
+fn rows_keyed<const N: usize>(
     df: &DataFrame,
     name: &str,
-    keep: impl Fn(u32, i64) -> bool + Sync,
-) -> Result<Vec<IdxSize>> {
-    let (frame, first) = chunked(df, name)?;
+    keep: [impl Fn(u32, i64) -> bool + Sync; N],
+) -> Result<[Vec<IdxSize>; N]> {
+    let frame = aligned(df, &[name, TS])?;
     let (keys, instants) = (code_arrays(&frame, name)?, ts_arrays(&frame)?);
+    let mut starts = Vec::with_capacity(instants.len());
+    let mut at: IdxSize = 0;
+    for t in &instants {
+        starts.push(at);
+        at += t.len() as IdxSize;
+    }
     // Chunk by chunk, side by side.
-    let parts: Vec<Vec<IdxSize>> = (0..keys.len())
+    let parts: Vec<[Vec<IdxSize>; N]> = (0..keys.len())
         .into_par_iter()
         .map(|n| {
-            let (k, t, from) = (&keys[n], instants[n], first[n]);
-            (t.iter().zip(from..))
-                .enumerate()
-                .filter(|&(i, (&ts, _))| keep(k.at(i), ts))
-                .map(|(_, (_, row))| row)
-                .collect()
+            let (k, t) = (&keys[n], instants[n]);
+            let mut found: [Vec<IdxSize>; N] = std::array::from_fn(|_| Vec::new());
+            for (i, (&ts, row)) in t.iter().zip(starts[n]..).enumerate() {
+                let code = k.at(i);
+                for (accepts, rows) in keep.iter().zip(&mut found) {
+                    if accepts(code, ts) {
+                        rows.push(row);
+                    }
+                }
+            }
+            found
         })
         .collect();
-    Ok(parts.concat())
-}
-
-/// Columns `name` and the instant, their chunks aligned, with the frame row each chunk starts at.
-fn chunked(df: &DataFrame, name: &str) -> Result<(DataFrame, Vec<IdxSize>)> {
-    let frame = aligned(df, &[name, TS])?;
-    let mut starts = Vec::new();
-    let mut at: IdxSize = 0;
-    for len in chunk_lengths(&frame) {
-        starts.push(at);
-        at += len as IdxSize;
-    }
-    Ok((frame, starts))
+    Ok(std::array::from_fn(|j| {
+        let mut rows = Vec::with_capacity(parts.iter().map(|p| p[j].len()).sum());
+        for part in &parts {
+            rows.extend_from_slice(&part[j]);
+        }
+        rows
+    }))
 }
 
 /// The code [`codes`] gives a null.
@@ -613,191 +599,4 @@ pub fn u32s(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    use crate::normalize::schema::{DAY_MS, HOUR_MS, TS_MAX, TS_MIN, col as c};
-
-    /// A given code gives its value (`join` of both when given twice); any other (below,
-    /// between or past the given ones, and the null code) gives none.
-    #[test]
-    fn a_code_table_gives_the_values_of_given_codes_only() {
-        let table = CodeTable::new([(3, 7), (64, 0), (200, 9), (3, 5)], i64::min);
-        assert_eq!(
-            (table.get(3), table.get(64), table.get(200)),
-            (Some(5), Some(0), Some(9))
-        );
-        for other in [0, 2, 4, 63, 65, 199, 201, 100_000, NULL] {
-            assert_eq!(table.get(other), None, "{other}");
-        }
-        assert_eq!(CodeTable::new([], |_, b: i64| b).get(0), None);
-    }
-
-    /// A row is kept from its key's instant on; other keys, unknown keys and nulls never are,
-    /// whether the key and time columns are chunked alike or not.
-    #[test]
-    fn rows_since_keeps_each_key_from_its_instant() {
-        let keys = [
-            Some("k1"),
-            Some("k2"),
-            None,
-            Some("k1"),
-            Some("k3"),
-            Some("k2"),
-        ];
-        let ts: Vec<i64> = vec![5, 5, 9, 10, 10, 20];
-        let key_chunk = |range: std::ops::Range<usize>| {
-            let values: Vec<Option<&str>> = keys[range].to_vec();
-            Column::new(c::CREDENTIAL.into(), values)
-                .cast(&cat_dtype())
-                .expect("categorical")
-                .as_materialized_series()
-                .clone()
-        };
-        let mut key_col = key_chunk(0..4);
-        key_col.append(&key_chunk(4..6)).expect("append");
-        let since = [
-            ("k1".to_string(), 10),
-            ("k2".to_string(), 0),
-            ("absent".to_string(), 0),
-        ];
-        let want: Vec<IdxSize> = vec![1, 3, 5];
-        // Keys in two chunks, instants in one.
-        let df = DataFrame::new_infer_height(vec![
-            key_col.into_column(),
-            Column::new(c::TS.into(), ts.clone()),
-        ])
-        .expect("frame");
-        assert_eq!(rows_since(&df, c::CREDENTIAL, &since).expect("rows"), want);
-        // Both in one chunk.
-        let mut df = df;
-        df.rechunk_mut();
-        assert_eq!(rows_since(&df, c::CREDENTIAL, &since).expect("rows"), want);
-    }
-
-    /// A random frame of keys (some null), token codes (some null) and instants, in three chunks.
-    fn keyed_frame(seed: u64) -> DataFrame {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut df: Option<DataFrame> = None;
-        for len in [37, 0, 120] {
-            let keys: Vec<Option<String>> = (0..len)
-                .map(|_| {
-                    rng.random_bool(0.9)
-                        .then(|| format!("key-{}", rng.random_range(0..6)))
-                })
-                .collect();
-            let tokens: Vec<Option<u32>> = (0..len)
-                .map(|_| rng.random_bool(0.7).then(|| rng.random_range(0..50)))
-                .collect();
-            let ts: Vec<i64> = (0..len).map(|_| rng.random_range(-50..1_000)).collect();
-            let chunk = DataFrame::new_infer_height(vec![
-                key_column(c::CREDENTIAL, keys).expect("keys"),
-                Column::new(c::TOKEN.into(), tokens),
-                Column::new(c::TS.into(), ts),
-            ])
-            .expect("frame");
-            match df.as_mut() {
-                Some(df) => {
-                    df.vstack_mut(&chunk).expect("vstack");
-                }
-                None => df = Some(chunk),
-            }
-        }
-        df.expect("three chunks")
-    }
-
-    /// The rows of `df` whose credential is in `table` and whose instant passes `keep(instant,
-    /// the key's instant)`, in order, by polars' join and filter (what key lifecycle and
-    /// offboarding ran before).
-    fn joined_rows(
-        df: &DataFrame,
-        table: &[(String, i64)],
-        keep: impl Fn(Expr, Expr) -> Expr,
-    ) -> Vec<IdxSize> {
-        let (ids, at): (Vec<String>, Vec<i64>) = table.iter().cloned().unzip();
-        let table = DataFrame::new_infer_height(vec![
-            key_column(c::CREDENTIAL, ids).expect("keys"),
-            Column::new("at".into(), at),
-        ])
-        .expect("table");
-        let used = col(c::CREDENTIAL).is_not_null();
-        let rows = (df.clone().lazy().with_row_index("row", None).filter(used))
-            .inner_join(table.lazy(), col(c::CREDENTIAL), col(c::CREDENTIAL))
-            .filter(keep(col(c::TS), col("at")))
-            .collect()
-            .expect("join");
-        let mut want: Vec<IdxSize> = u32s(&rows, "row").expect("rows");
-        want.sort_unstable();
-        want
-    }
-
-    /// The rows before a key's instant, one pass over the codes, against polars' filter and join
-    /// of the same (which key lifecycle ran before).
-    #[test]
-    fn rows_before_agree_with_polars() {
-        for seed in 0..20 {
-            let df = keyed_frame(seed);
-            let before = [("key-0".to_string(), 400), ("key-3".to_string(), 10)];
-            let want = joined_rows(&df, &before, |ts, at| ts.lt(at));
-            let got = rows_before(&df, c::CREDENTIAL, &before).expect("rows");
-            assert_eq!(got, want, "seed {seed}");
-        }
-    }
-
-    /// Several tables in one pass give each table's rows, as polars' join and filter of that
-    /// table alone does: tables sharing a key at other instants, a key in one table only, and
-    /// a key no row holds.
-    #[test]
-    fn rows_since_each_table_agree_with_polars() {
-        let tables: [Vec<(String, i64)>; 2] = [
-            vec![
-                ("key-0".into(), 400),
-                ("key-3".into(), 10),
-                ("absent".into(), 0),
-            ],
-            vec![("key-0".into(), -20), ("key-5".into(), 700)],
-        ];
-        for seed in 0..20 {
-            let df = keyed_frame(seed);
-            let got = rows_since_each(&df, c::CREDENTIAL, [&tables[0], &tables[1]]).expect("rows");
-            for (table, got) in tables.iter().zip(&got) {
-                let want = joined_rows(&df, table, |ts, at| ts.gt_eq(at));
-                assert!(!want.is_empty(), "seed {seed}");
-                assert_eq!(got, &want, "seed {seed}");
-            }
-        }
-    }
-
-    /// Buckets are floor divisions, before and after 1970 and at the ends of the accepted range.
-    #[test]
-    fn buckets_floor_before_and_after_1970() {
-        let ts = vec![TS_MIN, -1, 0, 1_735_700_400_000, TS_MAX];
-        let df = DataFrame::new_infer_height(vec![Column::new(c::TS.into(), ts.clone())])
-            .expect("frame");
-        for ms in [DAY_MS, HOUR_MS] {
-            let out = df
-                .clone()
-                .lazy()
-                .select([ts_bucket(ms).alias("b")])
-                .collect()
-                .expect("query");
-            let expected: Vec<i64> = ts.iter().map(|t| t.div_euclid(ms)).collect();
-            assert_eq!(i64s(&out, "b").expect("buckets"), expected);
-        }
-    }
-
-    /// First and last instant across chunks, the extremes in different chunks; none when empty.
-    #[test]
-    fn ts_range_spans_chunks() {
-        let chunk = |ts: Vec<i64>| DataFrame::new_infer_height(vec![Column::new(TS.into(), ts)]);
-        let mut df = chunk(vec![5, -3, 7]).expect("frame");
-        df.vstack_mut(&chunk(vec![9, 0]).expect("frame"))
-            .expect("vstack");
-        df.vstack_mut(&chunk(vec![]).expect("frame"))
-            .expect("vstack");
-        assert_eq!(ts_range(&df).expect("range"), Some((-3, 9)));
-        let empty = chunk(vec![]).expect("frame");
-        assert_eq!(ts_range(&empty).expect("range"), None);
-    }
-}
+mod tests;
