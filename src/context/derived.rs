@@ -28,12 +28,20 @@ pub fn derive_from_events(
     time: &TimeParser,
 ) -> Result<Vec<String>> {
     let mut notes = Vec::new();
-    // Lifecycle events are few: their rows are selected, with the target account, which waits
-    // beside the frame.
+    // Lifecycle events are few, and in few of the frame's chunks: their rows are selected
+    // there, with the target account, which waits beside the frame.
+    let types = std::cell::OnceCell::new();
     let of_type = |t: &str| -> Result<LazyFrame> {
-        let keep = col(c::EVENT_TYPE).eq(lit(t)).and(col(c::SUCCESS));
+        let types = match types.get() {
+            Some(types) => types,
+            None => {
+                let found = crate::frame::event_type::TypesByChunk::of(events)?;
+                types.get_or_init(|| found)
+            }
+        };
+        let rows = types.rows(events, &[t], col(c::SUCCESS))?;
         let names = [c::TS, c::PRINCIPAL, c::CREDENTIAL, c::TARGET];
-        Ok(cold.rows_where(events, keep, &names)?.lazy())
+        Ok(cold.select(events, &names, &rows)?.lazy())
     };
     if ctx.roster_path.is_none() {
         let left = last_of(

@@ -53,10 +53,9 @@ impl Detector for AuthAttacks {
         // One cheap count per address over every failed login first; the full summaries
         // (evidence, first event, top users) only for the few addresses that pass a floor.
         // Summarising every address cost a second of the 10M-event run.
-        let failed = input.rows_where(
-            login()
-                .and(col(c::SUCCESS).not())
-                .and(col(c::SOURCE_IP).is_not_null()),
+        let failed = input.rows_of_types(
+            LOGIN,
+            col(c::SUCCESS).not().and(col(c::SOURCE_IP).is_not_null()),
             &[c::SOURCE_IP, c::PRINCIPAL, c::ACTION, c::SUCCESS],
         )?;
         let counts = per_address(without_repeated_notices(failed)?.lazy())?;
@@ -74,11 +73,9 @@ impl Detector for AuthAttacks {
         if !candidates.is_empty() {
             let mut wanted = activity::columns(c::SOURCE_IP);
             wanted.push(c::ACTION);
-            let at = input.rows_where(
-                login().and(
-                    col(c::SOURCE_IP)
-                        .is_in(lit(key_series("ip", candidates)?).implode(false), false),
-                ),
+            let at = input.rows_of_types(
+                LOGIN,
+                col(c::SOURCE_IP).is_in(lit(key_series("ip", candidates)?).implode(false), false),
                 &wanted,
             )?;
             let at = without_repeated_notices(at)?.lazy();
@@ -89,9 +86,9 @@ impl Detector for AuthAttacks {
     }
 }
 
-fn login() -> Expr {
-    col(c::EVENT_TYPE).eq(lit("login"))
-}
+/// The event type every question here asks of: its rows are found among the chunks that hold
+/// it alone (a gateway's access files hold none).
+const LOGIN: &[&str] = &["login"];
 
 /// `logins` without the notice lines ([`NOTICE`]) of addresses that have failed logins of
 /// another kind: sshd logs one attempt with a password as `Invalid user X` or PAM's
@@ -327,13 +324,9 @@ impl AuthAttacks {
     fn fan_out(&self, input: &DetectInput, out: &mut Detection) -> Result<()> {
         // The target (the host logged into) waits beside the frame: read for the successful
         // logins alone, those without a host left out before any column is selected.
-        let logged_in = || {
-            login()
-                .and(col(c::SUCCESS))
-                .and(col(c::PRINCIPAL).is_not_null())
-        };
+        let logged_in = || col(c::SUCCESS).and(col(c::PRINCIPAL).is_not_null());
         let ok = input
-            .rows_where_present(logged_in(), c::TARGET, &[c::PRINCIPAL, c::TARGET])?
+            .present_rows_of_types(LOGIN, logged_in(), c::TARGET, &[c::PRINCIPAL, c::TARGET])?
             .lazy();
         let hosts = ok
             .group_by([col(c::PRINCIPAL)])
@@ -391,7 +384,8 @@ impl AuthAttacks {
         }
         let ids = key_series("principal", flagged.keys().cloned().collect())?;
         let rows = input
-            .rows_where_present(
+            .present_rows_of_types(
+                LOGIN,
                 logged_in().and(col(c::PRINCIPAL).is_in(lit(ids).implode(false), false)),
                 c::TARGET,
                 &activity::columns(c::PRINCIPAL),

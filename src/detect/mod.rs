@@ -166,6 +166,7 @@ pub struct DetectInput<'a> {
     reach: OnceLock<crate::reduce::Reach>,
     population: OnceLock<population::Population>,
     first_token_uses: OnceLock<std::collections::HashMap<u32, i64>>,
+    types: OnceLock<crate::frame::event_type::TypesByChunk>,
 }
 
 impl<'a> DetectInput<'a> {
@@ -189,6 +190,7 @@ impl<'a> DetectInput<'a> {
             reach: OnceLock::new(),
             population: OnceLock::new(),
             first_token_uses: OnceLock::new(),
+            types: OnceLock::new(),
         }
     }
 
@@ -211,18 +213,35 @@ impl<'a> DetectInput<'a> {
         self.cold.rows_where(self.events, keep, names)
     }
 
-    /// [`Self::rows_where`] of the rows whose column `present` is not null, as `keep` cannot
+    /// [`Self::rows_where`] of the rows of event types `types` alone: `keep` (a row-wise
+    /// condition) is asked of the chunks that hold one of them, not of every row
+    /// ([`TypesByChunk`](crate::frame::event_type::TypesByChunk)).
+    pub fn rows_of_types(&self, types: &[&str], keep: Expr, names: &[&str]) -> Result<DataFrame> {
+        let rows = self.types()?.rows(self.events, types, keep)?;
+        self.cold.select(self.events, names, &rows)
+    }
+
+    /// [`Self::rows_of_types`] of the rows whose column `present` is not null, as `keep` cannot
     /// ask of a column beside the frame: it is read for the rows `keep` selects alone.
-    pub fn rows_where_present(
+    pub fn present_rows_of_types(
         &self,
+        types: &[&str],
         keep: Expr,
         present: &str,
         names: &[&str],
     ) -> Result<DataFrame> {
-        let mask = crate::frame::mask_of(self.events, keep)?;
-        let rows = crate::normalize::cold::rows_of(&mask);
+        let rows = self.types()?.rows(self.events, types, keep)?;
         let rows = self.cold.rows_present(self.events, rows, present)?;
         self.cold.select(self.events, names, &rows)
+    }
+
+    /// The event types each chunk of the frame holds, found by whichever asks first.
+    fn types(&self) -> Result<&crate::frame::event_type::TypesByChunk> {
+        if let Some(types) = self.types.get() {
+            return Ok(types);
+        }
+        let types = crate::frame::event_type::TypesByChunk::of(self.events)?;
+        Ok(self.types.get_or_init(|| types))
     }
 
     /// Records this run makes are written into `dir` and read from there (see
@@ -287,12 +306,7 @@ impl<'a> DetectInput<'a> {
 
     /// Whether any event has this (canonical) type, e.g. whether an issuance log was given.
     pub fn has_event_type(&self, name: &str) -> Result<bool> {
-        use crate::frame::event_type;
-        let Some(code) = event_type::code(name) else {
-            return Ok(false);
-        };
-        let arrays = event_type::arrays(self.events, crate::normalize::schema::col::EVENT_TYPE)?;
-        Ok((arrays.iter()).any(|k| (0..k.len()).any(|i| event_type::code_at(k, i) == code)))
+        Ok(self.types()?.holds(name))
     }
 
     /// The last event instant, if any.

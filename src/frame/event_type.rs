@@ -28,6 +28,9 @@ use polars::prelude::*;
 use crate::error::{Error, FrameContext, Result};
 use crate::frame::NULL;
 
+mod by_chunk;
+pub use by_chunk::TypesByChunk;
+
 /// A row without an event type, in [`codes`]: the one code a 16-bit dictionary never hands out.
 pub const NO_TYPE: u16 = u16::MAX;
 

@@ -136,3 +136,71 @@ fn one_byte_types_widen_to_the_column_they_were() {
             .equals_missing(before.as_materialized_series())
     );
 }
+
+/// A frame of random event types (some rows null) and a flag, in chunks that hold one or two
+/// types each, as a file per source gives, and one holding them all.
+fn typed_chunks(seed: u64) -> DataFrame {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let kinds = ["access", "login", "token_issued", "logout"];
+    let sources: [(usize, &[&str]); 6] = [
+        (40, &kinds[..1]),
+        (0, &kinds[..]),
+        (25, &kinds[1..2]),
+        (30, &kinds[..1]),
+        (33, &kinds[..2]),
+        (50, &kinds[..]),
+    ];
+    let chunk = |(len, of): (usize, &[&str])| {
+        let names: Vec<Option<&str>> = (0..len)
+            .map(|_| {
+                rng.random_bool(0.95)
+                    .then(|| of[rng.random_range(0..of.len())])
+            })
+            .collect();
+        let ok: Vec<bool> = (0..len).map(|_| rng.random_bool(0.5)).collect();
+        DataFrame::new_infer_height(vec![typed(&names), Column::new("ok".into(), ok)])
+            .expect("frame")
+    };
+    let mut chunks = sources.into_iter().map(chunk);
+    let mut df = chunks.next().expect("a chunk");
+    for more in chunks {
+        df.vstack_mut(&more).expect("vstack");
+    }
+    df
+}
+
+/// The rows a question on a few types finds, asked of the chunks that hold them alone, are
+/// polars' filter of the same over every row, in both widths; a type no row has finds none,
+/// and `holds` says which types some row has.
+#[test]
+fn rows_of_types_agree_with_polars_over_every_row() {
+    let asked: [&[&str]; 4] = [
+        &["login"],
+        &["token_issued", "logout"],
+        &["access"],
+        &["never"],
+    ];
+    for seed in 0..12 {
+        let mut df = typed_chunks(seed);
+        if seed % 2 == 1 {
+            assert!(narrow(&mut df, "event_type", MAX_ONE_BYTE).expect("narrow"));
+        }
+        assert!(df.column("event_type").expect("types").n_chunks() >= 5);
+        let index = TypesByChunk::of(&df).expect("index");
+        for types in asked {
+            let of_types = (types.iter())
+                .map(|t| col("event_type").eq(lit(*t)))
+                .reduce(Expr::or)
+                .expect("a type");
+            let mask = crate::frame::mask_of(&df, of_types.and(col("ok"))).expect("mask");
+            let want = crate::normalize::cold::rows_of(&mask);
+            let got = index.rows(&df, types, col("ok")).expect("rows");
+            assert_eq!(got, want, "seed {seed}, types {types:?}");
+            let any = crate::frame::mask_of(&df, col("event_type").eq(lit(types[0])))
+                .expect("mask")
+                .any();
+            assert_eq!(index.holds(types[0]), any, "seed {seed}, {}", types[0]);
+        }
+    }
+}
