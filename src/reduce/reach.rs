@@ -27,6 +27,11 @@ pub struct Reach {
     /// charts list them again, which otherwise takes reading every record's days
     /// ([`store::read_live_entities`]).
     live: [OnceLock<RoaringBitmap>; 4],
+    /// Per kind, its entities' codes in the order of their names, as profiling sorted them:
+    /// the charts list the same entities in the same order ([`Reach::first_days`]), and
+    /// sorting a kind's names again cost the 85.9M-event state's night 0.3-0.4 s a kind
+    /// (`docs/performance.md`, forty-ninth session).
+    by_name: [OnceLock<Vec<u32>>; 4],
 }
 
 /// Where the records are.
@@ -93,6 +98,7 @@ impl Reach {
             walk,
             map_rows: store::MAP_ROWS,
             live: Default::default(),
+            by_name: Default::default(),
         }
     }
 
@@ -117,6 +123,7 @@ impl Reach {
             walk,
             map_rows: store::MAP_ROWS,
             live: Default::default(),
+            by_name: Default::default(),
         }
     }
 
@@ -264,7 +271,9 @@ impl Reach {
                 all
             }
         };
-        Ok(super::by_name(all, |p| p.0, &self.symbols))
+        let sorted = super::by_name(all, |p| p.0, &self.symbols);
+        let _ = self.by_name[k].set(sorted.iter().map(|p| p.0).collect());
+        Ok(sorted)
     }
 
     /// The name of an entity code of the records.
@@ -285,8 +294,29 @@ impl Reach {
         let Some(k) = KINDS.iter().position(|kind| *kind == key) else {
             return Ok(BTreeMap::new());
         };
+        let chosen: RoaringBitmap = match self.by_name[k].get() {
+            Some(sorted) => choose(sorted),
+            None => choose(&super::by_name(self.entities(k)?, |&e| e, &self.symbols)),
+        }
+        .into_iter()
+        .collect();
+        let keep = |e: u32| chosen.contains(e);
+        Ok(match &self.records {
+            Records::Held(reduced) => {
+                (super::kind_first_days(&reduced.kinds[k], keep).into_iter()).collect()
+            }
+            Records::Stored { dir, delta, .. } => {
+                let first = |part: &Entities| super::kind_first_days(part, keep);
+                let parts = self.map_stored((dir, delta.as_deref()), k, keep, first)?;
+                parts.into_iter().flatten().collect()
+            }
+        })
+    }
+
+    /// Kind `k`'s entities, in no particular order.
+    fn entities(&self, k: usize) -> Result<Vec<u32>> {
         let n = self.symbols.len() as u64;
-        let entities = match &self.records {
+        Ok(match &self.records {
             Records::Held(reduced) => super::kind_entities(&reduced.kinds[k]),
             Records::Stored {
                 dir,
@@ -306,20 +336,6 @@ impl Reach {
                 }
             },
             Records::Stored { dir, .. } => store::read_entities(dir, k, n)?,
-        };
-        let chosen: RoaringBitmap = choose(&super::by_name(entities, |&e| e, &self.symbols))
-            .into_iter()
-            .collect();
-        let keep = |e: u32| chosen.contains(e);
-        Ok(match &self.records {
-            Records::Held(reduced) => {
-                (super::kind_first_days(&reduced.kinds[k], keep).into_iter()).collect()
-            }
-            Records::Stored { dir, delta, .. } => {
-                let first = |part: &Entities| super::kind_first_days(part, keep);
-                let parts = self.map_stored((dir, delta.as_deref()), k, keep, first)?;
-                parts.into_iter().flatten().collect()
-            }
         })
     }
 }

@@ -137,10 +137,11 @@ fn kinds_on(days: std::ops::Range<i64>) -> DataFrame {
 }
 
 /// What every reader of the records sees, as text: the charts' list of entities too, which
-/// sets how many peers a chart samples from.
+/// sets how many peers a chart samples from, the same before and after profiling.
 fn seen(reach: &Reach) -> String {
     let mut out = format!("{} {}", reach.accounts(), reach.self_served());
-    for key in crate::reduce::KINDS {
+    // The entities the charts are offered, by name, and the first days of all of them.
+    let listed = |key| {
         let mut listed = Vec::new();
         let firsts = reach
             .first_days(key, |all| {
@@ -149,9 +150,22 @@ fn seen(reach: &Reach) -> String {
             })
             .expect("first days");
         let listed: Vec<&str> = listed.iter().map(|e| reach.name(*e)).collect();
-        let firsts: BTreeMap<&str, _> = firsts.iter().map(|(e, d)| (reach.name(*e), d)).collect();
+        let firsts: BTreeMap<&str, _> = firsts
+            .iter()
+            .map(|(e, d)| (reach.name(*e), d.clone()))
+            .collect();
+        (listed, firsts)
+    };
+    for key in crate::reduce::KINDS {
+        let (names, firsts) = listed(key);
         let profiles = reach.profiles(key, 0).expect("profiles");
-        out += &format!("\n{key}: {listed:?} {profiles:?} {firsts:?}");
+        // Listed again once profiled, from the order profiling sorted the names in.
+        assert_eq!(
+            listed(key),
+            (names.clone(), firsts.clone()),
+            "{key} once profiled"
+        );
+        out += &format!("\n{key}: {names:?} {profiles:?} {firsts:?}");
     }
     out
 }
