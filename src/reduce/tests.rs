@@ -785,3 +785,35 @@ mod on_disk;
 mod singles;
 // Work run on threads of its own, as the kinds' merges are.
 mod side_by_side;
+
+/// Entities put in name order from lists in code order (runs already in name order, as codes
+/// are given a sorted batch at a time), reversed, and shuffled: each time the order polars'
+/// and the standard library's sort by name give.
+#[test]
+fn lists_in_name_order_are_sorted_by_name() {
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut symbols = Symbols::new();
+    for _ in 0..6 {
+        let mut batch: Vec<String> = (0..rng.random_range(1..40))
+            .map(|_| format!("e-{}", rng.random_range(0..500)))
+            .collect();
+        batch.sort();
+        for name in batch {
+            symbols.intern(&name).expect("code");
+        }
+    }
+    let codes: Vec<u32> = (0..symbols.len() as u32).collect();
+    let mut shuffled = codes.clone();
+    shuffled.shuffle(&mut rng);
+    let reversed: Vec<u32> = codes.iter().rev().copied().collect();
+    for list in [codes, shuffled, reversed, Vec::new(), vec![3]] {
+        let items: Vec<(u32, String)> = (list.iter())
+            .map(|&c| (c, format!("payload of {c}")))
+            .collect();
+        let mut want = items.clone();
+        want.sort_by(|a, b| symbols.name(a.0).cmp(symbols.name(b.0)));
+        assert_eq!(by_name(items, |i| i.0, &symbols), want);
+    }
+}
