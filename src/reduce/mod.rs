@@ -722,11 +722,11 @@ pub(crate) fn kind_profiles(
 ///
 /// A merge sort, as (code, place) pairs: lists come in code order, and codes are given a batch
 /// of names at a time in name order, so a list is a few runs already in order, which a merge
-/// joins where pdqsort compared its way through them (the 85.9M-event state's 1.49M principals
-/// 0.29 → 0.16 s, its addresses 0.35 → 0.17 s, `docs/performance.md`, forty-ninth session);
-/// and over 8-byte pairs, since the merge's buffer of the items themselves (profiles of about
-/// 150 bytes) raised enumeration's peak by 170 MB. The items are then put in place by following
-/// the permutation's cycles.
+/// joins where pdqsort compared its way through them (the 85.9M-event state's night: 1.49M
+/// principals 0.29 → 0.20 s, as many addresses 0.35 → 0.19 s; `docs/performance.md`,
+/// forty-ninth session). Over 8-byte pairs, not the items: a merge of the items themselves
+/// (profiles of about 150 bytes) took 0.15 and 0.19 s but its buffer raised enumeration's peak
+/// by 170 MB. The items are then put in place by following the permutation's cycles.
 pub(crate) fn by_name<T: Send>(
     mut list: Vec<T>,
     code: impl Fn(&T) -> u32 + Sync,
