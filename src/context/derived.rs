@@ -28,17 +28,13 @@ pub fn derive_from_events(
     time: &TimeParser,
 ) -> Result<Vec<String>> {
     let mut notes = Vec::new();
+    if ctx.roster_path.is_some() && ctx.credentials_path.is_some() {
+        return Ok(notes);
+    }
     // Lifecycle events are few, and in few of the frame's chunks: their rows are selected
     // there, with the target account, which waits beside the frame.
-    let types = std::cell::OnceCell::new();
+    let types = crate::frame::event_type::TypesByChunk::of(events)?;
     let of_type = |t: &str| -> Result<LazyFrame> {
-        let types = match types.get() {
-            Some(types) => types,
-            None => {
-                let found = crate::frame::event_type::TypesByChunk::of(events)?;
-                types.get_or_init(|| found)
-            }
-        };
         let rows = types.rows(events, &[t], col(c::SUCCESS))?;
         let names = [c::TS, c::PRINCIPAL, c::CREDENTIAL, c::TARGET];
         Ok(cold.select(events, &names, &rows)?.lazy())
