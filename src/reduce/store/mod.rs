@@ -355,8 +355,10 @@ fn days_of(d: &Stored) -> Result<Vec<SingleDay>> {
     let day = d.get("day", Column::i32)?;
     let (first, last) = (d.u32s("first")?, d.u32s("last")?);
     let (events, own) = (d.u32s("events")?, d.u32s("own")?);
-    let nulls = [first.null_count(), last.null_count(), events.null_count()];
-    if day.null_count() + own.null_count() + nulls.iter().sum::<usize>() > 0 {
+    let nulls = day.null_count()
+        + (first.null_count() + last.null_count())
+        + (events.null_count() + own.null_count());
+    if nulls > 0 {
         return Err(broken(dpath, "a required field is empty"));
     }
     let day = values(dpath, &day)?;
