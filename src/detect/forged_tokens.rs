@@ -60,7 +60,8 @@ impl Detector for ForgedTokens {
         let at_once = facts_at_once(events.estimated_size(), crate::memory::headroom());
         let codes = (input.tokens.len(), at_once);
         let max_addresses = MAX_ADDRESSES_PER_TOKEN as usize;
-        let judged = judged_in_ranges(events, cold, codes, max_age, max_addresses, input.time)?;
+        let frame = (events, cold, input.types()?);
+        let judged = judged_in_ranges(frame, codes, max_age, max_addresses, input.time)?;
         let Some((judged, cover)) = judged else {
             out.limitations.push(Limitation {
                 detector: NAME,

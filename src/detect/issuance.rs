@@ -1,12 +1,14 @@
 //! What the issuance log vouches for, and one pass that judges every token-bearing access
 //! against it (for [`super::forged_tokens`]).
 //!
-//! The log and the tokens are first reduced to [`TokenFacts`] (per token, and of the log);
-//! the judging pass then walks the chunks in parallel and answers with the event-table rows each
-//! question selects. The detector used to collect the token-bearing accesses into a frame of
-//! their own first: nine columns for 5.8M rows at 10M events, 230 MB, the largest transient of
-//! the three light detectors, which kept enumeration from running beside them within the memory
-//! target.
+//! The log is first reduced to [`TokenFacts`] (per token, and of the log) from the chunks that
+//! hold issuances alone; the judging pass then walks the chunks that hold accesses in parallel,
+//! answers with the event-table rows each question selects, and gathers each token's addresses
+//! as it goes, so a token's codes are read once (the rows of tokens presented from too many
+//! addresses, known only at the end, take one more pass when there are any). The detector used
+//! to collect the token-bearing accesses into a frame of their own first: nine columns for 5.8M
+//! rows at 10M events, 230 MB, the largest transient of the three light detectors, which kept
+//! enumeration from running beside them within the memory target.
 
 use std::collections::HashSet;
 
@@ -15,6 +17,7 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::frame::NULL;
+use crate::frame::event_type::TypesByChunk;
 use crate::normalize::ColdColumns;
 use crate::normalize::cold::RUN_ROWS;
 use crate::normalize::schema::col as c;
@@ -43,20 +46,19 @@ pub(super) struct Judged {
     pub shared: Vec<IdxSize>,
 }
 
-/// One chunk's share of [`Judged`].
+/// One chunk's share of [`Judged`] but the shared tokens' rows.
 #[derive(Default)]
 struct Part {
     suspect: Vec<IdxSize>,
     issued_at: Vec<Option<i64>>,
     issued_kid: Vec<Option<u32>>,
     unissuing: Vec<IdxSize>,
-    shared: Vec<IdxSize>,
 }
 
 /// Token codes whose facts are made and judged at once (16 bytes each: 96 MiB). A run with
 /// more tokens judges them in even ranges of codes ([`code_ranges`]), each range one more pass
-/// over the token-bearing rows to make its facts and one to judge them; a row is judged in the
-/// range of its token alone. At 100.09M events (17.7M tokens) the facts of one range were most
+/// over the issuances to make its facts and one over the accesses to judge them; a row is
+/// judged in the range of its token alone. At 100.09M events (17.7M tokens) the facts of one range were most
 /// of forged tokens' 0.43 GB over what the run stood on, and its 3.33 GB set the run's peak; in
 /// three ranges of 5.9M codes it peaked at 3.18 GB, for 3.7 s more (6.1 → 9.8 s,
 /// `analyze --timings-per-detector`, one run each, reports byte-identical). Ranges of 24Mi codes
@@ -100,28 +102,80 @@ pub(super) fn facts_at_once(frame_bytes: usize, headroom: Option<usize>) -> usiz
 
 /// Every token-bearing access judged ([`Issuance::judge`]), the facts made `at_once` token
 /// codes at a time, with what the log covers; `None` when no `token_issued` event carries a
-/// token. `token_codes`: how many token codes the run has.
+/// token. `token_codes`: how many token codes the run has; `types`: the event types of the
+/// frame's chunks, so each pass reads the chunks that hold its rows alone.
 pub(super) fn judged_in_ranges(
-    events: &DataFrame,
-    cold: &ColdColumns,
+    (events, cold, types): (&DataFrame, &ColdColumns, &TypesByChunk),
     (token_codes, at_once): (usize, usize),
     max_age: i64,
     max_addresses: usize,
     time: &TimeParser,
 ) -> Result<Option<(Judged, Coverage)>> {
+    let (issues, accesses) = (
+        types.ranges_of(&["token_issued"]),
+        types.ranges_of(&["access"]),
+    );
     let ranges = code_ranges(token_codes, at_once);
     let mut judged = Vec::with_capacity(ranges.len());
-    let mut cover = None;
+    let (mut cover, mut shared) = (None, HashSet::new());
     for codes in ranges {
-        let facts = TokenFacts::for_judging_codes(events, cold, token_codes, codes, time)?;
+        let facts = TokenFacts::issued(
+            events,
+            cold,
+            (token_codes, codes),
+            time,
+            Some(&issues),
+            RUN_ROWS,
+        )?;
         // The log's facts are whole in every range: no issuance in one is none in all.
-        let Some(issuance) = Issuance::of(facts, max_age, time) else {
+        let Some(mut issuance) = Issuance::of(facts, max_age, time) else {
             return Ok(None);
         };
-        judged.push(issuance.judge(events, cold, max_addresses)?);
+        judged.push(issuance.judge(events, cold, &accesses, token_codes)?);
+        shared.extend(issuance.shared(max_addresses));
         cover = Some(issuance.into_cover());
     }
-    Ok(cover.map(|cover| (Judged::merged(judged), cover)))
+    let Some(cover) = cover else {
+        return Ok(None);
+    };
+    let mut judged = Judged::merged(judged);
+    if !shared.is_empty() {
+        judged.shared = rows_of_tokens(events, cold, &accesses, &shared)?;
+    }
+    Ok(Some((judged, cover)))
+}
+
+/// The accesses (within `accesses`, sorted frame rows) that present one of `tokens`, in order.
+fn rows_of_tokens(
+    events: &DataFrame,
+    cold: &ColdColumns,
+    accesses: &[std::ops::Range<usize>],
+    tokens: &HashSet<u32>,
+) -> Result<Vec<IdxSize>> {
+    let access = crate::frame::event_type::code("access");
+    let mut rows = Vec::new();
+    cold.runs_within(events, &tokens::COLUMNS, RUN_ROWS, Some(accesses), |run| {
+        let found: Vec<Vec<IdxSize>> = (run.par_iter())
+            .map(|(first, frame)| -> Result<Vec<IdxSize>> {
+                let mut found = Vec::new();
+                let mut at = *first as IdxSize;
+                for ch in tokens::chunks(frame)? {
+                    let kind = crate::frame::event_type::codes(&ch.kinds);
+                    for (i, &k) in kind.iter().enumerate() {
+                        let t = ch.tokens.at(i);
+                        if Some(k) == access && t != NULL && tokens.contains(&t) {
+                            found.push(at + i as IdxSize);
+                        }
+                    }
+                    at += kind.len() as IdxSize;
+                }
+                Ok(found)
+            })
+            .collect::<Result<_>>()?;
+        rows.extend(found.into_iter().flatten());
+        Ok(())
+    })?;
+    Ok(rows)
 }
 
 /// The ranges of `token_codes` codes judged one after another: one of every code when they fit
@@ -145,7 +199,7 @@ impl Judged {
             return ranges.pop().unwrap_or_default();
         }
         let mut suspect: Vec<(IdxSize, Option<i64>, Option<u32>)> = Vec::new();
-        let (mut unissuing, mut shared) = (Vec::new(), Vec::new());
+        let mut unissuing = Vec::new();
         for j in ranges {
             let with = j.issued_at.into_iter().zip(j.issued_kid);
             suspect.extend(
@@ -155,36 +209,20 @@ impl Judged {
                     .map(|(r, (at, kid))| (r, at, kid)),
             );
             unissuing.extend(j.unissuing);
-            shared.extend(j.shared);
         }
         suspect.par_sort_unstable_by_key(|s| s.0);
         unissuing.par_sort_unstable();
-        shared.par_sort_unstable();
         Judged {
             issued_at: suspect.iter().map(|s| s.1).collect(),
             issued_kid: suspect.iter().map(|s| s.2).collect(),
             suspect: suspect.into_iter().map(|s| s.0).collect(),
             unissuing,
-            shared,
+            shared: Vec::new(),
         }
     }
 }
 
 impl Issuance {
-    /// `None` when no `token_issued` event carries a token. `token_codes`: how many token codes
-    /// the run has.
-    #[cfg(test)]
-    pub fn read(
-        events: &DataFrame,
-        cold: &ColdColumns,
-        token_codes: usize,
-        max_age: i64,
-        time: &TimeParser,
-    ) -> Result<Option<Issuance>> {
-        let facts = TokenFacts::for_judging(events, cold, token_codes, time)?;
-        Ok(Issuance::of(facts, max_age, time))
-    }
-
     /// The facts' coverage; `None` when no `token_issued` event carries a token.
     fn of(facts: TokenFacts, max_age: i64, time: &TimeParser) -> Option<Issuance> {
         let (start, end) = facts.issue_span?;
@@ -208,73 +246,75 @@ impl Issuance {
         self.cover
     }
 
-    /// Judges each access of the event table `events` (its cold columns `cold`) that carries a
-    /// token, a run of chunks at a time; `max_addresses`: how many addresses one token may be
-    /// presented from (below [`tokens::ADDRESSES_KEPT`]).
-    pub fn judge(
-        &self,
-        events: &DataFrame,
-        cold: &ColdColumns,
-        max_addresses: usize,
-    ) -> Result<Judged> {
-        let access = crate::frame::event_type::code("access");
+    /// The tokens of these facts' codes presented from more than `max_addresses` addresses,
+    /// once [`Self::judge`] has gathered them.
+    fn shared(&self, max_addresses: usize) -> Vec<u32> {
+        let facts = &self.facts;
         debug_assert!(
             max_addresses < tokens::ADDRESSES_KEPT,
             "facts keep fewer addresses"
         );
-        // The few tokens presented from more addresses than allowed, known before the pass (past
-        // one address, a token has the others listed): asked per row, the facts' count was a
-        // hash lookup for every token-bearing access. With the issuing addresses a bitmap too,
-        // the pass over the 85.9M-event state took 0.87–0.93 s instead of 1.28 s.
-        let shared: HashSet<u32> = match max_addresses {
-            0 => (self.facts.tokens.iter().zip(self.facts.base..))
+        match max_addresses {
+            0 => (facts.tokens.iter().zip(facts.base..))
                 .filter(|(f, _)| f.address != NULL)
                 .map(|(_, t)| t)
                 .collect(),
-            _ => (self.facts.more_addresses.keys())
+            _ => (facts.more_addresses.keys())
                 .copied()
-                .filter(|&t| self.facts.addresses(t) > max_addresses)
+                .filter(|&t| facts.addresses(t) > max_addresses)
                 .collect(),
-        };
+        }
+    }
+
+    /// Judges each access of the event table `events` (its cold columns `cold`) that carries a
+    /// token of these facts' codes, a run of the chunks that hold a row of `accesses` (sorted
+    /// frame rows) at a time, and gathers the addresses each token is presented from into the
+    /// facts ([`Self::shared`]); `token_codes`: the run's table's size, above every code.
+    fn judge(
+        &mut self,
+        events: &DataFrame,
+        cold: &ColdColumns,
+        accesses: &[std::ops::Range<usize>],
+        token_codes: usize,
+    ) -> Result<Judged> {
+        let access = crate::frame::event_type::code("access");
         let mut parts: Vec<Part> = Vec::new();
-        cold.runs(events, &tokens::COLUMNS, RUN_ROWS, |run| {
+        let mut more = tokens::MoreAddresses::default();
+        cold.runs_within(events, &tokens::COLUMNS, RUN_ROWS, Some(accesses), |run| {
             // Event-table row of each chunk's first row (polars itself indexes rows with
             // `IdxSize`, so a frame's length fits).
-            let mut chunks: Vec<(Chunk, IdxSize)> = Vec::new();
+            let (mut chunks, mut starts): (Vec<Chunk>, Vec<IdxSize>) = (Vec::new(), Vec::new());
             for (first, frame) in &run {
                 let mut at = *first as IdxSize;
                 for ch in tokens::chunks(frame)? {
-                    let rows = ch.ts.len() as IdxSize;
-                    chunks.push((ch, at));
-                    at += rows;
+                    starts.push(at);
+                    at += ch.ts.len() as IdxSize;
+                    chunks.push(ch);
                 }
             }
+            tokens::check_codes(&chunks, token_codes)?;
+            let me = &*self;
             parts.par_extend(
-                (chunks.par_iter())
-                    .map(|(ch, start)| self.judge_chunk(ch, *start, access, &shared)),
+                (chunks.par_iter().zip(&starts))
+                    .map(|(ch, start)| me.judge_chunk(ch, *start, access)),
             );
+            more = self.facts.add_addresses(&chunks, std::mem::take(&mut more));
             Ok(())
         })?;
+        self.facts.close_addresses(more);
         let rows = |of: fn(&Part) -> &[IdxSize]| parts.iter().flat_map(of).copied().collect();
         Ok(Judged {
             suspect: rows(|p| &p.suspect),
             issued_at: parts.iter().flat_map(|p| &p.issued_at).copied().collect(),
             issued_kid: parts.iter().flat_map(|p| &p.issued_kid).copied().collect(),
             unissuing: rows(|p| &p.unissuing),
-            shared: rows(|p| &p.shared),
+            shared: Vec::new(),
         })
     }
 
     /// [`Self::judge`] for one chunk, whose first row is event-table row `start`; `access`: the
-    /// code of the `access` event type, if any row has it; `shared`: the tokens presented from
-    /// too many addresses.
-    fn judge_chunk(
-        &self,
-        ch: &Chunk,
-        start: IdxSize,
-        access: Option<u16>,
-        shared: &HashSet<u32>,
-    ) -> Part {
+    /// code of the `access` event type, if any row has it.
+    fn judge_chunk(&self, ch: &Chunk, start: IdxSize, access: Option<u16>) -> Part {
         let (facts, max_age) = (&self.facts, self.cover.max_age);
         let kind = crate::frame::event_type::codes(&ch.kinds);
         let token = ch.tokens.values();
@@ -304,9 +344,6 @@ impl Issuance {
             }
             if !facts.issuing.contains(address[i]) {
                 part.unissuing.push(row);
-            }
-            if !shared.is_empty() && shared.contains(&t) {
-                part.shared.push(row);
             }
         }
         part
@@ -358,6 +395,7 @@ mod tests {
     use super::*;
     use crate::frame::dictionary;
     use crate::normalize::cold::IN_FRAME;
+    use crate::reduce::tokens::TokenFacts;
 
     const MAX_AGE: i64 = 1_000;
 
@@ -447,21 +485,17 @@ mod tests {
             (20, "access", Some(4), Some("k1"), Some("192.0.2.1")),
         ]);
         let time = TimeParser::new(chrono_tz::UTC);
+        let types = TypesByChunk::of(&events).expect("types");
         for (codes, at_once) in [(5, 1), (5, 2), (5, 5), (0, 1), (0, FACTS_AT_ONCE)] {
-            let judged = judged_in_ranges(
-                &events,
-                &IN_FRAME,
-                (codes.max(5), at_once),
-                MAX_AGE,
-                3,
-                &time,
-            )
-            .expect("ranges");
+            let frame = (&events, &IN_FRAME, &types);
+            let judged = judged_in_ranges(frame, (codes.max(5), at_once), MAX_AGE, 3, &time)
+                .expect("ranges");
             assert!(judged.is_none(), "{codes} codes, {at_once} at once");
         }
         let empty = frame(&[(0, "login", None, None, None)]);
-        let judged =
-            judged_in_ranges(&empty, &IN_FRAME, (0, 1), MAX_AGE, 3, &time).expect("ranges");
+        let types = TypesByChunk::of(&empty).expect("types");
+        let judged = judged_in_ranges((&empty, &IN_FRAME, &types), (0, 1), MAX_AGE, 3, &time)
+            .expect("ranges");
         assert!(judged.is_none());
     }
 
@@ -500,16 +534,20 @@ mod tests {
             events.column(c::TS).expect("ts").n_chunks()
         );
         let time = TimeParser::new(chrono_tz::UTC);
-        let issuance = Issuance::read(&events, &IN_FRAME, 10, MAX_AGE, &time)
-            .expect("read")
-            .expect("issuance");
+        let facts = TokenFacts::issued(&events, &IN_FRAME, (10, 0..10), &time, None, RUN_ROWS)
+            .expect("facts");
         let issuing: roaring::RoaringBitmap =
             dictionary().get_cat("10.0.0.1").into_iter().collect();
-        assert_eq!(issuance.facts.issuing, issuing);
-        let cover = &issuance.cover;
+        assert_eq!(facts.issuing, issuing);
+        let types = TypesByChunk::of(&events).expect("types");
+        let judge = |max: usize, at_once: usize| {
+            let frame = (&events, &IN_FRAME, &types);
+            judged_in_ranges(frame, (10, at_once), MAX_AGE, max, &time)
+                .expect("ranges")
+                .expect("issuance")
+        };
+        let (judged, cover) = judge(3, FACTS_AT_ONCE);
         assert_eq!((cover.start, cover.end, cover.gaps.len()), (0, 0, 0));
-
-        let judged = issuance.judge(&events, &IN_FRAME, 3).expect("judged");
         assert_eq!(judged.suspect, [3, 4, 6]);
         let k1 = dictionary().get_cat("k1");
         assert_eq!(judged.issued_at, [Some(0), Some(0), None]);
@@ -521,10 +559,7 @@ mod tests {
         // Judged a range of token codes at a time, the same rows in the same order, whatever
         // the ranges (codes 0–9: token 9 alone in the last range of 3).
         for at_once in [1, 2, 3, 4, 9, 10, 64] {
-            let (ranged, cover) =
-                judged_in_ranges(&events, &IN_FRAME, (10, at_once), MAX_AGE, 3, &time)
-                    .expect("ranges")
-                    .expect("issuance");
+            let (ranged, cover) = judge(3, at_once);
             assert_eq!(ranged.suspect, judged.suspect, "{at_once} at once");
             assert_eq!(ranged.issued_at, judged.issued_at, "{at_once} at once");
             assert_eq!(ranged.issued_kid, judged.issued_kid, "{at_once} at once");
@@ -533,12 +568,154 @@ mod tests {
             assert_eq!((cover.start, cover.end, cover.gaps.len()), (0, 0, 0));
         }
 
-        let judged = issuance.judge(&events, &IN_FRAME, 4).expect("judged");
-        assert!(judged.shared.is_empty());
+        assert!(judge(4, 64).0.shared.is_empty());
         // Token 2 comes from one address, token 9 from none.
         for (max, shared) in [(0, &[2, 3, 4, 5, 7, 8, 11][..]), (1, &[2, 3, 7, 8, 11])] {
-            let judged = issuance.judge(&events, &IN_FRAME, max).expect("judged");
-            assert_eq!(judged.shared, shared, "more than {max}");
+            for at_once in [1, 3, 64] {
+                assert_eq!(judge(max, at_once).0.shared, shared, "more than {max}");
+            }
         }
+    }
+
+    /// A [`Row`] that owns its key and address.
+    type Owned = (
+        i64,
+        &'static str,
+        Option<u32>,
+        Option<String>,
+        Option<String>,
+    );
+
+    /// Suspect rows with their issuance, unissuing rows, shared rows.
+    type Answers = (
+        Vec<(IdxSize, Option<i64>, Option<u32>)>,
+        Vec<IdxSize>,
+        Vec<IdxSize>,
+    );
+
+    /// One kind of file per chunk (issuances alone, accesses alone, both as a canonical log
+    /// writes them, sign-ins), so each pass skips the chunks without its rows; few tokens,
+    /// keys and addresses, so that every question has answers.
+    fn chunked(seed: u64) -> DataFrame {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let files: [&[&str]; 5] = [
+            &["token_issued"],
+            &["access"],
+            &["token_issued", "access"],
+            &["login"],
+            &["access", "login"],
+        ];
+        let mut out: Option<DataFrame> = None;
+        for _ in 0..rng.random_range(1..7) {
+            let kinds = files[rng.random_range(0..files.len())];
+            let rows: Vec<Owned> = (0..rng.random_range(0..40))
+                .map(|_| {
+                    (
+                        rng.random_range(0..4 * MAX_AGE),
+                        kinds[rng.random_range(0..kinds.len())],
+                        rng.random_bool(0.85).then(|| rng.random_range(0..24)),
+                        rng.random_bool(0.85)
+                            .then(|| format!("k{}", rng.random_range(0..3))),
+                        rng.random_bool(0.9)
+                            .then(|| format!("10.0.0.{}", rng.random_range(0..6))),
+                    )
+                })
+                .collect();
+            let rows: Vec<Row> = (rows.iter())
+                .map(|r| (r.0, r.1, r.2, r.3.as_deref(), r.4.as_deref()))
+                .collect();
+            let chunk = frame(&rows);
+            match out.as_mut() {
+                Some(df) => {
+                    df.vstack_mut(&chunk).expect("vstack");
+                }
+                None => out = Some(chunk),
+            }
+        }
+        out.expect("a chunk")
+    }
+
+    /// What judging answers, asked of every token-bearing access of `df` directly against the
+    /// facts [`TokenFacts::of`] makes in one pass over every row (themselves held to the rows'
+    /// own answers in `reduce::tokens`).
+    fn judged_row_by_row(df: &DataFrame, max_addresses: usize) -> Option<Answers> {
+        let facts = TokenFacts::of(df, 24, &TimeParser::new(chrono_tz::UTC)).expect("facts");
+        facts.issue_span?;
+        let access = crate::frame::event_type::code("access");
+        let (mut suspect, mut unissuing, mut shared) = (Vec::new(), Vec::new(), Vec::new());
+        let mut row: IdxSize = 0;
+        for ch in tokens::chunks(df).expect("chunks") {
+            let kinds = crate::frame::event_type::codes(&ch.kinds);
+            for i in 0..kinds.len() {
+                let (t, r) = (ch.tokens.at(i), row + i as IdxSize);
+                let Some(f) = facts
+                    .fact(t)
+                    .filter(|_| Some(kinds[i]) == access && t != NULL)
+                else {
+                    continue;
+                };
+                let kid = Some(f.issued_kid).filter(|&k| k != NULL);
+                let key = ch.keys.at(i);
+                if f.issued_at == NOT_ISSUED
+                    || ch.ts[i] - f.issued_at > MAX_AGE
+                    || kid.is_some_and(|kid| key != NULL && key != kid)
+                {
+                    let at = Some(f.issued_at).filter(|&at| at != NOT_ISSUED);
+                    suspect.push((r, at, at.and(kid)));
+                }
+                if !facts.issuing.contains(ch.addresses.at(i)) {
+                    unissuing.push(r);
+                }
+                let many = match max_addresses {
+                    0 => f.address != NULL,
+                    _ => facts.addresses(t) > max_addresses,
+                };
+                if many {
+                    shared.push(r);
+                }
+            }
+            row += kinds.len() as IdxSize;
+        }
+        Some((suspect, unissuing, shared))
+    }
+
+    /// Judging in the chunks that hold issuances and accesses alone, the token codes in the
+    /// frame or beside it in pieces cut elsewhere than its chunks, in one range of codes or
+    /// several, answers each question as the rows themselves do.
+    #[test]
+    fn judging_the_chunks_of_each_kind_answers_as_every_row() {
+        let time = TimeParser::new(chrono_tz::UTC);
+        let mut shared_seen = 0;
+        for seed in 0..40 {
+            let df = chunked(seed);
+            let dir = tempfile::tempdir().expect("dir");
+            let (hot, cold) = crate::reduce::tests::beside(&df, dir.path(), &[7, 30]);
+            let types = TypesByChunk::of(&hot).expect("types");
+            let in_frame = TypesByChunk::of(&df).expect("types");
+            for max in [0, 1, 3] {
+                let want = judged_row_by_row(&df, max);
+                shared_seen += want.as_ref().map_or(0, |w| w.2.len());
+                for at_once in [1, 5, 24] {
+                    for frame in [(&hot, &cold, &types), (&df, &IN_FRAME, &in_frame)] {
+                        let got = judged_in_ranges(frame, (24, at_once), MAX_AGE, max, &time)
+                            .expect("judged")
+                            .map(|(j, _)| {
+                                let with = j.issued_at.into_iter().zip(j.issued_kid);
+                                let suspect = (j.suspect.into_iter().zip(with))
+                                    .map(|(r, (at, kid))| (r, at, kid))
+                                    .collect();
+                                (suspect, j.unissuing, j.shared)
+                            });
+                        let beside = frame.0.column(c::TOKEN).is_err();
+                        assert_eq!(
+                            got, want,
+                            "seed {seed}, more than {max}, {at_once} at once, beside {beside}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(shared_seen > 0, "no shared token in any frame");
     }
 }

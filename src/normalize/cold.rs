@@ -8,8 +8,8 @@
 //! read for a selection of rows, or chunk by chunk after ranking, never while enumeration's
 //! reduction sets the run's peak. At 85.9M events they were 1.74 GB of the 4.6 GB frame, all of
 //! it resident through every detector (`docs/scale.md`, eighteenth session, has the figures).
-//! Token codes are read whole by three passes (the first token-bearing use of each key, and
-//! forged tokens' facts and judgement), target accounts by three (enumeration's related counts,
+//! Token codes are read whole by two passes (the first token-bearing use of each key, and
+//! forged tokens' judgement; its facts read the chunks that hold issuances), target accounts by three (enumeration's related counts,
 //! the charts' series, and the window's reduction into records, which holds them for its pass
 //! only), each a run of chunks at a time ([`ColdColumns::runs`]); the rest read them for the
 //! rows they select. 8 bytes an event the frame no longer holds under every other stage (0.67
@@ -346,6 +346,21 @@ impl ColdColumns {
         events: &DataFrame,
         names: &[&str],
         rows: usize,
+        each: impl FnMut(Vec<(usize, DataFrame)>) -> Result<()>,
+    ) -> Result<()> {
+        self.runs_within(events, names, rows, None, each)
+    }
+
+    /// [`Self::runs`] over the chunks that hold a row of `within` alone (sorted, disjoint frame
+    /// rows; `None`: every chunk), each chunk whole: for a pass that asks of a few event types,
+    /// whose rows [`crate::frame::event_type::TypesByChunk`] places, so the cold columns of the
+    /// other chunks are never read.
+    pub fn runs_within(
+        &self,
+        events: &DataFrame,
+        names: &[&str],
+        rows: usize,
+        within: Option<&[Range<usize>]>,
         mut each: impl FnMut(Vec<(usize, DataFrame)>) -> Result<()>,
     ) -> Result<()> {
         let hot: Vec<&str> = (names.iter().copied())
@@ -362,11 +377,14 @@ impl ColdColumns {
                 "column {missing} is neither in the frame nor beside it"
             )));
         }
-        let spans = match cold.is_empty() {
+        let mut spans = match cold.is_empty() {
             // In the frame already (the frame as ingest made it, or a test's).
             true => in_frame_spans(events.height()),
             false => self.spans(events),
         };
+        if let Some(within) = within {
+            spans.retain(|s| overlaps(&s.rows, within));
+        }
         let sizes: Vec<usize> = spans.iter().map(|s| s.rows.len()).collect();
         let hot_frame = events
             .select(hot.iter().copied())
@@ -682,6 +700,12 @@ impl ColdColumns {
         }
         Ok(df)
     }
+}
+
+/// Whether `rows` shares a row with one of `within` (sorted, disjoint).
+fn overlaps(rows: &Range<usize>, within: &[Range<usize>]) -> bool {
+    let next = within.partition_point(|r| r.end <= rows.start);
+    within.get(next).is_some_and(|r| r.start < rows.end)
 }
 
 /// The rows where `mask` is true (a null is false), in order, read from each chunk's bits (its

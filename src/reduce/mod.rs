@@ -19,7 +19,7 @@ mod single;
 pub mod store;
 mod symbols;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 pub mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -454,7 +454,7 @@ fn a_day_past_sixteen_bits_of_rows_stays_cells() {
 /// `df` taken apart as a big run's ingest leaves it: the cold columns (those it lacks as
 /// placeholders: file 0, lines from 1, the rest null) handed to a sink that writes them to disk
 /// in pieces of `sizes` rows in turn, and the frame without them.
-pub(super) fn beside(
+pub(crate) fn beside(
     df: &DataFrame,
     dir: &std::path::Path,
     sizes: &[usize],

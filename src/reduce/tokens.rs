@@ -20,7 +20,6 @@ use roaring::RoaringBitmap;
 use crate::error::Result;
 use crate::frame::event_type::{self, Kinds};
 use crate::frame::{Codes, NULL, code_arrays, ts_arrays};
-use crate::normalize::cold::RUN_ROWS;
 use crate::normalize::schema::col as c;
 use crate::normalize::{ColdColumns, Days, TimeParser};
 
@@ -156,9 +155,9 @@ impl TokenFacts {
     /// [`TokenFacts::of`] without [`TokenFacts::uses`], which judging each access does not read:
     /// 16 bytes a token instead of 32. Over the 85.9M-event state (15.2M tokens) forged tokens'
     /// peak went 5.30 → 5.08 GB (`analyze --timings-per-detector`; `docs/performance.md`,
-    /// twenty-eighth session). `frame`'s [`COLUMNS`] are read a run of chunks at a time
-    /// ([`ColdColumns::runs`]: the token codes wait beside the frame); every code must be below
-    /// `token_codes`, the run's table's size.
+    /// twenty-eighth session). Made as judging makes them: the issuances first
+    /// ([`TokenFacts::issued`]), then the accesses' addresses ([`TokenFacts::add_addresses`]).
+    #[cfg(test)]
     pub fn for_judging(
         frame: &DataFrame,
         cold: &ColdColumns,
@@ -166,23 +165,19 @@ impl TokenFacts {
         time: &TimeParser,
     ) -> Result<TokenFacts> {
         let all = 0..u32::try_from(token_codes).unwrap_or(u32::MAX);
-        TokenFacts::for_judging_in_runs(frame, cold, token_codes, all, time, RUN_ROWS)
+        TokenFacts::for_judging_in_runs(
+            frame,
+            cold,
+            token_codes,
+            all,
+            time,
+            crate::normalize::cold::RUN_ROWS,
+        )
     }
 
     /// [`TokenFacts::for_judging`] of the tokens whose codes are in `codes` alone (the facts of
-    /// the log as a whole are all there): a pass over every row for a range of the tokens, so
-    /// that a run with many tokens holds a range's facts at a time (`detect::issuance`).
-    pub fn for_judging_codes(
-        frame: &DataFrame,
-        cold: &ColdColumns,
-        token_codes: usize,
-        codes: std::ops::Range<u32>,
-        time: &TimeParser,
-    ) -> Result<TokenFacts> {
-        TokenFacts::for_judging_in_runs(frame, cold, token_codes, codes, time, RUN_ROWS)
-    }
-
-    /// [`TokenFacts::for_judging_codes`] in runs of about `rows` rows.
+    /// the log as a whole are all there), in runs of about `rows` rows.
+    #[cfg(test)]
     fn for_judging_in_runs(
         frame: &DataFrame,
         cold: &ColdColumns,
@@ -191,23 +186,65 @@ impl TokenFacts {
         time: &TimeParser,
         rows: usize,
     ) -> Result<TokenFacts> {
-        let held = codes.end.saturating_sub(codes.start) as usize;
-        let mut gathering = Gathering::new(codes.start, held, false, time);
+        let mut facts = TokenFacts::issued(frame, cold, (token_codes, codes), time, None, rows)?;
+        let mut more = MoreAddresses::default();
         cold.runs(frame, &COLUMNS, rows, |run| {
             let frames: Vec<DataFrame> = run.into_iter().map(|(_, df)| df).collect();
             let mut all = Vec::new();
             for frame in &frames {
                 all.extend(chunks(frame)?);
             }
-            if let Some(t) = highest_code(&all).filter(|&t| t as usize >= token_codes) {
-                return Err(crate::error::Error::Internal(format!(
-                    "token code {t} was not handed out by the run's table of {token_codes}"
-                )));
+            check_codes(&all, token_codes)?;
+            more = facts.add_addresses(&all, std::mem::take(&mut more));
+            Ok(())
+        })?;
+        facts.close_addresses(more);
+        Ok(facts)
+    }
+
+    /// What the issuance log says of the tokens whose codes are in `codes` (the log's own facts
+    /// whole: its addresses, days and span), for judging: read from the chunks that hold a row
+    /// of `issues` alone (those holding `token_issued` events; `None`: every chunk), a run of
+    /// about `rows` rows at a time; `token_codes`: the run's table's size, above every code.
+    /// No token's addresses: the judging pass gathers them ([`TokenFacts::add_addresses`]) as
+    /// it reads the accesses' token codes anyway. Before, these facts were made with the
+    /// addresses in a pass of their own over every row, which read the token codes back from a
+    /// state's partitions a second time: over the 85.9M-event state, facts 2.21 s and judging
+    /// 1.38 s (`docs/performance.md`, fiftieth session, has what it became).
+    pub fn issued(
+        frame: &DataFrame,
+        cold: &ColdColumns,
+        (token_codes, codes): (usize, std::ops::Range<u32>),
+        time: &TimeParser,
+        issues: Option<&[std::ops::Range<usize>]>,
+        rows: usize,
+    ) -> Result<TokenFacts> {
+        let held = codes.end.saturating_sub(codes.start) as usize;
+        let mut gathering = Gathering::new(codes.start, held, false, time);
+        cold.runs_within(frame, &COLUMNS, rows, issues, |run| {
+            let frames: Vec<DataFrame> = run.into_iter().map(|(_, df)| df).collect();
+            let mut all = Vec::new();
+            for frame in &frames {
+                all.extend(chunks(frame)?);
             }
-            gathering.add(&all);
+            check_codes(&all, token_codes)?;
+            gathering.add_issues(&all);
             Ok(())
         })?;
         Ok(gathering.finish())
+    }
+
+    /// Adds the addresses the accesses of `chunks` (the next ones in row order) present each
+    /// token from, to facts made by [`TokenFacts::issued`]; `more` carries what one call
+    /// gathered past each token's first address to the next, and [`Self::close_addresses`]
+    /// keeps it. In row order, as [`TokenFacts::of`] gathers them: the same facts.
+    pub(crate) fn add_addresses(&mut self, chunks: &[Chunk], more: MoreAddresses) -> MoreAddresses {
+        MoreAddresses(self.read_uses(chunks, event_type::code("access"), more.0))
+    }
+
+    /// Keeps the addresses past each token's first that [`Self::add_addresses`] gathered.
+    pub(crate) fn close_addresses(&mut self, more: MoreAddresses) {
+        self.more_addresses = more.0.into_iter().flatten().collect();
     }
 
     /// [`TokenFacts::of`], the issuances gathered `group_rows` rows at a time; `uses`: whether to
@@ -418,6 +455,13 @@ impl<'t> Gathering<'t> {
 
     /// The next chunks in row order.
     fn add(&mut self, chunks: &[Chunk]) {
+        self.add_issues(chunks);
+        let more = std::mem::take(&mut self.more);
+        self.more = self.facts.read_uses(chunks, self.access, more);
+    }
+
+    /// The issuances of the next chunks in row order, their accesses left out.
+    fn add_issues(&mut self, chunks: &[Chunk]) {
         if let Some(issue) = self.issue {
             let time = self.time;
             let issues: Vec<Issues> = (chunks.par_iter())
@@ -430,8 +474,6 @@ impl<'t> Gathering<'t> {
                 self.facts.issue_span = spanning(self.facts.issue_span, chunk.span);
             }
         }
-        let more = std::mem::take(&mut self.more);
-        self.more = self.facts.read_uses(chunks, self.access, more);
     }
 
     fn finish(self) -> TokenFacts {
@@ -441,6 +483,22 @@ impl<'t> Gathering<'t> {
         }
         facts.more_addresses = self.more.into_iter().flatten().collect();
         facts
+    }
+}
+
+/// Addresses past each token's first, one map per worker's range of codes, as a pass gathers
+/// them ([`TokenFacts::add_addresses`]).
+#[derive(Default)]
+pub(crate) struct MoreAddresses(Vec<HashMap<u32, Vec<u32>>>);
+
+/// An error when `chunks` hold a token code the run's table of `token_codes` did not hand out:
+/// facts sized by the table would leave its rows out as if they carried no token.
+pub(crate) fn check_codes(chunks: &[Chunk], token_codes: usize) -> Result<()> {
+    match highest_code(chunks).filter(|&t| t as usize >= token_codes) {
+        Some(t) => Err(crate::error::Error::Internal(format!(
+            "token code {t} was not handed out by the run's table of {token_codes}"
+        ))),
+        None => Ok(()),
     }
 }
 

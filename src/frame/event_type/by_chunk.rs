@@ -46,6 +46,14 @@ impl TypesByChunk {
         code(name).is_some_and(|c| (self.chunks.iter()).any(|(_, t)| t.binary_search(&c).is_ok()))
     }
 
+    /// The frame rows of the chunks that hold one of `types`, adjacent chunks joined, in order:
+    /// where a pass over rows of those types alone need look
+    /// ([`crate::normalize::ColdColumns::runs_within`]).
+    pub fn ranges_of(&self, types: &[&str]) -> Vec<Range<usize>> {
+        let codes: Vec<u16> = types.iter().filter_map(|t| code(t)).collect();
+        self.ranges(&codes)
+    }
+
     /// The frame rows of the chunks that hold one of `codes`, adjacent chunks joined.
     fn ranges(&self, codes: &[u16]) -> Vec<Range<usize>> {
         let mut ranges: Vec<Range<usize>> = Vec::new();
