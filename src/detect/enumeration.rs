@@ -18,7 +18,6 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use polars::prelude::DataFrame;
 use rayon::prelude::*;
 
 use super::activity::keep_top;
@@ -29,7 +28,6 @@ use super::{
 };
 use crate::error::Result;
 use crate::frame::dictionary;
-use crate::normalize::ColdColumns;
 use crate::normalize::columns::{is_internal, network_of};
 use crate::normalize::schema::{DAY_MS, col as c};
 use crate::reduce::Reach;
@@ -193,14 +191,14 @@ impl Detector for Enumeration {
                 out.findings.append(findings);
             }
         }
-        link_related(input.events, input.cold, &mut out.findings)?;
+        link_related(input, &mut out.findings)?;
         Ok(out)
     }
 }
 
 /// Names the addresses behind a flagged key, principal or network (and the principals behind a
 /// flagged address), so the ranking can group them into one incident.
-fn link_related(events: &DataFrame, cold: &ColdColumns, findings: &mut [Finding]) -> Result<()> {
+fn link_related(input: &DetectInput, findings: &mut [Finding]) -> Result<()> {
     let mut flagged: BTreeMap<EntityKind, BTreeSet<String>> = BTreeMap::new();
     for f in findings.iter() {
         flagged
@@ -216,7 +214,9 @@ fn link_related(events: &DataFrame, cold: &ColdColumns, findings: &mut [Finding]
     let questions: Vec<_> = (flagged.iter())
         .map(|(kind, ids)| (kind.column(), ids, other(*kind).0))
         .collect();
-    let counted = counts_with_each(events, cold, &questions)?;
+    let accesses = input.types()?.ranges_of(&["access"]);
+    let frame = (input.events, input.cold, Some(accesses.as_slice()));
+    let counted = counts_with_each(frame, &questions)?;
     for (kind, mut tops) in flagged.keys().copied().zip(counted) {
         let other_kind = other(kind).1;
         for f in findings.iter_mut().filter(|f| f.entity.kind == kind) {

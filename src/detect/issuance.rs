@@ -606,7 +606,7 @@ mod tests {
             &["login"],
             &["access", "login"],
         ];
-        let mut out: Option<DataFrame> = None;
+        let mut chunks = Vec::new();
         for _ in 0..rng.random_range(1..7) {
             let kinds = files[rng.random_range(0..files.len())];
             let rows: Vec<Owned> = (0..rng.random_range(0..40))
@@ -625,15 +625,9 @@ mod tests {
             let rows: Vec<Row> = (rows.iter())
                 .map(|r| (r.0, r.1, r.2, r.3.as_deref(), r.4.as_deref()))
                 .collect();
-            let chunk = frame(&rows);
-            match out.as_mut() {
-                Some(df) => {
-                    df.vstack_mut(&chunk).expect("vstack");
-                }
-                None => out = Some(chunk),
-            }
+            chunks.push(Ok(frame(&rows)));
         }
-        out.expect("a chunk")
+        (crate::frame::stack(chunks, "chunks").expect("stacked")).expect("a chunk")
     }
 
     /// What judging answers, asked of every token-bearing access of `df` directly against the

@@ -434,7 +434,7 @@ pub fn counts_with(
     ids: &BTreeSet<String>,
     other: &str,
 ) -> Result<CountsWith> {
-    let mut all = counts_with_each(events, cold, &[(key, ids, other)])?;
+    let mut all = counts_with_each((events, cold, None), &[(key, ids, other)])?;
     Ok(all.pop().unwrap_or_default())
 }
 
@@ -443,10 +443,12 @@ pub fn counts_with(
 /// kinds side by side, each reading the event type and target columns again), enumeration took
 /// 4.99 s on the 85.9M-event state's nightly run; in one pass, 4.72 s (`docs/performance.md`,
 /// twenty-third session). The target accounts wait beside the frame (`cold`): the pass reads a
-/// run of chunks at a time.
+/// run of chunks at a time, and of the chunks that hold a row of `accesses` alone (sorted frame
+/// rows, where [`crate::frame::event_type::TypesByChunk`] puts the access events; `None`: every
+/// chunk), as an issuer's or a sign-in log's chunks hold none: over the 85.9M-event state
+/// (a third of its rows in such files) `docs/performance.md`, fiftieth session, has the gain.
 pub fn counts_with_each(
-    events: &DataFrame,
-    cold: &ColdColumns,
+    (events, cold, accesses): (&DataFrame, &ColdColumns, Option<&[std::ops::Range<usize>]>),
     questions: &[(&str, &BTreeSet<String>, &str)],
 ) -> Result<Vec<CountsWith>> {
     let ids: Vec<Vec<&str>> = (questions.iter())
@@ -470,7 +472,7 @@ pub fn counts_with_each(
     names.dedup();
     type Counts = HashMap<(u32, u32), u64>;
     let mut counts = vec![Counts::default(); lookups.len()];
-    cold.runs(events, &names, RUN_ROWS, |run| {
+    cold.runs_within(events, &names, RUN_ROWS, accesses, |run| {
         let parts: Vec<Vec<Counts>> = (run.par_iter())
             .map(|(_, frame)| -> Result<Vec<Counts>> {
                 let mut counts = vec![Counts::default(); lookups.len()];

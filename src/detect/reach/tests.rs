@@ -197,7 +197,7 @@ fn counts_with_counts_access_rows_per_value() {
         (c::PRINCIPAL, &who, c::SOURCE_IP),
         (c::SOURCE_IP, &address, c::PRINCIPAL),
     ];
-    let mut both = counts_with_each(&events, &IN_FRAME, &questions).expect("counts");
+    let mut both = counts_with_each((&events, &IN_FRAME, None), &questions).expect("counts");
     both.iter_mut()
         .flat_map(|q| q.values_mut())
         .for_each(|v| v.sort());
@@ -220,6 +220,72 @@ fn counts_with_counts_access_rows_per_value() {
             "10.0.0.1".to_string(),
             owned(&[("other", 1), ("walker", 2)])
         )])
+    );
+}
+
+/// Counted over the chunks that hold access rows alone (chunks of one kind of file each), the
+/// targets beside the frame in pieces cut elsewhere than its chunks or in it, the counts are
+/// those of every chunk.
+#[test]
+fn counts_within_the_access_chunks_are_every_chunk_s() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let files: [&[&str]; 4] = [
+        &["access"],
+        &["login"],
+        &["token_issued"],
+        &["access", "login"],
+    ];
+    let (mut skipped, mut counted) = (0, 0);
+    for round in 0..30 {
+        let mut chunks = Vec::new();
+        for _ in 0..rng.random_range(1..8) {
+            let kinds = files[rng.random_range(0..files.len())];
+            let owned: Vec<(i64, &str, String, Option<String>)> = (0..rng.random_range(0..30))
+                .map(|_| {
+                    (
+                        rng.random_range(0..DAY_MS),
+                        kinds[rng.random_range(0..kinds.len())],
+                        format!("p{}", rng.random_range(0..4)),
+                        (rng.random_bool(0.8)).then(|| format!("C{:04}", rng.random_range(0..6))),
+                    )
+                })
+                .collect();
+            let rows: Vec<Row> = (owned.iter())
+                .map(|r| (r.0, r.1, r.2.as_str(), r.3.as_deref()))
+                .collect();
+            chunks.push(Ok(frame(&rows)));
+        }
+        let events = (crate::frame::stack(chunks, "chunks").expect("stacked")).expect("a chunk");
+        let dir = tempfile::tempdir().expect("dir");
+        let (hot, cold) = crate::reduce::tests::beside(&events, dir.path(), &[5, 13]);
+        let types = crate::frame::event_type::TypesByChunk::of(&events).expect("types");
+        let accesses = types.ranges_of(&["access"]);
+        let who: BTreeSet<String> = (0..4).map(|p| format!("p{p}")).collect();
+        let crowd = BTreeSet::from(["100.64.0.1".to_string()]);
+        let questions = [
+            (c::PRINCIPAL, &who, c::TARGET),
+            (c::SOURCE_IP, &crowd, c::PRINCIPAL),
+        ];
+        let sorted = |mut all: Vec<CountsWith>| {
+            (all.iter_mut().flat_map(|q| q.values_mut())).for_each(|v| v.sort());
+            all
+        };
+        let count = |frame| sorted(counts_with_each(frame, &questions).expect("counts"));
+        let every = count((&events, &IN_FRAME, None));
+        for frame in [
+            (&hot, &cold, Some(accesses.as_slice())),
+            (&events, &IN_FRAME, Some(accesses.as_slice())),
+        ] {
+            assert_eq!(count(frame), every, "round {round}: {accesses:?}");
+        }
+        let within: usize = accesses.iter().map(|r| r.len()).sum();
+        skipped += usize::from(within < events.height());
+        counted += usize::from(!every[0].is_empty());
+    }
+    assert!(
+        skipped > 5 && counted > 5,
+        "{skipped} skipped, {counted} counted"
     );
 }
 
