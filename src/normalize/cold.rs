@@ -9,10 +9,11 @@
 //! reduction sets the run's peak. At 85.9M events they were 1.74 GB of the 4.6 GB frame, all of
 //! it resident through every detector (`docs/scale.md`, eighteenth session, has the figures).
 //! Token codes are read whole by two passes (the first token-bearing use of each key, and
-//! forged tokens' judgement; its facts read the chunks that hold issuances), target accounts by three (enumeration's related counts,
-//! the charts' series, and the window's reduction into records, which holds them for its pass
-//! only), each a run of chunks at a time ([`ColdColumns::runs`]); the rest read them for the
-//! rows they select. 8 bytes an event the frame no longer holds under every other stage (0.67
+//! forged tokens' judgement; its facts read the chunks that hold issuances), target accounts by
+//! three (enumeration's related counts, the charts' series, and the window's reduction into
+//! records, which holds them for its pass only), each a run of chunks at a time
+//! ([`ColdColumns::runs`], or [`ColdColumns::runs_within`] the chunks that hold the event types
+//! a pass asks of); the rest read them for the rows they select. 8 bytes an event the frame no longer holds under every other stage (0.67
 //! GB at 85.9M events; `docs/scale.md`, thirty-third session).
 //!
 //! A chunk of rows as read keeps its cold columns as a small frame (`Held`) until the run has
