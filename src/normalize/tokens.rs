@@ -181,9 +181,27 @@ impl Tokens {
     /// Calls `each` with the id of every code of `codes` in turn (an unknown code as empty),
     /// under one lock.
     pub fn for_codes(&self, codes: &[u32], mut each: impl FnMut(&str)) {
-        let (mut table, mut buf) = (self.lock(), Vec::new());
-        for &code in codes {
-            table.with(code, &mut buf, |id| each(id.unwrap_or_default()));
+        let mut table = self.lock();
+        let table = &mut *table;
+        let disk = match &mut table.held {
+            Held::Memory(dict) => {
+                codes
+                    .iter()
+                    .for_each(|&c| each(dict.get(c).unwrap_or_default()));
+                return;
+            }
+            Held::Disk(disk) => disk,
+            Held::Prints(prints) => &mut prints.disk,
+        };
+        let mut named = 0;
+        let read = disk.read_each(codes, |id| {
+            each(id.unwrap_or_default());
+            named += 1;
+        });
+        if let Err(e) = read {
+            table.failed.get_or_insert(Error::io(&disk.dir, e));
+            // As [`Table::with`] does for a code it cannot read: named empty.
+            codes[named..].iter().for_each(|_| each(""));
         }
     }
 
