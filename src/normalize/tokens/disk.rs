@@ -1,8 +1,9 @@
 //! Token ids on disk: two files without a name in the run's scratch folder, the ids back to back
 //! and where each ends (8 bytes, little-endian, one per id). Ids are appended as they are placed
 //! ([`super::fingerprints`]) or all at once ([`OnDisk::write`]), and read by code with two reads
-//! at an offset, not mapped: a report may name many ids (every forged token of a key, when each
-//! was used once), and mapped pages it touched counted as the run's memory.
+//! at an offset, or through small buffers when many codes close together are asked for in
+//! order ([`OnDisk::read_each`]); not mapped: a report may name many ids (every forged token of
+//! a key, when each was used once), and mapped pages it touched counted as the run's memory.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
