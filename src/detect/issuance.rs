@@ -145,33 +145,29 @@ pub(super) fn judged_in_ranges(
     Ok(Some((judged, cover)))
 }
 
-/// The accesses (within `accesses`, sorted frame rows) that present one of `tokens`, in order.
+/// The accesses (within `accesses`, sorted frame rows) that present one of `wanted`, in order.
 fn rows_of_tokens(
     events: &DataFrame,
     cold: &ColdColumns,
     accesses: &[std::ops::Range<usize>],
-    tokens: &HashSet<u32>,
+    wanted: &HashSet<u32>,
 ) -> Result<Vec<IdxSize>> {
     let access = crate::frame::event_type::code("access");
     let mut rows = Vec::new();
     cold.runs_within(events, &tokens::COLUMNS, RUN_ROWS, Some(accesses), |run| {
-        let found: Vec<Vec<IdxSize>> = (run.par_iter())
-            .map(|(first, frame)| -> Result<Vec<IdxSize>> {
-                let mut found = Vec::new();
-                let mut at = *first as IdxSize;
-                for ch in tokens::chunks(frame)? {
-                    let kind = crate::frame::event_type::codes(&ch.kinds);
-                    for (i, &k) in kind.iter().enumerate() {
+        let (chunks, starts) = tokens::run_chunks(&run)?;
+        let found: Vec<Vec<IdxSize>> = (chunks.par_iter().zip(&starts))
+            .map(|(ch, &start)| {
+                let kind = crate::frame::event_type::codes(&ch.kinds);
+                (0..kind.len())
+                    .filter(|&i| {
                         let t = ch.tokens.at(i);
-                        if Some(k) == access && t != NULL && tokens.contains(&t) {
-                            found.push(at + i as IdxSize);
-                        }
-                    }
-                    at += kind.len() as IdxSize;
-                }
-                Ok(found)
+                        Some(kind[i]) == access && t != NULL && wanted.contains(&t)
+                    })
+                    .map(|i| start + i as IdxSize)
+                    .collect()
             })
-            .collect::<Result<_>>()?;
+            .collect();
         rows.extend(found.into_iter().flatten());
         Ok(())
     })?;
@@ -281,17 +277,7 @@ impl Issuance {
         let mut parts: Vec<Part> = Vec::new();
         let mut more = tokens::MoreAddresses::default();
         cold.runs_within(events, &tokens::COLUMNS, RUN_ROWS, Some(accesses), |run| {
-            // Event-table row of each chunk's first row (polars itself indexes rows with
-            // `IdxSize`, so a frame's length fits).
-            let (mut chunks, mut starts): (Vec<Chunk>, Vec<IdxSize>) = (Vec::new(), Vec::new());
-            for (first, frame) in &run {
-                let mut at = *first as IdxSize;
-                for ch in tokens::chunks(frame)? {
-                    starts.push(at);
-                    at += ch.ts.len() as IdxSize;
-                    chunks.push(ch);
-                }
-            }
+            let (chunks, starts) = tokens::run_chunks(&run)?;
             tokens::check_codes(&chunks, token_codes)?;
             let me = &*self;
             parts.par_extend(

@@ -189,11 +189,7 @@ impl TokenFacts {
         let mut facts = TokenFacts::issued(frame, cold, (token_codes, codes), time, None, rows)?;
         let mut more = MoreAddresses::default();
         cold.runs(frame, &COLUMNS, rows, |run| {
-            let frames: Vec<DataFrame> = run.into_iter().map(|(_, df)| df).collect();
-            let mut all = Vec::new();
-            for frame in &frames {
-                all.extend(chunks(frame)?);
-            }
+            let (all, _) = run_chunks(&run)?;
             check_codes(&all, token_codes)?;
             more = facts.add_addresses(&all, std::mem::take(&mut more));
             Ok(())
@@ -222,11 +218,7 @@ impl TokenFacts {
         let held = codes.end.saturating_sub(codes.start) as usize;
         let mut gathering = Gathering::new(codes.start, held, false, time);
         cold.runs_within(frame, &COLUMNS, rows, issues, |run| {
-            let frames: Vec<DataFrame> = run.into_iter().map(|(_, df)| df).collect();
-            let mut all = Vec::new();
-            for frame in &frames {
-                all.extend(chunks(frame)?);
-            }
+            let (all, _) = run_chunks(&run)?;
             check_codes(&all, token_codes)?;
             gathering.add_issues(&all);
             Ok(())
@@ -484,6 +476,22 @@ impl<'t> Gathering<'t> {
         facts.more_addresses = self.more.into_iter().flatten().collect();
         facts
     }
+}
+
+/// The chunks of a run [`ColdColumns::runs`] hands over (its [`COLUMNS`]), in row order, each
+/// with the frame row it starts at.
+pub(crate) fn run_chunks(run: &[(usize, DataFrame)]) -> Result<(Vec<Chunk<'_>>, Vec<IdxSize>)> {
+    let (mut all, mut starts) = (Vec::new(), Vec::new());
+    for (first, frame) in run {
+        // Polars itself indexes rows with `IdxSize`, so a frame's length fits.
+        let mut at = *first as IdxSize;
+        for ch in chunks(frame)? {
+            starts.push(at);
+            at += ch.ts.len() as IdxSize;
+            all.push(ch);
+        }
+    }
+    Ok((all, starts))
 }
 
 /// Addresses past each token's first, one map per worker's range of codes, as a pass gathers
