@@ -20,8 +20,10 @@ mod ranking;
 mod tokens;
 // Attacks on the login: username enumeration, spraying, brute force, host fan-out.
 mod auth_attacks;
-// Real formats: CloudTrail, Okta, auth.log, mapping profiles, inspect.
+// Real formats: CloudTrail, Okta, auth.log, journald, mapping profiles, inspect.
 mod sources;
+// Cloud identity and lake exports: Entra ID, gateway logs with JWTs, OCSF, Parquet tables.
+mod cloud_sources;
 // The planted insider scenario is found and ranked, and the benign look-alikes are not.
 mod scenario;
 // Windows Security events: .evtx and its JSON exports, fan-out and guessed names.
