@@ -352,6 +352,8 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         detect::run(&detectors, &input)?
     };
     crate::memory::release_freed();
+    // What follows stands below the detectors' peak: freed pages may wait to be reused.
+    crate::memory::off_peak();
     clock.lap("detectors");
     drop(spinner);
     let spinner = stage(plan.progress, "ranking and writing the report");
