@@ -355,3 +355,29 @@ fn full_report_with_charts(b: divan::Bencher) {
             .unwrap_or(0)
     });
 }
+
+/// A chunk of token codes as a night's mixed file holds them (a third of the rows carry none).
+fn token_chunk() -> &'static polars::prelude::UInt32Chunked {
+    static CHUNK: OnceLock<polars::prelude::UInt32Chunked> = OnceLock::new();
+    CHUNK.get_or_init(|| {
+        (0..267_000u32)
+            .map(|i| (i % 3 != 0).then_some(i.wrapping_mul(2_654_435_761) % 1_800_000))
+            .collect()
+    })
+}
+
+/// The highest token code of a chunk: `Codes::highest`, folded a bitmap word at a time, against
+/// the row-by-row reading it replaced (`docs/performance.md`, fifty-first session).
+#[divan::bench(args = ["folded", "row by row"])]
+fn highest_token_code(b: divan::Bencher, how: &str) {
+    use audithound::frame::Codes;
+    let array = token_chunk().downcast_iter().next().expect("one chunk");
+    let codes = Codes::Wide(array);
+    b.bench(|| match how {
+        "folded" => codes.highest(),
+        _ => (0..codes.len())
+            .map(|i| codes.at(i))
+            .filter(|&c| c != u32::MAX)
+            .max(),
+    });
+}

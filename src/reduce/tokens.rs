@@ -513,13 +513,7 @@ pub(crate) fn check_codes(chunks: &[Chunk], token_codes: usize) -> Result<()> {
 /// The highest token code `chunks` hold, if any (not the slots under nulls).
 fn highest_code(chunks: &[Chunk]) -> Option<u32> {
     (chunks.par_iter())
-        .filter_map(|ch| {
-            let tokens = &ch.tokens;
-            (0..tokens.len())
-                .map(|i| tokens.at(i))
-                .filter(|&t| t != NULL)
-                .max()
-        })
+        .filter_map(|ch| ch.tokens.highest())
         .max()
 }
 

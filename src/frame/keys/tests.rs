@@ -270,3 +270,44 @@ fn keys_in_one_byte_read_as_in_two() {
         MAX_ONE_BYTE
     );
 }
+
+/// The highest code of a chunk, folded a bitmap word at a time, is the row-by-row maximum of
+/// [`Codes::at`] without nulls and [`NULL`]: at every length around a word's 64 rows, at offsets
+/// into a sliced array (its bitmap no longer starts on a word), with no nulls, a few or all,
+/// with [`NULL`] itself as a valid value, and with values under the nulls above every code.
+#[test]
+fn highest_code_folded_by_words_is_the_row_by_row_maximum() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+    let by_rows = |codes: &Codes| {
+        (0..codes.len())
+            .map(|i| codes.at(i))
+            .filter(|&c| c != NULL)
+            .max()
+    };
+    for round in 0..400 {
+        let n = [0, 1, 63, 64, 65, 127, 128, 129, 1000][round % 9] + rng.random_range(0..3);
+        let nulls = [0.0, 0.05, 0.9, 1.0][round % 4];
+        let values: Vec<Option<u32>> = (0..n)
+            .map(|_| match rng.random_bool(nulls) {
+                true => None,
+                false if rng.random_bool(0.02) => Some(NULL),
+                false => Some(rng.random_range(0..5_000)),
+            })
+            .collect();
+        let mut array = CodeArray::from(values.clone());
+        if nulls > 0.0 {
+            // What lies under a null slot must not count: values far above every code.
+            let under: Vec<u32> = (values.iter())
+                .map(|v| v.unwrap_or(4_000_000_000))
+                .collect();
+            array = CodeArray::from_vec(under).with_validity(array.validity().cloned());
+        }
+        let offset = rng.random_range(0..=n.min(70));
+        let sliced = array.clone().sliced(offset, n - offset);
+        for a in [&array, &sliced] {
+            let codes = Codes::Wide(a);
+            assert_eq!(codes.highest(), by_rows(&codes), "round {round}, {n} rows");
+        }
+    }
+}
