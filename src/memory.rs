@@ -14,6 +14,12 @@ pub fn keep_freed_pages() {
     set_purge_delay(30_000);
 }
 
+/// How many milliseconds mimalloc keeps freed pages now.
+fn purge_delay() -> std::os::raw::c_long {
+    // SAFETY: reads one allocator option by its documented index.
+    unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }
+}
+
 /// Sets how many milliseconds mimalloc keeps freed pages, unless the operator set
 /// `MIMALLOC_PURGE_DELAY` in the environment: their own setting wins.
 fn set_purge_delay(ms: std::os::raw::c_long) {
@@ -47,13 +53,9 @@ const RETURN_AT_ONCE_FROM: usize = 1 << 30;
 /// in bytes: see [`RETURN_AT_ONCE_FROM`]. An explicit `MIMALLOC_PURGE_DELAY` wins, as at start.
 pub fn fit_to_frame(frame_bytes: usize) {
     if frame_bytes >= RETURN_AT_ONCE_FROM {
-        BIG_FRAME.store(true, std::sync::atomic::Ordering::Relaxed);
         set_purge_delay(0);
     }
 }
-
-/// Whether [`fit_to_frame`] found a frame past [`RETURN_AT_ONCE_FROM`].
-static BIG_FRAME: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Freed pages kept this many milliseconds in the stages of a big run that do not set its peak.
 const BRIEFLY_MS: std::os::raw::c_long = 25;
@@ -69,7 +71,9 @@ const BRIEFLY_MS: std::os::raw::c_long = 25;
 /// 1 s longer (three pairs), so that stage keeps returning them at once; kept through the
 /// detectors (forty-seventh session) the 100.09M peak passed 3 GB.
 pub fn off_peak() {
-    if BIG_FRAME.load(std::sync::atomic::Ordering::Relaxed) {
+    // A delay of 0 is what `fit_to_frame` sets for a big frame (an operator's own setting is
+    // never overridden: `set_purge_delay`).
+    if purge_delay() == 0 {
         set_purge_delay(BRIEFLY_MS);
     }
 }
@@ -233,11 +237,6 @@ unsafe fn vec_in<T: Copy>(
 mod tests {
     use super::*;
 
-    fn purge_delay() -> std::os::raw::c_long {
-        // SAFETY: reads one allocator option by its documented index.
-        unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }
-    }
-
     /// The kernel's "123 kB" is read in kB, the headroom is the peak less what is resident (none
     /// past it), and the run's peak outlives a reset: after one, the headroom is still at least
     /// what the peak before it leaves.
@@ -277,7 +276,6 @@ mod tests {
         assert_eq!(purge_delay(), 0);
         off_peak();
         assert_eq!(purge_delay(), BRIEFLY_MS);
-        BIG_FRAME.store(false, std::sync::atomic::Ordering::Relaxed);
         keep_freed_pages();
     }
 
