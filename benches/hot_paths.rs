@@ -311,7 +311,7 @@ fn detector(b: divan::Bencher, name: &str) {
     };
     // A fresh input each time: it caches the sorted access rows, whose cost belongs to the run.
     b.with_inputs(|| DetectInput::new(&f.events, &f.context, &options, &time, &f.files, &f.tokens))
-        .bench_refs(|input| d.detect(input).map(|r| r.findings.len()).unwrap_or(0));
+        .bench_refs(|input| d.detect(input).expect("detect").findings.len());
 }
 
 #[divan::bench(sample_count = 10)]
@@ -379,5 +379,60 @@ fn highest_token_code(b: divan::Bencher, how: &str) {
             .map(|i| codes.at(i))
             .filter(|&c| c != u32::MAX)
             .max(),
+    });
+}
+
+/// Entities as ranking shows them: the five busiest of each kind (a network by its addresses).
+fn flagged() -> &'static Vec<audithound::detect::Entity> {
+    use audithound::detect::{Entity, EntityKind};
+    static FLAGGED: OnceLock<Vec<Entity>> = OnceLock::new();
+    FLAGGED.get_or_init(|| {
+        let events = &fixture().events;
+        let busiest = |column: &str, of: fn(&str) -> Option<String>| {
+            let mut counts = std::collections::BTreeMap::<String, usize>::new();
+            for name in audithound::frame::strs(events, column).expect("names") {
+                if let Some(name) = of(&name).filter(|n| !n.is_empty()) {
+                    *counts.entry(name).or_default() += 1;
+                }
+            }
+            let mut by_count: Vec<(String, usize)> = counts.into_iter().collect();
+            by_count.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            by_count
+                .into_iter()
+                .take(5)
+                .map(|(name, _)| name)
+                .collect::<Vec<_>>()
+        };
+        let mut all = Vec::new();
+        for kind in [
+            EntityKind::Credential,
+            EntityKind::Principal,
+            EntityKind::SourceIp,
+        ] {
+            let names = busiest(kind.column(), |n| Some(n.to_string()));
+            all.extend(names.into_iter().map(|n| Entity::new(kind, n)));
+        }
+        let networks = busiest("source_ip", audithound::normalize::columns::network_of);
+        all.extend(
+            networks
+                .into_iter()
+                .map(|n| Entity::new(EntityKind::Network, n)),
+        );
+        all
+    })
+}
+
+/// The endpoints and clients of the shown entities (`detect::usage`): one pass over the frame's
+/// chunks against the polars filter and group-bys it replaced.
+#[divan::bench(args = ["one pass", "polars"])]
+fn usage_of_flagged(b: divan::Bencher, how: &str) {
+    use audithound::detect::usage;
+    let (events, entities) = (&fixture().events, flagged());
+    let cold = &audithound::normalize::cold::IN_FRAME;
+    b.bench(|| match how {
+        "one pass" => usage::usage(events, cold, entities).expect("usage").len(),
+        _ => usage::usage_by_polars(events, entities)
+            .expect("polars")
+            .len(),
     });
 }

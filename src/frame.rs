@@ -599,4 +599,6 @@ pub fn u32s(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
 }
 
 #[cfg(test)]
+pub(crate) mod random;
+#[cfg(test)]
 mod tests;

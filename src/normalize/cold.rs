@@ -780,4 +780,4 @@ fn read(path: &Path, names: &[&str]) -> PolarsResult<DataFrame> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
