@@ -436,3 +436,38 @@ fn usage_of_flagged(b: divan::Bencher, how: &str) {
             .len(),
     });
 }
+
+/// Enumeration's related entities of the shown ones (`detect::reach::counts_with_each`): the
+/// four kinds' questions in one pass over the frame's chunks against a polars filter and
+/// group-by per question, which it replaced.
+#[divan::bench(args = ["one pass", "polars"])]
+fn related_counts(b: divan::Bencher, how: &str) {
+    use audithound::detect::{EntityKind, reach};
+    let events = &fixture().events;
+    let of = |kind: EntityKind| -> std::collections::BTreeSet<String> {
+        (flagged().iter().filter(|e| e.kind == kind))
+            .map(|e| e.id.clone())
+            .collect()
+    };
+    let kinds = [
+        (EntityKind::Credential, "source_ip"),
+        (EntityKind::Principal, "source_ip"),
+        (EntityKind::SourceIp, "principal"),
+        (EntityKind::Network, "source_ip"),
+    ];
+    let ids: Vec<_> = kinds.iter().map(|(kind, _)| of(*kind)).collect();
+    let questions: Vec<(&str, &std::collections::BTreeSet<String>, &str)> = (kinds.iter())
+        .zip(&ids)
+        .map(|((kind, other), ids)| (kind.column(), ids, *other))
+        .collect();
+    let cold = &audithound::normalize::cold::IN_FRAME;
+    b.bench(|| match how {
+        "one pass" => reach::counts_with_each((events, cold, None), &questions)
+            .expect("counts")
+            .len(),
+        _ => (questions.iter())
+            .map(|(key, ids, other)| reach::counts_with_by_polars(events, key, ids, other))
+            .map(|counts| counts.expect("polars").len())
+            .sum(),
+    });
+}

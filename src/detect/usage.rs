@@ -6,9 +6,10 @@
 //! chunks: each chunk looks its entity codes up in a dense table per kind (a vector indexed by
 //! dictionary code), so the pass costs a few array reads per row whatever the number of entities.
 //! Against the polars filter and group-bys it replaced ([`usage_by_polars`], kept as the
-//! reference): 1.7 ms against 27.9 ms for the twenty busiest entities of the 100k-event bench
-//! export (`cargo bench --bench hot_paths -- usage_of_flagged`, medians), the same counts on
-//! random frames (`usage/tests.rs`).
+//! reference): 1.7–1.8 ms against 27.9–29.5 ms for the twenty busiest entities of the
+//! 100k-event bench export, five of them networks, which the query derives from each row's
+//! address (`cargo bench --bench hot_paths -- usage_of_flagged`, medians of two runs), the
+//! same counts on random frames (`usage/tests.rs`).
 
 use std::collections::BTreeMap;
 
@@ -143,12 +144,11 @@ pub fn usage(
 pub fn usage_by_polars(events: &DataFrame, entities: &[Entity]) -> Result<BTreeMap<Entity, Usage>> {
     use polars::prelude::*;
     let mut out: BTreeMap<Entity, Usage> = BTreeMap::new();
-    let mut frame = events.clone();
-    let networks: Vec<Option<String>> = (strs(events, c::SOURCE_IP)?.iter())
-        .map(|ip| crate::normalize::columns::network_of(ip))
-        .collect();
-    (frame.with_column(Column::new(c::NETWORK.into(), networks)))
-        .stage("networks of the addresses")?;
+    // The frame stores no network: the query derives each row's from its address.
+    let frame = match entities.iter().any(|e| e.kind == EntityKind::Network) {
+        true => crate::normalize::networks::with_networks_as_text(events)?,
+        false => events.clone(),
+    };
     let kinds = [
         EntityKind::Credential,
         EntityKind::Principal,

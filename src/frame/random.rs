@@ -3,10 +3,13 @@
 //! under one key from one address), with every column null somewhere, every cold column present,
 //! several event types, and instants over three weeks across a daylight-saving change.
 
+use std::collections::BTreeSet;
+
 use polars::prelude::*;
 use rand::{Rng, SeedableRng};
 
 use super::key_column;
+use crate::normalize::columns::network_of;
 use crate::normalize::schema::{DAY_MS, col as c};
 
 /// 2025-03-20 00:00 UTC: the runs' days straddle the end of March, when Europe's clocks move.
@@ -123,4 +126,21 @@ fn frame(rows: &[Row]) -> DataFrame {
         ],
     )
     .expect("frame")
+}
+
+/// Every third distinct name of column `name` from `offset` (nulls left out): a sample of the
+/// entities a pass may be asked about.
+pub(crate) fn some_names(events: &DataFrame, name: &str, offset: usize) -> BTreeSet<String> {
+    let all: BTreeSet<String> = (super::strs(events, name).expect("names").into_iter())
+        .filter(|n| !n.is_empty())
+        .collect();
+    all.into_iter().skip(offset).step_by(3).collect()
+}
+
+/// Every other network of the addresses (internal ones have none).
+pub(crate) fn some_networks(events: &DataFrame) -> BTreeSet<String> {
+    let all: BTreeSet<String> = (super::strs(events, c::SOURCE_IP).expect("addresses").iter())
+        .filter_map(|ip| network_of(ip))
+        .collect();
+    all.into_iter().step_by(2).collect()
 }

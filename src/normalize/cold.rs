@@ -780,4 +780,4 @@ fn read(path: &Path, names: &[&str]) -> PolarsResult<DataFrame> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

@@ -208,6 +208,20 @@ pub fn lookup<'a>(
     Ok((SOURCE_IP, dense(pairs)))
 }
 
+/// `events` with a network column of its addresses' networks as text, each derived from the
+/// address's own text ([`network_of`]): what the polars queries the passes over the frame
+/// replaced grouped by, kept as their references (`detect::usage`, `detect::reach`).
+#[doc(hidden)]
+pub fn with_networks_as_text(events: &DataFrame) -> Result<DataFrame> {
+    use crate::normalize::schema::col::{NETWORK, SOURCE_IP};
+    let networks: Vec<Option<String>> = (crate::frame::strs(events, SOURCE_IP)?.iter())
+        .map(|ip| network_of(ip))
+        .collect();
+    let mut out = events.clone();
+    (out.with_column(Column::new(NETWORK.into(), networks))).stage("networks of the addresses")?;
+    Ok(out)
+}
+
 /// The network column of a frame's addresses (see [`to_networks`]), in the address column's
 /// chunks.
 pub fn network_column(df: &DataFrame) -> Result<Column> {

@@ -480,3 +480,54 @@ fn polars_profiles(events: &DataFrame, key: &str) -> BTreeMap<String, Expected> 
     }
     out
 }
+
+/// Differential: the related counts of a sample of each kind's entities (a network by its
+/// addresses), the four questions in one pass, equal polars' group-by of the access rows that
+/// name an account (what the pass replaced), with the keys wide or in one byte, the cold columns
+/// in the frame or beside it, over every chunk or those that hold access rows alone.
+#[test]
+fn related_counts_agree_with_polars_group_bys() {
+    use crate::frame::random;
+    let dir = tempfile::tempdir().expect("dir");
+    for seed in 0..4u64 {
+        let events = random::events(seed, 3000);
+        let offset = seed as usize % 3;
+        let keys = random::some_names(&events, c::CREDENTIAL, offset);
+        let principals = random::some_names(&events, c::PRINCIPAL, offset);
+        let addresses = random::some_names(&events, c::SOURCE_IP, offset);
+        let networks = random::some_networks(&events);
+        let questions = [
+            (c::CREDENTIAL, &keys, c::SOURCE_IP),
+            (c::PRINCIPAL, &principals, c::SOURCE_IP),
+            (c::SOURCE_IP, &addresses, c::PRINCIPAL),
+            (c::NETWORK, &networks, c::SOURCE_IP),
+        ];
+        let sorted = |mut all: Vec<CountsWith>| {
+            (all.iter_mut().flat_map(|q| q.values_mut())).for_each(|v| v.sort());
+            all
+        };
+        let want = sorted(
+            (questions.iter())
+                .map(|(key, ids, other)| counts_with_by_polars(&events, key, ids, other))
+                .collect::<Result<_>>()
+                .expect("polars"),
+        );
+        assert!(want.iter().all(|q| q.len() >= 2), "seed {seed}: {want:?}");
+        let mut narrow = events.clone();
+        crate::frame::keys::narrow(&mut narrow, c::CREDENTIAL, 64, 255).expect("narrowed");
+        let at = dir.path().join(seed.to_string());
+        std::fs::create_dir(&at).expect("dir");
+        let (hot, cold) = crate::reduce::tests::beside(&events, &at, &[700, 13, 251]);
+        let types = crate::frame::event_type::TypesByChunk::of(&hot).expect("types");
+        let accesses = types.ranges_of(&["access"]);
+        for (way, frame) in [
+            ("in the frame", (&events, &IN_FRAME, None)),
+            ("one-byte keys", (&narrow, &IN_FRAME, None)),
+            ("beside", (&hot, &cold, None)),
+            ("access chunks", (&hot, &cold, Some(accesses.as_slice()))),
+        ] {
+            let got = sorted(counts_with_each(frame, &questions).expect("counts"));
+            assert!(got == want, "seed {seed}, {way}");
+        }
+    }
+}

@@ -42,15 +42,6 @@ pub(super) fn both(n: usize, dir: &Path, spill_from: u64) -> (DataFrame, DataFra
         ],
     )
     .expect("frame");
-    let (hot, cold) = beside(&full, dir, spill_from);
-    (full, hot, cold)
-}
-
-/// `full`'s rows (all of [`COLUMNS`] among its columns) with the cold columns handed to a sink
-/// in chunks of uneven sizes, to disk past `spill_from` rows, some with their line numbers
-/// shifted as a later part of a file: the frame a pass reads, and its cold columns beside it.
-pub(crate) fn beside(full: &DataFrame, dir: &Path, spill_from: u64) -> (DataFrame, ColdColumns) {
-    let n = full.height();
     let sink = ColdSink::new(dir, spill_from);
     let (mut hot, mut order, mut at) = (None::<DataFrame>, Vec::new(), 0);
     for size in [1, 17, 64, 3, 100, 250, 1, 90].iter().cycle() {
@@ -77,7 +68,7 @@ pub(crate) fn beside(full: &DataFrame, dir: &Path, spill_from: u64) -> (DataFram
         at += len;
     }
     let cold = sink.finish(&order).expect("finished");
-    (hot.expect("rows"), cold)
+    (full, hot.expect("rows"), cold)
 }
 
 fn rows(n: usize, count: usize, seed: u64) -> Vec<IdxSize> {
