@@ -471,3 +471,35 @@ fn related_counts(b: divan::Bencher, how: &str) {
             .sum(),
     });
 }
+
+/// The charts' daily activity and heat map (`report::series::daily`) of the busiest entity of
+/// each kind and another principal: one pass over the frame's chunks against the polars
+/// group-bys per entity it replaced.
+#[divan::bench(args = ["one pass", "polars"])]
+fn daily_series(b: divan::Bencher, how: &str) {
+    use audithound::detect::EntityKind;
+    use audithound::report::series;
+    let f = fixture();
+    let first = |kind: EntityKind, skip: usize| {
+        (flagged().iter().filter(|e| e.kind == kind).nth(skip)).expect("an entity")
+    };
+    let charted = [
+        first(EntityKind::Principal, 0),
+        first(EntityKind::SourceIp, 0),
+        first(EntityKind::Credential, 0),
+        first(EntityKind::Network, 0),
+        first(EntityKind::Principal, 1),
+    ];
+    let (options, time) = (DetectOptions::default(), time());
+    let input = DetectInput::new(&f.events, &f.context, &options, &time, &f.files, &f.tokens);
+    b.bench(|| match how {
+        "one pass" => series::daily(&input, &charted, Some(charted[0]))
+            .expect("daily")
+            .0
+            .len(),
+        _ => (series::daily_by_polars(&f.events, &charted, Some(charted[0]), &time))
+            .expect("polars")
+            .0
+            .len(),
+    });
+}

@@ -1,16 +1,19 @@
 //! The numbers behind the charts. Daily activity and the heat map are counted in one pass over
-//! the event table for the few charted entities; cumulative reach, which needs every peer of the
-//! top entity for its envelope, is counted over the sorted access rows enumeration already built.
+//! the event table for the few charted entities (hand-written: eight times faster than the
+//! polars queries it replaced, see [`daily`]); cumulative reach, which needs every peer of the
+//! top entity for its envelope, is read from the reduced records enumeration reads
+//! ([`crate::reduce::Reach`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use itertools::Itertools;
+use polars::prelude::*;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use crate::detect::{DetectInput, Entity, EntityKind};
-use crate::error::Result;
-use crate::frame::{NULL, code_arrays, ts_arrays};
+use crate::error::{FrameContext, Result};
+use crate::frame::{NULL, code_arrays, i64s, ts_arrays, u64s};
 use crate::normalize::TimeParser;
 use crate::normalize::cold::RUN_ROWS;
 use crate::normalize::networks::lookup;
@@ -136,13 +139,17 @@ fn new_accounts(
 }
 
 /// `(utc_day, events, distinct_accounts)` of one entity.
-type Days = Vec<(i64, u64, u64)>;
+pub type Days = Vec<(i64, u64, u64)>;
 
 /// Daily events and accounts of each charted entity, and the top one's heat map (`top` is the
 /// first charted entity), in one pass over the event table's chunks. As polars queries (keep the
 /// charted entities' rows, then group each by day) this took 0.39 s at 10M events, where the
-/// fifth entity was a service with 2.7M events.
-fn daily(
+/// fifth entity was a service with 2.7M events. Against those queries ([`daily_by_polars`],
+/// kept as the reference): 2.1 ms against 17.0 ms for five entities of the 100k-event bench
+/// export (`cargo bench --bench hot_paths -- daily_series`, medians), the same counts on random
+/// frames (`series/tests.rs`).
+#[doc(hidden)]
+pub fn daily(
     input: &DetectInput,
     charted: &[&Entity],
     top: Option<&Entity>,
@@ -209,6 +216,78 @@ fn daily(
         cells: all.cells.iter().map(|(&(d, h), &n)| (d, h, n)).collect(),
     });
     Ok((all.days(), heatmap))
+}
+
+/// The polars queries [`daily`] replaced, over a frame that holds its cold columns: each
+/// charted entity's rows (a network's by its addresses' networks) grouped by local day, events
+/// and distinct accounts, and the top one's by local day and hour. The local instants are the
+/// run's own ([`TimeParser::local_ms`]): this is the reference for the counting, not the clock.
+/// What its differential test and `benches/hot_paths.rs` compare it with.
+#[doc(hidden)]
+pub fn daily_by_polars(
+    events: &DataFrame,
+    charted: &[&Entity],
+    top: Option<&Entity>,
+    time: &TimeParser,
+) -> Result<(Vec<Days>, Option<Heatmap>)> {
+    let mut frame = match charted.iter().any(|e| e.kind == EntityKind::Network) {
+        true => crate::normalize::networks::with_networks_as_text(events)?,
+        false => events.clone(),
+    };
+    let local: Vec<i64> = (i64s(events, c::TS)?.into_iter())
+        .map(|ts| time.local_ms(ts))
+        .collect();
+    let day: Vec<i64> = local.iter().map(|l| l.div_euclid(DAY_MS)).collect();
+    let hour: Vec<i64> = (local.iter())
+        .map(|l| l.rem_euclid(DAY_MS) / 3_600_000)
+        .collect();
+    for column in [
+        Column::new("day".into(), day),
+        Column::new("hour".into(), hour),
+    ] {
+        frame.with_column(column).stage("local days")?;
+    }
+    let rows_of = |e: &Entity| {
+        let named = col(e.kind.column())
+            .cast(DataType::String)
+            .eq(lit(e.id.clone()));
+        frame.clone().lazy().filter(named)
+    };
+    let mut days = Vec::with_capacity(charted.len());
+    for e in charted {
+        let per_day = (rows_of(e).group_by([col("day")]))
+            .agg([
+                len().cast(DataType::UInt64).alias("events"),
+                (col(c::TARGET).drop_nulls().n_unique())
+                    .cast(DataType::UInt64)
+                    .alias("accounts"),
+            ])
+            .sort(["day"], SortMultipleOptions::default())
+            .collect()
+            .stage("daily activity as a polars query")?;
+        let counts = u64s(&per_day, "events")?.into_iter();
+        let rows = (i64s(&per_day, "day")?.into_iter().zip(counts))
+            .zip(u64s(&per_day, "accounts")?)
+            .map(|((d, n), a)| (d, n, a));
+        days.push(rows.collect());
+    }
+    let Some(top) = top else {
+        return Ok((days, None));
+    };
+    let cells = (rows_of(top).group_by([col("day"), col("hour")]))
+        .agg([len().cast(DataType::UInt64).alias("n")])
+        .sort(["day", "hour"], SortMultipleOptions::default())
+        .collect()
+        .stage("heat map as a polars query")?;
+    let at = i64s(&cells, "day")?.into_iter().zip(i64s(&cells, "hour")?);
+    let heatmap = Heatmap {
+        entity: top.clone(),
+        zone: time.tz.to_string(),
+        cells: (at.zip(u64s(&cells, "n")?))
+            .map(|((d, h), n)| (d, h, n))
+            .collect(),
+    };
+    Ok((days, Some(heatmap)))
 }
 
 /// Counts behind [`daily`] for one chunk or for all, per charted entity.
@@ -380,128 +459,4 @@ fn envelope(peers: Peers, kind: EntityKind) -> Option<Envelope> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::context::Context;
-    use crate::detect::DetectOptions;
-    use crate::normalize::Tokens;
-    use polars::prelude::*;
-
-    const HOUR: i64 = 3_600_000;
-
-    /// (ts, principal, source address, account).
-    type Row<'a> = (i64, &'a str, &'a str, Option<&'a str>);
-
-    fn frame(rows: &[Row]) -> DataFrame {
-        let cat = |name: &str, values: Vec<Option<&str>>| {
-            crate::frame::key_column(name, values).expect("categorical")
-        };
-        DataFrame::new_infer_height(vec![
-            Column::new(c::TS.into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
-            cat(c::PRINCIPAL, rows.iter().map(|r| Some(r.1)).collect()),
-            cat(c::SOURCE_IP, rows.iter().map(|r| Some(r.2)).collect()),
-            cat(c::TARGET, rows.iter().map(|r| r.3).collect()),
-        ])
-        .expect("frame")
-    }
-
-    /// The envelope's grid has a row per day some entity reached a new account, not per day of
-    /// the span: activity in 1990 and in 2098 makes two rows, not 40,000.
-    #[test]
-    fn the_envelope_grid_is_sized_by_active_days() {
-        let (first, last) = (7_305, 47_000);
-        let picked = (0..5).map(|i| vec![(first, 1 + i), (last, 10)]).collect();
-        let peers = Peers { of: 5, picked };
-        let env = envelope(peers, EntityKind::Principal).expect("envelope");
-        assert_eq!(env.days.len(), 2);
-        assert_eq!((env.days[0].0, env.days[1].0), (first, last));
-        // Median of 1..=5 new on the first day, then 10 more each.
-        assert_eq!((env.days[0].1, env.days[1].1), (3.0, 13.0));
-    }
-
-    /// The envelope's peers are every `step`-th entity of the top kind in name order, as if
-    /// every entity's first days were listed by name and sampled (how they were chosen before
-    /// only the sample was computed), and a charted entity of another kind gets its own.
-    #[test]
-    fn peers_are_an_even_sample_by_name() {
-        let n = 2 * ENVELOPE_PEERS + 3;
-        let rows: Vec<(i64, String, String)> = (0..n)
-            .map(|i| (i as i64 * HOUR, format!("p{i}"), format!("C{}", i % 7)))
-            .collect();
-        let mut events = frame(
-            &(rows.iter())
-                .map(|r| (r.0, r.1.as_str(), "192.0.2.1", Some(r.2.as_str())))
-                .collect::<Vec<_>>(),
-        );
-        let access = crate::frame::key_column(c::EVENT_TYPE, vec![Some("access"); n]);
-        let keys = crate::frame::key_column(c::CREDENTIAL, vec![None::<&str>; n]);
-        for added in [access, keys] {
-            events.with_column(added.expect("column")).expect("added");
-        }
-        let (context, options, tokens) = (
-            Context::default(),
-            DetectOptions::default(),
-            Tokens::default(),
-        );
-        let time = TimeParser::new(chrono_tz::UTC);
-        let input = DetectInput::new(&events, &context, &options, &time, &[], &tokens);
-        let (top, address) = (
-            Entity::new(EntityKind::Principal, "p17"),
-            Entity::new(EntityKind::SourceIp, "192.0.2.1"),
-        );
-        let (firsts, peers) =
-            new_accounts(&input, &[&top, &address], Some(EntityKind::Principal)).expect("new");
-        let (reduced, symbols) = input.reach().expect("reach").held().expect("held");
-        let all = reduced.first_days(c::PRINCIPAL, symbols, None);
-        assert_eq!(peers.of, n);
-        let want: Vec<_> = all.values().step_by(3).cloned().collect();
-        assert_eq!(peers.picked.len(), n.div_ceil(3));
-        assert!(peers.picked == want, "another sample");
-        assert_eq!(firsts[&EntityKind::Principal]["p17"], all["p17"]);
-        let at_address = &firsts[&EntityKind::SourceIp]["192.0.2.1"];
-        assert_eq!(at_address.iter().map(|d| d.1).sum::<u64>(), 7);
-        assert_eq!(firsts[&EntityKind::Principal].len(), 1);
-    }
-
-    /// Events and distinct accounts per local day for each charted entity across chunks (rows
-    /// without an account count as events only), and the top entity's heat map in local time.
-    #[test]
-    fn daily_counts_events_accounts_and_local_hours() {
-        // Alice's accounts of day 0 are in both chunks: C5 in one, C1 in both.
-        let head = frame(&[
-            (HOUR, "alice", "203.0.113.9", Some("C1")),
-            (HOUR, "alice", "203.0.113.8", Some("C5")),
-        ]);
-        let tail = frame(&[
-            (2 * HOUR, "alice", "203.0.113.9", Some("C1")),
-            (23 * HOUR + HOUR / 2, "alice", "203.0.113.8", None),
-            (DAY_MS + HOUR, "alice", "203.0.113.8", Some("C2")),
-            (DAY_MS + 2 * HOUR, "bob", "203.0.113.9", Some("C3")),
-        ]);
-        let events = head.vstack(&tail).expect("vstack");
-        let (context, options, tokens) = (
-            Context::default(),
-            DetectOptions::default(),
-            Tokens::default(),
-        );
-        let time = TimeParser::new(chrono_tz::Europe::Berlin);
-        let input = DetectInput::new(&events, &context, &options, &time, &[], &tokens);
-        let alice = Entity::new(EntityKind::Principal, "alice");
-        let address = Entity::new(EntityKind::SourceIp, "203.0.113.9");
-        let absent = Entity::new(EntityKind::Principal, "nobody");
-        // A network's rows are its addresses' (the frame stores no network column).
-        let network = Entity::new(EntityKind::Network, "203.0.113.0/24");
-        let other = Entity::new(EntityKind::Network, "198.51.100.0/24");
-        let charted = [&alice, &address, &absent, &network, &other];
-        let (days, heatmap) = daily(&input, &charted, Some(&alice)).expect("daily");
-        // Berlin is an hour ahead of UTC in January: 23:30 UTC is 00:30 the next local day, in
-        // the daily counts as on the heat map.
-        assert_eq!(days[0], [(0, 3, 2), (1, 2, 1)]);
-        assert_eq!(days[1], [(0, 2, 1), (1, 1, 1)]);
-        assert!(days[2].is_empty());
-        assert_eq!(days[3], [(0, 3, 2), (1, 3, 2)]);
-        assert!(days[4].is_empty());
-        let heatmap = heatmap.expect("heat map");
-        assert_eq!(heatmap.cells, [(0, 2, 2), (0, 3, 1), (1, 0, 1), (1, 2, 1)]);
-    }
-}
+mod tests;
