@@ -261,3 +261,43 @@ fn runs_hold_whole_row_groups_up_to_the_bound() {
     assert_eq!(crate::frame::runs(&[0], BATCH_ROWS), vec![0..1]);
     assert_eq!(crate::frame::runs(&[], BATCH_ROWS), vec![0..0]);
 }
+
+/// Differential: local codes mapped to the state's are polars' gather of the placed codes by
+/// the local ones (nulls stay null), over random chunks with nulls, some over codes past the
+/// strings and some over codes in range.
+#[test]
+fn mapped_codes_are_polars_gather_of_the_placed_codes() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    for round in 0..30 {
+        let strings = rng.random_range(1..200u32);
+        let placed: Vec<u32> = (0..strings).map(|_| rng.random_range(0..1 << 20)).collect();
+        let mut arrays = Vec::new();
+        for _ in 0..rng.random_range(1..5) {
+            let len = rng.random_range(0..300);
+            let valid: Vec<bool> = (0..len).map(|_| rng.random_range(0..5) > 0).collect();
+            let codes: Vec<u32> = (valid.iter())
+                .map(|&v| match v || rng.random_bool(0.5) {
+                    true => rng.random_range(0..strings),
+                    false => rng.random_range(strings..strings + 1000),
+                })
+                .collect();
+            // The validity of an array with those nulls, under the codes wanted.
+            let nulls: UInt32Chunked = valid.iter().map(|&v| v.then_some(0)).collect();
+            let validity = (nulls.downcast_iter().next()).and_then(|a| a.validity().cloned());
+            arrays.push(CodeArray::new(
+                ArrowDataType::UInt32,
+                codes.into(),
+                validity,
+            ));
+        }
+        let local = UInt32Chunked::from_chunk_iter("c".into(), arrays);
+        let got = mapped(Path::new("p"), &local, &placed).expect("mapped");
+        let asked: IdxCa = local.iter().collect();
+        let by_polars = Series::new("placed".into(), &placed)
+            .take(&asked)
+            .expect("gather");
+        let want: Vec<Option<u32>> = by_polars.u32().expect("codes").iter().collect();
+        assert_eq!(got.iter().collect::<Vec<_>>(), want, "round {round}");
+    }
+}
