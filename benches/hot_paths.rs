@@ -1,5 +1,7 @@
 //! Micro-benchmarks of the hot paths (divan): timestamp parsing, reading each input format,
-//! each detector on a fixed in-memory frame, and chart rendering.
+//! each detector on a fixed in-memory frame, and chart rendering; and each pass over the frame
+//! written by hand in place of polars against the polars query it replaced (`usage_of_flagged`,
+//! `related_counts`, `daily_series`), whose module comments quote these figures.
 //! Run: `cargo bench --bench hot_paths` (numbers go in docs/performance.md, never in tests).
 
 use std::path::PathBuf;
