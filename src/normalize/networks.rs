@@ -210,7 +210,8 @@ pub fn lookup<'a>(
 
 /// `events` with a network column of its addresses' networks as text, each derived from the
 /// address's own text ([`network_of`]): what the polars queries the passes over the frame
-/// replaced grouped by, kept as their references (`detect::usage`, `detect::reach`).
+/// replaced grouped by, kept as their references (`detect::usage`, `detect::reach`,
+/// `report::series`).
 #[doc(hidden)]
 pub fn with_networks_as_text(events: &DataFrame) -> Result<DataFrame> {
     use crate::normalize::schema::col::{NETWORK, SOURCE_IP};

@@ -25,12 +25,12 @@ pub const CHARTED: usize = 5;
 /// At most this many peers feed the envelope (picked evenly by id, deterministic).
 const ENVELOPE_PEERS: usize = 20_000;
 
-/// Daily activity of one entity: `(utc_day, events, distinct_accounts)`.
+/// Daily activity of one entity: `(local_day, events, distinct_accounts)`.
 #[derive(Debug, Clone)]
 pub struct EntitySeries {
     pub entity: Entity,
     pub days: Vec<(i64, u64, u64)>,
-    /// Cumulative distinct accounts at the end of each day it was active: `(utc_day, total)`.
+    /// Cumulative distinct accounts at the end of each day it was active: `(local_day, total)`.
     pub cumulative: Vec<(i64, u64)>,
 }
 
@@ -39,7 +39,7 @@ pub struct EntitySeries {
 pub struct Envelope {
     pub kind: EntityKind,
     pub members: usize,
-    /// `(utc_day, p50, p90, max)`.
+    /// `(local_day, p50, p90, max)`.
     pub days: Vec<(i64, f64, f64, f64)>,
 }
 
@@ -86,7 +86,7 @@ pub fn compute(input: &DetectInput, shown: &[&Ranked]) -> Result<ChartData> {
     Ok(data)
 }
 
-/// Accounts first touched per day, `(utc_day, accounts)`, by entity id within each kind.
+/// Accounts first touched per day, `(local_day, accounts)`, by entity id within each kind.
 type NewAccounts = BTreeMap<EntityKind, BTreeMap<String, Vec<(i64, u64)>>>;
 
 /// The top entity's peers for its envelope: how many entities its kind has, and the new
@@ -138,7 +138,8 @@ fn new_accounts(
     Ok((firsts, peers))
 }
 
-/// `(utc_day, events, distinct_accounts)` of one entity.
+/// `(local_day, events, distinct_accounts)` of one entity: days in the run's time zone, as the
+/// heat map's.
 pub type Days = Vec<(i64, u64, u64)>;
 
 /// Daily events and accounts of each charted entity, and the top one's heat map (`top` is the
