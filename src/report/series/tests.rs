@@ -138,6 +138,11 @@ fn daily_agrees_with_polars_group_bys() {
     );
     for seed in 0..4u64 {
         let events = random::events(seed, 3000);
+        // Across Europe's change of clocks (2025-03-30 01:00 UTC): Berlin's days and hours are
+        // not UTC's shifted by one throughout.
+        let ts = i64s(&events, c::TS).expect("instants");
+        let change = 1_743_296_400_000;
+        assert!(ts.iter().any(|&t| t < change) && ts.iter().any(|&t| t > change + DAY_MS));
         let first = |column: &str| {
             let names = random::some_names(&events, column, seed as usize % 3);
             names.into_iter().next().expect("a name")
