@@ -4,9 +4,9 @@
 //! records are checked against (`reduce/tests.rs`, the `reduce` fuzz target,
 //! `benches/reduce_state.rs`), itself checked against polars group-bys in `reach/tests.rs`;
 //! [`counts_with`] is still enumeration's: against a polars filter and group-by per question
-//! ([`counts_with_by_polars`], kept as the reference), 1.8 ms against 20.9 ms for the twenty
-//! busiest entities of the 100k-event bench export (`cargo bench --bench hot_paths --
-//! related_counts`, medians), the same counts on random frames (`reach/tests.rs`).
+//! ([`counts_with_by_polars`], kept as the reference), 1.8–1.9 ms against 20.9–23.8 ms for the
+//! twenty busiest entities of the 100k-event bench export (`cargo bench --bench hot_paths --
+//! related_counts`, medians of two runs), the same counts on random frames (`reach/tests.rs`).
 //!
 //! The same questions as polars queries (distinct accounts per entity, per entity and day, per
 //! entity and hour, sequential walks, for four entity kinds) took about twenty group-bys and

@@ -6,9 +6,9 @@
 //! chunks: each chunk looks its entity codes up in a dense table per kind (a vector indexed by
 //! dictionary code), so the pass costs a few array reads per row whatever the number of entities.
 //! Against the polars filter and group-bys it replaced ([`usage_by_polars`], kept as the
-//! reference): 1.7–1.8 ms against 27.9–29.5 ms for the twenty busiest entities of the
+//! reference): 1.6–1.8 ms against 27.9–29.8 ms for the twenty busiest entities of the
 //! 100k-event bench export, five of them networks, which the query derives from each row's
-//! address (`cargo bench --bench hot_paths -- usage_of_flagged`, medians of two runs), the
+//! address (`cargo bench --bench hot_paths -- usage_of_flagged`, medians of three runs), the
 //! same counts on random frames (`usage/tests.rs`).
 
 use std::collections::BTreeMap;

@@ -146,9 +146,9 @@ pub type Days = Vec<(i64, u64, u64)>;
 /// first charted entity), in one pass over the event table's chunks. As polars queries (keep the
 /// charted entities' rows, then group each by day) this took 0.39 s at 10M events, where the
 /// fifth entity was a service with 2.7M events. Against those queries ([`daily_by_polars`],
-/// kept as the reference): 2.1 ms against 17.0 ms for five entities of the 100k-event bench
-/// export (`cargo bench --bench hot_paths -- daily_series`, medians), the same counts on random
-/// frames (`series/tests.rs`).
+/// kept as the reference): 2.1–2.3 ms against 17.0–17.2 ms for five entities of the 100k-event
+/// bench export (`cargo bench --bench hot_paths -- daily_series`, medians of two runs), the same
+/// counts on random frames (`series/tests.rs`).
 #[doc(hidden)]
 pub fn daily(
     input: &DetectInput,
