@@ -1,7 +1,7 @@
 //! The numbers behind the charts. Daily activity and the heat map are counted in one pass over
-//! the event table for the few charted entities (hand-written: eight times faster than the
-//! polars queries it replaced, see [`daily`]); cumulative reach, which needs every peer of the
-//! top entity for its envelope, is read from the reduced records enumeration reads
+//! the event table for the few charted entities (hand-written: seven to eight times faster than
+//! the polars queries it replaced, see [`daily`]); cumulative reach, which needs every peer of
+//! the top entity for its envelope, is read from the reduced records enumeration reads
 //! ([`crate::reduce::Reach`]).
 
 use std::collections::{BTreeMap, BTreeSet};
