@@ -160,6 +160,9 @@ pub fn usage_by_polars(events: &DataFrame, entities: &[Entity]) -> Result<BTreeM
             .filter(|e| e.kind == kind)
             .map(|e| e.id.clone())
             .collect();
+        if ids.is_empty() {
+            continue;
+        }
         let text = |name: &str| col(name).cast(DataType::String);
         let wanted = lit(Series::new("ids".into(), ids)).implode(false);
         for field in [c::ACTION, c::USER_AGENT] {
