@@ -293,7 +293,8 @@ fn counts_within_the_access_chunks_are_every_chunk_s() {
 /// detector reads now ([`crate::reduce::Reach`]), agree with polars group-bys (what they
 /// replaced) for every entity of two kinds: events, distinct accounts, distinct
 /// accounts per day (their sum, the active days and the day list), the busiest UTC hour,
-/// first and last instants, accounts other than the entity itself, and own-account rows.
+/// first and last instants, accounts other than the entity itself, own-account rows, and the
+/// accounts new each day (what the cumulative reach charts add up).
 #[test]
 fn profiles_agree_with_polars_group_bys() {
     use rand::{Rng, SeedableRng};
@@ -371,7 +372,47 @@ fn profiles_agree_with_polars_group_bys() {
                 assert_eq!(p.active_days, p.days.len() as u64);
             }
         }
+        // The accounts new each day, which the cumulative reach charts add up.
+        let want = polars_first_days(&events, key);
+        assert!(want.values().any(|days| days.len() > 1), "{key}: {want:?}");
+        let rows = access.first_days(&events, key, None, &utc());
+        assert_eq!(rows.expect("first days"), want, "rows {key}: first days");
+        let (reduced, symbols) = reach.held().expect("records held");
+        let records = reduced.first_days(key, symbols, None);
+        assert_eq!(records, want, "reduced {key}: first days");
     }
+}
+
+/// Per entity, how many accounts it touched for the first time on each UTC day, as polars
+/// queries over the access rows that name an account: each (entity, account)'s first day, then
+/// those counted by day.
+fn polars_first_days(events: &DataFrame, key: &str) -> BTreeMap<String, Vec<(i64, u64)>> {
+    let text = |name: &str| col(name).cast(DataType::String);
+    let access = text(c::EVENT_TYPE).eq(lit("access"));
+    let firsts = (events.clone().lazy())
+        .filter(
+            access
+                .and(col(c::TARGET).is_not_null())
+                .and(col(key).is_not_null()),
+        )
+        .group_by([text(key).alias("k"), col(c::TARGET)])
+        .agg([(col(c::TS) / lit(DAY_MS)).min().alias("day")])
+        .group_by([col("k"), col("day")])
+        .agg([len().cast(DataType::UInt64).alias("n")])
+        .sort(["k", "day"], SortMultipleOptions::default())
+        .collect()
+        .expect("polars query");
+    let (k, day) = (firsts.column("k"), firsts.column("day"));
+    let (k, day) = (k.expect("k").str().expect("names"), day.expect("day"));
+    let n = firsts.column("n").expect("n").u64().expect("counts");
+    let mut out: BTreeMap<String, Vec<(i64, u64)>> = BTreeMap::new();
+    for i in 0..firsts.height() {
+        let (Some(k), Ok(AnyValue::Int64(d)), Some(n)) = (k.get(i), day.get(i), n.get(i)) else {
+            panic!("row {i} of the first days");
+        };
+        out.entry(k.to_string()).or_default().push((d, n));
+    }
+    out
 }
 
 #[derive(Debug, PartialEq)]
