@@ -548,11 +548,7 @@ pub fn counts_with_by_polars(
     ids: &BTreeSet<String>,
     other: &str,
 ) -> Result<CountsWith> {
-    // The frame stores no network: the query derives each row's from its address.
-    let frame = match key == c::NETWORK {
-        true => crate::normalize::networks::with_networks_as_text(events)?,
-        false => events.clone(),
-    };
+    let frame = crate::normalize::networks::with_networks_as_text(events, key == c::NETWORK)?;
     let text = |name: &str| col(name).cast(DataType::String);
     let ids: Vec<String> = ids.iter().cloned().collect();
     let wanted = lit(Series::new("ids".into(), ids)).implode(false);

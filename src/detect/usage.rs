@@ -144,11 +144,8 @@ pub fn usage(
 pub fn usage_by_polars(events: &DataFrame, entities: &[Entity]) -> Result<BTreeMap<Entity, Usage>> {
     use polars::prelude::*;
     let mut out: BTreeMap<Entity, Usage> = BTreeMap::new();
-    // The frame stores no network: the query derives each row's from its address.
-    let frame = match entities.iter().any(|e| e.kind == EntityKind::Network) {
-        true => crate::normalize::networks::with_networks_as_text(events)?,
-        false => events.clone(),
-    };
+    let networks = entities.iter().any(|e| e.kind == EntityKind::Network);
+    let frame = crate::normalize::networks::with_networks_as_text(events, networks)?;
     let kinds = [
         EntityKind::Credential,
         EntityKind::Principal,

@@ -209,12 +209,16 @@ pub fn lookup<'a>(
 }
 
 /// `events` with a network column of its addresses' networks as text, each derived from the
-/// address's own text ([`network_of`]): what the polars queries the passes over the frame
-/// replaced grouped by, kept as their references (`detect::usage`, `detect::reach`,
-/// `report::series`).
+/// address's own text ([`network_of`]), or `events` as they are when the query asks of no
+/// network (`needed`): the frame stores none, and the polars queries the passes over the frame
+/// replaced, kept as their references (`detect::usage`, `detect::reach`, `report::series`),
+/// grouped by it.
 #[doc(hidden)]
-pub fn with_networks_as_text(events: &DataFrame) -> Result<DataFrame> {
+pub fn with_networks_as_text(events: &DataFrame, needed: bool) -> Result<DataFrame> {
     use crate::normalize::schema::col::{NETWORK, SOURCE_IP};
+    if !needed {
+        return Ok(events.clone());
+    }
     let networks: Vec<Option<String>> = (crate::frame::strs(events, SOURCE_IP)?.iter())
         .map(|ip| network_of(ip))
         .collect();

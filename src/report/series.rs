@@ -231,10 +231,8 @@ pub fn daily_by_polars(
     top: Option<&Entity>,
     time: &TimeParser,
 ) -> Result<(Vec<Days>, Option<Heatmap>)> {
-    let mut frame = match charted.iter().any(|e| e.kind == EntityKind::Network) {
-        true => crate::normalize::networks::with_networks_as_text(events)?,
-        false => events.clone(),
-    };
+    let networks = charted.iter().any(|e| e.kind == EntityKind::Network);
+    let mut frame = crate::normalize::networks::with_networks_as_text(events, networks)?;
     let local: Vec<i64> = (i64s(events, c::TS)?.into_iter())
         .map(|ts| time.local_ms(ts))
         .collect();

@@ -402,15 +402,12 @@ fn polars_first_days(events: &DataFrame, key: &str) -> BTreeMap<String, Vec<(i64
         .sort(["k", "day"], SortMultipleOptions::default())
         .collect()
         .expect("polars query");
-    let (k, day) = (firsts.column("k"), firsts.column("day"));
-    let (k, day) = (k.expect("k").str().expect("names"), day.expect("day"));
-    let n = firsts.column("n").expect("n").u64().expect("counts");
+    let k = crate::frame::strs(&firsts, "k").expect("names");
+    let day = i64s(&firsts, "day").expect("days");
+    let n = crate::frame::u64s(&firsts, "n").expect("counts");
     let mut out: BTreeMap<String, Vec<(i64, u64)>> = BTreeMap::new();
-    for i in 0..firsts.height() {
-        let (Some(k), Ok(AnyValue::Int64(d)), Some(n)) = (k.get(i), day.get(i), n.get(i)) else {
-            panic!("row {i} of the first days");
-        };
-        out.entry(k.to_string()).or_default().push((d, n));
+    for ((k, d), n) in k.into_iter().zip(day).zip(n) {
+        out.entry(k).or_default().push((d, n));
     }
     out
 }
