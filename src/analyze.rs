@@ -135,6 +135,10 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
         .cloned()
         .collect();
     let dest = report::Destination::check(&plan.out, plan.force, &read_paths)?;
+    for name in crate::scratch::sweep(&dest.parent()) {
+        let line = format!("removed {name}, scratch that a run which died left beside the report");
+        eprintln!("note: {}", report::terminal::safe(&line));
+    }
     let mut context = load_context(plan, &found)?;
     let mut read = plan.read.options(plan.time)?;
     // Rejects wait on disk beside the report for `rejects.csv` (see `ingest::quarantine`), where

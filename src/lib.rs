@@ -22,6 +22,7 @@ pub mod normalize;
 pub mod rank;
 pub mod reduce;
 pub mod report;
+pub mod scratch;
 pub mod state;
 
 pub use error::{Error, Result};

@@ -175,3 +175,68 @@ fn concurrent_runs_with_one_out_never_overwrite_each_other() {
     let leftovers = leftovers(dir.path());
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Sets a folder's modification time `ago` into the past: a sweep leaves folders younger than
+/// a minute alone (a live run may not have locked one it has just made).
+fn backdate(dir: &Path, ago: std::time::Duration) {
+    let when = std::time::SystemTime::now() - ago;
+    let f = std::fs::File::open(dir).expect("opens the folder");
+    f.set_modified(when).expect("backdates");
+}
+
+/// A run killed mid-way, as the kernel kills one out of memory, runs no destructor: its scratch
+/// (spilled columns, quarantined lines, a report half written) stays beside the report. The next
+/// run beside it removes that and says so, and keeps what a live run holds or the user owns.
+#[test]
+fn scratch_a_killed_run_left_is_removed_by_the_next_run_and_nothing_else() {
+    let dir = tmp();
+    let out = dir.path().join("report");
+    let sample = repo().join("sample_logs");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("audithound"))
+        .arg("analyze")
+        .arg(&sample)
+        .arg("--out")
+        .arg(&out)
+        .args(["--quiet", "--spill-from-events", "0"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let started = std::time::Instant::now();
+    let spilling = |names: &[std::ffi::OsString]| {
+        (names.iter()).any(|n| n.to_string_lossy().starts_with(".audithound-cold-"))
+    };
+    while !spilling(&leftovers(dir.path())) {
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "the run never made its scratch"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().expect("kills");
+    child.wait().expect("waits");
+    let left = leftovers(dir.path());
+    assert!(spilling(&left), "{left:?}");
+    for name in &left {
+        backdate(&dir.path().join(name), std::time::Duration::from_secs(3600));
+    }
+    // A live run's scratch (locked here) and folders of the user's stay.
+    let live = dir.path().join(".audithound-tmp-live");
+    std::fs::create_dir(&live).expect("folder");
+    backdate(&live, std::time::Duration::from_secs(3600));
+    let held = std::fs::File::open(&live).expect("opens");
+    held.lock().expect("locks");
+    let theirs = dir.path().join(".audithound-old-previous");
+    write(&theirs.join("summary.md"), "a previous report moved aside");
+    backdate(&theirs, std::time::Duration::from_secs(3600));
+
+    let o = analyze(&out, &[sample.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for name in &left {
+        let line = format!("removed {}", name.to_string_lossy());
+        assert!(stderr(&o).contains(&line), "no {line:?} in {}", stderr(&o));
+    }
+    let mut now = leftovers(dir.path());
+    now.sort();
+    assert_eq!(now, [".audithound-old-previous", ".audithound-tmp-live"]);
+    assert!(theirs.join("summary.md").is_file() && out.join("summary.md").is_file());
+}

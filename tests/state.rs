@@ -460,7 +460,14 @@ fn a_failed_night_leaves_the_state_as_it_was_and_a_held_state_is_refused() {
     // nothing else (files it did not name this way are someone else's).
     write(&state.join("partition.parquet"), "kept");
     write(&state.join("p1.rejects.csv"), "kept");
+    // What a killed `ingest` leaves of its quarantine scratch in the state goes too: a run
+    // that holds the state's lock is its only user.
+    write(
+        &state.join(".audithound-rejects-dead/rejects-0.csv"),
+        "spilled",
+    );
     let o = nightly(&out, &nights[3], &state, &[], &roster, &credentials);
+    assert!(!state.join(".audithound-rejects-dead").exists());
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let full = dir.path().join("full");
     full_run(&full, &nights[..4], &roster, &credentials);

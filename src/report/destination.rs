@@ -12,6 +12,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::scratch::Scratch;
 
 /// Written first into every report; its presence is what makes a directory replaceable.
 pub const MARKER: &str = ".audithound-report";
@@ -124,14 +125,12 @@ impl Destination {
     }
 
     /// A temporary directory beside the destination (same file system, so the finished report
-    /// renames into place), removed when dropped unless kept.
-    pub fn scratch(&self, prefix: &str) -> Result<tempfile::TempDir> {
+    /// renames into place), removed when dropped unless kept, and removed by a later run if
+    /// this one dies with it (see [`crate::scratch`]).
+    pub fn scratch(&self, prefix: &str) -> Result<Scratch> {
         let parent = self.parent();
         std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-        tempfile::Builder::new()
-            .prefix(prefix)
-            .tempdir_in(&parent)
-            .map_err(|e| Error::io(&parent, e))
+        Scratch::new_in(&parent, prefix)
     }
 
     /// Moves the finished report at `tmp` into place. A previous report is moved aside first and

@@ -176,6 +176,8 @@ impl Store {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
         }
+        // Locked, the state is this run's alone: scratch in it is what a run that died left.
+        crate::scratch::sweep_older_than(&resolved, std::time::Duration::ZERO);
         Ok(Store {
             dir: resolved,
             _lock: lock,

@@ -46,10 +46,7 @@ pub fn run(plan: &IngestPlan) -> Result<super::Added> {
     let mut read = plan.read.options(plan.time)?;
     // Rejects wait on disk until they are stored beside their partition; the state is locked,
     // so its scratch is nobody else's.
-    let spill = tempfile::Builder::new()
-        .prefix(".audithound-rejects-")
-        .tempdir_in(&store.dir)
-        .map_err(|e| Error::io(&store.dir, e))?;
+    let spill = crate::scratch::Scratch::new_in(&store.dir, ".audithound-rejects-")?;
     read.spill_dir = Some(spill.path().to_path_buf());
     let settings = super::Settings::of(&read, plan.read.profile.as_deref())?;
     let inputs = match &plan.files {
