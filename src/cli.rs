@@ -166,6 +166,56 @@ struct AnalyzeArgs {
     /// sets the run's peak).
     #[arg(long)]
     timings_per_detector: bool,
+    #[command(flatten)]
+    memory: MemoryArgs,
+}
+
+/// The bound on what a run holds in memory, shared by `analyze` and `ingest`.
+#[derive(ClapArgs, Debug)]
+struct MemoryArgs {
+    /// Stop the run (exit 2, nothing written, its scratch removed) once it holds more memory
+    /// than this: a size (800M, 12G, 1.5T; powers of 1024), `auto` (90 % of the machine's
+    /// memory, or of its control group's bound when lower) or `none`. Unbounded, a window too
+    /// big for the machine is killed by the kernel without a word. See docs/scale.md.
+    #[arg(long, default_value = "auto")]
+    max_memory: String,
+}
+
+impl MemoryArgs {
+    /// Starts watching the bound, before any work.
+    fn bound(&self) -> Result<()> {
+        use audithound::memory::limit;
+        let bound = match self.max_memory.as_str() {
+            "none" => return Ok(()),
+            "auto" => match limit::automatic() {
+                Some(bound) => bound,
+                None => return Ok(()),
+            },
+            size => limit::parse_size(size).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "invalid --max-memory {:?}: a size such as 800M or 12G, auto, or none",
+                    safe(size)
+                )
+            })?,
+        };
+        let given = safe(&self.max_memory).into_owned();
+        limit::watch(bound, move |held| {
+            // No unwinding from here: the scratch goes first, then the process, with exit 2 as
+            // for any error. The report and a state are replaced only by rename at the end, so
+            // neither is left half written.
+            audithound::scratch::remove_live();
+            eprintln!(
+                "audithound: error: the run holds {} of memory, past its bound of {} \
+                 (--max-memory {given}): stopped before the machine runs out, nothing written. \
+                 Analyse a shorter window (--from/--to, or --retain with a --state), or raise \
+                 --max-memory",
+                limit::shown(held),
+                limit::shown(bound),
+            );
+            std::process::exit(2);
+        });
+        Ok(())
+    }
 }
 
 /// How inputs are read, shared by `analyze` and `inspect`.
@@ -249,6 +299,8 @@ struct IngestArgs {
     /// Files read and stored this many bytes of them at a time, as `analyze --state-group-bytes`.
     #[arg(long, default_value_t = audithound::state::GROUP_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
     state_group_bytes: u64,
+    #[command(flatten)]
+    memory: MemoryArgs,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -336,6 +388,7 @@ impl SourceArgs {
 }
 
 fn ingest(i: IngestArgs) -> Result<ExitCode> {
+    i.memory.bound()?;
     let tz: chrono_tz::Tz = i
         .timezone
         .parse()
@@ -398,6 +451,7 @@ fn level(flag: &'static str, value: &str) -> Result<Severity> {
 }
 
 fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
+    a.memory.bound()?;
     let tz: chrono_tz::Tz = a
         .time
         .timezone

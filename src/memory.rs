@@ -2,6 +2,8 @@
 //! polars frees and reallocates large buffers from one query to the next, so when freed pages go
 //! back to the kernel matters for both speed and peak memory (docs/performance.md).
 
+pub mod limit;
+
 /// `mi_option_purge_delay` in mimalloc.h (v2 and v3); the -sys crate does not name it.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 

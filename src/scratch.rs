@@ -18,6 +18,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
@@ -38,6 +39,32 @@ pub const GRACE: Duration = Duration::from_secs(60);
 pub struct Scratch {
     dir: tempfile::TempDir,
     _lock: File,
+    _listed: Listed,
+}
+
+/// The scratch folders of this process, for [`remove_live`]: a run stopped at its memory bound
+/// exits without unwinding, so no destructor removes them. Process-wide, as exiting is.
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    LIVE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Removes every scratch folder this process holds, for a run about to exit without unwinding
+/// (see [`crate::memory::limit`]). Best effort.
+pub fn remove_live() {
+    for dir in live().drain(..) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A folder's place in [`LIVE`], given up when its scratch is dropped or kept.
+struct Listed(PathBuf);
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        live().retain(|d| *d != self.0);
+    }
 }
 
 impl Scratch {
@@ -53,7 +80,13 @@ impl Scratch {
             path: dir.path().to_path_buf(),
             reason: format!("cannot lock a scratch folder just made: {e}"),
         })?;
-        Ok(Scratch { dir, _lock: lock })
+        live().push(dir.path().to_path_buf());
+        let listed = Listed(dir.path().to_path_buf());
+        Ok(Scratch {
+            dir,
+            _lock: lock,
+            _listed: listed,
+        })
     }
 
     pub fn path(&self) -> &Path {

@@ -466,3 +466,52 @@ fn a_field_named_twice_in_an_event_header_is_a_counted_warning() {
     let text = inspect(&input);
     assert!(text.contains("principal 100%"), "{text}");
 }
+
+/// What the bound's error says a run held when it stopped, in MiB.
+fn held_mib(stderr: &str) -> u64 {
+    let after = stderr.split("holds ").nth(1).expect("says what it held");
+    let (number, unit) = after.split_once(' ').expect("a number and a unit");
+    let number: f64 = number.parse().expect("a number");
+    match unit.get(..3) {
+        Some("GiB") => (number * 1024.0) as u64,
+        _ => number as u64,
+    }
+}
+
+/// A run that would hold more memory than `--max-memory` stops itself with exit 2 and says why,
+/// instead of being killed by the kernel without a word: nothing written, its scratch (spilled
+/// columns, quarantined lines) removed, the previous report kept.
+#[test]
+fn a_run_past_its_memory_bound_stops_with_a_reason_and_leaves_nothing() {
+    let dir = tmp();
+    let out = dir.path().join("report");
+    let sample = repo().join("sample_logs");
+    let sample = sample.to_str().expect("utf-8");
+    let o = analyze(&out, &[sample, "--max-memory", "none"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let before = files_under(&out);
+    // Below what a run holds from its start, then a little above it: the second stops mid-way,
+    // its scratch made and the cold columns spilling into it.
+    let o = analyze(&out, &[sample, "--force", "--max-memory", "1M"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("past its bound of 1 MiB (--max-memory 1M)"),
+        "{}",
+        stderr(&o)
+    );
+    let bound = format!("{}M", held_mib(&stderr(&o)) + 8);
+    let args = [sample, "--force", "--spill-from-events", "0"];
+    let o = analyze(&out, &[&args[..], &["--max-memory", &bound]].concat());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nothing written"), "{}", stderr(&o));
+    assert_eq!(files_under(&out), before, "the previous report changed");
+    assert_eq!(leftovers(dir.path()), Vec::<std::ffi::OsString>::new());
+    // A bound that is no size is refused before any work.
+    let o = analyze(&out, &[sample, "--force", "--max-memory", "12 pints"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid --max-memory"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -12,7 +12,7 @@ fn folder(parent: &Path, name: &str) -> PathBuf {
 
 /// What a run killed at once leaves: its folder, and no lock on it (the kernel released it).
 fn killed(parent: &Path, prefix: &str) -> PathBuf {
-    let Scratch { dir, _lock } = Scratch::new_in(parent, prefix).expect("scratch");
+    let Scratch { dir, _lock, .. } = Scratch::new_in(parent, prefix).expect("scratch");
     std::fs::write(dir.path().join("cold-0.parquet"), b"spilled").expect("file");
     let left = dir.keep();
     drop(_lock);
@@ -33,10 +33,12 @@ fn what_a_dead_run_left_goes_and_a_live_runs_scratch_stays() {
     assert_eq!(removed, names);
     assert!(dead.iter().all(|d| !d.exists()));
     assert!(live.path().is_dir(), "a live run's scratch was removed");
+    assert!(super::live().contains(&live.path().to_path_buf()));
     // Dropped normally, a scratch folder goes as before.
     let path = live.path().to_path_buf();
     drop(live);
     assert!(!path.exists());
+    assert!(!super::live().contains(&path), "still listed once dropped");
 }
 
 #[test]
