@@ -200,10 +200,10 @@ impl MemoryArgs {
         };
         let given = safe(&self.max_memory).into_owned();
         limit::watch(bound, move |held| {
-            // No unwinding from here: the scratch goes first, then the process, with exit 2 as
+            // No unwinding from here: the reason first (the run's own threads may fail on
+            // their missing scratch after), then the scratch, then the process, with exit 2 as
             // for any error. The report and a state are replaced only by rename at the end, so
             // neither is left half written.
-            audithound::scratch::remove_live();
             eprintln!(
                 "audithound: error: the run holds {} of memory, past its bound of {} \
                  (--max-memory {given}): stopped before the machine runs out, nothing written. \
@@ -212,6 +212,7 @@ impl MemoryArgs {
                 limit::shown(held),
                 limit::shown(bound),
             );
+            audithound::scratch::remove_live();
             std::process::exit(2);
         });
         Ok(())

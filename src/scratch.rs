@@ -10,11 +10,11 @@
 //! releases however the process ends) for as long as the run lives, and a run first removes
 //! the scratch folders beside its report that no live run holds ([`sweep`]).
 //!
-//! What is never removed: anything not named as scratch is ([`PREFIXES`]), not a folder, not
-//! the user's own, or younger than [`GRACE`] (a folder another run has just made and not yet
-//! locked); and the folder a previous report is moved aside into while the new one is put in
-//! place (`.audithound-old-`): a run that died between the two renames leaves the only copy
-//! of the previous report there.
+//! What is never removed: anything not named as scratch ([`PREFIXES`]), not a folder (a link
+//! is not one), not the user's own, or younger than [`GRACE`] (a folder another run has just
+//! made and not yet locked); and the folder a previous report is moved aside into while the new
+//! one is put in place (`.audithound-old-`): a run that died between the two renames leaves the
+//! only copy of the previous report there.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
