@@ -5,7 +5,8 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::{Error, FrameContext, Result};
-use crate::normalize::schema::col::TS;
+use crate::normalize::ColdColumns;
+use crate::normalize::schema::col::{NETWORK, TS};
 use std::borrow::Cow;
 
 mod compact;
@@ -392,7 +393,7 @@ pub fn ts_range(df: &DataFrame) -> Result<Option<(i64, i64)>> {
 /// The network column is derived from the addresses when the frame has none (see
 /// [`crate::normalize::networks`]).
 pub fn aligned(df: &DataFrame, names: &[&str]) -> Result<DataFrame> {
-    use crate::normalize::schema::col::{NETWORK, SOURCE_IP};
+    use crate::normalize::schema::col::SOURCE_IP;
     if !names.contains(&NETWORK) || df.column(NETWORK).is_ok() {
         let mut out = df.select(names.iter().copied()).stage("aligning columns")?;
         out.align_chunks_par();
@@ -413,8 +414,12 @@ pub fn aligned(df: &DataFrame, names: &[&str]) -> Result<DataFrame> {
 /// instant (null rows are out), in order. On the 10M-event export polars' `is_in` on the column
 /// and an inner join to the (value, instant) table took 0.1 s for a table naming a key used 1.8M
 /// times; a table indexed by dictionary code answers each row with two loads.
-pub fn rows_since(df: &DataFrame, name: &str, since: &[(String, i64)]) -> Result<Vec<IdxSize>> {
-    let [rows] = rows_since_each(df, name, [since])?;
+pub fn rows_since(
+    frame: (&DataFrame, &ColdColumns),
+    name: &str,
+    since: &[(String, i64)],
+) -> Result<Vec<IdxSize>> {
+    let [rows] = rows_since_each(frame, name, [since])?;
     Ok(rows)
 }
 
@@ -424,7 +429,7 @@ pub fn rows_since(df: &DataFrame, name: &str, since: &[(String, i64)]) -> Result
 /// state's offboarding in a night 1.30–1.35 → 1.03–1.17 s, its CPU 2.18–2.32 → 1.64–1.90 s (three
 /// alternated pairs, `--timings-per-detector`, reports identical).
 pub fn rows_since_each<const N: usize>(
-    df: &DataFrame,
+    df: (&DataFrame, &ColdColumns),
     name: &str,
     since: [&[(String, i64)]; N],
 ) -> Result<[Vec<IdxSize>; N]> {
@@ -437,7 +442,11 @@ pub fn rows_since_each<const N: usize>(
 
 /// The rows whose categorical column `name` holds a value of `before`, earlier than that value's
 /// instant, in order.
-pub fn rows_before(df: &DataFrame, name: &str, before: &[(String, i64)]) -> Result<Vec<IdxSize>> {
+pub fn rows_before(
+    df: (&DataFrame, &ColdColumns),
+    name: &str,
+    before: &[(String, i64)],
+) -> Result<Vec<IdxSize>> {
     let until = by_code(before, i64::max);
     let [rows] = rows_keyed(
         df,
@@ -508,36 +517,53 @@ impl<T: Copy + Default> CodeTable<T> {
 /// marked in a mask of every row (a byte each on fresh pages, packed, then read back for its set
 /// bits): over the 85.9M-event state, offboarding's three passes and selections took 1.12–1.23 s
 /// instead of 1.29–1.35 s (two alternated pairs, `--timings-per-detector`).
+///
+/// A column beside the frame (the principal, past ingest) is read a run of chunks at a time.
 fn rows_keyed<const N: usize>(
-    df: &DataFrame,
+    (df, cold): (&DataFrame, &ColdColumns),
     name: &str,
     keep: [impl Fn(u32, i64) -> bool + Sync; N],
 ) -> Result<[Vec<IdxSize>; N]> {
-    let frame = aligned(df, &[name, TS])?;
-    let (keys, instants) = (code_arrays(&frame, name)?, ts_arrays(&frame)?);
-    let mut starts = Vec::with_capacity(instants.len());
-    let mut at: IdxSize = 0;
-    for t in &instants {
-        starts.push(at);
-        at += t.len() as IdxSize;
-    }
     // Chunk by chunk, side by side.
-    let parts: Vec<[Vec<IdxSize>; N]> = (0..keys.len())
-        .into_par_iter()
-        .map(|n| {
-            let (k, t) = (&keys[n], instants[n]);
-            let mut found: [Vec<IdxSize>; N] = std::array::from_fn(|_| Vec::new());
-            for (i, (&ts, row)) in t.iter().zip(starts[n]..).enumerate() {
-                let code = k.at(i);
-                for (accepts, rows) in keep.iter().zip(&mut found) {
-                    if accepts(code, ts) {
-                        rows.push(row);
+    let found_in = |frame: &DataFrame, first: IdxSize| -> Result<Vec<[Vec<IdxSize>; N]>> {
+        let (keys, instants) = (code_arrays(frame, name)?, ts_arrays(frame)?);
+        let mut starts = Vec::with_capacity(instants.len());
+        let mut at: IdxSize = first;
+        for t in &instants {
+            starts.push(at);
+            at += t.len() as IdxSize;
+        }
+        Ok((0..keys.len())
+            .into_par_iter()
+            .map(|n| {
+                let (k, t) = (&keys[n], instants[n]);
+                let mut found: [Vec<IdxSize>; N] = std::array::from_fn(|_| Vec::new());
+                for (i, (&ts, row)) in t.iter().zip(starts[n]..).enumerate() {
+                    let code = k.at(i);
+                    for (accepts, rows) in keep.iter().zip(&mut found) {
+                        if accepts(code, ts) {
+                            rows.push(row);
+                        }
                     }
                 }
-            }
-            found
-        })
-        .collect();
+                found
+            })
+            .collect())
+    };
+    let parts = match name == NETWORK || df.column(name).is_ok() {
+        true => found_in(&aligned(df, &[name, TS])?, 0)?,
+        false => {
+            let mut parts = Vec::new();
+            cold.runs(df, &[name, TS], crate::normalize::cold::RUN_ROWS, |run| {
+                let found = (run.par_iter())
+                    .map(|(start, frame)| found_in(frame, *start as IdxSize))
+                    .collect::<Result<Vec<_>>>()?;
+                parts.extend(found.into_iter().flatten());
+                Ok(())
+            })?;
+            parts
+        }
+    };
     Ok(std::array::from_fn(|j| {
         let mut rows = Vec::with_capacity(parts.iter().map(|p| p[j].len()).sum());
         for part in &parts {

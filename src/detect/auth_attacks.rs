@@ -322,12 +322,19 @@ impl AuthAttacks {
 
     /// Principals whose successful logins reach far more distinct hosts than their peers'.
     fn fan_out(&self, input: &DetectInput, out: &mut Detection) -> Result<()> {
-        // The target (the host logged into) waits beside the frame: read for the successful
-        // logins alone, those without a host left out before any column is selected.
-        let logged_in = || col(c::SUCCESS).and(col(c::PRINCIPAL).is_not_null());
+        // The target (the host logged into) and the principal wait beside the frame: read for
+        // the successful logins alone, those without a host left out before any column is
+        // selected, those without a principal once it is.
+        let named = || col(c::PRINCIPAL).is_not_null();
         let ok = input
-            .present_rows_of_types(LOGIN, logged_in(), c::TARGET, &[c::PRINCIPAL, c::TARGET])?
-            .lazy();
+            .present_rows_of_types(
+                LOGIN,
+                col(c::SUCCESS),
+                c::TARGET,
+                &[c::PRINCIPAL, c::TARGET],
+            )?
+            .lazy()
+            .filter(named());
         let hosts = ok
             .group_by([col(c::PRINCIPAL)])
             .agg([col(c::TARGET)
@@ -386,11 +393,12 @@ impl AuthAttacks {
         let rows = input
             .present_rows_of_types(
                 LOGIN,
-                logged_in().and(col(c::PRINCIPAL).is_in(lit(ids).implode(false), false)),
+                col(c::SUCCESS),
                 c::TARGET,
                 &activity::columns(c::PRINCIPAL),
             )?
-            .lazy();
+            .lazy()
+            .filter(named().and(col(c::PRINCIPAL).is_in(lit(ids).implode(false), false)));
         for (id, a) in summarize(rows, c::PRINCIPAL, input)? {
             let Some((name, members, median)) = flagged.get(&id) else {
                 continue;

@@ -74,7 +74,7 @@ impl Detector for KeyLifecycle {
             .filter(|(id, at)| first_use(id).is_some_and(|f| f < *at))
             .collect();
         if !early_keys.is_empty() {
-            let rows = rows_before(input.events, c::CREDENTIAL, &early_keys)?;
+            let rows = rows_before((input.events, input.cold), c::CREDENTIAL, &early_keys)?;
             let early = input
                 .cold
                 .select(input.events, &with_token(c::CREDENTIAL), &rows)?

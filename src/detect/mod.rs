@@ -264,14 +264,15 @@ impl<'a> DetectInput<'a> {
             return Ok(reach);
         }
         let (time, walk) = (self.time, enumeration::WALK);
-        // The reduction reads every access row's target account, which waits beside the frame.
-        // Made on disk, a group of days at a time, it reads each group's; in memory (a run
-        // under `--records-on-disk-from-events`), the column is put back for the reduction.
+        // The reduction reads every access row's target account and principal, which wait
+        // beside the frame. Made on disk, a group of days at a time, it reads each group's; in
+        // memory (a run under `--records-on-disk-from-events`), the columns are put back for
+        // the reduction.
         let reach = match self.records_dir {
             Some(at) => crate::reduce::Reach::of_on_disk((self.events, self.cold), time, walk, at)?,
             None => {
-                let target = [crate::normalize::schema::col::TARGET];
-                let events = &self.cold.with_columns(self.events, &target)?;
+                use crate::normalize::schema::col::{PRINCIPAL, TARGET};
+                let events = &self.cold.with_columns(self.events, &[TARGET, PRINCIPAL])?;
                 crate::reduce::Reach::of(events, time, walk)?
             }
         };

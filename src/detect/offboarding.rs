@@ -74,14 +74,15 @@ impl Detector for Offboarding {
             .values()
             .filter_map(|e| e.access_ends.map(|d| (e.id.clone(), d)))
             .collect();
+        let frame = (input.events, input.cold);
         // Both credential cut-offs in one pass over the credentials.
         let [late_revoked, late_owner_left] = match revoked.is_empty() && owner_left.is_empty() {
             true => Default::default(),
-            false => rows_since_each(input.events, c::CREDENTIAL, [&revoked, &owner_left])?,
+            false => rows_since_each(frame, c::CREDENTIAL, [&revoked, &owner_left])?,
         };
         let late_principal = match principal_left.is_empty() {
             true => Vec::new(),
-            false => rows_since(input.events, c::PRINCIPAL, &principal_left)?,
+            false => rows_since(frame, c::PRINCIPAL, &principal_left)?,
         };
         for (cut, key, cutoffs, rows) in [
             (Cut::Revoked, c::CREDENTIAL, revoked, late_revoked),

@@ -64,7 +64,10 @@ pub fn usage(
     let mut names: Vec<&str> = tables.iter().map(|t| t.0).collect();
     names.sort_unstable();
     names.dedup();
-    let frame = aligned(events, &names)?;
+    // A key column beside the frame (the principal) is read span by span with the values.
+    let (held, beside): (Vec<&str>, Vec<&str>) =
+        (names.iter()).partition(|n| events.column(n).is_ok());
+    let frame = aligned(events, &held)?;
     // Run by run of rows whose cold columns lie together (one chunk as read, on disk or not).
     let (endpoints, clients) = cold
         .spans(events)
@@ -72,6 +75,12 @@ pub fn usage(
         .map(|span| -> Result<(Counts, Counts)> {
             let (mut endpoints, mut clients) = (Counts::new(), Counts::new());
             let keys = frame.slice(span.rows.start as i64, span.rows.len());
+            let keys = match (held.is_empty(), beside.is_empty()) {
+                (_, true) => keys,
+                (true, false) => cold.span(events, &span, &beside)?,
+                (false, false) => (keys.hstack(cold.span(events, &span, &beside)?.columns()))
+                    .stage("reading usage keys")?,
+            };
             // The flagged entities' rows first: a span without any is not read at all (its cold
             // columns may be on disk).
             let mut hits: Vec<(usize, u32)> = Vec::new();

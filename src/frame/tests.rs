@@ -1,5 +1,6 @@
 use super::*;
 
+use crate::normalize::cold::IN_FRAME;
 use crate::normalize::schema::{DAY_MS, HOUR_MS, TS_MAX, TS_MIN, col as c};
 
 /// A given code gives its value (`join` of both when given twice); any other (below,
@@ -52,11 +53,17 @@ fn rows_since_keeps_each_key_from_its_instant() {
         Column::new(c::TS.into(), ts.clone()),
     ])
     .expect("frame");
-    assert_eq!(rows_since(&df, c::CREDENTIAL, &since).expect("rows"), want);
+    assert_eq!(
+        rows_since((&df, &IN_FRAME), c::CREDENTIAL, &since).expect("rows"),
+        want
+    );
     // Both in one chunk.
     let mut df = df;
     df.rechunk_mut();
-    assert_eq!(rows_since(&df, c::CREDENTIAL, &since).expect("rows"), want);
+    assert_eq!(
+        rows_since((&df, &IN_FRAME), c::CREDENTIAL, &since).expect("rows"),
+        want
+    );
 }
 
 /// A random frame of keys (some null), token codes (some null) and instants, in three chunks.
@@ -124,7 +131,7 @@ fn rows_before_agree_with_polars() {
         let df = keyed_frame(seed);
         let before = [("key-0".to_string(), 400), ("key-3".to_string(), 10)];
         let want = joined_rows(&df, &before, |ts, at| ts.lt(at));
-        let got = rows_before(&df, c::CREDENTIAL, &before).expect("rows");
+        let got = rows_before((&df, &IN_FRAME), c::CREDENTIAL, &before).expect("rows");
         assert_eq!(got, want, "seed {seed}");
     }
 }
@@ -144,12 +151,41 @@ fn rows_since_each_table_agree_with_polars() {
     ];
     for seed in 0..20 {
         let df = keyed_frame(seed);
-        let got = rows_since_each(&df, c::CREDENTIAL, [&tables[0], &tables[1]]).expect("rows");
+        let got = rows_since_each((&df, &IN_FRAME), c::CREDENTIAL, [&tables[0], &tables[1]])
+            .expect("rows");
         for (table, got) in tables.iter().zip(&got) {
             let want = joined_rows(&df, table, |ts, at| ts.gt_eq(at));
             assert!(!want.is_empty(), "seed {seed}");
             assert_eq!(got, &want, "seed {seed}");
         }
+    }
+}
+
+/// The principal waits beside ingest's frame: its cut-offs read it a run of chunks at a time
+/// (here on disk, in uneven pieces) and find the rows they find with it in the frame.
+#[test]
+fn rows_of_a_key_beside_the_frame_are_the_rows_with_it_in_the_frame() {
+    let table = [("key-0".to_string(), 400), ("key-3".to_string(), 10)];
+    for seed in 0..10 {
+        let mut df = keyed_frame(seed);
+        let keys = df.column(c::CREDENTIAL).expect("keys").clone();
+        df.with_column(keys.with_name(c::PRINCIPAL.into()))
+            .expect("principal");
+        let since = rows_since((&df, &IN_FRAME), c::PRINCIPAL, &table).expect("rows");
+        let before = rows_before((&df, &IN_FRAME), c::PRINCIPAL, &table).expect("rows");
+        assert!(!since.is_empty() && !before.is_empty(), "seed {seed}");
+        let dir = tempfile::tempdir().expect("tmp");
+        let (hot, cold) = crate::reduce::tests::beside(&df, dir.path(), &[7, 50, 1]);
+        assert!(hot.column(c::PRINCIPAL).is_err());
+        let frame = (&hot, &cold);
+        assert_eq!(
+            rows_since(frame, c::PRINCIPAL, &table).expect("rows"),
+            since
+        );
+        assert_eq!(
+            rows_before(frame, c::PRINCIPAL, &table).expect("rows"),
+            before
+        );
     }
 }
 

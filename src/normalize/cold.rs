@@ -1,7 +1,7 @@
 //! Cold columns: the event columns that no count over every row reads but a few passes that
 //! can take them a run of rows at a time — source file and line, user agent, action, token code,
-//! target account — kept beside the frame instead of in it, and written to disk once a run is
-//! big (`analyze --spill-from-events`).
+//! target account, principal — kept beside the frame instead of in it, and written to disk once
+//! a run is big (`analyze --spill-from-events`).
 //!
 //! File, line, user agent and action name where a finding's first event is, which endpoints and
 //! clients a flagged entity used, and which failed logins were for non-existent users: each is
@@ -13,8 +13,13 @@
 //! three (enumeration's related counts, the charts' series, and the window's reduction into
 //! records, which holds them for its pass only), each a run of chunks at a time
 //! ([`ColdColumns::runs`], or [`ColdColumns::runs_within`] the chunks that hold the event types
-//! a pass asks of); the rest read them for the rows they select. 8 bytes an event the frame no longer holds under every other stage (0.67
-//! GB at 85.9M events; `docs/scale.md`, thirty-third session).
+//! a pass asks of); the rest read them for the rows they select. 8 bytes an event the frame no
+//! longer holds under every other stage (0.67 GB at 85.9M events; `docs/scale.md`,
+//! thirty-third session). The principal (fifty-third session) is read by the window's
+//! reduction a group of days at a time with the targets, by offboarding's cut-offs a run of
+//! chunks at a time, by the usage of shown principals span by span, and for the rows the other
+//! passes select: the 100.09M-event frame 1,740 → 1,358 MB, the 300.15M one 5,217 → 4,073 MB.
+//! Read back from a state it stays in the frame (`state::partition::held_in_frame`).
 //!
 //! A chunk of rows as read keeps its cold columns as a small frame (`Held`) until the run has
 //! read `spill_from` events; from then on each chunk goes to a Parquet file of its own in the
@@ -41,14 +46,18 @@ use crate::error::{Error, FrameContext, Result};
 use crate::normalize::schema::col;
 
 /// The cold columns.
-pub const COLUMNS: [&str; 6] = [
+pub const COLUMNS: [&str; 7] = [
     col::FILE,
     col::LINE,
     col::USER_AGENT,
     col::ACTION,
     col::TOKEN,
     col::TARGET,
+    col::PRINCIPAL,
 ];
+
+/// The cold columns that are dictionary codes: spilled as their codes, read back as categories.
+const CATEGORICAL: [&str; 4] = [col::USER_AGENT, col::ACTION, col::TARGET, col::PRINCIPAL];
 
 /// A column a selection may ask for ([`ColdColumns::select`]): the frame row of each selected
 /// row, so that the file and line of the few rows that become evidence are read alone, not the
@@ -765,7 +774,7 @@ fn read(path: &Path, names: &[&str]) -> PolarsResult<DataFrame> {
     let mut columns = Vec::with_capacity(names.len());
     for name in names {
         let c = stored.column(name)?;
-        let c = if [col::USER_AGENT, col::ACTION, col::TARGET].contains(name) {
+        let c = if CATEGORICAL.contains(name) {
             // Checked: a code that is not in the dictionary becomes a null, never a bad lookup.
             let codes = c.u32()?.clone();
             Categorical32Chunked::from_cats_and_dtype(codes, crate::frame::cat_dtype())

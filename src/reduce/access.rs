@@ -41,8 +41,9 @@ impl Selected {
         names.extend(held.then_some(c::TARGET));
         // The network, when the frame has none, from the selected rows' addresses (`codes`):
         // derived for the whole frame here it would be 4 bytes an event more at the run's peak.
-        let stored = events.column(c::NETWORK).is_ok();
-        names.extend(KINDS.iter().filter(|k| stored || **k != c::NETWORK));
+        // A kind the frame does not hold (the principal, which waits beside it; the network,
+        // derived from the addresses) is read for each group's rows alone (`codes`).
+        names.extend(KINDS.iter().filter(|k| events.column(k).is_ok()));
         let frame = aligned(events, &names)?;
         let mut starts = Vec::new();
         let mut at: IdxSize = 0;
@@ -102,19 +103,42 @@ impl Selected {
         })
     }
 
-    /// The target account of every selected row, in frame order, as dictionary codes: read
-    /// from `cold` for these rows only when the frame does not hold them.
-    pub(super) fn targets(&self, events: &DataFrame, cold: &ColdColumns) -> Result<Vec<u32>> {
-        if self.frame.column(c::TARGET).is_ok() {
-            return self.codes(c::TARGET);
-        }
-        let rows: Vec<IdxSize> = self.each(|k, i| self.starts[k] + i);
-        let read = cold.select(events, &[c::TARGET], &rows)?;
-        let mut codes = Vec::with_capacity(rows.len());
-        for array in code_arrays(&read, c::TARGET)? {
-            codes.extend_from_slice(&array.values());
-        }
-        Ok(codes)
+    /// The target account and the principal of every selected row, in frame order, as
+    /// dictionary codes ([`NULL`] for none): what the frame does not hold is read from `cold`
+    /// for these rows only, both columns in one reading of each chunk. Read one after the other,
+    /// the 100.09M-event export's records stage took 80 s instead of 67 s with the principal in
+    /// the frame (one run each).
+    pub(super) fn targets_and_principals(
+        &self,
+        events: &DataFrame,
+        cold: &ColdColumns,
+    ) -> Result<[Vec<u32>; 2]> {
+        let names = [c::TARGET, c::PRINCIPAL];
+        let beside: Vec<&str> = names.iter().copied().filter(|n| !self.holds(n)).collect();
+        let read = match beside.is_empty() {
+            true => None,
+            false => {
+                let rows: Vec<IdxSize> = self.each(|k, i| self.starts[k] + i);
+                Some(cold.select(events, &beside, &rows)?)
+            }
+        };
+        let codes = |name: &str| -> Result<Vec<u32>> {
+            let Some(read) = read.as_ref().filter(|_| beside.contains(&name)) else {
+                return self.codes(name);
+            };
+            let mut codes = Vec::with_capacity(read.height());
+            for array in code_arrays(read, name)? {
+                codes.extend((0..array.len()).map(|i| array.at(i)));
+            }
+            Ok(codes)
+        };
+        Ok([codes(c::TARGET)?, codes(c::PRINCIPAL)?])
+    }
+
+    /// Whether the selection's frame holds column `key`; the principal is read beside it
+    /// ([`Self::targets_and_principals`]).
+    pub(super) fn holds(&self, key: &str) -> bool {
+        self.frame.column(key).is_ok()
     }
 
     /// Per chunk, the first and last instant of its selected rows (none: no row selected):

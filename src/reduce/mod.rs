@@ -387,12 +387,15 @@ impl Reduced {
         (at, sink): (Groups, &mut impl Absorb),
     ) -> Result<Reduced> {
         let ts = selected.instants()?;
-        let mut account = selected.targets(events, cold)?;
         // Whether the principal is the account itself, while both are still dictionary codes.
-        let own: Vec<bool> = (selected.codes(c::PRINCIPAL)?.par_iter())
+        // Read from beside the frame (past ingest), the principals are kept for their kind's
+        // turn below instead of read twice: 4 bytes a row of the group.
+        let [mut account, principals] = selected.targets_and_principals(events, cold)?;
+        let own: Vec<bool> = (principals.par_iter())
             .zip(&account)
             .map(|(p, a)| p == a)
             .collect();
+        let mut principals = (!selected.holds(c::PRINCIPAL)).then_some(principals);
         let mut reduced = Reduced::default();
         from_dict.map(&mut account, symbols)?;
         let mut named = vec![false; symbols.len()];
@@ -441,7 +444,13 @@ impl Reduced {
         // row: whether any kind's entity holds it (see `Reduced::orphans`).
         let mut held = vec![0u64; rows.len().div_ceil(64)];
         let mut entities_of = |key: &str, symbols: &mut Symbols| -> Result<Vec<u32>> {
-            let codes = selected.codes(key)?;
+            let codes = match principals.take() {
+                Some(read) if key == c::PRINCIPAL => read,
+                kept => {
+                    principals = kept;
+                    selected.codes(key)?
+                }
+            };
             let mut entity: Vec<u32> = rows.par_iter().map(|r| codes[r.index as usize]).collect();
             drop(codes);
             (held.par_iter_mut())

@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::normalize::Tokens;
 use crate::normalize::cold::{COLUMNS as COLD, Loader};
 use crate::normalize::dictionary::FileDict;
-use crate::normalize::schema::col::TOKEN;
+use crate::normalize::schema::col::{PRINCIPAL, TOKEN};
 
 /// [`super::read`] without the columns only evidence reads ([`COLD`]), and for each row group a
 /// [`Loader`] of those columns: they are read from the partition again when evidence asks for
@@ -35,7 +35,7 @@ pub fn read_hot(
     // placed in the run's table as it is read back, and held beside the frame: only partitions
     // that code them read the codes again when asked.
     let legacy = batch.token_codes.is_none();
-    let hot = |name: &str| !COLD.contains(&name) || (legacy && name == TOKEN);
+    let hot = |name: &str| held_in_frame(name) || (legacy && name == TOKEN);
     let mut frames = read_groups(batch, file_idx, tokens, dict, hot)?;
     let held: Vec<Option<Column>> = (frames.iter_mut())
         .map(|df| match legacy {
@@ -83,6 +83,14 @@ struct ColdSource {
     /// The run's token code of each of the partition's (`None`: ids stored as strings, held
     /// beside the frame instead).
     token_codes: Arc<Option<Vec<u32>>>,
+}
+
+/// Whether [`read_hot`] puts column `name` in the frame. The principal is read back whole, as
+/// it was before it waited beside ingest's frame: every night reads it for the window's
+/// records, and read from the partitions pass by pass it would be decoded and placed again
+/// each time.
+pub(crate) fn held_in_frame(name: &str) -> bool {
+    !COLD.contains(&name) || name == PRINCIPAL
 }
 
 /// The columns `names` (of [`COLD`]) of row group `group` of `source`, in that order; `held`:

@@ -169,7 +169,7 @@ fn hot_and_cold_read_back(path: &Path, want: &DataFrame, tokens: &Tokens) {
     };
     let (hot, cold) = (stack(hot), stack(cold));
     let hot_names: Vec<String> = (want.get_column_names().into_iter())
-        .filter(|n| !COLD.contains(&n.as_str()))
+        .filter(|n| super::cold::held_in_frame(n.as_str()))
         .map(|n| n.to_string())
         .collect();
     let cold_want = want.select(COLD).expect("cold");

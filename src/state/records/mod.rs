@@ -323,12 +323,14 @@ fn rows_on(
     if 4 * mask.sum().unwrap_or(0) as usize > 3 * events.height() {
         return Ok(None);
     }
-    // With the target account, which waits beside the frame.
+    // With the target account and the principal where they wait beside the frame.
     let mut names: Vec<&str> = (events.get_column_names().into_iter())
         .map(|n| n.as_str())
         .collect();
-    if !names.contains(&c::TARGET) {
-        names.push(c::TARGET);
+    for beside in [c::TARGET, c::PRINCIPAL] {
+        if !names.contains(&beside) {
+            names.push(beside);
+        }
     }
     Ok(Some(cold.select_where(events, &names, &mask)?))
 }
