@@ -16,7 +16,8 @@ use super::activity::{self, summarize};
 use super::enumeration::median_mad;
 use super::{Counted, DetectInput, Detection, Detector, Entity, EntityKind, Finding, volume_score};
 use crate::error::{FrameContext, Result};
-use crate::frame::{NULL, codes, dictionary, key_series, strs, u64s};
+use crate::frame::{NULL, codes, dictionary, key_series, strs, u32s, u64s};
+use crate::normalize::cold::ROW;
 use crate::normalize::profile::{INVALID_USER, NOTICE};
 use crate::normalize::schema::{HOUR_MS, col as c};
 
@@ -390,15 +391,18 @@ impl AuthAttacks {
             return Ok(());
         }
         let ids = key_series("principal", flagged.keys().cloned().collect())?;
-        let rows = input
-            .present_rows_of_types(
-                LOGIN,
-                col(c::SUCCESS),
-                c::TARGET,
-                &activity::columns(c::PRINCIPAL),
-            )?
+        // The flagged principals' rows found by their principals first, then their activity's
+        // columns read for those rows alone (not for every successful login).
+        let theirs = named().and(col(c::PRINCIPAL).is_in(lit(ids).implode(false), false));
+        let found = input
+            .present_rows_of_types(LOGIN, col(c::SUCCESS), c::TARGET, &[c::PRINCIPAL, ROW])?
             .lazy()
-            .filter(named().and(col(c::PRINCIPAL).is_in(lit(ids).implode(false), false)));
+            .filter(theirs)
+            .collect()
+            .stage("fan-out rows")?;
+        let found = u32s(&found, ROW)?;
+        let columns = activity::columns(c::PRINCIPAL);
+        let rows = input.cold.select(input.events, &columns, &found)?.lazy();
         for (id, a) in summarize(rows, c::PRINCIPAL, input)? {
             let Some((name, members, median)) = flagged.get(&id) else {
                 continue;
