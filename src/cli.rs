@@ -182,8 +182,9 @@ struct MemoryArgs {
 }
 
 impl MemoryArgs {
-    /// Starts watching the bound, before any work.
-    fn bound(&self) -> Result<()> {
+    /// Starts watching the bound, before any work; `advice` is what the error tells the user to
+    /// do, in the command's own terms.
+    fn bound(&self, advice: &'static str) -> Result<()> {
         use audithound::memory::limit;
         let bound = match self.max_memory.as_str() {
             "none" => return Ok(()),
@@ -207,8 +208,7 @@ impl MemoryArgs {
             eprintln!(
                 "audithound: error: the run holds {} of memory, past its bound of {} \
                  (--max-memory {given}): stopped before the machine runs out, nothing written. \
-                 Analyse a shorter window (--from/--to, or --retain with a --state), or raise \
-                 --max-memory",
+                 {advice}, or raise --max-memory",
                 limit::shown(held),
                 limit::shown(bound),
             );
@@ -389,7 +389,8 @@ impl SourceArgs {
 }
 
 fn ingest(i: IngestArgs) -> Result<ExitCode> {
-    i.memory.bound()?;
+    i.memory
+        .bound("Read the files a smaller group at a time (--state-group-bytes)")?;
     let tz: chrono_tz::Tz = i
         .timezone
         .parse()
@@ -452,7 +453,8 @@ fn level(flag: &'static str, value: &str) -> Result<Severity> {
 }
 
 fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
-    a.memory.bound()?;
+    a.memory
+        .bound("Analyse a shorter window (--from/--to, or --retain with a --state)")?;
     let tz: chrono_tz::Tz = a
         .time
         .timezone

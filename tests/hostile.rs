@@ -514,4 +514,14 @@ fn a_run_past_its_memory_bound_stops_with_a_reason_and_leaves_nothing() {
         "{}",
         stderr(&o)
     );
+    // `ingest` is bounded as well, with advice of its own, and leaves no state behind.
+    let state = dir.path().join("state");
+    let o = bin()
+        .args(["ingest", sample, "--quiet", "--max-memory", "1M", "--state"])
+        .arg(&state)
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--state-group-bytes"), "{}", stderr(&o));
+    assert!(!state.join("state.json").exists());
 }
