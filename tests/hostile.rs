@@ -493,27 +493,16 @@ fn a_run_past_its_memory_bound_stops_with_a_reason_and_leaves_nothing() {
     // Below what a run holds from its start, then a little above it: the second stops mid-way,
     // its scratch made and the cold columns spilling into it.
     let o = analyze(&out, &[sample, "--force", "--max-memory", "1M"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("past its bound of 1 MiB (--max-memory 1M)"),
-        "{}",
-        stderr(&o)
-    );
+    failed_saying(&o, "past its bound of 1 MiB (--max-memory 1M)");
     let bound = format!("{}M", held_mib(&stderr(&o)) + 8);
     let args = [sample, "--force", "--spill-from-events", "0"];
     let o = analyze(&out, &[&args[..], &["--max-memory", &bound]].concat());
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("nothing written"), "{}", stderr(&o));
+    failed_saying(&o, "nothing written");
     assert_eq!(files_under(&out), before, "the previous report changed");
     assert_eq!(leftovers(dir.path()), Vec::<std::ffi::OsString>::new());
     // A bound that is no size is refused before any work.
     let o = analyze(&out, &[sample, "--force", "--max-memory", "12 pints"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("invalid --max-memory"),
-        "{}",
-        stderr(&o)
-    );
+    failed_saying(&o, "invalid --max-memory");
     // `ingest` is bounded as well, with advice of its own, and leaves no state behind.
     let state = dir.path().join("state");
     let o = bin()
@@ -521,7 +510,6 @@ fn a_run_past_its_memory_bound_stops_with_a_reason_and_leaves_nothing() {
         .arg(&state)
         .output()
         .expect("runs");
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--state-group-bytes"), "{}", stderr(&o));
+    failed_saying(&o, "--state-group-bytes");
     assert!(!state.join("state.json").exists());
 }

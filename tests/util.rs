@@ -35,6 +35,12 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Insists the run failed as errors do (exit 2) and said `what`.
+pub fn failed_saying(o: &Output, what: &str) {
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(o));
+    assert!(stderr(o).contains(what), "no {what:?} in {}", stderr(o));
+}
+
 /// `anomalies.csv` as (header, rows) of strings.
 pub fn anomalies(out: &Path) -> Vec<std::collections::HashMap<String, String>> {
     read_csv(&out.join("anomalies.csv"))

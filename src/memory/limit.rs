@@ -35,9 +35,7 @@ pub fn automatic() -> Option<u64> {
 
 /// The process's anonymous resident memory in bytes, or `None` where the kernel does not say.
 pub fn held() -> Option<u64> {
-    let value = super::status("RssAnon:");
-    let kb: u64 = value.strip_suffix(" kB")?.trim().parse().ok()?;
-    Some(kb.saturating_mul(1024))
+    Some(super::kb(&super::status("RssAnon:"))?.saturating_mul(1024))
 }
 
 /// Calls `exceeded` with what the run holds, once, the first time it holds more than `bound`
@@ -96,8 +94,7 @@ pub fn shown(bytes: u64) -> String {
 
 fn meminfo_kb(field: &str) -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find_map(|l| l.strip_prefix(field))?;
-    line.trim().strip_suffix(" kB")?.trim().parse().ok()
+    super::kb(info.lines().find_map(|l| l.strip_prefix(field))?.trim())
 }
 
 #[cfg(test)]

@@ -122,17 +122,11 @@ impl Selected {
                 Some(cold.select(events, &beside, &rows)?)
             }
         };
-        let codes = |name: &str| -> Result<Vec<u32>> {
-            let Some(read) = read.as_ref().filter(|_| beside.contains(&name)) else {
-                return self.codes(name);
-            };
-            let mut codes = Vec::with_capacity(read.height());
-            for array in code_arrays(read, name)? {
-                codes.extend((0..array.len()).map(|i| array.at(i)));
-            }
-            Ok(codes)
+        let of = |name: &str| match read.as_ref().filter(|_| beside.contains(&name)) {
+            Some(read) => crate::frame::codes(read, name),
+            None => self.codes(name),
         };
-        Ok([codes(c::TARGET)?, codes(c::PRINCIPAL)?])
+        Ok([of(c::TARGET)?, of(c::PRINCIPAL)?])
     }
 
     /// Whether the selection's frame holds column `key`; the principal is read beside it

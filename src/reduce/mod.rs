@@ -444,12 +444,9 @@ impl Reduced {
         // row: whether any kind's entity holds it (see `Reduced::orphans`).
         let mut held = vec![0u64; rows.len().div_ceil(64)];
         let mut entities_of = |key: &str, symbols: &mut Symbols| -> Result<Vec<u32>> {
-            let codes = match principals.take() {
-                Some(read) if key == c::PRINCIPAL => read,
-                kept => {
-                    principals = kept;
-                    selected.codes(key)?
-                }
+            let codes = match principals.take_if(|_| key == c::PRINCIPAL) {
+                Some(read) => read,
+                None => selected.codes(key)?,
             };
             let mut entity: Vec<u32> = rows.par_iter().map(|r| codes[r.index as usize]).collect();
             drop(codes);
