@@ -328,6 +328,11 @@ pub fn code_arrays<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<Codes<'a>>> 
     keys::of_column(df.column(name).stage("reading codes")?)
 }
 
+/// [`code_arrays`] of a column on its own.
+pub fn column_codes(column: &Column) -> Result<Vec<Codes<'_>>> {
+    keys::of_column(column)
+}
+
 /// The code at row `i` of one chunk, [`NULL`] for a null.
 #[inline(always)]
 pub fn code_at(arr: &CodeArray, i: usize) -> u32 {
@@ -518,7 +523,8 @@ impl<T: Copy + Default> CodeTable<T> {
 /// bits): over the 85.9M-event state, offboarding's three passes and selections took 1.12–1.23 s
 /// instead of 1.29–1.35 s (two alternated pairs, `--timings-per-detector`).
 ///
-/// A column beside the frame (the principal, past ingest) is read a run of chunks at a time.
+/// A column beside the frame (the principal or the address, past ingest) is read a run of
+/// chunks at a time.
 fn rows_keyed<const N: usize>(
     (df, cold): (&DataFrame, &ColdColumns),
     name: &str,
@@ -550,13 +556,18 @@ fn rows_keyed<const N: usize>(
             })
             .collect())
     };
-    let parts = match name == NETWORK || df.column(name).is_ok() {
+    use crate::normalize::schema::col::SOURCE_IP;
+    // A network is derived from the addresses, wherever they are.
+    let read = if name == NETWORK { SOURCE_IP } else { name };
+    let parts = match df.column(read).is_ok() {
         true => found_in(&aligned(df, &[name, TS])?, 0)?,
         false => {
             let mut parts = Vec::new();
-            cold.runs(df, &[name, TS], crate::normalize::cold::RUN_ROWS, |run| {
+            cold.runs(df, &[read, TS], crate::normalize::cold::RUN_ROWS, |run| {
                 let found = (run.par_iter())
-                    .map(|(start, frame)| found_in(frame, *start as IdxSize))
+                    .map(|(start, frame)| {
+                        found_in(&aligned(frame, &[name, TS])?, *start as IdxSize)
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 parts.extend(found.into_iter().flatten());
                 Ok(())

@@ -16,8 +16,7 @@ use super::activity::{self, summarize};
 use super::enumeration::median_mad;
 use super::{Counted, DetectInput, Detection, Detector, Entity, EntityKind, Finding, volume_score};
 use crate::error::{FrameContext, Result};
-use crate::frame::{NULL, codes, dictionary, key_series, strs, u32s, u64s};
-use crate::normalize::cold::ROW;
+use crate::frame::{NULL, codes, dictionary, key_series, strs, u64s};
 use crate::normalize::profile::{INVALID_USER, NOTICE};
 use crate::normalize::schema::{HOUR_MS, col as c};
 
@@ -54,9 +53,11 @@ impl Detector for AuthAttacks {
         // One cheap count per address over every failed login first; the full summaries
         // (evidence, first event, top users) only for the few addresses that pass a floor.
         // Summarising every address cost a second of the 10M-event run.
-        let failed = input.rows_of_types(
+        // The address waits beside the frame: read for the failed logins alone.
+        let failed = input.present_rows_of_types(
             LOGIN,
-            col(c::SUCCESS).not().and(col(c::SOURCE_IP).is_not_null()),
+            col(c::SUCCESS).not(),
+            c::SOURCE_IP,
             &[c::SOURCE_IP, c::PRINCIPAL, c::ACTION, c::SUCCESS],
         )?;
         let counts = per_address(without_repeated_notices(failed)?.lazy())?;
@@ -74,11 +75,10 @@ impl Detector for AuthAttacks {
         if !candidates.is_empty() {
             let mut wanted = activity::columns(c::SOURCE_IP);
             wanted.push(c::ACTION);
-            let at = input.rows_of_types(
-                LOGIN,
-                col(c::SOURCE_IP).is_in(lit(key_series("ip", candidates)?).implode(false), false),
-                &wanted,
-            )?;
+            // The candidates' rows found by their addresses first, then the columns of their
+            // activity read for those rows alone (not for every login).
+            let logins = (LOGIN, lit(true));
+            let at = input.rows_of_types_with(logins, c::SOURCE_IP, &candidates, &wanted)?;
             let at = without_repeated_notices(at)?.lazy();
             self.attacks(input, at, &counts, &above_fails, &above_users, &mut out)?;
         }
@@ -390,19 +390,15 @@ impl AuthAttacks {
         if flagged.is_empty() {
             return Ok(());
         }
-        let ids = key_series("principal", flagged.keys().cloned().collect())?;
         // The flagged principals' rows found by their principals first, then their activity's
-        // columns read for those rows alone (not for every successful login).
-        let theirs = named().and(col(c::PRINCIPAL).is_in(lit(ids).implode(false), false));
-        let found = input
-            .present_rows_of_types(LOGIN, col(c::SUCCESS), c::TARGET, &[c::PRINCIPAL, ROW])?
+        // columns read for those rows alone (not for every successful login). Those without a
+        // host are left out, as they were from the counts.
+        let flagged_ids: Vec<String> = flagged.keys().cloned().collect();
+        let (logged_in, columns) = ((LOGIN, col(c::SUCCESS)), activity::columns(c::PRINCIPAL));
+        let rows = input
+            .rows_of_types_with(logged_in, c::PRINCIPAL, &flagged_ids, &columns)?
             .lazy()
-            .filter(theirs)
-            .collect()
-            .stage("fan-out rows")?;
-        let found = u32s(&found, ROW)?;
-        let columns = activity::columns(c::PRINCIPAL);
-        let rows = input.cold.select(input.events, &columns, &found)?.lazy();
+            .filter(col(c::TARGET).is_not_null());
         for (id, a) in summarize(rows, c::PRINCIPAL, input)? {
             let Some((name, members, median)) = flagged.get(&id) else {
                 continue;

@@ -235,6 +235,27 @@ impl<'a> DetectInput<'a> {
         self.cold.select(self.events, names, &rows)
     }
 
+    /// [`Self::rows_of_types`] of the rows whose categorical column `name` holds one of
+    /// `values`, as `keep` cannot ask of a column beside the frame: it is read for the rows
+    /// `keep` selects alone, a chunk at a time, and the other columns for the rows found.
+    pub fn rows_of_types_with(
+        &self,
+        (types, keep): (&[&str], Expr),
+        name: &str,
+        values: &[String],
+        names: &[&str],
+    ) -> Result<DataFrame> {
+        let dict = crate::frame::dictionary();
+        let codes: hashbrown::HashSet<u32> =
+            values.iter().filter_map(|v| dict.get_cat(v)).collect();
+        let rows = self.types()?.rows(self.events, types, keep)?;
+        let rows = match codes.is_empty() {
+            true => Vec::new(),
+            false => (self.cold).rows_coded(self.events, rows, name, |c| codes.contains(&c))?,
+        };
+        self.cold.select(self.events, names, &rows)
+    }
+
     /// The event types each chunk of the frame holds, found by whichever asks first.
     fn types(&self) -> Result<&crate::frame::event_type::TypesByChunk> {
         if let Some(types) = self.types.get() {
@@ -264,15 +285,16 @@ impl<'a> DetectInput<'a> {
             return Ok(reach);
         }
         let (time, walk) = (self.time, enumeration::WALK);
-        // The reduction reads every access row's target account and principal, which wait
-        // beside the frame. Made on disk, a group of days at a time, it reads each group's; in
-        // memory (a run under `--records-on-disk-from-events`), the columns are put back for
+        // The reduction reads every access row's target account, principal and address, which
+        // wait beside the frame. Made on disk, a group of days at a time, it reads each group's;
+        // in memory (a run under `--records-on-disk-from-events`), the columns are put back for
         // the reduction.
         let reach = match self.records_dir {
             Some(at) => crate::reduce::Reach::of_on_disk((self.events, self.cold), time, walk, at)?,
             None => {
-                use crate::normalize::schema::col::{PRINCIPAL, TARGET};
-                let events = &self.cold.with_columns(self.events, &[TARGET, PRINCIPAL])?;
+                use crate::normalize::schema::col::{PRINCIPAL, SOURCE_IP, TARGET};
+                let beside = [TARGET, PRINCIPAL, SOURCE_IP];
+                let events = &self.cold.with_columns(self.events, &beside)?;
                 crate::reduce::Reach::of(events, time, walk)?
             }
         };

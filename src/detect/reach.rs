@@ -462,7 +462,7 @@ pub fn counts_with_each(
     let mut lookups = Vec::with_capacity(questions.len());
     for ((key, _, other), ids) in questions.iter().zip(&ids) {
         let wanted: Vec<(&str, u32)> = ids.iter().zip(0u32..).map(|(id, i)| (*id, i)).collect();
-        let (read, table) = lookup(events, key, &wanted)?;
+        let (read, table) = lookup(events, cold, key, &wanted)?;
         lookups.push((read, table, *other));
     }
     let dict = dictionary();

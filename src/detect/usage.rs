@@ -58,7 +58,7 @@ pub fn usage(
                 .filter(|(_, e)| e.kind == *kind)
                 .map(|(slot, e)| (e.id.as_str(), slot as u32))
                 .collect();
-            lookup(events, kind.column(), &mine)
+            lookup(events, cold, kind.column(), &mine)
         })
         .collect::<Result<_>>()?;
     let mut names: Vec<&str> = tables.iter().map(|t| t.0).collect();

@@ -1,7 +1,7 @@
 //! Cold columns: the event columns that no count over every row reads but a few passes that
 //! can take them a run of rows at a time — source file and line, user agent, action, token code,
-//! target account, principal — kept beside the frame instead of in it, and written to disk once
-//! a run is big (`analyze --spill-from-events`).
+//! target account, principal, source address — kept beside the frame instead of in it, and
+//! written to disk once a run is big (`analyze --spill-from-events`).
 //!
 //! File, line, user agent and action name where a finding's first event is, which endpoints and
 //! clients a flagged entity used, and which failed logins were for non-existent users: each is
@@ -19,7 +19,12 @@
 //! reduction a group of days at a time with the targets, by offboarding's cut-offs a run of
 //! chunks at a time, by the usage of shown principals span by span, and for the rows the other
 //! passes select: the 100.09M-event frame 1,740 → 1,358 MB, the 300.15M one 5,217 → 4,073 MB.
-//! Read back from a state it stays in the frame (`state::partition::held_in_frame`).
+//! Read back from a state it stays in the frame (`state::partition::held_in_frame`). The
+//! source address (fifty-fourth session) goes the same way: the window's reduction reads it with
+//! the targets and principals (the network derived from it there), login attacks read it for the
+//! logins alone, and the passes that find a flagged network's rows learn the networks of the
+//! addresses ingest's chunks listed ([`ColdColumns::addresses`]) instead of reading the column
+//! back: the 100.09M-event frame 1,358 → 976 MB.
 //!
 //! A chunk of rows as read keeps its cold columns as a small frame (`Held`) until the run has
 //! read `spill_from` events; from then on each chunk goes to a Parquet file of its own in the
@@ -33,20 +38,19 @@
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use polars::prelude::*;
 use polars_io::SerReader;
 use polars_io::parquet::read::{ParallelStrategy, ParquetReader};
-use polars_io::parquet::write::{ParquetCompression, ParquetWriter, StatisticsOptions};
 use rayon::prelude::*;
+use roaring::RoaringBitmap;
 
 use crate::error::{Error, FrameContext, Result};
 use crate::normalize::schema::col;
 
 /// The cold columns.
-pub const COLUMNS: [&str; 7] = [
+pub const COLUMNS: [&str; 8] = [
     col::FILE,
     col::LINE,
     col::USER_AGENT,
@@ -54,10 +58,17 @@ pub const COLUMNS: [&str; 7] = [
     col::TOKEN,
     col::TARGET,
     col::PRINCIPAL,
+    col::SOURCE_IP,
 ];
 
 /// The cold columns that are dictionary codes: spilled as their codes, read back as categories.
-const CATEGORICAL: [&str; 4] = [col::USER_AGENT, col::ACTION, col::TARGET, col::PRINCIPAL];
+const CATEGORICAL: [&str; 5] = [
+    col::USER_AGENT,
+    col::ACTION,
+    col::TARGET,
+    col::PRINCIPAL,
+    col::SOURCE_IP,
+];
 
 /// A column a selection may ask for ([`ColdColumns::select`]): the frame row of each selected
 /// row, so that the file and line of the few rows that become evidence are read alone, not the
@@ -85,160 +96,6 @@ enum Stored {
     Elsewhere(Loader),
 }
 
-/// Takes the cold columns out of each chunk ingest reads. Shared by the reader threads.
-pub struct ColdSink {
-    dir: PathBuf,
-    spill_from: u64,
-    rows: AtomicU64,
-    next: AtomicUsize,
-    stored: Mutex<Vec<(usize, Stored)>>,
-}
-
-/// One chunk handed to the [`ColdSink`]: which, how many rows, and what to add to its line
-/// numbers (a later part of a split file).
-#[derive(Debug, Clone, Copy)]
-pub struct ColdChunk {
-    id: usize,
-    rows: usize,
-    line_offset: u64,
-}
-
-impl ColdChunk {
-    pub fn shift_lines(&mut self, offset: u64) {
-        self.line_offset += offset;
-    }
-}
-
-impl ColdSink {
-    /// Chunks are written under `dir` (which must exist) once `spill_from` events were read.
-    pub fn new(dir: &Path, spill_from: u64) -> ColdSink {
-        ColdSink {
-            dir: dir.to_path_buf(),
-            spill_from,
-            rows: AtomicU64::new(0),
-            next: AtomicUsize::new(0),
-            stored: Mutex::default(),
-        }
-    }
-
-    /// Where what only evidence reads waits once a run holds `events` events: this sink's folder
-    /// from `spill_from` on ([`crate::normalize::Tokens::to_disk`] follows the columns there).
-    pub fn past(&self, events: u64) -> Option<&Path> {
-        (events >= self.spill_from).then_some(self.dir.as_path())
-    }
-
-    /// This sink's folder once the chunks taken so far have passed the bound (see
-    /// [`crate::normalize::Tokens::spilling_with`]).
-    pub fn spilling(&self) -> Option<&Path> {
-        self.past(self.rows.load(Ordering::Relaxed))
-    }
-
-    /// Takes the cold columns out of `frame`, one chunk as read.
-    pub fn take(&self, frame: &mut DataFrame) -> Result<ColdChunk> {
-        let cold = frame.select(COLUMNS).stage("taking cold columns")?;
-        for name in COLUMNS {
-            frame.drop_in_place(name).stage("taking cold columns")?;
-        }
-        let rows = cold.height();
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let seen = self.rows.fetch_add(rows as u64, Ordering::Relaxed) + rows as u64;
-        let stored = if seen > self.spill_from {
-            Stored::Spilled(self.write(id, cold)?)
-        } else {
-            Stored::Held(cold)
-        };
-        self.lock().push((id, stored));
-        if seen > self.spill_from && seen - rows as u64 <= self.spill_from {
-            self.spill_held()?;
-        }
-        Ok(ColdChunk {
-            id,
-            rows,
-            line_offset: 0,
-        })
-    }
-
-    /// Writes the chunks held so far, once the run is past `spill_from`: held to the end of
-    /// ingest, their ~450 MB stood at its peak (the 85.9M-event export: 4.35 → 4.07 GB, one run
-    /// each). A chunk handed over while this runs stays held, and [`ColdSink::finish`] writes it.
-    fn spill_held(&self) -> Result<()> {
-        let mut held = Vec::new();
-        {
-            let mut stored = self.lock();
-            for (id, s) in std::mem::take(&mut *stored) {
-                match s {
-                    Stored::Held(df) => held.push((id, df)),
-                    other => stored.push((id, other)),
-                }
-            }
-        }
-        for (id, df) in held {
-            let path = self.write(id, df)?;
-            self.lock().push((id, Stored::Spilled(path)));
-        }
-        Ok(())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(usize, Stored)>> {
-        self.stored.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self, id: usize, mut cold: DataFrame) -> Result<PathBuf> {
-        let path = self.dir.join(format!("cold-{id}.parquet"));
-        let physical: Vec<Column> = cold
-            .columns()
-            .iter()
-            .map(|c| c.to_physical_repr())
-            .collect();
-        cold = DataFrame::new(cold.height(), physical).stage("spilling cold columns")?;
-        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        // On the reader's own thread: pages encoded on polars' pool and freed here stayed
-        // resident until the end of ingest (1.1 → 2.0 GB at 8.7M events, all spilled).
-        ParquetWriter::new(file)
-            .set_parallel(false)
-            .with_statistics(StatisticsOptions::empty())
-            .with_compression(ParquetCompression::Uncompressed)
-            .finish(&mut cold)
-            .map_err(|e| spill_error(&path, e))?;
-        Ok(path)
-    }
-
-    /// The cold columns of the frame whose chunks were handed over as `order` (each chunk once,
-    /// in the frame's row order). Once anything went to disk, the held chunks follow.
-    pub fn finish(&self, order: &[ColdChunk]) -> Result<ColdColumns> {
-        let mut stored: Vec<Option<Stored>> = vec![None; self.next.load(Ordering::Relaxed)];
-        for (id, s) in std::mem::take(&mut *self.lock()) {
-            stored[id] = Some(s);
-        }
-        let spilled = self.rows.load(Ordering::Relaxed) > self.spill_from;
-        let parts: Vec<Part> = order
-            .par_iter()
-            .map(|chunk| {
-                let stored = match stored[chunk.id].clone() {
-                    Some(Stored::Held(df)) if spilled => Stored::Spilled(self.write(chunk.id, df)?),
-                    Some(s) => s,
-                    None => {
-                        return Err(Error::Internal(format!("cold chunk {} lost", chunk.id)));
-                    }
-                };
-                Ok(Part {
-                    stored,
-                    rows: chunk.rows,
-                    line_offset: chunk.line_offset,
-                })
-            })
-            .collect::<Result<_>>()?;
-        Ok(ColdColumns::of(parts))
-    }
-}
-
-fn spill_error(path: &Path, e: PolarsError) -> Error {
-    Error::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    }
-}
-
 /// A cold column of no rows, in the frame's type.
 fn empty(name: &str) -> Column {
     let dtype = match name {
@@ -260,6 +117,7 @@ pub static IN_FRAME: ColdColumns = ColdColumns {
     parts: Vec::new(),
     starts: Vec::new(),
     kept: None,
+    addresses: None,
 };
 
 /// The cold columns of the event frame, wherever they are: in the frame itself (inspect, tests,
@@ -271,6 +129,11 @@ pub struct ColdColumns {
     starts: Vec<usize>,
     /// The original row of each frame row, once the frame was filtered (a time window).
     kept: Option<Vec<IdxSize>>,
+    /// Every source address code ingest's chunks held (those a time window dropped too), so
+    /// that the networks of the addresses are learned without reading the column back
+    /// ([`crate::normalize::networks::lookup`]). `None` where the chunks were not made by a
+    /// [`ColdSink`] (a state's read-back, which keeps the addresses in the frame).
+    addresses: Option<RoaringBitmap>,
 }
 
 /// Rows of a span when the cold columns are in the frame: what ingest's chunks hold, so passes
@@ -324,7 +187,13 @@ impl ColdColumns {
             parts,
             starts,
             kept: None,
+            addresses: None,
         }
+    }
+
+    /// Every source address code ingest's chunks held, when a [`ColdSink`] made them.
+    pub fn addresses(&self) -> Option<&RoaringBitmap> {
+        self.addresses.as_ref()
     }
 
     /// How many chunks hold the cold columns (none when they are in the frame).
@@ -456,13 +325,53 @@ impl ColdColumns {
         rows: Vec<IdxSize>,
         name: &str,
     ) -> Result<Vec<IdxSize>> {
+        self.rows_kept(events, rows, name, |column| {
+            Ok(column
+                .is_not_null()
+                .iter()
+                .map(|p| p == Some(true))
+                .collect())
+        })
+    }
+
+    /// Of the frame rows `rows` (sorted), those whose categorical column `name` (cold or not)
+    /// holds a code `keep` accepts (never a null), in order, the column read as in
+    /// [`Self::rows_present`]: the rows of a few flagged addresses or principals among every
+    /// login, without the column gathered for all of them first (at 300.15M events that
+    /// gathering stood 0.75 GB above what the detectors held).
+    pub fn rows_coded(
+        &self,
+        events: &DataFrame,
+        rows: Vec<IdxSize>,
+        name: &str,
+        keep: impl Fn(u32) -> bool + Sync,
+    ) -> Result<Vec<IdxSize>> {
+        use crate::frame::NULL;
+        self.rows_kept(events, rows, name, |column| {
+            let arrays = crate::frame::column_codes(column)?;
+            Ok((arrays.iter())
+                .flat_map(|a| (0..a.len()).map(|i| a.at(i)))
+                .map(|c| c != NULL && keep(c))
+                .collect())
+        })
+    }
+
+    /// Of the frame rows `rows` (sorted), those for which `keep`, asked of column `name` at
+    /// those rows (a chunk's at a time where the column is beside the frame), is true.
+    fn rows_kept(
+        &self,
+        events: &DataFrame,
+        rows: Vec<IdxSize>,
+        name: &str,
+        keep: impl Fn(&Column) -> Result<Vec<bool>> + Sync,
+    ) -> Result<Vec<IdxSize>> {
         if let Ok(column) = events.column(name) {
             // Only the asked rows gathered: a mask of every row was a pass over the frame for
             // a question on a few of them.
             let asked = IdxCa::from_vec("rows".into(), rows.clone());
             let held = column.take(&asked).stage("reading cold columns")?;
-            return Ok((rows.into_iter().zip(held.is_not_null().iter()))
-                .filter(|(_, present)| present.unwrap_or(false))
+            return Ok((rows.into_iter().zip(keep(&held)?))
+                .filter(|(_, kept)| *kept)
                 .map(|(r, _)| r)
                 .collect());
         }
@@ -482,8 +391,8 @@ impl ColdColumns {
                     rows.partition_point(|&r| r < from),
                     rows.partition_point(|&r| r < to),
                 );
-                Ok((rows[at..until].iter().zip(column.is_not_null().iter()))
-                    .filter(|(_, present)| present.unwrap_or(false))
+                Ok((rows[at..until].iter().zip(keep(column)?))
+                    .filter(|(_, kept)| *kept)
                     .map(|(&r, _)| r)
                     .collect())
             })
@@ -562,6 +471,11 @@ impl ColdColumns {
         let cold: Vec<&str> = (COLUMNS.iter().copied())
             .filter(|n| names.contains(n) && !in_events(n))
             .collect();
+        if let Some(missing) = cold.first().filter(|_| self.parts.is_empty()) {
+            return Err(Error::Internal(format!(
+                "column {missing} is neither in the frame nor beside it"
+            )));
+        }
         if !cold.is_empty() {
             // Gathered in row order, chunk by chunk, then put in the order asked for.
             let mut order: Vec<(IdxSize, IdxSize)> =
@@ -787,6 +701,10 @@ fn read(path: &Path, names: &[&str]) -> PolarsResult<DataFrame> {
     }
     DataFrame::new(stored.height(), columns)
 }
+
+// What ingest hands the cold columns to, chunk by chunk.
+mod sink;
+pub use sink::{ColdChunk, ColdSink};
 
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use super::columns::network_of;
 use crate::error::{FrameContext, Result};
 use crate::frame::{CodeArray, CodeTable, Codes, NULL, cat_dtype, code_arrays, dictionary};
+use crate::normalize::ColdColumns;
 
 /// The network code of each address code asked about so far, by address code ([`NULL`]: no
 /// network, an internal address or not an address), for the dictionary those codes belong to.
@@ -181,9 +182,12 @@ fn learn(dict: Arc<CategoricalMapping>, new: Vec<u32>) -> Result<()> {
 /// network's rows are found by their addresses when the frame stores no network: deriving the
 /// network of every row took 2–3 s a pass at 85.9M events, for a handful of flagged networks.
 /// Names, not codes, are asked for: a network has a code only once the addresses are learned,
-/// which no earlier pass may have done (records read from a state derive none).
+/// which no earlier pass may have done (records read from a state derive none). Where the
+/// addresses wait beside the frame, those ingest saw are learned ([`ColdColumns::addresses`])
+/// rather than the column read back.
 pub fn lookup<'a>(
     events: &DataFrame,
+    cold: &ColdColumns,
     column: &'a str,
     wanted: &[(&str, u32)],
 ) -> Result<(&'a str, CodeTable<u32>)> {
@@ -191,7 +195,15 @@ pub fn lookup<'a>(
     let dense = |pairs: Vec<(u32, u32)>| CodeTable::new(pairs, |_, last| last);
     let derived = column == NETWORK && events.column(NETWORK).is_err();
     if derived {
-        learn_arrays(&code_arrays(events, SOURCE_IP)?)?;
+        match (events.column(SOURCE_IP).is_ok(), cold.addresses()) {
+            (true, _) => learn_arrays(&code_arrays(events, SOURCE_IP)?)?,
+            (false, Some(seen)) => learn_networks(&[&seen.iter().collect::<Vec<u32>>()])?,
+            (false, None) => {
+                return Err(crate::error::Error::Internal(
+                    "the source addresses are neither in the frame nor listed beside it".into(),
+                ));
+            }
+        }
     }
     let dict = dictionary();
     let codes: Vec<(u32, u32)> = (wanted.iter())
@@ -283,6 +295,49 @@ mod tests {
                 "internal and absent: no network"
             );
         }
+    }
+
+    /// A network's rows are found by the same addresses whether the addresses are in the frame
+    /// or wait beside it, listed by ingest's chunks rather than read back. Asked beside the
+    /// frame first, so the addresses (of this test alone) are learned from the list.
+    #[test]
+    fn a_network_s_addresses_are_found_beside_the_frame_as_in_it() {
+        use crate::normalize::schema::col::{NETWORK, SOURCE_IP, TS};
+        let n = 500;
+        let ip =
+            |i: usize| (!i.is_multiple_of(7)).then(|| format!("198.18.{}.{}", 70 + i % 3, i % 50));
+        let ips: Vec<Option<String>> = (0..n).map(ip).collect();
+        let df = DataFrame::new(
+            n,
+            vec![
+                Column::new(TS.into(), (0..n as i64).collect::<Vec<_>>()),
+                crate::frame::key_column(SOURCE_IP, ips.clone()).expect("addresses"),
+            ],
+        )
+        .expect("frame");
+        let dir = tempfile::tempdir().expect("dir");
+        let (hot, cold) = crate::reduce::tests::beside(&df, dir.path(), &[3, 40, 1, 170]);
+        assert!(hot.column(SOURCE_IP).is_err());
+        let wanted = [
+            ("198.18.71.0/24", 1),
+            ("198.18.72.0/24", 2),
+            ("203.0.113.0/24", 3),
+        ];
+        let (read, beside) = lookup(&hot, &cold, NETWORK, &wanted).expect("beside");
+        let (read_in, held) =
+            lookup(&df, &crate::normalize::cold::IN_FRAME, NETWORK, &wanted).expect("in frame");
+        assert_eq!((read, read_in), (SOURCE_IP, SOURCE_IP));
+        let codes = crate::frame::codes(&df, SOURCE_IP).expect("codes");
+        for (i, (&code, ip)) in codes.iter().zip(&ips).enumerate() {
+            let want = match ip.as_deref().and_then(network_of).as_deref() {
+                Some("198.18.71.0/24") => Some(1),
+                Some("198.18.72.0/24") => Some(2),
+                _ => None,
+            };
+            assert_eq!(beside.get(code), want, "row {i}, {ip:?}");
+            assert_eq!(held.get(code), want, "row {i}, {ip:?}");
+        }
+        assert!(codes.iter().any(|&c| beside.get(c) == Some(2)));
     }
 
     /// The bit set gives what sorting every code and dropping repeats gives.

@@ -41,8 +41,9 @@ impl Selected {
         names.extend(held.then_some(c::TARGET));
         // The network, when the frame has none, from the selected rows' addresses (`codes`):
         // derived for the whole frame here it would be 4 bytes an event more at the run's peak.
-        // A kind the frame does not hold (the principal, which waits beside it; the network,
-        // derived from the addresses) is read for each group's rows alone (`codes`).
+        // A kind the frame does not hold (the principal and the address, which wait beside it;
+        // the network, derived from the addresses) is read for each group's rows alone
+        // (`keys_beside`, `codes`).
         names.extend(KINDS.iter().filter(|k| events.column(k).is_ok()));
         let frame = aligned(events, &names)?;
         let mut starts = Vec::new();
@@ -103,17 +104,13 @@ impl Selected {
         })
     }
 
-    /// The target account and the principal of every selected row, in frame order, as
-    /// dictionary codes ([`NULL`] for none): what the frame does not hold is read from `cold`
-    /// for these rows only, both columns in one reading of each chunk. Read one after the other,
-    /// the 100.09M-event export's records stage took 80 s instead of 67 s with the principal in
-    /// the frame (one run each).
-    pub(super) fn targets_and_principals(
-        &self,
-        events: &DataFrame,
-        cold: &ColdColumns,
-    ) -> Result<[Vec<u32>; 2]> {
-        let names = [c::TARGET, c::PRINCIPAL];
+    /// The target account, the principal and, when the frame does not hold it, the source
+    /// address of every selected row, in frame order, as dictionary codes ([`NULL`] for none):
+    /// what the frame does not hold is read from `cold` for these rows only, every such column in
+    /// one reading of each chunk. Read one after the other, the 100.09M-event export's records
+    /// stage took 80 s instead of 67 s with the principal in the frame (one run each).
+    pub(super) fn keys_beside(&self, events: &DataFrame, cold: &ColdColumns) -> Result<Keys> {
+        let names = [c::TARGET, c::PRINCIPAL, c::SOURCE_IP];
         let beside: Vec<&str> = names.iter().copied().filter(|n| !self.holds(n)).collect();
         let read = match beside.is_empty() {
             true => None,
@@ -126,11 +123,19 @@ impl Selected {
             Some(read) => crate::frame::codes(read, name),
             None => self.codes(name),
         };
-        Ok([of(c::TARGET)?, of(c::PRINCIPAL)?])
+        let addresses = match beside.contains(&c::SOURCE_IP) {
+            true => Some(of(c::SOURCE_IP)?),
+            false => None,
+        };
+        Ok(Keys {
+            targets: of(c::TARGET)?,
+            principals: of(c::PRINCIPAL)?,
+            addresses,
+        })
     }
 
-    /// Whether the selection's frame holds column `key`; the principal is read beside it
-    /// ([`Self::targets_and_principals`]).
+    /// Whether the selection's frame holds column `key`; the principal and the address are read
+    /// beside it ([`Self::keys_beside`]).
     pub(super) fn holds(&self, key: &str) -> bool {
         self.frame.column(key).is_ok()
     }
@@ -268,6 +273,14 @@ impl Selected {
         let chunks = ts_arrays(&self.frame)?;
         Ok(self.each(|k, i| chunks[k][i as usize]))
     }
+}
+
+/// What [`Selected::keys_beside`] reads of each selected row.
+pub(super) struct Keys {
+    pub targets: Vec<u32>,
+    pub principals: Vec<u32>,
+    /// Only when the frame does not hold them.
+    pub addresses: Option<Vec<u32>>,
 }
 
 /// [`Selected`] rows as a bitmap per chunk.

@@ -392,9 +392,13 @@ impl Reduced {
     ) -> Result<Reduced> {
         let ts = selected.instants()?;
         // Whether the principal is the account itself, while both are still dictionary codes.
-        // Read from beside the frame (past ingest), the principals are kept for their kind's
-        // turn below instead of read twice: 4 bytes a row of the group.
-        let [mut account, principals] = selected.targets_and_principals(events, cold)?;
+        // Read from beside the frame (past ingest), the principals and addresses are kept for
+        // their kinds' turns below instead of read again: 4 bytes a row of the group each.
+        let access::Keys {
+            targets: mut account,
+            principals,
+            mut addresses,
+        } = selected.keys_beside(events, cold)?;
         let own: Vec<bool> = (principals.par_iter())
             .zip(&account)
             .map(|(p, a)| p == a)
@@ -448,9 +452,17 @@ impl Reduced {
         // row: whether any kind's entity holds it (see `Reduced::orphans`).
         let mut held = vec![0u64; rows.len().div_ceil(64)];
         let mut entities_of = |key: &str, symbols: &mut Symbols| -> Result<Vec<u32>> {
-            let codes = match principals.take_if(|_| key == c::PRINCIPAL) {
-                Some(read) => read,
-                None => selected.codes(key)?,
+            let codes = match (key, principals.take_if(|_| key == c::PRINCIPAL)) {
+                (_, Some(read)) => read,
+                // Networks come before addresses in `KINDS`: derived from a copy, unless the
+                // frame holds them (a test's).
+                (c::NETWORK, None) if addresses.is_some() && !selected.holds(c::NETWORK) => {
+                    let mut networks = addresses.clone().unwrap_or_default();
+                    crate::normalize::networks::to_networks(&mut networks)?;
+                    networks
+                }
+                (c::SOURCE_IP, None) if addresses.is_some() => addresses.take().unwrap_or_default(),
+                _ => selected.codes(key)?,
             };
             let mut entity: Vec<u32> = rows.par_iter().map(|r| codes[r.index as usize]).collect();
             drop(codes);

@@ -164,7 +164,7 @@ pub fn daily(
             .filter(|(e, _)| e.kind == kind)
             .map(|(e, i)| (e.id.as_str(), i))
             .collect();
-        lookups.push(lookup(input.events, kind.column(), &wanted)?);
+        lookups.push(lookup(input.events, input.cold, kind.column(), &wanted)?);
     }
     let mut names = vec![c::TS, c::TARGET];
     names.extend(lookups.iter().map(|(read, _)| *read));

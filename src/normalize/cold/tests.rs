@@ -39,6 +39,13 @@ pub(super) fn both(n: usize, dir: &Path, spill_from: u64) -> (DataFrame, DataFra
             ),
             key_column(col::TARGET, (0..n).map(|i| text(i, 11)).collect::<Vec<_>>())
                 .expect("target"),
+            key_column(
+                col::SOURCE_IP,
+                (0..n)
+                    .map(|i| (!i.is_multiple_of(9)).then(|| format!("203.0.{}.{}", i % 13, i % 5)))
+                    .collect::<Vec<_>>(),
+            )
+            .expect("address"),
         ],
     )
     .expect("frame");
@@ -147,6 +154,15 @@ fn rows_read_beside_the_frame_equal_the_frame_s_own() {
         // Ingest copies a big frame into chunks of its own cut (`frame::compact`).
         let compacted = crate::frame::compact(hot, 300, &[450, 550]).expect("compacted");
         same_rows(&full, &compacted, &cold);
+        // Every address the chunks held is listed, and nothing else: the networks are learned
+        // from the list instead of the column (`networks::lookup`).
+        let mut want: Vec<u32> = crate::frame::codes(&full, col::SOURCE_IP).expect("codes");
+        want.retain(|&c| c != crate::frame::NULL);
+        want.sort_unstable();
+        want.dedup();
+        assert_eq!(want.len(), 65, "13 × 5 addresses");
+        let listed: Vec<u32> = cold.addresses().expect("listed").iter().collect();
+        assert_eq!(listed, want);
     }
 }
 
@@ -280,9 +296,26 @@ fn same_rows(full: &DataFrame, hot: &DataFrame, cold: &ColdColumns) {
         .expect("present");
     assert_eq!(got, want);
     let got = IN_FRAME
-        .rows_present(full, asked, col::TARGET)
+        .rows_present(full, asked.clone(), col::TARGET)
         .expect("present");
     assert_eq!(got, want);
+    // The rows whose address is one of a few, read beside the frame or in it: as polars finds
+    // them among the asked rows.
+    let wanted = ["203.0.4.1", "203.0.7.3", "203.0.9.4"];
+    let dict = crate::frame::dictionary();
+    let codes: Vec<u32> = wanted.iter().filter_map(|a| dict.get_cat(a)).collect();
+    assert_eq!(codes.len(), 3);
+    let ips = crate::frame::codes(full, col::SOURCE_IP).expect("codes");
+    let want: Vec<IdxSize> = (asked.iter().copied())
+        .filter(|&r| codes.contains(&ips[r as usize]))
+        .collect();
+    assert!(!want.is_empty() && want.len() < asked.len());
+    for (source, frame) in [(cold, hot), (&IN_FRAME, full)] {
+        let got = source
+            .rows_coded(frame, asked.clone(), col::SOURCE_IP, |c| codes.contains(&c))
+            .expect("coded");
+        assert_eq!(got, want);
+    }
     // The frame with two cold columns put back, chunk for chunk.
     let with = cold
         .with_columns(hot, &[col::TARGET, col::TOKEN])

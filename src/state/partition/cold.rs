@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::normalize::Tokens;
 use crate::normalize::cold::{COLUMNS as COLD, Loader};
 use crate::normalize::dictionary::FileDict;
-use crate::normalize::schema::col::{PRINCIPAL, TOKEN};
+use crate::normalize::schema::col::{PRINCIPAL, SOURCE_IP, TOKEN};
 
 /// [`super::read`] without the columns only evidence reads ([`COLD`]), and for each row group a
 /// [`Loader`] of those columns: they are read from the partition again when evidence asks for
@@ -90,7 +90,7 @@ struct ColdSource {
 /// records, and read from the partitions pass by pass it would be decoded and placed again
 /// each time.
 pub(crate) fn held_in_frame(name: &str) -> bool {
-    !COLD.contains(&name) || name == PRINCIPAL
+    !COLD.contains(&name) || name == PRINCIPAL || name == SOURCE_IP
 }
 
 /// The columns `names` (of [`COLD`]) of row group `group` of `source`, in that order; `held`:

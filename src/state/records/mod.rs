@@ -323,11 +323,11 @@ fn rows_on(
     if 4 * mask.sum().unwrap_or(0) as usize > 3 * events.height() {
         return Ok(None);
     }
-    // With the target account and the principal where they wait beside the frame.
+    // With the target account, the principal and the address where they wait beside the frame.
     let mut names: Vec<&str> = (events.get_column_names().into_iter())
         .map(|n| n.as_str())
         .collect();
-    for beside in [c::TARGET, c::PRINCIPAL] {
+    for beside in [c::TARGET, c::PRINCIPAL, c::SOURCE_IP] {
         if !names.contains(&beside) {
             names.push(beside);
         }
