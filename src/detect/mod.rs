@@ -534,3 +534,54 @@ mod wave_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod selection_tests {
+    use polars::prelude::*;
+
+    use super::*;
+    use crate::normalize::cold::{IN_FRAME, ROW};
+    use crate::normalize::schema::col as c;
+
+    /// The login rows of a few addresses and principals, found by their codes with the column
+    /// beside the frame (on disk, in uneven chunks) or in it, are the rows a row-by-row reading
+    /// of the frame finds, in order, with their columns; a name no row holds finds none.
+    #[test]
+    fn rows_of_types_with_a_few_values_are_those_rows() {
+        let events = crate::frame::random::events(54, 3_000);
+        let dir = tempfile::tempdir().expect("dir");
+        let (hot, cold) = crate::reduce::tests::beside(&events, dir.path(), &[7, 300, 41]);
+        let (context, options) = (Context::default(), DetectOptions::default());
+        let (time, tokens) = (TimeParser::new(chrono_tz::UTC), Tokens::default());
+        let kinds = crate::frame::strs(&events, c::EVENT_TYPE).expect("types");
+        for (name, offset) in [(c::SOURCE_IP, 1), (c::PRINCIPAL, 2)] {
+            let mut values: Vec<String> = crate::frame::random::some_names(&events, name, offset)
+                .into_iter()
+                .collect();
+            values.push("nobody-at-all".into());
+            let held = crate::frame::strs(&events, name).expect("values");
+            let want: Vec<u32> = (0..events.height() as u32)
+                .filter(|&r| kinds[r as usize] == "login" && values.contains(&held[r as usize]))
+                .collect();
+            assert!(
+                !want.is_empty() && want.len() < 500,
+                "{name}: {}",
+                want.len()
+            );
+            for (frame, beside) in [(&hot, &cold), (&events, &IN_FRAME)] {
+                let input = DetectInput::new(frame, &context, &options, &time, &[], &tokens)
+                    .with_cold(beside);
+                let got = input
+                    .rows_of_types_with((&["login"], lit(true)), name, &values, &[ROW, name])
+                    .expect("rows");
+                let rows = crate::frame::u32s(&got, ROW).expect("rows");
+                assert_eq!(rows, want, "{name}");
+                let got_values = crate::frame::strs(&got, name).expect("values");
+                assert!((rows.iter().zip(&got_values)).all(|(&r, v)| *v == held[r as usize]));
+                let none = (input.rows_of_types_with((&["login"], lit(true)), name, &[], &[ROW]))
+                    .expect("none");
+                assert_eq!(none.height(), 0);
+            }
+        }
+    }
+}
