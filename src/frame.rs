@@ -310,8 +310,13 @@ static SHARED: std::sync::LazyLock<Arc<CategoricalMapping>> =
 /// A categorical column's dictionary codes as one flat vector, nulls as [`NULL`]: detectors that
 /// count per entity in plain Rust index these directly instead of going through chunks.
 pub fn codes(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
-    let arrays = code_arrays(df, name)?;
-    let mut out = Vec::with_capacity(df.height());
+    codes_of(df.column(name).stage("reading codes")?)
+}
+
+/// [`codes`] of a column on its own (a cold column read for a span).
+pub fn codes_of(column: &Column) -> Result<Vec<u32>> {
+    let arrays = keys::of_column(column)?;
+    let mut out = Vec::with_capacity(column.len());
     for arr in arrays {
         out.extend_from_slice(&arr.values());
     }
@@ -326,11 +331,6 @@ pub type CodeArray = <UInt32Type as PolarsDataType>::Array;
 /// walk several columns of the whole event table at once without copying any of them.
 pub fn code_arrays<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<Codes<'a>>> {
     keys::of_column(df.column(name).stage("reading codes")?)
-}
-
-/// [`code_arrays`] of a column on its own.
-pub fn column_codes(column: &Column) -> Result<Vec<Codes<'_>>> {
-    keys::of_column(column)
 }
 
 /// The code at row `i` of one chunk, [`NULL`] for a null.

@@ -348,11 +348,8 @@ impl ColdColumns {
     ) -> Result<Vec<IdxSize>> {
         use crate::frame::NULL;
         self.rows_kept(events, rows, name, |column| {
-            let arrays = crate::frame::column_codes(column)?;
-            Ok((arrays.iter())
-                .flat_map(|a| (0..a.len()).map(|i| a.at(i)))
-                .map(|c| c != NULL && keep(c))
-                .collect())
+            let codes = crate::frame::codes_of(column)?;
+            Ok(codes.into_iter().map(|c| c != NULL && keep(c)).collect())
         })
     }
 

@@ -11,7 +11,6 @@ use roaring::RoaringBitmap;
 use super::KINDS;
 use crate::error::Result;
 use crate::frame::{NULL, aligned, code_arrays, event_type, ts_arrays};
-use crate::normalize::networks::to_networks;
 use crate::normalize::schema::col as c;
 use crate::normalize::{ColdColumns, TimeParser};
 
@@ -255,13 +254,9 @@ impl Selected {
         out
     }
 
-    /// Dictionary codes of column `key` ([`NULL`] for none).
+    /// Dictionary codes of column `key` ([`NULL`] for none); a network the frame does not hold
+    /// is derived by the reduction, from wherever the addresses are.
     pub(super) fn codes(&self, key: &str) -> Result<Vec<u32>> {
-        if key == c::NETWORK && self.frame.column(key).is_err() {
-            let mut codes = self.codes(c::SOURCE_IP)?;
-            to_networks(&mut codes)?;
-            return Ok(codes);
-        }
         // Code by code: a chunk with nulls read whole as codes (`Codes::values`) is a copy, and
         // the credentials' were the whole column's, 0.3 GB over every group's reduction at
         // 85.9M events.

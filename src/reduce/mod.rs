@@ -454,10 +454,13 @@ impl Reduced {
         let mut entities_of = |key: &str, symbols: &mut Symbols| -> Result<Vec<u32>> {
             let codes = match (key, principals.take_if(|_| key == c::PRINCIPAL)) {
                 (_, Some(read)) => read,
-                // Networks come before addresses in `KINDS`: derived from a copy, unless the
-                // frame holds them (a test's).
-                (c::NETWORK, None) if addresses.is_some() && !selected.holds(c::NETWORK) => {
-                    let mut networks = addresses.clone().unwrap_or_default();
+                // The network, unless the frame holds one (a test's), from the rows' addresses,
+                // wherever they are: from a copy, as networks come before addresses in `KINDS`.
+                (c::NETWORK, None) if !selected.holds(c::NETWORK) => {
+                    let mut networks = match &addresses {
+                        Some(read) => read.clone(),
+                        None => selected.codes(c::SOURCE_IP)?,
+                    };
                     crate::normalize::networks::to_networks(&mut networks)?;
                     networks
                 }

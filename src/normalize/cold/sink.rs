@@ -178,14 +178,8 @@ impl ColdSink {
 
 /// The distinct codes of categorical column `name` of `df` (nulls left out).
 fn distinct_codes(df: &DataFrame, name: &str) -> Result<RoaringBitmap> {
-    let mut codes: Vec<u32> = Vec::new();
-    for arr in crate::frame::code_arrays(df, name)? {
-        codes.extend(
-            (0..arr.len())
-                .map(|i| arr.at(i))
-                .filter(|&c| c != crate::frame::NULL),
-        );
-    }
+    let mut codes = crate::frame::codes(df, name)?;
+    codes.retain(|&c| c != crate::frame::NULL);
     codes.sort_unstable();
     codes.dedup();
     // Sorted and distinct, so never refused.
