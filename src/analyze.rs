@@ -9,8 +9,7 @@ use crate::context::{self, Context};
 use crate::detect::{self, DetectInput, DetectOptions, Detection, Limitation};
 use crate::error::{Error, FrameContext, Result};
 use crate::ingest;
-use crate::normalize::TimeParser;
-use crate::normalize::schema::col as c;
+use crate::normalize::{ColdColumns, TimeParser};
 use crate::rank::{self, Ranked, Severity};
 use crate::report::{self, RunInfo};
 
@@ -214,7 +213,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     // `frame::event_type`); ingest may have done it already.
     let widths = read.narrowing().narrow(&mut ingested.events)?;
     crate::memory::release_freed_everywhere();
-    crate::memory::fit_to_frame(ingested.events.estimated_size());
+    crate::memory::fit_to_run(ingested.events.height() as u64);
     clock.lap("ingest");
     if plan.timings {
         eprintln!(
@@ -259,7 +258,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     let derived =
         context::derive_from_events(&ingested.events, &ingested.cold, &mut context, &plan.time)?;
     let total = ingested.events.height() as u64;
-    let (events, kept) = window(ingested.events, plan.from, plan.to)?;
+    let (events, kept) = window(ingested.events, &ingested.cold, plan.from, plan.to)?;
     let windowed = kept.is_some();
     if let Some(kept) = kept {
         ingested.cold.retain(&kept);
@@ -499,23 +498,20 @@ fn load_context(plan: &Plan, found: &ingest::Discovered) -> Result<Context> {
     Ok(ctx)
 }
 
-/// The events within `--from` / `--to`, and which rows were kept (`None`: all).
+/// The events within `--from` / `--to`, and which rows were kept (`None`: all). The instants
+/// may wait beside the frame (`cold`), read a run at a time.
 fn window(
     events: DataFrame,
+    cold: &ColdColumns,
     from: Option<i64>,
     to: Option<i64>,
 ) -> Result<(DataFrame, Option<BooleanChunked>)> {
     if from.is_none() && to.is_none() {
         return Ok((events, None));
     }
-    let mut keep = lit(true);
-    if let Some(f) = from {
-        keep = keep.and(col(c::TS).gt_eq(lit(f)));
-    }
-    if let Some(t) = to {
-        keep = keep.and(col(c::TS).lt(lit(t)));
-    }
-    let kept = crate::frame::mask_of(&events, keep)?;
+    let kept = cold.instants_where(&events, |t| {
+        from.is_none_or(|f| t >= f) && to.is_none_or(|x| t < x)
+    })?;
     let events = events.filter(&kept).stage("time window")?;
     Ok((events, Some(kept)))
 }
@@ -528,7 +524,7 @@ fn run_info(
     total: u64,
 ) -> Result<RunInfo> {
     let events = input.events;
-    let time_range = crate::frame::ts_range(events)?;
+    let time_range = input.cold.ts_range(events)?;
     Ok(RunInfo {
         inputs,
         roster: ctx.roster_path.as_ref().map(|p| p.display().to_string()),

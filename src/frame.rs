@@ -367,8 +367,9 @@ pub(crate) fn value_at<T: PolarsNumericType>(
     }
 }
 
-/// The instants of the event frame, chunk by chunk (the column has no nulls: ingest rejects a
-/// record without a time).
+/// The instants of a frame that holds them (past ingest they wait beside the event frame and are
+/// read a run at a time), chunk by chunk (the column has no nulls: ingest rejects a record
+/// without a time).
 pub fn ts_arrays(df: &DataFrame) -> Result<Vec<&[i64]>> {
     let ca = df
         .column(TS)
@@ -378,7 +379,8 @@ pub fn ts_arrays(df: &DataFrame) -> Result<Vec<&[i64]>> {
     Ok(ca.downcast_iter().map(|a| a.values().as_slice()).collect())
 }
 
-/// The first and last instant of the event frame. polars' `min` and `max` took 60 ms together on
+/// The first and last instant of a frame that holds them (the event frame's:
+/// [`crate::normalize::ColdColumns::ts_range`]). polars' `min` and `max` took 60 ms together on
 /// the 10M-event frame.
 pub fn ts_range(df: &DataFrame) -> Result<Option<(i64, i64)>> {
     // One pass per chunk, chunks in parallel: the pass is bound by memory, not by comparisons.
@@ -523,8 +525,8 @@ impl<T: Copy + Default> CodeTable<T> {
 /// bits): over the 85.9M-event state, offboarding's three passes and selections took 1.12–1.23 s
 /// instead of 1.29–1.35 s (two alternated pairs, `--timings-per-detector`).
 ///
-/// A column beside the frame (the principal or the address, past ingest) is read a run of
-/// chunks at a time.
+/// A column beside the frame (the principal, the address or the instants, past ingest) is read
+/// a run of chunks at a time.
 fn rows_keyed<const N: usize>(
     (df, cold): (&DataFrame, &ColdColumns),
     name: &str,
@@ -559,7 +561,7 @@ fn rows_keyed<const N: usize>(
     use crate::normalize::schema::col::SOURCE_IP;
     // A network is derived from the addresses, wherever they are.
     let read = if name == NETWORK { SOURCE_IP } else { name };
-    let parts = match df.column(read).is_ok() {
+    let parts = match df.column(read).is_ok() && df.column(TS).is_ok() {
         true => found_in(&aligned(df, &[name, TS])?, 0)?,
         false => {
             let mut parts = Vec::new();

@@ -32,29 +32,30 @@ fn set_purge_delay(ms: std::os::raw::c_long) {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ms) }
 }
 
-/// Columns from which freed pages go back to the kernel at once (mimalloc's purge delay 0) once
+/// Events from which freed pages go back to the kernel at once (mimalloc's purge delay 0) once
 /// ingest is done. Keeping them for 30 s ([`keep_freed_pages`]) pays at 8.7M events (468 MB of
-/// columns): three alternated runs of the JSON-lines export, 5.9–7.3 s and 1.18–1.25 GB peak
-/// against 7.3–8.0 s and 0.96–0.97 GB returning them at once. At 85.9M events (4.6 GB of columns)
-/// it no longer does: the detectors' working sets are freed by one thread's heap and wanted by
-/// another's, so kept pages add to the peak instead of serving it. One run each: 10.15 GB and
-/// 1:51 keeping them, 9.57 GB and 1:46 at 1 s, 9.15 GB and 1:42 at once; set after ingest, in
-/// two alternated pairs, 9.34–9.36 against 10.22 GB for 8–9 s more system time. Nothing was
-/// measured in between; the bound sits where the frame alone is several times a 10M export's.
-/// Since the token codes and target accounts wait beside the frame (thirty-third session) the
-/// 85.9M-event frame is 1.98 GB, the 10M one 0.2 GB: the bound went from 2 GiB to 1 GiB so the
-/// 85.9M runs keep returning pages at once. Kept 30 s there (`MIMALLOC_PURGE_DELAY=30000`), a
-/// night added to the 85.9M state took 25.1–26.1 s instead of 35.4–39.8 s, at 3.67–3.69 GB
-/// instead of 3.31–3.38 GB (two alternated pairs): an operator who prefers that trade sets it.
-/// Kept 25 ms from the detectors on (forty-seventh session), the same night took 23.2 s instead
-/// of 25.3–26.5 s for 20 MB more, but 100.09M events without a state peaked at 3.00 GB instead
-/// of 2.76 GB in its detectors (250 ms after ingest: 3.02 GB), past the 3 GB: not kept.
-const RETURN_AT_ONCE_FROM: usize = 1 << 30;
+/// columns then): three alternated runs of the JSON-lines export, 5.9–7.3 s and 1.18–1.25 GB
+/// peak against 7.3–8.0 s and 0.96–0.97 GB returning them at once. At 85.9M events (4.6 GB of
+/// columns then) it no longer does: the detectors' working sets are freed by one thread's heap
+/// and wanted by another's, so kept pages add to the peak instead of serving it. One run each:
+/// 10.15 GB and 1:51 keeping them, 9.57 GB and 1:46 at 1 s, 9.15 GB and 1:42 at once; set after
+/// ingest, in two alternated pairs, 9.34–9.36 against 10.22 GB for 8–9 s more system time.
+/// Nothing was measured in between. Kept 30 s at 85.9M events (`MIMALLOC_PURGE_DELAY=30000`),
+/// a night added to that state took 25.1–26.1 s instead of 35.4–39.8 s, at 3.67–3.69 GB instead
+/// of 3.31–3.38 GB (two alternated pairs): an operator who prefers that trade sets it. Kept 25
+/// ms from the detectors on (forty-seventh session), the same night took 23.2 s instead of
+/// 25.3–26.5 s for 20 MB more, but 100.09M events without a state peaked at 3.00 GB instead of
+/// 2.76 GB in its detectors, past the 3 GB: not kept.
+///
+/// The bound was 1 GiB of the frame's columns until the instants went beside the frame
+/// (fifty-fifth session): the frame no longer says how big a run is, so the bound counts events,
+/// where 1 GiB then stood (a packed run's chunks at about 14 bytes an event).
+const RETURN_AT_ONCE_FROM: u64 = 64_000_000;
 
-/// Sets how long freed pages are kept for the rest of the run, from the size of the event frame
-/// in bytes: see [`RETURN_AT_ONCE_FROM`]. An explicit `MIMALLOC_PURGE_DELAY` wins, as at start.
-pub fn fit_to_frame(frame_bytes: usize) {
-    if frame_bytes >= RETURN_AT_ONCE_FROM {
+/// Sets how long freed pages are kept for the rest of the run, from its number of events: see
+/// [`RETURN_AT_ONCE_FROM`]. An explicit `MIMALLOC_PURGE_DELAY` wins, as at start.
+pub fn fit_to_run(events: u64) {
+    if events >= RETURN_AT_ONCE_FROM {
         set_purge_delay(0);
     }
 }
@@ -73,7 +74,7 @@ const BRIEFLY_MS: std::os::raw::c_long = 25;
 /// 1 s longer (three pairs), so that stage keeps returning them at once; kept through the
 /// detectors (forty-seventh session) the 100.09M peak passed 3 GB.
 pub fn off_peak() {
-    // A delay of 0 is what `fit_to_frame` sets for a big frame (an operator's own setting is
+    // A delay of 0 is what `fit_to_run` sets for a big frame (an operator's own setting is
     // never overridden: `set_purge_delay`).
     if purge_delay() == 0 {
         set_purge_delay(BRIEFLY_MS);
@@ -257,16 +258,16 @@ mod tests {
         assert!(headroom().is_some());
     }
 
-    /// A 10M export's frame keeps freed pages as set at start, after the detectors too; a frame
+    /// A 10M export's run keeps freed pages as set at start, after the detectors too; a run
     /// past the bound returns them at once, and keeps them briefly after the detectors (unless
     /// the operator set the delay, which the test run does not).
     #[test]
-    fn only_a_large_frame_returns_freed_pages_at_once() {
+    fn only_a_large_run_returns_freed_pages_at_once() {
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
             return;
         }
         keep_freed_pages();
-        fit_to_frame(468 << 20);
+        fit_to_run(8_700_000);
         assert_eq!(purge_delay(), 30_000);
         off_peak();
         assert_eq!(
@@ -274,7 +275,7 @@ mod tests {
             30_000,
             "a small frame's run keeps its pages as long"
         );
-        fit_to_frame(RETURN_AT_ONCE_FROM);
+        fit_to_run(RETURN_AT_ONCE_FROM);
         assert_eq!(purge_delay(), 0);
         off_peak();
         assert_eq!(purge_delay(), BRIEFLY_MS);

@@ -167,6 +167,7 @@ pub struct DetectInput<'a> {
     population: OnceLock<population::Population>,
     first_token_uses: OnceLock<std::collections::HashMap<u32, i64>>,
     types: OnceLock<crate::frame::event_type::TypesByChunk>,
+    end: OnceLock<Option<i64>>,
 }
 
 impl<'a> DetectInput<'a> {
@@ -191,6 +192,7 @@ impl<'a> DetectInput<'a> {
             population: OnceLock::new(),
             first_token_uses: OnceLock::new(),
             types: OnceLock::new(),
+            end: OnceLock::new(),
         }
     }
 
@@ -285,15 +287,15 @@ impl<'a> DetectInput<'a> {
             return Ok(reach);
         }
         let (time, walk) = (self.time, enumeration::WALK);
-        // The reduction reads every access row's target account, principal and address, which
-        // wait beside the frame. Made on disk, a group of days at a time, it reads each group's;
+        // The reduction reads every access row's instant, target account, principal and
+        // address, which wait beside the frame. Made on disk, a group of days at a time, it reads each group's;
         // in memory (a run under `--records-on-disk-from-events`), the columns are put back for
         // the reduction.
         let reach = match self.records_dir {
             Some(at) => crate::reduce::Reach::of_on_disk((self.events, self.cold), time, walk, at)?,
             None => {
-                use crate::normalize::schema::col::{PRINCIPAL, SOURCE_IP, TARGET};
-                let beside = [TARGET, PRINCIPAL, SOURCE_IP];
+                use crate::normalize::schema::col::{PRINCIPAL, SOURCE_IP, TARGET, TS};
+                let beside = [TS, TARGET, PRINCIPAL, SOURCE_IP];
                 let events = &self.cold.with_columns(self.events, &beside)?;
                 crate::reduce::Reach::of(events, time, walk)?
             }
@@ -332,9 +334,14 @@ impl<'a> DetectInput<'a> {
         Ok(self.types()?.holds(name))
     }
 
-    /// The last event instant, if any.
+    /// The last event instant, if any; found once, as a time window's is read from beside
+    /// the frame.
     pub fn events_end(&self) -> Result<Option<i64>> {
-        Ok(crate::frame::ts_range(self.events)?.map(|(_, last)| last))
+        if let Some(end) = self.end.get() {
+            return Ok(*end);
+        }
+        let end = self.cold.ts_range(self.events)?.map(|(_, last)| last);
+        Ok(*self.end.get_or_init(|| end))
     }
 }
 

@@ -357,7 +357,7 @@ pub fn read_events(
     let frames: Vec<DataFrame> = match compacting {
         true => {
             // Pages freed while copying go back at once where the frame is big enough to want it.
-            crate::memory::fit_to_frame(frames.iter().map(Chunk::frame_bytes).sum());
+            crate::memory::fit_to_run(stretches.iter().sum::<usize>() as u64);
             packed::unpack_compacted(frames, &stretches, COMPACT_ROWS, opts.narrowing())?
         }
         false => (frames.into_iter())

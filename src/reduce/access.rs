@@ -2,7 +2,9 @@
 //! without copying whole columns: copying the event type, target, principal and instant columns
 //! of the 85.9M-event frame whole (1.7 GB of copies) and picking the access rows out of them on
 //! one thread took 2.7 s before the reduction proper began; this takes 0.5 s
-//! (`benches/reduce_state.rs` at 100M, `docs/scale.md`).
+//! (`benches/reduce_state.rs` at 100M, `docs/scale.md`). Past ingest the instants wait beside the
+//! frame: they are read for the selected rows alone, a run of chunks at a time, to cut the window
+//! into groups of days, and again for each group's rows ([`Marked::within`]), never whole.
 
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -21,6 +23,9 @@ pub(super) struct Selected {
     rows: Vec<Vec<u32>>,
     /// The frame row each chunk starts at.
     starts: Vec<IdxSize>,
+    /// Per chunk, the instants of its rows, where a group's were read from beside the frame
+    /// ([`Marked::within`]).
+    read: Option<Vec<Vec<i64>>>,
 }
 
 impl Selected {
@@ -36,7 +41,9 @@ impl Selected {
         run: usize,
     ) -> Result<Selected> {
         let held = events.column(c::TARGET).is_ok();
-        let mut names = vec![c::TS, c::EVENT_TYPE];
+        let timed = events.column(c::TS).is_ok();
+        let mut names = vec![c::EVENT_TYPE];
+        names.extend(timed.then_some(c::TS));
         names.extend(held.then_some(c::TARGET));
         // The network, when the frame has none, from the selected rows' addresses (`codes`):
         // derived for the whole frame here it would be 4 bytes an event more at the run's peak.
@@ -100,7 +107,102 @@ impl Selected {
             frame,
             rows,
             starts,
+            read: None,
         })
+    }
+
+    /// `each` of the instants of every chunk's selected rows, in order, chunks side by side: from
+    /// the frame, or read from beside it (`beside`) a run of about `run` rows at a time, so that
+    /// no more of them are held at once.
+    fn per_chunk<T: Send>(
+        &self,
+        beside: (&DataFrame, &ColdColumns),
+        run: usize,
+        each: impl Fn(&[i64]) -> T + Sync,
+    ) -> Result<Vec<T>> {
+        if self.holds(c::TS) {
+            let ts = ts_arrays(&self.frame)?;
+            return Ok((self.rows.par_iter().zip(ts.par_iter()))
+                .map(|(rows, ts)| {
+                    let of_rows: Vec<i64> = rows.iter().map(|&i| ts[i as usize]).collect();
+                    each(&of_rows)
+                })
+                .collect());
+        }
+        let mut out = Vec::with_capacity(self.rows.len());
+        let all: Vec<usize> = (0..self.rows.len()).collect();
+        self.read_beside(beside, &all, run, |_, read| {
+            out.par_extend(read.par_iter().map(|ts| each(ts)));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The instants of the selected rows of chunks `chunks` (ascending), read from beside the
+    /// frame a run of about `run` rows at a time: the run's spans whole, as ingest's chunks hold
+    /// them (never the other chunks'), the selected rows picked out. `each` gets the chunks
+    /// completed by each run, in order, with their rows' instants. Selected by row instead
+    /// ([`ColdColumns::select`]: sorted, gathered, put back in order), the 300.15M-event records
+    /// stage took 618 s instead of 339 s (beside tests, one run).
+    fn read_beside(
+        &self,
+        (events, cold): (&DataFrame, &ColdColumns),
+        chunks: &[usize],
+        run: usize,
+        mut each: impl FnMut(&[usize], Vec<Vec<i64>>) -> Result<()>,
+    ) -> Result<()> {
+        let lengths = crate::frame::chunk_lengths(&self.frame);
+        let within: Vec<std::ops::Range<usize>> = (chunks.iter())
+            .map(|&k| self.starts[k] as usize..self.starts[k] as usize + lengths[k])
+            .collect();
+        // For `chunks[done..]`: the instants read so far and how many of its rows they are.
+        let (mut done, mut read, mut next) = (0, Vec::<Vec<i64>>::new(), Vec::<usize>::new());
+        cold.runs_within(events, &[c::TS], run, Some(&within), |spans| {
+            let mut complete = done;
+            for (first, df) in &spans {
+                let arrays = ts_arrays(df)?;
+                let ts: std::borrow::Cow<[i64]> = match arrays.as_slice() {
+                    [one] => std::borrow::Cow::Borrowed(one),
+                    many => std::borrow::Cow::Owned(many.concat()),
+                };
+                let (lo, hi) = (*first, *first + ts.len());
+                let mut at = complete;
+                while at < chunks.len() && within[at].start < hi {
+                    let (k, i) = (chunks[at], at - done);
+                    if read.len() <= i {
+                        read.push(Vec::with_capacity(self.rows[k].len()));
+                        next.push(0);
+                    }
+                    for &row in &self.rows[k][next[i]..] {
+                        let row = self.starts[k] as usize + row as usize;
+                        if row >= hi {
+                            break;
+                        }
+                        let t = row.checked_sub(lo).and_then(|r| ts.get(r)).ok_or_else(|| {
+                            crate::error::Error::Internal(format!("row {row} read from no span"))
+                        })?;
+                        read[i].push(*t);
+                        next[i] += 1;
+                    }
+                    if within[at].end <= hi {
+                        complete = at + 1;
+                    }
+                    at += 1;
+                }
+            }
+            let n = complete - done;
+            if n > 0 {
+                next.drain(..n);
+                each(&chunks[done..complete], read.drain(..n).collect())?;
+                done = complete;
+            }
+            Ok(())
+        })?;
+        if done < chunks.len() {
+            read.resize(chunks.len() - done, Vec::new());
+            each(&chunks[done..], read)?;
+        }
+        Ok(())
     }
 
     /// The target account, the principal and, when the frame does not hold it, the source
@@ -139,19 +241,6 @@ impl Selected {
         self.frame.column(key).is_ok()
     }
 
-    /// Per chunk, the first and last instant of its selected rows (none: no row selected):
-    /// what [`Selected::day_spans`] cuts the window by and [`Marked::within`] skips chunks by.
-    pub(super) fn chunk_spans(&self) -> Result<Vec<Option<(i64, i64)>>> {
-        let instants = ts_arrays(&self.frame)?;
-        Ok((self.rows.par_iter().zip(instants.par_iter()))
-            .map(|(rows, ts)| {
-                let mut all = rows.iter().map(|&i| ts[i as usize]);
-                let first = all.next()?;
-                Some(all.fold((first, first), |(lo, hi), t| (lo.min(t), hi.max(t))))
-            })
-            .collect())
-    }
-
     /// The same rows as a bit each, for a window reduced in groups: the lists were 4 bytes a
     /// selected row under every group's reduction (by size, 0.23 GB of 57M access rows at 85.9M
     /// events, 0.69 GB at 257.5M; the 85.9M export's measured peak moved 5.25 → 5.23 GB only, a
@@ -173,60 +262,62 @@ impl Selected {
         }
     }
 
-    /// Spans of instants, in time order, each of whole local days holding at most `most`
-    /// selected rows together (a day that alone holds more is a span of its own); `chunks` are
-    /// the rows' [`Selected::chunk_spans`].
+    /// Per chunk, the first and last instant of its selected rows (none: no row selected), what
+    /// [`Marked::within`] skips chunks by; and spans of instants, in time order, each of whole
+    /// local days holding at most `most` selected rows together (a day that alone holds more is
+    /// a span of its own), what the window is reduced a group at a time by. One reading of the
+    /// selected rows' instants, from the frame or from beside it (`beside`, a run of about `run`
+    /// rows at a time).
     pub(super) fn day_spans(
         &self,
-        chunks: &[Option<(i64, i64)>],
-        time: &TimeParser,
-        most: usize,
-    ) -> Result<Vec<(i64, i64)>> {
-        let instants = ts_arrays(&self.frame)?;
-        let bounds =
-            (chunks.iter().flatten().copied()).reduce(|(lo, hi), (l, h)| (lo.min(l), hi.max(h)));
-        let Some((lo, hi)) = bounds else {
-            return Ok(Vec::new());
-        };
-        let (first, last) = (time.local_day(lo).day, time.local_day(hi).day);
-        // Each day's first instant, and the next day's after the last: a row's day is the last
-        // start at or before it.
-        let starts: Vec<i64> = (first..=last + 1).map(|d| time.day_start_ms(d)).collect();
-        let days = starts.len() - 1;
-        let counts = (self.rows.par_iter().zip(instants.par_iter()))
-            .fold(
-                || vec![0usize; days],
-                |mut counts, (rows, ts)| {
-                    for &i in rows {
-                        let day = starts.partition_point(|&s| s <= ts[i as usize]);
-                        counts[day.clamp(1, days) - 1] += 1;
-                    }
-                    counts
-                },
-            )
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                a
-            })
-            .unwrap_or_default();
+        (time, most): (&TimeParser, usize),
+        beside: (&DataFrame, &ColdColumns),
+        run: usize,
+    ) -> Result<DaySpans> {
+        // Per chunk, its span and its rows' local days as (day, rows) runs: a chunk holds a few
+        // hours, so a day's bounds are looked up when a row leaves the last one's.
+        let per_chunk = self.per_chunk(beside, run, |ts| {
+            let span = (ts.first()).map(|&f| {
+                ts.iter()
+                    .fold((f, f), |(lo, hi), &t| (lo.min(t), hi.max(t)))
+            });
+            let mut runs: Vec<(i64, usize)> = Vec::new();
+            let mut bounds = (i64::MAX, i64::MIN, 0);
+            for &t in ts {
+                if !(bounds.0..bounds.1).contains(&t) {
+                    bounds = day_bounds(time, t);
+                }
+                match runs.last_mut() {
+                    Some((d, n)) if *d == bounds.2 => *n += 1,
+                    _ => runs.push((bounds.2, 1)),
+                }
+            }
+            (span, runs)
+        })?;
+        let mut counts: std::collections::BTreeMap<i64, usize> = Default::default();
+        let mut chunks = Vec::with_capacity(per_chunk.len());
+        for (span, runs) in per_chunk {
+            chunks.push(span);
+            for (day, n) in runs {
+                *counts.entry(day).or_default() += n;
+            }
+        }
         let mut spans: Vec<(i64, i64)> = Vec::new();
         let mut held = 0;
-        for (day, &n) in counts.iter().enumerate() {
-            if n == 0 {
-                continue;
-            }
+        for (day, n) in counts {
+            let (start, end) = (time.day_start_ms(day), time.day_start_ms(day + 1));
             match spans.last_mut() {
                 Some(span) if held + n <= most => {
-                    span.1 = starts[day + 1];
+                    span.1 = end;
                     held += n;
                 }
                 _ => {
-                    spans.push((starts[day], starts[day + 1]));
+                    spans.push((start, end));
                     held = n;
                 }
             }
         }
-        Ok(spans)
+        Ok((chunks, spans))
     }
 
     pub(super) fn len(&self) -> usize {
@@ -264,7 +355,25 @@ impl Selected {
         Ok(self.each(|k, i| arrays[k].at(i as usize)))
     }
 
-    pub(super) fn instants(&self) -> Result<Vec<i64>> {
+    /// The instant of every selected row, in frame order; read from beside the frame
+    /// (`beside`) for those rows alone when it does not hold them.
+    pub(super) fn instants(
+        &self,
+        beside: (&DataFrame, &ColdColumns),
+        run: usize,
+    ) -> Result<Vec<i64>> {
+        if let Some(read) = &self.read {
+            return Ok(read.concat());
+        }
+        if !self.holds(c::TS) {
+            let mut out = Vec::with_capacity(self.len());
+            let all: Vec<usize> = (0..self.rows.len()).collect();
+            self.read_beside(beside, &all, run, |_, read| {
+                read.iter().for_each(|ts| out.extend_from_slice(ts));
+                Ok(())
+            })?;
+            return Ok(out);
+        }
         let chunks = ts_arrays(&self.frame)?;
         Ok(self.each(|k, i| chunks[k][i as usize]))
     }
@@ -278,6 +387,23 @@ pub(super) struct Keys {
     pub addresses: Option<Vec<u32>>,
 }
 
+/// Per chunk, the first and last instant of its selected rows; and the window's spans of days
+/// ([`Selected::day_spans`]).
+pub(super) type DaySpans = (Vec<Option<(i64, i64)>>, Vec<(i64, i64)>);
+
+/// The local day holding instant `t` as (its first instant, the next day's, the day): the last day
+/// that starts at or before `t`.
+fn day_bounds(time: &TimeParser, t: i64) -> (i64, i64, i64) {
+    let mut day = time.local_day(t).day;
+    while time.day_start_ms(day) > t {
+        day -= 1;
+    }
+    while time.day_start_ms(day + 1) <= t {
+        day += 1;
+    }
+    (time.day_start_ms(day), time.day_start_ms(day + 1), day)
+}
+
 /// [`Selected`] rows as a bitmap per chunk.
 pub(super) struct Marked {
     frame: DataFrame,
@@ -288,30 +414,59 @@ pub(super) struct Marked {
 }
 
 impl Marked {
-    /// The marked rows with instants in `from..to`, listed.
-    pub(super) fn within(&self, from: i64, to: i64) -> Result<Selected> {
-        let instants = ts_arrays(&self.frame)?;
+    /// The marked rows with instants in `from..to`, listed. Instants that wait beside the frame
+    /// (`beside`) are read for the marked rows of the chunks whose span meets `from..to`, chunks
+    /// of about `run` rows at a time, and kept for the group ([`Selected::instants`]).
+    pub(super) fn within(
+        &self,
+        (from, to): (i64, i64),
+        beside: (&DataFrame, &ColdColumns),
+        run: usize,
+    ) -> Result<Selected> {
         // Only chunks whose instants meet `from..to`. Every group walked every marked row of
         // the window, though a chunk is consecutive lines of one file, a few hours of an export
         // in time order (the benchmark's): over the 257.5M-event export (171M access rows, 22
         // groups) this and reading a group's targets took 23.5 s, 12.8 s now (`within` itself
         // 1.7 s); over the 85.9M one (seven groups) 4.5 → 3.3 s (one run each, temporary
         // probes; reports byte-identical).
-        let rows = (self.rows.par_iter())
-            .zip(instants.par_iter())
-            .zip(&self.spans)
-            .map(|((rows, ts), span)| match span {
-                Some((first, last)) if *first < to && *last >= from => {
-                    let keep = |i: &u32| (from..to).contains(&ts[*i as usize]);
-                    rows.iter().filter(keep).collect()
-                }
-                _ => Vec::new(),
-            })
-            .collect();
-        Ok(Selected {
+        let meets =
+            |k: usize| matches!(self.spans[k], Some((first, last)) if first < to && last >= from);
+        let mut part = Selected {
             frame: self.frame.clone(),
-            rows,
+            rows: vec![Vec::new(); self.rows.len()],
             starts: self.starts.clone(),
-        })
+            read: None,
+        };
+        if part.holds(c::TS) {
+            let instants = ts_arrays(&self.frame)?;
+            part.rows = (self.rows.par_iter().enumerate())
+                .map(|(k, rows)| match meets(k) {
+                    true => {
+                        let keep = |i: &u32| (from..to).contains(&instants[k][*i as usize]);
+                        rows.iter().filter(keep).collect()
+                    }
+                    false => Vec::new(),
+                })
+                .collect();
+            return Ok(part);
+        }
+        // Every marked row of the chunks that meet the span, then those within it.
+        let chunks: Vec<usize> = (0..self.rows.len()).filter(|&k| meets(k)).collect();
+        for &k in &chunks {
+            part.rows[k] = self.rows[k].iter().collect();
+        }
+        let mut kept = vec![Vec::new(); self.rows.len()];
+        let mut rows = vec![Vec::new(); self.rows.len()];
+        part.read_beside(beside, &chunks, run, |these, read| {
+            for (&k, ts) in these.iter().zip(read) {
+                (rows[k], kept[k]) = (part.rows[k].iter().copied().zip(ts))
+                    .filter(|(_, t)| (from..to).contains(t))
+                    .unzip();
+            }
+            Ok(())
+        })?;
+        part.rows = rows;
+        part.read = Some(kept);
+        Ok(part)
     }
 }

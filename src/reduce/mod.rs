@@ -361,11 +361,7 @@ impl Reduced {
             sink.group(at, group)
         };
         let (chunks, spans) = match selected.len() > how.group {
-            true => {
-                let chunks = selected.chunk_spans()?;
-                let spans = selected.day_spans(&chunks, time, how.group)?;
-                (chunks, spans)
-            }
+            true => selected.day_spans((time, how.group), (events, cold), how.targets_run)?,
             false => (Vec::new(), Vec::new()),
         };
         if spans.len() <= 1 {
@@ -375,7 +371,7 @@ impl Reduced {
         // the merge is exact (`overlapping` stays 0).
         let (n, marked) = (spans.len(), selected.marked(chunks));
         for (i, (from, to)) in spans.into_iter().enumerate() {
-            let part = marked.within(from, to)?;
+            let part = marked.within((from, to), (events, cold), how.targets_run)?;
             reduce(&part, Groups { i, n }, sink)?;
         }
         Ok(())
@@ -390,7 +386,7 @@ impl Reduced {
         how: Placing,
         (at, sink): (Groups, &mut impl Absorb),
     ) -> Result<Reduced> {
-        let ts = selected.instants()?;
+        let ts = selected.instants((events, cold), how.targets_run)?;
         // Whether the principal is the account itself, while both are still dictionary codes.
         // Read from beside the frame (past ingest), the principals and addresses are kept for
         // their kinds' turns below instead of read again: 4 bytes a row of the group each.

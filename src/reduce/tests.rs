@@ -453,7 +453,9 @@ fn a_day_past_sixteen_bits_of_rows_stays_cells() {
 
 /// `df` taken apart as a big run's ingest leaves it: the cold columns (those it lacks as
 /// placeholders: file 0, lines from 1, the rest null) handed to a sink that writes them to disk
-/// in pieces of `sizes` rows in turn, and the frame without them.
+/// in pieces of `sizes` rows in turn, and the frame without them, its runs of pieces under 100
+/// rows copied into chunks of 200 or more as ingest copies them (`frame::compact`): a chunk of
+/// the frame then holds the rows of several pieces on disk.
 pub(crate) fn beside(
     df: &DataFrame,
     dir: &std::path::Path,
@@ -490,7 +492,8 @@ pub(crate) fn beside(
         }
     }
     let cold = sink.finish(&order).expect("finished");
-    (hot.expect("rows"), cold)
+    let hot = crate::frame::compact(hot.expect("rows"), 200, &[n]).expect("compacted");
+    (hot, cold)
 }
 
 // A window reduced a group of days at a time.

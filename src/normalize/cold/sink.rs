@@ -33,6 +33,9 @@ pub struct ColdChunk {
     id: usize,
     rows: usize,
     line_offset: u64,
+    /// Its first and last instant, so that the frame's span of time is known without reading
+    /// the instants back ([`ColdColumns::ts_range`]).
+    instants: Option<(i64, i64)>,
 }
 
 impl ColdChunk {
@@ -73,6 +76,7 @@ impl ColdSink {
             frame.drop_in_place(name).stage("taking cold columns")?;
         }
         let addresses = distinct_codes(&cold, col::SOURCE_IP)?;
+        let instants = crate::frame::ts_range(&cold)?;
         *self
             .addresses
             .lock()
@@ -93,6 +97,7 @@ impl ColdSink {
             id,
             rows,
             line_offset: 0,
+            instants,
         })
     }
 
@@ -163,6 +168,7 @@ impl ColdSink {
                     stored,
                     rows: chunk.rows,
                     line_offset: chunk.line_offset,
+                    instants: chunk.instants,
                 })
             })
             .collect::<Result<_>>()?;

@@ -10,7 +10,17 @@ pub(super) fn both(n: usize, dir: &Path, spill_from: u64) -> (DataFrame, DataFra
     let full = DataFrame::new(
         n,
         vec![
-            Column::new(col::TS.into(), (0..n as i64).collect::<Vec<_>>()),
+            // Every instant once, out of order, some before 1970.
+            Column::new(
+                col::TS.into(),
+                (0..n as i64)
+                    .map(|i| (i * 7_919) % n as i64 - 250)
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                col::SUCCESS.into(),
+                (0..n).map(|i| i % 3 == 0).collect::<Vec<_>>(),
+            ),
             key_column(
                 col::PRINCIPAL,
                 (0..n).map(|i| text(i, 7)).collect::<Vec<_>>(),
@@ -154,6 +164,18 @@ fn rows_read_beside_the_frame_equal_the_frame_s_own() {
         // Ingest copies a big frame into chunks of its own cut (`frame::compact`).
         let compacted = crate::frame::compact(hot, 300, &[450, 550]).expect("compacted");
         same_rows(&full, &compacted, &cold);
+        // The frame's span of time, from what the sink saw of each chunk; rows by instant.
+        let range = Some((-250, 1_000 - 1 - 250));
+        assert_eq!(cold.ts_range(&compacted).expect("range"), range);
+        assert_eq!(IN_FRAME.ts_range(&full).expect("range"), range);
+        let keep = |t: i64| t % 7 == 3 || t < -200;
+        let want: BooleanChunked = (crate::frame::i64s(&full, col::TS).expect("ts").into_iter())
+            .map(|t| Some(keep(t)))
+            .collect();
+        for (source, frame) in [(&cold, &compacted), (&IN_FRAME, &full)] {
+            let got = source.instants_where(frame, keep).expect("mask");
+            assert!(got.equal_missing(&want).all(), "rows by instant");
+        }
         // Every address the chunks held is listed, and nothing else: the networks are learned
         // from the list instead of the column (`networks::lookup`).
         let mut want: Vec<u32> = crate::frame::codes(&full, col::SOURCE_IP).expect("codes");
@@ -318,7 +340,7 @@ fn same_rows(full: &DataFrame, hot: &DataFrame, cold: &ColdColumns) {
     }
     // The frame with two cold columns put back, chunk for chunk.
     let with = cold
-        .with_columns(hot, &[col::TARGET, col::TOKEN])
+        .with_columns(hot, &[col::TS, col::TARGET, col::TOKEN])
         .expect("with columns");
     // Cut as the frame is: polars would copy every column into one chunk to align them.
     for c in with.columns() {
@@ -326,11 +348,11 @@ fn same_rows(full: &DataFrame, hot: &DataFrame, cold: &ColdColumns) {
         assert_eq!(got, crate::frame::chunk_lengths(hot), "{}", c.name());
     }
     let mut with = with
-        .select(["ts", col::TARGET, col::TOKEN])
+        .select([col::TS, col::SUCCESS, col::TARGET, col::TOKEN])
         .expect("columns");
     with.rechunk_mut();
     let want = full
-        .select(["ts", col::TARGET, col::TOKEN])
+        .select([col::TS, col::SUCCESS, col::TARGET, col::TOKEN])
         .expect("columns");
     assert!(with.equals_missing(&want));
     // Every row in runs, the cold columns read beside the frame or from it.
@@ -369,6 +391,11 @@ fn a_filtered_frame_reads_the_cold_columns_of_its_rows() {
         hot.filter(&second).expect("filtered"),
     );
     cold.retain(&second);
+    // The window's span of time, read from its rows' instants: the chunks' own spans would
+    // give the whole frame's.
+    let range = crate::frame::ts_range(&full).expect("range");
+    assert_ne!(range, Some((-250, 700 - 1 - 250)));
+    assert_eq!(cold.ts_range(&hot).expect("range"), range);
     let want = rows(full.height(), 400, 9);
     let got = cold.select(&hot, &ALL, &want).expect("selected");
     let expected = IN_FRAME.select(&full, &ALL, &want).expect("selected");

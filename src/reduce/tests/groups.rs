@@ -30,8 +30,9 @@ fn a_window_reduced_in_groups_of_days_gives_the_whole_runs_profiles() {
                 how.targets_run,
             )
             .expect("selected");
-            let chunks = selected.chunk_spans().expect("chunk spans");
-            let spans = selected.day_spans(&chunks, &time, group).expect("spans");
+            let beside = (&events, &ColdColumns::default());
+            let (_, spans) =
+                (selected.day_spans((&time, group), beside, how.targets_run)).expect("spans");
             assert!(
                 spans.len() > 1 && spans.len() <= days.len(),
                 "{group}: {spans:?}"

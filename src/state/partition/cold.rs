@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::normalize::Tokens;
 use crate::normalize::cold::{COLUMNS as COLD, Loader};
 use crate::normalize::dictionary::FileDict;
-use crate::normalize::schema::col::{PRINCIPAL, SOURCE_IP, TOKEN};
+use crate::normalize::schema::col::{PRINCIPAL, SOURCE_IP, TOKEN, TS};
 
 /// [`super::read`] without the columns only evidence reads ([`COLD`]), and for each row group a
 /// [`Loader`] of those columns: they are read from the partition again when evidence asks for
@@ -85,12 +85,12 @@ struct ColdSource {
     token_codes: Arc<Option<Vec<u32>>>,
 }
 
-/// Whether [`read_hot`] puts column `name` in the frame. The principal is read back whole, as
-/// it was before it waited beside ingest's frame: every night reads it for the window's
-/// records, and read from the partitions pass by pass it would be decoded and placed again
-/// each time.
+/// Whether [`read_hot`] puts column `name` in the frame. The principal, the address and the
+/// instants are read back whole, as they were before they waited beside ingest's frame: every
+/// night reads them for the window's records and every detector's passes, and read from the
+/// partitions pass by pass they would be decoded (and the keys placed) again each time.
 pub(crate) fn held_in_frame(name: &str) -> bool {
-    !COLD.contains(&name) || name == PRINCIPAL || name == SOURCE_IP
+    !COLD.contains(&name) || [PRINCIPAL, SOURCE_IP, TS].contains(&name)
 }
 
 /// The columns `names` (of [`COLD`]) of row group `group` of `source`, in that order; `held`:

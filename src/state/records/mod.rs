@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use polars::prelude::{DataFrame, col, lit};
+use polars::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
 
 use super::StoredFile;
@@ -314,20 +314,19 @@ fn rows_on(
             _ => spans.push((from, to)),
         }
     }
-    let keep = spans
-        .iter()
-        .map(|&(from, to)| col(c::TS).gt_eq(lit(from)).and(col(c::TS).lt(lit(to))))
-        .reduce(|a, b| a.or(b))
-        .unwrap_or(lit(false));
-    let mask = crate::frame::mask_of(events, keep)?;
+    let mask = cold.instants_where(events, |t| {
+        let next = spans.partition_point(|s| s.1 <= t);
+        spans.get(next).is_some_and(|s| s.0 <= t)
+    })?;
     if 4 * mask.sum().unwrap_or(0) as usize > 3 * events.height() {
         return Ok(None);
     }
-    // With the target account, the principal and the address where they wait beside the frame.
+    // With the instant, the target account, the principal and the address where they wait
+    // beside the frame.
     let mut names: Vec<&str> = (events.get_column_names().into_iter())
         .map(|n| n.as_str())
         .collect();
-    for beside in [c::TARGET, c::PRINCIPAL, c::SOURCE_IP] {
+    for beside in [c::TS, c::TARGET, c::PRINCIPAL, c::SOURCE_IP] {
         if !names.contains(&beside) {
             names.push(beside);
         }
