@@ -113,11 +113,11 @@ struct AnalyzeArgs {
     #[arg(long, default_value_t = 4 * 3600, requires = "cluster", value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
     cluster_timeout: u64,
     /// Events read before the columns only a few passes read (instant, file, line, user agent,
-    /// action, token, target account, principal, source address: about 44 bytes an event) go to scratch
-    /// files beside --out; from there on the token ids follow them as they are placed (known in
-    /// memory by a keyed fingerprint), the frame's chunks wait compressed in memory until
-    /// reading ends, and the frame is copied out of the memory pages parsing left it in. 0 does
-    /// all of it from the first event. Reports are the same either way. See docs/scale.md.
+    /// action, token, target account, principal, source address: about 44 bytes an event) go to
+    /// scratch files beside --out; from there on the token ids follow them as they are placed
+    /// (known in memory by a keyed fingerprint), the frame's chunks wait compressed in memory
+    /// until reading ends, and the frame is copied out of the memory pages parsing left it in. 0
+    /// does all of it from the first event. Reports are the same either way. See docs/scale.md.
     #[arg(long, default_value_t = audithound::normalize::cold::SPILL_FROM)]
     spill_from_events: u64,
     /// Events from which the access events' reduced records (enumeration's, the population's and

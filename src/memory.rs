@@ -74,7 +74,7 @@ const BRIEFLY_MS: std::os::raw::c_long = 25;
 /// 1 s longer (three pairs), so that stage keeps returning them at once; kept through the
 /// detectors (forty-seventh session) the 100.09M peak passed 3 GB.
 pub fn off_peak() {
-    // A delay of 0 is what `fit_to_run` sets for a big frame (an operator's own setting is
+    // A delay of 0 is what `fit_to_run` sets for a big run (an operator's own setting is
     // never overridden: `set_purge_delay`).
     if purge_delay() == 0 {
         set_purge_delay(BRIEFLY_MS);
@@ -270,11 +270,7 @@ mod tests {
         fit_to_run(8_700_000);
         assert_eq!(purge_delay(), 30_000);
         off_peak();
-        assert_eq!(
-            purge_delay(),
-            30_000,
-            "a small frame's run keeps its pages as long"
-        );
+        assert_eq!(purge_delay(), 30_000, "a small run keeps its pages as long");
         fit_to_run(RETURN_AT_ONCE_FROM);
         assert_eq!(purge_delay(), 0);
         off_peak();

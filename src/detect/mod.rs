@@ -288,9 +288,9 @@ impl<'a> DetectInput<'a> {
         }
         let (time, walk) = (self.time, enumeration::WALK);
         // The reduction reads every access row's instant, target account, principal and
-        // address, which wait beside the frame. Made on disk, a group of days at a time, it reads each group's;
-        // in memory (a run under `--records-on-disk-from-events`), the columns are put back for
-        // the reduction.
+        // address, which wait beside the frame. Made on disk, a group of days at a time, it reads
+        // each group's; in memory (a run under `--records-on-disk-from-events`), the columns are
+        // put back for the reduction.
         let reach = match self.records_dir {
             Some(at) => crate::reduce::Reach::of_on_disk((self.events, self.cold), time, walk, at)?,
             None => {

@@ -1,8 +1,7 @@
 //! Cold columns: the event columns that no count over every row reads but a few passes that
 //! can take them a run of rows at a time — instant, source file and line, user agent, action,
 //! token code, target account, principal, source address — kept beside the frame instead of in
-//! it, and
-//! written to disk once a run is big (`analyze --spill-from-events`).
+//! it, and written to disk once a run is big (`analyze --spill-from-events`).
 //!
 //! File, line, user agent and action name where a finding's first event is, which endpoints and
 //! clients a flagged entity used, and which failed logins were for non-existent users: each is
