@@ -384,14 +384,21 @@ pub fn ts_arrays(df: &DataFrame) -> Result<Vec<&[i64]>> {
 /// the 10M-event frame.
 pub fn ts_range(df: &DataFrame) -> Result<Option<(i64, i64)>> {
     // One pass per chunk, chunks in parallel: the pass is bound by memory, not by comparisons.
-    let per_chunk = ts_arrays(df)?.into_par_iter().filter_map(|c| {
-        let first = *c.first()?;
-        Some(
-            c.iter()
-                .fold((first, first), |(lo, hi), &t| (lo.min(t), hi.max(t))),
-        )
-    });
-    Ok(per_chunk.reduce_with(|(lo, hi), (l, h)| (lo.min(l), hi.max(h))))
+    Ok((ts_arrays(df)?.into_par_iter().map(span_of)).reduce(|| None, spanning))
+}
+
+/// The first and last of `instants` (none: empty).
+pub fn span_of(instants: &[i64]) -> Option<(i64, i64)> {
+    let first = *instants.first()?;
+    Some((instants.iter()).fold((first, first), |(lo, hi), &t| (lo.min(t), hi.max(t))))
+}
+
+/// The span of time covering both (either may be none).
+pub fn spanning(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
+    match (a, b) {
+        (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+        (a, b) => a.or(b),
+    }
 }
 
 /// `names` of `df`, cut into the same row ranges (copied only when they are not), so the n-th

@@ -53,6 +53,7 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use crate::error::{Error, FrameContext, Result};
+use crate::frame::spanning;
 use crate::normalize::schema::col;
 
 /// The cold columns.
@@ -217,15 +218,12 @@ impl ColdColumns {
         let seen =
             self.kept.is_none() && (self.parts.iter()).all(|p| p.rows == 0 || p.instants.is_some());
         if seen {
-            return Ok((self.parts.iter().filter_map(|p| p.instants)).reduce(spanning));
+            return Ok((self.parts.iter().map(|p| p.instants)).fold(None, spanning));
         }
         let mut range = None;
         self.runs(events, &[col::TS], RUN_ROWS, |run| {
             for (_, df) in run {
-                range = [range, crate::frame::ts_range(&df)?]
-                    .into_iter()
-                    .flatten()
-                    .reduce(spanning);
+                range = spanning(range, crate::frame::ts_range(&df)?);
             }
             Ok(())
         })?;
@@ -683,11 +681,6 @@ impl ColdColumns {
         }
         Ok(df)
     }
-}
-
-/// The span of time covering both.
-fn spanning((a, b): (i64, i64), (c, d): (i64, i64)) -> (i64, i64) {
-    (a.min(c), b.max(d))
 }
 
 /// Whether `rows` shares a row with one of `within` (sorted, disjoint).

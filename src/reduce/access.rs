@@ -277,10 +277,7 @@ impl Selected {
         // Per chunk, its span and its rows' local days as (day, rows) runs: a chunk holds a few
         // hours, so a day's bounds are looked up when a row leaves the last one's.
         let per_chunk = self.per_chunk(beside, run, |ts| {
-            let span = (ts.first()).map(|&f| {
-                ts.iter()
-                    .fold((f, f), |(lo, hi), &t| (lo.min(t), hi.max(t)))
-            });
+            let span = crate::frame::span_of(ts);
             let mut runs: Vec<(i64, usize)> = Vec::new();
             let mut bounds = (i64::MAX, i64::MIN, 0);
             for &t in ts {
@@ -374,6 +371,8 @@ impl Selected {
             })?;
             return Ok(out);
         }
+        // In place (`each`): a window reduced whole (a night's) would hold its instants twice
+        // if listed per chunk and joined.
         let chunks = ts_arrays(&self.frame)?;
         Ok(self.each(|k, i| chunks[k][i as usize]))
     }

@@ -19,7 +19,7 @@ use roaring::RoaringBitmap;
 
 use crate::error::Result;
 use crate::frame::event_type::{self, Kinds};
-use crate::frame::{Codes, NULL, code_arrays, ts_arrays};
+use crate::frame::{Codes, NULL, code_arrays, spanning, ts_arrays};
 use crate::normalize::schema::col as c;
 use crate::normalize::{ColdColumns, Days, TimeParser};
 
@@ -633,13 +633,6 @@ pub fn first_token_uses_in_runs(
         Ok(())
     })?;
     Ok(first)
-}
-
-fn spanning(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
-    match (a, b) {
-        (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
-        (a, b) => a.or(b),
-    }
 }
 
 fn add_key(keys: &mut [u32; 2], key: u32) {
