@@ -96,3 +96,34 @@ fn groups_over_time_ordered_chunks_give_the_whole_runs_records() {
         }
     }
 }
+
+/// A chunk's instants need not be in time order: lines wandering over midnight, as in the
+/// 300.15M-event export, are counted once for each local day they fall on, however often they
+/// cross it, and each day's count is the number of its instants; in every zone, across New
+/// York's change of clocks (2025-03-09, a 23-hour day) and before 1970.
+#[test]
+fn a_chunk_s_days_are_counted_once_each_however_its_instants_wander() {
+    const HOUR: i64 = 3_600_000;
+    for start in [1_741_478_400_000_i64, -86_400_000 * 3] {
+        // Every 40 minutes over three days, shuffled by a fixed stride: consecutive instants
+        // are about a day apart, each day met many times.
+        let n = 3 * 36;
+        let ts: Vec<i64> = (0..n)
+            .map(|i| start + ((i * 37) % n) * HOUR * 2 / 3)
+            .collect();
+        for time in zones() {
+            let days = access::days_of(&time, &ts);
+            let mut expected: BTreeMap<i64, usize> = BTreeMap::new();
+            for &t in &ts {
+                *expected.entry(time.local_day(t).day).or_default() += 1;
+            }
+            let mut counted: Vec<(i64, usize)> = days.clone();
+            counted.sort();
+            assert_eq!(counted, expected.into_iter().collect::<Vec<_>>(), "{ts:?}");
+            let crossings = ts
+                .windows(2)
+                .filter(|w| time.local_day(w[0]).day != time.local_day(w[1]).day);
+            assert!(crossings.count() > 2 * days.len(), "{days:?}");
+        }
+    }
+}
