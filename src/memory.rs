@@ -32,8 +32,8 @@ fn set_purge_delay(ms: std::os::raw::c_long) {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ms) }
 }
 
-/// Events from which freed pages go back to the kernel at once (mimalloc's purge delay 0) once
-/// ingest is done. Keeping them for 30 s ([`keep_freed_pages`]) pays at 8.7M events (468 MB of
+/// Events from which freed pages go back to the kernel at once (mimalloc's purge delay 0), from
+/// the moment ingest has read them (see below). Keeping them for 30 s ([`keep_freed_pages`]) pays at 8.7M events (468 MB of
 /// columns then): three alternated runs of the JSON-lines export, 5.9–7.3 s and 1.18–1.25 GB
 /// peak against 7.3–8.0 s and 0.96–0.97 GB returning them at once. At 85.9M events (4.6 GB of
 /// columns then) it no longer does: the detectors' working sets are freed by one thread's heap
@@ -50,10 +50,18 @@ fn set_purge_delay(ms: std::os::raw::c_long) {
 /// The bound was 1 GiB of the frame's columns until the instants went beside the frame
 /// (fifty-fifth session): the frame no longer says how big a run is, so the bound counts events,
 /// where 1 GiB then stood (a packed run's chunks at about 14 bytes an event).
+///
+/// It applies from the moment ingest has read that many events (the cold sink counts them), not
+/// only once ingest is done: pages kept 30 s while the rest of the export was read stayed
+/// resident after ingest, and no collection gave them back (probes: `mi_collect` on rayon's and
+/// polars' threads, `mi_heap_collect` on the frame's heap). Resident after ingest, one run each
+/// (fifty-sixth session): 100.09M events 1.41 → 0.69 GB; 300.15M 2.82 → 1.75 GB, ingest 243 →
+/// 292 s there, and the run's peak went from the records stage to the detectors (3.31 GB).
 const RETURN_AT_ONCE_FROM: u64 = 64_000_000;
 
-/// Sets how long freed pages are kept for the rest of the run, from its number of events: see
-/// [`RETURN_AT_ONCE_FROM`]. An explicit `MIMALLOC_PURGE_DELAY` wins, as at start.
+/// Sets how long freed pages are kept for the rest of the run, from the events it has read so
+/// far or in all: see [`RETURN_AT_ONCE_FROM`]. An explicit `MIMALLOC_PURGE_DELAY` wins, as at
+/// start.
 pub fn fit_to_run(events: u64) {
     if events >= RETURN_AT_ONCE_FROM {
         set_purge_delay(0);

@@ -84,6 +84,8 @@ impl ColdSink {
         let rows = cold.height();
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let seen = self.rows.fetch_add(rows as u64, Ordering::Relaxed) + rows as u64;
+        // A big run's freed pages go back at once from the moment it is known to be one.
+        crate::memory::fit_to_run(seen);
         let stored = if seen > self.spill_from {
             Stored::Spilled(self.write(id, cold)?)
         } else {
