@@ -57,7 +57,8 @@ impl Detector for ForgedTokens {
         let (events, cold) = (input.events, input.cold);
         // Facts in as few ranges as the memory under the run's peak allows (see
         // `issuance::facts_at_once`): each range is one more pass over the rows.
-        let at_once = facts_at_once(events.estimated_size(), crate::memory::headroom());
+        let size = (events.estimated_size(), events.height());
+        let at_once = facts_at_once(size, crate::memory::headroom());
         let codes = (input.tokens.len(), at_once);
         let max_addresses = MAX_ADDRESSES_PER_TOKEN as usize;
         let frame = (events, cold, input.types()?);

@@ -75,26 +75,33 @@ pub(super) const FACTS_AT_ONCE: usize = 6 << 20;
 /// 52.2 (one run each); sized to the frame they are three.
 const FRAME_SHARE: usize = 16;
 
-/// The share of the frame's bytes held back from the headroom under the run's peak
-/// ([`crate::memory::headroom`]) before facts may use the rest: judging's own working set beside
-/// its facts, 0.15 GB over a night's 1.5 GB frame at the 85.9M-event state and about 0.17 GB
-/// over the 1.74 GB one at 100.09M events (`analyze --timings-per-detector`, three ranges). That
-/// night starts forged tokens 0.43 GB under the peak ingest set: its 15.2M tokens' facts (0.24
-/// GB) in one range instead of three took the detectors 20.6 → 15.2 s and the night 38.3 → 33.1
-/// s, the run's peak unchanged at 2.71 GB (one run each, reports byte-identical;
-/// `docs/performance.md`, forty-fourth session). The 100.09M run starts it about 0.23 GB under
-/// its peak, which leaves nothing past the reserve: its three ranges stay.
-const RESERVE_SHARE: usize = 10;
+/// Bytes an event held back from the headroom under the run's peak ([`crate::memory::headroom`])
+/// before facts may use the rest: judging's own working set beside its facts, which follows the
+/// accesses it walks, not the frame's bytes. 0.15 GB over the 85.9M-event state's night (about
+/// 1.75 bytes an event) and 0.44 GB at 300.15M events (1.47; two ranges, `analyze
+/// --timings-per-detector`). That night starts forged tokens 0.43 GB under the peak ingest set:
+/// its 15.2M tokens' facts (0.24 GB) in one range instead of three took the detectors 20.6 →
+/// 15.2 s and the night 38.3 → 33.1 s, the run's peak unchanged at 2.71 GB (one run each,
+/// reports byte-identical; `docs/performance.md`, forty-fourth session). The 100.09M run starts
+/// it about 0.23 GB under its peak, which leaves nothing past the reserve: its three ranges stay.
+/// The reserve was a tenth of the frame's bytes until the frame lost its instants (fifty-fifth
+/// session): at 300.15M events that left 64 MB for judging, and one range of 53.1M tokens' facts
+/// (0.85 GB) took the run's peak from ingest's 3.11 GB to 3.31 GB (fifty-sixth session).
+const RESERVE_PER_EVENT: usize = 2;
 
-/// Token codes judged at once over a frame of `frame_bytes` bytes of columns: a sixteenth of it
-/// in facts, or what `headroom` leaves past a tenth of the frame ([`RESERVE_SHARE`]) where that
-/// holds more, and never fewer than [`FACTS_AT_ONCE`] codes. At 85.9M and 100.09M events without
-/// headroom the same three ranges as [`FACTS_AT_ONCE`] alone.
-pub(super) fn facts_at_once(frame_bytes: usize, headroom: Option<usize>) -> usize {
+/// Token codes judged at once over a frame of `frame_bytes` bytes of columns and `events` rows:
+/// a sixteenth of the frame in facts, or what `headroom` leaves past judging's own working set
+/// ([`RESERVE_PER_EVENT`]) where that holds more, and never fewer than [`FACTS_AT_ONCE`] codes.
+/// At 85.9M and 100.09M events without headroom the same three ranges as [`FACTS_AT_ONCE`]
+/// alone.
+pub(super) fn facts_at_once(
+    (frame_bytes, events): (usize, usize),
+    headroom: Option<usize>,
+) -> usize {
     let fact = std::mem::size_of::<tokens::TokenFact>();
     let spare = headroom
         .unwrap_or(0)
-        .saturating_sub(frame_bytes / RESERVE_SHARE)
+        .saturating_sub(events.saturating_mul(RESERVE_PER_EVENT))
         / fact;
     (frame_bytes / FRAME_SHARE / fact)
         .max(spare)

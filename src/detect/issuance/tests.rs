@@ -8,27 +8,32 @@ const MAX_AGE: i64 = 1_000;
 /// Small frames judge at least [`FACTS_AT_ONCE`] codes at once; a big one a sixteenth of its
 /// bytes in facts: the 100.09M-event frame (2,121 MiB) three ranges of its 17.7M tokens, the
 /// 257.5M-event one (5,459 MiB) three of 45.6M, not eight; with headroom under the run's
-/// peak, what it leaves past a tenth of the frame.
+/// peak, what it leaves past judging's working set, two bytes an event.
 #[test]
 fn facts_at_once_follow_the_frame() {
-    assert_eq!(facts_at_once(0, None), FACTS_AT_ONCE);
-    assert_eq!(facts_at_once(1 << 30, None), FACTS_AT_ONCE);
+    assert_eq!(facts_at_once((0, 0), None), FACTS_AT_ONCE);
+    assert_eq!(facts_at_once((1 << 30, 50_000_000), None), FACTS_AT_ONCE);
     assert_eq!(
-        code_ranges(17_700_518, facts_at_once(2121 << 20, None)).len(),
+        code_ranges(17_700_518, facts_at_once((2121 << 20, 100_093_306), None)).len(),
         3
     );
     assert_eq!(
-        code_ranges(45_600_000, facts_at_once(5459 << 20, None)).len(),
+        code_ranges(45_600_000, facts_at_once((5459 << 20, 257_500_000), None)).len(),
         3
     );
-    assert!(facts_at_once(16 << 30, None) > facts_at_once(8 << 30, None));
+    assert!(facts_at_once((16 << 30, 0), None) > facts_at_once((8 << 30, 0), None));
     // Headroom: the 85.9M night's 0.43 GB judges its 15.2M tokens in one range; the 100.09M
     // run's 0.23 GB keeps three; none, or a little, changes nothing.
-    let night = facts_at_once(1495 << 20, Some(426_396 << 10));
+    let night = facts_at_once((1495 << 20, 85_900_000), Some(426_396 << 10));
     assert_eq!(code_ranges(15_214_329, night).len(), 1);
-    let run = facts_at_once(1740 << 20, Some(235 << 20));
+    let run = facts_at_once((1740 << 20, 100_093_306), Some(235 << 20));
     assert_eq!(code_ranges(17_700_518, run).len(), 3);
-    assert_eq!(facts_at_once(0, Some(1 << 20)), FACTS_AT_ONCE);
+    assert_eq!(facts_at_once((0, 0), Some(1 << 20)), FACTS_AT_ONCE);
+    // The 300.15M run: a 638 MB frame and 0.96 GB under ingest's peak. A tenth of the frame
+    // held back judged all 53.1M tokens at once (0.85 GB of facts) and passed that peak; its
+    // accesses' working set held back (0.6 GB), they take three ranges.
+    let big = facts_at_once((638 << 20, 300_146_794), Some(966_000 << 10));
+    assert_eq!(code_ranges(53_149_538, big).len(), 3);
 }
 
 /// Every code in exactly one range, in order; as few ranges as hold `at_once` each, of
