@@ -32,20 +32,20 @@ fn set_purge_delay(ms: std::os::raw::c_long) {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ms) }
 }
 
-/// Events from which freed pages go back to the kernel at once (mimalloc's purge delay 0), from
-/// the moment ingest has read them (see below). Keeping them for 30 s ([`keep_freed_pages`]) pays at 8.7M events (468 MB of
-/// columns then): three alternated runs of the JSON-lines export, 5.9–7.3 s and 1.18–1.25 GB
-/// peak against 7.3–8.0 s and 0.96–0.97 GB returning them at once. At 85.9M events (4.6 GB of
-/// columns then) it no longer does: the detectors' working sets are freed by one thread's heap
-/// and wanted by another's, so kept pages add to the peak instead of serving it. One run each:
-/// 10.15 GB and 1:51 keeping them, 9.57 GB and 1:46 at 1 s, 9.15 GB and 1:42 at once; set after
-/// ingest, in two alternated pairs, 9.34–9.36 against 10.22 GB for 8–9 s more system time.
-/// Nothing was measured in between. Kept 30 s at 85.9M events (`MIMALLOC_PURGE_DELAY=30000`),
-/// a night added to that state took 25.1–26.1 s instead of 35.4–39.8 s, at 3.67–3.69 GB instead
-/// of 3.31–3.38 GB (two alternated pairs): an operator who prefers that trade sets it. Kept 25
-/// ms from the detectors on (forty-seventh session), the same night took 23.2 s instead of
-/// 25.3–26.5 s for 20 MB more, but 100.09M events without a state peaked at 3.00 GB instead of
-/// 2.76 GB in its detectors, past the 3 GB: not kept.
+/// Events from which freed pages go back to the kernel at once (mimalloc's purge delay 0), from the
+/// moment ingest has read them (see below). Keeping them for 30 s ([`keep_freed_pages`]) pays at
+/// 8.7M events (468 MB of columns then): three alternated runs of the JSON-lines export, 5.9–7.3 s
+/// and 1.18–1.25 GB peak against 7.3–8.0 s and 0.96–0.97 GB returning them at once. At 85.9M events
+/// (4.6 GB of columns then) it no longer does: the detectors' working sets are freed by one
+/// thread's heap and wanted by another's, so kept pages add to the peak instead of serving it. One
+/// run each: 10.15 GB and 1:51 keeping them, 9.57 GB and 1:46 at 1 s, 9.15 GB and 1:42 at once; set
+/// after ingest, in two alternated pairs, 9.34–9.36 against 10.22 GB for 8–9 s more system time.
+/// Nothing was measured in between. Kept 30 s at 85.9M events (`MIMALLOC_PURGE_DELAY=30000`), a
+/// night added to that state took 25.1–26.1 s instead of 35.4–39.8 s, at 3.67–3.69 GB instead of
+/// 3.31–3.38 GB (two alternated pairs): an operator who prefers that trade sets it. Kept 25 ms from
+/// the detectors on (forty-seventh session), the same night took 23.2 s instead of 25.3–26.5 s for
+/// 20 MB more, but 100.09M events without a state peaked at 3.00 GB instead of 2.76 GB in its
+/// detectors, past the 3 GB: not kept.
 ///
 /// The bound was 1 GiB of the frame's columns until the instants went beside the frame
 /// (fifty-fifth session): the frame no longer says how big a run is, so the bound counts events,
