@@ -56,7 +56,7 @@ fn set_purge_delay(ms: std::os::raw::c_long) {
 /// resident after ingest, and no collection gave them back (probes: `mi_collect` on rayon's and
 /// polars' threads, `mi_heap_collect` on the frame's heap). Resident after ingest, one run each
 /// (fifty-sixth session): 100.09M events 1.41 → 0.69 GB; 300.15M 2.82 → 1.75 GB, ingest 243 →
-/// 292 s there, and the run's peak went from the records stage to the detectors (3.31 GB).
+/// 292 s there.
 const RETURN_AT_ONCE_FROM: u64 = 64_000_000;
 
 /// Sets how long freed pages are kept for the rest of the run, from the events it has read so
