@@ -380,23 +380,25 @@ pub(super) type DaySpans = (Vec<Option<(i64, i64)>>, Vec<(i64, i64)>);
 /// hours of one file, but a file need not be in time order: the 300.15M-event export's lines
 /// wander over about a day, and counted as runs of consecutive instants on one day its chunks
 /// made 49M runs, 0.78 GB held until the window was cut (the records stage's peak, 4.65 GB;
-/// probes and `perf` on page faults, fifty-sixth session). The days already met are searched
-/// before a day's bounds are computed again: a chunk meets a few.
+/// probes and `perf` on page faults, fifty-sixth session). The days already met, kept in time
+/// order, are searched by bisection before a day's bounds are computed again: a chunk of an
+/// export in no order at all may meet every day of the window, and a row then costs a few
+/// comparisons, not one per day met.
 pub(super) fn days_of(time: &TimeParser, ts: &[i64]) -> Vec<(i64, usize)> {
-    // (first instant, the next day's, day, instants), the day of the last instant first tried.
+    // (first instant, the next day's, day, instants), in time order; the last instant's day
+    // tried first.
     let mut days: Vec<(i64, i64, i64, usize)> = Vec::new();
     let mut last = 0;
     for &t in ts {
-        let on = |d: &(i64, i64, i64, usize)| (d.0..d.1).contains(&t);
-        if !days.get(last).is_some_and(on) {
-            last = match days.iter().position(on) {
-                Some(i) => i,
-                None => {
-                    let (first, next, day) = day_bounds(time, t);
-                    days.push((first, next, day, 0));
-                    days.len() - 1
-                }
-            };
+        if !days.get(last).is_some_and(|d| (d.0..d.1).contains(&t)) {
+            // Local days do not overlap: the first one ending after `t` holds it, or none does
+            // and its place is there.
+            let at = days.partition_point(|d| d.1 <= t);
+            if days.get(at).is_none_or(|d| d.0 > t) {
+                let (first, next, day) = day_bounds(time, t);
+                days.insert(at, (first, next, day, 0));
+            }
+            last = at;
         }
         days[last].3 += 1;
     }
