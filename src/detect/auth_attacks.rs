@@ -48,6 +48,12 @@ impl Detector for AuthAttacks {
         NAME
     }
 
+    /// Its failed logins' working set (0.40 GB at 300.15M events) beside offboarding's set a
+    /// big run's detector peak with them, so it runs last, alone (see [`super::run`]).
+    fn wave(&self) -> usize {
+        3
+    }
+
     fn detect(&self, input: &DetectInput) -> Result<Detection> {
         let mut out = Detection::default();
         // One cheap count per address over every failed login first; the full summaries

@@ -370,7 +370,7 @@ pub trait Detector: Sync {
     }
 }
 
-/// From this many bytes of event columns, detectors run in their [`Detector::wave`]s, one wave
+/// From this many events, detectors run in their [`Detector::wave`]s, one wave
 /// after another, when the reduced records are at hand (a state's, or made on disk: see
 /// [`crate::reduce::Reduced::of_on_disk`]). Enumeration's working set and
 /// forged tokens' (the token facts and the judged rows) are then the two largest, about 0.6 GB
@@ -389,9 +389,19 @@ pub trait Detector: Sync {
 /// token-bearing accesses, `detect::issuance`). The plain 85.9M-event export's frame (1985 MB)
 /// was just under 2 GiB: once its records stage fell to 3.06 GB, all five together set the run's
 /// peak at 3.11–3.13 GB, in waves 2.96–3.01 GB (forged tokens, then enumeration) for 0.4–1.3 s
-/// more of 12 s (one run each with temporary probes, then two alternated pairs), so waves start
-/// at 1 GiB.
-const APART_FROM: usize = 1 << 30;
+/// more of 12 s (one run each with temporary probes, then two alternated pairs), so waves
+/// started at 1 GiB of columns, about 46M events at that frame's 23 bytes an event.
+///
+/// They start at 46M events since the frame lost the principal, the address and the instants
+/// (fifty-third to fifty-fifth sessions): at 2 bytes an event its size no longer said how big a
+/// run was, and the 300.15M-event export's 638 MB ran all five side by side. Forged tokens,
+/// which fills the headroom under the run's peak with facts, then filled it beside what the
+/// others held at that moment: the run's peak 3.18–3.21 GB against ingest's 2.96 GB (one run
+/// each, with probes; `--timings-per-detector` had measured offboarding +0.48 GB, login attacks
+/// +0.40 GB and key lifecycle +0.14 GB alone over the 2.15 GB the run held). Login attacks now
+/// run after enumeration, in a wave of their own, so that no wave holds two of those working
+/// sets. Reports are the same either way (each detector reads the same input).
+const APART_FROM: usize = 46_000_000;
 
 /// Every detector's findings, in the order of `detectors`.
 pub fn run(detectors: &[Box<dyn Detector>], input: &DetectInput) -> Result<Vec<Detection>> {
@@ -403,7 +413,7 @@ fn run_from(
     input: &DetectInput,
     apart_from: usize,
 ) -> Result<Vec<Detection>> {
-    let apart = input.events.estimated_size() >= apart_from && input.reach.get().is_some();
+    let apart = input.events.height() >= apart_from && input.reach.get().is_some();
     // Without waves, every detector is in one.
     let waves: BTreeSet<usize> = match apart {
         true => detectors.iter().map(|d| d.wave()).collect(),
