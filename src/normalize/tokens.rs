@@ -23,11 +23,21 @@ use crate::error::{Error, Result};
 use disk::OnDisk;
 use fingerprints::{Fingerprints, Key, Print};
 
+/// Bytes a run's token ids may hold in memory, placed by text, before they go to disk and are
+/// placed by fingerprint, even before the run is past `--spill-from-events`. Early events can be
+/// dense in new tokens: when the 100.09M and 300.15M exports reached the 16M-event bound their
+/// tables held 9.8M ids in 587 MB, a quarter of what ingest then held at its peak (2.26 and 2.82
+/// GB, probes). The 10.12M benchmark's 1.5M ids stay well under it, placed by text.
+const HELD_AT_MOST: usize = 256 << 20;
+
 /// The token ids of one run, each with its code.
 pub struct Tokens {
     table: Mutex<Table>,
     /// Whose bound moves the ids to disk while they are placed (see [`Tokens::spilling_with`]).
     sink: Option<Arc<ColdSink>>,
+    /// Bytes the ids may hold in memory, with a sink, before they go to its folder whatever
+    /// the events read ([`HELD_AT_MOST`]).
+    held_at_most: usize,
     /// Set once ids are placed by fingerprint: readers then take fingerprints, not hashes,
     /// before they wait for the table.
     printing: AtomicBool,
@@ -39,6 +49,7 @@ impl Default for Tokens {
         Tokens {
             table: Mutex::default(),
             sink: None,
+            held_at_most: HELD_AT_MOST,
             printing: AtomicBool::new(false),
             key: Key::random(),
         }
@@ -160,10 +171,10 @@ impl Tokens {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// An empty table whose ids go to `sink`'s folder as soon as the run is past its bound, and
-    /// are placed by fingerprint from then on: at 85.9M events the ids, where each ends and
-    /// their slots were 688 MB at the end of reading, where ingest peaks. Below the bound (a
-    /// 10M-event export) nothing changes.
+    /// An empty table whose ids go to `sink`'s folder as soon as the run is past its bound, or
+    /// they pass [`HELD_AT_MOST`] bytes, and are placed by fingerprint from then on: at 85.9M
+    /// events the ids, where each ends and their slots were 688 MB at the end of reading, where
+    /// ingest peaks. Below both (a 10M-event export) nothing changes.
     pub fn spilling_with(sink: Arc<ColdSink>) -> Tokens {
         Tokens {
             sink: Some(sink),
@@ -218,8 +229,10 @@ impl Tokens {
         };
         let mut taken = hashes(self.printing.load(Ordering::Acquire));
         let mut guard = self.lock();
-        if let Some(dir) = self.sink.as_deref().and_then(ColdSink::spilling)
+        if let Some(sink) = self.sink.as_deref()
             && !guard.refused
+            && let Some(dir) = (sink.spilling())
+                .or_else(|| (guard.bytes() >= self.held_at_most).then(|| sink.folder()))
         {
             guard.spill(dir, self.key);
         }
@@ -448,6 +461,25 @@ mod tests {
         assert!(tokens.check().is_ok(), "reported once");
     }
 
+    /// The codes each of `tables` gives `ids` placed `size` at a time, `before` called with each
+    /// batch's number first.
+    fn in_batches<const N: usize>(
+        tables: [&Tokens; N],
+        ids: &[String],
+        size: usize,
+        mut before: impl FnMut(usize),
+    ) -> [Vec<u32>; N] {
+        let mut codes: [Vec<u32>; N] = std::array::from_fn(|_| Vec::new());
+        for (n, batch) in ids.chunks(size).enumerate() {
+            before(n);
+            for (table, out) in tables.into_iter().zip(&mut codes) {
+                let placed = table.place(batch.iter().map(String::as_str));
+                out.extend(placed.expect("codes"));
+            }
+        }
+        codes
+    }
+
     /// Ids placed by fingerprint, from the first one (a sink already past its bound) or from
     /// the middle of a run (ids in memory moved), get the codes placing by text gives, in
     /// batches from two threads, and read back as their texts before and after the table is
@@ -463,20 +495,11 @@ mod tests {
         let by_text = Tokens::default();
         let from_start = Tokens::spilling_with(Arc::new(ColdSink::new(dir.path(), 0)));
         let midway = Tokens::default();
-        let batches: Vec<&[String]> = ids.chunks(4_000).collect();
-        let mut codes: [Vec<u32>; 3] = Default::default();
-        for (n, batch) in batches.iter().enumerate() {
+        let codes = in_batches([&by_text, &from_start, &midway], &ids, 4_000, |n| {
             if n == 3 {
                 assert!(midway.lock().spill(dir.path(), midway.key));
             }
-            for (table, out) in [&by_text, &from_start, &midway].into_iter().zip(&mut codes) {
-                out.extend(
-                    table
-                        .place(batch.iter().map(String::as_str))
-                        .expect("codes"),
-                );
-            }
-        }
+        });
         assert!(matches!(from_start.lock().held, Held::Prints(_)));
         assert!(matches!(midway.lock().held, Held::Prints(_)));
         assert_eq!(codes[0], codes[1]);
@@ -495,6 +518,30 @@ mod tests {
             let d = distinct as u32;
             assert_eq!(placed, [d, codes[0][5], codes[0][29_999], d]);
             assert!(table.check().is_ok());
+        }
+    }
+
+    /// With a sink whose bound in events is never reached, the ids go to its folder once they
+    /// pass the bytes they may hold in memory, and keep the codes placing by text gives.
+    #[test]
+    fn ids_past_the_bytes_they_may_hold_go_to_disk_before_the_events_bound() {
+        let dir = tempfile::tempdir().expect("dir");
+        let sink = Arc::new(ColdSink::new(dir.path(), u64::MAX));
+        let bounded = Tokens {
+            held_at_most: 64 << 10,
+            ..Tokens::spilling_with(sink.clone())
+        };
+        let unbounded = Tokens::spilling_with(sink);
+        let by_text = Tokens::default();
+        let ids: Vec<String> = (0..20_000).map(|i| format!("tk-{i:08x}")).collect();
+        let codes = in_batches([&by_text, &bounded, &unbounded], &ids, 1_000, |_| {});
+        assert!(matches!(bounded.lock().held, Held::Prints(_)));
+        assert!(matches!(unbounded.lock().held, Held::Memory(_)));
+        assert!(unbounded.bytes() > 64 << 10, "{}", unbounded.bytes());
+        assert_eq!(codes[1], codes[0]);
+        assert_eq!(codes[2], codes[0]);
+        for (id, code) in ids.iter().zip(&codes[0]).step_by(97) {
+            assert_eq!(bounded.text(*code).as_deref(), Some(id.as_str()));
         }
     }
 

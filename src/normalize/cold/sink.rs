@@ -63,6 +63,11 @@ impl ColdSink {
         (events >= self.spill_from).then_some(self.dir.as_path())
     }
 
+    /// The folder chunks are written to.
+    pub fn folder(&self) -> &Path {
+        &self.dir
+    }
+
     /// This sink's folder once the chunks taken so far have passed the bound (see
     /// [`crate::normalize::Tokens::spilling_with`]).
     pub fn spilling(&self) -> Option<&Path> {

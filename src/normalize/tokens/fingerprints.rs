@@ -177,10 +177,11 @@ impl Fingerprints {
         if held >= MOST_IDS {
             polars_bail!(ComputeError: "more than {MOST_IDS} distinct token ids");
         }
-        if (held + 2) * 8 > self.index.slots.len() * FULL {
-            self.doubled().map_err(|e| {
-                polars_err!(ComputeError: "reading back the token ids in {}: {e}", self.disk.dir.display())
-            })?;
+        if (held + 2) * 8 > self.index.slots.len() * FULL
+            && let Err(e) = self.doubled()
+        {
+            let dir = self.disk.dir.display();
+            polars_bail!(ComputeError: "reading back the token ids in {dir}: {e}");
         }
         self.disk.push(id).map_err(
             |e| polars_err!(ComputeError: "writing token ids to {}: {e}", self.disk.dir.display()),
