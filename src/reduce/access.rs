@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use super::KINDS;
-use crate::error::Result;
+use crate::error::{FrameContext, Result};
 use crate::frame::{NULL, aligned, code_arrays, event_type, ts_arrays};
 use crate::normalize::schema::col as c;
 use crate::normalize::{ColdColumns, TimeParser};
@@ -19,8 +19,9 @@ use crate::normalize::{ColdColumns, TimeParser};
 pub(super) struct Selected {
     /// The columns read, cut into the same chunks.
     frame: DataFrame,
-    /// Per chunk, the rows taken, by index within the chunk.
-    rows: Vec<Vec<u32>>,
+    /// Per chunk, the rows taken, by index within the chunk. A bitmap: listed, the window's
+    /// were 4 bytes an access row, 0.8 GB at 300.15M events while the window was cut into days.
+    rows: Vec<RoaringBitmap>,
     /// The frame row each chunk starts at.
     starts: Vec<IdxSize>,
     /// Per chunk, the instants of its rows, where a group's were read from beside the frame
@@ -65,10 +66,8 @@ impl Selected {
             (chunks.into_par_iter())
                 .map(|k| {
                     let kind = event_type::codes(&kinds[k]);
-                    (0..kind.len())
-                        .filter(|&i| kind[i] == access && named(k, i))
-                        .map(|i| i as u32)
-                        .collect::<Vec<u32>>()
+                    let rows = (0..kind.len()).filter(|&i| kind[i] == access && named(k, i));
+                    sorted(rows.map(|i| i as u32))
                 })
                 .collect::<Vec<_>>()
         };
@@ -90,7 +89,7 @@ impl Selected {
                 }
                 let access_rows = pick(from..to, &|_, _| true);
                 let global: Vec<IdxSize> = (access_rows.iter().zip(&starts[from..to]))
-                    .flat_map(|(rows, &start)| rows.iter().map(move |&i| start + i))
+                    .flat_map(|(rows, &start)| rows.iter().map(move |i| start + i))
                     .collect();
                 let named = cold.rows_present(events, global, c::TARGET)?;
                 let mut lists: Vec<Vec<u32>> = vec![Vec::new(); to - from];
@@ -98,7 +97,7 @@ impl Selected {
                     let k = starts[from..to].partition_point(|&s| s <= r) - 1;
                     lists[k].push(r - starts[from + k]);
                 }
-                rows.extend(lists);
+                rows.extend(lists.into_iter().map(sorted));
                 from = to;
             }
             rows
@@ -124,7 +123,7 @@ impl Selected {
             let ts = ts_arrays(&self.frame)?;
             return Ok((self.rows.par_iter().zip(ts.par_iter()))
                 .map(|(rows, ts)| {
-                    let of_rows: Vec<i64> = rows.iter().map(|&i| ts[i as usize]).collect();
+                    let of_rows: Vec<i64> = rows.iter().map(|i| ts[i as usize]).collect();
                     each(&of_rows)
                 })
                 .collect());
@@ -156,7 +155,8 @@ impl Selected {
             .map(|&k| self.starts[k] as usize..self.starts[k] as usize + lengths[k])
             .collect();
         // For `chunks[done..]`: the instants read so far and how many of its rows they are.
-        let (mut done, mut read, mut next) = (0, Vec::<Vec<i64>>::new(), Vec::<usize>::new());
+        // `next`: the row of the chunk to go on from.
+        let (mut done, mut read, mut next) = (0, Vec::<Vec<i64>>::new(), Vec::<u32>::new());
         cold.runs_within(events, &[c::TS], run, Some(&within), |spans| {
             let mut complete = done;
             for (first, df) in &spans {
@@ -170,10 +170,10 @@ impl Selected {
                 while at < chunks.len() && within[at].start < hi {
                     let (k, i) = (chunks[at], at - done);
                     if read.len() <= i {
-                        read.push(Vec::with_capacity(self.rows[k].len()));
+                        read.push(Vec::with_capacity(self.rows[k].len() as usize));
                         next.push(0);
                     }
-                    for &row in &self.rows[k][next[i]..] {
+                    for row in self.rows[k].range(next[i]..) {
                         let row = self.starts[k] as usize + row as usize;
                         if row >= hi {
                             break;
@@ -182,7 +182,7 @@ impl Selected {
                             crate::error::Error::Internal(format!("row {row} read from no span"))
                         })?;
                         read[i].push(*t);
-                        next[i] += 1;
+                        next[i] = (row - self.starts[k] as usize) as u32 + 1;
                     }
                     if within[at].end <= hi {
                         complete = at + 1;
@@ -213,15 +213,21 @@ impl Selected {
     pub(super) fn keys_beside(&self, events: &DataFrame, cold: &ColdColumns) -> Result<Keys> {
         let names = [c::TARGET, c::PRINCIPAL, c::SOURCE_IP];
         let beside: Vec<&str> = names.iter().copied().filter(|n| !self.holds(n)).collect();
-        let read = match beside.is_empty() {
+        let mut read = match beside.is_empty() {
             true => None,
             false => {
                 let rows: Vec<IdxSize> = self.each(|k, i| self.starts[k] + i);
                 Some(cold.select(events, &beside, &rows)?)
             }
         };
-        let of = |name: &str| match read.as_ref().filter(|_| beside.contains(&name)) {
-            Some(read) => crate::frame::codes(read, name),
+        // Each column read dropped once copied out: 4 bytes a row of the group less at the
+        // height of the copies.
+        let mut of = |name: &str| match read.as_mut().filter(|_| beside.contains(&name)) {
+            Some(read) => {
+                let codes = crate::frame::codes(read, name);
+                read.drop_in_place(name).stage("reading codes")?;
+                codes
+            }
             None => self.codes(name),
         };
         let addresses = match beside.contains(&c::SOURCE_IP) {
@@ -241,22 +247,13 @@ impl Selected {
         self.frame.column(key).is_ok()
     }
 
-    /// The same rows as a bit each, for a window reduced in groups: the lists were 4 bytes a
-    /// selected row under every group's reduction (by size, 0.23 GB of 57M access rows at 85.9M
-    /// events, 0.69 GB at 257.5M; the 85.9M export's measured peak moved 5.25 → 5.23 GB only, a
-    /// group's own working set being what sets it). Each chunk keeps its span (`spans`, from
-    /// [`Selected::chunk_spans`]), so that a group asks only the chunks that can hold its days
+    /// The same rows, for a window reduced in groups, each chunk with its span (`spans`, from
+    /// [`Selected::day_spans`]), so that a group asks only the chunks that can hold its days
     /// ([`Marked::within`]).
     pub(super) fn marked(self, spans: Vec<Option<(i64, i64)>>) -> Marked {
-        let rows = (self.rows.into_par_iter())
-            .map(|rows| {
-                RoaringBitmap::from_sorted_iter(rows.iter().copied())
-                    .unwrap_or_else(|_| rows.into_iter().collect())
-            })
-            .collect();
         Marked {
             frame: self.frame,
-            rows,
+            rows: self.rows,
             spans,
             starts: self.starts,
         }
@@ -304,7 +301,7 @@ impl Selected {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.rows.iter().map(Vec::len).sum()
+        self.rows.iter().map(|r| r.len() as usize).sum()
     }
 
     /// `at(chunk, row)` for every selected row, in frame order, written in place: a list per
@@ -314,14 +311,14 @@ impl Selected {
         let mut parts = Vec::with_capacity(self.rows.len());
         let mut rest = out.as_mut_slice();
         for rows in &self.rows {
-            let (part, tail) = rest.split_at_mut(rows.len());
+            let (part, tail) = rest.split_at_mut(rows.len() as usize);
             parts.push(part);
             rest = tail;
         }
         (parts.into_par_iter().zip(self.rows.par_iter()))
             .enumerate()
             .for_each(|(k, (part, rows))| {
-                for (slot, &i) in part.iter_mut().zip(rows) {
+                for (slot, i) in part.iter_mut().zip(rows) {
                     *slot = at(k, i);
                 }
             });
@@ -339,13 +336,16 @@ impl Selected {
     }
 
     /// The instant of every selected row, in frame order; read from beside the frame
-    /// (`beside`) for those rows alone when it does not hold them.
+    /// (`beside`) for those rows alone when it does not hold them. Instants a group kept when
+    /// it was made ([`Marked::within`]) are handed over, not copied: kept beside the copy, they
+    /// were 8 bytes a row over the whole of the group's reduction (0.1 GB a group at 300.15M
+    /// events).
     pub(super) fn instants(
-        &self,
+        &mut self,
         beside: (&DataFrame, &ColdColumns),
         run: usize,
     ) -> Result<Vec<i64>> {
-        if let Some(read) = &self.read {
+        if let Some(read) = self.read.take() {
             return Ok(read.concat());
         }
         if !self.holds(c::TS) {
@@ -418,7 +418,19 @@ fn day_bounds(time: &TimeParser, t: i64) -> (i64, i64, i64) {
     (time.day_start_ms(day), time.day_start_ms(day + 1), day)
 }
 
-/// [`Selected`] rows as a bitmap per chunk.
+/// Rows of a chunk, ascending, as a bitmap.
+fn sorted(rows: impl IntoIterator<Item = u32>) -> RoaringBitmap {
+    let mut set = RoaringBitmap::new();
+    for row in rows {
+        // Appended while ascending, as every caller's are; inserted otherwise.
+        if set.try_push(row).is_err() {
+            set.insert(row);
+        }
+    }
+    set
+}
+
+/// [`Selected`] rows per chunk, each chunk with the span of its rows' instants.
 pub(super) struct Marked {
     frame: DataFrame,
     rows: Vec<RoaringBitmap>,
@@ -447,7 +459,7 @@ impl Marked {
             |k: usize| matches!(self.spans[k], Some((first, last)) if first < to && last >= from);
         let mut part = Selected {
             frame: self.frame.clone(),
-            rows: vec![Vec::new(); self.rows.len()],
+            rows: vec![RoaringBitmap::new(); self.rows.len()],
             starts: self.starts.clone(),
             read: None,
         };
@@ -457,9 +469,9 @@ impl Marked {
                 .map(|(k, rows)| match meets(k) {
                     true => {
                         let keep = |i: &u32| (from..to).contains(&instants[k][*i as usize]);
-                        rows.iter().filter(keep).collect()
+                        sorted(rows.iter().filter(keep))
                     }
-                    false => Vec::new(),
+                    false => RoaringBitmap::new(),
                 })
                 .collect();
             return Ok(part);
@@ -467,15 +479,15 @@ impl Marked {
         // Every marked row of the chunks that meet the span, then those within it.
         let chunks: Vec<usize> = (0..self.rows.len()).filter(|&k| meets(k)).collect();
         for &k in &chunks {
-            part.rows[k] = self.rows[k].iter().collect();
+            part.rows[k] = self.rows[k].clone();
         }
         let mut kept = vec![Vec::new(); self.rows.len()];
-        let mut rows = vec![Vec::new(); self.rows.len()];
+        let mut rows = vec![RoaringBitmap::new(); self.rows.len()];
         part.read_beside(beside, &chunks, run, |these, read| {
             for (&k, ts) in these.iter().zip(read) {
-                (rows[k], kept[k]) = (part.rows[k].iter().copied().zip(ts))
-                    .filter(|(_, t)| (from..to).contains(t))
-                    .unzip();
+                let within = (part.rows[k].iter().zip(ts)).filter(|(_, t)| (from..to).contains(t));
+                let (these_rows, these_ts): (Vec<u32>, Vec<i64>) = within.unzip();
+                (rows[k], kept[k]) = (sorted(these_rows), these_ts);
             }
             Ok(())
         })?;

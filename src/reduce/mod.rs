@@ -69,7 +69,7 @@ pub struct Reduced {
 
 /// Rank of each of `of` (indices into `number`) by its number, no number first, equal numbers
 /// equal ranks: four bytes that sort like the number. Indices not in `of` get 0.
-pub(crate) fn number_ranks(number: &[Option<i64>], mut of: Vec<u32>) -> Vec<u32> {
+pub(crate) fn number_ranks<N: Ord + Copy + Sync>(number: &[N], mut of: Vec<u32>) -> Vec<u32> {
     of.par_sort_unstable_by_key(|&a| number[a as usize]);
     let mut rank = vec![0u32; number.len()];
     for pair in of.windows(2) {
@@ -349,7 +349,7 @@ impl Reduced {
         }
         let selected = access::Selected::of(events, cold, access, how.targets_run)?;
         let mut from_dict = FromDictionary::new();
-        let mut reduce = |part: &access::Selected, at: Groups, sink: &mut A| {
+        let mut reduce = |part: access::Selected, at: Groups, sink: &mut A| {
             let group = Reduced::of_selected(
                 (part, events, cold),
                 time,
@@ -365,21 +365,21 @@ impl Reduced {
             false => (Vec::new(), Vec::new()),
         };
         if spans.len() <= 1 {
-            return reduce(&selected, Groups { i: 0, n: 1 }, sink);
+            return reduce(selected, Groups { i: 0, n: 1 }, sink);
         }
         // Whole local days in each group: every (entity, day) cell is made in one group, so
         // the merge is exact (`overlapping` stays 0).
         let (n, marked) = (spans.len(), selected.marked(chunks));
         for (i, (from, to)) in spans.into_iter().enumerate() {
             let part = marked.within((from, to), (events, cold), how.targets_run)?;
-            reduce(&part, Groups { i, n }, sink)?;
+            reduce(part, Groups { i, n }, sink)?;
         }
         Ok(())
     }
 
     /// The records of the rows `selected`, group `at`: each kind handed to `sink` as it is made.
     fn of_selected(
-        (selected, events, cold): (&access::Selected, &DataFrame, &ColdColumns),
+        (mut selected, events, cold): (access::Selected, &DataFrame, &ColdColumns),
         time: &TimeParser,
         walk: Walk,
         (symbols, from_dict): (&mut Symbols, &mut FromDictionary),
@@ -412,9 +412,9 @@ impl Reduced {
         drop(named);
         // Each account's number, and its rank among them (no number first): the rank orders
         // requests within one instant as [`crate::detect::reach`] does, in four bytes.
-        let mut number: Vec<Option<i64>> = vec![None; symbols.len()];
+        let mut number = vec![cells::Number::default(); symbols.len()];
         for a in &reduced.accounts {
-            number[a as usize] = account_number(symbols.name(a));
+            number[a as usize] = cells::Number::of(account_number(symbols.name(a)));
         }
         let rank = number_ranks(&number, reduced.accounts.iter().collect());
         // One sort by (instant, account number, frame order) for all kinds; each kind is then a

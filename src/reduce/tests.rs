@@ -538,3 +538,25 @@ fn lists_in_name_order_are_sorted_by_name() {
         assert_eq!(by_name(items, |i| i.0, &symbols), want);
     }
 }
+
+/// Account numbers held in 8 bytes order, compare and read back as the numbers they hold, none
+/// first: the reduction's walks and its sort by (instant, number) rest on both.
+#[test]
+fn account_numbers_in_eight_bytes_keep_their_order() {
+    use crate::reduce::cells::Number;
+    let numbers = [
+        None,
+        Some(0),
+        Some(1),
+        Some(41),
+        Some(999_999_999_999_999_999),
+    ];
+    for (i, a) in numbers.iter().enumerate() {
+        assert_eq!(Number::of(*a).get(), *a);
+        for b in &numbers[i..] {
+            assert_eq!(Number::of(*a).cmp(&Number::of(*b)), a.cmp(b), "{a:?} {b:?}");
+        }
+    }
+    assert_eq!(Number::of(Some(-5)).get(), None);
+    assert_eq!(std::mem::size_of::<Number>(), 8);
+}
