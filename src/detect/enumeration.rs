@@ -334,7 +334,7 @@ impl PeerGroups {
         let mut members: Vec<(Vec<u32>, Vec<u32>)> = vec![Default::default(); labels.len()];
         for ((_, p), &g) in profiles.iter().zip(&of) {
             let m = &mut members[g as usize];
-            m.0.push(u32::try_from(p.total).unwrap_or(u32::MAX));
+            m.0.push(p.total);
             m.1.push((p.new_ratio() * 1000.0).round() as u32);
         }
         let peers = (members.into_iter())
@@ -404,8 +404,8 @@ impl Judge<'_> {
     fn judge(&self) -> Vec<Finding> {
         let p = self.p;
         let mut out = Vec::new();
-        let share = self.population.share(p.total);
-        let of_base = self.population.percent_of(p.total);
+        let share = self.population.share(p.total.into());
+        let of_base = self.population.percent_of(p.total.into());
         let new_ratio = p.new_ratio();
         let Peers {
             members,
@@ -421,7 +421,8 @@ impl Judge<'_> {
         // apart: with one, the crowd's tokens are judged there (`forged_tokens`) and its reach
         // says nothing more unless it walks; without one, it stays visible, capped at medium.
         let crowd = is_crowd(self.kind, p);
-        let walks = p.walk_steps >= WALK_MIN_STEPS && p.walk_steps as f64 >= 0.3 * p.total as f64;
+        let walks = u64::from(p.walk_steps) >= WALK_MIN_STEPS
+            && p.walk_steps as f64 >= 0.3 * p.total as f64;
         // Customers do not step through account numbers together: a crowd that walks is one
         // actor whatever the log says.
         let reach_speaks = !(crowd && self.vouched) || walks;
@@ -483,7 +484,7 @@ impl Judge<'_> {
                 members,
                 self.group
             );
-            let mut score = self.exposure(30.0, p.total);
+            let mut score = self.exposure(30.0, p.total.into());
             if crowd {
                 reason.push_str(CROWD_NOTE);
                 score = score.min(CROWD_CAP);
@@ -500,7 +501,12 @@ impl Judge<'_> {
         let unlike_peers = !has_peers
             || p.total as f64 >= 3.0 * peer_median.max(1.0)
             || new_ratio >= peer_ratio + 0.3;
-        if steady && p.total >= BURST_MIN_ACCOUNTS && unlike_peers && !self.signs && reach_speaks {
+        if steady
+            && u64::from(p.total) >= BURST_MIN_ACCOUNTS
+            && unlike_peers
+            && !self.signs
+            && reach_speaks
+        {
             let mut reason = format!(
                 "low and slow: {} distinct accounts ({of_base}) gathered over {} active day(s), spread like {:.0} equal days (no day brought more than {:.0}% of them), {:.0}% of daily touches were accounts never seen before",
                 p.total,
@@ -512,7 +518,7 @@ impl Judge<'_> {
             if self.ongoing {
                 reason.push_str("; still active on the last day of the data");
             }
-            let mut score = self.exposure(40.0, p.total);
+            let mut score = self.exposure(40.0, p.total.into());
             if crowd {
                 reason.push_str(CROWD_NOTE);
                 score = score.min(CROWD_CAP);
@@ -526,7 +532,11 @@ impl Judge<'_> {
                 WALK_MAX_GAP_MS / 3_600_000,
                 p.total
             );
-            out.push(self.finding("sequential_walk", reason, self.exposure(30.0, p.walk_steps)));
+            out.push(self.finding(
+                "sequential_walk",
+                reason,
+                self.exposure(30.0, p.walk_steps.into()),
+            ));
         }
         if self.kind == EntityKind::Principal && self.is_customer && p.others >= 1 {
             let reason = format!(
@@ -536,7 +546,7 @@ impl Judge<'_> {
             out.push(self.finding(
                 "customer_touches_other_accounts",
                 reason,
-                self.exposure(30.0, p.others),
+                self.exposure(30.0, p.others.into()),
             ));
         }
         for f in &mut out {
@@ -595,7 +605,7 @@ impl Judge<'_> {
             first_seen: first,
             last_seen: last,
             events: self.p.events,
-            distinct_accounts: self.p.total,
+            distinct_accounts: self.p.total.into(),
             counts: super::Counted::Accounts,
             marks: vec![],
             related: vec![],

@@ -370,21 +370,22 @@ impl Work<'_> {
                 spread.add(days.of(ts), 1);
             }
         }
-        p.others = p.total - u64::from(touched_self);
-        (p.spread_days, p.busiest_day_share) = spread.finish(p.total);
+        p.others = p.total - u32::from(touched_self);
+        (p.spread_days, p.busiest_day_share) = spread.finish(p.total.into());
         p.first = times.first().copied().unwrap_or(0);
         p.last = times.last().copied().unwrap_or(0);
 
-        let busy = p.total >= self.detail_from;
+        let busy = u64::from(p.total) >= self.detail_from;
         let walk = s.next();
         let (mut day, mut hour) = (i64::MIN, i64::MIN);
         let (mut day_stamp, mut hour_stamp) = (0, 0);
-        let (mut day_n, mut hour_n) = (0u64, 0u64);
+        let (mut day_n, mut hour_n) = (0u64, 0u32);
         let mut prev: Option<(i64, i64)> = None;
+        let mut kept = Vec::new();
         for (&ts, &a) in times.iter().zip(accounts) {
             let d = days.of(ts);
             if d != day {
-                p.close_day(day, day_n, busy);
+                p.close_day(day, day_n, busy.then_some(&mut kept));
                 (day, day_n, day_stamp) = (d, 0, s.next());
             }
             day_n += u64::from(s.mark(Table::Day, a, day_stamp));
@@ -393,7 +394,7 @@ impl Work<'_> {
                 if h != hour {
                     (hour, hour_n, hour_stamp) = (h, 0, s.next());
                 }
-                hour_n += u64::from(s.mark(Table::Hour, a, hour_stamp));
+                hour_n += u32::from(s.mark(Table::Hour, a, hour_stamp));
                 p.peak_hour = p.peak_hour.max(hour_n);
                 // The previous numbered request of this entity, as a walk step's origin.
                 if let Some(num) = rows.account_num[a as usize] {
@@ -401,26 +402,28 @@ impl Work<'_> {
                         && (1..=self.walk.max_step).contains(&(num - prev_num))
                         && ts - prev_ts <= self.walk.max_gap_ms
                     {
-                        p.walk_steps += u64::from(s.mark(Table::Walk, a, walk));
+                        p.walk_steps += u32::from(s.mark(Table::Walk, a, walk));
                     }
                     prev = Some((ts, num));
                 }
             }
         }
-        p.close_day(day, day_n, busy);
+        p.close_day(day, day_n, busy.then_some(&mut kept));
+        p.days = kept.into_boxed_slice();
         p
     }
 }
 
 impl Profile {
-    fn close_day(&mut self, day: i64, accounts: u64, keep: bool) {
+    /// Counts day `day`'s `accounts`, listed in `kept` where given.
+    fn close_day(&mut self, day: i64, accounts: u64, kept: Option<&mut Vec<(i64, u64)>>) {
         if day == i64::MIN {
             return;
         }
         self.active_days += 1;
         self.sum_daily += accounts;
-        if keep {
-            self.days.push((day, accounts));
+        if let Some(kept) = kept {
+            kept.push((day, accounts));
         }
     }
 }

@@ -12,17 +12,22 @@ use super::single::{Single, SingleDay};
 use crate::normalize::schema::DAY_MS;
 
 /// What one entity did, in the numbers the enumeration questions need.
+///
+/// Enumeration holds one a principal at a time: 5.2M of them at 300.15M events. Counts of
+/// distinct accounts (and of days, which are fewer) are held in 4 bytes, as the accounts are
+/// numbered in 32-bit codes; counts of rows stay in 8. With the days in a boxed slice, a profile
+/// is 96 bytes instead of 128.
 #[derive(Debug, Default, Clone)]
 pub struct Profile {
     pub events: u64,
     /// Distinct accounts over the export.
-    pub total: u64,
+    pub total: u32,
     /// Sum over days of that day's distinct accounts.
     pub sum_daily: u64,
-    pub active_days: u64,
+    pub active_days: u32,
     /// (local day, distinct accounts that day), in day order; only for entities with at least
     /// `detail_from` accounts (see [`crate::detect::reach::AccessRows::profiles`]).
-    pub days: Vec<(i64, u64)>,
+    pub days: Box<[(i64, u64)]>,
     /// Over how many days the reach was gathered: the perplexity `exp(H)` of the distribution of
     /// first touches over local days. 1 for a one-night burst, ≈ n for n equal days; a few busy
     /// days among many quiet ones count as a few. "Low and slow" needs this, not active days.
@@ -36,11 +41,11 @@ pub struct Profile {
     pub first: i64,
     pub last: i64,
     /// Distinct accounts reached by a step to the next account number (see [`Walk`]).
-    pub walk_steps: u64,
+    pub walk_steps: u32,
     /// Most distinct accounts in any single UTC hour.
-    pub peak_hour: u64,
+    pub peak_hour: u32,
     /// Distinct accounts other than the entity itself (a customer principal reading others).
-    pub others: u64,
+    pub others: u32,
     /// The entity's own id is also a target account (a customer as a token subject).
     pub is_account: bool,
 }
@@ -132,14 +137,14 @@ pub(super) fn profile(cells: &[Cell], walk: Walk, detail_from: u64) -> Profile {
         day_counts.push((c.day, day_n));
         spread.add(c.day, c.accounts.add_to(&mut seen));
     }
-    p.total = seen.len();
-    p.active_days = cells.len() as u64;
-    p.others = p.total - u64::from(seen.contains(cells[0].entity));
-    (p.spread_days, p.busiest_day_share) = spread.finish(p.total);
-    if p.total >= detail_from {
-        p.days = day_counts;
-        p.peak_hour = peak_hour(cells);
-        p.walk_steps = walk_steps(cells, walk);
+    p.total = count(seen.len());
+    p.active_days = count(cells.len() as u64);
+    p.others = p.total - u32::from(seen.contains(cells[0].entity));
+    (p.spread_days, p.busiest_day_share) = spread.finish(p.total.into());
+    if u64::from(p.total) >= detail_from {
+        p.days = day_counts.into_boxed_slice();
+        p.peak_hour = count(peak_hour(cells));
+        p.walk_steps = count(walk_steps(cells, walk));
     }
     p
 }
@@ -162,8 +167,8 @@ pub(super) fn of_single(s: &Single, walk: Walk, detail_from: u64) -> Profile {
         events: s.days.iter().map(|d| u64::from(d.events)).sum(),
         total: 1,
         sum_daily: s.days.len() as u64,
-        active_days: s.days.len() as u64,
-        days: Vec::new(),
+        active_days: count(s.days.len() as u64),
+        days: Box::default(),
         spread_days,
         busiest_day_share,
         own_rows: s.own_rows(),
@@ -177,9 +182,15 @@ pub(super) fn of_single(s: &Single, walk: Walk, detail_from: u64) -> Profile {
             .unwrap_or(i64::MIN),
         walk_steps: 0,
         peak_hour: 0,
-        others: u64::from(s.account != s.entity),
+        others: u32::from(s.account != s.entity),
         is_account: false,
     }
+}
+
+/// A count of distinct accounts (or of days) in a [`Profile`]: never past the 2³² − 1 account
+/// codes there are, so never saturated.
+pub(crate) fn count(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// [`first_days`] of a single record: its one account, new on its first day.
@@ -224,6 +235,13 @@ fn walk_steps(cells: &[Cell], walk: Walk) -> u64 {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    /// Enumeration holds a profile for every entity of a kind at once, with its code: 104 bytes
+    /// each (136 with 8-byte counts and a `Vec` of days).
+    #[test]
+    fn a_held_profile_is_104_bytes() {
+        assert_eq!(std::mem::size_of::<(u32, Profile)>(), 104);
+    }
 
     /// A single record's profile and first touches, had directly, are its cells'.
     #[test]

@@ -92,7 +92,7 @@ fn profiles_count_reach_days_hours_and_walks() {
     );
     // 25 accounts on one day: a spread of one day, all of it on the busiest.
     assert_eq!((walker.spread_days, walker.busiest_day_share), (1.0, 1.0));
-    assert_eq!(walker.days, vec![(1, 25)]);
+    assert_eq!(walker.days.to_vec(), vec![(1, 25)]);
     assert_eq!(walker.peak_hour, 25);
     let only: BTreeSet<String> = ["walker".to_string()].into();
     let firsts = access
@@ -359,17 +359,17 @@ fn profiles_agree_with_polars_group_bys() {
                 let p = &ours[id];
                 let got = Expected {
                     events: p.events,
-                    total: p.total,
-                    days: p.days.clone(),
-                    peak_hour: p.peak_hour,
+                    total: p.total.into(),
+                    days: p.days.to_vec(),
+                    peak_hour: p.peak_hour.into(),
                     first: p.first,
                     last: p.last,
-                    others: p.others,
+                    others: p.others.into(),
                     own_rows: (key == c::SOURCE_IP).then_some(p.own_rows),
                 };
                 assert_eq!(&got, want, "{way} {key} {id}");
                 assert_eq!(p.sum_daily, p.days.iter().map(|d| d.1).sum::<u64>());
-                assert_eq!(p.active_days, p.days.len() as u64);
+                assert_eq!(p.active_days as usize, p.days.len());
             }
         }
         // The accounts new each day, which the cumulative reach charts add up.
