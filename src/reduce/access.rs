@@ -505,3 +505,21 @@ impl Marked {
         Ok(part)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::sorted;
+
+    /// Rows come ascending from every caller, but a row out of order (or repeated) must still be
+    /// in the set once, not dropped with the rest of the rows after it.
+    #[test]
+    fn rows_out_of_order_still_make_the_set() {
+        let rows = [3, 9, 70_000, 4, 9, 200_000, 1];
+        let set = sorted(rows);
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            [1, 3, 4, 9, 70_000, 200_000]
+        );
+        assert_eq!(sorted(0..5000).len(), 5000);
+    }
+}
