@@ -13,10 +13,10 @@ use crate::normalize::schema::DAY_MS;
 
 /// What one entity did, in the numbers the enumeration questions need.
 ///
-/// Enumeration holds one a principal at a time: 5.2M of them at 300.15M events. Counts of
-/// distinct accounts (and of days, which are fewer) are held in 4 bytes, as the accounts are
-/// numbered in 32-bit codes; counts of rows stay in 8. With the days in a boxed slice, a profile
-/// is 96 bytes instead of 128.
+/// Enumeration holds one for every entity of a kind at once: 5.2M principals at 300.15M events.
+/// Counts of distinct accounts (and of days, which are fewer) are held in 4 bytes, as the
+/// accounts are numbered in 32-bit codes; counts of rows stay in 8. With the days in a boxed
+/// slice, a profile is 96 bytes instead of 128.
 #[derive(Debug, Default, Clone)]
 pub struct Profile {
     pub events: u64,
@@ -189,7 +189,7 @@ pub(super) fn of_single(s: &Single, walk: Walk, detail_from: u64) -> Profile {
 
 /// A count of distinct accounts (or of days) in a [`Profile`]: never past the 2³² − 1 account
 /// codes there are, so never saturated.
-pub(crate) fn count(n: u64) -> u32 {
+fn count(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
