@@ -74,55 +74,37 @@ impl Detector for ForgedTokens {
         // the 85.9M-event state they were 0.48 GB, still held while the polars work below added
         // its 0.2 GB.
         let Judged {
+            never,
             suspect,
             issued_at,
             issued_kid,
             unissuing,
             shared,
         } = judged;
-        let cover = &cover;
-        let mut suspects = accesses(input, &suspect)?;
+        // The never-issued tokens the log covers are nearly all the suspects when a key is
+        // forged with, and the other questions read none of them: each set of rows is gathered
+        // and asked on its own, the proof first and dropped before the rest is gathered.
+        self.never_issued(input, accesses(input, &never)?.lazy(), &mut out)?;
+        drop(never);
+        let mut rest = accesses(input, &suspect)?;
         // Compared with the keys' physical codes below, in whatever width the run holds them.
-        let issued_kid = crate::frame::keys::physical_codes(&suspects, c::CREDENTIAL, issued_kid)?;
+        let issued_kid = crate::frame::keys::physical_codes(&rest, c::CREDENTIAL, issued_kid)?;
         for column in [
             Column::new("issued_at".into(), issued_at),
             Column::new("issued_kid".into(), issued_kid),
         ] {
-            suspects
-                .with_column(column)
+            rest.with_column(column)
                 .stage("joining accesses to issued tokens")?;
         }
+        // Never issued among the rest: at an instant the log does not cover.
         let never = col("issued_at").is_null();
         let past_life = (col(c::TS) - col("issued_at")).gt(lit(max_age));
         let other_key = col("issued_kid")
             .is_not_null()
             .and(col(c::CREDENTIAL).is_not_null())
             .and(col(c::CREDENTIAL).to_physical().neq(col("issued_kid")));
-        let suspects = suspects
-            .lazy()
-            .with_column(cover.covered_expr().alias("covered"))
-            .collect()
-            .stage("joining accesses to issued tokens")?;
-        // The never-issued tokens the log covers are nearly all the suspects when a key is
-        // forged with, and the other questions read none of them (each asks of an issued token
-        // or of one the log does not cover). Split once and the suspects dropped, each question
-        // reads its own rows whole instead of copying them out of all the suspects: at 257.5M
-        // events (5.1M suspects) forged tokens' own peak went 8.24 → 8.06 GB and its time
-        // 29.6 → 26.0 s (`analyze --timings-per-detector`, one run each).
-        let proven = never.clone().and(col("covered")).fill_null(lit(false));
-        let split = |keep: Expr| suspects.clone().lazy().filter(keep).collect();
-        let judged = split(proven.clone()).stage("never-issued rows")?;
-        let rest = split(proven.not()).stage("other suspect rows")?;
-        drop(suspects);
         let rows = || rest.clone().lazy();
-
-        self.never_issued(input, judged.lazy(), &mut out)?;
-        self.uncovered(
-            input,
-            rows().filter(never.and(col("covered").not())),
-            cover,
-            &mut out,
-        )?;
+        self.uncovered(input, rows().filter(never), &cover, &mut out)?;
         let lifetime = format!(
             "older than {} h",
             input.options.max_token_age_ms / 3_600_000

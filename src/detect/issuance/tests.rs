@@ -1,6 +1,7 @@
 use super::*;
 use crate::frame::dictionary;
 use crate::normalize::cold::IN_FRAME;
+use crate::normalize::schema::col as c;
 use crate::reduce::tokens::TokenFacts;
 
 const MAX_AGE: i64 = 1_000;
@@ -158,6 +159,9 @@ fn judges_each_token_bearing_access() {
     };
     let (judged, cover) = judge(3, FACTS_AT_ONCE);
     assert_eq!((cover.start, cover.end, cover.gaps.len()), (0, 0, 0));
+    // Token 9 was never issued, at an instant before the log can vouch for it (its first
+    // issuance plus a lifetime): a suspect, not proof.
+    assert!(judged.never.is_empty());
     assert_eq!(judged.suspect, [3, 4, 6]);
     let k1 = dictionary().get_cat("k1");
     assert_eq!(judged.issued_at, [Some(0), Some(0), None]);
@@ -170,6 +174,7 @@ fn judges_each_token_bearing_access() {
     // the ranges (codes 0–9: token 9 alone in the last range of 3).
     for at_once in [1, 2, 3, 4, 9, 10, 64] {
         let (ranged, cover) = judge(3, at_once);
+        assert_eq!(ranged.never, judged.never, "{at_once} at once");
         assert_eq!(ranged.suspect, judged.suspect, "{at_once} at once");
         assert_eq!(ranged.issued_at, judged.issued_at, "{at_once} at once");
         assert_eq!(ranged.issued_kid, judged.issued_kid, "{at_once} at once");
@@ -196,8 +201,10 @@ type Owned = (
     Option<String>,
 );
 
-/// Suspect rows with their issuance, unissuing rows, shared rows.
+/// Never-issued rows the log covers, the other suspect rows with their issuance, unissuing
+/// rows, shared rows.
 type Answers = (
+    Vec<IdxSize>,
     Vec<(IdxSize, Option<i64>, Option<u32>)>,
     Vec<IdxSize>,
     Vec<IdxSize>,
@@ -244,10 +251,17 @@ fn chunked(seed: u64) -> DataFrame {
 /// facts [`TokenFacts::of`] makes in one pass over every row (themselves held to the rows'
 /// own answers in `reduce::tokens`).
 fn judged_row_by_row(df: &DataFrame, max_addresses: usize) -> Option<Answers> {
-    let facts = TokenFacts::of(df, 24, &TimeParser::new(chrono_tz::UTC)).expect("facts");
-    facts.issue_span?;
+    let time = TimeParser::new(chrono_tz::UTC);
+    let facts = TokenFacts::of(df, 24, &time).expect("facts");
+    let cover = Issuance::of(
+        TokenFacts::of(df, 24, &time).expect("facts"),
+        MAX_AGE,
+        &time,
+    )?;
+    let cover = cover.into_cover();
     let access = crate::frame::event_type::code("access");
-    let (mut suspect, mut unissuing, mut shared) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut never, mut suspect) = (Vec::new(), Vec::new());
+    let (mut unissuing, mut shared) = (Vec::new(), Vec::new());
     let mut row: IdxSize = 0;
     for ch in tokens::chunks(df).expect("chunks") {
         let kinds = crate::frame::event_type::codes(&ch.kinds);
@@ -261,7 +275,9 @@ fn judged_row_by_row(df: &DataFrame, max_addresses: usize) -> Option<Answers> {
             };
             let kid = Some(f.issued_kid).filter(|&k| k != NULL);
             let key = ch.keys.at(i);
-            if f.issued_at == NOT_ISSUED
+            if f.issued_at == NOT_ISSUED && cover.covers(ch.ts[i]) {
+                never.push(r);
+            } else if f.issued_at == NOT_ISSUED
                 || ch.ts[i] - f.issued_at > MAX_AGE
                 || kid.is_some_and(|kid| key != NULL && key != kid)
             {
@@ -281,14 +297,78 @@ fn judged_row_by_row(df: &DataFrame, max_addresses: usize) -> Option<Answers> {
         }
         row += kinds.len() as IdxSize;
     }
-    Some((suspect, unissuing, shared))
+    Some((never, suspect, unissuing, shared))
+}
+
+/// Where the log vouches for an instant, as the polars expression the judging pass replaced
+/// asked it of the proven rows' instants.
+fn covered_by_polars(cover: &Coverage) -> Expr {
+    let mut covered = col(c::TS)
+        .gt_eq(lit(cover.start + cover.max_age))
+        .and(col(c::TS).lt_eq(lit(cover.end)));
+    for &(from, to) in &cover.blind {
+        covered = covered.and(col(c::TS).lt(lit(from)).or(col(c::TS).gt_eq(lit(to))));
+    }
+    covered
+}
+
+/// Instants on either side of each edge of the log's cover, gaps of one and of several days
+/// (their blind spans merged), in a zone whose days do not start at UTC midnight: the pass's
+/// reading of the cover answers as the polars expression does.
+#[test]
+fn the_cover_answers_as_the_polars_expression() {
+    const DAY: i64 = 86_400_000;
+    for zone in [chrono_tz::UTC, chrono_tz::America::Sao_Paulo] {
+        let time = TimeParser::new(zone);
+        for (gaps, max_age) in [
+            (vec![], DAY),
+            (vec![20_000], 3_600_000),
+            (vec![20_000, 20_001, 20_003, 20_010], DAY),
+            (vec![20_002, 20_005], 4 * DAY),
+        ] {
+            let (start, end) = (time.day_start_ms(19_998) + 5, time.day_start_ms(20_012) - 7);
+            let cover = Coverage {
+                start,
+                end,
+                blind: blind_spans(&gaps, max_age, &time),
+                gaps,
+                max_age,
+            };
+            let mut instants = vec![i64::MIN, i64::MAX, start, end];
+            for edge in (cover.blind.iter()).flat_map(|&(from, to)| [from, to]) {
+                instants.extend([edge - 1, edge, edge + 1]);
+            }
+            for edge in [start + max_age, end] {
+                instants.extend([edge - 1, edge, edge + 1]);
+            }
+            instants.extend((0..400).map(|k| start - DAY + k * (17 * DAY / 400)));
+            let df = df!(c::TS => &instants).expect("frame");
+            let covered = (df
+                .lazy()
+                .select([covered_by_polars(&cover).alias("covered")]))
+            .collect()
+            .expect("covered");
+            let want: Vec<bool> = (covered.column("covered").expect("column").bool())
+                .expect("flags")
+                .iter()
+                .map(|b| b == Some(true))
+                .collect();
+            let got: Vec<bool> = instants.iter().map(|&ts| cover.covers(ts)).collect();
+            assert_eq!(
+                got, want,
+                "{zone}, gaps {:?}, blind {:?}",
+                cover.gaps, cover.blind
+            );
+            assert!(got.contains(&true) && got.contains(&false));
+        }
+    }
 }
 
 /// What judging answers, as the polars queries it replaced ask it of every row: the issuances
 /// that name a token grouped by token (earliest instant; the key of the first in input order),
 /// left-joined to the accesses that present a token; the addresses any `token_issued` row went
 /// to; and each token's distinct addresses over its accesses.
-fn judged_by_polars(df: &DataFrame, max_addresses: usize) -> Option<Answers> {
+fn judged_by_polars(df: &DataFrame, max_addresses: usize, cover: &Coverage) -> Option<Answers> {
     let text = |name: &str| col(name).cast(DataType::String);
     let rows = df.clone().lazy().with_row_index("row", None);
     let of_type = |kind: &str| rows.clone().filter(text(c::EVENT_TYPE).eq(lit(kind)));
@@ -325,6 +405,10 @@ fn judged_by_polars(df: &DataFrame, max_addresses: usize) -> Option<Answers> {
                     .and(col(c::CREDENTIAL).to_physical().neq(col("issued_kid"))))
                 .fill_null(false)
                 .alias("suspect"),
+            (col("issued_at").is_null())
+                .and(covered_by_polars(cover))
+                .fill_null(false)
+                .alias("never"),
             (col(c::SOURCE_IP).is_in(issuing, false))
                 .not()
                 .fill_null(true)
@@ -354,11 +438,13 @@ fn judged_by_polars(df: &DataFrame, max_addresses: usize) -> Option<Answers> {
         at.expect("at").i64().expect("i64"),
         kid.expect("kid").u32().expect("u32"),
     );
+    let never = flag("never");
     let suspects = (flag("suspect").into_iter().enumerate())
-        .filter(|(_, s)| *s)
+        .filter(|&(i, s)| s && !never[i])
         .map(|(i, _)| (row[i], at.get(i), at.get(i).and(kid.get(i))))
         .collect();
     Some((
+        rows_where(never),
         suspects,
         rows_where(flag("unissuing")),
         rows_where(flag("shared")),
@@ -372,7 +458,7 @@ fn judged_by_polars(df: &DataFrame, max_addresses: usize) -> Option<Answers> {
 #[test]
 fn judging_the_chunks_of_each_kind_answers_as_every_row() {
     let time = TimeParser::new(chrono_tz::UTC);
-    let mut shared_seen = 0;
+    let (mut shared_seen, mut never_seen, mut uncovered_seen) = (0, 0, 0);
     for seed in 0..40 {
         let df = chunked(seed);
         let dir = tempfile::tempdir().expect("dir");
@@ -381,12 +467,18 @@ fn judging_the_chunks_of_each_kind_answers_as_every_row() {
         let in_frame = TypesByChunk::of(&df).expect("types");
         for max in [0, 1, 3] {
             let want = judged_row_by_row(&df, max);
+            let facts = TokenFacts::of(&df, 24, &time).expect("facts");
+            let cover = Issuance::of(facts, MAX_AGE, &time).map(Issuance::into_cover);
             assert_eq!(
-                judged_by_polars(&df, max),
+                cover.and_then(|cover| judged_by_polars(&df, max, &cover)),
                 want,
                 "seed {seed}, more than {max}"
             );
-            shared_seen += want.as_ref().map_or(0, |w| w.2.len());
+            shared_seen += want.as_ref().map_or(0, |w| w.3.len());
+            never_seen += want.as_ref().map_or(0, |w| w.0.len());
+            uncovered_seen += (want.iter().flat_map(|w| &w.1))
+                .filter(|s| s.1.is_none())
+                .count();
             for at_once in [1, 5, 24] {
                 for frame in [(&hot, &cold, &types), (&df, &IN_FRAME, &in_frame)] {
                     let got = judged_in_ranges(frame, (24, at_once), MAX_AGE, max, &time)
@@ -396,7 +488,7 @@ fn judging_the_chunks_of_each_kind_answers_as_every_row() {
                             let suspect = (j.suspect.into_iter().zip(with))
                                 .map(|(r, (at, kid))| (r, at, kid))
                                 .collect();
-                            (suspect, j.unissuing, j.shared)
+                            (j.never, suspect, j.unissuing, j.shared)
                         });
                     let beside = frame.0.column(c::TOKEN).is_err();
                     assert_eq!(
@@ -408,4 +500,9 @@ fn judging_the_chunks_of_each_kind_answers_as_every_row() {
         }
     }
     assert!(shared_seen > 0, "no shared token in any frame");
+    assert!(never_seen > 0, "no never-issued token the log covers");
+    assert!(
+        uncovered_seen > 0,
+        "no never-issued token the log does not cover"
+    );
 }
