@@ -136,6 +136,11 @@ struct AnalyzeArgs {
     /// way. See docs/scale.md.
     #[arg(long, default_value_t = audithound::frame::keys::MAX_ONE_BYTE as u64, value_parser = clap::value_parser!(u64).range(0..=audithound::frame::keys::MAX_ONE_BYTE as u64))]
     one_byte_codes_up_to: u64,
+    /// Bytes of one kind's entity profiles that enumeration holds whole; a kind with more is
+    /// profiled twice, once for the peer groups and once, a batch at a time, to judge each
+    /// entity. 0 always profiles twice. Reports are the same either way. See docs/scale.md.
+    #[arg(long, default_value_t = audithound::detect::enumeration::PROFILES_HELD as u64)]
+    profiles_held_bytes: u64,
     #[command(flatten)]
     time: TimeArgs,
     /// Hours after a credential's revocation during which its use is expected (key rotation);
@@ -503,6 +508,7 @@ fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
         options: DetectOptions {
             rotation_grace_ms: a.rotation_grace_hours * 3_600_000,
             max_token_age_ms: a.max_token_age_hours * 3_600_000,
+            profiles_held: usize::try_from(a.profiles_held_bytes).unwrap_or(usize::MAX),
         },
         min_level: level("--min-level", &a.min_level)?,
         formats: audithound::report::Formats::parse(&a.format)?,

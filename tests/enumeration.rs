@@ -164,3 +164,43 @@ fn allowlist_suppresses_explicitly_and_expires() {
         "an entry without reason and owner is refused"
     );
 }
+
+/// Enumeration profiles each kind twice (every entity's peer figures, then a batch at a time to
+/// judge) when its profiles would pass `--profiles-held-bytes`: over `sample_logs`, whose
+/// findings name peer groups of four kinds, the report is the same byte for byte as with the
+/// profiles held whole, over records in memory and on disk.
+#[test]
+fn profiling_twice_reports_as_holding_the_profiles() {
+    let dir = tmp();
+    let sample = repo().join("sample_logs");
+    let mut reports = Vec::new();
+    for (name, options) in [
+        ("held", &[][..]),
+        ("twice", &["--profiles-held-bytes", "0"][..]),
+        (
+            "twice-on-disk",
+            &[
+                "--profiles-held-bytes",
+                "0",
+                "--records-on-disk-from-events",
+                "0",
+            ][..],
+        ),
+    ] {
+        let out_dir = dir.path().join(name);
+        let mut args = vec![sample.to_str().unwrap()];
+        args.extend(options);
+        let out = analyze(&out_dir, &args);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        reports.push(files_under(&out_dir));
+    }
+    let lines = String::from_utf8(reports[0][std::path::Path::new("anomalies.jsonl")].clone())
+        .expect("utf-8");
+    let groups: std::collections::BTreeSet<&str> = (lines.split("\"peer_group\":\"").skip(1))
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(groups.len() >= 3, "{groups:?}");
+    for (other, name) in reports[1..].iter().zip(["twice", "twice on disk"]) {
+        assert_eq!(reports[0], *other, "{name}");
+    }
+}

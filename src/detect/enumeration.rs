@@ -117,13 +117,13 @@ impl Detector for Enumeration {
             EntityKind::SourceIp,
         ];
         let mut listed: Vec<(EntityKind, Vec<Finding>)> = Vec::with_capacity(kinds.len());
-        let mut principals =
-            Some(reach.profiles_by_name(EntityKind::Principal.column(), WALK_MIN_STEPS)?);
+        let most = input.options.profiles_held;
+        let mut principals = Some(Profiled::of(reach, EntityKind::Principal, most)?);
         // Principals that are themselves customer accounts (token subjects), by code: the
         // records' names are one table for every kind, so a code names the same entity in each.
-        let customers: RoaringBitmap = (principals.iter().flatten())
-            .filter(|(_, p)| p.is_account)
-            .map(|&(e, _)| e)
+        let customers: RoaringBitmap = (principals.iter().flat_map(|p| &p.seen))
+            .filter(|s| s.account)
+            .map(|s| s.entity)
             .collect();
         let population = input.population()?;
         let signing = signing_keys(input)?;
@@ -132,55 +132,70 @@ impl Detector for Enumeration {
         let last_day = input.time.local_day(end).day;
         let mut flagged_networks = BTreeSet::new();
         for kind in judged_order {
-            let profiles = match kind {
-                EntityKind::Principal => principals.take().unwrap_or_default(),
-                _ => reach.profiles_by_name(kind.column(), WALK_MIN_STEPS)?,
+            let taken = principals.take().filter(|_| kind == EntityKind::Principal);
+            let Profiled { seen, held } = match taken {
+                Some(profiled) => profiled,
+                None => Profiled::of(reach, kind, most)?,
             };
-            // What is held per entity beside its profile is 4 bytes of peer group, 8 of peer
-            // figures and the findings of the few that have any. With a name, a label and a
-            // findings list per entity, and the customers as a set of names, enumeration stood
-            // 0.99 GB over what it started from at 257.5M events; now 0.80 GB
-            // (`analyze --timings-per-detector`, one run each).
-            let groups = PeerGroups::of(input, kind, reach, &profiles, &customers);
+            // What is held per entity is its `Seen` (16 bytes), 4 bytes of peer group, 8 of peer
+            // figures while the groups are made, the findings of the few that have any, and its
+            // profile only while the kind's fit `profiles_held`. At 300.15M events the 5.2M
+            // principals' profiles (0.54 GB) held whole set enumeration's peak at 2.77 GB;
+            // profiled twice, 2.41 GB, for about 33 s more CPU (`analyze
+            // --timings-per-detector`, one run each, beside other work).
+            let groups = PeerGroups::of(input, kind, reach, &seen, &customers);
+            let flagged = &flagged_networks;
             // Judged side by side: one at a time, the 300,000 entities of the 8.7M-event export
             // took 0.23-0.25 s of one core while the other detectors had finished; side by side,
             // 0.14-0.16 s (grouping included, `--timings` of enumeration's steps, two runs each).
-            let found: Vec<(usize, Vec<Finding>)> = (profiles.par_iter().enumerate())
-                .filter_map(|(i, (e, p))| {
-                    let id = reach.name(*e);
-                    if kind == EntityKind::SourceIp
-                        && network_of(id).is_some_and(|n| flagged_networks.contains(n.as_str()))
-                    {
-                        return None;
-                    }
-                    // A signing key's reach is its customers' by design; who enumerates through
-                    // it shows as the addresses and networks (linked into the same incident) and,
-                    // with an issuance log, as never-issued tokens. Its bursts and walks still
-                    // count.
-                    let signs = kind == EntityKind::Credential && signing.contains(id);
-                    let (group, peers) = groups.get(i);
-                    let found = Judge {
-                        input,
-                        kind,
-                        id,
-                        p,
-                        population,
-                        ongoing: p.last > end.saturating_sub(DAY_MS),
-                        last_day,
-                        group,
-                        peers,
-                        is_customer: customers.contains(*e),
-                        signs,
-                        vouched,
-                    }
-                    .judge();
-                    (!found.is_empty()).then_some((i, found))
-                })
-                .collect();
+            let judge = |part: &[(u32, Profile)]| -> Vec<(u32, Vec<Finding>)> {
+                (part.par_iter())
+                    .filter_map(|(e, p)| {
+                        let id = reach.name(*e);
+                        if kind == EntityKind::SourceIp
+                            && network_of(id).is_some_and(|n| flagged.contains(n.as_str()))
+                        {
+                            return None;
+                        }
+                        // A signing key's reach is its customers' by design; who enumerates
+                        // through it shows as the addresses and networks (linked into the same
+                        // incident) and, with an issuance log, as never-issued tokens. Its
+                        // bursts and walks still count.
+                        let signs = kind == EntityKind::Credential && signing.contains(id);
+                        let (group, peers) = groups.get(seen.binary_search_by_key(e, |s| s.entity));
+                        let found = Judge {
+                            input,
+                            kind,
+                            id,
+                            p,
+                            population,
+                            ongoing: p.last > end.saturating_sub(DAY_MS),
+                            last_day,
+                            group,
+                            peers,
+                            is_customer: customers.contains(*e),
+                            signs,
+                            vouched,
+                        }
+                        .judge();
+                        (!found.is_empty()).then_some((*e, found))
+                    })
+                    .collect()
+            };
+            let mut found = match held {
+                Some(held) => judge(&held),
+                None => {
+                    let parts =
+                        reach.map_profiles(kind.column(), WALK_MIN_STEPS, |part| judge(&part))?;
+                    parts.into_iter().flatten().flatten().collect()
+                }
+            };
+            // In the order of the entities' names, as they were judged when held whole.
+            found.sort_by(|a, b| reach.name(a.0).cmp(reach.name(b.0)));
             let mut findings = Vec::new();
-            for (i, found) in found {
+            for (e, found) in found {
                 if kind == EntityKind::Network {
-                    flagged_networks.insert(reach.name(profiles[i].0));
+                    flagged_networks.insert(reach.name(e));
                 }
                 findings.extend(found);
             }
@@ -264,6 +279,68 @@ fn is_crowd(kind: EntityKind, p: &Profile) -> bool {
         && p.own_rows as f64 >= CROWD_OWN_SHARE * p.events as f64
 }
 
+/// What an entity's peer group needs of its profile, kept for every entity of a kind between
+/// profiling them to make the groups and profiling them again, a batch at a time, to judge
+/// each: 16 bytes where a held profile is 104. The 5.2M principals' profiles of the
+/// 300.15M-event export, held whole to be judged, were 0.54 GB.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    entity: u32,
+    total: u32,
+    /// The new-account ratio in thousandths.
+    new_ratio: u32,
+    crowd: bool,
+    /// A customer account (see [`Profile::is_account`]).
+    account: bool,
+}
+
+/// Profiles held whole at most, in bytes: a kind with more is profiled twice, once for every
+/// entity's [`Seen`] and once, a batch at a time, to judge each. At 100.09M events the largest
+/// kind (1.74M principals, 0.18 GB) is held; at 300.15M events the 5.2M principals are not.
+pub const PROFILES_HELD: usize = 256 << 20;
+
+/// One kind's entities as profiled for their peer groups, and their profiles when they fit
+/// [`DetectOptions::profiles_held`](super::DetectOptions::profiles_held).
+struct Profiled {
+    /// In code order.
+    seen: Vec<Seen>,
+    /// In the order the records hold them.
+    held: Option<Vec<(u32, Profile)>>,
+}
+
+impl Profiled {
+    fn of(reach: &Reach, kind: EntityKind, most: usize) -> Result<Profiled> {
+        let size = std::mem::size_of::<(u32, Profile)>();
+        let held = std::sync::atomic::AtomicUsize::new(0);
+        let seen = |part: Vec<(u32, Profile)>| {
+            let seen: Vec<Seen> = (part.iter())
+                .map(|(entity, p)| Seen {
+                    entity: *entity,
+                    total: p.total,
+                    new_ratio: (p.new_ratio() * 1000.0).round() as u32,
+                    crowd: is_crowd(kind, p),
+                    account: p.is_account,
+                })
+                .collect();
+            let bytes = part.len() * size;
+            let before = held.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+            (seen, (before + bytes <= most).then_some(part))
+        };
+        let parts = (reach.map_profiles(kind.column(), WALK_MIN_STEPS, seen)?).unwrap_or_default();
+        let whole = parts.iter().all(|(_, part)| part.is_some());
+        let mut all = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
+        let mut held = whole.then(Vec::new);
+        for (seen, part) in parts {
+            all.extend(seen);
+            if let (Some(held), Some(part)) = (held.as_mut(), part) {
+                held.extend(part);
+            }
+        }
+        all.sort_unstable_by_key(|s| s.entity);
+        Ok(Profiled { seen: all, held })
+    }
+}
+
 /// Peers: same department for employees, customers with customers, services with services,
 /// credentials of the same kind, addresses with addresses, networks with networks.
 fn peer_group(
@@ -300,22 +377,28 @@ struct PeerGroups {
 }
 
 impl PeerGroups {
+    /// The groups of `seen`'s entities, in its order.
     fn of(
         input: &DetectInput,
         kind: EntityKind,
         reach: &Reach,
-        profiles: &[(u32, Profile)],
+        seen: &[Seen],
         customers: &RoaringBitmap,
     ) -> PeerGroups {
-        let label = |(e, p): &(u32, Profile)| match is_crowd(kind, p) {
+        let label = |s: &Seen| match s.crowd {
             true => Cow::Borrowed(match kind {
                 EntityKind::Network => "networks of customers reading their own accounts",
                 _ => "addresses of customers reading their own accounts",
             }),
-            false => peer_group(input, kind, reach.name(*e), customers.contains(*e)),
+            false => peer_group(
+                input,
+                kind,
+                reach.name(s.entity),
+                customers.contains(s.entity),
+            ),
         };
         // The distinct labels first, then each entity's index among them.
-        let labels: Vec<Cow<'static, str>> = (profiles.par_iter().map(label))
+        let labels: Vec<Cow<'static, str>> = (seen.par_iter().map(label))
             .fold(BTreeSet::new, |mut seen, l| {
                 seen.insert(l);
                 seen
@@ -326,16 +409,16 @@ impl PeerGroups {
             })
             .into_iter()
             .collect();
-        let of: Vec<u32> = (profiles.par_iter())
+        let of: Vec<u32> = (seen.par_iter())
             .map(|entity| labels.binary_search(&label(entity)).unwrap_or(0) as u32)
             .collect();
         // Reach and new-account ratio (in thousandths) of each group's members: 8 bytes an
         // entity, as distinct accounts are counted in 32-bit account codes.
         let mut members: Vec<(Vec<u32>, Vec<u32>)> = vec![Default::default(); labels.len()];
-        for ((_, p), &g) in profiles.iter().zip(&of) {
+        for (s, &g) in seen.iter().zip(&of) {
             let m = &mut members[g as usize];
-            m.0.push(p.total);
-            m.1.push((p.new_ratio() * 1000.0).round() as u32);
+            m.0.push(s.total);
+            m.1.push(s.new_ratio);
         }
         let peers = (members.into_iter())
             .map(|(mut reach, mut ratio)| {
@@ -351,9 +434,13 @@ impl PeerGroups {
         PeerGroups { labels, peers, of }
     }
 
-    /// Entity `i`'s group label and its group's medians.
-    fn get(&self, i: usize) -> (&str, Peers) {
-        let g = self.of.get(i).map_or(0, |&g| g as usize);
+    /// The group label and its medians of the entity at `i` in the entities given to
+    /// [`PeerGroups::of`] (none when it was not there).
+    fn get(&self, i: std::result::Result<usize, usize>) -> (&str, Peers) {
+        let g = i
+            .ok()
+            .and_then(|i| self.of.get(i))
+            .map_or(0, |&g| g as usize);
         let label = self.labels.get(g).map_or("", |l| l.as_ref());
         (label, self.peers.get(g).copied().unwrap_or_default())
     }

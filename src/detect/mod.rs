@@ -137,6 +137,9 @@ pub struct DetectOptions {
     /// Longest plausible token lifetime; older tokens are suspicious and issuance coverage
     /// extends this far back.
     pub max_token_age_ms: i64,
+    /// Bytes of one kind's profiles enumeration holds whole; a kind with more is profiled
+    /// twice ([`enumeration::PROFILES_HELD`]).
+    pub profiles_held: usize,
 }
 
 impl Default for DetectOptions {
@@ -144,6 +147,7 @@ impl Default for DetectOptions {
         DetectOptions {
             rotation_grace_ms: 48 * 3_600_000,
             max_token_age_ms: 24 * 3_600_000,
+            profiles_held: enumeration::PROFILES_HELD,
         }
     }
 }

@@ -251,29 +251,64 @@ impl Reach {
     /// [`super::kind_profiles_by_name`]); [`Reach::name`] names them. Stored records are
     /// profiled a batch at a time as they are read ([`store::map_kind`]).
     pub fn profiles_by_name(&self, key: &str, detail_from: u64) -> Result<Vec<(u32, Profile)>> {
-        let (accounts, walk) = (self.accounts_set(), self.walk);
-        let profile =
-            |part: &Entities| super::kind_profiles(part, accounts, key, walk, detail_from);
-        let Some(k) = KINDS.iter().position(|kind| *kind == key) else {
+        let Some(parts) = self.map_profiles(key, detail_from, |part| part)? else {
             return Ok(Vec::new());
         };
-        let all = match &self.records {
-            Records::Held(reduced) => profile(&reduced.kinds[k]),
+        let mut all = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+        for part in parts {
+            all.extend(part);
+        }
+        Ok(super::by_name(all, |p| p.0, &self.symbols))
+    }
+
+    /// `f` of each batch of kind `key`'s profiles (with day detail from `detail_from` accounts
+    /// on) as they are made, in the records' order, the same on every call; `None` when `key`
+    /// is not one of [`KINDS`]. A caller that needs a few figures of every entity and the whole
+    /// profile of one at a time keeps the figures and makes the profiles again: held whole,
+    /// the 5.2M principals' profiles of the 300.15M-event export were 0.54 GB. Stored records
+    /// are read a batch of whole entities at a time ([`store::map_kind`]); held ones are one
+    /// batch.
+    pub fn map_profiles<T: Send>(
+        &self,
+        key: &str,
+        detail_from: u64,
+        f: impl Fn(Vec<(u32, Profile)>) -> T + Sync,
+    ) -> Result<Option<Vec<T>>> {
+        let (accounts, walk) = (self.accounts_set(), self.walk);
+        let Some(k) = KINDS.iter().position(|kind| *kind == key) else {
+            return Ok(None);
+        };
+        // The entities are listed as they pass (the charts list them again otherwise).
+        let listed = self.by_name[k].get().is_none();
+        let made = |part: &Entities| {
+            let profiles = super::kind_profiles(part, accounts, key, walk, detail_from);
+            let codes: Vec<u32> = match listed {
+                true => profiles.iter().map(|p| p.0).collect(),
+                false => Vec::new(),
+            };
+            (codes, f(profiles))
+        };
+        let parts = match &self.records {
+            Records::Held(reduced) => vec![made(&reduced.kinds[k])],
             Records::Stored { dir, delta, .. } => {
-                let parts = self.map_stored((dir, delta.as_deref()), k, |_| true, profile)?;
-                let mut all = Vec::with_capacity(parts.iter().map(Vec::len).sum());
-                for part in parts {
-                    all.extend(part);
+                let parts = self.map_stored((dir, delta.as_deref()), k, |_| true, made)?;
+                if listed && delta.as_ref().is_some_and(|d| !d.dropped.is_empty()) {
+                    let live = parts.iter().flat_map(|p| p.0.iter().copied());
+                    let _ = self.live[k].set(live.collect());
                 }
-                if delta.as_ref().is_some_and(|d| !d.dropped.is_empty()) {
-                    let _ = self.live[k].set(all.iter().map(|p| p.0).collect());
-                }
-                all
+                parts
             }
         };
-        let sorted = super::by_name(all, |p| p.0, &self.symbols);
-        let _ = self.by_name[k].set(sorted.iter().map(|p| p.0).collect());
-        Ok(sorted)
+        let mut out = Vec::with_capacity(parts.len());
+        let mut codes = Vec::new();
+        for (listed, made) in parts {
+            codes.extend(listed);
+            out.push(made);
+        }
+        if listed {
+            let _ = self.by_name[k].set(super::by_name(codes, |&e| e, &self.symbols));
+        }
+        Ok(Some(out))
     }
 
     /// The name of an entity code of the records.
