@@ -141,7 +141,8 @@ impl Detector for Enumeration {
             // figures while the groups are made, the findings of the few that have any, and its
             // profile only while the kind's fit `profiles_held`. At 300.15M events the 5.2M
             // principals' profiles (0.54 GB) held whole set enumeration's peak at 2.77 GB;
-            // profiled twice, 2.41 GB, for about 33 s more CPU (`analyze
+            // profiled twice, 2.60 GB (up to `profiles_held` is kept while the first pass finds
+            // the kind bigger; 2.41 GB with none kept), for about 33 s more CPU (`analyze
             // --timings-per-detector`, one run each, beside other work).
             let groups = PeerGroups::of(input, kind, reach, &seen, &customers);
             let flagged = &flagged_networks;
