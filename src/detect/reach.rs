@@ -148,6 +148,15 @@ impl AccessRows {
         self.account_code.len()
     }
 
+    /// Their names: what a reduction's accounts are held to in tests.
+    #[cfg(test)]
+    pub fn account_names(&self) -> BTreeSet<String> {
+        let dict = dictionary();
+        (self.account_code.iter())
+            .filter_map(|&code| dict.cat_to_str(code).map(str::to_owned))
+            .collect()
+    }
+
     /// Distinct accounts reached at least once by a principal with the account's own id: the
     /// customers who used their own token.
     pub fn self_served(&self) -> usize {

@@ -335,24 +335,32 @@ impl Selected {
         Ok(self.each(|k, i| arrays[k].at(i as usize)))
     }
 
-    /// The instant of every selected row, in frame order; read from beside the frame
+    /// `as_row` of the instant of every selected row, in frame order; read from beside the frame
     /// (`beside`) for those rows alone when it does not hold them. Instants a group kept when
-    /// it was made ([`Marked::within`]) are handed over, not copied: kept beside the copy, they
-    /// were 8 bytes a row over the whole of the group's reduction (0.1 GB a group at 300.15M
-    /// events).
-    pub(super) fn instants(
+    /// it was made ([`Marked::within`]) are handed over, each chunk's dropped once turned: kept
+    /// beside the copy, they were 8 bytes a row over the whole of the group's reduction (0.1 GB
+    /// a group at 300.15M events), and turned into its sort keys (16 bytes a row) all at once,
+    /// they stood beside those at the records stage's height.
+    pub(super) fn instants_as<T: Send + Copy + Default>(
         &mut self,
         beside: (&DataFrame, &ColdColumns),
         run: usize,
-    ) -> Result<Vec<i64>> {
+        as_row: impl Fn(i64) -> T + Sync,
+    ) -> Result<Vec<T>> {
         if let Some(read) = self.read.take() {
-            return Ok(read.concat());
+            let mut out = Vec::with_capacity(read.iter().map(Vec::len).sum());
+            for chunk in read {
+                out.extend(chunk.iter().map(|&ts| as_row(ts)));
+            }
+            return Ok(out);
         }
         if !self.holds(c::TS) {
             let mut out = Vec::with_capacity(self.len());
             let all: Vec<usize> = (0..self.rows.len()).collect();
             self.read_beside(beside, &all, run, |_, read| {
-                read.iter().for_each(|ts| out.extend_from_slice(ts));
+                for ts in read {
+                    out.extend(ts.iter().map(|&ts| as_row(ts)));
+                }
                 Ok(())
             })?;
             return Ok(out);
@@ -360,7 +368,7 @@ impl Selected {
         // In place (`each`): a window reduced whole (a night's) would hold its instants twice
         // if listed per chunk and joined.
         let chunks = ts_arrays(&self.frame)?;
-        Ok(self.each(|k, i| chunks[k][i as usize]))
+        Ok(self.each(|k, i| as_row(chunks[k][i as usize])))
     }
 }
 

@@ -79,6 +79,28 @@ pub(crate) fn number_ranks<N: Ord + Copy + Sync>(number: &[N], mut of: Vec<u32>)
     rank
 }
 
+/// The accounts `account` names (symbols), which it then names by place among them. The place
+/// of each symbol is a table of 4 bytes a name of the run, held only while `account` is turned.
+fn group_accounts(account: &mut [u32], symbols: &Symbols) -> cells::GroupAccounts {
+    let mut place = vec![NULL; symbols.len()];
+    for &a in account.iter() {
+        place[a as usize] = 0;
+    }
+    let mut codes = Vec::new();
+    for (a, p) in place.iter_mut().enumerate() {
+        if *p != NULL {
+            *p = codes.len() as u32;
+            codes.push(a as u32);
+        }
+    }
+    account.par_iter_mut().for_each(|a| *a = place[*a as usize]);
+    drop(place);
+    let number = (codes.par_iter())
+        .map(|&a| cells::Number::of(account_number(symbols.name(a))))
+        .collect();
+    cells::GroupAccounts { codes, number }
+}
+
 /// Up to this many access rows, the four kinds are grouped and reduced side by side, above it
 /// one after another. Each kind's counting sort starts with two passes over every row on one
 /// thread, and one kind at a time left a core idle once the other detectors had finished: on the
@@ -386,7 +408,6 @@ impl Reduced {
         how: Placing,
         (at, sink): (Groups, &mut impl Absorb),
     ) -> Result<Reduced> {
-        let ts = selected.instants((events, cold), how.targets_run)?;
         // Whether the principal is the account itself, while both are still dictionary codes.
         // Read from beside the frame (past ingest), the principals and addresses are kept for
         // their kinds' turns below instead of read again: 4 bytes a row of the group each.
@@ -402,21 +423,11 @@ impl Reduced {
         let mut principals = (!selected.holds(c::PRINCIPAL)).then_some(principals);
         let mut reduced = Reduced::default();
         from_dict.map(&mut account, symbols)?;
-        let mut named = vec![false; symbols.len()];
-        for &a in &account {
-            named[a as usize] = true;
-        }
-        reduced.accounts = (0..symbols.len() as u32)
-            .filter(|&a| named[a as usize])
-            .collect();
-        drop(named);
-        // Each account's number, and its rank among them (no number first): the rank orders
-        // requests within one instant as [`crate::detect::reach`] does, in four bytes.
-        let mut number = vec![cells::Number::default(); symbols.len()];
-        for a in &reduced.accounts {
-            number[a as usize] = cells::Number::of(account_number(symbols.name(a)));
-        }
-        let rank = number_ranks(&number, reduced.accounts.iter().collect());
+        let accounts = group_accounts(&mut account, symbols);
+        reduced.accounts = accounts.codes.iter().collect();
+        // Each account's rank among the group's (no number first): it orders requests within
+        // one instant as [`crate::detect::reach`] does, in four bytes.
+        let rank = number_ranks(&accounts.number, (0..accounts.codes.len() as u32).collect());
         // One sort by (instant, account number, frame order) for all kinds; each kind is then a
         // stable counting sort by entity, so every entity's rows stay in that order. Sorting
         // each kind by (entity, instant, ...) instead took three times as long. The keys become
@@ -429,14 +440,18 @@ impl Reduced {
                 reason: "more than 2³¹: reduce it in smaller ones".into(),
             });
         }
-        let mut rows: Vec<cells::Row> = (0..ts.len())
-            .into_par_iter()
-            .map(|j| {
-                let since = (ts[j] - TS_MIN).clamp(0, TS_MAX - TS_MIN);
-                cells::Row::key(since, rank[account[j] as usize], j as u32)
-            })
-            .collect();
-        drop((rank, ts));
+        let since = |ts: i64| cells::Row::key((ts - TS_MIN).clamp(0, TS_MAX - TS_MIN), 0, 0);
+        let mut rows = selected.instants_as((events, cold), how.targets_run, since)?;
+        if rows.len() != account.len() {
+            return Err(crate::error::Error::Internal(format!(
+                "{} instants for {} accounts in a group of access rows",
+                rows.len(),
+                account.len()
+            )));
+        }
+        (rows.par_iter_mut().enumerate())
+            .for_each(|(j, r)| *r = cells::Row::key(r.ts, rank[account[j] as usize], j as u32));
+        drop(rank);
         rows.par_sort_unstable();
         // Ingest keeps instants within TS_MIN..=TS_MAX, so the clamp above changed none.
         rows.par_iter_mut().for_each(|r| {
@@ -482,8 +497,10 @@ impl Reduced {
                 entity,
                 n_symbols,
                 big,
-                |grouped| cells::entities(&grouped, &number, time, walk),
-                |placed, starts| cells::entities_placed(&rows, placed, starts, &number, time, walk),
+                |grouped| cells::entities(&grouped, &accounts, time, walk),
+                |placed, starts| {
+                    cells::entities_placed(&rows, placed, starts, &accounts, time, walk)
+                },
                 to,
             )
         };
@@ -528,7 +545,7 @@ impl Reduced {
                     .orphans
                     .entry(day)
                     .or_default()
-                    .insert(row.account());
+                    .insert(accounts.code(row.account()));
             }
         }
         Ok(reduced)
