@@ -13,14 +13,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
 
-use super::activity::{Activity, summarize, token_names, top_values_by};
+use super::activity::{Activity, Group, per_group, summarize, token_names, top_values_by};
 use super::issuance::{Coverage, Judged, facts_at_once, judged_in_ranges};
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, json_list,
     volume_score,
 };
 use crate::error::{FrameContext, Result};
-use crate::frame::{strs, u64s};
 use crate::normalize::cold::ROW;
 use crate::normalize::columns::network_of;
 use crate::normalize::schema::col as c;
@@ -400,60 +399,6 @@ fn accesses(input: &DetectInput, rows: &[IdxSize]) -> Result<DataFrame> {
         ROW,
     ];
     input.cold.select(input.events, &names, rows)
-}
-
-/// Accesses, tokens, subjects and accounts of never-issued tokens per group.
-struct Group {
-    keys: Vec<String>,
-    accesses: u64,
-    tokens: u64,
-    subjects: u64,
-    accounts: u64,
-}
-
-/// One row per value of `by`, sorted by accesses (desc) then keys, so evidence is deterministic.
-fn per_group(rows: LazyFrame, by: &[&str]) -> Result<Vec<Group>> {
-    let n = |c: &str, name: &str| {
-        col(c)
-            .to_physical()
-            .drop_nulls()
-            .n_unique()
-            .cast(DataType::UInt64)
-            .alias(name)
-    };
-    let df = rows
-        .filter(col(by[by.len() - 1]).is_not_null())
-        .group_by(by.iter().map(|k| col(*k)).collect::<Vec<_>>())
-        .agg([
-            len().cast(DataType::UInt64).alias("accesses"),
-            n(c::TOKEN, "tokens"),
-            n(c::PRINCIPAL, "subjects"),
-            n(c::TARGET, "accounts"),
-        ])
-        .collect()
-        .stage("never-issued groups")?;
-    let keys: Vec<Vec<String>> = by.iter().map(|k| strs(&df, k)).collect::<Result<_>>()?;
-    let (a, t, s, acc) = (
-        u64s(&df, "accesses")?,
-        u64s(&df, "tokens")?,
-        u64s(&df, "subjects")?,
-        u64s(&df, "accounts")?,
-    );
-    let mut out: Vec<Group> = (0..df.height())
-        .map(|i| Group {
-            keys: keys.iter().map(|k| k[i].clone()).collect(),
-            accesses: a[i],
-            tokens: t[i],
-            subjects: s[i],
-            accounts: acc[i],
-        })
-        .collect();
-    out.sort_by(|x, y| {
-        y.accesses
-            .cmp(&x.accesses)
-            .then_with(|| x.keys.cmp(&y.keys))
-    });
-    Ok(out)
 }
 
 /// A finding about signing key `kid`, with the evidence every token finding carries.
