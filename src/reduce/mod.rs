@@ -216,8 +216,8 @@ const BUCKETS_AT_ONCE: usize = 16;
 /// 5.8M. A range is dropped once reduced, so no kind's rows are ever copied whole: those 16 bytes
 /// a row set the reduction's high-water mark, and enumeration's peak at 85.9M events fell from
 /// 11.69 to 11.13 GB (`analyze --timings-per-detector`; at 8.7M, 80 MB less and the time within
-/// this machine's spread). A range of more than `big` rows (a thread's share: a key that signs
-/// every token) is placed as row indices and read a day at a time. A quarter of a thread's share,
+/// this machine's spread). A range of more than `big` rows (half a thread's share: a key that
+/// signs every token) is placed as row indices and reduced through them a day at a time. A quarter of a thread's share,
 /// with each range's entities reduced in one pass, bounded the ranges in flight more tightly but
 /// took 10–15 % longer at 8.7M.
 fn by_entity(
@@ -490,7 +490,9 @@ impl Reduced {
             from_dict.map(&mut entity, symbols)?;
             Ok(entity)
         };
-        let big = (how.big).unwrap_or(rows.len() / rayon::current_num_threads().max(1));
+        // Half a thread's share: a range of one key holding 5.8M of a group's 12M rows (the
+        // 300.15M-event export) was copied whole, under a thread's share of 6M.
+        let big = (how.big).unwrap_or(rows.len() / rayon::current_num_threads().max(1) / 2);
         let group = |entity: &[u32], n_symbols: usize, to: (usize, &mut dyn FnMut(_) -> _)| {
             by_entity(
                 &rows,
