@@ -141,7 +141,60 @@ pub fn summarize_where(
     input: &DetectInput,
     keep: Option<&[bool]>,
 ) -> Result<BTreeMap<String, Activity>> {
-    let mut keys = codes(rows, key)?;
+    let mut each = summarize_each(rows, key, input, &[keep])?;
+    Ok(each.pop().unwrap_or_default())
+}
+
+/// [`summarize_where`] under each of `keeps`, the columns read once for all of them.
+pub fn summarize_each(
+    rows: &DataFrame,
+    key: &str,
+    input: &DetectInput,
+    keeps: &[Option<&[bool]>],
+) -> Result<Vec<BTreeMap<String, Activity>>> {
+    let read = Read {
+        keys: codes(rows, key)?,
+        accounts: codes(rows, c::TARGET)?,
+        sources: codes(rows, c::SOURCE_IP)?,
+        principals: codes(rows, c::PRINCIPAL)?,
+        ts: i64s(rows, c::TS)?,
+        success: (rows.column(c::SUCCESS).and_then(|s| s.bool()))
+            .stage("selected activity")?
+            .iter()
+            .map(|s| s == Some(true))
+            .collect(),
+    };
+    (keeps.iter())
+        .map(|keep| summarized(rows, key, input, &read, *keep))
+        .collect()
+}
+
+/// The columns [`summarize_each`] reads of the selection.
+struct Read {
+    keys: Vec<u32>,
+    accounts: Vec<u32>,
+    sources: Vec<u32>,
+    principals: Vec<u32>,
+    ts: Vec<i64>,
+    success: Vec<bool>,
+}
+
+fn summarized(
+    rows: &DataFrame,
+    key: &str,
+    input: &DetectInput,
+    read: &Read,
+    keep: Option<&[bool]>,
+) -> Result<BTreeMap<String, Activity>> {
+    let Read {
+        accounts,
+        sources,
+        principals,
+        ts,
+        success,
+        ..
+    } = read;
+    let mut keys = read.keys.clone();
     if let Some(keep) = keep {
         for (i, k) in keys.iter_mut().enumerate() {
             if keep.get(i) != Some(&true) {
@@ -149,17 +202,6 @@ pub fn summarize_where(
             }
         }
     }
-    let (accounts, sources, principals) = (
-        codes(rows, c::TARGET)?,
-        codes(rows, c::SOURCE_IP)?,
-        codes(rows, c::PRINCIPAL)?,
-    );
-    let ts = i64s(rows, c::TS)?;
-    let success: Vec<bool> = (rows.column(c::SUCCESS).and_then(|s| s.bool()))
-        .stage("selected activity")?
-        .iter()
-        .map(|s| s == Some(true))
-        .collect();
     let members = by_key(&keys, NULL);
     let earliest: Vec<Vec<u32>> = (members.par_iter())
         .map(|(_, of)| {
@@ -182,8 +224,8 @@ pub fn summarize_where(
                 v.sort_unstable();
                 v
             };
-            let (sources, principals) = (distinct(&sources), distinct(&principals));
-            let mut accounts = distinct(&accounts);
+            let (sources, principals) = (distinct(sources), distinct(principals));
+            let mut accounts = distinct(accounts);
             accounts.dedup();
             let activity = Activity {
                 events: of.len() as u64,
@@ -660,9 +702,14 @@ mod tests {
                 // filtered: a null success is in neither, as polars' filters leave it.
                 let flags = df.column(c::SUCCESS).expect("success");
                 let flags: Vec<Option<bool>> = flags.bool().expect("flags").iter().collect();
-                for (want, kept) in [(true, col(c::SUCCESS)), (false, col(c::SUCCESS).not())] {
-                    let keep: Vec<bool> = flags.iter().map(|&f| f == Some(want)).collect();
-                    let got = summarize_where(&df, key, &input, Some(&keep)).expect("where");
+                let keep =
+                    |want: bool| -> Vec<bool> { flags.iter().map(|&f| f == Some(want)).collect() };
+                let (ok, failed) = (keep(true), keep(false));
+                let each = summarize_each(&df, key, &input, &[Some(&ok), Some(&failed)]);
+                let each = each.expect("each");
+                assert_eq!(each.len(), 2);
+                let kept = [(true, col(c::SUCCESS)), (false, col(c::SUCCESS).not())];
+                for (got, (want, kept)) in each.into_iter().zip(kept) {
                     let filtered = reference(df.clone().lazy().filter(kept), key);
                     assert_eq!(
                         format!("{got:?}"),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use polars::prelude::*;
 
-use super::activity::{Activity, summarize_where};
+use super::activity::{Activity, summarize_each};
 use super::{
     DetectInput, Detection, Detector, Entity, EntityKind, Finding, Limitation, volume_score,
 };
@@ -133,7 +133,8 @@ fn late_use(input: &DetectInput, key: &str, rows: &[IdxSize]) -> Result<Split> {
     // Late rows are few; materialising them once lets the summaries below scan a small frame
     // instead of the whole event table for every aggregate. Each summary leaves out the
     // other's rows rather than filtering a copy: the 6.2M uses of the signing key past its
-    // custodian's departure at 300.15M events, nearly all successful, were copied whole.
+    // custodian's departure at 300.15M events, nearly all successful, were copied whole; and
+    // both are made from one reading of the columns.
     let late = (input.cold).select(input.events, &super::activity::columns(key), rows)?;
     let success = late
         .column(c::SUCCESS)
@@ -142,9 +143,10 @@ fn late_use(input: &DetectInput, key: &str, rows: &[IdxSize]) -> Result<Split> {
     let (ok, failed): (Vec<bool>, Vec<bool>) = (success.iter())
         .map(|s| (s == Some(true), s == Some(false)))
         .unzip();
+    let mut each = summarize_each(&late, key, input, &[Some(&ok), Some(&failed)])?.into_iter();
     Ok((
-        summarize_where(&late, key, input, Some(&ok))?,
-        summarize_where(&late, key, input, Some(&failed))?,
+        each.next().unwrap_or_default(),
+        each.next().unwrap_or_default(),
     ))
 }
 
