@@ -152,7 +152,7 @@ pub fn summarize_each(
     input: &DetectInput,
     keeps: &[Option<&[bool]>],
 ) -> Result<Vec<BTreeMap<String, Activity>>> {
-    let read = Read {
+    let mut read = Read {
         keys: codes(rows, key)?,
         accounts: codes(rows, c::TARGET)?,
         sources: codes(rows, c::SOURCE_IP)?,
@@ -164,9 +164,17 @@ pub fn summarize_each(
             .map(|s| s == Some(true))
             .collect(),
     };
-    (keeps.iter())
-        .map(|keep| summarized(rows, key, input, &read, *keep))
-        .collect()
+    // The last summary takes the keys read rather than a copy: with one (`summarize`), the
+    // 5.87M never-issued accesses' keys of the 300.15M-event export would stand twice.
+    let mut out = Vec::with_capacity(keeps.len());
+    for (i, keep) in keeps.iter().enumerate() {
+        let keys = match i + 1 == keeps.len() {
+            true => std::mem::take(&mut read.keys),
+            false => read.keys.clone(),
+        };
+        out.push(summarized(rows, key, input, &read, (keys, *keep))?);
+    }
+    Ok(out)
 }
 
 /// The columns [`summarize_each`] reads of the selection.
@@ -184,7 +192,7 @@ fn summarized(
     key: &str,
     input: &DetectInput,
     read: &Read,
-    keep: Option<&[bool]>,
+    (mut keys, keep): (Vec<u32>, Option<&[bool]>),
 ) -> Result<BTreeMap<String, Activity>> {
     let Read {
         accounts,
@@ -194,7 +202,6 @@ fn summarized(
         success,
         ..
     } = read;
-    let mut keys = read.keys.clone();
     if let Some(keep) = keep {
         for (i, k) in keys.iter_mut().enumerate() {
             if keep.get(i) != Some(&true) {
