@@ -128,6 +128,19 @@ pub fn release_freed_everywhere() {
 /// next `--timings` line's peak is that step's own (Linux; elsewhere, or without the right to
 /// write it, the peak stays the run's).
 pub fn reset_peak() {
+    let _one = RESETTING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    reset_peak_alone();
+}
+
+/// Resets one at a time: each reads the kernel's peak and clears it as one step, so that no
+/// reset clears a peak another read before it grew and has not recorded (tests running side by
+/// side saw that).
+static RESETTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// [`reset_peak`], [`RESETTING`] held.
+fn reset_peak_alone() {
     if let Some(peak) = kb(&status("VmHWM:")) {
         PEAK_BEFORE_RESETS.fetch_max(peak, std::sync::atomic::Ordering::Relaxed);
     }
@@ -258,10 +271,15 @@ mod tests {
         assert_eq!(kb(""), None);
         assert_eq!(headroom_of(2_707_308, 2_280_912), 426_396 * 1024);
         assert_eq!(headroom_of(100, 200), 0);
+        // As one step against other tests' resets, which would clear the peak read here.
+        let one = RESETTING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let Some(before) = kb(&status("VmHWM:")) else {
             return; // not Linux
         };
-        reset_peak();
+        reset_peak_alone();
+        drop(one);
         assert!(PEAK_BEFORE_RESETS.load(std::sync::atomic::Ordering::Relaxed) >= before);
         assert!(headroom().is_some());
     }
