@@ -216,12 +216,7 @@ fn summarized(
     let summarized: Vec<(String, Activity)> = (members.par_iter().zip(&places))
         .map(|((k, of), &(first_file, first_line))| {
             let at = |i: &u32| *i as usize;
-            let distinct = |values: &[u32]| {
-                let mut v: Vec<u32> = of.iter().map(|i| values[at(i)]).collect();
-                v.retain(|&c| c != NULL);
-                v.sort_unstable();
-                v
-            };
+            let distinct = |values: &[u32]| sorted_values(of, values);
             let (sources, principals) = (distinct(sources), distinct(principals));
             let mut accounts = distinct(accounts);
             accounts.dedup();
@@ -344,6 +339,16 @@ pub fn token_names(tokens: &Tokens, codes: &[u32], each: &mut dyn FnMut(usize, &
     });
 }
 
+/// The non-null `values` of rows `of`, sorted, repeats kept: a group's distinct values are its
+/// runs, and their lengths its top counts.
+fn sorted_values(of: &[u32], values: &[u32]) -> Vec<u32> {
+    let mut v: Vec<u32> = (of.iter().map(|&i| values[i as usize]))
+        .filter(|&v| v != NULL)
+        .collect();
+    v.sort_unstable();
+    v
+}
+
 /// Each key's rows, in row order, but the rows whose key is `none` (a frame holds fewer than 2³²
 /// rows: ingest refuses more).
 fn by_key<K: Copy + Eq + std::hash::Hash>(keys: &[K], none: K) -> Vec<(K, Vec<u32>)> {
@@ -401,10 +406,7 @@ pub fn per_group(rows: LazyFrame, by: &[&str]) -> Result<Vec<Group>> {
     for (j, column) in [c::TOKEN, c::PRINCIPAL, c::TARGET].into_iter().enumerate() {
         let values = codes(&rows, column)?;
         (counts.par_iter_mut().zip(&members)).for_each(|(n, (_, of))| {
-            let mut v: Vec<u32> = (of.iter().map(|&i| values[i as usize]))
-                .filter(|&v| v != NULL)
-                .collect();
-            v.sort_unstable();
+            let mut v = sorted_values(of, &values);
             v.dedup();
             n[j] = v.len() as u64;
         });
@@ -458,8 +460,8 @@ pub fn top_values_by(
     let dict = crate::frame::dictionary();
     let tops: Vec<(String, Vec<(String, u64)>)> = (by_key(&keys, NULL).par_iter())
         .map(|(k, of)| {
-            let mut v: Vec<u32> = of.iter().map(|&i| values[i as usize]).collect();
-            v.sort_unstable();
+            // Every kept row has a value: rows without one were left out with their key.
+            let v = sorted_values(of, &values);
             let key = dict.cat_to_str(*k).unwrap_or_default().to_string();
             (key, top(&v, names))
         })
