@@ -294,3 +294,60 @@ fn shared_tokens_and_subjects_from_unissuing_addresses_are_flagged() {
         "{rows:#?}"
     );
 }
+
+/// A forger rotating over four addresses of one /24, each presenting never-issued tokens for 25
+/// subjects, with a stray never-issued token from another address of that /24; a forger on one
+/// address of another network (30 subjects); an address with three never-issued tokens. The /24
+/// is one finding counting all its never-issued accesses (stray included), its addresses are
+/// not repeated, the lone forger is its own finding, and three tokens make no address a forger.
+#[test]
+fn a_forger_rotating_in_one_network_is_one_finding_and_a_lone_one_is_its_address() {
+    let dir = tmp();
+    let input = export(dir.path());
+    let mut more = String::from(
+        "timestamp,event_type,token_id,credential_id,principal,target_account,source_ip\n",
+    );
+    let mut access = |day: u32, n: u32, ip: &str| {
+        more.push_str(&format!(
+            "2025-01-{day:02}T1{}:{:02}:00Z,access,m{n},kid-new,V{n},V{n},{ip}\n",
+            n % 10,
+            n % 60
+        ));
+    };
+    for (a, ip) in (10..14).map(|a| (a, format!("198.51.100.{a}"))) {
+        for k in 0..25 {
+            access(7 + k % 3, a * 100 + k, &ip);
+        }
+    }
+    access(7, 9000, "198.51.100.200");
+    for k in 0..30 {
+        access(8, 5000 + k, "203.0.113.77");
+    }
+    for k in 0..3 {
+        access(9, 7000 + k, "192.0.2.5");
+    }
+    write(&input.join("more.csv"), &more);
+    let rows = analyze_ok(&dir.path().join("out"), &[input.to_str().unwrap()]);
+    let from_source = |id: &str| {
+        (rows.iter())
+            .find(|r| r["entity_id"] == id)
+            .map(|r| r["reasons"].clone())
+            .filter(|reasons| reasons.contains("never_issued_tokens_from_source"))
+    };
+    let network = from_source("198.51.100.0/24").unwrap_or_else(|| panic!("{rows:#?}"));
+    assert!(
+        network.contains("101 access(es) from 198.51.100.0/24")
+            && network.contains("for 101 subject(s)"),
+        "{network}"
+    );
+    let lone = from_source("203.0.113.77").unwrap_or_else(|| panic!("{rows:#?}"));
+    assert!(lone.contains("30 access(es) from 203.0.113.77"), "{lone}");
+    for quiet in [
+        "198.51.100.10",
+        "198.51.100.13",
+        "198.51.100.200",
+        "192.0.2.5",
+    ] {
+        assert_eq!(from_source(quiet), None, "{quiet}: {rows:#?}");
+    }
+}

@@ -130,121 +130,125 @@ pub fn summarize(
     Ok(each.pop().unwrap_or_default())
 }
 
+/// [`summarize`] of the rows whose `key` is one of `names`, no other key summarised: the few
+/// addresses that forged tokens judges among the 5.87M never-issued accesses of the
+/// 300.15M-event export, rather than every address there.
+pub fn summarize_named<'a>(
+    rows: &DataFrame,
+    key: &str,
+    input: &DetectInput,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<BTreeMap<String, Activity>> {
+    let dict = crate::frame::dictionary();
+    let wanted: hashbrown::HashSet<u32> = (names.into_iter())
+        .filter_map(|name| dict.get_cat(name))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let keep: Vec<bool> = (codes(rows, key)?.iter())
+        .map(|code| wanted.contains(code))
+        .collect();
+    let mut each = summarize_each(rows, key, input, &[Some(&keep)])?;
+    Ok(each.pop().unwrap_or_default())
+}
+
 /// [`summarize`] of the rows of `rows` where each of `keeps` is true (all of them for `None`),
 /// one summary per keep, the columns read once for all of them.
 ///
 /// Rows with a null key, or not kept, are left out as the keys are grouped, not by a filter: a
 /// filter copies every column of the selection, which is most of what a detector gathered
 /// (the 5.87M never-issued accesses of the 300.15M-event export: 0.44 GB over what forged
-/// tokens stood on, 0.2 GB with it; `analyze --timings-per-detector` with probes).
+/// tokens stood on, 0.2 GB with it; `analyze --timings-per-detector` with probes). The columns
+/// are read one at a time, each dropped once its figures are taken, and a key's distinct values
+/// are sorted one column at a time: reading all six up front and sorting three lists for a key
+/// together stood 0.33 GB over the detector's base for those 5.87M rows, and set the run's peak
+/// (sixtieth session's probes).
 pub fn summarize_each(
     rows: &DataFrame,
     key: &str,
     input: &DetectInput,
     keeps: &[Option<&[bool]>],
 ) -> Result<Vec<BTreeMap<String, Activity>>> {
-    let mut read = Read {
-        keys: codes(rows, key)?,
-        accounts: codes(rows, c::TARGET)?,
-        sources: codes(rows, c::SOURCE_IP)?,
-        principals: codes(rows, c::PRINCIPAL)?,
-        ts: i64s(rows, c::TS)?,
-        success: (rows.column(c::SUCCESS).and_then(|s| s.bool()))
+    let members: Vec<Vec<(u32, Vec<u32>)>> = {
+        let keys = codes(rows, key)?;
+        keeps
+            .iter()
+            .map(|keep| by_key(&keys, NULL, *keep))
+            .collect()
+    };
+    let mut out: Vec<Vec<Activity>> = (members.iter())
+        .map(|m| vec![Activity::default(); m.len()])
+        .collect();
+    let mut earliest: Vec<Vec<Vec<u32>>> = Vec::with_capacity(keeps.len());
+    {
+        let ts = i64s(rows, c::TS)?;
+        for (m, acts) in members.iter().zip(&mut out) {
+            let first: Vec<Vec<u32>> = (m.par_iter().zip(acts.par_iter_mut()))
+                .map(|((_, of), act)| {
+                    let at = |i: &u32| ts[*i as usize];
+                    act.events = of.len() as u64;
+                    act.first = of.iter().map(at).min().unwrap_or_default();
+                    act.last = of.iter().map(at).max().unwrap_or_default();
+                    (of.iter().copied())
+                        .filter(|i| at(i) == act.first)
+                        .collect()
+                })
+                .collect();
+            earliest.push(first);
+        }
+    }
+    for (acts, earliest) in out.iter_mut().zip(earliest) {
+        for (act, (file, line)) in acts.iter_mut().zip(first_places(rows, &earliest, input)?) {
+            (act.first_file, act.first_line) = (file, line);
+        }
+    }
+    {
+        let success: Vec<bool> = (rows.column(c::SUCCESS).and_then(|s| s.bool()))
             .stage("selected activity")?
             .iter()
             .map(|s| s == Some(true))
-            .collect(),
-    };
-    // The last summary takes the keys read rather than a copy: with one (`summarize`), the
-    // 5.87M never-issued accesses' keys of the 300.15M-event export would stand twice.
-    let mut out = Vec::with_capacity(keeps.len());
-    for (i, keep) in keeps.iter().enumerate() {
-        let keys = match i + 1 == keeps.len() {
-            true => std::mem::take(&mut read.keys),
-            false => read.keys.clone(),
-        };
-        out.push(summarized(rows, key, input, &read, (keys, *keep))?);
-    }
-    Ok(out)
-}
-
-/// The columns [`summarize_each`] reads of the selection.
-struct Read {
-    keys: Vec<u32>,
-    accounts: Vec<u32>,
-    sources: Vec<u32>,
-    principals: Vec<u32>,
-    ts: Vec<i64>,
-    success: Vec<bool>,
-}
-
-fn summarized(
-    rows: &DataFrame,
-    key: &str,
-    input: &DetectInput,
-    read: &Read,
-    (mut keys, keep): (Vec<u32>, Option<&[bool]>),
-) -> Result<BTreeMap<String, Activity>> {
-    let Read {
-        accounts,
-        sources,
-        principals,
-        ts,
-        success,
-        ..
-    } = read;
-    if let Some(keep) = keep {
-        for (i, k) in keys.iter_mut().enumerate() {
-            if keep.get(i) != Some(&true) {
-                *k = NULL;
-            }
+            .collect();
+        for (m, acts) in members.iter().zip(&mut out) {
+            (m.par_iter().zip(acts.par_iter_mut())).for_each(|((_, of), act)| {
+                act.successes = of.iter().filter(|&&i| success[i as usize]).count() as u64;
+            });
         }
     }
-    let members = by_key(&keys, NULL);
-    let earliest: Vec<Vec<u32>> = (members.par_iter())
-        .map(|(_, of)| {
-            let first = of.iter().map(|&i| ts[i as usize]).min();
-            (of.iter().copied())
-                .filter(|&i| Some(ts[i as usize]) == first)
-                .collect()
-        })
-        .collect();
-    let places = first_places(rows, &earliest, input)?;
+    let names: &Names<'_> = &dictionary_names;
+    for column in [c::TARGET, c::SOURCE_IP, c::PRINCIPAL] {
+        let values = codes(rows, column)?;
+        for (m, acts) in members.iter().zip(&mut out) {
+            (m.par_iter().zip(acts.par_iter_mut())).for_each(|((_, of), act)| {
+                let sorted = sorted_values(of, &values);
+                let distinct = sorted.chunk_by(|a, b| a == b).count() as u64;
+                match column {
+                    c::TARGET => act.distinct_accounts = distinct,
+                    c::SOURCE_IP => {
+                        act.distinct_sources = distinct;
+                        if key != c::SOURCE_IP {
+                            act.top_sources = top(&sorted, names);
+                        }
+                    }
+                    _ => {
+                        act.distinct_principals = distinct;
+                        if key != c::PRINCIPAL {
+                            act.top_principals = top(&sorted, names);
+                        }
+                    }
+                }
+            });
+        }
+    }
     let dict = crate::frame::dictionary();
     let name = |code: u32| dict.cat_to_str(code).unwrap_or_default().to_string();
-    let names: &Names<'_> = &dictionary_names;
-    let summarized: Vec<(String, Activity)> = (members.par_iter().zip(&places))
-        .map(|((k, of), &(first_file, first_line))| {
-            let at = |i: &u32| *i as usize;
-            let distinct = |values: &[u32]| sorted_values(of, values);
-            let (sources, principals) = (distinct(sources), distinct(principals));
-            let mut accounts = distinct(accounts);
-            accounts.dedup();
-            let activity = Activity {
-                events: of.len() as u64,
-                successes: of.iter().filter(|i| success[at(i)]).count() as u64,
-                distinct_accounts: accounts.len() as u64,
-                distinct_sources: sources.chunk_by(|a, b| a == b).count() as u64,
-                distinct_principals: principals.chunk_by(|a, b| a == b).count() as u64,
-                first: of.iter().map(|i| ts[at(i)]).min().unwrap_or_default(),
-                last: of.iter().map(|i| ts[at(i)]).max().unwrap_or_default(),
-                first_file,
-                first_line,
-                top_sources: if key == c::SOURCE_IP {
-                    Vec::new()
-                } else {
-                    top(&sources, names)
-                },
-                top_principals: if key == c::PRINCIPAL {
-                    Vec::new()
-                } else {
-                    top(&principals, names)
-                },
-            };
-            (name(*k), activity)
+    Ok((members.into_iter().zip(out))
+        .map(|(m, acts)| {
+            (m.into_iter().zip(acts))
+                .map(|((k, _), act)| (name(k), act))
+                .collect()
         })
-        .collect();
-    Ok(summarized.into_iter().collect())
+        .collect())
 }
 
 /// For each key, the least (file, line) of its `earliest` rows (indices into `rows`): from
@@ -282,29 +286,32 @@ fn first_places(
 /// token id read at a time: 0.65 s of forged tokens' 6 s; with the least kept as named, under
 /// one lock, forged tokens took 5.96 → 5.58 s there (one run each; forty-sixth session).
 fn top(codes: &[u32], names: &Names<'_>) -> Vec<(String, u64)> {
-    let mut runs: Vec<(u32, u64)> = (codes.chunk_by(|a, b| a == b))
-        .map(|run| (run[0], run.len() as u64))
-        .collect();
-    runs.sort_unstable_by_key(|r| std::cmp::Reverse(r.1));
-    let Some(&(_, bar)) = runs.get(TOP_N.saturating_sub(1)).or(runs.last()) else {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let runs = || (codes.chunk_by(|a, b| a == b)).map(|run| (run[0], run.len() as u64));
+    // The bar is the TOP_N-th greatest count (the least, with fewer runs), found in a heap of
+    // the greatest counts: runs gathered and sorted took 16 bytes each, 93 MB for a key's 5.8M
+    // never-issued tokens (each used once) at 300.15M events.
+    let mut greatest: BinaryHeap<Reverse<u64>> = BinaryHeap::with_capacity(TOP_N + 1);
+    for (_, n) in runs() {
+        greatest.push(Reverse(n));
+        if greatest.len() > TOP_N {
+            greatest.pop();
+        }
+    }
+    let Some(&Reverse(bar)) = greatest.peek() else {
         return Vec::new();
     };
-    let above = runs.partition_point(|r| r.1 > bar);
+    let (above, counts): (Vec<u32>, Vec<u64>) = runs().filter(|r| r.1 > bar).unzip();
     let mut named: Vec<(String, u64)> = Vec::with_capacity(TOP_N);
-    let counts: Vec<u64> = runs[..above].iter().map(|r| r.1).collect();
-    let codes: Vec<u32> = runs[..above].iter().map(|r| r.0).collect();
-    names(&codes, &mut |i, name| {
+    names(&above, &mut |i, name| {
         named.push((name.to_string(), counts[i]))
     });
     // The least names of the codes counted `bar` times, as many as places are left, in a heap
     // whose top is the greatest kept; codes in order, as a table on disk is read best.
     let need = TOP_N.saturating_sub(named.len());
-    let mut tied: Vec<u32> = (runs[above..].iter())
-        .take_while(|r| r.1 == bar)
-        .map(|r| r.0)
-        .collect();
-    tied.sort_unstable();
-    let mut least: std::collections::BinaryHeap<String> = std::collections::BinaryHeap::new();
+    let tied: Vec<u32> = runs().filter(|r| r.1 == bar).map(|r| r.0).collect();
+    let mut least: BinaryHeap<String> = BinaryHeap::new();
     names(&tied, &mut |_, name| {
         if least.len() < need {
             least.push(name.to_string());
@@ -349,17 +356,32 @@ fn sorted_values(of: &[u32], values: &[u32]) -> Vec<u32> {
     v
 }
 
-/// Each key's rows, in row order, but the rows whose key is `none` (a frame holds fewer than 2³²
-/// rows: ingest refuses more).
-fn by_key<K: Copy + Eq + std::hash::Hash>(keys: &[K], none: K) -> Vec<(K, Vec<u32>)> {
+/// Each key's rows, in row order, but the rows whose key is `none` or that `keep` (when given)
+/// leaves out (a frame holds fewer than 2³² rows: ingest refuses more). Counted first, so that
+/// each key's rows take what they need: pushed, a key of 5.8M rows grew to room for 8.4M.
+fn by_key<K: Copy + Eq + std::hash::Hash>(
+    keys: &[K],
+    none: K,
+    keep: Option<&[bool]>,
+) -> Vec<(K, Vec<u32>)> {
+    let kept = (keys.iter().enumerate())
+        .filter(|(i, k)| **k != none && keep.is_none_or(|keep| keep.get(*i) == Some(&true)));
     let mut slot_of: hashbrown::HashMap<K, usize> = hashbrown::HashMap::new();
-    let mut members: Vec<(K, Vec<u32>)> = Vec::new();
-    for (i, &k) in keys.iter().enumerate().filter(|(_, k)| **k != none) {
+    let mut counts: Vec<(K, usize)> = Vec::new();
+    for (_, &k) in kept.clone() {
         let slot = *slot_of.entry(k).or_insert_with(|| {
-            members.push((k, Vec::new()));
-            members.len() - 1
+            counts.push((k, 0));
+            counts.len() - 1
         });
-        members[slot].1.push(i as u32);
+        counts[slot].1 += 1;
+    }
+    let mut members: Vec<(K, Vec<u32>)> = (counts.into_iter())
+        .map(|(k, n)| (k, Vec::with_capacity(n)))
+        .collect();
+    for (i, k) in kept {
+        if let Some(&slot) = slot_of.get(k) {
+            members[slot].1.push(i as u32);
+        }
     }
     members
 }
@@ -400,7 +422,7 @@ pub fn per_group(rows: LazyFrame, by: &[&str]) -> Result<Vec<Group>> {
             }
         });
     }
-    let members = by_key(&packed, u64::MAX);
+    let members = by_key(&packed, u64::MAX, None);
     drop(packed);
     let mut counts = vec![[0u64; 3]; members.len()];
     for (j, column) in [c::TOKEN, c::PRINCIPAL, c::TARGET].into_iter().enumerate() {
@@ -458,7 +480,7 @@ pub fn top_values_by(
         }
     }
     let dict = crate::frame::dictionary();
-    let tops: Vec<(String, Vec<(String, u64)>)> = (by_key(&keys, NULL).par_iter())
+    let tops: Vec<(String, Vec<(String, u64)>)> = (by_key(&keys, NULL, None).par_iter())
         .map(|(k, of)| {
             // Every kept row has a value: rows without one were left out with their key.
             let v = sorted_values(of, &values);
