@@ -236,8 +236,12 @@ impl<'a> DetectInput<'a> {
         present: &str,
         names: &[&str],
     ) -> Result<DataFrame> {
-        let rows = self.types()?.rows(self.events, types, keep)?;
-        let rows = self.cold.rows_present(self.events, rows, present)?;
+        let mut rows = Vec::new();
+        self.types()?
+            .rows_in_pieces(self.events, (types, keep), &mut |piece| {
+                rows.extend(self.cold.rows_present(self.events, piece, present)?);
+                Ok(())
+            })?;
         self.cold.select(self.events, names, &rows)
     }
 
@@ -254,11 +258,16 @@ impl<'a> DetectInput<'a> {
         let dict = crate::frame::dictionary();
         let codes: hashbrown::HashSet<u32> =
             values.iter().filter_map(|v| dict.get_cat(v)).collect();
-        let rows = self.types()?.rows(self.events, types, keep)?;
-        let rows = match codes.is_empty() {
-            true => Vec::new(),
-            false => (self.cold).rows_coded(self.events, rows, name, |c| codes.contains(&c))?,
-        };
+        let mut rows = Vec::new();
+        if !codes.is_empty() {
+            self.types()?
+                .rows_in_pieces(self.events, (types, keep), &mut |piece| {
+                    let kept =
+                        (self.cold).rows_coded(self.events, piece, name, |c| codes.contains(&c));
+                    rows.extend(kept?);
+                    Ok(())
+                })?;
+        }
         self.cold.select(self.events, names, &rows)
     }
 

@@ -71,28 +71,61 @@ impl TypesByChunk {
     /// `types` and where `keep` holds. `keep` is asked of a run of chunks at a time, so it must
     /// be a row-wise condition (a filter's), not an aggregate over the frame.
     pub fn rows(&self, df: &DataFrame, types: &[&str], keep: Expr) -> Result<Vec<IdxSize>> {
+        let mut rows = Vec::new();
+        self.rows_in_pieces(df, (types, keep), &mut |piece| {
+            rows.extend(piece);
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+
+    /// [`Self::rows`] handed to `each` a piece of at most [`PIECE_ROWS`] frame rows at a time,
+    /// in order, so that a caller that keeps few of them never holds them all: the 300.15M-event
+    /// export's logins are one file of about 45M rows, all of them listed (4 bytes each, beside
+    /// polars' mask over them) to find 75 rows of a few addresses, which stood 0.40 GB over what
+    /// the login detector began on (`analyze --timings-per-detector`, temporary probes).
+    pub fn rows_in_pieces(
+        &self,
+        df: &DataFrame,
+        (types, keep): (&[&str], Expr),
+        each: &mut dyn FnMut(Vec<IdxSize>) -> Result<()>,
+    ) -> Result<()> {
+        self.rows_in_pieces_of(PIECE_ROWS, df, (types, keep), each)
+    }
+
+    pub(super) fn rows_in_pieces_of(
+        &self,
+        piece: usize,
+        df: &DataFrame,
+        (types, keep): (&[&str], Expr),
+        each: &mut dyn FnMut(Vec<IdxSize>) -> Result<()>,
+    ) -> Result<()> {
+        let piece = piece.max(1);
         let codes: Vec<u16> = types.iter().filter_map(|t| code(t)).collect();
         let of_types = (types.iter())
             .map(|t| col(EVENT_TYPE).eq(lit(*t)))
             .reduce(Expr::or);
         let (Some(of_types), false) = (of_types, codes.is_empty()) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let keep = of_types.and(keep);
-        let mut rows = Vec::new();
         for range in self.ranges(&codes) {
-            let slice = df.slice(range.start as i64, range.len());
-            let mask = crate::frame::mask_of(&slice, keep.clone())?;
-            let first = range.start as IdxSize;
-            rows.extend(
-                crate::normalize::cold::rows_of(&mask)
-                    .into_iter()
-                    .map(|r| first + r),
-            );
+            for start in range.clone().step_by(piece) {
+                let len = piece.min(range.end - start);
+                let slice = df.slice(start as i64, len);
+                let mask = crate::frame::mask_of(&slice, keep.clone())?;
+                let first = start as IdxSize;
+                let rows = crate::normalize::cold::rows_of(&mask);
+                each(rows.into_iter().map(|r| first + r).collect())?;
+            }
         }
-        Ok(rows)
+        Ok(())
     }
 }
+
+/// Frame rows asked at once by [`TypesByChunk::rows_in_pieces`]: 16 MB of listed rows at most,
+/// and a piece or two for the 10M-event benchmark's logins.
+pub const PIECE_ROWS: usize = 1 << 22;
 
 /// The distinct codes of one chunk, sorted; a null row's slot is not one of them.
 fn distinct(kinds: &Kinds) -> Vec<u16> {

@@ -197,6 +197,15 @@ fn rows_of_types_agree_with_polars_over_every_row() {
             let want = crate::normalize::cold::rows_of(&mask);
             let got = index.rows(&df, types, col("ok")).expect("rows");
             assert_eq!(got, want, "seed {seed}, types {types:?}");
+            // Asked a few rows at a time, pieces that cut chunks: the same rows, in order.
+            let mut pieces = Vec::new();
+            let mut collect = |piece: Vec<IdxSize>| {
+                assert!(piece.len() <= 7);
+                pieces.extend(piece);
+                Ok(())
+            };
+            (index.rows_in_pieces_of(7, &df, (types, col("ok")), &mut collect)).expect("pieces");
+            assert_eq!(pieces, want, "seed {seed}, types {types:?}, in pieces");
             let any = crate::frame::mask_of(&df, col("event_type").eq(lit(types[0])))
                 .expect("mask")
                 .any();
