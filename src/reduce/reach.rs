@@ -209,6 +209,23 @@ impl Reach {
         }
     }
 
+    /// At least how many entities of kind `key` (a column of [`KINDS`]) the records hold, known
+    /// without reading them: their singles, one row each (those a night's delta drops counted
+    /// too), and the held records' entities with cells.
+    pub fn entities_at_least(&self, key: &str) -> Result<u64> {
+        let Some(k) = KINDS.iter().position(|kind| *kind == key) else {
+            return Ok(0);
+        };
+        Ok(match &self.records {
+            Records::Held(reduced) => {
+                let kind = &reduced.kinds[k];
+                let with_cells = kind.cells.chunk_by(|a, b| a.entity == b.entity).count();
+                (kind.singles.len() + with_cells) as u64
+            }
+            Records::Stored { dir, .. } => super::store::singles_stored(dir, k)?,
+        })
+    }
+
     /// What counts as a sequential step.
     pub fn walk(&self) -> Walk {
         self.walk

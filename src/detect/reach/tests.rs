@@ -350,6 +350,8 @@ fn profiles_agree_with_polars_group_bys() {
             .collect();
         assert!(names.windows(2).all(|w| w[0] < w[1]), "{key}: {names:?}");
         assert_eq!(names.len(), theirs.len(), "{key}: entities by name");
+        let least = reach.entities_at_least(key).expect("entities");
+        assert_eq!(least, theirs.len() as u64, "{key}: held entities counted");
         for (way, ours) in [
             ("rows", rows),
             ("reduced", reach.profiles(key, 0).expect("profiles")),

@@ -126,6 +126,17 @@ pub fn stored_bytes(dir: &Path, k: usize) -> u64 {
         .sum()
 }
 
+/// Kind `k`'s singles in `dir` (0 for a table not there), from the table's metadata alone: one
+/// row each, so at least as many entities as that.
+pub fn singles_stored(dir: &Path, k: usize) -> Result<u64> {
+    let path = kind_file(dir, "singles", k);
+    if !path.exists() {
+        return Ok(0);
+    }
+    let (metadata, _) = crate::frame::parquet_runs(&path, usize::MAX, |e| broken(&path, e))?;
+    Ok(metadata.num_rows as u64)
+}
+
 /// The entities of kind `k`'s records, from their `entity` columns alone.
 pub fn read_entities(dir: &Path, k: usize, symbols: u64) -> Result<Vec<u32>> {
     let mut all = Vec::new();

@@ -73,6 +73,10 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
                 let (back, named) = store::read(&to).expect("read back");
                 assert!(named == symbols, "stored symbols differ, group {group}");
                 assert!(back == want, "group {group}, {batches:?}");
+                for (k, kind) in want.kinds.iter().enumerate() {
+                    let singles = store::singles_stored(&to, k).expect("singles counted");
+                    assert_eq!(singles, kind.singles.len() as u64, "kind {k}");
+                }
                 assert!(!want.orphans.is_empty());
                 // No group is left.
                 let mut left: Vec<String> = (std::fs::read_dir(&to).expect("listed"))
@@ -105,6 +109,8 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
     assert_eq!(made, OnDisk::default());
     let (back, _) = store::read(&to).expect("read back");
     assert_eq!(back, Reduced::default());
+    assert_eq!(store::singles_stored(&to, 0).expect("none counted"), 0);
+    assert_eq!(store::singles_stored(&dir.path().join("absent"), 0).ok(), Some(0));
 }
 
 /// A round's sets: as few as hold at most `at_once` groups each, and none larger than it must
