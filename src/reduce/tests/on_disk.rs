@@ -110,7 +110,10 @@ fn a_window_reduced_onto_disk_reads_back_as_reduced_in_memory() {
     let (back, _) = store::read(&to).expect("read back");
     assert_eq!(back, Reduced::default());
     assert_eq!(store::singles_stored(&to, 0).expect("none counted"), 0);
-    assert_eq!(store::singles_stored(&dir.path().join("absent"), 0).ok(), Some(0));
+    assert_eq!(
+        store::singles_stored(&dir.path().join("absent"), 0).ok(),
+        Some(0)
+    );
 }
 
 /// A round's sets: as few as hold at most `at_once` groups each, and none larger than it must
