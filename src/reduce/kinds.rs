@@ -64,12 +64,26 @@ pub(crate) fn by_name<T: Send>(
     code: impl Fn(&T) -> u32 + Sync,
     symbols: &Symbols,
 ) -> Vec<T> {
-    let mut order: Vec<(u32, u32)> = (list.iter().zip(0u32..))
-        .map(|(item, place)| (code(item), place))
+    // Each name's first 16 bytes (zero-padded, so their order is the names' where they differ)
+    // beside its code: a name is looked up only when two share them. Names a run met in its
+    // frame are polars' dictionary's, each in an allocation of its own in the order the export
+    // was read, and looking both up at every comparison cost the 100.09M-event run's
+    // enumeration 13.1 → 17.0 s, its charts 6.8 → 8.5 s and ranking 3.8 → 5.0 s (one
+    // `--timings-per-detector` run each, reports byte-identical).
+    let prefix = |c: u32| {
+        let name = symbols.name(c).as_bytes();
+        let mut head = [0u8; 16];
+        let n = name.len().min(16);
+        head[..n].copy_from_slice(&name[..n]);
+        u128::from_be_bytes(head)
+    };
+    let mut order: Vec<(u128, u32, u32)> = (list.iter().zip(0u32..))
+        .map(|(item, place)| (prefix(code(item)), code(item), place))
         .collect();
     // Names are distinct (one code each), so the order is total.
-    order.par_sort_by(|a, b| symbols.name(a.0).cmp(symbols.name(b.0)));
-    let mut from: Vec<u32> = order.into_iter().map(|(_, place)| place).collect();
+    order
+        .par_sort_by(|a, b| (a.0.cmp(&b.0)).then_with(|| symbols.name(a.1).cmp(symbols.name(b.1))));
+    let mut from: Vec<u32> = order.into_iter().map(|(_, _, place)| place).collect();
     permute(&mut list, &mut from);
     list
 }

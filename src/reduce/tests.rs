@@ -527,8 +527,13 @@ fn lists_in_name_order_are_sorted_by_name() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let mut symbols = Symbols::new();
     for _ in 0..6 {
+        // Short names, and long ones that share their first 16 bytes or differ past them.
         let mut batch: Vec<String> = (0..rng.random_range(1..40))
-            .map(|_| format!("e-{}", rng.random_range(0..500)))
+            .map(|i| match i % 3 {
+                0 => format!("e-{}", rng.random_range(0..500)),
+                1 => format!("entity-sharing-a-prefix-{}", rng.random_range(0..500)),
+                _ => format!("entity-sharing-\u{e9}{}", rng.random_range(0..50)),
+            })
             .collect();
         batch.sort();
         for name in batch {
