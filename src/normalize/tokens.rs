@@ -27,7 +27,8 @@ use fingerprints::{Fingerprints, Key, Print};
 /// placed by fingerprint, even before the run is past `--spill-from-events`. Early events can be
 /// dense in new tokens: when the 100.09M and 300.15M exports reached the 16M-event bound their
 /// tables held 9.8M ids in 587 MB, a quarter of what ingest then held at its peak (2.26 and 2.82
-/// GB, probes). The 10.12M benchmark's 1.5M ids stay well under it, placed by text.
+/// GB, probes). The 10.12M benchmark's 1.5M ids stay well under it, placed by text. Ids past it
+/// send the cold columns to disk as well ([`ColdSink::spill_early`]).
 const HELD_AT_MOST: usize = 256 << 20;
 
 /// The token ids of one run, each with its code.
@@ -233,8 +234,10 @@ impl Tokens {
             && !guard.refused
             && let Some(dir) = (sink.spilling())
                 .or_else(|| (guard.bytes() >= self.held_at_most).then(|| sink.folder()))
+            && guard.spill(dir, self.key)
         {
-            guard.spill(dir, self.key);
+            // Ids this many are a big run's: the cold columns go to disk from now on too.
+            sink.spill_early();
         }
         let table = guard.placing(self.key)?;
         let printed = matches!(table, Held::Prints(_));
@@ -522,7 +525,8 @@ mod tests {
     }
 
     /// With a sink whose bound in events is never reached, the ids go to its folder once they
-    /// pass the bytes they may hold in memory, and keep the codes placing by text gives.
+    /// pass the bytes they may hold in memory, keep the codes placing by text gives, and send
+    /// the cold columns to disk from then on.
     #[test]
     fn ids_past_the_bytes_they_may_hold_go_to_disk_before_the_events_bound() {
         let dir = tempfile::tempdir().expect("dir");
@@ -531,13 +535,16 @@ mod tests {
             held_at_most: 64 << 10,
             ..Tokens::spilling_with(sink.clone())
         };
-        let unbounded = Tokens::spilling_with(sink);
+        let other = Arc::new(ColdSink::new(dir.path(), u64::MAX));
+        let unbounded = Tokens::spilling_with(other.clone());
         let by_text = Tokens::default();
         let ids: Vec<String> = (0..20_000).map(|i| format!("tk-{i:08x}")).collect();
         let codes = in_batches([&by_text, &bounded, &unbounded], &ids, 1_000, |_| {});
         assert!(matches!(bounded.lock().held, Held::Prints(_)));
         assert!(matches!(unbounded.lock().held, Held::Memory(_)));
         assert!(unbounded.bytes() > 64 << 10, "{}", unbounded.bytes());
+        assert_eq!(sink.spilling(), Some(dir.path()));
+        assert_eq!(other.spilling(), None);
         assert_eq!(codes[1], codes[0]);
         assert_eq!(codes[2], codes[0]);
         for (id, code) in ids.iter().zip(&codes[0]).step_by(97) {

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use polars::prelude::*;
@@ -20,6 +20,10 @@ pub struct ColdSink {
     dir: PathBuf,
     spill_from: u64,
     rows: AtomicU64,
+    /// Set when the run showed it is big before `spill_from` events ([`ColdSink::spill_early`]).
+    early: AtomicBool,
+    /// Set by the chunk that writes the chunks held until the run went past its bound.
+    held_written: AtomicBool,
     next: AtomicUsize,
     stored: Mutex<Vec<(usize, Stored)>>,
     /// Every source address code the chunks held ([`ColdColumns::addresses`]).
@@ -51,6 +55,8 @@ impl ColdSink {
             dir: dir.to_path_buf(),
             spill_from,
             rows: AtomicU64::new(0),
+            early: AtomicBool::new(false),
+            held_written: AtomicBool::new(false),
             next: AtomicUsize::new(0),
             stored: Mutex::default(),
             addresses: Mutex::default(),
@@ -68,10 +74,25 @@ impl ColdSink {
         &self.dir
     }
 
-    /// This sink's folder once the chunks taken so far have passed the bound (see
-    /// [`crate::normalize::Tokens::spilling_with`]).
+    /// This sink's folder once the chunks taken so far have passed the bound, or the run
+    /// showed it is big before (see [`crate::normalize::Tokens::spilling_with`]).
     pub fn spilling(&self) -> Option<&Path> {
-        self.past(self.rows.load(Ordering::Relaxed))
+        match self.early.load(Ordering::Acquire) {
+            true => Some(self.dir.as_path()),
+            false => self.past(self.rows.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Chunks go to disk from now on, before `spill_from` events, and the held ones with the
+    /// next chunk taken: called when the token ids outgrow what they may hold in memory
+    /// ([`crate::normalize::Tokens::spilling_with`]), which only a big run's do. The 300.15M
+    /// export's did at 6M events; held until its 16M-event bound, the cold columns of the events
+    /// between (about 44 bytes each, 0.44 GB) stood at ingest's peak beside polars' dictionary of
+    /// names, which the generator fills early there (8.2M names by then, 3.5M in all at 100.09M).
+    /// The 100.09M export's ids reach the bound first, so nothing changes there, nor for the
+    /// 10.12M benchmark (1.77M ids, 86 MB).
+    pub fn spill_early(&self) {
+        self.early.store(true, Ordering::Release);
     }
 
     /// Takes the cold columns out of `frame`, one chunk as read.
@@ -91,13 +112,13 @@ impl ColdSink {
         let seen = self.rows.fetch_add(rows as u64, Ordering::Relaxed) + rows as u64;
         // A big run's freed pages go back at once from the moment it is known to be one.
         crate::memory::fit_to_run(seen);
-        let stored = if seen > self.spill_from {
-            Stored::Spilled(self.write(id, cold)?)
-        } else {
-            Stored::Held(cold)
+        let spilling = seen > self.spill_from || self.early.load(Ordering::Acquire);
+        let stored = match spilling {
+            true => Stored::Spilled(self.write(id, cold)?),
+            false => Stored::Held(cold),
         };
         self.lock().push((id, stored));
-        if seen > self.spill_from && seen - rows as u64 <= self.spill_from {
+        if spilling && !self.held_written.swap(true, Ordering::AcqRel) {
             self.spill_held()?;
         }
         Ok(ColdChunk {
@@ -160,7 +181,8 @@ impl ColdSink {
         for (id, s) in std::mem::take(&mut *self.lock()) {
             stored[id] = Some(s);
         }
-        let spilled = self.rows.load(Ordering::Relaxed) > self.spill_from;
+        let spilled = self.rows.load(Ordering::Relaxed) > self.spill_from
+            || self.early.load(Ordering::Acquire);
         let parts: Vec<Part> = order
             .par_iter()
             .map(|chunk| {

@@ -269,6 +269,36 @@ fn chunks_held_go_to_disk_once_the_run_is_past_the_bound() {
     }
 }
 
+/// A run shown to be big before its bound (`spill_early`) writes the chunks held so far with
+/// its next chunk, and every later one, and reads back the same rows as one held whole.
+#[test]
+fn chunks_go_to_disk_from_an_early_spill_on() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (full, ..) = both(100, dir.path(), 1_000);
+    let dir = tempfile::tempdir().expect("dir");
+    let sink = ColdSink::new(dir.path(), 1_000);
+    let on_disk = || std::fs::read_dir(dir.path()).expect("dir").count();
+    let (mut hot, mut order) = (Vec::new(), Vec::new());
+    for (at, expected) in [(0, 0), (20, 0), (40, 3), (60, 4), (80, 5)] {
+        if at == 40 {
+            assert_eq!(sink.spilling(), None);
+            sink.spill_early();
+            assert_eq!(sink.spilling(), Some(dir.path()));
+        }
+        let mut piece = full.slice(at, 20);
+        order.push(sink.take(&mut piece).expect("taken"));
+        hot.push(piece);
+        assert_eq!(on_disk(), expected, "after the rows from {at}");
+    }
+    let cold = sink.finish(&order).expect("finished");
+    let hot = crate::frame::stack(hot.into_iter().map(Ok), "test").expect("stacked");
+    let hot = hot.expect("rows");
+    let asked: Vec<IdxSize> = (0..100).step_by(3).collect();
+    let got = cold.select(&hot, &ALL, &asked).expect("selected");
+    let expected = IN_FRAME.select(&full, &ALL, &asked).expect("selected");
+    assert!(got.equals_missing(&expected), "{got}\n{expected}");
+}
+
 fn same_rows(full: &DataFrame, hot: &DataFrame, cold: &ColdColumns) {
     // Rows 82..85 are one chunk of three (see `both`): three rows of it, one of them twice,
     // are not the whole chunk.
