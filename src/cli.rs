@@ -117,7 +117,9 @@ struct AnalyzeArgs {
     /// scratch files beside --out; from there on the token ids follow them as they are placed
     /// (known in memory by a keyed fingerprint), the frame's chunks wait compressed in memory
     /// until reading ends, and the frame is copied out of the memory pages parsing left it in. 0
-    /// does all of it from the first event. Reports are the same either way. See docs/scale.md.
+    /// does all of it from the first event. The columns also go there as soon as the token ids
+    /// outgrow 256 MiB in memory, which only a big run's do. Reports are the same either way.
+    /// See docs/scale.md.
     #[arg(long, default_value_t = audithound::normalize::cold::SPILL_FROM)]
     spill_from_events: u64,
     /// Events from which the access events' reduced records (enumeration's, the population's and
