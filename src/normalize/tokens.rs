@@ -236,8 +236,10 @@ impl Tokens {
                 .or_else(|| (guard.bytes() >= self.held_at_most).then(|| sink.folder()))
             && guard.spill(dir, self.key)
         {
-            // Ids this many are a big run's: the cold columns go to disk from now on too.
+            // Ids this many are a big run's: the cold columns go to disk from now on too, and
+            // freed pages go back at once.
             sink.spill_early();
+            crate::memory::fit_to_run(u64::MAX);
         }
         let table = guard.placing(self.key)?;
         let printed = matches!(table, Held::Prints(_));
