@@ -17,7 +17,7 @@ pub fn keep_freed_pages() {
 }
 
 /// How many milliseconds mimalloc keeps freed pages now.
-fn purge_delay() -> std::os::raw::c_long {
+pub(crate) fn purge_delay() -> std::os::raw::c_long {
     // SAFETY: reads one allocator option by its documented index.
     unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }
 }
@@ -135,7 +135,7 @@ pub fn reset_peak() {
     let _one = RESETTING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    reset_peak_alone();
+    let _ = reset_peak_alone();
 }
 
 /// Resets one at a time: each reads the kernel's peak and clears it as one step, so that no
@@ -143,13 +143,15 @@ pub fn reset_peak() {
 /// side saw that).
 static RESETTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// [`reset_peak`], [`RESETTING`] held.
-fn reset_peak_alone() {
-    if let Some(peak) = kb(&status("VmHWM:")) {
+/// [`reset_peak`], [`RESETTING`] held; the peak it read and kept (kB), where the kernel says.
+fn reset_peak_alone() -> Option<u64> {
+    let peak = kb(&status("VmHWM:"));
+    if let Some(peak) = peak {
         PEAK_BEFORE_RESETS.fetch_max(peak, std::sync::atomic::Ordering::Relaxed);
     }
     // "5" is the kernel's code for resetting the peak (Documentation/filesystems/proc.rst).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+    peak
 }
 
 /// The run's resident peak (kB) as it stood before each [`reset_peak`], so that the run's own
@@ -262,8 +264,12 @@ unsafe fn vec_in<T: Copy>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Held by the tests that set the allocator's purge delay and check it: it is the
+    /// process's.
+    pub(crate) static PURGE_DELAY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     /// The kernel's "123 kB" is read in kB, the headroom is the peak less what is resident (none
     /// past it), and the run's peak outlives a reset: after one, the headroom is still at least
@@ -275,14 +281,15 @@ mod tests {
         assert_eq!(kb(""), None);
         assert_eq!(headroom_of(2_707_308, 2_280_912), 426_396 * 1024);
         assert_eq!(headroom_of(100, 200), 0);
-        // As one step against other tests' resets, which would clear the peak read here.
+        // The peak the reset itself read: two readings of `VmHWM` a moment apart can go down
+        // while other tests' threads free memory (the kernel sums each thread's resident count
+        // lazily), and one taken before the reset failed this test once in CI.
         let one = RESETTING
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(before) = kb(&status("VmHWM:")) else {
+        let Some(before) = reset_peak_alone() else {
             return; // not Linux
         };
-        reset_peak_alone();
         drop(one);
         assert!(PEAK_BEFORE_RESETS.load(std::sync::atomic::Ordering::Relaxed) >= before);
         assert!(headroom().is_some());
@@ -296,6 +303,7 @@ mod tests {
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
             return;
         }
+        let _delay = PURGE_DELAY.lock().unwrap_or_else(|p| p.into_inner());
         keep_freed_pages();
         fit_to_run(8_700_000);
         assert_eq!(purge_delay(), 30_000);

@@ -232,14 +232,18 @@ impl Tokens {
         let mut guard = self.lock();
         if let Some(sink) = self.sink.as_deref()
             && !guard.refused
-            && let Some(dir) = (sink.spilling())
-                .or_else(|| (guard.bytes() >= self.held_at_most).then(|| sink.folder()))
-            && guard.spill(dir, self.key)
         {
-            // Ids this many are a big run's: the cold columns go to disk from now on too, and
-            // freed pages go back at once.
-            sink.spill_early();
-            crate::memory::fit_to_run(u64::MAX);
+            let past = sink.spilling();
+            let outgrown = past.is_none() && guard.bytes() >= self.held_at_most;
+            if let Some(dir) = past.or_else(|| outgrown.then(|| sink.folder()))
+                && guard.spill(dir, self.key)
+                && outgrown
+            {
+                // Ids this many are a big run's: the cold columns go to disk from now on too,
+                // and freed pages go back at once.
+                sink.spill_early();
+                crate::memory::fit_to_run(u64::MAX);
+            }
         }
         let table = guard.placing(self.key)?;
         let printed = matches!(table, Held::Prints(_));
@@ -531,6 +535,11 @@ mod tests {
     /// the cold columns to disk from then on.
     #[test]
     fn ids_past_the_bytes_they_may_hold_go_to_disk_before_the_events_bound() {
+        // This test sets the allocator's purge delay, which another test checks.
+        let _delay = crate::memory::tests::PURGE_DELAY
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        crate::memory::keep_freed_pages();
         let dir = tempfile::tempdir().expect("dir");
         let sink = Arc::new(ColdSink::new(dir.path(), u64::MAX));
         let bounded = Tokens {
@@ -547,6 +556,14 @@ mod tests {
         assert!(unbounded.bytes() > 64 << 10, "{}", unbounded.bytes());
         assert_eq!(sink.spilling(), Some(dir.path()));
         assert_eq!(other.spilling(), None);
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            assert_eq!(
+                crate::memory::purge_delay(),
+                0,
+                "freed pages go back at once"
+            );
+        }
+        crate::memory::keep_freed_pages();
         assert_eq!(codes[1], codes[0]);
         assert_eq!(codes[2], codes[0]);
         for (id, code) in ids.iter().zip(&codes[0]).step_by(97) {
