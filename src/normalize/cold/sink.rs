@@ -89,8 +89,9 @@ impl ColdSink {
     /// export's did at 6M events; held until its 16M-event bound, the cold columns of the events
     /// between (about 44 bytes each, 0.44 GB) stood at ingest's peak beside polars' dictionary of
     /// names, which the generator fills early there (8.2M names by then, 3.5M in all at 100.09M).
-    /// The 100.09M export's ids reach the bound first, so nothing changes there, nor for the
-    /// 10.12M benchmark (1.77M ids, 86 MB).
+    /// The 100.09M export's ids pass it early too (that run's peak: 2.067 → 1.555 GB, with
+    /// [`crate::memory::fit_to_run`] at the same moment); the 10.12M benchmark's never do (1.77M
+    /// ids, 86 MB).
     pub fn spill_early(&self) {
         self.early.store(true, Ordering::Release);
     }
