@@ -60,8 +60,9 @@ fn set_purge_delay(ms: std::os::raw::c_long) {
 const RETURN_AT_ONCE_FROM: u64 = 64_000_000;
 
 /// Sets how long freed pages are kept for the rest of the run, from the events it has read so
-/// far or in all: see [`RETURN_AT_ONCE_FROM`]. The token table calls it with `u64::MAX` once its
-/// ids outgrow what they may hold in memory, which only a big run's do. Pages kept 30 s are the
+/// far or in all: see [`RETURN_AT_ONCE_FROM`]. The cold sink calls it with `u64::MAX` once the token
+/// ids outgrow what they may hold in memory, which only a big run's do
+/// (`normalize::ColdSink::big_run`). Pages kept 30 s are the
 /// last 30 s of reading's frees, so they likely weigh more the faster the export is read (two
 /// runs, not a proof): two runs of one binary over the 300.15M export peaked in ingest at 2.30
 /// GB in 438 s (beside builds) and 2.54 GB in 327 s; returning them from there on, 2.28 GB in

@@ -28,8 +28,8 @@ use fingerprints::{Fingerprints, Key, Print};
 /// dense in new tokens: when the 100.09M and 300.15M exports reached the 16M-event bound their
 /// tables held 9.8M ids in 587 MB, a quarter of what ingest then held at its peak (2.26 and 2.82
 /// GB, probes). The 10.12M benchmark's 1.5M ids stay well under it, placed by text. Ids past it
-/// send the cold columns to disk as well ([`ColdSink::spill_early`]), and freed pages back to the
-/// kernel at once ([`crate::memory::fit_to_run`]).
+/// tell the sink the run is big: the cold columns go to disk as well, and freed pages back to
+/// the kernel at once ([`ColdSink::big_run`]).
 const HELD_AT_MOST: usize = 256 << 20;
 
 /// The token ids of one run, each with its code.
@@ -240,10 +240,8 @@ impl Tokens {
                 && guard.spill(dir, self.key)
                 && outgrown
             {
-                // Ids this many are a big run's: the cold columns go to disk from now on too,
-                // and freed pages go back at once.
-                sink.spill_early();
-                crate::memory::fit_to_run(u64::MAX);
+                // Ids this many are a big run's.
+                sink.big_run();
             }
         }
         let table = guard.placing(self.key)?;

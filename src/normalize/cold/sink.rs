@@ -20,7 +20,7 @@ pub struct ColdSink {
     dir: PathBuf,
     spill_from: u64,
     rows: AtomicU64,
-    /// Set when the run showed it is big before `spill_from` events ([`ColdSink::spill_early`]).
+    /// Set when the run showed it is big before `spill_from` events ([`ColdSink::big_run`]).
     early: AtomicBool,
     /// Set by the chunk that writes the chunks held until the run went past its bound.
     held_written: AtomicBool,
@@ -83,17 +83,24 @@ impl ColdSink {
         }
     }
 
-    /// Chunks go to disk from now on, before `spill_from` events, and the held ones with the
-    /// next chunk taken: called when the token ids outgrow what they may hold in memory
+    /// The run is known to be big before `spill_from` events: chunks go to disk from now on, the
+    /// held ones with the next chunk taken, and freed pages go back to the kernel at once
+    /// ([`crate::memory::fit_to_run`], as [`ColdSink::take`] does past its events' bound). Called
+    /// when the token ids outgrow what they may hold in memory
     /// ([`crate::normalize::Tokens::spilling_with`]), which only a big run's do. The 300.15M
     /// export's did at 6M events; held until its 16M-event bound, the cold columns of the events
     /// between (about 44 bytes each, 0.44 GB) stood at ingest's peak beside polars' dictionary of
     /// names, which the generator fills early there (8.2M names by then, 3.5M in all at 100.09M).
-    /// The 100.09M export's ids pass it early too (that run's peak: 2.067 → 1.555 GB, with
-    /// [`crate::memory::fit_to_run`] at the same moment); the 10.12M benchmark's never do (1.77M
-    /// ids, 86 MB).
-    pub fn spill_early(&self) {
+    /// The 100.09M export's ids pass it early too (that run's peak: 2.067 → 1.555 GB, with the
+    /// pages); the 10.12M benchmark's never do (1.77M ids, 86 MB).
+    pub fn big_run(&self) {
         self.early.store(true, Ordering::Release);
+        crate::memory::fit_to_run(u64::MAX);
+    }
+
+    /// Whether chunks go to disk once `seen` events were taken.
+    fn spills(&self, seen: u64) -> bool {
+        seen > self.spill_from || self.early.load(Ordering::Acquire)
     }
 
     /// Takes the cold columns out of `frame`, one chunk as read.
@@ -113,7 +120,7 @@ impl ColdSink {
         let seen = self.rows.fetch_add(rows as u64, Ordering::Relaxed) + rows as u64;
         // A big run's freed pages go back at once from the moment it is known to be one.
         crate::memory::fit_to_run(seen);
-        let spilling = seen > self.spill_from || self.early.load(Ordering::Acquire);
+        let spilling = self.spills(seen);
         let stored = match spilling {
             true => Stored::Spilled(self.write(id, cold)?),
             false => Stored::Held(cold),
@@ -182,8 +189,7 @@ impl ColdSink {
         for (id, s) in std::mem::take(&mut *self.lock()) {
             stored[id] = Some(s);
         }
-        let spilled = self.rows.load(Ordering::Relaxed) > self.spill_from
-            || self.early.load(Ordering::Acquire);
+        let spilled = self.spills(self.rows.load(Ordering::Relaxed));
         let parts: Vec<Part> = order
             .par_iter()
             .map(|chunk| {

@@ -269,10 +269,14 @@ fn chunks_held_go_to_disk_once_the_run_is_past_the_bound() {
     }
 }
 
-/// A run shown to be big before its bound (`spill_early`) writes the chunks held so far with
-/// its next chunk, and every later one, and reads back the same rows as one held whole.
+/// A run shown to be big before its bound (`big_run`) writes the chunks held so far with its
+/// next chunk, and every later one, and reads back the same rows as one held whole.
 #[test]
 fn chunks_go_to_disk_from_an_early_spill_on() {
+    // `big_run` sets the allocator's purge delay, which another test checks.
+    let _delay = crate::memory::tests::PURGE_DELAY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().expect("dir");
     let (full, ..) = both(100, dir.path(), 1_000);
     let dir = tempfile::tempdir().expect("dir");
@@ -282,7 +286,7 @@ fn chunks_go_to_disk_from_an_early_spill_on() {
     for (at, expected) in [(0, 0), (20, 0), (40, 3), (60, 4), (80, 5)] {
         if at == 40 {
             assert_eq!(sink.spilling(), None);
-            sink.spill_early();
+            sink.big_run();
             assert_eq!(sink.spilling(), Some(dir.path()));
         }
         let mut piece = full.slice(at, 20);
@@ -297,6 +301,7 @@ fn chunks_go_to_disk_from_an_early_spill_on() {
     let got = cold.select(&hot, &ALL, &asked).expect("selected");
     let expected = IN_FRAME.select(&full, &ALL, &asked).expect("selected");
     assert!(got.equals_missing(&expected), "{got}\n{expected}");
+    crate::memory::keep_freed_pages();
 }
 
 fn same_rows(full: &DataFrame, hot: &DataFrame, cold: &ColdColumns) {
