@@ -217,12 +217,13 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     clock.lap("ingest");
     if plan.timings {
         eprintln!(
-            "timing:   event frame {} rows, {} MB in columns (keys in {} byte(s), event types in {}), {} strings in polars' dictionary; {} token ids, {} MB ({} MB while read)",
+            "timing:   event frame {} rows, {} MB in columns (keys in {} byte(s), event types in {}), {} names in the run's dictionary ({} MB); {} token ids, {} MB ({} MB while read)",
             ingested.events.height(),
             ingested.events.estimated_size() >> 20,
             widths.keys,
             widths.event_types,
-            crate::frame::dictionary().num_cats_upper_bound(),
+            crate::frame::dictionary().len(),
+            crate::frame::dictionary().bytes() >> 20,
             ingested.tokens.len(),
             ingested.tokens.bytes() >> 20,
             token_bytes >> 20

@@ -10,9 +10,11 @@ use crate::normalize::schema::col::{NETWORK, TS};
 use std::borrow::Cow;
 
 mod compact;
+mod dictionary;
 pub mod event_type;
 pub mod keys;
 pub use compact::{chunk_lengths, chunked_as, compact, plan as compact_plan};
+pub use dictionary::Dictionary;
 pub use keys::Codes;
 
 /// How far the frame's key and event type columns are narrowed once the run's values are known
@@ -83,28 +85,39 @@ impl Narrowing {
     }
 }
 
-/// The dtype of every string column of the event frame: categoricals over polars' process-wide
-/// dictionary, so columns built by different threads, files and context tables share codes and
-/// join on them directly.
-pub fn cat_dtype() -> DataType {
-    DataType::from_categories(Categories::global())
-}
+/// The event frame's columns of names: the run's [`dictionary`]'s codes, `u32` (the key column
+/// may be held narrower, [`keys`]).
+pub const NAME_COLUMNS: [&str; 7] = {
+    use crate::normalize::schema::col::*;
+    [
+        PRINCIPAL, CREDENTIAL, SOURCE_IP, NETWORK, TARGET, USER_AGENT, ACTION,
+    ]
+};
 
 /// A key column built from Rust strings (context tables, flagged entities) in the event frame's
-/// encoding, so joins and `is_in` against event columns compare codes.
+/// encoding, so joins and `is_in` against event columns compare codes: the run's [`dictionary`]
+/// codes, given now to names it does not hold yet.
 /// Any values polars takes as strings: `Vec<String>`, or with nulls `Vec<Option<String>>`. The
 /// event type has a dictionary of its own ([`event_type`]).
 pub fn key_column<V, P: ?Sized>(name: &str, values: V) -> Result<Column>
 where
     Series: NamedFrom<V, P>,
 {
-    let dtype = match name == crate::normalize::schema::col::EVENT_TYPE {
-        true => event_type::dtype(),
-        false => cat_dtype(),
-    };
-    Column::new(name.into(), values)
-        .cast(&dtype)
-        .stage("encoding keys")
+    let column = Column::new(name.into(), values);
+    if name == crate::normalize::schema::col::EVENT_TYPE {
+        return column.cast(&event_type::dtype()).stage("encoding keys");
+    }
+    let text = column.cast(&DataType::String).stage("encoding keys")?;
+    let text = text.str().stage("encoding keys")?;
+    let present: Vec<&str> = text.iter().flatten().collect();
+    let mut codes = dictionary()
+        .insert_all(&present)
+        .stage("encoding keys")?
+        .into_iter();
+    let coded: UInt32Chunked = (text.iter())
+        .map(|v| v.and_then(|_| codes.next()))
+        .collect();
+    Ok(coded.with_name(name.into()).into_column())
 }
 
 /// The same, as a series for `is_in`.
@@ -293,21 +306,19 @@ pub fn ts_bucket(ms: i64) -> Expr {
     (ts() - rem) / lit(ms)
 }
 
-/// The process-wide dictionary behind [`cat_dtype`], to turn codes read with [`codes`] back
-/// into strings.
-pub fn dictionary() -> Arc<CategoricalMapping> {
-    SHARED.clone()
+/// The run's dictionary of names ([`Dictionary`]), to turn codes read with [`codes`] back into
+/// strings.
+pub fn dictionary() -> &'static Dictionary {
+    &SHARED
 }
 
-/// The dictionary held for the whole process: polars drops one no column holds, and begins
-/// again with other codes. A key column held in two bytes ([`keys`]) holds none of it, yet its
-/// keys are read back as the shared dictionary's codes, which tables built before it was
-/// narrowed still hold. A static is never dropped, which also spares the binary freeing its
-/// millions of strings one by one at the end of a run (0.1 s at 10M events).
-static SHARED: std::sync::LazyLock<Arc<CategoricalMapping>> =
-    std::sync::LazyLock::new(|| Categories::global().mapping());
+/// The dictionary held for the whole process: a key column held in two bytes ([`keys`]) holds
+/// none of its codes, yet its keys are read back as the dictionary's codes, which tables built
+/// before it was narrowed still hold. A static is never dropped, which also spares the binary
+/// freeing its blocks at the end of a run.
+static SHARED: std::sync::LazyLock<Dictionary> = std::sync::LazyLock::new(Dictionary::new);
 
-/// A categorical column's dictionary codes as one flat vector, nulls as [`NULL`]: detectors that
+/// A code column's dictionary codes as one flat vector, nulls as [`NULL`]: detectors that
 /// count per entity in plain Rust index these directly instead of going through chunks.
 pub fn codes(df: &DataFrame, name: &str) -> Result<Vec<u32>> {
     codes_of(df.column(name).stage("reading codes")?)
@@ -474,7 +485,7 @@ pub fn rows_before(
 /// row can hold them); a value given twice keeps `join` of both.
 fn by_code<T: Copy + Default>(values: &[(String, T)], join: impl Fn(T, T) -> T) -> CodeTable<T> {
     let dict = dictionary();
-    let coded = (values.iter()).filter_map(|(value, v)| Some((dict.get_cat(value)?, *v)));
+    let coded = (values.iter()).filter_map(|(value, v)| Some((dict.code(value)?, *v)));
     CodeTable::new(coded, join)
 }
 
@@ -596,8 +607,17 @@ fn rows_keyed<const N: usize>(
 /// The code [`codes`] gives a null.
 pub const NULL: u32 = u32::MAX;
 
+/// Column `name` of `df` as text: a column of codes (a name column, `u32`) through the run's
+/// [`dictionary`], an event type through its own; a null as empty.
 pub fn strs(df: &DataFrame, name: &str) -> Result<Vec<String>> {
     let column = df.column(name).stage("reading results")?;
+    if column.dtype() == &DataType::UInt32 {
+        let dict = dictionary();
+        let codes = codes_of(column)?;
+        return Ok((codes.into_iter())
+            .map(|c| dict.name(c).unwrap_or_default().to_string())
+            .collect());
+    }
     let column = match column.dtype() {
         DataType::Categorical(..) => column.cast(&DataType::String).stage("reading results")?,
         _ => column.clone(),
@@ -607,6 +627,19 @@ pub fn strs(df: &DataFrame, name: &str) -> Result<Vec<String>> {
         .iter()
         .map(|v| v.unwrap_or_default().to_string())
         .collect())
+}
+
+/// [`strs`] with the nulls kept.
+pub fn texts(column: &Column) -> Result<Vec<Option<String>>> {
+    if column.dtype() == &DataType::UInt32 {
+        let dict = dictionary();
+        return Ok((codes_of(column)?.into_iter())
+            .map(|c| dict.name(c).map(str::to_string))
+            .collect());
+    }
+    let column = column.cast(&DataType::String).stage("reading results")?;
+    let ca = column.str().stage("reading results")?;
+    Ok(ca.iter().map(|v| v.map(str::to_string)).collect())
 }
 
 pub fn i64s(df: &DataFrame, name: &str) -> Result<Vec<i64>> {

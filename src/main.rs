@@ -18,10 +18,6 @@ fn main() -> ExitCode {
     audithound::memory::prefer_small_pages();
     // SAFETY: mimalloc is the global allocator (`GLOBAL` above).
     unsafe { audithound::memory::keep_frame_apart() };
-    // The shared dictionary held from the start (`frame::dictionary`): a column made and dropped
-    // before its first use would take polars' dictionary with it, and codes handed out before
-    // would name nothing (a cluster task's event types did, `tests/cluster.rs`).
-    drop(audithound::frame::dictionary());
     let args = cli::Args::parse();
     // A panic is a bug, never a verdict: it must not leave exit code 0 or 1 for a scheduler to
     // misread, so it is mapped to 2 like any other error (the default hook has printed it).

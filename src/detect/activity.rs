@@ -141,7 +141,7 @@ pub fn summarize_named<'a>(
 ) -> Result<BTreeMap<String, Activity>> {
     let dict = crate::frame::dictionary();
     let wanted: hashbrown::HashSet<u32> = (names.into_iter())
-        .filter_map(|name| dict.get_cat(name))
+        .filter_map(|name| dict.code(name))
         .collect();
     if wanted.is_empty() {
         return Ok(BTreeMap::new());
@@ -241,7 +241,7 @@ pub fn summarize_each(
         }
     }
     let dict = crate::frame::dictionary();
-    let name = |code: u32| dict.cat_to_str(code).unwrap_or_default().to_string();
+    let name = |code: u32| dict.name(code).unwrap_or_default().to_string();
     Ok((members.into_iter().zip(out))
         .map(|(m, acts)| {
             (m.into_iter().zip(acts))
@@ -333,7 +333,7 @@ pub type Names<'a> = dyn Fn(&[u32], &mut dyn FnMut(usize, &str)) + Sync + 'a;
 pub fn dictionary_names(codes: &[u32], each: &mut dyn FnMut(usize, &str)) {
     let dict = crate::frame::dictionary();
     for (i, &code) in codes.iter().enumerate() {
-        each(i, dict.cat_to_str(code).unwrap_or_default());
+        each(i, dict.name(code).unwrap_or_default());
     }
 }
 
@@ -436,7 +436,7 @@ pub fn per_group(rows: LazyFrame, by: &[&str]) -> Result<Vec<Group>> {
     let dict = crate::frame::dictionary();
     let name = |code: u64| {
         let code = u32::try_from(code & u64::from(u32::MAX)).unwrap_or(NULL);
-        dict.cat_to_str(code).unwrap_or_default().to_string()
+        dict.name(code).unwrap_or_default().to_string()
     };
     let mut out: Vec<Group> = (members.iter().zip(counts))
         .map(|((key, of), [tokens, subjects, accounts])| Group {
@@ -484,7 +484,7 @@ pub fn top_values_by(
         .map(|(k, of)| {
             // Every kept row has a value: rows without one were left out with their key.
             let v = sorted_values(of, &values);
-            let key = dict.cat_to_str(*k).unwrap_or_default().to_string();
+            let key = dict.name(*k).unwrap_or_default().to_string();
             (key, top(&v, names))
         })
         .collect();

@@ -111,7 +111,7 @@ fn without_repeated_notices(logins: DataFrame) -> Result<DataFrame> {
     distinct.sort_unstable();
     distinct.dedup();
     let notices: HashSet<u32> = (distinct.into_iter())
-        .filter(|&a| a != NULL && dict.cat_to_str(a).is_some_and(|name| name.contains(NOTICE)))
+        .filter(|&a| a != NULL && dict.name(a).is_some_and(|name| name.contains(NOTICE)))
         .collect();
     if notices.is_empty() {
         return Ok(logins);

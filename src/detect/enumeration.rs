@@ -260,7 +260,7 @@ fn signing_keys(input: &DetectInput) -> Result<HashSet<String>> {
         .collect();
     let dict = dictionary();
     keys.extend(
-        (input.first_token_uses()?.keys()).filter_map(|&k| dict.cat_to_str(k).map(str::to_string)),
+        (input.first_token_uses()?.keys()).filter_map(|&k| dict.name(k).map(str::to_string)),
     );
     Ok(keys)
 }

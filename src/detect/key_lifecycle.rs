@@ -68,7 +68,7 @@ impl Detector for KeyLifecycle {
         // First token-bearing use per key (one pass the run makes for two detectors); only keys
         // seen before their creation have their rows gathered and summarised.
         let (dict, first) = (dictionary(), input.first_token_uses()?);
-        let first_use = |id: &str| dict.get_cat(id).and_then(|code| first.get(&code).copied());
+        let first_use = |id: &str| dict.code(id).and_then(|code| first.get(&code).copied());
         let early_keys: Vec<(String, i64)> = created
             .into_iter()
             .filter(|(id, at)| first_use(id).is_some_and(|f| f < *at))

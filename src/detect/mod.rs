@@ -256,8 +256,7 @@ impl<'a> DetectInput<'a> {
         names: &[&str],
     ) -> Result<DataFrame> {
         let dict = crate::frame::dictionary();
-        let codes: hashbrown::HashSet<u32> =
-            values.iter().filter_map(|v| dict.get_cat(v)).collect();
+        let codes: hashbrown::HashSet<u32> = values.iter().filter_map(|v| dict.code(v)).collect();
         let mut rows = Vec::new();
         if !codes.is_empty() {
             self.types()?

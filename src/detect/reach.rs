@@ -97,7 +97,7 @@ impl AccessRows {
         let account_code = dense.codes;
         let account_num: Vec<Option<i64>> = account_code
             .par_iter()
-            .map(|&code| dict.cat_to_str(code).and_then(account_number))
+            .map(|&code| dict.name(code).and_then(account_number))
             .collect();
         // The account number's rank (no number first) stands in for it in the sort key.
         let rank = number_ranks(&account_num, (0..account_code.len() as u32).collect());
@@ -153,7 +153,7 @@ impl AccessRows {
     pub fn account_names(&self) -> BTreeSet<String> {
         let dict = dictionary();
         (self.account_code.iter())
-            .filter_map(|&code| dict.cat_to_str(code).map(str::to_owned))
+            .filter_map(|&code| dict.name(code).map(str::to_owned))
             .collect()
     }
 
@@ -212,7 +212,7 @@ impl AccessRows {
     ) -> Result<BTreeMap<String, Vec<(i64, u64)>>> {
         let dict = dictionary();
         let wanted: Option<HashSet<u32>> =
-            only.map(|ids| ids.iter().filter_map(|id| dict.get_cat(id)).collect());
+            only.map(|ids| ids.iter().filter_map(|id| dict.code(id)).collect());
         let groups = self.group(events, key, wanted.as_ref())?;
         let firsts = groups.each(self.account_code.len(), |e, s| {
             let (ts, accounts) = groups.rows(e);
@@ -343,7 +343,7 @@ impl Groups {
         self.codes
             .iter()
             .zip(values)
-            .map(|(&code, v)| (dict.cat_to_str(code).unwrap_or_default().to_string(), v))
+            .map(|(&code, v)| (dict.name(code).unwrap_or_default().to_string(), v))
             .collect()
     }
 }
@@ -536,7 +536,7 @@ pub fn counts_with_each(
         }
         Ok(())
     })?;
-    let name = |code| dict.cat_to_str(code).unwrap_or_default().to_string();
+    let name = |code| dict.name(code).unwrap_or_default().to_string();
     let mut out = Vec::with_capacity(counts.len());
     for (counts, ids) in counts.into_iter().zip(&ids) {
         let mut by_id = CountsWith::new();
@@ -560,7 +560,7 @@ pub fn counts_with_by_polars(
     ids: &BTreeSet<String>,
     other: &str,
 ) -> Result<CountsWith> {
-    let frame = crate::normalize::networks::with_networks_as_text(events, key == c::NETWORK)?;
+    let frame = crate::normalize::networks::names_as_text(events, key == c::NETWORK)?;
     let text = |name: &str| col(name).cast(DataType::String);
     let ids: Vec<String> = ids.iter().cloned().collect();
     let wanted = lit(Series::new("ids".into(), ids)).implode(false);

@@ -16,7 +16,7 @@ impl Dense {
     /// For codes of polars' process-wide dictionary.
     pub(super) fn new() -> Dense {
         Dense {
-            index_of: vec![NULL; dictionary().num_cats_upper_bound()],
+            index_of: vec![NULL; dictionary().len()],
             codes: Vec::new(),
         }
     }

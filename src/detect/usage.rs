@@ -126,7 +126,7 @@ pub fn usage(
             },
         )?;
     let mut out: BTreeMap<Entity, Usage> = BTreeMap::new();
-    let name = |code: u32| dict.cat_to_str(code).unwrap_or_default().to_string();
+    let name = |code: u32| dict.name(code).unwrap_or_default().to_string();
     for (counts, endpoints) in [(endpoints, true), (clients, false)] {
         for ((slot, value), n) in counts {
             let usage = out.entry(entities[slot as usize].clone()).or_default();
@@ -154,7 +154,7 @@ pub fn usage_by_polars(events: &DataFrame, entities: &[Entity]) -> Result<BTreeM
     use polars::prelude::*;
     let mut out: BTreeMap<Entity, Usage> = BTreeMap::new();
     let networks = entities.iter().any(|e| e.kind == EntityKind::Network);
-    let frame = crate::normalize::networks::with_networks_as_text(events, networks)?;
+    let frame = crate::normalize::networks::names_as_text(events, networks)?;
     let kinds = [
         EntityKind::Credential,
         EntityKind::Principal,

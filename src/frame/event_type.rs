@@ -310,33 +310,29 @@ pub fn to_shared(column: &Column) -> Result<Column> {
         .filter(|(_, p)| **p)
     {
         if let Some(name) = name(code) {
-            *slot = shared.insert_cat(name).stage("storing event types")?;
+            *slot = shared.insert(name).stage("storing event types")?;
         }
     }
     let codes =
         each().map(|c| c.and_then(|c| table.get(c as usize).copied().filter(|&g| g != NULL)));
     let phys = UInt32Chunked::from_iter_options(column.name().clone(), codes);
-    // SAFETY: each code was handed out by the shared dictionary just above.
-    let global = unsafe {
-        Categorical32Chunked::from_cats_and_dtype_unchecked(phys, crate::frame::cat_dtype())
-    };
-    Ok(global.into_series().into_column())
+    Ok(phys.into_column())
 }
 
 /// The event type column `column`, held in the shared dictionary's codes, in its own.
 pub fn from_shared(column: &Column) -> Result<Column> {
-    let cats = column.cat32().stage("reading event types")?;
+    let shared_codes = crate::frame::codes_of(column)?;
     let shared = crate::frame::dictionary();
     let mut coder = Coder::default();
     let mut codes = Vec::with_capacity(column.len());
     let mut last = (NULL, NO_TYPE);
-    for c in cats.physical().iter() {
-        let Some(c) = c else {
+    for c in shared_codes {
+        if c == NULL {
             codes.push(NO_TYPE);
             continue;
-        };
+        }
         if c != last.0 {
-            let name = shared.cat_to_str(c).ok_or_else(|| {
+            let name = shared.name(c).ok_or_else(|| {
                 crate::error::Error::Internal(format!("event type code {c} in no dictionary"))
             })?;
             last = (c, coder.code(name).map_err(crate::error::Error::Internal)?);

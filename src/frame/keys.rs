@@ -155,9 +155,11 @@ pub(super) fn of_column<'a>(column: &'a Column) -> Result<Vec<Codes<'a>>> {
             let arrays = column.cat16().stage(stage)?.physical().downcast_iter();
             Ok(arrays.map(|a| Codes::Narrow(a, shared.clone())).collect())
         }
-        _ => Ok((column.cat32().stage(stage)?.physical().downcast_iter())
-            .map(Codes::Wide)
-            .collect()),
+        _ => Err(Error::Internal(format!(
+            "column {} of {} is no column of codes",
+            column.name(),
+            column.dtype()
+        ))),
     }
 }
 
@@ -190,7 +192,7 @@ fn shared_codes(mapping: &CategoricalMapping) -> Result<Arc<[u32]>> {
     (0..mapping.num_cats_upper_bound() as u32)
         .map(|c| {
             (mapping.cat_to_str(c))
-                .and_then(|name| shared.get_cat(name))
+                .and_then(|name| shared.code(name))
                 .ok_or_else(|| Error::Internal(format!("key code {c} in no shared dictionary")))
         })
         .collect()
@@ -224,13 +226,10 @@ const STAGE: &str = "coding keys in fewer bytes";
 /// held in the shared dictionary or names more than `up_to` (at most [`MAX_KEYS`]).
 pub fn distinct_keys(df: &DataFrame, name: &str, up_to: usize) -> Option<Vec<u32>> {
     let column = df.column(name).ok()?;
-    let DataType::Categorical(cats, _) = column.dtype() else {
-        return None;
-    };
-    if !cats.is_global() {
+    if column.dtype() != &DataType::UInt32 {
         return None;
     }
-    distinct(column.cat32().ok()?.physical(), up_to.min(MAX_KEYS))
+    distinct(column.u32().ok()?, up_to.min(MAX_KEYS))
 }
 
 /// The keys of `sets` together, in order; none when a set is none or they are more than `up_to`.
@@ -278,7 +277,7 @@ impl KeyTable {
         let top = keys.iter().max().map_or(0, |&k| k as usize + 1);
         let mut own = vec![u16::MAX; top];
         for &key in keys {
-            let text = (shared.cat_to_str(key))
+            let text = (shared.name(key))
                 .ok_or_else(|| Error::Internal(format!("key code {key} in no dictionary")))?;
             let code = mapping.insert_cat(text).stage(STAGE)?;
             own[key as usize] = u16::try_from(code)
@@ -414,11 +413,7 @@ pub fn widened(column: &Column) -> Result<Option<Column>> {
         })
         .collect();
     let physical = UInt32Chunked::from_chunk_iter(column.name().clone(), chunks);
-    // SAFETY: every code was read from the shared dictionary just above.
-    let wide = unsafe {
-        Categorical32Chunked::from_cats_and_dtype_unchecked(physical, super::cat_dtype())
-    };
-    Ok(Some(wide.into_series().into_column()))
+    Ok(Some(physical.into_column()))
 }
 
 /// Shared codes `codes` as the physical codes of column `name` of `df`, for queries that compare
@@ -436,7 +431,7 @@ pub fn physical_codes(
     };
     let shared = dictionary();
     let own = |c: u32| {
-        let name = shared.cat_to_str(c)?;
+        let name = shared.name(c)?;
         mapping.get_cat(name)
     };
     Ok((codes.into_iter())
@@ -450,7 +445,7 @@ pub fn physical_series(df: &DataFrame, name: &str, names: &[String]) -> Result<S
     let stage = "reading codes";
     let column = df.column(name).stage(stage)?;
     let shared = dictionary();
-    let codes: Vec<Option<u32>> = names.iter().map(|n| shared.get_cat(n)).collect();
+    let codes: Vec<Option<u32>> = names.iter().map(|n| shared.code(n)).collect();
     let codes: Vec<u32> = (physical_codes(df, name, codes)?.into_iter())
         .flatten()
         .filter(|&c| c != NULL)

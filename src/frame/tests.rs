@@ -33,9 +33,8 @@ fn rows_since_keeps_each_key_from_its_instant() {
     let ts: Vec<i64> = vec![5, 5, 9, 10, 10, 20];
     let key_chunk = |range: std::ops::Range<usize>| {
         let values: Vec<Option<&str>> = keys[range].to_vec();
-        Column::new(c::CREDENTIAL.into(), values)
-            .cast(&cat_dtype())
-            .expect("categorical")
+        key_column(c::CREDENTIAL, values)
+            .expect("codes")
             .as_materialized_series()
             .clone()
     };

@@ -100,7 +100,7 @@ impl Seen {
                 Ok(of_chunk) => {
                     let dict = dictionary();
                     for (key, at) in of_chunk {
-                        if let Some(name) = dict.cat_to_str(key) {
+                        if let Some(name) = dict.name(key) {
                             note_first(firsts, name, at);
                         }
                     }
@@ -152,7 +152,7 @@ pub fn first_token_uses_of(files: &[FileStats]) -> Option<HashMap<u32, i64>> {
     let mut all = HashMap::new();
     for file in files {
         for (name, &at) in file.seen.first_token_uses.as_ref()? {
-            if let Some(key) = dict.get_cat(name) {
+            if let Some(key) = dict.code(name) {
                 note_code(&mut all, key, at);
             }
         }

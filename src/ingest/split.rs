@@ -451,7 +451,7 @@ mod same_as_whole {
         let dict = crate::frame::dictionary();
         let rows = crate::ingest::coverage::first_token_uses(std::slice::from_ref(&whole.events));
         let rows: std::collections::BTreeMap<String, i64> = (rows.expect("first uses").iter())
-            .map(|(&k, &at)| (dict.cat_to_str(k).unwrap_or_default().to_string(), at))
+            .map(|(&k, &at)| (dict.name(k).unwrap_or_default().to_string(), at))
             .collect();
         assert!(rows.len() > 1, "{rows:?}");
         assert_eq!(w.seen.first_token_uses.as_ref(), Some(&rows));

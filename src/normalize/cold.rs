@@ -69,15 +69,6 @@ pub const COLUMNS: [&str; 9] = [
     col::SOURCE_IP,
 ];
 
-/// The cold columns that are dictionary codes: spilled as their codes, read back as categories.
-const CATEGORICAL: [&str; 5] = [
-    col::USER_AGENT,
-    col::ACTION,
-    col::TARGET,
-    col::PRINCIPAL,
-    col::SOURCE_IP,
-];
-
 /// A column a selection may ask for ([`ColdColumns::select`]): the frame row of each selected
 /// row, so that the file and line of the few rows that become evidence are read alone, not the
 /// whole selection's.
@@ -110,7 +101,8 @@ fn empty(name: &str) -> Column {
         col::FILE | col::TOKEN => DataType::UInt32,
         col::LINE => DataType::UInt64,
         col::TS => DataType::Int64,
-        _ => crate::frame::cat_dtype(),
+        // The name columns: the run's dictionary's codes.
+        _ => DataType::UInt32,
     };
     Column::new_empty(name.into(), &dtype)
 }
@@ -757,20 +749,9 @@ fn read(path: &Path, names: &[&str]) -> PolarsResult<DataFrame> {
         .read_parallel(ParallelStrategy::None)
         .with_columns(Some(names.iter().map(|n| n.to_string()).collect()))
         .finish()?;
-    let mut columns = Vec::with_capacity(names.len());
-    for name in names {
-        let c = stored.column(name)?;
-        let c = if CATEGORICAL.contains(name) {
-            // Checked: a code that is not in the dictionary becomes a null, never a bad lookup.
-            let codes = c.u32()?.clone();
-            Categorical32Chunked::from_cats_and_dtype(codes, crate::frame::cat_dtype())
-                .into_series()
-                .into_column()
-        } else {
-            c.clone()
-        };
-        columns.push(c);
-    }
+    let columns = (names.iter())
+        .map(|name| stored.column(name).cloned())
+        .collect::<PolarsResult<Vec<Column>>>()?;
     DataFrame::new(stored.height(), columns)
 }
 

@@ -493,12 +493,7 @@ mod tests {
         assert!(frame.column(col::NETWORK).is_err(), "derived, not stored");
         let networks = crate::normalize::networks::network_column(&frame).expect("networks");
         frame.with_column(networks).expect("column");
-        let column = |name| {
-            let c = frame.column(name).expect("column").cast(&DataType::String);
-            let c = c.expect("strings");
-            let s = c.str().expect("strings");
-            s.iter().map(|v| v.map(str::to_string)).collect::<Vec<_>>()
-        };
+        let column = |name| crate::frame::texts(frame.column(name).expect("column")).expect("text");
         let owned = |v: [Option<&str>; 4]| v.map(|s| s.map(str::to_string)).to_vec();
         assert_eq!(column(col::PRINCIPAL), owned(rows.map(|r| r.0)));
         assert_eq!(column(col::TARGET), owned(rows.map(|r| r.1)));

@@ -31,9 +31,9 @@ pub struct FileDict<S = Slot> {
     /// All distinct strings back to back; string `i` ends at `ends[i]`.
     arena: String,
     ends: Vec<usize>,
-    /// Shared code (in polars' dictionary, or in the run's token table) of local code `i`, for
+    /// Shared code (in the run's dictionary, or in its token table) of local code `i`, for
     /// the first `global.len()` local codes.
-    global: Vec<CatSize>,
+    global: Vec<u32>,
 }
 
 impl<S> Default for FileDict<S> {
@@ -195,7 +195,7 @@ impl<S: Slots> FileDict<S> {
         self.slots.capacity() * std::mem::size_of::<S>()
             + self.arena.capacity()
             + self.ends.capacity() * std::mem::size_of::<usize>()
-            + self.global.capacity() * std::mem::size_of::<CatSize>()
+            + self.global.capacity() * std::mem::size_of::<u32>()
     }
 
     /// Forgets every string but keeps the memory: the table refills to about the same size, and
@@ -217,23 +217,15 @@ impl<S: Slots> FileDict<S> {
         ((code as usize) < self.ends.len()).then(|| entry(&self.arena, &self.ends, code))
     }
 
-    /// `codes` as a categorical column over the global dictionary, placing there the strings
-    /// added since the last call.
+    /// `codes` as a column of the run's dictionary's codes ([`crate::frame::Dictionary`]),
+    /// placing there the strings added since the last call.
     pub fn column(&mut self, name: &str, codes: &[u32]) -> PolarsResult<Column> {
-        let dtype = crate::frame::cat_dtype();
-        let DataType::Categorical(_, mapping) = &dtype else {
-            unreachable!("cat_dtype is categorical")
-        };
-        for code in self.global.len() as u32..self.ends.len() as u32 {
-            let cat = mapping.insert_cat(entry(&self.arena, &self.ends, code))?;
-            self.global.push(cat);
-        }
-        let phys = self.global_codes(name, codes);
-        // SAFETY: every code was returned by `insert_cat` on this very mapping (just above), so
-        // each is in bounds; the checked constructor looked each one up again in the shared
-        // dictionary, 5 % of ingest in `perf`.
-        let cats = unsafe { Categorical32Chunked::from_cats_and_dtype_unchecked(phys, dtype) };
-        Ok(cats.into_series().into_column())
+        let new: Vec<&str> = (self.global.len() as u32..self.ends.len() as u32)
+            .map(|code| entry(&self.arena, &self.ends, code))
+            .collect();
+        let placed = crate::frame::dictionary().insert_all(&new)?;
+        self.global.extend(placed);
+        Ok(self.global_codes(name, codes).into_series().into_column())
     }
 
     /// `codes` as a column of codes in `tokens`, placing there the strings added since the last

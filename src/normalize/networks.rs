@@ -4,42 +4,28 @@
 //! networks' rows look their addresses up instead ([`lookup`]).
 
 use std::borrow::Cow;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::columns::network_of;
 use crate::error::{FrameContext, Result};
-use crate::frame::{CodeArray, CodeTable, Codes, NULL, cat_dtype, code_arrays, dictionary};
+use crate::frame::{CodeArray, CodeTable, Codes, Dictionary, NULL, code_arrays, dictionary};
 use crate::normalize::ColdColumns;
 
 /// The network code of each address code asked about so far, by address code ([`NULL`]: no
-/// network, an internal address or not an address), for the dictionary those codes belong to.
-/// polars makes its dictionary afresh once no frame holds the old one (codes then start again
-/// from 0), so the table is kept with the dictionary it was learned in and starts empty with a
-/// new one. Readers take the current table and let go of the lock before any parallel work: a
-/// rayon worker waiting inside a parallel loop may run another task that wants to add addresses,
-/// which must never wait on a lock that worker holds. New addresses replace the table.
-#[derive(Default)]
-struct Learned {
-    dictionary: Weak<CategoricalMapping>,
-    table: Arc<Vec<Option<u32>>>,
-}
+/// network, an internal address or not an address): the run's dictionary lives as long as the
+/// process, and so does what is learned of its addresses. Readers take the current table and let
+/// go of the lock before any parallel work: a rayon worker waiting inside a parallel loop may run
+/// another task that wants to add addresses, which must never wait on a lock that worker holds.
+/// New addresses replace the table.
+static NETWORKS: LazyLock<Mutex<Arc<Vec<Option<u32>>>>> = LazyLock::new(Mutex::default);
 
-static NETWORKS: LazyLock<Mutex<Learned>> = LazyLock::new(Mutex::default);
-
-/// The dictionary in use and what is learned of its addresses.
-fn networks() -> (Arc<CategoricalMapping>, Arc<Vec<Option<u32>>>) {
-    let dict = dictionary();
-    let mut learned = NETWORKS.lock().unwrap_or_else(PoisonError::into_inner);
-    if !learned.dictionary.ptr_eq(&Arc::downgrade(&dict)) {
-        *learned = Learned {
-            dictionary: Arc::downgrade(&dict),
-            table: Arc::default(),
-        };
-    }
-    (dict, learned.table.clone())
+/// The dictionary and what is learned of its addresses.
+fn networks() -> (&'static Dictionary, Arc<Vec<Option<u32>>>) {
+    let learned = NETWORKS.lock().unwrap_or_else(PoisonError::into_inner);
+    (dictionary(), learned.clone())
 }
 
 /// Turns address codes into the code of their /24 or /64 ([`NULL`] for none), in place: derived
@@ -85,7 +71,7 @@ fn learn_arrays(arrays: &[Codes]) -> Result<()> {
 /// later one, which learns nothing, 0.32 → 0.12 s (forty-sixth session, one run each).
 fn learn_unseen(distinct_below: impl FnOnce(usize) -> Vec<u32>) -> Result<()> {
     let (dict, known) = networks();
-    let codes = distinct_below(dict.num_cats_upper_bound());
+    let codes = distinct_below(dict.len());
     let new = (codes.into_iter())
         .filter(|&ip| known.get(ip as usize).is_none_or(Option::is_none))
         .collect();
@@ -141,7 +127,7 @@ const PARSED_AT_ONCE: usize = 1 << 16;
 /// that their codes and those placed here stay its own. The addresses are parsed side by side
 /// (see [`learn_unseen`] for what it saved), and their networks placed in address order, so
 /// that each network gets the code it got when they were parsed one by one.
-fn learn(dict: Arc<CategoricalMapping>, new: Vec<u32>) -> Result<()> {
+fn learn(dict: &Dictionary, new: Vec<u32>) -> Result<()> {
     if new.is_empty() {
         return Ok(());
     }
@@ -149,31 +135,24 @@ fn learn(dict: Arc<CategoricalMapping>, new: Vec<u32>) -> Result<()> {
     // A slice at a time, so that the parsed networks waiting to be placed stay a few MB.
     for part in new.chunks(PARSED_AT_ONCE) {
         let networks: Vec<Option<String>> = (part.par_iter())
-            .map(|&ip| dict.cat_to_str(ip).and_then(network_of))
+            .map(|&ip| dict.name(ip).and_then(network_of))
             .collect();
-        for (&ip, net) in part.iter().zip(networks) {
-            let code = match net {
-                Some(net) => dict.insert_cat(&net).stage("coding networks")?,
-                None => NULL,
-            };
+        let named: Vec<&str> = networks.iter().flatten().map(String::as_str).collect();
+        let mut codes = (dict.insert_all(&named).stage("coding networks")?).into_iter();
+        for (&ip, net) in part.iter().zip(&networks) {
+            let code = net.as_ref().and_then(|_| codes.next()).unwrap_or(NULL);
             found.push((ip, code));
         }
     }
     let mut learned = NETWORKS.lock().unwrap_or_else(PoisonError::into_inner);
-    if !learned.dictionary.ptr_eq(&Arc::downgrade(&dict)) {
-        *learned = Learned {
-            dictionary: Arc::downgrade(&dict),
-            table: Arc::default(),
-        };
-    }
-    let mut next = Vec::clone(&learned.table);
+    let mut next = Vec::clone(&learned);
     for (ip, code) in found {
         if next.len() <= ip as usize {
             next.resize(ip as usize + 1, None);
         }
         next[ip as usize] = Some(code);
     }
-    learned.table = Arc::new(next);
+    *learned = Arc::new(next);
     Ok(())
 }
 
@@ -207,7 +186,7 @@ pub fn lookup<'a>(
     }
     let dict = dictionary();
     let codes: Vec<(u32, u32)> = (wanted.iter())
-        .filter_map(|&(name, value)| Some((dict.get_cat(name)?, value)))
+        .filter_map(|&(name, value)| Some((dict.code(name)?, value)))
         .collect();
     if !derived {
         return Ok((column, dense(codes)));
@@ -220,21 +199,36 @@ pub fn lookup<'a>(
     Ok((SOURCE_IP, dense(pairs)))
 }
 
-/// `events` with a network column of its addresses' networks as text, each derived from the
-/// address's own text ([`network_of`]), or `events` as they are when the query asks of no
-/// network (`needed`): the frame stores none, and the polars queries the passes over the frame
-/// replaced, kept as their references (`detect::usage`, `detect::reach`, `report::series`),
-/// grouped by it.
+/// `events` with its name columns as text, and with a network column of its addresses' networks
+/// as text, each derived from the address's own text ([`network_of`]), when the query asks of a
+/// network (`needed`): for the polars queries the passes over the frame replaced, kept as their
+/// references (`detect::usage`, `detect::reach`, `report::series`), which group and filter by
+/// name.
 #[doc(hidden)]
-pub fn with_networks_as_text(events: &DataFrame, needed: bool) -> Result<DataFrame> {
+pub fn names_as_text(events: &DataFrame, needed: bool) -> Result<DataFrame> {
     use crate::normalize::schema::col::{NETWORK, SOURCE_IP};
+    let mut out = events.clone();
+    for name in crate::frame::NAME_COLUMNS {
+        if out
+            .column(name)
+            .is_ok_and(|c| c.dtype() == &DataType::UInt32)
+        {
+            let text = crate::frame::strs(events, name)?;
+            let text: Vec<Option<&str>> = (out.column(name).stage("names as text")?)
+                .is_not_null()
+                .iter()
+                .zip(&text)
+                .map(|(valid, t)| valid.unwrap_or(false).then_some(t.as_str()))
+                .collect();
+            (out.with_column(Column::new(name.into(), text))).stage("names as text")?;
+        }
+    }
     if !needed {
-        return Ok(events.clone());
+        return Ok(out);
     }
     let networks: Vec<Option<String>> = (crate::frame::strs(events, SOURCE_IP)?.iter())
         .map(|ip| network_of(ip))
         .collect();
-    let mut out = events.clone();
     (out.with_column(Column::new(NETWORK.into(), networks))).stage("networks of the addresses")?;
     Ok(out)
 }
@@ -256,11 +250,7 @@ pub fn network_column(df: &DataFrame) -> Result<Column> {
         })
         .collect();
     let codes = UInt32Chunked::from_chunk_iter(NETWORK.into(), arrays);
-    Ok(
-        Categorical32Chunked::from_cats_and_dtype(codes, cat_dtype())
-            .into_series()
-            .into_column(),
-    )
+    Ok(codes.into_column())
 }
 
 #[cfg(test)]
@@ -273,7 +263,7 @@ mod tests {
     fn networks_learned_side_by_side_agree() {
         let dict = dictionary();
         let ip = |i: u32| format!("198.51.{}.{}", i % 40, i % 250);
-        let code = |s: &str| dict.insert_cat(s).expect("placed");
+        let code = |s: &str| dict.insert(s).expect("placed");
         let got: Vec<Vec<u32>> = (0..64u32)
             .into_par_iter()
             .map(|t| {
@@ -287,7 +277,7 @@ mod tests {
         for (t, codes) in (0..64u32).zip(&got) {
             for (i, &net) in (t * 50..t * 50 + 400).zip(codes) {
                 let want = network_of(&ip(i)).expect("public");
-                assert_eq!(dict.cat_to_str(net), Some(want.as_str()));
+                assert_eq!(dict.name(net), Some(want.as_str()));
             }
             assert_eq!(
                 codes[400..],

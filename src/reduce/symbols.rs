@@ -4,15 +4,13 @@
 //! accounts tomorrow.
 
 use std::hash::BuildHasher;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use hashbrown::HashTable;
-use polars::prelude::CategoricalMapping;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::frame::{NULL, dictionary};
+use crate::frame::{Dictionary, NULL, dictionary};
 use crate::normalize::dictionary::entry;
 
 /// Account ids and entity ids (principals, keys, addresses), one table for both: a customer
@@ -35,7 +33,7 @@ pub struct Symbols {
     /// The names' length in all.
     bytes: usize,
     /// The dictionary [`Names::Dictionary`] codes are of.
-    dict: Option<Arc<CategoricalMapping>>,
+    dict: Option<&'static Dictionary>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,7 +68,7 @@ fn hash(name: &str) -> u64 {
 }
 
 /// The name behind `code`, empty past the table.
-fn name_in<'a>(runs: &'a [Run], dict: Option<&'a CategoricalMapping>, code: u32) -> &'a str {
+fn name_in<'a>(runs: &'a [Run], dict: Option<&'a Dictionary>, code: u32) -> &'a str {
     let Some(run) = runs[..runs.partition_point(|r| r.first <= code)].last() else {
         return "";
     };
@@ -78,7 +76,7 @@ fn name_in<'a>(runs: &'a [Run], dict: Option<&'a CategoricalMapping>, code: u32)
     match &run.names {
         Names::Text { text, ends } => entry(text, ends, i),
         Names::Dictionary(codes) => (codes.get(i as usize))
-            .and_then(|&c| dict?.cat_to_str(c))
+            .and_then(|&c| dict?.name(c))
             .unwrap_or_default(),
     }
 }
@@ -116,10 +114,10 @@ impl Symbols {
     pub(super) fn intern_coded(
         &mut self,
         name: &str,
-        (code, dict): (u32, &Arc<CategoricalMapping>),
+        (code, dict): (u32, &'static Dictionary),
     ) -> Result<u32> {
-        let held = self.dict.get_or_insert_with(|| Arc::clone(dict));
-        let same = Arc::ptr_eq(held, dict);
+        let held = *self.dict.get_or_insert(dict);
+        let same = std::ptr::eq(held, dict);
         self.intern_as(name, same.then_some(code))
     }
 
@@ -162,7 +160,7 @@ impl Symbols {
         }
         self.len += 1;
         self.bytes += name.len();
-        let (runs, dict) = (&self.runs, self.dict.as_deref());
+        let (runs, dict) = (&self.runs, self.dict);
         self.code
             .insert_unique(h, code, |&c| hash(name_in(runs, dict, c)));
         Ok(code)
@@ -177,7 +175,7 @@ impl Symbols {
 
     /// The name behind `code`.
     pub fn name(&self, code: u32) -> &str {
-        name_in(&self.runs, self.dict.as_deref(), code)
+        name_in(&self.runs, self.dict, code)
     }
 
     pub fn len(&self) -> usize {
@@ -195,18 +193,18 @@ impl Symbols {
     }
 }
 
-/// Turns polars dictionary codes of one run into [`Symbols`] codes, looking each dictionary code
+/// Turns the run's dictionary codes into [`Symbols`] codes, looking each dictionary code
 /// up once: a table indexed by dictionary code, filled as codes are met.
 pub(super) struct FromDictionary {
     cache: Vec<u32>,
-    dict: Arc<CategoricalMapping>,
+    dict: &'static Dictionary,
 }
 
 impl FromDictionary {
     pub(super) fn new() -> FromDictionary {
         let dict = dictionary();
         FromDictionary {
-            cache: vec![NULL; dict.num_cats_upper_bound()],
+            cache: vec![NULL; dict.len()],
             dict,
         }
     }
@@ -232,12 +230,12 @@ impl FromDictionary {
         });
         let mut names: Vec<(&str, u32)> = (0..cache.len() as u32)
             .filter(|&c| missing[c as usize].load(Ordering::Relaxed))
-            .map(|c| (self.dict.cat_to_str(c).unwrap_or_default(), c))
+            .map(|c| (self.dict.name(c).unwrap_or_default(), c))
             .collect();
         names.par_sort_unstable();
         let mut given = Vec::with_capacity(names.len());
         for (name, code) in names {
-            given.push((code, symbols.intern_coded(name, (code, &self.dict))?));
+            given.push((code, symbols.intern_coded(name, (code, self.dict))?));
         }
         for (code, symbol) in given {
             self.cache[code as usize] = symbol;
@@ -268,8 +266,8 @@ mod tests {
         for (i, name) in names.iter().enumerate() {
             let coded = match (i / 1000) % 2 == 1 {
                 true => {
-                    let code = dict.insert_cat(name).expect("dictionary code");
-                    mixed.intern_coded(name, (code, &dict))
+                    let code = dict.insert(name).expect("dictionary code");
+                    mixed.intern_coded(name, (code, dict))
                 }
                 false => mixed.intern(name),
             };
@@ -281,9 +279,9 @@ mod tests {
         for (i, name) in names.iter().enumerate() {
             assert_eq!(mixed.name(i as u32), name);
             assert_eq!(mixed.get(name), Some(i as u32));
-            let code = dict.get_cat(name).unwrap_or(NULL);
+            let code = dict.code(name).unwrap_or(NULL);
             let again = match (i / 1000) % 2 == 1 {
-                true => mixed.intern_coded(name, (code, &dict)),
+                true => mixed.intern_coded(name, (code, dict)),
                 false => mixed.intern(name),
             };
             assert_eq!(again.expect("interned"), i as u32, "{name}");

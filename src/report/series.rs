@@ -232,7 +232,7 @@ pub fn daily_by_polars(
     time: &TimeParser,
 ) -> Result<(Vec<Days>, Option<Heatmap>)> {
     let networks = charted.iter().any(|e| e.kind == EntityKind::Network);
-    let mut frame = crate::normalize::networks::with_networks_as_text(events, networks)?;
+    let mut frame = crate::normalize::networks::names_as_text(events, networks)?;
     let local: Vec<i64> = (i64s(events, c::TS)?.into_iter())
         .map(|ts| time.local_ms(ts))
         .collect();

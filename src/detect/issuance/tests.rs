@@ -148,7 +148,7 @@ fn judges_each_token_bearing_access() {
     let time = TimeParser::new(chrono_tz::UTC);
     let facts =
         TokenFacts::issued(&events, &IN_FRAME, (10, 0..10), &time, None, RUN_ROWS).expect("facts");
-    let issuing: roaring::RoaringBitmap = dictionary().get_cat("10.0.0.1").into_iter().collect();
+    let issuing: roaring::RoaringBitmap = dictionary().code("10.0.0.1").into_iter().collect();
     assert_eq!(facts.issuing, issuing);
     let types = TypesByChunk::of(&events).expect("types");
     let judge = |max: usize, at_once: usize| {
@@ -163,7 +163,7 @@ fn judges_each_token_bearing_access() {
     // issuance plus a lifetime): a suspect, not proof.
     assert!(judged.never.is_empty());
     assert_eq!(judged.suspect, [3, 4, 6]);
-    let k1 = dictionary().get_cat("k1");
+    let k1 = dictionary().code("k1");
     assert_eq!(judged.issued_at, [Some(0), Some(0), None]);
     assert_eq!(judged.issued_kid, [k1, k1, None]);
     assert_eq!(judged.unissuing, [3, 6, 7, 8]);

@@ -389,6 +389,7 @@ fn profiles_agree_with_polars_group_bys() {
 /// queries over the access rows that name an account: each (entity, account)'s first day, then
 /// those counted by day.
 fn polars_first_days(events: &DataFrame, key: &str) -> BTreeMap<String, Vec<(i64, u64)>> {
+    let events = crate::normalize::networks::names_as_text(events, false).expect("text");
     let text = |name: &str| col(name).cast(DataType::String);
     let access = text(c::EVENT_TYPE).eq(lit("access"));
     let firsts = (events.clone().lazy())
@@ -428,6 +429,7 @@ struct Expected {
 
 /// The same numbers as polars queries over the access rows that name an account.
 fn polars_profiles(events: &DataFrame, key: &str) -> BTreeMap<String, Expected> {
+    let events = crate::normalize::networks::names_as_text(events, false).expect("text");
     let text = |name: &str| col(name).cast(DataType::String);
     let rows = events
         .clone()

@@ -11,7 +11,7 @@ fn keyed(parts: &[&[Option<&str>]]) -> DataFrame {
         .collect();
     for i in 0..8 {
         dictionary()
-            .insert_cat(&format!("before {} {i}", tag.join(",")))
+            .insert(&format!("before {} {i}", tag.join(",")))
             .expect("placed");
     }
     let mut df: Option<DataFrame> = None;
@@ -129,7 +129,10 @@ fn more_keys_than_two_bytes_hold_stay_wide() {
             .expect("narrow")
             .is_none()
     );
-    assert!(df.column("credential_id").expect("c").cat32().is_ok());
+    assert_eq!(
+        df.column("credential_id").expect("c").dtype(),
+        &DataType::UInt32
+    );
     assert_eq!(shared_codes_of(&df), before);
     // One fewer fits, unless the bound asked is lower still.
     let mut fewer = keyed(&[&values[1..]]);
@@ -156,13 +159,8 @@ fn more_keys_than_two_bytes_hold_stay_wide() {
 fn shared_codes_in_the_columns_own() {
     let mut df = keyed(&[&[Some("own-a"), Some("own-b"), None]]);
     let absent = key_column("x", vec!["own-never-in-a-row"]).expect("absent");
-    let absent = absent
-        .cat32()
-        .expect("cat")
-        .physical()
-        .get(0)
-        .expect("code");
-    let (a, b) = (dictionary().get_cat("own-a"), dictionary().get_cat("own-b"));
+    let absent = absent.u32().expect("codes").get(0).expect("code");
+    let (a, b) = (dictionary().code("own-a"), dictionary().code("own-b"));
     let asked = vec![a, None, b, Some(absent)];
     assert_eq!(
         physical_codes(&df, "credential_id", asked.clone()).expect("wide"),

@@ -360,7 +360,7 @@ fn same_rows(full: &DataFrame, hot: &DataFrame, cold: &ColdColumns) {
     // them among the asked rows.
     let wanted = ["203.0.4.1", "203.0.7.3", "203.0.9.4"];
     let dict = crate::frame::dictionary();
-    let codes: Vec<u32> = wanted.iter().filter_map(|a| dict.get_cat(a)).collect();
+    let codes: Vec<u32> = wanted.iter().filter_map(|a| dict.code(a)).collect();
     assert_eq!(codes.len(), 3);
     let ips = crate::frame::codes(full, col::SOURCE_IP).expect("codes");
     let want: Vec<IdxSize> = (asked.iter().copied())

@@ -73,7 +73,7 @@ fn rows_and_frame(seed: u64) -> (Vec<Row>, DataFrame) {
 
 fn text(code: u32) -> String {
     dictionary()
-        .cat_to_str(code)
+        .name(code)
         .map(str::to_string)
         .unwrap_or_default()
 }

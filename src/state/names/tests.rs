@@ -4,7 +4,7 @@ use super::*;
 fn placed(strings: &[&str]) -> Vec<u32> {
     let mapping = dictionary();
     (strings.iter())
-        .map(|s| mapping.insert_cat(s).expect("placed"))
+        .map(|s| mapping.insert(s).expect("placed"))
         .collect()
 }
 

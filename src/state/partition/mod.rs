@@ -166,7 +166,7 @@ impl Coder {
     fn group(&mut self, path: &Path, events: &DataFrame, tokens: &Tokens) -> Result<DataFrame> {
         let rows = events.height();
         let mut stored = Vec::with_capacity(events.width());
-        // Per categorical column: its place in `stored` and its codes in polars' dictionary.
+        // Per column of names: its place in `stored` and its codes in the run's dictionary.
         let mut coded: Vec<(usize, UInt32Chunked)> = Vec::new();
         let mut token_list = None;
         for column in events.columns() {
@@ -193,9 +193,9 @@ impl Coder {
                 let (codes, list) = self.tokens(path, column, tokens)?;
                 stored.push(codes.into_column());
                 token_list = Some(list);
-            } else if matches!(column.dtype(), DataType::Categorical(..)) {
-                let cats = column.cat32().stage("storing strings")?;
-                coded.push((stored.len(), cats.physical().rechunk().into_owned()));
+            } else if is_names(name) {
+                let codes = column.u32().stage("storing strings")?;
+                coded.push((stored.len(), codes.rechunk().into_owned()));
                 stored.push(Column::new_empty(name.into(), &DataType::UInt32));
             } else {
                 stored.push(column.clone());
@@ -223,7 +223,7 @@ impl Coder {
                 }
                 let (code, new) = self.strings.number(path, g)?;
                 if new {
-                    let text = (dict.cat_to_str(g)).ok_or_else(|| {
+                    let text = (dict.name(g)).ok_or_else(|| {
                         broken_for(path, &format!("code {g} is in no dictionary"))
                     })?;
                     lists[k].append_value(text);
@@ -457,10 +457,7 @@ fn placed(
     token_list: bool,
     tokens: &Tokens,
 ) -> Result<(Option<Symbols>, Option<Symbols>)> {
-    let dtype = crate::frame::cat_dtype();
-    let DataType::Categorical(_, mapping) = &dtype else {
-        unreachable!("cat_dtype is categorical")
-    };
+    let dict = crate::frame::dictionary();
     let mut names = listed.to_vec();
     if token_list {
         names.push(TOKENS.to_string());
@@ -476,9 +473,8 @@ fn placed(
         let merged = (strings.iter().enumerate())
             .map(|(j, list)| present(list).map(move |(row, text)| (row, j, text)))
             .kmerge_by(|a, b| (a.0, a.1) < (b.0, b.1));
-        for (_, _, text) in merged {
-            symbols.push(mapping.insert_cat(text).stage("placing strings")?);
-        }
+        let texts: Vec<&str> = merged.map(|(_, _, text)| text).collect();
+        symbols.extend(dict.insert_all(&texts).stage("placing strings")?);
         if let Some(list) = ids.first() {
             let ids: Vec<&str> = present(list).map(|(_, id)| id).collect();
             let placed = tokens.place(ids.iter().copied());
@@ -526,6 +522,12 @@ fn present(list: &StringChunked) -> impl Iterator<Item = (usize, &str)> {
 /// and token strings until its chunks are restored.
 const BATCH_ROWS: usize = 2 << 20;
 
+/// Whether column `name` holds names as the run's dictionary's codes, as stored (the event type
+/// is stored so too).
+fn is_names(name: &str) -> bool {
+    name == EVENT_TYPE || crate::frame::NAME_COLUMNS.contains(&name)
+}
+
 /// One stored chunk in the event frame's layout and codes.
 #[allow(clippy::too_many_arguments)]
 fn restore(
@@ -550,11 +552,8 @@ fn restore(
             continue;
         }
         let have = stored.column(name).map_err(|e| broken(path, e))?;
-        // The event type comes back in the shared dictionary, as stored, then in its own.
-        let want = match name == EVENT_TYPE {
-            true => &Column::new_empty(name.into(), &crate::frame::cat_dtype()),
-            false => want,
-        };
+        // The event type comes back in the run's dictionary, as stored, then in its own.
+        let named = is_names(name);
         let column = if let (true, Some(placed)) = (name == TOKEN, token_codes) {
             let local = have.u32().map_err(|e| broken(path, e))?;
             mapped(path, local, placed)?.into_column()
@@ -568,24 +567,14 @@ fn restore(
             let restored: UInt32Chunked =
                 texts.iter().map(|t| t.and_then(|_| codes.next())).collect();
             restored.with_name(TOKEN.into()).into_column()
-        } else if let (Some(placed), DataType::Categorical(..), DataType::UInt32) =
-            (symbols, want.dtype(), have.dtype())
-        {
+        } else if let (true, DataType::UInt32) = (named, have.dtype()) {
+            let placed = (symbols.as_ref())
+                .ok_or_else(|| broken_for(path, &format!("{name}: codes without their strings")))?;
             let local = have.u32().map_err(|e| broken(path, e))?;
-            let global = mapped(path, local, placed)?;
-            // SAFETY: every code was handed out by this very dictionary when the partition's
-            // strings were placed (`symbols`); the checked constructor would look each one up
-            // again.
-            let cats = unsafe {
-                Categorical32Chunked::from_cats_and_dtype_unchecked(global, want.dtype().clone())
-            };
-            cats.into_series().into_column()
-        } else if have.dtype() == want.dtype() {
-            // Dictionary-encoded strings come back in the frame's own categories.
-            have.clone()
-        } else if matches!(want.dtype(), DataType::Categorical(..)) {
+            mapped(path, local, placed)?.into_column()
+        } else if named {
             // Plain strings (a state written before this was so): through a table of this
-            // partition's own, as ingest does, so each distinct string reaches polars' shared
+            // partition's own, as ingest does, so each distinct string reaches the run's
             // dictionary once, not once a row (a plain cast spent 36 % of a nightly run there).
             let have = have.cast(&DataType::String).map_err(|e| broken(path, e))?;
             let texts = have.str().map_err(|e| broken(path, e))?;
@@ -597,6 +586,8 @@ fn restore(
                 });
             }
             dict.column(name, &codes).stage("coding strings")?
+        } else if have.dtype() == want.dtype() {
+            have.clone()
         } else {
             have.cast(want.dtype()).map_err(|e| broken(path, e))?
         };
