@@ -337,7 +337,7 @@ pub fn codes_of(column: &Column) -> Result<Vec<u32>> {
 /// One chunk of a code column held in 4 bytes.
 pub type CodeArray = <UInt32Type as PolarsDataType>::Array;
 
-/// The chunks behind a code column (a categorical, or token codes), each read as the shared
+/// The chunks behind a code column (names, or token codes), each read as the shared
 /// dictionary's codes ([`Codes`]; the keys may be held in two bytes, [`keys`]): for passes that
 /// walk several columns of the whole event table at once without copying any of them.
 pub fn code_arrays<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<Codes<'a>>> {
@@ -435,7 +435,7 @@ pub fn aligned(df: &DataFrame, names: &[&str]) -> Result<DataFrame> {
     out.select(names.iter().copied()).stage("aligning columns")
 }
 
-/// The rows whose categorical column `name` holds a value of `since`, at or after that value's
+/// The rows whose name column `name` holds a value of `since`, at or after that value's
 /// instant (null rows are out), in order. On the 10M-event export polars' `is_in` on the column
 /// and an inner join to the (value, instant) table took 0.1 s for a table naming a key used 1.8M
 /// times; a table indexed by dictionary code answers each row with two loads.
@@ -465,7 +465,7 @@ pub fn rows_since_each<const N: usize>(
     rows_keyed(df, name, keep)
 }
 
-/// The rows whose categorical column `name` holds a value of `before`, earlier than that value's
+/// The rows whose name column `name` holds a value of `before`, earlier than that value's
 /// instant, in order.
 pub fn rows_before(
     df: (&DataFrame, &ColdColumns),

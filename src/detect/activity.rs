@@ -104,7 +104,7 @@ pub fn columns(key: &str) -> Vec<&str> {
     wanted
 }
 
-/// Aggregates `rows` per value of `key`, a categorical column (rows with a null key are ignored).
+/// Aggregates `rows` per value of `key`, a name column (rows with a null key are ignored).
 ///
 /// Hand-written over the selected rows' codes: per key, the counts, instants and the first row
 /// in one pass, and the distinct accounts, sources and principals by sorting each key's codes,
@@ -329,7 +329,7 @@ fn top(codes: &[u32], names: &Names<'_>) -> Vec<(String, u64)> {
 /// its name, in order, so that a table behind a lock is locked once for all of them.
 pub type Names<'a> = dyn Fn(&[u32], &mut dyn FnMut(usize, &str)) + Sync + 'a;
 
-/// [`Names`] of polars' dictionary codes.
+/// [`Names`] of the run's dictionary codes.
 pub fn dictionary_names(codes: &[u32], each: &mut dyn FnMut(usize, &str)) {
     let dict = crate::frame::dictionary();
     for (i, &code) in codes.iter().enumerate() {
@@ -455,7 +455,7 @@ pub fn per_group(rows: LazyFrame, by: &[&str]) -> Result<Vec<Group>> {
     Ok(out)
 }
 
-/// The most frequent values of `value` per `key` (a categorical column), deterministic (count
+/// The most frequent values of `value` per `key` (a name column), deterministic (count
 /// desc, then value asc, [`TOP_N`] kept); `name` gives a value's text from its code (a token's
 /// needs the run's token table). By hand, as [`summarize`]: a polars group-by on (key, value)
 /// took 0.47 s for the 85.9M-event state's 1.98M never-issued token accesses, and
@@ -663,7 +663,7 @@ mod tests {
                     .then(|| format!("v{}", rng.random_range(0..pool)))
             };
             let column = |name: &str, values: Vec<Option<String>>| {
-                crate::frame::key_column(name, values).expect("categorical")
+                crate::frame::key_column(name, values).expect("codes")
             };
             let strings =
                 |pool: u32, nulls: u32, pick: &mut dyn FnMut(u32, u32) -> Option<String>| {

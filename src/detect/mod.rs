@@ -245,7 +245,7 @@ impl<'a> DetectInput<'a> {
         self.cold.select(self.events, names, &rows)
     }
 
-    /// [`Self::rows_of_types`] of the rows whose categorical column `name` holds one of
+    /// [`Self::rows_of_types`] of the rows whose name column `name` holds one of
     /// `values`, as `keep` cannot ask of a column beside the frame: it is read for the rows
     /// `keep` selects alone, a chunk at a time, and the other columns for the rows found.
     pub fn rows_of_types_with(

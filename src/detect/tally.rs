@@ -13,7 +13,7 @@ pub(super) struct Dense {
 }
 
 impl Dense {
-    /// For codes of polars' process-wide dictionary.
+    /// For codes of the run's dictionary of names.
     pub(super) fn new() -> Dense {
         Dense {
             index_of: vec![NULL; dictionary().len()],

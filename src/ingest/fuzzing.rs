@@ -309,7 +309,7 @@ pub fn reduce(data: &[u8]) {
         )];
         for (name, values) in names.iter().zip(&columns) {
             let values: Vec<Option<String>> = rows.iter().map(|&i| values[i].clone()).collect();
-            cols.push(crate::frame::key_column(name, values).expect("categorical"));
+            cols.push(crate::frame::key_column(name, values).expect("codes"));
         }
         DataFrame::new_infer_height(cols).expect("frame")
     };

@@ -36,7 +36,7 @@
 //! read `spill_from` events; from then on each chunk goes to a Parquet file of its own in the
 //! run's scratch directory (`Spilled`), and the held ones follow at once
 //! (`ColdSink::spill_held`), so neither the rest of ingest nor the detectors stand on them.
-//! Codes are polars' process-wide dictionary codes (and the run's token codes), valid for this
+//! Codes are the run's dictionary codes (and its token codes), valid for this
 //! process only: the files are scratch, removed with the report's staging directory. Read back
 //! from a state, the columns are already on disk in its partitions: each chunk is then a
 //! [`Loader`] of one partition row group's (`state::partition::read_hot`), read when asked.
@@ -386,7 +386,7 @@ impl ColdColumns {
         })
     }
 
-    /// Of the frame rows `rows` (sorted), those whose categorical column `name` (cold or not)
+    /// Of the frame rows `rows` (sorted), those whose name column `name` (cold or not)
     /// holds a code `keep` accepts (never a null), in order, the column read as in
     /// [`Self::rows_present`]: the rows of a few flagged addresses or principals among every
     /// login, without the column gathered for all of them first (at 300.15M events that

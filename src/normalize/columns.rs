@@ -12,8 +12,7 @@ use crate::error::{FrameContext, Result};
 use crate::frame::event_type;
 
 /// Normalised events of one file, stored column-wise and handed over in chunks. Every string
-/// field is dictionary encoded on the way in (polars categoricals over the process-wide
-/// dictionary, through the reader thread's [`Dictionaries`]; token ids as codes into the run's
+/// field is dictionary encoded on the way in (codes in the run's dictionary of names, through the reader thread's [`Dictionaries`]; token ids as codes into the run's
 /// [`Tokens`]; the event type over a dictionary of its own, [`event_type`]): a 10M-event export
 /// holds a few hundred
 /// thousand distinct principals, addresses and accounts and five keys, so a row
@@ -50,7 +49,7 @@ pub struct EventColumns {
 
 /// The dictionaries strings are coded with. A reader thread hands them from one file to the
 /// next (`ingest::read_events`): files of one export share most principals, addresses and
-/// accounts, which are then looked up in a warm table and placed in the process-wide dictionary
+/// accounts, which are then looked up in a warm table and placed in the run's dictionary
 /// once per thread instead of once per file. The default has a token table of its own: readers of
 /// one run share theirs ([`Dictionaries::new`]).
 #[derive(Default)]

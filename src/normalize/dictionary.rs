@@ -1,6 +1,7 @@
 //! One reader thread's dictionary for its string columns. Every string field of the event frame is
-//! a polars categorical over the process-wide dictionary, but inserting each value of each row into
-//! that shared, concurrent table was 42 % of ingest in `perf` on a 10M-event export. A reader
+//! coded in the run's dictionary of names (`frame::Dictionary`), but inserting each value of each
+//! row into that shared table (polars' concurrent one then) was 42 % of ingest in `perf` on a
+//! 10M-event export. A reader
 //! thread instead codes its values in a table of its own and places each distinct value in the
 //! global dictionary once, when a chunk becomes a frame. All columns share the table, as they
 //! share the global dictionary: a customer's id is both the principal and the target of most of

@@ -2,7 +2,7 @@
 //!
 //! Ingest's peak was the end of reading: every chunk of the frame held as parsed (1.99 GB at
 //! 85.9M events), beside what reading itself still holds (the readers' dictionaries, the token
-//! fingerprints, polars' dictionary, decompression and parse buffers). Past
+//! fingerprints, the dictionary of names, decompression and parse buffers). Past
 //! `--spill-from-events` each chunk, once its cold columns are taken, waits here compressed
 //! instead: instants as zig-zagged differences, codes and flags as bytes, each column through
 //! zstd level 1. The chunks are unpacked, in parallel, once reading is over and what it

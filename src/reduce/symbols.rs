@@ -1,5 +1,5 @@
 //! Strings as small numbers that mean the same thing in every run: the codes the reduced state's
-//! bitmaps are made of. polars' dictionary codes cannot serve: they are assigned per process, in
+//! bitmaps are made of. The run's dictionary codes cannot serve: they are assigned per process, in
 //! whatever order the files happened to be read, so a bitmap written tonight would name other
 //! accounts tomorrow.
 
@@ -17,13 +17,13 @@ use crate::normalize::dictionary::entry;
 /// principal is also an account, and sharing the code lets a profile ask "did it touch itself"
 /// with one bitmap lookup. Codes are given in the order names are added and never change.
 ///
-/// A name met in this run's frame is polars' dictionary's already, and is kept here as its code
+/// A name met in this run's frame is the run's dictionary's already, and is kept here as its code
 /// there (4 bytes); a name read back from a state is kept back to back with the others in a
 /// text of their own. The hash table holds codes and hashes names through either. A box per
 /// name held a pointer, a length and an allocator's block besides: with 2.99M names, loaded by
 /// every nightly run over the 85.9M-event state, that run peaked 35–75 MB higher (two
 /// alternated pairs). Held as text, the 9.4M names of the 300.15M-event export stood a second
-/// time beside polars' dictionary from the records stage to the end (about 21 bytes a name).
+/// time beside the dictionary from the records stage to the end (about 21 bytes a name).
 #[derive(Default, Clone)]
 pub struct Symbols {
     code: HashTable<u32>,
@@ -46,7 +46,7 @@ struct Run {
 enum Names {
     /// Held here: name `i` of the run ends at `ends[i]` in `text`.
     Text { text: String, ends: Vec<usize> },
-    /// polars' dictionary's, by its code there.
+    /// The run's dictionary's, by its code there.
     Dictionary(Vec<u32>),
 }
 

@@ -73,7 +73,7 @@ fn random_events(seed: u64) -> Vec<Event> {
 
 fn frame(rows: &[Event]) -> DataFrame {
     let cat = |name: &str, values: Vec<Option<String>>| {
-        crate::frame::key_column(name, values).expect("categorical")
+        crate::frame::key_column(name, values).expect("codes")
     };
     let network = |r: &Event| {
         r.4.as_ref().map(|a| {
@@ -210,7 +210,7 @@ fn networks_derived_from_addresses_reduce_as_stored_ones() {
                 .and_then(crate::normalize::columns::network_of)
         })
         .collect();
-    let column = crate::frame::key_column(c::NETWORK, networks).expect("categorical");
+    let column = crate::frame::key_column(c::NETWORK, networks).expect("codes");
     stored.with_column(column).expect("column");
     let derived = stored.drop(c::NETWORK).expect("without networks");
     let time = TimeParser::new(chrono_tz::UTC);

@@ -32,7 +32,7 @@ pub const NOT_ISSUED: i64 = i64::MAX;
 /// `last_use` of a token no access presents.
 pub const NOT_USED: i64 = i64::MIN;
 
-/// One token's facts that judging an access reads; codes are the run's (polars' dictionary for
+/// One token's facts that judging an access reads; codes are the run's (its dictionary of names for
 /// keys and addresses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenFact {
@@ -557,7 +557,7 @@ fn in_groups<'c, 'a>(chunks: &'c [Chunk<'a>], rows: usize) -> Vec<&'c [Chunk<'a>
 
 /// Sets the addresses of `issues` in a plain bit table: one per issuance at 85.9M events
 /// (15.2M), inserted one by one into a hash set or a bitmap they took 0.4–0.7 s, sorted first
-/// 0.4 s. Address codes are polars' dictionary codes, dense: the table is a few hundred KB.
+/// 0.4 s. Address codes are the run's dictionary codes, dense: the table is a few hundred KB.
 fn mark_issued_to(bits: &mut Vec<u64>, issues: &[Issues]) {
     for &a in issues.iter().flat_map(|i| &i.to) {
         let word = a as usize / 64;

@@ -72,7 +72,7 @@ type Row<'a> = (i64, &'a str, Option<u32>, Option<&'a str>, Option<&'a str>);
 
 fn frame(rows: &[Row]) -> DataFrame {
     let cat = |name: &str, values: Vec<Option<&str>>| {
-        crate::frame::key_column(name, values).expect("categorical")
+        crate::frame::key_column(name, values).expect("codes")
     };
     DataFrame::new_infer_height(vec![
         Column::new(c::TS.into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),

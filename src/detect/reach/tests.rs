@@ -23,7 +23,7 @@ type Row<'a> = (i64, &'a str, &'a str, Option<&'a str>);
 fn frame(rows: &[Row]) -> DataFrame {
     let strings = |f: fn(&Row) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
     let cat = |name: &str, values: Vec<Option<String>>| {
-        crate::frame::key_column(name, values).expect("categorical")
+        crate::frame::key_column(name, values).expect("codes")
     };
     DataFrame::new_infer_height(vec![
         Column::new(c::TS.into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
@@ -172,8 +172,7 @@ fn counts_with_counts_access_rows_per_value() {
     ];
     let with_sources = |range: std::ops::Range<usize>| {
         let mut f = frame(&rows[range.clone()]);
-        let ips =
-            crate::frame::key_column(c::SOURCE_IP, sources[range].to_vec()).expect("categorical");
+        let ips = crate::frame::key_column(c::SOURCE_IP, sources[range].to_vec()).expect("codes");
         f.with_column(ips).expect("column");
         f
     };
@@ -319,7 +318,7 @@ fn profiles_agree_with_polars_group_bys() {
         rows.push((ts, kinds[next(4) as usize], principal, target, source));
     }
     let cat = |name: &str, values: Vec<Option<String>>| {
-        crate::frame::key_column(name, values).expect("categorical")
+        crate::frame::key_column(name, values).expect("codes")
     };
     let events = DataFrame::new_infer_height(vec![
         Column::new(c::TS.into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),

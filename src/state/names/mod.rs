@@ -89,7 +89,7 @@ struct Meta {
     covers: Vec<Cover>,
 }
 
-/// The stored names, with the state's strings placed in polars' dictionary.
+/// The stored names, with the state's strings placed in the run's dictionary.
 pub struct Known {
     segments: Vec<Segment>,
     covers: Vec<Cover>,

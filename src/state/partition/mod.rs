@@ -1,5 +1,5 @@
-//! One input file's events as a Parquet file, and back. The frame's codes (polars' process-wide
-//! dictionary, the run's token table) mean nothing to the next process, so they are never
+//! One input file's events as a Parquet file, and back. The frame's codes (the run's
+//! dictionary of names, its token table) mean nothing to the next process, so they are never
 //! stored: token ids as plain strings, the other string columns as codes of the partition's own
 //! with each string listed once beside them ([`write`]), which any Parquet reader can join back.
 //! The file index is not stored either: it is the file's place among the files of the run that
@@ -42,7 +42,7 @@ const TOKENS: &str = "__tokens.token_id";
 /// The string columns are stored as codes of the partition's own, 0, 1, 2… in order of first
 /// appearance across the row and then the columns, and each string is listed once, in column
 /// `__symbols.<column>` at the row where it first appears (null elsewhere). Reading back places
-/// each listed string in polars' dictionary once per partition; stored as strings, Parquet's
+/// each listed string in the run's dictionary once per partition; stored as strings, Parquet's
 /// dictionaries are per row group and polars placed the strings of each one, which on the
 /// 85.9M-event state was 53 % of read-back's samples (`docs/performance.md`, twenty-first
 /// session). Token ids are coded the same way in a numbering of their own, listed in
@@ -118,7 +118,7 @@ fn canonical(path: &Path, events: &DataFrame) -> Result<DataFrame> {
 /// The partition's own string codes, as [`write`] hands them out.
 #[derive(Default)]
 pub struct Coder {
-    /// For polars' dictionary codes.
+    /// For the run's dictionary codes.
     strings: Numbering,
     /// For the run's token table codes.
     tokens: Numbering,
@@ -442,7 +442,7 @@ fn read_groups(
 }
 
 /// The partition's strings in the order [`write`] numbered them (`listed`: the columns that
-/// list them), each placed once in polars' dictionary: its code for each code of the partition;
+/// list them), each placed once in the run's dictionary: its code for each code of the partition;
 /// and, when it lists its token ids (`token_list`), each placed once in the run's token table
 /// (`None` for what the partition does not list: an earlier layout). Both lists are read a row
 /// group at a time, in one read: a list column is mostly nulls. Only the listed strings are
