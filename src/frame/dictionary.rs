@@ -214,7 +214,11 @@ impl Table {
         let (page, entry) = (code as usize / PAGE, code as usize % PAGE);
         let mut page_at = dict.pages[page].load(Ordering::Acquire);
         if page_at.is_null() {
-            let fresh: Box<Page> = Box::new(std::array::from_fn(|_| AtomicPtr::default()));
+            // Made on the heap: a page (512 KiB) built on the stack first would not fit the small
+            // stacks of the threads that place names.
+            let fresh: Vec<AtomicPtr<u8>> = (0..PAGE).map(|_| AtomicPtr::default()).collect();
+            let fresh: Box<Page> = (fresh.into_boxed_slice().try_into())
+                .map_err(|_| polars_err!(ComputeError: "an index page of the wrong length"))?;
             page_at = Box::into_raw(fresh);
             dict.pages[page].store(page_at, Ordering::Release);
         }
@@ -335,18 +339,22 @@ mod tests {
         assert_eq!(dict.name(oracle.len() as u32), Some(""));
     }
 
-    /// Names read by code on other threads while one thread adds more read back whole.
+    /// Names read by code on other threads while one thread adds more read back whole. The
+    /// adding thread has a stack smaller than an index page, as placing threads may (an
+    /// optimised build never put the page on the stack here: this alone does not catch that).
     #[test]
     fn names_read_while_others_are_added() {
         let dict = Dictionary::new();
         let names: Vec<String> = (0..200_000).map(|i| format!("acct-{i}")).collect();
         std::thread::scope(|s| {
-            s.spawn(|| {
+            let small = std::thread::Builder::new().stack_size(128 << 10);
+            let adding = small.spawn_scoped(s, || {
                 for batch in names.chunks(1000) {
                     let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
                     dict.insert_all(&refs).expect("codes");
                 }
             });
+            adding.expect("a thread");
             s.spawn(|| {
                 let mut seen = 0;
                 while seen < names.len() {
