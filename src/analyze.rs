@@ -212,6 +212,7 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     // The keys and event types in fewer bytes where the run's fit (see `frame::keys`,
     // `frame::event_type`); ingest may have done it already.
     let widths = read.narrowing().narrow(&mut ingested.events)?;
+    crate::frame::dictionary().seal();
     crate::memory::release_freed_everywhere();
     crate::memory::fit_to_run(ingested.events.height() as u64);
     clock.lap("ingest");
