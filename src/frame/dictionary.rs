@@ -16,7 +16,7 @@
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use foldhash::fast::FixedState;
 use polars::prelude::{PolarsResult, polars_err};
@@ -124,8 +124,7 @@ impl Dictionary {
 
     /// The code of `name`, if it has one.
     pub fn code(&self, name: &str) -> Option<u32> {
-        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        table.unseal(self);
+        let table = self.unsealed();
         table.find(self, hash(name), name).ok()
     }
 
@@ -137,6 +136,30 @@ impl Dictionary {
         table.slots = Vec::new();
     }
 
+    /// The table, its slots built again first if it was sealed: the names hashed side by side
+    /// without the lock (a rayon worker that waits on its pool while holding it could be handed
+    /// a task that wants it), then placed under it, unless another thread did so meanwhile.
+    /// Nothing is added to a sealed table, so the names hashed are still all of them.
+    fn unsealed(&self) -> MutexGuard<'_, Table> {
+        use rayon::prelude::*;
+        let lock = || self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let table = lock();
+        if !table.sealed() {
+            return table;
+        }
+        let len = table.len;
+        drop(table);
+        let tags: Vec<u32> = (0..len)
+            .into_par_iter()
+            .map(|code| hash(self.name(code).unwrap_or_default()) as u32)
+            .collect();
+        let mut table = lock();
+        if table.sealed() {
+            table.place_all(&tags);
+        }
+        table
+    }
+
     /// The code of `name`, given now if it has none.
     pub fn insert(&self, name: &str) -> PolarsResult<u32> {
         Ok(self.insert_all(&[name])?[0])
@@ -146,8 +169,7 @@ impl Dictionary {
     /// taken, and each looked up with the slots of the names ahead already on their way.
     pub fn insert_all(&self, names: &[&str]) -> PolarsResult<Vec<u32>> {
         let hashes: Vec<u64> = names.iter().map(|n| hash(n)).collect();
-        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        table.unseal(self);
+        let mut table = self.unsealed();
         let mut codes = Vec::with_capacity(names.len());
         for (i, (&name, &h)) in names.iter().zip(&hashes).enumerate() {
             if let Some(&ahead) = hashes.get(i + LOOKAHEAD) {
@@ -172,25 +194,22 @@ impl Dictionary {
 }
 
 impl Table {
-    /// The slots of a sealed table ([`Dictionary::seal`]) built again from its names: hashed
-    /// side by side, then each placed with the slots of later names already on their way.
-    fn unseal(&mut self, dict: &Dictionary) {
-        use rayon::prelude::*;
-        if !self.slots.is_empty() || self.len == 0 {
-            return;
-        }
+    /// Whether the slots were let go of ([`Dictionary::seal`]) while names are held.
+    fn sealed(&self) -> bool {
+        self.slots.is_empty() && self.len > 0
+    }
+
+    /// Slots for codes 0, 1, 2… whose hashes' low halves are `tags`, each placed with the slots
+    /// of later names already on their way.
+    fn place_all(&mut self, tags: &[u32]) {
         let mut size = 1024;
-        while (self.len as usize + 1) * 4 > size * 3 {
+        while (tags.len() + 1) * 4 > size * 3 {
             size *= 2;
         }
-        let hashes: Vec<u32> = (0..self.len)
-            .into_par_iter()
-            .map(|code| hash(dict.name(code).unwrap_or_default()) as u32)
-            .collect();
         self.slots = vec![EMPTY; size];
         let mask = size - 1;
-        for (code, &tag) in hashes.iter().enumerate() {
-            if let Some(&ahead) = hashes.get(code + LOOKAHEAD) {
+        for (code, &tag) in tags.iter().enumerate() {
+            if let Some(&ahead) = tags.get(code + LOOKAHEAD) {
                 self.prefetch(ahead as u64);
             }
             let mut i = tag as usize & mask;
