@@ -10,7 +10,7 @@ use hashbrown::HashTable;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::frame::{Dictionary, NULL, dictionary};
+use crate::frame::{NULL, dictionary};
 use crate::normalize::dictionary::entry;
 
 /// Account ids and entity ids (principals, keys, addresses), one table for both: a customer
@@ -32,8 +32,6 @@ pub struct Symbols {
     len: usize,
     /// The names' length in all.
     bytes: usize,
-    /// The dictionary [`Names::Dictionary`] codes are of.
-    dict: Option<&'static Dictionary>,
 }
 
 #[derive(Debug, Clone)]
@@ -68,7 +66,7 @@ fn hash(name: &str) -> u64 {
 }
 
 /// The name behind `code`, empty past the table.
-fn name_in<'a>(runs: &'a [Run], dict: Option<&'a Dictionary>, code: u32) -> &'a str {
+fn name_in(runs: &[Run], code: u32) -> &str {
     let Some(run) = runs[..runs.partition_point(|r| r.first <= code)].last() else {
         return "";
     };
@@ -76,7 +74,7 @@ fn name_in<'a>(runs: &'a [Run], dict: Option<&'a Dictionary>, code: u32) -> &'a 
     match &run.names {
         Names::Text { text, ends } => entry(text, ends, i),
         Names::Dictionary(codes) => (codes.get(i as usize))
-            .and_then(|&c| dict?.name(c))
+            .and_then(|&c| dictionary().name(c))
             .unwrap_or_default(),
     }
 }
@@ -109,16 +107,10 @@ impl Symbols {
         self.intern_as(name, None)
     }
 
-    /// [`Symbols::intern`] of `name`, which is `code` in `dict`: kept as that code, not as text,
-    /// unless the table already names another dictionary's codes.
-    pub(super) fn intern_coded(
-        &mut self,
-        name: &str,
-        (code, dict): (u32, &'static Dictionary),
-    ) -> Result<u32> {
-        let held = *self.dict.get_or_insert(dict);
-        let same = std::ptr::eq(held, dict);
-        self.intern_as(name, same.then_some(code))
+    /// [`Symbols::intern`] of `name`, which is `code` in the run's dictionary: kept as that code,
+    /// not as text.
+    pub(super) fn intern_coded(&mut self, name: &str, code: u32) -> Result<u32> {
+        self.intern_as(name, Some(code))
     }
 
     fn intern_as(&mut self, name: &str, coded: Option<u32>) -> Result<u32> {
@@ -160,9 +152,9 @@ impl Symbols {
         }
         self.len += 1;
         self.bytes += name.len();
-        let (runs, dict) = (&self.runs, self.dict);
+        let runs = &self.runs;
         self.code
-            .insert_unique(h, code, |&c| hash(name_in(runs, dict, c)));
+            .insert_unique(h, code, |&c| hash(name_in(runs, c)));
         Ok(code)
     }
 
@@ -175,7 +167,7 @@ impl Symbols {
 
     /// The name behind `code`.
     pub fn name(&self, code: u32) -> &str {
-        name_in(&self.runs, self.dict, code)
+        name_in(&self.runs, code)
     }
 
     pub fn len(&self) -> usize {
@@ -197,15 +189,12 @@ impl Symbols {
 /// up once: a table indexed by dictionary code, filled as codes are met.
 pub(super) struct FromDictionary {
     cache: Vec<u32>,
-    dict: &'static Dictionary,
 }
 
 impl FromDictionary {
     pub(super) fn new() -> FromDictionary {
-        let dict = dictionary();
         FromDictionary {
-            cache: vec![NULL; dict.len()],
-            dict,
+            cache: vec![NULL; dictionary().len()],
         }
     }
 
@@ -230,12 +219,12 @@ impl FromDictionary {
         });
         let mut names: Vec<(&str, u32)> = (0..cache.len() as u32)
             .filter(|&c| missing[c as usize].load(Ordering::Relaxed))
-            .map(|c| (self.dict.name(c).unwrap_or_default(), c))
+            .map(|c| (dictionary().name(c).unwrap_or_default(), c))
             .collect();
         names.par_sort_unstable();
         let mut given = Vec::with_capacity(names.len());
         for (name, code) in names {
-            given.push((code, symbols.intern_coded(name, (code, self.dict))?));
+            given.push((code, symbols.intern_coded(name, code)?));
         }
         for (code, symbol) in given {
             self.cache[code as usize] = symbol;
@@ -267,7 +256,7 @@ mod tests {
             let coded = match (i / 1000) % 2 == 1 {
                 true => {
                     let code = dict.insert(name).expect("dictionary code");
-                    mixed.intern_coded(name, (code, dict))
+                    mixed.intern_coded(name, code)
                 }
                 false => mixed.intern(name),
             };
@@ -281,7 +270,7 @@ mod tests {
             assert_eq!(mixed.get(name), Some(i as u32));
             let code = dict.code(name).unwrap_or(NULL);
             let again = match (i / 1000) % 2 == 1 {
-                true => mixed.intern_coded(name, (code, dict)),
+                true => mixed.intern_coded(name, code),
                 false => mixed.intern(name),
             };
             assert_eq!(again.expect("interned"), i as u32, "{name}");
