@@ -611,25 +611,12 @@ pub const NULL: u32 = u32::MAX;
 /// [`dictionary`], an event type through its own; a null as empty.
 pub fn strs(df: &DataFrame, name: &str) -> Result<Vec<String>> {
     let column = df.column(name).stage("reading results")?;
-    if column.dtype() == &DataType::UInt32 {
-        let dict = dictionary();
-        let codes = codes_of(column)?;
-        return Ok((codes.into_iter())
-            .map(|c| dict.name(c).unwrap_or_default().to_string())
-            .collect());
-    }
-    let column = match column.dtype() {
-        DataType::Categorical(..) => column.cast(&DataType::String).stage("reading results")?,
-        _ => column.clone(),
-    };
-    let ca = column.str().stage("reading results")?;
-    Ok(ca
-        .iter()
-        .map(|v| v.unwrap_or_default().to_string())
+    Ok((texts(column)?.into_iter())
+        .map(Option::unwrap_or_default)
         .collect())
 }
 
-/// [`strs`] with the nulls kept.
+/// [`strs`] of a column, with the nulls kept.
 pub fn texts(column: &Column) -> Result<Vec<Option<String>>> {
     if column.dtype() == &DataType::UInt32 {
         let dict = dictionary();
@@ -637,7 +624,10 @@ pub fn texts(column: &Column) -> Result<Vec<Option<String>>> {
             .map(|c| dict.name(c).map(str::to_string))
             .collect());
     }
-    let column = column.cast(&DataType::String).stage("reading results")?;
+    let column = match column.dtype() {
+        DataType::Categorical(..) => column.cast(&DataType::String).stage("reading results")?,
+        _ => column.clone(),
+    };
     let ca = column.str().stage("reading results")?;
     Ok(ca.iter().map(|v| v.map(str::to_string)).collect())
 }

@@ -207,17 +207,22 @@ impl Table {
             size *= 2;
         }
         self.slots = vec![EMPTY; size];
-        let mask = size - 1;
         for (code, &tag) in tags.iter().enumerate() {
             if let Some(&ahead) = tags.get(code + LOOKAHEAD) {
                 self.prefetch(ahead as u64);
             }
-            let mut i = tag as usize & mask;
-            while self.slots[i] != EMPTY {
-                i = (i + 1) & mask;
-            }
-            self.slots[i] = (tag as u64) << 32 | code as u64;
+            self.put((tag as u64) << 32 | code as u64);
         }
+    }
+
+    /// `slot` in the first empty slot from where its tag places it.
+    fn put(&mut self, slot: u64) {
+        let mask = self.slots.len() - 1;
+        let mut i = (slot >> 32) as usize & mask;
+        while self.slots[i] != EMPTY {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = slot;
     }
 
     fn prefetch(&self, hash: u64) {
@@ -319,13 +324,8 @@ impl Table {
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(1024);
         let old = std::mem::replace(&mut self.slots, vec![EMPTY; size]);
-        let mask = size - 1;
         for slot in old.into_iter().filter(|&s| s != EMPTY) {
-            let mut i = (slot >> 32) as usize & mask;
-            while self.slots[i] != EMPTY {
-                i = (i + 1) & mask;
-            }
-            self.slots[i] = slot;
+            self.put(slot);
         }
     }
 }

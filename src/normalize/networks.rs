@@ -209,18 +209,11 @@ pub fn names_as_text(events: &DataFrame, needed: bool) -> Result<DataFrame> {
     use crate::normalize::schema::col::{NETWORK, SOURCE_IP};
     let mut out = events.clone();
     for name in crate::frame::NAME_COLUMNS {
-        if out
-            .column(name)
-            .is_ok_and(|c| c.dtype() == &DataType::UInt32)
+        if let Ok(column) = events.column(name)
+            && column.dtype() == &DataType::UInt32
         {
-            let text = crate::frame::strs(events, name)?;
-            let text: Vec<Option<&str>> = (out.column(name).stage("names as text")?)
-                .is_not_null()
-                .iter()
-                .zip(&text)
-                .map(|(valid, t)| valid.unwrap_or(false).then_some(t.as_str()))
-                .collect();
-            (out.with_column(Column::new(name.into(), text))).stage("names as text")?;
+            let text = Column::new(name.into(), crate::frame::texts(column)?);
+            out.with_column(text).stage("names as text")?;
         }
     }
     if !needed {

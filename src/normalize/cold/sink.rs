@@ -90,7 +90,8 @@ impl ColdSink {
     /// ([`crate::normalize::Tokens::spilling_with`]), which only a big run's do. The 300.15M
     /// export's did at 6M events; held until its 16M-event bound, the cold columns of the events
     /// between (about 44 bytes each, 0.44 GB) stood at ingest's peak beside polars' dictionary of
-    /// names (then, `frame::Dictionary` since), which the generator fills early there (8.2M names by then, 3.5M in all at 100.09M).
+    /// names (then; `frame::Dictionary` since), which the generator fills early there (8.2M names
+    /// by then, 3.5M in all at 100.09M).
     /// The 100.09M export's ids pass it early too (that run's peak: 2.067 → 1.555 GB, with the
     /// pages); the 10.12M benchmark's never do (1.77M ids, 86 MB).
     pub fn big_run(&self) {
