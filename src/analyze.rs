@@ -216,11 +216,18 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     crate::memory::release_freed_everywhere();
     crate::memory::fit_to_run(ingested.events.height() as u64);
     clock.lap("ingest");
+    let (frame_files, refused) = crate::memory::frame_files();
+    if let Some(why) = refused {
+        let line =
+            format!("the frame's columns held in memory past {frame_files} bytes of files: {why}");
+        eprintln!("note: {}", report::terminal::safe(&line));
+    }
     if plan.timings {
         eprintln!(
-            "timing:   event frame {} rows, {} MB in columns (keys in {} byte(s), event types in {}), {} names in the run's dictionary ({} MB); {} token ids, {} MB ({} MB while read)",
+            "timing:   event frame {} rows, {} MB in columns ({} MB of files mapped; keys in {} byte(s), event types in {}), {} names in the run's dictionary ({} MB); {} token ids, {} MB ({} MB while read)",
             ingested.events.height(),
             ingested.events.estimated_size() >> 20,
+            frame_files >> 20,
             widths.keys,
             widths.event_types,
             crate::frame::dictionary().len(),

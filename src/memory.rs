@@ -2,6 +2,7 @@
 //! polars frees and reallocates large buffers from one query to the next, so when freed pages go
 //! back to the kernel matters for both speed and peak memory (docs/performance.md).
 
+mod frame_file;
 pub mod limit;
 
 /// `mi_option_purge_delay` in mimalloc.h (v2 and v3); the -sys crate does not name it.
@@ -223,36 +224,58 @@ pub unsafe fn keep_frame_apart() {
     FRAME_HEAP.get_or_init(|| FrameHeap(unsafe { libmimalloc_sys::mi_heap_new() }));
 }
 
-/// `values` in a vector made in the frame's heap, or an ordinary one without it (a library
-/// caller, a test, a heap mimalloc could not make, a failed allocation).
-pub fn frame_vec<T: Copy>(values: impl ExactSizeIterator<Item = T>) -> Vec<T> {
-    match FRAME_HEAP.get().filter(|h| !h.0.is_null()) {
-        // SAFETY: the heap exists only when the global allocator is mimalloc (`keep_frame_apart`).
-        Some(heap) => unsafe { vec_in(heap.0, values) },
-        None => values.collect(),
+/// From now on the frame's columns are made in files under `dir` (the run's scratch) and held
+/// in memory only while a pass reads them: a big run's ([`frame_file`]). Does nothing unless
+/// [`keep_frame_apart`] made the frame's heap (the binary, whose allocator is mimalloc).
+pub fn frame_on_disk(dir: &std::path::Path) {
+    if FRAME_HEAP.get().is_some_and(|h| !h.0.is_null()) {
+        // SAFETY: the frame's heap exists only when the global allocator is mimalloc.
+        unsafe { frame_file::start(dir) };
     }
 }
 
-/// `values` in a vector allocated exactly from `heap`.
+/// Bytes of files the frame's columns were given ([`frame_on_disk`]), and why no more could
+/// be made, if so.
+pub fn frame_files() -> (usize, Option<String>) {
+    frame_file::made()
+}
+
+/// `values` in a vector made in the frame's files ([`frame_on_disk`]) or heap, or an ordinary
+/// one without either (a library caller, a test, a heap mimalloc could not make, a failed
+/// allocation).
+pub fn frame_vec<T: Copy>(values: impl ExactSizeIterator<Item = T>) -> Vec<T> {
+    let Some(heap) = FRAME_HEAP.get().filter(|h| !h.0.is_null()) else {
+        return values.collect();
+    };
+    let Some(bytes) = (values.len())
+        .checked_mul(std::mem::size_of::<T>())
+        .filter(|&b| b > 0)
+    else {
+        return values.collect();
+    };
+    let align = std::mem::align_of::<T>();
+    let p = match frame_file::alloc(bytes, align) {
+        p if !p.is_null() => p,
+        // SAFETY: a live heap (it exists only when the global allocator is mimalloc) and a
+        // non-zero size.
+        _ => unsafe { libmimalloc_sys::mi_heap_malloc_aligned(heap.0, bytes, align).cast() },
+    };
+    // SAFETY: null or a block of `bytes` from mimalloc, which the global allocator frees.
+    unsafe { fill(p.cast(), values) }
+}
+
+/// `values` written into `p`, a block for all of them, as a vector; collected into an ordinary
+/// one when `p` is null.
 ///
 /// # Safety
 ///
-/// `heap` is a live mimalloc heap, and the vector is only freed or grown through mimalloc.
-unsafe fn vec_in<T: Copy>(
-    heap: *mut libmimalloc_sys::mi_heap_t,
-    values: impl ExactSizeIterator<Item = T>,
-) -> Vec<T> {
-    let n = values.len();
-    let Some(bytes) = n.checked_mul(std::mem::size_of::<T>()).filter(|&b| b > 0) else {
-        return values.collect();
-    };
-    // SAFETY: a live heap (the caller's promise) and a non-zero size.
-    let p =
-        unsafe { libmimalloc_sys::mi_heap_malloc_aligned(heap, bytes, std::mem::align_of::<T>()) };
-    let p = p.cast::<T>();
+/// `p` is null or a block of mimalloc's of `values.len()` elements of `T`, aligned for `T`, and
+/// the vector is only freed or grown through mimalloc.
+unsafe fn fill<T: Copy>(p: *mut T, values: impl ExactSizeIterator<Item = T>) -> Vec<T> {
     if p.is_null() {
         return values.collect();
     }
+    let n = values.len();
     let mut filled = 0;
     for v in values.take(n) {
         // SAFETY: `filled` < n, within the allocation.
@@ -315,6 +338,29 @@ pub(crate) mod tests {
         off_peak();
         assert_eq!(purge_delay(), BRIEFLY_MS);
         keep_freed_pages();
+    }
+
+    /// `values` in a vector allocated exactly from `heap`.
+    ///
+    /// # Safety
+    ///
+    /// `heap` is a live mimalloc heap, and the vector is only freed or grown through mimalloc.
+    unsafe fn vec_in<T: Copy>(
+        heap: *mut libmimalloc_sys::mi_heap_t,
+        values: impl ExactSizeIterator<Item = T>,
+    ) -> Vec<T> {
+        let Some(bytes) = (values.len())
+            .checked_mul(std::mem::size_of::<T>())
+            .filter(|&b| b > 0)
+        else {
+            return values.collect();
+        };
+        // SAFETY: a live heap (the caller's promise) and a non-zero size.
+        let p = unsafe {
+            libmimalloc_sys::mi_heap_malloc_aligned(heap, bytes, std::mem::align_of::<T>())
+        };
+        // SAFETY: null or a block of `bytes` from mimalloc (the caller frees it through mimalloc).
+        unsafe { fill(p.cast(), values) }
     }
 
     // mimalloc v3's names; the -sys crate declares v2's.

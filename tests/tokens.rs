@@ -121,7 +121,9 @@ fn unknown_keys_early_keys_and_swapped_keys_are_flagged() {
 /// query reads the column's own codes. One file, whose first event names a client and an action
 /// but no key: the keys' codes in the shared dictionary then differ from their own (which start
 /// at 0), so a query that mixed the two would differ here (checked by breaking
-/// `keys::physical_codes`: a spurious `token_under_other_key` on kid-new).
+/// `keys::physical_codes`: a spurious `token_under_other_key` on kid-new). A run that spills
+/// makes its frame's columns in a mapped file (`memory::frame_file`), so those variants also
+/// compare a frame read through a file's pages with one in memory.
 #[test]
 fn keys_and_event_types_in_any_width_give_the_same_report() {
     let dir = tmp();
@@ -234,11 +236,17 @@ fn keys_and_event_types_in_any_width_give_the_same_report() {
     ] {
         let out_dir = dir.path().join(format!("out-{name}"));
         let mut args = vec![input.to_str().unwrap(), "--timings"];
-        args.extend(options);
+        args.extend(&options);
         let out = analyze(&out_dir, &args);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let held = format!("(keys in {keys} byte(s), event types in {types})");
+        let held = format!("keys in {keys} byte(s), event types in {types})");
         assert!(stderr(&out).contains(&held), "{name}: {}", stderr(&out));
+        // A run that spills is a big run's: its frame's columns are made in a mapped file.
+        let files = match options.contains(&"--spill-from-events") {
+            true => "(256 MB of files mapped;",
+            false => "(0 MB of files mapped;",
+        };
+        assert!(stderr(&out).contains(files), "{name}: {}", stderr(&out));
         reports.push((name, files_under(&out_dir)));
     }
     let rows = anomalies(&dir.path().join("out-default"));

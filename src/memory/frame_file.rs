@@ -1,0 +1,265 @@
+//! The frame's columns in files of the run's scratch once the run is big, instead of in memory.
+//!
+//! After the names left polars' dictionary (sixty-third session), what a big run still held in
+//! memory in proportion to its events was the frame itself: its key, event type and outcome, about
+//! 2 bytes an event that every stage stands on (638 MB at 300.15M events, 212 MB at 100.09M).
+//! Reading them from disk a run of chunks at a time, as the cold columns are, means changing
+//! every pass that asks polars about the frame. Here the frame stays the same polars frame, and
+//! only where its buffers live changes: from the moment the run is known to be big
+//! ([`crate::normalize::ColdSink`] spilling), [`crate::memory::frame_vec`] makes them in a
+//! mimalloc heap whose only arena is a file in the run's scratch, mapped shared. A pager thread
+//! tells the kernel every [`PAGED_OUT_EVERY`] that the process no longer needs the pages it
+//! mapped there (`MADV_DONTNEED`): for a shared file mapping that drops them from the process,
+//! not the data, which stays in the file and the page cache, and the next read maps them again.
+//! The frame then costs the process what the passes of the last tenth of a second touched of it,
+//! and the kernel may write it out and evict it as it does any file's pages, as it does the cold
+//! columns' Parquet files. Figures, measured against the sixty-third session's binary: see
+//! `docs/scale.md`, sixty-fourth session.
+//!
+//! Each file's space is reserved before it is mapped (`fallocate`), so a full disk is met as a
+//! refusal here, the frame then made in memory as before, never as a fault while a page of the
+//! mapping is written. Files are made one at a time as the heaps before them fill.
+
+use std::ffi::c_void;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use libmimalloc_sys::mi_heap_t;
+use memmap2::{MmapMut, MmapOptions, UncheckedAdvice};
+
+/// Bytes of one file: an arena of mimalloc's must be at least 32 MiB, and a frame's column of
+/// one compacted chunk is a few MiB.
+const FILE_BYTES: usize = 256 << 20;
+
+/// Files at most: 16 GiB of frame.
+const FILES_AT_MOST: usize = 64;
+
+/// How often the mapped pages are let go.
+const PAGED_OUT_EVERY: Duration = Duration::from_millis(100);
+
+// mimalloc v3's arena calls (mimalloc.h); the -sys crate declares them only with a feature
+// that would rebuild it.
+unsafe extern "C" {
+    fn mi_manage_os_memory_ex(
+        start: *mut c_void,
+        size: usize,
+        is_committed: bool,
+        is_pinned: bool,
+        is_zero: bool,
+        numa_node: std::os::raw::c_int,
+        exclusive: bool,
+        arena_id: *mut *mut c_void,
+    ) -> bool;
+    fn mi_heap_new_in_arena(arena_id: *mut c_void) -> *mut mi_heap_t;
+}
+
+/// The files, where they are made, and the heap of the newest.
+pub(super) struct FrameFiles {
+    dir: std::path::PathBuf,
+    /// The newest file's heap; null once no more files can be made.
+    heap: AtomicPtr<mi_heap_t>,
+    maps: Mutex<Maps>,
+}
+
+#[derive(Default)]
+struct Maps {
+    held: Vec<MmapMut>,
+    /// Why the last file could not be made; no file is tried after it.
+    refused: Option<String>,
+}
+
+static FILES: OnceLock<FrameFiles> = OnceLock::new();
+
+/// From now on the frame's columns are made in files under `dir`, and their pages let go of
+/// every [`PAGED_OUT_EVERY`]. Once per process; later calls do nothing.
+///
+/// # Safety
+///
+/// The process's global allocator must be mimalloc: vectors made in these heaps are freed
+/// through it.
+pub(super) unsafe fn start(dir: &Path) {
+    if FILES.get().is_some() {
+        return;
+    }
+    let mut made = false;
+    FILES.get_or_init(|| {
+        made = true;
+        let files = FrameFiles {
+            dir: dir.to_path_buf(),
+            heap: AtomicPtr::new(std::ptr::null_mut()),
+            maps: Mutex::default(),
+        };
+        files.grow(std::ptr::null_mut());
+        files
+    });
+    if made {
+        let _ = std::thread::Builder::new()
+            .name("frame-pager".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(PAGED_OUT_EVERY);
+                    page_out();
+                }
+            });
+    }
+}
+
+/// `bytes` aligned to `align` in the frame's files, or null: the run's frame is not in files,
+/// the block is too big for one, or no more could be made.
+pub(super) fn alloc(bytes: usize, align: usize) -> *mut u8 {
+    let Some(files) = FILES.get() else {
+        return std::ptr::null_mut();
+    };
+    if bytes > FILE_BYTES / 4 {
+        return std::ptr::null_mut();
+    }
+    let mut heap = files.heap.load(Ordering::Acquire);
+    // Twice at most: in the newest file, then in one made for it.
+    for _ in 0..2 {
+        if heap.is_null() {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: a live heap in a mapping that is never unmapped, and a non-zero size.
+        let p = unsafe { libmimalloc_sys::mi_heap_malloc_aligned(heap, bytes, align) };
+        if !p.is_null() {
+            return p.cast();
+        }
+        heap = files.grow(heap);
+    }
+    std::ptr::null_mut()
+}
+
+/// Lets go of the pages of the files the process has mapped; their data stays in the files.
+pub(super) fn page_out() {
+    let Some(files) = FILES.get() else {
+        return;
+    };
+    let maps = files.maps.lock().unwrap_or_else(PoisonError::into_inner);
+    for map in &maps.held {
+        // SAFETY: a shared mapping of a file: `MADV_DONTNEED` drops the process's pages, and
+        // the next access reads them back from the file (madvise(2)), so no thread reading or
+        // writing the frame meanwhile loses or sees anything else.
+        let _ = unsafe { map.unchecked_advise(UncheckedAdvice::DontNeed) };
+    }
+}
+
+/// Bytes of files made, and why no more could be, if so.
+pub(super) fn made() -> (usize, Option<String>) {
+    let Some(files) = FILES.get() else {
+        return (0, None);
+    };
+    let maps = files.maps.lock().unwrap_or_else(PoisonError::into_inner);
+    (maps.held.len() * FILE_BYTES, maps.refused.clone())
+}
+
+impl FrameFiles {
+    /// The heap of a new file, unless a file newer than the one of `full` was made meanwhile
+    /// (its heap is returned) or no more can be (null).
+    fn grow(&self, full: *mut mi_heap_t) -> *mut mi_heap_t {
+        let mut maps = self.maps.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = self.heap.load(Ordering::Acquire);
+        if now != full || maps.refused.is_some() {
+            return now;
+        }
+        let heap = match self.map(&mut maps) {
+            Ok(heap) => heap,
+            Err(why) => {
+                maps.refused = Some(why);
+                std::ptr::null_mut()
+            }
+        };
+        self.heap.store(heap, Ordering::Release);
+        heap
+    }
+
+    /// A new file, reserved, mapped and handed to mimalloc as a heap's only arena.
+    fn map(&self, maps: &mut Maps) -> Result<*mut mi_heap_t, String> {
+        if maps.held.len() >= FILES_AT_MOST {
+            return Err(format!("{FILES_AT_MOST} files made"));
+        }
+        let say = |what: &str, e: std::io::Error| format!("{what} in {}: {e}", self.dir.display());
+        let file = tempfile::tempfile_in(&self.dir).map_err(|e| say("making a file", e))?;
+        reserve(&file, FILE_BYTES).map_err(|e| say("reserving a file's space", e))?;
+        // SAFETY: the file is unnamed and this process's alone; nothing else resizes it.
+        let mut map = unsafe { MmapOptions::new().len(FILE_BYTES).map_mut(&file) }
+            .map_err(|e| say("mapping a file", e))?;
+        let mut arena: *mut c_void = std::ptr::null_mut();
+        // SAFETY: a mapping of `FILE_BYTES`, readable and writable, of a new file (zeros), kept
+        // for the life of the process (`maps.held` is never emptied); mimalloc aligns its start.
+        let managed = unsafe {
+            mi_manage_os_memory_ex(
+                map.as_mut_ptr().cast(),
+                FILE_BYTES,
+                true,
+                false,
+                true,
+                -1,
+                true,
+                &mut arena,
+            )
+        };
+        if !managed {
+            return Err("mimalloc refused the mapping as an arena".into());
+        }
+        maps.held.push(map);
+        // SAFETY: an arena mimalloc now manages.
+        let heap = unsafe { mi_heap_new_in_arena(arena) };
+        match heap.is_null() {
+            true => Err("mimalloc made no heap in the file".into()),
+            false => Ok(heap),
+        }
+    }
+}
+
+/// Reserves `bytes` of disk for `file`, so that writing a page of its mapping never meets a full
+/// disk (which would be a `SIGBUS`, not an error).
+fn reserve(file: &std::fs::File, bytes: usize) -> std::io::Result<()> {
+    let len = libc::off_t::try_from(bytes).map_err(std::io::Error::other)?;
+    // SAFETY: an open file descriptor; mode 0 allocates and extends the file.
+    match unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A heap in a file keeps what was written to it when its pages are let go, and a block too
+    /// big for a file is refused (the caller makes it elsewhere).
+    #[test]
+    fn blocks_in_a_file_survive_their_pages_being_let_go() {
+        let dir = tempfile::tempdir().expect("scratch");
+        // SAFETY: the blocks below are freed through mimalloc, never through the test's
+        // allocator.
+        unsafe { super::start(dir.path()) };
+        let n = 3 << 20;
+        let p = super::alloc(n * 4, 4).cast::<u32>();
+        assert!(!p.is_null(), "{:?}", super::made());
+        // SAFETY: `n` u32 allocated above.
+        let block = unsafe { std::slice::from_raw_parts_mut(p, n) };
+        for (i, v) in block.iter_mut().enumerate() {
+            *v = (i as u32).wrapping_mul(2_654_435_761);
+        }
+        super::page_out();
+        assert!(
+            block
+                .iter()
+                .enumerate()
+                .all(|(i, &v)| v == (i as u32).wrapping_mul(2_654_435_761))
+        );
+        assert!(super::alloc(super::FILE_BYTES, 8).is_null());
+        // Blocks past the first file's space go to new files.
+        let more: Vec<*mut u8> = (0..40).map(|_| super::alloc(8 << 20, 8)).collect();
+        assert!(more.iter().all(|p| !p.is_null()));
+        assert!(super::made().0 > super::FILE_BYTES);
+        // SAFETY: blocks mimalloc allocated above, freed once.
+        unsafe {
+            libmimalloc_sys::mi_free(p.cast());
+            more.into_iter()
+                .for_each(|p| libmimalloc_sys::mi_free(p.cast()));
+        }
+    }
+}
