@@ -116,9 +116,10 @@ struct AnalyzeArgs {
     /// action, token, target account, principal, source address: about 44 bytes an event) go to
     /// scratch files beside --out; from there on the token ids follow them as they are placed
     /// (known in memory by a keyed fingerprint), the frame's chunks wait compressed in memory
-    /// until reading ends, and the frame is copied out of the memory pages parsing left it in. 0
+    /// until reading ends, the frame is copied out of the memory pages parsing left it in, and its
+    /// columns are made in files there, mapped, held in memory only while a pass reads them. 0
     /// does all of it from the first event. The columns also go there as soon as the token ids
-    /// outgrow 256 MiB in memory, which only a big run's do. Reports are the same either way.
+    /// outgrow 128 MiB in memory, which only a big run's do. Reports are the same either way.
     /// See docs/scale.md.
     #[arg(long, default_value_t = audithound::normalize::cold::SPILL_FROM)]
     spill_from_events: u64,
