@@ -56,8 +56,10 @@ unsafe extern "C" {
     fn mi_heap_new_in_arena(arena_id: *mut c_void) -> *mut mi_heap_t;
 }
 
-/// The files, where they are made, and the heap of the newest.
-pub(super) struct FrameFiles {
+/// The files, where they are made, and the heap of the newest. Never dropped: mimalloc keeps
+/// an arena for the life of the process and visits it when it collects, so its mapping must
+/// outlive everything ([`FrameFiles::under`] leaks it).
+struct FrameFiles {
     dir: std::path::PathBuf,
     /// The newest file's heap; null once no more files can be made.
     heap: AtomicPtr<mi_heap_t>,
@@ -71,7 +73,8 @@ struct Maps {
     refused: Option<String>,
 }
 
-static FILES: OnceLock<FrameFiles> = OnceLock::new();
+/// The run's, once it is known big.
+static FILES: OnceLock<&'static FrameFiles> = OnceLock::new();
 
 /// From now on the frame's columns are made in files under `dir`, and their pages let go of
 /// every [`PAGED_OUT_EVERY`]. Once per process; later calls do nothing.
@@ -87,13 +90,7 @@ pub(super) unsafe fn start(dir: &Path) {
     let mut made = false;
     FILES.get_or_init(|| {
         made = true;
-        let files = FrameFiles {
-            dir: dir.to_path_buf(),
-            heap: AtomicPtr::new(std::ptr::null_mut()),
-            maps: Mutex::default(),
-        };
-        files.grow(std::ptr::null_mut());
-        files
+        FrameFiles::under(dir)
     });
     if made {
         let _ = std::thread::Builder::new()
@@ -101,61 +98,80 @@ pub(super) unsafe fn start(dir: &Path) {
             .spawn(|| {
                 loop {
                     std::thread::sleep(PAGED_OUT_EVERY);
-                    page_out();
+                    if let Some(files) = FILES.get() {
+                        files.page_out();
+                    }
                 }
             });
     }
 }
 
-/// `bytes` aligned to `align` in the frame's files, or null: the run's frame is not in files,
-/// the block is too big for one, or no more could be made.
+/// `bytes` aligned to `align` in the run's frame files, or null: the run's frame is not in
+/// files, the block is too big for one, or no more could be made.
 pub(super) fn alloc(bytes: usize, align: usize) -> *mut u8 {
-    let Some(files) = FILES.get() else {
-        return std::ptr::null_mut();
-    };
-    if bytes > FILE_BYTES / 4 {
-        return std::ptr::null_mut();
-    }
-    let mut heap = files.heap.load(Ordering::Acquire);
-    // Twice at most: in the newest file, then in one made for it.
-    for _ in 0..2 {
-        if heap.is_null() {
-            return std::ptr::null_mut();
-        }
-        // SAFETY: a live heap in a mapping that is never unmapped, and a non-zero size.
-        let p = unsafe { libmimalloc_sys::mi_heap_malloc_aligned(heap, bytes, align) };
-        if !p.is_null() {
-            return p.cast();
-        }
-        heap = files.grow(heap);
-    }
-    std::ptr::null_mut()
+    FILES
+        .get()
+        .map_or(std::ptr::null_mut(), |files| files.alloc(bytes, align))
 }
 
-/// Lets go of the pages of the files the process has mapped; their data stays in the files.
-pub(super) fn page_out() {
-    let Some(files) = FILES.get() else {
-        return;
-    };
-    let maps = files.maps.lock().unwrap_or_else(PoisonError::into_inner);
-    for map in &maps.held {
-        // SAFETY: a shared mapping of a file: `MADV_DONTNEED` drops the process's pages, and
-        // the next access reads them back from the file (madvise(2)), so no thread reading or
-        // writing the frame meanwhile loses or sees anything else.
-        let _ = unsafe { map.unchecked_advise(UncheckedAdvice::DontNeed) };
-    }
-}
-
-/// Bytes of files made, and why no more could be, if so.
+/// Bytes of the run's frame files, and why no more could be made, if so.
 pub(super) fn made() -> (usize, Option<String>) {
-    let Some(files) = FILES.get() else {
-        return (0, None);
-    };
-    let maps = files.maps.lock().unwrap_or_else(PoisonError::into_inner);
-    (maps.held.len() * FILE_BYTES, maps.refused.clone())
+    FILES.get().map_or((0, None), |files| files.made())
 }
 
 impl FrameFiles {
+    /// Files under `dir`, the first made now (or refused, then none is), kept for the life of
+    /// the process.
+    fn under(dir: &Path) -> &'static FrameFiles {
+        let files = Box::leak(Box::new(FrameFiles {
+            dir: dir.to_path_buf(),
+            heap: AtomicPtr::new(std::ptr::null_mut()),
+            maps: Mutex::default(),
+        }));
+        files.grow(std::ptr::null_mut());
+        files
+    }
+
+    /// `bytes` aligned to `align` in the newest file, or in a new one when it is full; null
+    /// when the block is too big for a file or no more files can be made.
+    fn alloc(&self, bytes: usize, align: usize) -> *mut u8 {
+        if bytes > FILE_BYTES / 4 {
+            return std::ptr::null_mut();
+        }
+        let mut heap = self.heap.load(Ordering::Acquire);
+        // Twice at most: in the newest file, then in one made for it.
+        for _ in 0..2 {
+            if heap.is_null() {
+                return std::ptr::null_mut();
+            }
+            // SAFETY: a live heap in a mapping that is never unmapped, and a non-zero size
+            // (`frame_vec` asks for none smaller than a byte).
+            let p = unsafe { libmimalloc_sys::mi_heap_malloc_aligned(heap, bytes, align) };
+            if !p.is_null() {
+                return p.cast();
+            }
+            heap = self.grow(heap);
+        }
+        std::ptr::null_mut()
+    }
+
+    /// Lets go of the pages of the files the process has mapped; their data stays in the files.
+    fn page_out(&self) {
+        let maps = self.maps.lock().unwrap_or_else(PoisonError::into_inner);
+        for map in &maps.held {
+            // SAFETY: a shared mapping of a file: `MADV_DONTNEED` drops the process's pages,
+            // and the next access reads them back from the file (madvise(2)), so no thread
+            // reading or writing the frame meanwhile loses or sees anything else.
+            let _ = unsafe { map.unchecked_advise(UncheckedAdvice::DontNeed) };
+        }
+    }
+
+    /// Bytes of files made, and why no more could be, if so.
+    fn made(&self) -> (usize, Option<String>) {
+        let maps = self.maps.lock().unwrap_or_else(PoisonError::into_inner);
+        (maps.held.len() * FILE_BYTES, maps.refused.clone())
+    }
+
     /// The heap of a new file, unless a file newer than the one of `full` was made meanwhile
     /// (its heap is returned) or no more can be (null).
     fn grow(&self, full: *mut mi_heap_t) -> *mut mi_heap_t {
@@ -227,39 +243,48 @@ fn reserve(file: &std::fs::File, bytes: usize) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    /// A heap in a file keeps what was written to it when its pages are let go, and a block too
-    /// big for a file is refused (the caller makes it elsewhere).
+    use super::{FILE_BYTES, FrameFiles};
+
+    /// A heap in a file keeps what was written to it when its pages are let go (made with a
+    /// private mapping instead, the test never ends: mimalloc's own records in the file are
+    /// lost with the pages), blocks past a file's space go to new files, and a block too big
+    /// for a file is refused (the caller makes it elsewhere).
     #[test]
     fn blocks_in_a_file_survive_their_pages_being_let_go() {
         let dir = tempfile::tempdir().expect("scratch");
-        // SAFETY: the blocks below are freed through mimalloc, never through the test's
-        // allocator.
-        unsafe { super::start(dir.path()) };
+        let files = FrameFiles::under(dir.path());
         let n = 3 << 20;
-        let p = super::alloc(n * 4, 4).cast::<u32>();
-        assert!(!p.is_null(), "{:?}", super::made());
+        let p = files.alloc(n * 4, 4).cast::<u32>();
+        assert!(!p.is_null(), "{:?}", files.made());
         // SAFETY: `n` u32 allocated above.
         let block = unsafe { std::slice::from_raw_parts_mut(p, n) };
+        let value = |i: usize| (i as u32).wrapping_mul(2_654_435_761);
         for (i, v) in block.iter_mut().enumerate() {
-            *v = (i as u32).wrapping_mul(2_654_435_761);
+            *v = value(i);
         }
-        super::page_out();
-        assert!(
-            block
-                .iter()
-                .enumerate()
-                .all(|(i, &v)| v == (i as u32).wrapping_mul(2_654_435_761))
-        );
-        assert!(super::alloc(super::FILE_BYTES, 8).is_null());
-        // Blocks past the first file's space go to new files.
-        let more: Vec<*mut u8> = (0..40).map(|_| super::alloc(8 << 20, 8)).collect();
+        files.page_out();
+        assert!(block.iter().enumerate().all(|(i, &v)| v == value(i)));
+        assert!(files.alloc(FILE_BYTES, 8).is_null());
+        let more: Vec<*mut u8> = (0..40).map(|_| files.alloc(8 << 20, 8)).collect();
         assert!(more.iter().all(|p| !p.is_null()));
-        assert!(super::made().0 > super::FILE_BYTES);
-        // SAFETY: blocks mimalloc allocated above, freed once.
+        assert_eq!(files.made(), (2 * FILE_BYTES, None));
+        // SAFETY: blocks mimalloc allocated above, each freed once.
         unsafe {
             libmimalloc_sys::mi_free(p.cast());
             more.into_iter()
                 .for_each(|p| libmimalloc_sys::mi_free(p.cast()));
         }
+    }
+
+    /// A folder where no file can be made gives no memory and says why, so the frame is made
+    /// in memory as before.
+    #[test]
+    fn a_folder_that_refuses_files_gives_no_memory_and_says_why() {
+        let dir = tempfile::tempdir().expect("scratch");
+        let files = FrameFiles::under(&dir.path().join("gone"));
+        assert!(files.alloc(1 << 20, 8).is_null());
+        let (bytes, why) = files.made();
+        assert_eq!(bytes, 0);
+        assert!(why.is_some_and(|w| w.contains("making a file")));
     }
 }
