@@ -218,8 +218,10 @@ pub fn run(plan: &Plan) -> Result<Outcome> {
     clock.lap("ingest");
     let (frame_files, refused) = crate::memory::frame_files();
     if let Some(why) = refused {
-        let line =
-            format!("the frame's columns held in memory past {frame_files} bytes of files: {why}");
+        let line = format!(
+            "the frame's columns held in memory past {} MB of files: {why}",
+            frame_files >> 20
+        );
         eprintln!("note: {}", report::terminal::safe(&line));
     }
     if plan.timings {

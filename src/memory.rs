@@ -247,10 +247,7 @@ pub fn frame_vec<T: Copy>(values: impl ExactSizeIterator<Item = T>) -> Vec<T> {
     let Some(heap) = FRAME_HEAP.get().filter(|h| !h.0.is_null()) else {
         return values.collect();
     };
-    let Some(bytes) = (values.len())
-        .checked_mul(std::mem::size_of::<T>())
-        .filter(|&b| b > 0)
-    else {
+    let Some(bytes) = block_bytes::<T>(values.len()) else {
         return values.collect();
     };
     let align = std::mem::align_of::<T>();
@@ -262,6 +259,12 @@ pub fn frame_vec<T: Copy>(values: impl ExactSizeIterator<Item = T>) -> Vec<T> {
     };
     // SAFETY: null or a block of `bytes` from mimalloc, which the global allocator frees.
     unsafe { fill(p.cast(), values) }
+}
+
+/// Bytes of a block of `n` values of `T`: none when empty (mimalloc is not asked for zero
+/// bytes) or past the address space.
+fn block_bytes<T>(n: usize) -> Option<usize> {
+    n.checked_mul(std::mem::size_of::<T>()).filter(|&b| b > 0)
 }
 
 /// `values` written into `p`, a block for all of them, as a vector; collected into an ordinary
@@ -349,10 +352,7 @@ pub(crate) mod tests {
         heap: *mut libmimalloc_sys::mi_heap_t,
         values: impl ExactSizeIterator<Item = T>,
     ) -> Vec<T> {
-        let Some(bytes) = (values.len())
-            .checked_mul(std::mem::size_of::<T>())
-            .filter(|&b| b > 0)
-        else {
+        let Some(bytes) = block_bytes::<T>(values.len()) else {
             return values.collect();
         };
         // SAFETY: a live heap (the caller's promise) and a non-zero size.

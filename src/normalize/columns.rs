@@ -217,9 +217,11 @@ impl EventColumns {
             (col::TARGET, target),
         ];
         let mut columns = Vec::with_capacity(strings.len() + 4);
-        // Copied out exactly, in the frame's heap (see `memory::keep_frame_apart`); the buffer
-        // stays for the next chunk.
-        let ts = crate::memory::frame_vec(self.ts.iter().copied());
+        // Copied out exactly; the buffer stays for the next chunk. The instants wait beside the
+        // frame (a cold column), so they are made where the other cold columns are
+        // (`FileDict::column`), not in the frame's heap or files (`memory::frame_vec`), where a
+        // big run wrote 8 bytes an event into the mapped files only to free them once spilled.
+        let ts: Vec<i64> = self.ts.iter().copied().collect();
         self.ts.clear();
         columns.push(Column::new(col::TS.into(), ts));
         let types = crate::memory::frame_vec(self.event_type.iter().copied());
