@@ -13,15 +13,18 @@
 //! not the data, which stays in the file and the page cache, and the next read maps them again.
 //! The frame then costs the process what the passes of the last tenth of a second touched of it,
 //! and the kernel may write it out and evict it as it does any file's pages, as it does the cold
-//! columns' Parquet files. Figures, measured against the sixty-third session's binary: see
-//! `docs/scale.md`, sixty-fourth session.
+//! columns' Parquet files. Measured against the sixty-third session's binary (`docs/scale.md`,
+//! sixty-fourth session), reports identical: the 300.15M-event export's peak 1.85–1.88 →
+//! 1.61–1.62 GB (now ingest's; every later stage 0.4–0.6 GB lower, resident after ingest 1.00 →
+//! 0.42 GB), in 717.6 s against 818.5. The 100.09M export's stayed 1.27–1.29 GB with this alone:
+//! it was set in the run's first seconds, before the run was known big, which
+//! `normalize::tokens::HELD_AT_MOST` then shortened (0.94–0.97 GB).
 //!
 //! Each file's space is reserved before it is mapped (`fallocate`), so a full disk is met as a
 //! refusal here, the frame then made in memory as before, never as a fault while a page of the
 //! mapping is written. Files are made one at a time as the heaps before them fill.
 
 use std::ffi::c_void;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -232,13 +235,21 @@ impl FrameFiles {
 
 /// Reserves `bytes` of disk for `file`, so that writing a page of its mapping never meets a full
 /// disk (which would be a `SIGBUS`, not an error).
+#[cfg(target_os = "linux")]
 fn reserve(file: &std::fs::File, bytes: usize) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
     let len = libc::off_t::try_from(bytes).map_err(std::io::Error::other)?;
     // SAFETY: an open file descriptor; mode 0 allocates and extends the file.
     match unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } {
         0 => Ok(()),
         _ => Err(std::io::Error::last_os_error()),
     }
+}
+
+/// Elsewhere no space is reserved, so no file is mapped: the frame stays in memory.
+#[cfg(not(target_os = "linux"))]
+fn reserve(_: &std::fs::File, _: usize) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
 }
 
 #[cfg(test)]

@@ -221,7 +221,7 @@ impl EventColumns {
         // frame (a cold column), so they are made where the other cold columns are
         // (`FileDict::column`), not in the frame's heap or files (`memory::frame_vec`), where a
         // big run wrote 8 bytes an event into the mapped files only to free them once spilled.
-        let ts: Vec<i64> = self.ts.iter().copied().collect();
+        let ts = self.ts.to_vec();
         self.ts.clear();
         columns.push(Column::new(col::TS.into(), ts));
         let types = crate::memory::frame_vec(self.event_type.iter().copied());
