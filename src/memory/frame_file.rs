@@ -87,9 +87,6 @@ static FILES: OnceLock<&'static FrameFiles> = OnceLock::new();
 /// The process's global allocator must be mimalloc: vectors made in these heaps are freed
 /// through it.
 pub(super) unsafe fn start(dir: &Path) {
-    if FILES.get().is_some() {
-        return;
-    }
     let mut made = false;
     FILES.get_or_init(|| {
         made = true;

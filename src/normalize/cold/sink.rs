@@ -122,16 +122,14 @@ impl ColdSink {
         // A big run's freed pages go back at once from the moment it is known to be one.
         crate::memory::fit_to_run(seen);
         let spilling = self.spills(seen);
-        if spilling {
-            // A big run's: the frame's own columns go to files beside these from now on.
-            crate::memory::frame_on_disk(&self.dir);
-        }
         let stored = match spilling {
             true => Stored::Spilled(self.write(id, cold)?),
             false => Stored::Held(cold),
         };
         self.lock().push((id, stored));
         if spilling && !self.held_written.swap(true, Ordering::AcqRel) {
+            // A big run's: the frame's own columns go to files beside these from now on.
+            crate::memory::frame_on_disk(&self.dir);
             self.spill_held()?;
         }
         Ok(ColdChunk {
